@@ -1,0 +1,266 @@
+"""``seedbed``: run the coordinator, submit and follow scenarios, read logs, abort runs.
+
+Exit codes: 0 SUCCESS, 1 FAILED, 2 usage or connection error, 3 ABORTED, 4 WARNING.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from seedbed.api.v1 import run_pb2
+from seedbed.client import Client, ClientError, LogEvent, RunEnded
+
+EXIT_CODES = {
+    run_pb2.RUN_STATE_SUCCESS: 0,
+    run_pb2.RUN_STATE_FAILED: 1,
+    run_pb2.RUN_STATE_ABORTED: 3,
+    run_pb2.RUN_STATE_WARNING: 4,
+}
+EXIT_USAGE = 2
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def _state(value: int) -> str:
+    return run_pb2.RunState.Name(value).removeprefix("RUN_STATE_")
+
+
+def _reason(value: int) -> str:
+    return run_pb2.FailureReason.Name(value).removeprefix("FAILURE_REASON_")
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"seedbed: --param takes key=value, got {item!r}")
+        params[key] = value
+    return params
+
+
+def _scenario_id_for(path: Path) -> str:
+    slug = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-_") or "scenario"
+    return slug[:63]
+
+
+# -- printing ---------------------------------------------------------------------------------------
+
+
+def print_line(line: run_pb2.LogLine) -> None:
+    if line.stream == run_pb2.LOG_STREAM_STDOUT:
+        print(line.text, flush=True)
+    elif line.stream == run_pb2.LOG_STREAM_STDERR:
+        print(line.text, file=sys.stderr, flush=True)
+    else:
+        level = f" {line.level.upper()}" if line.level else ""
+        print(f"[seedbed{level}] {line.text}", file=sys.stderr, flush=True)
+
+
+def describe(run: run_pb2.Run) -> str:
+    text = f"run {run.id} {_state(run.state)}"
+    if run.HasField("start_time") and run.HasField("end_time"):
+        seconds = (run.end_time.ToDatetime() - run.start_time.ToDatetime()).total_seconds()
+        text += f" in {seconds:.2f}s"
+    if run.HasField("first_error") and run.first_error.type:
+        err = run.first_error
+        where = f" (line {err.line})" if err.line else ""
+        reason = f"{_reason(err.reason)}: " if err.reason else ""
+        text += f"\n  {reason}{err.type}: {err.message}{where}"
+        if err.traceback:
+            text += "\n" + "\n".join("  " + t for t in err.traceback.rstrip().splitlines())
+    if run.logs_truncated:
+        text += f"\n  logs truncated: {run.dropped_log_lines} lines dropped over the per-run cap"
+    return text
+
+
+def follow(client: Client, run_id: str, after: int = 0, follow_: bool = True) -> run_pb2.Run:
+    for event in client.stream_logs(run_id, after=after, follow=follow_):
+        if isinstance(event, LogEvent):
+            print_line(event.line)
+        elif isinstance(event, RunEnded):
+            return event.run
+    raise AssertionError("unreachable")
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from seedbed.coordinator import CoordinatorSettings, serve
+
+    overrides = {k: v for k, v in {"listen": args.listen, "store_url": args.store_url}.items() if v}
+    settings = CoordinatorSettings(**overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        script = path.read_text()
+    except OSError as exc:
+        print(f"seedbed: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    params = _parse_params(args.param)
+    scenario_id = args.scenario or _scenario_id_for(path)
+    if args.local:
+        return _with_local_coordinator(lambda address: _submit(address, scenario_id, script, params, args))
+    return _submit(args.address, scenario_id, script, params, args)
+
+
+def _submit(address: str, scenario_id: str, script: str, params: dict[str, str], args: argparse.Namespace) -> int:
+    from seedbed.api.v1 import scenario_pb2
+
+    settings = None
+    if args.timeout:
+        settings = scenario_pb2.ScenarioSettings(timeout_seconds=args.timeout)
+    with Client(address) as client:
+        client.put_scenario(scenario_id, script=script, settings=settings)
+        fire = client.run(scenario_id, params)
+        if fire.state == run_pb2.TRIGGER_FIRE_STATE_CANCELLED:
+            print(f"seedbed: fire {fire.id} cancelled: {fire.cancel_reason}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"[seedbed] fire {fire.id} → run {fire.run_id}", file=sys.stderr, flush=True)
+        if not args.follow:
+            print(fire.run_id)
+            return 0
+        run = follow(client, fire.run_id)
+        print(f"[seedbed] {describe(run)}", file=sys.stderr)
+        return EXIT_CODES.get(run.state, 1)
+
+
+def _with_local_coordinator(body: Callable[[str], int]) -> int:
+    """Start an embedded coordinator (SQLite store, local Ray, local Docker) for one command."""
+    from seedbed.coordinator import CoordinatorSettings, running_in_thread
+
+    logging.basicConfig(level=logging.WARNING, format="[seedbed %(levelname)s] %(message)s")
+    try:
+        with running_in_thread(CoordinatorSettings(listen="127.0.0.1:0")) as coordinator:
+            if coordinator.engine_problem:
+                print(f"seedbed: {coordinator.engine_problem}", file=sys.stderr)
+            return body(coordinator.address)
+    except OSError as exc:
+        print(f"seedbed: the embedded coordinator did not start: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    with Client(args.address) as client:
+        run = follow(client, args.run_id, after=args.after, follow_=args.follow)
+        if run.state in EXIT_CODES:
+            print(f"[seedbed] {describe(run)}", file=sys.stderr)
+            return EXIT_CODES[run.state]
+        return 0
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    with Client(args.address) as client:
+        response = client.abort(args.run_id, args.reason)
+        if response.already_finished:
+            print(f"run {args.run_id} had already ended ({_state(response.run.state)}): nothing to abort")
+        else:
+            print(describe(response.run))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    with Client(args.address) as client:
+        runs = client.list_runs(args.scenario or "", args.limit)
+    if args.json:
+        from google.protobuf.json_format import MessageToDict
+
+        print(json.dumps([MessageToDict(r) for r in runs], indent=2))
+        return 0
+    print(f"{'RUN':<22} {'SCENARIO':<24} {'STATE':<8} {'CREATED':<20} ERROR")
+    for run in runs:
+        created = run.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+        error = f"{run.first_error.type}: {run.first_error.message}"[:60] if run.first_error.type else ""
+        print(f"{run.id:<22} {run.scenario_id:<24} {_state(run.state):<8} {created:<20} {error}")
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    import docker
+
+    from seedbed.worker.images import ensure_image
+
+    client = docker.DockerClient(base_url=args.docker_url) if args.docker_url else docker.from_env()
+    tag = ensure_image(client, log=lambda msg: print(f"[seedbed] {msg}", file=sys.stderr, flush=True))
+    print(tag)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seedbed", description="Run test-data seeding scenarios.")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("SEEDBED_ADDRESS", DEFAULT_ADDRESS),
+        help="coordinator host:port (SEEDBED_ADDRESS; default %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("server", help="run the coordinator (embedded defaults: SQLite, local Ray, local Docker)")
+    p.add_argument("--listen", help="host:port to bind (SEEDBED_LISTEN)")
+    p.add_argument("--store-url", help="SQLAlchemy URL of the store (SEEDBED_STORE_URL)")
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("run", help="submit a scenario file and follow its logs")
+    p.add_argument("file")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--scenario", help="scenario id (default: from the file name)")
+    p.add_argument("--timeout", type=int, default=0, help="deadline of the run in seconds")
+    p.add_argument("--follow", dest="follow", action="store_true", default=True, help="show logs live (default)")
+    p.add_argument("--no-follow", dest="follow", action="store_false", help="print the run id and return")
+    p.add_argument("--local", action="store_true", help="start an embedded coordinator for this one run")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("logs", help="print a run's logs")
+    p.add_argument("run_id")
+    p.add_argument("--follow", "-f", action="store_true", help="keep following until the run ends")
+    p.add_argument("--after", type=int, default=0, help="start after this sequence number")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("abort", help="abort a run")
+    p.add_argument("run_id")
+    p.add_argument("--reason", default="aborted from the command line")
+    p.set_defaults(func=cmd_abort)
+
+    p = sub.add_parser("runs", help="list recent runs")
+    p.add_argument("--scenario")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("image", help="sandbox images")
+    image_sub = p.add_subparsers(dest="image_command", required=True)
+    b = image_sub.add_parser("build", help="build the sandbox image offline (a no-op when up to date)")
+    b.add_argument("--docker-url", default=os.environ.get("SEEDBED_DOCKER_URL", ""))
+    b.set_defaults(func=cmd_image_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ClientError as exc:
+        hint = ""
+        if exc.code.name == "UNAVAILABLE":
+            hint = f"\n  is a coordinator running at {args.address}? start one with `seedbed server`"
+        print(f"seedbed: {exc}{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

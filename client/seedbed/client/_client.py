@@ -1,0 +1,205 @@
+"""The client's implementation: a thin, typed layer over the generated stubs.
+
+Every call that creates something carries an idempotency key, generated when the caller gives
+none and reused when the call is retried, so a retry after a lost answer never starts a second run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+
+import grpc
+
+from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
+
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+TERMINAL = frozenset(
+    {run_pb2.RUN_STATE_SUCCESS, run_pb2.RUN_STATE_WARNING, run_pb2.RUN_STATE_FAILED, run_pb2.RUN_STATE_ABORTED}
+)
+
+
+class ClientError(Exception):
+    """A call failed; ``code`` is the gRPC status code, the message the server's explanation."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.details = message
+
+
+def _wrap(exc: grpc.RpcError) -> ClientError:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    return ClientError(code, details or "")
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    line: run_pb2.LogLine
+
+    @property
+    def text(self) -> str:
+        return self.line.text
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    end: run_pb2.StreamEnd
+
+    @property
+    def run(self) -> run_pb2.Run:
+        return self.end.run
+
+
+class Client:
+    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 5) -> None:
+        self.address = address
+        self._timeout = timeout
+        self._retries = retries
+        self._channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 64 * 2**20)]
+        )
+        self._scenarios = scenario_pb2_grpc.ScenarioServiceStub(self._channel)
+        self._runs = run_pb2_grpc.RunServiceStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object | type[BaseException] | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: object, request: object, *, retry: bool = True) -> object:
+        """Call with bounded retries on UNAVAILABLE (safe: every mutating call is idempotent)."""
+        delay = 0.2
+        for attempt in range(self._retries + 1):
+            try:
+                return method(request, timeout=self._timeout)  # type: ignore[operator]
+            except grpc.RpcError as exc:
+                if not retry or exc.code() not in _RETRYABLE or attempt == self._retries:
+                    raise _wrap(exc) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 3.0)
+        raise AssertionError("unreachable")
+
+    # -- scenarios -----------------------------------------------------------------------------
+
+    def put_scenario(
+        self,
+        scenario_id: str,
+        *,
+        script: str,
+        name: str = "",
+        settings: scenario_pb2.ScenarioSettings | None = None,
+    ) -> scenario_pb2.Scenario:
+        """Create the scenario, or update its script (and settings when given) when it exists."""
+        try:
+            response = self._call(
+                self._scenarios.CreateScenario,
+                scenario_pb2.CreateScenarioRequest(
+                    scenario_id=scenario_id, name=name or scenario_id, script=script, settings=settings
+                ),
+            )
+        except ClientError as exc:
+            if exc.code != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            request = scenario_pb2.UpdateScenarioRequest(scenario_id=scenario_id, script=script)
+            if name:
+                request.name = name
+            if settings is not None:
+                request.settings.CopyFrom(settings)
+            response = self._call(self._scenarios.UpdateScenario, request)
+        return response.scenario  # type: ignore[attr-defined,no-any-return]
+
+    def get_scenario(self, scenario_id: str) -> scenario_pb2.Scenario:
+        response = self._call(
+            self._scenarios.GetScenario, scenario_pb2.GetScenarioRequest(scenario_id=scenario_id)
+        )
+        return response.scenario  # type: ignore[attr-defined,no-any-return]
+
+    def list_scenarios(self) -> list[scenario_pb2.Scenario]:
+        out: list[scenario_pb2.Scenario] = []
+        token = ""
+        while True:
+            response = self._call(
+                self._scenarios.ListScenarios, scenario_pb2.ListScenariosRequest(page_token=token)
+            )
+            out.extend(response.scenarios)  # type: ignore[attr-defined]
+            token = response.next_page_token  # type: ignore[attr-defined]
+            if not token:
+                return out
+
+    def delete_scenario(self, scenario_id: str) -> None:
+        self._call(self._scenarios.DeleteScenario, scenario_pb2.DeleteScenarioRequest(scenario_id=scenario_id))
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def run(
+        self, scenario_id: str, params: Mapping[str, str] | None = None, *, idempotency_key: str = ""
+    ) -> run_pb2.TriggerFire:
+        request = run_pb2.RunScenarioRequest(
+            scenario_id=scenario_id,
+            params=dict(params or {}),
+            idempotency_key=idempotency_key or f"cli-{uuid.uuid4()}",
+        )
+        return self._call(self._runs.RunScenario, request).fire  # type: ignore[attr-defined,no-any-return]
+
+    def get_fire(self, fire_id: str) -> run_pb2.TriggerFire:
+        response = self._call(self._runs.GetTriggerFire, run_pb2.GetTriggerFireRequest(fire_id=fire_id))
+        return response.fire  # type: ignore[attr-defined,no-any-return]
+
+    def get_run(self, run_id: str) -> run_pb2.Run:
+        return self._call(self._runs.GetRun, run_pb2.GetRunRequest(run_id=run_id)).run  # type: ignore[attr-defined,no-any-return]
+
+    def list_runs(self, scenario_id: str = "", limit: int = 20) -> list[run_pb2.Run]:
+        response = self._call(
+            self._runs.ListRuns, run_pb2.ListRunsRequest(scenario_id=scenario_id, page_size=limit)
+        )
+        return list(response.runs)  # type: ignore[attr-defined]
+
+    def abort(self, run_id: str, reason: str = "") -> run_pb2.AbortRunResponse:
+        return self._call(self._runs.AbortRun, run_pb2.AbortRunRequest(run_id=run_id, reason=reason))  # type: ignore[return-value]
+
+    def stream_logs(
+        self, run_id: str, *, after: int = 0, follow: bool = True, reconnect_seconds: float = 60.0
+    ) -> Iterator[LogEvent | RunEnded]:
+        """Log lines, then one RunEnded. Resumes after the last line seen when the connection
+        drops, so a follower sees every line once, in order."""
+        last = after
+        gave_up_at: float | None = None
+        while True:
+            request = run_pb2.StreamRunLogsRequest(run_id=run_id, after_sequence=last, follow=follow)
+            try:
+                for message in self._runs.StreamRunLogs(request):
+                    gave_up_at = None
+                    if message.HasField("line"):
+                        if message.line.sequence <= last:
+                            continue
+                        last = message.line.sequence
+                        yield LogEvent(message.line)
+                    else:
+                        yield RunEnded(message.end)
+                        return
+            except grpc.RpcError as exc:
+                if exc.code() not in _RETRYABLE:
+                    raise _wrap(exc) from None
+                gave_up_at = gave_up_at or time.monotonic() + reconnect_seconds
+                if time.monotonic() > gave_up_at:
+                    raise _wrap(exc) from None
+                time.sleep(0.5)
+                continue
+            raise ClientError(grpc.StatusCode.UNKNOWN, "the log stream ended without a terminal event")
+
+    def wait(self, run_id: str) -> run_pb2.Run:
+        """Block until the run ends (rides the log stream, no polling); return it."""
+        # An "after" past any line asks for the terminal event alone.
+        for event in self.stream_logs(run_id, after=2**62, follow=True):
+            if isinstance(event, RunEnded):
+                return event.run
+        raise AssertionError("unreachable")

@@ -1,0 +1,59 @@
+"""Errors of the coordinator's domain, and the one table that maps them to gRPC status codes.
+
+    CoordinatorError
+    ├── InvalidArgumentError   a request field breaks a rule or a limit (names the field and the limit)
+    ├── NotFoundError          an unknown scenario, run or fire id
+    ├── AlreadyExistsError     an id or idempotency key already used for something else
+    ├── FailedPreconditionError the request is valid but the current state forbids it
+    └── StoreUnavailableError  the store could not be reached
+
+    DispatchError              internal: an attempt could not be executed (worker lost, …)
+    └── DispatchCancelled      internal: the attempt was cancelled on request
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class CoordinatorError(Exception):
+    """Base of every error the coordinator reports to a client."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+class InvalidArgumentError(CoordinatorError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotFoundError(CoordinatorError):
+    code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class AlreadyExistsError(CoordinatorError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPreconditionError(CoordinatorError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class StoreUnavailableError(CoordinatorError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DispatchError(Exception):
+    """The attempt could not be executed (worker lost, task failed outside the sandbox)."""
+
+
+class DispatchCancelled(DispatchError):
+    """The attempt was cancelled on request."""

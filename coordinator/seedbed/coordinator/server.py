@@ -1,0 +1,158 @@
+"""The coordinator process: store, dispatch, supervisor and the gRPC server, started and closed in
+order. ``Coordinator`` is what ``seedbed server`` runs and what tests start in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
+from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.servicers import RunServicer, ScenarioServicer
+from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.coordinator.store import Store
+from seedbed.coordinator.supervisor import Dispatcher, RunSupervisor
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    scenario_pb2.DESCRIPTOR.services_by_name["ScenarioService"].full_name,
+    run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+)
+
+
+class Coordinator:
+    """Owns every background part; ``start()`` then ``aclose()``."""
+
+    def __init__(self, settings: CoordinatorSettings, dispatcher: Dispatcher | None = None) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        if dispatcher is None:
+            from seedbed.coordinator.dispatch import RayDispatcher  # ray is imported only when used
+
+            dispatcher = RayDispatcher(settings)
+        self.dispatcher: Dispatcher = dispatcher
+        self.hub = LogHub()
+        self.supervisor: RunSupervisor | None = None
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self.engine_problem: str | None = None
+
+    @property
+    def address(self) -> str:
+        host = self.settings.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        self.store = await Store.open(self.settings.resolved_store_url())
+        await self.dispatcher.start()
+        self.engine_problem = await self.dispatcher.probe_engine()
+        if self.engine_problem:
+            log.error("%s", self.engine_problem)
+        self.supervisor = RunSupervisor(self.store, self.dispatcher, self.hub, self.settings)
+        limit = self.settings.max_message_bytes
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+            ]
+        )
+        scenario_pb2_grpc.add_ScenarioServiceServicer_to_server(
+            ScenarioServicer(self.store, self.settings), self.server
+        )
+        run_pb2_grpc.add_RunServiceServicer_to_server(
+            RunServicer(self.store, self.supervisor, self.hub), self.server
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(self.settings.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.settings.listen}: address in use or not available")
+        await self.server.start()
+        await self.supervisor.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("coordinator listening on %s (store: %s)", self.address, self.store.dialect)
+
+    async def aclose(self, grace: float = 2.0) -> None:
+        if self.server is not None:
+            await self.server.stop(grace)
+        if self.supervisor is not None:
+            await self.supervisor.aclose()
+        await self.dispatcher.aclose()
+        if self.store is not None:
+            await self.store.aclose()
+
+
+async def serve(settings: CoordinatorSettings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    coordinator = Coordinator(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await coordinator.start()
+    try:
+        await stop.wait()
+    finally:
+        await coordinator.aclose()
+
+
+@contextlib.contextmanager
+def running_in_thread(
+    settings: CoordinatorSettings, dispatcher: Dispatcher | None = None
+) -> Iterator[Coordinator]:
+    """Run a coordinator on its own event loop in a background thread (``seedbed run --local``, tests).
+
+    Yields the started coordinator (``.address`` is where it listens); stops it on exit.
+    """
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        coordinator = Coordinator(settings, dispatcher)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        box["stop"] = lambda: loop.call_soon_threadsafe(stop.set)
+        try:
+            await coordinator.start()
+        except BaseException:
+            await coordinator.aclose()
+            raise
+        box["coordinator"] = coordinator
+        ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await coordinator.aclose()
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=thread_main, name="seedbed-coordinator", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield box["coordinator"]
+    finally:
+        box["stop"]()
+        thread.join(timeout=60)

@@ -1,0 +1,257 @@
+"""gRPC servicers of the v1 contract. Validation happens here; domain errors become status codes
+through ``CoordinatorError.code`` (one table, in ``errors``)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
+from seedbed.coordinator import _convert as cv
+from seedbed.coordinator.errors import CoordinatorError, InvalidArgumentError, NotFoundError
+from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.model import (
+    new_id,
+    normalize_scenario_id,
+    validate_idempotency_key,
+    validate_name,
+    validate_page,
+    validate_params,
+    validate_script,
+)
+from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.coordinator.store import ScenarioSettingsValue, Store
+from seedbed.coordinator.supervisor import RunSupervisor
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+_POLL_SECONDS = 1.0
+_LOG_PAGE = 500
+
+
+def _guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Turn domain errors into their status code; anything else into INTERNAL, logged."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except CoordinatorError as exc:
+            await context.abort(exc.code, str(exc))
+        except (grpc.aio.AbortError, grpc.aio.UsageError):
+            raise
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see server log")
+        raise AssertionError("unreachable")  # context.abort always raises
+
+    return wrapper
+
+
+class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
+    def __init__(self, store: Store, settings: CoordinatorSettings) -> None:
+        self._store = store
+        self._settings = settings
+
+    def _settings_value(
+        self, msg: scenario_pb2.ScenarioSettings, base: ScenarioSettingsValue | None = None
+    ) -> ScenarioSettingsValue:
+        cfg = self._settings
+        base = base or ScenarioSettingsValue()
+        if msg.timeout_seconds > cfg.max_timeout_seconds:
+            raise InvalidArgumentError(
+                "settings.timeout_seconds",
+                f"{msg.timeout_seconds} exceeds the operator's ceiling of {cfg.max_timeout_seconds} "
+                "(SEEDBED_MAX_TIMEOUT_SECONDS)",
+            )
+        if msg.memory_limit_bytes and not 16 * 2**20 <= msg.memory_limit_bytes <= cfg.max_memory_bytes:
+            raise InvalidArgumentError(
+                "settings.memory_limit_bytes",
+                f"{msg.memory_limit_bytes} is outside 16 MiB..{cfg.max_memory_bytes} bytes "
+                "(SEEDBED_MAX_MEMORY_BYTES)",
+            )
+        try:
+            overlap = cv.overlap_from_proto(msg.overlap_policy)
+        except KeyError:
+            raise InvalidArgumentError(
+                "settings.overlap_policy", f"{msg.overlap_policy} is not a known policy"
+            ) from None
+        return ScenarioSettingsValue(
+            active=msg.active if msg.HasField("active") else base.active,
+            timeout_seconds=msg.timeout_seconds,
+            memory_limit_bytes=msg.memory_limit_bytes,
+            overlap_policy=overlap or base.overlap_policy,
+        )
+
+    @_guard
+    async def CreateScenario(
+        self, request: scenario_pb2.CreateScenarioRequest, context: grpc.aio.ServicerContext
+    ) -> scenario_pb2.CreateScenarioResponse:
+        scenario_id = normalize_scenario_id(request.scenario_id) if request.scenario_id else new_id("scn")
+        rec = await self._store.create_scenario(
+            scenario_id,
+            validate_name(request.name or scenario_id),
+            validate_script(request.script, self._settings.max_script_bytes),
+            self._settings_value(request.settings),
+        )
+        return scenario_pb2.CreateScenarioResponse(scenario=cv.scenario_to_proto(rec))
+
+    @_guard
+    async def UpdateScenario(
+        self, request: scenario_pb2.UpdateScenarioRequest, context: grpc.aio.ServicerContext
+    ) -> scenario_pb2.UpdateScenarioResponse:
+        scenario_id = normalize_scenario_id(request.scenario_id)
+        current = await self._store.get_scenario(scenario_id)
+        rec = await self._store.update_scenario(
+            scenario_id,
+            name=validate_name(request.name) if request.HasField("name") else None,
+            script=(
+                validate_script(request.script, self._settings.max_script_bytes)
+                if request.HasField("script")
+                else None
+            ),
+            settings=self._settings_value(request.settings, current.settings)
+            if request.HasField("settings")
+            else None,
+        )
+        return scenario_pb2.UpdateScenarioResponse(scenario=cv.scenario_to_proto(rec))
+
+    @_guard
+    async def GetScenario(
+        self, request: scenario_pb2.GetScenarioRequest, context: grpc.aio.ServicerContext
+    ) -> scenario_pb2.GetScenarioResponse:
+        rec = await self._store.get_scenario(_known_scenario_id(request.scenario_id))
+        return scenario_pb2.GetScenarioResponse(scenario=cv.scenario_to_proto(rec))
+
+    @_guard
+    async def ListScenarios(
+        self, request: scenario_pb2.ListScenariosRequest, context: grpc.aio.ServicerContext
+    ) -> scenario_pb2.ListScenariosResponse:
+        limit, offset = validate_page(request.page_size, request.page_token)
+        recs = await self._store.list_scenarios(limit + 1, offset)
+        return scenario_pb2.ListScenariosResponse(
+            scenarios=[cv.scenario_to_proto(r) for r in recs[:limit]],
+            next_page_token=str(offset + limit) if len(recs) > limit else "",
+        )
+
+    @_guard
+    async def DeleteScenario(
+        self, request: scenario_pb2.DeleteScenarioRequest, context: grpc.aio.ServicerContext
+    ) -> scenario_pb2.DeleteScenarioResponse:
+        await self._store.delete_scenario(_known_scenario_id(request.scenario_id))
+        return scenario_pb2.DeleteScenarioResponse()
+
+
+def _known_scenario_id(raw: str) -> str:
+    """Ids that cannot exist are NOT_FOUND, not INVALID_ARGUMENT: a lookup never tells them apart."""
+    if not raw:
+        raise InvalidArgumentError("scenario_id", "is required")
+    try:
+        return normalize_scenario_id(raw)
+    except InvalidArgumentError:
+        raise NotFoundError("scenario", raw[:100]) from None
+
+
+def _required(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgumentError(field, "is required")
+    if len(value) > 100:
+        raise NotFoundError(field.removesuffix("_id"), value[:100] + "…")
+    return value
+
+
+class RunServicer(run_pb2_grpc.RunServiceServicer):
+    def __init__(self, store: Store, supervisor: RunSupervisor, hub: LogHub) -> None:
+        self._store = store
+        self._supervisor = supervisor
+        self._hub = hub
+
+    @_guard
+    async def RunScenario(
+        self, request: run_pb2.RunScenarioRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.RunScenarioResponse:
+        scenario_id = _known_scenario_id(request.scenario_id)
+        params = validate_params(request.params)
+        key = validate_idempotency_key(request.idempotency_key)
+        fire, run, created = await self._store.fire(scenario_id, params, key)
+        if created and run is not None:
+            self._supervisor.launch(run.id)
+        return run_pb2.RunScenarioResponse(fire=cv.fire_to_proto(fire))
+
+    @_guard
+    async def GetTriggerFire(
+        self, request: run_pb2.GetTriggerFireRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.GetTriggerFireResponse:
+        fire = await self._store.get_fire(_required("fire_id", request.fire_id))
+        return run_pb2.GetTriggerFireResponse(fire=cv.fire_to_proto(fire))
+
+    @_guard
+    async def GetRun(
+        self, request: run_pb2.GetRunRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.GetRunResponse:
+        run = await self._store.get_run(_required("run_id", request.run_id))
+        return run_pb2.GetRunResponse(run=cv.run_to_proto(run))
+
+    @_guard
+    async def ListRuns(
+        self, request: run_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.ListRunsResponse:
+        limit, offset = validate_page(request.page_size, request.page_token)
+        scenario_id = _known_scenario_id(request.scenario_id) if request.scenario_id else ""
+        if scenario_id:
+            await self._store.get_scenario(scenario_id)
+        recs = await self._store.list_runs(scenario_id, limit + 1, offset)
+        return run_pb2.ListRunsResponse(
+            runs=[cv.run_to_proto(r) for r in recs[:limit]],
+            next_page_token=str(offset + limit) if len(recs) > limit else "",
+        )
+
+    @_guard
+    async def AbortRun(
+        self, request: run_pb2.AbortRunRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.AbortRunResponse:
+        reason = (request.reason or "aborted by request")[:1000]
+        run, already = await self._supervisor.abort(_required("run_id", request.run_id), reason)
+        return run_pb2.AbortRunResponse(run=cv.run_to_proto(run), already_finished=already)
+
+    async def StreamRunLogs(
+        self, request: run_pb2.StreamRunLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[run_pb2.StreamRunLogsResponse]:
+        try:
+            run_id = _required("run_id", request.run_id)
+            if request.after_sequence < 0:
+                raise InvalidArgumentError("after_sequence", "must be ≥ 0")
+            await self._store.get_run(run_id)
+        except CoordinatorError as exc:
+            await context.abort(exc.code, str(exc))
+        after = request.after_sequence
+        while True:
+            wake = self._hub.waiter(run_id)
+            lines = await self._store.read_logs(run_id, after, _LOG_PAGE)
+            for line in lines:
+                yield run_pb2.StreamRunLogsResponse(line=cv.log_to_proto(line))
+                after = line.seq
+            if len(lines) == _LOG_PAGE:
+                continue
+            run = await self._store.get_run(run_id)
+            if run.state.is_terminal:
+                # Lines written just before the run ended may have landed after the read above.
+                if await self._store.read_logs(run_id, after, 1):
+                    continue
+                yield _end(run_pb2.STREAM_END_REASON_RUN_FINISHED, run, after)
+                return
+            if not request.follow:
+                yield _end(run_pb2.STREAM_END_REASON_CAUGHT_UP, run, after)
+                return
+            await self._hub.wait(wake, _POLL_SECONDS)
+
+
+def _end(reason: int, run: Any, last: int) -> run_pb2.StreamRunLogsResponse:
+    return run_pb2.StreamRunLogsResponse(
+        end=run_pb2.StreamEnd(reason=reason, run=cv.run_to_proto(run), last_sequence=max(last, 0))
+    )

@@ -1,0 +1,61 @@
+"""The coordinator's configuration: read once from ``SEEDBED_*`` variables, validated, passed down."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 2**20
+
+
+class CoordinatorSettings(BaseSettings):
+    """Operator settings. Per-scenario limits may only lower the ceilings set here."""
+
+    model_config = SettingsConfigDict(env_prefix="SEEDBED_", extra="ignore")
+
+    listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    data_dir: Path = Field(Path(".seedbed"), description="where the default SQLite store lives")
+    store_url: str = Field(
+        "", description="SQLAlchemy URL of the store; empty: a SQLite file in data_dir"
+    )
+    ray_address: str = Field(
+        "", description="Ray cluster to join; empty: RAY_ADDRESS, else a local instance started here"
+    )
+    sandbox_slots: int = Field(4, ge=1, le=1024, description="sandboxes a local Ray instance runs at once")
+    docker_url: str = Field("", description="Docker engine for the sandboxes; empty: the worker's default")
+
+    max_script_bytes: int = Field(1 * MiB, ge=1024, le=16 * MiB)
+    max_message_bytes: int = Field(8 * MiB, ge=1 * MiB, le=64 * MiB)
+
+    default_timeout_seconds: int = Field(600, ge=1)
+    max_timeout_seconds: int = Field(6 * 3600, ge=1)
+    default_memory_bytes: int = Field(512 * MiB, ge=16 * MiB)
+    max_memory_bytes: int = Field(8192 * MiB, ge=16 * MiB)
+    nano_cpus: int = Field(1_000_000_000, ge=10_000_000)
+    pids_limit: int = Field(256, ge=16)
+    nofile_limit: int = Field(1024, ge=64)
+    tmpfs_bytes: int = Field(256 * MiB, ge=1 * MiB)
+    max_log_bytes: int = Field(10 * MiB, ge=1024, description="per attempt; later lines are dropped")
+    max_line_bytes: int = Field(16 * 1024, ge=256)
+
+    abort_grace_seconds: float = Field(15.0, gt=0, description="wait for a sandbox to stop before forcing ABORTED")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_has_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ValueError("listen must be host:port, e.g. 127.0.0.1:50051")
+        return value
+
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'seedbed.db').resolve()}"
+
+    @property
+    def default_timeout(self) -> timedelta:
+        return timedelta(seconds=self.default_timeout_seconds)

@@ -1,0 +1,104 @@
+"""Tables of the coordinator's store (SQLAlchemy Core). Migrations create them; a test checks that the
+migrated schema and these definitions agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+scenarios = Table(
+    "scenarios",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("script", Text, nullable=False),
+    Column("settings", Text, nullable=False),  # JSON
+    Column("revision", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+fires = Table(
+    "fires",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("scenario_id", String(80), nullable=False, index=True),
+    Column("state", String(20), nullable=False),
+    Column("run_id", String(40)),
+    Column("cancel_reason", Text),
+    Column("params", Text, nullable=False),  # JSON
+    Column("idempotency_key", String(255)),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("idempotency_key", name="uq_fires_idempotency_key"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("scenario_id", String(80), nullable=False),
+    Column("fire_id", String(40), nullable=False),
+    Column("run_key", String(255), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("script", Text, nullable=False),  # snapshot: an update never changes a run in flight
+    Column("settings", Text, nullable=False),  # snapshot, JSON
+    Column("scenario_revision", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("error", Text),  # JSON ErrorDetails
+    Column("attempt_count", Integer, nullable=False, default=0),
+    Column("logs_truncated", Boolean, nullable=False, default=False),
+    Column("dropped_log_lines", BigInteger, nullable=False, default=0),
+    Column("warning_count", Integer, nullable=False, default=0),
+    Column("exit_code", Integer),
+    Column("last_sequence", BigInteger, nullable=False, default=0),
+    Column("abort_reason", Text),
+    Index("ix_runs_scenario_created", "scenario_id", "created_at"),
+    Index("ix_runs_state", "state"),
+    Index("ix_runs_created", "created_at"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("fencing_token", BigInteger, nullable=False),
+    Column("state", String(20), nullable=False),  # DISPATCHED, RUNNING, ENDED
+    Column("outcome", String(30)),
+    Column("container_id", String(80)),
+    Column("node", String(255)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("error", Text),  # JSON ErrorDetails
+)
+
+log_lines = Table(
+    "log_lines",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("attempt", Integer, nullable=False),
+    Column("stream", String(10), nullable=False),
+    Column("level", String(10), nullable=False, default=""),
+    Column("text", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

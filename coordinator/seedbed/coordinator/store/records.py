@@ -1,0 +1,132 @@
+"""Plain records the store returns; the servicers turn them into contract messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from seedbed.coordinator.model import FailureReason, FireState, OverlapPolicy, RunState
+
+
+@dataclass(frozen=True)
+class ScenarioSettingsValue:
+    active: bool = True
+    timeout_seconds: int = 0
+    memory_limit_bytes: int = 0
+    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "active": self.active,
+            "timeout_seconds": self.timeout_seconds,
+            "memory_limit_bytes": self.memory_limit_bytes,
+            "overlap_policy": self.overlap_policy.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScenarioSettingsValue:
+        return cls(
+            active=bool(data.get("active", True)),
+            timeout_seconds=int(data.get("timeout_seconds", 0)),
+            memory_limit_bytes=int(data.get("memory_limit_bytes", 0)),
+            overlap_policy=OverlapPolicy(data.get("overlap_policy", OverlapPolicy.SKIP.value)),
+        )
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    reason: FailureReason | None
+    type: str
+    message: str
+    traceback: str = ""
+    line: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason.value if self.reason else None,
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "line": self.line,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ErrorInfo:
+        reason = data.get("reason")
+        return cls(
+            reason=FailureReason(reason) if reason else None,
+            type=str(data.get("type", "")),
+            message=str(data.get("message", "")),
+            traceback=str(data.get("traceback", "")),
+            line=int(data.get("line") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class ScenarioRecord:
+    id: str
+    name: str
+    script: str
+    settings: ScenarioSettingsValue
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class FireRecord:
+    id: str
+    scenario_id: str
+    state: FireState
+    run_id: str | None
+    cancel_reason: str | None
+    params: dict[str, str]
+    idempotency_key: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    scenario_id: str
+    fire_id: str
+    run_key: str
+    state: RunState
+    params: dict[str, str]
+    script: str
+    settings: ScenarioSettingsValue
+    scenario_revision: int
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: ErrorInfo | None
+    attempt_count: int
+    logs_truncated: bool
+    dropped_log_lines: int
+    warning_count: int
+    exit_code: int | None
+    last_sequence: int
+    abort_reason: str | None
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    seq: int
+    attempt: int
+    stream: str  # stdout | stderr | system
+    text: str
+    at: datetime
+    level: str = ""
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """What finalizing a run writes."""
+
+    state: RunState
+    error: ErrorInfo | None = None
+    exit_code: int | None = None
+    logs_truncated: bool = False
+    dropped_log_lines: int = 0
+    warning_count: int = 0

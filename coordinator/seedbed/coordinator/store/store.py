@@ -1,0 +1,548 @@
+"""The coordinator's store: the truth about scenarios, fires, runs, attempts and log lines.
+
+SQLAlchemy 2 (async) over a SQLite file by default or PostgreSQL through psycopg 3. Every state
+transition is one conditional ``UPDATE … WHERE state IN (…)``; a transition that finds the row in
+another state reports it instead of overwriting it. Fires are "insert if absent" on their
+idempotency key, then a read-back that compares request hashes.
+
+SQLite allows one writer at a time and upgrades read locks lazily, which makes concurrent
+read-then-write transactions fail with "database is locked" instead of waiting; writes are
+therefore serialized in-process with a lock (one coordinator per SQLite file). PostgreSQL takes row
+locks (``SELECT … FOR UPDATE`` on the scenario) so several coordinators could share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, and_, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from seedbed.coordinator.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from seedbed.coordinator.model import (
+    ACTIVE_STATES,
+    FireState,
+    OverlapPolicy,
+    RunState,
+    new_id,
+)
+from seedbed.coordinator.store import _schema as t
+from seedbed.coordinator.store.records import (
+    ErrorInfo,
+    FireRecord,
+    LogRecord,
+    RunEnd,
+    RunRecord,
+    ScenarioRecord,
+    ScenarioSettingsValue,
+)
+
+log = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back naive; they were written in UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def normalize_url(url: str) -> str:
+    """Pick the async driver for a plain URL: ``postgresql://`` → psycopg, ``sqlite://`` → aiosqlite."""
+    parsed = make_url(url)
+    driver = parsed.drivername
+    if driver in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif driver == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def request_hash(scenario_id: str, params: dict[str, str]) -> str:
+    body = json.dumps({"scenario_id": scenario_id, "params": params}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class Store:
+    """Async access to the store. Create with :meth:`open`; close with :meth:`aclose`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        url = normalize_url(url)
+        parsed = make_url(url)
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args: dict[str, Any] = {}
+        if parsed.drivername.startswith("sqlite"):
+            connect_args["timeout"] = 30
+        engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        try:
+            await store.migrate()
+        except (DBAPIError, OSError) as exc:
+            await engine.dispose()
+            raise StoreUnavailableError(
+                f"cannot open the store at {parsed.render_as_string(hide_password=True)}: {exc}"
+            ) from exc
+        return store
+
+    async def migrate(self) -> None:
+        def upgrade(sync_conn: Connection) -> None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(_MIGRATIONS))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self._engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if self._is_sqlite:
+            async with self._write_lock, self._engine.begin() as conn:
+                yield conn
+        else:
+            async with self._engine.begin() as conn:
+                yield conn
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # -- scenarios ---------------------------------------------------------------------------------
+
+    async def create_scenario(
+        self, scenario_id: str, name: str, script: str, settings: ScenarioSettingsValue
+    ) -> ScenarioRecord:
+        at = now()
+        values = {
+            "id": scenario_id,
+            "name": name,
+            "script": script,
+            "settings": json.dumps(settings.to_json()),
+            "revision": 1,
+            "created_at": at,
+            "updated_at": at,
+        }
+        async with self._write() as conn:
+            # rowcount is unreliable for INSERT … ON CONFLICT through psycopg: ask for the row back.
+            result = await conn.execute(
+                self._insert(t.scenarios)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(t.scenarios.c.id)
+            )
+            if result.scalar_one_or_none() is None:
+                raise AlreadyExistsError(f"scenario {scenario_id!r} already exists")
+        return _scenario(values)
+
+    async def update_scenario(
+        self,
+        scenario_id: str,
+        *,
+        name: str | None = None,
+        script: str | None = None,
+        settings: ScenarioSettingsValue | None = None,
+    ) -> ScenarioRecord:
+        changes: dict[str, Any] = {"updated_at": now(), "revision": t.scenarios.c.revision + 1}
+        if name is not None:
+            changes["name"] = name
+        if script is not None:
+            changes["script"] = script
+        if settings is not None:
+            changes["settings"] = json.dumps(settings.to_json())
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(t.scenarios).where(t.scenarios.c.id == scenario_id).values(**changes)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError("scenario", scenario_id)
+            row = (await conn.execute(select(t.scenarios).where(t.scenarios.c.id == scenario_id))).one()
+        return _scenario(row._mapping)
+
+    async def get_scenario(self, scenario_id: str) -> ScenarioRecord:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.scenarios).where(t.scenarios.c.id == scenario_id))).first()
+        if row is None:
+            raise NotFoundError("scenario", scenario_id)
+        return _scenario(row._mapping)
+
+    async def list_scenarios(self, limit: int, offset: int) -> list[ScenarioRecord]:
+        query = select(t.scenarios).order_by(t.scenarios.c.id).limit(limit).offset(offset)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_scenario(r._mapping) for r in rows]
+
+    async def delete_scenario(self, scenario_id: str) -> None:
+        async with self._write() as conn:
+            await self._lock_scenario(conn, scenario_id)
+            active = await self._active_run(conn, scenario_id)
+            if active is not None:
+                raise FailedPreconditionError(
+                    f"scenario {scenario_id!r} has an active run {active!r}: abort it or wait for it to end"
+                )
+            await conn.execute(t.scenarios.delete().where(t.scenarios.c.id == scenario_id))
+
+    async def _lock_scenario(self, conn: AsyncConnection, scenario_id: str) -> ScenarioRecord:
+        query = select(t.scenarios).where(t.scenarios.c.id == scenario_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFoundError("scenario", scenario_id)
+        return _scenario(row._mapping)
+
+    async def _active_run(self, conn: AsyncConnection, scenario_id: str) -> str | None:
+        query = (
+            select(t.runs.c.id)
+            .where(t.runs.c.scenario_id == scenario_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
+            .limit(1)
+        )
+        return (await conn.execute(query)).scalar_one_or_none()
+
+    # -- fires and runs ----------------------------------------------------------------------------
+
+    async def fire(
+        self, scenario_id: str, params: dict[str, str], idempotency_key: str
+    ) -> tuple[FireRecord, RunRecord | None, bool]:
+        """Record a fire and resolve it. Returns (fire, run or None, created).
+
+        With an idempotency key already used: the same request answers the stored fire
+        (created=False); a different request raises AlreadyExistsError.
+        """
+        digest = request_hash(scenario_id, params)
+        try:
+            return await self._fire(scenario_id, params, idempotency_key, digest)
+        except IntegrityError:
+            # A concurrent call with the same key won the insert (PostgreSQL, several coordinators).
+            pass
+        return await self._replay_fire(idempotency_key, digest), None, False
+
+    async def _replay_fire(self, idempotency_key: str, digest: str) -> FireRecord:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(t.fires).where(t.fires.c.idempotency_key == idempotency_key))
+            ).one()
+        if row.request_hash != digest:
+            raise AlreadyExistsError(
+                f"idempotency key {idempotency_key!r} was already used by fire {row.id} with a different "
+                "request (scenario or params differ): use a new key for a new request"
+            )
+        return _fire(row._mapping)
+
+    async def _fire(
+        self, scenario_id: str, params: dict[str, str], idempotency_key: str, digest: str
+    ) -> tuple[FireRecord, RunRecord | None, bool]:
+        at = now()
+        fire_id = new_id("fire")
+        async with self._write() as conn:
+            if idempotency_key:
+                existing = (
+                    await conn.execute(
+                        select(t.fires.c.id).where(t.fires.c.idempotency_key == idempotency_key)
+                    )
+                ).first()
+                if existing is not None:
+                    return await self._replay_fire(idempotency_key, digest), None, False
+            scenario = await self._lock_scenario(conn, scenario_id)
+            if not scenario.settings.active:
+                raise FailedPreconditionError(
+                    f"scenario {scenario_id!r} is inactive: activate it (settings.active) before running it"
+                )
+            fire_values: dict[str, Any] = {
+                "id": fire_id,
+                "scenario_id": scenario_id,
+                "params": json.dumps(params),
+                "idempotency_key": idempotency_key or None,
+                "request_hash": digest,
+                "created_at": at,
+                "run_id": None,
+                "cancel_reason": None,
+            }
+            active = await self._active_run(conn, scenario_id)
+            run_values: dict[str, Any] | None = None
+            if active is not None and scenario.settings.overlap_policy is OverlapPolicy.SKIP:
+                fire_values["state"] = FireState.CANCELLED.value
+                fire_values["cancel_reason"] = (
+                    f"already running: run {active} of scenario {scenario_id} is still active "
+                    "(overlap policy SKIP)"
+                )
+            else:
+                run_values = {
+                    "id": new_id("run"),
+                    "scenario_id": scenario_id,
+                    "fire_id": fire_id,
+                    "run_key": idempotency_key or new_id("rk"),
+                    "state": RunState.QUEUED.value,
+                    "params": json.dumps(params),
+                    "script": scenario.script,
+                    "settings": json.dumps(scenario.settings.to_json()),
+                    "scenario_revision": scenario.revision,
+                    "created_at": at,
+                    "started_at": None,
+                    "ended_at": None,
+                    "error": None,
+                    "attempt_count": 0,
+                    "logs_truncated": False,
+                    "dropped_log_lines": 0,
+                    "warning_count": 0,
+                    "exit_code": None,
+                    "last_sequence": 0,
+                    "abort_reason": None,
+                }
+                fire_values["state"] = FireState.RUN_CREATED.value
+                fire_values["run_id"] = run_values["id"]
+            inserted = await conn.execute(
+                self._insert(t.fires)
+                .values(**fire_values)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(t.fires.c.id)
+            )
+            if inserted.scalar_one_or_none() is None:
+                # The key was taken between the read above and this insert: answer the winner's fire.
+                return await self._replay_fire(idempotency_key, digest), None, False
+            if run_values is not None:
+                await conn.execute(t.runs.insert().values(**run_values))
+        return _fire(fire_values), (_run(run_values) if run_values else None), True
+
+    async def get_fire(self, fire_id: str) -> FireRecord:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.fires).where(t.fires.c.id == fire_id))).first()
+        if row is None:
+            raise NotFoundError("trigger fire", fire_id)
+        return _fire(row._mapping)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.runs).where(t.runs.c.id == run_id))).first()
+        if row is None:
+            raise NotFoundError("run", run_id)
+        return _run(row._mapping)
+
+    async def list_runs(self, scenario_id: str, limit: int, offset: int) -> list[RunRecord]:
+        query = select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+        if scenario_id:
+            query = query.where(t.runs.c.scenario_id == scenario_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit).offset(offset))).all()
+        return [_run(r._mapping) for r in rows]
+
+    async def runs_in_states(self, states: Iterable[RunState]) -> list[RunRecord]:
+        query = select(t.runs).where(t.runs.c.state.in_([s.value for s in states])).order_by(t.runs.c.created_at)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_run(r._mapping) for r in rows]
+
+    async def begin_attempt(self, run_id: str) -> tuple[int, int]:
+        """Create the next attempt of an active run. Returns (attempt number, fencing token)."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
+                .values(attempt_count=t.runs.c.attempt_count + 1)
+                .returning(t.runs.c.attempt_count)
+            )
+            number = result.scalar_one_or_none()
+            if number is None:
+                raise FailedPreconditionError(f"run {run_id!r} is not active")
+            token = int(now().timestamp() * 1_000_000)
+            await conn.execute(
+                t.attempts.insert().values(
+                    run_id=run_id, number=number, fencing_token=token, state="DISPATCHED", created_at=now()
+                )
+            )
+        return number, token
+
+    async def mark_running(self, run_id: str, attempt: int, container_id: str, node: str, at: datetime) -> bool:
+        """QUEUED → RUNNING (or a re-attempt of a RUNNING run). False when the run has ended."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
+                .values(state=RunState.RUNNING.value, started_at=func.coalesce(t.runs.c.started_at, at))
+            )
+            await conn.execute(
+                update(t.attempts)
+                .where(t.attempts.c.run_id == run_id, t.attempts.c.number == attempt)
+                .values(state="RUNNING", container_id=container_id, node=node, started_at=at)
+            )
+        return bool(result.rowcount)
+
+    async def append_logs(self, run_id: str, lines: Sequence[LogRecord]) -> None:
+        if not lines:
+            return
+        async with self._write() as conn:
+            await conn.execute(
+                t.log_lines.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "seq": line.seq,
+                        "attempt": line.attempt,
+                        "stream": line.stream,
+                        "level": line.level,
+                        "text": line.text,
+                        "at": line.at,
+                    }
+                    for line in lines
+                ],
+            )
+            await conn.execute(
+                update(t.runs).where(t.runs.c.id == run_id).values(last_sequence=lines[-1].seq)
+            )
+
+    async def read_logs(self, run_id: str, after: int, limit: int) -> list[LogRecord]:
+        query = (
+            select(t.log_lines)
+            .where(t.log_lines.c.run_id == run_id, t.log_lines.c.seq > after)
+            .order_by(t.log_lines.c.seq)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            LogRecord(
+                seq=r.seq, attempt=r.attempt, stream=r.stream, text=r.text, at=_utc(r.at) or now(), level=r.level
+            )
+            for r in rows
+        ]
+
+    async def end_attempt(self, run_id: str, attempt: int, outcome: str, error: ErrorInfo | None) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(t.attempts)
+                .where(t.attempts.c.run_id == run_id, t.attempts.c.number == attempt, t.attempts.c.state != "ENDED")
+                .values(
+                    state="ENDED",
+                    outcome=outcome,
+                    ended_at=now(),
+                    error=json.dumps(error.to_json()) if error else None,
+                )
+            )
+
+    async def finish_run(self, run_id: str, end: RunEnd) -> bool:
+        """Active → terminal. False (and nothing written) when the run had already ended."""
+        if not end.state.is_terminal:
+            raise ValueError(f"{end.state} is not terminal")
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
+                .values(
+                    state=end.state.value,
+                    ended_at=now(),
+                    error=json.dumps(end.error.to_json()) if end.error else None,
+                    exit_code=end.exit_code,
+                    logs_truncated=end.logs_truncated,
+                    dropped_log_lines=end.dropped_log_lines,
+                    warning_count=end.warning_count,
+                )
+            )
+        return bool(result.rowcount)
+
+    async def request_abort(self, run_id: str, reason: str) -> RunRecord:
+        async with self._write() as conn:
+            await conn.execute(
+                update(t.runs)
+                .where(
+                    and_(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES])),
+                    t.runs.c.abort_reason.is_(None),
+                )
+                .values(abort_reason=reason)
+            )
+        return await self.get_run(run_id)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _scenario(row: Any) -> ScenarioRecord:
+    return ScenarioRecord(
+        id=row["id"],
+        name=row["name"],
+        script=row["script"],
+        settings=ScenarioSettingsValue.from_json(json.loads(row["settings"])),
+        revision=row["revision"],
+        created_at=_utc(row["created_at"]) or now(),
+        updated_at=_utc(row["updated_at"]) or now(),
+    )
+
+
+def _fire(row: Any) -> FireRecord:
+    return FireRecord(
+        id=row["id"],
+        scenario_id=row["scenario_id"],
+        state=FireState(row["state"]),
+        run_id=row["run_id"],
+        cancel_reason=row["cancel_reason"],
+        params=json.loads(row["params"]),
+        idempotency_key=row["idempotency_key"],
+        created_at=_utc(row["created_at"]) or now(),
+    )
+
+
+def _run(row: Any) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        scenario_id=row["scenario_id"],
+        fire_id=row["fire_id"],
+        run_key=row["run_key"],
+        state=RunState(row["state"]),
+        params=json.loads(row["params"]),
+        script=row["script"],
+        settings=ScenarioSettingsValue.from_json(json.loads(row["settings"])),
+        scenario_revision=row["scenario_revision"],
+        created_at=_utc(row["created_at"]) or now(),
+        started_at=_utc(row["started_at"]),
+        ended_at=_utc(row["ended_at"]),
+        error=ErrorInfo.from_json(json.loads(row["error"])) if row["error"] else None,
+        attempt_count=row["attempt_count"],
+        logs_truncated=bool(row["logs_truncated"]),
+        dropped_log_lines=row["dropped_log_lines"],
+        warning_count=row["warning_count"],
+        exit_code=row["exit_code"],
+        last_sequence=row["last_sequence"],
+        abort_reason=row["abort_reason"],
+    )

@@ -1,0 +1,1 @@
+"""Seedbed wire contracts."""

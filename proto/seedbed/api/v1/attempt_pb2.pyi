@@ -1,0 +1,128 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from seedbed.api.v1 import run_pb2 as _run_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AttemptOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ATTEMPT_OUTCOME_UNSPECIFIED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_SUCCEEDED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_SCRIPT_ERROR: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_TIMEOUT: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_OOM: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_KILLED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_ABORTED: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_INFRASTRUCTURE: _ClassVar[AttemptOutcome]
+ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome
+ATTEMPT_OUTCOME_SUCCEEDED: AttemptOutcome
+ATTEMPT_OUTCOME_SCRIPT_ERROR: AttemptOutcome
+ATTEMPT_OUTCOME_TIMEOUT: AttemptOutcome
+ATTEMPT_OUTCOME_OOM: AttemptOutcome
+ATTEMPT_OUTCOME_KILLED: AttemptOutcome
+ATTEMPT_OUTCOME_ABORTED: AttemptOutcome
+ATTEMPT_OUTCOME_INFRASTRUCTURE: AttemptOutcome
+
+class SandboxLimits(_message.Message):
+    __slots__ = ("timeout_seconds", "memory_bytes", "nano_cpus", "pids", "nofile", "tmpfs_bytes", "max_log_bytes", "max_line_bytes")
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NANO_CPUS_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
+    NOFILE_FIELD_NUMBER: _ClassVar[int]
+    TMPFS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_LINE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    timeout_seconds: int
+    memory_bytes: int
+    nano_cpus: int
+    pids: int
+    nofile: int
+    tmpfs_bytes: int
+    max_log_bytes: int
+    max_line_bytes: int
+    def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ...) -> None: ...
+
+class AttemptSpec(_message.Message):
+    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RUN_KEY_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    SCRIPT_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    DOCKER_URL_FIELD_NUMBER: _ClassVar[int]
+    FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    run_key: str
+    scenario_id: str
+    script: str
+    params: _containers.ScalarMap[str, str]
+    limits: SandboxLimits
+    deadline: _timestamp_pb2.Timestamp
+    docker_url: str
+    fencing_token: int
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ...) -> None: ...
+
+class AttemptStarted(_message.Message):
+    __slots__ = ("container_id", "image", "time", "node")
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    container_id: str
+    image: str
+    time: _timestamp_pb2.Timestamp
+    node: str
+    def __init__(self, container_id: _Optional[str] = ..., image: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ...) -> None: ...
+
+class AttemptOutput(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[_run_pb2.LogLine]
+    def __init__(self, lines: _Optional[_Iterable[_Union[_run_pb2.LogLine, _Mapping]]] = ...) -> None: ...
+
+class AttemptResult(_message.Message):
+    __slots__ = ("outcome", "exit_code", "error", "logs_truncated", "dropped_lines", "warnings", "time")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    LOGS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_LINES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    outcome: AttemptOutcome
+    exit_code: int
+    error: _run_pb2.ErrorDetails
+    logs_truncated: bool
+    dropped_lines: int
+    warnings: int
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AttemptEvent(_message.Message):
+    __slots__ = ("started", "output", "result")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    started: AttemptStarted
+    output: AttemptOutput
+    result: AttemptResult
+    def __init__(self, started: _Optional[_Union[AttemptStarted, _Mapping]] = ..., output: _Optional[_Union[AttemptOutput, _Mapping]] = ..., result: _Optional[_Union[AttemptResult, _Mapping]] = ...) -> None: ...

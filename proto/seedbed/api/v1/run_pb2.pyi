@@ -1,0 +1,283 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATE_UNSPECIFIED: _ClassVar[RunState]
+    RUN_STATE_QUEUED: _ClassVar[RunState]
+    RUN_STATE_RUNNING: _ClassVar[RunState]
+    RUN_STATE_SUCCESS: _ClassVar[RunState]
+    RUN_STATE_WARNING: _ClassVar[RunState]
+    RUN_STATE_FAILED: _ClassVar[RunState]
+    RUN_STATE_ABORTED: _ClassVar[RunState]
+
+class FailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILURE_REASON_UNSPECIFIED: _ClassVar[FailureReason]
+    FAILURE_REASON_SCRIPT_ERROR: _ClassVar[FailureReason]
+    FAILURE_REASON_TIMEOUT: _ClassVar[FailureReason]
+    FAILURE_REASON_OOM: _ClassVar[FailureReason]
+    FAILURE_REASON_KILLED: _ClassVar[FailureReason]
+    FAILURE_REASON_INFRASTRUCTURE: _ClassVar[FailureReason]
+
+class TriggerFireState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRIGGER_FIRE_STATE_UNSPECIFIED: _ClassVar[TriggerFireState]
+    TRIGGER_FIRE_STATE_PENDING: _ClassVar[TriggerFireState]
+    TRIGGER_FIRE_STATE_RUN_CREATED: _ClassVar[TriggerFireState]
+    TRIGGER_FIRE_STATE_CANCELLED: _ClassVar[TriggerFireState]
+
+class LogStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOG_STREAM_UNSPECIFIED: _ClassVar[LogStream]
+    LOG_STREAM_STDOUT: _ClassVar[LogStream]
+    LOG_STREAM_STDERR: _ClassVar[LogStream]
+    LOG_STREAM_SYSTEM: _ClassVar[LogStream]
+
+class StreamEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_END_REASON_UNSPECIFIED: _ClassVar[StreamEndReason]
+    STREAM_END_REASON_RUN_FINISHED: _ClassVar[StreamEndReason]
+    STREAM_END_REASON_CAUGHT_UP: _ClassVar[StreamEndReason]
+RUN_STATE_UNSPECIFIED: RunState
+RUN_STATE_QUEUED: RunState
+RUN_STATE_RUNNING: RunState
+RUN_STATE_SUCCESS: RunState
+RUN_STATE_WARNING: RunState
+RUN_STATE_FAILED: RunState
+RUN_STATE_ABORTED: RunState
+FAILURE_REASON_UNSPECIFIED: FailureReason
+FAILURE_REASON_SCRIPT_ERROR: FailureReason
+FAILURE_REASON_TIMEOUT: FailureReason
+FAILURE_REASON_OOM: FailureReason
+FAILURE_REASON_KILLED: FailureReason
+FAILURE_REASON_INFRASTRUCTURE: FailureReason
+TRIGGER_FIRE_STATE_UNSPECIFIED: TriggerFireState
+TRIGGER_FIRE_STATE_PENDING: TriggerFireState
+TRIGGER_FIRE_STATE_RUN_CREATED: TriggerFireState
+TRIGGER_FIRE_STATE_CANCELLED: TriggerFireState
+LOG_STREAM_UNSPECIFIED: LogStream
+LOG_STREAM_STDOUT: LogStream
+LOG_STREAM_STDERR: LogStream
+LOG_STREAM_SYSTEM: LogStream
+STREAM_END_REASON_UNSPECIFIED: StreamEndReason
+STREAM_END_REASON_RUN_FINISHED: StreamEndReason
+STREAM_END_REASON_CAUGHT_UP: StreamEndReason
+
+class ErrorDetails(_message.Message):
+    __slots__ = ("reason", "type", "message", "traceback", "line")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    reason: FailureReason
+    type: str
+    message: str
+    traceback: str
+    line: int
+    def __init__(self, reason: _Optional[_Union[FailureReason, str]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., line: _Optional[int] = ...) -> None: ...
+
+class TriggerFire(_message.Message):
+    __slots__ = ("id", "scenario_id", "state", "run_id", "cancel_reason", "params", "idempotency_key", "create_time")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    scenario_id: str
+    state: TriggerFireState
+    run_id: str
+    cancel_reason: str
+    params: _containers.ScalarMap[str, str]
+    idempotency_key: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., state: _Optional[_Union[TriggerFireState, str]] = ..., run_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRE_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LOGS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_LOG_LINES_FIELD_NUMBER: _ClassVar[int]
+    WARNING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    scenario_id: str
+    fire_id: str
+    run_key: str
+    state: RunState
+    params: _containers.ScalarMap[str, str]
+    create_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    first_error: ErrorDetails
+    attempt_count: int
+    logs_truncated: bool
+    dropped_log_lines: int
+    warning_count: int
+    exit_code: int
+    scenario_revision: int
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("sequence", "attempt", "stream", "text", "time", "level")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    attempt: int
+    stream: LogStream
+    text: str
+    time: _timestamp_pb2.Timestamp
+    level: str
+    def __init__(self, sequence: _Optional[int] = ..., attempt: _Optional[int] = ..., stream: _Optional[_Union[LogStream, str]] = ..., text: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., level: _Optional[str] = ...) -> None: ...
+
+class RunScenarioRequest(_message.Message):
+    __slots__ = ("scenario_id", "params", "idempotency_key")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    scenario_id: str
+    params: _containers.ScalarMap[str, str]
+    idempotency_key: str
+    def __init__(self, scenario_id: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class RunScenarioResponse(_message.Message):
+    __slots__ = ("fire",)
+    FIRE_FIELD_NUMBER: _ClassVar[int]
+    fire: TriggerFire
+    def __init__(self, fire: _Optional[_Union[TriggerFire, _Mapping]] = ...) -> None: ...
+
+class GetTriggerFireRequest(_message.Message):
+    __slots__ = ("fire_id",)
+    FIRE_ID_FIELD_NUMBER: _ClassVar[int]
+    fire_id: str
+    def __init__(self, fire_id: _Optional[str] = ...) -> None: ...
+
+class GetTriggerFireResponse(_message.Message):
+    __slots__ = ("fire",)
+    FIRE_FIELD_NUMBER: _ClassVar[int]
+    fire: TriggerFire
+    def __init__(self, fire: _Optional[_Union[TriggerFire, _Mapping]] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("scenario_id", "page_size", "page_token")
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    scenario_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, scenario_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class AbortRunRequest(_message.Message):
+    __slots__ = ("run_id", "reason")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    reason: str
+    def __init__(self, run_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AbortRunResponse(_message.Message):
+    __slots__ = ("run", "already_finished")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    run: Run
+    already_finished: bool
+    def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., already_finished: _Optional[bool] = ...) -> None: ...
+
+class StreamRunLogsRequest(_message.Message):
+    __slots__ = ("run_id", "after_sequence", "follow")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    after_sequence: int
+    follow: bool
+    def __init__(self, run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class StreamEnd(_message.Message):
+    __slots__ = ("reason", "run", "last_sequence")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    reason: StreamEndReason
+    run: Run
+    last_sequence: int
+    def __init__(self, reason: _Optional[_Union[StreamEndReason, str]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
+class StreamRunLogsResponse(_message.Message):
+    __slots__ = ("line", "end")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    line: LogLine
+    end: StreamEnd
+    def __init__(self, line: _Optional[_Union[LogLine, _Mapping]] = ..., end: _Optional[_Union[StreamEnd, _Mapping]] = ...) -> None: ...

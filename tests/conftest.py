@@ -1,0 +1,84 @@
+"""Shared fixtures. Real services come from the environment `scripts/test` prepares:
+
+- SEEDBED_TEST_PG_URL: a PostgreSQL superuser URL (each test gets a fresh database);
+- the local Docker engine with the sandbox image built;
+- Ray: one local instance per test session (started here on first use).
+
+A test that needs one of them fails with a clear message when it is missing; none is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from seedbed.client import Client
+from seedbed.coordinator import CoordinatorSettings, running_in_thread
+from seedbed.coordinator.fakes import FakeDispatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pg_admin_url() -> str:
+    url = os.environ.get("SEEDBED_TEST_PG_URL", "")
+    if not url:
+        pytest.fail(
+            "SEEDBED_TEST_PG_URL is not set: run the tests through scripts/test, or start PostgreSQL with "
+            "scripts/postgres-up and export the URL it prints"
+        )
+    return url
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test; its SQLAlchemy URL."""
+    admin = pg_admin_url()
+    name = f"seedbed_t_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'seedbed.db'}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+def settings_for(store_url: str, tmp_path: Path, **overrides: Any) -> CoordinatorSettings:
+    return CoordinatorSettings(listen="127.0.0.1:0", store_url=store_url, data_dir=tmp_path, **overrides)
+
+
+@pytest.fixture
+def fake_coordinator(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Client]]:
+    """A real gRPC coordinator on loopback with a real store, dispatching to the fake executor."""
+    with running_in_thread(settings_for(store_url, tmp_path), FakeDispatcher()) as coordinator:
+        with Client(coordinator.address) as client:
+            yield coordinator, client
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Call ``check`` until it returns a truthy value or stops raising AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        time.sleep(interval)

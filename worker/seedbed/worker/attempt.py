@@ -1,0 +1,157 @@
+"""The worker's single entry point: one attempt of one run, as Ray executes it.
+
+``run_attempt`` takes a serialized ``AttemptSpec`` and yields serialized ``AttemptEvent`` messages
+(started, output batches, result). The coordinator wraps it as a streaming Ray task; nothing here
+imports the coordinator. Cancellation arrives as ``KeyboardInterrupt`` (Ray's ``cancel``): the
+sandbox driver's ``finally`` removes the container, then the interrupt propagates so Ray reports the
+task as cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.worker.sandbox import (
+    DockerSandboxDriver,
+    Finished,
+    Outcome,
+    Output,
+    SandboxDriver,
+    SandboxLimits,
+    SandboxRequest,
+    Started,
+)
+
+log = logging.getLogger(__name__)
+
+SANDBOX_RESOURCE = "seedbed_sandbox"
+
+_OUTCOMES = {
+    Outcome.SUCCEEDED: attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED,
+    Outcome.SCRIPT_ERROR: attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR,
+    Outcome.TIMEOUT: attempt_pb2.ATTEMPT_OUTCOME_TIMEOUT,
+    Outcome.OOM: attempt_pb2.ATTEMPT_OUTCOME_OOM,
+    Outcome.KILLED: attempt_pb2.ATTEMPT_OUTCOME_KILLED,
+    Outcome.ABORTED: attempt_pb2.ATTEMPT_OUTCOME_ABORTED,
+    Outcome.INFRASTRUCTURE: attempt_pb2.ATTEMPT_OUTCOME_INFRASTRUCTURE,
+}
+_REASONS = {
+    Outcome.SCRIPT_ERROR: run_pb2.FAILURE_REASON_SCRIPT_ERROR,
+    Outcome.TIMEOUT: run_pb2.FAILURE_REASON_TIMEOUT,
+    Outcome.OOM: run_pb2.FAILURE_REASON_OOM,
+    Outcome.KILLED: run_pb2.FAILURE_REASON_KILLED,
+    Outcome.INFRASTRUCTURE: run_pb2.FAILURE_REASON_INFRASTRUCTURE,
+}
+_STREAMS = {
+    "stdout": run_pb2.LOG_STREAM_STDOUT,
+    "stderr": run_pb2.LOG_STREAM_STDERR,
+    "system": run_pb2.LOG_STREAM_SYSTEM,
+}
+
+
+def _ts(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def request_from_spec(spec: attempt_pb2.AttemptSpec) -> SandboxRequest:
+    lim = spec.limits
+    defaults = SandboxLimits()
+    limits = SandboxLimits(
+        timeout=timedelta(seconds=lim.timeout_seconds) if lim.timeout_seconds else defaults.timeout,
+        memory_bytes=lim.memory_bytes or defaults.memory_bytes,
+        nano_cpus=lim.nano_cpus or defaults.nano_cpus,
+        pids=lim.pids or defaults.pids,
+        nofile=lim.nofile or defaults.nofile,
+        tmpfs_bytes=lim.tmpfs_bytes or defaults.tmpfs_bytes,
+        max_log_bytes=lim.max_log_bytes or defaults.max_log_bytes,
+        max_line_bytes=lim.max_line_bytes or defaults.max_line_bytes,
+    )
+    # The deadline counts from the moment the worker takes the attempt, not from submission: time
+    # spent waiting for a sandbox slot is not the script's.
+    deadline = datetime.now(UTC) + limits.timeout
+    if spec.HasField("deadline"):
+        deadline = min(deadline, spec.deadline.ToDatetime(tzinfo=UTC))
+    return SandboxRequest(
+        run_id=spec.run_id,
+        attempt=spec.attempt,
+        run_key=spec.run_key,
+        script=spec.script,
+        params=dict(spec.params),
+        limits=limits,
+        deadline=deadline,
+        labels={"seedbed.scenario": spec.scenario_id, "seedbed.fencing": str(spec.fencing_token)},
+    )
+
+
+def translate(events: Iterator[object]) -> Iterator[attempt_pb2.AttemptEvent]:
+    """Driver events → contract messages, numbering lines per attempt."""
+    seq = 0
+    node = socket.gethostname()
+    for event in events:
+        if isinstance(event, Started):
+            yield attempt_pb2.AttemptEvent(
+                started=attempt_pb2.AttemptStarted(
+                    container_id=event.container_id, image=event.image, time=_ts(event.time), node=node
+                )
+            )
+        elif isinstance(event, Output):
+            lines = []
+            for line in event.lines:
+                seq += 1
+                lines.append(
+                    run_pb2.LogLine(
+                        sequence=seq,
+                        stream=_STREAMS.get(line.stream, run_pb2.LOG_STREAM_SYSTEM),
+                        text=line.text,
+                        time=_ts(line.time),
+                        level=line.level,
+                    )
+                )
+            yield attempt_pb2.AttemptEvent(output=attempt_pb2.AttemptOutput(lines=lines))
+        elif isinstance(event, Finished):
+            result = attempt_pb2.AttemptResult(
+                outcome=_OUTCOMES[event.outcome],
+                exit_code=event.exit_code if event.exit_code is not None else -1,
+                logs_truncated=event.logs_truncated,
+                dropped_lines=event.dropped_lines,
+                warnings=event.warnings,
+                time=_ts(event.time),
+            )
+            if event.error is not None:
+                result.error.CopyFrom(
+                    run_pb2.ErrorDetails(
+                        reason=_REASONS.get(event.outcome, run_pb2.FAILURE_REASON_UNSPECIFIED),
+                        type=event.error.type,
+                        message=event.error.message,
+                        traceback=event.error.traceback,
+                        line=event.error.line or 0,
+                    )
+                )
+            yield attempt_pb2.AttemptEvent(result=result)
+
+
+def execute(spec: attempt_pb2.AttemptSpec, driver: SandboxDriver) -> Iterator[attempt_pb2.AttemptEvent]:
+    request = request_from_spec(spec)
+    log.info("attempt %d of run %s: starting, deadline %s", spec.attempt, spec.run_id, request.deadline)
+    yield from translate(iter(driver.run(request)))
+
+
+def run_attempt(spec_bytes: bytes) -> Iterator[bytes]:
+    """Ray entry point (a streaming generator): bytes in, bytes out, so no pickled classes cross."""
+    spec = attempt_pb2.AttemptSpec.FromString(spec_bytes)
+    driver = DockerSandboxDriver(docker_url=spec.docker_url or None)
+    for event in execute(spec, driver):
+        yield event.SerializeToString()
+
+
+def probe_engine(docker_url: str) -> str | None:
+    """Whether this worker reaches its Docker engine: None, or what is wrong and what to do."""
+    return DockerSandboxDriver(docker_url=docker_url or None).probe()
