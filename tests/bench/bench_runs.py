@@ -1,0 +1,120 @@
+"""Benchmark: Seedbed's overhead over a bare `docker run` of the same image, measured in one run.
+
+    .venv/bin/python -m tests.bench.bench_runs [--repeat 10] [--burst 50] [--slots 4]
+
+Figures (medians): RunScenario → first log line, and → completion, for a trivial script, next to
+`docker run` of the same image (process start → first stdout line, → exit). Then throughput:
+`--burst` trivial runs submitted at once, completed runs per second, next to the same number of
+bare `docker run`s with the same concurrency. Embedded defaults: SQLite store, local Ray, local
+Docker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+
+from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.client import Client, LogEvent, RunEnded
+from seedbed.coordinator import CoordinatorSettings, running_in_thread
+from seedbed.worker.images import ensure_image
+
+TRIVIAL = "print('hello', flush=True)\n"
+
+
+def bare_docker(image: str) -> tuple[float, float]:
+    """Seconds to the first stdout line and to exit of `docker run --rm` with the same script."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", image, "-c", TRIVIAL],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    first = time.perf_counter() - start
+    proc.wait()
+    if proc.returncode != 0:
+        raise SystemExit(f"docker run failed with exit code {proc.returncode}")
+    return first, time.perf_counter() - start
+
+
+def seedbed_run(client: Client, scenario: str) -> tuple[float, float]:
+    start = time.perf_counter()
+    run_id = client.run(scenario).run_id
+    first = 0.0
+    for event in client.stream_logs(run_id):
+        if isinstance(event, LogEvent) and event.line.stream == run_pb2.LOG_STREAM_STDOUT and not first:
+            first = time.perf_counter() - start
+        elif isinstance(event, RunEnded):
+            if event.run.state != run_pb2.RUN_STATE_SUCCESS:
+                raise SystemExit(f"run {run_id} ended {event.run.state}: {event.run.first_error}")
+    return first, time.perf_counter() - start
+
+
+def burst_seedbed(client: Client, scenario: str, n: int) -> float:
+    start = time.perf_counter()
+    run_ids = [client.run(scenario).run_id for _ in range(n)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        runs = list(pool.map(client.wait, run_ids))
+    elapsed = time.perf_counter() - start
+    bad = [r.id for r in runs if r.state != run_pb2.RUN_STATE_SUCCESS]
+    if bad:
+        raise SystemExit(f"{len(bad)} runs did not succeed: {bad[:5]}")
+    return n / elapsed
+
+
+def burst_docker(image: str, n: int, slots: int) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        list(pool.map(lambda _: bare_docker(image), range(n)))
+    return n / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=50)
+    parser.add_argument("--slots", type=int, default=4, help="sandboxes at once (both sides)")
+    args = parser.parse_args()
+
+    image = ensure_image(docker.from_env())
+    bare = [bare_docker(image) for _ in range(args.repeat + 1)][1:]  # first one warms the cache
+    with tempfile.TemporaryDirectory() as tmp, running_in_thread(
+        CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp), sandbox_slots=args.slots)
+    ) as coordinator, Client(coordinator.address) as client:
+        client.put_scenario(
+            "bench-trivial",
+            script=TRIVIAL,
+            settings=scenario_pb2.ScenarioSettings(overlap_policy=scenario_pb2.OVERLAP_POLICY_ALLOW_CONCURRENT),
+        )
+        ours = [seedbed_run(client, "bench-trivial") for _ in range(args.repeat + 1)][1:]
+        ours_rate = burst_seedbed(client, "bench-trivial", args.burst)
+    bare_rate = burst_docker(image, args.burst, args.slots)
+
+    def med(values: list[tuple[float, float]], i: int) -> float:
+        return statistics.median(v[i] for v in values)
+
+    rows = [
+        ("to first log line (s, median)", med(ours, 0), med(bare, 0)),
+        ("to completion (s, median)", med(ours, 1), med(bare, 1)),
+        (f"{args.burst} runs at once (runs/s)", ours_rate, bare_rate),
+    ]
+    print(f"\nrepeat={args.repeat} burst={args.burst} slots={args.slots} image={image}")
+    print(f"{'measure':<32} {'seedbed':>10} {'docker run':>11} {'ratio':>7}")
+    for name, a, b in rows:
+        print(f"{name:<32} {a:>10.3f} {b:>11.3f} {a / b:>7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Fixtures for tests against the real components: one local Ray instance per session, the local
+Docker engine, real coordinators on loopback with SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import ray
+
+from seedbed.client import Client
+from seedbed.coordinator import running_in_thread
+from seedbed.worker.attempt import SANDBOX_RESOURCE
+from tests.conftest import settings_for
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    # Ray takes seconds to start: one instance for the whole session, shared by every coordinator.
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            resources={SANDBOX_RESOURCE: 8.0},
+            include_dashboard=False,
+            namespace="seedbed-tests",
+            log_to_driver=False,
+        )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def coordinator(ray_session: None, store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Client]]:
+    """A real coordinator: real store, real Ray, real Docker sandboxes."""
+    with running_in_thread(settings_for(store_url, tmp_path, abort_grace_seconds=20)) as coord:
+        with Client(coord.address) as client:
+            yield coord, client
+
+
+def containers_of(docker_client: docker.DockerClient, run_id: str) -> list[Any]:
+    return docker_client.containers.list(all=True, filters={"label": f"seedbed.run={run_id}"})
