@@ -1,0 +1,82 @@
+"""The `seedbed` command against a live coordinator, and on its own with `--local`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seedbed.client import Client
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def seedbed(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "seedbed.cli._main", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_run_follow_exit_codes_logs_runs_abort(coordinator: tuple[Any, Client], tmp_path: Path) -> None:
+    coord, client = coordinator
+    address = ["--address", coord.address]
+    good = tmp_path / "good.py"
+    good.write_text("from seedbed.sdk import params\nprint('hi', params['name'])\n")
+    result = seedbed(*address, "run", str(good), "--param", "name=ann")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["hi ann"]
+    assert "SUCCESS" in result.stderr
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("print('about to fail')\nraise ValueError('no such customer')\n")
+    result = seedbed(*address, "run", str(bad))
+    assert result.returncode == 1
+    assert "about to fail" in result.stdout
+    assert "ValueError: no such customer (line 2)" in result.stderr
+
+    warn = tmp_path / "warn.py"
+    warn.write_text("from seedbed.sdk import log\nlog.warning('careful')\n")
+    assert seedbed(*address, "run", str(warn)).returncode == 4
+
+    listing = seedbed(*address, "runs", "--json")
+    runs = json.loads(listing.stdout)
+    assert [r["state"] for r in runs][:3] == ["RUN_STATE_WARNING", "RUN_STATE_FAILED", "RUN_STATE_SUCCESS"]
+    good_run = runs[2]["id"]
+    logs = seedbed(*address, "logs", good_run)
+    assert logs.returncode == 0 and "hi ann" in logs.stdout
+    aborted = seedbed(*address, "abort", good_run)
+    assert aborted.returncode == 0 and "had already ended (SUCCESS)" in aborted.stdout
+
+
+def test_bad_invocations_say_what_is_wrong(coordinator: tuple[Any, Client], tmp_path: Path) -> None:
+    coord, _ = coordinator
+    result = seedbed("--address", coord.address, "run", str(tmp_path / "missing.py"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    result = seedbed("--address", coord.address, "logs", "run_unknown")
+    assert result.returncode == 2 and "NOT_FOUND" in result.stderr
+    result = seedbed("--address", "127.0.0.1:1", "runs")
+    assert result.returncode == 2 and "seedbed server" in result.stderr
+    empty = tmp_path / "empty.py"
+    empty.write_text("")
+    result = seedbed("--address", coord.address, "run", str(empty))
+    assert result.returncode == 2 and "INVALID_ARGUMENT" in result.stderr
+
+
+def test_local_run_of_the_example(tmp_path: Path) -> None:
+    """The README's main job: an embedded coordinator (SQLite, its own local Ray, Docker)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "seedbed.cli._main", "run", "--local", str(ROOT / "examples" / "hello.py"), "-p", "customers=4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [1, 2, 3, 4] and all(r["email"] for r in rows)
+    assert (tmp_path / ".seedbed" / "seedbed.db").exists()

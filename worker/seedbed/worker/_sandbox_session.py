@@ -1,0 +1,276 @@
+"""The state of one attempt's channel, independent of Docker: bytes in, events and replies out.
+
+`RunSession` receives the demultiplexed stdout/stderr bytes of the container, turns frames into
+output lines (enforcing the per-line and per-attempt output caps while still draining), answers
+SDK calls, and remembers the script's error frame and the `done` frame. `classify` turns the
+container's end state into an `Outcome` and a `ScriptError`. Both are pure, so they are unit-tested
+without a container.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from seedbed.worker._channel import (
+    MAX_FRAME_BYTES,
+    STDERR,
+    STDOUT,
+    CallFrame,
+    DoneFrame,
+    ErrorFrame,
+    LineSplitter,
+    OutFrame,
+    Oversized,
+    encode_reply,
+    parse_frame,
+)
+from seedbed.worker._sandbox_errors import ProtocolError
+from seedbed.worker._sandbox_types import (
+    CallHandler,
+    Outcome,
+    Output,
+    OutputLine,
+    SandboxLimits,
+    ScriptError,
+)
+
+__all__ = ["RunSession", "classify"]
+
+logger = logging.getLogger(__name__)
+
+_LOG_LEVELS = {"info": "info", "warning": "warning", "warn": "warning", "error": "error"}
+_RAW_STDERR_CAP = 64 * 2**10
+# The runtime reports a start frame it cannot use with this type (see seedbed.sdk._runtime).
+RUNTIME_PROTOCOL_ERROR = "seedbed.ProtocolError"
+_MAX_PROTOCOL_NOTICES = 20
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= max_bytes:
+        return text
+    kept = data[:max_bytes].decode("utf-8", errors="ignore")
+    return f"{kept} … [line cut: {len(data)} bytes, limit {max_bytes}]"
+
+
+def _format_fields(fields: Mapping[str, Any]) -> str:
+    return " ".join(
+        f"{key}={json.dumps(value, default=str, ensure_ascii=False)}" for key, value in fields.items()
+    )
+
+
+class RunSession:
+    """Frames → output lines and replies, with the output caps applied."""
+
+    def __init__(
+        self,
+        limits: SandboxLimits,
+        on_call: CallHandler | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._limits = limits
+        self._on_call = on_call
+        self._clock = clock
+        self._splitters = {
+            STDOUT: LineSplitter(MAX_FRAME_BYTES),
+            STDERR: LineSplitter(max(limits.max_line_bytes, _RAW_STDERR_CAP)),
+        }
+        self._batch: list[OutputLine] = []
+        self._log_bytes = 0
+        self._protocol_notices = 0
+        self.logs_truncated = False
+        self.dropped_lines = 0
+        self.warnings = 0
+        self.done = False
+        self.error: ErrorFrame | None = None
+
+    # -- input -------------------------------------------------------------------------------
+
+    def feed(self, stream: int, data: bytes) -> list[bytes]:
+        """Consume bytes from the container; return the reply frames to send back."""
+        splitter = self._splitters.get(stream)
+        if splitter is None:
+            self._notice(f"ignored {len(data)} bytes on unknown stream {stream}")
+            return []
+        replies: list[bytes] = []
+        for item in splitter.feed(data):
+            self._line(stream, item, replies)
+        return replies
+
+    def end_of_stream(self) -> list[bytes]:
+        replies: list[bytes] = []
+        for stream, splitter in self._splitters.items():
+            for item in splitter.flush():
+                self._line(stream, item, replies)
+        return replies
+
+    def _line(self, stream: int, item: bytes | Oversized, replies: list[bytes]) -> None:
+        if isinstance(item, Oversized):
+            self._notice(f"dropped an oversized line of {item.size} bytes on {_name(stream)}")
+            return
+        if stream == STDERR:
+            # Raw stderr: the runtime itself failed (the script's stderr arrives as frames).
+            self._emit("stderr", item.decode("utf-8", errors="replace"))
+            return
+        try:
+            frame = parse_frame(item)
+        except ProtocolError as exc:
+            if item.lstrip()[:1] == b"{":
+                self._notice(f"ignored a malformed frame: {exc}")
+            else:
+                # Not a frame at all: raw output of a runtime that crashed or never started.
+                self._emit("stdout", item.decode("utf-8", errors="replace"))
+            return
+        if isinstance(frame, OutFrame):
+            self._emit(frame.stream, frame.line)
+        elif isinstance(frame, CallFrame):
+            replies.append(self._call(frame))
+        elif isinstance(frame, ErrorFrame):
+            if self.error is None and not self.done:
+                self.error = frame
+            else:
+                self._notice("ignored a second end frame")
+        elif isinstance(frame, DoneFrame):
+            if self.error is None and not self.done:
+                self.done = True
+            else:
+                self._notice("ignored a second end frame")
+
+    def _call(self, frame: CallFrame) -> bytes:
+        if frame.op == "log":
+            return self._log_call(frame)
+        if self._on_call is None:
+            return encode_reply(frame.id, error=("UnknownOp", f"unknown SDK call {frame.op!r}"))
+        try:
+            result = self._on_call(frame.op, frame.args)
+        except Exception as exc:  # noqa: BLE001 - any failure becomes an ok:false reply
+            return encode_reply(frame.id, error=(type(exc).__name__, str(exc)))
+        try:
+            return encode_reply(frame.id, result=result)
+        except (TypeError, ValueError) as exc:
+            logger.warning("SDK call %s returned a result that is not JSON: %s", frame.op, exc)
+            return encode_reply(frame.id, error=("EncodingError", f"result is not JSON: {exc}"))
+
+    def _log_call(self, frame: CallFrame) -> bytes:
+        args = frame.args
+        level = _LOG_LEVELS.get(str(args.get("level")))
+        message = args.get("message")
+        fields = args.get("fields", {})
+        if level is None or not isinstance(message, str) or not isinstance(fields, dict):
+            return encode_reply(
+                frame.id,
+                error=("ValidationError", "log needs level info|warning|error, a message and fields"),
+            )
+        if level == "warning":
+            self.warnings += 1
+        text = f"{message} {_format_fields(fields)}" if fields else message
+        self._emit("system", text, level)
+        return encode_reply(frame.id, result=None)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _notice(self, text: str) -> None:
+        """A driver-side warning about untrusted input, rate-limited per attempt."""
+        self._protocol_notices += 1
+        if self._protocol_notices <= _MAX_PROTOCOL_NOTICES:
+            self._emit("system", f"sandbox protocol: {text}", "warning")
+        elif self._protocol_notices == _MAX_PROTOCOL_NOTICES + 1:
+            self._emit("system", "sandbox protocol: further notices suppressed", "warning")
+
+    def _emit(self, stream: Literal["stdout", "stderr", "system"], text: str, level: str = "") -> None:
+        text = _cut(text, self._limits.max_line_bytes)
+        size = len(text.encode("utf-8", errors="replace")) + 1
+        if self.logs_truncated or self._log_bytes + size > self._limits.max_log_bytes:
+            if not self.logs_truncated:
+                self.logs_truncated = True
+                self.system(
+                    f"output limit of {self._limits.max_log_bytes} bytes reached; "
+                    "further output of this attempt is dropped",
+                    "warning",
+                )
+            self.dropped_lines += 1
+            return
+        self._log_bytes += size
+        self._batch.append(OutputLine(stream=stream, text=text, time=self._clock(), level=level))
+
+    def system(self, text: str, level: str = "info") -> None:
+        """A line from the driver itself; not counted against the output cap."""
+        self._batch.append(OutputLine(stream="system", text=text, time=self._clock(), level=level))
+
+    def pending(self) -> int:
+        return len(self._batch)
+
+    def take_batch(self, max_lines: int | None = None) -> Output | None:
+        """The oldest pending lines (at most `max_lines`), or None if there are none."""
+        if not self._batch:
+            return None
+        cut = len(self._batch) if max_lines is None else max_lines
+        batch, self._batch = tuple(self._batch[:cut]), self._batch[cut:]
+        return Output(lines=batch)
+
+
+def _name(stream: int) -> str:
+    return {STDOUT: "stdout", STDERR: "stderr"}.get(stream, str(stream))
+
+
+@dataclass(frozen=True)
+class EndState:
+    """How the container ended, as seen by the driver."""
+
+    exit_code: int | None
+    oom_killed: bool
+    stopped_by: Literal["timeout", "abort"] | None = None
+    stop_message: str = ""
+
+
+def classify(end: EndState, session: RunSession, limits: SandboxLimits) -> tuple[Outcome, ScriptError | None]:
+    """The attempt's outcome, from the most to the least specific evidence."""
+    if end.stopped_by == "abort":
+        return Outcome.ABORTED, ScriptError("Aborted", end.stop_message or "the run was aborted")
+    if end.stopped_by == "timeout":
+        return Outcome.TIMEOUT, ScriptError("Timeout", end.stop_message)
+    frame = session.error
+    code = end.exit_code
+    if code == 0 and session.done and frame is None:
+        # Docker's OOMKilled means "an OOM kill happened in the cgroup": if it hit a child
+        # process and the script still finished cleanly, the run succeeded.
+        return Outcome.SUCCEEDED, None
+    if end.oom_killed:
+        return Outcome.OOM, ScriptError(
+            "OutOfMemory",
+            f"the sandbox ran out of memory (limit {limits.memory_bytes // 2**20} MiB) "
+            "and the kernel killed the script",
+        )
+    if frame is not None:
+        error = ScriptError(frame.type, frame.message, frame.traceback, frame.line)
+        if frame.type == RUNTIME_PROTOCOL_ERROR:
+            return Outcome.INFRASTRUCTURE, error
+        if frame.type == "MemoryError":
+            return Outcome.OOM, error
+        return Outcome.SCRIPT_ERROR, error
+    if code == 0:
+        return Outcome.SCRIPT_ERROR, ScriptError(
+            "IncompleteRun", "the script exited with code 0 without finishing the run protocol"
+        )
+    if code is None:
+        return Outcome.INFRASTRUCTURE, ScriptError("Unknown", "the sandbox ended without an exit code")
+    if code > 128 and code - 128 in signal.Signals._value2member_map_:  # noqa: SLF001
+        name = signal.Signals(code - 128).name
+        if code - 128 == signal.SIGKILL:
+            return Outcome.KILLED, ScriptError(
+                "Killed",
+                f"the sandbox was killed by {name} (exit code {code}), "
+                "not by the driver and not for lack of memory",
+            )
+        return Outcome.SCRIPT_ERROR, ScriptError("Signal", f"the script died from {name} (exit code {code})")
+    return Outcome.SCRIPT_ERROR, ScriptError("ExitCode", f"script exited with code {code}")

@@ -1,0 +1,550 @@
+"""The Docker sandbox driver: run one attempt of a scenario script in a hardened container.
+
+    driver = DockerSandboxDriver()                      # or DockerSandboxDriver("unix:///…")
+    for event in driver.run(request, cancel=stop_event):
+        ...                                             # Started, Output…, then one Finished
+
+Exceptions (raised by helpers such as `ensure_image` and `sweep`; `run()` never raises for a
+per-run failure, it yields `Finished(outcome=INFRASTRUCTURE, error=…)` instead):
+
+    SandboxError
+    ├── ImageBuildError          building the sandbox image failed (`step`, `output`)
+    ├── EngineUnavailableError   the Docker engine cannot be reached (`url`)
+    └── ProtocolError            a frame from the sandbox broke the channel protocol (internal)
+
+How a run goes: make sure the image exists (by content hash, see `seedbed.worker.images`);
+create the container with hardened defaults (non-root, no capabilities, no-new-privileges, the
+engine's seccomp profile, read-only root with a size-capped tmpfs, pids/memory/CPU/nofile limits,
+no swap, no network, init, bounded log driver, gVisor when the engine has it); attach to its
+stdin/stdout/stderr *before* starting it (nothing is lost, and the HTTP client has no read-ahead
+to steal); start it; send the start frame (script and params travel only over stdin); then
+multiplex with `select`: container output → frames → `Output` batches, SDK calls → replies,
+while enforcing the wall-clock deadline and the cancel event. The container is always killed
+and removed in `finally`, also when the consumer stops iterating or a KeyboardInterrupt (Ray's
+task cancellation) arrives while the generator waits.
+
+Rejected: `container.logs(stream=True)` (can hang after exit, no stdin); `container.wait(timeout)`
+as a deadline (it is an HTTP read timeout, not a kill timer); `tty=True` (merges streams and
+mangles bytes); argv or environment for the script (visible in `docker inspect`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import select
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Generator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+from seedbed.worker._channel import StreamDemuxer, encode_start
+from seedbed.worker._sandbox_errors import (
+    EngineUnavailableError,
+    ImageBuildError,
+    ProtocolError,
+    SandboxError,
+)
+from seedbed.worker._sandbox_fake import FakeSandboxDriver
+from seedbed.worker._sandbox_janitor import (
+    LABEL_ATTEMPT,
+    LABEL_DEADLINE,
+    LABEL_MANAGED,
+    LABEL_RUN,
+    kill_quietly,
+    remove_quietly,
+    sweep_containers,
+)
+from seedbed.worker._sandbox_session import EndState, RunSession, classify, utcnow
+from seedbed.worker._sandbox_types import (
+    CallHandler,
+    Finished,
+    Outcome,
+    Output,
+    OutputLine,
+    SandboxDriver,
+    SandboxEvent,
+    SandboxLimits,
+    SandboxRequest,
+    ScriptError,
+    Started,
+)
+from seedbed.worker.images import ensure_image
+
+__all__ = [
+    "DockerSandboxDriver",
+    "EngineUnavailableError",
+    "FakeSandboxDriver",
+    "Finished",
+    "ImageBuildError",
+    "Outcome",
+    "Output",
+    "OutputLine",
+    "ProtocolError",
+    "SandboxDriver",
+    "SandboxError",
+    "SandboxEvent",
+    "SandboxLimits",
+    "SandboxRequest",
+    "ScriptError",
+    "Started",
+    "remove_orphans",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+SANDBOX_USER = "10001:10001"
+_BATCH_SECONDS = 0.05
+_BATCH_LINES = 500
+_RECV_BYTES = 256 * 2**10
+# Replies the sandbox does not read pile up here; past the cap the sandbox is misbehaving.
+_MAX_OUTBOUND_BYTES = 16 * 2**20
+# After the output stream ends, how long a container may take to be reported as exited.
+_EXIT_POLL_SECONDS = 0.25
+_DRAIN_AFTER_KILL_SECONDS = 1.0
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
+
+
+def _seconds_text(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:g}s" if seconds < 120 else f"{seconds / 60:g} min"
+
+
+class DockerSandboxDriver:
+    """Runs attempts in containers of the local (or given) Docker engine.
+
+    `docker_url` defaults to `DOCKER_HOST`, else the local socket; it is resolved once, here.
+    `image` pins an image tag and skips `ensure_image` (tests, air-gapped deployments).
+    """
+
+    def __init__(
+        self,
+        docker_url: str | None = None,
+        *,
+        image: str | None = None,
+        context_dir: Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self._url = docker_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+        self._image = image
+        self._context_dir = context_dir
+        self._cache_dir = cache_dir
+        self._client: docker.DockerClient | None = None
+        self._runtime: str | None = None
+        self._lock = threading.Lock()
+        self._active: dict[tuple[str, int], threading.Event] = {}
+
+    @property
+    def docker_url(self) -> str:
+        return self._url
+
+    # -- engine ------------------------------------------------------------------------------
+
+    def client(self) -> docker.DockerClient:
+        """The shared Docker client, connected on first use; EngineUnavailableError if down."""
+        with self._lock:
+            if self._client is None:
+                try:
+                    client = docker.DockerClient(base_url=self._url, timeout=60)
+                    client.ping()
+                    runtimes = client.info().get("Runtimes") or {}
+                except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                    raise EngineUnavailableError(self._url, _short(exc)) from exc
+                self._runtime = "runsc" if "runsc" in runtimes else None
+                self._client = client
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def abort(self, run_id: str, attempt: int | None = None) -> bool:
+        """Ask running attempts of `run_id` to stop; they end with Finished(ABORTED)."""
+        found = False
+        for (active_run, active_attempt), event in list(self._active.items()):
+            if active_run == run_id and attempt in (None, active_attempt):
+                event.set()
+                found = True
+        return found
+
+    # -- one run -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        request: SandboxRequest,
+        *,
+        cancel: threading.Event | None = None,
+        on_call: CallHandler | None = None,
+    ) -> Iterator[SandboxEvent]:
+        """Run one attempt; yield Started, Output batches and exactly one Finished."""
+        cancel = cancel if cancel is not None else threading.Event()
+        key = (request.run_id, request.attempt)
+        self._active[key] = cancel
+        session = RunSession(request.limits, on_call)
+        client: docker.DockerClient | None = None
+        container_id: str | None = None
+        sock: Any = None
+        began = time.monotonic()
+        try:
+            try:
+                client = self.client()
+                image = self._image or ensure_image(
+                    client, context_dir=self._context_dir, cache_dir=self._cache_dir
+                )
+                wall_deadline, deadline, limit_text = self._deadline(request)
+                if deadline <= time.monotonic():
+                    yield self._finish(
+                        session,
+                        Outcome.TIMEOUT,
+                        None,
+                        ScriptError("Timeout", f"{limit_text} had already passed before the sandbox started"),
+                    )
+                    return
+                container_id = self._create(client, image, request, wall_deadline)
+                sock = client.api.attach_socket(
+                    container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+                )
+                client.api.start(container_id)
+            except SandboxError as exc:
+                yield self._finish(
+                    session,
+                    Outcome.INFRASTRUCTURE,
+                    None,
+                    ScriptError(type(exc).__name__.removesuffix("Error") or "Sandbox", str(exc)),
+                )
+                return
+            except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+                yield self._engine_failure(session, "starting the sandbox", exc)
+                return
+            logger.info(
+                "run %s attempt %d: container %s started in %.2fs",
+                request.run_id,
+                request.attempt,
+                container_id[:12],
+                time.monotonic() - began,
+            )
+            yield Started(container_id=container_id, image=image, time=utcnow())
+            start = encode_start(
+                script=request.script,
+                params=request.params,
+                run_id=request.run_id,
+                attempt=request.attempt,
+                run_key=request.run_key,
+            )
+            try:
+                end = yield from self._pump(
+                    client, container_id, sock, start, session, cancel, deadline, limit_text
+                )
+            except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+                yield self._engine_failure(session, "running the sandbox", exc)
+                return
+            outcome, error = classify(end, session, request.limits)
+            logger.info(
+                "run %s attempt %d: %s (exit %s) after %.2fs",
+                request.run_id,
+                request.attempt,
+                outcome.name,
+                end.exit_code,
+                time.monotonic() - began,
+            )
+            yield self._finish(session, outcome, end.exit_code, error)
+        except KeyboardInterrupt:
+            # Ray cancels a task by raising KeyboardInterrupt in its main thread: stop the sandbox
+            # now, hand Finished(ABORTED) to the consumer, and when it asks for more, let the
+            # interrupt continue (Ray then reports the task as cancelled; a CLI stops on Ctrl-C).
+            logger.info("run %s attempt %d: interrupted, aborting", request.run_id, request.attempt)
+            self._remove(client, container_id)
+            container_id = None
+            yield self._finish(
+                session, Outcome.ABORTED, None, ScriptError("Aborted", "the attempt was interrupted")
+            )
+            raise
+        finally:
+            self._active.pop(key, None)
+            if sock is not None:
+                _close_quietly(sock)
+            self._remove(client, container_id)
+
+    def _deadline(self, request: SandboxRequest) -> tuple[datetime, float, str]:
+        """The effective wall-clock deadline, the same as a monotonic time, and a text naming
+        the limit that sets it: the earlier of the request's deadline and now + timeout."""
+        now = datetime.now(UTC)
+        by_timeout = now + request.limits.timeout
+        # A caller that derives the deadline from the timeout (a moment earlier) means the limit.
+        if request.deadline < by_timeout - timedelta(seconds=1):
+            when, text = request.deadline, f"the attempt deadline {request.deadline.isoformat()}"
+        else:
+            when = min(request.deadline, by_timeout)
+            text = f"the time limit of {_seconds_text(request.limits.timeout)}"
+        return when, time.monotonic() + (when - now).total_seconds(), text
+
+    def _create(
+        self, client: docker.DockerClient, image: str, request: SandboxRequest, deadline: datetime
+    ) -> str:
+        limits = request.limits
+        labels = {
+            **request.labels,
+            LABEL_MANAGED: "1",
+            LABEL_RUN: request.run_id,
+            LABEL_ATTEMPT: str(request.attempt),
+            # The effective deadline: the janitor may remove the container once it (+ grace) passed.
+            LABEL_DEADLINE: deadline.astimezone(UTC).isoformat(),
+        }
+        name = (
+            f"seedbed-{_NAME_UNSAFE.sub('-', request.run_id)[:64]}-{request.attempt}-{uuid.uuid4().hex[:8]}"
+        )
+        options: dict[str, Any] = {}
+        if self._runtime:
+            options["runtime"] = self._runtime
+        container = client.containers.create(
+            image=image,
+            name=name,
+            user=SANDBOX_USER,
+            working_dir="/tmp",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777"},
+            shm_size=min(limits.tmpfs_bytes, 64 * 2**20),
+            pids_limit=limits.pids,
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,  # equal to the memory limit: no swap
+            nano_cpus=limits.nano_cpus,
+            ulimits=[docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
+            network_mode="none",
+            init=True,
+            log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            stdin_open=True,
+            tty=False,
+            labels=labels,
+            hostname="sandbox",
+            **options,
+        )
+        return str(container.id)
+
+    def _pump(
+        self,
+        client: docker.DockerClient,
+        container_id: str,
+        sock: Any,
+        start_frame: bytes,
+        session: RunSession,
+        cancel: threading.Event,
+        deadline: float,
+        limit_text: str,
+    ) -> Generator[Output, None, EndState]:
+        """Move bytes both ways until the container's output ends or it must be stopped."""
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        raw.setblocking(False)
+        outbound = bytearray(start_frame)
+        demux = StreamDemuxer()
+        last_flush = time.monotonic()
+        stopped_by: str | None = None
+        overflow_noted = False
+        while True:
+            now = time.monotonic()
+            while session.pending() >= _BATCH_LINES or (
+                session.pending() and now - last_flush >= _BATCH_SECONDS
+            ):
+                batch = session.take_batch(_BATCH_LINES)
+                if batch is not None:
+                    yield batch
+                now = last_flush = time.monotonic()
+            if cancel.is_set():
+                stopped_by = "abort"
+                break
+            if now >= deadline:
+                stopped_by = "timeout"
+                break
+            wait = min(deadline - now, _BATCH_SECONDS if session.pending() else 0.25)
+            readable, writable, _ = select.select([raw], [raw] if outbound else [], [], wait)
+            if writable:
+                try:
+                    sent = raw.send(outbound)
+                    del outbound[:sent]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    outbound.clear()  # the container closed its stdin; replies are moot
+            if not readable:
+                continue
+            try:
+                data = raw.recv(_RECV_BYTES)
+            except BlockingIOError:
+                continue
+            except (ConnectionResetError, OSError):
+                data = b""
+            if not data:
+                break
+            for stream, piece in demux.feed(data):
+                for reply in session.feed(stream, piece):
+                    if len(outbound) + len(reply) <= _MAX_OUTBOUND_BYTES:
+                        outbound += reply
+                    elif not overflow_noted:
+                        overflow_noted = True
+                        session.system("the sandbox does not read its replies; dropping them", "warning")
+        if stopped_by is not None:
+            # Kill first, then collect what the script wrote before it died (bounded in time).
+            kill_quietly(client, container_id)
+            _drain(raw, demux, session, _DRAIN_AFTER_KILL_SECONDS)
+        session.end_of_stream()  # replies to calls cut off by the end are moot
+        end = self._await_exit(client, container_id, session, cancel, deadline, stopped_by, limit_text)
+        while (batch := session.take_batch(_BATCH_LINES)) is not None:
+            yield batch
+        return end
+
+    def _await_exit(
+        self,
+        client: docker.DockerClient,
+        container_id: str,
+        session: RunSession,
+        cancel: threading.Event,
+        deadline: float,
+        stopped_by: str | None,
+        limit_text: str,
+    ) -> EndState:
+        """Wait for the container to exit (killing it if it must stop) and read its state."""
+        while stopped_by is None:
+            state = client.api.inspect_container(container_id)["State"]
+            if not state.get("Running"):
+                break
+            # The output ended but the container lives on (it closed its stdout): keep the
+            # deadline and the cancel event in force while it finishes.
+            if cancel.wait(_EXIT_POLL_SECONDS):
+                stopped_by = "abort"
+            elif time.monotonic() >= deadline:
+                stopped_by = "timeout"
+        message = ""
+        if stopped_by is not None:
+            kill_quietly(client, container_id)
+            if stopped_by == "timeout":
+                message = (
+                    f"the script exceeded {limit_text} and was killed "
+                    "(raise the scenario's timeout_seconds if it needs longer)"
+                )
+            else:
+                message = "the run was aborted and its sandbox killed"
+            session.system(message, "error" if stopped_by == "timeout" else "warning")
+        result = client.api.wait(container_id, timeout=30)
+        state = client.api.inspect_container(container_id)["State"]
+        exit_code = state.get("ExitCode", result.get("StatusCode"))
+        if state.get("OOMKilled"):
+            session.system("the kernel killed a process of the sandbox for lack of memory (OOM)", "error")
+        return EndState(
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            oom_killed=bool(state.get("OOMKilled")),
+            stopped_by=stopped_by,  # type: ignore[arg-type]
+            stop_message=message,
+        )
+
+    def _finish(
+        self,
+        session: RunSession,
+        outcome: Outcome,
+        exit_code: int | None,
+        error: ScriptError | None,
+    ) -> Finished:
+        return Finished(
+            outcome=outcome,
+            exit_code=exit_code,
+            error=error,
+            logs_truncated=session.logs_truncated,
+            dropped_lines=session.dropped_lines,
+            warnings=session.warnings,
+            time=utcnow(),
+        )
+
+    def _engine_failure(self, session: RunSession, doing: str, exc: BaseException) -> Finished:
+        logger.warning("Docker engine error while %s: %s", doing, exc)
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            error = ScriptError("EngineUnavailable", str(EngineUnavailableError(self._url, _short(exc))))
+        else:
+            error = ScriptError("EngineError", f"Docker engine error while {doing}: {_short(exc)}")
+        return self._finish(session, Outcome.INFRASTRUCTURE, None, error)
+
+    def _remove(self, client: docker.DockerClient | None, container_id: str | None) -> None:
+        # If this fails, the janitor (sweep) removes the container later, by its labels.
+        if client is not None and container_id is not None:
+            remove_quietly(client, container_id)
+
+    # -- janitor -----------------------------------------------------------------------------
+
+    def sweep(
+        self,
+        *,
+        older_than_deadline: bool = True,
+        grace: timedelta = timedelta(minutes=1),
+        now: datetime | None = None,
+    ) -> list[str]:
+        """Remove managed containers past their deadline + grace (all of them if not
+        `older_than_deadline`); return their ids. Raises EngineUnavailableError if the engine
+        is down. See `_sandbox_janitor.sweep_containers`."""
+        return sweep_containers(self.client(), older_than_deadline=older_than_deadline, grace=grace, now=now)
+
+    def probe(self) -> str | None:
+        """None if the engine answers, else what is wrong and what to do (for health checks)."""
+        try:
+            self.client()
+        except EngineUnavailableError as exc:
+            return str(exc)
+        return None
+
+
+def remove_orphans(
+    docker_url: str | None = None,
+    *,
+    older_than_deadline: bool = True,
+    grace: timedelta = timedelta(minutes=1),
+) -> list[str]:
+    """The janitor as a function: sweep managed containers of the given engine."""
+    driver = DockerSandboxDriver(docker_url)
+    try:
+        return driver.sweep(older_than_deadline=older_than_deadline, grace=grace)
+    finally:
+        driver.close()
+
+
+def _drain(raw: socket.socket, demux: StreamDemuxer, session: RunSession, seconds: float) -> None:
+    """Read what is left in the attach stream until it ends or `seconds` pass."""
+    until = time.monotonic() + seconds
+    while (left := until - time.monotonic()) > 0:
+        readable, _, _ = select.select([raw], [], [], left)
+        if not readable:
+            return
+        try:
+            data = raw.recv(_RECV_BYTES)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        for stream, piece in demux.feed(data):
+            session.feed(stream, piece)
+
+
+def _close_quietly(sock: Any) -> None:
+    try:
+        sock.close()
+        raw = getattr(sock, "_sock", None)
+        if raw is not None:
+            raw.close()
+    except OSError:
+        pass
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
