@@ -63,9 +63,9 @@ def settings_for(store_url: str, tmp_path: Path, **overrides: Any) -> Coordinato
 @pytest.fixture
 def fake_coordinator(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Client]]:
     """A real gRPC coordinator on loopback with a real store, dispatching to the fake executor."""
-    with running_in_thread(settings_for(store_url, tmp_path), FakeDispatcher()) as coordinator:
-        with Client(coordinator.address) as client:
-            yield coordinator, client
+    settings = settings_for(store_url, tmp_path)
+    with running_in_thread(settings, FakeDispatcher()) as coordinator, Client(coordinator.address) as client:
+        yield coordinator, client
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grpc_tools import protoc
 import grpc_tools
+from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[1] / "proto"
 PACKAGE = Path("seedbed/api/v1")
@@ -45,7 +45,9 @@ def main() -> int:
         generate(Path(tmp))
         fresh = sorted(p.name for p in (Path(tmp) / PACKAGE).iterdir())
         committed = sorted(
-            p.name for p in (ROOT / PACKAGE).iterdir() if p.name.endswith((".py", ".pyi")) and "_pb2" in p.name
+            p.name
+            for p in (ROOT / PACKAGE).iterdir()
+            if p.name.endswith((".py", ".pyi")) and "_pb2" in p.name
         )
         _, mismatch, errors = filecmp.cmpfiles(Path(tmp) / PACKAGE, ROOT / PACKAGE, fresh, shallow=False)
         if fresh != committed or mismatch or errors:

@@ -34,7 +34,18 @@ def bare_docker(image: str) -> tuple[float, float]:
     """Seconds to the first stdout line and to exit of `docker run --rm` with the same script."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "/opt/venv/bin/python", image, "-c", TRIVIAL],
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/opt/venv/bin/python",
+            image,
+            "-c",
+            TRIVIAL,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -55,9 +66,8 @@ def seedbed_run(client: Client, scenario: str) -> tuple[float, float]:
     for event in client.stream_logs(run_id):
         if isinstance(event, LogEvent) and event.line.stream == run_pb2.LOG_STREAM_STDOUT and not first:
             first = time.perf_counter() - start
-        elif isinstance(event, RunEnded):
-            if event.run.state != run_pb2.RUN_STATE_SUCCESS:
-                raise SystemExit(f"run {run_id} ended {event.run.state}: {event.run.first_error}")
+        elif isinstance(event, RunEnded) and event.run.state != run_pb2.RUN_STATE_SUCCESS:
+            raise SystemExit(f"run {run_id} ended {event.run.state}: {event.run.first_error}")
     return first, time.perf_counter() - start
 
 
@@ -89,13 +99,19 @@ def main() -> int:
 
     image = ensure_image(docker.from_env())
     bare = [bare_docker(image) for _ in range(args.repeat + 1)][1:]  # first one warms the cache
-    with tempfile.TemporaryDirectory() as tmp, running_in_thread(
-        CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp), sandbox_slots=args.slots)
-    ) as coordinator, Client(coordinator.address) as client:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_in_thread(
+            CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp), sandbox_slots=args.slots)
+        ) as coordinator,
+        Client(coordinator.address) as client,
+    ):
         client.put_scenario(
             "bench-trivial",
             script=TRIVIAL,
-            settings=scenario_pb2.ScenarioSettings(overlap_policy=scenario_pb2.OVERLAP_POLICY_ALLOW_CONCURRENT),
+            settings=scenario_pb2.ScenarioSettings(
+                overlap_policy=scenario_pb2.OVERLAP_POLICY_ALLOW_CONCURRENT
+            ),
         )
         ours = [seedbed_run(client, "bench-trivial") for _ in range(args.repeat + 1)][1:]
         ours_rate = burst_seedbed(client, "bench-trivial", args.burst)

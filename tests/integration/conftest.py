@@ -43,9 +43,9 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture
 def coordinator(ray_session: None, store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Client]]:
     """A real coordinator: real store, real Ray, real Docker sandboxes."""
-    with running_in_thread(settings_for(store_url, tmp_path, abort_grace_seconds=20)) as coord:
-        with Client(coord.address) as client:
-            yield coord, client
+    settings = settings_for(store_url, tmp_path, abort_grace_seconds=20)
+    with running_in_thread(settings) as coord, Client(coord.address) as client:
+        yield coord, client
 
 
 def containers_of(docker_client: docker.DockerClient, run_id: str) -> list[Any]:

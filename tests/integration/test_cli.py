@@ -70,7 +70,16 @@ def test_bad_invocations_say_what_is_wrong(coordinator: tuple[Any, Client], tmp_
 def test_local_run_of_the_example(tmp_path: Path) -> None:
     """The README's main job: an embedded coordinator (SQLite, its own local Ray, Docker)."""
     result = subprocess.run(
-        [sys.executable, "-m", "seedbed.cli._main", "run", "--local", str(ROOT / "examples" / "hello.py"), "-p", "customers=4"],
+        [
+            sys.executable,
+            "-m",
+            "seedbed.cli._main",
+            "run",
+            "--local",
+            str(ROOT / "examples" / "hello.py"),
+            "-p",
+            "customers=4",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

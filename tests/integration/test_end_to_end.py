@@ -5,6 +5,7 @@ Each test runs against both stores (SQLite and PostgreSQL), a real local Ray and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from datetime import timedelta
@@ -21,7 +22,9 @@ from tests.integration.conftest import containers_of
 pytestmark = pytest.mark.integration
 
 
-def _run(client: Client, scenario: str, script: str, params: dict[str, str] | None = None, **settings: Any) -> str:
+def _run(
+    client: Client, scenario: str, script: str, params: dict[str, str] | None = None, **settings: Any
+) -> str:
     client.put_scenario(
         scenario,
         script=script,
@@ -203,7 +206,10 @@ def test_script_and_params_never_in_argv_or_environment(
     _, client = coordinator
     canary = "canary-7f3e9d"
     run_id = _run(
-        client, "secretive", f"import time\n# {canary}\nprint('up', flush=True)\ntime.sleep(30)\n", {"p": canary}
+        client,
+        "secretive",
+        f"import time\n# {canary}\nprint('up', flush=True)\ntime.sleep(30)\n",
+        {"p": canary},
     )
     eventually(lambda: "up" in _stdout(client, run_id), timeout=60)
     (container,) = containers_of(docker_client, run_id)
@@ -238,3 +244,47 @@ def test_not_found_over_the_real_stack(coordinator: tuple[Any, Client]) -> None:
     with pytest.raises(ClientError) as info:
         client.run("missing")
     assert info.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_janitor_removes_orphaned_sandboxes(ray_session: None, docker_client: Any, tmp_path: Any) -> None:
+    """A container left by a dead worker (past its deadline) is removed by the coordinator's janitor."""
+    from datetime import UTC, datetime
+
+    from seedbed.coordinator import running_in_thread
+    from seedbed.worker.images import ensure_image
+    from tests.conftest import settings_for
+
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    orphan = docker_client.containers.run(
+        ensure_image(docker_client),
+        entrypoint=["sleep", "300"],
+        detach=True,
+        network_mode="none",
+        labels={
+            "seedbed.managed": "1",
+            "seedbed.run": "run_orphan",
+            "seedbed.attempt": "1",
+            "seedbed.deadline": past,
+        },
+    )
+    fresh = docker_client.containers.run(
+        ensure_image(docker_client),
+        entrypoint=["sleep", "300"],
+        detach=True,
+        network_mode="none",
+        labels={
+            "seedbed.managed": "1",
+            "seedbed.run": "run_alive",
+            "seedbed.attempt": "1",
+            "seedbed.deadline": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        },
+    )
+    try:
+        settings = settings_for(f"sqlite:///{tmp_path / 's.db'}", tmp_path, janitor_interval_seconds=0.5)
+        with running_in_thread(settings):
+            eventually(lambda: containers_of(docker_client, "run_orphan") == [], timeout=60)
+        assert containers_of(docker_client, "run_alive") != []
+    finally:
+        for container in (orphan, fresh):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)

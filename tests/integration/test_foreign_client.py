@@ -53,11 +53,27 @@ def test_client_generated_from_protos_alone(coordinator: tuple[Any, Client], tmp
     out.mkdir()
     sources = [str(p.relative_to(protos)) for p in (protos / "seedbed/api/v1").glob("*.proto")]
     include = Path(grpc_tools.__file__).parent / "_proto"
-    assert protoc.main(["protoc", f"-I{protos}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", *sources]) == 0
+    assert (
+        protoc.main(
+            [
+                "protoc",
+                f"-I{protos}",
+                f"-I{include}",
+                f"--python_out={out}",
+                f"--grpc_python_out={out}",
+                *sources,
+            ]
+        )
+        == 0
+    )
     (out / "client.py").write_text(CLIENT)
     # -I: isolated mode, so only the generated package is importable as "seedbed" here.
     result = subprocess.run(
-        [sys.executable, "-I", "client.py", coord.address], cwd=out, capture_output=True, text=True, timeout=120
+        [sys.executable, "-I", "client.py", coord.address],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+
 from seedbed.worker.images import ImageBuildError, ensure_image, image_tag, locate_sandbox_images
 
 pytestmark = pytest.mark.integration

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import docker
 import docker.errors
 import pytest
+
 from seedbed.worker.images import ensure_image, image_tag
 from seedbed.worker.sandbox import (
     DockerSandboxDriver,

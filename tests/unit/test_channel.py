@@ -7,6 +7,7 @@ import random
 from datetime import timedelta
 
 import pytest
+
 from seedbed.worker._channel import (
     MAX_FRAME_BYTES,
     CallFrame,

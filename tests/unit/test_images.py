@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from seedbed.worker.images import (
     ImageBuildError,
     base_tag,

@@ -13,7 +13,17 @@ from tests.conftest import ROOT
 
 def test_wheel_holds_only_the_seedbed_namespace(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -22,7 +32,13 @@ def test_wheel_holds_only_the_seedbed_namespace(tmp_path: Path) -> None:
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"seedbed"}
     assert "seedbed/__init__.py" not in names  # PEP 420 namespace: no package owns "seedbed"
-    for part in ("api/v1/run_pb2.py", "coordinator/server.py", "worker/attempt.py", "client/_client.py", "cli/_main.py"):
+    for part in (
+        "api/v1/run_pb2.py",
+        "coordinator/server.py",
+        "worker/attempt.py",
+        "client/_client.py",
+        "cli/_main.py",
+    ):
         assert f"seedbed/{part}" in names, part
     # The sandbox image's inputs travel with the worker so a wheel install can build the image.
     assert "seedbed/worker/sandbox_images/python/Dockerfile" in names

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 import seedbed.worker.sandbox as sandbox
 from seedbed.worker.sandbox import (
     FakeSandboxDriver,

@@ -117,7 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _submit(args.address, scenario_id, script, params, args)
 
 
-def _submit(address: str, scenario_id: str, script: str, params: dict[str, str], args: argparse.Namespace) -> int:
+def _submit(
+    address: str, scenario_id: str, script: str, params: dict[str, str], args: argparse.Namespace
+) -> int:
     from seedbed.api.v1 import scenario_pb2
 
     settings = None
@@ -208,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("server", help="run the coordinator (embedded defaults: SQLite, local Ray, local Docker)")
+    p = sub.add_parser(
+        "server", help="run the coordinator (embedded defaults: SQLite, local Ray, local Docker)"
+    )
     p.add_argument("--listen", help="host:port to bind (SEEDBED_LISTEN)")
     p.add_argument("--store-url", help="SQLAlchemy URL of the store (SEEDBED_STORE_URL)")
     p.set_defaults(func=cmd_server)
@@ -218,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--scenario", help="scenario id (default: from the file name)")
     p.add_argument("--timeout", type=int, default=0, help="deadline of the run in seconds")
-    p.add_argument("--follow", dest="follow", action="store_true", default=True, help="show logs live (default)")
+    p.add_argument(
+        "--follow", dest="follow", action="store_true", default=True, help="show logs live (default)"
+    )
     p.add_argument("--no-follow", dest="follow", action="store_false", help="print the run id and return")
     p.add_argument("--local", action="store_true", help="start an embedded coordinator for this one run")
     p.set_defaults(func=cmd_run)

@@ -18,7 +18,12 @@ from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grp
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 TERMINAL = frozenset(
-    {run_pb2.RUN_STATE_SUCCESS, run_pb2.RUN_STATE_WARNING, run_pb2.RUN_STATE_FAILED, run_pb2.RUN_STATE_ABORTED}
+    {
+        run_pb2.RUN_STATE_SUCCESS,
+        run_pb2.RUN_STATE_WARNING,
+        run_pb2.RUN_STATE_FAILED,
+        run_pb2.RUN_STATE_ABORTED,
+    }
 )
 
 
@@ -136,7 +141,9 @@ class Client:
                 return out
 
     def delete_scenario(self, scenario_id: str) -> None:
-        self._call(self._scenarios.DeleteScenario, scenario_pb2.DeleteScenarioRequest(scenario_id=scenario_id))
+        self._call(
+            self._scenarios.DeleteScenario, scenario_pb2.DeleteScenarioRequest(scenario_id=scenario_id)
+        )
 
     # -- runs ----------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from ray.exceptions import RayError, TaskCancelledError
 from seedbed.api.v1 import attempt_pb2
 from seedbed.coordinator.errors import DispatchCancelled, DispatchError
 from seedbed.coordinator.settings import CoordinatorSettings
-from seedbed.worker.attempt import SANDBOX_RESOURCE, probe_engine, run_attempt
+from seedbed.worker.attempt import SANDBOX_RESOURCE, probe_engine, run_attempt, sweep_sandboxes
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,28 @@ class RayDispatcher:
             return f"could not probe the Docker engine from a Ray worker: {exc}"
         return problem
 
+    async def sweep(self) -> list[str]:
+        """Run the janitor once on every live node; the ids of the containers it removed."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        task = ray.remote(sweep_sandboxes)
+        refs = [
+            task.options(
+                num_cpus=0,
+                max_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+            ).remote(self._settings.docker_url)
+            for node in ray.nodes()
+            if node.get("Alive")
+        ]
+        removed: list[str] = []
+        for ref in refs:
+            try:
+                removed.extend(await asyncio.wait_for(ref, 120))
+            except (RayError, TimeoutError) as exc:
+                log.warning("janitor task failed: %s", exc)
+        return removed
+
     async def aclose(self) -> None:
         for run_id in list(self._refs):
             self.cancel(run_id)
@@ -94,7 +116,7 @@ class RayDispatcher:
             resources=self._resources,
             name=f"seedbed-attempt-{run_id}-{spec.attempt}",
         )
-        generator = task.remote(spec.SerializeToString())
+        generator: Any = task.remote(spec.SerializeToString())  # an ObjectRefGenerator
         self._refs[run_id] = generator
         try:
             async for ref in generator:
@@ -105,7 +127,9 @@ class RayDispatcher:
         except RayError as exc:
             if run_id in self._cancelled:
                 raise DispatchCancelled(f"attempt {spec.attempt} of run {run_id} was cancelled") from exc
-            raise DispatchError(f"Ray could not execute attempt {spec.attempt} of run {run_id}: {exc}") from exc
+            raise DispatchError(
+                f"Ray could not execute attempt {spec.attempt} of run {run_id}: {exc}"
+            ) from exc
         finally:
             self._refs.pop(run_id, None)
             self._cancelled.discard(run_id)

@@ -1,14 +1,14 @@
 """Errors of the coordinator's domain, and the one table that maps them to gRPC status codes.
 
-    CoordinatorError
-    ├── InvalidArgumentError   a request field breaks a rule or a limit (names the field and the limit)
-    ├── NotFoundError          an unknown scenario, run or fire id
-    ├── AlreadyExistsError     an id or idempotency key already used for something else
-    ├── FailedPreconditionError the request is valid but the current state forbids it
-    └── StoreUnavailableError  the store could not be reached
+CoordinatorError
+├── InvalidArgumentError   a request field breaks a rule or a limit (names the field and the limit)
+├── NotFoundError          an unknown scenario, run or fire id
+├── AlreadyExistsError     an id or idempotency key already used for something else
+├── FailedPreconditionError the request is valid but the current state forbids it
+└── StoreUnavailableError  the store could not be reached
 
-    DispatchError              internal: an attempt could not be executed (worker lost, …)
-    └── DispatchCancelled      internal: the attempt was cancelled on request
+DispatchError              internal: an attempt could not be executed (worker lost, …)
+└── DispatchCancelled      internal: the attempt was cancelled on request
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ class FakeDispatcher:
     async def probe_engine(self) -> str | None:
         return None
 
+    async def sweep(self) -> list[str]:
+        return []
+
     def cancel(self, run_id: str) -> None:
         self._cancelled.add(run_id)
 
@@ -64,7 +67,11 @@ class FakeDispatcher:
                 )
                 warnings += op == "warn"
                 line = run_pb2.LogLine(
-                    sequence=seq, stream=stream, text=arg, time=_now(), level="warning" if op == "warn" else ""
+                    sequence=seq,
+                    stream=stream,
+                    text=arg,
+                    time=_now(),
+                    level="warning" if op == "warn" else "",
                 )
                 yield attempt_pb2.AttemptEvent(output=attempt_pb2.AttemptOutput(lines=[line]))
             elif op == "sleep":
@@ -84,7 +91,9 @@ class FakeDispatcher:
             elif op == "oom":
                 yield _result(
                     attempt_pb2.ATTEMPT_OUTCOME_OOM,
-                    run_pb2.ErrorDetails(reason=run_pb2.FAILURE_REASON_OOM, type="OutOfMemory", message="oom"),
+                    run_pb2.ErrorDetails(
+                        reason=run_pb2.FAILURE_REASON_OOM, type="OutOfMemory", message="oom"
+                    ),
                     exit_code=137,
                 )
                 return

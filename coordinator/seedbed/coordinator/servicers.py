@@ -47,7 +47,9 @@ def _guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
             raise
         except Exception:
             log.exception("%s failed", method.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see server log")
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see server log"
+            )
         raise AssertionError("unreachable")  # context.abort always raises
 
     return wrapper
@@ -251,7 +253,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             await self._hub.wait(wake, _POLL_SECONDS)
 
 
-def _end(reason: int, run: Any, last: int) -> run_pb2.StreamRunLogsResponse:
+def _end(reason: run_pb2.StreamEndReason, run: Any, last: int) -> run_pb2.StreamRunLogsResponse:
     return run_pb2.StreamRunLogsResponse(
         end=run_pb2.StreamEnd(reason=reason, run=cv.run_to_proto(run), last_sequence=max(last, 0))
     )

@@ -18,9 +18,7 @@ class CoordinatorSettings(BaseSettings):
 
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
     data_dir: Path = Field(Path(".seedbed"), description="where the default SQLite store lives")
-    store_url: str = Field(
-        "", description="SQLAlchemy URL of the store; empty: a SQLite file in data_dir"
-    )
+    store_url: str = Field("", description="SQLAlchemy URL of the store; empty: a SQLite file in data_dir")
     ray_address: str = Field(
         "", description="Ray cluster to join; empty: RAY_ADDRESS, else a local instance started here"
     )
@@ -41,7 +39,10 @@ class CoordinatorSettings(BaseSettings):
     max_log_bytes: int = Field(10 * MiB, ge=1024, description="per attempt; later lines are dropped")
     max_line_bytes: int = Field(16 * 1024, ge=256)
 
-    abort_grace_seconds: float = Field(15.0, gt=0, description="wait for a sandbox to stop before forcing ABORTED")
+    janitor_interval_seconds: float = Field(60.0, gt=0, description="how often orphaned sandboxes are swept")
+    abort_grace_seconds: float = Field(
+        15.0, gt=0, description="wait for a sandbox to stop before forcing ABORTED"
+    )
 
     @field_validator("listen")
     @classmethod

@@ -30,6 +30,7 @@ class Dispatcher(Protocol):
     async def start(self) -> None: ...
     async def aclose(self) -> None: ...
     async def probe_engine(self) -> str | None: ...
+    async def sweep(self) -> list[str]: ...
     def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncIterable[attempt_pb2.AttemptEvent]: ...
     def cancel(self, run_id: str) -> None: ...
 
@@ -61,14 +62,30 @@ class RunSupervisor:
         self._settings = settings
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._janitor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for run in await self._store.runs_in_states(ACTIVE_STATES):
             log.info("recovering run %s (%s, %d attempts so far)", run.id, run.state, run.attempt_count)
             self.launch(run.id)
+        self._janitor = asyncio.create_task(self._janitor_loop(), name="janitor")
+
+    async def _janitor_loop(self) -> None:
+        """Every run ends: containers whose worker died are removed once past deadline + grace."""
+        while True:
+            try:
+                removed = await self._dispatcher.sweep()
+                if removed:
+                    log.warning("janitor removed %d orphaned sandbox(es): %s", len(removed), removed)
+            except Exception:
+                log.exception("janitor sweep failed")
+            await asyncio.sleep(self._settings.janitor_interval_seconds)
 
     async def aclose(self) -> None:
         self._closing = True
+        if self._janitor is not None:
+            self._janitor.cancel()
+            await asyncio.gather(self._janitor, return_exceptions=True)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -126,6 +143,13 @@ class RunSupervisor:
                         run.id, attempt, event.started.container_id, event.started.node, started_at
                     )
                     self._hub.notify(run.id)
+                    log.info(
+                        "run %s attempt %d: RUNNING in %s on %s",
+                        run.id,
+                        attempt,
+                        event.started.container_id[:12],
+                        event.started.node,
+                    )
                 elif kind == "output":
                     records = []
                     for line in event.output.lines:
@@ -161,7 +185,10 @@ class RunSupervisor:
             return RunEnd(RunState.FAILED, error)
         end = _end_from_result(result)
         await self._store.end_attempt(
-            run.id, attempt, attempt_pb2.AttemptOutcome.Name(result.outcome).removeprefix("ATTEMPT_OUTCOME_"), end.error
+            run.id,
+            attempt,
+            attempt_pb2.AttemptOutcome.Name(result.outcome).removeprefix("ATTEMPT_OUTCOME_"),
+            end.error,
         )
         summary = f"run ended: {end.state}"
         if end.error is not None:

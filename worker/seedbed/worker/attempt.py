@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.worker.sandbox import (
     DockerSandboxDriver,
+    EngineUnavailableError,
     Finished,
     Outcome,
     Output,
@@ -26,6 +27,7 @@ from seedbed.worker.sandbox import (
     SandboxLimits,
     SandboxRequest,
     Started,
+    remove_orphans,
 )
 
 log = logging.getLogger(__name__)
@@ -155,3 +157,13 @@ def run_attempt(spec_bytes: bytes) -> Iterator[bytes]:
 def probe_engine(docker_url: str) -> str | None:
     """Whether this worker reaches its Docker engine: None, or what is wrong and what to do."""
     return DockerSandboxDriver(docker_url=docker_url or None).probe()
+
+
+def sweep_sandboxes(docker_url: str) -> list[str]:
+    """The janitor on this node: remove Seedbed containers past their deadline plus grace (left
+    behind by a worker that died). Returns the removed container ids."""
+    try:
+        return remove_orphans(docker_url or None)
+    except EngineUnavailableError as exc:
+        log.warning("janitor: %s", exc)
+        return []

@@ -43,6 +43,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+
 from seedbed.worker._sandbox_errors import EngineUnavailableError, ImageBuildError
 
 __all__ = ["ImageBuildError", "base_tag", "ensure_image", "image_tag", "locate_sandbox_images"]

@@ -47,6 +47,7 @@ import docker
 import docker.errors
 import docker.types
 import requests.exceptions
+
 from seedbed.worker._channel import StreamDemuxer, encode_start
 from seedbed.worker._sandbox_errors import (
     EngineUnavailableError,

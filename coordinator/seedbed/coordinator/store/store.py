@@ -365,7 +365,9 @@ class Store:
         return [_run(r._mapping) for r in rows]
 
     async def runs_in_states(self, states: Iterable[RunState]) -> list[RunRecord]:
-        query = select(t.runs).where(t.runs.c.state.in_([s.value for s in states])).order_by(t.runs.c.created_at)
+        query = (
+            select(t.runs).where(t.runs.c.state.in_([s.value for s in states])).order_by(t.runs.c.created_at)
+        )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_run(r._mapping) for r in rows]
@@ -390,7 +392,9 @@ class Store:
             )
         return number, token
 
-    async def mark_running(self, run_id: str, attempt: int, container_id: str, node: str, at: datetime) -> bool:
+    async def mark_running(
+        self, run_id: str, attempt: int, container_id: str, node: str, at: datetime
+    ) -> bool:
         """QUEUED → RUNNING (or a re-attempt of a RUNNING run). False when the run has ended."""
         async with self._write() as conn:
             result = await conn.execute(
@@ -439,7 +443,12 @@ class Store:
             rows = (await conn.execute(query)).all()
         return [
             LogRecord(
-                seq=r.seq, attempt=r.attempt, stream=r.stream, text=r.text, at=_utc(r.at) or now(), level=r.level
+                seq=r.seq,
+                attempt=r.attempt,
+                stream=r.stream,
+                text=r.text,
+                at=_utc(r.at) or now(),
+                level=r.level,
             )
             for r in rows
         ]
@@ -448,7 +457,11 @@ class Store:
         async with self._write() as conn:
             await conn.execute(
                 update(t.attempts)
-                .where(t.attempts.c.run_id == run_id, t.attempts.c.number == attempt, t.attempts.c.state != "ENDED")
+                .where(
+                    t.attempts.c.run_id == run_id,
+                    t.attempts.c.number == attempt,
+                    t.attempts.c.state != "ENDED",
+                )
                 .values(
                     state="ENDED",
                     outcome=outcome,
