@@ -288,3 +288,22 @@ def test_janitor_removes_orphaned_sandboxes(ray_session: None, docker_client: An
         for container in (orphan, fresh):
             with contextlib.suppress(Exception):
                 container.remove(force=True)
+
+
+def test_coordinator_restart_redrives_the_run(
+    ray_session: None, store_url: str, tmp_path: Any, docker_client: Any
+) -> None:
+    """Stopping the coordinator mid-run stops the sandbox; the next coordinator runs the run again."""
+    from seedbed.coordinator import running_in_thread
+    from tests.conftest import settings_for
+
+    settings = settings_for(store_url, tmp_path)
+    script = "import time\nprint('up', flush=True)\ntime.sleep(3)\nprint('finished')\n"
+    with running_in_thread(settings) as first, Client(first.address) as client:
+        run_id = _run(client, "restart", script)
+        eventually(lambda: "up" in _stdout(client, run_id), timeout=60)
+    eventually(lambda: containers_of(docker_client, run_id) == [], timeout=30)
+    with running_in_thread(settings) as second, Client(second.address) as client:
+        run = client.wait(run_id)
+        assert run.state == run_pb2.RUN_STATE_SUCCESS and run.attempt_count == 2
+        assert _stdout(client, run_id) == ["up", "up", "finished"]

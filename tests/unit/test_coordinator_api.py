@@ -255,3 +255,27 @@ def test_inactive_scenario_refuses_fires(fake_coordinator: tuple[Any, Client]) -
     with pytest.raises(ClientError) as info:
         client.run("off")
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and "inactive" in info.value.details
+
+
+def test_restart_loses_no_accepted_run(store_url: str, tmp_path: Any) -> None:
+    """A run active when the coordinator stops is driven again by the next one on the same store."""
+    from seedbed.coordinator import running_in_thread
+    from seedbed.coordinator.fakes import FakeDispatcher
+    from tests.conftest import settings_for
+
+    settings = settings_for(store_url, tmp_path)
+    with running_in_thread(settings, FakeDispatcher()) as first, Client(first.address) as client:
+        client.put_scenario("survivor", script="print attempt\nsleep 1\nprint done")
+        run_id = client.run("survivor").run_id
+        eventually(lambda: "attempt" in _texts_now(client, run_id))
+    with running_in_thread(settings, FakeDispatcher()) as second, Client(second.address) as client:
+        run = client.wait(run_id)
+        assert run.state == run_pb2.RUN_STATE_SUCCESS
+        assert run.attempt_count == 2
+        lines = [e.line for e in client.stream_logs(run_id) if isinstance(e, LogEvent)]
+    assert [line.sequence for line in lines] == list(range(1, len(lines) + 1))
+    assert [(line.attempt, line.text) for line in lines if line.stream == run_pb2.LOG_STREAM_STDOUT] == [
+        (1, "attempt"),
+        (2, "attempt"),
+        (2, "done"),
+    ]

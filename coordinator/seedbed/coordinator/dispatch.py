@@ -118,10 +118,12 @@ class RayDispatcher:
         )
         generator: Any = task.remote(spec.SerializeToString())  # an ObjectRefGenerator
         self._refs[run_id] = generator
+        drained = False
         try:
             async for ref in generator:
                 data = await ref
                 yield attempt_pb2.AttemptEvent.FromString(data)
+            drained = True
         except TaskCancelledError as exc:
             raise DispatchCancelled(f"attempt {spec.attempt} of run {run_id} was cancelled") from exc
         except RayError as exc:
@@ -131,6 +133,10 @@ class RayDispatcher:
                 f"Ray could not execute attempt {spec.attempt} of run {run_id}: {exc}"
             ) from exc
         finally:
+            if not drained:
+                # The consumer went away (coordinator shutting down, error): stop the attempt too,
+                # or its sandbox would run on with nobody reading it.
+                self.cancel(run_id)
             self._refs.pop(run_id, None)
             self._cancelled.discard(run_id)
 
