@@ -89,3 +89,44 @@ def test_local_run_of_the_example(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, 2, 3, 4] and all(r["email"] for r in rows)
     assert (tmp_path / ".seedbed" / "seedbed.db").exists()
+
+
+def test_server_command_serves_and_reports_an_unreachable_engine(tmp_path: Path) -> None:
+    """`seedbed server` starts on embedded defaults, says clearly when Docker is unreachable, runs
+    fail with that reason, and SIGTERM stops it cleanly."""
+    import os
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "SEEDBED_DOCKER_URL": "unix:///nonexistent/docker.sock",
+        "SEEDBED_DATA_DIR": str(tmp_path),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "seedbed.cli._main", "server", "--listen", f"127.0.0.1:{port}"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        log: list[str] = []
+        for line in server.stderr:
+            log.append(line)
+            if "coordinator listening" in line:
+                break
+        text = "".join(log)
+        assert "Docker engine unreachable" in text and "/nonexistent/docker.sock" in text, text
+        script = tmp_path / "hi.py"
+        script.write_text("print('hi')\n")
+        result = seedbed("--address", f"127.0.0.1:{port}", "run", str(script))
+        assert result.returncode == 1
+        assert "INFRASTRUCTURE" in result.stderr and "unreachable" in result.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    assert (tmp_path / "seedbed.db").exists()

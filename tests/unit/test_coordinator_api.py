@@ -279,3 +279,21 @@ def test_restart_loses_no_accepted_run(store_url: str, tmp_path: Any) -> None:
         (2, "attempt"),
         (2, "done"),
     ]
+
+
+def test_health_and_reflection_are_served(fake_coordinator: tuple[Any, Client]) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    coordinator, _ = fake_coordinator
+    with grpc.insecure_channel(coordinator.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "seedbed.api.v1.RunService", "seedbed.api.v1.ScenarioService"):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {"seedbed.api.v1.RunService", "seedbed.api.v1.ScenarioService", "grpc.health.v1.Health"} <= names
