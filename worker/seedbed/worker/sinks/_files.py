@@ -1,0 +1,178 @@
+"""The file sink: CSV or JSON Lines files in the attempt's artifacts directory, written atomically.
+
+A write goes to a temporary file in the same directory (`.{name}.XXXX.tmp`), is flushed and
+fsync'd, then renamed over the final name with `os.replace`, and the directory is fsync'd so the
+rename survives a crash: a reader sees the old file or the new one, never a partial one. Appending
+copies the existing file into the temporary one first (the price of atomicity; fine for artifacts
+of a few hundred MB). A failure (a value that cannot be serialised, a full disk) removes the
+temporary file and leaves the final name untouched.
+
+Names are plain file names: no `/` or `\\`, no `..`, no leading `.` (reserved for the temporary
+files), no control characters, at most 200 characters. An existing file is read without following
+symlinks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from seedbed.worker.sinks._errors import ConfigurationError, InvalidRequestError, TargetError
+from seedbed.worker.sinks._rows import encode_json_row, prepare_rows
+from seedbed.worker.sinks._spec import ConnectionSpec, OptionReader, Row, Sink, WriteResult
+
+__all__ = ["FileFormat", "FileSink"]
+
+FileFormat = Literal["csv", "jsonl"]
+_MAX_NAME = 200
+
+
+class FileSink(Sink):
+    """Writes row files into one directory. Calls are serialised by a lock."""
+
+    kind = "file"
+
+    def __init__(self, spec: ConnectionSpec, *, artifacts_dir: Path) -> None:
+        super().__init__(spec)
+        OptionReader(spec).done()  # a file connection has no options
+        try:
+            artifacts_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"artifacts directory {artifacts_dir} is not usable: {exc.strerror}", connection_id=spec.id
+            ) from exc
+        self.directory = artifacts_dir.resolve()
+        self._lock = threading.Lock()
+
+    def write(
+        self, name: str, rows: Sequence[Row], *, fmt: FileFormat = "csv", append: bool = False
+    ) -> WriteResult:
+        """Write `rows` to `name` (replacing it, or after its current content with `append`).
+        CSV: the header is the first row's keys; every row must have the same keys; None is an
+        empty cell, booleans are `true`/`false`, nested values JSON. JSONL: one object per line."""
+        cid = self.connection_id
+        _check_name(name, cid)
+        if fmt not in ("csv", "jsonl"):
+            raise InvalidRequestError(f"fmt must be 'csv' or 'jsonl', got {fmt!r}", connection_id=cid)
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Sequence):
+            raise InvalidRequestError(
+                f"rows must be a list of objects, got a {type(rows).__name__}", connection_id=cid
+            )
+        final = self.directory / name
+        with self._lock:
+            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    existing = self._copy_existing(final, out) if append else None
+                    if fmt == "csv":
+                        self._write_csv(out, rows, header_present=existing)
+                    else:
+                        for index, row in enumerate(rows):
+                            out.write(encode_json_row(row, index=index, connection_id=cid) + b"\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temporary, final)
+                _fsync_directory(self.directory)
+                size = final.stat().st_size
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise TargetError(
+                    connection_id=cid, operation="write", db_message=f"{name}: {exc.strerror or exc}"
+                ) from exc
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        return WriteResult(path=final, count=len(rows), size_bytes=size)
+
+    def close(self) -> None:
+        """Nothing to release: every write is complete when `write` returns."""
+
+    def _copy_existing(self, final: Path, out: IO[bytes]) -> list[str] | None:
+        """Copy the current content of `final` into `out`; its CSV header (None when absent)."""
+        try:
+            fd = os.open(final, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"cannot append to {final.name!r}: {exc.strerror}", connection_id=self.connection_id
+            ) from exc
+        with os.fdopen(fd, "rb") as source:
+            first = source.readline()
+            source.seek(0)
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+            if _ends_without_newline(source):
+                out.write(b"\n")
+        if not first.strip():
+            return None
+        return next(csv.reader([first.decode("utf-8", "replace")]), None)
+
+    def _write_csv(self, out: IO[bytes], rows: Sequence[Row], *, header_present: list[str] | None) -> None:
+        cid = self.connection_id
+        prepared = prepare_rows(rows, connection_id=cid, forbid_nul=True, sql_names=False)
+        if header_present is not None and prepared.columns and header_present != prepared.columns:
+            raise InvalidRequestError(
+                f"cannot append: the file's header {header_present} differs from the rows' fields "
+                f"{prepared.columns}",
+                connection_id=cid,
+            )
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        try:
+            writer = csv.writer(text, lineterminator="\n")
+            if header_present is None and prepared.columns:
+                writer.writerow(prepared.columns)
+            writer.writerows([_csv_cell(v) for v in values] for values in prepared.values)
+            text.flush()
+        finally:
+            text.detach()  # `out` stays open: the caller fsyncs and closes it
+
+
+def _ends_without_newline(source: IO[bytes]) -> bool:
+    """True when the copied file is non-empty and does not end with a newline."""
+    end = source.seek(0, os.SEEK_END)
+    if end == 0:
+        return False
+    source.seek(end - 1)
+    return source.read(1) != b"\n"
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return value
+
+
+def _check_name(name: object, connection_id: str) -> None:
+    def refuse(why: str) -> InvalidRequestError:
+        return InvalidRequestError(f"invalid file name {name!r}: {why}", connection_id=connection_id)
+
+    if not isinstance(name, str) or not 0 < len(name) <= _MAX_NAME:
+        raise refuse(f"expected a non-empty string of at most {_MAX_NAME} characters")
+    if "/" in name or "\\" in name:
+        raise refuse("a plain file name is expected, without '/' or '\\'")
+    if name.startswith("."):
+        raise refuse("names starting with '.' are reserved ('..', hidden and temporary files)")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise refuse("control characters (NUL, CR, LF, …) are not allowed")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

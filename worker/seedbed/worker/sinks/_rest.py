@@ -1,0 +1,381 @@
+"""The REST sink: POST rows to an HTTP API (one request per row, or a JSON array per batch) and GET
+JSON from it, with httpx.
+
+The base URL is the allow-list: a path must be relative to it (no scheme or host, no `..`, no
+control characters), and the final URL is checked against it again before anything is sent.
+Redirects are not followed (they could leave the allow-list).
+
+Exactly-once: every request carries `Idempotency-Key: {prefix}:{index}` (index = row in single
+mode, batch in batch mode), the same on every retry and on every replay of the run. A failure
+before the request left (connect error, pool timeout) is always retried; 429 too (the server says
+it did nothing), after `Retry-After` (seconds or an HTTP date, capped) or the backoff. A failure
+after it left (timeout, broken response, 5xx) is *ambiguous*: retried only when the target is
+declared `idempotent`, else reported at once with `RestError.ambiguous`. Other 4xx never retry.
+Backoff: exponential from `backoff_base_seconds`, capped at `backoff_max_seconds`, with jitter
+(uniform in [delay/2, delay]).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Self
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from seedbed.worker.sinks._errors import ConfigurationError, InvalidRequestError, RestError
+from seedbed.worker.sinks._rows import encode_json_row
+from seedbed.worker.sinks._spec import ConnectionSpec, OptionReader, PostResult, Row, Sink
+
+__all__ = ["PostMode", "RestSettings", "RestSink", "RetryPolicy"]
+
+PostMode = Literal["single", "batch"]
+_EXCERPT_BYTES = 1024
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a REST sink retries: at most `max_retries` times after the first attempt."""
+
+    max_retries: int = 3
+    backoff_base: timedelta = timedelta(seconds=0.5)
+    backoff_max: timedelta = timedelta(seconds=30)
+    retry_after_max: timedelta = timedelta(seconds=60)
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("RetryPolicy.max_retries must be >= 0")
+        if self.backoff_base <= timedelta(0) or self.backoff_max < self.backoff_base:
+            raise ValueError("RetryPolicy needs 0 < backoff_base <= backoff_max")
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number `retry` (0-based), jittered."""
+        ceiling = min(self.backoff_max.total_seconds(), self.backoff_base.total_seconds() * 2**retry)
+        return rng.uniform(ceiling / 2, ceiling)
+
+    def retry_after(self, header: str | None) -> float | None:
+        """Seconds asked by a `Retry-After` header (delta-seconds or HTTP date), capped; None when
+        absent or unreadable."""
+        if not header:
+            return None
+        header = header.strip()
+        if header.isdigit():
+            seconds = float(header)
+        else:
+            try:
+                when = email.utils.parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(seconds, self.retry_after_max.total_seconds()))
+
+
+@dataclass(frozen=True)
+class RestSettings:
+    """A REST connection's options (see `ConnectionSpec`). `headers` hold resolved credentials."""
+
+    base_url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    batch_size: int = 100
+    timeout: timedelta = timedelta(seconds=30)
+    idempotent: bool = False
+    retry: RetryPolicy = RetryPolicy()
+    max_response_bytes: int = 10 * 2**20
+
+    @classmethod
+    def from_spec(cls, spec: ConnectionSpec) -> Self:
+        read = OptionReader(spec)
+        base_url = read.text("base_url", required=True)
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                "option 'base_url' must be an http:// or https:// URL", connection_id=spec.id
+            )
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ConfigurationError(
+                "option 'base_url' must have no credentials, query or fragment (put credentials in headers)",
+                connection_id=spec.id,
+            )
+        headers = read.string_map("headers")
+        for name, value in headers.items():
+            if any(c in name + value for c in "\r\n\x00"):
+                raise ConfigurationError(f"header {name!r} holds a line break or NUL", connection_id=spec.id)
+        defaults = RetryPolicy()
+        retry = RetryPolicy(
+            max_retries=read.integer("max_retries", default=defaults.max_retries, minimum=0, maximum=20),
+            backoff_base=read.duration(
+                "backoff_base_seconds", default=defaults.backoff_base, minimum=timedelta(milliseconds=1)
+            ),
+            backoff_max=read.duration("backoff_max_seconds", default=defaults.backoff_max),
+            retry_after_max=read.duration("retry_after_max_seconds", default=defaults.retry_after_max),
+        )
+        settings = cls(
+            base_url=base_url.rstrip("/") + "/",
+            headers=headers,
+            batch_size=read.integer("batch_size", default=cls.batch_size, maximum=100_000),
+            timeout=read.duration("timeout_seconds", default=cls.timeout, minimum=timedelta(milliseconds=1)),
+            idempotent=read.boolean("idempotent", default=cls.idempotent),
+            retry=retry,
+            max_response_bytes=read.integer(
+                "max_response_bytes", default=cls.max_response_bytes, maximum=2**31
+            ),
+        )
+        read.done()
+        return settings
+
+    def __repr__(self) -> str:
+        return f"RestSettings(base_url={self.base_url!r}, headers=<{', '.join(self.headers)}>, …)"
+
+
+class RestSink(Sink):
+    """Posts rows to and gets JSON from one HTTP API. Calls are serialised by a lock."""
+
+    kind = "rest"
+
+    def __init__(self, spec: ConnectionSpec) -> None:
+        super().__init__(spec)
+        self.settings = RestSettings.from_spec(spec)
+        seconds = self.settings.timeout.total_seconds()
+        self._base = httpx.URL(self.settings.base_url)
+        self._client = httpx.Client(
+            base_url=self._base,
+            headers=dict(self.settings.headers),
+            timeout=httpx.Timeout(seconds),
+            follow_redirects=False,
+        )
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+
+    def post(
+        self,
+        path: str,
+        rows: Sequence[Row],
+        *,
+        mode: PostMode = "single",
+        idempotency_key_prefix: str,
+    ) -> PostResult:
+        """POST `rows` as JSON: one object per request ("single") or an array of up to `batch_size`
+        objects per request ("batch"). Stops at the first request that fails for good."""
+        cid = self.connection_id
+        path = _check_path(path, cid)
+        if mode not in ("single", "batch"):
+            raise InvalidRequestError(f"mode must be 'single' or 'batch', got {mode!r}", connection_id=cid)
+        if (
+            not isinstance(idempotency_key_prefix, str)
+            or not 0 < len(idempotency_key_prefix) <= 200
+            or not all("!" <= c <= "~" for c in idempotency_key_prefix)
+        ):
+            raise InvalidRequestError(
+                "idempotency_key_prefix must be 1-200 visible ASCII characters", connection_id=cid
+            )
+        bodies = _encode_rows(rows, cid)
+        size = 1 if mode == "single" else self.settings.batch_size
+        responses: list[Any] = []
+        completed = 0
+        with self._lock:
+            for index, start in enumerate(range(0, len(bodies), size)):
+                chunk = bodies[start : start + size]
+                content = chunk[0] if mode == "single" else b"[" + b",".join(chunk) + b"]"
+                status, body = self._send(
+                    "POST",
+                    path,
+                    content=content,
+                    key=f"{idempotency_key_prefix}:{index}",
+                    retry_ambiguous=self.settings.idempotent,
+                    index=index,
+                    completed=completed,
+                )
+                responses.append(_parse_json(body))
+                completed += len(chunk)
+        return PostResult(completed, responses)
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET `path` (with query `params`) and return its JSON body (None when empty). GET is safe:
+        ambiguous failures are retried whatever `idempotent` says."""
+        cid = self.connection_id
+        path = _check_path(path, cid)
+        if params is not None and not isinstance(params, Mapping):
+            raise InvalidRequestError("params must be a mapping", connection_id=cid)
+        with self._lock:
+            _, body = self._send("GET", path, params=params, retry_ambiguous=True)
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise RestError(
+                connection_id=cid,
+                method="GET",
+                path=self._path_of(path),
+                reason="the response is not JSON",
+                status=200,
+                body=_excerpt(body),
+            ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- one request, with retries ----------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        retry_ambiguous: bool,
+        index: int | None = None,
+        completed: int = 0,
+    ) -> tuple[int, bytes]:
+        policy = self.settings.retry
+        headers = {"Accept": "application/json"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        request = self._client.build_request(method, path, content=content, params=params, headers=headers)
+        self._check_url(request.url, path)
+        url_path = request.url.path
+        attempt = 0
+        while True:
+            attempt += 1
+            failure: RestError
+            wait: float | None = None
+            try:
+                status, retry_after, body = self._exchange(request)
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, _NOT_SENT)
+                retryable = not sent or retry_ambiguous
+                failure = RestError(
+                    connection_id=self.connection_id,
+                    method=method,
+                    path=url_path,
+                    reason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    index=index,
+                    completed=completed,
+                    attempts=attempt,
+                    ambiguous=sent and not retry_ambiguous,
+                )
+            else:
+                if 200 <= status < 300:
+                    return status, body
+                retryable = status == 429 or (status >= 500 and retry_ambiguous)
+                failure = RestError(
+                    connection_id=self.connection_id,
+                    method=method,
+                    path=url_path,
+                    reason=_reason(status),
+                    status=status,
+                    body=_excerpt(body),
+                    index=index,
+                    completed=completed,
+                    attempts=attempt,
+                    ambiguous=status >= 500 and not retry_ambiguous,
+                )
+                wait = policy.retry_after(retry_after)
+            if not retryable or attempt > policy.max_retries:
+                raise failure
+            time.sleep(wait if wait is not None else policy.backoff(attempt - 1, self._rng))
+
+    def _exchange(self, request: httpx.Request) -> tuple[int, str | None, bytes]:
+        """Send once: the status, the Retry-After header and the body (up to max_response_bytes)."""
+        response = self._client.send(request, stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.settings.max_response_bytes:
+                    # Too big to keep; an error's excerpt needs only the start.
+                    if not 200 <= response.status_code < 300:
+                        break
+                    raise RestError(
+                        connection_id=self.connection_id,
+                        method=request.method,
+                        path=request.url.path,
+                        status=response.status_code,
+                        reason=f"the response is larger than {self.settings.max_response_bytes} bytes",
+                    )
+                chunks.append(chunk)
+            return response.status_code, response.headers.get("Retry-After"), b"".join(chunks)
+        finally:
+            response.close()
+
+    def _check_url(self, url: httpx.URL, path: str) -> None:
+        base = self._base
+        if (url.scheme, url.host, url.port) != (
+            base.scheme,
+            base.host,
+            base.port,
+        ) or not url.raw_path.startswith(base.raw_path):
+            raise InvalidRequestError(
+                f"path {path!r} leaves the connection's base URL", connection_id=self.connection_id
+            )
+
+    def _path_of(self, path: str) -> str:
+        return self._client.build_request("GET", path).url.path
+
+
+def _check_path(path: object, connection_id: str) -> str:
+    """A path relative to the base URL, or InvalidRequestError saying why not."""
+
+    def refuse(why: str) -> InvalidRequestError:
+        return InvalidRequestError(f"invalid path {path!r}: {why}", connection_id=connection_id)
+
+    if not isinstance(path, str) or not path or len(path) > 2048:
+        raise refuse("expected a non-empty string of at most 2048 characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise refuse("control characters (CR, LF, NUL, …) are not allowed")
+    if "\\" in path or "#" in path or path.startswith("//"):
+        raise refuse("backslashes, fragments and '//' are not allowed")
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc:
+        raise refuse("must be relative to the connection's base URL (no scheme or host)")
+    for segment in parts.path.split("/"):
+        decoded = unquote(segment)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded:
+            raise refuse("'.' and '..' segments and encoded slashes are not allowed")
+    return path.lstrip("/")
+
+
+def _encode_rows(rows: Sequence[Row], connection_id: str) -> list[bytes]:
+    if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Sequence):
+        raise InvalidRequestError(
+            f"rows must be a list of objects, got a {type(rows).__name__}", connection_id=connection_id
+        )
+    return [encode_json_row(row, index=index, connection_id=connection_id) for index, row in enumerate(rows)]
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:_EXCERPT_BYTES].decode("utf-8", "replace")
+
+
+def _reason(status: int) -> str:
+    if status == 429:
+        return "too many requests"
+    if status >= 500:
+        return "server error"
+    if 300 <= status < 400:
+        return "redirects are not followed (they could leave the base URL)"
+    return "request refused (not retried)"
