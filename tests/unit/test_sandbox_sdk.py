@@ -188,7 +188,10 @@ def test_sdk_outside_a_sandbox_says_so() -> None:
 def test_sdk_public_surface() -> None:
     out = run_python("import seedbed.sdk, seedbed; print(sorted(seedbed.sdk.__all__), seedbed.__file__)")
     assert out.strip() == (
-        "['CallError', 'ChannelClosedError', 'SeedbedError', 'log', 'params', 'run_id'] None"
+        "['CallError', 'ChannelClosedError', 'Connection', 'InvalidArgument', 'LimitExceeded', 'Pick', "
+        "'RestError', 'Seedbed', 'SeedbedError', 'SerializationError', 'TargetError', 'Template', "
+        "'TemplateError', 'UnknownConnection', 'UnknownTemplate', 'Workspace', 'WorkspaceError', 'log', "
+        "'params', 'pick_from', 'run_id'] None"
     )  # seedbed.__file__ is None: a PEP 420 namespace package
     assert not (SDK_ROOT / "seedbed" / "__init__.py").exists()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from seedbed.api.v1 import run_pb2
+from seedbed.cli._catalog import register as register_catalog
 from seedbed.client import Client, ClientError, LogEvent, RunEnded
 
 EXIT_CODES = {
@@ -245,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
+
+    register_catalog(sub)
 
     p = sub.add_parser("image", help="sandbox images")
     image_sub = p.add_subparsers(dest="image_command", required=True)

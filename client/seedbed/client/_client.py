@@ -6,6 +6,7 @@ none and reused when the call is retried, so a retry after a lost answer never s
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -14,8 +15,20 @@ from types import TracebackType
 
 import grpc
 
-from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
+from seedbed.api.v1 import (
+    connection_pb2,
+    connection_pb2_grpc,
+    run_pb2,
+    run_pb2_grpc,
+    scenario_pb2,
+    scenario_pb2_grpc,
+    template_pb2,
+    template_pb2_grpc,
+    workspace_pb2,
+    workspace_pb2_grpc,
+)
 
+_CHUNK = 1 * 2**20
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 TERMINAL = frozenset(
     {
@@ -70,6 +83,9 @@ class Client:
         )
         self._scenarios = scenario_pb2_grpc.ScenarioServiceStub(self._channel)
         self._runs = run_pb2_grpc.RunServiceStub(self._channel)
+        self._templates = template_pb2_grpc.TemplateServiceStub(self._channel)
+        self._connections = connection_pb2_grpc.ConnectionServiceStub(self._channel)
+        self._workspace = workspace_pb2_grpc.WorkspaceServiceStub(self._channel)
 
     def __enter__(self) -> Client:
         return self
@@ -210,3 +226,109 @@ class Client:
             if isinstance(event, RunEnded):
                 return event.run
         raise AssertionError("unreachable")
+
+    # -- templates -----------------------------------------------------------------------------
+
+    def put_template(self, source: str, *, allow_update: bool = True) -> template_pb2.Template:
+        request = template_pb2.PutTemplateRequest(source=source, allow_update=allow_update)
+        return self._call(self._templates.PutTemplate, request).template  # type: ignore[attr-defined,no-any-return]
+
+    def get_template(self, template_id: str) -> template_pb2.Template:
+        request = template_pb2.GetTemplateRequest(template_id=template_id)
+        return self._call(self._templates.GetTemplate, request).template  # type: ignore[attr-defined,no-any-return]
+
+    def list_templates(self) -> list[template_pb2.Template]:
+        out: list[template_pb2.Template] = []
+        token = ""
+        while True:
+            response = self._call(
+                self._templates.ListTemplates, template_pb2.ListTemplatesRequest(page_token=token)
+            )
+            out.extend(response.templates)  # type: ignore[attr-defined]
+            token = response.next_page_token  # type: ignore[attr-defined]
+            if not token:
+                return out
+
+    def delete_template(self, template_id: str) -> None:
+        self._call(
+            self._templates.DeleteTemplate, template_pb2.DeleteTemplateRequest(template_id=template_id)
+        )
+
+    def preview_template(
+        self, template_id: str = "", *, source: str = "", count: int = 5, seed: int | None = None
+    ) -> list[dict[str, object]]:
+        request = template_pb2.PreviewTemplateRequest(template_id=template_id, source=source, count=count)
+        if seed is not None:
+            request.seed = seed
+        response = self._call(self._templates.PreviewTemplate, request)
+        return [json.loads(row) for row in response.rows_json]  # type: ignore[attr-defined]
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def create_connection(self, request: connection_pb2.CreateConnectionRequest) -> connection_pb2.Connection:
+        return self._call(self._connections.CreateConnection, request).connection  # type: ignore[attr-defined,no-any-return]
+
+    def get_connection(self, connection_id: str) -> connection_pb2.Connection:
+        request = connection_pb2.GetConnectionRequest(connection_id=connection_id)
+        return self._call(self._connections.GetConnection, request).connection  # type: ignore[attr-defined,no-any-return]
+
+    def list_connections(self) -> list[connection_pb2.Connection]:
+        out: list[connection_pb2.Connection] = []
+        token = ""
+        while True:
+            request = connection_pb2.ListConnectionsRequest(page_token=token)
+            response = self._call(self._connections.ListConnections, request)
+            out.extend(response.connections)  # type: ignore[attr-defined]
+            token = response.next_page_token  # type: ignore[attr-defined]
+            if not token:
+                return out
+
+    def delete_connection(self, connection_id: str) -> None:
+        request = connection_pb2.DeleteConnectionRequest(connection_id=connection_id)
+        self._call(self._connections.DeleteConnection, request)
+
+    def test_connection(self, connection_id: str) -> connection_pb2.TestConnectionResponse:
+        request = connection_pb2.TestConnectionRequest(connection_id=connection_id)
+        return self._call(self._connections.TestConnection, request)  # type: ignore[return-value]
+
+    # -- workspace -----------------------------------------------------------------------------
+
+    def upload_file(self, path: str, data: bytes, *, overwrite: bool = False) -> workspace_pb2.WorkspaceFile:
+        """Store ``data`` as workspace file ``path`` (streamed in 1 MiB chunks)."""
+
+        def messages() -> Iterator[workspace_pb2.UploadFileRequest]:
+            header = workspace_pb2.UploadHeader(path=path, size_bytes=len(data), overwrite=overwrite)
+            yield workspace_pb2.UploadFileRequest(header=header)
+            for start in range(0, len(data), _CHUNK):
+                yield workspace_pb2.UploadFileRequest(chunk=data[start : start + _CHUNK])
+
+        try:
+            return self._workspace.UploadFile(messages(), timeout=max(self._timeout, 300)).file  # type: ignore[no-any-return]
+        except grpc.RpcError as exc:
+            raise _wrap(exc) from None
+
+    def download_file(self, path: str) -> tuple[workspace_pb2.WorkspaceFile, bytes]:
+        meta = workspace_pb2.WorkspaceFile()
+        parts: list[bytes] = []
+        try:
+            for message in self._workspace.DownloadFile(workspace_pb2.DownloadFileRequest(path=path)):
+                if message.HasField("file"):
+                    meta = message.file
+                parts.append(message.chunk)
+        except grpc.RpcError as exc:
+            raise _wrap(exc) from None
+        return meta, b"".join(parts)
+
+    def list_files(self, prefix: str = "") -> list[workspace_pb2.WorkspaceFile]:
+        out: list[workspace_pb2.WorkspaceFile] = []
+        token = ""
+        while True:
+            request = workspace_pb2.ListFilesRequest(prefix=prefix, page_token=token)
+            response = self._call(self._workspace.ListFiles, request)
+            out.extend(response.files)  # type: ignore[attr-defined]
+            token = response.next_page_token  # type: ignore[attr-defined]
+            if not token:
+                return out
+
+    def delete_file(self, path: str) -> None:
+        self._call(self._workspace.DeleteFile, workspace_pb2.DeleteFileRequest(path=path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
@@ -108,6 +109,10 @@ def run_to_proto(rec: RunRecord) -> run_pb2.Run:
     )
     if rec.error is not None:
         msg.first_error.CopyFrom(error_to_proto(rec.error))
+    if rec.details:
+        msg.versions.update(rec.details.get("versions", {}))
+        for step in rec.details.get("steps", []):
+            msg.steps.append(ParseDict(step, run_pb2.RunStep(), ignore_unknown_fields=True))
     return msg
 
 

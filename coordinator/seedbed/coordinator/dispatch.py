@@ -23,6 +23,7 @@ from ray.exceptions import RayError, TaskCancelledError
 from seedbed.api.v1 import attempt_pb2
 from seedbed.coordinator.errors import DispatchCancelled, DispatchError
 from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.worker import catalog
 from seedbed.worker.attempt import SANDBOX_RESOURCE, probe_engine, run_attempt, sweep_sandboxes
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,34 @@ class RayDispatcher:
         except (RayError, TimeoutError) as exc:
             return f"could not probe the Docker engine from a Ray worker: {exc}"
         return problem
+
+    async def _call(self, function: Any, *args: Any, timeout: float = 60) -> Any:
+        """Run a small worker function as a Ray task (template semantics and target drivers live
+        on the workers, where the data plane is)."""
+        ref = ray.remote(function).options(num_cpus=0, max_retries=0).remote(*args)
+        try:
+            return await asyncio.wait_for(ref, timeout)
+        except TimeoutError as exc:
+            ray.cancel(ref, force=True)
+            raise DispatchError(f"{function.__name__} did not answer within {timeout:g}s") from exc
+        except RayError as exc:
+            raise DispatchError(f"{function.__name__} failed on the worker: {exc}") from exc
+
+    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(catalog.validate_template_source, source, fmt)
+        return result
+
+    async def preview_template(
+        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(catalog.preview_rows, template_id, templates, count, seed)
+        return result
+
+    async def test_connection(self, connection: attempt_pb2.ConnectionSnapshot) -> tuple[bool, str, float]:
+        ok, message, latency = await self._call(
+            catalog.try_connection, connection.SerializeToString(), timeout=120
+        )
+        return ok, message, latency
 
     async def sweep(self) -> list[str]:
         """Run the janitor once on every live node; the ids of the containers it removed."""

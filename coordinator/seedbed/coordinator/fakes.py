@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -45,6 +46,25 @@ class FakeDispatcher:
 
     async def sweep(self) -> list[str]:
         return []
+
+    # Catalog calls run the worker's functions in-process: the fake replaces Ray, not the data plane.
+    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]:
+        from seedbed.worker import catalog
+
+        result: dict[str, Any] = catalog.validate_template_source(source, fmt)
+        return result
+
+    async def preview_template(
+        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
+    ) -> dict[str, Any]:
+        from seedbed.worker import catalog
+
+        return catalog.preview_rows(template_id, templates, count, seed)
+
+    async def test_connection(self, connection: attempt_pb2.ConnectionSnapshot) -> tuple[bool, str, float]:
+        from seedbed.worker import catalog
+
+        return catalog.try_connection(connection.SerializeToString())
 
     def cancel(self, run_id: str) -> None:
         self._cancelled.add(run_id)

@@ -15,8 +15,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
+from seedbed.api.v1 import (
+    connection_pb2,
+    connection_pb2_grpc,
+    run_pb2,
+    run_pb2_grpc,
+    scenario_pb2,
+    scenario_pb2_grpc,
+    template_pb2,
+    template_pb2_grpc,
+    workspace_pb2,
+    workspace_pb2_grpc,
+)
+from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import RunServicer, ScenarioServicer
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store
@@ -27,6 +40,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     scenario_pb2.DESCRIPTOR.services_by_name["ScenarioService"].full_name,
     run_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+    template_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name,
+    connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"].full_name,
+    workspace_pb2.DESCRIPTOR.services_by_name["WorkspaceService"].full_name,
 )
 
 
@@ -46,6 +62,7 @@ class Coordinator:
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.engine_problem: str | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def address(self) -> str:
@@ -53,18 +70,29 @@ class Coordinator:
         return f"{host}:{self.port}"
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self.store = await Store.open(self.settings.resolved_store_url())
         await self.dispatcher.start()
         self.engine_problem = await self.dispatcher.probe_engine()
         if self.engine_problem:
             log.error("%s", self.engine_problem)
-        self.supervisor = RunSupervisor(self.store, self.dispatcher, self.hub, self.settings)
+        secrets = SecretBox.from_key_or_file(self.settings.secret_key, self.settings.data_dir)
+        self.supervisor = RunSupervisor(self.store, self.dispatcher, self.hub, self.settings, secrets)
         limit = self.settings.max_message_bytes
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
             ]
+        )
+        template_pb2_grpc.add_TemplateServiceServicer_to_server(
+            TemplateServicer(self.store, self.dispatcher, self.settings), self.server
+        )
+        connection_pb2_grpc.add_ConnectionServiceServicer_to_server(
+            ConnectionServicer(self.store, self.dispatcher, secrets), self.server
+        )
+        workspace_pb2_grpc.add_WorkspaceServiceServicer_to_server(
+            WorkspaceServicer(self.store, self.settings), self.server
         )
         scenario_pb2_grpc.add_ScenarioServiceServicer_to_server(
             ScenarioServicer(self.store, self.settings), self.server
@@ -81,6 +109,7 @@ class Coordinator:
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.listen}: address in use or not available")
         await self.server.start()
+        self.supervisor.coordinator_address = self.address
         await self.supervisor.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

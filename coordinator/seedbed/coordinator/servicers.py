@@ -12,7 +12,7 @@ import grpc
 
 from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
 from seedbed.coordinator import _convert as cv
-from seedbed.coordinator.errors import CoordinatorError, InvalidArgumentError, NotFoundError
+from seedbed.coordinator.errors import CoordinatorError, DispatchError, InvalidArgumentError, NotFoundError
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import (
     new_id,
@@ -34,7 +34,7 @@ _POLL_SECONDS = 1.0
 _LOG_PAGE = 500
 
 
-def _guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+def guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
     """Turn domain errors into their status code; anything else into INTERNAL, logged."""
 
     @functools.wraps(method)
@@ -43,6 +43,8 @@ def _guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
             return await method(self, request, context)
         except CoordinatorError as exc:
             await context.abort(exc.code, str(exc))
+        except DispatchError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"no worker could serve the call: {exc}")
         except (grpc.aio.AbortError, grpc.aio.UsageError):
             raise
         except Exception:
@@ -90,7 +92,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             overlap_policy=overlap or base.overlap_policy,
         )
 
-    @_guard
+    @guard
     async def CreateScenario(
         self, request: scenario_pb2.CreateScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.CreateScenarioResponse:
@@ -103,7 +105,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         )
         return scenario_pb2.CreateScenarioResponse(scenario=cv.scenario_to_proto(rec))
 
-    @_guard
+    @guard
     async def UpdateScenario(
         self, request: scenario_pb2.UpdateScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.UpdateScenarioResponse:
@@ -123,14 +125,14 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         )
         return scenario_pb2.UpdateScenarioResponse(scenario=cv.scenario_to_proto(rec))
 
-    @_guard
+    @guard
     async def GetScenario(
         self, request: scenario_pb2.GetScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.GetScenarioResponse:
         rec = await self._store.get_scenario(_known_scenario_id(request.scenario_id))
         return scenario_pb2.GetScenarioResponse(scenario=cv.scenario_to_proto(rec))
 
-    @_guard
+    @guard
     async def ListScenarios(
         self, request: scenario_pb2.ListScenariosRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.ListScenariosResponse:
@@ -141,7 +143,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             next_page_token=str(offset + limit) if len(recs) > limit else "",
         )
 
-    @_guard
+    @guard
     async def DeleteScenario(
         self, request: scenario_pb2.DeleteScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.DeleteScenarioResponse:
@@ -173,7 +175,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         self._supervisor = supervisor
         self._hub = hub
 
-    @_guard
+    @guard
     async def RunScenario(
         self, request: run_pb2.RunScenarioRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.RunScenarioResponse:
@@ -185,21 +187,21 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             self._supervisor.launch(run.id)
         return run_pb2.RunScenarioResponse(fire=cv.fire_to_proto(fire))
 
-    @_guard
+    @guard
     async def GetTriggerFire(
         self, request: run_pb2.GetTriggerFireRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.GetTriggerFireResponse:
         fire = await self._store.get_fire(_required("fire_id", request.fire_id))
         return run_pb2.GetTriggerFireResponse(fire=cv.fire_to_proto(fire))
 
-    @_guard
+    @guard
     async def GetRun(
         self, request: run_pb2.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.GetRunResponse:
         run = await self._store.get_run(_required("run_id", request.run_id))
         return run_pb2.GetRunResponse(run=cv.run_to_proto(run))
 
-    @_guard
+    @guard
     async def ListRuns(
         self, request: run_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.ListRunsResponse:
@@ -213,7 +215,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             next_page_token=str(offset + limit) if len(recs) > limit else "",
         )
 
-    @_guard
+    @guard
     async def AbortRun(
         self, request: run_pb2.AbortRunRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.AbortRunResponse:

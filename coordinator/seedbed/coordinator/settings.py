@@ -25,6 +25,8 @@ class CoordinatorSettings(BaseSettings):
     sandbox_slots: int = Field(4, ge=1, le=1024, description="sandboxes a local Ray instance runs at once")
     docker_url: str = Field("", description="Docker engine for the sandboxes; empty: the worker's default")
 
+    secret_key: str = Field("", description="Fernet key for stored secrets; empty: a key file in data_dir")
+
     max_script_bytes: int = Field(1 * MiB, ge=1024, le=16 * MiB)
     max_message_bytes: int = Field(8 * MiB, ge=1 * MiB, le=64 * MiB)
 
@@ -38,6 +40,13 @@ class CoordinatorSettings(BaseSettings):
     tmpfs_bytes: int = Field(256 * MiB, ge=1 * MiB)
     max_log_bytes: int = Field(10 * MiB, ge=1024, description="per attempt; later lines are dropped")
     max_line_bytes: int = Field(16 * 1024, ge=256)
+
+    max_generate_rows: int = Field(1_000_000, ge=1, description="rows one generate call may ask for")
+    max_fetch_rows: int = Field(100_000, ge=1)
+    max_reply_bytes: int = Field(64 * MiB, ge=1 * MiB, description="one reply from the agent to a sandbox")
+    max_workspace_file_bytes: int = Field(64 * MiB, ge=1024)
+    max_workspace_bytes: int = Field(1024 * MiB, ge=1024)
+    max_template_bytes: int = Field(256 * 1024, ge=1024)
 
     janitor_interval_seconds: float = Field(60.0, gt=0, description="how often orphaned sandboxes are swept")
     abort_grace_seconds: float = Field(

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterable, Iterable
 from datetime import UTC
-from typing import Protocol
+from typing import Any, Protocol
+
+from google.protobuf.json_format import MessageToDict
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
-from seedbed.coordinator.errors import DispatchCancelled, DispatchError
+from seedbed.coordinator.connections import snapshot
+from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import ACTIVE_STATES, FailureReason, RunState
+from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, now
 
@@ -31,6 +36,13 @@ class Dispatcher(Protocol):
     async def aclose(self) -> None: ...
     async def probe_engine(self) -> str | None: ...
     async def sweep(self) -> list[str]: ...
+    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]: ...
+    async def preview_template(
+        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
+    ) -> dict[str, Any]: ...
+    async def test_connection(
+        self, connection: attempt_pb2.ConnectionSnapshot
+    ) -> tuple[bool, str, float]: ...
     def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncIterable[attempt_pb2.AttemptEvent]: ...
     def cancel(self, run_id: str) -> None: ...
 
@@ -54,8 +66,16 @@ class RunSupervisor:
     stay active in the store and are driven again by the next coordinator)."""
 
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, hub: LogHub, settings: CoordinatorSettings
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        hub: LogHub,
+        settings: CoordinatorSettings,
+        secrets: SecretBox | None = None,
     ) -> None:
+        self._secrets = secrets
+        # Where workers reach this coordinator (workspace downloads); set once the server listens.
+        self.coordinator_address = ""
         self._store = store
         self._dispatcher = dispatcher
         self._hub = hub
@@ -130,7 +150,12 @@ class RunSupervisor:
                 await self._finish(run_id, RunEnd(RunState.FAILED, error))
 
     async def _attempt(self, run: RunRecord, attempt: int, token: int) -> RunEnd:
-        spec = self._spec(run, attempt, token)
+        try:
+            spec = await self._spec(run, attempt, token)
+        except CoordinatorError as exc:
+            error = ErrorInfo(FailureReason.INFRASTRUCTURE, type(exc).__name__, str(exc))
+            await self._store.end_attempt(run.id, attempt, "INFRASTRUCTURE", error)
+            return RunEnd(RunState.FAILED, error)
         seq = run.last_sequence
         await self._system_line(run.id, attempt, seq := seq + 1, f"attempt {attempt} dispatched")
         result: attempt_pb2.AttemptResult | None = None
@@ -196,11 +221,29 @@ class RunSupervisor:
         await self._system_line(run.id, attempt, seq + 1, summary)
         return end
 
-    def _spec(self, run: RunRecord, attempt: int, token: int) -> attempt_pb2.AttemptSpec:
+    async def _spec(self, run: RunRecord, attempt: int, token: int) -> attempt_pb2.AttemptSpec:
         cfg = self._settings
         timeout = run.settings.timeout_seconds or cfg.default_timeout_seconds
         memory = run.settings.memory_limit_bytes or cfg.default_memory_bytes
+        templates = [
+            attempt_pb2.TemplateSnapshot(
+                id=t.id, canonical_json=json.dumps(t.canonical, sort_keys=True), revision=t.revision
+            )
+            for t in await self._store.templates.all()
+        ]
+        connections = []
+        if self._secrets is not None:
+            connections = [snapshot(c, self._secrets) for c in await self._store.connections.all()]
         return attempt_pb2.AttemptSpec(
+            templates=templates,
+            connections=connections,
+            coordinator_address=self.coordinator_address,
+            data_limits=attempt_pb2.DataLimits(
+                max_generate_rows=cfg.max_generate_rows,
+                max_fetch_rows=cfg.max_fetch_rows,
+                max_reply_bytes=cfg.max_reply_bytes,
+                max_workspace_read_bytes=cfg.max_workspace_file_bytes,
+            ),
             run_id=run.id,
             attempt=attempt,
             run_key=run.run_key,
@@ -257,8 +300,18 @@ def _aborted(reason: str) -> ErrorInfo:
     return ErrorInfo(None, "Aborted", reason)
 
 
+def _details(result: attempt_pb2.AttemptResult) -> dict[str, Any] | None:
+    if not result.versions and not result.steps:
+        return None
+    return {
+        "versions": dict(result.versions),
+        "steps": [MessageToDict(step, preserving_proto_field_name=True) for step in result.steps],
+    }
+
+
 def _end_from_result(result: attempt_pb2.AttemptResult) -> RunEnd:
     common = {
+        "details": _details(result),
         "exit_code": result.exit_code,
         "logs_truncated": result.logs_truncated,
         "dropped_log_lines": result.dropped_lines,

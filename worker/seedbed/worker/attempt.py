@@ -13,10 +13,12 @@ import logging
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.worker.agent import Agent
 from seedbed.worker.sandbox import (
     DockerSandboxDriver,
     EngineUnavailableError,
@@ -29,6 +31,7 @@ from seedbed.worker.sandbox import (
     Started,
     remove_orphans,
 )
+from seedbed.worker.settings import worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +79,10 @@ def request_from_spec(spec: attempt_pb2.AttemptSpec) -> SandboxRequest:
         max_log_bytes=lim.max_log_bytes or defaults.max_log_bytes,
         max_line_bytes=lim.max_line_bytes or defaults.max_line_bytes,
     )
-    # The deadline counts from the moment the worker takes the attempt, not from submission: time
-    # spent waiting for a sandbox slot is not the script's.
-    deadline = datetime.now(UTC) + limits.timeout
+    # The time limit counts from the sandbox's start (the driver applies it), not from submission:
+    # time spent waiting for a slot or creating the container is not the script's. The request's
+    # own deadline is only an outer bound.
+    deadline = datetime.now(UTC) + limits.timeout + timedelta(minutes=10)
     if spec.HasField("deadline"):
         deadline = min(deadline, spec.deadline.ToDatetime(tzinfo=UTC))
     return SandboxRequest(
@@ -140,17 +144,27 @@ def translate(events: Iterator[object]) -> Iterator[attempt_pb2.AttemptEvent]:
             yield attempt_pb2.AttemptEvent(result=result)
 
 
-def execute(spec: attempt_pb2.AttemptSpec, driver: SandboxDriver) -> Iterator[attempt_pb2.AttemptEvent]:
+def execute(
+    spec: attempt_pb2.AttemptSpec, driver: SandboxDriver, *, artifacts_dir: Path
+) -> Iterator[attempt_pb2.AttemptEvent]:
     request = request_from_spec(spec)
     log.info("attempt %d of run %s: starting, deadline %s", spec.attempt, spec.run_id, request.deadline)
-    yield from translate(iter(driver.run(request)))
+    agent = Agent(spec, artifacts_dir=artifacts_dir / spec.run_id)
+    try:
+        for event in translate(iter(driver.run(request, on_call=agent))):
+            if event.HasField("result"):
+                event.result.versions.update(agent.versions)
+                event.result.steps.extend(agent.step_records())
+            yield event
+    finally:
+        agent.close()
 
 
 def run_attempt(spec_bytes: bytes) -> Iterator[bytes]:
     """Ray entry point (a streaming generator): bytes in, bytes out, so no pickled classes cross."""
     spec = attempt_pb2.AttemptSpec.FromString(spec_bytes)
     driver = DockerSandboxDriver(docker_url=spec.docker_url or None)
-    for event in execute(spec, driver):
+    for event in execute(spec, driver, artifacts_dir=worker_settings().artifacts_dir):
         yield event.SerializeToString()
 
 

@@ -218,6 +218,8 @@ class DockerSandboxDriver:
                     container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
                 )
                 client.api.start(container_id)
+                # The script's time counts from its start, not from the image check and create.
+                wall_deadline, deadline, limit_text = self._deadline(request)
             except SandboxError as exc:
                 yield self._finish(
                     session,

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -70,6 +71,7 @@ runs = Table(
     Column("exit_code", Integer),
     Column("last_sequence", BigInteger, nullable=False, default=0),
     Column("abort_reason", Text),
+    Column("details", Text),  # JSON: library versions, steps
     Index("ix_runs_scenario_created", "scenario_id", "created_at"),
     Index("ix_runs_state", "state"),
     Index("ix_runs_created", "created_at"),
@@ -101,4 +103,51 @@ log_lines = Table(
     Column("level", String(10), nullable=False, default=""),
     Column("text", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("format", String(10), nullable=False),
+    Column("canonical", Text, nullable=False),  # JSON
+    Column("digest", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("field_names", Text, nullable=False),  # JSON list
+    Column("revision", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("url", Text, nullable=False),  # never with a password
+    Column("rest", Text, nullable=False),  # JSON RestOptions, without the secret
+    Column("secret_kind", String(10), nullable=False),  # none | stored | env | file
+    Column("secret_ref", Text, nullable=False),  # env name or file path
+    Column("secret_cipher", Text),  # Fernet token of a stored secret
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+workspace_files = Table(
+    "workspace_files",
+    metadata,
+    Column("path", String(512), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+workspace_chunks = Table(
+    "workspace_chunks",
+    metadata,
+    Column("path", String(512), ForeignKey("workspace_files.path", ondelete="CASCADE"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )

@@ -108,6 +108,7 @@ class RunRecord:
     exit_code: int | None
     last_sequence: int
     abort_reason: str | None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,4 @@ class RunEnd:
     logs_truncated: bool = False
     dropped_log_lines: int = 0
     warning_count: int = 0
+    details: dict[str, Any] | None = None

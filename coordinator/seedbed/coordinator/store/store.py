@@ -45,6 +45,7 @@ from seedbed.coordinator.model import (
     new_id,
 )
 from seedbed.coordinator.store import _schema as t
+from seedbed.coordinator.store.catalog import ConnectionRepository, TemplateRepository, WorkspaceRepository
 from seedbed.coordinator.store.records import (
     ErrorInfo,
     FireRecord,
@@ -94,6 +95,9 @@ class Store:
         self._engine = engine
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
+        self.templates = TemplateRepository(self)
+        self.connections = ConnectionRepository(self)
+        self.workspace = WorkspaceRepository(self)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -326,6 +330,7 @@ class Store:
                     "exit_code": None,
                     "last_sequence": 0,
                     "abort_reason": None,
+                    "details": None,
                 }
                 fire_values["state"] = FireState.RUN_CREATED.value
                 fire_values["run_id"] = run_values["id"]
@@ -486,6 +491,7 @@ class Store:
                     logs_truncated=end.logs_truncated,
                     dropped_log_lines=end.dropped_log_lines,
                     warning_count=end.warning_count,
+                    details=json.dumps(end.details) if end.details else None,
                 )
             )
         return bool(result.rowcount)
@@ -558,4 +564,5 @@ def _run(row: Any) -> RunRecord:
         exit_code=row["exit_code"],
         last_sequence=row["last_sequence"],
         abort_reason=row["abort_reason"],
+        details=json.loads(row["details"]) if row.get("details") else None,
     )

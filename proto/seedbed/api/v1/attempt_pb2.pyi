@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from seedbed.api.v1 import connection_pb2 as _connection_pb2
 from seedbed.api.v1 import run_pb2 as _run_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -51,7 +52,7 @@ class SandboxLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ...) -> None: ...
 
 class AttemptSpec(_message.Message):
-    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token")
+    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +70,10 @@ class AttemptSpec(_message.Message):
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     DOCKER_URL_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DATA_LIMITS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     run_key: str
@@ -79,7 +84,47 @@ class AttemptSpec(_message.Message):
     deadline: _timestamp_pb2.Timestamp
     docker_url: str
     fencing_token: int
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ...) -> None: ...
+    templates: _containers.RepeatedCompositeFieldContainer[TemplateSnapshot]
+    connections: _containers.RepeatedCompositeFieldContainer[ConnectionSnapshot]
+    coordinator_address: str
+    data_limits: DataLimits
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ...) -> None: ...
+
+class TemplateSnapshot(_message.Message):
+    __slots__ = ("id", "canonical_json", "revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    canonical_json: str
+    revision: int
+    def __init__(self, id: _Optional[str] = ..., canonical_json: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class ConnectionSnapshot(_message.Message):
+    __slots__ = ("id", "kind", "url", "rest", "secret")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    REST_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: _connection_pb2.ConnectionKind
+    url: str
+    rest: _connection_pb2.RestOptions
+    secret: _connection_pb2.SecretSource
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_connection_pb2.ConnectionKind, str]] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[_connection_pb2.RestOptions, _Mapping]] = ..., secret: _Optional[_Union[_connection_pb2.SecretSource, _Mapping]] = ...) -> None: ...
+
+class DataLimits(_message.Message):
+    __slots__ = ("max_generate_rows", "max_fetch_rows", "max_reply_bytes", "max_workspace_read_bytes")
+    MAX_GENERATE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_FETCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_WORKSPACE_READ_BYTES_FIELD_NUMBER: _ClassVar[int]
+    max_generate_rows: int
+    max_fetch_rows: int
+    max_reply_bytes: int
+    max_workspace_read_bytes: int
+    def __init__(self, max_generate_rows: _Optional[int] = ..., max_fetch_rows: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_workspace_read_bytes: _Optional[int] = ...) -> None: ...
 
 class AttemptStarted(_message.Message):
     __slots__ = ("container_id", "image", "time", "node")
@@ -100,7 +145,14 @@ class AttemptOutput(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[_Union[_run_pb2.LogLine, _Mapping]]] = ...) -> None: ...
 
 class AttemptResult(_message.Message):
-    __slots__ = ("outcome", "exit_code", "error", "logs_truncated", "dropped_lines", "warnings", "time")
+    __slots__ = ("outcome", "exit_code", "error", "logs_truncated", "dropped_lines", "warnings", "time", "versions", "steps")
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +160,8 @@ class AttemptResult(_message.Message):
     DROPPED_LINES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     outcome: AttemptOutcome
     exit_code: int
     error: _run_pb2.ErrorDetails
@@ -115,7 +169,9 @@ class AttemptResult(_message.Message):
     dropped_lines: int
     warnings: int
     time: _timestamp_pb2.Timestamp
-    def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    versions: _containers.ScalarMap[str, str]
+    steps: _containers.RepeatedCompositeFieldContainer[_run_pb2.RunStep]
+    def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[_run_pb2.RunStep, _Mapping]]] = ...) -> None: ...
 
 class AttemptEvent(_message.Message):
     __slots__ = ("started", "output", "result")

@@ -115,8 +115,15 @@ class TriggerFire(_message.Message):
     def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., state: _Optional[_Union[TriggerFireState, str]] = ..., run_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision")
+    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps")
     class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +146,8 @@ class Run(_message.Message):
     WARNING_COUNT_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
     SCENARIO_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
     id: str
     scenario_id: str
     fire_id: str
@@ -155,7 +164,25 @@ class Run(_message.Message):
     warning_count: int
     exit_code: int
     scenario_revision: int
-    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ...) -> None: ...
+    versions: _containers.ScalarMap[str, str]
+    steps: _containers.RepeatedCompositeFieldContainer[RunStep]
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ...) -> None: ...
+
+class RunStep(_message.Message):
+    __slots__ = ("name", "start_time", "end_time", "outcome", "rows_generated", "rows_written")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ROWS_GENERATED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    outcome: str
+    rows_generated: int
+    rows_written: int
+    def __init__(self, name: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., rows_generated: _Optional[int] = ..., rows_written: _Optional[int] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("sequence", "attempt", "stream", "text", "time", "level")

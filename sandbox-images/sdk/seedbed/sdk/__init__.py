@@ -1,12 +1,20 @@
 """The Seedbed SDK, imported by scenario scripts running inside a sandbox.
 
-    from seedbed.sdk import params, log, run_id
+    from seedbed.sdk import Seedbed
 
-    log.info("seeding customers", count=int(params.get("count", "100")))
+    dm = Seedbed()
+    customers = dm.generate(template_id="tmpl_customer", count=100)
+    dm.connection("conn_postgres").insert(table="customers", rows=customers)
+    orders = dm.generate(
+        template_id="tmpl_order", count=500,
+        overrides={"customer_id": dm.pick_from([c["id"] for c in customers])},
+    )
+    dm.connection("conn_postgres").insert(table="orders", rows=orders)
 
-`params` is a read-only mapping of the run's parameters, `log` sends structured log lines to the
-worker, `run_id` is the id of the current run. Every SDK call travels over the agent channel to
-the trusted worker; the sandbox has no network.
+Also at module level: `params` (a read-only mapping of the run's parameters), `log`
+(`log.info/warning/error(message, **fields)`; a warning makes the run's outcome WARNING),
+`run_id`, and `pick_from`. Every call travels over the agent channel to the trusted worker, which
+generates the rows and writes them; the sandbox has no network and never sees a credential.
 """
 
 from __future__ import annotations
@@ -14,10 +22,46 @@ from __future__ import annotations
 from typing import Any
 
 from seedbed.sdk import _context
-from seedbed.sdk._errors import CallError, ChannelClosedError, SeedbedError
+from seedbed.sdk._data import Connection, Pick, Seedbed, Template, Workspace, pick_from
+from seedbed.sdk._errors import (
+    CallError,
+    ChannelClosedError,
+    InvalidArgument,
+    LimitExceeded,
+    RestError,
+    SeedbedError,
+    SerializationError,
+    TargetError,
+    TemplateError,
+    UnknownConnection,
+    UnknownTemplate,
+    WorkspaceError,
+)
 from seedbed.sdk._log import Log
 
-__all__ = ["CallError", "ChannelClosedError", "SeedbedError", "log", "params", "run_id"]
+__all__ = [
+    "CallError",
+    "ChannelClosedError",
+    "Connection",
+    "InvalidArgument",
+    "LimitExceeded",
+    "Pick",
+    "RestError",
+    "Seedbed",
+    "SeedbedError",
+    "SerializationError",
+    "TargetError",
+    "Template",
+    "TemplateError",
+    "UnknownConnection",
+    "UnknownTemplate",
+    "Workspace",
+    "WorkspaceError",
+    "log",
+    "params",
+    "pick_from",
+    "run_id",
+]
 
 params = _context.current.params
 log = Log()

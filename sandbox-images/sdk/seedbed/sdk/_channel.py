@@ -17,7 +17,7 @@ import os
 import threading
 from typing import Any, BinaryIO
 
-from seedbed.sdk._errors import CallError, ChannelClosedError
+from seedbed.sdk._errors import ChannelClosedError, call_error
 
 __all__ = ["PROTOCOL_VERSION", "Channel", "encode_frame"]
 
@@ -100,7 +100,7 @@ class Channel:
         error = reply.get("error")
         if not isinstance(error, dict):
             error = {}
-        raise CallError(op, str(error.get("type", "Error")), str(error.get("message", "")))
+        raise call_error(op, str(error.get("type", "Error")), str(error.get("message", "")))
 
     def _read_replies(self) -> None:
         try:

@@ -2,12 +2,35 @@
 
 SeedbedError            base of everything the SDK raises
 ├── CallError           the worker answered a call with ok:false (type and message from it)
+│   ├── UnknownTemplate      no template with that id
+│   ├── UnknownConnection    no connection with that id
+│   ├── InvalidArgument      a call's argument is wrong (count ≤ 0, bad table name, …)
+│   ├── LimitExceeded        a call asked for more than the operator allows
+│   ├── TemplateError        a template cannot produce the rows asked for
+│   ├── TargetError          the database refused a write or a query (its own message inside)
+│   ├── RestError            the REST target answered an error or did not answer
+│   ├── SerializationError   a row holds a value that cannot be sent or stored
+│   └── WorkspaceError       a workspace file cannot be read
 └── ChannelClosedError  the channel to the worker is gone, or the SDK runs outside a sandbox
 """
 
 from __future__ import annotations
 
-__all__ = ["CallError", "ChannelClosedError", "SeedbedError"]
+__all__ = [
+    "CallError",
+    "ChannelClosedError",
+    "InvalidArgument",
+    "LimitExceeded",
+    "RestError",
+    "SeedbedError",
+    "SerializationError",
+    "TargetError",
+    "TemplateError",
+    "UnknownConnection",
+    "UnknownTemplate",
+    "WorkspaceError",
+    "call_error",
+]
 
 
 class SeedbedError(Exception):
@@ -24,8 +47,69 @@ class CallError(SeedbedError):
         self.op = op
         self.type = type
         self.message = message
-        super().__init__(f"{op}: {type}: {message}")
+        # A named subclass already says the type; the generic class repeats it.
+        super().__init__(
+            f"{op}: {message}" if type == self.__class__.__name__ else f"{op}: {type}: {message}"
+        )
 
 
 class ChannelClosedError(SeedbedError):
     """The agent channel is closed (the worker went away) or was never opened."""
+
+
+class UnknownTemplate(CallError):
+    """No template with that id exists."""
+
+
+class UnknownConnection(CallError):
+    """No connection with that id exists."""
+
+
+class InvalidArgument(CallError):
+    """An argument of the call is wrong."""
+
+
+class LimitExceeded(CallError):
+    """The call asked for more than the operator allows."""
+
+
+class TemplateError(CallError):
+    """The template cannot produce the rows asked for."""
+
+
+class TargetError(CallError):
+    """The database refused the write or the query."""
+
+
+class RestError(CallError):
+    """The REST target answered with an error or did not answer."""
+
+
+class SerializationError(CallError):
+    """A value cannot be sent or stored."""
+
+
+class WorkspaceError(CallError):
+    """A workspace file cannot be read."""
+
+
+_BY_TYPE: dict[str, type[CallError]] = {
+    cls.__name__: cls
+    for cls in (
+        UnknownTemplate,
+        UnknownConnection,
+        InvalidArgument,
+        LimitExceeded,
+        TemplateError,
+        TargetError,
+        RestError,
+        SerializationError,
+        WorkspaceError,
+    )
+}
+
+
+def call_error(op: str, type: str, message: str) -> CallError:  # noqa: A002 - wire name
+    """The exception for an ok:false reply: a subclass named after the worker's error type."""
+    cls = _BY_TYPE.get(type, CallError)
+    return cls(op, type, message)

@@ -76,7 +76,8 @@ def _read_start(reader: Any) -> dict[str, Any] | str:
 
 def _type_name(exc: BaseException) -> str:
     cls = type(exc)
-    if cls.__module__ in ("builtins", "__main__"):
+    # The SDK's own errors are named for what went wrong (UnknownTemplate, TargetError, …).
+    if cls.__module__ in ("builtins", "__main__") or cls.__module__.startswith("seedbed.sdk"):
         return cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
 

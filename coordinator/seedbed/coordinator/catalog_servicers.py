@@ -1,0 +1,417 @@
+"""gRPC servicers of the catalog: templates, connections and workspace files.
+
+Template validation, previews and connection tests run on a worker (through the dispatcher): the
+data plane owns template semantics and target drivers; the coordinator stores what they accept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from seedbed.api.v1 import (
+    connection_pb2,
+    connection_pb2_grpc,
+    template_pb2,
+    template_pb2_grpc,
+    workspace_pb2,
+    workspace_pb2_grpc,
+)
+from seedbed.coordinator._convert import ts
+from seedbed.coordinator.connections import (
+    KINDS,
+    choose_secret,
+    normalize_connection_id,
+    snapshot,
+    split_sql_url,
+    validate_rest,
+)
+from seedbed.coordinator.errors import (
+    CoordinatorError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from seedbed.coordinator.model import validate_page
+from seedbed.coordinator.secrets import SecretBox
+from seedbed.coordinator.servicers import guard
+from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.coordinator.store import Store, now
+from seedbed.coordinator.store.catalog import ConnectionRecord, TemplateRecord, WorkspaceFileRecord
+from seedbed.coordinator.supervisor import Dispatcher
+
+log = logging.getLogger(__name__)
+
+_FORMATS = {template_pb2.TEMPLATE_FORMAT_YAML: "yaml", template_pb2.TEMPLATE_FORMAT_JSON: "json"}
+_FORMATS_BACK = {v: k for k, v in _FORMATS.items()}
+_TEMPLATE_ID = re.compile(r"^tmpl_[a-z0-9][a-z0-9_-]{0,62}$")
+_KINDS = {getattr(connection_pb2, f"CONNECTION_KIND_{k.upper()}"): k for k in KINDS}
+_KINDS_BACK = {v: k for k, v in _KINDS.items()}
+MAX_PREVIEW_ROWS = 100
+
+
+def _known(kind: str, raw: str, pattern: re.Pattern[str], prefix: str) -> str:
+    if not raw:
+        raise InvalidArgumentError(f"{kind}_id", "is required")
+    ident = raw if raw.startswith(prefix) else prefix + raw
+    if not pattern.match(ident):
+        raise NotFoundError(kind, raw[:100])
+    return ident
+
+
+def template_to_proto(rec: TemplateRecord) -> template_pb2.Template:
+    return template_pb2.Template(
+        id=rec.id,
+        source=rec.source,
+        format=_FORMATS_BACK.get(rec.format, template_pb2.TEMPLATE_FORMAT_UNSPECIFIED),
+        canonical_json=json.dumps(rec.canonical, sort_keys=True),
+        revision=rec.revision,
+        digest=rec.digest,
+        description=rec.description,
+        field_names=rec.field_names,
+        create_time=ts(rec.created_at),
+        update_time=ts(rec.updated_at),
+    )
+
+
+class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
+    def __init__(self, store: Store, dispatcher: Dispatcher, settings: CoordinatorSettings) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._settings = settings
+
+    async def _validate(self, source: str, fmt: template_pb2.TemplateFormat) -> dict[str, Any]:
+        size = len(source.encode())
+        if not source.strip():
+            raise InvalidArgumentError("source", "must not be empty")
+        if size > self._settings.max_template_bytes:
+            raise InvalidArgumentError(
+                "source",
+                f"is {size} bytes; the limit is {self._settings.max_template_bytes} bytes "
+                "(SEEDBED_MAX_TEMPLATE_BYTES)",
+            )
+        result = await self._dispatcher.validate_template(source, _FORMATS.get(fmt, "auto"))
+        if not result["ok"]:
+            issues = result["issues"]
+            lines = "\n".join(f"  {i['path'] or '(document)'}: {i['message']}" for i in issues)
+            raise InvalidArgumentError(
+                "source", f"the template is invalid ({len(issues)} problem(s)):\n{lines}"
+            )
+        return result
+
+    @guard
+    async def PutTemplate(
+        self, request: template_pb2.PutTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> template_pb2.PutTemplateResponse:
+        result = await self._validate(request.source, request.format)
+        rec, created = await self._store.templates.put(
+            result["id"],
+            source=request.source,
+            fmt=result["format"],
+            canonical=result["canonical"],
+            description=result["description"],
+            field_names=result["field_names"],
+            allow_update=request.allow_update,
+            at=now(),
+        )
+        return template_pb2.PutTemplateResponse(template=template_to_proto(rec), created=created)
+
+    @guard
+    async def GetTemplate(
+        self, request: template_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> template_pb2.GetTemplateResponse:
+        template_id = _known("template", request.template_id, _TEMPLATE_ID, "tmpl_")
+        return template_pb2.GetTemplateResponse(
+            template=template_to_proto(await self._store.templates.get(template_id))
+        )
+
+    @guard
+    async def ListTemplates(
+        self, request: template_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> template_pb2.ListTemplatesResponse:
+        limit, offset = validate_page(request.page_size, request.page_token)
+        recs = await self._store.templates.page(limit + 1, offset)
+        return template_pb2.ListTemplatesResponse(
+            templates=[template_to_proto(r) for r in recs[:limit]],
+            next_page_token=str(offset + limit) if len(recs) > limit else "",
+        )
+
+    @guard
+    async def DeleteTemplate(
+        self, request: template_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> template_pb2.DeleteTemplateResponse:
+        await self._store.templates.delete(_known("template", request.template_id, _TEMPLATE_ID, "tmpl_"))
+        return template_pb2.DeleteTemplateResponse()
+
+    @guard
+    async def PreviewTemplate(
+        self, request: template_pb2.PreviewTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> template_pb2.PreviewTemplateResponse:
+        count = request.count or 5
+        if not 1 <= count <= MAX_PREVIEW_ROWS:
+            raise InvalidArgumentError("count", f"{count} is outside 1..{MAX_PREVIEW_ROWS}")
+        templates = {r.id: r.canonical for r in await self._store.templates.all()}
+        if request.source:
+            result = await self._validate(request.source, template_pb2.TEMPLATE_FORMAT_UNSPECIFIED)
+            template_id = result["id"]
+            templates[template_id] = result["canonical"]
+        else:
+            template_id = _known("template", request.template_id, _TEMPLATE_ID, "tmpl_")
+            if template_id not in templates:
+                raise NotFoundError("template", template_id)
+        seed = request.seed if request.HasField("seed") else None
+        result = await self._dispatcher.preview_template(template_id, templates, count, seed)
+        if not result["ok"]:
+            raise FailedPreconditionError(f"template {template_id!r} cannot produce rows: {result['error']}")
+        return template_pb2.PreviewTemplateResponse(
+            rows_json=[json.dumps(row) for row in result["rows"]], faker_version=result["faker_version"]
+        )
+
+
+def connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
+    msg = connection_pb2.Connection(
+        id=rec.id,
+        kind=_KINDS_BACK[rec.kind],
+        description=rec.description,
+        url=rec.url,
+        secret=rec.secret_summary,
+        create_time=ts(rec.created_at),
+        update_time=ts(rec.updated_at),
+    )
+    if rec.kind == "rest":
+        msg.rest.CopyFrom(connection_pb2.RestOptions(**rec.rest))
+    return msg
+
+
+class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
+    def __init__(self, store: Store, dispatcher: Dispatcher, secrets: SecretBox) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._secrets = secrets
+
+    @guard
+    async def CreateConnection(
+        self, request: connection_pb2.CreateConnectionRequest, context: grpc.aio.ServicerContext
+    ) -> connection_pb2.CreateConnectionResponse:
+        connection_id = normalize_connection_id(request.connection_id)
+        kind = _KINDS.get(request.kind)
+        if kind is None:
+            raise InvalidArgumentError("kind", f"choose one of {', '.join(KINDS)}")
+        if len(request.description) > 1000:
+            raise InvalidArgumentError("description", "is longer than 1000 characters")
+        url, password, rest = "", None, {}
+        if kind in ("postgresql", "sql"):
+            url, password = split_sql_url(kind, request.url)
+        elif request.url:
+            raise InvalidArgumentError("url", f"a {kind} connection takes no URL")
+        if kind == "rest":
+            rest = validate_rest(
+                {
+                    "base_url": request.rest.base_url,
+                    "headers": dict(request.rest.headers),
+                    "auth_header": request.rest.auth_header,
+                    "batch_size": request.rest.batch_size,
+                    "timeout_seconds": request.rest.timeout_seconds,
+                    "idempotent": request.rest.idempotent,
+                }
+            )
+        source = request.secret.WhichOneof("source") or ""
+        secret = choose_secret(source, getattr(request.secret, source) if source else "", password)
+        if kind == "file" and secret.kind != "none":
+            raise InvalidArgumentError("secret", "a file connection has no secret")
+        at = now()
+        record = ConnectionRecord(
+            id=connection_id,
+            kind=kind,
+            description=request.description,
+            url=url,
+            rest=rest,
+            secret_kind=secret.kind,
+            secret_ref=secret.ref,
+            secret_cipher=self._secrets.seal(secret.value) if secret.value is not None else None,
+            created_at=at,
+            updated_at=at,
+        )
+        saved = await self._store.connections.put(record, allow_update=request.allow_update)
+        return connection_pb2.CreateConnectionResponse(connection=connection_to_proto(saved))
+
+    @guard
+    async def GetConnection(
+        self, request: connection_pb2.GetConnectionRequest, context: grpc.aio.ServicerContext
+    ) -> connection_pb2.GetConnectionResponse:
+        rec = await self._store.connections.get(_connection_id(request.connection_id))
+        return connection_pb2.GetConnectionResponse(connection=connection_to_proto(rec))
+
+    @guard
+    async def ListConnections(
+        self, request: connection_pb2.ListConnectionsRequest, context: grpc.aio.ServicerContext
+    ) -> connection_pb2.ListConnectionsResponse:
+        limit, offset = validate_page(request.page_size, request.page_token)
+        recs = await self._store.connections.page(limit + 1, offset)
+        return connection_pb2.ListConnectionsResponse(
+            connections=[connection_to_proto(r) for r in recs[:limit]],
+            next_page_token=str(offset + limit) if len(recs) > limit else "",
+        )
+
+    @guard
+    async def DeleteConnection(
+        self, request: connection_pb2.DeleteConnectionRequest, context: grpc.aio.ServicerContext
+    ) -> connection_pb2.DeleteConnectionResponse:
+        await self._store.connections.delete(_connection_id(request.connection_id))
+        return connection_pb2.DeleteConnectionResponse()
+
+    @guard
+    async def TestConnection(
+        self, request: connection_pb2.TestConnectionRequest, context: grpc.aio.ServicerContext
+    ) -> connection_pb2.TestConnectionResponse:
+        rec = await self._store.connections.get(_connection_id(request.connection_id))
+        ok, message, latency = await self._dispatcher.test_connection(snapshot(rec, self._secrets))
+        return connection_pb2.TestConnectionResponse(ok=ok, message=message, latency_seconds=latency)
+
+
+def _connection_id(raw: str) -> str:
+    if not raw:
+        raise InvalidArgumentError("connection_id", "is required")
+    try:
+        return normalize_connection_id(raw)
+    except InvalidArgumentError:
+        raise NotFoundError("connection", raw[:100]) from None
+
+
+# -- workspace -------------------------------------------------------------------------------------
+
+_PATH_PART = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._ -]{0,127}$")
+
+
+def validate_workspace_path(raw: str) -> str:
+    """Relative, '/'-separated, no '..', no absolute paths, no control characters."""
+    if not raw or len(raw) > 512:
+        raise InvalidArgumentError("path", "must be 1-512 characters")
+    if raw.startswith("/") or "\\" in raw:
+        raise InvalidArgumentError("path", f"{raw[:100]!r} must be relative and use '/'")
+    parts = raw.split("/")
+    if any(p in ("", ".", "..") for p in parts) or posixpath.normpath(raw) != raw:
+        raise InvalidArgumentError("path", f"{raw[:100]!r} must not contain '..', '.' or empty parts")
+    for part in parts:
+        if not _PATH_PART.match(part):
+            raise InvalidArgumentError(
+                "path", f"{part[:60]!r}: use letters, digits, '.', '_', '-' and spaces (≤128 a part)"
+            )
+    return raw
+
+
+def file_to_proto(rec: WorkspaceFileRecord) -> workspace_pb2.WorkspaceFile:
+    return workspace_pb2.WorkspaceFile(
+        path=rec.path, size_bytes=rec.size, sha256=rec.sha256, create_time=ts(rec.created_at)
+    )
+
+
+class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
+    def __init__(self, store: Store, settings: CoordinatorSettings) -> None:
+        self._store = store
+        self._settings = settings
+
+    async def UploadFile(
+        self,
+        request_iterator: AsyncIterator[workspace_pb2.UploadFileRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> workspace_pb2.UploadFileResponse:
+        try:
+            return await self._upload(request_iterator)
+        except CoordinatorError as exc:
+            await context.abort(exc.code, str(exc))
+        raise AssertionError("unreachable")
+
+    async def _upload(
+        self, request_iterator: AsyncIterator[workspace_pb2.UploadFileRequest]
+    ) -> workspace_pb2.UploadFileResponse:
+        limit = self._settings.max_workspace_file_bytes
+        header: workspace_pb2.UploadHeader | None = None
+        chunks: list[bytes] = []
+        received = 0
+        async for message in request_iterator:
+            if message.HasField("header"):
+                if header is not None:
+                    raise InvalidArgumentError("header", "sent twice")
+                header = message.header
+                validate_workspace_path(header.path)
+                if header.size_bytes > limit:
+                    raise InvalidArgumentError(
+                        "size_bytes",
+                        f"{header.size_bytes} bytes is over the file limit of {limit} bytes "
+                        "(SEEDBED_MAX_WORKSPACE_FILE_BYTES)",
+                    )
+                total = await self._store.workspace.total_bytes()
+                if total + header.size_bytes > self._settings.max_workspace_bytes:
+                    raise InvalidArgumentError(
+                        "size_bytes",
+                        f"the workspace holds {total} bytes; adding {header.size_bytes} exceeds its limit "
+                        f"of {self._settings.max_workspace_bytes} bytes (SEEDBED_MAX_WORKSPACE_BYTES): "
+                        "delete files first",
+                    )
+                continue
+            if header is None:
+                raise InvalidArgumentError("header", "the first message must be the header")
+            received += len(message.chunk)
+            if received > header.size_bytes or received > limit:
+                raise InvalidArgumentError(
+                    "chunk", f"more bytes than announced ({header.size_bytes}) or over the limit of {limit}"
+                )
+            chunks.append(message.chunk)
+        if header is None:
+            raise InvalidArgumentError("header", "the upload was empty")
+        if received != header.size_bytes:
+            raise InvalidArgumentError(
+                "chunk",
+                f"received {received} bytes but {header.size_bytes} were announced: nothing was stored",
+            )
+        rec = await self._store.workspace.put(header.path, chunks, overwrite=header.overwrite, at=now())
+        return workspace_pb2.UploadFileResponse(file=file_to_proto(rec))
+
+    async def DownloadFile(
+        self, request: workspace_pb2.DownloadFileRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[workspace_pb2.DownloadFileResponse]:
+        try:
+            path = validate_workspace_path(request.path)
+            rec = await self._store.workspace.get(path)
+        except InvalidArgumentError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"workspace file {request.path[:100]!r} not found")
+        except CoordinatorError as exc:
+            await context.abort(exc.code, str(exc))
+        first = True
+        async for chunk in self._store.workspace.chunks(path):
+            response = workspace_pb2.DownloadFileResponse(chunk=chunk)
+            if first:
+                response.file.CopyFrom(file_to_proto(rec))
+                first = False
+            yield response
+        if first:
+            yield workspace_pb2.DownloadFileResponse(file=file_to_proto(rec))
+
+    @guard
+    async def ListFiles(
+        self, request: workspace_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
+    ) -> workspace_pb2.ListFilesResponse:
+        limit, offset = validate_page(request.page_size, request.page_token)
+        recs = await self._store.workspace.page(request.prefix[:512], limit + 1, offset)
+        return workspace_pb2.ListFilesResponse(
+            files=[file_to_proto(r) for r in recs[:limit]],
+            next_page_token=str(offset + limit) if len(recs) > limit else "",
+        )
+
+    @guard
+    async def DeleteFile(
+        self, request: workspace_pb2.DeleteFileRequest, context: grpc.aio.ServicerContext
+    ) -> workspace_pb2.DeleteFileResponse:
+        try:
+            path = validate_workspace_path(request.path)
+        except InvalidArgumentError:
+            raise NotFoundError("workspace file", request.path[:100]) from None
+        await self._store.workspace.delete(path)
+        return workspace_pb2.DeleteFileResponse()

@@ -1,0 +1,120 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TemplateFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TEMPLATE_FORMAT_UNSPECIFIED: _ClassVar[TemplateFormat]
+    TEMPLATE_FORMAT_YAML: _ClassVar[TemplateFormat]
+    TEMPLATE_FORMAT_JSON: _ClassVar[TemplateFormat]
+TEMPLATE_FORMAT_UNSPECIFIED: TemplateFormat
+TEMPLATE_FORMAT_YAML: TemplateFormat
+TEMPLATE_FORMAT_JSON: TemplateFormat
+
+class Template(_message.Message):
+    __slots__ = ("id", "source", "format", "canonical_json", "revision", "digest", "description", "field_names", "create_time", "update_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_NAMES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    source: str
+    format: TemplateFormat
+    canonical_json: str
+    revision: int
+    digest: str
+    description: str
+    field_names: _containers.RepeatedScalarFieldContainer[str]
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., canonical_json: _Optional[str] = ..., revision: _Optional[int] = ..., digest: _Optional[str] = ..., description: _Optional[str] = ..., field_names: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PutTemplateRequest(_message.Message):
+    __slots__ = ("source", "format", "allow_update")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    format: TemplateFormat
+    allow_update: bool
+    def __init__(self, source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., allow_update: _Optional[bool] = ...) -> None: ...
+
+class PutTemplateResponse(_message.Message):
+    __slots__ = ("template", "created")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    template: Template
+    created: bool
+    def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class GetTemplateRequest(_message.Message):
+    __slots__ = ("template_id",)
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    def __init__(self, template_id: _Optional[str] = ...) -> None: ...
+
+class GetTemplateResponse(_message.Message):
+    __slots__ = ("template",)
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    template: Template
+    def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
+
+class ListTemplatesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTemplatesResponse(_message.Message):
+    __slots__ = ("templates", "next_page_token")
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[Template]
+    next_page_token: str
+    def __init__(self, templates: _Optional[_Iterable[_Union[Template, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteTemplateRequest(_message.Message):
+    __slots__ = ("template_id",)
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    def __init__(self, template_id: _Optional[str] = ...) -> None: ...
+
+class DeleteTemplateResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PreviewTemplateRequest(_message.Message):
+    __slots__ = ("template_id", "source", "count", "seed")
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    source: str
+    count: int
+    seed: int
+    def __init__(self, template_id: _Optional[str] = ..., source: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class PreviewTemplateResponse(_message.Message):
+    __slots__ = ("rows_json", "faker_version")
+    ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
+    FAKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    rows_json: _containers.RepeatedScalarFieldContainer[str]
+    faker_version: str
+    def __init__(self, rows_json: _Optional[_Iterable[str]] = ..., faker_version: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,324 @@
+"""The data API of the SDK: templates, picks, connections, workspace files and steps.
+
+Every call goes over the agent channel to trusted code in the worker, which generates rows and
+writes them; credentials never reach the sandbox. Frames on the channel are size-capped, so large
+lists travel in chunks: a list argument above the chunk size is uploaded into a buffer on the
+worker first and referenced as ``{"$buffer": handle}``; a large result comes back the same way and
+is paged in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import decimal
+import io
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from seedbed.sdk import _context
+from seedbed.sdk._errors import SerializationError
+
+__all__ = ["Connection", "Pick", "Seedbed", "Template", "Workspace", "pick_from"]
+
+# Keep every frame far below the channel's cap (8 MiB).
+_CHUNK_BYTES = 2 * 2**20
+
+
+def _plain(value: Any) -> Any:
+    """Values JSON cannot carry but rows often hold: dates and times as ISO text, Decimal and UUID
+    as text. Anything else is refused."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _size(index: int, item: Any) -> int:
+    try:
+        return len(
+            json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=_plain, allow_nan=False)
+        )
+    except (TypeError, ValueError) as exc:
+        where = f"item {index}"
+        if isinstance(item, Mapping):
+            for key, value in item.items():
+                try:
+                    json.dumps(value, default=_plain, allow_nan=False)
+                except (TypeError, ValueError):
+                    where = f"row {index}, field {key!r}"
+                    break
+        raise SerializationError(
+            "serialise",
+            "SerializationError",
+            f"{where}: a value of type {exc} cannot be sent (use str, int, "
+            "float, bool, None, dates, or lists and dicts of those; NaN and infinity are refused)",
+        ) from None
+
+
+def _wire_list(items: Sequence[Any]) -> Any:
+    """The list itself when small, else a reference to a buffer filled chunk by chunk."""
+    items = [_convert(index, item) for index, item in enumerate(items)]
+    chunk: list[Any] = []
+    chunk_bytes = 0
+    handle: str | None = None
+    total = 0
+    for index, item in enumerate(items):
+        size = _size(index, item) + 1
+        if chunk and chunk_bytes + size > _CHUNK_BYTES:
+            handle = _context.call("buffer.put", {"handle": handle, "items": chunk})["handle"]
+            chunk, chunk_bytes = [], 0
+        chunk.append(item)
+        chunk_bytes += size
+        total += 1
+    if handle is None:
+        return chunk
+    handle = _context.call("buffer.put", {"handle": handle, "items": chunk})["handle"]
+    return {"$buffer": handle, "count": total}
+
+
+def _convert(index: int, item: Any) -> Any:
+    if not _needs_plain(item):
+        return item
+    try:
+        return json.loads(json.dumps(item, default=_plain, allow_nan=False))
+    except (TypeError, ValueError):
+        _size(index, item)  # raises a SerializationError that names the row and the field
+        raise
+
+
+def _needs_plain(item: Any) -> bool:
+    values = item.values() if isinstance(item, Mapping) else (item,)
+    return any(isinstance(v, (datetime.date, datetime.time, decimal.Decimal, uuid.UUID)) for v in values)
+
+
+def _read_result(result: Any) -> Any:
+    """Page in a result the worker left in a buffer."""
+    if isinstance(result, dict) and "$buffer" in result:
+        items: list[Any] = []
+        while True:
+            page = _context.call("buffer.take", {"handle": result["$buffer"]})
+            items.extend(page["items"])
+            if page["done"]:
+                return {**result.get("meta", {}), "rows": items} if "meta" in result else items
+    return result
+
+
+class Pick:
+    """A lazy per-row pick from ``values`` (optionally weighted), used as an override value."""
+
+    __slots__ = ("values", "weights")
+
+    def __init__(self, values: Sequence[Any], weights: Sequence[float] | None = None) -> None:
+        values = list(values)
+        if not values:
+            raise ValueError("pick_from needs at least one value")
+        if weights is not None:
+            weights = [float(w) for w in weights]
+            if len(weights) != len(values):
+                raise ValueError(f"pick_from got {len(values)} values but {len(weights)} weights")
+        self.values = values
+        self.weights = weights
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"values": _wire_list(self.values)}
+        if self.weights is not None:
+            body["weights"] = _wire_list(self.weights)
+        return {"$pick": body}
+
+    def __repr__(self) -> str:
+        return f"pick_from(<{len(self.values)} values>{', weighted' if self.weights else ''})"
+
+
+def pick_from(values: Sequence[Any], weights: Sequence[float] | None = None) -> Pick:
+    return Pick(values, weights)
+
+
+def _overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        out[str(key)] = value.to_wire() if isinstance(value, Pick) else value
+    return out
+
+
+class Template:
+    """A stored template, by id."""
+
+    def __init__(self, template_id: str) -> None:
+        self.id = template_id
+
+    def generate(
+        self, count: int, overrides: Mapping[str, Any] | None = None, seed: int | None = None
+    ) -> list[dict[str, Any]]:
+        result = _context.call(
+            "generate",
+            {"template_id": self.id, "count": count, "overrides": _overrides(overrides), "seed": seed},
+        )
+        rows: list[dict[str, Any]] = _read_result(result)
+        return rows
+
+    def stream(
+        self,
+        count: int,
+        *,
+        batch_size: int = 1000,
+        overrides: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows one by one, fetched in batches: memory stays constant whatever ``count`` is."""
+        opened = _context.call(
+            "stream.open",
+            {
+                "template_id": self.id,
+                "count": count,
+                "batch_size": batch_size,
+                "overrides": _overrides(overrides),
+                "seed": seed,
+            },
+        )
+        handle = opened["handle"]
+        while True:
+            page = _context.call("stream.next", {"handle": handle})
+            yield from page["rows"]
+            if page["done"]:
+                return
+
+    def __repr__(self) -> str:
+        return f"Template({self.id!r})"
+
+
+class Connection:
+    """A connection by id. SQL kinds: insert, fetch, execute. REST: post, get. Files: write."""
+
+    def __init__(self, connection_id: str) -> None:
+        self.id = connection_id
+
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        on_conflict: str | None = None,
+        key: Sequence[str] | str | None = None,
+        returning: Sequence[str] | str | None = None,
+    ) -> Any:
+        """Insert rows; returns the number of rows written, or the returned rows with ``returning``."""
+        args = {
+            "connection_id": self.id,
+            "table": table,
+            "rows": _wire_list(rows),
+            "on_conflict": on_conflict,
+            "key": [key] if isinstance(key, str) else (list(key) if key else None),
+            "returning": [returning]
+            if isinstance(returning, str)
+            else (list(returning) if returning else None),
+        }
+        result = _read_result(_context.call("insert", args))
+        if isinstance(result, dict) and "rows" in result and args["returning"]:
+            return result["rows"]
+        return result["count"] if isinstance(result, dict) else result
+
+    def fetch(
+        self,
+        sql_or_table: str,
+        params: Mapping[str, Any] | Sequence[Any] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = _read_result(
+            _context.call(
+                "fetch", {"connection_id": self.id, "query": sql_or_table, "params": params, "limit": limit}
+            )
+        )
+        return rows
+
+    def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> int:
+        return int(_context.call("execute", {"connection_id": self.id, "sql": sql, "params": params}))
+
+    def post(self, path: str, rows: Sequence[Mapping[str, Any]], *, mode: str = "single") -> list[Any]:
+        responses: list[Any] = _read_result(
+            _context.call(
+                "post", {"connection_id": self.id, "path": path, "rows": _wire_list(rows), "mode": mode}
+            )
+        )
+        return responses
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return _read_result(_context.call("get", {"connection_id": self.id, "path": path, "params": params}))
+
+    def write(self, name: str, rows: Sequence[Mapping[str, Any]], *, format: str = "csv") -> int:  # noqa: A002
+        result = _context.call(
+            "write", {"connection_id": self.id, "name": name, "rows": _wire_list(rows), "format": format}
+        )
+        return int(result["count"])
+
+    def __repr__(self) -> str:
+        return f"Connection({self.id!r})"
+
+
+class Workspace:
+    """Workspace files, read-only."""
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        data = _read_result(_context.call("workspace.read", {"path": path, "encoding": encoding}))
+        return "".join(data) if isinstance(data, list) else str(data)
+
+    def read_json(self, path: str) -> Any:
+        return json.loads(self.read_text(path))
+
+    def read_csv(self, path: str, **reader_options: Any) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(self.read_text(path)), **reader_options))
+
+
+class Seedbed:
+    """The entry point of scenario scripts: ``dm = Seedbed()``."""
+
+    def __init__(self) -> None:
+        self.workspace = Workspace()
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return _context.current.params
+
+    @property
+    def run_id(self) -> str:
+        return _context.current.run_id
+
+    @property
+    def log(self) -> Any:
+        from seedbed.sdk import log
+
+        return log
+
+    def generate(
+        self,
+        template_id: str,
+        count: int,
+        overrides: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return Template(template_id).generate(count, overrides, seed)
+
+    def pick_from(self, values: Sequence[Any], weights: Sequence[float] | None = None) -> Pick:
+        return Pick(values, weights)
+
+    def template(self, template_id: str) -> Template:
+        return Template(template_id)
+
+    def connection(self, connection_id: str) -> Connection:
+        return Connection(connection_id)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Group work under a name in the run's details; the step fails if the block raises."""
+        _context.call("step.start", {"name": str(name)})
+        try:
+            yield
+        except BaseException:
+            _context.call("step.end", {"name": str(name), "outcome": "FAILED"})
+            raise
+        _context.call("step.end", {"name": str(name), "outcome": "SUCCESS"})

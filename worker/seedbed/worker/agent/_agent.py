@@ -1,0 +1,446 @@
+"""The agent: trusted code in the worker that serves a sandboxed script's SDK calls.
+
+One ``Agent`` per attempt. It is the sandbox driver's call handler: every call arrives as
+``(op, args)`` from untrusted code, so each argument is checked for type and size before use.
+It generates rows from the run's templates (seeded from the run key and the call's number, so a
+retried attempt regenerates the same rows), opens connections lazily with their secrets, and
+writes through the sinks. Nothing it holds ever crosses back into the sandbox but rows, counts
+and error messages scrubbed of secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.worker import sinks, templates
+from seedbed.worker.agent._buffers import Buffers
+from seedbed.worker.agent._connections import to_spec
+from seedbed.worker.agent._errors import (
+    AgentError,
+    InvalidArgument,
+    LimitExceeded,
+    RestError,
+    SerializationError,
+    TargetError,
+    TemplateError,
+    UnknownConnection,
+    UnknownTemplate,
+    WorkspaceError,
+)
+from seedbed.worker.agent._workspace import WorkspaceReader
+
+log = logging.getLogger(__name__)
+
+MAX_STREAMS = 16
+MAX_STEPS = 1000
+
+
+def _ts(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _text(args: Mapping[str, Any], name: str, *, limit: int = 1000, required: bool = True) -> str:
+    value = args.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidArgument(f"{name} must be a non-empty string")
+    if len(value) > limit:
+        raise InvalidArgument(f"{name} is longer than {limit} characters")
+    return value
+
+
+def _int(args: Mapping[str, Any], name: str, *, required: bool = True) -> int | None:
+    value = args.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an integer, got {type(value).__name__}")
+    return value
+
+
+def _names(args: Mapping[str, Any], name: str) -> list[str] | None:
+    value = args.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or len(value) > 1000:
+        raise InvalidArgument(f"{name} must be a list of column names")
+    return value
+
+
+class _Step:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = datetime.now(UTC)
+        self.end: datetime | None = None
+        self.outcome = "RUNNING"
+        self.generated = 0
+        self.written = 0
+
+    def to_proto(self) -> run_pb2.RunStep:
+        msg = run_pb2.RunStep(
+            name=self.name,
+            start_time=_ts(self.start),
+            outcome=self.outcome,
+            rows_generated=self.generated,
+            rows_written=self.written,
+        )
+        if self.end is not None:
+            msg.end_time.CopyFrom(_ts(self.end))
+        return msg
+
+
+class Agent:
+    """Serves one attempt's SDK calls. Call :meth:`close` when the attempt ends."""
+
+    def __init__(self, spec: attempt_pb2.AttemptSpec, *, artifacts_dir: Path) -> None:
+        limits = spec.data_limits
+        self._run_key = spec.run_key or spec.run_id
+        self._max_rows = limits.max_generate_rows or 1_000_000
+        self._max_fetch = limits.max_fetch_rows or 100_000
+        self._template_docs = {t.id: t.canonical_json for t in spec.templates}
+        self._parsed: dict[str, Any] = {}
+        self._connections = {c.id: c for c in spec.connections}
+        self._sinks: dict[str, Any] = {}
+        self._secrets: list[str] = []
+        self._artifacts_dir = artifacts_dir
+        self._buffers = Buffers(max_items=max(self._max_rows, 1_000_000))
+        self._streams: dict[str, Any] = {}
+        self._workspace = WorkspaceReader(
+            spec.coordinator_address, limits.max_workspace_read_bytes or 64 * 2**20
+        )
+        self._calls = 0
+        self._refs = templates.RunRefs()
+        self.steps: list[_Step] = []
+        self.rows_generated = 0
+        self.rows_written = 0
+        self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+            "buffer.put": lambda a: self._buffers.put(a.get("handle"), a.get("items")),
+            "buffer.take": lambda a: self._buffers.take(a.get("handle")),
+            "generate": self._generate,
+            "stream.open": self._stream_open,
+            "stream.next": self._stream_next,
+            "insert": self._insert,
+            "fetch": self._fetch,
+            "execute": self._execute,
+            "post": self._post,
+            "get": self._get,
+            "write": self._write,
+            "workspace.read": self._workspace_read,
+            "step.start": self._step_start,
+            "step.end": self._step_end,
+        }
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {"faker": templates.FAKER_VERSION}
+
+    def __call__(self, op: str, args: Mapping[str, Any]) -> Any:
+        handler = self._ops.get(op)
+        if handler is None:
+            raise InvalidArgument(f"unknown SDK call {op!r}: is the SDK newer than this worker?")
+        try:
+            return handler(args)
+        except AgentError as exc:
+            raise type(exc)(self._scrub(str(exc))) from None
+        except sinks.SinkError as exc:
+            raise self._translate(exc) from None
+
+    # -- templates ---------------------------------------------------------------------------------
+
+    def _template(self, template_id: str) -> Any:
+        spec = self._parsed.get(template_id)
+        if spec is not None:
+            return spec
+        doc = self._template_docs.get(template_id)
+        if doc is None:
+            known = ", ".join(sorted(self._template_docs)) or "none"
+            raise UnknownTemplate(
+                f"template {template_id!r} is not defined (known: {known}); "
+                "push it with `seedbed template push`"
+            )
+        try:
+            spec = templates.validate_template(json.loads(doc))
+        except (templates.TemplateValidationError, ValueError) as exc:
+            raise TemplateError(f"template {template_id!r} is invalid: {exc}") from None
+        self._parsed[template_id] = spec
+        return spec
+
+    def _overrides(self, raw: Any) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise InvalidArgument("overrides must be a mapping of field name to value or pick_from(...)")
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            if isinstance(value, dict) and "$pick" in value:
+                body = value["$pick"]
+                values = self._buffers.resolve(body.get("values")) if isinstance(body, dict) else None
+                weights = self._buffers.resolve(body.get("weights")) if isinstance(body, dict) else None
+                if not isinstance(values, list) or not values:
+                    raise InvalidArgument(f"overrides[{name!r}]: pick_from needs a non-empty list of values")
+                try:
+                    out[name] = templates.Pick(values, weights)
+                except (ValueError, TypeError, templates.TemplateError) as exc:
+                    raise InvalidArgument(f"overrides[{name!r}]: {exc}") from None
+            else:
+                out[name] = value
+        return out
+
+    def _generator(self, args: Mapping[str, Any]) -> tuple[Any, int, dict[str, Any]]:
+        template_id = _text(args, "template_id", limit=100)
+        count = _int(args, "count")
+        assert count is not None
+        if count <= 0:
+            raise InvalidArgument(f"count must be at least 1, got {count}")
+        if count > self._max_rows:
+            raise LimitExceeded(
+                f"count {count} is over the limit of {self._max_rows} rows per call "
+                "(SEEDBED_MAX_GENERATE_ROWS): generate in several calls or use template(...).stream()"
+            )
+        seed = _int(args, "seed", required=False)
+        spec = self._template(template_id)
+        overrides = self._overrides(args.get("overrides"))
+        # The call's number is part of the seed: a replayed attempt regenerates the same rows.
+        # With an explicit seed, the rows depend on it alone (the same in every run).
+        self._calls += 1
+        derived = (
+            templates.derive_seed("", 0, 0, seed)
+            if seed is not None
+            else templates.derive_seed(self._run_key, self._calls)
+        )
+        generator = templates.Generator(spec, seed=derived, refs=self._refs, max_rows=self._max_rows)
+        return generator, count, overrides
+
+    def _note_generated(self, template_id: str, rows: list[dict[str, Any]]) -> None:
+        self._refs.record(template_id, rows)
+        self.rows_generated += len(rows)
+        if self.steps and self.steps[-1].end is None:
+            self.steps[-1].generated += len(rows)
+
+    def _generate(self, args: Mapping[str, Any]) -> Any:
+        generator, count, overrides = self._generator(args)
+        try:
+            rows = generator.rows(count, overrides=overrides)
+        except templates.CountLimitError as exc:
+            raise LimitExceeded(str(exc)) from None
+        except templates.OverrideError as exc:
+            raise InvalidArgument(str(exc)) from None
+        except templates.GenerationError as exc:
+            raise TemplateError(str(exc)) from None
+        self._note_generated(generator.spec.id, rows)
+        return self._buffers.reply(rows)
+
+    def _stream_open(self, args: Mapping[str, Any]) -> Any:
+        if len(self._streams) >= MAX_STREAMS:
+            raise LimitExceeded(f"more than {MAX_STREAMS} open template streams: finish one first")
+        batch = _int(args, "batch_size", required=False) or 1000
+        if not 1 <= batch <= 100_000:
+            raise InvalidArgument(f"batch_size {batch} is outside 1..100000")
+        generator, count, overrides = self._generator(args)
+        handle = f"stream_{self._calls}"
+        self._streams[handle] = (generator, generator.stream(count, batch_size=batch, overrides=overrides))
+        return {"handle": handle}
+
+    def _stream_next(self, args: Mapping[str, Any]) -> Any:
+        handle = _text(args, "handle", limit=100)
+        entry = self._streams.get(handle)
+        if entry is None:
+            raise InvalidArgument(f"unknown or finished stream {handle!r}")
+        generator, iterator = entry
+        try:
+            rows = next(iterator)
+        except StopIteration:
+            del self._streams[handle]
+            return {"rows": [], "done": True}
+        except templates.GenerationError as exc:
+            del self._streams[handle]
+            raise TemplateError(str(exc)) from None
+        self._note_generated(generator.spec.id, rows)
+        return {"rows": rows, "done": False}
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _sink(self, args: Mapping[str, Any], kinds: tuple[str, ...], op: str) -> Any:
+        connection_id = _text(args, "connection_id", limit=100)
+        sink = self._sinks.get(connection_id)
+        if sink is None:
+            snapshot = self._connections.get(connection_id)
+            if snapshot is None:
+                known = ", ".join(sorted(self._connections)) or "none"
+                raise UnknownConnection(
+                    f"connection {connection_id!r} is not defined (known: {known}); create it with "
+                    "`seedbed connection create`"
+                )
+            spec, secret = to_spec(snapshot)
+            if secret:
+                self._secrets.append(secret)
+            sink = sinks.open_sink(spec, artifacts_dir=self._artifacts_dir)
+            self._sinks[connection_id] = sink
+        if sink.spec.kind not in kinds:
+            raise InvalidArgument(
+                f"{op} does not apply to connection {connection_id!r} of kind {sink.spec.kind}"
+            )
+        return sink
+
+    def _rows(self, args: Mapping[str, Any], name: str = "rows") -> list[dict[str, Any]]:
+        rows = self._buffers.resolve(args.get(name))
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InvalidArgument(f"{name} must be a list of mappings (one per row)")
+        return rows
+
+    def _written(self, count: int) -> None:
+        self.rows_written += count
+        if self.steps and self.steps[-1].end is None:
+            self.steps[-1].written += count
+
+    def _insert(self, args: Mapping[str, Any]) -> Any:
+        sink = self._sink(args, ("postgresql", "sql"), "insert")
+        table = _text(args, "table", limit=300)
+        rows = self._rows(args)
+        on_conflict = args.get("on_conflict")
+        if on_conflict not in (None, "ignore", "update"):
+            raise InvalidArgument(f"on_conflict must be None, 'ignore' or 'update', not {on_conflict!r}")
+        if not rows:
+            return {"count": 0}
+        started = time.monotonic()
+        result = sink.insert(
+            table, rows, on_conflict=on_conflict, key=_names(args, "key"), returning=_names(args, "returning")
+        )
+        self._written(result.count)
+        log.info(
+            "insert %s.%s: %d rows in %.3fs",
+            sink.connection_id,
+            table,
+            result.count,
+            time.monotonic() - started,
+        )
+        if result.rows_returned is not None:
+            return self._buffers.reply(result.rows_returned, meta={"count": result.count})
+        return {"count": result.count}
+
+    def _fetch(self, args: Mapping[str, Any]) -> Any:
+        sink = self._sink(args, ("postgresql", "sql"), "fetch")
+        query = _text(args, "query", limit=100_000)
+        limit = _int(args, "limit", required=False)
+        if limit is not None and not 1 <= limit <= self._max_fetch:
+            raise LimitExceeded(f"limit {limit} is outside 1..{self._max_fetch} (SEEDBED_MAX_FETCH_ROWS)")
+        return self._buffers.reply(sink.fetch(query, args.get("params"), limit=limit or self._max_fetch))
+
+    def _execute(self, args: Mapping[str, Any]) -> Any:
+        sink = self._sink(args, ("postgresql", "sql"), "execute")
+        return sink.execute(_text(args, "sql", limit=100_000), args.get("params"))
+
+    def _post(self, args: Mapping[str, Any]) -> Any:
+        sink = self._sink(args, ("rest",), "post")
+        path = _text(args, "path", limit=2000)
+        mode = args.get("mode", "single")
+        if mode not in ("single", "batch"):
+            raise InvalidArgument(f"mode must be 'single' or 'batch', not {mode!r}")
+        rows = self._rows(args)
+        self._calls += 1
+        # The same on every retry of this attempt and of a replayed attempt: the target can dedupe.
+        prefix = f"{self._run_key}:{self._calls}"
+        result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix)
+        self._written(result.count)
+        return self._buffers.reply(list(result.responses))
+
+    def _get(self, args: Mapping[str, Any]) -> Any:
+        sink = self._sink(args, ("rest",), "get")
+        return sink.get(_text(args, "path", limit=2000), args.get("params"))
+
+    def _write(self, args: Mapping[str, Any]) -> Any:
+        sink = self._sink(args, ("file",), "write")
+        fmt = args.get("format", "csv")
+        if fmt not in ("csv", "jsonl"):
+            raise InvalidArgument(f"format must be 'csv' or 'jsonl', not {fmt!r}")
+        result = sink.write(_text(args, "name", limit=200), self._rows(args), fmt=fmt)
+        self._written(result.count)
+        return {"count": result.count, "size_bytes": result.size_bytes}
+
+    # -- workspace and steps -------------------------------------------------------------------------
+
+    def _workspace_read(self, args: Mapping[str, Any]) -> Any:
+        path = _text(args, "path", limit=512)
+        if (
+            path.startswith("/")
+            or "\\" in path
+            or ".." in path.split("/")
+            or posixpath.normpath(path) != path
+        ):
+            raise InvalidArgument(
+                f"workspace path {path!r} must be relative, '/'-separated, without '..' "
+                "(e.g. 'data/cities.csv')"
+            )
+        encoding = args.get("encoding") or "utf-8"
+        if not isinstance(encoding, str) or len(encoding) > 40:
+            raise InvalidArgument("encoding must be a codec name such as 'utf-8'")
+        data = self._workspace.read(path)
+        try:
+            text = data.decode(encoding)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise WorkspaceError(f"workspace file {path!r} is not {encoding} text: {exc}") from None
+        # Large files cross in pieces: the SDK joins them.
+        piece = 1 * 2**20
+        return self._buffers.reply([text[i : i + piece] for i in range(0, len(text), piece)] or [""])
+
+    def _step_start(self, args: Mapping[str, Any]) -> Any:
+        if len(self.steps) >= MAX_STEPS:
+            raise LimitExceeded(f"more than {MAX_STEPS} steps in one run")
+        self.steps.append(_Step(_text(args, "name", limit=200)))
+        return None
+
+    def _step_end(self, args: Mapping[str, Any]) -> Any:
+        name = _text(args, "name", limit=200)
+        for step in reversed(self.steps):
+            if step.name == name and step.end is None:
+                step.end = datetime.now(UTC)
+                step.outcome = "FAILED" if args.get("outcome") == "FAILED" else "SUCCESS"
+                return None
+        raise InvalidArgument(f"no open step named {name!r}")
+
+    # -- errors and the end ----------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text
+
+    def _translate(self, exc: Exception) -> AgentError:
+        message = self._scrub(str(exc))
+        if isinstance(exc, sinks.SerializationError):
+            return SerializationError(message)
+        if isinstance(exc, sinks.RestError):
+            return RestError(message)
+        if isinstance(exc, sinks.TargetError):
+            return TargetError(message)
+        if isinstance(exc, sinks.ResultTooLargeError):
+            return LimitExceeded(message)
+        if isinstance(exc, sinks.ConfigurationError):
+            return UnknownConnection(message)
+        return InvalidArgument(message)
+
+    def step_records(self) -> list[run_pb2.RunStep]:
+        return [s.to_proto() for s in self.steps]
+
+    def close(self) -> None:
+        for sink in self._sinks.values():
+            try:
+                sink.close()
+            except Exception:  # closing must not hide the attempt's own outcome
+                log.exception("closing connection %s failed", sink.connection_id)
+        self._sinks.clear()
+        self._workspace.close()

@@ -1,0 +1,52 @@
+"""Reads workspace files from the coordinator (the files live in its store)."""
+
+from __future__ import annotations
+
+import grpc
+
+from seedbed.api.v1 import workspace_pb2, workspace_pb2_grpc
+from seedbed.worker.agent._errors import LimitExceeded, WorkspaceError
+
+
+class WorkspaceReader:
+    def __init__(self, address: str, max_bytes: int) -> None:
+        self._address = address
+        self._max_bytes = max_bytes
+        self._channel: grpc.Channel | None = None
+
+    def read(self, path: str) -> bytes:
+        if not self._address:
+            raise WorkspaceError(
+                "this worker was not told where the coordinator is; workspace files are unavailable"
+            )
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(
+                self._address, options=[("grpc.max_receive_message_length", 8 * 2**20)]
+            )
+        stub = workspace_pb2_grpc.WorkspaceServiceStub(self._channel)
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for message in stub.DownloadFile(workspace_pb2.DownloadFileRequest(path=path), timeout=120):
+                if message.HasField("file") and message.file.size_bytes > self._max_bytes:
+                    raise LimitExceeded(
+                        f"workspace file {path!r} is {message.file.size_bytes} bytes; "
+                        "a read may return at most "
+                        f"{self._max_bytes} bytes"
+                    )
+                size += len(message.chunk)
+                parts.append(message.chunk)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            if code == grpc.StatusCode.NOT_FOUND:
+                raise WorkspaceError(
+                    f"workspace file {path!r} not found: upload it with `seedbed workspace upload`"
+                ) from None
+            raise WorkspaceError(f"workspace file {path!r} could not be read: {details}") from None
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
