@@ -213,3 +213,11 @@ fields:
     with pytest.raises(ClientError) as info:
         client.preview_template("tmpl_missing")
     assert info.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_field_order_is_kept(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    source = "id: tmpl_z\nversion: 1\nfields:\n  zeta: {const: 1}\n  alpha: {const: 2}\n  mid: {const: 3}\n"
+    template = client.put_template(source)
+    assert list(template.field_names) == ["zeta", "alpha", "mid"]
+    assert list(client.preview_template("tmpl_z", count=1)[0]) == ["zeta", "alpha", "mid"]

@@ -70,7 +70,7 @@ def template_to_proto(rec: TemplateRecord) -> template_pb2.Template:
         id=rec.id,
         source=rec.source,
         format=_FORMATS_BACK.get(rec.format, template_pb2.TEMPLATE_FORMAT_UNSPECIFIED),
-        canonical_json=json.dumps(rec.canonical, sort_keys=True),
+        canonical_json=json.dumps(rec.canonical),
         revision=rec.revision,
         digest=rec.digest,
         description=rec.description,

@@ -226,9 +226,7 @@ class RunSupervisor:
         timeout = run.settings.timeout_seconds or cfg.default_timeout_seconds
         memory = run.settings.memory_limit_bytes or cfg.default_memory_bytes
         templates = [
-            attempt_pb2.TemplateSnapshot(
-                id=t.id, canonical_json=json.dumps(t.canonical, sort_keys=True), revision=t.revision
-            )
+            attempt_pb2.TemplateSnapshot(id=t.id, canonical_json=json.dumps(t.canonical), revision=t.revision)
             for t in await self._store.templates.all()
         ]
         connections = []

@@ -89,7 +89,8 @@ class TemplateRepository:
         allow_update: bool,
         at: datetime,
     ) -> tuple[TemplateRecord, bool]:
-        body = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        # Field order is part of a template (it is the rows' column order): keep it.
+        body = json.dumps(canonical, separators=(",", ":"))
         values = {
             "source": source,
             "format": fmt,
