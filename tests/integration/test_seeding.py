@@ -278,3 +278,113 @@ def test_canary_secret_never_reaches_the_sandbox(coordinator: tuple[Any, Client]
     assert canary not in repr(client.list_connections())
     with psycopg.connect(target_pg) as conn:
         assert conn.execute("SELECT count(*) FROM customers").fetchone() == (5,)
+
+
+DATA_OPS = """
+import json
+from seedbed.sdk import Seedbed
+dm = Seedbed()
+db = dm.connection("conn_postgres")
+out = dm.connection("conn_files")
+with dm.step("stream"):
+    seen = 0
+    ids = set()
+    for row in dm.template("tmpl_customer").stream(25_000, batch_size=5_000):
+        seen += 1
+        ids.add(row["id"])
+    assert seen == 25_000 and len(ids) == 25_000
+with dm.step("seed"):
+    a = dm.generate("tmpl_customer", count=50, seed=42)
+    b = dm.generate("tmpl_customer", count=50, seed=42)
+    assert a == b
+    db.insert("customers", a)
+with dm.step("read back"):
+    assert db.execute("UPDATE customers SET vip = TRUE WHERE id <= %s", [10]) == 10
+    vips = db.fetch("SELECT id FROM customers WHERE vip ORDER BY id")
+    print("VIPS", [r["id"] for r in vips][:10])
+    print("FIRST", json.dumps(db.fetch("customers", limit=1)[0], default=str))
+with dm.step("files"):
+    out.write("customers.csv", a, format="csv")
+    out.write("customers.jsonl", a, format="jsonl")
+print("SEEDED", json.dumps(a[:3]))
+"""
+
+
+def test_streams_steps_reads_files_and_seeds(
+    coordinator: tuple[Any, Client], target_pg: str, tmp_path: Path
+) -> None:
+    _, client = coordinator
+    _setup(client)
+    _pg_connection(client, "conn_postgres", target_pg)
+    client.create_connection(
+        connection_pb2.CreateConnectionRequest(
+            connection_id="conn_files", kind=connection_pb2.CONNECTION_KIND_FILE
+        )
+    )
+    first = _run(client, "data-ops", DATA_OPS)
+    logs = _logs(client, first.id)
+    assert first.state == run_pb2.RUN_STATE_SUCCESS, (first.first_error, logs)
+    assert "VIPS [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" in logs
+    assert [s.name for s in first.steps] == ["stream", "seed", "read back", "files"]
+    assert all(s.outcome == "SUCCESS" and s.HasField("end_time") for s in first.steps)
+    assert first.steps[0].rows_generated == 25_000 and first.steps[1].rows_written == 50
+    # An explicit seed gives the same rows in another run.
+    with psycopg.connect(target_pg, autocommit=True) as conn:
+        conn.execute("TRUNCATE customers CASCADE")
+    second = _run(client, "data-ops", DATA_OPS)
+    assert second.state == run_pb2.RUN_STATE_SUCCESS
+    seeded = [line for line in logs.splitlines() if line.startswith("SEEDED")]
+    assert seeded and seeded == [
+        line for line in _logs(client, second.id).splitlines() if line.startswith("SEEDED")
+    ]
+
+
+def test_rows_without_a_seed_differ_between_runs_but_replay_within_one(
+    coordinator: tuple[Any, Client],
+) -> None:
+    _, client = coordinator
+    _setup(client)
+    script = (
+        "import json\nfrom seedbed.sdk import Seedbed\n"
+        "dm = Seedbed()\nprint(json.dumps(dm.generate('tmpl_customer', count=3)))\n"
+    )
+    first = _run(client, "unseeded", script)
+    second = _run(client, "unseeded", script)
+    rows = [
+        [line for line in _logs(client, run.id).splitlines() if line.startswith("[")][0]
+        for run in (first, second)
+    ]
+    assert rows[0] != rows[1]  # another run key, other rows
+
+
+class _Rejecting(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(422)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"error": "email already taken"}')
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_rest_4xx_fails_the_run_with_the_answer(coordinator: tuple[Any, Client]) -> None:
+    _, client = coordinator
+    _setup(client)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Rejecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client.create_connection(
+            connection_pb2.CreateConnectionRequest(
+                connection_id="conn_api",
+                kind=connection_pb2.CONNECTION_KIND_REST,
+                rest=connection_pb2.RestOptions(base_url=f"http://127.0.0.1:{server.server_port}"),
+            )
+        )
+        run = _run(client, "rest-422", (SHOP / "rest.py").read_text(), {"customers": "3"})
+    finally:
+        server.shutdown()
+    assert run.state == run_pb2.RUN_STATE_FAILED
+    assert run.first_error.type == "RestError"
+    assert "422" in run.first_error.message and "email already taken" in run.first_error.message

@@ -10,12 +10,15 @@ and error messages scrubbed of secrets.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import posixpath
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,16 @@ def _names(args: Mapping[str, Any], name: str) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or len(value) > 1000:
         raise InvalidArgument(f"{name} must be a list of column names")
     return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date, time_of_day)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)
 
 
 class _Step:
@@ -284,7 +297,7 @@ class Agent:
                     f"connection {connection_id!r} is not defined (known: {known}); create it with "
                     "`seedbed connection create`"
                 )
-            spec, secret = to_spec(snapshot)
+            spec, secret = to_spec(snapshot, fetch_max_rows=self._max_fetch)
             if secret:
                 self._secrets.append(secret)
             sink = sinks.open_sink(spec, artifacts_dir=self._artifacts_dir)
@@ -337,7 +350,9 @@ class Agent:
         limit = _int(args, "limit", required=False)
         if limit is not None and not 1 <= limit <= self._max_fetch:
             raise LimitExceeded(f"limit {limit} is outside 1..{self._max_fetch} (SEEDBED_MAX_FETCH_ROWS)")
-        return self._buffers.reply(sink.fetch(query, args.get("params"), limit=limit or self._max_fetch))
+        rows = sink.fetch(query, args.get("params"), limit=limit)
+        # Databases hand back dates, decimals, UUIDs, bytes: the channel carries JSON.
+        return self._buffers.reply(json.loads(json.dumps(rows, default=_jsonable)))
 
     def _execute(self, args: Mapping[str, Any]) -> Any:
         sink = self._sink(args, ("postgresql", "sql"), "execute")

@@ -52,7 +52,9 @@ def resolve_secret(snapshot: attempt_pb2.ConnectionSnapshot) -> str | None:
     return None
 
 
-def to_spec(snapshot: attempt_pb2.ConnectionSnapshot) -> tuple[ConnectionSpec, str | None]:
+def to_spec(
+    snapshot: attempt_pb2.ConnectionSnapshot, *, fetch_max_rows: int | None = None
+) -> tuple[ConnectionSpec, str | None]:
     """The sink spec, and the secret (so errors can be scrubbed of it)."""
     kind = _KINDS.get(snapshot.kind)
     if kind is None:
@@ -64,6 +66,8 @@ def to_spec(snapshot: attempt_pb2.ConnectionSnapshot) -> tuple[ConnectionSpec, s
         if secret is not None:
             url = url.set(password=secret)
         options["url"] = url.render_as_string(hide_password=False)
+        if fetch_max_rows:
+            options["fetch_max_rows"] = fetch_max_rows
     elif kind == "rest":
         rest = snapshot.rest
         headers = dict(rest.headers)

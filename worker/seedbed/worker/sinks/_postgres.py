@@ -182,6 +182,9 @@ class PostgresSink(SqlSink[PgConnection]):
         self, sql_or_table: str, params: Any = None, *, limit: int | None = None
     ) -> list[dict[str, Any]]:
         cid = self.connection_id
+        # An explicit limit on a bare table name is SQL's LIMIT (the first rows); otherwise the
+        # limit is a cap, and a result past it is an error rather than silently cut.
+        explicit = limit is not None
         limit = check_limit(limit, self.settings.fetch_max_rows, cid)
         if not isinstance(sql_or_table, str) or not sql_or_table.strip():
             raise InvalidRequestError("fetch needs a query or a table name", connection_id=cid)
@@ -193,7 +196,9 @@ class PostgresSink(SqlSink[PgConnection]):
             if params is not None:
                 raise InvalidRequestError("params make no sense with a bare table name", connection_id=cid)
             ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
-            query = sql.SQL("SELECT * FROM {} LIMIT {}").format(ident, sql.Literal(limit + 1))
+            query = sql.SQL("SELECT * FROM {} LIMIT {}").format(
+                ident, sql.Literal(limit if explicit else limit + 1)
+            )
         else:
             query = sql_or_table.encode()
         what = f"table {table}" if table else "the query"

@@ -207,6 +207,9 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
         self, sql_or_table: str, params: Any = None, *, limit: int | None = None
     ) -> list[dict[str, Any]]:
         cid = self.connection_id
+        # An explicit limit on a bare table name is SQL's LIMIT (the first rows); otherwise the
+        # limit is a cap, and a result past it is an error rather than silently cut.
+        explicit = limit is not None
         limit = check_limit(limit, self.settings.fetch_max_rows, cid)
         if not isinstance(sql_or_table, str) or not sql_or_table.strip():
             raise InvalidRequestError("fetch needs a query or a table name", connection_id=cid)
@@ -217,7 +220,11 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
             schema, name = split_table(table, cid)
             if params is not None:
                 raise InvalidRequestError("params make no sense with a bare table name", connection_id=cid)
-            statement = sa.select(sa.text("*")).select_from(sa.table(name, schema=schema)).limit(limit + 1)
+            statement = (
+                sa.select(sa.text("*"))
+                .select_from(sa.table(name, schema=schema))
+                .limit(limit if explicit else limit + 1)
+            )
         else:
             statement = sa.text(sql_or_table)
         bound = _named_params(params, cid)
