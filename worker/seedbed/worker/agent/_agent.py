@@ -123,6 +123,7 @@ class Agent:
         self._run_key = spec.run_key or spec.run_id
         self._max_rows = limits.max_generate_rows or 1_000_000
         self._max_fetch = limits.max_fetch_rows or 100_000
+        self._timeout_seconds = spec.limits.timeout_seconds or None
         self._template_docs = {t.id: t.canonical_json for t in spec.templates}
         self._parsed: dict[str, Any] = {}
         self._connections = {c.id: c for c in spec.connections}
@@ -297,7 +298,9 @@ class Agent:
                     f"connection {connection_id!r} is not defined (known: {known}); create it with "
                     "`seedbed connection create`"
                 )
-            spec, secret = to_spec(snapshot, fetch_max_rows=self._max_fetch)
+            spec, secret = to_spec(
+                snapshot, fetch_max_rows=self._max_fetch, statement_timeout_seconds=self._timeout_seconds
+            )
             if secret:
                 self._secrets.append(secret)
             sink = sinks.open_sink(spec, artifacts_dir=self._artifacts_dir)

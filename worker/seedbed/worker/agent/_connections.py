@@ -53,7 +53,10 @@ def resolve_secret(snapshot: attempt_pb2.ConnectionSnapshot) -> str | None:
 
 
 def to_spec(
-    snapshot: attempt_pb2.ConnectionSnapshot, *, fetch_max_rows: int | None = None
+    snapshot: attempt_pb2.ConnectionSnapshot,
+    *,
+    fetch_max_rows: int | None = None,
+    statement_timeout_seconds: int | None = None,
 ) -> tuple[ConnectionSpec, str | None]:
     """The sink spec, and the secret (so errors can be scrubbed of it)."""
     kind = _KINDS.get(snapshot.kind)
@@ -68,6 +71,9 @@ def to_spec(
         options["url"] = url.render_as_string(hide_password=False)
         if fetch_max_rows:
             options["fetch_max_rows"] = fetch_max_rows
+        # SDK calls are served while the sandbox waits: a statement must not outlive the attempt.
+        if statement_timeout_seconds and kind == "postgresql":
+            options["statement_timeout_seconds"] = statement_timeout_seconds
     elif kind == "rest":
         rest = snapshot.rest
         headers = dict(rest.headers)
