@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import grpc
 
@@ -144,17 +145,18 @@ class Client:
         )
         return response.scenario  # type: ignore[attr-defined,no-any-return]
 
-    def list_scenarios(self) -> list[scenario_pb2.Scenario]:
-        out: list[scenario_pb2.Scenario] = []
-        token = ""
+    def _every(self, method: object, request: Any, field: str) -> list[Any]:
+        """Follow page tokens until the last page; every item of ``field``."""
+        out: list[Any] = []
         while True:
-            response = self._call(
-                self._scenarios.ListScenarios, scenario_pb2.ListScenariosRequest(page_token=token)
-            )
-            out.extend(response.scenarios)  # type: ignore[attr-defined]
-            token = response.next_page_token  # type: ignore[attr-defined]
-            if not token:
+            response: Any = self._call(method, request)
+            out.extend(getattr(response, field))
+            if not response.next_page_token:
                 return out
+            request.page_token = response.next_page_token
+
+    def list_scenarios(self) -> list[scenario_pb2.Scenario]:
+        return self._every(self._scenarios.ListScenarios, scenario_pb2.ListScenariosRequest(), "scenarios")
 
     def delete_scenario(self, scenario_id: str) -> None:
         self._call(
@@ -238,16 +240,7 @@ class Client:
         return self._call(self._templates.GetTemplate, request).template  # type: ignore[attr-defined,no-any-return]
 
     def list_templates(self) -> list[template_pb2.Template]:
-        out: list[template_pb2.Template] = []
-        token = ""
-        while True:
-            response = self._call(
-                self._templates.ListTemplates, template_pb2.ListTemplatesRequest(page_token=token)
-            )
-            out.extend(response.templates)  # type: ignore[attr-defined]
-            token = response.next_page_token  # type: ignore[attr-defined]
-            if not token:
-                return out
+        return self._every(self._templates.ListTemplates, template_pb2.ListTemplatesRequest(), "templates")
 
     def delete_template(self, template_id: str) -> None:
         self._call(
@@ -273,15 +266,8 @@ class Client:
         return self._call(self._connections.GetConnection, request).connection  # type: ignore[attr-defined,no-any-return]
 
     def list_connections(self) -> list[connection_pb2.Connection]:
-        out: list[connection_pb2.Connection] = []
-        token = ""
-        while True:
-            request = connection_pb2.ListConnectionsRequest(page_token=token)
-            response = self._call(self._connections.ListConnections, request)
-            out.extend(response.connections)  # type: ignore[attr-defined]
-            token = response.next_page_token  # type: ignore[attr-defined]
-            if not token:
-                return out
+        request = connection_pb2.ListConnectionsRequest()
+        return self._every(self._connections.ListConnections, request, "connections")
 
     def delete_connection(self, connection_id: str) -> None:
         request = connection_pb2.DeleteConnectionRequest(connection_id=connection_id)
@@ -320,15 +306,7 @@ class Client:
         return meta, b"".join(parts)
 
     def list_files(self, prefix: str = "") -> list[workspace_pb2.WorkspaceFile]:
-        out: list[workspace_pb2.WorkspaceFile] = []
-        token = ""
-        while True:
-            request = workspace_pb2.ListFilesRequest(prefix=prefix, page_token=token)
-            response = self._call(self._workspace.ListFiles, request)
-            out.extend(response.files)  # type: ignore[attr-defined]
-            token = response.next_page_token  # type: ignore[attr-defined]
-            if not token:
-                return out
+        return self._every(self._workspace.ListFiles, workspace_pb2.ListFilesRequest(prefix=prefix), "files")
 
     def delete_file(self, path: str) -> None:
         self._call(self._workspace.DeleteFile, workspace_pb2.DeleteFileRequest(path=path))

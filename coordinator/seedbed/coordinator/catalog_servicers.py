@@ -38,7 +38,7 @@ from seedbed.coordinator.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from seedbed.coordinator.model import validate_page
+from seedbed.coordinator.model import page_of, validate_page
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import guard
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -137,9 +137,9 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     ) -> template_pb2.ListTemplatesResponse:
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.templates.page(limit + 1, offset)
+        page, token = page_of(recs, limit, offset)
         return template_pb2.ListTemplatesResponse(
-            templates=[template_to_proto(r) for r in recs[:limit]],
-            next_page_token=str(offset + limit) if len(recs) > limit else "",
+            templates=[template_to_proto(r) for r in page], next_page_token=token
         )
 
     @guard
@@ -254,9 +254,9 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     ) -> connection_pb2.ListConnectionsResponse:
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.connections.page(limit + 1, offset)
+        page, token = page_of(recs, limit, offset)
         return connection_pb2.ListConnectionsResponse(
-            connections=[connection_to_proto(r) for r in recs[:limit]],
-            next_page_token=str(offset + limit) if len(recs) > limit else "",
+            connections=[connection_to_proto(r) for r in page], next_page_token=token
         )
 
     @guard
@@ -400,10 +400,8 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
     ) -> workspace_pb2.ListFilesResponse:
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.workspace.page(request.prefix[:512], limit + 1, offset)
-        return workspace_pb2.ListFilesResponse(
-            files=[file_to_proto(r) for r in recs[:limit]],
-            next_page_token=str(offset + limit) if len(recs) > limit else "",
-        )
+        page, token = page_of(recs, limit, offset)
+        return workspace_pb2.ListFilesResponse(files=[file_to_proto(r) for r in page], next_page_token=token)
 
     @guard
     async def DeleteFile(

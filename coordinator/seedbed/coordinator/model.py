@@ -8,11 +8,12 @@ from __future__ import annotations
 import enum
 import re
 import secrets
-from collections.abc import Mapping
-from typing import NewType
+from collections.abc import Mapping, Sequence
+from typing import NewType, TypeVar
 
 from seedbed.coordinator.errors import InvalidArgumentError
 
+T = TypeVar("T")
 ScenarioId = NewType("ScenarioId", str)
 RunId = NewType("RunId", str)
 FireId = NewType("FireId", str)
@@ -133,6 +134,11 @@ def validate_idempotency_key(key: str) -> str:
     if key and not key.isprintable():
         raise InvalidArgumentError("idempotency_key", "must be printable text")
     return key
+
+
+def page_of(records: Sequence[T], limit: int, offset: int) -> tuple[Sequence[T], str]:
+    """Records read with ``limit + 1``: the page, and the next page's token ('' on the last page)."""
+    return records[:limit], (str(offset + limit) if len(records) > limit else "")
 
 
 def validate_page(page_size: int, page_token: str) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import (
     new_id,
     normalize_scenario_id,
+    page_of,
     validate_idempotency_key,
     validate_name,
     validate_page,
@@ -138,9 +139,9 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
     ) -> scenario_pb2.ListScenariosResponse:
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.list_scenarios(limit + 1, offset)
+        page, token = page_of(recs, limit, offset)
         return scenario_pb2.ListScenariosResponse(
-            scenarios=[cv.scenario_to_proto(r) for r in recs[:limit]],
-            next_page_token=str(offset + limit) if len(recs) > limit else "",
+            scenarios=[cv.scenario_to_proto(r) for r in page], next_page_token=token
         )
 
     @guard
@@ -210,10 +211,8 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         if scenario_id:
             await self._store.get_scenario(scenario_id)
         recs = await self._store.list_runs(scenario_id, limit + 1, offset)
-        return run_pb2.ListRunsResponse(
-            runs=[cv.run_to_proto(r) for r in recs[:limit]],
-            next_page_token=str(offset + limit) if len(recs) > limit else "",
-        )
+        page, token = page_of(recs, limit, offset)
+        return run_pb2.ListRunsResponse(runs=[cv.run_to_proto(r) for r in page], next_page_token=token)
 
     @guard
     async def AbortRun(
