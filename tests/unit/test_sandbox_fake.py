@@ -103,6 +103,7 @@ def test_public_surface() -> None:
             "Output",
             "OutputLine",
             "ProtocolError",
+            "RequirementsError",
             "SandboxDriver",
             "SandboxError",
             "SandboxEvent",

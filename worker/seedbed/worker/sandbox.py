@@ -9,10 +9,16 @@ per-run failure, it yields `Finished(outcome=INFRASTRUCTURE, error=…)` instead
 
     SandboxError
     ├── ImageBuildError          building the sandbox image failed (`step`, `output`)
+    ├── RequirementsError        (also a ValueError) the script's `# requirements:` header is
+    │                            invalid or cannot be met (`line`, `package`): SCRIPT_ERROR
     ├── EngineUnavailableError   the Docker engine cannot be reached (`url`)
     └── ProtocolError            a frame from the sandbox broke the channel protocol (internal)
 
-How a run goes: make sure the image exists (by content hash, see `seedbed.worker.images`);
+How a run goes: pick the image — the sandbox image, or, when the script has a `# requirements:`
+header, the image derived from it with those packages (both by content hash, built on first use
+in a thread while `Output` lines of stream "system" report progress; see
+`seedbed.worker.images`); a bad header ends the attempt as SCRIPT_ERROR with its line, a failed
+build as INFRASTRUCTURE with the step and its output;
 create the container with hardened defaults (non-root, no capabilities, no-new-privileges, the
 engine's seccomp profile, read-only root with a size-capped tmpfs, pids/memory/CPU/nofile limits,
 no swap, no network, init, bounded log driver, gVisor when the engine has it); attach to its
@@ -32,13 +38,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import select
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +56,7 @@ import docker.types
 import requests.exceptions
 
 from seedbed.worker._channel import StreamDemuxer, encode_start
+from seedbed.worker._requirements import HeaderRequirement, RequirementsError, header_requirements
 from seedbed.worker._sandbox_errors import (
     EngineUnavailableError,
     ImageBuildError,
@@ -79,7 +87,7 @@ from seedbed.worker._sandbox_types import (
     ScriptError,
     Started,
 )
-from seedbed.worker.images import ensure_image
+from seedbed.worker.images import ensure_derived_image, ensure_image
 
 __all__ = [
     "DockerSandboxDriver",
@@ -91,6 +99,7 @@ __all__ = [
     "Output",
     "OutputLine",
     "ProtocolError",
+    "RequirementsError",
     "SandboxDriver",
     "SandboxError",
     "SandboxEvent",
@@ -114,6 +123,8 @@ _MAX_OUTBOUND_BYTES = 16 * 2**20
 _EXIT_POLL_SECONDS = 0.25
 _DRAIN_AFTER_KILL_SECONDS = 1.0
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
+# How often the wait for an image build checks for progress, the cancel event and the deadline.
+_BUILD_POLL_SECONDS = 0.1
 
 
 def _seconds_text(delta: timedelta) -> str:
@@ -125,7 +136,8 @@ class DockerSandboxDriver:
     """Runs attempts in containers of the local (or given) Docker engine.
 
     `docker_url` defaults to `DOCKER_HOST`, else the local socket; it is resolved once, here.
-    `image` pins an image tag and skips `ensure_image` (tests, air-gapped deployments).
+    `image` pins an image tag and skips `ensure_image` (tests, air-gapped deployments); a script
+    with a `# requirements:` header then runs in an image derived from that one.
     """
 
     def __init__(
@@ -201,9 +213,11 @@ class DockerSandboxDriver:
         try:
             try:
                 client = self.client()
-                image = self._image or ensure_image(
-                    client, context_dir=self._context_dir, cache_dir=self._cache_dir
-                )
+                picked = yield from self._pick_image(client, request, session, cancel)
+                if isinstance(picked, Finished):
+                    yield picked
+                    return
+                image = picked
                 wall_deadline, deadline, limit_text = self._deadline(request)
                 if deadline <= time.monotonic():
                     yield self._finish(
@@ -220,7 +234,18 @@ class DockerSandboxDriver:
                 client.api.start(container_id)
                 # The script's time counts from its start, not from the image check and create.
                 wall_deadline, deadline, limit_text = self._deadline(request)
+            except RequirementsError as exc:
+                # The script's fault (its header, or packages that cannot be had): not retried.
+                yield from _pending(session)
+                yield self._finish(
+                    session,
+                    Outcome.SCRIPT_ERROR,
+                    None,
+                    ScriptError("RequirementsError", str(exc), line=exc.line),
+                )
+                return
             except SandboxError as exc:
+                yield from _pending(session)
                 yield self._finish(
                     session,
                     Outcome.INFRASTRUCTURE,
@@ -229,6 +254,7 @@ class DockerSandboxDriver:
                 )
                 return
             except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+                yield from _pending(session)
                 yield self._engine_failure(session, "starting the sandbox", exc)
                 return
             logger.info(
@@ -279,6 +305,87 @@ class DockerSandboxDriver:
             if sock is not None:
                 _close_quietly(sock)
             self._remove(client, container_id)
+
+    def _pick_image(
+        self,
+        client: docker.DockerClient,
+        request: SandboxRequest,
+        session: RunSession,
+        cancel: threading.Event,
+    ) -> Generator[Output, None, str | Finished]:
+        """The image to run the script in: the sandbox image, or the one derived from it with the
+        packages of the script's `# requirements:` header. A build runs in a thread (it goes on,
+        and is cached, if the attempt is aborted or its deadline passes meanwhile) while its
+        progress is yielded as "system" lines. Returns the tag, or the Finished event that ends
+        the attempt; raises RequirementsError (with the header's line), SandboxError, or the
+        engine's errors."""
+        header = header_requirements(request.script)
+        pins = tuple(requirement.spec for requirement in header)
+        if self._image is not None and not pins:
+            return self._image
+        pinned = self._image
+
+        def build(progress: Callable[[str], None]) -> str:
+            if pinned is not None:
+                return ensure_derived_image(
+                    client, pinned, pins, cache_dir=self._cache_dir, progress=progress
+                )
+            return ensure_image(
+                client,
+                context_dir=self._context_dir,
+                cache_dir=self._cache_dir,
+                requirements=pins,
+                progress=progress,
+            )
+
+        messages: queue.SimpleQueue[str] = queue.SimpleQueue()
+        outcome: list[str | BaseException] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome.append(build(messages.put))
+            except BaseException as exc:  # handed over to the attempt's thread below
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=work, name=f"seedbed-image-{request.run_id}", daemon=True)
+        thread.start()
+        while True:
+            finished = done.wait(_BUILD_POLL_SECONDS)
+            while True:
+                try:
+                    session.system(messages.get_nowait(), "info")
+                except queue.Empty:
+                    break
+            yield from _pending(session)
+            if finished:
+                break
+            if cancel.is_set():
+                return self._finish(
+                    session,
+                    Outcome.ABORTED,
+                    None,
+                    ScriptError("Aborted", "the run was aborted while its image was being built"),
+                )
+            if datetime.now(UTC) >= request.deadline:
+                return self._finish(
+                    session,
+                    Outcome.TIMEOUT,
+                    None,
+                    ScriptError(
+                        "Timeout",
+                        f"the attempt deadline {request.deadline.isoformat()} passed while its image "
+                        "was being built (the build goes on and is cached for the next attempt)",
+                    ),
+                )
+        result = outcome[0]
+        if isinstance(result, RequirementsError):
+            raise _with_line(result, header) from result
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _deadline(self, request: SandboxRequest) -> tuple[datetime, float, str]:
         """The effective wall-clock deadline, the same as a monotonic time, and a text naming
@@ -536,6 +643,20 @@ def _drain(raw: socket.socket, demux: StreamDemuxer, session: RunSession, second
             return
         for stream, piece in demux.feed(data):
             session.feed(stream, piece)
+
+
+def _pending(session: RunSession) -> Iterator[Output]:
+    """Every line the session still holds, in batches."""
+    while (batch := session.take_batch(_BATCH_LINES)) is not None:
+        yield batch
+
+
+def _with_line(exc: RequirementsError, header: tuple[HeaderRequirement, ...]) -> RequirementsError:
+    """The error with the header line of the package it names, when it lacks one."""
+    if exc.line is not None or exc.package is None:
+        return exc
+    line = next((requirement.line for requirement in header if requirement.name == exc.package), None)
+    return exc if line is None else RequirementsError(exc.reason, line=line, package=exc.package)
 
 
 def _close_quietly(sock: Any) -> None:
