@@ -388,3 +388,39 @@ def test_rest_4xx_fails_the_run_with_the_answer(coordinator: tuple[Any, Client])
     assert run.state == run_pb2.RUN_STATE_FAILED
     assert run.first_error.type == "RestError"
     assert "422" in run.first_error.message and "email already taken" in run.first_error.message
+
+
+def test_deadline_holds_while_an_sdk_call_waits_on_the_database(
+    coordinator: tuple[Any, Client], target_pg: str, docker_client: Any
+) -> None:
+    """A call stuck in the database does not keep the run past its deadline (a `sql` connection has
+    no statement timeout of its own)."""
+    from datetime import timedelta
+
+    from tests.integration.conftest import containers_of
+
+    _, client = coordinator
+    client.create_connection(
+        connection_pb2.CreateConnectionRequest(
+            connection_id="conn_slow",
+            kind=connection_pb2.CONNECTION_KIND_SQL,
+            url=target_pg.replace("postgresql://", "postgresql+psycopg://", 1),
+        )
+    )
+    script = (
+        "from seedbed.sdk import Seedbed\n"
+        "print('calling', flush=True)\n"
+        "Seedbed().connection('conn_slow').fetch('SELECT pg_sleep(60)')\n"
+    )
+    client.put_scenario(
+        "slow-call",
+        script=script,
+        settings=scenario_pb2.ScenarioSettings(
+            timeout_seconds=3, overlap_policy=scenario_pb2.OVERLAP_POLICY_ALLOW_CONCURRENT
+        ),
+    )
+    run = client.wait(client.run("slow-call").run_id)
+    assert run.state == run_pb2.RUN_STATE_FAILED
+    assert run.first_error.reason == run_pb2.FAILURE_REASON_TIMEOUT
+    assert run.end_time.ToDatetime() - run.start_time.ToDatetime() < timedelta(seconds=20)
+    assert containers_of(docker_client, run.id) == []

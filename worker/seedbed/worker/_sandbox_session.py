@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import signal
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,17 +71,66 @@ def _format_fields(fields: Mapping[str, Any]) -> str:
     )
 
 
+class _CallRunner:
+    """Serves SDK calls one at a time, in order, on a thread of its own.
+
+    A call may wait on a database or an HTTP target for long; served on the pump's thread, it would
+    stop output from being read and the deadline and abort from being enforced until it returned.
+    Here the pump goes on, and picks the replies up as they complete. The thread is a daemon: when
+    the attempt ends with a call still running, the attempt does not wait for it.
+    """
+
+    def __init__(self, serve: Callable[[CallFrame], bytes]) -> None:
+        self._serve = serve
+        self._todo: queue.SimpleQueue[CallFrame | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.pending = 0
+
+    def submit(self, frame: CallFrame) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="seedbed-agent-calls", daemon=True)
+            self._thread.start()
+        self.pending += 1
+        self._todo.put(frame)
+
+    def _loop(self) -> None:
+        while (frame := self._todo.get()) is not None:
+            self._done.put(self._serve(frame))
+
+    def completed(self) -> list[bytes]:
+        replies: list[bytes] = []
+        while True:
+            try:
+                replies.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.pending -= len(replies)
+        return replies
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._todo.put(None)
+
+
 class RunSession:
-    """Frames → output lines and replies, with the output caps applied."""
+    """Frames → output lines and replies, with the output caps applied.
+
+    With ``background_calls``, SDK calls (other than ``log``) are served on a thread of their own
+    and their replies come from :meth:`completed_replies` instead of :meth:`feed`.
+    """
 
     def __init__(
         self,
         limits: SandboxLimits,
         on_call: CallHandler | None = None,
         clock: Callable[[], datetime] = utcnow,
+        *,
+        background_calls: bool = False,
     ) -> None:
         self._limits = limits
         self._on_call = on_call
+        self._runner = _CallRunner(self._serve) if background_calls and on_call is not None else None
         self._clock = clock
         self._splitters = {
             STDOUT: LineSplitter(MAX_FRAME_BYTES),
@@ -134,7 +185,10 @@ class RunSession:
         if isinstance(frame, OutFrame):
             self._emit(frame.stream, frame.line)
         elif isinstance(frame, CallFrame):
-            replies.append(self._call(frame))
+            if self._runner is not None and frame.op != "log":
+                self._runner.submit(frame)
+            else:
+                replies.append(self._call(frame))
         elif isinstance(frame, ErrorFrame):
             if self.error is None and not self.done:
                 self.error = frame
@@ -146,9 +200,24 @@ class RunSession:
             else:
                 self._notice("ignored a second end frame")
 
+    @property
+    def calls_pending(self) -> bool:
+        return self._runner is not None and self._runner.pending > 0
+
+    def completed_replies(self) -> list[bytes]:
+        """Replies of background calls that completed since the last look."""
+        return self._runner.completed() if self._runner is not None else []
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+
     def _call(self, frame: CallFrame) -> bytes:
         if frame.op == "log":
             return self._log_call(frame)
+        return self._serve(frame)
+
+    def _serve(self, frame: CallFrame) -> bytes:
         if self._on_call is None:
             return encode_reply(frame.id, error=("UnknownOp", f"unknown SDK call {frame.op!r}"))
         try:

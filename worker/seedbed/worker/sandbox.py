@@ -205,7 +205,7 @@ class DockerSandboxDriver:
         cancel = cancel if cancel is not None else threading.Event()
         key = (request.run_id, request.attempt)
         self._active[key] = cancel
-        session = RunSession(request.limits, on_call)
+        session = RunSession(request.limits, on_call, background_calls=True)
         client: docker.DockerClient | None = None
         container_id: str | None = None
         sock: Any = None
@@ -302,6 +302,7 @@ class DockerSandboxDriver:
             raise
         finally:
             self._active.pop(key, None)
+            session.close()
             if sock is not None:
                 _close_quietly(sock)
             self._remove(client, container_id)
@@ -463,6 +464,15 @@ class DockerSandboxDriver:
         last_flush = time.monotonic()
         stopped_by: str | None = None
         overflow_noted = False
+
+        def queue_reply(reply: bytes) -> None:
+            nonlocal overflow_noted
+            if len(outbound) + len(reply) <= _MAX_OUTBOUND_BYTES:
+                outbound.extend(reply)
+            elif not overflow_noted:
+                overflow_noted = True
+                session.system("the sandbox does not read its replies; dropping them", "warning")
+
         while True:
             now = time.monotonic()
             while session.pending() >= _BATCH_LINES or (
@@ -478,7 +488,11 @@ class DockerSandboxDriver:
             if now >= deadline:
                 stopped_by = "timeout"
                 break
-            wait = min(deadline - now, _BATCH_SECONDS if session.pending() else 0.25)
+            for reply in session.completed_replies():
+                queue_reply(reply)
+            # While an SDK call is served on its own thread, look for its reply often.
+            busy = session.pending() or session.calls_pending
+            wait = min(deadline - now, _BATCH_SECONDS if busy else 0.25)
             readable, writable, _ = select.select([raw], [raw] if outbound else [], [], wait)
             if writable:
                 try:
@@ -500,11 +514,7 @@ class DockerSandboxDriver:
                 break
             for stream, piece in demux.feed(data):
                 for reply in session.feed(stream, piece):
-                    if len(outbound) + len(reply) <= _MAX_OUTBOUND_BYTES:
-                        outbound += reply
-                    elif not overflow_noted:
-                        overflow_noted = True
-                        session.system("the sandbox does not read its replies; dropping them", "warning")
+                    queue_reply(reply)
         if stopped_by is not None:
             # Kill first, then collect what the script wrote before it died (bounded in time).
             kill_quietly(client, container_id)

@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import posixpath
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -454,11 +455,22 @@ class Agent:
     def step_records(self) -> list[run_pb2.RunStep]:
         return [s.to_proto() for s in self.steps]
 
-    def close(self) -> None:
-        for sink in self._sinks.values():
-            try:
-                sink.close()
-            except Exception:  # closing must not hide the attempt's own outcome
-                log.exception("closing connection %s failed", sink.connection_id)
-        self._sinks.clear()
-        self._workspace.close()
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the connections. A call still running (the attempt ended under it: deadline,
+        abort) may hold one; closing happens on a thread of its own so the attempt need not wait
+        for it longer than ``timeout``."""
+        sinks_, self._sinks = list(self._sinks.values()), {}
+
+        def close_all() -> None:
+            for sink in sinks_:
+                try:
+                    sink.close()
+                except Exception:  # closing must not hide the attempt's own outcome
+                    log.exception("closing connection %s failed", sink.connection_id)
+            self._workspace.close()
+
+        closer = threading.Thread(target=close_all, name="seedbed-agent-close", daemon=True)
+        closer.start()
+        closer.join(timeout)
+        if closer.is_alive():
+            log.warning("a connection is still busy with a call the attempt outlived; leaving it to close")
