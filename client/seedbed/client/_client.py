@@ -31,14 +31,6 @@ from seedbed.api.v1 import (
 
 _CHUNK = 1 * 2**20
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-TERMINAL = frozenset(
-    {
-        run_pb2.RUN_STATE_SUCCESS,
-        run_pb2.RUN_STATE_WARNING,
-        run_pb2.RUN_STATE_FAILED,
-        run_pb2.RUN_STATE_ABORTED,
-    }
-)
 
 
 class ClientError(Exception):

@@ -15,8 +15,6 @@ from seedbed.coordinator.errors import InvalidArgumentError
 
 T = TypeVar("T")
 ScenarioId = NewType("ScenarioId", str)
-RunId = NewType("RunId", str)
-FireId = NewType("FireId", str)
 
 
 def new_id(prefix: str) -> str:

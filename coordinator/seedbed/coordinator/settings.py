@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -65,7 +64,3 @@ class CoordinatorSettings(BaseSettings):
         if self.store_url:
             return self.store_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'seedbed.db').resolve()}"
-
-    @property
-    def default_timeout(self) -> timedelta:
-        return timedelta(seconds=self.default_timeout_seconds)

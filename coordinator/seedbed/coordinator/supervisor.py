@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable
 from datetime import UTC
 from typing import Any, Protocol
 
@@ -117,10 +117,6 @@ class RunSupervisor:
         task = asyncio.create_task(self._drive(run_id), name=f"drive-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(run_id, None))
-
-    async def wait_all(self, run_ids: Iterable[str] | None = None) -> None:
-        tasks = [t for r, t in list(self._tasks.items()) if run_ids is None or r in set(run_ids)]
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- one run -----------------------------------------------------------------------------------
 

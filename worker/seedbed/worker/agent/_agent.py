@@ -139,8 +139,6 @@ class Agent:
         self._calls = 0
         self._refs = templates.RunRefs()
         self.steps: list[_Step] = []
-        self.rows_generated = 0
-        self.rows_written = 0
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "buffer.put": lambda a: self._buffers.put(a.get("handle"), a.get("items")),
             "buffer.take": lambda a: self._buffers.take(a.get("handle")),
@@ -241,7 +239,6 @@ class Agent:
 
     def _note_generated(self, template_id: str, rows: list[dict[str, Any]]) -> None:
         self._refs.record(template_id, rows)
-        self.rows_generated += len(rows)
         if self.steps and self.steps[-1].end is None:
             self.steps[-1].generated += len(rows)
 
@@ -319,7 +316,6 @@ class Agent:
         return rows
 
     def _written(self, count: int) -> None:
-        self.rows_written += count
         if self.steps and self.steps[-1].end is None:
             self.steps[-1].written += count
 
