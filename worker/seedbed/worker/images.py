@@ -117,6 +117,8 @@ PIP_TARGET_ARGS: tuple[str, ...] = (
     "--abi",
     "cp311",
 )
+# The host-side `pip download` both wheelhouses (base and derived images) start with.
+_PIP_DOWNLOAD = (sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input")
 # Bump when the build recipe in this module changes in a way the hashed files do not show.
 _RECIPE_VERSION = b"seedbed-image-recipe-1"
 _WHEELHOUSE_MARKER = ".complete"
@@ -332,12 +334,7 @@ def _ensure_wheelhouse(requirements: Path, cache_dir: Path, log: LogFn) -> Path:
         return wheelhouse
     wheelhouse.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--disable-pip-version-check",
-        "--no-input",
+        *_PIP_DOWNLOAD,
         *PIP_TARGET_ARGS,
         "-r",
         str(requirements),
@@ -643,12 +640,7 @@ def _against_base(pins: Sequence[str], installed: dict[str, str]) -> list[str]:
 
 def _download_wheels(pins: Sequence[str], constraints: Path, wheels: Path, log: LogFn) -> None:
     argv = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--disable-pip-version-check",
-        "--no-input",
+        *_PIP_DOWNLOAD,
         "--progress-bar",
         "off",
         *PIP_TARGET_ARGS,
