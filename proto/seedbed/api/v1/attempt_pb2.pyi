@@ -22,6 +22,7 @@ class AttemptOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ATTEMPT_OUTCOME_KILLED: _ClassVar[AttemptOutcome]
     ATTEMPT_OUTCOME_ABORTED: _ClassVar[AttemptOutcome]
     ATTEMPT_OUTCOME_INFRASTRUCTURE: _ClassVar[AttemptOutcome]
+    ATTEMPT_OUTCOME_NONDETERMINISTIC: _ClassVar[AttemptOutcome]
 ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome
 ATTEMPT_OUTCOME_SUCCEEDED: AttemptOutcome
 ATTEMPT_OUTCOME_SCRIPT_ERROR: AttemptOutcome
@@ -30,6 +31,7 @@ ATTEMPT_OUTCOME_OOM: AttemptOutcome
 ATTEMPT_OUTCOME_KILLED: AttemptOutcome
 ATTEMPT_OUTCOME_ABORTED: AttemptOutcome
 ATTEMPT_OUTCOME_INFRASTRUCTURE: AttemptOutcome
+ATTEMPT_OUTCOME_NONDETERMINISTIC: AttemptOutcome
 
 class SandboxLimits(_message.Message):
     __slots__ = ("timeout_seconds", "memory_bytes", "nano_cpus", "pids", "nofile", "tmpfs_bytes", "max_log_bytes", "max_line_bytes")
@@ -127,16 +129,18 @@ class DataLimits(_message.Message):
     def __init__(self, max_generate_rows: _Optional[int] = ..., max_fetch_rows: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_workspace_read_bytes: _Optional[int] = ...) -> None: ...
 
 class AttemptStarted(_message.Message):
-    __slots__ = ("container_id", "image", "time", "node")
+    __slots__ = ("container_id", "image", "time", "node", "worker_pid")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_PID_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     image: str
     time: _timestamp_pb2.Timestamp
     node: str
-    def __init__(self, container_id: _Optional[str] = ..., image: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ...) -> None: ...
+    worker_pid: int
+    def __init__(self, container_id: _Optional[str] = ..., image: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., worker_pid: _Optional[int] = ...) -> None: ...
 
 class AttemptOutput(_message.Message):
     __slots__ = ("lines",)
@@ -174,11 +178,13 @@ class AttemptResult(_message.Message):
     def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[_run_pb2.RunStep, _Mapping]]] = ...) -> None: ...
 
 class AttemptEvent(_message.Message):
-    __slots__ = ("started", "output", "result")
+    __slots__ = ("started", "output", "result", "batch")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     started: AttemptStarted
     output: AttemptOutput
     result: AttemptResult
-    def __init__(self, started: _Optional[_Union[AttemptStarted, _Mapping]] = ..., output: _Optional[_Union[AttemptOutput, _Mapping]] = ..., result: _Optional[_Union[AttemptResult, _Mapping]] = ...) -> None: ...
+    batch: _run_pb2.WriteBatch
+    def __init__(self, started: _Optional[_Union[AttemptStarted, _Mapping]] = ..., output: _Optional[_Union[AttemptOutput, _Mapping]] = ..., result: _Optional[_Union[AttemptResult, _Mapping]] = ..., batch: _Optional[_Union[_run_pb2.WriteBatch, _Mapping]] = ...) -> None: ...

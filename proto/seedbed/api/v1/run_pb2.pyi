@@ -28,6 +28,7 @@ class FailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAILURE_REASON_OOM: _ClassVar[FailureReason]
     FAILURE_REASON_KILLED: _ClassVar[FailureReason]
     FAILURE_REASON_INFRASTRUCTURE: _ClassVar[FailureReason]
+    FAILURE_REASON_NONDETERMINISTIC: _ClassVar[FailureReason]
 
 class TriggerFireState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -42,6 +43,12 @@ class LogStream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOG_STREAM_STDOUT: _ClassVar[LogStream]
     LOG_STREAM_STDERR: _ClassVar[LogStream]
     LOG_STREAM_SYSTEM: _ClassVar[LogStream]
+
+class WriteBatchStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WRITE_BATCH_STATUS_UNSPECIFIED: _ClassVar[WriteBatchStatus]
+    WRITE_BATCH_STATUS_APPLIED: _ClassVar[WriteBatchStatus]
+    WRITE_BATCH_STATUS_REPLAYED: _ClassVar[WriteBatchStatus]
 
 class StreamEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -61,6 +68,7 @@ FAILURE_REASON_TIMEOUT: FailureReason
 FAILURE_REASON_OOM: FailureReason
 FAILURE_REASON_KILLED: FailureReason
 FAILURE_REASON_INFRASTRUCTURE: FailureReason
+FAILURE_REASON_NONDETERMINISTIC: FailureReason
 TRIGGER_FIRE_STATE_UNSPECIFIED: TriggerFireState
 TRIGGER_FIRE_STATE_PENDING: TriggerFireState
 TRIGGER_FIRE_STATE_RUN_CREATED: TriggerFireState
@@ -69,6 +77,9 @@ LOG_STREAM_UNSPECIFIED: LogStream
 LOG_STREAM_STDOUT: LogStream
 LOG_STREAM_STDERR: LogStream
 LOG_STREAM_SYSTEM: LogStream
+WRITE_BATCH_STATUS_UNSPECIFIED: WriteBatchStatus
+WRITE_BATCH_STATUS_APPLIED: WriteBatchStatus
+WRITE_BATCH_STATUS_REPLAYED: WriteBatchStatus
 STREAM_END_REASON_UNSPECIFIED: StreamEndReason
 STREAM_END_REASON_RUN_FINISHED: StreamEndReason
 STREAM_END_REASON_CAUGHT_UP: StreamEndReason
@@ -115,7 +126,7 @@ class TriggerFire(_message.Message):
     def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., state: _Optional[_Union[TriggerFireState, str]] = ..., run_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps")
+    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps", "attempts", "next_attempt_time")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +159,8 @@ class Run(_message.Message):
     SCENARIO_REVISION_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     scenario_id: str
     fire_id: str
@@ -166,7 +179,9 @@ class Run(_message.Message):
     scenario_revision: int
     versions: _containers.ScalarMap[str, str]
     steps: _containers.RepeatedCompositeFieldContainer[RunStep]
-    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ...) -> None: ...
+    attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
+    next_attempt_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RunStep(_message.Message):
     __slots__ = ("name", "start_time", "end_time", "outcome", "rows_generated", "rows_written")
@@ -183,6 +198,56 @@ class RunStep(_message.Message):
     rows_generated: int
     rows_written: int
     def __init__(self, name: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., rows_generated: _Optional[int] = ..., rows_written: _Optional[int] = ...) -> None: ...
+
+class Attempt(_message.Message):
+    __slots__ = ("number", "state", "outcome", "error", "create_time", "start_time", "end_time", "node", "container_id", "worker_pid", "fencing_token")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_PID_FIELD_NUMBER: _ClassVar[int]
+    FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    state: str
+    outcome: str
+    error: ErrorDetails
+    create_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    node: str
+    container_id: str
+    worker_pid: int
+    fencing_token: int
+    def __init__(self, number: _Optional[int] = ..., state: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., container_id: _Optional[str] = ..., worker_pid: _Optional[int] = ..., fencing_token: _Optional[int] = ...) -> None: ...
+
+class WriteBatch(_message.Message):
+    __slots__ = ("connection_id", "operation", "target", "call", "batch", "rows", "content_hash", "attempt", "status", "time")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    operation: str
+    target: str
+    call: int
+    batch: int
+    rows: int
+    content_hash: str
+    attempt: int
+    status: WriteBatchStatus
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, connection_id: _Optional[str] = ..., operation: _Optional[str] = ..., target: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., rows: _Optional[int] = ..., content_hash: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[WriteBatchStatus, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("sequence", "attempt", "stream", "text", "time", "level")
@@ -264,6 +329,24 @@ class ListRunsResponse(_message.Message):
     runs: _containers.RepeatedCompositeFieldContainer[Run]
     next_page_token: str
     def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListWriteBatchesRequest(_message.Message):
+    __slots__ = ("run_id", "page_size", "page_token")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, run_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWriteBatchesResponse(_message.Message):
+    __slots__ = ("batches", "next_page_token")
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[WriteBatch]
+    next_page_token: str
+    def __init__(self, batches: _Optional[_Iterable[_Union[WriteBatch, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AbortRunRequest(_message.Message):
     __slots__ = ("run_id", "reason")

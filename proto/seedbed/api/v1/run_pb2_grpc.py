@@ -65,6 +65,11 @@ class RunServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsResponse.FromString,
                 _registered_method=True)
+        self.ListWriteBatches = channel.unary_unary(
+                '/seedbed.api.v1.RunService/ListWriteBatches',
+                request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -109,6 +114,13 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWriteBatches(self, request, context):
+        """The batches a run wrote, per target, from the write ledger's reports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +153,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.StreamRunLogs,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsResponse.SerializeToString,
+            ),
+            'ListWriteBatches': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWriteBatches,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +323,33 @@ class RunService:
             '/seedbed.api.v1.RunService/StreamRunLogs',
             seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWriteBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/ListWriteBatches',
+            seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,41 +23,44 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from seedbed.api.v1 import run_pb2 as seedbed_dot_api_dot_v1_dot_run__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dseedbed/api/v1/scenario.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\x10ScenarioSettings\x12\x13\n\x06\x61\x63tive\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\r\x12\x1a\n\x12memory_limit_bytes\x18\x03 \x01(\x04\x12\x35\n\x0eoverlap_policy\x18\x04 \x01(\x0e\x32\x1d.seedbed.api.v1.OverlapPolicyB\t\n\x07_active\"\xdc\x01\n\x08Scenario\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x07 \x01(\x03\"~\n\x15\x43reateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\"D\n\x16\x43reateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"\x9c\x01\n\x15UpdateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06script\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettingsB\x07\n\x05_nameB\t\n\x07_script\"D\n\x16UpdateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\")\n\x12GetScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"A\n\x13GetScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"=\n\x14ListScenariosRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x15ListScenariosResponse\x12+\n\tscenarios\x18\x01 \x03(\x0b\x32\x18.seedbed.api.v1.Scenario\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x44\x65leteScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScenarioResponse*m\n\rOverlapPolicy\x12\x1e\n\x1aOVERLAP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13OVERLAP_POLICY_SKIP\x10\x01\x12#\n\x1fOVERLAP_POLICY_ALLOW_CONCURRENT\x10\x02\x32\xea\x03\n\x0fScenarioService\x12_\n\x0e\x43reateScenario\x12%.seedbed.api.v1.CreateScenarioRequest\x1a&.seedbed.api.v1.CreateScenarioResponse\x12_\n\x0eUpdateScenario\x12%.seedbed.api.v1.UpdateScenarioRequest\x1a&.seedbed.api.v1.UpdateScenarioResponse\x12V\n\x0bGetScenario\x12\".seedbed.api.v1.GetScenarioRequest\x1a#.seedbed.api.v1.GetScenarioResponse\x12\\\n\rListScenarios\x12$.seedbed.api.v1.ListScenariosRequest\x1a%.seedbed.api.v1.ListScenariosResponse\x12_\n\x0e\x44\x65leteScenario\x12%.seedbed.api.v1.DeleteScenarioRequest\x1a&.seedbed.api.v1.DeleteScenarioResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dseedbed/api/v1/scenario.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18seedbed/api/v1/run.proto\"\xd1\x01\n\x10ScenarioSettings\x12\x13\n\x06\x61\x63tive\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\r\x12\x1a\n\x12memory_limit_bytes\x18\x03 \x01(\x04\x12\x35\n\x0eoverlap_policy\x18\x04 \x01(\x0e\x32\x1d.seedbed.api.v1.OverlapPolicy\x12\x31\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x1b.seedbed.api.v1.RetryPolicyB\t\n\x07_active\"\xd9\x01\n\x0bRetryPolicy\x12\x18\n\x10maximum_attempts\x18\x01 \x01(\r\x12\x1f\n\x17initial_backoff_seconds\x18\x02 \x01(\x01\x12\x1f\n\x17maximum_backoff_seconds\x18\x03 \x01(\x01\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x04 \x01(\x01\x12\x0e\n\x06jitter\x18\x05 \x01(\x01\x12/\n\x08retry_on\x18\x06 \x03(\x0e\x32\x1d.seedbed.api.v1.FailureReason\x12\x10\n\x08\x64isabled\x18\x07 \x01(\x08\"\xdc\x01\n\x08Scenario\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x07 \x01(\x03\"~\n\x15\x43reateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\"D\n\x16\x43reateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"\x9c\x01\n\x15UpdateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06script\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettingsB\x07\n\x05_nameB\t\n\x07_script\"D\n\x16UpdateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\")\n\x12GetScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"A\n\x13GetScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"=\n\x14ListScenariosRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x15ListScenariosResponse\x12+\n\tscenarios\x18\x01 \x03(\x0b\x32\x18.seedbed.api.v1.Scenario\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x44\x65leteScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScenarioResponse*m\n\rOverlapPolicy\x12\x1e\n\x1aOVERLAP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13OVERLAP_POLICY_SKIP\x10\x01\x12#\n\x1fOVERLAP_POLICY_ALLOW_CONCURRENT\x10\x02\x32\xea\x03\n\x0fScenarioService\x12_\n\x0e\x43reateScenario\x12%.seedbed.api.v1.CreateScenarioRequest\x1a&.seedbed.api.v1.CreateScenarioResponse\x12_\n\x0eUpdateScenario\x12%.seedbed.api.v1.UpdateScenarioRequest\x1a&.seedbed.api.v1.UpdateScenarioResponse\x12V\n\x0bGetScenario\x12\".seedbed.api.v1.GetScenarioRequest\x1a#.seedbed.api.v1.GetScenarioResponse\x12\\\n\rListScenarios\x12$.seedbed.api.v1.ListScenariosRequest\x1a%.seedbed.api.v1.ListScenariosResponse\x12_\n\x0e\x44\x65leteScenario\x12%.seedbed.api.v1.DeleteScenarioRequest\x1a&.seedbed.api.v1.DeleteScenarioResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seedbed.api.v1.scenario_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OVERLAPPOLICY']._serialized_start=1233
-  _globals['_OVERLAPPOLICY']._serialized_end=1342
-  _globals['_SCENARIOSETTINGS']._serialized_start=83
-  _globals['_SCENARIOSETTINGS']._serialized_end=241
-  _globals['_SCENARIO']._serialized_start=244
-  _globals['_SCENARIO']._serialized_end=464
-  _globals['_CREATESCENARIOREQUEST']._serialized_start=466
-  _globals['_CREATESCENARIOREQUEST']._serialized_end=592
-  _globals['_CREATESCENARIORESPONSE']._serialized_start=594
-  _globals['_CREATESCENARIORESPONSE']._serialized_end=662
-  _globals['_UPDATESCENARIOREQUEST']._serialized_start=665
-  _globals['_UPDATESCENARIOREQUEST']._serialized_end=821
-  _globals['_UPDATESCENARIORESPONSE']._serialized_start=823
-  _globals['_UPDATESCENARIORESPONSE']._serialized_end=891
-  _globals['_GETSCENARIOREQUEST']._serialized_start=893
-  _globals['_GETSCENARIOREQUEST']._serialized_end=934
-  _globals['_GETSCENARIORESPONSE']._serialized_start=936
-  _globals['_GETSCENARIORESPONSE']._serialized_end=1001
-  _globals['_LISTSCENARIOSREQUEST']._serialized_start=1003
-  _globals['_LISTSCENARIOSREQUEST']._serialized_end=1064
-  _globals['_LISTSCENARIOSRESPONSE']._serialized_start=1066
-  _globals['_LISTSCENARIOSRESPONSE']._serialized_end=1159
-  _globals['_DELETESCENARIOREQUEST']._serialized_start=1161
-  _globals['_DELETESCENARIOREQUEST']._serialized_end=1205
-  _globals['_DELETESCENARIORESPONSE']._serialized_start=1207
-  _globals['_DELETESCENARIORESPONSE']._serialized_end=1231
-  _globals['_SCENARIOSERVICE']._serialized_start=1345
-  _globals['_SCENARIOSERVICE']._serialized_end=1835
+  _globals['_OVERLAPPOLICY']._serialized_start=1530
+  _globals['_OVERLAPPOLICY']._serialized_end=1639
+  _globals['_SCENARIOSETTINGS']._serialized_start=109
+  _globals['_SCENARIOSETTINGS']._serialized_end=318
+  _globals['_RETRYPOLICY']._serialized_start=321
+  _globals['_RETRYPOLICY']._serialized_end=538
+  _globals['_SCENARIO']._serialized_start=541
+  _globals['_SCENARIO']._serialized_end=761
+  _globals['_CREATESCENARIOREQUEST']._serialized_start=763
+  _globals['_CREATESCENARIOREQUEST']._serialized_end=889
+  _globals['_CREATESCENARIORESPONSE']._serialized_start=891
+  _globals['_CREATESCENARIORESPONSE']._serialized_end=959
+  _globals['_UPDATESCENARIOREQUEST']._serialized_start=962
+  _globals['_UPDATESCENARIOREQUEST']._serialized_end=1118
+  _globals['_UPDATESCENARIORESPONSE']._serialized_start=1120
+  _globals['_UPDATESCENARIORESPONSE']._serialized_end=1188
+  _globals['_GETSCENARIOREQUEST']._serialized_start=1190
+  _globals['_GETSCENARIOREQUEST']._serialized_end=1231
+  _globals['_GETSCENARIORESPONSE']._serialized_start=1233
+  _globals['_GETSCENARIORESPONSE']._serialized_end=1298
+  _globals['_LISTSCENARIOSREQUEST']._serialized_start=1300
+  _globals['_LISTSCENARIOSREQUEST']._serialized_end=1361
+  _globals['_LISTSCENARIOSRESPONSE']._serialized_start=1363
+  _globals['_LISTSCENARIOSRESPONSE']._serialized_end=1456
+  _globals['_DELETESCENARIOREQUEST']._serialized_start=1458
+  _globals['_DELETESCENARIOREQUEST']._serialized_end=1502
+  _globals['_DELETESCENARIORESPONSE']._serialized_start=1504
+  _globals['_DELETESCENARIORESPONSE']._serialized_end=1528
+  _globals['_SCENARIOSERVICE']._serialized_start=1642
+  _globals['_SCENARIOSERVICE']._serialized_end=2132
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from seedbed.api.v1 import run_pb2 as _run_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -20,16 +21,36 @@ OVERLAP_POLICY_SKIP: OverlapPolicy
 OVERLAP_POLICY_ALLOW_CONCURRENT: OverlapPolicy
 
 class ScenarioSettings(_message.Message):
-    __slots__ = ("active", "timeout_seconds", "memory_limit_bytes", "overlap_policy")
+    __slots__ = ("active", "timeout_seconds", "memory_limit_bytes", "overlap_policy", "retry_policy")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     active: bool
     timeout_seconds: int
     memory_limit_bytes: int
     overlap_policy: OverlapPolicy
-    def __init__(self, active: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., overlap_policy: _Optional[_Union[OverlapPolicy, str]] = ...) -> None: ...
+    retry_policy: RetryPolicy
+    def __init__(self, active: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., overlap_policy: _Optional[_Union[OverlapPolicy, str]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ...) -> None: ...
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("maximum_attempts", "initial_backoff_seconds", "maximum_backoff_seconds", "backoff_coefficient", "jitter", "retry_on", "disabled")
+    MAXIMUM_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_COEFFICIENT_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    RETRY_ON_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    maximum_attempts: int
+    initial_backoff_seconds: float
+    maximum_backoff_seconds: float
+    backoff_coefficient: float
+    jitter: float
+    retry_on: _containers.RepeatedScalarFieldContainer[_run_pb2.FailureReason]
+    disabled: bool
+    def __init__(self, maximum_attempts: _Optional[int] = ..., initial_backoff_seconds: _Optional[float] = ..., maximum_backoff_seconds: _Optional[float] = ..., backoff_coefficient: _Optional[float] = ..., jitter: _Optional[float] = ..., retry_on: _Optional[_Iterable[_Union[_run_pb2.FailureReason, str]]] = ..., disabled: _Optional[bool] = ...) -> None: ...
 
 class Scenario(_message.Message):
     __slots__ = ("id", "name", "script", "settings", "create_time", "update_time", "revision")
