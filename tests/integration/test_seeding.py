@@ -17,6 +17,7 @@ import pytest
 
 from seedbed.api.v1 import connection_pb2, run_pb2, scenario_pb2
 from seedbed.client import Client, LogEvent
+from seedbed.worker.ledger import LEDGER_TABLE, POSTGRESQL_LEDGER_DDL
 from tests.conftest import ROOT, pg_admin_url
 
 pytestmark = pytest.mark.integration
@@ -242,6 +243,9 @@ def test_canary_secret_never_reaches_the_sandbox(coordinator: tuple[Any, Client]
     with psycopg.connect(target_pg, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{canary}'")
         conn.execute(f"GRANT ALL ON customers, orders TO {role}")
+        # The role may not create tables: the ledger's is created for it (as a careful DBA would).
+        conn.execute(POSTGRESQL_LEDGER_DDL)
+        conn.execute(f"GRANT SELECT, INSERT ON {LEDGER_TABLE} TO {role}")
     host = target_pg.split("@", 1)[1]
     _setup(client)
     _pg_connection(client, "conn_postgres", f"postgresql://{role}:{canary}@{host}")

@@ -296,7 +296,7 @@ def test_in_transaction_hook_commits_and_rolls_back_with_the_rows(sink: Postgres
     sink.execute("ALTER TABLE customers ADD CONSTRAINT one_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED")
 
     def ledger(key: str) -> Any:
-        def hook(conn: psycopg.Connection[Any]) -> None:
+        def hook(conn: psycopg.Connection[Any], _result: Any) -> None:
             conn.execute("INSERT INTO ledger (key) VALUES (%s)", [key])
 
         return hook
@@ -322,7 +322,7 @@ def test_in_transaction_hook_commits_and_rolls_back_with_the_rows(sink: Postgres
     assert caught.value.operation == "commit" and not caught.value.ambiguous
 
     # An exception of the caller's own passes through unchanged, after the rollback.
-    def boom(conn: psycopg.Connection[Any]) -> None:
+    def boom(conn: psycopg.Connection[Any], _result: Any) -> None:
         conn.execute("INSERT INTO ledger (key) VALUES ('boom')")
         raise KeyError("caller's own")
 
@@ -337,7 +337,7 @@ def test_empty_rows_write_nothing_but_still_run_the_hook(sink: PostgresSink) -> 
     assert sink.insert("customers", []).count == 0
     assert sink.insert("customers", [], returning=["id"]).rows_returned == []
     seen: list[bool] = []
-    sink.insert("customers", [], in_transaction=lambda conn: seen.append(not conn.closed))
+    sink.insert("customers", [], in_transaction=lambda conn, _result: seen.append(not conn.closed))
     assert seen == [True]
 
 
@@ -356,7 +356,7 @@ def test_a_broken_connection_fails_one_call_then_reconnects(sink: PostgresSink, 
 
 
 def test_a_connection_lost_at_commit_is_reported_as_ambiguous(sink: PostgresSink, pg_url: str) -> None:
-    def lose_the_connection(conn: psycopg.Connection[Any]) -> None:
+    def lose_the_connection(conn: psycopg.Connection[Any], _result: Any) -> None:
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s, 5000)", [conn.info.backend_pid])
 
@@ -370,7 +370,7 @@ def test_a_connection_lost_at_commit_is_reported_as_ambiguous(sink: PostgresSink
 def test_execute_hook_rolls_back_the_statement(sink: PostgresSink) -> None:
     sink.insert("customers", customers(3))
 
-    def refuse(conn: psycopg.Connection[Any]) -> None:
+    def refuse(conn: psycopg.Connection[Any], _count: int) -> None:
         raise RuntimeError("ledger says no")
 
     with pytest.raises(RuntimeError):

@@ -252,7 +252,7 @@ def test_in_transaction_hook_commits_and_rolls_back_with_the_rows(sink: SqlAlche
     sink.execute("CREATE TABLE ledger (k VARCHAR(50) PRIMARY KEY)")
 
     def ledger(key: str) -> Any:
-        def hook(conn: sa.Connection) -> None:
+        def hook(conn: sa.Connection, _result: Any) -> None:
             conn.execute(sa.text("INSERT INTO ledger (k) VALUES (:k)"), {"k": key})
 
         return hook
@@ -266,7 +266,7 @@ def test_in_transaction_hook_commits_and_rolls_back_with_the_rows(sink: SqlAlche
         sink.insert("customers", customers(2, start=20), in_transaction=ledger("ok"))  # duplicate key
     assert caught.value.table == "customers" and caught.value.batch is None
 
-    def boom(conn: sa.Connection) -> None:
+    def boom(conn: sa.Connection, _result: Any) -> None:
         conn.execute(sa.text("INSERT INTO ledger (k) VALUES ('boom')"))
         raise KeyError("caller's own")
 

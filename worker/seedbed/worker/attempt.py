@@ -10,6 +10,7 @@ task as cancelled.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -105,7 +106,11 @@ def translate(events: Iterator[object]) -> Iterator[attempt_pb2.AttemptEvent]:
         if isinstance(event, Started):
             yield attempt_pb2.AttemptEvent(
                 started=attempt_pb2.AttemptStarted(
-                    container_id=event.container_id, image=event.image, time=_ts(event.time), node=node
+                    container_id=event.container_id,
+                    image=event.image,
+                    time=_ts(event.time),
+                    node=node,
+                    worker_pid=os.getpid(),
                 )
             )
         elif isinstance(event, Output):
@@ -152,12 +157,37 @@ def execute(
     agent = Agent(spec, artifacts_dir=artifacts_dir / spec.run_id)
     try:
         for event in translate(iter(driver.run(request, on_call=agent))):
+            # Batches the agent wrote (on its own thread) go out before the event that follows them.
+            for batch in agent.drain_batches():
+                yield attempt_pb2.AttemptEvent(batch=batch)
             if event.HasField("result"):
                 event.result.versions.update(agent.versions)
                 event.result.steps.extend(agent.step_records())
+                if agent.nondeterministic is not None and event.result.outcome in _REPLAYABLE:
+                    _fail_nondeterministic(event.result, agent.nondeterministic)
             yield event
     finally:
         agent.close()
+
+
+# Outcomes a detected nondeterministic write overrides: it is the reason the run cannot go on, even
+# when the script caught the exception (or died of it).
+_REPLAYABLE = frozenset({attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED, attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR})
+
+
+def _fail_nondeterministic(result: attempt_pb2.AttemptResult, message: str) -> None:
+    line = result.error.line if result.HasField("error") else 0
+    traceback = result.error.traceback if result.HasField("error") else ""
+    result.outcome = attempt_pb2.ATTEMPT_OUTCOME_NONDETERMINISTIC
+    result.error.CopyFrom(
+        run_pb2.ErrorDetails(
+            reason=run_pb2.FAILURE_REASON_NONDETERMINISTIC,
+            type="NondeterministicWrite",
+            message=message,
+            traceback=traceback,
+            line=line,
+        )
+    )
 
 
 def run_attempt(spec_bytes: bytes) -> Iterator[bytes]:

@@ -10,7 +10,9 @@ SeedbedError            base of everything the SDK raises
 │   ├── TargetError          the database refused a write or a query (its own message inside)
 │   ├── RestError            the REST target answered an error or did not answer
 │   ├── SerializationError   a row holds a value that cannot be sent or stored
-│   └── WorkspaceError       a workspace file cannot be read
+│   ├── WorkspaceError       a workspace file cannot be read
+│   └── NondeterministicWrite  a retried run replayed a write with different content than its
+│                              first attempt wrote: the run fails as NONDETERMINISTIC
 └── ChannelClosedError  the channel to the worker is gone, or the SDK runs outside a sandbox
 """
 
@@ -21,6 +23,7 @@ __all__ = [
     "ChannelClosedError",
     "InvalidArgument",
     "LimitExceeded",
+    "NondeterministicWrite",
     "RestError",
     "SeedbedError",
     "SerializationError",
@@ -93,6 +96,11 @@ class WorkspaceError(CallError):
     """A workspace file cannot be read."""
 
 
+class NondeterministicWrite(CallError):
+    """A retried run replayed a write whose content differs from what an earlier attempt wrote.
+    Nothing was written; the run fails as NONDETERMINISTIC even if the script catches this."""
+
+
 _BY_TYPE: dict[str, type[CallError]] = {
     cls.__name__: cls
     for cls in (
@@ -105,6 +113,7 @@ _BY_TYPE: dict[str, type[CallError]] = {
         RestError,
         SerializationError,
         WorkspaceError,
+        NondeterministicWrite,
     )
 }
 

@@ -16,8 +16,9 @@ import logging
 import posixpath
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
@@ -26,13 +27,14 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
-from seedbed.worker import sinks, templates
+from seedbed.worker import ledger, sinks, templates
 from seedbed.worker.agent._buffers import Buffers
 from seedbed.worker.agent._connections import to_spec
 from seedbed.worker.agent._errors import (
     AgentError,
     InvalidArgument,
     LimitExceeded,
+    NondeterministicWrite,
     RestError,
     SerializationError,
     TargetError,
@@ -137,6 +139,14 @@ class Agent:
             spec.coordinator_address, limits.max_workspace_read_bytes or 64 * 2**20
         )
         self._calls = 0
+        self._stamp = ledger.AttemptStamp(
+            run_key=self._run_key, run_id=spec.run_id, attempt=spec.attempt, fencing_token=spec.fencing_token
+        )
+        self._ledgers: dict[str, ledger.LedgeredSql] = {}
+        # Batches written or replayed, until the attempt hands them to the coordinator.
+        self._batches: deque[ledger.BatchReport] = deque()
+        # Set once a replayed write differed: the run fails NONDETERMINISTIC whatever the script does.
+        self.nondeterministic: str | None = None
         self._refs = templates.RunRefs()
         self.steps: list[_Step] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
@@ -166,6 +176,9 @@ class Agent:
             raise InvalidArgument(f"unknown SDK call {op!r}: is the SDK newer than this worker?")
         try:
             return handler(args)
+        except ledger.NondeterministicWriteError as exc:
+            self.nondeterministic = self.nondeterministic or str(exc)
+            raise NondeterministicWrite(self._scrub(str(exc))) from None
         except AgentError as exc:
             raise type(exc)(self._scrub(str(exc))) from None
         except sinks.SinkError as exc:
@@ -309,6 +322,46 @@ class Agent:
             )
         return sink
 
+    def _ledger(self, args: Mapping[str, Any], op: str) -> ledger.LedgeredSql:
+        sink = self._sink(args, ("postgresql", "sql"), op)
+        found = self._ledgers.get(sink.connection_id)
+        if found is None:
+            budget = timedelta(seconds=min(60, self._timeout_seconds or 60))
+            found = ledger.LedgeredSql(sink, self._stamp, report=self._batches.append, retry_budget=budget)
+            self._ledgers[sink.connection_id] = found
+        return found
+
+    def _next_call(self) -> int:
+        if self.nondeterministic is not None:
+            # Later writes would build on data this run no longer writes the same way.
+            raise NondeterministicWrite(
+                f"no more writes after a nondeterministic one: {self.nondeterministic}"
+            )
+        self._calls += 1
+        return self._calls
+
+    def drain_batches(self) -> list[run_pb2.WriteBatch]:
+        """The batches reported since the last call, for the coordinator."""
+        out = []
+        applied, replayed = run_pb2.WRITE_BATCH_STATUS_APPLIED, run_pb2.WRITE_BATCH_STATUS_REPLAYED
+        while self._batches:
+            b = self._batches.popleft()
+            out.append(
+                run_pb2.WriteBatch(
+                    connection_id=b.connection_id,
+                    operation=b.operation,
+                    target=b.target,
+                    call=b.call,
+                    batch=b.batch,
+                    rows=b.rows,
+                    content_hash=b.content_hash,
+                    attempt=self._stamp.attempt,
+                    status=replayed if b.replayed else applied,
+                    time=_ts(datetime.now(UTC)),
+                )
+            )
+        return out
+
     def _rows(self, args: Mapping[str, Any], name: str = "rows") -> list[dict[str, Any]]:
         rows = self._buffers.resolve(args.get(name))
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -320,22 +373,22 @@ class Agent:
             self.steps[-1].written += count
 
     def _insert(self, args: Mapping[str, Any]) -> Any:
-        sink = self._sink(args, ("postgresql", "sql"), "insert")
+        target = self._ledger(args, "insert")
         table = _text(args, "table", limit=300)
         rows = self._rows(args)
         on_conflict = args.get("on_conflict")
         if on_conflict not in (None, "ignore", "update"):
             raise InvalidArgument(f"on_conflict must be None, 'ignore' or 'update', not {on_conflict!r}")
+        key, returning = _names(args, "key"), _names(args, "returning")
+        call = self._next_call()
         if not rows:
-            return {"count": 0}
+            return {"count": 0} if returning is None else self._buffers.reply([], meta={"count": 0})
         started = time.monotonic()
-        result = sink.insert(
-            table, rows, on_conflict=on_conflict, key=_names(args, "key"), returning=_names(args, "returning")
-        )
+        result = target.insert(call, table, rows, on_conflict=on_conflict, key=key, returning=returning)
         self._written(result.count)
         log.info(
             "insert %s.%s: %d rows in %.3fs",
-            sink.connection_id,
+            target.connection_id,
             table,
             result.count,
             time.monotonic() - started,
@@ -355,8 +408,9 @@ class Agent:
         return self._buffers.reply(json.loads(json.dumps(rows, default=_jsonable)))
 
     def _execute(self, args: Mapping[str, Any]) -> Any:
-        sink = self._sink(args, ("postgresql", "sql"), "execute")
-        return sink.execute(_text(args, "sql", limit=100_000), args.get("params"))
+        target = self._ledger(args, "execute")
+        sql = _text(args, "sql", limit=100_000)
+        return target.execute(self._next_call(), sql, args.get("params"))
 
     def _post(self, args: Mapping[str, Any]) -> Any:
         sink = self._sink(args, ("rest",), "post")
@@ -365,11 +419,12 @@ class Agent:
         if mode not in ("single", "batch"):
             raise InvalidArgument(f"mode must be 'single' or 'batch', not {mode!r}")
         rows = self._rows(args)
-        self._calls += 1
+        call = self._next_call()
         # The same on every retry of this attempt and of a replayed attempt: the target can dedupe.
-        prefix = f"{self._run_key}:{self._calls}"
+        prefix = f"{self._run_key}:{call}"
         result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix)
         self._written(result.count)
+        self._report(sink, "post", path, call, rows, result.count)
         return self._buffers.reply(list(result.responses))
 
     def _get(self, args: Mapping[str, Any]) -> Any:
@@ -381,9 +436,20 @@ class Agent:
         fmt = args.get("format", "csv")
         if fmt not in ("csv", "jsonl"):
             raise InvalidArgument(f"format must be 'csv' or 'jsonl', not {fmt!r}")
-        result = sink.write(_text(args, "name", limit=200), self._rows(args), fmt=fmt)
+        name = _text(args, "name", limit=200)
+        rows = self._rows(args)
+        call = self._next_call()
+        # A whole file under a temporary name, fsynced, then renamed: a replay writes it again whole.
+        result = sink.write(name, rows, fmt=fmt)
         self._written(result.count)
+        self._report(sink, "write", name, call, rows, result.count)
         return {"count": result.count, "size_bytes": result.size_bytes}
+
+    def _report(self, sink: Any, operation: str, target: str, call: int, rows: Any, count: int) -> None:
+        digest = ledger.content_hash({"op": operation, "target": target}, rows)
+        self._batches.append(
+            ledger.BatchReport(sink.connection_id, operation, target, call, 0, count, digest, replayed=False)
+        )
 
     # -- workspace and steps -------------------------------------------------------------------------
 

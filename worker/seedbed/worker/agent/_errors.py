@@ -10,7 +10,8 @@ exception of the same name in the script, so the run's first error says what wen
     ├── TargetError          the database refused (its message, the table, the batch)
     ├── RestError            the REST target answered an error or did not answer
     ├── SerializationError   a value cannot be sent or stored
-    └── WorkspaceError       a workspace file cannot be read
+    ├── WorkspaceError       a workspace file cannot be read
+    └── NondeterministicWrite  a replayed write differs from the ledger's (the run fails)
 """
 
 from __future__ import annotations
@@ -53,4 +54,8 @@ class SerializationError(AgentError):
 
 
 class WorkspaceError(AgentError):
+    pass
+
+
+class NondeterministicWrite(AgentError):
     pass

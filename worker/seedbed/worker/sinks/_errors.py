@@ -84,7 +84,10 @@ class TargetError(SinkError):
     database's own words in `db_message` (and `detail`, `hint`); `sqlstate` (PostgreSQL's code, also
     through SQLAlchemy with psycopg); `db_code` (the driver's code otherwise: SQLite's error name,
     MySQL's error number); `ambiguous` when the COMMIT was sent but its outcome is unknown (the
-    connection broke): the caller must check the target (the ledger) before writing again.
+    connection broke): the caller must check the target (the ledger) before writing again;
+    `transient` when the failure says nothing about the request (the connection broke, the server
+    is shutting down or starting, a serialization failure or deadlock): the same call may succeed
+    once the target is back.
     """
 
     def __init__(
@@ -102,8 +105,10 @@ class TargetError(SinkError):
         detail: str | None = None,
         hint: str | None = None,
         ambiguous: bool = False,
+        transient: bool = False,
     ) -> None:
         self.operation = operation
+        self.transient = transient or ambiguous
         self.db_message = db_message
         self.table = table
         self.batch = batch

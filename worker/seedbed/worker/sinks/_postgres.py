@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 import psycopg
 from psycopg import sql
@@ -59,6 +59,10 @@ PgConnection = psycopg.Connection[Any]
 _Rows = Generator[dict[str, Any], None, None]
 _MAX_PARAMS = 65_535
 _COPY_LINE = re.compile(r"\bCOPY \S+, line (\d+)")
+T = TypeVar("T")
+# Failures that say nothing about the request: admin_shutdown (pg_terminate_backend), crash_shutdown,
+# cannot_connect_now (starting up), serialization_failure, deadlock_detected; class 08 is added below.
+_TRANSIENT = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ class PostgresSink(SqlSink[PgConnection]):
         on_conflict: OnConflict | None = None,
         key: Sequence[str] | None = None,
         returning: Sequence[str] | None = None,
-        in_transaction: Callable[[PgConnection], None] | None = None,
+        in_transaction: Callable[[PgConnection, InsertResult], None] | None = None,
     ) -> InsertResult:
         cid = self.connection_id
         schema, name = split_table(table, cid)
@@ -168,7 +172,7 @@ class PostgresSink(SqlSink[PgConnection]):
                         conn, target, table, prepared, on_conflict, keys or [], returns
                     )
                 if in_transaction is not None:
-                    in_transaction(conn)
+                    in_transaction(conn, InsertResult(count, returned))
             except psycopg.Error as exc:
                 self._rollback()
                 raise self._target_error(exc, "insert", table=table) from exc
@@ -225,7 +229,11 @@ class PostgresSink(SqlSink[PgConnection]):
         return out
 
     def execute(
-        self, sql: str, params: Any = None, *, in_transaction: Callable[[PgConnection], None] | None = None
+        self,
+        sql: str,
+        params: Any = None,
+        *,
+        in_transaction: Callable[[PgConnection, int], None] | None = None,
     ) -> int:
         if not isinstance(sql, str) or not sql.strip():
             raise InvalidRequestError("execute needs a SQL statement", connection_id=self.connection_id)
@@ -234,7 +242,7 @@ class PostgresSink(SqlSink[PgConnection]):
             try:
                 count = conn.execute(sql.encode(), params).rowcount
                 if in_transaction is not None:
-                    in_transaction(conn)
+                    in_transaction(conn, count)
             except psycopg.Error as exc:
                 self._rollback()
                 raise self._target_error(exc, "execute") from exc
@@ -243,6 +251,20 @@ class PostgresSink(SqlSink[PgConnection]):
                 raise
             self._commit(conn, "execute", None)
         return count
+
+    def transact(self, body: Callable[[PgConnection], T], *, operation: str) -> T:
+        with self._lock:
+            conn = self._connection()
+            try:
+                result = body(conn)
+            except psycopg.Error as exc:
+                self._rollback()
+                raise self._target_error(exc, operation) from exc
+            except BaseException:
+                self._rollback()
+                raise
+            self._commit(conn, operation, None)
+        return result
 
     def close(self) -> None:
         with self._lock:
@@ -431,6 +453,14 @@ class PostgresSink(SqlSink[PgConnection]):
     ) -> TargetError:
         diag = exc.diag
         message = diag.message_primary or str(exc).strip() or type(exc).__name__
+        conn = self._conn
+        transient = (
+            operation == "connect"
+            or (exc.sqlstate or "").startswith("08")
+            or exc.sqlstate in _TRANSIENT
+            or (exc.sqlstate is None and isinstance(exc, psycopg.OperationalError))
+            or (conn is not None and conn.broken)
+        )
         row = None
         if rows is not None and diag.context:
             found = _COPY_LINE.search(diag.context)
@@ -448,4 +478,5 @@ class PostgresSink(SqlSink[PgConnection]):
             detail=redact(diag.message_detail, self._secrets) if diag.message_detail else None,
             hint=diag.message_hint,
             ambiguous=ambiguous,
+            transient=transient,
         )

@@ -27,6 +27,8 @@ __all__ = [
     "WriteResult",
 ]
 
+T = TypeVar("T")
+
 ConnectionKind = Literal["postgresql", "sql", "rest", "file"]
 OnConflict = Literal["ignore", "update"]
 Row = Mapping[str, Any]
@@ -148,10 +150,11 @@ class SqlSink(Sink, Generic[ConnT]):
         on_conflict: OnConflict | None = None,
         key: Sequence[str] | None = None,
         returning: Sequence[str] | None = None,
-        in_transaction: Callable[[ConnT], None] | None = None,
+        in_transaction: Callable[[ConnT, InsertResult], None] | None = None,
     ) -> InsertResult:
         """Write `rows` into `table` in one transaction; `in_transaction` runs in it after the rows
-        are written and before COMMIT (its exception rolls everything back and propagates)."""
+        are written and before COMMIT, with what was written (its exception rolls everything back
+        and propagates). The write ledger records its entry there."""
 
     @abstractmethod
     def fetch(
@@ -162,9 +165,15 @@ class SqlSink(Sink, Generic[ConnT]):
 
     @abstractmethod
     def execute(
-        self, sql: str, params: Any = None, *, in_transaction: Callable[[ConnT], None] | None = None
+        self, sql: str, params: Any = None, *, in_transaction: Callable[[ConnT, int], None] | None = None
     ) -> int:
-        """Run one statement in its own transaction; the affected row count (-1 when unknown)."""
+        """Run one statement in its own transaction; the affected row count (-1 when unknown).
+        `in_transaction` runs after it, before COMMIT, with the count."""
+
+    @abstractmethod
+    def transact(self, body: Callable[[ConnT], T], *, operation: str) -> T:
+        """Run `body` with the connection in a transaction of its own and COMMIT; driver errors
+        become `TargetError` (transient when the connection broke or the server is restarting)."""
 
 
 class OptionReader:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -43,6 +43,8 @@ from seedbed.worker.sinks._rows import (
 from seedbed.worker.sinks._spec import ConnectionSpec, InsertResult, OnConflict, OptionReader, Row, SqlSink
 
 __all__ = ["SqlAlchemySettings", "SqlAlchemySink"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
         on_conflict: OnConflict | None = None,
         key: Sequence[str] | None = None,
         returning: Sequence[str] | None = None,
-        in_transaction: Callable[[sa.Connection], None] | None = None,
+        in_transaction: Callable[[sa.Connection, InsertResult], None] | None = None,
     ) -> InsertResult:
         cid = self.connection_id
         schema, name = split_table(table, cid)
@@ -141,7 +143,7 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
                         conn, table, schema, name, prepared, on_conflict, keys, returns
                     )
                 if in_transaction is not None:
-                    in_transaction(conn)
+                    in_transaction(conn, InsertResult(count, returned))
             except sa_exc.SQLAlchemyError as exc:
                 transaction.rollback()
                 raise self._target_error(exc, "insert", table=table) from exc
@@ -249,7 +251,11 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
                 transaction.rollback()
 
     def execute(
-        self, sql: str, params: Any = None, *, in_transaction: Callable[[sa.Connection], None] | None = None
+        self,
+        sql: str,
+        params: Any = None,
+        *,
+        in_transaction: Callable[[sa.Connection, int], None] | None = None,
     ) -> int:
         if not isinstance(sql, str) or not sql.strip():
             raise InvalidRequestError("execute needs a SQL statement", connection_id=self.connection_id)
@@ -260,7 +266,7 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
             try:
                 count = conn.execute(sa.text(sql), bound).rowcount
                 if in_transaction is not None:
-                    in_transaction(conn)
+                    in_transaction(conn, count)
             except sa_exc.SQLAlchemyError as exc:
                 transaction.rollback()
                 raise self._target_error(exc, "execute") from exc
@@ -269,6 +275,20 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
                 raise
             self._commit(transaction, "execute", None)
         return count
+
+    def transact(self, body: Callable[[sa.Connection], T], *, operation: str) -> T:
+        with self._lock, self._connect() as conn:
+            transaction = conn.begin()
+            try:
+                result = body(conn)
+            except sa_exc.SQLAlchemyError as exc:
+                transaction.rollback()
+                raise self._target_error(exc, operation) from exc
+            except BaseException:
+                transaction.rollback()
+                raise
+            self._commit(transaction, operation, None)
+        return result
 
     def close(self) -> None:
         self._engine.dispose()
@@ -392,6 +412,15 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
             sqlstate = found if isinstance(found, str) else None
         else:
             message = str(orig)
+        transient = (
+            operation == "connect"
+            or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+            or (sqlstate or "").startswith("08")
+            or sqlstate in ("57P01", "57P02", "57P03", "40001", "40P01")
+            # MySQL: server gone away, lost connection, deadlock, lock wait timeout.
+            or db_code in ("2006", "2013", "1213", "1205")
+            or db_code in ("SQLITE_BUSY", "SQLITE_LOCKED")
+        )
         return TargetError(
             connection_id=self.connection_id,
             operation=operation,
@@ -403,6 +432,7 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
             db_code=db_code,
             detail=redact(detail, self._secrets) if detail else None,
             ambiguous=ambiguous,
+            transient=transient,
         )
 
 

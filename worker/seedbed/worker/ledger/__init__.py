@@ -1,0 +1,39 @@
+"""The write ledger: every batch a run writes to a SQL target is applied exactly once, however
+often the run is retried.
+
+A retried attempt re-executes the script from the top. Each write is keyed by (run key, the SDK
+call's number, the batch's number in the call) and hashed by content. The ledger lives in the
+target database, table `seedbed_ledger`, and its row commits in the same transaction as the batch:
+
+    ledger = LedgeredSql(sink, AttemptStamp(run_key, run_id, attempt, fencing_token), report=emit)
+    ledger.insert(call, "customers", rows, returning=["id"])   # applied, or skipped on replay
+    ledger.execute(call, "CREATE TABLE …")                     # same for statements
+
+On replay a batch found with the same hash is skipped and its result (count, RETURNING rows) handed
+back as the first attempt saw it; with another hash the write fails as
+`NondeterministicWriteError`, naming the call, and nothing is written. After an ambiguous COMMIT or a
+lost connection the ledger is read before anything is written again.
+
+REST targets get the same guarantee from the target (an `Idempotency-Key` identical on every retry,
+see `seedbed.worker.sinks.RestSink`), files from an atomic rename of a complete file.
+
+Rejected: a ledger in the coordinator's store (a second system in the commit path: the batch and
+its record could not commit together); one transaction per call (a crash late in a large call would
+redo all of it).
+"""
+
+from seedbed.worker.ledger._entries import BatchReport, LedgerEntry, NondeterministicWriteError, content_hash
+from seedbed.worker.ledger._tables import LEDGER_TABLE, POSTGRESQL_LEDGER_DDL
+from seedbed.worker.ledger._writer import BATCH_ROWS, AttemptStamp, LedgeredSql
+
+__all__ = [
+    "BATCH_ROWS",
+    "LEDGER_TABLE",
+    "POSTGRESQL_LEDGER_DDL",
+    "AttemptStamp",
+    "BatchReport",
+    "LedgerEntry",
+    "LedgeredSql",
+    "NondeterministicWriteError",
+    "content_hash",
+]

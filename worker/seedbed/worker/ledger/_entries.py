@@ -1,0 +1,113 @@
+"""What the ledger knows about one batch, how a batch's content is hashed, and the error a replay
+raises when the content differs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "AttemptStamp",
+    "BatchReport",
+    "LedgerEntry",
+    "NondeterministicWriteError",
+    "content_hash",
+    "plain_json",
+]
+
+
+@dataclass(frozen=True)
+class AttemptStamp:
+    """Who writes: recorded with every ledger entry."""
+
+    run_key: str
+    run_id: str
+    attempt: int
+    fencing_token: int
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One applied batch. `rows` is the count the call reported (what the script was told);
+    `returned` the JSON text of its RETURNING rows, replayed to the script on a retry."""
+
+    call: int
+    batch: int
+    content_hash: str
+    operation: str
+    target: str
+    rows: int
+    returned: str | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """A batch as the worker reports it to the coordinator (for `seedbed run show`)."""
+
+    connection_id: str
+    operation: str
+    target: str
+    call: int
+    batch: int
+    rows: int
+    content_hash: str
+    replayed: bool
+
+
+class NondeterministicWriteError(Exception):
+    """A replayed batch differs from the one an earlier attempt of the run wrote."""
+
+    def __init__(
+        self,
+        *,
+        connection_id: str,
+        operation: str,
+        target: str,
+        call: int,
+        batch: int,
+        recorded: LedgerEntry,
+        content_hash: str,
+    ) -> None:
+        self.connection_id = connection_id
+        self.call = call
+        self.batch = batch
+        what = f"{operation} into {target}" if operation == "insert" else f"{operation} {target}"
+        super().__init__(
+            f"call {call} ({what} on connection {connection_id!r}), batch {batch}: attempt "
+            f"{recorded.attempt} wrote different content (ledger hash {recorded.content_hash[:12]}, "
+            f"this attempt {content_hash[:12]}); nothing was written. The script does not produce the "
+            "same data twice: generate through the SDK (seeded per run), and do not use the clock, "
+            "os.urandom or the random module unseeded, or read tables the run itself changes, before "
+            "writing"
+        )
+
+
+def plain(value: Any) -> Any:
+    """A JSON-able stand-in for a database value (dates as ISO text, decimals as numbers)."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)
+
+
+def plain_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=plain)
+
+
+def content_hash(header: Mapping[str, Any], rows: Sequence[Any]) -> str:
+    """SHA-256 of what a batch writes: the operation's shape (`header`: table, options) and the rows
+    in order. Key order inside rows counts: a deterministic script builds them the same way."""
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=plain).encode())
+    digest.update(b"\n")
+    digest.update(plain_json(rows).encode())
+    return digest.hexdigest()

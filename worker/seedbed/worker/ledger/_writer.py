@@ -1,0 +1,252 @@
+"""Writes to one SQL connection through the ledger, for one attempt."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from seedbed.worker.ledger._entries import (
+    AttemptStamp,
+    BatchReport,
+    LedgerEntry,
+    NondeterministicWriteError,
+    content_hash,
+    plain_json,
+)
+from seedbed.worker.ledger._tables import LedgerTable, PostgresLedgerTable, SqlAlchemyLedgerTable
+from seedbed.worker.sinks import (
+    InsertResult,
+    OnConflict,
+    PostgresSink,
+    Row,
+    SqlAlchemySink,
+    SqlSink,
+    TargetError,
+)
+
+__all__ = ["BATCH_ROWS", "AttemptStamp", "LedgeredSql"]
+
+log = logging.getLogger(__name__)
+
+# Rows per ledgered transaction: large enough that COPY stays fast, small enough that a retry after
+# a crash redoes little.
+BATCH_ROWS = 10_000
+# Unique violations: PostgreSQL, MySQL, SQLite. One may come from a concurrent attempt that wrote
+# the same batch first; the ledger tells.
+_UNIQUE = ("23505", "1062", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE")
+
+
+_Hook = Callable[[Any, InsertResult], None]
+T = TypeVar("T")
+
+
+class LedgeredSql:
+    """`insert` and `execute` on a SQL sink, each batch applied exactly once per run.
+
+    A batch already in the ledger with the same content hash is skipped (its count and RETURNING
+    rows are replayed); with another hash, `NondeterministicWriteError`. A transient failure
+    (connection lost, server restarting) or an ambiguous COMMIT is followed by a read of the
+    ledger: the batch is either there (done) or written again, with backoff, for up to
+    `retry_budget`.
+    """
+
+    def __init__(
+        self,
+        sink: SqlSink[Any],
+        stamp: AttemptStamp,
+        *,
+        report: Callable[[BatchReport], None],
+        retry_budget: timedelta = timedelta(seconds=60),
+        batch_rows: int = BATCH_ROWS,
+    ) -> None:
+        self.sink = sink
+        self._stamp = stamp
+        self._report = report
+        self._budget = retry_budget.total_seconds()
+        self._batch_rows = batch_rows
+        self._table: LedgerTable
+        if isinstance(sink, PostgresSink):
+            self._table = PostgresLedgerTable(sink)
+        elif isinstance(sink, SqlAlchemySink):
+            self._table = SqlAlchemyLedgerTable(sink)
+        else:
+            raise TypeError(f"no ledger for {type(sink).__name__}")
+        self._entries: dict[tuple[int, int], LedgerEntry] | None = None
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    @property
+    def connection_id(self) -> str:
+        return self.sink.connection_id
+
+    def insert(
+        self,
+        call: int,
+        table: str,
+        rows: Sequence[Row],
+        *,
+        on_conflict: OnConflict | None = None,
+        key: Sequence[str] | None = None,
+        returning: Sequence[str] | None = None,
+    ) -> InsertResult:
+        header = {
+            "op": "insert",
+            "table": table,
+            "on_conflict": on_conflict,
+            "key": list(key or []),
+            "returning": list(returning) if returning is not None else None,
+        }
+        count = 0
+        returned: list[dict[str, Any]] | None = [] if returning is not None else None
+        for batch, start in enumerate(range(0, len(rows), self._batch_rows)):
+            chunk = rows[start : start + self._batch_rows]
+
+            def write(hook: _Hook, chunk: Sequence[Row] = chunk) -> InsertResult:
+                return self.sink.insert(
+                    table, chunk, on_conflict=on_conflict, key=key, returning=returning, in_transaction=hook
+                )
+
+            done = self._apply(call, batch, content_hash(header, chunk), "insert", table, len(chunk), write)
+            count += done.rows
+            if returned is not None and done.returned is not None:
+                returned.extend(json.loads(done.returned))
+        return InsertResult(count, returned)
+
+    def execute(self, call: int, sql: str, params: Any = None) -> int:
+        header = {"op": "execute", "sql": sql}
+
+        def write(hook: Callable[[Any, InsertResult], None]) -> InsertResult:
+            count = self.sink.execute(
+                sql, params, in_transaction=lambda conn, n: hook(conn, InsertResult(n, None))
+            )
+            return InsertResult(count, None)
+
+        target = " ".join(sql.split())[:80]
+        return self._apply(call, 0, content_hash(header, [params]), "execute", target, 0, write).rows
+
+    # -- one batch ---------------------------------------------------------------------------------
+
+    def _known(self) -> dict[tuple[int, int], LedgerEntry]:
+        with self._lock:
+            if self._entries is None:
+                entries = self._retrying(self._load, "read the ledger")
+                self._entries = entries
+            return self._entries
+
+    def _load(self) -> dict[tuple[int, int], LedgerEntry]:
+        self._table.ensure()
+        return self._table.load(self._stamp.run_key)
+
+    def _apply(
+        self,
+        call: int,
+        batch: int,
+        digest: str,
+        operation: str,
+        target: str,
+        size: int,
+        write: Callable[[Callable[[Any, InsertResult], None]], InsertResult],
+    ) -> LedgerEntry:
+        known = self._known()
+        entry = known.get((call, batch))
+        if entry is not None:
+            return self._replayed(entry, digest, operation, target)
+        stamp = self._stamp
+        recorded: list[LedgerEntry] = []
+
+        def hook(conn: Any, result: InsertResult) -> None:
+            returned = plain_json(result.rows_returned) if result.rows_returned is not None else None
+            entry = LedgerEntry(call, batch, digest, operation, target, result.count, returned, stamp.attempt)
+            self._table.record(conn, stamp, entry)
+            recorded.append(entry)
+
+        give_up = time.monotonic() + self._budget
+        delay = 0.2
+        while True:
+            recorded.clear()
+            try:
+                write(hook)
+            except TargetError as exc:
+                if not (exc.transient or exc.sqlstate in _UNIQUE or exc.db_code in _UNIQUE):
+                    raise
+                # Did it land (an ambiguous COMMIT), or did another attempt write it first?
+                found = self._retrying(
+                    lambda: self._table.lookup(stamp.run_key, call, batch), "read the ledger", give_up
+                )
+                if found is not None:
+                    known[(call, batch)] = found
+                    if found.attempt != stamp.attempt:
+                        return self._replayed(found, digest, operation, target)
+                    self._check(found, digest, operation, target)
+                    self._emit(found, replayed=False)
+                    return found
+                if not exc.transient or time.monotonic() + delay > give_up:
+                    raise
+                log.warning(
+                    "%s %s on %s, call %d batch %d: %s; writing it again in %.1fs",
+                    operation,
+                    target,
+                    self.connection_id,
+                    call,
+                    batch,
+                    exc.db_message,
+                    delay,
+                )
+                time.sleep(delay * (0.8 + 0.4 * self._rng.random()))
+                delay = min(delay * 2, 5.0)
+                continue
+            entry = recorded[-1]
+            known[(call, batch)] = entry
+            self._emit(entry, replayed=False)
+            return entry
+
+    def _replayed(self, entry: LedgerEntry, digest: str, operation: str, target: str) -> LedgerEntry:
+        self._check(entry, digest, operation, target)
+        self._emit(entry, replayed=True)
+        return entry
+
+    def _check(self, entry: LedgerEntry, digest: str, operation: str, target: str) -> None:
+        if entry.content_hash != digest:
+            raise NondeterministicWriteError(
+                connection_id=self.connection_id,
+                operation=operation,
+                target=target,
+                call=entry.call,
+                batch=entry.batch,
+                recorded=entry,
+                content_hash=digest,
+            )
+
+    def _emit(self, entry: LedgerEntry, *, replayed: bool) -> None:
+        self._report(
+            BatchReport(
+                connection_id=self.connection_id,
+                operation=entry.operation,
+                target=entry.target,
+                call=entry.call,
+                batch=entry.batch,
+                rows=entry.rows,
+                content_hash=entry.content_hash,
+                replayed=replayed,
+            )
+        )
+
+    def _retrying(self, read: Callable[[], T], what: str, give_up: float | None = None) -> T:
+        """Reads of the ledger, retried while the target is unreachable."""
+        give_up = give_up if give_up is not None else time.monotonic() + self._budget
+        delay = 0.2
+        while True:
+            try:
+                return read()
+            except TargetError as exc:
+                if not exc.transient or time.monotonic() + delay > give_up:
+                    raise
+                log.warning("could not %s on %s: %s; again in %.1fs", what, self.connection_id, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
