@@ -7,12 +7,15 @@ Rows: customers with 8 columns (bigint primary key, 5 texts, a date, a double), 
 sends them (JSON-compatible dicts, the date as an ISO string). Each figure is the median of
 `--repeat` runs into a freshly truncated table; the clock covers the whole call (row checks,
 transfer, COMMIT). Also shown: psycopg's `executemany(returning=True)`, the alternative the
-RETURNING path rejected.
+RETURNING path rejected, and the write ledger's cost: the same COPY and RETURNING calls through
+`LedgeredSql` (10,000-row batches, each committed with its ledger row), and a replay of an
+applied call (every batch found in the ledger and skipped).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import secrets
@@ -27,6 +30,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from seedbed.worker.ledger import AttemptStamp, LedgeredSql
 from seedbed.worker.sinks import ConnectionSpec, PostgresSink, open_sink
 
 DDL = """
@@ -111,6 +115,7 @@ def run(url: str, n: int, repeat: int) -> None:
     def reset() -> None:
         with engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE customers"))
+            conn.execute(sa.text("DROP TABLE IF EXISTS seedbed_ledger"))
 
     def sqlalchemy_executemany() -> None:
         with engine.begin() as conn:
@@ -131,6 +136,18 @@ def run(url: str, n: int, repeat: int) -> None:
                 while cur.nextset():
                     pass
             raw.commit()
+
+        run_keys = itertools.count()
+
+        def ledgered(returning: list[str] | None = None, run_key: str | None = None) -> None:
+            stamp = AttemptStamp(run_key or f"bench-{next(run_keys)}", "run_bench", 1, 1)
+            LedgeredSql(sink, stamp, report=lambda _batch: None).insert(
+                1, "customers", rows, returning=returning
+            )
+
+        def replay_ready() -> None:
+            reset()
+            ledgered(run_key="replayed")
 
         print(f"{n:,} customer rows (8 columns), median of {repeat}:", file=sys.stderr)
         results = [
@@ -162,16 +179,32 @@ def run(url: str, n: int, repeat: int) -> None:
                 "psycopg executemany(returning=True) (rejected)",
                 measure("executemany", psycopg_executemany_returning, reset, n, repeat),
             ),
+            ("ledger: COPY, a ledger row per batch", measure("ledger copy", ledgered, reset, n, repeat)),
+            (
+                "ledger: INSERT … RETURNING id, a ledger row per batch",
+                measure("ledger returning", lambda: ledgered(["id"]), reset, n, repeat),
+            ),
+            (
+                "ledger: replay of an applied call (all skipped)",
+                measure("ledger replay", lambda: ledgered(run_key="replayed"), replay_ready, n, repeat),
+            ),
         ]
         raw.close()
         sink.close()
     engine.dispose()
 
     baseline = results[0][1]
+    without = dict(results)
     print(f"\n| path ({n:,} rows, median of {repeat}) | rows/s | × baseline |")
     print("|---|---:|---:|")
     for label, rate in results:
         print(f"| {label} | {rate:,.0f} | {rate / baseline:.2f} |")
+    copy, returning = without["sink: COPY (plain insert)"], without["sink: INSERT … VALUES RETURNING id"]
+    print("\n| the ledger's cost | with / without |")
+    print("|---|---:|")
+    print(f"| COPY | {without['ledger: COPY, a ledger row per batch'] / copy:.2f} |")
+    ledgered_returning = without["ledger: INSERT … RETURNING id, a ledger row per batch"]
+    print(f"| RETURNING | {ledgered_returning / returning:.2f} |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import marshal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -106,8 +107,17 @@ def plain_json(value: Any) -> str:
 
 def content_hash(header: Mapping[str, Any], rows: Sequence[Any]) -> str:
     """SHA-256 of what a batch writes: the operation's shape (`header`: table, options) and the rows
-    in order. Key order inside rows counts: a deterministic script builds them the same way."""
+    in order. Key order inside rows counts: a deterministic script builds them the same way.
+
+    Rows (JSON values, as they come from the sandbox) are serialised with marshal's format 2: C
+    speed (3x faster than json.dumps, which cost as much as the COPY itself), and unlike later
+    formats and pickle, free of back-references, so equal rows give equal bytes whether or not
+    their strings are shared objects. Values marshal cannot take fall back to JSON.
+    """
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=plain).encode())
-    digest.update(b"\n")
-    digest.update(plain_json(rows).encode())
+    try:
+        body = b"m" + marshal.dumps(list(rows), 2)
+    except ValueError:
+        body = b"j" + plain_json(rows).encode()
+    digest.update(body)
     return digest.hexdigest()
