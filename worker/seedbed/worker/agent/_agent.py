@@ -522,6 +522,9 @@ class Agent:
         abort) may hold one; closing happens on a thread of its own so the attempt need not wait
         for it longer than ``timeout``."""
         sinks_, self._sinks = list(self._sinks.values()), {}
+        for sink in sinks_:
+            # A call may still be in flight on the SDK thread: nothing of it may commit now.
+            sink.interrupt()
 
         def close_all() -> None:
             for sink in sinks_:

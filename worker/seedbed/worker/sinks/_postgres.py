@@ -20,6 +20,7 @@ column types first, a catalog query per call, for a modest gain over text COPY).
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import threading
 from collections.abc import Callable, Generator, Sequence
@@ -54,6 +55,8 @@ from seedbed.worker.sinks._rows import (
 from seedbed.worker.sinks._spec import ConnectionSpec, InsertResult, OnConflict, OptionReader, Row, SqlSink
 
 __all__ = ["PostgresSettings", "PostgresSink"]
+
+logger = logging.getLogger(__name__)
 
 PgConnection = psycopg.Connection[Any]
 _Rows = Generator[dict[str, Any], None, None]
@@ -127,6 +130,7 @@ class PostgresSink(SqlSink[PgConnection]):
         self._secrets = tuple(str(p) for p in (in_url, self.settings.password) if p)
         self._conn: PgConnection | None = None
         self._lock = threading.Lock()
+        self._interrupted = False
         self._statements: dict[tuple[Any, ...], bytes] = {}
 
     # -- public API ---------------------------------------------------------------------------
@@ -266,6 +270,17 @@ class PostgresSink(SqlSink[PgConnection]):
             self._commit(conn, operation, None)
         return result
 
+    def interrupt(self) -> None:
+        # Without the lock: the call in flight holds it. The server cancels the running statement
+        # (a COPY waiting for a lock, a long INSERT); the call then rolls back.
+        self._interrupted = True
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            try:
+                conn.cancel_safe(timeout=3)
+            except Exception as exc:  # best effort: the COMMIT is refused anyway
+                logger.info("cancel on %s: %s", self.connection_id, exc)
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
@@ -398,6 +413,8 @@ class PostgresSink(SqlSink[PgConnection]):
         return self._target_error(exc, "insert", table=table, batch=batch, rows=(start, start + len(chunk)))
 
     def _connection(self) -> PgConnection:
+        if self._interrupted:
+            raise self._ended("connect")
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -431,7 +448,19 @@ class PostgresSink(SqlSink[PgConnection]):
             conn.close()
             self._conn = None
 
+    def _ended(self, operation: str, table: str | None = None) -> TargetError:
+        return TargetError(
+            connection_id=self.connection_id,
+            operation=operation,
+            table=table,
+            db_message="the attempt ended (aborted, or past its deadline) before this call committed; "
+            "it was rolled back",
+        )
+
     def _commit(self, conn: PgConnection, operation: str, table: str | None) -> None:
+        if self._interrupted:
+            self._rollback()
+            raise self._ended(operation, table)
         try:
             conn.commit()
         except psycopg.Error as exc:

@@ -119,6 +119,10 @@ class Sink(ABC):
     def close(self) -> None:
         """Release the connection. Idempotent."""
 
+    def interrupt(self) -> None:  # noqa: B027 - a no-op for targets with nothing to stop
+        """From another thread, when the attempt ends (abort, deadline) under a call in flight:
+        stop it where the target allows, and let nothing commit from now on."""
+
     def __enter__(self) -> Self:
         return self
 

@@ -101,6 +101,7 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
                 connection_id=spec.id,
             ) from exc
         self._lock = threading.Lock()
+        self._interrupted = False
         self._columns: dict[tuple[str | None, str], list[str]] = {}
 
     # -- public API ---------------------------------------------------------------------------
@@ -369,7 +370,21 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
         self._columns[(schema, name)] = columns
         return columns
 
+    def interrupt(self) -> None:
+        # SQLAlchemy has no portable way to cancel a statement from another thread: the call in
+        # flight finishes, but its COMMIT is refused.
+        self._interrupted = True
+
     def _commit(self, transaction: sa.RootTransaction, operation: str, table: str | None) -> None:
+        if self._interrupted:
+            transaction.rollback()
+            raise TargetError(
+                connection_id=self.connection_id,
+                operation=operation,
+                table=table,
+                db_message="the attempt ended (aborted, or past its deadline) before this call "
+                "committed; it was rolled back",
+            )
         try:
             transaction.commit()
         except sa_exc.SQLAlchemyError as exc:
