@@ -22,8 +22,9 @@ def test_buf_lint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_store_migrations_match_the_table_definitions(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Alembic's autogenerate finds nothing to add: migrations and ``_schema`` agree."""
+def test_store_migrations_match_the_table_definitions(store_url: str) -> None:
+    """Alembic's autogenerate finds nothing to add: migrations and ``_schema`` agree, on SQLite and
+    on PostgreSQL."""
     import asyncio
 
     from alembic.autogenerate import compare_metadata
@@ -33,7 +34,7 @@ def test_store_migrations_match_the_table_definitions(tmp_path) -> None:  # type
     from seedbed.coordinator.store._schema import metadata
 
     async def diff() -> list[object]:
-        store = await Store.open(f"sqlite:///{tmp_path / 's.db'}")
+        store = await Store.open(store_url)
         try:
             async with store._engine.connect() as conn:
                 return await conn.run_sync(

@@ -1,4 +1,4 @@
-"""``seedbed``: run the coordinator, submit and follow scenarios, read logs, abort runs.
+"""``seedbed``: run the coordinator, submit and follow scenarios, show runs, read logs, abort runs.
 
 Exit codes: 0 SUCCESS, 1 FAILED, 2 usage or connection error, 3 ABORTED, 4 WARNING.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from seedbed.api.v1 import run_pb2
 from seedbed.cli._catalog import register as register_catalog
+from seedbed.cli._show import show_run
 from seedbed.client import Client, ClientError, LogEvent, RunEnded
 
 EXIT_CODES = {
@@ -27,6 +28,8 @@ EXIT_CODES = {
 }
 EXIT_USAGE = 2
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# `seedbed run show RUN` describes a run; a scenario file named "show" is given as ./show.
+SHOW = "show"
 
 
 def _state(value: int) -> str:
@@ -105,11 +108,25 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.run_id is not None:
+        if args.file != SHOW:
+            print(
+                f"seedbed: unexpected argument {args.run_id!r}: `seedbed run` takes one scenario file "
+                "(or `seedbed run show RUN` to describe a run)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        with Client(args.address) as client:
+            return show_run(client, args.run_id, args.json)
+    if args.json:
+        print("seedbed: --json goes with `seedbed run show RUN`", file=sys.stderr)
+        return EXIT_USAGE
     path = Path(args.file)
     try:
         script = path.read_text()
     except OSError as exc:
-        print(f"seedbed: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        hint = "\n  to describe a run: seedbed run show RUN" if args.file == SHOW else ""
+        print(f"seedbed: cannot read {path}: {exc.strerror}{hint}", file=sys.stderr)
         return EXIT_USAGE
     params = _parse_params(args.param)
     scenario_id = args.scenario or _scenario_id_for(path)
@@ -218,8 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-url", help="SQLAlchemy URL of the store (SEEDBED_STORE_URL)")
     p.set_defaults(func=cmd_server)
 
-    p = sub.add_parser("run", help="submit a scenario file and follow its logs")
-    p.add_argument("file")
+    p = sub.add_parser(
+        "run",
+        help="submit a scenario file and follow its logs; `run show RUN` describes a run",
+        usage="seedbed run FILE [options]\n       seedbed run show RUN [--json]",
+        description="Submit a scenario file and follow its logs, or (`seedbed run show RUN`) show a "
+        "run: its attempts and, per target, the batches applied and replayed.",
+        epilog="A scenario file named `show` must be given as ./show. Each submission carries an "
+        "idempotency key, generated and reused when the call is retried, so a lost answer never starts "
+        "two runs; the coordinator keeps keys at least 24 hours (currently for the life of its store).",
+    )
+    p.add_argument("file", metavar="FILE", help="the scenario script (or `show`, then a run id)")
+    p.add_argument("run_id", nargs="?", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="with `show`: the run and its write batches as JSON")
     p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--scenario", help="scenario id (default: from the file name)")
     p.add_argument("--timeout", type=int, default=0, help="deadline of the run in seconds")

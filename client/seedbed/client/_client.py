@@ -2,6 +2,8 @@
 
 Every call that creates something carries an idempotency key, generated when the caller gives
 none and reused when the call is retried, so a retry after a lost answer never starts a second run.
+The coordinator keeps a key as long as the fire it answered: at least 24 hours, and currently for
+the life of the store (fires are never pruned). Reusing a key later than that may start a new run.
 """
 
 from __future__ import annotations
@@ -160,6 +162,14 @@ class Client:
     def run(
         self, scenario_id: str, params: Mapping[str, str] | None = None, *, idempotency_key: str = ""
     ) -> run_pb2.TriggerFire:
+        """Fire the scenario; the fire (with its run id, unless it was cancelled).
+
+        Without ``idempotency_key`` one is generated for this call. Either way the same key goes
+        with every retry of the call (after UNAVAILABLE or a deadline), so a lost answer never
+        starts two runs. The coordinator remembers a key at least 24 hours (currently for the life
+        of its store): the same key with the same request answers the first fire; with another
+        request, ALREADY_EXISTS.
+        """
         request = run_pb2.RunScenarioRequest(
             scenario_id=scenario_id,
             params=dict(params or {}),
@@ -179,6 +189,11 @@ class Client:
             self._runs.ListRuns, run_pb2.ListRunsRequest(scenario_id=scenario_id, page_size=limit)
         )
         return list(response.runs)  # type: ignore[attr-defined]
+
+    def write_batches(self, run_id: str) -> list[run_pb2.WriteBatch]:
+        """Every batch the run wrote (or replayed from its write ledger), every page, in order."""
+        request = run_pb2.ListWriteBatchesRequest(run_id=run_id, page_size=1000)
+        return self._every(self._runs.ListWriteBatches, request, "batches")
 
     def abort(self, run_id: str, reason: str = "") -> run_pb2.AbortRunResponse:
         return self._call(self._runs.AbortRun, run_pb2.AbortRunRequest(run_id=run_id, reason=reason))  # type: ignore[return-value]

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.coordinator.errors import InvalidArgumentError
 from seedbed.coordinator.model import FailureReason, FireState, OverlapPolicy, RunState
+from seedbed.coordinator.retry import DEFAULT_RETRY_ON, RetryPolicy
 from seedbed.coordinator.store import (
+    AttemptRecord,
     ErrorInfo,
     FireRecord,
     LogRecord,
     RunRecord,
     ScenarioRecord,
     ScenarioSettingsValue,
+    WriteBatchRecord,
 )
 
 _RUN_STATES = {s: getattr(run_pb2, f"RUN_STATE_{s.value}") for s in RunState}
 _FIRE_STATES = {s: getattr(run_pb2, f"TRIGGER_FIRE_STATE_{s.value}") for s in FireState}
 _REASONS = {r: getattr(run_pb2, f"FAILURE_REASON_{r.value}") for r in FailureReason}
+_REASONS_BACK = {v: k for k, v in _REASONS.items()}
+_BATCH_STATUS = {
+    "APPLIED": run_pb2.WRITE_BATCH_STATUS_APPLIED,
+    "REPLAYED": run_pb2.WRITE_BATCH_STATUS_REPLAYED,
+}
 _OVERLAP = {p: getattr(scenario_pb2, f"OVERLAP_POLICY_{p.value}") for p in OverlapPolicy}
 _OVERLAP_BACK = {v: k for k, v in _OVERLAP.items()}
 _STREAMS = {
@@ -44,7 +54,54 @@ def settings_to_proto(value: ScenarioSettingsValue) -> scenario_pb2.ScenarioSett
         timeout_seconds=value.timeout_seconds,
         memory_limit_bytes=value.memory_limit_bytes,
         overlap_policy=_OVERLAP[value.overlap_policy],
+        retry_policy=retry_policy_to_proto(value.retry_policy),
     )
+
+
+def retry_policy_to_proto(policy: RetryPolicy) -> scenario_pb2.RetryPolicy:
+    """Every field explicit: a client reads the policy in effect, defaults included."""
+    return scenario_pb2.RetryPolicy(
+        maximum_attempts=policy.maximum_attempts,
+        initial_backoff_seconds=policy.initial_backoff.total_seconds(),
+        maximum_backoff_seconds=policy.maximum_backoff.total_seconds(),
+        backoff_coefficient=policy.backoff_coefficient,
+        jitter=policy.jitter,
+        retry_on=sorted(_REASONS[r] for r in policy.retry_on),
+        disabled=policy.disabled,
+    )
+
+
+def retry_policy_from_proto(msg: scenario_pb2.RetryPolicy) -> RetryPolicy:
+    """Zero fields take the defaults (see scenario.proto). Raises InvalidArgumentError."""
+    default = RetryPolicy()
+    retry_on = set()
+    for number in msg.retry_on:
+        reason = _REASONS_BACK.get(number)
+        if reason is None:
+            raise InvalidArgumentError("retry_policy.retry_on", f"{number} is not a known failure reason")
+        retry_on.add(reason)
+    return RetryPolicy(
+        maximum_attempts=msg.maximum_attempts or default.maximum_attempts,
+        initial_backoff=_duration(
+            "initial_backoff_seconds", msg.initial_backoff_seconds, default.initial_backoff
+        ),
+        maximum_backoff=_duration(
+            "maximum_backoff_seconds", msg.maximum_backoff_seconds, default.maximum_backoff
+        ),
+        backoff_coefficient=msg.backoff_coefficient or default.backoff_coefficient,
+        jitter=msg.jitter or default.jitter,
+        retry_on=frozenset(retry_on) or DEFAULT_RETRY_ON,
+        disabled=msg.disabled,
+    )
+
+
+def _duration(name: str, seconds: float, default: timedelta) -> timedelta:
+    if not seconds:
+        return default
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # NaN, infinite or huge
+        raise InvalidArgumentError(f"retry_policy.{name}", f"{seconds} is not a number of seconds") from None
 
 
 def overlap_from_proto(value: int) -> OverlapPolicy | None:
@@ -89,7 +146,40 @@ def error_to_proto(err: ErrorInfo) -> run_pb2.ErrorDetails:
     )
 
 
-def run_to_proto(rec: RunRecord) -> run_pb2.Run:
+def attempt_to_proto(rec: AttemptRecord) -> run_pb2.Attempt:
+    msg = run_pb2.Attempt(
+        number=rec.number,
+        state=rec.state,
+        outcome=rec.outcome or "",
+        create_time=ts(rec.created_at),
+        start_time=ts(rec.started_at),
+        end_time=ts(rec.ended_at),
+        node=rec.node or "",
+        container_id=rec.container_id or "",
+        worker_pid=rec.worker_pid or 0,
+        fencing_token=rec.fencing_token,
+    )
+    if rec.error is not None:
+        msg.error.CopyFrom(error_to_proto(rec.error))
+    return msg
+
+
+def batch_to_proto(rec: WriteBatchRecord) -> run_pb2.WriteBatch:
+    return run_pb2.WriteBatch(
+        connection_id=rec.connection_id,
+        operation=rec.operation,
+        target=rec.target,
+        call=rec.call,
+        batch=rec.batch,
+        rows=rec.rows,
+        content_hash=rec.content_hash,
+        attempt=rec.attempt,
+        status=_BATCH_STATUS.get(rec.status, run_pb2.WRITE_BATCH_STATUS_UNSPECIFIED),
+        time=ts(rec.at),
+    )
+
+
+def run_to_proto(rec: RunRecord, attempts: Sequence[AttemptRecord] = ()) -> run_pb2.Run:
     msg = run_pb2.Run(
         id=rec.id,
         scenario_id=rec.scenario_id,
@@ -106,6 +196,8 @@ def run_to_proto(rec: RunRecord) -> run_pb2.Run:
         warning_count=rec.warning_count,
         exit_code=rec.exit_code if rec.exit_code is not None else 0,
         scenario_revision=rec.scenario_revision,
+        attempts=[attempt_to_proto(a) for a in attempts],
+        next_attempt_time=ts(rec.next_attempt_at),
     )
     if rec.error is not None:
         msg.first_error.CopyFrom(error_to_proto(rec.error))

@@ -24,6 +24,7 @@ from seedbed.api.v1 import (
     workspace_pb2_grpc,
 )
 from seedbed.coordinator._convert import ts
+from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.connections import (
     KINDS,
     choose_secret,
@@ -44,7 +45,6 @@ from seedbed.coordinator.servicers import guard
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store, now
 from seedbed.coordinator.store.catalog import ConnectionRecord, TemplateRecord, WorkspaceFileRecord
-from seedbed.coordinator.supervisor import Dispatcher
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import ray
@@ -24,7 +24,14 @@ from seedbed.api.v1 import attempt_pb2
 from seedbed.coordinator.errors import DispatchCancelled, DispatchError
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.worker import catalog
-from seedbed.worker.attempt import SANDBOX_RESOURCE, probe_engine, run_attempt, sweep_sandboxes
+from seedbed.worker.attempt import (
+    SANDBOX_RESOURCE,
+    list_sandboxes,
+    probe_engine,
+    remove_sandboxes,
+    run_attempt,
+    sweep_sandboxes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +111,49 @@ class RayDispatcher:
         )
         return ok, message, latency
 
-    async def sweep(self) -> list[str]:
-        """Run the janitor once on every live node; the ids of the containers it removed."""
+    async def _on_every_node(self, function: Any, *args: Any) -> list[Any]:
+        """Run a small worker function once on every live node; the answers of those that gave one."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        task = ray.remote(sweep_sandboxes)
+        task = ray.remote(function)
         refs = [
             task.options(
                 num_cpus=0,
                 max_retries=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(self._settings.docker_url)
+            ).remote(*args)
             for node in ray.nodes()
             if node.get("Alive")
         ]
-        removed: list[str] = []
+        answers = []
         for ref in refs:
             try:
-                removed.extend(await asyncio.wait_for(ref, 120))
+                answers.append(await asyncio.wait_for(ref, 120))
             except (RayError, TimeoutError) as exc:
-                log.warning("janitor task failed: %s", exc)
-        return removed
+                log.warning("%s failed on a node: %s", function.__name__, exc)
+        return answers
+
+    async def sweep(self) -> list[str]:
+        """Run the deadline janitor once on every live node; the ids of the containers it removed."""
+        return [
+            cid
+            for removed in await self._on_every_node(sweep_sandboxes, self._settings.docker_url)
+            for cid in removed
+        ]
+
+    async def list_sandboxes(self) -> list[dict[str, str]]:
+        """Every Seedbed container on every live node, as its labels describe it."""
+        found = await self._on_every_node(list_sandboxes, self._settings.docker_url)
+        # Nodes sharing one engine report the same containers: each once.
+        unique = {box["id"]: box for boxes in found for box in boxes}
+        return list(unique.values())
+
+    async def remove_sandboxes(self, ids: Sequence[str]) -> list[str]:
+        """Remove these containers wherever they are (each node removes those it has)."""
+        if not ids:
+            return []
+        removed = await self._on_every_node(remove_sandboxes, self._settings.docker_url, list(ids))
+        return sorted({cid for gone in removed for cid in gone})
 
     async def aclose(self) -> None:
         for run_id in list(self._refs):
@@ -132,7 +161,7 @@ class RayDispatcher:
         if self._started_ray:
             await asyncio.to_thread(ray.shutdown)
 
-    async def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncIterator[attempt_pb2.AttemptEvent]:
+    async def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncGenerator[attempt_pb2.AttemptEvent, None]:
         """Run one attempt; yield its events. Raises DispatchCancelled or DispatchError."""
         run_id = spec.run_id
         if run_id in self._cancelled:

@@ -9,6 +9,9 @@ CoordinatorError
 
 DispatchError              internal: an attempt could not be executed (worker lost, …)
 └── DispatchCancelled      internal: the attempt was cancelled on request
+
+LeaseLost                  internal: another driver took the run over (a newer fencing token), or
+                           the run ended elsewhere; the driver that sees it stops, writing nothing
 """
 
 from __future__ import annotations
@@ -57,3 +60,12 @@ class DispatchError(Exception):
 
 class DispatchCancelled(DispatchError):
     """The attempt was cancelled on request."""
+
+
+class LeaseLost(Exception):
+    """The run is no longer this driver's: stop driving it and write nothing more about it."""
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        super().__init__(f"run {run_id}: {detail}")
+        self.run_id = run_id
+        self.detail = detail

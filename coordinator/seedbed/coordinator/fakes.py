@@ -3,25 +3,43 @@ end-to-end tests, which run real Ray and Docker).
 
 It "runs" a tiny line language instead of Python, so tests can script what an attempt does:
 
-    print TEXT      a stdout line
-    stderr TEXT     a stderr line
-    warn TEXT       an SDK warning (the run ends WARNING)
-    sleep SECONDS   wait (abort lands here)
-    fail TEXT       end with a script error
-    oom             end as out-of-memory
+    print TEXT          a stdout line
+    stderr TEXT         a stderr line
+    warn TEXT           an SDK warning (the run ends WARNING)
+    sleep SECONDS       wait (abort lands here)
+    fail TEXT           end with a script error
+    oom                 end as out-of-memory
+    kill                end as KILLED (the sandbox was killed from outside)
+    nondeterministic TEXT
+                        end as NONDETERMINISTIC (a replayed write differed from the ledger)
+    lost TEXT           the worker dies: dispatch raises DispatchError
+    batch CONN TARGET CALL BATCH ROWS [replayed]
+                        report a write batch (an insert into TARGET), APPLIED unless "replayed"
+
+A line may be prefixed to apply to some attempts only: ``attempt<N: LINE`` (while the attempt's
+number is below N), ``attempt>=N: LINE`` or ``attempt=N: LINE``. So ``attempt<2: lost gone`` loses
+the worker on the first attempt and lets the second run on.
+
+While an attempt runs it has a sandbox (``sandboxes``: the reports ``list_sandboxes`` returns, as
+the workers' would); tests may add more, and see what the janitor removed in ``removed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+import hashlib
+import os
+import re
+from collections.abc import AsyncGenerator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
-from seedbed.coordinator.errors import DispatchCancelled
+from seedbed.coordinator.errors import DispatchCancelled, DispatchError
+
+_PREFIX = re.compile(r"^attempt(<|>=|=)(\d+):\s*(.*)$")
 
 
 def _now() -> Timestamp:
@@ -30,10 +48,22 @@ def _now() -> Timestamp:
     return stamp
 
 
+def _applies(raw: str, attempt: int) -> str | None:
+    """The line without its attempt prefix, or None when it does not apply to this attempt."""
+    match = _PREFIX.match(raw)
+    if match is None:
+        return raw
+    op, number, line = match.group(1), int(match.group(2)), match.group(3)
+    ok = {"<": attempt < number, ">=": attempt >= number, "=": attempt == number}[op]
+    return line if ok else None
+
+
 class FakeDispatcher:
     def __init__(self) -> None:
         self._cancelled: set[str] = set()
         self.specs: list[attempt_pb2.AttemptSpec] = []
+        self.sandboxes: list[dict[str, str]] = []
+        self.removed: list[str] = []
 
     async def start(self) -> None:
         return None
@@ -46,6 +76,15 @@ class FakeDispatcher:
 
     async def sweep(self) -> list[str]:
         return []
+
+    async def list_sandboxes(self) -> list[dict[str, str]]:
+        return [dict(box) for box in self.sandboxes]
+
+    async def remove_sandboxes(self, ids: Sequence[str]) -> list[str]:
+        gone = [box["id"] for box in self.sandboxes if box["id"] in ids]
+        self.sandboxes = [box for box in self.sandboxes if box["id"] not in ids]
+        self.removed.extend(gone)
+        return gone
 
     # Catalog calls run the worker's functions in-process: the fake replaces Ray, not the data plane.
     async def validate_template(self, source: str, fmt: str) -> dict[str, Any]:
@@ -69,55 +108,104 @@ class FakeDispatcher:
     def cancel(self, run_id: str) -> None:
         self._cancelled.add(run_id)
 
-    async def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncIterator[attempt_pb2.AttemptEvent]:
+    def _check(self, run_id: str) -> None:
+        if run_id in self._cancelled:
+            raise DispatchCancelled(f"run {run_id} cancelled")
+
+    async def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncGenerator[attempt_pb2.AttemptEvent, None]:
         self.specs.append(spec)
-        seq = 0
-        warnings = 0
-        yield attempt_pb2.AttemptEvent(
-            started=attempt_pb2.AttemptStarted(container_id="fake", image="fake", time=_now(), node="fake")
+        box = {
+            "id": f"fake-{spec.run_id}-{spec.attempt}",
+            "run": spec.run_id,
+            "attempt": str(spec.attempt),
+            "fencing": str(spec.fencing_token),
+            "deadline": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "created": datetime.now(UTC).isoformat(),
+            "state": "running",
+        }
+        self.sandboxes.append(box)
+        try:
+            self._check(spec.run_id)
+            started = attempt_pb2.AttemptStarted(
+                container_id=box["id"], image="fake", time=_now(), node="fake", worker_pid=os.getpid()
+            )
+            yield attempt_pb2.AttemptEvent(started=started)
+            warnings = 0
+            for raw in spec.script.splitlines():
+                self._check(spec.run_id)
+                line = _applies(raw.strip(), spec.attempt)
+                if line is None:
+                    continue
+                op, _, arg = line.partition(" ")
+                if op == "sleep":
+                    for _ in range(int(float(arg) * 20)):
+                        self._check(spec.run_id)
+                        await asyncio.sleep(0.05)
+                elif op == "lost":
+                    raise DispatchError(f"the worker running attempt {spec.attempt} died: {arg or 'lost'}")
+                elif op == "batch":
+                    yield attempt_pb2.AttemptEvent(batch=_batch(arg))
+                elif op in ("print", "stderr", "warn"):
+                    warnings += op == "warn"
+                    yield _output(op, arg)
+                elif (end := _ending(op, arg)) is not None:
+                    yield end
+                    return
+            yield _result(attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED, None, warnings=warnings)
+        finally:
+            self._cancelled.discard(spec.run_id)
+            self.sandboxes = [b for b in self.sandboxes if b["id"] != box["id"]]
+
+
+def _output(op: str, text: str) -> attempt_pb2.AttemptEvent:
+    stream = {"print": run_pb2.LOG_STREAM_STDOUT, "stderr": run_pb2.LOG_STREAM_STDERR}.get(
+        op, run_pb2.LOG_STREAM_SYSTEM
+    )
+    line = run_pb2.LogLine(
+        sequence=1, stream=stream, text=text, time=_now(), level="warning" if op == "warn" else ""
+    )
+    return attempt_pb2.AttemptEvent(output=attempt_pb2.AttemptOutput(lines=[line]))
+
+
+def _batch(arg: str) -> run_pb2.WriteBatch:
+    conn, target, call, batch, rows, *rest = arg.split()
+    replayed = rest[:1] == ["replayed"]
+    return run_pb2.WriteBatch(
+        connection_id=conn,
+        operation="insert",
+        target=target,
+        call=int(call),
+        batch=int(batch),
+        rows=int(rows),
+        content_hash=hashlib.sha256(f"{conn}/{target}/{call}/{batch}/{rows}".encode()).hexdigest(),
+        status=run_pb2.WRITE_BATCH_STATUS_REPLAYED if replayed else run_pb2.WRITE_BATCH_STATUS_APPLIED,
+        time=_now(),
+    )
+
+
+def _ending(op: str, arg: str) -> attempt_pb2.AttemptEvent | None:
+    """The result event of a line that ends the attempt, or None for an unknown line (ignored)."""
+    if op == "fail":
+        error = run_pb2.ErrorDetails(
+            reason=run_pb2.FAILURE_REASON_SCRIPT_ERROR, type="RuntimeError", message=arg, line=1
         )
-        for raw in spec.script.splitlines():
-            if spec.run_id in self._cancelled:
-                raise DispatchCancelled(f"run {spec.run_id} cancelled")
-            op, _, arg = raw.strip().partition(" ")
-            if op in ("print", "stderr", "warn"):
-                seq += 1
-                stream = {"print": run_pb2.LOG_STREAM_STDOUT, "stderr": run_pb2.LOG_STREAM_STDERR}.get(
-                    op, run_pb2.LOG_STREAM_SYSTEM
-                )
-                warnings += op == "warn"
-                line = run_pb2.LogLine(
-                    sequence=seq,
-                    stream=stream,
-                    text=arg,
-                    time=_now(),
-                    level="warning" if op == "warn" else "",
-                )
-                yield attempt_pb2.AttemptEvent(output=attempt_pb2.AttemptOutput(lines=[line]))
-            elif op == "sleep":
-                for _ in range(int(float(arg) * 20)):
-                    if spec.run_id in self._cancelled:
-                        raise DispatchCancelled(f"run {spec.run_id} cancelled")
-                    await asyncio.sleep(0.05)
-            elif op == "fail":
-                yield _result(
-                    attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR,
-                    run_pb2.ErrorDetails(
-                        reason=run_pb2.FAILURE_REASON_SCRIPT_ERROR, type="RuntimeError", message=arg, line=1
-                    ),
-                    exit_code=1,
-                )
-                return
-            elif op == "oom":
-                yield _result(
-                    attempt_pb2.ATTEMPT_OUTCOME_OOM,
-                    run_pb2.ErrorDetails(
-                        reason=run_pb2.FAILURE_REASON_OOM, type="OutOfMemory", message="oom"
-                    ),
-                    exit_code=137,
-                )
-                return
-        yield _result(attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED, None, warnings=warnings)
+        return _result(attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR, error, exit_code=1)
+    if op == "oom":
+        error = run_pb2.ErrorDetails(reason=run_pb2.FAILURE_REASON_OOM, type="OutOfMemory", message="oom")
+        return _result(attempt_pb2.ATTEMPT_OUTCOME_OOM, error, exit_code=137)
+    if op == "kill":
+        error = run_pb2.ErrorDetails(
+            reason=run_pb2.FAILURE_REASON_KILLED, type="Killed", message="the sandbox was killed"
+        )
+        return _result(attempt_pb2.ATTEMPT_OUTCOME_KILLED, error, exit_code=137)
+    if op == "nondeterministic":
+        error = run_pb2.ErrorDetails(
+            reason=run_pb2.FAILURE_REASON_NONDETERMINISTIC,
+            type="NondeterministicWrite",
+            message=arg or "a replayed batch differs from the ledger",
+        )
+        return _result(attempt_pb2.ATTEMPT_OUTCOME_NONDETERMINISTIC, error, exit_code=1)
+    return None
 
 
 def _result(

@@ -51,6 +51,8 @@ class FailureReason(enum.StrEnum):
     OOM = "OOM"
     KILLED = "KILLED"
     INFRASTRUCTURE = "INFRASTRUCTURE"
+    # A replayed write differs from what an earlier attempt wrote; never retried.
+    NONDETERMINISTIC = "NONDETERMINISTIC"
 
 
 class OverlapPolicy(enum.StrEnum):

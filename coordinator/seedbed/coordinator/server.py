@@ -27,13 +27,14 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
+from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import RunServicer, ScenarioServicer
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store
-from seedbed.coordinator.supervisor import Dispatcher, RunSupervisor
+from seedbed.coordinator.supervisor import RunSupervisor
 
 log = logging.getLogger(__name__)
 

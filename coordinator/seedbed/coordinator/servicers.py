@@ -25,7 +25,7 @@ from seedbed.coordinator.model import (
     validate_script,
 )
 from seedbed.coordinator.settings import CoordinatorSettings
-from seedbed.coordinator.store import ScenarioSettingsValue, Store
+from seedbed.coordinator.store import RunRecord, ScenarioSettingsValue, Store
 from seedbed.coordinator.supervisor import RunSupervisor
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             timeout_seconds=msg.timeout_seconds,
             memory_limit_bytes=msg.memory_limit_bytes,
             overlap_policy=overlap or base.overlap_policy,
+            retry_policy=(
+                cv.retry_policy_from_proto(msg.retry_policy)
+                if msg.HasField("retry_policy")
+                else base.retry_policy
+            ),
         )
 
     @guard
@@ -200,7 +205,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         self, request: run_pb2.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.GetRunResponse:
         run = await self._store.get_run(_required("run_id", request.run_id))
-        return run_pb2.GetRunResponse(run=cv.run_to_proto(run))
+        return run_pb2.GetRunResponse(run=await self._run(run))
 
     @guard
     async def ListRuns(
@@ -212,7 +217,27 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             await self._store.get_scenario(scenario_id)
         recs = await self._store.list_runs(scenario_id, limit + 1, offset)
         page, token = page_of(recs, limit, offset)
-        return run_pb2.ListRunsResponse(runs=[cv.run_to_proto(r) for r in page], next_page_token=token)
+        attempts = await self._store.attempts.for_runs([r.id for r in page])
+        return run_pb2.ListRunsResponse(
+            runs=[cv.run_to_proto(r, attempts.get(r.id, ())) for r in page], next_page_token=token
+        )
+
+    @guard
+    async def ListWriteBatches(
+        self, request: run_pb2.ListWriteBatchesRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.ListWriteBatchesResponse:
+        run_id = _required("run_id", request.run_id)
+        limit, offset = validate_page(request.page_size, request.page_token)
+        await self._store.get_run(run_id)
+        recs = await self._store.attempts.list_batches(run_id, limit + 1, offset)
+        page, token = page_of(recs, limit, offset)
+        return run_pb2.ListWriteBatchesResponse(
+            batches=[cv.batch_to_proto(b) for b in page], next_page_token=token
+        )
+
+    async def _run(self, run: RunRecord) -> run_pb2.Run:
+        """The run with its attempts."""
+        return cv.run_to_proto(run, await self._store.attempts.for_run(run.id))
 
     @guard
     async def AbortRun(
@@ -220,7 +245,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     ) -> run_pb2.AbortRunResponse:
         reason = (request.reason or "aborted by request")[:1000]
         run, already = await self._supervisor.abort(_required("run_id", request.run_id), reason)
-        return run_pb2.AbortRunResponse(run=cv.run_to_proto(run), already_finished=already)
+        return run_pb2.AbortRunResponse(run=await self._run(run), already_finished=already)
 
     async def StreamRunLogs(
         self, request: run_pb2.StreamRunLogsRequest, context: grpc.aio.ServicerContext
@@ -246,15 +271,15 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
                 # Lines written just before the run ended may have landed after the read above.
                 if await self._store.read_logs(run_id, after, 1):
                     continue
-                yield _end(run_pb2.STREAM_END_REASON_RUN_FINISHED, run, after)
+                yield _end(run_pb2.STREAM_END_REASON_RUN_FINISHED, await self._run(run), after)
                 return
             if not request.follow:
-                yield _end(run_pb2.STREAM_END_REASON_CAUGHT_UP, run, after)
+                yield _end(run_pb2.STREAM_END_REASON_CAUGHT_UP, await self._run(run), after)
                 return
             await self._hub.wait(wake, _POLL_SECONDS)
 
 
-def _end(reason: run_pb2.StreamEndReason, run: Any, last: int) -> run_pb2.StreamRunLogsResponse:
+def _end(reason: run_pb2.StreamEndReason, run: run_pb2.Run, last: int) -> run_pb2.StreamRunLogsResponse:
     return run_pb2.StreamRunLogsResponse(
-        end=run_pb2.StreamEnd(reason=reason, run=cv.run_to_proto(run), last_sequence=max(last, 0))
+        end=run_pb2.StreamEnd(reason=reason, run=run, last_sequence=max(last, 0))
     )

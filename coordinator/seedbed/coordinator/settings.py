@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -48,8 +49,31 @@ class CoordinatorSettings(BaseSettings):
     max_template_bytes: int = Field(256 * 1024, ge=1024)
 
     janitor_interval_seconds: float = Field(60.0, gt=0, description="how often orphaned sandboxes are swept")
+    janitor_unknown_grace_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="age after which a sandbox of a run this store does not know is removed (another "
+        "deployment sharing the Docker engine keeps its sandboxes younger than this)",
+    )
     abort_grace_seconds: float = Field(
         15.0, gt=0, description="wait for a sandbox to stop before forcing ABORTED"
+    )
+
+    lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="lease of a coordinator on the runs it drives, renewed every third of it; once it "
+        "lapses another coordinator sharing the store takes the run over",
+    )
+    recovery_interval_seconds: float = Field(
+        10.0, gt=0, description="how often runs whose lease lapsed are looked for"
+    )
+    coordinator_id: str = Field(
+        "",
+        max_length=255,
+        description="this coordinator's name in leases; empty: host name and listen address. A "
+        "restart under the same name re-drives its runs at once instead of waiting for the lease",
     )
 
     @field_validator("listen")
@@ -59,6 +83,9 @@ class CoordinatorSettings(BaseSettings):
         if not sep or not port.isdigit() or not host:
             raise ValueError("listen must be host:port, e.g. 127.0.0.1:50051")
         return value
+
+    def resolved_coordinator_id(self) -> str:
+        return self.coordinator_id or f"{socket.gethostname()}/{self.listen}"
 
     def resolved_store_url(self) -> str:
         if self.store_url:

@@ -1,69 +1,64 @@
 """Drives runs: one asyncio task per active run takes it from QUEUED to a terminal state.
 
-The task begins an attempt in the store, hands it to the dispatcher, writes the events it yields
-(RUNNING on start, log lines renumbered per run, the result), then finalizes the run with a
-conditional update. On start-up every run the store still holds as QUEUED or RUNNING is driven
-again: a coordinator restart loses no accepted run.
+A drive begins an attempt (a conditional takeover in the store), runs it (``attempt.AttemptRunner``)
+and, when it failed in a way the run's retry policy retries, records when the next attempt starts,
+waits for it and begins it; at last it finalizes the run with a conditional update. An abort cuts a
+backoff wait short.
+
+Leases. Next to each drive, a lease keeper renews the lease of the run's latest attempt every third
+of ``lease_seconds``, fenced by the attempt's token. A renewal that finds the attempt superseded
+(another coordinator took the run over) or the run ended elsewhere stops the drive at once: the
+dispatch is closed, which cancels the attempt on its worker, and nothing more is written. The
+recovery loop, every ``recovery_interval_seconds``, drives the active runs that no task here drives
+and whose lease has lapsed. At start it takes, without waiting, every run this coordinator (by
+``coordinator_id``) was driving in its previous process and every run without an attempt.
+
+Rejected: one lease per coordinator instead of per run (a takeover would be all or nothing), and
+retries by Ray (``max_retries``): Ray cannot tell a script error from a lost worker, and the
+attempts would not be in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import random
 import time
-from collections.abc import AsyncIterable
-from datetime import UTC
-from typing import Any, Protocol
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from google.protobuf.json_format import MessageToDict
-
-from seedbed.api.v1 import attempt_pb2, run_pb2
-from seedbed.coordinator.connections import snapshot
-from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError
+from seedbed.coordinator.attempt import AttemptRunner, Dispatcher, LogWriter, aborted
+from seedbed.coordinator.errors import LeaseLost
+from seedbed.coordinator.janitor import SandboxJanitor
 from seedbed.coordinator.logs import LogHub
-from seedbed.coordinator.model import ACTIVE_STATES, FailureReason, RunState
+from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.retry import RetryPolicy
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
-from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, now
+from seedbed.coordinator.store import ErrorInfo, RunEnd, RunRecord, StaleRun, Store, now
 
 log = logging.getLogger(__name__)
 
-
-class Dispatcher(Protocol):
-    async def start(self) -> None: ...
-    async def aclose(self) -> None: ...
-    async def probe_engine(self) -> str | None: ...
-    async def sweep(self) -> list[str]: ...
-    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]: ...
-    async def preview_template(
-        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
-    ) -> dict[str, Any]: ...
-    async def test_connection(
-        self, connection: attempt_pb2.ConnectionSnapshot
-    ) -> tuple[bool, str, float]: ...
-    def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncIterable[attempt_pb2.AttemptEvent]: ...
-    def cancel(self, run_id: str) -> None: ...
+# How often a backoff wait looks for an abort requested through another coordinator.
+_ABORT_POLL_SECONDS = 1.0
 
 
-_STREAM_NAMES = {
-    run_pb2.LOG_STREAM_STDOUT: "stdout",
-    run_pb2.LOG_STREAM_STDERR: "stderr",
-    run_pb2.LOG_STREAM_SYSTEM: "system",
-}
-_FAILURES = {
-    attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR: FailureReason.SCRIPT_ERROR,
-    attempt_pb2.ATTEMPT_OUTCOME_TIMEOUT: FailureReason.TIMEOUT,
-    attempt_pb2.ATTEMPT_OUTCOME_OOM: FailureReason.OOM,
-    attempt_pb2.ATTEMPT_OUTCOME_KILLED: FailureReason.KILLED,
-    attempt_pb2.ATTEMPT_OUTCOME_INFRASTRUCTURE: FailureReason.INFRASTRUCTURE,
-}
+@dataclass
+class _Lease:
+    """The attempt whose lease a drive holds (none before its first attempt begins)."""
+
+    run_id: str
+    attempt: int = 0
+    token: int = 0
+    # Set before the drive finalizes the run itself: a failed renewal then means nothing.
+    finishing: bool = False
 
 
 class RunSupervisor:
-    """Owns one task per active run. ``start()`` recovers, ``aclose()`` stops the tasks (the runs
-    stay active in the store and are driven again by the next coordinator)."""
+    """Owns one task per driven run, the recovery loop and the janitor. ``start()`` recovers,
+    ``aclose()`` stops the tasks and lets their leases lapse (the runs stay active in the store and
+    are driven again by the next coordinator)."""
 
     def __init__(
         self,
@@ -73,43 +68,68 @@ class RunSupervisor:
         settings: CoordinatorSettings,
         secrets: SecretBox | None = None,
     ) -> None:
-        self._secrets = secrets
         # Where workers reach this coordinator (workspace downloads); set once the server listens.
         self.coordinator_address = ""
         self._store = store
         self._dispatcher = dispatcher
         self._hub = hub
         self._settings = settings
+        self._holder = settings.resolved_coordinator_id()
+        self._lease = timedelta(seconds=settings.lease_seconds)
+        self._runner = AttemptRunner(store, dispatcher, hub, settings, secrets)
+        self._janitor = SandboxJanitor(store, dispatcher, settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._leases: dict[str, _Lease] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._recovery: asyncio.Task[None] | None = None
+        self._rng = random.Random()
         self._closing = False
-        self._janitor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        for run in await self._store.runs_in_states(ACTIVE_STATES):
-            log.info("recovering run %s (%s, %d attempts so far)", run.id, run.state, run.attempt_count)
-            self.launch(run.id)
-        self._janitor = asyncio.create_task(self._janitor_loop(), name="janitor")
+        for stale in await self._store.attempts.stale(now(), self._lease, holder=self._holder):
+            log.info("recovering run %s (%d attempts so far)", stale.run_id, stale.attempt)
+            self.launch(stale.run_id)
+        self._recovery = asyncio.create_task(self._recovery_loop(), name="recovery")
+        self._janitor.start()
 
-    async def _janitor_loop(self) -> None:
-        """Every run ends: containers whose worker died are removed once past deadline + grace."""
+    async def _recovery_loop(self) -> None:
         while True:
+            await asyncio.sleep(self._settings.recovery_interval_seconds)
             try:
-                removed = await self._dispatcher.sweep()
-                if removed:
-                    log.warning("janitor removed %d orphaned sandbox(es): %s", len(removed), removed)
+                for stale in await self._store.attempts.stale(now(), self._lease):
+                    if stale.run_id not in self._tasks:
+                        self._take_over(stale)
             except Exception:
-                log.exception("janitor sweep failed")
-            await asyncio.sleep(self._settings.janitor_interval_seconds)
+                log.exception("recovery pass failed")
+
+    def _take_over(self, stale: StaleRun) -> None:
+        if stale.attempt == 0:
+            log.warning("run %s: queued for longer than a lease with no attempt; driving it", stale.run_id)
+        else:
+            expired = stale.lease_expires_at.isoformat() if stale.lease_expires_at else "unset"
+            log.warning(
+                "run %s: nobody renewed the lease of attempt %d (expired %s); taking the run over",
+                stale.run_id,
+                stale.attempt,
+                expired,
+            )
+        self.launch(stale.run_id)
 
     async def aclose(self) -> None:
         self._closing = True
-        if self._janitor is not None:
-            self._janitor.cancel()
-            await asyncio.gather(self._janitor, return_exceptions=True)
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+        await self._janitor.aclose()
+        leases = [lease for lease in self._leases.values() if lease.token and not lease.finishing]
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for lease in leases:
+            # Let another coordinator take over now rather than when the lease would have lapsed.
+            with contextlib.suppress(Exception):
+                await self._store.attempts.release(lease.run_id, lease.attempt, lease.token)
 
     def launch(self, run_id: str) -> None:
         if run_id in self._tasks or self._closing:
@@ -121,150 +141,132 @@ class RunSupervisor:
     # -- one run -----------------------------------------------------------------------------------
 
     async def _drive(self, run_id: str) -> None:
+        """The run's body and its lease keeper; whichever ends first ends the other."""
+        lease = self._leases[run_id] = _Lease(run_id)
+        body = asyncio.create_task(self._drive_run(lease), name=f"run-{run_id}")
+        keeper = asyncio.create_task(self._keep_lease(lease), name=f"lease-{run_id}")
+        try:
+            await asyncio.wait({body, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost = keeper.done() and not body.done()
+            keeper.cancel()
+            body.cancel()  # closes the dispatch, which cancels the attempt on its worker
+            await asyncio.gather(body, keeper, return_exceptions=True)
+            self._leases.pop(run_id, None)
+            self._wakeups.pop(run_id, None)
+        if lost:
+            log.warning(
+                "run %s: attempt %d lost its lease (fencing token %d superseded, or the run ended "
+                "elsewhere); stopped driving it",
+                run_id,
+                lease.attempt,
+                lease.token,
+            )
+
+    async def _keep_lease(self, lease: _Lease) -> None:
+        """Renew until a renewal is refused (then return: the drive stops)."""
+        while True:
+            await asyncio.sleep(self._settings.lease_seconds / 3)
+            if not lease.token or lease.finishing:
+                continue
+            try:
+                if await self._store.attempts.renew(lease.run_id, lease.attempt, lease.token, self._lease):
+                    continue
+            except Exception as exc:
+                log.warning("run %s: lease renewal failed, trying again: %s", lease.run_id, exc)
+                continue
+            if not lease.finishing:
+                return
+
+    async def _drive_run(self, lease: _Lease) -> None:
+        run_id = lease.run_id
         started = time.monotonic()
         try:
-            run = await self._store.get_run(run_id)
-            if run.abort_reason:
-                await self._finish(run_id, RunEnd(RunState.ABORTED, _aborted(run.abort_reason)))
-                return
-            attempt, token = await self._store.begin_attempt(run_id)
-            end = await self._attempt(run, attempt, token)
-            if end.state is not RunState.ABORTED:
-                latest = await self._store.get_run(run_id)
-                if latest.abort_reason and end.state is RunState.FAILED:
-                    end = RunEnd(RunState.ABORTED, _aborted(latest.abort_reason), end.exit_code)
-            await self._finish(run_id, end)
-            log.info(
-                "run %s attempt %d: %s after %.2fs", run_id, attempt, end.state, time.monotonic() - started
-            )
+            end = await self._attempts(lease)
+            lease.finishing = True
+            if await self._finish(run_id, end, attempt=lease.attempt):
+                log.info(
+                    "run %s: %s after %d attempt(s) in %.2fs",
+                    run_id,
+                    end.state,
+                    lease.attempt,
+                    time.monotonic() - started,
+                )
+            else:
+                log.warning(
+                    "run %s: not finalized here: it ended elsewhere or moved past attempt %d",
+                    run_id,
+                    lease.attempt,
+                )
+        except LeaseLost as exc:
+            log.warning("run %s: stopped driving it: %s", run_id, exc.detail)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the store itself failed: record it if we still can
             log.exception("run %s: supervisor failure", run_id)
+            lease.finishing = True
             error = ErrorInfo(FailureReason.INFRASTRUCTURE, type(exc).__name__, f"coordinator error: {exc}")
             with contextlib.suppress(Exception):
-                await self._finish(run_id, RunEnd(RunState.FAILED, error))
+                await self._finish(run_id, RunEnd(RunState.FAILED, error), attempt=lease.attempt)
 
-    async def _attempt(self, run: RunRecord, attempt: int, token: int) -> RunEnd:
-        try:
-            spec = await self._spec(run, attempt, token)
-        except CoordinatorError as exc:
-            error = ErrorInfo(FailureReason.INFRASTRUCTURE, type(exc).__name__, str(exc))
-            await self._store.end_attempt(run.id, attempt, "INFRASTRUCTURE", error)
-            return RunEnd(RunState.FAILED, error)
-        seq = run.last_sequence
-        await self._system_line(run.id, attempt, seq := seq + 1, f"attempt {attempt} dispatched")
-        result: attempt_pb2.AttemptResult | None = None
-        try:
-            async for event in self._dispatcher.execute(spec):
-                kind = event.WhichOneof("event")
-                if kind == "started":
-                    started_at = event.started.time.ToDatetime(tzinfo=UTC)
-                    await self._store.mark_running(
-                        run.id, attempt, event.started.container_id, event.started.node, started_at
-                    )
-                    self._hub.notify(run.id)
-                    log.info(
-                        "run %s attempt %d: RUNNING in %s on %s",
-                        run.id,
-                        attempt,
-                        event.started.container_id[:12],
-                        event.started.node,
-                    )
-                elif kind == "output":
-                    records = []
-                    for line in event.output.lines:
-                        seq += 1
-                        records.append(
-                            LogRecord(
-                                seq=seq,
-                                attempt=attempt,
-                                stream=_STREAM_NAMES.get(line.stream, "system"),
-                                text=line.text,
-                                at=line.time.ToDatetime(tzinfo=UTC) if line.HasField("time") else now(),
-                                level=line.level,
-                            )
-                        )
-                    await self._store.append_logs(run.id, records)
-                    self._hub.notify(run.id)
-                elif kind == "result":
-                    result = event.result
-        except DispatchCancelled:
-            latest = await self._store.get_run(run.id)
-            reason = latest.abort_reason or "cancelled"
-            await self._store.end_attempt(run.id, attempt, "ABORTED", None)
-            await self._system_line(run.id, attempt, seq + 1, f"aborted: {reason}")
-            return RunEnd(RunState.ABORTED, _aborted(reason))
-        except DispatchError as exc:
-            error = ErrorInfo(FailureReason.INFRASTRUCTURE, "WorkerLost", str(exc))
-            await self._store.end_attempt(run.id, attempt, "INFRASTRUCTURE", error)
-            await self._system_line(run.id, attempt, seq + 1, f"attempt {attempt} failed: {exc}")
-            return RunEnd(RunState.FAILED, error)
-        if result is None:
-            error = ErrorInfo(FailureReason.INFRASTRUCTURE, "WorkerLost", "the worker ended without a result")
-            await self._store.end_attempt(run.id, attempt, "INFRASTRUCTURE", error)
-            return RunEnd(RunState.FAILED, error)
-        end = _end_from_result(result)
-        await self._store.end_attempt(
-            run.id,
-            attempt,
-            attempt_pb2.AttemptOutcome.Name(result.outcome).removeprefix("ATTEMPT_OUTCOME_"),
-            end.error,
-        )
-        summary = f"run ended: {end.state}"
-        if end.error is not None:
-            summary += f" ({end.error.type}: {end.error.message})"
-        await self._system_line(run.id, attempt, seq + 1, summary)
-        return end
+    async def _attempts(self, lease: _Lease) -> RunEnd:
+        """Attempt after attempt until one ends the run; how the run ends. Raises LeaseLost."""
+        run_id = lease.run_id
+        while True:
+            run = await self._store.get_run(run_id)
+            if not lease.token:
+                # Nothing begun here yet (a recovered run): finishing is fenced by the count seen.
+                lease.attempt = run.attempt_count
+            if run.abort_reason:
+                return RunEnd(RunState.ABORTED, aborted(run.abort_reason))
+            if run.next_attempt_at is not None and not await self._wait_until(run_id, run.next_attempt_at):
+                continue  # woken by an abort
+            number, token = await self._store.attempts.begin(
+                run_id, seen_attempts=run.attempt_count, holder=self._holder, lease=self._lease
+            )
+            lease.attempt, lease.token = number, token
+            end = await self._runner.run(run_id, number, token, self.coordinator_address)
+            if end.state is RunState.ABORTED:
+                return end  # the runner said so in the log
+            latest = await self._store.get_run(run_id)
+            logs = LogWriter(self._store, self._hub, run_id, number, latest.last_sequence)
+            if end.state is RunState.FAILED and latest.abort_reason:
+                await logs.system(f"aborted: {latest.abort_reason}")
+                return RunEnd(RunState.ABORTED, aborted(latest.abort_reason), end.exit_code)
+            policy = latest.settings.retry_policy
+            reason = end.error.reason if end.error is not None else None
+            if end.state is not RunState.FAILED or not policy.should_retry(number, reason):
+                await logs.system(_summary(end, number, policy))
+                return end
+            delay = policy.backoff(number, self._rng)
+            if not await self._store.attempts.schedule_next(run_id, number, now() + delay):
+                raise LeaseLost(run_id, f"the run moved past attempt {number} while scheduling a retry")
+            await logs.system(_retry_line(end, number, delay, policy))
+            log.info(
+                "run %s attempt %d: %s; attempt %d in %.1fs",
+                run_id,
+                number,
+                reason,
+                number + 1,
+                delay.total_seconds(),
+            )
 
-    async def _spec(self, run: RunRecord, attempt: int, token: int) -> attempt_pb2.AttemptSpec:
-        cfg = self._settings
-        timeout = run.settings.timeout_seconds or cfg.default_timeout_seconds
-        memory = run.settings.memory_limit_bytes or cfg.default_memory_bytes
-        templates = [
-            attempt_pb2.TemplateSnapshot(id=t.id, canonical_json=json.dumps(t.canonical), revision=t.revision)
-            for t in await self._store.templates.all()
-        ]
-        connections = []
-        if self._secrets is not None:
-            connections = [snapshot(c, self._secrets) for c in await self._store.connections.all()]
-        return attempt_pb2.AttemptSpec(
-            templates=templates,
-            connections=connections,
-            coordinator_address=self.coordinator_address,
-            data_limits=attempt_pb2.DataLimits(
-                max_generate_rows=cfg.max_generate_rows,
-                max_fetch_rows=cfg.max_fetch_rows,
-                max_reply_bytes=cfg.max_reply_bytes,
-                max_workspace_read_bytes=cfg.max_workspace_file_bytes,
-            ),
-            run_id=run.id,
-            attempt=attempt,
-            run_key=run.run_key,
-            scenario_id=run.scenario_id,
-            script=run.script,
-            params=run.params,
-            docker_url=cfg.docker_url,
-            fencing_token=token,
-            limits=attempt_pb2.SandboxLimits(
-                # Ceilings may have been lowered since the scenario was saved: they still win.
-                timeout_seconds=min(timeout, cfg.max_timeout_seconds),
-                memory_bytes=min(memory, cfg.max_memory_bytes),
-                nano_cpus=cfg.nano_cpus,
-                pids=cfg.pids_limit,
-                nofile=cfg.nofile_limit,
-                tmpfs_bytes=cfg.tmpfs_bytes,
-                max_log_bytes=cfg.max_log_bytes,
-                max_line_bytes=cfg.max_line_bytes,
-            ),
-        )
+    async def _wait_until(self, run_id: str, at: datetime) -> bool:
+        """Sleep until ``at``; False as soon as an abort is requested."""
+        wake = self._wakeups.setdefault(run_id, asyncio.Event())
+        while (left := (at - now()).total_seconds()) > 0:
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=min(left, _ABORT_POLL_SECONDS))
+            except TimeoutError:
+                if (await self._store.get_run(run_id)).abort_reason:
+                    return False
+            else:
+                wake.clear()
+                return False
+        return True
 
-    async def _system_line(self, run_id: str, attempt: int, seq: int, text: str) -> None:
-        await self._store.append_logs(run_id, [LogRecord(seq, attempt, "system", text, now())])
-        self._hub.notify(run_id)
-
-    async def _finish(self, run_id: str, end: RunEnd) -> bool:
-        changed = await self._store.finish_run(run_id, end)
+    async def _finish(self, run_id: str, end: RunEnd, *, attempt: int | None = None) -> bool:
+        changed = await self._store.finish_run(run_id, end, attempt=attempt)
         self._hub.notify(run_id)
         return changed
 
@@ -279,49 +281,37 @@ class RunSupervisor:
         task = self._tasks.get(run_id)
         self._dispatcher.cancel(run_id)
         if task is None:
-            # Nobody drives it (e.g. between a restart and recovery): end it here.
-            await self._finish(run_id, RunEnd(RunState.ABORTED, _aborted(run.abort_reason or reason)))
+            # Nobody drives it here (another coordinator's keeper sees the run ended and stops).
+            await self._finish(run_id, RunEnd(RunState.ABORTED, aborted(run.abort_reason or reason)))
         else:
+            self._wakeups.setdefault(run_id, asyncio.Event()).set()  # cuts a backoff wait short
             done, _ = await asyncio.wait({task}, timeout=self._settings.abort_grace_seconds)
             if not done:
                 log.warning("run %s did not stop within the abort grace; forcing ABORTED", run_id)
                 task.cancel()
-                await self._finish(run_id, RunEnd(RunState.ABORTED, _aborted(run.abort_reason or reason)))
+                await self._finish(run_id, RunEnd(RunState.ABORTED, aborted(run.abort_reason or reason)))
         return await self._store.get_run(run_id), False
 
 
-def _aborted(reason: str) -> ErrorInfo:
-    return ErrorInfo(None, "Aborted", reason)
+def _failure(end: RunEnd) -> str:
+    if end.error is None:
+        return str(end.state)
+    reason = end.error.reason.value if end.error.reason else end.state.value
+    return f"{reason}: {end.error.type}: {end.error.message}"
 
 
-def _details(result: attempt_pb2.AttemptResult) -> dict[str, Any] | None:
-    if not result.versions and not result.steps:
-        return None
-    return {
-        "versions": dict(result.versions),
-        "steps": [MessageToDict(step, preserving_proto_field_name=True) for step in result.steps],
-    }
+def _summary(end: RunEnd, attempt: int, policy: RetryPolicy) -> str:
+    text = f"run ended: {end.state}"
+    if end.error is not None:
+        text += f" ({end.error.type}: {end.error.message})"
+    if end.state is RunState.FAILED and attempt > 1:
+        text += f" after {attempt} attempts ({policy.describe()})"
+    return text
 
 
-def _end_from_result(result: attempt_pb2.AttemptResult) -> RunEnd:
-    common = {
-        "details": _details(result),
-        "exit_code": result.exit_code,
-        "logs_truncated": result.logs_truncated,
-        "dropped_log_lines": result.dropped_lines,
-        "warning_count": result.warnings,
-    }
-    if result.outcome == attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED:
-        state = RunState.WARNING if result.warnings > 0 else RunState.SUCCESS
-        return RunEnd(state, None, **common)  # type: ignore[arg-type]
-    if result.outcome == attempt_pb2.ATTEMPT_OUTCOME_ABORTED:
-        return RunEnd(RunState.ABORTED, _aborted(result.error.message or "aborted"), **common)  # type: ignore[arg-type]
-    reason = _FAILURES.get(result.outcome, FailureReason.INFRASTRUCTURE)
-    error = ErrorInfo(
-        reason,
-        result.error.type or reason.value.title(),
-        result.error.message or f"attempt ended with {attempt_pb2.AttemptOutcome.Name(result.outcome)}",
-        result.error.traceback,
-        result.error.line,
+def _retry_line(end: RunEnd, attempt: int, delay: timedelta, policy: RetryPolicy) -> str:
+    seconds = delay.total_seconds()
+    return (
+        f"attempt {attempt} failed ({_failure(end)}); attempt {attempt + 1} in "
+        f"{seconds:.{2 if seconds < 1 else 1}f}s ({policy.describe()})"
     )
-    return RunEnd(RunState.FAILED, error, **common)  # type: ignore[arg-type]

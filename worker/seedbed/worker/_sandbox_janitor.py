@@ -1,25 +1,36 @@
 """The janitor: remove sandbox containers that outlived their attempt.
 
 Every sandbox carries labels (`seedbed.managed=1`, `seedbed.run`, `seedbed.attempt`,
-`seedbed.deadline`). The driver removes its containers in `finally`; this sweep catches the rest
-(a worker process killed with SIGKILL, a lost engine connection during cleanup).
+`seedbed.deadline`, `seedbed.fencing`). The driver removes its containers in `finally`; this sweep
+catches the rest (a worker process killed with SIGKILL, a lost engine connection during cleanup).
+
+Two ways in: `sweep_containers` decides alone, by deadline; `list_containers` and
+`remove_containers` let the coordinator decide with the store (runs that ended, attempts that were
+superseded), since only it knows which attempt of a run is the current one.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
+from seedbed.worker._sandbox_errors import EngineUnavailableError
+
 __all__ = [
     "LABEL_ATTEMPT",
     "LABEL_DEADLINE",
+    "LABEL_FENCING",
     "LABEL_MANAGED",
     "LABEL_RUN",
     "kill_quietly",
+    "list_containers",
+    "remove_containers",
     "remove_quietly",
     "sweep_containers",
 ]
@@ -30,6 +41,7 @@ LABEL_MANAGED = "seedbed.managed"
 LABEL_RUN = "seedbed.run"
 LABEL_ATTEMPT = "seedbed.attempt"
 LABEL_DEADLINE = "seedbed.deadline"
+LABEL_FENCING = "seedbed.fencing"
 
 
 def kill_quietly(client: docker.DockerClient, container_id: str) -> None:
@@ -85,4 +97,59 @@ def sweep_containers(
                 labels.get(LABEL_RUN, "?"),
                 labels.get(LABEL_ATTEMPT, "?"),
             )
+    return removed
+
+
+def _managed(client: docker.DockerClient) -> list[dict[str, Any]]:
+    """The engine's summaries of every managed container (one call; no inspect per container)."""
+    try:
+        summaries: list[dict[str, Any]] = client.api.containers(
+            all=True, filters={"label": f"{LABEL_MANAGED}=1"}
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineUnavailableError(str(client.api.base_url), str(exc)[:300]) from exc
+    return summaries
+
+
+def list_containers(client: docker.DockerClient) -> list[dict[str, str]]:
+    """Every managed container as its labels describe it: id, run, attempt, fencing (token),
+    deadline; and from the engine: state (running, exited, …) and created (ISO 8601, UTC).
+    Raises EngineUnavailableError."""
+    out = []
+    for summary in _managed(client):
+        labels = summary.get("Labels") or {}
+        created = summary.get("Created")
+        out.append(
+            {
+                "id": str(summary.get("Id", "")),
+                "run": labels.get(LABEL_RUN, ""),
+                "attempt": labels.get(LABEL_ATTEMPT, ""),
+                "fencing": labels.get(LABEL_FENCING, ""),
+                "deadline": labels.get(LABEL_DEADLINE, ""),
+                "state": str(summary.get("State", "")),
+                "created": datetime.fromtimestamp(created, UTC).isoformat()
+                if isinstance(created, int)
+                else "",
+            }
+        )
+    return out
+
+
+def remove_containers(client: docker.DockerClient, ids: Iterable[str]) -> list[str]:
+    """Force-remove the managed containers among `ids`; return the ids removed. Ids of containers
+    that are not here, or not Seedbed's, are left alone. Raises EngineUnavailableError."""
+    wanted = set(ids)
+    removed = []
+    for summary in _managed(client):
+        container_id = str(summary.get("Id", ""))
+        if container_id not in wanted or not remove_quietly(client, container_id):
+            continue
+        labels = summary.get("Labels") or {}
+        removed.append(container_id)
+        logger.info(
+            "janitor removed container %s of run %s attempt %s",
+            container_id[:12],
+            labels.get(LABEL_RUN, "?"),
+            labels.get(LABEL_ATTEMPT, "?"),
+        )
     return removed

@@ -211,3 +211,33 @@ def sweep_sandboxes(docker_url: str) -> list[str]:
     except EngineUnavailableError as exc:
         log.warning("janitor: %s", exc)
         return []
+
+
+def list_sandboxes(docker_url: str) -> list[dict[str, str]]:
+    """The janitor's view of this node: every Seedbed container with its run, attempt, fencing
+    token, deadline, state and creation time (see `_sandbox_janitor.list_containers`). Empty when
+    the engine is unreachable."""
+    from seedbed.worker._sandbox_janitor import list_containers
+
+    driver = DockerSandboxDriver(docker_url=docker_url or None)
+    try:
+        return list_containers(driver.client())
+    except EngineUnavailableError as exc:
+        log.warning("janitor: %s", exc)
+        return []
+    finally:
+        driver.close()
+
+
+def remove_sandboxes(docker_url: str, ids: list[str]) -> list[str]:
+    """Remove the Seedbed containers among `ids` that this node's engine has; the ids removed."""
+    from seedbed.worker._sandbox_janitor import remove_containers
+
+    driver = DockerSandboxDriver(docker_url=docker_url or None)
+    try:
+        return remove_containers(driver.client(), ids)
+    except EngineUnavailableError as exc:
+        log.warning("janitor: %s", exc)
+        return []
+    finally:
+        driver.close()

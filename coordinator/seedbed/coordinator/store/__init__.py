@@ -1,6 +1,7 @@
 """The coordinator's store (SQLAlchemy 2; SQLite by default, PostgreSQL through psycopg 3)."""
 
 from seedbed.coordinator.store.records import (
+    AttemptRecord,
     ErrorInfo,
     FireRecord,
     LogRecord,
@@ -8,10 +9,13 @@ from seedbed.coordinator.store.records import (
     RunRecord,
     ScenarioRecord,
     ScenarioSettingsValue,
+    StaleRun,
+    WriteBatchRecord,
 )
 from seedbed.coordinator.store.store import Store, normalize_url, now
 
 __all__ = [
+    "AttemptRecord",
     "ErrorInfo",
     "FireRecord",
     "LogRecord",
@@ -19,7 +23,9 @@ __all__ = [
     "RunRecord",
     "ScenarioRecord",
     "ScenarioSettingsValue",
+    "StaleRun",
     "Store",
+    "WriteBatchRecord",
     "normalize_url",
     "now",
 ]

@@ -72,6 +72,7 @@ runs = Table(
     Column("last_sequence", BigInteger, nullable=False, default=0),
     Column("abort_reason", Text),
     Column("details", Text),  # JSON: library versions, steps
+    Column("next_attempt_at", DateTime(timezone=True)),  # set while a retry waits for its backoff
     Index("ix_runs_scenario_created", "scenario_id", "created_at"),
     Index("ix_runs_state", "state"),
     Index("ix_runs_created", "created_at"),
@@ -91,6 +92,27 @@ attempts = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("ended_at", DateTime(timezone=True)),
     Column("error", Text),  # JSON ErrorDetails
+    Column("worker_pid", Integer),
+    # The driving coordinator renews this; once past, another coordinator may take the run over.
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("holder", String(255)),  # the coordinator that began the attempt
+)
+
+# What the worker's write ledger reported: one row per batch per attempt.
+write_batches = Table(
+    "write_batches",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("connection_id", String(80), primary_key=True),
+    Column("call", Integer, primary_key=True),
+    Column("batch", Integer, primary_key=True),
+    Column("operation", String(20), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("status", String(20), nullable=False),  # APPLIED | REPLAYED
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 log_lines = Table(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from seedbed.coordinator.model import FailureReason, FireState, OverlapPolicy, RunState
+from seedbed.coordinator.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class ScenarioSettingsValue:
     timeout_seconds: int = 0
     memory_limit_bytes: int = 0
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -22,6 +24,7 @@ class ScenarioSettingsValue:
             "timeout_seconds": self.timeout_seconds,
             "memory_limit_bytes": self.memory_limit_bytes,
             "overlap_policy": self.overlap_policy.value,
+            "retry_policy": self.retry_policy.to_json(),
         }
 
     @classmethod
@@ -31,6 +34,8 @@ class ScenarioSettingsValue:
             timeout_seconds=int(data.get("timeout_seconds", 0)),
             memory_limit_bytes=int(data.get("memory_limit_bytes", 0)),
             overlap_policy=OverlapPolicy(data.get("overlap_policy", OverlapPolicy.SKIP.value)),
+            # Settings saved before retries existed have none: the default policy.
+            retry_policy=RetryPolicy.from_json(data.get("retry_policy")),
         )
 
 
@@ -109,6 +114,52 @@ class RunRecord:
     last_sequence: int
     abort_reason: str | None
     details: dict[str, Any] | None = None
+    # Set while a retry waits for its backoff.
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    run_id: str
+    number: int
+    fencing_token: int
+    state: str  # DISPATCHED, RUNNING, ENDED
+    outcome: str | None
+    error: ErrorInfo | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    node: str | None
+    container_id: str | None
+    worker_pid: int | None
+    lease_expires_at: datetime | None
+    holder: str | None
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    """An active run whose driver seems gone: the lease of its latest attempt has expired (or it
+    has no attempt yet)."""
+
+    run_id: str
+    attempt: int
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WriteBatchRecord:
+    """One batch an attempt wrote (APPLIED) or found in the write ledger already (REPLAYED)."""
+
+    attempt: int
+    connection_id: str
+    operation: str
+    target: str
+    call: int
+    batch: int
+    rows: int
+    content_hash: str
+    status: str  # APPLIED | REPLAYED
+    at: datetime
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """The coordinator's store: the truth about scenarios, fires, runs, attempts and log lines.
 
+Attempts, their leases and the write batches they report live in ``attempts``
+(``Store.attempts``); templates, connections and workspace files in ``catalog``.
+
 SQLAlchemy 2 (async) over a SQLite file by default or PostgreSQL through psycopg 3. Every state
 transition is one conditional ``UPDATE … WHERE state IN (…)``; a transition that finds the row in
 another state reports it instead of overwriting it. Fires are "insert if absent" on their
@@ -18,14 +21,14 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, and_, event, func, select, update
+from sqlalchemy import Connection, and_, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -45,6 +48,7 @@ from seedbed.coordinator.model import (
     new_id,
 )
 from seedbed.coordinator.store import _schema as t
+from seedbed.coordinator.store.attempts import AttemptRepository
 from seedbed.coordinator.store.catalog import ConnectionRepository, TemplateRepository, WorkspaceRepository
 from seedbed.coordinator.store.records import (
     ErrorInfo,
@@ -98,6 +102,7 @@ class Store:
         self.templates = TemplateRepository(self)
         self.connections = ConnectionRepository(self)
         self.workspace = WorkspaceRepository(self)
+        self.attempts = AttemptRepository(self)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -369,55 +374,21 @@ class Store:
             rows = (await conn.execute(query.limit(limit).offset(offset))).all()
         return [_run(r._mapping) for r in rows]
 
-    async def runs_in_states(self, states: Iterable[RunState]) -> list[RunRecord]:
-        query = (
-            select(t.runs).where(t.runs.c.state.in_([s.value for s in states])).order_by(t.runs.c.created_at)
-        )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_run(r._mapping) for r in rows]
-
-    async def begin_attempt(self, run_id: str) -> tuple[int, int]:
-        """Create the next attempt of an active run. Returns (attempt number, fencing token)."""
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(t.runs)
-                .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
-                .values(attempt_count=t.runs.c.attempt_count + 1)
-                .returning(t.runs.c.attempt_count)
-            )
-            number = result.scalar_one_or_none()
-            if number is None:
-                raise FailedPreconditionError(f"run {run_id!r} is not active")
-            token = int(now().timestamp() * 1_000_000)
-            await conn.execute(
-                t.attempts.insert().values(
-                    run_id=run_id, number=number, fencing_token=token, state="DISPATCHED", created_at=now()
-                )
-            )
-        return number, token
-
-    async def mark_running(
-        self, run_id: str, attempt: int, container_id: str, node: str, at: datetime
+    async def append_logs(
+        self, run_id: str, lines: Sequence[LogRecord], *, attempt: int | None = None
     ) -> bool:
-        """QUEUED → RUNNING (or a re-attempt of a RUNNING run). False when the run has ended."""
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(t.runs)
-                .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
-                .values(state=RunState.RUNNING.value, started_at=func.coalesce(t.runs.c.started_at, at))
-            )
-            await conn.execute(
-                update(t.attempts)
-                .where(t.attempts.c.run_id == run_id, t.attempts.c.number == attempt)
-                .values(state="RUNNING", container_id=container_id, node=node, started_at=at)
-            )
-        return bool(result.rowcount)
-
-    async def append_logs(self, run_id: str, lines: Sequence[LogRecord]) -> None:
+        """Append numbered lines. With ``attempt``: only while it is the run's latest attempt (False,
+        nothing written, once another driver began a newer one)."""
         if not lines:
-            return
+            return True
         async with self._write() as conn:
+            # The run row first: on PostgreSQL its lock orders this against a takeover's begin.
+            guard = update(t.runs).where(t.runs.c.id == run_id)
+            if attempt is not None:
+                guard = guard.where(t.runs.c.attempt_count == attempt)
+            result = await conn.execute(guard.values(last_sequence=lines[-1].seq))
+            if not result.rowcount:
+                return False
             await conn.execute(
                 t.log_lines.insert(),
                 [
@@ -433,9 +404,7 @@ class Store:
                     for line in lines
                 ],
             )
-            await conn.execute(
-                update(t.runs).where(t.runs.c.id == run_id).values(last_sequence=lines[-1].seq)
-            )
+        return True
 
     async def read_logs(self, run_id: str, after: int, limit: int) -> list[LogRecord]:
         query = (
@@ -458,32 +427,19 @@ class Store:
             for r in rows
         ]
 
-    async def end_attempt(self, run_id: str, attempt: int, outcome: str, error: ErrorInfo | None) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                update(t.attempts)
-                .where(
-                    t.attempts.c.run_id == run_id,
-                    t.attempts.c.number == attempt,
-                    t.attempts.c.state != "ENDED",
-                )
-                .values(
-                    state="ENDED",
-                    outcome=outcome,
-                    ended_at=now(),
-                    error=json.dumps(error.to_json()) if error else None,
-                )
-            )
-
-    async def finish_run(self, run_id: str, end: RunEnd) -> bool:
-        """Active → terminal. False (and nothing written) when the run had already ended."""
+    async def finish_run(self, run_id: str, end: RunEnd, *, attempt: int | None = None) -> bool:
+        """Active → terminal. False (and nothing written) when the run had already ended, or, with
+        ``attempt``, when a newer attempt has begun (the caller was superseded)."""
         if not end.state.is_terminal:
             raise ValueError(f"{end.state} is not terminal")
+        query = update(t.runs).where(
+            t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES])
+        )
+        if attempt is not None:
+            query = query.where(t.runs.c.attempt_count == attempt)
         async with self._write() as conn:
             result = await conn.execute(
-                update(t.runs)
-                .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
-                .values(
+                query.values(
                     state=end.state.value,
                     ended_at=now(),
                     error=json.dumps(end.error.to_json()) if end.error else None,
@@ -492,6 +448,7 @@ class Store:
                     dropped_log_lines=end.dropped_log_lines,
                     warning_count=end.warning_count,
                     details=json.dumps(end.details) if end.details else None,
+                    next_attempt_at=None,
                 )
             )
         return bool(result.rowcount)
@@ -565,4 +522,5 @@ def _run(row: Any) -> RunRecord:
         last_sequence=row["last_sequence"],
         abort_reason=row["abort_reason"],
         details=json.loads(row["details"]) if row.get("details") else None,
+        next_attempt_at=_utc(row.get("next_attempt_at")),
     )

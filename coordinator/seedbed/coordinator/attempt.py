@@ -1,0 +1,295 @@
+"""One attempt as the coordinator sees it: its spec, its dispatch, its events written to the store.
+
+``AttemptRunner.run`` builds the ``AttemptSpec``, hands it to the dispatcher and writes what comes
+back: RUNNING on ``started`` (with node, container and worker pid), log lines renumbered per run,
+write batches, and the attempt's end. It answers a ``RunEnd`` (what the run would end as if no
+further attempt followed); whether one follows is the supervisor's decision.
+
+Every write is fenced: the attempt's own rows by its token, log lines by the run's attempt count.
+A write that finds the attempt superseded raises ``LeaseLost`` and the runner stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from datetime import UTC
+from typing import Any, Protocol
+
+from google.protobuf.json_format import MessageToDict
+
+from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.coordinator.connections import snapshot
+from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError, LeaseLost
+from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.secrets import SecretBox
+from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, WriteBatchRecord, now
+
+
+class Dispatcher(Protocol):
+    """Where attempts run (Ray in production, ``fakes.FakeDispatcher`` in unit tests)."""
+
+    async def start(self) -> None: ...
+    async def aclose(self) -> None: ...
+    async def probe_engine(self) -> str | None: ...
+    async def sweep(self) -> list[str]: ...
+    async def list_sandboxes(self) -> list[dict[str, str]]: ...
+    async def remove_sandboxes(self, ids: Sequence[str]) -> list[str]: ...
+    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]: ...
+    async def preview_template(
+        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
+    ) -> dict[str, Any]: ...
+    async def test_connection(
+        self, connection: attempt_pb2.ConnectionSnapshot
+    ) -> tuple[bool, str, float]: ...
+    def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncGenerator[attempt_pb2.AttemptEvent, None]: ...
+    def cancel(self, run_id: str) -> None: ...
+
+
+log = logging.getLogger(__name__)
+
+_STREAM_NAMES = {
+    run_pb2.LOG_STREAM_STDOUT: "stdout",
+    run_pb2.LOG_STREAM_STDERR: "stderr",
+    run_pb2.LOG_STREAM_SYSTEM: "system",
+}
+_FAILURES = {
+    attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR: FailureReason.SCRIPT_ERROR,
+    attempt_pb2.ATTEMPT_OUTCOME_TIMEOUT: FailureReason.TIMEOUT,
+    attempt_pb2.ATTEMPT_OUTCOME_OOM: FailureReason.OOM,
+    attempt_pb2.ATTEMPT_OUTCOME_KILLED: FailureReason.KILLED,
+    attempt_pb2.ATTEMPT_OUTCOME_INFRASTRUCTURE: FailureReason.INFRASTRUCTURE,
+    attempt_pb2.ATTEMPT_OUTCOME_NONDETERMINISTIC: FailureReason.NONDETERMINISTIC,
+}
+_BATCH_STATUS = {
+    run_pb2.WRITE_BATCH_STATUS_APPLIED: "APPLIED",
+    run_pb2.WRITE_BATCH_STATUS_REPLAYED: "REPLAYED",
+}
+
+
+class LogWriter:
+    """Appends a run's log lines for one attempt, numbering them after the last stored one."""
+
+    def __init__(self, store: Store, hub: LogHub, run_id: str, attempt: int, after: int) -> None:
+        self._store = store
+        self._hub = hub
+        self._run_id = run_id
+        self._attempt = attempt
+        self.seq = after
+
+    async def system(self, text: str) -> None:
+        self.seq += 1
+        await self._append([LogRecord(self.seq, self._attempt, "system", text, now())])
+
+    async def output(self, lines: Sequence[run_pb2.LogLine]) -> None:
+        records = []
+        for line in lines:
+            self.seq += 1
+            records.append(
+                LogRecord(
+                    seq=self.seq,
+                    attempt=self._attempt,
+                    stream=_STREAM_NAMES.get(line.stream, "system"),
+                    text=line.text,
+                    at=line.time.ToDatetime(tzinfo=UTC) if line.HasField("time") else now(),
+                    level=line.level,
+                )
+            )
+        await self._append(records)
+
+    async def _append(self, records: list[LogRecord]) -> None:
+        if not await self._store.append_logs(self._run_id, records, attempt=self._attempt):
+            raise LeaseLost(self._run_id, f"attempt {self._attempt} was superseded while writing its logs")
+        self._hub.notify(self._run_id)
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        hub: LogHub,
+        settings: CoordinatorSettings,
+        secrets: SecretBox | None,
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._hub = hub
+        self._settings = settings
+        self._secrets = secrets
+
+    async def run(self, run_id: str, attempt: int, token: int, coordinator_address: str) -> RunEnd:
+        """Execute attempt ``attempt`` (already begun with ``token``). Raises LeaseLost."""
+        # Read after the attempt began: no superseded driver can append lines past this point.
+        run = await self._store.get_run(run_id)
+        try:
+            spec = await self._spec(run, attempt, token, coordinator_address)
+        except CoordinatorError as exc:
+            return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", type(exc).__name__, str(exc))
+        logs = LogWriter(self._store, self._hub, run_id, attempt, run.last_sequence)
+        await logs.system(f"attempt {attempt} dispatched")
+        result: attempt_pb2.AttemptResult | None = None
+        try:
+            async with contextlib.aclosing(self._dispatcher.execute(spec)) as events:
+                async for event in events:
+                    kind = event.WhichOneof("event")
+                    if kind == "started":
+                        await self._started(run_id, attempt, token, event.started)
+                    elif kind == "output":
+                        await logs.output(event.output.lines)
+                    elif kind == "batch":
+                        await self._store.attempts.add_batches(run_id, [_batch(attempt, event.batch)])
+                    elif kind == "result":
+                        result = event.result
+        except DispatchCancelled:
+            latest = await self._store.get_run(run_id)
+            reason = latest.abort_reason or "cancelled"
+            await self._end(run_id, attempt, token, "ABORTED", None)
+            await logs.system(f"aborted: {reason}")
+            return RunEnd(RunState.ABORTED, aborted(reason))
+        except DispatchError as exc:
+            return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", str(exc))
+        if result is None:
+            message = "the worker ended without a result"
+            return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", message)
+        end = _end_from_result(result)
+        outcome = attempt_pb2.AttemptOutcome.Name(result.outcome).removeprefix("ATTEMPT_OUTCOME_")
+        await self._end(run_id, attempt, token, outcome, end.error)
+        return end
+
+    async def _started(
+        self, run_id: str, attempt: int, token: int, started: attempt_pb2.AttemptStarted
+    ) -> None:
+        marked = await self._store.attempts.mark_running(
+            run_id,
+            attempt,
+            token,
+            container_id=started.container_id,
+            node=started.node,
+            worker_pid=started.worker_pid or None,
+            at=started.time.ToDatetime(tzinfo=UTC),
+        )
+        if not marked:
+            raise LeaseLost(run_id, f"attempt {attempt} was superseded before its sandbox started")
+        self._hub.notify(run_id)
+        log.info(
+            "run %s attempt %d: RUNNING in %s on %s (worker pid %d)",
+            run_id,
+            attempt,
+            started.container_id[:12],
+            started.node,
+            started.worker_pid,
+        )
+
+    async def _end(
+        self, run_id: str, attempt: int, token: int, outcome: str, error: ErrorInfo | None
+    ) -> None:
+        if not await self._store.attempts.end(run_id, attempt, token, outcome, error):
+            raise LeaseLost(run_id, f"attempt {attempt} was superseded before it ended")
+
+    async def _failed(
+        self, run_id: str, attempt: int, token: int, outcome: str, kind: str, message: str
+    ) -> RunEnd:
+        error = ErrorInfo(FailureReason.INFRASTRUCTURE, kind, message)
+        await self._end(run_id, attempt, token, outcome, error)
+        return RunEnd(RunState.FAILED, error)
+
+    async def _spec(
+        self, run: RunRecord, attempt: int, token: int, coordinator_address: str
+    ) -> attempt_pb2.AttemptSpec:
+        cfg = self._settings
+        timeout = run.settings.timeout_seconds or cfg.default_timeout_seconds
+        memory = run.settings.memory_limit_bytes or cfg.default_memory_bytes
+        templates = [
+            attempt_pb2.TemplateSnapshot(id=t.id, canonical_json=json.dumps(t.canonical), revision=t.revision)
+            for t in await self._store.templates.all()
+        ]
+        connections = []
+        if self._secrets is not None:
+            connections = [snapshot(c, self._secrets) for c in await self._store.connections.all()]
+        return attempt_pb2.AttemptSpec(
+            templates=templates,
+            connections=connections,
+            coordinator_address=coordinator_address,
+            data_limits=attempt_pb2.DataLimits(
+                max_generate_rows=cfg.max_generate_rows,
+                max_fetch_rows=cfg.max_fetch_rows,
+                max_reply_bytes=cfg.max_reply_bytes,
+                max_workspace_read_bytes=cfg.max_workspace_file_bytes,
+            ),
+            run_id=run.id,
+            attempt=attempt,
+            run_key=run.run_key,
+            scenario_id=run.scenario_id,
+            script=run.script,
+            params=run.params,
+            docker_url=cfg.docker_url,
+            fencing_token=token,
+            limits=attempt_pb2.SandboxLimits(
+                # Ceilings may have been lowered since the scenario was saved: they still win.
+                timeout_seconds=min(timeout, cfg.max_timeout_seconds),
+                memory_bytes=min(memory, cfg.max_memory_bytes),
+                nano_cpus=cfg.nano_cpus,
+                pids=cfg.pids_limit,
+                nofile=cfg.nofile_limit,
+                tmpfs_bytes=cfg.tmpfs_bytes,
+                max_log_bytes=cfg.max_log_bytes,
+                max_line_bytes=cfg.max_line_bytes,
+            ),
+        )
+
+
+def aborted(reason: str) -> ErrorInfo:
+    return ErrorInfo(None, "Aborted", reason)
+
+
+def _batch(attempt: int, msg: run_pb2.WriteBatch) -> WriteBatchRecord:
+    return WriteBatchRecord(
+        attempt=attempt,
+        connection_id=msg.connection_id,
+        operation=msg.operation,
+        target=msg.target,
+        call=msg.call,
+        batch=msg.batch,
+        rows=msg.rows,
+        content_hash=msg.content_hash,
+        status=_BATCH_STATUS.get(msg.status, "APPLIED"),
+        at=msg.time.ToDatetime(tzinfo=UTC) if msg.HasField("time") else now(),
+    )
+
+
+def _details(result: attempt_pb2.AttemptResult) -> dict[str, Any] | None:
+    if not result.versions and not result.steps:
+        return None
+    return {
+        "versions": dict(result.versions),
+        "steps": [MessageToDict(step, preserving_proto_field_name=True) for step in result.steps],
+    }
+
+
+def _end_from_result(result: attempt_pb2.AttemptResult) -> RunEnd:
+    common = {
+        "details": _details(result),
+        "exit_code": result.exit_code,
+        "logs_truncated": result.logs_truncated,
+        "dropped_log_lines": result.dropped_lines,
+        "warning_count": result.warnings,
+    }
+    if result.outcome == attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED:
+        state = RunState.WARNING if result.warnings > 0 else RunState.SUCCESS
+        return RunEnd(state, None, **common)  # type: ignore[arg-type]
+    if result.outcome == attempt_pb2.ATTEMPT_OUTCOME_ABORTED:
+        return RunEnd(RunState.ABORTED, aborted(result.error.message or "aborted"), **common)  # type: ignore[arg-type]
+    reason = _FAILURES.get(result.outcome, FailureReason.INFRASTRUCTURE)
+    error = ErrorInfo(
+        reason,
+        result.error.type or reason.value.title(),
+        result.error.message or f"attempt ended with {attempt_pb2.AttemptOutcome.Name(result.outcome)}",
+        result.error.traceback,
+        result.error.line,
+    )
+    return RunEnd(RunState.FAILED, error, **common)  # type: ignore[arg-type]
