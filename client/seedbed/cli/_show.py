@@ -32,7 +32,7 @@ def per_target(batches: Iterable[run_pb2.WriteBatch]) -> list[TargetTotals]:
             entry.replayed += 1
         else:
             entry.applied += 1
-            entry.rows += b.rows
+            entry.rows += max(b.rows, 0)  # -1: the driver did not say (DDL)
     return list(totals.values())
 
 
