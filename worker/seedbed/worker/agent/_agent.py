@@ -11,6 +11,7 @@ and error messages scrubbed of secrets.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import posixpath
@@ -143,6 +144,12 @@ class Agent:
             run_key=self._run_key, run_id=spec.run_id, attempt=spec.attempt, fencing_token=spec.fencing_token
         )
         self._ledgers: dict[str, ledger.LedgeredSql] = {}
+        # Idempotency-Key headers take visible ASCII: a run key with anything else (or a long one)
+        # is replaced by its digest, the same on every attempt.
+        key = self._run_key
+        if len(key) > 120 or not all("!" <= c <= "~" for c in key):
+            key = "rk-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        self._key_for_http = key
         # Batches written or replayed, until the attempt hands them to the coordinator.
         self._batches: deque[ledger.BatchReport] = deque()
         # Set once a replayed write differed: the run fails NONDETERMINISTIC whatever the script does.
@@ -421,7 +428,7 @@ class Agent:
         rows = self._rows(args)
         call = self._next_call()
         # The same on every retry of this attempt and of a replayed attempt: the target can dedupe.
-        prefix = f"{self._run_key}:{call}"
+        prefix = f"{self._key_for_http}:{call}"
         result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix)
         self._written(result.count)
         self._report(sink, "post", path, call, rows, result.count)
