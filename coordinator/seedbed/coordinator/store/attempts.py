@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, select, update
@@ -27,24 +27,20 @@ from sqlalchemy import and_, func, select, update
 from seedbed.coordinator.errors import LeaseLost
 from seedbed.coordinator.model import ACTIVE_STATES, FailureReason, RunState
 from seedbed.coordinator.store import _schema as t
-from seedbed.coordinator.store.records import AttemptRecord, ErrorInfo, StaleRun, WriteBatchRecord
+from seedbed.coordinator.store.records import (
+    AttemptRecord,
+    ErrorInfo,
+    StaleRun,
+    WriteBatchRecord,
+    as_utc,
+    now,
+)
 
 if TYPE_CHECKING:
     from seedbed.coordinator.store.store import Store
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
 ENDED = "ENDED"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were written in UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 class AttemptRepository:
@@ -61,7 +57,7 @@ class AttemptRepository:
 
         Raises LeaseLost when the run has ended or another driver began that attempt first.
         """
-        at = _now()
+        at = now()
         async with self._store._write() as conn:
             result = await conn.execute(
                 update(t.runs)
@@ -134,7 +130,7 @@ class AttemptRepository:
             result = await conn.execute(
                 update(t.attempts)
                 .where(self._current(run_id, attempt, token))
-                .values(lease_expires_at=_now() + lease)
+                .values(lease_expires_at=now() + lease)
             )
         return bool(result.rowcount)
 
@@ -142,9 +138,7 @@ class AttemptRepository:
         """Let the lease lapse now (a coordinator shutting down): another may take over at once."""
         async with self._store._write() as conn:
             await conn.execute(
-                update(t.attempts)
-                .where(self._current(run_id, attempt, token))
-                .values(lease_expires_at=_now())
+                update(t.attempts).where(self._current(run_id, attempt, token)).values(lease_expires_at=now())
             )
 
     async def mark_running(
@@ -194,7 +188,7 @@ class AttemptRepository:
                 .values(
                     state=ENDED,
                     outcome=outcome,
-                    ended_at=_now(),
+                    ended_at=now(),
                     error=json.dumps(error.to_json()) if error else None,
                 )
             )
@@ -257,9 +251,9 @@ class AttemptRepository:
             rows = (await conn.execute(query)).all()
         stale = []
         for row in rows:
-            expires = _utc(row.lease_expires_at)
+            expires = as_utc(row.lease_expires_at)
             if row.attempt_count == 0:
-                created = _utc(row.created_at) or at
+                created = as_utc(row.created_at) or at
                 due = holder is not None or created + lease < at
             else:
                 due = (holder is not None and row.holder == holder) or expires is None or expires < at
@@ -325,7 +319,7 @@ class AttemptRepository:
                 rows=r.rows,
                 content_hash=r.content_hash,
                 status=r.status,
-                at=_utc(r.at) or _now(),
+                at=as_utc(r.at) or now(),
             )
             for r in rows
         ]
@@ -339,12 +333,12 @@ def _attempt(row: Any) -> AttemptRecord:
         state=row["state"],
         outcome=row["outcome"],
         error=ErrorInfo.from_json(json.loads(row["error"])) if row["error"] else None,
-        created_at=_utc(row["created_at"]) or _now(),
-        started_at=_utc(row["started_at"]),
-        ended_at=_utc(row["ended_at"]),
+        created_at=as_utc(row["created_at"]) or now(),
+        started_at=as_utc(row["started_at"]),
+        ended_at=as_utc(row["ended_at"]),
         node=row["node"],
         container_id=row["container_id"],
         worker_pid=row["worker_pid"],
-        lease_expires_at=_utc(row["lease_expires_at"]),
+        lease_expires_at=as_utc(row["lease_expires_at"]),
         holder=row["holder"],
     )

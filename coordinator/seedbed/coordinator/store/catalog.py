@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from seedbed.coordinator.errors import AlreadyExistsError, NotFoundError
 from seedbed.coordinator.store import _schema as t
+from seedbed.coordinator.store.records import as_utc
 
 if TYPE_CHECKING:
     from seedbed.coordinator.store.store import Store
@@ -65,12 +66,6 @@ class WorkspaceFileRecord:
     size: int
     sha256: str
     created_at: datetime
-
-
-def _utc(value: datetime) -> datetime:
-    from seedbed.coordinator.store.store import _utc as utc
-
-    return utc(value) or value
 
 
 class TemplateRepository:
@@ -253,7 +248,7 @@ class WorkspaceRepository:
             ).first()
         if row is None:
             raise NotFoundError("workspace file", path)
-        return WorkspaceFileRecord(row.path, row.size, row.sha256, _utc(row.created_at))
+        return WorkspaceFileRecord(row.path, row.size, row.sha256, as_utc(row.created_at))
 
     async def chunks(self, path: str) -> AsyncIterator[bytes]:
         idx = 0
@@ -277,7 +272,7 @@ class WorkspaceRepository:
             query = query.where(t.workspace_files.c.path.startswith(prefix, autoescape=True))
         async with self._store._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [WorkspaceFileRecord(r.path, r.size, r.sha256, _utc(r.created_at)) for r in rows]
+        return [WorkspaceFileRecord(r.path, r.size, r.sha256, as_utc(r.created_at)) for r in rows]
 
     async def delete(self, path: str) -> None:
         async with self._store._write() as conn:
@@ -297,8 +292,8 @@ def _template(row: Any) -> TemplateRecord:
         description=row["description"],
         field_names=json.loads(row["field_names"]),
         revision=row["revision"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
     )
 
 
@@ -312,6 +307,6 @@ def _connection(row: Any) -> ConnectionRecord:
         secret_kind=row["secret_kind"],
         secret_ref=row["secret_ref"],
         secret_cipher=row["secret_cipher"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
     )

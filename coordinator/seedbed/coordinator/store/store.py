@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +57,15 @@ from seedbed.coordinator.store.records import (
     RunRecord,
     ScenarioRecord,
     ScenarioSettingsValue,
+    as_utc,
+    now,
 )
+
+__all__ = ["Store", "normalize_url", "now", "request_hash"]
 
 log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were written in UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def normalize_url(url: str) -> str:
@@ -421,7 +413,7 @@ class Store:
                 attempt=r.attempt,
                 stream=r.stream,
                 text=r.text,
-                at=_utc(r.at) or now(),
+                at=as_utc(r.at) or now(),
                 level=r.level,
             )
             for r in rows
@@ -481,8 +473,8 @@ def _scenario(row: Any) -> ScenarioRecord:
         script=row["script"],
         settings=ScenarioSettingsValue.from_json(json.loads(row["settings"])),
         revision=row["revision"],
-        created_at=_utc(row["created_at"]) or now(),
-        updated_at=_utc(row["updated_at"]) or now(),
+        created_at=as_utc(row["created_at"]) or now(),
+        updated_at=as_utc(row["updated_at"]) or now(),
     )
 
 
@@ -495,7 +487,7 @@ def _fire(row: Any) -> FireRecord:
         cancel_reason=row["cancel_reason"],
         params=json.loads(row["params"]),
         idempotency_key=row["idempotency_key"],
-        created_at=_utc(row["created_at"]) or now(),
+        created_at=as_utc(row["created_at"]) or now(),
     )
 
 
@@ -510,9 +502,9 @@ def _run(row: Any) -> RunRecord:
         script=row["script"],
         settings=ScenarioSettingsValue.from_json(json.loads(row["settings"])),
         scenario_revision=row["scenario_revision"],
-        created_at=_utc(row["created_at"]) or now(),
-        started_at=_utc(row["started_at"]),
-        ended_at=_utc(row["ended_at"]),
+        created_at=as_utc(row["created_at"]) or now(),
+        started_at=as_utc(row["started_at"]),
+        ended_at=as_utc(row["ended_at"]),
         error=ErrorInfo.from_json(json.loads(row["error"])) if row["error"] else None,
         attempt_count=row["attempt_count"],
         logs_truncated=bool(row["logs_truncated"]),
@@ -522,5 +514,5 @@ def _run(row: Any) -> RunRecord:
         last_sequence=row["last_sequence"],
         abort_reason=row["abort_reason"],
         details=json.loads(row["details"]) if row.get("details") else None,
-        next_attempt_at=_utc(row.get("next_attempt_at")),
+        next_attempt_at=as_utc(row.get("next_attempt_at")),
     )
