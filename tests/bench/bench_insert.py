@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -32,6 +30,7 @@ import sqlalchemy as sa
 
 from seedbed.worker.ledger import AttemptStamp, LedgeredSql
 from seedbed.worker.sinks import ConnectionSpec, PostgresSink, open_sink
+from tests.bench._postgres import scratch_database
 
 DDL = """
 CREATE TABLE customers (
@@ -90,19 +89,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    admin = os.environ.get("SEEDBED_TEST_PG_URL", "")
-    if not admin:
-        sys.exit("SEEDBED_TEST_PG_URL is not set: run scripts/postgres-up and export the URL it prints")
-
-    name = f"seedbed_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{admin.rpartition('/')[0]}/{name}"
-    try:
+    with scratch_database() as url:
         run(url, args.rows, args.repeat)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(url: str, n: int, repeat: int) -> None:

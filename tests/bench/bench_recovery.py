@@ -16,8 +16,6 @@ its first batch commits. Figures (medians):
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -25,13 +23,13 @@ import time
 from pathlib import Path
 
 import docker
-import psycopg
 import ray
 
 from seedbed.api.v1 import run_pb2
 from seedbed.client import Client
 from seedbed.coordinator import CoordinatorSettings, running_in_thread
 from seedbed.worker.attempt import SANDBOX_RESOURCE
+from tests.bench._postgres import scratch_database
 from tests.faults.proxy import TcpProxy
 from tests.faults.rest_target import RestTarget
 from tests.faults.seeding import SeedingHarness
@@ -64,19 +62,8 @@ def timed_run(h: SeedingHarness, *, kill: bool) -> tuple[float, float, float]:
     return ended - started, to_running, to_end
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    admin = os.environ.get("SEEDBED_TEST_PG_URL", "")
-    if not admin:
-        sys.exit("SEEDBED_TEST_PG_URL is not set: run scripts/postgres-up and export the URL it prints")
-    name = f"seedbed_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{admin.rpartition('/')[0]}/{name}"
+def measure(url: str, repeat: int) -> tuple[list[float], list[tuple[float, float, float]]]:
+    """Fault-free run times, and (run, kill → running, kill → end) of the faulted runs."""
     ray.init(num_cpus=2, resources={SANDBOX_RESOURCE: 4.0}, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -97,13 +84,21 @@ def main() -> None:
                 h = SeedingHarness(client=client, docker=docker.from_env(), pg_url=url, api=api, proxy=proxy)
                 h.set_up()
                 timed_run(h, kill=False)  # warm-up: image check, Ray workers
-                clean = [timed_run(h, kill=False)[0] for _ in range(args.repeat)]
-                faulted = [timed_run(h, kill=True) for _ in range(args.repeat)]
+                clean = [timed_run(h, kill=False)[0] for _ in range(repeat)]
+                faulted = [timed_run(h, kill=True) for _ in range(repeat)]
     finally:
         ray.shutdown()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return clean, faulted
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with scratch_database() as url:
+        clean, faulted = measure(url, args.repeat)
     baseline = statistics.median(clean)
     whole = statistics.median(f[0] for f in faulted)
     print(f"\n| seeding run, median of {args.repeat} | seconds | × fault-free run |")

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from faker import Faker
 from seedbed.api.v1 import connection_pb2, run_pb2, scenario_pb2
 from seedbed.client import Client
 from seedbed.coordinator import CoordinatorSettings, running_in_thread
+from tests.bench._postgres import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "examples" / "shop"
@@ -88,53 +87,42 @@ dm.connection("conn_bench").insert("customers", rows)
 """
 
 
-def fresh_database(admin: str) -> str:
-    name = f"seedbed_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
+def measure(base_url: str, target_url: str, n: int) -> tuple[float, float, float, float, float, float]:
+    """Seconds: Seedbed's generate run (in the run, wall) and generate+insert run (in the run, wall),
+    and the baseline's generate and insert."""
+    for url in (base_url, target_url):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(CUSTOMERS_DDL)
+    base_gen, base_ins = baseline(base_url, n)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_in_thread(CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp))) as coordinator,
+        Client(coordinator.address) as client,
+    ):
+        client.put_template((SHOP / "customer.yaml").read_text())
+        client.create_connection(
+            connection_pb2.CreateConnectionRequest(
+                connection_id="conn_bench", kind=connection_pb2.CONNECTION_KIND_POSTGRESQL, url=target_url
+            )
+        )
+        allow = scenario_pb2.ScenarioSettings(overlap_policy=scenario_pb2.OVERLAP_POLICY_ALLOW_CONCURRENT)
+        client.put_scenario("bench-gen", script=GENERATE_ONLY, settings=allow)
+        client.put_scenario("bench-seed", script=GENERATE_AND_INSERT, settings=allow)
+        seedbed(client, "bench-gen", 100)  # warm: image, worker process, imports
+        gen_run, gen_wall = seedbed(client, "bench-gen", n)
+        seed_run, seed_wall = seedbed(client, "bench-seed", n)
+    with psycopg.connect(target_url) as conn:
+        written = conn.execute("SELECT count(*) FROM customers").fetchone()
+    assert written == (n,), written
+    return gen_run, gen_wall, seed_run, seed_wall, base_gen, base_ins
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
     args = parser.parse_args()
-    admin = os.environ.get("SEEDBED_TEST_PG_URL")
-    if not admin:
-        raise SystemExit(
-            "set SEEDBED_TEST_PG_URL to a PostgreSQL superuser URL (scripts/postgres-up prints one)"
-        )
-    names = [fresh_database(admin), fresh_database(admin)]
-    urls = [f"{admin.rpartition('/')[0]}/{name}" for name in names]
-    try:
-        for url in urls:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(CUSTOMERS_DDL)
-        base_gen, base_ins = baseline(urls[0], args.rows)
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            running_in_thread(CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp))) as coordinator,
-            Client(coordinator.address) as client,
-        ):
-            client.put_template((SHOP / "customer.yaml").read_text())
-            client.create_connection(
-                connection_pb2.CreateConnectionRequest(
-                    connection_id="conn_bench", kind=connection_pb2.CONNECTION_KIND_POSTGRESQL, url=urls[1]
-                )
-            )
-            allow = scenario_pb2.ScenarioSettings(overlap_policy=scenario_pb2.OVERLAP_POLICY_ALLOW_CONCURRENT)
-            client.put_scenario("bench-gen", script=GENERATE_ONLY, settings=allow)
-            client.put_scenario("bench-seed", script=GENERATE_AND_INSERT, settings=allow)
-            seedbed(client, "bench-gen", 100)  # warm: image, worker process, imports
-            gen_run, gen_wall = seedbed(client, "bench-gen", args.rows)
-            seed_run, seed_wall = seedbed(client, "bench-seed", args.rows)
-        with psycopg.connect(urls[1]) as conn:
-            written = conn.execute("SELECT count(*) FROM customers").fetchone()
-        assert written == (args.rows,), written
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database() as base_url, scratch_database() as target_url:
+        gen_run, gen_wall, seed_run, seed_wall, base_gen, base_ins = measure(base_url, target_url, args.rows)
 
     n = args.rows
     rows = [
