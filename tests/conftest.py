@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pymysql
 import pytest
+import sqlalchemy as sa
 
 from seedbed.client import Client
 from seedbed.coordinator import CoordinatorSettings, running_in_thread
@@ -47,6 +49,28 @@ def pg_database() -> Iterator[str]:
     yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mysql_database() -> Iterator[str]:
+    """A fresh MariaDB/MySQL database for one test (SEEDBED_TEST_MYSQL_URL); its SQLAlchemy URL."""
+    admin_url = os.environ.get("SEEDBED_TEST_MYSQL_URL", "")
+    if not admin_url:
+        pytest.fail(
+            "SEEDBED_TEST_MYSQL_URL is not set: run the tests through scripts/test, or start MariaDB with "
+            "scripts/mysql-up and export the URL it prints"
+        )
+    admin = sa.make_url(admin_url)
+    name = f"seedbed_t_{secrets.token_hex(6)}"
+    connection = pymysql.connect(
+        host=admin.host, port=admin.port or 3306, user=admin.username, password=admin.password or ""
+    )
+    try:
+        connection.cursor().execute(f"CREATE DATABASE `{name}`")
+        yield admin.set(database=name).render_as_string(hide_password=False)
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        connection.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pymysql
 import pytest
 import sqlalchemy as sa
 
@@ -25,7 +24,6 @@ from seedbed.worker.ledger import (
     NondeterministicWriteError,
 )
 from seedbed.worker.sinks import ConnectionSpec, SqlSink, TargetError, open_sink
-from tests.integration.test_sinks_sql import mysql_admin_url
 
 pytestmark = pytest.mark.integration
 
@@ -55,17 +53,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     if dialect == "postgresql":
         yield "sql", "postgresql", request.getfixturevalue("pg_database")
         return
-    admin = sa.make_url(mysql_admin_url())
-    name = f"seedbed_l_{secrets.token_hex(6)}"
-    connection = pymysql.connect(
-        host=admin.host, port=admin.port or 3306, user=admin.username, password=admin.password or ""
-    )
-    try:
-        connection.cursor().execute(f"CREATE DATABASE `{name}`")
-        yield "sql", "mysql", admin.set(database=name).render_as_string(hide_password=False)
-        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-    finally:
-        connection.close()
+    yield "sql", "mysql", request.getfixturevalue("mysql_database")
 
 
 class Attempt:

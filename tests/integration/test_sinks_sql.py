@@ -6,14 +6,11 @@ each test gets a fresh database."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 import sqlalchemy as sa
 
@@ -59,17 +56,6 @@ def customers(n: int, start: int = 0) -> list[dict[str, Any]]:
     ]
 
 
-def mysql_admin_url() -> str:
-    url = os.environ.get("SEEDBED_TEST_MYSQL_URL", "")
-    if not url:
-        pytest.fail(
-            "SEEDBED_TEST_MYSQL_URL is not set: start MariaDB (apt-get install mariadb-server; "
-            "service mariadb start), create an account that may create databases, and export its URL, e.g. "
-            "mysql+pymysql://seedbed_test:seedbed_test@127.0.0.1:3306/"
-        )
-    return url
-
-
 @pytest.fixture(params=["sqlite", "mysql", "postgresql"])
 def dialect_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     if request.param == "sqlite":
@@ -78,17 +64,7 @@ def dialect_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tupl
     if request.param == "postgresql":
         yield "postgresql", request.getfixturevalue("pg_database")
         return
-    admin = sa.make_url(mysql_admin_url())
-    name = f"seedbed_t_{secrets.token_hex(6)}"
-    connection = pymysql.connect(
-        host=admin.host, port=admin.port or 3306, user=admin.username, password=admin.password or ""
-    )
-    try:
-        connection.cursor().execute(f"CREATE DATABASE `{name}`")
-        yield "mysql", admin.set(database=name).render_as_string(hide_password=False)
-        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-    finally:
-        connection.close()
+    yield "mysql", request.getfixturevalue("mysql_database")
 
 
 @pytest.fixture
