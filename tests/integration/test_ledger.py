@@ -5,6 +5,7 @@ database and checks every row lands exactly once."""
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -247,7 +248,8 @@ def test_a_user_who_may_not_create_the_ledger_is_told_how_to_fix_it(pg_database:
             attempt.ledger.insert(1, "items", items(3))
         message = str(caught.value)
         assert "the write ledger needs a table seedbed_ledger" in message
-        assert "grant SELECT, INSERT on it to this user: CREATE TABLE IF NOT EXISTS seedbed_ledger" in message
+        assert "grant SELECT, INSERT (and DELETE, for `seedbed run purge`) on it to this user: " in message
+        assert "CREATE TABLE IF NOT EXISTS seedbed_ledger" in message
         assert attempt.count() == 0
         attempt.close()
 
@@ -262,3 +264,17 @@ def test_a_user_who_may_not_create_the_ledger_is_told_how_to_fix_it(pg_database:
         with psycopg.connect(url, autocommit=True) as owner:
             owner.execute(f"DROP OWNED BY {role}")
             owner.execute(f"DROP ROLE {role}")
+
+
+def test_a_sql_target_that_refuses_the_ledger_table_gets_its_ddl(tmp_path: Path) -> None:
+    db = tmp_path / "readonly.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(ITEMS)
+    url = f"sqlite:///file:{db}?mode=ro&uri=true"
+    attempt = Attempt(("sql", "sqlite", url), tmp_path, 1)
+    with pytest.raises(TargetError) as caught:
+        attempt.ledger.insert(1, "items", items(3))
+    message = str(caught.value)
+    assert "the write ledger needs a table seedbed_ledger" in message
+    assert "CREATE TABLE seedbed_ledger ( run_key VARCHAR(255) NOT NULL" in message
+    attempt.close()

@@ -1,4 +1,5 @@
-"""``seedbed``: run the coordinator, submit and follow scenarios, show runs, read logs, abort runs.
+"""``seedbed``: run the coordinator, submit and follow scenarios, show runs, read logs, abort runs,
+purge what a run seeded.
 
 Exit codes: 0 SUCCESS, 1 FAILED, 2 usage or connection error, 3 ABORTED, 4 WARNING.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from seedbed.api.v1 import run_pb2
 from seedbed.cli._catalog import register as register_catalog
+from seedbed.cli._purge import purge_run
 from seedbed.cli._show import show_run
 from seedbed.client import Client, ClientError, LogEvent, RunEnded
 
@@ -28,8 +30,10 @@ EXIT_CODES = {
 }
 EXIT_USAGE = 2
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-# `seedbed run show RUN` describes a run; a scenario file named "show" is given as ./show.
+# `seedbed run show RUN` describes a run, `seedbed run purge RUN` deletes what it seeded; a
+# scenario file named "show" or "purge" is given as ./show or ./purge.
 SHOW = "show"
+PURGE = "purge"
 
 
 def _state(value: int) -> str:
@@ -109,23 +113,33 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.run_id is not None:
-        if args.file != SHOW:
+        if args.file not in (SHOW, PURGE):
             print(
                 f"seedbed: unexpected argument {args.run_id!r}: `seedbed run` takes one scenario file "
-                "(or `seedbed run show RUN` to describe a run)",
+                "(or `seedbed run show RUN` to describe a run, `seedbed run purge RUN` to delete what "
+                "it seeded)",
                 file=sys.stderr,
             )
             return EXIT_USAGE
+        if args.dry_run and args.file != PURGE:
+            print("seedbed: --dry-run goes with `seedbed run purge RUN`", file=sys.stderr)
+            return EXIT_USAGE
         with Client(args.address) as client:
+            if args.file == PURGE:
+                return purge_run(client, args.run_id, dry_run=args.dry_run, as_json=args.json)
             return show_run(client, args.run_id, args.json)
-    if args.json:
-        print("seedbed: --json goes with `seedbed run show RUN`", file=sys.stderr)
+    if args.json or args.dry_run:
+        flag = "--json" if args.json else "--dry-run"
+        print(f"seedbed: {flag} goes with `seedbed run show RUN` or `seedbed run purge RUN`", file=sys.stderr)
         return EXIT_USAGE
     path = Path(args.file)
     try:
         script = path.read_text()
     except OSError as exc:
-        hint = "\n  to describe a run: seedbed run show RUN" if args.file == SHOW else ""
+        hint = {
+            SHOW: "\n  to describe a run: seedbed run show RUN",
+            PURGE: "\n  to delete what a run seeded: seedbed run purge RUN",
+        }.get(args.file, "")
         print(f"seedbed: cannot read {path}: {exc.strerror}{hint}", file=sys.stderr)
         return EXIT_USAGE
     params = _parse_params(args.param)
@@ -237,17 +251,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="submit a scenario file and follow its logs; `run show RUN` describes a run",
-        usage="seedbed run FILE [options]\n       seedbed run show RUN [--json]",
+        help="submit a scenario file and follow its logs; `run show RUN` describes a run, "
+        "`run purge RUN` deletes what it seeded",
+        usage="seedbed run FILE [options]\n       seedbed run show RUN [--json]\n"
+        "       seedbed run purge RUN [--dry-run] [--json]",
         description="Submit a scenario file and follow its logs, or (`seedbed run show RUN`) show a "
-        "run: its attempts and, per target, the batches applied and replayed.",
-        epilog="A scenario file named `show` must be given as ./show. Each submission carries an "
+        "run: its attempts and, per target, the batches applied and replayed, or (`seedbed run purge "
+        "RUN`) delete the rows a finished run inserted into its SQL targets, newest batch first "
+        "(exit code 1 when the purge stopped at a failure).",
+        epilog="A scenario file named `show` or `purge` must be given as ./show or ./purge. Each "
+        "submission carries an "
         "idempotency key, generated and reused when the call is retried, so a lost answer never starts "
         "two runs; the coordinator keeps keys at least 24 hours (currently for the life of its store).",
     )
-    p.add_argument("file", metavar="FILE", help="the scenario script (or `show`, then a run id)")
+    p.add_argument("file", metavar="FILE", help="the scenario script (or `show` or `purge`, then a run id)")
     p.add_argument("run_id", nargs="?", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="with `show`: the run and its write batches as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="with `show`: the run and its write batches as JSON; with `purge`: the purge's report",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="with `purge`: count what would be deleted, delete nothing"
+    )
     p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--scenario", help="scenario id (default: from the file name)")
     p.add_argument("--timeout", type=int, default=0, help="deadline of the run in seconds")

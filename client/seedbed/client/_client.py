@@ -91,12 +91,14 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: object, request: object, *, retry: bool = True) -> object:
+    def _call(
+        self, method: object, request: object, *, retry: bool = True, timeout: float | None = None
+    ) -> object:
         """Call with bounded retries on UNAVAILABLE (safe: every mutating call is idempotent)."""
         delay = 0.2
         for attempt in range(self._retries + 1):
             try:
-                return method(request, timeout=self._timeout)  # type: ignore[operator]
+                return method(request, timeout=timeout or self._timeout)  # type: ignore[operator]
             except grpc.RpcError as exc:
                 if not retry or exc.code() not in _RETRYABLE or attempt == self._retries:
                     raise _wrap(exc) from None
@@ -194,6 +196,15 @@ class Client:
         """Every batch the run wrote (or replayed from its write ledger), every page, in order."""
         request = run_pb2.ListWriteBatchesRequest(run_id=run_id, page_size=1000)
         return self._every(self._runs.ListWriteBatches, request, "batches")
+
+    def purge_run(self, run_id: str, *, dry_run: bool = False) -> run_pb2.PurgeRunResponse:
+        """Delete what a finished run inserted into its SQL targets, newest batch first (with
+        ``dry_run``: count it). Batches that cannot be purged (upserts, statements, keys the
+        database generated) are listed in ``skipped``; ``failures`` is empty when everything
+        purgeable was purged. A purge cut short resumes when called again."""
+        request = run_pb2.PurgeRunRequest(run_id=run_id, dry_run=dry_run)
+        # A large run takes a while; a retry after a lost answer only finds less to purge.
+        return self._call(self._runs.PurgeRun, request, timeout=max(self._timeout, 3600))  # type: ignore[return-value]
 
     def abort(self, run_id: str, reason: str = "") -> run_pb2.AbortRunResponse:
         return self._call(self._runs.AbortRun, run_pb2.AbortRunRequest(run_id=run_id, reason=reason))  # type: ignore[return-value]

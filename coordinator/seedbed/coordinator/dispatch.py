@@ -35,6 +35,10 @@ from seedbed.worker.attempt import (
 
 log = logging.getLogger(__name__)
 
+# A purge deletes a batch per transaction and may take long on a large run; cut off past this (a
+# cut purge is rolled back to its last committed batch, and purging again resumes from there).
+_PURGE_SECONDS = 3600.0
+
 
 class RayDispatcher:
     """Submits attempts to a Ray cluster; starts a local instance when none is given."""
@@ -110,6 +114,15 @@ class RayDispatcher:
             catalog.try_connection, connection.SerializeToString(), timeout=120
         )
         return ok, message, latency
+
+    async def purge_run(
+        self, connection: attempt_pb2.ConnectionSnapshot, run_key: str, dry_run: bool
+    ) -> dict[str, Any]:
+        """Delete what a run inserted through one SQL connection (see `catalog.purge_run`)."""
+        result: dict[str, Any] = await self._call(
+            catalog.purge_run, connection.SerializeToString(), run_key, dry_run, timeout=_PURGE_SECONDS
+        )
+        return result
 
     async def _on_every_node(self, function: Any, *args: Any) -> list[Any]:
         """Run a small worker function once on every live node; the answers of those that gave one."""

@@ -105,6 +105,13 @@ class FakeDispatcher:
 
         return catalog.try_connection(connection.SerializeToString())
 
+    async def purge_run(
+        self, connection: attempt_pb2.ConnectionSnapshot, run_key: str, dry_run: bool
+    ) -> dict[str, Any]:
+        from seedbed.worker import catalog
+
+        return await asyncio.to_thread(catalog.purge_run, connection.SerializeToString(), run_key, dry_run)
+
     def cancel(self, run_id: str) -> None:
         self._cancelled.add(run_id)
 

@@ -30,6 +30,7 @@ from seedbed.api.v1 import (
 from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import RunServicer, ScenarioServicer
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -99,7 +100,13 @@ class Coordinator:
             ScenarioServicer(self.store, self.settings), self.server
         )
         run_pb2_grpc.add_RunServiceServicer_to_server(
-            RunServicer(self.store, self.supervisor, self.hub), self.server
+            RunServicer(
+                self.store,
+                self.supervisor,
+                self.hub,
+                RunPurger(self.store, self.dispatcher, self.hub, secrets),
+            ),
+            self.server,
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)

@@ -24,6 +24,7 @@ from seedbed.coordinator.model import (
     validate_params,
     validate_script,
 )
+from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import RunRecord, ScenarioSettingsValue, Store
 from seedbed.coordinator.supervisor import RunSupervisor
@@ -176,10 +177,11 @@ def _required(field: str, value: str) -> str:
 
 
 class RunServicer(run_pb2_grpc.RunServiceServicer):
-    def __init__(self, store: Store, supervisor: RunSupervisor, hub: LogHub) -> None:
+    def __init__(self, store: Store, supervisor: RunSupervisor, hub: LogHub, purger: RunPurger) -> None:
         self._store = store
         self._supervisor = supervisor
         self._hub = hub
+        self._purger = purger
 
     @guard
     async def RunScenario(
@@ -234,6 +236,12 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         return run_pb2.ListWriteBatchesResponse(
             batches=[cv.batch_to_proto(b) for b in page], next_page_token=token
         )
+
+    @guard
+    async def PurgeRun(
+        self, request: run_pb2.PurgeRunRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.PurgeRunResponse:
+        return await self._purger.purge(_required("run_id", request.run_id), dry_run=request.dry_run)
 
     async def _run(self, run: RunRecord) -> run_pb2.Run:
         """The run with its attempts."""

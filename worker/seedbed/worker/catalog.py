@@ -1,6 +1,7 @@
 """Catalog work the coordinator asks a worker for (as small Ray tasks): validating a template,
-previewing its rows, trying a connection. Template semantics and target drivers live here, in the
-data plane, so the coordinator needs neither Faker nor database drivers."""
+previewing its rows, trying a connection, purging what a run inserted. Template semantics and
+target drivers live here, in the data plane, so the coordinator needs neither Faker nor database
+drivers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seedbed.api.v1 import attempt_pb2
-from seedbed.worker import sinks, templates
+from seedbed.worker import ledger, sinks, templates
 from seedbed.worker.agent import AgentError
 from seedbed.worker.agent._connections import to_spec
 from seedbed.worker.templates._spec import RefGen
@@ -77,6 +78,30 @@ def try_connection(snapshot_bytes: bytes) -> tuple[bool, str, float]:
         text = str(exc).replace(secret, "***") if secret else str(exc)
         return False, text, time.monotonic() - started
     return True, message, time.monotonic() - started
+
+
+def purge_run(snapshot_bytes: bytes, run_key: str, dry_run: bool) -> dict[str, Any]:
+    """Delete (with `dry_run`: count) the rows run `run_key` inserted through this SQL connection,
+    newest batch first, by the keys its write ledger recorded (see `seedbed.worker.ledger`).
+
+    {"dry_run", "tables": [{table, rows_deleted, rows_recorded, batches}], "skipped": [{operation,
+    target, call, batch, reason}], "errors": [{table, call, batch, message}]}: at most one error,
+    where the purge stopped.
+    """
+    snapshot = attempt_pb2.ConnectionSnapshot.FromString(snapshot_bytes)
+    secret: str | None = None
+    try:
+        spec, secret = to_spec(snapshot)
+        with tempfile.TemporaryDirectory() as tmp, sinks.open_sink(spec, artifacts_dir=Path(tmp)) as sink:
+            if not isinstance(sink, sinks.PostgresSink | sinks.SqlAlchemySink):
+                raise sinks.ConfigurationError(
+                    f"a {spec.kind} connection has no write ledger to purge from", connection_id=spec.id
+                )
+            return ledger.purge_run(sink, run_key, dry_run=dry_run).to_json()
+    except (AgentError, sinks.SinkError, OSError) as exc:
+        text = str(exc).replace(secret, "***") if secret else str(exc)
+        failure = ledger.PurgeFailure("", 0, 0, f"cannot purge through connection {snapshot.id}: {text}")
+        return ledger.PurgeSummary(dry_run, failure=failure).to_json()
 
 
 def _probe(sink: Any) -> str:

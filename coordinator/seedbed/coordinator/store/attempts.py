@@ -296,6 +296,19 @@ class AttemptRepository:
         async with self._store._write() as conn:
             await conn.execute(self._store._insert(t.write_batches).values(values).on_conflict_do_nothing())
 
+    async def sql_connections(self, run_id: str) -> list[str]:
+        """The connections the run inserted or executed through (its SQL targets), in the order of
+        its first write to each: the SDK call numbers follow the script, whatever the attempt."""
+        c = t.write_batches.c
+        query = (
+            select(c.connection_id)
+            .where(c.run_id == run_id, c.operation.in_(("insert", "execute")))
+            .group_by(c.connection_id)
+            .order_by(func.min(c.call), func.min(c.at), c.connection_id)
+        )
+        async with self._store._engine.connect() as conn:
+            return [str(row.connection_id) for row in (await conn.execute(query)).all()]
+
     async def list_batches(self, run_id: str, limit: int, offset: int) -> list[WriteBatchRecord]:
         """In the order they were written: by attempt, then the SDK call, then the batch in it."""
         c = t.write_batches.c

@@ -364,6 +364,80 @@ class AbortRunResponse(_message.Message):
     already_finished: bool
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ..., already_finished: _Optional[bool] = ...) -> None: ...
 
+class PurgeRunRequest(_message.Message):
+    __slots__ = ("run_id", "dry_run")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    dry_run: bool
+    def __init__(self, run_id: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class PurgedTarget(_message.Message):
+    __slots__ = ("connection_id", "table", "rows_deleted", "rows_recorded", "batches")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    table: str
+    rows_deleted: int
+    rows_recorded: int
+    batches: int
+    def __init__(self, connection_id: _Optional[str] = ..., table: _Optional[str] = ..., rows_deleted: _Optional[int] = ..., rows_recorded: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
+
+class SkippedBatch(_message.Message):
+    __slots__ = ("connection_id", "operation", "target", "call", "batch", "reason")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    operation: str
+    target: str
+    call: int
+    batch: int
+    reason: str
+    def __init__(self, connection_id: _Optional[str] = ..., operation: _Optional[str] = ..., target: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SkippedConnection(_message.Message):
+    __slots__ = ("connection_id", "reason")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    reason: str
+    def __init__(self, connection_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PurgeFailure(_message.Message):
+    __slots__ = ("connection_id", "table", "call", "batch", "message")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    table: str
+    call: int
+    batch: int
+    message: str
+    def __init__(self, connection_id: _Optional[str] = ..., table: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PurgeRunResponse(_message.Message):
+    __slots__ = ("targets", "skipped", "skipped_connections", "failures", "dry_run")
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    targets: _containers.RepeatedCompositeFieldContainer[PurgedTarget]
+    skipped: _containers.RepeatedCompositeFieldContainer[SkippedBatch]
+    skipped_connections: _containers.RepeatedCompositeFieldContainer[SkippedConnection]
+    failures: _containers.RepeatedCompositeFieldContainer[PurgeFailure]
+    dry_run: bool
+    def __init__(self, targets: _Optional[_Iterable[_Union[PurgedTarget, _Mapping]]] = ..., skipped: _Optional[_Iterable[_Union[SkippedBatch, _Mapping]]] = ..., skipped_connections: _Optional[_Iterable[_Union[SkippedConnection, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[PurgeFailure, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
 class StreamRunLogsRequest(_message.Message):
     __slots__ = ("run_id", "after_sequence", "follow")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,11 @@ class RunServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesResponse.FromString,
                 _registered_method=True)
+        self.PurgeRun = channel.unary_unary(
+                '/seedbed.api.v1.RunService/PurgeRun',
+                request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -121,6 +126,15 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeRun(self, request, context):
+        """Deletes what a finished run inserted into its SQL targets, newest batch first, by the row keys
+        its write ledger recorded; upserts and statements are skipped and listed. FAILED_PRECONDITION
+        while the run is active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +172,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.ListWriteBatches,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesResponse.SerializeToString,
+            ),
+            'PurgeRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeRun,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +369,33 @@ class RunService:
             '/seedbed.api.v1.RunService/ListWriteBatches',
             seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/PurgeRun',
+            seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,6 +14,10 @@ back as the first attempt saw it; with another hash the write fails as
 `NondeterministicWriteError`, naming the call, and nothing is written. After an ambiguous COMMIT or a
 lost connection the ledger is read before anything is written again.
 
+Every insert entry also records the primary keys of the rows its batch created, when they can be
+known (a plain insert whose rows carry the key, or `returning` naming it), so that a finished run
+can be undone: `purge_run(sink, run_key, dry_run=False)` deletes them, newest batch first.
+
 REST targets get the same guarantee from the target (an `Idempotency-Key` identical on every retry,
 see `seedbed.worker.sinks.RestSink`), files from an atomic rename of a complete file.
 
@@ -23,6 +27,7 @@ redo all of it).
 """
 
 from seedbed.worker.ledger._entries import BatchReport, LedgerEntry, NondeterministicWriteError, content_hash
+from seedbed.worker.ledger._purge import PurgedTable, PurgeFailure, PurgeSummary, SkippedBatch, purge_run
 from seedbed.worker.ledger._tables import LEDGER_TABLE, POSTGRESQL_LEDGER_DDL
 from seedbed.worker.ledger._writer import BATCH_ROWS, AttemptStamp, LedgeredSql
 
@@ -35,5 +40,10 @@ __all__ = [
     "LedgerEntry",
     "LedgeredSql",
     "NondeterministicWriteError",
+    "PurgeFailure",
+    "PurgeSummary",
+    "PurgedTable",
+    "SkippedBatch",
     "content_hash",
+    "purge_run",
 ]

@@ -36,7 +36,10 @@ class AttemptStamp:
 @dataclass(frozen=True)
 class LedgerEntry:
     """One applied batch. `rows` is the count the call reported (what the script was told);
-    `returned` the JSON text of its RETURNING rows, replayed to the script on a retry."""
+    `returned` the JSON text of its RETURNING rows, replayed to the script on a retry; `row_keys`
+    the JSON text of the primary keys of the rows the batch created, `{"columns": [...], "values":
+    [[...], ...]}`, or None when they cannot be known (see `LedgeredSql.insert`): what
+    `purge_run` deletes. Entries read back for a replay leave it out (None)."""
 
     call: int
     batch: int
@@ -46,6 +49,7 @@ class LedgerEntry:
     rows: int
     returned: str | None
     attempt: int
+    row_keys: str | None = None
 
 
 @dataclass(frozen=True)

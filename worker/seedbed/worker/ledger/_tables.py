@@ -1,8 +1,11 @@
 """The ledger table, kept in each SQL target next to the data it describes.
 
     seedbed_ledger (run_key, call_no, batch_no) PRIMARY KEY,
-                   content_hash, operation, target, row_count, returned,
+                   content_hash, operation, target, row_count, returned, row_keys,
                    run_id, attempt, fencing_token, applied_at
+
+`row_keys` holds the primary keys of the rows a batch created (NULL when they cannot be known): what
+a purge of the run deletes, newest batch first, each batch with its entry in one transaction.
 
 Its row is inserted in the batch's own transaction, after the batch's rows: both commit or neither
 does. Two attempts writing the same batch at once (a superseded attempt still running) collide on
@@ -14,12 +17,14 @@ others (SQLite, MySQL/MariaDB, anything with a dialect).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+from sqlalchemy.schema import CreateTable
 
 from seedbed.worker.ledger._entries import AttemptStamp, LedgerEntry
 from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, TargetError
@@ -29,6 +34,7 @@ __all__ = [
     "POSTGRESQL_LEDGER_DDL",
     "LedgerTable",
     "PostgresLedgerTable",
+    "RecordedBatch",
     "SqlAlchemyLedgerTable",
 ]
 
@@ -37,7 +43,7 @@ POSTGRESQL_LEDGER_DDL = (
     f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
     " run_key varchar(255) NOT NULL, call_no integer NOT NULL, batch_no integer NOT NULL,"
     " content_hash char(64) NOT NULL, operation varchar(16) NOT NULL,"
-    " target varchar(300) NOT NULL, row_count bigint NOT NULL, returned text,"
+    " target varchar(300) NOT NULL, row_count bigint NOT NULL, returned text, row_keys text,"
     " run_id varchar(64) NOT NULL, attempt integer NOT NULL, fencing_token bigint NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now(),"
     " PRIMARY KEY (run_key, call_no, batch_no))"
@@ -54,8 +60,23 @@ def _cannot_create(exc: TargetError, ddl: str) -> TargetError:
         ),
         sqlstate=exc.sqlstate,
         db_code=exc.db_code,
-        hint=f"create it once as its owner and grant SELECT, INSERT on it to this user: {ddl}",
+        hint=(
+            "create it once as its owner and grant SELECT, INSERT (and DELETE, for `seedbed run purge`) "
+            f"on it to this user: {ddl}"
+        ),
     )
+
+
+@dataclass(frozen=True)
+class RecordedBatch:
+    """A ledger entry as a purge lists it: without its row keys (read one batch at a time)."""
+
+    call: int
+    batch: int
+    operation: str
+    target: str
+    rows: int
+    has_keys: bool
 
 
 class LedgerTable(Protocol):
@@ -63,6 +84,13 @@ class LedgerTable(Protocol):
     def load(self, run_key: str) -> dict[tuple[int, int], LedgerEntry]: ...
     def lookup(self, run_key: str, call: int, batch: int) -> LedgerEntry | None: ...
     def record(self, conn: Any, stamp: AttemptStamp, entry: LedgerEntry) -> None: ...
+    def history(self, run_key: str) -> list[RecordedBatch]: ...
+    def keys_of(self, conn: Any, run_key: str, call: int, batch: int) -> str | None: ...
+    def forget(self, conn: Any, run_key: str, call: int, batch: int) -> bool: ...
+
+
+def _recorded(row: Any) -> RecordedBatch:
+    return RecordedBatch(int(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4]), bool(row[5]))
 
 
 def _entry(row: Any) -> LedgerEntry:
@@ -79,6 +107,7 @@ def _entry(row: Any) -> LedgerEntry:
 
 
 _COLUMNS = "call_no, batch_no, content_hash, operation, target, row_count, returned, attempt"
+_KEY = "run_key = %s AND call_no = %s AND batch_no = %s"
 
 
 class PostgresLedgerTable:
@@ -123,8 +152,8 @@ class PostgresLedgerTable:
 
     def record(self, conn: psycopg.Connection[Any], stamp: AttemptStamp, entry: LedgerEntry) -> None:
         conn.execute(
-            f"INSERT INTO {LEDGER_TABLE} (run_key, {_COLUMNS}, run_id, fencing_token)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO {LEDGER_TABLE} (run_key, {_COLUMNS}, row_keys, run_id, fencing_token)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 stamp.run_key,
                 entry.call,
@@ -135,10 +164,33 @@ class PostgresLedgerTable:
                 entry.rows,
                 entry.returned,
                 entry.attempt,
+                entry.row_keys,
                 stamp.run_id,
                 stamp.fencing_token,
             ],
         )
+
+    def history(self, run_key: str) -> list[RecordedBatch]:
+        def read(conn: psycopg.Connection[Any]) -> list[Any]:
+            found = conn.execute("SELECT to_regclass(%s)", [LEDGER_TABLE]).fetchone()
+            if found is None or found[0] is None:
+                return []
+            return conn.execute(
+                "SELECT call_no, batch_no, operation, target, row_count, row_keys IS NOT NULL"
+                f" FROM {LEDGER_TABLE} WHERE run_key = %s ORDER BY call_no DESC, batch_no DESC",
+                [run_key],
+            ).fetchall()
+
+        return [_recorded(r) for r in self._sink.transact(read, operation="read ledger")]
+
+    def keys_of(self, conn: psycopg.Connection[Any], run_key: str, call: int, batch: int) -> str | None:
+        row = conn.execute(
+            f"SELECT row_keys FROM {LEDGER_TABLE} WHERE {_KEY}", [run_key, call, batch]
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def forget(self, conn: psycopg.Connection[Any], run_key: str, call: int, batch: int) -> bool:
+        return conn.execute(f"DELETE FROM {LEDGER_TABLE} WHERE {_KEY}", [run_key, call, batch]).rowcount > 0
 
 
 _metadata = sa.MetaData()
@@ -152,8 +204,9 @@ _ledger = sa.Table(
     sa.Column("operation", sa.String(16), nullable=False),
     sa.Column("target", sa.String(300), nullable=False),
     sa.Column("row_count", sa.BigInteger, nullable=False),
-    # MySQL's TEXT stops at 64 KiB; RETURNING rows of a 10,000-row batch need more.
+    # MySQL's TEXT stops at 64 KiB; RETURNING rows (and keys) of a 10,000-row batch need more.
     sa.Column("returned", sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")),
+    sa.Column("row_keys", sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("fencing_token", sa.BigInteger, nullable=False),
@@ -185,7 +238,11 @@ class SqlAlchemyLedgerTable:
                     lambda conn: conn.execute(_select.limit(1)).all(), operation="read ledger"
                 )
             except TargetError:
-                raise _cannot_create(exc, f"the {LEDGER_TABLE} table of the Seedbed documentation") from exc
+                ddl = self._sink.transact(
+                    lambda c: " ".join(str(CreateTable(_ledger).compile(dialect=c.dialect)).split()),
+                    operation="create ledger",
+                )
+                raise _cannot_create(exc, ddl) from exc
 
     def load(self, run_key: str) -> dict[tuple[int, int], LedgerEntry]:
         rows = self._sink.transact(
@@ -213,9 +270,36 @@ class SqlAlchemyLedgerTable:
                 target=entry.target[:300],
                 row_count=entry.rows,
                 returned=entry.returned,
+                row_keys=entry.row_keys,
                 run_id=stamp.run_id,
                 attempt=entry.attempt,
                 fencing_token=stamp.fencing_token,
                 applied_at=datetime.now(UTC),
             )
         )
+
+    def history(self, run_key: str) -> list[RecordedBatch]:
+        c = _ledger.c
+        query = (
+            sa.select(c.call_no, c.batch_no, c.operation, c.target, c.row_count, c.row_keys.is_not(None))
+            .where(c.run_key == run_key)
+            .order_by(c.call_no.desc(), c.batch_no.desc())
+        )
+
+        def read(conn: sa.Connection) -> list[Any]:
+            if not sa.inspect(conn).has_table(LEDGER_TABLE):
+                return []
+            return list(conn.execute(query).all())
+
+        return [_recorded(r) for r in self._sink.transact(read, operation="read ledger")]
+
+    def _where(self, run_key: str, call: int, batch: int) -> Any:
+        c = _ledger.c
+        return sa.and_(c.run_key == run_key, c.call_no == call, c.batch_no == batch)
+
+    def keys_of(self, conn: sa.Connection, run_key: str, call: int, batch: int) -> str | None:
+        found = conn.execute(sa.select(_ledger.c.row_keys).where(self._where(run_key, call, batch))).first()
+        return None if found is None else found[0]
+
+    def forget(self, conn: sa.Connection, run_key: str, call: int, batch: int) -> bool:
+        return conn.execute(_ledger.delete().where(self._where(run_key, call, batch))).rowcount > 0

@@ -1,0 +1,179 @@
+"""Row identities in a target table: its primary key, and deleting (or counting) rows by their keys.
+
+The writer asks for a table's primary key once per table (to record the keys of the rows a batch
+creates); a purge deletes by those keys. PostgreSQL goes through its catalog over psycopg, and
+compares the keys as arrays cast to the key columns' own types (`col = ANY(%s::type[])`, `unnest`
+for a composite key), so keys written as text (a uuid, a date) match without a cast in the script.
+The other databases go through SQLAlchemy's inspector and `(cols) IN (…)` in chunks.
+
+Rejected: comparing keys as text (`col::text = ANY(…)`), which works for every type but cannot use
+the primary key's index; one statement per row.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy import exc as sa_exc
+
+from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, TargetError
+from seedbed.worker.sinks._rows import split_table
+
+__all__ = ["PostgresTableKeys", "SqlAlchemyTableKeys", "TableKeys"]
+
+KeyValues = Sequence[Sequence[Any]]
+
+_PRIMARY_KEY = (
+    "SELECT a.attname FROM pg_index i"
+    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+    " WHERE i.indrelid = to_regclass(%s) AND i.indisprimary"
+    " ORDER BY array_position(i.indkey::int2[], a.attnum)"
+)
+# Types without their modifiers: a varchar(10) key is compared as varchar, never truncated.
+_TYPES = (
+    "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
+    " WHERE a.attrelid = to_regclass(%s) AND a.attname = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+)
+_PG_CHUNK = 10_000
+
+
+class TableKeys(Protocol):
+    def primary_key(self, table: str) -> list[str]:
+        """The table's primary-key columns in key order; [] when it has none or does not exist."""
+        ...
+
+    def delete(self, conn: Any, table: str, columns: list[str], values: KeyValues) -> int:
+        """Delete the rows with these keys, in the caller's transaction; how many there were."""
+        ...
+
+    def count(self, conn: Any, table: str, columns: list[str], values: KeyValues) -> int:
+        """How many rows with these keys exist (what `delete` would delete)."""
+        ...
+
+
+def _missing_column(connection_id: str, table: str, column: str) -> TargetError:
+    return TargetError(
+        connection_id=connection_id,
+        operation="purge",
+        table=table,
+        db_message=f"table {table} has no column {column!r} any more: its key changed since the run "
+        "wrote it, so the rows cannot be found by the keys the ledger recorded",
+    )
+
+
+class PostgresTableKeys:
+    def __init__(self, sink: PostgresSink) -> None:
+        self._sink = sink
+
+    def _regclass(self, conn: psycopg.Connection[Any], table: str) -> str:
+        schema, name = split_table(table, self._sink.connection_id)
+        return (sql.Identifier(schema, name) if schema else sql.Identifier(name)).as_string(conn)
+
+    def primary_key(self, table: str) -> list[str]:
+        def read(conn: psycopg.Connection[Any]) -> list[Any]:
+            return conn.execute(_PRIMARY_KEY, [self._regclass(conn, table)]).fetchall()
+
+        return [str(r[0]) for r in self._sink.transact(read, operation="read primary key")]
+
+    def _each(
+        self, conn: psycopg.Connection[Any], head: str, table: str, columns: list[str], values: KeyValues
+    ) -> Iterator[psycopg.Cursor[Any]]:
+        """`head table WHERE <the keys match>` run once per chunk of keys; nothing when the table is
+        gone (its rows with it)."""
+        regclass = self._regclass(conn, table)
+        types = dict(conn.execute(_TYPES, [regclass, columns]).fetchall())
+        if not types and conn.execute("SELECT to_regclass(%s)", [regclass]).fetchone() == (None,):
+            return
+        for column in columns:
+            if column not in types:
+                raise _missing_column(self._sink.connection_id, table, column)
+        arrays = [sql.SQL("%s::{}[]").format(sql.SQL(types[c])) for c in columns]
+        if len(columns) == 1:
+            predicate = sql.SQL("{} = ANY({})").format(sql.Identifier(columns[0]), arrays[0])
+        else:
+            predicate = sql.SQL("({}) IN (SELECT * FROM unnest({}))").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(", ").join(arrays)
+            )
+        statement = sql.SQL(head + " {} WHERE {}").format(sql.SQL(regclass), predicate)
+        for start in range(0, len(values), _PG_CHUNK):
+            chunk = values[start : start + _PG_CHUNK]
+            yield conn.execute(statement, [list(column) for column in zip(*chunk, strict=True)])
+
+    def delete(self, conn: psycopg.Connection[Any], table: str, columns: list[str], values: KeyValues) -> int:
+        return sum(cursor.rowcount for cursor in self._each(conn, "DELETE FROM", table, columns, values))
+
+    def count(self, conn: psycopg.Connection[Any], table: str, columns: list[str], values: KeyValues) -> int:
+        cursors = self._each(conn, "SELECT count(*) FROM", table, columns, values)
+        return sum(int((cursor.fetchone() or (0,))[0]) for cursor in cursors)
+
+
+def _cast(value: Any, type_: Any) -> Any:
+    return sa.cast(sa.literal(value), type_)
+
+
+def _bare(value: Any) -> Any:
+    return sa.literal(value)
+
+
+class SqlAlchemyTableKeys:
+    def __init__(self, sink: SqlAlchemySink) -> None:
+        self._sink = sink
+
+    def primary_key(self, table: str) -> list[str]:
+        schema, name = split_table(table, self._sink.connection_id)
+
+        def read(conn: sa.Connection) -> list[str]:
+            try:
+                found = sa.inspect(conn).get_pk_constraint(name, schema=schema)
+            except sa_exc.NoSuchTableError:
+                return []
+            return [str(c) for c in found.get("constrained_columns") or []]
+
+        return self._sink.transact(read, operation="read primary key")
+
+    def _batches(
+        self, conn: sa.Connection, table: str, columns: list[str], values: KeyValues
+    ) -> list[tuple[sa.TableClause, Any]] | None:
+        """(table, WHERE clause) per chunk of keys; None when the table is gone."""
+        schema, name = split_table(table, self._sink.connection_id)
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(name, schema=schema):
+            return None
+        types = {str(c["name"]): c["type"] for c in inspector.get_columns(name, schema=schema)}
+        for column in columns:
+            if column not in types:
+                raise _missing_column(self._sink.connection_id, table, column)
+        # The values reach the driver as recorded (ISO dates as text), as on insert. PostgreSQL
+        # through SQLAlchemy binds text as varchar, which compares with no uuid: there each value is
+        # cast to its column's type (elsewhere a CAST would change it: SQLite reads '2024-01-01' AS
+        # DATE as 2024).
+        casts: list[Callable[[Any], Any]]
+        if conn.dialect.name == "postgresql":
+            casts = [functools.partial(_cast, type_=types[c]) for c in columns]
+        else:
+            casts = [_bare for _ in columns]
+        lite = sa.table(name, *(sa.column(c) for c in columns), schema=schema)
+        size = max(1, 1_000 // len(columns))
+        out: list[tuple[sa.TableClause, Any]] = []
+        for start in range(0, len(values), size):
+            chunk = values[start : start + size]
+            if len(columns) == 1:
+                out.append((lite, lite.c[columns[0]].in_([casts[0](v[0]) for v in chunk])))
+            else:
+                keys = [sa.tuple_(*(cast(x) for cast, x in zip(casts, v, strict=True))) for v in chunk]
+                out.append((lite, sa.tuple_(*(lite.c[c] for c in columns)).in_(keys)))
+        return out
+
+    def delete(self, conn: sa.Connection, table: str, columns: list[str], values: KeyValues) -> int:
+        batches = self._batches(conn, table, columns, values)
+        return sum(conn.execute(sa.delete(lite).where(where)).rowcount for lite, where in batches or [])
+
+    def count(self, conn: sa.Connection, table: str, columns: list[str], values: KeyValues) -> int:
+        batches = self._batches(conn, table, columns, values)
+        query = [sa.select(sa.func.count()).select_from(lite).where(where) for lite, where in batches or []]
+        return sum(int(conn.execute(q).scalar_one()) for q in query)

@@ -1,0 +1,207 @@
+"""Purging a run from one SQL target: deleting the rows it inserted, by the keys its ledger recorded.
+
+    summary = purge_run(sink, run_key, dry_run=False)
+
+Newest batch first (call, then batch, descending): rows that reference rows the run wrote earlier
+(orders, then the customers they name) go first, so the run's own foreign keys never block. Each
+batch is one transaction: its ledger entry is deleted (a concurrent purge then finds it gone and
+leaves the batch alone), then its rows, in chunks. Rows already gone (deleted by hand) are counted
+as recorded but not deleted, not as an error. A batch without keys (an upsert, a statement, keys the
+database generated that the insert did not ask back) is skipped and listed with why; its entry stays.
+
+A failure (a foreign key from rows the purge does not delete) stops the purge: the batches purged
+before it stay committed, and purging again resumes where it stopped.
+
+Rejected: one transaction for the whole run (a large run would hold its locks, and a failure
+would undo everything done); deleting by the rows' content (a row updated since, or a duplicate
+written by someone else, would be deleted or missed).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys
+from seedbed.worker.ledger._tables import (
+    LedgerTable,
+    PostgresLedgerTable,
+    RecordedBatch,
+    SqlAlchemyLedgerTable,
+)
+from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, SqlSink, TargetError
+
+__all__ = ["PurgeFailure", "PurgeSummary", "PurgedTable", "SkippedBatch", "purge_run"]
+
+# Foreign-key violations on delete: PostgreSQL's SQLSTATE, MySQL's error numbers, SQLite's name.
+_FOREIGN_KEY_CODES = ("1451", "1217", "SQLITE_CONSTRAINT_FOREIGNKEY")
+
+
+@dataclass
+class PurgedTable:
+    """Per table: rows deleted (or, in a dry run, found), rows the ledger recorded, batches."""
+
+    table: str
+    rows_deleted: int = 0
+    rows_recorded: int = 0
+    batches: int = 0
+
+
+@dataclass(frozen=True)
+class SkippedBatch:
+    operation: str
+    target: str
+    call: int
+    batch: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PurgeFailure:
+    """Why the purge stopped; `table` empty when the failure is not about one."""
+
+    table: str
+    call: int
+    batch: int
+    message: str
+
+
+@dataclass
+class PurgeSummary:
+    dry_run: bool
+    tables: list[PurgedTable] = field(default_factory=list)
+    skipped: list[SkippedBatch] = field(default_factory=list)
+    failure: PurgeFailure | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "tables": [vars(t) for t in self.tables],
+            "skipped": [vars(s) for s in self.skipped],
+            "errors": [vars(self.failure)] if self.failure is not None else [],
+        }
+
+
+def purge_run(sink: SqlSink[Any], run_key: str, *, dry_run: bool) -> PurgeSummary:
+    """Delete (or with `dry_run` count) what run `run_key` inserted into this target."""
+    ledger: LedgerTable
+    keys: TableKeys
+    if isinstance(sink, PostgresSink):
+        ledger, keys = PostgresLedgerTable(sink), PostgresTableKeys(sink)
+    elif isinstance(sink, SqlAlchemySink):
+        ledger, keys = SqlAlchemyLedgerTable(sink), SqlAlchemyTableKeys(sink)
+    else:
+        raise TypeError(f"no ledger for {type(sink).__name__}")
+    summary = PurgeSummary(dry_run)
+    try:
+        history = ledger.history(run_key)
+    except TargetError as exc:
+        summary.failure = PurgeFailure("", 0, 0, f"cannot read the write ledger: {exc}")
+        return summary
+    totals: dict[str, PurgedTable] = {}
+    reasons = _Reasons(keys)
+    for entry in history:
+        if not entry.has_keys:
+            summary.skipped.append(
+                SkippedBatch(entry.operation, entry.target, entry.call, entry.batch, reasons.of(entry))
+            )
+            continue
+        body = functools.partial(
+            _purge_batch, ledger=ledger, keys=keys, run_key=run_key, entry=entry, dry_run=dry_run
+        )
+        try:
+            done = sink.transact(body, operation="purge")
+        except TargetError as exc:
+            message = _explain(exc, entry, sum(t.batches for t in totals.values()))
+            summary.failure = PurgeFailure(entry.target, entry.call, entry.batch, message)
+            break
+        if done is None:
+            continue  # purged meanwhile by another purge of the same run
+        total = totals.get(entry.target)
+        if total is None:
+            total = totals[entry.target] = PurgedTable(entry.target)
+            summary.tables.append(total)
+        total.rows_deleted += done[0]
+        total.rows_recorded += done[1]
+        total.batches += 1
+    return summary
+
+
+def _purge_batch(
+    conn: Any, *, ledger: LedgerTable, keys: TableKeys, run_key: str, entry: RecordedBatch, dry_run: bool
+) -> tuple[int, int] | None:
+    """(rows deleted or found, rows recorded) for one batch, in the caller's transaction; None when
+    its entry is gone."""
+    text = ledger.keys_of(conn, run_key, entry.call, entry.batch)
+    if text is None:
+        return None
+    recorded = json.loads(text)
+    columns: list[str] = recorded["columns"]
+    values: list[list[Any]] = recorded["values"]
+    if dry_run:
+        return keys.count(conn, entry.target, columns, values), len(values)
+    # The entry first: a concurrent purge blocks on it, then finds it gone.
+    if not ledger.forget(conn, run_key, entry.call, entry.batch):
+        return None
+    return keys.delete(conn, entry.target, columns, values), len(values)
+
+
+class _Reasons:
+    """Why a batch is not purgeable, in words (the table's primary key read once per table)."""
+
+    def __init__(self, keys: TableKeys) -> None:
+        self._keys = keys
+        self._has_key: dict[str, bool] = {}
+
+    def of(self, entry: RecordedBatch) -> str:
+        if entry.operation != "insert":
+            return "a statement (execute): what it changed is unknown; undo it by hand if needed"
+        if entry.target not in self._has_key:
+            try:
+                self._has_key[entry.target] = bool(self._keys.primary_key(entry.target))
+            except TargetError:
+                self._has_key[entry.target] = True  # unknown: the general reason below
+        if not self._has_key[entry.target]:
+            return f"table {entry.target} has no primary key: its rows cannot be told apart"
+        return (
+            "the ledger holds no keys for its rows: an upsert (on_conflict) may have changed rows "
+            "that existed before the run, or the database generated the keys and the insert did not "
+            "ask for them back with returning=[the key columns]"
+        )
+
+
+def _constraint(exc: TargetError) -> tuple[str | None, str | None]:
+    """(constraint, referencing table) as PostgreSQL names them, through psycopg or SQLAlchemy."""
+    cause: BaseException | None = exc.__cause__
+    if isinstance(cause, sa_exc.DBAPIError):
+        cause = cause.orig
+    if isinstance(cause, psycopg.Error):
+        return cause.diag.constraint_name, cause.diag.table_name
+    return None, None
+
+
+def _explain(exc: TargetError, entry: RecordedBatch, purged: int) -> str:
+    where = f"call {entry.call} (batch {entry.batch})"
+    after = (
+        f"; the {purged} batch{'es' if purged != 1 else ''} purged before it on this connection "
+        f"{'are' if purged != 1 else 'is'} committed and stay{'' if purged != 1 else 's'} purged"
+        if purged
+        else "; nothing was deleted on this connection"
+    )
+    if exc.sqlstate != "23503" and exc.db_code not in _FOREIGN_KEY_CODES:
+        return f"purging the rows {where} inserted into {entry.target} failed: {exc}{after}"
+    constraint, referencing = _constraint(exc)
+    via = ""
+    if constraint:
+        via = f" through foreign key {constraint}" + (f" of table {referencing}" if referencing else "")
+    detail = f" ({exc.detail})" if exc.detail else ""
+    return (
+        f"cannot delete the rows {where} inserted into {entry.target}: other rows still reference "
+        f"them{via}{detail} [{exc.db_message}]. Those rows were not written by the run, or by a batch "
+        f"the purge skips: delete or change them, then purge again{after}"
+    )
