@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from seedbed.worker.ledger._writer import encode_keys
+from seedbed.worker.ledger._keys import encode_keys
 
 
 def test_integer_keys_take_the_fast_path_to_the_same_json() -> None:

@@ -10,7 +10,6 @@ and error messages scrubbed of secrets.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -19,9 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as time_of_day
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +82,6 @@ def _names(args: Mapping[str, Any], name: str) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or len(value) > 1000:
         raise InvalidArgument(f"{name} must be a list of column names")
     return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date, time_of_day)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    return str(value)
 
 
 class _Step:
@@ -412,7 +399,7 @@ class Agent:
             raise LimitExceeded(f"limit {limit} is outside 1..{self._max_fetch} (SEEDBED_MAX_FETCH_ROWS)")
         rows = sink.fetch(query, args.get("params"), limit=limit)
         # Databases hand back dates, decimals, UUIDs, bytes: the channel carries JSON.
-        return self._buffers.reply(json.loads(json.dumps(rows, default=_jsonable)))
+        return self._buffers.reply(json.loads(ledger.plain_json(rows)))
 
     def _execute(self, args: Mapping[str, Any]) -> Any:
         target = self._ledger(args, "execute")

@@ -26,7 +26,13 @@ its record could not commit together); one transaction per call (a crash late in
 redo all of it).
 """
 
-from seedbed.worker.ledger._entries import BatchReport, LedgerEntry, NondeterministicWriteError, content_hash
+from seedbed.worker.ledger._entries import (
+    BatchReport,
+    LedgerEntry,
+    NondeterministicWriteError,
+    content_hash,
+    plain_json,
+)
 from seedbed.worker.ledger._purge import PurgedTable, PurgeFailure, PurgeSummary, SkippedBatch, purge_run
 from seedbed.worker.ledger._tables import LEDGER_TABLE, POSTGRESQL_LEDGER_DDL
 from seedbed.worker.ledger._writer import BATCH_ROWS, AttemptStamp, LedgeredSql
@@ -45,5 +51,6 @@ __all__ = [
     "PurgedTable",
     "SkippedBatch",
     "content_hash",
+    "plain_json",
     "purge_run",
 ]

@@ -13,8 +13,14 @@ the primary key's index; one statement per row.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from datetime import time as time_of_day
+from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Protocol
+from uuid import UUID
 
 import psycopg
 import sqlalchemy as sa
@@ -24,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, TargetError
 from seedbed.worker.sinks._rows import split_table
 
-__all__ = ["PostgresTableKeys", "SqlAlchemyTableKeys", "TableKeys"]
+__all__ = ["PostgresTableKeys", "SqlAlchemyTableKeys", "TableKeys", "encode_keys"]
 
 KeyValues = Sequence[Sequence[Any]]
 
@@ -177,3 +183,41 @@ class SqlAlchemyTableKeys:
         batches = self._batches(conn, table, columns, values)
         query = [sa.select(sa.func.count()).select_from(lite).where(where) for lite, where in batches or []]
         return sum(int(conn.execute(q).scalar_one()) for q in query)
+
+
+def _key_value(value: Any) -> Any:
+    """A key the database answered, as JSON that casts back to the same key: exact decimals, ISO
+    dates. Anything else (bytes) cannot be matched reliably: the batch is not purgeable."""
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    raise TypeError(f"a key of type {type(value).__name__}")
+
+
+def encode_keys(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """`{"columns": [...], "values": [[...], ...]}` for `rows`, or None when a key is NULL or of a
+    type that cannot be matched again.
+
+    This runs in every batch's transaction, so the common case (one integer column) takes a short
+    cut: json.dumps of the flat list with "],[" between the items, ~1 ms for 10,000 rows where
+    nested lists took 2 (and the COPY of the rows ~30).
+    """
+    if len(columns) == 1:
+        values = list(map(itemgetter(columns[0]), rows))
+        if set(map(type, values)) == {int}:
+            head = json.dumps({"columns": columns}, separators=(",", ":"))[:-1]
+            flat = json.dumps(values, separators=("],[", ":"))  # "[1],[2],[3]" from [1, 2, 3]
+            return f'{head},"values":[{flat}]}}'
+        if None in values:
+            return None
+        body: list[Any] = [[v] for v in values]
+    else:
+        get = itemgetter(*columns)
+        body = [list(get(row)) for row in rows]
+        if any(None in v for v in body):
+            return None
+    try:
+        return json.dumps({"columns": columns, "values": body}, separators=(",", ":"), default=_key_value)
+    except (TypeError, ValueError):
+        return None

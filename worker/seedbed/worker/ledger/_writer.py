@@ -8,12 +8,8 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta
-from datetime import time as time_of_day
-from decimal import Decimal
-from operator import itemgetter
+from datetime import timedelta
 from typing import Any, TypeVar
-from uuid import UUID
 
 from seedbed.worker.ledger._entries import (
     AttemptStamp,
@@ -23,7 +19,7 @@ from seedbed.worker.ledger._entries import (
     content_hash,
     plain_json,
 )
-from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys
+from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys, encode_keys
 from seedbed.worker.ledger._tables import LedgerTable, PostgresLedgerTable, SqlAlchemyLedgerTable
 from seedbed.worker.sinks import (
     InsertResult,
@@ -133,7 +129,7 @@ class LedgeredSql:
                     table, chunk, on_conflict=on_conflict, key=key, returning=returning, in_transaction=record
                 )
 
-            done = self._apply(call, batch, content_hash(header, chunk), "insert", table, len(chunk), write)
+            done = self._apply(call, batch, content_hash(header, chunk), "insert", table, write)
             count += done.rows
             if returned is not None and done.returned is not None:
                 returned.extend(json.loads(done.returned))
@@ -150,7 +146,7 @@ class LedgeredSql:
             return InsertResult(count, None)
 
         target = " ".join(sql.split())[:80]
-        return self._apply(call, 0, content_hash(header, [params]), "execute", target, 0, write).rows
+        return self._apply(call, 0, content_hash(header, [params]), "execute", target, write).rows
 
     # -- row keys ----------------------------------------------------------------------------------
 
@@ -222,7 +218,6 @@ class LedgeredSql:
         digest: str,
         operation: str,
         target: str,
-        size: int,
         write: Callable[[_Hook], InsertResult],
     ) -> LedgerEntry:
         known = self._known()
@@ -272,8 +267,7 @@ class LedgeredSql:
                     exc.db_message,
                     delay,
                 )
-                time.sleep(delay * (0.8 + 0.4 * self._rng.random()))
-                delay = min(delay * 2, 5.0)
+                delay = self._pause(delay)
                 continue
             entry = recorded[-1]
             known[(call, batch)] = entry
@@ -322,43 +316,9 @@ class LedgeredSql:
                 if not exc.transient or time.monotonic() + delay > give_up:
                     raise
                 log.warning("could not %s on %s: %s; again in %.1fs", what, self.connection_id, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = self._pause(delay)
 
-
-def _key_value(value: Any) -> Any:
-    """A key the database answered, as JSON that casts back to the same key: exact decimals, ISO
-    dates. Anything else (bytes) cannot be matched reliably: the batch is not purgeable."""
-    if isinstance(value, datetime | date | time_of_day):
-        return value.isoformat()
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    raise TypeError(f"a key of type {type(value).__name__}")
-
-
-def encode_keys(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> str | None:
-    """`{"columns": [...], "values": [[...], ...]}` for `rows`, or None when a key is NULL or of a
-    type that cannot be matched again.
-
-    This runs in every batch's transaction, so the common case (one integer column) takes a short
-    cut: json.dumps of the flat list with "],[" between the items, ~1 ms for 10,000 rows where
-    nested lists took 2 (and the COPY of the rows ~30).
-    """
-    if len(columns) == 1:
-        values = list(map(itemgetter(columns[0]), rows))
-        if set(map(type, values)) == {int}:
-            head = json.dumps({"columns": columns}, separators=(",", ":"))[:-1]
-            flat = json.dumps(values, separators=("],[", ":"))  # "[1],[2],[3]" from [1, 2, 3]
-            return f'{head},"values":[{flat}]}}'
-        if None in values:
-            return None
-        body: list[Any] = [[v] for v in values]
-    else:
-        get = itemgetter(*columns)
-        body = [list(get(row)) for row in rows]
-        if any(None in v for v in body):
-            return None
-    try:
-        return json.dumps({"columns": columns, "values": body}, separators=(",", ":"), default=_key_value)
-    except (TypeError, ValueError):
-        return None
+    def _pause(self, delay: float) -> float:
+        """Sleep about `delay` seconds (±20%); the next, doubled delay (at most 5 s)."""
+        time.sleep(delay * (0.8 + 0.4 * self._rng.random()))
+        return min(delay * 2, 5.0)
