@@ -239,6 +239,10 @@ class CoordinatorProcess:
             self.stop()
         for leftover in self._leftovers:
             _signal(leftover, signal.SIGKILL)
+        # A SIGKILL lands when the kernel next schedules the process: wait until each is gone.
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in self._leftovers) and time.monotonic() < deadline:
+            time.sleep(0.02)
         self._leftovers.clear()
 
     def __enter__(self) -> Self:
