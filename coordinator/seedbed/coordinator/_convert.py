@@ -55,6 +55,11 @@ def settings_to_proto(value: ScenarioSettingsValue) -> scenario_pb2.ScenarioSett
         memory_limit_bytes=value.memory_limit_bytes,
         overlap_policy=_OVERLAP[value.overlap_policy],
         retry_policy=retry_policy_to_proto(value.retry_policy),
+        triggers=[ParseDict(t, scenario_pb2.Trigger(), ignore_unknown_fields=True) for t in value.triggers],
+        reporters=[
+            ParseDict(r, scenario_pb2.Reporter(), ignore_unknown_fields=True) for r in value.reporters
+        ],
+        run_as=value.run_as,
     )
 
 
@@ -120,6 +125,9 @@ def scenario_to_proto(rec: ScenarioRecord) -> scenario_pb2.Scenario:
         create_time=ts(rec.created_at),
         update_time=ts(rec.updated_at),
         revision=rec.revision,
+        project_key=rec.project_key,
+        last_modified_by=rec.last_modified_by,
+        effective_run_as=rec.effective_run_as,
     )
 
 
@@ -133,6 +141,11 @@ def fire_to_proto(rec: FireRecord) -> run_pb2.TriggerFire:
         params=rec.params,
         idempotency_key=rec.idempotency_key or "",
         create_time=ts(rec.created_at),
+        trigger_id=rec.trigger_id or "",
+        triggered_by=rec.triggered_by,
+        scheduled_time=ts(rec.scheduled_at),
+        queue_reason=rec.queue_reason or "",
+        resolve_time=ts(rec.resolved_at),
     )
 
 
@@ -158,6 +171,7 @@ def attempt_to_proto(rec: AttemptRecord) -> run_pb2.Attempt:
         container_id=rec.container_id or "",
         worker_pid=rec.worker_pid or 0,
         fencing_token=rec.fencing_token,
+        task_id=rec.task_id or "",
     )
     if rec.error is not None:
         msg.error.CopyFrom(error_to_proto(rec.error))
@@ -198,6 +212,10 @@ def run_to_proto(rec: RunRecord, attempts: Sequence[AttemptRecord] = ()) -> run_
         scenario_revision=rec.scenario_revision,
         attempts=[attempt_to_proto(a) for a in attempts],
         next_attempt_time=ts(rec.next_attempt_at),
+        project_key=rec.project_key,
+        run_as=rec.run_as,
+        triggered_by=rec.triggered_by,
+        trigger_id=rec.trigger_id or "",
     )
     if rec.error is not None:
         msg.first_error.CopyFrom(error_to_proto(rec.error))

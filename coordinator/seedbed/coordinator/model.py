@@ -58,6 +58,9 @@ class FailureReason(enum.StrEnum):
 class OverlapPolicy(enum.StrEnum):
     SKIP = "SKIP"
     ALLOW_CONCURRENT = "ALLOW_CONCURRENT"
+    QUEUE_ONE = "QUEUE_ONE"
+    QUEUE_ALL = "QUEUE_ALL"
+    CANCEL_RUNNING = "CANCEL_RUNNING"
 
 
 _SCENARIO_ID = re.compile(r"^scn_[a-z0-9][a-z0-9_-]{0,62}$")

@@ -25,9 +25,11 @@ from seedbed.coordinator.model import (
     validate_script,
 )
 from seedbed.coordinator.purge import RunPurger
+from seedbed.coordinator.reporters import validate_reporters
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import RunRecord, ScenarioSettingsValue, Store
 from seedbed.coordinator.supervisor import RunSupervisor
+from seedbed.coordinator.triggers import validate_triggers
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,9 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
                 if msg.HasField("retry_policy")
                 else base.retry_policy
             ),
+            triggers=validate_triggers(msg.triggers),
+            reporters=validate_reporters(msg.reporters),
+            run_as=msg.run_as,
         )
 
     @guard

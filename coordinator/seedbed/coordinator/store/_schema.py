@@ -31,6 +31,9 @@ scenarios = Table(
     Column("revision", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("project_key", String(63), nullable=False, server_default="default"),
+    Column("last_modified_by", String(63), nullable=False, server_default=""),
+    Index("ix_scenarios_project", "project_key"),
 )
 
 fires = Table(
@@ -45,7 +48,13 @@ fires = Table(
     Column("idempotency_key", String(255)),
     Column("request_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("trigger_id", String(80)),
+    Column("triggered_by", String(63), nullable=False, server_default=""),
+    Column("scheduled_at", DateTime(timezone=True)),
+    Column("queue_reason", Text),  # set while the fire waits behind an active run
+    Column("resolved_at", DateTime(timezone=True)),
     UniqueConstraint("idempotency_key", name="uq_fires_idempotency_key"),
+    Index("ix_fires_scenario_state", "scenario_id", "state", "created_at"),
 )
 
 runs = Table(
@@ -73,7 +82,12 @@ runs = Table(
     Column("abort_reason", Text),
     Column("details", Text),  # JSON: library versions, steps
     Column("next_attempt_at", DateTime(timezone=True)),  # set while a retry waits for its backoff
+    Column("project_key", String(63), nullable=False, server_default="default"),
+    Column("run_as", String(63), nullable=False, server_default=""),
+    Column("triggered_by", String(63), nullable=False, server_default=""),
+    Column("trigger_id", String(80)),
     Index("ix_runs_scenario_created", "scenario_id", "created_at"),
+    Index("ix_runs_project_created", "project_key", "created_at"),
     Index("ix_runs_state", "state"),
     Index("ix_runs_created", "created_at"),
 )
@@ -96,6 +110,7 @@ attempts = Table(
     # The driving coordinator renews this; once past, another coordinator may take the run over.
     Column("lease_expires_at", DateTime(timezone=True)),
     Column("holder", String(255)),  # the coordinator that began the attempt
+    Column("task_id", String(80)),  # the Ray task that ran it
 )
 
 # What the worker's write ledger reported: one row per batch per attempt.
@@ -172,4 +187,67 @@ workspace_chunks = Table(
     Column("path", String(512), ForeignKey("workspace_files.path", ondelete="CASCADE"), primary_key=True),
     Column("idx", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("key", String(63), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("superuser", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", String(63), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_key", String(63), ForeignKey("projects.key", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(10), nullable=False),  # VIEWER | RUNNER | EDITOR | ADMIN
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(63), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("secret_sha256", String(64), nullable=False),  # the secret itself is never stored
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_api_keys_user", "user_id"),
+)
+
+# Per cron trigger: the latest due time fired or passed over. A coordinator claims the next one with
+# a conditional UPDATE on last_due_at, so of several coordinators only one fires it.
+trigger_states = Table(
+    "trigger_states",
+    metadata,
+    Column("scenario_id", String(80), primary_key=True),
+    Column("trigger_id", String(80), primary_key=True),
+    Column("last_due_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+reporter_deliveries = Table(
+    "reporter_deliveries",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("reporter_id", String(80), primary_key=True),
+    Column("event", String(20), primary_key=True),  # RUN_STARTED | RUN_FINISHED
+    Column("status", String(20), nullable=False),  # DELIVERED | FAILED
+    Column("tries", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
 )

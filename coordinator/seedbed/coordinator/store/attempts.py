@@ -354,4 +354,5 @@ def _attempt(row: Any) -> AttemptRecord:
         worker_pid=row["worker_pid"],
         lease_expires_at=as_utc(row["lease_expires_at"]),
         holder=row["holder"],
+        task_id=row.get("task_id"),
     )

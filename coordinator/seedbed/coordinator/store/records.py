@@ -32,6 +32,10 @@ class ScenarioSettingsValue:
     memory_limit_bytes: int = 0
     overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # Validated Trigger and Reporter messages, as proto JSON (field names as in the .proto).
+    triggers: tuple[dict[str, Any], ...] = ()
+    reporters: tuple[dict[str, Any], ...] = ()
+    run_as: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +44,9 @@ class ScenarioSettingsValue:
             "memory_limit_bytes": self.memory_limit_bytes,
             "overlap_policy": self.overlap_policy.value,
             "retry_policy": self.retry_policy.to_json(),
+            "triggers": list(self.triggers),
+            "reporters": list(self.reporters),
+            "run_as": self.run_as,
         }
 
     @classmethod
@@ -51,6 +58,9 @@ class ScenarioSettingsValue:
             overlap_policy=OverlapPolicy(data.get("overlap_policy", OverlapPolicy.SKIP.value)),
             # Settings saved before retries existed have none: the default policy.
             retry_policy=RetryPolicy.from_json(data.get("retry_policy")),
+            triggers=tuple(data.get("triggers") or ()),
+            reporters=tuple(data.get("reporters") or ()),
+            run_as=str(data.get("run_as") or ""),
         )
 
 
@@ -92,6 +102,14 @@ class ScenarioRecord:
     revision: int
     created_at: datetime
     updated_at: datetime
+    project_key: str = "default"
+    # The user who created or last changed it.
+    last_modified_by: str = ""
+
+    @property
+    def effective_run_as(self) -> str:
+        """The user the scenario's runs act as: settings.run_as, else the last modifier."""
+        return self.settings.run_as or self.last_modified_by
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,11 @@ class FireRecord:
     params: dict[str, str]
     idempotency_key: str | None
     created_at: datetime
+    trigger_id: str | None = None  # None: an explicit RunScenario call
+    triggered_by: str = ""
+    scheduled_at: datetime | None = None
+    queue_reason: str | None = None  # set while the fire waits behind an active run
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +154,10 @@ class RunRecord:
     details: dict[str, Any] | None = None
     # Set while a retry waits for its backoff.
     next_attempt_at: datetime | None = None
+    project_key: str = "default"
+    run_as: str = ""
+    triggered_by: str = ""
+    trigger_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +176,7 @@ class AttemptRecord:
     worker_pid: int | None
     lease_expires_at: datetime | None
     holder: str | None
+    task_id: str | None = None  # the Ray task that ran it
 
 
 @dataclass(frozen=True)

@@ -475,6 +475,8 @@ def _scenario(row: Any) -> ScenarioRecord:
         revision=row["revision"],
         created_at=as_utc(row["created_at"]) or now(),
         updated_at=as_utc(row["updated_at"]) or now(),
+        project_key=row.get("project_key") or "default",
+        last_modified_by=row.get("last_modified_by") or "",
     )
 
 
@@ -488,6 +490,11 @@ def _fire(row: Any) -> FireRecord:
         params=json.loads(row["params"]),
         idempotency_key=row["idempotency_key"],
         created_at=as_utc(row["created_at"]) or now(),
+        trigger_id=row.get("trigger_id"),
+        triggered_by=row.get("triggered_by") or "",
+        scheduled_at=as_utc(row.get("scheduled_at")),
+        queue_reason=row.get("queue_reason"),
+        resolved_at=as_utc(row.get("resolved_at")),
     )
 
 
@@ -515,4 +522,8 @@ def _run(row: Any) -> RunRecord:
         abort_reason=row["abort_reason"],
         details=json.loads(row["details"]) if row.get("details") else None,
         next_attempt_at=as_utc(row.get("next_attempt_at")),
+        project_key=row.get("project_key") or "default",
+        run_as=row.get("run_as") or "",
+        triggered_by=row.get("triggered_by") or "",
+        trigger_id=row.get("trigger_id"),
     )

@@ -57,7 +57,7 @@ class RestOptions(_message.Message):
     def __init__(self, base_url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., auth_header: _Optional[str] = ..., batch_size: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., idempotent: _Optional[bool] = ...) -> None: ...
 
 class Connection(_message.Message):
-    __slots__ = ("id", "kind", "description", "url", "rest", "secret", "create_time", "update_time")
+    __slots__ = ("id", "kind", "description", "url", "rest", "secret", "create_time", "update_time", "allowed_users")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class Connection(_message.Message):
     SECRET_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_USERS_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: ConnectionKind
     description: str
@@ -74,10 +75,11 @@ class Connection(_message.Message):
     secret: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    allowed_users: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_users: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateConnectionRequest(_message.Message):
-    __slots__ = ("connection_id", "kind", "description", "url", "rest", "secret", "allow_update")
+    __slots__ = ("connection_id", "kind", "description", "url", "rest", "secret", "allow_update", "allowed_users")
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +87,7 @@ class CreateConnectionRequest(_message.Message):
     REST_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     ALLOW_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_USERS_FIELD_NUMBER: _ClassVar[int]
     connection_id: str
     kind: ConnectionKind
     description: str
@@ -92,7 +95,8 @@ class CreateConnectionRequest(_message.Message):
     rest: RestOptions
     secret: SecretSource
     allow_update: bool
-    def __init__(self, connection_id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[_Union[SecretSource, _Mapping]] = ..., allow_update: _Optional[bool] = ...) -> None: ...
+    allowed_users: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, connection_id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[_Union[SecretSource, _Mapping]] = ..., allow_update: _Optional[bool] = ..., allowed_users: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateConnectionResponse(_message.Message):
     __slots__ = ("connection",)

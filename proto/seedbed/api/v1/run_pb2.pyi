@@ -85,21 +85,23 @@ STREAM_END_REASON_RUN_FINISHED: StreamEndReason
 STREAM_END_REASON_CAUGHT_UP: StreamEndReason
 
 class ErrorDetails(_message.Message):
-    __slots__ = ("reason", "type", "message", "traceback", "line")
+    __slots__ = ("reason", "type", "message", "traceback", "line", "step")
     REASON_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     reason: FailureReason
     type: str
     message: str
     traceback: str
     line: int
-    def __init__(self, reason: _Optional[_Union[FailureReason, str]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., line: _Optional[int] = ...) -> None: ...
+    step: str
+    def __init__(self, reason: _Optional[_Union[FailureReason, str]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., line: _Optional[int] = ..., step: _Optional[str] = ...) -> None: ...
 
 class TriggerFire(_message.Message):
-    __slots__ = ("id", "scenario_id", "state", "run_id", "cancel_reason", "params", "idempotency_key", "create_time")
+    __slots__ = ("id", "scenario_id", "state", "run_id", "cancel_reason", "params", "idempotency_key", "create_time", "trigger_id", "triggered_by", "scheduled_time", "queue_reason", "resolve_time")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +117,11 @@ class TriggerFire(_message.Message):
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERED_BY_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_REASON_FIELD_NUMBER: _ClassVar[int]
+    RESOLVE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     scenario_id: str
     state: TriggerFireState
@@ -123,10 +130,15 @@ class TriggerFire(_message.Message):
     params: _containers.ScalarMap[str, str]
     idempotency_key: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., state: _Optional[_Union[TriggerFireState, str]] = ..., run_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    trigger_id: str
+    triggered_by: str
+    scheduled_time: _timestamp_pb2.Timestamp
+    queue_reason: str
+    resolve_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., state: _Optional[_Union[TriggerFireState, str]] = ..., run_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger_id: _Optional[str] = ..., triggered_by: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_reason: _Optional[str] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps", "attempts", "next_attempt_time")
+    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps", "attempts", "next_attempt_time", "project_key", "run_as", "triggered_by", "trigger_id", "reports")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +173,11 @@ class Run(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGERED_BY_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     scenario_id: str
     fire_id: str
@@ -181,26 +198,53 @@ class Run(_message.Message):
     steps: _containers.RepeatedCompositeFieldContainer[RunStep]
     attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
     next_attempt_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    project_key: str
+    run_as: str
+    triggered_by: str
+    trigger_id: str
+    reports: _containers.RepeatedCompositeFieldContainer[ReporterDelivery]
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., run_as: _Optional[str] = ..., triggered_by: _Optional[str] = ..., trigger_id: _Optional[str] = ..., reports: _Optional[_Iterable[_Union[ReporterDelivery, _Mapping]]] = ...) -> None: ...
+
+class ReporterDelivery(_message.Message):
+    __slots__ = ("reporter_id", "event", "status", "tries", "error", "time")
+    REPORTER_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRIES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    reporter_id: str
+    event: str
+    status: str
+    tries: int
+    error: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, reporter_id: _Optional[str] = ..., event: _Optional[str] = ..., status: _Optional[str] = ..., tries: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RunStep(_message.Message):
-    __slots__ = ("name", "start_time", "end_time", "outcome", "rows_generated", "rows_written")
+    __slots__ = ("name", "start_time", "end_time", "outcome", "rows_generated", "rows_written", "number", "task_ids", "batch_ids")
     NAME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     ROWS_GENERATED_FIELD_NUMBER: _ClassVar[int]
     ROWS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_IDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     outcome: str
     rows_generated: int
     rows_written: int
-    def __init__(self, name: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., rows_generated: _Optional[int] = ..., rows_written: _Optional[int] = ...) -> None: ...
+    number: int
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    batch_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., outcome: _Optional[str] = ..., rows_generated: _Optional[int] = ..., rows_written: _Optional[int] = ..., number: _Optional[int] = ..., task_ids: _Optional[_Iterable[str]] = ..., batch_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Attempt(_message.Message):
-    __slots__ = ("number", "state", "outcome", "error", "create_time", "start_time", "end_time", "node", "container_id", "worker_pid", "fencing_token")
+    __slots__ = ("number", "state", "outcome", "error", "create_time", "start_time", "end_time", "node", "container_id", "worker_pid", "fencing_token", "task_id")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +256,7 @@ class Attempt(_message.Message):
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_PID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
     number: int
     state: str
     outcome: str
@@ -223,7 +268,8 @@ class Attempt(_message.Message):
     container_id: str
     worker_pid: int
     fencing_token: int
-    def __init__(self, number: _Optional[int] = ..., state: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., container_id: _Optional[str] = ..., worker_pid: _Optional[int] = ..., fencing_token: _Optional[int] = ...) -> None: ...
+    task_id: str
+    def __init__(self, number: _Optional[int] = ..., state: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., container_id: _Optional[str] = ..., worker_pid: _Optional[int] = ..., fencing_token: _Optional[int] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class WriteBatch(_message.Message):
     __slots__ = ("connection_id", "operation", "target", "call", "batch", "rows", "content_hash", "attempt", "status", "time")
@@ -313,14 +359,22 @@ class GetRunResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("scenario_id", "page_size", "page_token")
+    __slots__ = ("scenario_id", "page_size", "page_token", "states", "created_after", "created_before", "project_key")
     SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     scenario_id: str
     page_size: int
     page_token: str
-    def __init__(self, scenario_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    states: _containers.RepeatedScalarFieldContainer[RunState]
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    project_key: str
+    def __init__(self, scenario_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., states: _Optional[_Iterable[_Union[RunState, str]]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs", "next_page_token")
@@ -439,14 +493,16 @@ class PurgeRunResponse(_message.Message):
     def __init__(self, targets: _Optional[_Iterable[_Union[PurgedTarget, _Mapping]]] = ..., skipped: _Optional[_Iterable[_Union[SkippedBatch, _Mapping]]] = ..., skipped_connections: _Optional[_Iterable[_Union[SkippedConnection, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[PurgeFailure, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class StreamRunLogsRequest(_message.Message):
-    __slots__ = ("run_id", "after_sequence", "follow")
+    __slots__ = ("run_id", "after_sequence", "follow", "step")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     after_sequence: int
     follow: bool
-    def __init__(self, run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+    step: str
+    def __init__(self, run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., follow: _Optional[bool] = ..., step: _Optional[str] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
     __slots__ = ("reason", "run", "last_sequence")
@@ -457,6 +513,24 @@ class StreamEnd(_message.Message):
     run: Run
     last_sequence: int
     def __init__(self, reason: _Optional[_Union[StreamEndReason, str]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
+class WatchRunsRequest(_message.Message):
+    __slots__ = ("fire_ids", "run_ids")
+    FIRE_IDS_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    fire_ids: _containers.RepeatedScalarFieldContainer[str]
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fire_ids: _Optional[_Iterable[str]] = ..., run_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WatchRunsResponse(_message.Message):
+    __slots__ = ("fire", "run", "done")
+    FIRE_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    fire: TriggerFire
+    run: Run
+    done: bool
+    def __init__(self, fire: _Optional[_Union[TriggerFire, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class StreamRunLogsResponse(_message.Message):
     __slots__ = ("line", "end")

@@ -65,6 +65,11 @@ class RunServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsResponse.FromString,
                 _registered_method=True)
+        self.WatchRuns = channel.unary_stream(
+                '/seedbed.api.v1.RunService/WatchRuns',
+                request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.WatchRunsRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.WatchRunsResponse.FromString,
+                _registered_method=True)
         self.ListWriteBatches = channel.unary_unary(
                 '/seedbed.api.v1.RunService/ListWriteBatches',
                 request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListWriteBatchesRequest.SerializeToString,
@@ -119,6 +124,13 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchRuns(self, request, context):
+        """Follows fires and runs until every one is resolved: what waits use instead of polling.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListWriteBatches(self, request, context):
         """The batches a run wrote, per target, from the write ledger's reports.
         """
@@ -167,6 +179,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.StreamRunLogs,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsResponse.SerializeToString,
+            ),
+            'WatchRuns': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRuns,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.WatchRunsRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.WatchRunsResponse.SerializeToString,
             ),
             'ListWriteBatches': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWriteBatches,
@@ -342,6 +359,33 @@ class RunService:
             '/seedbed.api.v1.RunService/StreamRunLogs',
             seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_run__pb2.StreamRunLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/WatchRuns',
+            seedbed_dot_api_dot_v1_dot_run__pb2.WatchRunsRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_run__pb2.WatchRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

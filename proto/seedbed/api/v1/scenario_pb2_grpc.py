@@ -55,6 +55,11 @@ class ScenarioServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.ListScenariosRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.ListScenariosResponse.FromString,
                 _registered_method=True)
+        self.GetScenarioStatus = channel.unary_unary(
+                '/seedbed.api.v1.ScenarioService/GetScenarioStatus',
+                request_serializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.GetScenarioStatusRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.GetScenarioStatusResponse.FromString,
+                _registered_method=True)
         self.DeleteScenario = channel.unary_unary(
                 '/seedbed.api.v1.ScenarioService/DeleteScenario',
                 request_serializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.DeleteScenarioRequest.SerializeToString,
@@ -90,6 +95,13 @@ class ScenarioServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetScenarioStatus(self, request, context):
+        """Running or not, the next scheduled run, the last outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteScenario(self, request, context):
         """Refused with FAILED_PRECONDITION while the scenario has an active run.
         """
@@ -119,6 +131,11 @@ def add_ScenarioServiceServicer_to_server(servicer, server):
                     servicer.ListScenarios,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.ListScenariosRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.ListScenariosResponse.SerializeToString,
+            ),
+            'GetScenarioStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScenarioStatus,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.GetScenarioStatusRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_scenario__pb2.GetScenarioStatusResponse.SerializeToString,
             ),
             'DeleteScenario': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteScenario,
@@ -235,6 +252,33 @@ class ScenarioService:
             '/seedbed.api.v1.ScenarioService/ListScenarios',
             seedbed_dot_api_dot_v1_dot_scenario__pb2.ListScenariosRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_scenario__pb2.ListScenariosResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScenarioStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.ScenarioService/GetScenarioStatus',
+            seedbed_dot_api_dot_v1_dot_scenario__pb2.GetScenarioStatusRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_scenario__pb2.GetScenarioStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
