@@ -27,6 +27,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from seedbed.coordinator.attempt import AttemptRunner, Dispatcher, LogWriter, aborted
 from seedbed.coordinator.errors import LeaseLost
@@ -53,6 +54,18 @@ class _Lease:
     token: int = 0
     # Set before the drive finalizes the run itself: a failed renewal then means nothing.
     finishing: bool = False
+
+
+class RunListener(Protocol):
+    """Told when a run starts its first attempt and when it ends (reporters, queued fires).
+
+    Called in a task of its own after the store has the new state; an exception is logged and
+    changes nothing about the run.
+    """
+
+    async def run_started(self, run: RunRecord) -> None: ...
+
+    async def run_finished(self, run: RunRecord) -> None: ...
 
 
 class RunSupervisor:
@@ -84,6 +97,29 @@ class RunSupervisor:
         self._recovery: asyncio.Task[None] | None = None
         self._rng = random.Random()
         self._closing = False
+        self._listeners: list[RunListener] = []
+        self._notices: set[asyncio.Task[None]] = set()
+
+    def add_listener(self, listener: RunListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, run_id: str, started: bool) -> None:
+        if self._listeners:
+            task = asyncio.create_task(self._tell(run_id, started), name=f"notify-{run_id}")
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
+
+    async def _tell(self, run_id: str, started: bool) -> None:
+        try:
+            run = await self._store.get_run(run_id)
+        except Exception:
+            log.exception("run %s: could not read it to notify its listeners", run_id)
+            return
+        for listener in self._listeners:
+            try:
+                await (listener.run_started(run) if started else listener.run_finished(run))
+            except Exception:
+                log.exception("run %s: listener %s failed", run_id, type(listener).__name__)
 
     async def start(self) -> None:
         for stale in await self._store.attempts.stale(now(), self._lease, holder=self._holder):
@@ -121,6 +157,12 @@ class RunSupervisor:
             self._recovery.cancel()
             await asyncio.gather(self._recovery, return_exceptions=True)
         await self._janitor.aclose()
+        if self._notices:
+            # Reports and queued fires of runs that just ended: give them a moment, then stop.
+            await asyncio.wait(set(self._notices), timeout=self._settings.abort_grace_seconds)
+            for notice in list(self._notices):
+                notice.cancel()
+            await asyncio.gather(*self._notices, return_exceptions=True)
         leases = [lease for lease in self._leases.values() if lease.token and not lease.finishing]
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -225,6 +267,8 @@ class RunSupervisor:
                 run_id, seen_attempts=run.attempt_count, holder=self._holder, lease=self._lease
             )
             lease.attempt, lease.token = number, token
+            if number == 1:
+                self._notify(run_id, started=True)
             end = await self._runner.run(run_id, number, token, self.coordinator_address)
             if end.state is RunState.ABORTED:
                 return end  # the runner said so in the log
@@ -268,6 +312,8 @@ class RunSupervisor:
     async def _finish(self, run_id: str, end: RunEnd, *, attempt: int | None = None) -> bool:
         changed = await self._store.finish_run(run_id, end, attempt=attempt)
         self._hub.notify(run_id)
+        if changed:
+            self._notify(run_id, started=False)
         return changed
 
     # -- abort -------------------------------------------------------------------------------------
