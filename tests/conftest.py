@@ -27,6 +27,17 @@ from seedbed.coordinator.fakes import FakeDispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Every coordinator a test starts (in-process or as a subprocess) makes this the superuser admin's
+# key, and every Client and CLI a test runs sends it, unless the test says otherwise.
+ADMIN_API_KEY = "sbk_00000000000000aa_test-admin-secret-not-for-production"
+os.environ["SEEDBED_ADMIN_API_KEY"] = ADMIN_API_KEY
+os.environ["SEEDBED_API_KEY"] = ADMIN_API_KEY
+
+
+def auth_metadata(key: str = ADMIN_API_KEY) -> tuple[tuple[str, str], ...]:
+    """Metadata for raw gRPC stubs: ``stub.Method(request, metadata=auth_metadata())``."""
+    return (("authorization", f"Bearer {key}"),)
+
 
 def pg_admin_url() -> str:
     url = os.environ.get("SEEDBED_TEST_PG_URL", "")

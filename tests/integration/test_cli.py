@@ -68,7 +68,11 @@ def test_bad_invocations_say_what_is_wrong(coordinator: tuple[Any, Client], tmp_
 
 
 def test_local_run_of_the_example(tmp_path: Path) -> None:
-    """The README's main job: an embedded coordinator (SQLite, its own local Ray, Docker)."""
+    """The README's main job: an embedded coordinator (SQLite, its own local Ray, Docker), with no
+    set-up at all: no API key given, the one generated for the admin is used."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("SEEDBED_API_KEY", "SEEDBED_ADMIN_API_KEY")}
     result = subprocess.run(
         [
             sys.executable,
@@ -84,11 +88,13 @@ def test_local_run_of_the_example(tmp_path: Path) -> None:
         text=True,
         timeout=300,
         cwd=tmp_path,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, 2, 3, 4] and all(r["email"] for r in rows)
     assert (tmp_path / ".seedbed" / "seedbed.db").exists()
+    assert (tmp_path / ".seedbed" / "admin-api-key").exists()
 
 
 def test_server_command_serves_and_reports_an_unreachable_engine(tmp_path: Path) -> None:

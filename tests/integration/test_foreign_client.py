@@ -30,12 +30,16 @@ CLIENT = textwrap.dedent(
     assert run_pb2.__file__.startswith(here), run_pb2.__file__
 
     channel = grpc.insecure_channel(sys.argv[1])
+    # Every call carries the API key (the test session's admin key, from the environment).
+    md = (("authorization", "Bearer " + os.environ["SEEDBED_API_KEY"]),)
     scenarios = scenario_pb2_grpc.ScenarioServiceStub(channel)
     runs = run_pb2_grpc.RunServiceStub(channel)
     scenarios.CreateScenario(scenario_pb2.CreateScenarioRequest(
-        scenario_id="foreign", name="foreign", script="for i in range(3):\\n    print('row', i)\\n"))
-    fire = runs.RunScenario(run_pb2.RunScenarioRequest(scenario_id="foreign")).fire
-    for msg in runs.StreamRunLogs(run_pb2.StreamRunLogsRequest(run_id=fire.run_id, follow=True)):
+        scenario_id="foreign", name="foreign", script="for i in range(3):\\n    print('row', i)\\n"),
+        metadata=md)
+    fire = runs.RunScenario(run_pb2.RunScenarioRequest(scenario_id="foreign"), metadata=md).fire
+    request = run_pb2.StreamRunLogsRequest(run_id=fire.run_id, follow=True)
+    for msg in runs.StreamRunLogs(request, metadata=md):
         if msg.HasField("line"):
             if msg.line.stream == run_pb2.LOG_STREAM_STDOUT:
                 print("LINE", msg.line.sequence, msg.line.text)

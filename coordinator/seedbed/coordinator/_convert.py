@@ -22,6 +22,7 @@ from seedbed.coordinator.store import (
     ScenarioSettingsValue,
     WriteBatchRecord,
 )
+from seedbed.coordinator.store.reports import DeliveryRecord
 
 _RUN_STATES = {s: getattr(run_pb2, f"RUN_STATE_{s.value}") for s in RunState}
 _FIRE_STATES = {s: getattr(run_pb2, f"TRIGGER_FIRE_STATE_{s.value}") for s in FireState}
@@ -156,6 +157,7 @@ def error_to_proto(err: ErrorInfo) -> run_pb2.ErrorDetails:
         message=err.message,
         traceback=err.traceback,
         line=err.line,
+        step=err.step,
     )
 
 
@@ -193,7 +195,9 @@ def batch_to_proto(rec: WriteBatchRecord) -> run_pb2.WriteBatch:
     )
 
 
-def run_to_proto(rec: RunRecord, attempts: Sequence[AttemptRecord] = ()) -> run_pb2.Run:
+def run_to_proto(
+    rec: RunRecord, attempts: Sequence[AttemptRecord] = (), reports: Sequence[DeliveryRecord] = ()
+) -> run_pb2.Run:
     msg = run_pb2.Run(
         id=rec.id,
         scenario_id=rec.scenario_id,
@@ -219,11 +223,23 @@ def run_to_proto(rec: RunRecord, attempts: Sequence[AttemptRecord] = ()) -> run_
     )
     if rec.error is not None:
         msg.first_error.CopyFrom(error_to_proto(rec.error))
+    msg.reports.extend(report_to_proto(r) for r in reports)
     if rec.details:
         msg.versions.update(rec.details.get("versions", {}))
         for step in rec.details.get("steps", []):
             msg.steps.append(ParseDict(step, run_pb2.RunStep(), ignore_unknown_fields=True))
     return msg
+
+
+def report_to_proto(rec: DeliveryRecord) -> run_pb2.ReporterDelivery:
+    return run_pb2.ReporterDelivery(
+        reporter_id=rec.reporter_id,
+        event=rec.event,
+        status=rec.status,
+        tries=rec.tries,
+        error=rec.error,
+        time=ts(rec.at),
+    )
 
 
 def log_to_proto(rec: LogRecord) -> run_pb2.LogLine:

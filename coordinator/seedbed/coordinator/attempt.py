@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from google.protobuf.json_format import MessageToDict
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
-from seedbed.coordinator.connections import snapshot
+from seedbed.coordinator.access import worker_token
+from seedbed.coordinator.connections import run_snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError, LeaseLost
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
@@ -136,11 +137,13 @@ class AttemptRunner:
         logs = LogWriter(self._store, self._hub, run_id, attempt, run.last_sequence)
         await logs.system(f"attempt {attempt} dispatched")
         result: attempt_pb2.AttemptResult | None = None
+        task_id = ""
         try:
             async with contextlib.aclosing(self._dispatcher.execute(spec)) as events:
                 async for event in events:
                     kind = event.WhichOneof("event")
                     if kind == "started":
+                        task_id = event.started.task_id
                         await self._started(run_id, attempt, token, event.started)
                     elif kind == "output":
                         await logs.output(event.output.lines)
@@ -159,7 +162,7 @@ class AttemptRunner:
         if result is None:
             message = "the worker ended without a result"
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", message)
-        end = _end_from_result(result)
+        end = _end_from_result(result, task_id)
         outcome = attempt_pb2.AttemptOutcome.Name(result.outcome).removeprefix("ATTEMPT_OUTCOME_")
         await self._end(run_id, attempt, token, outcome, end.error)
         return end
@@ -175,6 +178,7 @@ class AttemptRunner:
             node=started.node,
             worker_pid=started.worker_pid or None,
             at=started.time.ToDatetime(tzinfo=UTC),
+            task_id=started.task_id or None,
         )
         if not marked:
             raise LeaseLost(run_id, f"attempt {attempt} was superseded before its sandbox started")
@@ -213,11 +217,14 @@ class AttemptRunner:
         ]
         connections = []
         if self._secrets is not None:
-            connections = [snapshot(c, self._secrets) for c in await self._store.connections.all()]
+            connections = [
+                run_snapshot(c, self._secrets, run.run_as) for c in await self._store.connections.all()
+            ]
         return attempt_pb2.AttemptSpec(
             templates=templates,
             connections=connections,
             coordinator_address=coordinator_address,
+            coordinator_token=worker_token(self._secrets, run.id) if self._secrets is not None else "",
             data_limits=attempt_pb2.DataLimits(
                 max_generate_rows=cfg.max_generate_rows,
                 max_fetch_rows=cfg.max_fetch_rows,
@@ -265,18 +272,21 @@ def _batch(attempt: int, msg: run_pb2.WriteBatch) -> WriteBatchRecord:
     )
 
 
-def _details(result: attempt_pb2.AttemptResult) -> dict[str, Any] | None:
+def _details(result: attempt_pb2.AttemptResult, task_id: str) -> dict[str, Any] | None:
     if not result.versions and not result.steps:
         return None
-    return {
-        "versions": dict(result.versions),
-        "steps": [MessageToDict(step, preserving_proto_field_name=True) for step in result.steps],
-    }
+    steps = []
+    for number, step in enumerate(result.steps, start=1):
+        step.number = step.number or number
+        if task_id and task_id not in step.task_ids:
+            step.task_ids.append(task_id)  # the worker task of the attempt that ran the step
+        steps.append(MessageToDict(step, preserving_proto_field_name=True))
+    return {"versions": dict(result.versions), "steps": steps}
 
 
-def _end_from_result(result: attempt_pb2.AttemptResult) -> RunEnd:
+def _end_from_result(result: attempt_pb2.AttemptResult, task_id: str = "") -> RunEnd:
     common = {
-        "details": _details(result),
+        "details": _details(result, task_id),
         "exit_code": result.exit_code,
         "logs_truncated": result.logs_truncated,
         "dropped_log_lines": result.dropped_lines,
@@ -294,5 +304,6 @@ def _end_from_result(result: attempt_pb2.AttemptResult) -> RunEnd:
         result.error.message or f"attempt ended with {attempt_pb2.AttemptOutcome.Name(result.outcome)}",
         result.error.traceback,
         result.error.line,
+        result.error.step,
     )
     return RunEnd(RunState.FAILED, error, **common)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import json
 import logging
 import posixpath
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -24,6 +24,7 @@ from seedbed.api.v1 import (
     workspace_pb2_grpc,
 )
 from seedbed.coordinator._convert import ts
+from seedbed.coordinator.access import Role, current_principal, validate_user_id
 from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.connections import (
     KINDS,
@@ -109,6 +110,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def PutTemplate(
         self, request: template_pb2.PutTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.PutTemplateResponse:
+        _may_write("pushing a template")
         result = await self._validate(request.source, request.format)
         rec, created = await self._store.templates.put(
             result["id"],
@@ -126,6 +128,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def GetTemplate(
         self, request: template_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.GetTemplateResponse:
+        _may_read("reading templates")
         template_id = _known("template", request.template_id, _TEMPLATE_ID, "tmpl_")
         return template_pb2.GetTemplateResponse(
             template=template_to_proto(await self._store.templates.get(template_id))
@@ -135,6 +138,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def ListTemplates(
         self, request: template_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.ListTemplatesResponse:
+        _may_read("listing templates")
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.templates.page(limit + 1, offset)
         page, token = page_of(recs, limit, offset)
@@ -146,6 +150,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def DeleteTemplate(
         self, request: template_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.DeleteTemplateResponse:
+        _may_write("deleting a template")
         await self._store.templates.delete(_known("template", request.template_id, _TEMPLATE_ID, "tmpl_"))
         return template_pb2.DeleteTemplateResponse()
 
@@ -153,6 +158,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def PreviewTemplate(
         self, request: template_pb2.PreviewTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.PreviewTemplateResponse:
+        _may_read("previewing a template")
         count = request.count or 5
         if not 1 <= count <= MAX_PREVIEW_ROWS:
             raise InvalidArgumentError("count", f"{count} is outside 1..{MAX_PREVIEW_ROWS}")
@@ -183,6 +189,7 @@ def connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
         secret=rec.secret_summary,
         create_time=ts(rec.created_at),
         update_time=ts(rec.updated_at),
+        allowed_users=rec.allowed_users,
     )
     if rec.kind == "rest":
         msg.rest.CopyFrom(connection_pb2.RestOptions(**rec.rest))
@@ -195,11 +202,31 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
         self._dispatcher = dispatcher
         self._secrets = secrets
 
+    async def _allowed_users(self, raw: Sequence[str]) -> tuple[str, ...]:
+        """Distinct, valid user ids of existing users (INVALID_ARGUMENT naming the one that is not)."""
+        if len(raw) > 1000:
+            raise InvalidArgumentError("allowed_users", f"{len(raw)} users; at most 1000")
+        users: list[str] = []
+        for user_id in raw:
+            validate_user_id(user_id, "allowed_users")
+            try:
+                await self._store.access.get_user(user_id)
+            except NotFoundError:
+                raise InvalidArgumentError(
+                    "allowed_users",
+                    f"user {user_id!r} does not exist: create it first (`seedbed user create`)",
+                ) from None
+            if user_id not in users:
+                users.append(user_id)
+        return tuple(users)
+
     @guard
     async def CreateConnection(
         self, request: connection_pb2.CreateConnectionRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.CreateConnectionResponse:
+        current_principal().require_superuser("creating a connection")
         connection_id = normalize_connection_id(request.connection_id)
+        allowed = await self._allowed_users(request.allowed_users)
         kind = _KINDS.get(request.kind)
         if kind is None:
             raise InvalidArgumentError("kind", f"choose one of {', '.join(KINDS)}")
@@ -237,6 +264,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             secret_cipher=self._secrets.seal(secret.value) if secret.value is not None else None,
             created_at=at,
             updated_at=at,
+            allowed_users=allowed,
         )
         saved = await self._store.connections.put(record, allow_update=request.allow_update)
         return connection_pb2.CreateConnectionResponse(connection=connection_to_proto(saved))
@@ -245,6 +273,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def GetConnection(
         self, request: connection_pb2.GetConnectionRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.GetConnectionResponse:
+        _may_read("reading connections")
         rec = await self._store.connections.get(_connection_id(request.connection_id))
         return connection_pb2.GetConnectionResponse(connection=connection_to_proto(rec))
 
@@ -252,6 +281,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def ListConnections(
         self, request: connection_pb2.ListConnectionsRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.ListConnectionsResponse:
+        _may_read("listing connections")
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.connections.page(limit + 1, offset)
         page, token = page_of(recs, limit, offset)
@@ -263,6 +293,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def DeleteConnection(
         self, request: connection_pb2.DeleteConnectionRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.DeleteConnectionResponse:
+        current_principal().require_superuser("deleting a connection")
         await self._store.connections.delete(_connection_id(request.connection_id))
         return connection_pb2.DeleteConnectionResponse()
 
@@ -270,9 +301,20 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def TestConnection(
         self, request: connection_pb2.TestConnectionRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.TestConnectionResponse:
+        _may_write("testing a connection")
         rec = await self._store.connections.get(_connection_id(request.connection_id))
         ok, message, latency = await self._dispatcher.test_connection(snapshot(rec, self._secrets))
         return connection_pb2.TestConnectionResponse(ok=ok, message=message, latency_seconds=latency)
+
+
+def _may_read(action: str) -> None:
+    """The shared catalog is readable with any role in any project."""
+    current_principal().require_any_role(Role.VIEWER, action)
+
+
+def _may_write(action: str) -> None:
+    """Templates, workspace files and connection tests: an EDITOR somewhere (or a superuser)."""
+    current_principal().require_any_role(Role.EDITOR, action)
 
 
 def _connection_id(raw: str) -> str:
@@ -323,6 +365,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> workspace_pb2.UploadFileResponse:
         try:
+            _may_write("uploading a workspace file")
             return await self._upload(request_iterator)
         except CoordinatorError as exc:
             await context.abort(exc.code, str(exc))
@@ -378,6 +421,8 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         self, request: workspace_pb2.DownloadFileRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[workspace_pb2.DownloadFileResponse]:
         try:
+            if not current_principal().worker_run_id:  # a worker reading for its run may download
+                _may_read("downloading a workspace file")
             path = validate_workspace_path(request.path)
             rec = await self._store.workspace.get(path)
         except InvalidArgumentError:
@@ -398,6 +443,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
     async def ListFiles(
         self, request: workspace_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
     ) -> workspace_pb2.ListFilesResponse:
+        _may_read("listing workspace files")
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.workspace.page(request.prefix[:512], limit + 1, offset)
         page, token = page_of(recs, limit, offset)
@@ -407,6 +453,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
     async def DeleteFile(
         self, request: workspace_pb2.DeleteFileRequest, context: grpc.aio.ServicerContext
     ) -> workspace_pb2.DeleteFileResponse:
+        _may_write("deleting a workspace file")
         try:
             path = validate_workspace_path(request.path)
         except InvalidArgumentError:

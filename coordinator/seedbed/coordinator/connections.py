@@ -136,3 +136,23 @@ def snapshot(rec: ConnectionRecord, secrets: SecretBox) -> attempt_pb2.Connectio
     elif rec.secret_kind == "file":
         msg.secret.file = rec.secret_ref
     return msg
+
+
+def refusal(rec: ConnectionRecord, run_as: str) -> str:
+    """Why a run acting as ``run_as`` may not use the connection; empty when it may."""
+    if not rec.allowed_users or run_as in rec.allowed_users:
+        return ""
+    return (
+        f"connection {rec.id!r} may not be used by runs acting as {run_as or '(nobody)'!r} "
+        f"(allowed: {', '.join(rec.allowed_users)}); ask an admin to add the user or change the "
+        "scenario's run_as"
+    )
+
+
+def run_snapshot(rec: ConnectionRecord, secrets: SecretBox, run_as: str) -> attempt_pb2.ConnectionSnapshot:
+    """The snapshot an attempt gets: the full one, or, for a connection the run may not use, only
+    its id, kind and the reason (no URL, options or secret reach the worker)."""
+    reason = refusal(rec, run_as)
+    if reason:
+        return attempt_pb2.ConnectionSnapshot(id=rec.id, kind=KIND_NUMBERS[rec.kind], refused_reason=reason)
+    return snapshot(rec, secrets)

@@ -5,6 +5,8 @@ CoordinatorError
 ├── NotFoundError          an unknown scenario, run or fire id
 ├── AlreadyExistsError     an id or idempotency key already used for something else
 ├── FailedPreconditionError the request is valid but the current state forbids it
+├── UnauthenticatedError   no API key, or one that is unknown or revoked
+├── PermissionDeniedError  a known caller without the role (or superuser right) the call needs
 └── StoreUnavailableError  the store could not be reached
 
 DispatchError              internal: an attempt could not be executed (worker lost, …)
@@ -48,6 +50,14 @@ class AlreadyExistsError(CoordinatorError):
 
 class FailedPreconditionError(CoordinatorError):
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class UnauthenticatedError(CoordinatorError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(CoordinatorError):
+    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class StoreUnavailableError(CoordinatorError):

@@ -14,7 +14,12 @@ It "runs" a tiny line language instead of Python, so tests can script what an at
                         end as NONDETERMINISTIC (a replayed write differed from the ledger)
     lost TEXT           the worker dies: dispatch raises DispatchError
     batch CONN TARGET CALL BATCH ROWS [replayed]
-                        report a write batch (an insert into TARGET), APPLIED unless "replayed"
+                        report a write batch (an insert into TARGET), APPLIED unless "replayed";
+                        its id "CONN/CALL/BATCH" goes to every open step
+    step NAME           open a step (steps nest); a failure inside it names the innermost one
+    end                 close the innermost open step (SUCCESS)
+
+Every attempt runs as the fake worker task ``fake-task-<run id>-<attempt>``.
 
 A line may be prefixed to apply to some attempts only: ``attempt<N: LINE`` (while the attempt's
 number is below N), ``attempt>=N: LINE`` or ``attempt=N: LINE``. So ``attempt<2: lost gone`` loses
@@ -134,10 +139,16 @@ class FakeDispatcher:
         try:
             self._check(spec.run_id)
             started = attempt_pb2.AttemptStarted(
-                container_id=box["id"], image="fake", time=_now(), node="fake", worker_pid=os.getpid()
+                container_id=box["id"],
+                image="fake",
+                time=_now(),
+                node="fake",
+                worker_pid=os.getpid(),
+                task_id=f"fake-task-{spec.run_id}-{spec.attempt}",
             )
             yield attempt_pb2.AttemptEvent(started=started)
             warnings = 0
+            steps = _Steps()
             for raw in spec.script.splitlines():
                 self._check(spec.run_id)
                 line = _applies(raw.strip(), spec.attempt)
@@ -151,17 +162,61 @@ class FakeDispatcher:
                 elif op == "lost":
                     raise DispatchError(f"the worker running attempt {spec.attempt} died: {arg or 'lost'}")
                 elif op == "batch":
-                    yield attempt_pb2.AttemptEvent(batch=_batch(arg))
+                    batch = _batch(arg)
+                    steps.note_batch(f"{batch.connection_id}/{batch.call}/{batch.batch}")
+                    yield attempt_pb2.AttemptEvent(batch=batch)
+                elif op == "step":
+                    steps.open(arg)
+                elif op == "end":
+                    steps.close("SUCCESS")
                 elif op in ("print", "stderr", "warn"):
                     warnings += op == "warn"
                     yield _output(op, arg)
                 elif (end := _ending(op, arg)) is not None:
+                    if end.result.HasField("error"):
+                        end.result.error.step = steps.innermost()
+                    steps.finish(end.result, "FAILED")
                     yield end
                     return
-            yield _result(attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED, None, warnings=warnings)
+            end = _result(attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED, None, warnings=warnings)
+            steps.finish(end.result, "SUCCESS")
+            yield end
         finally:
             self._cancelled.discard(spec.run_id)
             self.sandboxes = [b for b in self.sandboxes if b["id"] != box["id"]]
+
+
+class _Steps:
+    """The steps of a fake attempt, as the worker's agent records them."""
+
+    def __init__(self) -> None:
+        self.steps: list[run_pb2.RunStep] = []
+
+    def _open(self) -> list[run_pb2.RunStep]:
+        return [s for s in self.steps if s.outcome == "RUNNING"]
+
+    def open(self, name: str) -> None:
+        self.steps.append(
+            run_pb2.RunStep(name=name, number=len(self.steps) + 1, start_time=_now(), outcome="RUNNING")
+        )
+
+    def close(self, outcome: str) -> None:
+        if opened := self._open():
+            opened[-1].outcome = outcome
+            opened[-1].end_time.CopyFrom(_now())
+
+    def innermost(self) -> str:
+        opened = self._open()
+        return opened[-1].name if opened else ""
+
+    def note_batch(self, batch_id: str) -> None:
+        for step in self._open():
+            step.batch_ids.append(batch_id)
+
+    def finish(self, result: attempt_pb2.AttemptResult, outcome: str) -> None:
+        while self._open():
+            self.close(outcome)
+        result.steps.extend(self.steps)
 
 
 def _output(op: str, text: str) -> attempt_pb2.AttemptEvent:

@@ -16,6 +16,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from seedbed.api.v1 import (
+    access_pb2,
+    access_pb2_grpc,
     connection_pb2,
     connection_pb2_grpc,
     run_pb2,
@@ -27,10 +29,15 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
+from seedbed.coordinator.access_servicers import AccessServicer
 from seedbed.coordinator.attempt import Dispatcher
+from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
+from seedbed.coordinator.reporting import ReportSender
+from seedbed.coordinator.scheduler import TriggerScheduler
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import RunServicer, ScenarioServicer
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -45,6 +52,7 @@ SERVICE_NAMES = (
     template_pb2.DESCRIPTOR.services_by_name["TemplateService"].full_name,
     connection_pb2.DESCRIPTOR.services_by_name["ConnectionService"].full_name,
     workspace_pb2.DESCRIPTOR.services_by_name["WorkspaceService"].full_name,
+    access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name,
 )
 
 
@@ -61,6 +69,8 @@ class Coordinator:
         self.dispatcher: Dispatcher = dispatcher
         self.hub = LogHub()
         self.supervisor: RunSupervisor | None = None
+        self.fires: FireLauncher | None = None
+        self.scheduler: TriggerScheduler | None = None
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.engine_problem: str | None = None
@@ -79,13 +89,19 @@ class Coordinator:
         if self.engine_problem:
             log.error("%s", self.engine_problem)
         secrets = SecretBox.from_key_or_file(self.settings.secret_key, self.settings.data_dir)
+        await bootstrap_admin(self.store, self.settings)
         self.supervisor = RunSupervisor(self.store, self.dispatcher, self.hub, self.settings, secrets)
+        self.fires = FireLauncher(self.store, self.supervisor, self.hub)
+        self.supervisor.add_listener(self.fires)
+        self.scheduler = TriggerScheduler(self.store, self.fires, self.settings.trigger_interval_seconds)
+        self.supervisor.add_listener(ReportSender(self.store, self.settings))
         limit = self.settings.max_message_bytes
         self.server = grpc.aio.server(
+            interceptors=[AuthInterceptor(self.store, secrets)],
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-            ]
+            ],
         )
         template_pb2_grpc.add_TemplateServiceServicer_to_server(
             TemplateServicer(self.store, self.dispatcher, self.settings), self.server
@@ -105,9 +121,11 @@ class Coordinator:
                 self.supervisor,
                 self.hub,
                 RunPurger(self.store, self.dispatcher, self.hub, secrets),
+                self.fires,
             ),
             self.server,
         )
+        access_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.store), self.server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         reflection.enable_server_reflection(
@@ -119,6 +137,7 @@ class Coordinator:
         await self.server.start()
         self.supervisor.coordinator_address = self.address
         await self.supervisor.start()
+        self.scheduler.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("coordinator listening on %s (store: %s)", self.address, self.store.dialect)
@@ -126,8 +145,12 @@ class Coordinator:
     async def aclose(self, grace: float = 2.0) -> None:
         if self.server is not None:
             await self.server.stop(grace)
+        if self.scheduler is not None:
+            await self.scheduler.aclose()
         if self.supervisor is not None:
             await self.supervisor.aclose()
+        if self.fires is not None:
+            await self.fires.aclose()
         await self.dispatcher.aclose()
         if self.store is not None:
             await self.store.aclose()

@@ -6,15 +6,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
 
 from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
 from seedbed.coordinator import _convert as cv
+from seedbed.coordinator import authz
+from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.errors import CoordinatorError, DispatchError, InvalidArgumentError, NotFoundError
-from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.logs import LogHub, step_filter
 from seedbed.coordinator.model import (
+    RunState,
     new_id,
     normalize_scenario_id,
     page_of,
@@ -24,12 +28,15 @@ from seedbed.coordinator.model import (
     validate_params,
     validate_script,
 )
+from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.reporters import validate_reporters
 from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.coordinator.status import scenario_status
 from seedbed.coordinator.store import RunRecord, ScenarioSettingsValue, Store
 from seedbed.coordinator.supervisor import RunSupervisor
 from seedbed.coordinator.triggers import validate_triggers
+from seedbed.coordinator.watch import RunWatch
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +116,16 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         self, request: scenario_pb2.CreateScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.CreateScenarioResponse:
         scenario_id = normalize_scenario_id(request.scenario_id) if request.scenario_id else new_id("scn")
+        project = await authz.project_for_new_scenario(self._store, request.project_key)
+        settings = self._settings_value(request.settings)
+        await authz.check_run_as(self._store, project, settings.run_as, "")
         rec = await self._store.create_scenario(
             scenario_id,
             validate_name(request.name or scenario_id),
             validate_script(request.script, self._settings.max_script_bytes),
-            self._settings_value(request.settings),
+            settings,
+            project_key=project,
+            modified_by=current_principal().user_id,
         )
         return scenario_pb2.CreateScenarioResponse(scenario=cv.scenario_to_proto(rec))
 
@@ -122,7 +134,11 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         self, request: scenario_pb2.UpdateScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.UpdateScenarioResponse:
         scenario_id = normalize_scenario_id(request.scenario_id)
-        current = await self._store.get_scenario(scenario_id)
+        current = await authz.scenario_for(self._store, scenario_id, Role.EDITOR)
+        if request.HasField("settings"):
+            await authz.check_run_as(
+                self._store, current.project_key, request.settings.run_as, current.settings.run_as
+            )
         rec = await self._store.update_scenario(
             scenario_id,
             name=validate_name(request.name) if request.HasField("name") else None,
@@ -134,6 +150,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             settings=self._settings_value(request.settings, current.settings)
             if request.HasField("settings")
             else None,
+            modified_by=current_principal().user_id,
         )
         return scenario_pb2.UpdateScenarioResponse(scenario=cv.scenario_to_proto(rec))
 
@@ -141,7 +158,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
     async def GetScenario(
         self, request: scenario_pb2.GetScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.GetScenarioResponse:
-        rec = await self._store.get_scenario(_known_scenario_id(request.scenario_id))
+        rec = await authz.scenario_for(self._store, _known_scenario_id(request.scenario_id), Role.VIEWER)
         return scenario_pb2.GetScenarioResponse(scenario=cv.scenario_to_proto(rec))
 
     @guard
@@ -149,17 +166,32 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         self, request: scenario_pb2.ListScenariosRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.ListScenariosResponse:
         limit, offset = validate_page(request.page_size, request.page_token)
-        recs = await self._store.list_scenarios(limit + 1, offset)
+        recs = await self._store.list_scenarios(
+            limit + 1,
+            offset,
+            project_key=authz.project_filter(request.project_key),
+            projects=authz.visible_projects(),
+        )
         page, token = page_of(recs, limit, offset)
         return scenario_pb2.ListScenariosResponse(
             scenarios=[cv.scenario_to_proto(r) for r in page], next_page_token=token
         )
 
     @guard
+    async def GetScenarioStatus(
+        self, request: scenario_pb2.GetScenarioStatusRequest, context: grpc.aio.ServicerContext
+    ) -> scenario_pb2.GetScenarioStatusResponse:
+        scenario_id = _known_scenario_id(request.scenario_id)
+        await authz.scenario_for(self._store, scenario_id, Role.VIEWER)
+        return await scenario_status(self._store, scenario_id)
+
+    @guard
     async def DeleteScenario(
         self, request: scenario_pb2.DeleteScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.DeleteScenarioResponse:
-        await self._store.delete_scenario(_known_scenario_id(request.scenario_id))
+        scenario_id = _known_scenario_id(request.scenario_id)
+        await authz.scenario_for(self._store, scenario_id, Role.EDITOR)
+        await self._store.delete_scenario(scenario_id)
         return scenario_pb2.DeleteScenarioResponse()
 
 
@@ -182,8 +214,11 @@ def _required(field: str, value: str) -> str:
 
 
 class RunServicer(run_pb2_grpc.RunServiceServicer):
-    def __init__(self, store: Store, supervisor: RunSupervisor, hub: LogHub, purger: RunPurger) -> None:
+    def __init__(
+        self, store: Store, supervisor: RunSupervisor, hub: LogHub, purger: RunPurger, fires: FireLauncher
+    ) -> None:
         self._store = store
+        self._fires = fires
         self._supervisor = supervisor
         self._hub = hub
         self._purger = purger
@@ -195,23 +230,24 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         scenario_id = _known_scenario_id(request.scenario_id)
         params = validate_params(request.params)
         key = validate_idempotency_key(request.idempotency_key)
-        fire, run, created = await self._store.fire(scenario_id, params, key)
-        if created and run is not None:
-            self._supervisor.launch(run.id)
+        await authz.scenario_for(self._store, scenario_id, Role.RUNNER)
+        fire, _run, _created = await self._fires.fire(
+            scenario_id, params, key, triggered_by=current_principal().user_id
+        )
         return run_pb2.RunScenarioResponse(fire=cv.fire_to_proto(fire))
 
     @guard
     async def GetTriggerFire(
         self, request: run_pb2.GetTriggerFireRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.GetTriggerFireResponse:
-        fire = await self._store.get_fire(_required("fire_id", request.fire_id))
+        fire = await authz.fire_for(self._store, _required("fire_id", request.fire_id), Role.VIEWER)
         return run_pb2.GetTriggerFireResponse(fire=cv.fire_to_proto(fire))
 
     @guard
     async def GetRun(
         self, request: run_pb2.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.GetRunResponse:
-        run = await self._store.get_run(_required("run_id", request.run_id))
+        run = await authz.run_for(self._store, _required("run_id", request.run_id), Role.VIEWER)
         return run_pb2.GetRunResponse(run=await self._run(run))
 
     @guard
@@ -221,12 +257,18 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         limit, offset = validate_page(request.page_size, request.page_token)
         scenario_id = _known_scenario_id(request.scenario_id) if request.scenario_id else ""
         if scenario_id:
-            await self._store.get_scenario(scenario_id)
-        recs = await self._store.list_runs(scenario_id, limit + 1, offset)
+            await authz.scenario_for(self._store, scenario_id, Role.VIEWER)
+        filters = _run_filters(request)
+        filters["project_key"] = authz.project_filter(request.project_key)
+        recs = await self._store.list_runs(
+            scenario_id, limit + 1, offset, projects=authz.visible_projects(), **filters
+        )
         page, token = page_of(recs, limit, offset)
         attempts = await self._store.attempts.for_runs([r.id for r in page])
+        reports = await self._store.reports.for_runs([r.id for r in page])
         return run_pb2.ListRunsResponse(
-            runs=[cv.run_to_proto(r, attempts.get(r.id, ())) for r in page], next_page_token=token
+            runs=[cv.run_to_proto(r, attempts.get(r.id, ()), reports.get(r.id, ())) for r in page],
+            next_page_token=token,
         )
 
     @guard
@@ -235,7 +277,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     ) -> run_pb2.ListWriteBatchesResponse:
         run_id = _required("run_id", request.run_id)
         limit, offset = validate_page(request.page_size, request.page_token)
-        await self._store.get_run(run_id)
+        await authz.run_for(self._store, run_id, Role.VIEWER)
         recs = await self._store.attempts.list_batches(run_id, limit + 1, offset)
         page, token = page_of(recs, limit, offset)
         return run_pb2.ListWriteBatchesResponse(
@@ -246,19 +288,37 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     async def PurgeRun(
         self, request: run_pb2.PurgeRunRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.PurgeRunResponse:
-        return await self._purger.purge(_required("run_id", request.run_id), dry_run=request.dry_run)
+        run_id = _required("run_id", request.run_id)
+        await authz.run_for(self._store, run_id, Role.EDITOR)
+        return await self._purger.purge(run_id, dry_run=request.dry_run)
 
     async def _run(self, run: RunRecord) -> run_pb2.Run:
-        """The run with its attempts."""
-        return cv.run_to_proto(run, await self._store.attempts.for_run(run.id))
+        """The run with its attempts and reports."""
+        return cv.run_to_proto(
+            run, await self._store.attempts.for_run(run.id), await self._store.reports.for_run(run.id)
+        )
 
     @guard
     async def AbortRun(
         self, request: run_pb2.AbortRunRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.AbortRunResponse:
         reason = (request.reason or "aborted by request")[:1000]
-        run, already = await self._supervisor.abort(_required("run_id", request.run_id), reason)
+        run_id = _required("run_id", request.run_id)
+        await authz.run_for(self._store, run_id, Role.RUNNER)
+        run, already = await self._supervisor.abort(run_id, reason)
         return run_pb2.AbortRunResponse(run=await self._run(run), already_finished=already)
+
+    async def WatchRuns(
+        self, request: run_pb2.WatchRunsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[run_pb2.WatchRunsResponse]:
+        try:
+            watch = RunWatch(self._store, self._hub, request.fire_ids, request.run_ids)
+            await watch.open()
+            await authz.watchable(self._store, request.fire_ids, request.run_ids)
+        except CoordinatorError as exc:
+            await context.abort(exc.code, str(exc))
+        async for event in watch.events():
+            yield event
 
     async def StreamRunLogs(
         self, request: run_pb2.StreamRunLogsRequest, context: grpc.aio.ServicerContext
@@ -267,7 +327,8 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             run_id = _required("run_id", request.run_id)
             if request.after_sequence < 0:
                 raise InvalidArgumentError("after_sequence", "must be ≥ 0")
-            await self._store.get_run(run_id)
+            found = await authz.run_for(self._store, run_id, Role.VIEWER)
+            only = step_filter(found, request.step[:200]) if request.step else None
         except CoordinatorError as exc:
             await context.abort(exc.code, str(exc))
         after = request.after_sequence
@@ -275,7 +336,8 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             wake = self._hub.waiter(run_id)
             lines = await self._store.read_logs(run_id, after, _LOG_PAGE)
             for line in lines:
-                yield run_pb2.StreamRunLogsResponse(line=cv.log_to_proto(line))
+                if only is None or only.holds(line):
+                    yield run_pb2.StreamRunLogsResponse(line=cv.log_to_proto(line))
                 after = line.seq
             if len(lines) == _LOG_PAGE:
                 continue
@@ -290,6 +352,29 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
                 yield _end(run_pb2.STREAM_END_REASON_CAUGHT_UP, await self._run(run), after)
                 return
             await self._hub.wait(wake, _POLL_SECONDS)
+
+
+def _run_filters(request: run_pb2.ListRunsRequest) -> dict[str, Any]:
+    """ListRuns' filters as ``Store.list_runs`` keywords; INVALID_ARGUMENT for unknown states and an
+    empty time range."""
+    states = []
+    for number in request.states:
+        name = run_pb2.RunState.Name(number) if number in run_pb2.RunState.values() else ""
+        if not name or number == run_pb2.RUN_STATE_UNSPECIFIED:
+            raise InvalidArgumentError("states", f"{number} is not a run state (RUN_STATE_QUEUED..ABORTED)")
+        states.append(RunState(name.removeprefix("RUN_STATE_")))
+    after = request.created_after.ToDatetime(UTC) if request.HasField("created_after") else None
+    before = request.created_before.ToDatetime(UTC) if request.HasField("created_before") else None
+    if after is not None and before is not None and after >= before:
+        raise InvalidArgumentError(
+            "created_after", f"{after.isoformat()} is not before created_before {before.isoformat()}"
+        )
+    return {
+        "states": states,
+        "created_after": after,
+        "created_before": before,
+        "project_key": request.project_key,
+    }
 
 
 def _end(reason: run_pb2.StreamEndReason, run: run_pb2.Run, last: int) -> run_pb2.StreamRunLogsResponse:

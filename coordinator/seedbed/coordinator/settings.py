@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,11 @@ class CoordinatorSettings(BaseSettings):
     docker_url: str = Field("", description="Docker engine for the sandboxes; empty: the worker's default")
 
     secret_key: str = Field("", description="Fernet key for stored secrets; empty: a key file in data_dir")
+    admin_api_key: str = Field(
+        "",
+        description="API key of the superuser 'admin', made valid at every start; empty: at first start "
+        "a key is generated into data_dir/admin-api-key (readable by its owner only)",
+    )
 
     max_script_bytes: int = Field(1 * MiB, ge=1024, le=16 * MiB)
     max_message_bytes: int = Field(8 * MiB, ge=1 * MiB, le=64 * MiB)
@@ -69,12 +75,45 @@ class CoordinatorSettings(BaseSettings):
     recovery_interval_seconds: float = Field(
         10.0, gt=0, description="how often runs whose lease lapsed are looked for"
     )
+    trigger_interval_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="how often cron triggers are checked for due times (and waiting fires for their "
+        "turn); a trigger fires at most this late",
+    )
     coordinator_id: str = Field(
         "",
         max_length=255,
         description="this coordinator's name in leases; empty: host name and listen address. A "
         "restart under the same name re-drives its runs at once instead of waiting for the lease",
     )
+
+    smtp_url: str = Field(
+        "",
+        description="SMTP server of e-mail reporters: smtp://[user:password@]host[:port] (plain; add "
+        "?starttls=true for STARTTLS) or smtps://… (TLS); empty: e-mail reports fail with a clear error",
+    )
+    smtp_sender: str = Field(
+        "seedbed@localhost",
+        max_length=320,
+        description="the From address of e-mail reports whose reporter names no sender",
+    )
+    reporter_max_tries: int = Field(5, ge=1, le=20, description="tries of one report, the first included")
+    reporter_max_seconds: float = Field(
+        60.0, gt=0, le=3600, description="time one report may take, its retries included"
+    )
+    reporter_timeout_seconds: float = Field(10.0, gt=0, le=300, description="one try of one report")
+    reporter_initial_backoff_seconds: float = Field(
+        0.5, gt=0, le=60, description="wait before the second try; doubled after each, with jitter"
+    )
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_shape(cls, value: str) -> str:
+        if value and not (value.startswith(("smtp://", "smtps://")) and urlsplit(value).hostname):
+            raise ValueError("smtp_url must be smtp://[user:password@]host[:port] or smtps://…")
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -98,7 +98,7 @@ def request_from_spec(spec: attempt_pb2.AttemptSpec) -> SandboxRequest:
     )
 
 
-def translate(events: Iterator[object]) -> Iterator[attempt_pb2.AttemptEvent]:
+def translate(events: Iterator[object], task_id: str = "") -> Iterator[attempt_pb2.AttemptEvent]:
     """Driver events → contract messages, numbering lines per attempt."""
     seq = 0
     node = socket.gethostname()
@@ -111,6 +111,7 @@ def translate(events: Iterator[object]) -> Iterator[attempt_pb2.AttemptEvent]:
                     time=_ts(event.time),
                     node=node,
                     worker_pid=os.getpid(),
+                    task_id=task_id,
                 )
             )
         elif isinstance(event, Output):
@@ -150,13 +151,13 @@ def translate(events: Iterator[object]) -> Iterator[attempt_pb2.AttemptEvent]:
 
 
 def execute(
-    spec: attempt_pb2.AttemptSpec, driver: SandboxDriver, *, artifacts_dir: Path
+    spec: attempt_pb2.AttemptSpec, driver: SandboxDriver, *, artifacts_dir: Path, task_id: str = ""
 ) -> Iterator[attempt_pb2.AttemptEvent]:
     request = request_from_spec(spec)
     log.info("attempt %d of run %s: starting, deadline %s", spec.attempt, spec.run_id, request.deadline)
     agent = Agent(spec, artifacts_dir=artifacts_dir / spec.run_id)
     try:
-        for event in translate(iter(driver.run(request, on_call=agent))):
+        for event in translate(iter(driver.run(request, on_call=agent)), task_id):
             # Batches the agent wrote (on its own thread) go out before the event that follows them.
             for batch in agent.drain_batches():
                 yield attempt_pb2.AttemptEvent(batch=batch)
@@ -165,6 +166,8 @@ def execute(
                 event.result.steps.extend(agent.step_records())
                 if agent.nondeterministic is not None and event.result.outcome in _REPLAYABLE:
                     _fail_nondeterministic(event.result, agent.nondeterministic)
+                if event.result.HasField("error") and not event.result.error.step:
+                    event.result.error.step = agent.failing_step()
             yield event
     finally:
         agent.close()
@@ -194,8 +197,20 @@ def run_attempt(spec_bytes: bytes) -> Iterator[bytes]:
     """Ray entry point (a streaming generator): bytes in, bytes out, so no pickled classes cross."""
     spec = attempt_pb2.AttemptSpec.FromString(spec_bytes)
     driver = DockerSandboxDriver(docker_url=spec.docker_url or None)
-    for event in execute(spec, driver, artifacts_dir=worker_settings().artifacts_dir):
+    task_id = _ray_task_id()
+    for event in execute(spec, driver, artifacts_dir=worker_settings().artifacts_dir, task_id=task_id):
         yield event.SerializeToString()
+
+
+def _ray_task_id() -> str:
+    """The Ray task running this attempt (what the run's steps name as their job); empty when
+    not run by Ray (tests that call ``execute`` directly)."""
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_task_id() or "")
+    except Exception:  # noqa: BLE001 - no Ray, or not inside a task: no task id, nothing else changes
+        return ""
 
 
 def probe_engine(docker_url: str) -> str | None:

@@ -168,6 +168,7 @@ connections = Table(
     Column("secret_kind", String(10), nullable=False),  # none | stored | env | file
     Column("secret_ref", Text, nullable=False),  # env name or file path
     Column("secret_cipher", Text),  # Fernet token of a stored secret
+    Column("allowed_users", Text),  # JSON list of user ids whose runs may use it; NULL or []: everyone
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -151,6 +151,7 @@ class AttemptRepository:
         node: str,
         worker_pid: int | None,
         at: datetime,
+        task_id: str | None = None,
     ) -> bool:
         """The sandbox started: the attempt RUNNING, the run RUNNING. False when superseded."""
         async with self._store._write() as conn:
@@ -163,6 +164,7 @@ class AttemptRepository:
                     node=node,
                     worker_pid=worker_pid,
                     started_at=at,
+                    task_id=task_id,
                 )
             )
             if not result.rowcount:

@@ -52,6 +52,8 @@ class ConnectionRecord:
     secret_cipher: str | None
     created_at: datetime
     updated_at: datetime
+    # Users whose runs (by run_as) may use it; empty: every user.
+    allowed_users: tuple[str, ...] = ()
 
     @property
     def secret_summary(self) -> str:
@@ -154,6 +156,7 @@ class ConnectionRepository:
             "secret_kind": record.secret_kind,
             "secret_ref": record.secret_ref,
             "secret_cipher": record.secret_cipher,
+            "allowed_users": json.dumps(list(record.allowed_users)),
             "updated_at": record.updated_at,
         }
         async with self._store._write() as conn:
@@ -309,4 +312,5 @@ def _connection(row: Any) -> ConnectionRecord:
         secret_cipher=row["secret_cipher"],
         created_at=as_utc(row["created_at"]),
         updated_at=as_utc(row["updated_at"]),
+        allowed_users=tuple(json.loads(row.get("allowed_users") or "[]")),
     )

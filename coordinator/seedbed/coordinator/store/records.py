@@ -71,6 +71,8 @@ class ErrorInfo:
     message: str
     traceback: str = ""
     line: int = 0
+    # The step (SDK step("name")) open when it happened; empty outside any step.
+    step: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class ErrorInfo:
             "message": self.message,
             "traceback": self.traceback,
             "line": self.line,
+            "step": self.step,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class ErrorInfo:
             message=str(data.get("message", "")),
             traceback=str(data.get("traceback", "")),
             line=int(data.get("line") or 0),
+            step=str(data.get("step") or ""),
         )
 
 

@@ -21,7 +21,9 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +43,14 @@ from seedbed.coordinator.errors import (
 )
 from seedbed.coordinator.model import (
     ACTIVE_STATES,
+    TERMINAL_STATES,
     FireState,
     OverlapPolicy,
     RunState,
     new_id,
 )
 from seedbed.coordinator.store import _schema as t
+from seedbed.coordinator.store.access import AccessRepository
 from seedbed.coordinator.store.attempts import AttemptRepository
 from seedbed.coordinator.store.catalog import ConnectionRepository, TemplateRepository, WorkspaceRepository
 from seedbed.coordinator.store.records import (
@@ -60,8 +64,9 @@ from seedbed.coordinator.store.records import (
     as_utc,
     now,
 )
+from seedbed.coordinator.store.reports import ReportRepository
 
-__all__ = ["Store", "normalize_url", "now", "request_hash"]
+__all__ = ["ScenarioActivity", "Store", "normalize_url", "now", "request_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +100,8 @@ class Store:
         self.connections = ConnectionRepository(self)
         self.workspace = WorkspaceRepository(self)
         self.attempts = AttemptRepository(self)
+        self.reports = ReportRepository(self)
+        self.access = AccessRepository(self)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -150,7 +157,14 @@ class Store:
     # -- scenarios ---------------------------------------------------------------------------------
 
     async def create_scenario(
-        self, scenario_id: str, name: str, script: str, settings: ScenarioSettingsValue
+        self,
+        scenario_id: str,
+        name: str,
+        script: str,
+        settings: ScenarioSettingsValue,
+        *,
+        project_key: str = "default",
+        modified_by: str = "",
     ) -> ScenarioRecord:
         at = now()
         values = {
@@ -161,6 +175,8 @@ class Store:
             "revision": 1,
             "created_at": at,
             "updated_at": at,
+            "project_key": project_key,
+            "last_modified_by": modified_by,
         }
         async with self._write() as conn:
             # rowcount is unreliable for INSERT … ON CONFLICT through psycopg: ask for the row back.
@@ -181,8 +197,11 @@ class Store:
         name: str | None = None,
         script: str | None = None,
         settings: ScenarioSettingsValue | None = None,
+        modified_by: str | None = None,
     ) -> ScenarioRecord:
         changes: dict[str, Any] = {"updated_at": now(), "revision": t.scenarios.c.revision + 1}
+        if modified_by is not None:
+            changes["last_modified_by"] = modified_by
         if name is not None:
             changes["name"] = name
         if script is not None:
@@ -205,8 +224,15 @@ class Store:
             raise NotFoundError("scenario", scenario_id)
         return _scenario(row._mapping)
 
-    async def list_scenarios(self, limit: int, offset: int) -> list[ScenarioRecord]:
+    async def list_scenarios(
+        self, limit: int, offset: int, *, project_key: str = "", projects: Collection[str] | None = None
+    ) -> list[ScenarioRecord]:
+        """Scenarios by id. ``projects`` None: every project, else only these (the caller's)."""
         query = select(t.scenarios).order_by(t.scenarios.c.id).limit(limit).offset(offset)
+        if project_key:
+            query = query.where(t.scenarios.c.project_key == project_key)
+        if projects is not None:
+            query = query.where(t.scenarios.c.project_key.in_(list(projects)))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_scenario(r._mapping) for r in rows]
@@ -241,16 +267,29 @@ class Store:
     # -- fires and runs ----------------------------------------------------------------------------
 
     async def fire(
-        self, scenario_id: str, params: dict[str, str], idempotency_key: str
+        self,
+        scenario_id: str,
+        params: dict[str, str],
+        idempotency_key: str,
+        *,
+        triggered_by: str = "",
+        trigger_id: str | None = None,
+        scheduled_at: datetime | None = None,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
-        """Record a fire and resolve it. Returns (fire, run or None, created).
+        """Record a fire and resolve it by the scenario's overlap policy. Returns (fire, run or None,
+        created).
 
-        With an idempotency key already used: the same request answers the stored fire
-        (created=False); a different request raises AlreadyExistsError.
+        The fire may end up PENDING (QUEUE_ONE, QUEUE_ALL: :meth:`release_pending` gives it its run
+        once the active one ends) or CANCELLED (SKIP, QUEUE_ONE with a fire already waiting). With
+        CANCEL_RUNNING the active runs get an abort reason naming the fire in the same transaction;
+        the caller stops them (``overlap.FireLauncher``). With an idempotency key already used: the
+        same request answers the stored fire (created=False); a different request raises
+        AlreadyExistsError.
         """
         digest = request_hash(scenario_id, params)
+        origin = _Origin(triggered_by, trigger_id, scheduled_at)
         try:
-            return await self._fire(scenario_id, params, idempotency_key, digest)
+            return await self._fire(scenario_id, params, idempotency_key, digest, origin)
         except IntegrityError:
             # A concurrent call with the same key won the insert (PostgreSQL, several coordinators).
             pass
@@ -269,7 +308,12 @@ class Store:
         return _fire(row._mapping)
 
     async def _fire(
-        self, scenario_id: str, params: dict[str, str], idempotency_key: str, digest: str
+        self,
+        scenario_id: str,
+        params: dict[str, str],
+        idempotency_key: str,
+        digest: str,
+        origin: _Origin,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
         at = now()
         fire_id = new_id("fire")
@@ -296,39 +340,23 @@ class Store:
                 "created_at": at,
                 "run_id": None,
                 "cancel_reason": None,
+                "trigger_id": origin.trigger_id,
+                "triggered_by": origin.triggered_by,
+                "scheduled_at": origin.scheduled_at,
+                "queue_reason": None,
+                "resolved_at": at,
             }
-            active = await self._active_run(conn, scenario_id)
+            decision = await self._overlap(conn, scenario, fire_id)
             run_values: dict[str, Any] | None = None
-            if active is not None and scenario.settings.overlap_policy is OverlapPolicy.SKIP:
+            if decision.cancel_reason is not None:
                 fire_values["state"] = FireState.CANCELLED.value
-                fire_values["cancel_reason"] = (
-                    f"already running: run {active} of scenario {scenario_id} is still active "
-                    "(overlap policy SKIP)"
-                )
+                fire_values["cancel_reason"] = decision.cancel_reason
+            elif decision.queue_reason is not None:
+                fire_values["state"] = FireState.PENDING.value
+                fire_values["queue_reason"] = decision.queue_reason
+                fire_values["resolved_at"] = None
             else:
-                run_values = {
-                    "id": new_id("run"),
-                    "scenario_id": scenario_id,
-                    "fire_id": fire_id,
-                    "run_key": idempotency_key or new_id("rk"),
-                    "state": RunState.QUEUED.value,
-                    "params": json.dumps(params),
-                    "script": scenario.script,
-                    "settings": json.dumps(scenario.settings.to_json()),
-                    "scenario_revision": scenario.revision,
-                    "created_at": at,
-                    "started_at": None,
-                    "ended_at": None,
-                    "error": None,
-                    "attempt_count": 0,
-                    "logs_truncated": False,
-                    "dropped_log_lines": 0,
-                    "warning_count": 0,
-                    "exit_code": None,
-                    "last_sequence": 0,
-                    "abort_reason": None,
-                    "details": None,
-                }
+                run_values = _new_run(scenario, fire_values, idempotency_key or new_id("rk"), at)
                 fire_values["state"] = FireState.RUN_CREATED.value
                 fire_values["run_id"] = run_values["id"]
             inserted = await conn.execute(
@@ -342,7 +370,202 @@ class Store:
                 return await self._replay_fire(idempotency_key, digest), None, False
             if run_values is not None:
                 await conn.execute(t.runs.insert().values(**run_values))
+            if decision.supersede:
+                await conn.execute(
+                    update(t.runs)
+                    .where(
+                        t.runs.c.id.in_(decision.supersede),
+                        t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
+                        t.runs.c.abort_reason.is_(None),
+                    )
+                    .values(abort_reason=f"cancelled by {fire_id}: overlap policy CANCEL_RUNNING")
+                )
         return _fire(fire_values), (_run(run_values) if run_values else None), True
+
+    async def _overlap(self, conn: AsyncConnection, scenario: ScenarioRecord, fire_id: str) -> _Overlap:
+        """What the scenario's overlap policy makes of a new fire, given its active runs and the
+        fires already waiting (read under the scenario's lock)."""
+        policy = scenario.settings.overlap_policy
+        active = await self._active_runs(conn, scenario.id)
+        pending = await self._pending_fire_ids(conn, scenario.id)
+        behind = f"run {active[0]}" if active else "the fires before it"
+        if policy is OverlapPolicy.ALLOW_CONCURRENT or (not active and not pending):
+            return _Overlap()
+        if policy is OverlapPolicy.CANCEL_RUNNING:
+            return _Overlap(supersede=tuple(active))
+        if policy is OverlapPolicy.QUEUE_ONE:
+            if pending:
+                return _Overlap(
+                    cancel_reason=f"already queued: fire {pending[0]} waits behind {behind} "
+                    "(overlap policy QUEUE_ONE)"
+                )
+            return _Overlap(queue_reason=f"queued behind {behind} (overlap policy QUEUE_ONE)")
+        if policy is OverlapPolicy.QUEUE_ALL:
+            ahead = f"; {len(pending)} fire(s) ahead" if pending else ""
+            return _Overlap(queue_reason=f"queued behind {behind}{ahead} (overlap policy QUEUE_ALL)")
+        if not active:
+            return _Overlap()  # SKIP with fires left waiting by an earlier QUEUE policy: run now
+        return _Overlap(
+            cancel_reason=f"already running: run {active[0]} of scenario {scenario.id} is still active "
+            "(overlap policy SKIP)"
+        )
+
+    async def _active_runs(self, conn: AsyncConnection, scenario_id: str) -> list[str]:
+        query = (
+            select(t.runs.c.id)
+            .where(t.runs.c.scenario_id == scenario_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
+            .order_by(t.runs.c.created_at, t.runs.c.id)
+        )
+        return list((await conn.execute(query)).scalars())
+
+    async def _pending_fire_ids(self, conn: AsyncConnection, scenario_id: str) -> list[str]:
+        query = (
+            select(t.fires.c.id)
+            .where(t.fires.c.scenario_id == scenario_id, t.fires.c.state == FireState.PENDING.value)
+            .order_by(t.fires.c.created_at, t.fires.c.id)
+        )
+        return list((await conn.execute(query)).scalars())
+
+    async def release_pending(self, scenario_id: str) -> tuple[FireRecord, RunRecord | None] | None:
+        """Resolve the oldest PENDING fire of a scenario that has no active run: give it its run
+        (or cancel it when the scenario became inactive or was deleted). None when nothing waits or
+        a run is still active.
+
+        The scenario's row lock (PostgreSQL) or the write lock (SQLite) and the conditional update
+        on the fire's state make sure two coordinators never resolve one fire twice.
+        """
+        at = now()
+        async with self._write() as conn:
+            pending = await self._pending_fire_ids(conn, scenario_id)
+            if not pending:
+                return None
+            try:
+                scenario: ScenarioRecord | None = await self._lock_scenario(conn, scenario_id)
+            except NotFoundError:
+                scenario = None
+            if scenario is not None and await self._active_runs(conn, scenario_id):
+                return None
+            row = (await conn.execute(select(t.fires).where(t.fires.c.id == pending[0]))).one()
+            fire = _fire(row._mapping)
+            changes: dict[str, Any] = {"resolved_at": at, "queue_reason": None}
+            run_values: dict[str, Any] | None = None
+            if scenario is None or not scenario.settings.active:
+                changes["state"] = FireState.CANCELLED.value
+                changes["cancel_reason"] = (
+                    f"scenario {scenario_id} was deleted while the fire waited"
+                    if scenario is None
+                    else f"scenario {scenario_id} became inactive while the fire waited"
+                )
+            else:
+                values = {
+                    "id": fire.id,
+                    "params": json.dumps(fire.params),
+                    "trigger_id": fire.trigger_id,
+                    "triggered_by": fire.triggered_by,
+                }
+                run_values = _new_run(scenario, values, fire.idempotency_key or new_id("rk"), at)
+                changes["state"] = FireState.RUN_CREATED.value
+                changes["run_id"] = run_values["id"]
+            result = await conn.execute(
+                update(t.fires)
+                .where(t.fires.c.id == fire.id, t.fires.c.state == FireState.PENDING.value)
+                .values(**changes)
+            )
+            if not result.rowcount:
+                return None
+            if run_values is not None:
+                await conn.execute(t.runs.insert().values(**run_values))
+            row = (await conn.execute(select(t.fires).where(t.fires.c.id == fire.id))).one()
+        return _fire(row._mapping), (_run(run_values) if run_values else None)
+
+    async def pending_scenarios(self) -> list[str]:
+        """Scenarios with fires waiting their turn."""
+        query = select(t.fires.c.scenario_id).where(t.fires.c.state == FireState.PENDING.value).distinct()
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def superseded_runs(self, fire_id: str) -> list[str]:
+        """Active runs a CANCEL_RUNNING fire asked to abort (their abort reason names it)."""
+        query = select(t.runs.c.id).where(
+            t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
+            t.runs.c.abort_reason.like(f"cancelled by {fire_id}:%"),
+        )
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    # -- trigger states ----------------------------------------------------------------------------
+
+    async def scheduled_scenarios(self) -> list[ScenarioRecord]:
+        """Scenarios with at least one cron trigger (active or not)."""
+        query = select(t.scenarios).where(t.scenarios.c.settings.like('%"cron"%')).order_by(t.scenarios.c.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [s for s in (_scenario(r._mapping) for r in rows) if s.settings.triggers]
+
+    async def trigger_last_due(self, scenario_id: str, trigger_id: str) -> datetime | None:
+        """The latest due time of a trigger fired or passed over; None before it was first seen."""
+        query = select(t.trigger_states.c.last_due_at).where(
+            t.trigger_states.c.scenario_id == scenario_id, t.trigger_states.c.trigger_id == trigger_id
+        )
+        async with self._engine.connect() as conn:
+            return as_utc((await conn.execute(query)).scalar_one_or_none())
+
+    async def claim_trigger_due(
+        self, scenario_id: str, trigger_id: str, due: datetime, *, first: bool = False
+    ) -> bool:
+        """Move a trigger's last due time forward to ``due`` (never back); with ``first``, record it
+        if the trigger has no state yet. False when another coordinator got there first."""
+        at = now()
+        async with self._write() as conn:
+            if first:
+                result = await conn.execute(
+                    self._insert(t.trigger_states)
+                    .values(scenario_id=scenario_id, trigger_id=trigger_id, last_due_at=due, updated_at=at)
+                    .on_conflict_do_nothing(index_elements=["scenario_id", "trigger_id"])
+                    .returning(t.trigger_states.c.trigger_id)
+                )
+                return result.scalar_one_or_none() is not None
+            result = await conn.execute(
+                update(t.trigger_states)
+                .where(
+                    t.trigger_states.c.scenario_id == scenario_id,
+                    t.trigger_states.c.trigger_id == trigger_id,
+                    t.trigger_states.c.last_due_at < due,
+                )
+                .values(last_due_at=due, updated_at=at)
+            )
+        return bool(result.rowcount)
+
+    # -- fires and runs, read ----------------------------------------------------------------------
+
+    async def get_fires(self, fire_ids: Collection[str]) -> dict[str, FireRecord]:
+        """The fires among these ids that exist, by id."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(t.fires).where(t.fires.c.id.in_(list(fire_ids))))).all()
+        return {r.id: _fire(r._mapping) for r in rows}
+
+    async def get_runs(self, run_ids: Collection[str]) -> dict[str, RunRecord]:
+        """The runs among these ids that exist, by id."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(t.runs).where(t.runs.c.id.in_(list(run_ids))))).all()
+        return {r.id: _run(r._mapping) for r in rows}
+
+    async def scenario_activity(self, scenario_id: str) -> ScenarioActivity:
+        """Active runs and waiting fires (oldest first) and the latest run that ended."""
+        last = (
+            select(t.runs)
+            .where(
+                t.runs.c.scenario_id == scenario_id,
+                t.runs.c.state.in_([s.value for s in TERMINAL_STATES]),
+            )
+            .order_by(t.runs.c.ended_at.desc(), t.runs.c.id.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            active = await self._active_runs(conn, scenario_id)
+            pending = await self._pending_fire_ids(conn, scenario_id)
+            row = (await conn.execute(last)).first()
+        return ScenarioActivity(tuple(active), tuple(pending), _run(row._mapping) if row else None)
 
     async def get_fire(self, fire_id: str) -> FireRecord:
         async with self._engine.connect() as conn:
@@ -358,10 +581,33 @@ class Store:
             raise NotFoundError("run", run_id)
         return _run(row._mapping)
 
-    async def list_runs(self, scenario_id: str, limit: int, offset: int) -> list[RunRecord]:
+    async def list_runs(
+        self,
+        scenario_id: str,
+        limit: int,
+        offset: int,
+        *,
+        states: Collection[RunState] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        project_key: str = "",
+        projects: Collection[str] | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first. ``states`` empty: any; created in [created_after, created_before);
+        ``projects`` None: every project, else only runs of these (the caller's) projects."""
         query = select(t.runs).order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
         if scenario_id:
             query = query.where(t.runs.c.scenario_id == scenario_id)
+        if states:
+            query = query.where(t.runs.c.state.in_([s.value for s in states]))
+        if created_after is not None:
+            query = query.where(t.runs.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(t.runs.c.created_at < created_before)
+        if project_key:
+            query = query.where(t.runs.c.project_key == project_key)
+        if projects is not None:
+            query = query.where(t.runs.c.project_key.in_(list(projects)))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query.limit(limit).offset(offset))).all()
         return [_run(r._mapping) for r in rows]
@@ -456,6 +702,65 @@ class Store:
                 .values(abort_reason=reason)
             )
         return await self.get_run(run_id)
+
+
+@dataclass(frozen=True)
+class ScenarioActivity:
+    """What a scenario is doing: active runs and waiting fires, oldest first; the latest ended run."""
+
+    active_run_ids: tuple[str, ...]
+    pending_fire_ids: tuple[str, ...]
+    last_ended: RunRecord | None
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Who or what made a fire."""
+
+    triggered_by: str = ""
+    trigger_id: str | None = None
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Overlap:
+    """The overlap policy's decision on a new fire: cancel it, queue it, or give it a run (and abort
+    the runs in ``supersede``)."""
+
+    cancel_reason: str | None = None
+    queue_reason: str | None = None
+    supersede: tuple[str, ...] = ()
+
+
+def _new_run(scenario: ScenarioRecord, fire: dict[str, Any], run_key: str, at: datetime) -> dict[str, Any]:
+    """The row of a fire's run: a snapshot of the scenario as it is now."""
+    return {
+        "id": new_id("run"),
+        "scenario_id": scenario.id,
+        "fire_id": fire["id"],
+        "run_key": run_key,
+        "state": RunState.QUEUED.value,
+        "params": fire["params"],
+        "script": scenario.script,
+        "settings": json.dumps(scenario.settings.to_json()),
+        "scenario_revision": scenario.revision,
+        "created_at": at,
+        "started_at": None,
+        "ended_at": None,
+        "error": None,
+        "attempt_count": 0,
+        "logs_truncated": False,
+        "dropped_log_lines": 0,
+        "warning_count": 0,
+        "exit_code": None,
+        "last_sequence": 0,
+        "abort_reason": None,
+        "details": None,
+        "project_key": scenario.project_key,
+        "run_as": scenario.effective_run_as,
+        "triggered_by": fire["triggered_by"],
+        "trigger_id": fire["trigger_id"],
+    }
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -29,7 +29,8 @@ class AccessServiceStub:
     """Every RPC of every service needs "authorization: Bearer <API key>" in its metadata: without a
     valid key, UNAUTHENTICATED; without the role an RPC needs, PERMISSION_DENIED naming the role.
     Scenarios and runs of a project the caller has no role in answer NOT_FOUND, as if they did not
-    exist: ids of other projects are not revealed.
+    exist: ids of other projects are not revealed. gRPC health checking and server reflection need
+    no key (they reveal service names and SERVING only).
     """
 
     def __init__(self, channel):
@@ -99,7 +100,8 @@ class AccessServiceServicer:
     """Every RPC of every service needs "authorization: Bearer <API key>" in its metadata: without a
     valid key, UNAUTHENTICATED; without the role an RPC needs, PERMISSION_DENIED naming the role.
     Scenarios and runs of a project the caller has no role in answer NOT_FOUND, as if they did not
-    exist: ids of other projects are not revealed.
+    exist: ids of other projects are not revealed. gRPC health checking and server reflection need
+    no key (they reveal service names and SERVING only).
     """
 
     def WhoAmI(self, request, context):
@@ -244,7 +246,8 @@ class AccessService:
     """Every RPC of every service needs "authorization: Bearer <API key>" in its metadata: without a
     valid key, UNAUTHENTICATED; without the role an RPC needs, PERMISSION_DENIED naming the role.
     Scenarios and runs of a project the caller has no role in answer NOT_FOUND, as if they did not
-    exist: ids of other projects are not revealed.
+    exist: ids of other projects are not revealed. gRPC health checking and server reflection need
+    no key (they reveal service names and SERVING only).
     """
 
     @staticmethod

@@ -54,7 +54,7 @@ class SandboxLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ...) -> None: ...
 
 class AttemptSpec(_message.Message):
-    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits")
+    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class AttemptSpec(_message.Message):
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DATA_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     run_key: str
@@ -90,7 +91,8 @@ class AttemptSpec(_message.Message):
     connections: _containers.RepeatedCompositeFieldContainer[ConnectionSnapshot]
     coordinator_address: str
     data_limits: DataLimits
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ...) -> None: ...
+    coordinator_token: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ...) -> None: ...
 
 class TemplateSnapshot(_message.Message):
     __slots__ = ("id", "canonical_json", "revision")
@@ -103,18 +105,20 @@ class TemplateSnapshot(_message.Message):
     def __init__(self, id: _Optional[str] = ..., canonical_json: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class ConnectionSnapshot(_message.Message):
-    __slots__ = ("id", "kind", "url", "rest", "secret")
+    __slots__ = ("id", "kind", "url", "rest", "secret", "refused_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     REST_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: _connection_pb2.ConnectionKind
     url: str
     rest: _connection_pb2.RestOptions
     secret: _connection_pb2.SecretSource
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_connection_pb2.ConnectionKind, str]] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[_connection_pb2.RestOptions, _Mapping]] = ..., secret: _Optional[_Union[_connection_pb2.SecretSource, _Mapping]] = ...) -> None: ...
+    refused_reason: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_connection_pb2.ConnectionKind, str]] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[_connection_pb2.RestOptions, _Mapping]] = ..., secret: _Optional[_Union[_connection_pb2.SecretSource, _Mapping]] = ..., refused_reason: _Optional[str] = ...) -> None: ...
 
 class DataLimits(_message.Message):
     __slots__ = ("max_generate_rows", "max_fetch_rows", "max_reply_bytes", "max_workspace_read_bytes")
@@ -129,18 +133,20 @@ class DataLimits(_message.Message):
     def __init__(self, max_generate_rows: _Optional[int] = ..., max_fetch_rows: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_workspace_read_bytes: _Optional[int] = ...) -> None: ...
 
 class AttemptStarted(_message.Message):
-    __slots__ = ("container_id", "image", "time", "node", "worker_pid")
+    __slots__ = ("container_id", "image", "time", "node", "worker_pid", "task_id")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
     WORKER_PID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     image: str
     time: _timestamp_pb2.Timestamp
     node: str
     worker_pid: int
-    def __init__(self, container_id: _Optional[str] = ..., image: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., worker_pid: _Optional[int] = ...) -> None: ...
+    task_id: str
+    def __init__(self, container_id: _Optional[str] = ..., image: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., worker_pid: _Optional[int] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class AttemptOutput(_message.Message):
     __slots__ = ("lines",)

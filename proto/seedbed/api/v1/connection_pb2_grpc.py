@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class ConnectionServiceStub:
-    """Connections: the targets scenarios seed, resolved by the trusted worker.
+    """Connections: the targets scenarios seed, resolved by the trusted worker. Shared by every project:
+    reading (Get, List) needs any role in any project; TestConnection needs ROLE_EDITOR in at least one
+    project; Create and Delete need a superuser (they carry credentials and decide allowed_users).
     """
 
     def __init__(self, channel):
@@ -63,7 +65,9 @@ class ConnectionServiceStub:
 
 
 class ConnectionServiceServicer:
-    """Connections: the targets scenarios seed, resolved by the trusted worker.
+    """Connections: the targets scenarios seed, resolved by the trusted worker. Shared by every project:
+    reading (Get, List) needs any role in any project; TestConnection needs ROLE_EDITOR in at least one
+    project; Create and Delete need a superuser (they carry credentials and decide allowed_users).
     """
 
     def CreateConnection(self, request, context):
@@ -135,7 +139,9 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ConnectionService:
-    """Connections: the targets scenarios seed, resolved by the trusted worker.
+    """Connections: the targets scenarios seed, resolved by the trusted worker. Shared by every project:
+    reading (Get, List) needs any role in any project; TestConnection needs ROLE_EDITOR in at least one
+    project; Create and Delete need a superuser (they carry credentials and decide allowed_users).
     """
 
     @staticmethod

@@ -28,6 +28,8 @@ if _version_not_supported:
 class TemplateServiceStub:
     """Templates: validated on save; a document that fails validation is INVALID_ARGUMENT with every
     problem listed in the message, each with the path of the field it concerns.
+    Templates are shared by every project: reading (Get, List, Preview) needs any role in any project;
+    Put and Delete need ROLE_EDITOR in at least one project (or a superuser).
     """
 
     def __init__(self, channel):
@@ -66,6 +68,8 @@ class TemplateServiceStub:
 class TemplateServiceServicer:
     """Templates: validated on save; a document that fails validation is INVALID_ARGUMENT with every
     problem listed in the message, each with the path of the field it concerns.
+    Templates are shared by every project: reading (Get, List, Preview) needs any role in any project;
+    Put and Delete need ROLE_EDITOR in at least one project (or a superuser).
     """
 
     def PutTemplate(self, request, context):
@@ -137,6 +141,8 @@ def add_TemplateServiceServicer_to_server(servicer, server):
 class TemplateService:
     """Templates: validated on save; a document that fails validation is INVALID_ARGUMENT with every
     problem listed in the message, each with the path of the field it concerns.
+    Templates are shared by every project: reading (Get, List, Preview) needs any role in any project;
+    Put and Delete need ROLE_EDITOR in at least one project (or a superuser).
     """
 
     @staticmethod

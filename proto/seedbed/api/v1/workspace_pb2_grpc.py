@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class WorkspaceServiceStub:
-    """Workspace files: uploaded by users, read-only to scenarios.
+    """Workspace files: uploaded by users, read-only to scenarios. Shared by every project: reading
+    (Download, List) needs any role in any project; Upload and Delete need ROLE_EDITOR in at least one
+    project (or a superuser).
     """
 
     def __init__(self, channel):
@@ -58,7 +60,9 @@ class WorkspaceServiceStub:
 
 
 class WorkspaceServiceServicer:
-    """Workspace files: uploaded by users, read-only to scenarios.
+    """Workspace files: uploaded by users, read-only to scenarios. Shared by every project: reading
+    (Download, List) needs any role in any project; Upload and Delete need ROLE_EDITOR in at least one
+    project (or a superuser).
     """
 
     def UploadFile(self, request_iterator, context):
@@ -117,7 +121,9 @@ def add_WorkspaceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkspaceService:
-    """Workspace files: uploaded by users, read-only to scenarios.
+    """Workspace files: uploaded by users, read-only to scenarios. Shared by every project: reading
+    (Download, List) needs any role in any project; Upload and Delete need ROLE_EDITOR in at least one
+    project (or a superuser).
     """
 
     @staticmethod

@@ -85,21 +85,26 @@ def _names(args: Mapping[str, Any], name: str) -> list[str] | None:
 
 
 class _Step:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, number: int) -> None:
         self.name = name
+        self.number = number  # position in the run, from 1
         self.start = datetime.now(UTC)
         self.end: datetime | None = None
         self.outcome = "RUNNING"
         self.generated = 0
         self.written = 0
+        # The write batches done while the step was open, as ListWriteBatches names them.
+        self.batch_ids: list[str] = []
 
     def to_proto(self) -> run_pb2.RunStep:
         msg = run_pb2.RunStep(
             name=self.name,
+            number=self.number,
             start_time=_ts(self.start),
             outcome=self.outcome,
             rows_generated=self.generated,
             rows_written=self.written,
+            batch_ids=self.batch_ids,
         )
         if self.end is not None:
             msg.end_time.CopyFrom(_ts(self.end))
@@ -124,7 +129,7 @@ class Agent:
         self._buffers = Buffers(max_items=max(self._max_rows, 1_000_000))
         self._streams: dict[str, Any] = {}
         self._workspace = WorkspaceReader(
-            spec.coordinator_address, limits.max_workspace_read_bytes or 64 * 2**20
+            spec.coordinator_address, limits.max_workspace_read_bytes or 64 * 2**20, spec.coordinator_token
         )
         self._calls = 0
         self._stamp = ledger.AttemptStamp(
@@ -321,9 +326,17 @@ class Agent:
         found = self._ledgers.get(sink.connection_id)
         if found is None:
             budget = timedelta(seconds=min(60, self._timeout_seconds or 60))
-            found = ledger.LedgeredSql(sink, self._stamp, report=self._batches.append, retry_budget=budget)
+            found = ledger.LedgeredSql(sink, self._stamp, report=self._note_batch, retry_budget=budget)
             self._ledgers[sink.connection_id] = found
         return found
+
+    def _note_batch(self, report: ledger.BatchReport) -> None:
+        """Keep a batch for the coordinator, and its id in every step open while it was written."""
+        self._batches.append(report)
+        batch_id = f"{report.connection_id}/{report.call}/{report.batch}"
+        for step in self.steps:
+            if step.end is None:
+                step.batch_ids.append(batch_id)
 
     def _next_call(self) -> int:
         if self.nondeterministic is not None:
@@ -441,7 +454,7 @@ class Agent:
 
     def _report(self, sink: Any, operation: str, target: str, call: int, rows: Any, count: int) -> None:
         digest = ledger.content_hash({"op": operation, "target": target}, rows)
-        self._batches.append(
+        self._note_batch(
             ledger.BatchReport(sink.connection_id, operation, target, call, 0, count, digest, replayed=False)
         )
 
@@ -474,7 +487,7 @@ class Agent:
     def _step_start(self, args: Mapping[str, Any]) -> Any:
         if len(self.steps) >= MAX_STEPS:
             raise LimitExceeded(f"more than {MAX_STEPS} steps in one run")
-        self.steps.append(_Step(_text(args, "name", limit=200)))
+        self.steps.append(_Step(_text(args, "name", limit=200), len(self.steps) + 1))
         return None
 
     def _step_end(self, args: Mapping[str, Any]) -> Any:
@@ -510,6 +523,16 @@ class Agent:
 
     def step_records(self) -> list[run_pb2.RunStep]:
         return [s.to_proto() for s in self.steps]
+
+    def failing_step(self) -> str:
+        """The step open when the script failed: the innermost one still open (the script was
+        stopped inside it), else the first that ended FAILED (an exception leaves the innermost
+        step first); empty outside any step."""
+        opened = [s for s in self.steps if s.end is None]
+        if opened:
+            return opened[-1].name
+        failed = [s for s in self.steps if s.outcome == "FAILED" and s.end is not None]
+        return min(failed, key=lambda s: s.end or s.start).name if failed else ""
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the connections. A call still running (the attempt ended under it: deadline,

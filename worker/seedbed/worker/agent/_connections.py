@@ -59,6 +59,9 @@ def to_spec(
     statement_timeout_seconds: int | None = None,
 ) -> tuple[ConnectionSpec, str | None]:
     """The sink spec, and the secret (so errors can be scrubbed of it)."""
+    if snapshot.refused_reason:
+        # The run's run_as may not use it: the coordinator sent no URL or secret, only the reason.
+        raise UnknownConnection(snapshot.refused_reason)
     kind = _KINDS.get(snapshot.kind)
     if kind is None:
         raise UnknownConnection(f"connection {snapshot.id} has an unknown kind {snapshot.kind}")

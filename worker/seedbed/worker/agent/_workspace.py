@@ -9,8 +9,9 @@ from seedbed.worker.agent._errors import LimitExceeded, WorkspaceError
 
 
 class WorkspaceReader:
-    def __init__(self, address: str, max_bytes: int) -> None:
+    def __init__(self, address: str, max_bytes: int, token: str = "") -> None:
         self._address = address
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._max_bytes = max_bytes
         self._channel: grpc.Channel | None = None
 
@@ -27,7 +28,9 @@ class WorkspaceReader:
         parts: list[bytes] = []
         size = 0
         try:
-            for message in stub.DownloadFile(workspace_pb2.DownloadFileRequest(path=path), timeout=120):
+            for message in stub.DownloadFile(
+                workspace_pb2.DownloadFileRequest(path=path), timeout=120, metadata=self._metadata
+            ):
                 if message.HasField("file") and message.file.size_bytes > self._max_bytes:
                     raise LimitExceeded(
                         f"workspace file {path!r} is {message.file.size_bytes} bytes; "

@@ -83,6 +83,9 @@ def upgrade() -> None:
         batch.create_index("ix_runs_project_created", ["project_key", "created_at"])
     with op.batch_alter_table("attempts") as batch:
         batch.add_column(sa.Column("task_id", sa.String(80)))
+    with op.batch_alter_table("connections") as batch:
+        # JSON list of the users whose runs may use the connection; NULL or []: every user.
+        batch.add_column(sa.Column("allowed_users", sa.Text))
     op.create_table(
         "trigger_states",
         sa.Column("scenario_id", sa.String(80), primary_key=True),
@@ -107,6 +110,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("reporter_deliveries")
     op.drop_table("trigger_states")
+    with op.batch_alter_table("connections") as batch:
+        batch.drop_column("allowed_users")
     with op.batch_alter_table("attempts") as batch:
         batch.drop_column("task_id")
     with op.batch_alter_table("runs") as batch:

@@ -1,0 +1,135 @@
+"""Authorisation of scenario and run RPCs: find the object's project, then ask the caller's role.
+
+Every lookup goes through here so the rule holds everywhere: an object in a project the caller has
+no role in is NOT_FOUND (as if it did not exist), a role too low is PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from seedbed.coordinator.access import (
+    Principal,
+    Role,
+    current_principal,
+    validate_project_key,
+    validate_user_id,
+)
+from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from seedbed.coordinator.store import FireRecord, RunRecord, ScenarioRecord, Store
+
+__all__ = [
+    "check_run_as",
+    "fire_for",
+    "project_for_new_scenario",
+    "project_filter",
+    "run_for",
+    "scenario_for",
+    "visible_projects",
+    "watchable",
+]
+
+
+async def scenario_for(store: Store, scenario_id: str, role: Role) -> ScenarioRecord:
+    rec = await store.get_scenario(scenario_id)
+    current_principal().require(rec.project_key, role, "scenario", scenario_id)
+    return rec
+
+
+async def run_for(store: Store, run_id: str, role: Role) -> RunRecord:
+    rec = await store.get_run(run_id)
+    current_principal().require(rec.project_key, role, "run", run_id)
+    return rec
+
+
+async def _fire_project(store: Store, fire: FireRecord) -> str | None:
+    if fire.run_id:
+        try:
+            return (await store.get_run(fire.run_id)).project_key
+        except NotFoundError:
+            pass
+    try:
+        return (await store.get_scenario(fire.scenario_id)).project_key
+    except NotFoundError:
+        return None  # its scenario was deleted: only a superuser still sees it
+
+
+async def fire_for(store: Store, fire_id: str, role: Role) -> FireRecord:
+    fire = await store.get_fire(fire_id)
+    principal = current_principal()
+    project = await _fire_project(store, fire)
+    if project is None:
+        if not principal.superuser:
+            raise NotFoundError("trigger fire", fire_id)
+        return fire
+    principal.require(project, role, "trigger fire", fire_id)
+    return fire
+
+
+async def watchable(store: Store, fire_ids: Collection[str], run_ids: Collection[str]) -> None:
+    """VIEWER on every fire and run to watch; NOT_FOUND naming those the caller may not see."""
+    principal = current_principal()
+    if principal.superuser:
+        return
+    hidden: list[str] = []
+    runs = await store.get_runs(list(run_ids))
+    hidden += [r.id for r in runs.values() if principal.role_in(r.project_key) is None]
+    for fire in (await store.get_fires(list(fire_ids))).values():
+        project = await _fire_project(store, fire)
+        if project is None or principal.role_in(project) is None:
+            hidden.append(fire.id)
+    if hidden:
+        raise NotFoundError("fire or run", ", ".join(hidden[:20]))
+
+
+def visible_projects() -> Collection[str] | None:
+    """The caller's projects for list filters; None: every project (a superuser)."""
+    return current_principal().projects()
+
+
+def project_filter(raw: str) -> str:
+    """A ``project_key`` list filter: empty, or a project the caller has a role in (else NOT_FOUND)."""
+    if not raw:
+        return ""
+    try:
+        key = validate_project_key(raw)
+    except InvalidArgumentError:
+        raise NotFoundError("project", raw[:100]) from None
+    if current_principal().role_in(key) is None:
+        raise NotFoundError("project", key)
+    return key
+
+
+async def project_for_new_scenario(store: Store, raw: str) -> str:
+    """The project a new scenario goes to ("default" when empty): it must exist and the caller must
+    be an EDITOR there."""
+    key = validate_project_key(raw or "default")
+    current_principal().require(key, Role.EDITOR, "project", key)
+    await store.access.get_project(key)
+    return key
+
+
+async def check_run_as(store: Store, project_key: str, new: str, current: str) -> None:
+    """Setting ``run_as`` to another user than the caller needs ADMIN in the project (keeping the
+    current value does not), and that user must have a role in the project."""
+    principal: Principal = current_principal()
+    if not new or new == current:
+        return
+    validate_user_id(new, "settings.run_as")
+    if new != principal.user_id:
+        held = principal.role_in(project_key)
+        if held is None or held < Role.ADMIN:
+            raise PermissionDeniedError(
+                f"setting settings.run_as to {new!r} (another user than you) needs role ADMIN in "
+                f"project {project_key!r}; {principal.user_id!r} has {held.name if held else 'none'}"
+            )
+    try:
+        user = await store.access.get_user(new)
+    except NotFoundError:
+        raise InvalidArgumentError("settings.run_as", f"user {new!r} does not exist") from None
+    if not user.superuser and project_key not in user.memberships:
+        raise InvalidArgumentError(
+            "settings.run_as",
+            f"user {new!r} has no role in project {project_key!r}: give them one first "
+            "(`seedbed member set`)",
+        )
