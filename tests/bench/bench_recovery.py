@@ -16,6 +16,7 @@ its first batch commits. Figures (medians):
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,9 @@ from tests.bench._postgres import scratch_database
 from tests.faults.proxy import TcpProxy
 from tests.faults.rest_target import RestTarget
 from tests.faults.seeding import SeedingHarness
+
+# The benchmark's coordinator makes this the admin's API key; its client sends it.
+ADMIN_KEY = "bench-admin-key-" + secrets.token_hex(12)
 
 
 def timed_run(h: SeedingHarness, *, kill: bool) -> tuple[float, float, float]:
@@ -72,12 +76,13 @@ def measure(url: str, repeat: int) -> tuple[list[float], list[tuple[float, float
                 store_url=f"sqlite+aiosqlite:///{Path(tmp) / 'seedbed.db'}",
                 data_dir=Path(tmp),
                 janitor_interval_seconds=1,
+                admin_api_key=ADMIN_KEY,
             )
             host_port = url.rpartition("@")[2].partition("/")[0]
             host, _, port = host_port.partition(":")
             with (
                 running_in_thread(settings) as coordinator,
-                Client(coordinator.address) as client,
+                Client(coordinator.address, api_key=ADMIN_KEY) as client,
                 RestTarget() as api,
                 TcpProxy(host, int(port or 5432)) as proxy,
             ):

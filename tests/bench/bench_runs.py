@@ -12,6 +12,7 @@ Docker.
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,9 @@ from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.client import Client, LogEvent, RunEnded
 from seedbed.coordinator import CoordinatorSettings, running_in_thread
 from seedbed.worker.images import ensure_image
+
+# The benchmark's coordinator makes this the admin's API key; its client sends it.
+ADMIN_KEY = "bench-admin-key-" + secrets.token_hex(12)
 
 TRIVIAL = "print('hello', flush=True)\n"
 
@@ -128,9 +132,11 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_in_thread(
-            CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp), sandbox_slots=args.slots)
+            CoordinatorSettings(
+                listen="127.0.0.1:0", data_dir=Path(tmp), sandbox_slots=args.slots, admin_api_key=ADMIN_KEY
+            )
         ) as coordinator,
-        Client(coordinator.address) as client,
+        Client(coordinator.address, api_key=ADMIN_KEY) as client,
     ):
         client.put_scenario(
             "bench-trivial",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import random
+import secrets
 import sys
 import tempfile
 import time
@@ -31,6 +32,8 @@ from tests.bench._postgres import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = ROOT / "examples" / "shop"
+# The benchmark's coordinator makes this the admin's API key; its client sends it.
+ADMIN_KEY = "bench-admin-key-" + secrets.token_hex(12)
 CUSTOMERS_DDL = (SHOP / "schema.sql").read_text().split(";")[0]
 
 
@@ -96,8 +99,10 @@ def measure(base_url: str, target_url: str, n: int) -> tuple[float, float, float
     base_gen, base_ins = baseline(base_url, n)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_in_thread(CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp))) as coordinator,
-        Client(coordinator.address) as client,
+        running_in_thread(
+            CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp), admin_api_key=ADMIN_KEY)
+        ) as coordinator,
+        Client(coordinator.address, api_key=ADMIN_KEY) as client,
     ):
         client.put_template((SHOP / "customer.yaml").read_text())
         client.create_connection(

@@ -70,7 +70,25 @@ def test_public_surfaces_are_pinned() -> None:
     import seedbed.client
     import seedbed.coordinator
 
-    assert sorted(seedbed.client.__all__) == ["Client", "ClientError", "LogEvent", "RunEnded"]
+    assert sorted(seedbed.client.__all__) == [
+        "Client",
+        "ClientError",
+        "ErrorInfo",
+        "FireCancelledError",
+        "LogEvent",
+        "OutcomeError",
+        "Project",
+        "RunDetails",
+        "RunEnded",
+        "RunFailedError",
+        "Scenario",
+        "ScenarioListItem",
+        "ScenarioRun",
+        "ScenarioSettings",
+        "ScenarioStatus",
+        "StepDetails",
+        "TriggerFire",
+    ]
     assert sorted(seedbed.coordinator.__all__) == [
         "Coordinator",
         "CoordinatorSettings",

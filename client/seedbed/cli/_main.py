@@ -17,8 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from seedbed.api.v1 import run_pb2
+from seedbed.cli._access import register as register_access
 from seedbed.cli._catalog import register as register_catalog
 from seedbed.cli._purge import purge_run
+from seedbed.cli._scenario_runs import RUN_VERBS, add_run_verb_arguments, run_verb
+from seedbed.cli._scenarios import register as register_scenarios
 from seedbed.cli._show import show_run
 from seedbed.client import Client, ClientError, LogEvent, RunEnded
 
@@ -112,6 +115,8 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.file in RUN_VERBS:
+        return run_verb(args)
     if args.run_id is not None:
         if args.file not in (SHOW, PURGE):
             print(
@@ -178,13 +183,36 @@ def _with_local_coordinator(body: Callable[[str], int]) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="[seedbed %(levelname)s] %(message)s")
     try:
-        with running_in_thread(CoordinatorSettings(listen="127.0.0.1:0")) as coordinator:
+        settings = CoordinatorSettings(listen="127.0.0.1:0")
+        with running_in_thread(settings) as coordinator:
             if coordinator.engine_problem:
                 print(f"seedbed: {coordinator.engine_problem}", file=sys.stderr)
+            if not os.environ.get("SEEDBED_API_KEY"):
+                key = _local_admin_key(settings.admin_api_key, settings.data_dir)
+                if key is None:
+                    return EXIT_USAGE
+                os.environ["SEEDBED_API_KEY"] = key
             return body(coordinator.address)
     except OSError as exc:
         print(f"seedbed: the embedded coordinator did not start: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _local_admin_key(configured: str, data_dir: Path) -> str | None:
+    """The embedded coordinator's admin key: SEEDBED_ADMIN_API_KEY, else the file it wrote at its
+    first start (so `seedbed run --local` needs no set-up)."""
+    if configured:
+        return configured
+    path = data_dir / "admin-api-key"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        print(
+            f"seedbed: no API key: set SEEDBED_API_KEY or --api-key ({path} is missing; the store in "
+            "that folder already has users)",
+            file=sys.stderr,
+        )
+        return None
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -240,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SEEDBED_ADDRESS", DEFAULT_ADDRESS),
         help="coordinator host:port (SEEDBED_ADDRESS; default %(default)s)",
     )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key sent with every call (SEEDBED_API_KEY); the first admin key is in the "
+        "coordinator's data folder, file admin-api-key",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -254,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit a scenario file and follow its logs; `run show RUN` describes a run, "
         "`run purge RUN` deletes what it seeded",
         usage="seedbed run FILE [options]\n       seedbed run show RUN [--json]\n"
-        "       seedbed run purge RUN [--dry-run] [--json]",
+        "       seedbed run purge RUN [--dry-run] [--json]\n"
+        "       seedbed run details RUN [--json]\n       seedbed run log RUN [--step S]\n"
+        "       seedbed run export RUN | --last [--project P]",
         description="Submit a scenario file and follow its logs, or (`seedbed run show RUN`) show a "
         "run: its attempts and, per target, the batches applied and replayed, or (`seedbed run purge "
         "RUN`) delete the rows a finished run inserted into its SQL targets, newest batch first "
@@ -282,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-follow", dest="follow", action="store_false", help="print the run id and return")
     p.add_argument("--local", action="store_true", help="start an embedded coordinator for this one run")
+    add_run_verb_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("logs", help="print a run's logs")
@@ -302,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
 
     register_catalog(sub)
+    register_access(sub)
+    register_scenarios(sub)
 
     p = sub.add_parser("image", help="sandbox images")
     image_sub = p.add_subparsers(dest="image_command", required=True)
@@ -313,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.api_key:
+        # Every Client this command opens reads SEEDBED_API_KEY: the option is passed down that way.
+        os.environ["SEEDBED_API_KEY"] = args.api_key
     try:
         return int(args.func(args))
     except ClientError as exc:

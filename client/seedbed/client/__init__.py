@@ -1,13 +1,48 @@
 """Python client of a Seedbed coordinator.
 
-from seedbed.client import Client
-with Client("127.0.0.1:50051") as client:
+The scenario API (objects, in the manner of Dataiku's)::
+
+    from seedbed.client import Client
+    with Client("127.0.0.1:50051", api_key="sbk_…") as client:
+        project = client.get_default_project()
+        scenario = project.get_scenario("nightly-customers")
+        run = scenario.run_and_wait(params={"rows": "1000"})   # raises unless SUCCESS
+        print(run.outcome, run.duration, [s.task_ids for s in run.get_details().steps])
+
+The lower-level calls return the contract's messages::
+
     client.put_scenario("hello", script=open("hello.py").read())
     fire = client.run("hello", params={"rows": "10"})
     for line in client.stream_logs(fire.run_id):
         print(line.text)
+
+Errors: see ``seedbed.client._errors`` for the tree (ClientError for refused calls,
+FireCancelledError and RunFailedError for outcomes, ValueError for values checked locally).
 """
 
 from seedbed.client._client import Client, ClientError, LogEvent, RunEnded
+from seedbed.client._errors import FireCancelledError, OutcomeError, RunFailedError
+from seedbed.client._projects import Project
+from seedbed.client._runs import ErrorInfo, RunDetails, ScenarioRun, StepDetails, TriggerFire
+from seedbed.client._scenarios import Scenario, ScenarioListItem, ScenarioStatus
+from seedbed.client._settings import ScenarioSettings
 
-__all__ = ["Client", "ClientError", "LogEvent", "RunEnded"]
+__all__ = [
+    "Client",
+    "ClientError",
+    "ErrorInfo",
+    "FireCancelledError",
+    "LogEvent",
+    "OutcomeError",
+    "Project",
+    "RunDetails",
+    "RunEnded",
+    "RunFailedError",
+    "Scenario",
+    "ScenarioListItem",
+    "ScenarioRun",
+    "ScenarioSettings",
+    "ScenarioStatus",
+    "StepDetails",
+    "TriggerFire",
+]

@@ -8,17 +8,20 @@ the life of the store (fires are never pruned). Reusing a key later than that ma
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from seedbed.api.v1 import (
+    access_pb2_grpc,
     connection_pb2,
     connection_pb2_grpc,
     run_pb2,
@@ -30,6 +33,10 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
+
+if TYPE_CHECKING:
+    from seedbed.client._projects import Project
+    from seedbed.client._runs import ScenarioRun, TriggerFire
 
 _CHUNK = 1 * 2**20
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -48,6 +55,54 @@ def _wrap(exc: grpc.RpcError) -> ClientError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     return ClientError(code, details or "")
+
+
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,  # type: ignore[misc]
+):
+    pass
+
+
+class _BearerAuth(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Adds ``authorization: Bearer <key>`` to every call, whatever its kind."""
+
+    def __init__(self, key: str) -> None:
+        self._header = ("authorization", f"Bearer {key}")
+
+    def _details(self, details: Any) -> _CallDetails:
+        metadata = [*(details.metadata or ()), self._header]
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
 
 
 @dataclass(frozen=True)
@@ -69,13 +124,18 @@ class RunEnded:
 
 
 class Client:
-    def __init__(self, address: str, *, timeout: float = 30.0, retries: int = 5) -> None:
+    def __init__(
+        self, address: str, *, api_key: str | None = None, timeout: float = 30.0, retries: int = 5
+    ) -> None:
+        """``api_key``: sent as ``authorization: Bearer <key>`` on every call; None reads
+        SEEDBED_API_KEY (empty: no key, and the coordinator answers UNAUTHENTICATED)."""
         self.address = address
         self._timeout = timeout
         self._retries = retries
-        self._channel = grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", 64 * 2**20)]
-        )
+        key = os.environ.get("SEEDBED_API_KEY", "") if api_key is None else api_key
+        channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 2**20)])
+        self._channel = grpc.intercept_channel(channel, _BearerAuth(key)) if key else channel
+        self._access = access_pb2_grpc.AccessServiceStub(self._channel)
         self._scenarios = scenario_pb2_grpc.ScenarioServiceStub(self._channel)
         self._runs = run_pb2_grpc.RunServiceStub(self._channel)
         self._templates = template_pb2_grpc.TemplateServiceStub(self._channel)
@@ -210,14 +270,23 @@ class Client:
         return self._call(self._runs.AbortRun, run_pb2.AbortRunRequest(run_id=run_id, reason=reason))  # type: ignore[return-value]
 
     def stream_logs(
-        self, run_id: str, *, after: int = 0, follow: bool = True, reconnect_seconds: float = 60.0
+        self,
+        run_id: str,
+        *,
+        after: int = 0,
+        follow: bool = True,
+        reconnect_seconds: float = 60.0,
+        step: str = "",
     ) -> Iterator[LogEvent | RunEnded]:
         """Log lines, then one RunEnded. Resumes after the last line seen when the connection
-        drops, so a follower sees every line once, in order."""
+        drops, so a follower sees every line once, in order. ``step`` (a step's number or name):
+        only the lines written while that step was open."""
         last = after
         gave_up_at: float | None = None
         while True:
-            request = run_pb2.StreamRunLogsRequest(run_id=run_id, after_sequence=last, follow=follow)
+            request = run_pb2.StreamRunLogsRequest(
+                run_id=run_id, after_sequence=last, follow=follow, step=step
+            )
             try:
                 for message in self._runs.StreamRunLogs(request):
                     gave_up_at = None
@@ -328,3 +397,45 @@ class Client:
 
     def delete_file(self, path: str) -> None:
         self._call(self._workspace.DeleteFile, workspace_pb2.DeleteFileRequest(path=path))
+
+    # -- the scenario API: projects, scenario objects, waits (see _projects, _scenarios, _runs) ----
+
+    def get_project(self, key: str) -> Project:
+        """The project (NOT_FOUND when it does not exist or the caller has no role in it)."""
+        from seedbed.client._projects import get_project
+
+        return get_project(self, key)
+
+    def get_default_project(self) -> Project:
+        """The project "default", which always exists."""
+        from seedbed.client._projects import DEFAULT_PROJECT
+
+        return self.get_project(DEFAULT_PROJECT)
+
+    def list_projects(self) -> list[Project]:
+        """The projects the caller has a role in (every project for a superuser)."""
+        from seedbed.client._projects import list_projects
+
+        return list_projects(self)
+
+    def wait_for_runs(
+        self,
+        fires_or_runs: Sequence[TriggerFire | ScenarioRun],
+        *,
+        no_fail: bool = True,
+        on_update: Callable[[int, TriggerFire | ScenarioRun], None] | None = None,
+    ) -> list[ScenarioRun | None]:
+        """Wait for several fires and runs at once, on one WatchRuns stream: the runs in the same
+        order, each with its outcome (None for a fire that was cancelled). Without ``no_fail``,
+        once all ended, raise for the first one cancelled or not SUCCESS. ``on_update(position,
+        fire_or_run)`` sees every change, e.g. to draw a live table."""
+        from seedbed.client._runs import wait_all
+
+        return wait_all(self, fires_or_runs, no_fail=no_fail, on_update=on_update)
+
+    def update_scenario_settings(
+        self, scenario_id: str, settings: scenario_pb2.ScenarioSettings
+    ) -> scenario_pb2.Scenario:
+        """Replace the scenario's settings whole; the scenario as saved."""
+        request = scenario_pb2.UpdateScenarioRequest(scenario_id=scenario_id, settings=settings)
+        return self._call(self._scenarios.UpdateScenario, request).scenario  # type: ignore[attr-defined,no-any-return]
