@@ -74,8 +74,8 @@ async def _runs_with_attempts(url: str) -> tuple[str, str]:
     try:
         settings = ScenarioSettingsValue(overlap_policy=OverlapPolicy.ALLOW_CONCURRENT)
         await store.create_scenario("scn_janitor", "janitor", "print('x')\n", settings)
-        _, active, _ = await store.fire("scn_janitor", {}, "")
-        _, ended, _ = await store.fire("scn_janitor", {}, "")
+        _, active, _ = await store.fires.fire("scn_janitor", {}, "")
+        _, ended, _ = await store.fires.fire("scn_janitor", {}, "")
         assert active is not None and ended is not None
         for seen in (0, 1):
             await store.attempts.begin(

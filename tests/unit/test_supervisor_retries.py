@@ -162,7 +162,7 @@ async def _supervisor(
 async def _queued(store: Store, scenario: str, script: str) -> str:
     settings = ScenarioSettingsValue(overlap_policy=OverlapPolicy.ALLOW_CONCURRENT)
     await store.create_scenario(scenario, scenario, script, settings)
-    _, run, _ = await store.fire(scenario, {}, "")
+    _, run, _ = await store.fires.fire(scenario, {}, "")
     assert run is not None
     return run.id
 

@@ -55,7 +55,7 @@ async def _fire_project(store: Store, fire: FireRecord) -> str | None:
 
 
 async def fire_for(store: Store, fire_id: str, role: Role) -> FireRecord:
-    fire = await store.get_fire(fire_id)
+    fire = await store.fires.get_fire(fire_id)
     principal = current_principal()
     project = await _fire_project(store, fire)
     if project is None:
@@ -74,7 +74,7 @@ async def watchable(store: Store, fire_ids: Collection[str], run_ids: Collection
     hidden: list[str] = []
     runs = await store.get_runs(list(run_ids))
     hidden += [r.id for r in runs.values() if principal.role_in(r.project_key) is None]
-    for fire in (await store.get_fires(list(fire_ids))).values():
+    for fire in (await store.fires.get_fires(list(fire_ids))).values():
         project = await _fire_project(store, fire)
         if project is None or principal.role_in(project) is None:
             hidden.append(fire.id)

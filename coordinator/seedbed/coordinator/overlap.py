@@ -1,6 +1,6 @@
 """What happens around a fire once the store has resolved it by the scenario's overlap policy.
 
-``Store.fire`` decides inside one transaction (run now, wait, cancel, or run and supersede the
+``Store.fires.fire`` decides inside one transaction (run now, wait, cancel, or run and supersede the
 active runs). ``FireLauncher`` carries the decision out in this process: it starts the new run's
 drive, aborts the runs a CANCEL_RUNNING fire superseded (through ``RunSupervisor.abort``, so they end
 ABORTED with the reason naming the fire), and, as a supervisor listener, gives the oldest waiting
@@ -46,8 +46,8 @@ class FireLauncher:
         trigger_id: str | None = None,
         scheduled_at: datetime | None = None,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
-        """``Store.fire``, then :meth:`launch`."""
-        fire, run, created = await self._store.fire(
+        """``Store.fires.fire``, then :meth:`launch`."""
+        fire, run, created = await self._store.fires.fire(
             scenario_id,
             params,
             idempotency_key,
@@ -65,7 +65,7 @@ class FireLauncher:
         if run is None:
             return
         self._supervisor.launch(run.id)
-        for run_id in await self._store.superseded_runs(fire.id):
+        for run_id in await self._store.fires.superseded_runs(fire.id):
             task = asyncio.create_task(self._abort(run_id, fire.id), name=f"supersede-{run_id}")
             self._aborts.add(task)
             task.add_done_callback(self._aborts.discard)
@@ -81,7 +81,7 @@ class FireLauncher:
 
     async def release(self, scenario_id: str) -> None:
         """Give the scenario's oldest waiting fire its run, if no run of it is active."""
-        released = await self._store.release_pending(scenario_id)
+        released = await self._store.fires.release_pending(scenario_id)
         if released is None:
             return
         fire, run = released
@@ -96,7 +96,7 @@ class FireLauncher:
 
     async def release_all(self) -> None:
         """:meth:`release` for every scenario with waiting fires."""
-        for scenario_id in await self._store.pending_scenarios():
+        for scenario_id in await self._store.fires.pending_scenarios():
             try:
                 await self.release(scenario_id)
             except Exception:

@@ -71,7 +71,7 @@ class TriggerScheduler:
         """One pass at ``at`` (default: now). Returns how many fires it made."""
         at = at or now()
         made = 0
-        for scenario in await self._store.scheduled_scenarios():
+        for scenario in await self._store.fires.scheduled_scenarios():
             for data in scenario.settings.triggers:
                 trigger = parse_trigger(data)
                 if trigger is None:
@@ -84,9 +84,9 @@ class TriggerScheduler:
         return made
 
     async def _consider(self, scenario: ScenarioRecord, trigger: CronTrigger, at: datetime) -> int:
-        last = await self._store.trigger_last_due(scenario.id, trigger.id)
+        last = await self._store.fires.trigger_last_due(scenario.id, trigger.id)
         if last is None:
-            await self._store.claim_trigger_due(scenario.id, trigger.id, at, first=True)
+            await self._store.fires.claim_trigger_due(scenario.id, trigger.id, at, first=True)
             log.info(
                 "trigger %s of scenario %s: first seen; next due %s",
                 trigger.id,
@@ -117,7 +117,7 @@ class TriggerScheduler:
                 else f"older than catch_up_seconds ({trigger.catch_up.total_seconds():.0f}): skipped",
             )
         made = await self._fire(scenario, trigger, fire_at) if fire_at is not None else 0
-        await self._store.claim_trigger_due(scenario.id, trigger.id, decision.advance_to)
+        await self._store.fires.claim_trigger_due(scenario.id, trigger.id, decision.advance_to)
         return made
 
     async def _fire(self, scenario: ScenarioRecord, trigger: CronTrigger, due: datetime) -> int:

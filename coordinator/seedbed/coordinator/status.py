@@ -28,7 +28,7 @@ def next_trigger(scenario: ScenarioRecord, after: datetime) -> tuple[datetime, C
 
 async def scenario_status(store: Store, scenario_id: str) -> scenario_pb2.GetScenarioStatusResponse:
     scenario = await store.get_scenario(scenario_id)
-    activity = await store.scenario_activity(scenario_id)
+    activity = await store.fires.scenario_activity(scenario_id)
     msg = scenario_pb2.GetScenarioStatusResponse(
         running=bool(activity.active_run_ids),
         current_run_ids=activity.active_run_ids,

@@ -70,7 +70,7 @@ class RunWatch:
 
     async def open(self) -> None:
         """NOT_FOUND naming every id the store does not know."""
-        fires = await self._store.get_fires(self._fire_ids)
+        fires = await self._store.fires.get_fires(self._fire_ids)
         runs = await self._store.get_runs(self._run_ids)
         unknown = [i for i in self._fire_ids if i not in fires] + [i for i in self._run_ids if i not in runs]
         if unknown:
@@ -81,7 +81,7 @@ class RunWatch:
         """The current state of each, then each change; the last message has ``done`` set."""
         while True:
             wakes = self._waiters()
-            fires = await self._store.get_fires(self._fire_ids)
+            fires = await self._store.fires.get_fires(self._fire_ids)
             followed = self._followed_runs(fires[i] for i in self._fire_ids if i in fires)
             runs = await self._store.get_runs(followed)
             attempts = await self._store.attempts.for_runs(list(runs))
