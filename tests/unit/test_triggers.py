@@ -111,6 +111,22 @@ def test_catch_up_rule() -> None:
     assert old.fire_at is None and old.advance_to == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 
+def test_the_repeated_hour_is_not_reported_missed_on_every_pass() -> None:
+    """Europe/London falls back at 01:00 UTC on 25 October 2026: local 01:00-02:00 happens twice."""
+    half_hourly = CronTrigger("t", "*/30 * * * *", timezone="Europe/London")
+    last = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 01:30 BST, the first pass
+    decisions = []
+    for minute in range(0, 60, 2):  # a scheduler pass every two minutes through the second pass
+        at = datetime(2026, 10, 25, 1, minute, tzinfo=UTC)
+        decision = due_now(half_hourly, last, at)
+        assert decision.skipped_from is None, (at, decision)
+        if decision.advance_to is not None:
+            assert decision.fire_at == decision.advance_to and decision.fire_at > last
+            last = decision.advance_to
+            decisions.append(decision.fire_at)
+    assert decisions == [datetime(2026, 10, 25, 1, 0, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)]
+
+
 # -- the scheduler against a live coordinator -------------------------------------------------------
 
 
@@ -150,7 +166,9 @@ def test_catch_up_fires_once_after_downtime(slow_scheduler: Any) -> None:
     # The coordinator was down for three and a half hours: three due times passed.
     assert on_loop(
         coordinator,
-        store.claim_trigger_due("scn_nightly", "hourly", at - timedelta(hours=3, minutes=30), first=True),
+        store.fires.claim_trigger_due(
+            "scn_nightly", "hourly", at - timedelta(hours=3, minutes=30), first=True
+        ),
     )
     assert on_loop(coordinator, coordinator.scheduler.run_once(at)) == 1
     assert on_loop(coordinator, coordinator.scheduler.run_once(at + timedelta(minutes=5))) == 0
@@ -162,7 +180,7 @@ def test_catch_up_fires_once_after_downtime(slow_scheduler: Any) -> None:
         fire = a.get_fire(run.fire_id)
     assert fire.scheduled_time.ToDatetime(UTC) == at.replace(minute=0)
     assert fire.trigger_id == "hourly"
-    assert on_loop(coordinator, store.trigger_last_due("scn_nightly", "hourly")) == at.replace(minute=0)
+    assert on_loop(coordinator, store.fires.trigger_last_due("scn_nightly", "hourly")) == at.replace(minute=0)
 
 
 def test_missed_times_older_than_catch_up_are_skipped(slow_scheduler: Any) -> None:
@@ -171,7 +189,9 @@ def test_missed_times_older_than_catch_up_are_skipped(slow_scheduler: Any) -> No
     at = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
     on_loop(
         coordinator,
-        coordinator.store.claim_trigger_due("scn_strict", "hourly", at - timedelta(hours=2), first=True),
+        coordinator.store.fires.claim_trigger_due(
+            "scn_strict", "hourly", at - timedelta(hours=2), first=True
+        ),
     )
     assert on_loop(coordinator, coordinator.scheduler.run_once(at)) == 0
     assert trigger_runs(coordinator, "scn_strict") == []
@@ -220,7 +240,9 @@ def test_two_schedulers_on_one_store_fire_a_due_time_once(pg_database: str, tmp_
         at = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
         on_loop(
             coordinator,
-            coordinator.store.claim_trigger_due("scn_shared", "hourly", at - timedelta(hours=1), first=True),
+            coordinator.store.fires.claim_trigger_due(
+                "scn_shared", "hourly", at - timedelta(hours=1), first=True
+            ),
         )
 
         async def both() -> list[int]:

@@ -3,7 +3,8 @@
 A cron trigger is due at each time its expression matches in its time zone; ``cronsim`` evaluates
 the expression (five fields, or six with a leading seconds field) and handles daylight saving time
 the way Debian cron does: a time that does not exist on the day the clocks go forward runs at the
-first moment after the gap, a time that happens twice on the day they go back runs once.
+first moment after the gap, a fixed time that happens twice on the day they go back runs once
+(an expression that repeats within the hour, such as */30, runs in both passes).
 
 Catch-up (see the Trigger message): each due time is fired once by one coordinator. When several due
 times passed since the last one fired (no coordinator ran), only the latest is fired, and only if it
@@ -30,6 +31,8 @@ from seedbed.coordinator.model import new_id, validate_params
 MAX_TRIGGERS = 20
 MAX_EXPRESSION_CHARS = 200
 DEFAULT_CATCH_UP = timedelta(seconds=3600)
+# Due times looked at in one catch-up window (a per-second schedule in an hour's window: 3,600).
+_MAX_STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,19 @@ def due_now(trigger: CronTrigger, last_due: datetime, now: datetime) -> DueDecis
     first = trigger.next_due(last_due)
     if first > now:
         return DueDecision(None, None)
-    latest = trigger.latest_due(now)
-    if now - latest >= trigger.catch_up:
-        return DueDecision(None, latest, skipped_from=first)
+    # The latest due time younger than the catch-up window, found by stepping forward the way the
+    # schedule runs: stepping back from now can disagree with stepping forward where the wall clock
+    # repeats (daylight saving time ends), which would report the same hour missed on every pass.
+    window = now - trigger.catch_up
+    due = first if first > window else trigger.next_due(window)
+    latest: datetime | None = None
+    for _ in range(_MAX_STEPS):
+        if due > now:
+            break
+        latest, due = due, trigger.next_due(due)
+    if latest is None:
+        # Every missed time is too old: skipped, and passed over.
+        return DueDecision(None, max(first, trigger.latest_due(now)), skipped_from=first)
     return DueDecision(latest, latest, skipped_from=first if first < latest else None)
 
 
