@@ -23,6 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.cli import main
 from seedbed.client import Client, ClientError
 from seedbed.coordinator import running_in_thread
 from seedbed.coordinator.errors import InvalidArgumentError
@@ -320,9 +321,9 @@ def test_webhook_retried_after_500_and_429_then_delivered_once(
 
 
 def test_target_down_leaves_the_outcome_and_logs_a_warning(
-    reporting: tuple[Any, Client], caplog: pytest.LogCaptureFixture
+    reporting: tuple[Any, Client], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, client = reporting
+    coordinator, client = reporting
     caplog.set_level(logging.WARNING, logger="seedbed.coordinator.reporting")
     down = f"http://127.0.0.1:{_free_port()}/hook"
     run = _run(client, "down", "print hi", [_webhook(down, id="down")])
@@ -339,6 +340,11 @@ def test_target_down_leaves_the_outcome_and_logs_a_warning(
         )
 
     eventually(warned)
+    capsys.readouterr()
+    assert main(["--address", coordinator.address, "run", "show", run.id]) == 0
+    shown = capsys.readouterr().out
+    (row,) = [line for line in shown.splitlines() if line.startswith("down ")]
+    assert row.split()[1:4] == ["RUN_FINISHED", "FAILED", "3"] and "gave up after 3 tries" in row
 
 
 def test_outcome_condition_is_honoured(reporting: tuple[Any, Client], hook: Hook) -> None:

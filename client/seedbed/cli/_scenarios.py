@@ -198,10 +198,13 @@ def cmd_disable(args: argparse.Namespace) -> int:
         scenarios = _targets(project, args.scenario_ids, args.all)
         if scenarios is None:
             return usage("scenario disable takes scenario ids, or --all (not both)")
+        if args.save_state:
+            # Written before anything changes: a failure partway still leaves the record of what to
+            # re-enable.
+            active_now = [s.id for s in scenarios if s.get_settings().active]
+            state = {"project": project.key, "active": active_now}
+            Path(args.save_state).write_text(json.dumps(state, indent=2) + "\n")
         changed, were_active = _set_active(scenarios, False)
-    if args.save_state:
-        state = {"project": project.key, "active": were_active}
-        Path(args.save_state).write_text(json.dumps(state, indent=2) + "\n")
     if args.json:
         dump({"project": project.key, "disabled": changed, "were_active": were_active})
     else:

@@ -67,6 +67,13 @@ def render(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> str:
             f"{_when(a.end_time, a.HasField('end_time')):<19}  {error[:80]}".rstrip()
         )
     lines.append("")
+    if run.reports:
+        lines.append(f"{'REPORTER':<24} {'EVENT':<13} {'STATUS':<10} {'TRIES':>5}  ERROR")
+        for r in run.reports:
+            lines.append(
+                f"{r.reporter_id[:24]:<24} {r.event:<13} {r.status:<10} {r.tries:>5}  {r.error}".rstrip()
+            )
+        lines.append("")
     if not batches:
         lines.append("no write batches reported")
         return "\n".join(lines)

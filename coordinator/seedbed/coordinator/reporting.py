@@ -215,7 +215,7 @@ class ReportSender:
         message = EmailMessage()
         message["From"] = mail.sender or self._settings.smtp_sender
         message["To"] = ", ".join(mail.recipients)
-        message["Subject"] = render(mail.subject_template or DEFAULT_SUBJECT, fields).replace("\n", " ")
+        message["Subject"] = _one_line(render(mail.subject_template or DEFAULT_SUBJECT, fields))
         message["Date"] = email.utils.format_datetime(datetime.now(UTC))
         # The same on every try: a receiver that sees it twice can drop the copy.
         message["Message-ID"] = f"<{run.id}.{spec.id}.{event.lower()}@seedbed>"
@@ -283,3 +283,9 @@ def _safe_url(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _one_line(text: str) -> str:
+    """A header value: line breaks and other control characters (from run fields such as an error
+    message) become spaces, since a header may not contain them."""
+    return "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text).strip()
