@@ -323,6 +323,79 @@ def test_access_service_rights(team: dict[str, Client]) -> None:
     assert code == grpc.StatusCode.NOT_FOUND
 
 
+def test_an_editor_cannot_change_the_script_of_a_scenario_running_as_someone_else(
+    team: dict[str, Client],
+) -> None:
+    """Otherwise an editor's code would run with the run_as user's rights (their connections)."""
+    pin = scenario_pb2.UpdateScenarioRequest(
+        scenario_id="s1", settings=scenario_pb2.ScenarioSettings(run_as="padmin")
+    )
+    scenarios(team["padmin"], "UpdateScenario", pin)
+    swap = scenario_pb2.UpdateScenarioRequest(scenario_id="s1", script="print('mine')\n")
+    code, details = code_of(lambda: scenarios(team["editor"], "UpdateScenario", swap))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "'padmin'" in details and "ADMIN" in details
+    assert (
+        scenarios(
+            team["admin"], "GetScenario", scenario_pb2.GetScenarioRequest(scenario_id="s1")
+        ).scenario.script
+        == OK_SCRIPT
+    )
+    # Taking the scenario over (run_as yourself, or empty) in the same change is allowed.
+    swap.settings.run_as = "editor"
+    changed = scenarios(team["editor"], "UpdateScenario", swap).scenario
+    assert (changed.script, changed.effective_run_as) == ("print('mine')\n", "editor")
+
+
+def test_run_as_borrows_the_rights_of_project_members_only(team: dict[str, Client]) -> None:
+    # A project admin may not add a user to the project (then run as them), nor run as a superuser
+    # who is no member.
+    add = access_pb2.SetMembershipRequest(user_id="outsider", project_key="p1", role=access_pb2.ROLE_VIEWER)
+    code, details = code_of(lambda: access(team["padmin"], "SetMembership", add))
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "superuser" in details
+    request = scenario_pb2.UpdateScenarioRequest(
+        scenario_id="s1", settings=scenario_pb2.ScenarioSettings(run_as="admin")
+    )
+    code, details = code_of(lambda: scenarios(team["padmin"], "UpdateScenario", request))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "'admin' has no role in project 'p1'" in details
+    # The superuser adds members.
+    access(team["admin"], "SetMembership", add)
+    request.settings.run_as = "outsider"
+    assert scenarios(team["padmin"], "UpdateScenario", request).scenario.effective_run_as == "outsider"
+
+
+def test_watching_a_hidden_id_answers_like_an_unknown_one(team: dict[str, Client]) -> None:
+    hidden = team["admin"].run("s1", {})
+    outsider = team["outsider"]
+    request = run_pb2.WatchRunsRequest(fire_ids=[hidden.id, "fire_bogus"], run_ids=[hidden.run_id])
+    with pytest.raises(grpc.RpcError) as info:
+        list(outsider._runs.WatchRuns(request))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    details = info.value.details()
+    assert hidden.id in details and "fire_bogus" in details and hidden.run_id in details
+
+
+def test_webhook_secrets_are_hidden_below_editor(team: dict[str, Client]) -> None:
+    hook = scenario_pb2.Reporter(
+        id="hook",
+        webhook=scenario_pb2.WebhookTarget(
+            url="https://hooks.example.com/services/T000/SECRET", headers={"Authorization": "Bearer s3cret"}
+        ),
+    )
+    update = scenario_pb2.UpdateScenarioRequest(
+        scenario_id="s1", settings=scenario_pb2.ScenarioSettings(reporters=[hook])
+    )
+    scenarios(team["editor"], "UpdateScenario", update)
+    get = scenario_pb2.GetScenarioRequest(scenario_id="s1")
+    seen = scenarios(team["editor"], "GetScenario", get).scenario.settings.reporters[0].webhook
+    assert seen.url.endswith("/SECRET") and seen.headers["Authorization"] == "Bearer s3cret"
+    for role in ("viewer", "runner"):
+        (reporter,) = scenarios(team[role], "GetScenario", get).scenario.settings.reporters
+        listed = scenarios(team[role], "ListScenarios", scenario_pb2.ListScenariosRequest(project_key="p1"))
+        for shown in (reporter.webhook, listed.scenarios[0].settings.reporters[0].webhook):
+            assert "SECRET" not in shown.url and shown.url.startswith("https://hooks.example.com/")
+            assert "s3cret" not in shown.headers["Authorization"]
+
+
 # -- the domain rules and the snapshot filter ------------------------------------------------------
 
 

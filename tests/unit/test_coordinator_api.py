@@ -129,7 +129,13 @@ def test_idempotency_key_same_request_same_fire(fake_coordinator: tuple[Any, Cli
     with pytest.raises(ClientError) as info:
         client.run("idem", {"a": "2"}, idempotency_key="key-1")
     assert info.value.code == grpc.StatusCode.ALREADY_EXISTS
-    assert "key-1" in info.value.details and first.id in info.value.details
+    # Keys are unique across projects: the fire holding it is not named (it may be another project's).
+    assert "key-1" in info.value.details and "different request" in info.value.details
+    assert first.id not in info.value.details
+    with pytest.raises(ClientError) as reserved:
+        client.run("idem", {"a": "1"}, idempotency_key="trigger:scn_idem:nightly:2026-01-01T02:00:00+00:00")
+    assert reserved.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "reserved for trigger fires" in reserved.value.details
 
 
 def test_concurrent_same_key_makes_one_run(fake_coordinator: tuple[Any, Client]) -> None:

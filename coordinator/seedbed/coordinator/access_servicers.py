@@ -17,7 +17,7 @@ from seedbed.coordinator.access import (
     validate_project_key,
     validate_user_id,
 )
-from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError
+from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from seedbed.coordinator.model import validate_name
 from seedbed.coordinator.servicers import guard
 from seedbed.coordinator.store import Store
@@ -166,10 +166,18 @@ class AccessServicer(access_pb2_grpc.AccessServiceServicer):
         self, request: access_pb2.SetMembershipRequest, context: grpc.aio.ServicerContext
     ) -> access_pb2.SetMembershipResponse:
         key = _known_project(request.project_key)
-        current_principal().require(key, Role.ADMIN, "project", key)
+        principal = current_principal()
+        principal.require(key, Role.ADMIN, "project", key)
         if not request.user_id:
             raise InvalidArgumentError("user_id", "is required")
         user_id = validate_user_id(request.user_id)
+        if not principal.superuser and key not in (await self._store.access.get_user(user_id)).memberships:
+            # A member is someone the project's scenarios may run as (run_as): a project admin adding
+            # anyone would borrow their rights.
+            raise PermissionDeniedError(
+                f"adding {user_id!r} to project {key!r} needs a superuser; a project admin changes or "
+                "removes the roles of its members only"
+            )
         rec = await self._store.access.set_membership(user_id, key, _role(request.role))
         return access_pb2.SetMembershipResponse(user=user_to_proto(rec))
 

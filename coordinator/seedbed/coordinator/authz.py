@@ -25,8 +25,9 @@ __all__ = [
     "project_filter",
     "run_for",
     "scenario_for",
+    "check_script_change",
+    "hidden_ids",
     "visible_projects",
-    "watchable",
 ]
 
 
@@ -66,20 +67,20 @@ async def fire_for(store: Store, fire_id: str, role: Role) -> FireRecord:
     return fire
 
 
-async def watchable(store: Store, fire_ids: Collection[str], run_ids: Collection[str]) -> None:
-    """VIEWER on every fire and run to watch; NOT_FOUND naming those the caller may not see."""
+async def hidden_ids(store: Store, fire_ids: Collection[str], run_ids: Collection[str]) -> set[str]:
+    """The fires and runs the caller may not see (no role in their project). The caller names them
+    with the unknown ones in one NOT_FOUND, so an answer never tells a hidden id from a missing one."""
     principal = current_principal()
     if principal.superuser:
-        return
-    hidden: list[str] = []
+        return set()
+    hidden: set[str] = set()
     runs = await store.get_runs(list(run_ids))
-    hidden += [r.id for r in runs.values() if principal.role_in(r.project_key) is None]
+    hidden |= {r.id for r in runs.values() if principal.role_in(r.project_key) is None}
     for fire in (await store.fires.get_fires(list(fire_ids))).values():
         project = await _fire_project(store, fire)
         if project is None or principal.role_in(project) is None:
-            hidden.append(fire.id)
-    if hidden:
-        raise NotFoundError("fire or run", ", ".join(hidden[:20]))
+            hidden.add(fire.id)
+    return hidden
 
 
 def visible_projects() -> Collection[str] | None:
@@ -116,6 +117,8 @@ async def check_run_as(store: Store, project_key: str, new: str, current: str) -
     if not new or new == current:
         return
     validate_user_id(new, "settings.run_as")
+    if new == principal.user_id:
+        return  # acting as yourself lends nobody else's rights
     if new != principal.user_id:
         held = principal.role_in(project_key)
         if held is None or held < Role.ADMIN:
@@ -127,9 +130,26 @@ async def check_run_as(store: Store, project_key: str, new: str, current: str) -
         user = await store.access.get_user(new)
     except NotFoundError:
         raise InvalidArgumentError("settings.run_as", f"user {new!r} does not exist") from None
-    if not user.superuser and project_key not in user.memberships:
+    # A superuser too: runs act with the rights of members only, so connections granted to a
+    # superuser are not lent to a project they were never added to.
+    if project_key not in user.memberships:
         raise InvalidArgumentError(
             "settings.run_as",
             f"user {new!r} has no role in project {project_key!r}: give them one first "
             "(`seedbed member set`)",
+        )
+
+
+def check_script_change(project_key: str, run_as: str) -> None:
+    """Changing the script of a scenario that runs as another user needs ADMIN: otherwise an editor
+    could have code of their own run with that user's rights (their connections)."""
+    principal = current_principal()
+    if not run_as or run_as == principal.user_id:
+        return
+    held = principal.role_in(project_key)
+    if held is None or held < Role.ADMIN:
+        raise PermissionDeniedError(
+            f"changing the script of a scenario that runs as {run_as!r} needs role ADMIN in project "
+            f"{project_key!r} ({principal.user_id!r} has {held.name if held else 'none'}): its runs would "
+            "act as that user; ask an admin, or set settings.run_as to yourself or empty in the same change"
         )

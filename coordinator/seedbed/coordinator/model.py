@@ -70,6 +70,8 @@ MAX_PARAMS = 100
 MAX_PARAM_VALUE_BYTES = 64 * 1024
 MAX_PARAMS_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+# Trigger fires carry "trigger:SCENARIO:TRIGGER:TIME": a caller taking one first would block it.
+RESERVED_KEY_PREFIX = "trigger:"
 
 
 def normalize_scenario_id(raw: str) -> ScenarioId:
@@ -136,6 +138,11 @@ def validate_idempotency_key(key: str) -> str:
         )
     if key and not key.isprintable():
         raise InvalidArgumentError("idempotency_key", "must be printable text")
+    if key.startswith(RESERVED_KEY_PREFIX):
+        raise InvalidArgumentError(
+            "idempotency_key",
+            f"keys starting with {RESERVED_KEY_PREFIX!r} are reserved for trigger fires: choose another",
+        )
     return key
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -352,3 +352,19 @@ def default_document(run: RunRecord, fields: Mapping[str, str]) -> dict[str, Any
         "triggered_by": run.triggered_by,
         "run_as": run.run_as,
     }
+
+
+HIDDEN = "(hidden: needs role EDITOR)"
+
+
+def hide_reporter_secrets(reporters: Iterable[scenario_pb2.Reporter]) -> None:
+    """Replace, in place, what may carry a credential: a webhook URL's path and query (kept: scheme
+    and host) and every header value."""
+    for reporter in reporters:
+        if not reporter.HasField("webhook"):
+            continue
+        hook = reporter.webhook
+        parts = urlsplit(hook.url)
+        hook.url = f"{parts.scheme}://{parts.hostname or ''}/{HIDDEN}"
+        for name in list(hook.headers):
+            hook.headers[name] = HIDDEN

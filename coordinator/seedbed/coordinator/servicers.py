@@ -30,10 +30,10 @@ from seedbed.coordinator.model import (
 )
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
-from seedbed.coordinator.reporters import validate_reporters
+from seedbed.coordinator.reporters import hide_reporter_secrets, validate_reporters
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.status import scenario_status
-from seedbed.coordinator.store import RunRecord, ScenarioSettingsValue, Store
+from seedbed.coordinator.store import RunRecord, ScenarioRecord, ScenarioSettingsValue, Store
 from seedbed.coordinator.supervisor import RunSupervisor
 from seedbed.coordinator.triggers import validate_triggers
 from seedbed.coordinator.watch import RunWatch
@@ -139,6 +139,9 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             await authz.check_run_as(
                 self._store, current.project_key, request.settings.run_as, current.settings.run_as
             )
+        if request.HasField("script"):
+            run_as = request.settings.run_as if request.HasField("settings") else current.settings.run_as
+            authz.check_script_change(current.project_key, run_as)
         rec = await self._store.update_scenario(
             scenario_id,
             name=validate_name(request.name) if request.HasField("name") else None,
@@ -159,7 +162,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         self, request: scenario_pb2.GetScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.GetScenarioResponse:
         rec = await authz.scenario_for(self._store, _known_scenario_id(request.scenario_id), Role.VIEWER)
-        return scenario_pb2.GetScenarioResponse(scenario=cv.scenario_to_proto(rec))
+        return scenario_pb2.GetScenarioResponse(scenario=_scenario_for_caller(rec))
 
     @guard
     async def ListScenarios(
@@ -174,7 +177,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         )
         page, token = page_of(recs, limit, offset)
         return scenario_pb2.ListScenariosResponse(
-            scenarios=[cv.scenario_to_proto(r) for r in page], next_page_token=token
+            scenarios=[_scenario_for_caller(r) for r in page], next_page_token=token
         )
 
     @guard
@@ -193,6 +196,16 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         await authz.scenario_for(self._store, scenario_id, Role.EDITOR)
         await self._store.delete_scenario(scenario_id)
         return scenario_pb2.DeleteScenarioResponse()
+
+
+def _scenario_for_caller(rec: ScenarioRecord) -> scenario_pb2.Scenario:
+    """The scenario as the caller may see it: below EDITOR, webhook URLs and header values are
+    hidden, since they often carry a token (a chat hook's path, an Authorization header)."""
+    msg = cv.scenario_to_proto(rec)
+    held = current_principal().role_in(rec.project_key)
+    if held is None or held < Role.EDITOR:
+        hide_reporter_secrets(msg.settings.reporters)
+    return msg
 
 
 def _known_scenario_id(raw: str) -> str:
@@ -313,8 +326,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     ) -> AsyncIterator[run_pb2.WatchRunsResponse]:
         try:
             watch = RunWatch(self._store, self._hub, request.fire_ids, request.run_ids)
-            await watch.open()
-            await authz.watchable(self._store, request.fire_ids, request.run_ids)
+            await watch.open(hidden=await authz.hidden_ids(self._store, request.fire_ids, request.run_ids))
         except CoordinatorError as exc:
             await context.abort(exc.code, str(exc))
         async for event in watch.events():

@@ -17,7 +17,7 @@ records through the hub (a change made by another coordinator never reaches this
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 
 from seedbed.api.v1 import run_pb2
 from seedbed.coordinator import _convert as cv
@@ -68,11 +68,13 @@ class RunWatch:
         # and the first wait costs at most one poll interval.
         self._open: list[str] = []
 
-    async def open(self) -> None:
-        """NOT_FOUND naming every id the store does not know."""
+    async def open(self, hidden: Collection[str] = ()) -> None:
+        """NOT_FOUND naming every id the store does not know or the caller may not see (``hidden``),
+        alike."""
         fires = await self._store.fires.get_fires(self._fire_ids)
         runs = await self._store.get_runs(self._run_ids)
-        unknown = [i for i in self._fire_ids if i not in fires] + [i for i in self._run_ids if i not in runs]
+        unknown = [i for i in self._fire_ids if i not in fires or i in hidden]
+        unknown += [i for i in self._run_ids if i not in runs or i in hidden]
         if unknown:
             shown = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
             raise NotFoundError("fire or run", shown)

@@ -86,8 +86,9 @@ class FireRepository:
             ).one()
         if row.request_hash != digest:
             raise AlreadyExistsError(
-                f"idempotency key {idempotency_key!r} was already used by fire {row.id} with a different "
-                "request (scenario or params differ): use a new key for a new request"
+                # Keys are unique across projects: the other fire is not named, it may be hidden.
+                f"idempotency key {idempotency_key!r} was already used with a different request "
+                "(scenario or params differ): use a new key for a new request"
             )
         return _rows.to_fire(row._mapping)
 

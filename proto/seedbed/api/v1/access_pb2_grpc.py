@@ -151,7 +151,8 @@ class AccessServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetMembership(self, request, context):
-        """The project's admin, or a superuser.
+        """A superuser; or the project's admin, for users already members (adding a member needs a
+        superuser: the project's scenarios could then run as them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
