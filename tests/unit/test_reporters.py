@@ -330,6 +330,8 @@ def test_target_down_leaves_the_outcome_and_logs_a_warning(
     assert run.state == run_pb2.RUN_STATE_SUCCESS
     (report,) = _reports(client, run.id, 1)
     assert (report.status, report.tries) == ("FAILED", 3)
+    watched = [e.run for e in client._runs.WatchRuns(run_pb2.WatchRunsRequest(run_ids=[run.id]))]
+    assert [(r.reporter_id, r.status) for r in watched[-1].reports] == [("down", "FAILED")]
     assert "ConnectError" in report.error and "gave up after 3 tries" in report.error
     assert client.get_run(run.id).state == run_pb2.RUN_STATE_SUCCESS
 

@@ -87,11 +87,14 @@ class RunWatch:
             followed = self._followed_runs(fires[i] for i in self._fire_ids if i in fires)
             runs = await self._store.get_runs(followed)
             attempts = await self._store.attempts.for_runs(list(runs))
+            reports = await self._store.reports.for_runs(list(runs))
             changes: list[run_pb2.WatchRunsResponse] = []
             for fire in (fires[i] for i in self._fire_ids if i in fires):
                 self._changed(changes, fire.id, run_pb2.WatchRunsResponse(fire=cv.fire_to_proto(fire)))
             for run in (runs[i] for i in followed if i in runs):
-                msg = run_pb2.WatchRunsResponse(run=cv.run_to_proto(run, attempts.get(run.id, ())))
+                msg = run_pb2.WatchRunsResponse(
+                    run=cv.run_to_proto(run, attempts.get(run.id, ()), reports.get(run.id, ()))
+                )
                 self._changed(changes, run.id, msg)
             finished = _all_resolved(fires.values(), runs)
             self._open = [f.id for f in fires.values() if f.state is FireState.PENDING] + [
