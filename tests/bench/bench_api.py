@@ -6,7 +6,8 @@ A coordinator on loopback with a SQLite store and the fake dispatcher (the execu
 measured here). Two tables, each with its baseline measured in the same run:
 
 1. Unary round trips (median, µs): the health check (no authentication) as the baseline; WhoAmI
-   (the API key checked against the store); GetRun (the key, then a run read from the store).
+   (the API key checked, trusted for a few seconds once the store said yes, then the user read);
+   GetRun (the key, then a run and its attempts read from the store).
 2. ``--runs`` runs of half a second started at once, then waited for: one WatchRuns stream for all
    of them, against a loop polling GetRun for each every ``--poll`` seconds (the baseline: what a
    client without a stream does). Figures: how long after a run ended the waiter knew (median and
@@ -152,7 +153,7 @@ def main() -> None:
             print("|---|---:|---:|")
             for name, value in (
                 ("health check, no authentication (baseline)", baseline),
-                ("WhoAmI (API key checked)", whoami),
+                ("WhoAmI (API key checked, the user read)", whoami),
                 ("GetRun (API key, run read)", get_run),
             ):
                 print(f"| {name} | {value:,.0f} | {value / baseline:.2f} |")

@@ -311,12 +311,15 @@ def test_access_service_rights(team: dict[str, Client]) -> None:
         )
     )
     assert code == grpc.StatusCode.PERMISSION_DENIED
+    code, _ = code_of(lambda: team["viewer"].run("s1", {}))  # its key is now trusted for a while…
+    assert code == grpc.StatusCode.PERMISSION_DENIED
     user = access(
         team["padmin"],
         "SetMembership",
         access_pb2.SetMembershipRequest(user_id="viewer", project_key="p1", role=access_pb2.ROLE_RUNNER),
     ).user
     assert [(m.project_key, m.role) for m in user.memberships] == [("p1", access_pb2.ROLE_RUNNER)]
+    assert team["viewer"].run("s1", {}).run_id  # …and the new role applies at once all the same
     projects = access(team["outsider"], "ListProjects", access_pb2.ListProjectsRequest()).projects
     assert [p.key for p in projects] == ["default"]
     code, _ = code_of(lambda: access(team["outsider"], "GetProject", access_pb2.GetProjectRequest(key="p1")))

@@ -64,8 +64,8 @@ class RunWatch:
         self._sent: dict[str, bytes] = {}
         # Ids that may still change (pending fires, active runs): the ones whose wake-ups count.
         # Empty before the first read: waiting on ids that are already resolved would leave their
-        # events in the hub for good (nobody notifies them again); a change between the first read
-        # and the first wait costs at most one poll interval.
+        # events in the hub for good (nobody notifies them again). The first read is therefore
+        # followed at once by a second, covered by the wake-ups of the ids the first found open.
         self._open: list[str] = []
 
     async def open(self, hidden: Collection[str] = ()) -> None:
@@ -81,8 +81,10 @@ class RunWatch:
 
     async def events(self) -> AsyncIterator[run_pb2.WatchRunsResponse]:
         """The current state of each, then each change; the last message has ``done`` set."""
+        armed = False  # whether this pass's wake-ups were taken before its read
         while True:
             wakes = self._waiters()
+            armed_now, armed = armed, True
             fires = await self._store.fires.get_fires(self._fire_ids)
             followed = self._followed_runs(fires[i] for i in self._fire_ids if i in fires)
             runs = await self._store.get_runs(followed)
@@ -109,7 +111,10 @@ class RunWatch:
                 yield msg
             if finished:
                 return
-            await _wait_any(wakes, self._poll)
+            if armed_now:
+                await _wait_any(wakes, self._poll)
+            # Else the first read was not covered by wake-ups (none were taken for ids not known
+            # open yet): read again at once, now covered, instead of sleeping a poll interval blind.
 
     def _followed_runs(self, fires: Iterable[FireRecord]) -> list[str]:
         ids = list(self._run_ids)
