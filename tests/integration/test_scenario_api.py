@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from seedbed.api.v1 import scenario_pb2
+from seedbed.api.v1 import connection_pb2, scenario_pb2
 from seedbed.client import Client, FireCancelledError, RunFailedError
 
 pytestmark = pytest.mark.integration
@@ -90,3 +90,32 @@ def test_abort_from_the_client_and_again_once_finished(coordinator: tuple[Any, C
     assert run.wait_for_completion(no_fail=True).outcome == "ABORTED"
     assert run.abort("again") is True  # already finished: nothing done, said so
     assert run.refresh().outcome == "ABORTED"
+
+
+GRANTS = """\
+from seedbed.sdk import Seedbed
+
+dm = Seedbed()
+dm.connection("conn_mine").write("rows.jsonl", [{"id": 1}], format="jsonl")
+print("wrote mine")
+dm.connection("conn_theirs").write("rows.jsonl", [{"id": 1}], format="jsonl")
+"""
+
+
+def test_a_connection_reaches_only_runs_acting_as_its_allowed_users(coordinator: tuple[Any, Client]) -> None:
+    _, client = coordinator
+    for connection_id, users in (("conn_mine", ["admin"]), ("conn_theirs", ["u9"])):
+        client.create_connection(
+            connection_pb2.CreateConnectionRequest(
+                connection_id=connection_id, kind=connection_pb2.CONNECTION_KIND_FILE, allowed_users=users
+            )
+        )
+    assert list(client.get_connection("conn_theirs").allowed_users) == ["u9"]
+    scenario = client.get_default_project().create_scenario("grants", "grants", GRANTS, settings=NO_RETRY)
+    assert scenario.get_settings().effective_run_as == "admin"
+    run = scenario.run_and_wait(no_fail=True)
+    assert run.outcome == "FAILED"
+    error = run.get_details().first_error_details
+    assert error is not None
+    assert "connection 'conn_theirs' may not be used by runs acting as 'admin' (allowed: u9)" in error.message
+    assert "wrote mine" in run.get_log()

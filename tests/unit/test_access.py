@@ -480,3 +480,10 @@ def test_cli_access_commands(
     assert cli("key", "revoke", created["api_key"]["id"], "--json")["revoked"] is True
     assert main(["--address", coordinator.address, "whoami"]) == 2
     assert "revoked" in capsys.readouterr().err
+    monkeypatch.setenv("SEEDBED_API_KEY", ADMIN_API_KEY)
+    created_line = [
+        "connection", "create", "conn_u7", "--kind", "file", "--allowed-user", "u7", "--allowed-user", "admin"
+    ]  # fmt: skip
+    assert main(["--address", coordinator.address, *created_line]) == 0
+    assert "runs acting as: u7, admin" in capsys.readouterr().out
+    assert cli("connection", "show", "conn_u7")["allowedUsers"] == ["u7", "admin"]

@@ -104,6 +104,7 @@ def cmd_connection_create(args: argparse.Namespace) -> int:
         description=args.description,
         url=args.url or "",
         allow_update=args.update,
+        allowed_users=args.allowed_user,
     )
     if args.kind == "rest":
         headers: dict[str, str] = {}
@@ -133,7 +134,8 @@ def cmd_connection_create(args: argparse.Namespace) -> int:
         request.secret.value = secret
     with Client(args.address) as client:
         connection = client.create_connection(request)
-    print(f"{connection.id} ({args.kind}) secret: {connection.secret}")
+    users = ", ".join(connection.allowed_users) or "every user"
+    print(f"{connection.id} ({args.kind}) secret: {connection.secret}; runs acting as: {users}")
     return 0
 
 
@@ -263,6 +265,13 @@ def register(sub: Any) -> None:
         "--secret-stdin", action="store_true", help="read the secret from stdin, store it encrypted"
     )
     p.add_argument("--update", action="store_true", help="replace an existing connection")
+    p.add_argument(
+        "--allowed-user",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="only runs acting as this user may use it (repeat for several; default: every user)",
+    )
     p.set_defaults(func=cmd_connection_create)
     p = c.add_parser("list", help="list connections")
     p.add_argument("--json", action="store_true")
