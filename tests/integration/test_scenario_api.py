@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from seedbed.api.v1 import connection_pb2, scenario_pb2
+from seedbed.api.v1 import access_pb2, connection_pb2, scenario_pb2
 from seedbed.client import Client, FireCancelledError, RunFailedError
 
 pytestmark = pytest.mark.integration
@@ -104,6 +104,7 @@ dm.connection("conn_theirs").write("rows.jsonl", [{"id": 1}], format="jsonl")
 
 def test_a_connection_reaches_only_runs_acting_as_its_allowed_users(coordinator: tuple[Any, Client]) -> None:
     _, client = coordinator
+    client._call(client._access.CreateUser, access_pb2.CreateUserRequest(user_id="u9"))
     for connection_id, users in (("conn_mine", ["admin"]), ("conn_theirs", ["u9"])):
         client.create_connection(
             connection_pb2.CreateConnectionRequest(
