@@ -15,7 +15,6 @@ The container of a run's current attempt is never removed by the second sweep, w
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.model import RunState
+from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store, now
 
@@ -98,24 +98,13 @@ class SandboxJanitor:
         self._dispatcher = dispatcher
         self._interval = settings.janitor_interval_seconds
         self._unknown_grace = timedelta(seconds=settings.janitor_unknown_grace_seconds)
-        self._task: asyncio.Task[None] | None = None
+        self._sweeps = PeriodicTask("janitor", self.sweep, self._interval)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="janitor")
+        self._sweeps.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("janitor sweep failed")
-            await asyncio.sleep(self._interval)
+        await self._sweeps.aclose()
 
     async def sweep(self) -> list[str]:
         """One pass of both sweeps; the ids of the containers removed."""

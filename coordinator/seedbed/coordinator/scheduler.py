@@ -21,12 +21,12 @@ Each pass also releases fires left waiting (``FireLauncher.release_all``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
 from seedbed.coordinator.errors import CoordinatorError
 from seedbed.coordinator.overlap import FireLauncher
+from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.store import ScenarioRecord, Store, now
 from seedbed.coordinator.triggers import CronTrigger, due_now, parse_trigger
 
@@ -45,27 +45,13 @@ class TriggerScheduler:
         self._store = store
         self._fires = fires
         self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._passes = PeriodicTask("trigger-scheduler", self.run_once, interval_seconds)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="trigger-scheduler")
+        self._passes.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("trigger pass failed; trying again in %.1fs", self._interval)
-            await asyncio.sleep(self._interval)
+        await self._passes.aclose()
 
     async def run_once(self, at: datetime | None = None) -> int:
         """One pass at ``at`` (default: now). Returns how many fires it made."""

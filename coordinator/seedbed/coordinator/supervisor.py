@@ -34,6 +34,7 @@ from seedbed.coordinator.errors import LeaseLost
 from seedbed.coordinator.janitor import SandboxJanitor
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.retry import RetryPolicy
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -94,7 +95,9 @@ class RunSupervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._leases: dict[str, _Lease] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
-        self._recovery: asyncio.Task[None] | None = None
+        self._recovery = PeriodicTask(
+            "recovery", self._recover, settings.recovery_interval_seconds, first_wait=True
+        )
         self._rng = random.Random()
         self._closing = False
         self._listeners: list[RunListener] = []
@@ -125,18 +128,13 @@ class RunSupervisor:
         for stale in await self._store.attempts.stale(now(), self._lease, holder=self._holder):
             log.info("recovering run %s (%d attempts so far)", stale.run_id, stale.attempt)
             self.launch(stale.run_id)
-        self._recovery = asyncio.create_task(self._recovery_loop(), name="recovery")
+        self._recovery.start()
         self._janitor.start()
 
-    async def _recovery_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.recovery_interval_seconds)
-            try:
-                for stale in await self._store.attempts.stale(now(), self._lease):
-                    if stale.run_id not in self._tasks:
-                        self._take_over(stale)
-            except Exception:
-                log.exception("recovery pass failed")
+    async def _recover(self) -> None:
+        for stale in await self._store.attempts.stale(now(), self._lease):
+            if stale.run_id not in self._tasks:
+                self._take_over(stale)
 
     def _take_over(self, stale: StaleRun) -> None:
         if stale.attempt == 0:
@@ -153,9 +151,7 @@ class RunSupervisor:
 
     async def aclose(self) -> None:
         self._closing = True
-        if self._recovery is not None:
-            self._recovery.cancel()
-            await asyncio.gather(self._recovery, return_exceptions=True)
+        await self._recovery.aclose()
         await self._janitor.aclose()
         if self._notices:
             # Reports and queued fires of runs that just ended: give them a moment, then stop.
