@@ -57,20 +57,24 @@ class TriggerScheduler:
         """One pass at ``at`` (default: now). Returns how many fires it made."""
         at = at or now()
         made = 0
+        states = await self._store.fires.trigger_states()
         for scenario in await self._store.fires.scheduled_scenarios():
             for data in scenario.settings.triggers:
                 trigger = parse_trigger(data)
                 if trigger is None:
                     continue
                 try:
-                    made += await self._consider(scenario, trigger, at)
+                    made += await self._consider(scenario, trigger, states.get((scenario.id, trigger.id)), at)
                 except Exception:
                     log.exception("trigger %s of scenario %s: pass failed", trigger.id, scenario.id)
         await self._fires.release_all()
         return made
 
-    async def _consider(self, scenario: ScenarioRecord, trigger: CronTrigger, at: datetime) -> int:
-        last = await self._store.fires.trigger_last_due(scenario.id, trigger.id)
+    async def _consider(
+        self, scenario: ScenarioRecord, trigger: CronTrigger, last: datetime | None, at: datetime
+    ) -> int:
+        """``last``: the trigger's latest due time fired or passed over, None before it was first seen
+        (a stale read is harmless: claiming a due time is conditional)."""
         if last is None:
             await self._store.fires.claim_trigger_due(scenario.id, trigger.id, at, first=True)
             log.info(

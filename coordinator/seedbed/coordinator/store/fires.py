@@ -289,6 +289,16 @@ class FireRepository:
             rows = (await conn.execute(query)).all()
         return [s for s in (_rows.to_scenario(r._mapping) for r in rows) if s.settings.triggers]
 
+    async def trigger_states(self) -> dict[tuple[str, str], datetime]:
+        """Every trigger's latest due time fired or passed over, by (scenario id, trigger id): one
+        read for a whole scheduler pass."""
+        query = select(
+            t.trigger_states.c.scenario_id, t.trigger_states.c.trigger_id, t.trigger_states.c.last_due_at
+        )
+        async with self._store._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(r.scenario_id, r.trigger_id): as_utc(r.last_due_at) for r in rows}
+
     async def trigger_last_due(self, scenario_id: str, trigger_id: str) -> datetime | None:
         """The latest due time of a trigger fired or passed over; None before it was first seen."""
         query = select(t.trigger_states.c.last_due_at).where(
