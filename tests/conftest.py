@@ -92,7 +92,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def settings_for(store_url: str, tmp_path: Path, **overrides: Any) -> CoordinatorSettings:
-    return CoordinatorSettings(listen="127.0.0.1:0", store_url=store_url, data_dir=tmp_path, **overrides)
+    """A coordinator's settings; its data folder is ``tmp_path/coordinator-data`` (target databases a
+    test makes in ``tmp_path`` must lie outside it: the coordinator refuses SQLite files there)."""
+    overrides.setdefault("data_dir", tmp_path / "coordinator-data")
+    return CoordinatorSettings(listen="127.0.0.1:0", store_url=store_url, **overrides)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ the embedded defaults. Run from a scratch folder linked to this checkout, so a d
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -36,3 +37,7 @@ def test_the_demo_runs_on_a_first_start_and_again(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "holds 100 customers and 500 orders; orders without a customer: 0" in done.stdout
     assert (tmp_path / ".seedbed" / "admin-api-key").stat().st_mode & 0o077 == 0
+    # The shop's database lives apart from the coordinator's private folder and store.
+    assert (tmp_path / ".seedbed-demo" / "shop.db").exists()
+    assert stat.S_IMODE((tmp_path / ".seedbed").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / ".seedbed" / "seedbed.db").stat().st_mode) == 0o600

@@ -179,7 +179,7 @@ def test_keys_are_hashed_at_rest_and_last_use_is_recorded(coordinator: Any, tmp_
 def test_generated_admin_key_is_written_0600_and_survives_restart(tmp_path: Path) -> None:
     settings = settings_for(_sqlite(tmp_path), tmp_path, admin_api_key="")
     with running_in_thread(settings, FakeDispatcher()) as coordinator:
-        path = tmp_path / "admin-api-key"
+        path = settings.data_dir / "admin-api-key"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         key = path.read_text().strip()
         with Client(coordinator.address, api_key=key) as admin:
@@ -202,7 +202,7 @@ def test_configured_admin_key_works_after_restart(tmp_path: Path) -> None:
             assert access(admin, "WhoAmI", access_pb2.WhoAmIRequest()).user.superuser
             keys = access(admin, "ListApiKeys", access_pb2.ListApiKeysRequest()).api_keys
             assert len(keys) == 1
-    assert not (tmp_path / "admin-api-key").exists()
+    assert not (settings.data_dir / "admin-api-key").exists()
 
 
 # -- roles -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import logging
 import posixpath
 import re
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -197,10 +198,11 @@ def connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
 
 
 class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
-    def __init__(self, store: Store, dispatcher: Dispatcher, secrets: SecretBox) -> None:
+    def __init__(self, store: Store, dispatcher: Dispatcher, secrets: SecretBox, data_dir: Path) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._secrets = secrets
+        self._data_dir = data_dir
 
     async def _allowed_users(self, raw: Sequence[str]) -> tuple[str, ...]:
         """Distinct, valid user ids of existing users (INVALID_ARGUMENT naming the one that is not)."""
@@ -234,7 +236,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             raise InvalidArgumentError("description", "is longer than 1000 characters")
         url, password, rest = "", None, {}
         if kind in ("postgresql", "sql"):
-            url, password = split_sql_url(kind, request.url)
+            url, password = split_sql_url(kind, request.url, self._data_dir)
         elif request.url:
             raise InvalidArgumentError("url", f"a {kind} connection takes no URL")
         if kind == "rest":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,8 +45,11 @@ class SecretChoice:
     value: str | None = None  # plain text, only for "stored", never persisted as is
 
 
-def split_sql_url(kind: str, raw: str) -> tuple[str, str | None]:
-    """Validate a SQL URL; return it without its password, and the password if it had one."""
+def split_sql_url(kind: str, raw: str, private_dir: Path | None = None) -> tuple[str, str | None]:
+    """Validate a SQL URL; return it without its password, and the password if it had one.
+
+    A SQLite file inside ``private_dir`` (the coordinator's data folder: its store, secret key and
+    admin key) is refused: a scenario must never be handed the coordinator's own files."""
     if not raw:
         raise InvalidArgumentError("url", f"a {kind} connection needs a URL")
     if len(raw) > 2048:
@@ -59,12 +63,29 @@ def split_sql_url(kind: str, raw: str) -> tuple[str, str | None]:
         raise InvalidArgumentError(
             "url", f"a postgresql connection needs a postgresql:// URL, not {driver}://"
         )
+    if driver == "sqlite" and private_dir is not None:
+        _refuse_private_sqlite(url.database or "", private_dir)
     password = url.password
     # URL.set(password=None) keeps the password ("None" means "unchanged"): build it anew.
     url = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
     if kind == "postgresql":
         url = url.set(drivername="postgresql")
     return url.render_as_string(hide_password=False), (str(password) if password else None)
+
+
+def _refuse_private_sqlite(database: str, private_dir: Path) -> None:
+    if database in ("", ":memory:"):
+        return
+    # URI filenames (sqlite:///file:/path?mode=ro&uri=true) name the file between 'file:' and '?'.
+    path = database.removeprefix("file:").split("?", 1)[0] if database.startswith("file:") else database
+    private = private_dir.resolve()
+    target = Path(path).resolve()
+    if target == private or private in target.parents:
+        raise InvalidArgumentError(
+            "url",
+            "names a SQLite file inside the coordinator's data folder, where its store and keys live: "
+            "put the target database in another folder",
+        )
 
 
 def validate_rest(options: dict[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,9 @@ class Coordinator:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        # The data folder holds the secret key, the admin key and (by default) the store.
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.settings.data_dir.chmod(0o700)
         self.store = await Store.open(self.settings.resolved_store_url())
         await self.dispatcher.start()
         self.engine_problem = await self.dispatcher.probe_engine()
@@ -107,7 +110,7 @@ class Coordinator:
             TemplateServicer(self.store, self.dispatcher, self.settings), self.server
         )
         connection_pb2_grpc.add_ConnectionServiceServicer_to_server(
-            ConnectionServicer(self.store, self.dispatcher, secrets), self.server
+            ConnectionServicer(self.store, self.dispatcher, secrets, self.settings.data_dir), self.server
         )
         workspace_pb2_grpc.add_WorkspaceServiceServicer_to_server(
             WorkspaceServicer(self.store, self.settings), self.server

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -97,7 +98,7 @@ class Store:
         url = normalize_url(url)
         parsed = make_url(url)
         if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         connect_args: dict[str, Any] = {}
         if parsed.drivername.startswith("sqlite"):
             connect_args["timeout"] = 30
@@ -389,6 +390,14 @@ class Store:
                 .values(abort_reason=reason)
             )
         return await self.get_run(run_id)
+
+
+def _private_file(path: Path) -> None:
+    """Create the store's file readable and writable by its owner only (SQLite gives its -wal and
+    -shm files the same mode), in a folder only its owner may enter when the folder is new."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -16,6 +16,9 @@ NOT NULL violations, out-of-range and truncated values to warnings and writes al
 MariaDB ≥ 10.5); elsewhere it is refused with a clear error. `count` is the driver's row count:
 SQLAlchemy's MySQL dialects ask for "found rows", so there a skipped duplicate counts 1 and an
 updated row 1 or 2 (MySQL's convention).
+
+SQLite connections are hardened as they are made (`_sqlite.py`): a script's SQL reaches the target
+file only — no `ATTACH`, `VACUUM INTO`, `load_extension` or PRAGMAs that change settings.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from seedbed.worker.sinks._rows import (
     split_table,
 )
 from seedbed.worker.sinks._spec import ConnectionSpec, InsertResult, OnConflict, OptionReader, Row, SqlSink
+from seedbed.worker.sinks._sqlite import harden_sqlite_connection, take_refusal
 
 __all__ = ["SqlAlchemySettings", "SqlAlchemySink"]
 
@@ -100,6 +104,14 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
                 f"no SQLAlchemy dialect or driver for {url.drivername!r}: {redact(str(exc), self._secrets)}",
                 connection_id=spec.id,
             ) from exc
+        if self._engine.dialect.name == "sqlite":
+            if self._engine.dialect.driver != "pysqlite":
+                raise ConfigurationError(
+                    f"SQLite targets use Python's sqlite3 driver (sqlite:///path), not {url.drivername!r}",
+                    connection_id=spec.id,
+                )
+            # Every connection of the pool: a script reaches this database file and nothing else.
+            sa.event.listen(self._engine, "connect", harden_sqlite_connection)
         self._lock = threading.Lock()
         self._interrupted = False
         self._columns: dict[tuple[str | None, str], list[str]] = {}
@@ -416,6 +428,10 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
             detail = orig.diag.message_detail
         elif isinstance(getattr(orig, "sqlite_errorname", None), str):  # sqlite3
             message = str(orig)
+            refusal = take_refusal()
+            # "not authorized", "authorization denied", "not authorized to use function: …"
+            if refusal is not None and "authoriz" in message:
+                message = refusal
             # Python's table of names lags SQLite's codes: fall back to the number.
             db_code = (
                 orig.sqlite_errorname if orig.sqlite_errorname != "unknown" else str(orig.sqlite_errorcode)
