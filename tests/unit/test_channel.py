@@ -245,3 +245,50 @@ def test_classify(
     if expected is Outcome.SCRIPT_ERROR and error == "ExitCode":
         assert script_error is not None
         assert script_error.message == "script exited with code 3"
+
+
+# -- hostile frames (finding 9 of the security review) ----------------------------------------
+
+
+def test_lone_surrogates_become_escaped_text_and_pairs_stay_characters() -> None:
+    raw = '{"v":1,"t":"out","stream":"stdout","line":"raw \ud800 pair \U0001f600"}'.encode(
+        "utf-8", "surrogatepass"
+    )
+    escaped = b'{"v":1,"t":"call","id":3,"op":"x","args":{"\\udfff":["\\ud83d\\ude00",{"k":"\\ud800"}]}}'
+    out = parse_frame(raw)
+    assert isinstance(out, OutFrame) and out.line == "raw \\ud800 pair \U0001f600"
+    call = parse_frame(escaped)
+    assert isinstance(call, CallFrame) and call.args == {"\\udfff": ["\U0001f600", {"k": "\\ud800"}]}
+    json.dumps(call.args, ensure_ascii=False).encode("utf-8")  # encodable now
+
+
+def test_a_call_too_deep_to_read_gets_an_error_reply() -> None:
+    session = RunSession(SandboxLimits())
+    deep = b'{"v":1,"t":"call","id":77,"op":"log","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    (reply,) = session.feed(1, deep)
+    answer = json.loads(reply)
+    assert answer["id"] == 77 and not answer["ok"] and "too deeply" in answer["error"]["message"]
+
+
+def test_log_fields_nesting_past_the_limit_are_refused() -> None:
+    session = RunSession(SandboxLimits())
+    nested: list[object] = []
+    for _ in range(40):
+        nested = [nested]
+    (reply,) = session.feed(
+        1, frame(t="call", id=4, op="log", args={"level": "info", "message": "m", "fields": {"x": nested}})
+    )
+    assert json.loads(reply)["error"]["type"] == "LimitExceeded"
+    assert lines_of(session) == []
+
+
+def test_a_protocol_error_after_ready_is_the_scripts() -> None:
+    forged = frame(
+        t="error", type="seedbed.ProtocolError", message="start frame unusable", traceback="", line=None
+    )
+    before, after = RunSession(SandboxLimits()), RunSession(SandboxLimits())
+    before.feed(1, forged)
+    after.feed(1, frame(t="ready") + forged)
+    assert classify(EndState(2, False), before, SandboxLimits())[0] == Outcome.INFRASTRUCTURE
+    outcome, error = classify(EndState(2, False), after, SandboxLimits())
+    assert outcome == Outcome.SCRIPT_ERROR and error is not None and "imitating" in error.message

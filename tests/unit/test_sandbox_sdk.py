@@ -105,13 +105,14 @@ def test_params_run_id_and_log_call_round_trip() -> None:
     assert code == 0
     kinds = [(f["t"], f.get("line") or f.get("op")) for f in frames]
     assert kinds == [
+        ("ready", None),  # sent before any line of the script runs
         ("out", "alice 1 run_test"),
         ("out", "read-only"),
         ("out", "before log"),
         ("call", "log"),
         ("done", None),
     ]
-    call = frames[3]
+    call = frames[4]
     assert call["args"] == {"level": "warning", "message": "careful", "fields": {"rows": 3}}
 
 

@@ -7,7 +7,11 @@ Three layers, each fed untrusted bytes:
 - `LineSplitter` re-buffers payload chunks into lines, with a hard cap on what it buffers: a line
   longer than the cap is reported as oversized (its length only) and the rest of it is skipped.
 - `parse_frame` checks one line against protocol version 1 and returns a typed frame, or a
-  `ProtocolError` saying what is wrong. Strings are capped, never trusted for size.
+  `ProtocolError` saying what is wrong. Strings are capped, never trusted for size; lone
+  surrogates (JSON `\\ud800` escapes, or their raw bytes) are kept as that escaped text, so every
+  string that leaves here encodes as UTF-8 (protobuf, the store, a database would refuse it).
+  `call_id_of` finds the id of a call frame too deep or broken to parse, so the script gets an
+  error reply instead of waiting for one until its deadline.
 
 `encode_start` / `encode_reply` build the frames the worker sends (one line each).
 """
@@ -15,6 +19,7 @@ Three layers, each fed untrusted bytes:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,11 +33,14 @@ __all__ = [
     "DoneFrame",
     "ErrorFrame",
     "Frame",
+    "ReadyFrame",
     "LineSplitter",
     "OutFrame",
     "Oversized",
     "StreamDemuxer",
+    "call_id_of",
     "encode_reply",
+    "nesting_depth",
     "encode_start",
     "parse_frame",
 ]
@@ -148,7 +156,71 @@ class DoneFrame:
     pass
 
 
-Frame = OutFrame | CallFrame | ErrorFrame | DoneFrame
+@dataclass(frozen=True)
+class ReadyFrame:
+    """The runtime accepted the start frame and is about to run the script. Whatever comes after it
+    may come from the script itself (which can write into the channel), so an error frame of the
+    runtime's own type counts as the runtime's only before it."""
+
+
+Frame = OutFrame | CallFrame | ErrorFrame | DoneFrame | ReadyFrame
+
+# A lone surrogate in a frame: a JSON escape \uD800-\uDFFF, or the same code point as raw
+# (CESU-8) bytes, which json.loads lets through.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_CALL_ID = re.compile(rb'^\{"v":1,"t":"call","id":(\d{1,15}),')
+
+
+def _escape_surrogates(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return text
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with every string (keys included) encodable as UTF-8; iterative (no recursion)."""
+    if isinstance(value, str):
+        return _escape_surrogates(value)
+    if not isinstance(value, dict | list):
+        return value
+    root: list[Any] = [value]
+    todo: list[tuple[Any, Any]] = [(root, 0)]
+    while todo:
+        parent, key = todo.pop()
+        item = parent[key]
+        if isinstance(item, str):
+            parent[key] = _escape_surrogates(item)
+        elif isinstance(item, list):
+            todo.extend((item, i) for i in range(len(item)))
+        elif isinstance(item, dict):
+            fixed = {_escape_surrogates(k): v for k, v in item.items()}
+            parent[key] = fixed
+            todo.extend((fixed, k) for k in fixed)
+    return root[0]
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar: 0), counting no further than
+    ``limit + 1``; iterative, so hostile depth cannot exhaust the stack."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            if depth > limit:
+                return depth
+            deepest = max(deepest, depth)
+            todo.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def call_id_of(line: bytes) -> int | None:
+    """The id of a call frame as the SDK writes it, read without parsing the rest."""
+    found = _CALL_ID.match(line)
+    return int(found.group(1)) if found else None
 
 
 def _cap(text: str, limit: int) -> str:
@@ -170,8 +242,12 @@ def parse_frame(line: bytes) -> Frame:
         raise ProtocolError(f"frame of {len(line)} bytes exceeds {MAX_FRAME_BYTES}")
     try:
         frame = json.loads(line)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise ProtocolError("frame nests too deeply to read") from None
+    except ValueError as exc:
         raise ProtocolError(f"frame is not JSON: {str(exc)[:200]}") from None
+    if _SURROGATE_HINT.search(line):
+        frame = _escaped(frame)
     if not isinstance(frame, dict):
         raise ProtocolError("frame is not a JSON object")
     if frame.get("v") != PROTOCOL_VERSION:
@@ -206,6 +282,8 @@ def parse_frame(line: bytes) -> Frame:
         )
     if kind == "done":
         return DoneFrame()
+    if kind == "ready":
+        return ReadyFrame()
     raise ProtocolError(f"unknown frame type {str(kind)[:40]!r}")
 
 

@@ -29,7 +29,10 @@ from seedbed.worker._channel import (
     LineSplitter,
     OutFrame,
     Oversized,
+    ReadyFrame,
+    call_id_of,
     encode_reply,
+    nesting_depth,
     parse_frame,
 )
 from seedbed.worker._sandbox_errors import ProtocolError
@@ -51,6 +54,8 @@ _RAW_STDERR_CAP = 64 * 2**10
 # The runtime reports a start frame it cannot use with this type (see seedbed.sdk._runtime).
 RUNTIME_PROTOCOL_ERROR = "seedbed.ProtocolError"
 _MAX_PROTOCOL_NOTICES = 20
+# How deeply a log call's fields may nest (they are shown as JSON text on one line).
+MAX_LOG_FIELD_DEPTH = 32
 
 
 def utcnow() -> datetime:
@@ -144,6 +149,8 @@ class RunSession:
         self.warnings = 0
         self.done = False
         self.error: ErrorFrame | None = None
+        # The runtime's "ready" frame arrived: from here on, frames may come from the script.
+        self.ready = False
 
     # -- input -------------------------------------------------------------------------------
 
@@ -176,13 +183,32 @@ class RunSession:
         try:
             frame = parse_frame(item)
         except ProtocolError as exc:
-            if item.lstrip()[:1] == b"{":
+            call_id = call_id_of(item)
+            if call_id is not None:
+                # The script waits for this reply: tell it what is wrong instead of letting it
+                # hang until its deadline.
+                replies.append(encode_reply(call_id, error=("InvalidArgument", f"unreadable call: {exc}")))
+            elif item.lstrip()[:1] == b"{":
                 self._notice(f"ignored a malformed frame: {exc}")
             else:
                 # Not a frame at all: raw output of a runtime that crashed or never started.
                 self._emit("stdout", item.decode("utf-8", errors="replace"))
             return
-        if isinstance(frame, OutFrame):
+        try:
+            self._frame(frame, replies)
+        except Exception as exc:  # noqa: BLE001 - a hostile frame must not take the attempt down
+            logger.warning("a frame from the sandbox could not be handled: %r", exc)
+            if isinstance(frame, CallFrame):
+                replies.append(encode_reply(frame.id, error=("InvalidArgument", _short_error(exc))))
+            else:
+                self._notice(f"ignored a frame that could not be handled: {_short_error(exc)}")
+
+    def _frame(self, frame: Any, replies: list[bytes]) -> None:
+        if isinstance(frame, ReadyFrame):
+            if self.ready:
+                self._notice("ignored a second ready frame")
+            self.ready = True
+        elif isinstance(frame, OutFrame):
             self._emit(frame.stream, frame.line)
         elif isinstance(frame, CallFrame):
             if self._runner is not None and frame.op != "log":
@@ -240,6 +266,16 @@ class RunSession:
                 frame.id,
                 error=("ValidationError", "log needs level info|warning|error, a message and fields"),
             )
+        depth = nesting_depth(fields, MAX_LOG_FIELD_DEPTH)
+        if depth > MAX_LOG_FIELD_DEPTH:
+            return encode_reply(
+                frame.id,
+                error=(
+                    "LimitExceeded",
+                    f"log fields nest deeper than {MAX_LOG_FIELD_DEPTH} levels: log a flatter value "
+                    "(or its str())",
+                ),
+            )
         if level == "warning":
             self.warnings += 1
         text = f"{message} {_format_fields(fields)}" if fields else message
@@ -288,6 +324,10 @@ class RunSession:
         return Output(lines=batch)
 
 
+def _short_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
 def _name(stream: int) -> str:
     return {STDOUT: "stdout", STDERR: "stderr"}.get(stream, str(stream))
 
@@ -322,8 +362,17 @@ def classify(end: EndState, session: RunSession, limits: SandboxLimits) -> tuple
         )
     if frame is not None:
         error = ScriptError(frame.type, frame.message, frame.traceback, frame.line)
-        if frame.type == RUNTIME_PROTOCOL_ERROR:
+        if frame.type == RUNTIME_PROTOCOL_ERROR and not session.ready:
+            # Before "ready" only the runtime writes: the worker and the runtime disagree.
             return Outcome.INFRASTRUCTURE, error
+        if frame.type == RUNTIME_PROTOCOL_ERROR:
+            return Outcome.SCRIPT_ERROR, ScriptError(
+                frame.type,
+                "the script sent an error frame imitating the runtime's own "
+                f"({RUNTIME_PROTOCOL_ERROR}) after it was started: {frame.message}",
+                frame.traceback,
+                frame.line,
+            )
         if frame.type == "MemoryError":
             return Outcome.OOM, error
         return Outcome.SCRIPT_ERROR, error

@@ -3,7 +3,8 @@
 1. Keep private duplicates of fd 0 and fd 1 for the agent channel, and point fd 0 at /dev/null,
    so the script cannot read the worker's frames.
 2. Read and check the start frame (script, params, run id) — the only way the script and its
-   parameters enter the sandbox: never argv, never the environment.
+   parameters enter the sandbox: never argv, never the environment. Send `ready` once it is
+   accepted (before the script runs; see `_fail_start`).
 3. Replace fds 1 and 2 with pipes whose lines become "out" frames (see `_output`), so prints,
    partial lines, C-level writes and child processes cannot corrupt the framing.
 4. Compile the script as "scenario.py" and run it in a fresh `__main__` module.
@@ -165,6 +166,9 @@ def main() -> int:
         return _fail_start(channel_out, start)
 
     channel = Channel(channel_out, reader)
+    # Before any line of the script runs: an error frame of the runtime's own type that comes
+    # after this one can only be the script's, and the worker treats it as such.
+    channel.send({"t": "ready"})
     pumps = []
     for fd, name in ((1, "stdout"), (2, "stderr")):
         read_end, write_end = os.pipe()
