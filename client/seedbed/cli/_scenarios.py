@@ -96,7 +96,7 @@ def _settings_lines(settings: ScenarioSettings) -> list[str]:
     lines = [
         f"  active            {'yes' if settings.active else 'no'}",
         f"  run as            {settings.effective_run_as}"
-        + ("" if settings.run_as else " (the last modifier; run_as unset)"),
+        + ("" if settings.run_as else " (the script's last author; run_as unset)"),
         f"  overlap policy    {settings.overlap_policy}",
         f"  timeout           {settings.timeout_seconds or 'operator default'}"
         + (" s" if settings.timeout_seconds else ""),

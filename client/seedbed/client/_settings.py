@@ -121,12 +121,20 @@ class ScenarioSettings:
 
     @property
     def effective_run_as(self) -> str:
-        """``run_as``, else the last modifier: who the runs act as (as of the last read or save)."""
+        """``run_as``, else the script's last author: who the runs act as (as of the last read or
+        save)."""
         return self._scenario.effective_run_as
 
     @property
     def last_modified_by(self) -> str:
+        """Who last changed the scenario in any way (lends the runs no identity)."""
         return self._scenario.last_modified_by
+
+    @property
+    def script_modified_by(self) -> str:
+        """Who created the scenario or last changed its script: the runs act as them when
+        ``run_as`` is empty."""
+        return self._scenario.script_modified_by
 
     @property
     def overlap_policy(self) -> str:

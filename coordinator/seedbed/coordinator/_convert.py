@@ -129,6 +129,7 @@ def scenario_to_proto(rec: ScenarioRecord) -> scenario_pb2.Scenario:
         project_key=rec.project_key,
         last_modified_by=rec.last_modified_by,
         effective_run_as=rec.effective_run_as,
+        script_modified_by=rec.script_modified_by,
     )
 
 

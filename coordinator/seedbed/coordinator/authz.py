@@ -20,6 +20,7 @@ from seedbed.coordinator.store import FireRecord, RunRecord, ScenarioRecord, Sto
 
 __all__ = [
     "check_run_as",
+    "check_run_as_cleared",
     "fire_for",
     "project_for_new_scenario",
     "project_filter",
@@ -152,4 +153,21 @@ def check_script_change(project_key: str, run_as: str) -> None:
             f"changing the script of a scenario that runs as {run_as!r} needs role ADMIN in project "
             f"{project_key!r} ({principal.user_id!r} has {held.name if held else 'none'}): its runs would "
             "act as that user; ask an admin, or set settings.run_as to yourself or empty in the same change"
+        )
+
+
+def check_run_as_cleared(project_key: str, current: str, script_author: str) -> None:
+    """Clearing ``run_as`` hands the runs to the script's author: when that is another user than
+    the caller (and than the user they act as now), it chooses that user's identity, which needs
+    ADMIN as setting run_as to them does."""
+    principal = current_principal()
+    if not current or script_author in ("", current, principal.user_id):
+        return
+    held = principal.role_in(project_key)
+    if held is None or held < Role.ADMIN:
+        raise PermissionDeniedError(
+            f"clearing settings.run_as ({current!r}) would make the runs act as {script_author!r}, who "
+            f"last changed the script; choosing another user than you needs role ADMIN in project "
+            f"{project_key!r} ({principal.user_id!r} has {held.name if held else 'none'}): keep run_as, "
+            "set it to yourself, or change the script in the same update (the runs then act as you)"
         )

@@ -135,21 +135,31 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
     ) -> scenario_pb2.UpdateScenarioResponse:
         scenario_id = normalize_scenario_id(request.scenario_id)
         current = await authz.scenario_for(self._store, scenario_id, Role.EDITOR)
+        script = (
+            validate_script(request.script, self._settings.max_script_bytes)
+            if request.HasField("script")
+            else None
+        )
+        # The runs act as run_as, else as the script's author: only a script that differs makes the
+        # caller its author (the store decides the same way, atomically).
+        author = (
+            current_principal().user_id
+            if script not in (None, current.script)
+            else current.script_modified_by
+        )
         if request.HasField("settings"):
             await authz.check_run_as(
                 self._store, current.project_key, request.settings.run_as, current.settings.run_as
             )
-        if request.HasField("script"):
+            if not request.settings.run_as:
+                authz.check_run_as_cleared(current.project_key, current.settings.run_as, author)
+        if script is not None:
             run_as = request.settings.run_as if request.HasField("settings") else current.settings.run_as
             authz.check_script_change(current.project_key, run_as)
         rec = await self._store.update_scenario(
             scenario_id,
             name=validate_name(request.name) if request.HasField("name") else None,
-            script=(
-                validate_script(request.script, self._settings.max_script_bytes)
-                if request.HasField("script")
-                else None
-            ),
+            script=script,
             settings=self._settings_value(request.settings, current.settings)
             if request.HasField("settings")
             else None,

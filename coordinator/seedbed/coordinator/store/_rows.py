@@ -28,6 +28,7 @@ def to_scenario(row: Any) -> ScenarioRecord:
         updated_at=as_utc(row["updated_at"]) or now(),
         project_key=row.get("project_key") or "default",
         last_modified_by=row.get("last_modified_by") or "",
+        script_modified_by=row.get("script_modified_by") or "",
     )
 
 

@@ -33,6 +33,9 @@ scenarios = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("project_key", String(63), nullable=False, server_default="default"),
     Column("last_modified_by", String(63), nullable=False, server_default=""),
+    # The user who created the scenario or last changed its script: its runs act as them when
+    # settings.run_as is empty (other edits lend no identity).
+    Column("script_modified_by", String(63), nullable=False, server_default=""),
     Index("ix_scenarios_project", "project_key"),
 )
 

@@ -107,13 +107,18 @@ class ScenarioRecord:
     created_at: datetime
     updated_at: datetime
     project_key: str = "default"
-    # The user who created or last changed it.
+    # The user who created or last changed it, in any way (shown; lends no identity).
     last_modified_by: str = ""
+    # The user who created it or last changed its script: whose code it is.
+    script_modified_by: str = ""
 
     @property
     def effective_run_as(self) -> str:
-        """The user the scenario's runs act as: settings.run_as, else the last modifier."""
-        return self.settings.run_as or self.last_modified_by
+        """The user the scenario's runs act as: settings.run_as, else the author of its script.
+
+        Not the last modifier: a rename, a pause or a new trigger must neither hand another user's
+        script the editor's rights nor give the editor the rights of the script's author."""
+        return self.settings.run_as or self.script_modified_by
 
 
 @dataclass(frozen=True)

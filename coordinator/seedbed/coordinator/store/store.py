@@ -30,7 +30,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, and_, event, select, update
+from sqlalchemy import Connection, and_, case, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -167,6 +167,7 @@ class Store:
             "updated_at": at,
             "project_key": project_key,
             "last_modified_by": modified_by,
+            "script_modified_by": modified_by,
         }
         async with self._write() as conn:
             # rowcount is unreliable for INSERT … ON CONFLICT through psycopg: ask for the row back.
@@ -189,6 +190,9 @@ class Store:
         settings: ScenarioSettingsValue | None = None,
         modified_by: str | None = None,
     ) -> ScenarioRecord:
+        """Change what is given. ``modified_by`` becomes the last modifier; it becomes the script's
+        author (whom the runs act as without run_as) only when ``script`` differs from the stored
+        one, compared in the same UPDATE so a concurrent change cannot slip between."""
         changes: dict[str, Any] = {"updated_at": now(), "revision": t.scenarios.c.revision + 1}
         if modified_by is not None:
             changes["last_modified_by"] = modified_by
@@ -196,6 +200,10 @@ class Store:
             changes["name"] = name
         if script is not None:
             changes["script"] = script
+            if modified_by is not None:
+                changes["script_modified_by"] = case(
+                    (t.scenarios.c.script == script, t.scenarios.c.script_modified_by), else_=modified_by
+                )
         if settings is not None:
             changes["settings"] = json.dumps(settings.to_json())
         async with self._write() as conn:

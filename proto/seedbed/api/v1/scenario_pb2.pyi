@@ -152,7 +152,7 @@ class RetryPolicy(_message.Message):
     def __init__(self, maximum_attempts: _Optional[int] = ..., initial_backoff_seconds: _Optional[float] = ..., maximum_backoff_seconds: _Optional[float] = ..., backoff_coefficient: _Optional[float] = ..., jitter: _Optional[float] = ..., retry_on: _Optional[_Iterable[_Union[_run_pb2.FailureReason, str]]] = ..., disabled: _Optional[bool] = ...) -> None: ...
 
 class Scenario(_message.Message):
-    __slots__ = ("id", "name", "script", "settings", "create_time", "update_time", "revision", "project_key", "last_modified_by", "effective_run_as")
+    __slots__ = ("id", "name", "script", "settings", "create_time", "update_time", "revision", "project_key", "last_modified_by", "effective_run_as", "script_modified_by")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +163,7 @@ class Scenario(_message.Message):
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     LAST_MODIFIED_BY_FIELD_NUMBER: _ClassVar[int]
     EFFECTIVE_RUN_AS_FIELD_NUMBER: _ClassVar[int]
+    SCRIPT_MODIFIED_BY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     script: str
@@ -173,7 +174,8 @@ class Scenario(_message.Message):
     project_key: str
     last_modified_by: str
     effective_run_as: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., project_key: _Optional[str] = ..., last_modified_by: _Optional[str] = ..., effective_run_as: _Optional[str] = ...) -> None: ...
+    script_modified_by: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., project_key: _Optional[str] = ..., last_modified_by: _Optional[str] = ..., effective_run_as: _Optional[str] = ..., script_modified_by: _Optional[str] = ...) -> None: ...
 
 class CreateScenarioRequest(_message.Message):
     __slots__ = ("scenario_id", "name", "script", "settings", "project_key")
