@@ -5,7 +5,9 @@ its bad input."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +26,9 @@ from seedbed.client import (
     ScenarioRun,
     TriggerFire,
 )
-from tests.conftest import auth_metadata, eventually
+from seedbed.coordinator import running_in_thread
+from seedbed.coordinator.fakes import FakeDispatcher
+from tests.conftest import auth_metadata, eventually, settings_for
 
 ALLOW = "ALLOW_CONCURRENT"
 
@@ -299,8 +303,16 @@ def test_start_three_scenarios_and_wait_for_all(fake_coordinator: tuple[Any, Cli
     assert client.wait_for_runs([first]) == [first]  # already ended: no wait
 
 
-def test_change_the_sender_of_email_reporters(fake_coordinator: tuple[Any, Client]) -> None:
-    _, client = fake_coordinator
+@pytest.fixture
+def loopback_hooks(store_url: str, tmp_path: Path) -> Iterator[Client]:
+    """A coordinator (fake executor) whose operator lets webhook reporters name 127.0.0.1."""
+    settings = settings_for(store_url, tmp_path, webhook_allowed_hosts=["127.0.0.1"])
+    with running_in_thread(settings, FakeDispatcher()) as coordinator, Client(coordinator.address) as client:
+        yield client
+
+
+def test_change_the_sender_of_email_reporters(loopback_hooks: Client) -> None:
+    client = loopback_hooks
     project = _project(client)
     for name in ("mailer", "hooked"):
         settings = _scenario(project, name, "print hi").get_settings()

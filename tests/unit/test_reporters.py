@@ -113,6 +113,7 @@ def _coordinator(store_url: str, tmp_path: Path, **overrides: Any) -> Any:
         reporter_initial_backoff_seconds=0.01,
         reporter_max_tries=3,
         reporter_timeout_seconds=5,
+        webhook_allowed_hosts=["127.0.0.1"],  # the local receivers: internal, so listed
         **overrides,
     )
     return running_in_thread(settings, FakeDispatcher())

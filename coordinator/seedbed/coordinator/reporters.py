@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from google.protobuf.json_format import MessageToDict, ParseDict
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.coordinator.egress import PUBLIC_ONLY, EgressPolicy, literal_address
 from seedbed.coordinator.errors import InvalidArgumentError
 from seedbed.coordinator.model import RunState, new_id
 from seedbed.coordinator.store import RunRecord
@@ -91,8 +92,12 @@ _SAMPLE = {name: f'sample {name} "quoted" \\ ü' for name in FIELDS}
 # -- validation ----------------------------------------------------------------------------------
 
 
-def validate_reporters(reporters: Sequence[scenario_pb2.Reporter]) -> tuple[dict[str, Any], ...]:
-    """Check a scenario's reporters and give each an id; returns them as proto JSON."""
+def validate_reporters(
+    reporters: Sequence[scenario_pb2.Reporter], egress: EgressPolicy = PUBLIC_ONLY
+) -> tuple[dict[str, Any], ...]:
+    """Check a scenario's reporters and give each an id; returns them as proto JSON. A webhook URL
+    naming an internal address that ``egress`` does not allow is refused here already (a host name
+    is checked when a report is sent, since what it resolves to may change)."""
     if len(reporters) > MAX_REPORTERS:
         raise InvalidArgumentError(
             "settings.reporters", f"{len(reporters)} reporters; at most {MAX_REPORTERS}"
@@ -126,7 +131,7 @@ def validate_reporters(reporters: Sequence[scenario_pb2.Reporter]) -> tuple[dict
                 )
         kind = msg.WhichOneof("target")
         if kind == "webhook":
-            _check_webhook(msg.webhook, f"{field}.webhook")
+            _check_webhook(msg.webhook, f"{field}.webhook", egress)
         elif kind == "email":
             _check_email(msg.email, f"{field}.email")
         else:
@@ -149,14 +154,23 @@ def _check_events(msg: scenario_pb2.Reporter, field: str) -> None:
     msg.events.extend(events or [scenario_pb2.REPORTER_EVENT_RUN_FINISHED])
 
 
-def _check_webhook(hook: scenario_pb2.WebhookTarget, field: str) -> None:
+def _check_webhook(hook: scenario_pb2.WebhookTarget, field: str, egress: EgressPolicy) -> None:
     if len(hook.url) > MAX_URL_CHARS:
         raise InvalidArgumentError(f"{field}.url", f"{len(hook.url)} characters; at most {MAX_URL_CHARS}")
-    parts = urlsplit(hook.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(hook.url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host:
         raise InvalidArgumentError(
             f"{field}.url", f"{hook.url[:200]!r} must be an http:// or https:// URL with a host"
         )
+    address = literal_address(host)
+    if address is not None:
+        refusal = egress.refusal(host, address)
+        if refusal is not None:
+            raise InvalidArgumentError(f"{field}.url", refusal)
     if len(hook.headers) > MAX_HEADERS:
         raise InvalidArgumentError(f"{field}.headers", f"{len(hook.headers)} headers; at most {MAX_HEADERS}")
     for name, value in hook.headers.items():

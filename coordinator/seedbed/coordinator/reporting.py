@@ -13,26 +13,38 @@ a body template that renders to something that is not JSON) fail at once. Every 
 report carries the same ``Idempotency-Key: {run_id}:{reporter_id}:{event}``; every try of one e-mail
 the same ``Message-ID``.
 
+Where a webhook may go (``egress``): the URL's host is resolved once, every address checked against
+the operator's allow-list, and the connection made to a checked address (``PinnedTransport``), so
+neither a host name for an internal address nor DNS rebinding reaches an internal service. A refusal
+fails the report at once, naming the address class and ``SEEDBED_WEBHOOK_ALLOWED_HOSTS``. Redirects are
+not followed (a 3xx fails the report): the target could point them anywhere. No proxy from the
+environment is used, since a proxy would resolve and connect where this check cannot see. The stored
+error keeps at most a short, scrubbed excerpt of a text answer, nothing of any other.
+
 httpx and smtplib live here and nowhere else; smtplib is blocking, so it runs in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import email.utils
+import ipaddress
 import json
 import logging
 import random
 import smtplib
+import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
+from seedbed.coordinator.egress import EgressPolicy, IPAddress
 from seedbed.coordinator.errors import NotFoundError
 from seedbed.coordinator.reporters import (
     DEFAULT_BODY,
@@ -52,6 +64,8 @@ from seedbed.coordinator.store.reports import DELIVERED, FAILED
 log = logging.getLogger(__name__)
 
 NO_SMTP = "no SMTP server configured: set SEEDBED_SMTP_URL (smtp://host:port or smtps://…)"
+MAX_EXCERPT_CHARS = 200
+_EXCERPT_READ_BYTES = 4096
 
 
 class _Retryable(Exception):
@@ -72,6 +86,7 @@ class ReportSender:
     def __init__(self, store: Store, settings: CoordinatorSettings) -> None:
         self._store = store
         self._settings = settings
+        self._egress = EgressPolicy.parse(settings.webhook_allowed_hosts)
         self._rng = random.Random()
 
     async def run_started(self, run: RunRecord) -> None:
@@ -189,14 +204,25 @@ class ReportSender:
         where = _safe_url(hook.url)
 
         async def once() -> None:
+            transport = PinnedTransport(self._egress)
             try:
-                async with httpx.AsyncClient(follow_redirects=False) as client:
-                    answer = await client.post(hook.url, content=body, headers=headers)
+                async with (
+                    httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False) as client,
+                    client.stream("POST", hook.url, content=body, headers=headers) as answer,
+                ):
+                    if answer.is_success:
+                        return
+                    excerpt = await _excerpt(answer)
+            except EgressRefused as exc:
+                raise _Permanent(f"POST {where}: refused: {exc}") from exc
             except httpx.TransportError as exc:
                 raise _Retryable(f"POST {where}: {type(exc).__name__}: {exc or 'connection failed'}") from exc
-            if answer.is_success:
-                return
-            text = f"POST {where}: HTTP {answer.status_code} {answer.text[:200]!r}"
+            text = f"POST {where}: HTTP {answer.status_code}" + (f" {excerpt!r}" if excerpt else "")
+            if answer.is_redirect:
+                raise _Permanent(
+                    f"{text}: redirects are not followed (the target could send them anywhere); "
+                    "set the reporter's URL to the final address"
+                )
             if answer.status_code == 429 or answer.status_code >= 500:
                 raise _Retryable(text, _retry_after(answer.headers.get("Retry-After")))
             raise _Permanent(text)
@@ -226,6 +252,116 @@ class ReportSender:
             await asyncio.to_thread(_send_mail, url, message, timeout)
 
         return await self._with_retries(once)
+
+
+# -- where a webhook may go ------------------------------------------------------------------------
+
+Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
+
+
+class EgressRefused(Exception):
+    """The destination is internal and the operator did not list it; the message says which
+    address, its class and the setting to change."""
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to (the system resolver), in its order, without repeats."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise httpx.ConnectError(f"cannot resolve {host!r}: {exc.strerror or exc}") from exc
+    found: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that connects only to addresses the policy allows, and only to the
+    addresses it checked: the host is resolved once, every address is checked, and the request goes
+    to the first address that answers, by IP (the ``Host`` header and TLS name stay the host's).
+
+    ``inner`` (default: httpx's own transport) makes the connections; ``resolver`` (default: the
+    system's) answers what a host name stands for."""
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        inner: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver = resolve,
+    ) -> None:
+        self._policy = policy
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._resolve = resolver
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        addresses = list(await self._resolve(host, port))
+        if not addresses:
+            raise httpx.ConnectError(f"{host!r} resolves to no address", request=request)
+        for address in addresses:
+            reason = self._policy.refusal(host, address)
+            if reason is not None:
+                raise EgressRefused(reason)
+        extensions = dict(request.extensions)
+        if request.url.scheme == "https":
+            extensions.setdefault("sni_hostname", host)
+        last = len(addresses) - 1
+        for index, address in enumerate(addresses):
+            pinned = httpx.Request(
+                request.method,
+                request.url.copy_with(host=str(address)),
+                headers=request.headers,  # carries Host: the name the URL gave
+                stream=request.stream,
+                extensions=extensions,
+            )
+            try:
+                return await self._inner.handle_async_request(pinned)
+            except httpx.ConnectError:
+                if index == last:
+                    raise
+                # the next checked address may answer
+        raise httpx.ConnectError(f"{host!r}: no address answered", request=request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def _excerpt(answer: httpx.Response) -> str:
+    """What the stored error may keep of an answer's body: a short, scrubbed excerpt of text; nothing
+    of anything else (binary, compressed, or of no declared type)."""
+    media = answer.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    textual = (
+        media.startswith("text/")
+        or media in ("application/json", "application/xml")
+        or (media.endswith(("+json", "+xml")))
+    )
+    if not textual or answer.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return ""
+    data = bytearray()
+    async for chunk in answer.aiter_raw():
+        data += chunk
+        if len(data) >= _EXCERPT_READ_BYTES:
+            break
+    charset = answer.charset_encoding or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
+    return scrub_excerpt(bytes(data[:_EXCERPT_READ_BYTES]).decode(charset, "replace"))
+
+
+def scrub_excerpt(text: str, limit: int = MAX_EXCERPT_CHARS) -> str:
+    """``text`` on one line, control and other unprintable characters as spaces, runs of spaces
+    collapsed, cut to ``limit`` characters (then ending in "…")."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    line = " ".join(printable.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _send_mail(url: str, message: EmailMessage, timeout: float) -> None:

@@ -15,6 +15,7 @@ from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grp
 from seedbed.coordinator import _convert as cv
 from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
+from seedbed.coordinator.egress import EgressPolicy
 from seedbed.coordinator.errors import CoordinatorError, DispatchError, InvalidArgumentError, NotFoundError
 from seedbed.coordinator.logs import LogHub, step_filter
 from seedbed.coordinator.model import (
@@ -107,7 +108,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
                 else base.retry_policy
             ),
             triggers=validate_triggers(msg.triggers),
-            reporters=validate_reporters(msg.reporters),
+            reporters=validate_reporters(msg.reporters, EgressPolicy.parse(cfg.webhook_allowed_hosts)),
             run_as=msg.run_as,
         )
 

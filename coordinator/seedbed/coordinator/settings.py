@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from seedbed.coordinator.egress import normalize_entry
 
 MiB = 2**20
 
@@ -107,6 +110,12 @@ class CoordinatorSettings(BaseSettings):
     reporter_initial_backoff_seconds: float = Field(
         0.5, gt=0, le=60, description="wait before the second try; doubled after each, with jitter"
     )
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated host names, IP addresses and CIDR networks webhook reporters may "
+        "reach although internal (loopback, link-local, private, metadata and other non-public "
+        "addresses are refused otherwise), e.g. hooks.internal,10.0.0.0/8; empty: public addresses only",
+    )
 
     @field_validator("smtp_url")
     @classmethod
@@ -114,6 +123,18 @@ class CoordinatorSettings(BaseSettings):
         if value and not (value.startswith(("smtp://", "smtps://")) and urlsplit(value).hostname):
             raise ValueError("smtp_url must be smtp://[user:password@]host[:port] or smtps://…")
         return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_allowed_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowed_hosts_shape(cls, value: list[str]) -> list[str]:
+        return [normalize_entry(entry) for entry in value]
 
     @field_validator("listen")
     @classmethod
