@@ -14,6 +14,7 @@ import ray
 from seedbed.client import Client
 from seedbed.coordinator import running_in_thread
 from seedbed.worker.attempt import SANDBOX_RESOURCE
+from seedbed.worker.catalog import CATALOG_RESOURCE
 from tests.conftest import settings_for
 
 
@@ -23,7 +24,7 @@ def ray_session() -> Iterator[None]:
     if not ray.is_initialized():
         ray.init(
             num_cpus=2,
-            resources={SANDBOX_RESOURCE: 8.0},
+            resources={SANDBOX_RESOURCE: 8.0, CATALOG_RESOURCE: 2.0},
             include_dashboard=False,
             namespace="seedbed-tests",
             log_to_driver=False,

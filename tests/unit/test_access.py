@@ -416,9 +416,10 @@ def test_worker_token_opens_only_with_the_same_key() -> None:
     box = SecretBox(Fernet.generate_key())
     from seedbed.coordinator.access import worker_principal
 
-    assert worker_principal(box, worker_token(box, "run_1")).worker_run_id == "run_1"
+    token = worker_token(box, "run_1", attempt=1, timeout_seconds=60)
+    assert worker_principal(box, token).worker_run_id == "run_1"
     with pytest.raises(Exception, match="not valid"):
-        worker_principal(SecretBox(Fernet.generate_key()), worker_token(box, "run_1"))
+        worker_principal(SecretBox(Fernet.generate_key()), token)
     with acting_as(Principal("w", worker_run_id="run_1")) as principal:
         assert principal.projects() == frozenset()
 

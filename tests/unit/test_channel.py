@@ -292,3 +292,12 @@ def test_a_protocol_error_after_ready_is_the_scripts() -> None:
     assert classify(EndState(2, False), before, SandboxLimits())[0] == Outcome.INFRASTRUCTURE
     outcome, error = classify(EndState(2, False), after, SandboxLimits())
     assert outcome == Outcome.SCRIPT_ERROR and error is not None and "imitating" in error.message
+
+
+def test_session_caps_lines_as_well_as_bytes() -> None:
+    session = RunSession(SandboxLimits(max_log_lines=100))
+    session.feed(1, b"".join(frame(t="out", stream="stdout", line="") for _ in range(500)))
+    got = lines_of(session)
+    assert [g for g in got if g[0] == "stdout"] == [("stdout", "", "")] * 100
+    assert session.logs_truncated and session.dropped_lines == 400
+    assert "100 lines (SEEDBED_MAX_LOG_LINES)" in got[-1][2]

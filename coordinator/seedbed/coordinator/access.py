@@ -17,14 +17,17 @@ Decisions:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Protocol
 
@@ -81,6 +84,7 @@ class Principal:
     api_key_id: str = ""
     # Set for a worker reading workspace files for a run: that is all such a caller may do.
     worker_run_id: str = ""
+    worker: WorkerClaims | None = None
 
     def role_in(self, project_key: str) -> Role | None:
         if self.superuser:
@@ -202,31 +206,121 @@ def secret_matches(secret: str, stored_sha256: str) -> bool:
 
 
 # -- worker tokens ---------------------------------------------------------------------------------
+#
+# ``sbw_<claims>.<mac>``: the claims (run, attempt, the attempt's time limit, an expiry) in URL-safe
+# base64 JSON, and an HMAC-SHA256 of them under a key derived for this purpose alone from the
+# coordinator's secret key, so any coordinator sharing that key checks a token without a stored row.
+# The expiry is only an outer bound (the attempt may wait for a sandbox slot first): the workspace
+# service also checks the run, that the token's attempt is its current one and has not ended, and
+# that the attempt's own deadline (its start plus its time limit) plus a grace has not passed.
+# Rejected: a Fernet note under the secret key itself (one key for two purposes; no expiry).
 
 WORKER_TOKEN_PREFIX = "sbw_"
-_WORKER_PURPOSE = "workspace-read:"
+WORKER_TOKEN_PURPOSE = "seedbed worker token: workspace read v2"
+WORKER_TOKEN_GRACE = timedelta(minutes=1)
+# How long an attempt may wait for a sandbox slot and build its image before its token lapses.
+WORKER_TOKEN_QUEUE_ALLOWANCE = timedelta(hours=1)
 
 
 class Sealer(Protocol):
-    """What signs worker tokens (``secrets.SecretBox``): any coordinator sharing the key can check one."""
+    """What keys worker tokens (``secrets.SecretBox``): any coordinator sharing its key can check one."""
 
-    def seal(self, plain: str) -> str: ...
-    def open(self, token: str) -> str: ...
+    def derive_key(self, purpose: str) -> bytes: ...
 
 
-def worker_token(sealer: Sealer, run_id: str) -> str:
-    """The credential an attempt's worker sends to read workspace files for ``run_id``: a sealed,
-    authenticated note, so no key row is needed and a restarted coordinator still accepts it."""
-    return WORKER_TOKEN_PREFIX + sealer.seal(_WORKER_PURPOSE + run_id)
+@dataclass(frozen=True)
+class WorkerClaims:
+    run_id: str
+    attempt: int
+    timeout_seconds: int
+    expires_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def worker_token(
+    sealer: Sealer, run_id: str, *, attempt: int, timeout_seconds: int, expires_at: datetime | None = None
+) -> str:
+    """The credential attempt ``attempt`` of ``run_id`` sends to read workspace files; it expires at
+    ``expires_at`` (default: now + the time limit + the queue allowance + the grace)."""
+    if expires_at is None:
+        expires_at = (
+            datetime.now(UTC)
+            + timedelta(seconds=timeout_seconds)
+            + WORKER_TOKEN_QUEUE_ALLOWANCE
+            + WORKER_TOKEN_GRACE
+        )
+    claims = json.dumps(
+        {"r": run_id, "a": attempt, "t": timeout_seconds, "e": int(expires_at.timestamp())},
+        separators=(",", ":"),
+    ).encode()
+    mac = hmac.new(sealer.derive_key(WORKER_TOKEN_PURPOSE), claims, hashlib.sha256).digest()
+    return f"{WORKER_TOKEN_PREFIX}{_b64(claims)}.{_b64(mac)}"
+
+
+def worker_claims(sealer: Sealer, token: str, *, now: datetime | None = None) -> WorkerClaims:
+    """The claims of a worker token. UnauthenticatedError when it was not signed with our key, is
+    malformed, or has expired."""
+    body, _, mac = token.removeprefix(WORKER_TOKEN_PREFIX).partition(".")
+    try:
+        claims = _unb64(body)
+        expected = hmac.new(sealer.derive_key(WORKER_TOKEN_PURPOSE), claims, hashlib.sha256).digest()
+        valid = hmac.compare_digest(expected, _unb64(mac))
+        doc = json.loads(claims) if valid else None
+        parsed = (
+            WorkerClaims(
+                run_id=str(doc["r"]),
+                attempt=int(doc["a"]),
+                timeout_seconds=int(doc["t"]),
+                expires_at=datetime.fromtimestamp(int(doc["e"]), UTC),
+            )
+            if isinstance(doc, dict)
+            else None
+        )
+    except (ValueError, KeyError, TypeError):
+        parsed = None
+    if parsed is None:
+        raise UnauthenticatedError("the worker token is not valid for this coordinator's key")
+    if (now or datetime.now(UTC)) >= parsed.expires_at:
+        raise UnauthenticatedError(
+            f"the worker token of run {parsed.run_id} expired at {parsed.expires_at:%Y-%m-%d %H:%M:%S}Z"
+        )
+    return parsed
+
+
+def worker_attempt_refusal(
+    claims: WorkerClaims,
+    *,
+    run_state: str | None,
+    current_attempt: int,
+    attempt_state: str | None,
+    started_at: datetime | None,
+    now: datetime | None = None,
+) -> str:
+    """Why the store's view of the run refuses a token's holder; empty when it may read.
+
+    ``run_state`` None: no such run; ``attempt_state`` the attempt's (DISPATCHED, RUNNING, ENDED)."""
+    run = claims.run_id
+    if run_state is None:
+        return f"run {run} does not exist"
+    if run_state not in ("QUEUED", "RUNNING"):
+        return f"run {run} has ended ({run_state}): its worker token reads nothing more"
+    if current_attempt != claims.attempt or attempt_state in (None, "ENDED"):
+        return f"attempt {claims.attempt} of run {run} is over: its worker token reads nothing more"
+    if started_at is not None:
+        deadline = started_at + timedelta(seconds=claims.timeout_seconds) + WORKER_TOKEN_GRACE
+        if (now or datetime.now(UTC)) >= deadline:
+            return f"attempt {claims.attempt} of run {run} is past its deadline: its worker token expired"
+    return ""
 
 
 def worker_principal(sealer: Sealer, token: str) -> Principal:
-    """The principal of a worker token. UnauthenticatedError when it was not sealed with our key."""
-    try:
-        plain = sealer.open(token.removeprefix(WORKER_TOKEN_PREFIX))
-    except Exception:  # noqa: BLE001 - any failure to open means "not ours"
-        plain = ""
-    if not plain.startswith(_WORKER_PURPOSE):
-        raise UnauthenticatedError("the worker token is not valid for this coordinator's key")
-    run_id = plain.removeprefix(_WORKER_PURPOSE)
-    return Principal(user_id=f"worker:{run_id}", worker_run_id=run_id)
+    """The principal of a worker token (see ``worker_claims``)."""
+    claims = worker_claims(sealer, token)
+    return Principal(user_id=f"worker:{claims.run_id}", worker_run_id=claims.run_id, worker=claims)

@@ -40,9 +40,16 @@ class Dispatcher(Protocol):
     async def sweep(self) -> list[str]: ...
     async def list_sandboxes(self) -> list[dict[str, str]]: ...
     async def remove_sandboxes(self, ids: Sequence[str]) -> list[str]: ...
-    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]: ...
+    async def validate_template(
+        self, source: str, fmt: str, limits: attempt_pb2.DataLimits
+    ) -> dict[str, Any]: ...
     async def preview_template(
-        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
+        self,
+        template_id: str,
+        templates: dict[str, Any],
+        count: int,
+        seed: int | None,
+        limits: attempt_pb2.DataLimits,
     ) -> dict[str, Any]: ...
     async def test_connection(
         self, connection: attempt_pb2.ConnectionSnapshot
@@ -224,12 +231,20 @@ class AttemptRunner:
             templates=templates,
             connections=connections,
             coordinator_address=coordinator_address,
-            coordinator_token=worker_token(self._secrets, run.id) if self._secrets is not None else "",
+            coordinator_token=worker_token(
+                self._secrets, run.id, attempt=attempt, timeout_seconds=min(timeout, cfg.max_timeout_seconds)
+            )
+            if self._secrets is not None
+            else "",
             data_limits=attempt_pb2.DataLimits(
                 max_generate_rows=cfg.max_generate_rows,
                 max_fetch_rows=cfg.max_fetch_rows,
                 max_reply_bytes=cfg.max_reply_bytes,
                 max_workspace_read_bytes=cfg.max_workspace_file_bytes,
+                max_template_field_bytes=cfg.max_template_field_bytes,
+                max_template_row_bytes=cfg.max_template_row_bytes,
+                max_file_sink_bytes=cfg.max_file_sink_bytes,
+                agent_memory_bytes=cfg.agent_memory_bytes,
             ),
             run_id=run.id,
             attempt=attempt,
@@ -249,6 +264,7 @@ class AttemptRunner:
                 tmpfs_bytes=cfg.tmpfs_bytes,
                 max_log_bytes=cfg.max_log_bytes,
                 max_line_bytes=cfg.max_line_bytes,
+                max_log_lines=cfg.max_log_lines,
             ),
         )
 

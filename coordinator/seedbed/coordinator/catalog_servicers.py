@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from seedbed.api.v1 import (
+    attempt_pb2,
     connection_pb2,
     connection_pb2_grpc,
     template_pb2,
@@ -25,12 +26,20 @@ from seedbed.api.v1 import (
     workspace_pb2_grpc,
 )
 from seedbed.coordinator._convert import ts
-from seedbed.coordinator.access import Role, current_principal, validate_user_id
+from seedbed.coordinator.access import (
+    Role,
+    WorkerClaims,
+    current_principal,
+    validate_user_id,
+    worker_attempt_refusal,
+)
 from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.connections import (
     KINDS,
+    UrlSecrets,
     choose_secret,
     normalize_connection_id,
+    refusal,
     snapshot,
     split_sql_url,
     validate_rest,
@@ -40,6 +49,7 @@ from seedbed.coordinator.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from seedbed.coordinator.model import page_of, validate_page
 from seedbed.coordinator.secrets import SecretBox
@@ -98,7 +108,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
                 f"is {size} bytes; the limit is {self._settings.max_template_bytes} bytes "
                 "(SEEDBED_MAX_TEMPLATE_BYTES)",
             )
-        result = await self._dispatcher.validate_template(source, _FORMATS.get(fmt, "auto"))
+        result = await self._dispatcher.validate_template(source, _FORMATS.get(fmt, "auto"), self._limits())
         if not result["ok"]:
             issues = result["issues"]
             lines = "\n".join(f"  {i['path'] or '(document)'}: {i['message']}" for i in issues)
@@ -106,6 +116,13 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
                 "source", f"the template is invalid ({len(issues)} problem(s)):\n{lines}"
             )
         return result
+
+    def _limits(self) -> attempt_pb2.DataLimits:
+        """The caps a template's estimated and rendered sizes must respect."""
+        return attempt_pb2.DataLimits(
+            max_template_field_bytes=self._settings.max_template_field_bytes,
+            max_template_row_bytes=self._settings.max_template_row_bytes,
+        )
 
     @guard
     async def PutTemplate(
@@ -159,7 +176,12 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def PreviewTemplate(
         self, request: template_pb2.PreviewTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.PreviewTemplateResponse:
-        _may_read("previewing a template")
+        if request.source:
+            # An unsaved document is template authoring: what pushing one needs (the validating worker
+            # runs it). Previewing a stored template stays open to every role.
+            _may_write("previewing an unsaved template document")
+        else:
+            _may_read("previewing a template")
         count = request.count or 5
         if not 1 <= count <= MAX_PREVIEW_ROWS:
             raise InvalidArgumentError("count", f"{count} is outside 1..{MAX_PREVIEW_ROWS}")
@@ -173,7 +195,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
             if template_id not in templates:
                 raise NotFoundError("template", template_id)
         seed = request.seed if request.HasField("seed") else None
-        result = await self._dispatcher.preview_template(template_id, templates, count, seed)
+        result = await self._dispatcher.preview_template(template_id, templates, count, seed, self._limits())
         if not result["ok"]:
             raise FailedPreconditionError(f"template {template_id!r} cannot produce rows: {result['error']}")
         return template_pb2.PreviewTemplateResponse(
@@ -198,11 +220,20 @@ def connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
 
 
 class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
-    def __init__(self, store: Store, dispatcher: Dispatcher, secrets: SecretBox, data_dir: Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        secrets: SecretBox,
+        data_dir: Path,
+        *,
+        secret_file_dir: Path | None = None,
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._secrets = secrets
         self._data_dir = data_dir
+        self._secret_file_dir = secret_file_dir  # file secrets must lie in it; None: refused
 
     async def _allowed_users(self, raw: Sequence[str]) -> tuple[str, ...]:
         """Distinct, valid user ids of existing users (INVALID_ARGUMENT naming the one that is not)."""
@@ -234,9 +265,9 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             raise InvalidArgumentError("kind", f"choose one of {', '.join(KINDS)}")
         if len(request.description) > 1000:
             raise InvalidArgumentError("description", "is longer than 1000 characters")
-        url, password, rest = "", None, {}
+        url, from_url, rest = "", UrlSecrets(), {}
         if kind in ("postgresql", "sql"):
-            url, password = split_sql_url(kind, request.url, self._data_dir)
+            url, from_url = split_sql_url(kind, request.url, self._data_dir)
         elif request.url:
             raise InvalidArgumentError("url", f"a {kind} connection takes no URL")
         if kind == "rest":
@@ -251,7 +282,12 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
                 }
             )
         source = request.secret.WhichOneof("source") or ""
-        secret = choose_secret(source, getattr(request.secret, source) if source else "", password)
+        secret = choose_secret(
+            source,
+            getattr(request.secret, source) if source else "",
+            from_url,
+            secret_file_dir=self._secret_file_dir,
+        )
         if kind == "file" and secret.kind != "none":
             raise InvalidArgumentError("secret", "a file connection has no secret")
         at = now()
@@ -305,6 +341,10 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     ) -> connection_pb2.TestConnectionResponse:
         _may_write("testing a connection")
         rec = await self._store.connections.get(_connection_id(request.connection_id))
+        # A test uses the secret as a run would: the same users may do it.
+        reason = refusal(rec, current_principal().user_id)
+        if reason:
+            raise PermissionDeniedError(reason)
         ok, message, latency = await self._dispatcher.test_connection(snapshot(rec, self._secrets))
         return connection_pb2.TestConnectionResponse(ok=ok, message=message, latency_seconds=latency)
 
@@ -423,8 +463,11 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         self, request: workspace_pb2.DownloadFileRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[workspace_pb2.DownloadFileResponse]:
         try:
-            if not current_principal().worker_run_id:  # a worker reading for its run may download
+            worker = current_principal().worker
+            if worker is None:
                 _may_read("downloading a workspace file")
+            else:  # a worker reading for its attempt, while that attempt lasts
+                await self._check_worker(worker)
             path = validate_workspace_path(request.path)
             rec = await self._store.workspace.get(path)
         except InvalidArgumentError:
@@ -440,6 +483,23 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
             yield response
         if first:
             yield workspace_pb2.DownloadFileResponse(file=file_to_proto(rec))
+
+    async def _check_worker(self, claims: WorkerClaims) -> None:
+        current = await self._store.attempts.current([claims.run_id])
+        run_state, count = current.get(claims.run_id, (None, 0))
+        attempt = next(
+            (a for a in await self._store.attempts.for_run(claims.run_id) if a.number == claims.attempt), None
+        )
+        reason = worker_attempt_refusal(
+            claims,
+            run_state=str(run_state) if run_state is not None else None,
+            current_attempt=count,
+            attempt_state=attempt.state if attempt is not None else None,
+            started_at=attempt.started_at if attempt is not None else None,
+        )
+        if reason:
+            log.warning("workspace read refused: %s", reason)
+            raise PermissionDeniedError(reason)
 
     @guard
     async def ListFiles(

@@ -1,13 +1,21 @@
 """Rules for connection definitions: ids, kinds, URLs, REST options and secret sources.
 
 A password written into a SQL URL is moved into the connection's secret, so the stored URL, the
-API's answers and the logs never carry it.
+API's answers and the logs never carry it. So are the URL's secret-like query parameters
+(`?password=`, `?sslpassword=`, `?token=`, `?api_key=`… — see `SECRET_QUERY_WORDS`, any case): the
+secret then holds a small document, ``seedbed-secret-v1:{"password": …, "query": {name: value}}``,
+which the worker reads back (``seedbed.worker.agent._connections``) to rebuild the URL just before it
+connects. A secret given besides them (``secret.value``, ``env``, ``file``) is refused as ambiguous.
+
+A ``file`` secret must lie inside ``SEEDBED_SECRET_FILE_DIR`` (symlinks resolved); with no folder set,
+file secrets are refused: the worker checks again when it reads one.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +34,10 @@ _ID = re.compile(r"^conn_[a-z0-9][a-z0-9_-]{0,62}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 MAX_SECRET_BYTES = 16 * 1024
+# The same prefix as the worker's `agent._connections.SECRET_DOCUMENT_PREFIX` (a test pins both).
+SECRET_DOCUMENT_PREFIX = "seedbed-secret-v1:"
+# A query parameter whose name (lower-cased, '-' read as '_') contains one of these is a secret.
+SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "access_key")
 
 
 def normalize_connection_id(raw: str) -> str:
@@ -45,8 +57,31 @@ class SecretChoice:
     value: str | None = None  # plain text, only for "stored", never persisted as is
 
 
-def split_sql_url(kind: str, raw: str, private_dir: Path | None = None) -> tuple[str, str | None]:
-    """Validate a SQL URL; return it without its password, and the password if it had one.
+@dataclass(frozen=True)
+class UrlSecrets:
+    """What ``split_sql_url`` took out of a URL: its password and its secret query parameters."""
+
+    password: str | None = None
+    query: dict[str, str | list[str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.password is not None or bool(self.query)
+
+    def stored_value(self) -> str:
+        """The plain password, or the document that carries the query parameters too."""
+        if not self.query:
+            return self.password or ""
+        doc = {"password": self.password, "query": self.query}
+        return SECRET_DOCUMENT_PREFIX + json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+def is_secret_query_name(name: str) -> bool:
+    folded = name.lower().replace("-", "_")
+    return any(word in folded for word in SECRET_QUERY_WORDS)
+
+
+def split_sql_url(kind: str, raw: str, private_dir: Path | None = None) -> tuple[str, UrlSecrets]:
+    """Validate a SQL URL; return it without its password and secret query parameters, and them.
 
     A SQLite file inside ``private_dir`` (the coordinator's data folder: its store, secret key and
     admin key) is refused: a scenario must never be handed the coordinator's own files."""
@@ -66,11 +101,20 @@ def split_sql_url(kind: str, raw: str, private_dir: Path | None = None) -> tuple
     if driver == "sqlite" and private_dir is not None:
         _refuse_private_sqlite(url.database or "", private_dir)
     password = url.password
+    moved = {
+        k: (list(v) if isinstance(v, tuple) else v) for k, v in url.query.items() if is_secret_query_name(k)
+    }
+    query = {k: v for k, v in url.query.items() if k not in moved}
     # URL.set(password=None) keeps the password ("None" means "unchanged"): build it anew.
-    url = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    url = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, query)
     if kind == "postgresql":
         url = url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False), (str(password) if password else None)
+    secrets = UrlSecrets(str(password) if password else None, moved)
+    if len(secrets.stored_value().encode()) > MAX_SECRET_BYTES:
+        raise InvalidArgumentError(
+            "url", f"its password and secret parameters are over {MAX_SECRET_BYTES} bytes"
+        )
+    return url.render_as_string(hide_password=False), secrets
 
 
 def _refuse_private_sqlite(database: str, private_dir: Path) -> None:
@@ -122,15 +166,29 @@ def validate_rest(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def choose_secret(source: str, value: str, url_password: str | None) -> SecretChoice:
-    """source is the oneof case of SecretSource ('' when unset)."""
-    if source and url_password:
-        raise InvalidArgumentError("secret", "give the password either in the URL or as the secret, not both")
-    if url_password:
-        return SecretChoice("stored", value=url_password)
+def choose_secret(
+    source: str, value: str, from_url: UrlSecrets | None = None, *, secret_file_dir: Path | None = None
+) -> SecretChoice:
+    """source is the oneof case of SecretSource ('' when unset); ``from_url`` what the URL held."""
+    if source and from_url:
+        where = ", ".join(
+            (["its password"] if from_url.password else [])
+            + [f"query parameter {k!r}" for k in sorted(from_url.query)]
+        )
+        raise InvalidArgumentError(
+            "secret",
+            f"the URL carries a secret ({where}) and secret.{source} is set too: give it in one place only "
+            "(the URL's secrets are stored encrypted, as secret.value would be)",
+        )
+    if from_url:
+        return SecretChoice("stored", value=from_url.stored_value())
     if source == "value":
         if not value:
             raise InvalidArgumentError("secret.value", "is empty")
+        if value.startswith(SECRET_DOCUMENT_PREFIX):
+            raise InvalidArgumentError(
+                "secret.value", f"must not start with {SECRET_DOCUMENT_PREFIX!r} (reserved)"
+            )
         if len(value.encode()) > MAX_SECRET_BYTES:
             raise InvalidArgumentError("secret.value", f"is longer than {MAX_SECRET_BYTES} bytes")
         return SecretChoice("stored", value=value)
@@ -141,8 +199,27 @@ def choose_secret(source: str, value: str, url_password: str | None) -> SecretCh
     if source == "file":
         if not value.startswith("/") or "\0" in value or len(value) > 1024:
             raise InvalidArgumentError("secret.file", "must be an absolute path on the workers")
+        _check_secret_file(value, secret_file_dir)
         return SecretChoice("file", ref=value)
     return SecretChoice("none")
+
+
+def _check_secret_file(value: str, folder: Path | None) -> None:
+    """The file must resolve (symlinks followed, here as on the workers) to a path inside ``folder``."""
+    if folder is None:
+        raise InvalidArgumentError(
+            "secret.file",
+            "file secrets are disabled: set SEEDBED_SECRET_FILE_DIR (on the coordinator and the workers) to "
+            "the folder that holds them, or use secret.value or secret.env",
+        )
+    root = folder.resolve()
+    target = Path(value).resolve()
+    if root not in target.parents:
+        raise InvalidArgumentError(
+            "secret.file",
+            f"{value[:200]!r} resolves outside {root} (SEEDBED_SECRET_FILE_DIR), symlinks followed: put the "
+            "secret file in that folder",
+        )
 
 
 def snapshot(rec: ConnectionRecord, secrets: SecretBox) -> attempt_pb2.ConnectionSnapshot:

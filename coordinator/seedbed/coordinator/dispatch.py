@@ -5,6 +5,11 @@ submitted with ``max_retries=0``. Each attempt is a streaming-generator task: th
 serialized ``AttemptEvent`` messages (started, output batches, result) that arrive before the task
 ends, which is what makes live logs possible without a callback channel.
 
+Catalog tasks (template validation and previews, connection tests) are bounded twice: each holds one
+``CATALOG_RESOURCE`` slot (a local instance declares ``catalog_slots`` of them), and this coordinator
+runs at most ``catalog_slots`` at once; so a flood of previews queues instead of taking every Ray
+worker process (a task with ``num_cpus=0`` alone would not be bounded by Ray at all).
+
 Rejected alternatives: an actor per worker node pulling from a queue (a second scheduler next to
 Ray's), and Ray Jobs (a driver process per run, seconds of overhead, logs through files).
 """
@@ -32,6 +37,7 @@ from seedbed.worker.attempt import (
     run_attempt,
     sweep_sandboxes,
 )
+from seedbed.worker.catalog import CATALOG_RESOURCE
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,8 @@ class RayDispatcher:
         self._refs: dict[str, Any] = {}
         self._cancelled: set[str] = set()
         self._resources: dict[str, float] = {}
+        self._catalog_resources: dict[str, float] = {}
+        self._catalog_slots = asyncio.Semaphore(settings.catalog_slots)
         self._remote = ray.remote(run_attempt)
 
     async def start(self) -> None:
@@ -61,7 +69,10 @@ class RayDispatcher:
                 ray.init(address=address, namespace="seedbed", log_to_driver=False)
             else:
                 ray.init(
-                    resources={SANDBOX_RESOURCE: float(self._settings.sandbox_slots)},
+                    resources={
+                        SANDBOX_RESOURCE: float(self._settings.sandbox_slots),
+                        CATALOG_RESOURCE: float(self._settings.catalog_slots),
+                    },
                     include_dashboard=False,
                     namespace="seedbed",
                     log_to_driver=False,
@@ -76,6 +87,16 @@ class RayDispatcher:
                 SANDBOX_RESOURCE,
                 SANDBOX_RESOURCE,
             )
+        if CATALOG_RESOURCE in ray.cluster_resources():
+            self._catalog_resources = {CATALOG_RESOURCE: 1.0}
+        else:
+            log.warning(
+                "the Ray cluster declares no %r resource: catalog tasks are bounded by this coordinator "
+                "alone (SEEDBED_CATALOG_SLOTS); start worker nodes with --resources='{\"%s\": N}' to "
+                "bound them per node",
+                CATALOG_RESOURCE,
+                CATALOG_RESOURCE,
+            )
         log.info("ray ready (%s), cluster resources %s", address or "local", ray.cluster_resources())
 
     async def probe_engine(self) -> str | None:
@@ -87,30 +108,53 @@ class RayDispatcher:
             return f"could not probe the Docker engine from a Ray worker: {exc}"
         return problem
 
-    async def _call(self, function: Any, *args: Any, timeout: float = 60) -> Any:
+    async def _call(
+        self, function: Any, *args: Any, timeout: float = 60, resources: dict[str, float] | None = None
+    ) -> Any:
         """Run a small worker function as a Ray task (template semantics and target drivers live
         on the workers, where the data plane is)."""
-        ref = ray.remote(function).options(num_cpus=0, max_retries=0).remote(*args)
+        task = ray.remote(function).options(num_cpus=0, max_retries=0, resources=resources or {})
+        ref = task.remote(*args)
         try:
             return await asyncio.wait_for(ref, timeout)
         except TimeoutError as exc:
             ray.cancel(ref, force=True)
             raise DispatchError(f"{function.__name__} did not answer within {timeout:g}s") from exc
+        except asyncio.CancelledError:
+            ray.cancel(ref)  # the caller went away (an RPC past its deadline): drop the queued task
+            raise
         except RayError as exc:
             raise DispatchError(f"{function.__name__} failed on the worker: {exc}") from exc
 
-    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(catalog.validate_template_source, source, fmt)
+    async def _catalog_call(self, function: Any, *args: Any, timeout: float = 60) -> Any:
+        """`_call` for a catalog task: it waits for one of this coordinator's catalog slots, then holds
+        a Ray catalog slot (the RPC's deadline bounds the wait)."""
+        async with self._catalog_slots:
+            return await self._call(function, *args, timeout=timeout, resources=self._catalog_resources)
+
+    async def validate_template(
+        self, source: str, fmt: str, limits: attempt_pb2.DataLimits
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self._catalog_call(
+            catalog.validate_template_source, source, fmt, limits.SerializeToString()
+        )
         return result
 
     async def preview_template(
-        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
+        self,
+        template_id: str,
+        templates: dict[str, Any],
+        count: int,
+        seed: int | None,
+        limits: attempt_pb2.DataLimits,
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(catalog.preview_rows, template_id, templates, count, seed)
+        result: dict[str, Any] = await self._catalog_call(
+            catalog.preview_rows, template_id, templates, count, seed, limits.SerializeToString()
+        )
         return result
 
     async def test_connection(self, connection: attempt_pb2.ConnectionSnapshot) -> tuple[bool, str, float]:
-        ok, message, latency = await self._call(
+        ok, message, latency = await self._catalog_call(
             catalog.try_connection, connection.SerializeToString(), timeout=120
         )
         return ok, message, latency

@@ -92,18 +92,25 @@ class FakeDispatcher:
         return gone
 
     # Catalog calls run the worker's functions in-process: the fake replaces Ray, not the data plane.
-    async def validate_template(self, source: str, fmt: str) -> dict[str, Any]:
-        from seedbed.worker import catalog
-
-        result: dict[str, Any] = catalog.validate_template_source(source, fmt)
-        return result
-
-    async def preview_template(
-        self, template_id: str, templates: dict[str, Any], count: int, seed: int | None
+    async def validate_template(
+        self, source: str, fmt: str, limits: attempt_pb2.DataLimits
     ) -> dict[str, Any]:
         from seedbed.worker import catalog
 
-        return catalog.preview_rows(template_id, templates, count, seed)
+        result: dict[str, Any] = catalog.validate_template_source(source, fmt, limits.SerializeToString())
+        return result
+
+    async def preview_template(
+        self,
+        template_id: str,
+        templates: dict[str, Any],
+        count: int,
+        seed: int | None,
+        limits: attempt_pb2.DataLimits,
+    ) -> dict[str, Any]:
+        from seedbed.worker import catalog
+
+        return catalog.preview_rows(template_id, templates, count, seed, limits.SerializeToString())
 
     async def test_connection(self, connection: attempt_pb2.ConnectionSnapshot) -> tuple[bool, str, float]:
         from seedbed.worker import catalog

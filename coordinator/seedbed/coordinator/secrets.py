@@ -7,11 +7,14 @@ machine; a cluster sets the key explicitly so every coordinator can read what an
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from seedbed.coordinator.errors import FailedPreconditionError
 
@@ -21,6 +24,12 @@ log = logging.getLogger(__name__)
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = base64.urlsafe_b64decode(key)
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (HKDF-SHA256 of this box's key, the purpose as its info):
+        what signs worker tokens is never the key that encrypts the secrets."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(self._key)
 
     @classmethod
     def from_key_or_file(cls, key: str, data_dir: Path) -> SecretBox:

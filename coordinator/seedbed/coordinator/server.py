@@ -110,7 +110,14 @@ class Coordinator:
             TemplateServicer(self.store, self.dispatcher, self.settings), self.server
         )
         connection_pb2_grpc.add_ConnectionServiceServicer_to_server(
-            ConnectionServicer(self.store, self.dispatcher, secrets, self.settings.data_dir), self.server
+            ConnectionServicer(
+                self.store,
+                self.dispatcher,
+                secrets,
+                self.settings.data_dir,
+                secret_file_dir=self.settings.secret_file_dir,
+            ),
+            self.server,
         )
         workspace_pb2_grpc.add_WorkspaceServiceServicer_to_server(
             WorkspaceServicer(self.store, self.settings), self.server

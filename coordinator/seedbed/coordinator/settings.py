@@ -27,6 +27,13 @@ class CoordinatorSettings(BaseSettings):
         "", description="Ray cluster to join; empty: RAY_ADDRESS, else a local instance started here"
     )
     sandbox_slots: int = Field(4, ge=1, le=1024, description="sandboxes a local Ray instance runs at once")
+    catalog_slots: int = Field(
+        2,
+        ge=1,
+        le=1024,
+        description="catalog tasks (template validation and previews, connection tests) a local Ray "
+        "instance runs at once; further ones wait their turn",
+    )
     docker_url: str = Field("", description="Docker engine for the sandboxes; empty: the worker's default")
 
     secret_key: str = Field("", description="Fernet key for stored secrets; empty: a key file in data_dir")
@@ -49,6 +56,9 @@ class CoordinatorSettings(BaseSettings):
     tmpfs_bytes: int = Field(256 * MiB, ge=1 * MiB)
     max_log_bytes: int = Field(10 * MiB, ge=1024, description="per attempt; later lines are dropped")
     max_line_bytes: int = Field(16 * 1024, ge=256)
+    max_log_lines: int = Field(
+        100_000, ge=100, description="lines of output per attempt (empty ones too); later lines are dropped"
+    )
 
     max_generate_rows: int = Field(1_000_000, ge=1, description="rows one generate call may ask for")
     max_fetch_rows: int = Field(100_000, ge=1)
@@ -56,6 +66,40 @@ class CoordinatorSettings(BaseSettings):
     max_workspace_file_bytes: int = Field(64 * MiB, ge=1024)
     max_workspace_bytes: int = Field(1024 * MiB, ge=1024)
     max_template_bytes: int = Field(256 * 1024, ge=1024)
+    max_template_field_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="bytes of text one template field may render in one row: a template whose estimate is "
+        "over it is refused when pushed, and a computed value past it fails the generate call or preview",
+    )
+    max_template_row_bytes: int = Field(
+        1 * MiB, ge=1024, description="estimated bytes of one template row; a template over it is refused"
+    )
+    agent_memory_bytes: int = Field(
+        512 * MiB,
+        ge=1 * MiB,
+        description="bytes the worker may hold for one attempt on its script's behalf (lists uploaded "
+        "into buffers, replies not yet paged in, queued calls, generated rows kept for refs); a call "
+        "past it fails with LimitExceeded",
+    )
+    max_file_sink_bytes: int = Field(
+        1024 * MiB,
+        ge=1024,
+        description="bytes one attempt may write through its file connections, all files together; a write "
+        "past it fails with LimitExceeded and leaves no partial file",
+    )
+    secret_file_dir: Path | None = Field(
+        None,
+        description="the only folder connection secrets of kind `file` may lie in (symlinks resolved), "
+        "checked when a connection is created; workers read the same variable. Unset: file secrets are "
+        "refused",
+    )
+
+    @field_validator("secret_file_dir", mode="before")
+    @classmethod
+    def _empty_folder_is_unset(cls, value: object) -> object:
+        # An empty variable must not become Path("."), the working directory.
+        return None if value == "" else value
 
     janitor_interval_seconds: float = Field(60.0, gt=0, description="how often orphaned sandboxes are swept")
     janitor_unknown_grace_seconds: float = Field(

@@ -5,6 +5,15 @@ output lines (enforcing the per-line and per-attempt output caps while still dra
 SDK calls, and remembers the script's error frame and the `done` frame. `classify` turns the
 container's end state into an `Outcome` and a `ScriptError`. Both are pure, so they are unit-tested
 without a container.
+
+A call handler that also has the `AttemptHooks` methods (the agent does) takes part in two
+defences against a hostile script. Every call frame queued behind a slow call is held against the
+attempt's memory budget until it has been served (`hold_call`; refused past the budget with the
+handler's error, before it is queued). And when the attempt ends (`end_calls`: the driver calls it
+the moment the deadline passes, an abort arrives or the sandbox's output ends), the frames still
+queued are dropped unserved, frames arriving later are ignored, and the handler's `end` stops the
+call in flight. Rejected: letting the queue drain after the end (the script's calls would go on
+writing to targets after the run was reported over).
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from seedbed.worker._channel import (
     MAX_FRAME_BYTES,
@@ -45,7 +54,7 @@ from seedbed.worker._sandbox_types import (
     ScriptError,
 )
 
-__all__ = ["RunSession", "classify"]
+__all__ = ["AttemptHooks", "RunSession", "classify"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,32 +85,74 @@ def _format_fields(fields: Mapping[str, Any]) -> str:
     )
 
 
+@runtime_checkable
+class AttemptHooks(Protocol):
+    """What a call handler may add to take part in the attempt's limits (see the module's doc)."""
+
+    def hold_call(self, frame: bytes) -> int:
+        """A call frame will wait in the queue: hold its cost against the attempt's budget and
+        return what was held, or raise (the call is refused with that error)."""
+        ...
+
+    def release_call(self, held: int) -> None:
+        """A queued call was served or dropped: release what `hold_call` held."""
+        ...
+
+    def end(self) -> None:
+        """The attempt ended: refuse further calls and stop the one in flight (never blocks)."""
+        ...
+
+
 class _CallRunner:
     """Serves SDK calls one at a time, in order, on a thread of its own.
 
     A call may wait on a database or an HTTP target for long; served on the pump's thread, it would
     stop output from being read and the deadline and abort from being enforced until it returned.
     Here the pump goes on, and picks the replies up as they complete. The thread is a daemon: when
-    the attempt ends with a call still running, the attempt does not wait for it.
+    the attempt ends with a call still running, the attempt does not wait for it. Once stopped, it
+    serves nothing more: calls still queued are dropped (their replies would reach no one).
     """
 
-    def __init__(self, serve: Callable[[CallFrame], bytes]) -> None:
+    def __init__(self, serve: Callable[[CallFrame], bytes], release: Callable[[int], None]) -> None:
         self._serve = serve
-        self._todo: queue.SimpleQueue[CallFrame | None] = queue.SimpleQueue()
+        self._release = release
+        self._todo: queue.SimpleQueue[tuple[CallFrame, int] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.pending = 0
 
-    def submit(self, frame: CallFrame) -> None:
+    def submit(self, frame: CallFrame, held: int = 0) -> None:
+        if self._stopped.is_set():
+            self._release(held)
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="seedbed-agent-calls", daemon=True)
             self._thread.start()
         self.pending += 1
-        self._todo.put(frame)
+        self._todo.put((frame, held))
 
     def _loop(self) -> None:
-        while (frame := self._todo.get()) is not None:
-            self._done.put(self._serve(frame))
+        while (item := self._todo.get()) is not None:
+            frame, held = item
+            try:
+                if not self._stopped.is_set():
+                    self._done.put(self._serve(frame))
+            finally:
+                self._release(held)
+
+    def stop(self) -> None:
+        """Serve nothing more; drop the calls still queued (the one running is the handler's)."""
+        self._stopped.set()
+        while True:
+            try:
+                item = self._todo.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._release(item[1])
+        if self._thread is not None:
+            self._todo.put(None)
 
     def completed(self) -> list[bytes]:
         replies: list[bytes] = []
@@ -112,10 +163,6 @@ class _CallRunner:
                 break
         self.pending -= len(replies)
         return replies
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._todo.put(None)
 
 
 class RunSession:
@@ -135,7 +182,11 @@ class RunSession:
     ) -> None:
         self._limits = limits
         self._on_call = on_call
-        self._runner = _CallRunner(self._serve) if background_calls and on_call is not None else None
+        self._hooks = on_call if isinstance(on_call, AttemptHooks) else None
+        self._runner = (
+            _CallRunner(self._serve, self._release) if background_calls and on_call is not None else None
+        )
+        self._ended = False
         self._clock = clock
         self._splitters = {
             STDOUT: LineSplitter(MAX_FRAME_BYTES),
@@ -143,6 +194,7 @@ class RunSession:
         }
         self._batch: list[OutputLine] = []
         self._log_bytes = 0
+        self._log_lines = 0
         self._protocol_notices = 0
         self.logs_truncated = False
         self.dropped_lines = 0
@@ -195,7 +247,7 @@ class RunSession:
                 self._emit("stdout", item.decode("utf-8", errors="replace"))
             return
         try:
-            self._frame(frame, replies)
+            self._frame(frame, replies, item)
         except Exception as exc:  # noqa: BLE001 - a hostile frame must not take the attempt down
             logger.warning("a frame from the sandbox could not be handled: %r", exc)
             if isinstance(frame, CallFrame):
@@ -203,7 +255,7 @@ class RunSession:
             else:
                 self._notice(f"ignored a frame that could not be handled: {_short_error(exc)}")
 
-    def _frame(self, frame: Any, replies: list[bytes]) -> None:
+    def _frame(self, frame: Any, replies: list[bytes], raw: bytes = b"") -> None:
         if isinstance(frame, ReadyFrame):
             if self.ready:
                 self._notice("ignored a second ready frame")
@@ -211,8 +263,10 @@ class RunSession:
         elif isinstance(frame, OutFrame):
             self._emit(frame.stream, frame.line)
         elif isinstance(frame, CallFrame):
+            if self._ended and frame.op != "log":
+                return  # the attempt is over: no call runs, and its reply would reach no one
             if self._runner is not None and frame.op != "log":
-                self._runner.submit(frame)
+                self._queue(self._runner, frame, raw, replies)
             else:
                 replies.append(self._call(frame))
         elif isinstance(frame, ErrorFrame):
@@ -226,6 +280,33 @@ class RunSession:
             else:
                 self._notice("ignored a second end frame")
 
+    def _queue(self, runner: _CallRunner, frame: CallFrame, raw: bytes, replies: list[bytes]) -> None:
+        held = 0
+        if self._hooks is not None:
+            try:
+                held = self._hooks.hold_call(raw)
+            except Exception as exc:  # noqa: BLE001 - the handler's refusal is the call's answer
+                replies.append(encode_reply(frame.id, error=(type(exc).__name__, str(exc))))
+                return
+        runner.submit(frame, held)
+
+    def _release(self, held: int) -> None:
+        if self._hooks is not None and held:
+            self._hooks.release_call(held)
+
+    def end_calls(self) -> None:
+        """The attempt ended: serve no more calls and tell the handler (see the module's doc)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._runner is not None:
+            self._runner.stop()
+        if self._hooks is not None:
+            try:
+                self._hooks.end()
+            except Exception:  # the attempt's own end must go on
+                logger.exception("the call handler failed to end")
+
     @property
     def calls_pending(self) -> bool:
         return self._runner is not None and self._runner.pending > 0
@@ -235,8 +316,7 @@ class RunSession:
         return self._runner.completed() if self._runner is not None else []
 
     def close(self) -> None:
-        if self._runner is not None:
-            self._runner.close()
+        self.end_calls()
 
     def _call(self, frame: CallFrame) -> bytes:
         if frame.op == "log":
@@ -295,17 +375,23 @@ class RunSession:
     def _emit(self, stream: Literal["stdout", "stderr", "system"], text: str, level: str = "") -> None:
         text = _cut(text, self._limits.max_line_bytes)
         size = len(text.encode("utf-8", errors="replace")) + 1
-        if self.logs_truncated or self._log_bytes + size > self._limits.max_log_bytes:
+        over_bytes = self._log_bytes + size > self._limits.max_log_bytes
+        if self.logs_truncated or over_bytes or self._log_lines >= self._limits.max_log_lines:
             if not self.logs_truncated:
                 self.logs_truncated = True
+                limit = (
+                    f"{self._limits.max_log_bytes} bytes (SEEDBED_MAX_LOG_BYTES)"
+                    if over_bytes
+                    else f"{self._limits.max_log_lines} lines (SEEDBED_MAX_LOG_LINES)"
+                )
                 self.system(
-                    f"output limit of {self._limits.max_log_bytes} bytes reached; "
-                    "further output of this attempt is dropped",
+                    f"output limit of {limit} reached; further output of this attempt is dropped",
                     "warning",
                 )
             self.dropped_lines += 1
             return
         self._log_bytes += size
+        self._log_lines += 1
         self._batch.append(OutputLine(stream=stream, text=text, time=self._clock(), level=level))
 
     def system(self, text: str, level: str = "info") -> None:

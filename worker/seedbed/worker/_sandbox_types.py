@@ -37,6 +37,7 @@ class SandboxLimits:
     tmpfs_bytes: int = 64 * 2**20
     max_log_bytes: int = 10 * 2**20  # per attempt; beyond: drop, mark truncated, keep draining
     max_line_bytes: int = 16 * 2**10  # longer lines are cut and marked
+    max_log_lines: int = 100_000  # per attempt, like max_log_bytes (an empty line is a line)
 
     def __post_init__(self) -> None:
         if self.timeout <= timedelta(0):
@@ -49,6 +50,7 @@ class SandboxLimits:
             "tmpfs_bytes",
             "max_log_bytes",
             "max_line_bytes",
+            "max_log_lines",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SandboxLimits.{name} must be positive")

@@ -79,6 +79,7 @@ def request_from_spec(spec: attempt_pb2.AttemptSpec) -> SandboxRequest:
         tmpfs_bytes=lim.tmpfs_bytes or defaults.tmpfs_bytes,
         max_log_bytes=lim.max_log_bytes or defaults.max_log_bytes,
         max_line_bytes=lim.max_line_bytes or defaults.max_line_bytes,
+        max_log_lines=lim.max_log_lines or defaults.max_log_lines,
     )
     # The time limit counts from the sandbox's start (the driver applies it), not from submission:
     # time spent waiting for a slot or creating the container is not the script's. The request's

@@ -1,7 +1,12 @@
 """Catalog work the coordinator asks a worker for (as small Ray tasks): validating a template,
 previewing its rows, trying a connection, purging what a run inserted. Template semantics and
 target drivers live here, in the data plane, so the coordinator needs neither Faker nor database
-drivers."""
+drivers.
+
+Templates are hostile input here: validation refuses one whose estimated field or row size is over
+the operator's caps (`templates.check_sizes`), and a preview renders under the same caps. Every task
+but a purge holds one `CATALOG_RESOURCE` slot, so a flood of previews waits its turn instead of taking
+every Ray worker (a local Ray started by the coordinator declares the slots; see `dispatch`)."""
 
 from __future__ import annotations
 
@@ -15,13 +20,27 @@ from seedbed.api.v1 import attempt_pb2
 from seedbed.worker import ledger, sinks, templates
 from seedbed.worker.agent import AgentError
 from seedbed.worker.agent._connections import to_spec
+from seedbed.worker.agent._scrub import Scrubber
 from seedbed.worker.templates._spec import RefGen
 
+# The Ray resource a catalog task (validate, preview, connection test) holds while it runs.
+CATALOG_RESOURCE = "seedbed_catalog"
 
-def validate_template_source(source: str, fmt: str) -> dict[str, Any]:
-    """{"ok": True, id, format, canonical, description, field_names} or {"ok": False, "issues": [...]}."""
+
+def size_limits(limits_bytes: bytes) -> templates.SizeLimits:
+    """The template caps of a serialized `DataLimits` (unset fields: the defaults)."""
+    limits = attempt_pb2.DataLimits.FromString(limits_bytes)
+    return templates.SizeLimits.of(limits.max_template_field_bytes, limits.max_template_row_bytes)
+
+
+def validate_template_source(source: str, fmt: str, limits_bytes: bytes = b"") -> dict[str, Any]:
+    """{"ok": True, id, format, canonical, description, field_names} or {"ok": False, "issues": [...]}.
+
+    `limits_bytes`: a serialized `DataLimits` whose template caps the estimated sizes must respect.
+    """
     try:
         spec = templates.parse_template(source, fmt=fmt)
+        templates.check_sizes(spec, size_limits(limits_bytes))
     except templates.TemplateValidationError as exc:
         return {"ok": False, "issues": [{"path": p.path, "message": p.message} for p in exc.problems]}
     detected = fmt if fmt in ("yaml", "json") else ("json" if source.lstrip().startswith("{") else "yaml")
@@ -35,20 +54,23 @@ def validate_template_source(source: str, fmt: str) -> dict[str, Any]:
     }
 
 
-def preview_rows(template_id: str, documents: dict[str, Any], count: int, seed: int | None) -> dict[str, Any]:
+def preview_rows(
+    template_id: str, documents: dict[str, Any], count: int, seed: int | None, limits_bytes: bytes = b""
+) -> dict[str, Any]:
     """Sample rows of a template; templates it references get sample rows first, so refs resolve.
+    Computed text is capped per field, and each row's JSON per row (`limits_bytes`, as above).
 
     {"ok": True, "rows": [...], "faker_version": …} or {"ok": False, "error": "…"}.
     """
     try:
-        rows = _preview(template_id, documents, count, seed)
+        rows = _preview(template_id, documents, count, seed, size_limits(limits_bytes))
     except templates.TemplateError as exc:
         return {"ok": False, "error": str(exc)}
     return {"ok": True, "rows": rows, "faker_version": templates.FAKER_VERSION}
 
 
 def _preview(
-    template_id: str, documents: dict[str, Any], count: int, seed: int | None
+    template_id: str, documents: dict[str, Any], count: int, seed: int | None, limits: templates.SizeLimits
 ) -> list[dict[str, Any]]:
     specs = {tid: templates.validate_template(doc) for tid, doc in documents.items()}
     refs = templates.RunRefs()
@@ -57,11 +79,22 @@ def _preview(
     for ref_id in _referenced(target):
         if ref_id in specs and ref_id != template_id:
             sample = templates.Generator(
-                specs[ref_id], seed=templates.derive_seed("preview", 0, 0, base), refs=refs
+                specs[ref_id], seed=templates.derive_seed("preview", 0, 0, base), refs=refs, limits=limits
             )
             refs.record(ref_id, sample.rows(max(count, 10)))
-    generator = templates.Generator(target, seed=templates.derive_seed("preview", 1, 0, base), refs=refs)
-    rows: list[dict[str, Any]] = json.loads(json.dumps(generator.rows(count), default=str))
+    generator = templates.Generator(
+        target, seed=templates.derive_seed("preview", 1, 0, base), refs=refs, limits=limits
+    )
+    rows: list[dict[str, Any]] = []
+    for row in generator.stream(count, batch_size=1):
+        text = json.dumps(row[0], default=str)
+        if len(text) > limits.row_bytes:  # `ref` values are only known now: a row of them may be large
+            raise templates.GenerationError(
+                f"template {template_id!r}: preview row {len(rows) + 1} is {len(text):,} bytes of JSON; "
+                f"the limit is {limits.row_bytes:,} bytes per row (SEEDBED_MAX_TEMPLATE_ROW_BYTES)",
+                template_id=template_id,
+            )
+        rows.append(json.loads(text))
     return rows
 
 
@@ -69,14 +102,13 @@ def try_connection(snapshot_bytes: bytes) -> tuple[bool, str, float]:
     """Open the connection and try it: SELECT 1, a GET of the base URL, a writable folder."""
     snapshot = attempt_pb2.ConnectionSnapshot.FromString(snapshot_bytes)
     started = time.monotonic()
-    secret: str | None = None
+    scrubber = Scrubber()
     try:
-        spec, secret = to_spec(snapshot)
+        spec, scrubber = to_spec(snapshot)
         with tempfile.TemporaryDirectory() as tmp, sinks.open_sink(spec, artifacts_dir=Path(tmp)) as sink:
             message = _probe(sink)
     except (AgentError, sinks.SinkError, OSError) as exc:
-        text = str(exc).replace(secret, "***") if secret else str(exc)
-        return False, text, time.monotonic() - started
+        return False, scrubber.text(str(exc)), time.monotonic() - started
     return True, message, time.monotonic() - started
 
 
@@ -89,9 +121,9 @@ def purge_run(snapshot_bytes: bytes, run_key: str, dry_run: bool) -> dict[str, A
     where the purge stopped.
     """
     snapshot = attempt_pb2.ConnectionSnapshot.FromString(snapshot_bytes)
-    secret: str | None = None
+    scrubber = Scrubber()
     try:
-        spec, secret = to_spec(snapshot)
+        spec, scrubber = to_spec(snapshot)
         with tempfile.TemporaryDirectory() as tmp, sinks.open_sink(spec, artifacts_dir=Path(tmp)) as sink:
             if not isinstance(sink, sinks.PostgresSink | sinks.SqlAlchemySink):
                 raise sinks.ConfigurationError(
@@ -99,7 +131,7 @@ def purge_run(snapshot_bytes: bytes, run_key: str, dry_run: bool) -> dict[str, A
                 )
             return ledger.purge_run(sink, run_key, dry_run=dry_run).to_json()
     except (AgentError, sinks.SinkError, OSError) as exc:
-        text = str(exc).replace(secret, "***") if secret else str(exc)
+        text = scrubber.text(str(exc))
         failure = ledger.PurgeFailure("", 0, 0, f"cannot purge through connection {snapshot.id}: {text}")
         return ledger.PurgeSummary(dry_run, failure=failure).to_json()
 
@@ -111,7 +143,7 @@ def _probe(sink: Any) -> str:
         return "connected; SELECT 1 answered"
     if kind == "rest":
         try:
-            sink.get("")
+            sink.get("/")  # the base URL itself
         except sinks.RestError as exc:
             status = getattr(exc, "status", None)
             if isinstance(status, int) and status < 500:

@@ -122,6 +122,8 @@ _MAX_OUTBOUND_BYTES = 16 * 2**20
 # After the output stream ends, how long a container may take to be reported as exited.
 _EXIT_POLL_SECONDS = 0.25
 _DRAIN_AFTER_KILL_SECONDS = 1.0
+# How long a kill may take while the attach stream is drained (the engine's own API timeout is 60 s).
+_KILL_DRAIN_SECONDS = 30.0
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 # How often the wait for an image build checks for progress, the cancel event and the deadline.
 _BUILD_POLL_SECONDS = 0.1
@@ -436,7 +438,10 @@ class DockerSandboxDriver:
             ulimits=[docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
             network_mode="none",
             init=True,
-            log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            # No log driver: output reaches the worker through the attach stream only. With json-file,
+            # a script writing as fast as it can kept the engine so busy writing its logs that API
+            # calls (the kill at the deadline among them) timed out for a minute.
+            log_config=docker.types.LogConfig(type="none"),
             stdin_open=True,
             tty=False,
             labels=labels,
@@ -515,10 +520,14 @@ class DockerSandboxDriver:
             for stream, piece in demux.feed(data):
                 for reply in session.feed(stream, piece):
                     queue_reply(reply)
+        # The attempt is over: no queued call runs now, and the one in flight is stopped.
+        session.end_calls()
         if stopped_by is not None:
-            # Kill first, then collect what the script wrote before it died (bounded in time).
-            kill_quietly(client, container_id)
-            _drain(raw, demux, session, _DRAIN_AFTER_KILL_SECONDS)
+            # Kill, and collect what the script wrote before it died (bounded in time). Then close
+            # the stream: until its last bytes are taken the engine holds the container (inspect,
+            # wait and remove would hang on a script that flooded its output).
+            _kill_draining(client, container_id, raw, demux, session)
+            _close_quietly(sock)
         session.end_of_stream()  # replies to calls cut off by the end are moot
         end = self._await_exit(client, container_id, session, cancel, deadline, stopped_by, limit_text)
         while (batch := session.take_batch(_BATCH_LINES)) is not None:
@@ -636,23 +645,47 @@ def remove_orphans(
         driver.close()
 
 
-def _drain(raw: socket.socket, demux: StreamDemuxer, session: RunSession, seconds: float) -> None:
-    """Read what is left in the attach stream until it ends or `seconds` pass."""
-    until = time.monotonic() + seconds
-    while (left := until - time.monotonic()) > 0:
-        readable, _, _ = select.select([raw], [], [], left)
+def _kill_draining(
+    client: docker.DockerClient,
+    container_id: str,
+    raw: socket.socket,
+    demux: StreamDemuxer,
+    session: RunSession,
+) -> None:
+    """Kill the container while reading its attach stream until it ends.
+
+    The engine completes a kill only once it has handed the container's last output to the attach
+    client. A driver that stopped reading in order to kill a script flooding its output waited on
+    the engine while the engine waited on it: the kill timed out, the attempt failed as
+    INFRASTRUCTURE long after its deadline, and the container lived on. So the kill runs on a
+    thread of its own while this one drains (the session drops what is over the output caps)."""
+    killer = threading.Thread(
+        target=kill_quietly, args=(client, container_id), name="seedbed-sandbox-kill", daemon=True
+    )
+    killer.start()
+    until = time.monotonic() + _KILL_DRAIN_SECONDS
+    tail_until: float | None = None
+    while True:
+        now = time.monotonic()
+        if tail_until is None and not killer.is_alive():
+            tail_until = now + _DRAIN_AFTER_KILL_SECONDS
+        limit = until if tail_until is None else min(until, tail_until)
+        if now >= limit:
+            break
+        readable, _, _ = select.select([raw], [], [], min(limit - now, 0.1))
         if not readable:
-            return
+            continue
         try:
             data = raw.recv(_RECV_BYTES)
         except BlockingIOError:
             continue
         except OSError:
-            return
+            break
         if not data:
-            return
+            break
         for stream, piece in demux.feed(data):
             session.feed(stream, piece)
+    killer.join(max(0.0, until - time.monotonic()))
 
 
 def _pending(session: RunSession) -> Iterator[Output]:

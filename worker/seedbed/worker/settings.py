@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,18 @@ class WorkerSettings(BaseSettings):
         Path.home() / ".cache" / "seedbed" / "artifacts",
         description="where file connections write a run's artifacts (a folder per run)",
     )
+    secret_file_dir: Path | None = Field(
+        None,
+        validation_alias="SEEDBED_SECRET_FILE_DIR",
+        description="the only folder connection secrets of kind `file` are read from (symlinks resolved); "
+        "unset: file secrets are refused. The coordinator reads the same variable",
+    )
+
+    @field_validator("secret_file_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty variable must not become Path("."), the working directory.
+        return None if value == "" else value
 
 
 @functools.cache

@@ -34,7 +34,7 @@ ATTEMPT_OUTCOME_INFRASTRUCTURE: AttemptOutcome
 ATTEMPT_OUTCOME_NONDETERMINISTIC: AttemptOutcome
 
 class SandboxLimits(_message.Message):
-    __slots__ = ("timeout_seconds", "memory_bytes", "nano_cpus", "pids", "nofile", "tmpfs_bytes", "max_log_bytes", "max_line_bytes")
+    __slots__ = ("timeout_seconds", "memory_bytes", "nano_cpus", "pids", "nofile", "tmpfs_bytes", "max_log_bytes", "max_line_bytes", "max_log_lines")
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     NANO_CPUS_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class SandboxLimits(_message.Message):
     TMPFS_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_LINE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOG_LINES_FIELD_NUMBER: _ClassVar[int]
     timeout_seconds: int
     memory_bytes: int
     nano_cpus: int
@@ -51,7 +52,8 @@ class SandboxLimits(_message.Message):
     tmpfs_bytes: int
     max_log_bytes: int
     max_line_bytes: int
-    def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ...) -> None: ...
+    max_log_lines: int
+    def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ..., max_log_lines: _Optional[int] = ...) -> None: ...
 
 class AttemptSpec(_message.Message):
     __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token")
@@ -121,16 +123,24 @@ class ConnectionSnapshot(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_connection_pb2.ConnectionKind, str]] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[_connection_pb2.RestOptions, _Mapping]] = ..., secret: _Optional[_Union[_connection_pb2.SecretSource, _Mapping]] = ..., refused_reason: _Optional[str] = ...) -> None: ...
 
 class DataLimits(_message.Message):
-    __slots__ = ("max_generate_rows", "max_fetch_rows", "max_reply_bytes", "max_workspace_read_bytes")
+    __slots__ = ("max_generate_rows", "max_fetch_rows", "max_reply_bytes", "max_workspace_read_bytes", "max_template_field_bytes", "max_template_row_bytes", "max_file_sink_bytes", "agent_memory_bytes")
     MAX_GENERATE_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_FETCH_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_WORKSPACE_READ_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEMPLATE_FIELD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEMPLATE_ROW_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FILE_SINK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    AGENT_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     max_generate_rows: int
     max_fetch_rows: int
     max_reply_bytes: int
     max_workspace_read_bytes: int
-    def __init__(self, max_generate_rows: _Optional[int] = ..., max_fetch_rows: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_workspace_read_bytes: _Optional[int] = ...) -> None: ...
+    max_template_field_bytes: int
+    max_template_row_bytes: int
+    max_file_sink_bytes: int
+    agent_memory_bytes: int
+    def __init__(self, max_generate_rows: _Optional[int] = ..., max_fetch_rows: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_workspace_read_bytes: _Optional[int] = ..., max_template_field_bytes: _Optional[int] = ..., max_template_row_bytes: _Optional[int] = ..., max_file_sink_bytes: _Optional[int] = ..., agent_memory_bytes: _Optional[int] = ...) -> None: ...
 
 class AttemptStarted(_message.Message):
     __slots__ = ("container_id", "image", "time", "node", "worker_pid", "task_id")

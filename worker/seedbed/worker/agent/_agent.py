@@ -6,6 +6,13 @@ It generates rows from the run's templates (seeded from the run key and the call
 retried attempt regenerates the same rows), opens connections lazily with their secrets, and
 writes through the sinks. Nothing it holds ever crosses back into the sandbox but rows, counts
 and error messages scrubbed of secrets.
+
+Two rules keep a hostile script from using the worker beyond its attempt. What the agent holds for
+the script (buffers, replies waiting to be paged in, generated rows kept for `ref` fields, and the
+call frames the channel queues for it) counts against one memory budget per attempt
+(`MemoryBudget`, `SEEDBED_AGENT_MEMORY_BYTES`). And once the attempt ends (deadline, abort, the
+sandbox exited) the channel calls :meth:`Agent.end`: no call starts from then on, and a statement in
+flight is cancelled in its database (see each sink's `interrupt`).
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.worker import ledger, sinks, templates
-from seedbed.worker.agent._buffers import Buffers
+from seedbed.worker.agent._budget import DEFAULT_BYTES, MemoryBudget, resident_estimate
+from seedbed.worker.agent._buffers import Buffers, encode
 from seedbed.worker.agent._connections import to_spec
 from seedbed.worker.agent._errors import (
     AgentError,
+    AttemptEnded,
     InvalidArgument,
     LimitExceeded,
     NondeterministicWrite,
@@ -41,11 +50,13 @@ from seedbed.worker.agent._errors import (
     UnknownTemplate,
     WorkspaceError,
 )
-from seedbed.worker.agent._workspace import WorkspaceReader
+from seedbed.worker.agent._scrub import Scrubber
+from seedbed.worker.agent._workspace import WorkspaceReader, text_encoding
 
 log = logging.getLogger(__name__)
 
 MAX_STREAMS = 16
+DEFAULT_FILE_SINK_BYTES = 1 * 2**30
 MAX_STEPS = 1000
 
 
@@ -118,15 +129,26 @@ class Agent:
         limits = spec.data_limits
         self._run_key = spec.run_key or spec.run_id
         self._max_rows = limits.max_generate_rows or 1_000_000
+        self._sizes = templates.SizeLimits.of(limits.max_template_field_bytes, limits.max_template_row_bytes)
         self._max_fetch = limits.max_fetch_rows or 100_000
         self._timeout_seconds = spec.limits.timeout_seconds or None
         self._template_docs = {t.id: t.canonical_json for t in spec.templates}
         self._parsed: dict[str, Any] = {}
         self._connections = {c.id: c for c in spec.connections}
         self._sinks: dict[str, Any] = {}
-        self._secrets: list[str] = []
+        # Every form of every secret opened so far: nothing reaches the script unscrubbed.
+        self._scrubber = Scrubber()
+        # File connections write into one quota per attempt.
+        self._file_quota = sinks.FileQuota(
+            limits.max_file_sink_bytes or DEFAULT_FILE_SINK_BYTES, setting="SEEDBED_MAX_FILE_SINK_BYTES"
+        )
+        self._first_call: float | None = None  # monotonic; the sandbox is running from then on
         self._artifacts_dir = artifacts_dir
-        self._buffers = Buffers(max_items=max(self._max_rows, 1_000_000))
+        # Everything held on the script's behalf, queued call frames included (see hold_call).
+        self.memory = MemoryBudget(limits.agent_memory_bytes or DEFAULT_BYTES)
+        self._buffers = Buffers(max_items=max(self._max_rows, 1_000_000), budget=self.memory)
+        self._ended = False
+        self._sinks_lock = threading.Lock()
         self._streams: dict[str, Any] = {}
         self._workspace = WorkspaceReader(
             spec.coordinator_address, limits.max_workspace_read_bytes or 64 * 2**20, spec.coordinator_token
@@ -146,7 +168,10 @@ class Agent:
         self._batches: deque[ledger.BatchReport] = deque()
         # Set once a replayed write differed: the run fails NONDETERMINISTIC whatever the script does.
         self.nondeterministic: str | None = None
-        self._refs = templates.RunRefs()
+        # Only columns some template of the run refers to are kept (and held against the budget):
+        # a million customers cost their ids, not every column of every row.
+        self._referenced = self._referenced_fields()
+        self._refs = templates.RunRefs(fields=self._referenced)
         self.steps: list[_Step] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "buffer.put": lambda a: self._buffers.put(a.get("handle"), a.get("items")),
@@ -170,6 +195,9 @@ class Agent:
         return {"faker": templates.FAKER_VERSION}
 
     def __call__(self, op: str, args: Mapping[str, Any]) -> Any:
+        if self._ended:
+            raise AttemptEnded(f"the attempt has ended: {op} was not run")
+        self._first_call = self._first_call or time.monotonic()
         handler = self._ops.get(op)
         if handler is None:
             raise InvalidArgument(f"unknown SDK call {op!r}: is the SDK newer than this worker?")
@@ -246,11 +274,34 @@ class Agent:
             if seed is not None
             else templates.derive_seed(self._run_key, self._calls)
         )
-        generator = templates.Generator(spec, seed=derived, refs=self._refs, max_rows=self._max_rows)
+        generator = templates.Generator(
+            spec, seed=derived, refs=self._refs, max_rows=self._max_rows, limits=self._sizes
+        )
         return generator, count, overrides
 
-    def _note_generated(self, template_id: str, rows: list[dict[str, Any]]) -> None:
-        self._refs.record(template_id, rows)
+    def _referenced_fields(self) -> dict[str, frozenset[str]]:
+        """Per template, the fields `ref`s of the run's templates point at."""
+        wanted: dict[str, set[str]] = {}
+        for template_id in self._template_docs:
+            try:
+                spec = self._template(template_id)
+            except TemplateError:
+                continue  # refused when the script uses it, with the reason
+            for field in spec.fields.values():
+                if field.kind == "ref":
+                    ref = field.generator
+                    wanted.setdefault(ref.template, set()).add(ref.field)
+        return {t: frozenset(f) for t, f in wanted.items()}
+
+    def _note_generated(self, template_id: str, rows: list[dict[str, Any]], text: str) -> None:
+        """Keep the referenced columns of the rows for later `ref` fields (held against the budget
+        for the whole attempt)."""
+        keep = self._referenced.get(template_id)
+        if keep:
+            if rows and len(keep) < len(rows[0]):
+                text = encode([[row.get(name) for name in keep] for row in rows])
+            self.memory.hold(resident_estimate(text), f"{len(rows)} generated rows kept for refs")
+            self._refs.record(template_id, rows)
         if self.steps and self.steps[-1].end is None:
             self.steps[-1].generated += len(rows)
 
@@ -264,8 +315,9 @@ class Agent:
             raise InvalidArgument(str(exc)) from None
         except templates.GenerationError as exc:
             raise TemplateError(str(exc)) from None
-        self._note_generated(generator.spec.id, rows)
-        return self._buffers.reply(rows)
+        text = encode(rows)
+        self._note_generated(generator.spec.id, rows, text)
+        return self._buffers.reply(rows, encoded=text)
 
     def _stream_open(self, args: Mapping[str, Any]) -> Any:
         if len(self._streams) >= MAX_STREAMS:
@@ -292,7 +344,7 @@ class Agent:
         except templates.GenerationError as exc:
             del self._streams[handle]
             raise TemplateError(str(exc)) from None
-        self._note_generated(generator.spec.id, rows)
+        self._note_generated(generator.spec.id, rows, encode(rows))
         return {"rows": rows, "done": False}
 
     # -- connections -------------------------------------------------------------------------------
@@ -308,13 +360,16 @@ class Agent:
                     f"connection {connection_id!r} is not defined (known: {known}); create it with "
                     "`seedbed connection create`"
                 )
-            spec, secret = to_spec(
+            spec, scrubber = to_spec(
                 snapshot, fetch_max_rows=self._max_fetch, statement_timeout_seconds=self._timeout_seconds
             )
-            if secret:
-                self._secrets.append(secret)
-            sink = sinks.open_sink(spec, artifacts_dir=self._artifacts_dir)
-            self._sinks[connection_id] = sink
+            self._scrubber.extend(scrubber)
+            sink = sinks.open_sink(spec, artifacts_dir=self._artifacts_dir, file_quota=self._file_quota)
+            with self._sinks_lock:
+                if self._ended:
+                    # The attempt ended while this call was on its way: open nothing more.
+                    raise AttemptEnded(f"the attempt has ended: connection {connection_id!r} was not opened")
+                self._sinks[connection_id] = sink
         if sink.spec.kind not in kinds:
             raise InvalidArgument(
                 f"{op} does not apply to connection {connection_id!r} of kind {sink.spec.kind}"
@@ -429,14 +484,22 @@ class Agent:
         call = self._next_call()
         # The same on every retry of this attempt and of a replayed attempt: the target can dedupe.
         prefix = f"{self._key_for_http}:{call}"
-        result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix)
+        result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix, deadline=self._deadline())
         self._written(result.count)
         self._report(sink, "post", path, call, rows, result.count)
-        return self._buffers.reply(list(result.responses))
+        # A target may echo the credentials it got: the script sees them masked.
+        return self._buffers.reply(self._scrubber.value(list(result.responses)))
 
     def _get(self, args: Mapping[str, Any]) -> Any:
         sink = self._sink(args, ("rest",), "get")
-        return sink.get(_text(args, "path", limit=2000), args.get("params"))
+        answer = sink.get(_text(args, "path", limit=2000), args.get("params"), deadline=self._deadline())
+        return self._scrubber.value(answer)
+
+    def _deadline(self) -> float | None:
+        """When the attempt's time is up (monotonic), counted from its first call, or None."""
+        if self._timeout_seconds is None or self._first_call is None:
+            return None
+        return self._first_call + self._timeout_seconds
 
     def _write(self, args: Mapping[str, Any]) -> Any:
         sink = self._sink(args, ("file",), "write")
@@ -472,9 +535,7 @@ class Agent:
                 f"workspace path {path!r} must be relative, '/'-separated, without '..' "
                 "(e.g. 'data/cities.csv')"
             )
-        encoding = args.get("encoding") or "utf-8"
-        if not isinstance(encoding, str) or len(encoding) > 40:
-            raise InvalidArgument("encoding must be a codec name such as 'utf-8'")
+        encoding = text_encoding(args.get("encoding") or "utf-8")
         data = self._workspace.read(path)
         try:
             text = data.decode(encoding)
@@ -502,10 +563,7 @@ class Agent:
     # -- errors and the end ----------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if len(secret) >= 3:
-                text = text.replace(secret, "***")
-        return text
+        return self._scrubber.text(text)
 
     def _translate(self, exc: Exception) -> AgentError:
         message = self._scrub(str(exc))
@@ -515,7 +573,7 @@ class Agent:
             return RestError(message)
         if isinstance(exc, sinks.TargetError):
             return TargetError(message)
-        if isinstance(exc, sinks.ResultTooLargeError):
+        if isinstance(exc, sinks.ResultTooLargeError | sinks.QuotaExceededError):
             return LimitExceeded(message)
         if isinstance(exc, sinks.ConfigurationError):
             return UnknownConnection(message)
@@ -534,14 +592,37 @@ class Agent:
         failed = [s for s in self.steps if s.outcome == "FAILED" and s.end is not None]
         return min(failed, key=lambda s: s.end or s.start).name if failed else ""
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Close the connections. A call still running (the attempt ended under it: deadline,
-        abort) may hold one; closing happens on a thread of its own so the attempt need not wait
-        for it longer than ``timeout``."""
-        sinks_, self._sinks = list(self._sinks.values()), {}
+    # -- the channel's hooks (see seedbed.worker._sandbox_session.AttemptHooks) ----------------------
+
+    def hold_call(self, frame: bytes) -> int:
+        """A call frame waits for its turn: hold what it will cost once parsed, or refuse it."""
+        size = resident_estimate(frame)
+        self.memory.hold(size, "queued call")
+        return size
+
+    def release_call(self, size: int) -> None:
+        self.memory.release(size)
+
+    def end(self) -> None:
+        """The attempt ended: refuse every call from now on and stop the one in flight. Called on
+        the channel's thread, so it only signals: each sink cancels its statement in the background
+        (a PostgreSQL cancel request, a MySQL KILL QUERY, SQLite's progress handler)."""
+        with self._sinks_lock:
+            if self._ended:
+                return
+            self._ended = True
+            sinks_ = list(self._sinks.values())
         for sink in sinks_:
             # A call may still be in flight on the SDK thread: nothing of it may commit now.
             sink.interrupt()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the attempt (if the channel has not) and close the connections. A call still
+        running (the attempt ended under it: deadline, abort) may hold one; closing happens on a
+        thread of its own so the attempt need not wait for it longer than ``timeout``."""
+        self.end()
+        with self._sinks_lock:
+            sinks_, self._sinks = list(self._sinks.values()), {}
 
         def close_all() -> None:
             for sink in sinks_:

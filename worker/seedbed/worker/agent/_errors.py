@@ -11,6 +11,7 @@ exception of the same name in the script, so the run's first error says what wen
     ├── RestError            the REST target answered an error or did not answer
     ├── SerializationError   a value cannot be sent or stored
     ├── WorkspaceError       a workspace file cannot be read
+    ├── AttemptEnded         the attempt ended (deadline, abort, the sandbox exited): no call runs
     └── NondeterministicWrite  a replayed write differs from the ledger's (the run fails)
 """
 
@@ -54,6 +55,10 @@ class SerializationError(AgentError):
 
 
 class WorkspaceError(AgentError):
+    pass
+
+
+class AttemptEnded(AgentError):
     pass
 
 

@@ -1,11 +1,42 @@
-"""Reads workspace files from the coordinator (the files live in its store)."""
+"""Reads workspace files from the coordinator (the files live in its store), and decodes them.
+
+Only three encodings decode a workspace file: UTF-8, Latin-1 and ASCII. Python's codec registry
+holds far more (`unicode_escape` interprets escapes, `utf-16` doubles memory, `punycode` and `idna`
+run costly algorithms, byte codecs such as `zlib_codec` decompress), and a codec name is looked up
+in it only after it was mapped through this fixed table, so a script never names a codec module.
+"""
 
 from __future__ import annotations
 
 import grpc
 
 from seedbed.api.v1 import workspace_pb2, workspace_pb2_grpc
-from seedbed.worker.agent._errors import LimitExceeded, WorkspaceError
+from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, WorkspaceError
+
+ACCEPTED_ENCODINGS = ("utf-8", "latin-1", "ascii")
+_ALIASES = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "latin-1": "latin-1",
+    "latin1": "latin-1",
+    "iso-8859-1": "latin-1",
+    "iso8859-1": "latin-1",
+    "l1": "latin-1",
+    "ascii": "ascii",
+    "us-ascii": "ascii",
+}
+
+
+def text_encoding(name: object) -> str:
+    """The canonical name of an accepted encoding (aliases and case folded), or InvalidArgument."""
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) and len(name) <= 40 else None
+    found = _ALIASES.get(key or "")
+    if found is None:
+        raise InvalidArgument(
+            f"encoding {str(name)[:40]!r} is not accepted for workspace files "
+            f"(accepted: {', '.join(ACCEPTED_ENCODINGS)}; decode other text in the script)"
+        )
+    return found
 
 
 class WorkspaceReader:

@@ -22,6 +22,7 @@ Exceptions (each carries `connection_id`; none carries a password or header valu
     ├── InvalidRequestError      a call's arguments are wrong: identifier, rows' shape, path, name
     │   └── SerializationError   a value cannot be serialised (`row`, `field`, `type_name`)
     ├── ResultTooLargeError      a fetch passed its row or byte limit (`limit_kind`, `limit`)
+    ├── QuotaExceededError       file writes passed the attempt's byte quota (`limit`, `setting`)
     ├── TargetError              the database (or file system) failed: `operation`, `table`,
     │                            `batch`, `rows`, `row`, `db_message`, `sqlstate`, `db_code`,
     │                            `detail`, `hint`, `ambiguous` (COMMIT outcome unknown)
@@ -36,13 +37,14 @@ transaction, requests and idempotency keys, a file and a rename); SQLAlchemy for
 from seedbed.worker.sinks._errors import (
     ConfigurationError,
     InvalidRequestError,
+    QuotaExceededError,
     RestError,
     ResultTooLargeError,
     SerializationError,
     SinkError,
     TargetError,
 )
-from seedbed.worker.sinks._files import FileFormat, FileSink
+from seedbed.worker.sinks._files import FileFormat, FileQuota, FileSink
 from seedbed.worker.sinks._open import open_sink
 from seedbed.worker.sinks._postgres import PostgresSettings, PostgresSink
 from seedbed.worker.sinks._rest import PostMode, RestSettings, RestSink, RetryPolicy
@@ -64,6 +66,7 @@ __all__ = [
     "ConnectionKind",
     "ConnectionSpec",
     "FileFormat",
+    "FileQuota",
     "FileSink",
     "InsertResult",
     "InvalidRequestError",
@@ -72,6 +75,7 @@ __all__ = [
     "PostResult",
     "PostgresSettings",
     "PostgresSink",
+    "QuotaExceededError",
     "RestError",
     "RestSettings",
     "RestSink",

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 __all__ = [
     "ConfigurationError",
     "InvalidRequestError",
+    "QuotaExceededError",
     "ResultTooLargeError",
     "RestError",
     "SerializationError",
@@ -71,6 +72,20 @@ class ResultTooLargeError(SinkError):
         super().__init__(
             f"{what} returned more than {limit} {limit_kind}; narrow the query (WHERE, LIMIT, fewer "
             "columns) or read it in pages",
+            connection_id=connection_id,
+        )
+
+
+class QuotaExceededError(SinkError):
+    """A write would pass the bytes an attempt may write to files (`limit`, named by `setting`)."""
+
+    def __init__(self, *, connection_id: str, limit: int, setting: str, written: int) -> None:
+        self.limit = limit
+        self.setting = setting
+        self.written = written
+        super().__init__(
+            f"this run may write at most {limit} bytes to files ({setting}) and has written {written}: "
+            "write less (fewer or smaller files) or ask the operator to raise the quota",
             connection_id=connection_id,
         )
 

@@ -7,6 +7,10 @@ copies the existing file into the temporary one first (the price of atomicity; f
 of a few hundred MB). A failure (a value that cannot be serialised, a full disk) removes the
 temporary file and leaves the final name untouched.
 
+Every byte written (appends copy the existing content, and count it) is charged to a `FileQuota`
+shared by the attempt's file connections, while it is written: past the quota the write stops with
+`QuotaExceededError` and its temporary file is removed.
+
 Names are plain file names: no `/` or `\\`, no `..`, no leading `.` (reserved for the temporary
 files), no control characters, at most 200 characters. An existing file is read without following
 symlinks.
@@ -22,16 +26,67 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
-from seedbed.worker.sinks._errors import ConfigurationError, InvalidRequestError, TargetError
+from seedbed.worker.sinks._errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    QuotaExceededError,
+    TargetError,
+)
 from seedbed.worker.sinks._rows import encode_json_row, prepare_rows
 from seedbed.worker.sinks._spec import ConnectionSpec, OptionReader, Row, Sink, WriteResult
 
-__all__ = ["FileFormat", "FileSink"]
+__all__ = ["FileFormat", "FileQuota", "FileSink"]
 
 FileFormat = Literal["csv", "jsonl"]
 _MAX_NAME = 200
+
+
+class FileQuota:
+    """Bytes the file connections of one attempt may write together; `setting` names where the
+    limit comes from, for the error. Thread-safe."""
+
+    def __init__(self, limit: int, *, setting: str = "the file quota") -> None:
+        if limit < 0:
+            raise ValueError("FileQuota.limit must be >= 0")
+        self.limit = limit
+        self.setting = setting
+        self.written = 0
+        self._lock = threading.Lock()
+
+    def charge(self, size: int, connection_id: str) -> None:
+        with self._lock:
+            if self.written + size > self.limit:
+                self.written = min(self.limit, self.written + size)
+                raise QuotaExceededError(
+                    connection_id=connection_id, limit=self.limit, setting=self.setting, written=self.written
+                )
+            self.written += size
+
+
+class _Metered(io.RawIOBase):
+    """The temporary file, charging every byte to the quota before it is written."""
+
+    def __init__(self, out: IO[bytes], quota: FileQuota, connection_id: str) -> None:
+        self._out = out
+        self._quota = quota
+        self._connection_id = connection_id
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data).cast("B"))
+        self._quota.charge(size, self._connection_id)
+        self._out.write(data)
+        return size
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def fileno(self) -> int:
+        return self._out.fileno()
 
 
 class FileSink(Sink):
@@ -39,8 +94,9 @@ class FileSink(Sink):
 
     kind = "file"
 
-    def __init__(self, spec: ConnectionSpec, *, artifacts_dir: Path) -> None:
+    def __init__(self, spec: ConnectionSpec, *, artifacts_dir: Path, quota: FileQuota | None = None) -> None:
         super().__init__(spec)
+        self.quota = quota if quota is not None else FileQuota(2**63)
         OptionReader(spec).done()  # a file connection has no options
         try:
             artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +125,8 @@ class FileSink(Sink):
         with self._lock:
             fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
             try:
-                with os.fdopen(fd, "wb") as out:
+                with os.fdopen(fd, "wb") as raw:
+                    out = cast(IO[bytes], _Metered(raw, self.quota, cid))
                     existing = self._copy_existing(final, out) if append else None
                     if fmt == "csv":
                         self._write_csv(out, rows, header_present=existing)
@@ -77,7 +134,7 @@ class FileSink(Sink):
                         for index, row in enumerate(rows):
                             out.write(encode_json_row(row, index=index, connection_id=cid) + b"\n")
                     out.flush()
-                    os.fsync(out.fileno())
+                    os.fsync(raw.fileno())
                 os.replace(temporary, final)
                 _fsync_directory(self.directory)
                 size = final.stat().st_size

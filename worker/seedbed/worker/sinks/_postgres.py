@@ -23,6 +23,7 @@ import itertools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ T = TypeVar("T")
 # Failures that say nothing about the request: admin_shutdown (pg_terminate_backend), crash_shutdown,
 # cannot_connect_now (starting up), serialization_failure, deadlock_detected; class 08 is added below.
 _TRANSIENT = frozenset({"57P01", "57P02", "57P03", "40001", "40P01"})
+# After an interrupt, how often and for how long the statement in flight is cancelled again.
+CANCEL_EVERY_SECONDS = 0.2
+CANCEL_FOR_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -271,15 +275,29 @@ class PostgresSink(SqlSink[PgConnection]):
         return result
 
     def interrupt(self) -> None:
-        # Without the lock: the call in flight holds it. The server cancels the running statement
-        # (a COPY waiting for a lock, a long INSERT); the call then rolls back.
+        # Without the lock: the call in flight holds it. No call starts from now on (`_connection`
+        # refuses), and the server cancels the running statement (a COPY waiting for a lock, a long
+        # INSERT); the call then rolls back. The cancel requests go out from a thread of their own:
+        # the caller (the attempt's end) does not wait for the server.
         self._interrupted = True
-        conn = self._conn
-        if conn is not None and not conn.closed:
-            try:
-                conn.cancel_safe(timeout=3)
-            except Exception as exc:  # best effort: the COMMIT is refused anyway
-                logger.info("cancel on %s: %s", self.connection_id, exc)
+        if self._lock.locked():
+            threading.Thread(
+                target=self._cancel_in_flight, name=f"seedbed-cancel-{self.connection_id}", daemon=True
+            ).start()
+
+    def _cancel_in_flight(self) -> None:
+        """Cancel the running statement, again and again until the call in flight lets go of the
+        connection: a cancel that arrives between two statements of one call (the ledger's read,
+        then the batch) finds nothing running and is lost."""
+        until = time.monotonic() + CANCEL_FOR_SECONDS
+        while self._lock.locked() and time.monotonic() < until:
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                try:
+                    conn.cancel_safe(timeout=3)
+                except Exception as exc:  # best effort: the COMMIT is refused anyway
+                    logger.info("cancel on %s: %s", self.connection_id, exc)
+            time.sleep(CANCEL_EVERY_SECONDS)
 
     def close(self) -> None:
         with self._lock:

@@ -1,9 +1,21 @@
 """The REST sink: POST rows to an HTTP API (one request per row, or a JSON array per batch) and GET
 JSON from it, with httpx.
 
-The base URL is the allow-list: a path must be relative to it (no scheme or host, no `..`, no
-control characters), and the final URL is checked against it again before anything is sent.
-Redirects are not followed (they could leave the allow-list).
+The base URL is the allow-list: a path must be relative to it (no scheme or host, no `//`, no `..`
+or `.` segment, no backslash, no control character, no `;` matrix parameter, none of these
+percent-encoded — `%2e`, `%2f`, `%5c`, `%3b`, `%00` in any case — and no double encoding such as
+`%252e`), and the final URL is checked against it again before anything is sent. Redirects are not
+followed (they could leave the allow-list).
+
+Every request has a total deadline: the connection's `timeout_seconds` counts for the whole
+exchange (connect, send, headers, body), not for each read, so a server trickling a byte a second
+cannot hold a call; a caller's `deadline` (the attempt's end) bounds it further, backoff included.
+httpx's timeouts are per operation, so a watchdog thread shuts the connection's socket down when
+the deadline passes (the socket comes from httpcore's `trace` extension: one connection per sink,
+its calls are serialised). `interrupt()` does the same at once, for an attempt that ended.
+Rejected: a thread per request abandoned at the deadline (it would go on reading), and a custom
+httpcore network backend (httpx's transport does not take one without reaching into its
+internals).
 
 Exactly-once: every request carries `Idempotency-Key: {prefix}:{index}` (index = row in single
 mode, batch in batch mode), the same on every retry and on every replay of the run. A failure
@@ -17,11 +29,14 @@ Backoff: exponential from `backoff_base_seconds`, capped at `backoff_max_seconds
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import random
+import socket
 import threading
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -152,9 +167,12 @@ class RestSink(Sink):
             headers=dict(self.settings.headers),
             timeout=httpx.Timeout(seconds),
             follow_redirects=False,
+            # One connection: the watchdog knows which socket the request in flight uses.
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         )
         self._rng = random.Random()
         self._lock = threading.Lock()
+        self._watchdog = _Watchdog(spec.id)
 
     def post(
         self,
@@ -163,9 +181,11 @@ class RestSink(Sink):
         *,
         mode: PostMode = "single",
         idempotency_key_prefix: str,
+        deadline: float | None = None,
     ) -> PostResult:
         """POST `rows` as JSON: one object per request ("single") or an array of up to `batch_size`
-        objects per request ("batch"). Stops at the first request that fails for good."""
+        objects per request ("batch"). Stops at the first request that fails for good. `deadline`
+        (a `time.monotonic()` value) bounds the whole call, retries included."""
         cid = self.connection_id
         path = _check_path(path, cid)
         if mode not in ("single", "batch"):
@@ -194,20 +214,23 @@ class RestSink(Sink):
                     retry_ambiguous=self.settings.idempotent,
                     index=index,
                     completed=completed,
+                    deadline=deadline,
                 )
                 responses.append(_parse_json(body))
                 completed += len(chunk)
         return PostResult(completed, responses)
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
+    ) -> Any:
         """GET `path` (with query `params`) and return its JSON body (None when empty). GET is safe:
-        ambiguous failures are retried whatever `idempotent` says."""
+        ambiguous failures are retried whatever `idempotent` says. `deadline` as for `post`."""
         cid = self.connection_id
         path = _check_path(path, cid)
         if params is not None and not isinstance(params, Mapping):
             raise InvalidRequestError("params must be a mapping", connection_id=cid)
         with self._lock:
-            _, body = self._send("GET", path, params=params, retry_ambiguous=True)
+            _, body = self._send("GET", path, params=params, retry_ambiguous=True, deadline=deadline)
         if not body.strip():
             return None
         try:
@@ -223,7 +246,12 @@ class RestSink(Sink):
             ) from None
 
     def close(self) -> None:
+        self._watchdog.close()
         self._client.close()
+
+    def interrupt(self) -> None:
+        """Shut the request in flight down now, and refuse every later one."""
+        self._watchdog.interrupt()
 
     # -- one request, with retries ----------------------------------------------------------------
 
@@ -238,6 +266,7 @@ class RestSink(Sink):
         retry_ambiguous: bool,
         index: int | None = None,
         completed: int = 0,
+        deadline: float | None = None,
     ) -> tuple[int, bytes]:
         policy = self.settings.retry
         headers = {"Accept": "application/json"}
@@ -245,24 +274,54 @@ class RestSink(Sink):
             headers["Content-Type"] = "application/json"
         if key is not None:
             headers["Idempotency-Key"] = key
-        request = self._client.build_request(method, path, content=content, params=params, headers=headers)
+        request = self._client.build_request(
+            method,
+            path,
+            content=content,
+            params=params,
+            headers=headers,
+            extensions={"trace": self._watchdog.trace},
+        )
         self._check_url(request.url, path)
         url_path = request.url.path
+        total = self.settings.timeout.total_seconds()
         attempt = 0
         while True:
             attempt += 1
             failure: RestError
             wait: float | None = None
+            now = time.monotonic()
+            until = now + total if deadline is None else min(now + total, deadline)
+            if until <= now or self._watchdog.interrupted:
+                raise RestError(
+                    connection_id=self.connection_id,
+                    method=method,
+                    path=url_path,
+                    reason="not sent: the attempt has no time left"
+                    if not self._watchdog.interrupted
+                    else "not sent: the attempt has ended",
+                    index=index,
+                    completed=completed,
+                    attempts=attempt - 1,
+                )
             try:
-                status, retry_after, body = self._exchange(request)
+                with self._watchdog.armed(until):
+                    status, retry_after, body = self._exchange(request)
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, _NOT_SENT)
                 retryable = not sent or retry_ambiguous
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if self._watchdog.fired:
+                    sent, retryable = True, retry_ambiguous and (deadline is None or until < deadline)
+                    reason = (
+                        f"no complete answer within {until - now:.3g}s: the request's total deadline "
+                        "(the connection's timeout_seconds, or the time the attempt has left) passed"
+                    )
                 failure = RestError(
                     connection_id=self.connection_id,
                     method=method,
                     path=url_path,
-                    reason=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                    reason=reason,
                     index=index,
                     completed=completed,
                     attempts=attempt,
@@ -287,7 +346,11 @@ class RestSink(Sink):
                 wait = policy.retry_after(retry_after)
             if not retryable or attempt > policy.max_retries:
                 raise failure
-            time.sleep(wait if wait is not None else policy.backoff(attempt - 1, self._rng))
+            pause = wait if wait is not None else policy.backoff(attempt - 1, self._rng)
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                raise failure  # no time left for another try
+            if self._watchdog.pause(pause):
+                raise failure  # interrupted while waiting
 
     def _exchange(self, request: httpx.Request) -> tuple[int, str | None, bytes]:
         """Send once: the status, the Retry-After header and the body (up to max_response_bytes)."""
@@ -335,18 +398,28 @@ def _check_path(path: object, connection_id: str) -> str:
         return InvalidRequestError(f"invalid path {path!r}: {why}", connection_id=connection_id)
 
     if not isinstance(path, str) or not path or len(path) > 2048:
-        raise refuse("expected a non-empty string of at most 2048 characters")
+        raise refuse("expected a non-empty string of at most 2048 characters (use '/' for the base URL)")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise refuse("control characters (CR, LF, NUL, …) are not allowed")
     if "\\" in path or "#" in path or path.startswith("//"):
         raise refuse("backslashes, fragments and '//' are not allowed")
     parts = urlsplit(path)
-    if parts.scheme or parts.netloc:
+    if parts.scheme or parts.netloc or ":" in parts.path.split("/", 1)[0]:
         raise refuse("must be relative to the connection's base URL (no scheme or host)")
+    if "//" in parts.path:
+        raise refuse("empty segments ('//') are not allowed")
     for segment in parts.path.split("/"):
         decoded = unquote(segment)
-        if decoded in (".", "..") or "/" in decoded or "\\" in decoded:
-            raise refuse("'.' and '..' segments and encoded slashes are not allowed")
+        # What a server that decodes again, or folds Unicode (U+FF0E FULLWIDTH FULL STOP), would see.
+        folded = unicodedata.normalize("NFKC", unquote(decoded))
+        if ";" in folded:
+            raise refuse("';' (matrix parameters), also as %3b, is not allowed in a path segment")
+        if decoded != unquote(decoded):
+            raise refuse("double percent-encoding (such as %252e) is not allowed")
+        if folded in (".", "..") or "/" in folded or "\\" in folded:
+            raise refuse("'.' and '..' segments and encoded slashes or backslashes are not allowed")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+            raise refuse("encoded control characters (%00, %0d, %0a, …) are not allowed")
     return path.lstrip("/")
 
 
@@ -379,3 +452,102 @@ def _reason(status: int) -> str:
     if 300 <= status < 400:
         return "redirects are not followed (they could leave the base URL)"
     return "request refused (not retried)"
+
+
+class _Watchdog:
+    """Shuts the sink's connection down when the request in flight passes its deadline.
+
+    One thread per sink, started with the first request; it sleeps until a request is armed, then
+    until its deadline. `trace` (httpcore's trace extension) learns the socket of each new connection.
+    """
+
+    def __init__(self, connection_id: str) -> None:
+        self._name = f"seedbed-rest-deadline-{connection_id}"
+        self._cond = threading.Condition()
+        self._socket: socket.socket | None = None
+        self._until: float | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.fired = False
+        self.interrupted = False
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            with self._cond:
+                self._socket = sock if isinstance(sock, socket.socket) else None
+                if self.fired or self.interrupted:
+                    self._shut()  # the deadline passed while connecting
+
+    def armed(self, until: float) -> _Armed:
+        return _Armed(self, until)
+
+    def _arm(self, until: float) -> None:
+        with self._cond:
+            self.fired = False
+            self._until = until
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._watch, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _disarm(self) -> None:
+        with self._cond:
+            self._until = None
+            self._cond.notify_all()
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep `seconds` unless interrupted first; True when interrupted."""
+        end = time.monotonic() + seconds
+        with self._cond:
+            while not self.interrupted and (left := end - time.monotonic()) > 0:
+                self._cond.wait(left)
+            return self.interrupted
+
+    def interrupt(self) -> None:
+        with self._cond:
+            self.interrupted = True
+            if self._until is not None:
+                self._shut()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1)
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._until is None:
+                    self._cond.wait()
+                    continue
+                left = self._until - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._shut()
+                self._until = None
+
+    def _shut(self) -> None:
+        """Called with the lock held: wake the blocked read or write with an end of stream."""
+        self.fired = True
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # already closed
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+
+class _Armed:
+    def __init__(self, watchdog: _Watchdog, until: float) -> None:
+        self._watchdog = watchdog
+        self._until = until
+
+    def __enter__(self) -> None:
+        self._watchdog._arm(self._until)
+
+    def __exit__(self, *exc: object) -> None:
+        self._watchdog._disarm()

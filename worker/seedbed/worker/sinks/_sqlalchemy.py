@@ -19,11 +19,24 @@ updated row 1 or 2 (MySQL's convention).
 
 SQLite connections are hardened as they are made (`_sqlite.py`): a script's SQL reaches the target
 file only — no `ATTACH`, `VACUUM INTO`, `load_extension` or PRAGMAs that change settings.
+
+When the attempt ends under a call (`interrupt`), no call starts any more and the statement in
+flight is stopped in the database, the way each one allows: SQLite through a progress handler
+installed on every connection, which aborts the statement once the sink is interrupted (no race:
+it is asked every few thousand steps); PostgreSQL through its driver's cancel request; MySQL and
+MariaDB with `KILL QUERY <thread id>` sent over a second connection (a user may kill its own
+queries, no privilege needed). Cancel requests and kills are repeated while the call still holds
+the connection, since one that lands between two statements of a call is lost. Rejected for MySQL:
+a statement timeout (`MAX_EXECUTION_TIME` bounds only SELECTs on MySQL, `max_statement_time`
+exists only on MariaDB, and either counts from the statement's start, not the attempt's end).
+Other databases have no portable cancel: their statement runs to its end, and its COMMIT is refused.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
@@ -44,11 +57,16 @@ from seedbed.worker.sinks._rows import (
     split_table,
 )
 from seedbed.worker.sinks._spec import ConnectionSpec, InsertResult, OnConflict, OptionReader, Row, SqlSink
-from seedbed.worker.sinks._sqlite import harden_sqlite_connection, take_refusal
+from seedbed.worker.sinks._sqlite import abort_when, harden_sqlite_connection, take_refusal
 
 __all__ = ["SqlAlchemySettings", "SqlAlchemySink"]
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
+# After an interrupt, how often and for how long the statement in flight is stopped again.
+CANCEL_EVERY_SECONDS = 0.2
+CANCEL_FOR_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -110,10 +128,16 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
                     f"SQLite targets use Python's sqlite3 driver (sqlite:///path), not {url.drivername!r}",
                     connection_id=spec.id,
                 )
-            # Every connection of the pool: a script reaches this database file and nothing else.
+            # Every connection of the pool: a script reaches this database file and nothing else,
+            # and no statement outlives the attempt.
             sa.event.listen(self._engine, "connect", harden_sqlite_connection)
+            sa.event.listen(
+                self._engine, "connect", lambda dbapi, _record: abort_when(dbapi, self._is_interrupted)
+            )
         self._lock = threading.Lock()
         self._interrupted = False
+        # The driver's connection of the call in flight (for a cancel from another thread).
+        self._in_flight: Any = None
         self._columns: dict[tuple[str | None, str], list[str]] = {}
 
     # -- public API ---------------------------------------------------------------------------
@@ -357,10 +381,14 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
     # -- connection, reflection, errors ---------------------------------------------------------
 
     def _connect(self) -> sa.Connection:
+        if self._interrupted:
+            raise self._ended("connect", None)
         try:
-            return self._engine.connect()
+            conn = self._engine.connect()
         except sa_exc.SQLAlchemyError as exc:
             raise self._target_error(exc, "connect") from exc
+        self._in_flight = conn.connection.dbapi_connection
+        return conn
 
     def _reflect(self, conn: sa.Connection, schema: str | None, name: str, table: str) -> list[str]:
         cached = self._columns.get((schema, name))
@@ -383,20 +411,63 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
         return columns
 
     def interrupt(self) -> None:
-        # SQLAlchemy has no portable way to cancel a statement from another thread: the call in
-        # flight finishes, but its COMMIT is refused.
+        # Without the lock: the call in flight holds it. No call starts from now on (`_connect`
+        # refuses), nothing commits (`_commit` refuses), and the statement running is stopped
+        # (see the module's doc) from a thread of its own, so the caller does not wait.
         self._interrupted = True
+        if self._lock.locked() and self._engine.dialect.name != "sqlite":
+            threading.Thread(
+                target=self._cancel_in_flight, name=f"seedbed-cancel-{self.connection_id}", daemon=True
+            ).start()
+
+    def _is_interrupted(self) -> bool:
+        return self._interrupted
+
+    def _cancel_in_flight(self) -> None:
+        until = time.monotonic() + CANCEL_FOR_SECONDS
+        while self._lock.locked() and time.monotonic() < until:
+            try:
+                self._cancel(self._in_flight)
+            except Exception as exc:  # best effort: the COMMIT is refused anyway
+                logger.info("cancel on %s: %s", self.connection_id, redact(str(exc), self._secrets))
+            time.sleep(CANCEL_EVERY_SECONDS)
+
+    def _cancel(self, dbapi_connection: Any) -> None:
+        """Stop the statement running on `dbapi_connection`, from another thread."""
+        if dbapi_connection is None:
+            return
+        name = self._engine.dialect.name
+        if name == "postgresql":
+            cancel = getattr(dbapi_connection, "cancel_safe", None) or getattr(
+                dbapi_connection, "cancel", None
+            )
+            if cancel is not None:
+                cancel()
+        elif name in ("mysql", "mariadb"):
+            thread_id = getattr(dbapi_connection, "thread_id", None)
+            if not callable(thread_id):
+                return
+            # A second connection of the pool (the first is busy with the statement to stop).
+            killer = self._engine.raw_connection()
+            try:
+                cursor = killer.cursor()
+                cursor.execute(f"KILL QUERY {int(thread_id())}")
+            finally:
+                killer.close()
+
+    def _ended(self, operation: str, table: str | None) -> TargetError:
+        return TargetError(
+            connection_id=self.connection_id,
+            operation=operation,
+            table=table,
+            db_message="the attempt ended (aborted, or past its deadline) before this call "
+            "committed; it was rolled back",
+        )
 
     def _commit(self, transaction: sa.RootTransaction, operation: str, table: str | None) -> None:
         if self._interrupted:
             transaction.rollback()
-            raise TargetError(
-                connection_id=self.connection_id,
-                operation=operation,
-                table=table,
-                db_message="the attempt ended (aborted, or past its deadline) before this call "
-                "committed; it was rolled back",
-            )
+            raise self._ended(operation, table)
         try:
             transaction.commit()
         except sa_exc.SQLAlchemyError as exc:

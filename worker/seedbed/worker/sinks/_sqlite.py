@@ -19,15 +19,25 @@ The authorizer runs while a statement is prepared, in the thread that prepares i
 refused in a thread-local, so the sink's error can say *what* was refused instead of SQLite's bare
 "not authorized". Rejected alternative: parsing the statement text ourselves (comments, quoting and
 `pragma_*` table-valued functions make that a losing game; SQLite's own parser decides here).
+
+A statement must also not outlive the attempt that sent it (a recursive query can count for hours):
+`abort_when` installs a progress handler that SQLite calls every few thousand steps of every
+statement, and that aborts it once the sink says the attempt ended. Unlike
+`sqlite3.Connection.interrupt`, which stops only what runs at that instant, it also stops a
+statement that starts a moment later.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["REFUSED", "harden_sqlite_connection", "take_refusal"]
+__all__ = ["REFUSED", "abort_when", "harden_sqlite_connection", "take_refusal"]
+
+# SQLite's virtual machine steps between two calls of the progress handler: a few microseconds.
+PROGRESS_STEPS = 10_000
 
 REFUSED = "not allowed on SQLite targets"
 
@@ -116,6 +126,13 @@ def harden_sqlite_connection(dbapi_connection: Any, _record: Any = None) -> None
     if hasattr(dbapi_connection, "enable_load_extension"):
         dbapi_connection.enable_load_extension(False)
     dbapi_connection.set_authorizer(_authorize)
+
+
+def abort_when(dbapi_connection: Any, interrupted: Callable[[], bool]) -> None:
+    """Abort every statement of this connection (SQLite's "interrupted" error) once `interrupted()`
+    is true. Only Python's sqlite3 connections (the SQL sink refuses other SQLite drivers)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.set_progress_handler(lambda: 1 if interrupted() else 0, PROGRESS_STEPS)
 
 
 def take_refusal() -> str | None:

@@ -17,7 +17,12 @@ Exceptions:
         ├── CountLimitError        count outside 1..limit (`count`, `limit`)
         ├── OverrideError          an override is not a JSON value or a `Pick`, or a `Pick` is malformed
         ├── MissingRefError        a `ref` field's source has no rows in this run yet (`source`)
-        └── UniqueExhaustedError   a `unique` field ran out of distinct values (`obtained`, `requested`)
+        ├── UniqueExhaustedError   a `unique` field ran out of distinct values (`obtained`, `requested`)
+        └── SizeLimitError         a computed field's text would pass the per-field cap (`size`, `limit`)
+
+How it stays small: `check_sizes(spec, SizeLimits(...))` estimates every field's largest value and
+refuses a template whose field or row is over the caps (a few KB of nested `compute` fields can
+describe gigabytes per row); the generator caps computed text while rendering (`_sizes`).
 
 How it stays fast (one core: an 8-field customer template at ~35k rows/s, ~13× a plain Faker script
 for the same fields; see `tests/bench/bench_generate.py`): numbers, dates, choices, sequences and
@@ -42,6 +47,7 @@ from seedbed.worker.templates._errors import (
     MissingRefError,
     OverrideError,
     Problem,
+    SizeLimitError,
     TemplateError,
     TemplateValidationError,
     UniqueExhaustedError,
@@ -51,6 +57,7 @@ from seedbed.worker.templates._generator import MAX_ROWS_PER_CALL, Generator, Ro
 from seedbed.worker.templates._picks import Pick
 from seedbed.worker.templates._refs import RefResolver, RunRefs
 from seedbed.worker.templates._seeds import BLOCK_ROWS, derive_seed
+from seedbed.worker.templates._sizes import SizeLimits, check_sizes, estimate_sizes
 from seedbed.worker.templates._spec import FieldSpec, GeneratorSpec, TemplateSpec
 from seedbed.worker.templates._validate import parse_template, parse_templates, validate_template
 
@@ -70,11 +77,15 @@ __all__ = [
     "RefResolver",
     "Row",
     "RunRefs",
+    "SizeLimitError",
+    "SizeLimits",
     "TemplateError",
     "TemplateSpec",
     "TemplateValidationError",
     "UniqueExhaustedError",
+    "check_sizes",
     "derive_seed",
+    "estimate_sizes",
     "parse_template",
     "parse_templates",
     "validate_template",

@@ -6,7 +6,8 @@ TemplateError                  base of everything this package raises
     ├── CountLimitError        count outside 1..limit (`count`, `limit`)
     ├── OverrideError          an override is not a JSON value or a `Pick`, or a `Pick` is malformed
     ├── MissingRefError        a `ref` field's source has no rows in this run yet (`source`)
-    └── UniqueExhaustedError   a `unique` field ran out of distinct values (`obtained`, `requested`)
+    ├── UniqueExhaustedError   a `unique` field ran out of distinct values (`obtained`, `requested`)
+    └── SizeLimitError         a computed field's text would pass the per-field cap (`size`, `limit`)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "MissingRefError",
     "OverrideError",
     "Problem",
+    "SizeLimitError",
     "TemplateError",
     "TemplateValidationError",
     "UniqueExhaustedError",
@@ -135,6 +137,21 @@ class UniqueExhaustedError(GenerationError):
             f"template {template_id!r}: field {field!r} is unique but only {obtained:,} distinct values "
             f"could be generated for {requested:,} rows{why}: widen the generator (a larger range, more "
             f"values, another provider), drop `unique`, or generate fewer rows",
+            template_id=template_id,
+            field=field,
+        )
+
+
+class SizeLimitError(GenerationError):
+    """A computed field would render text over the per-field cap; it was refused before being built."""
+
+    def __init__(self, *, template_id: str, field: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"template {template_id!r}: field {field!r} would render at least {size:,} bytes of text in "
+            f"one row; the limit is {limit:,} bytes per field (SEEDBED_MAX_TEMPLATE_FIELD_BYTES): use "
+            "fewer or shorter placeholders, or shorter values in the fields it uses",
             template_id=template_id,
             field=field,
         )

@@ -7,6 +7,9 @@ yields exactly what `rows()` returns whatever the batch size. `unique` is the on
 are unique within a call, so a retry caused by a collision in rows 0…s-1 of a long call does not
 happen in a call that starts at s (shards are unique per shard; put a sequence into the value for
 uniqueness across shards).
+
+Size: a computed field's text is capped at `limits.field_bytes` while it is rendered (`_compute`);
+past it the call fails with `SizeLimitError` naming the field, before the text is built.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from itertools import islice
 from random import Random
 from typing import Any
 
-from seedbed.worker.templates._compute import compile_compute
+from seedbed.worker.templates._compute import TextTooLarge, compile_compute
 from seedbed.worker.templates._draws import Exhausted, domain_size, with_modifiers
 from seedbed.worker.templates._errors import (
     CountLimitError,
     GenerationError,
     MissingRefError,
     OverrideError,
+    SizeLimitError,
     TemplateError,
     UniqueExhaustedError,
 )
@@ -32,6 +36,7 @@ from seedbed.worker.templates._faker import ClockDependent, new_faker
 from seedbed.worker.templates._picks import Pick
 from seedbed.worker.templates._refs import RefResolver
 from seedbed.worker.templates._seeds import BLOCK_ROWS, block_seed, field_seed
+from seedbed.worker.templates._sizes import SizeLimits
 from seedbed.worker.templates._spec import FIELD_NAME, ComputeGen, FakerGen, RefGen, TemplateSpec
 from seedbed.worker.templates._validate import MAX_FIELDS, compute_order
 
@@ -69,7 +74,8 @@ class Generator:
         rows = gen.rows(1000, overrides={"tier": "gold", "customer_id": Pick(ids)})
         for batch in gen.stream(1_000_000, batch_size=10_000): ...
 
-    `max_rows` is the per-call ceiling on `count` (default 1,000,000).
+    `max_rows` is the per-call ceiling on `count` (default 1,000,000); `limits.field_bytes` caps the
+    text of one computed value (default 64 KiB).
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class Generator:
         seed: int,
         refs: RefResolver | None = None,
         max_rows: int = MAX_ROWS_PER_CALL,
+        limits: SizeLimits | None = None,
     ) -> None:
         if not isinstance(spec, TemplateSpec):
             raise TypeError(f"spec must be a TemplateSpec (see parse_template), not {type(spec).__name__}")
@@ -89,6 +96,7 @@ class Generator:
         self.spec = spec
         self.seed = seed
         self.max_rows = max_rows
+        self.limits = limits if limits is not None else SizeLimits()
         self._refs = refs
         self._fakers: dict[str, Any] = {}
         self._compute_order = compute_order(spec.fields)
@@ -166,7 +174,7 @@ class Generator:
                         (
                             name,
                             _nullable_compute(
-                                compile_compute(gen.parts),
+                                compile_compute(gen.parts, self.limits.field_bytes),
                                 spec.fields[name].nullable,
                                 plan.stream(self._seed_of(name)),
                             ),
@@ -262,6 +270,10 @@ class Generator:
         except Exhausted as exc:
             raise UniqueExhaustedError(
                 template_id=spec_id, field=name, obtained=exc.obtained, requested=count, detail=exc.detail
+            ) from None
+        except TextTooLarge as exc:
+            raise SizeLimitError(
+                template_id=spec_id, field=name, size=exc.size, limit=self.limits.field_bytes
             ) from None
         except ClockDependent as exc:
             raise GenerationError(

@@ -14,7 +14,7 @@ from typing import Any, cast
 from seedbed.worker.templates._compute import parse_compute
 from seedbed.worker.templates._errors import Problems, closest, did_you_mean
 from seedbed.worker.templates._picks import cumulative
-from seedbed.worker.templates._providers import check_call, provider_problem
+from seedbed.worker.templates._providers import provider_problem, trial_call
 from seedbed.worker.templates._spec import (
     FIELD_NAME,
     TEMPLATE_ID,
@@ -167,12 +167,16 @@ def _faker(raw: Any, path: str, locale: str | None, p: Problems) -> FakerGen | N
     if problem := provider_problem(locale, provider):
         p.add(provider_path, problem)
         return None
-    for sub, message in check_call(locale, provider, args, dict(kwargs)):
+    problems, sample_bytes = trial_call(locale, provider, args, dict(kwargs))
+    for sub, message in problems:
         p.add(f"{path}.{sub}" if sub else path, message)
     if len(p.items) > before:
         return None
     return FakerGen(
-        provider=provider, args_json=canonical_json(args), kwargs_json=canonical_json(dict(kwargs))
+        provider=provider,
+        args_json=canonical_json(args),
+        kwargs_json=canonical_json(dict(kwargs)),
+        sample_bytes=sample_bytes,
     )
 
 

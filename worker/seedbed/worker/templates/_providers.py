@@ -6,7 +6,8 @@ JSON form, not one that reads today's date, and not one that draws from the proc
 `random` (a few locale-specific ones do: their values cannot be reproduced from a seed). The last
 two are found partly by name and partly by trial: validation binds the arguments to the method's
 signature, caps size-like arguments, and makes a few seeded calls on a private instance, comparing
-the global generator's state before and after.
+the global generator's state before and after. The trial calls also tell how large the values get
+(`trial_call`), which the size estimate (`_sizes`) builds on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import faker.generator
 
+from seedbed.worker.templates._compute import text_bytes
 from seedbed.worker.templates._errors import did_you_mean
 from seedbed.worker.templates._faker import (
     AVAILABLE_LOCALES,
@@ -33,7 +35,7 @@ from seedbed.worker.templates._faker import (
     to_json_value,
 )
 
-__all__ = ["check_call", "locale_problem", "provider_problem"]
+__all__ = ["check_call", "locale_problem", "provider_problem", "trial_call"]
 
 _META = {n for n in dir(faker.generator.Generator) if not n.startswith("_")} | {
     "seed",
@@ -166,33 +168,43 @@ def _json_problems(value: Any, path: str) -> list[tuple[str, str]]:
     return []
 
 
-def _trial_calls(gen: Any, method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _trial_calls(gen: Any, method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     """A few seeded calls: the first finds bad argument values; the rest catch what only some draws do
-    (a format that includes a year, a random value type without a JSON form), within a time budget."""
+    (a format that includes a year, a random value type without a JSON form), within a time budget.
+    Returns the size of the largest value seen (`text_bytes`)."""
+    largest = 0
     for _ in range(2):
         global_state = random_module.getstate()
         deadline = time_now() + TRIAL_BUDGET_SECONDS
         for seed in range(TRIAL_CALLS):
             gen.random = Random(seed)
-            to_json_value(method(*args, **kwargs))
+            largest = max(largest, text_bytes(to_json_value(method(*args, **kwargs))))
             if time_now() > deadline:
                 break
         if random_module.getstate() == global_state:
-            return
+            return largest
         # Changed: this provider (or another thread, by bad luck) used the process-global random. Twice
         # in a row is the provider.
     raise UsesGlobalRandom
 
 
 def check_call(locale: str, name: str, args: list[Any], kwargs: dict[str, Any]) -> list[tuple[str, str]]:
-    """Problems (sub-path, message) with calling provider `name` with these arguments.
+    """Problems (sub-path, message) with calling provider `name` with these arguments."""
+    return trial_call(locale, name, args, kwargs)[0]
+
+
+def trial_call(
+    locale: str, name: str, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[list[tuple[str, str]], int]:
+    """Problems (sub-path, message) with calling provider `name` with these arguments, and the size
+    in bytes of the largest value the trial calls produced.
 
     Binds the arguments to the provider's signature, caps size-like arguments, then makes a few trial
     calls on a private instance and checks that the values have a JSON form and no clock dependency.
     """
     problems = _json_problems(args, "args") + _json_problems(kwargs, "kwargs")
     if problems:
-        return problems
+        return problems, 0
     with _validation_lock:
         gen = _validation_faker(locale)
         method = getattr(gen, name)
@@ -200,7 +212,7 @@ def check_call(locale: str, name: str, args: list[Any], kwargs: dict[str, Any]) 
             signature = inspect.signature(method).replace(return_annotation=inspect.Signature.empty)
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            return [("", f"bad arguments for {name}{signature}: {exc}")]
+            return [("", f"bad arguments for {name}{signature}: {exc}")], 0
         except ValueError:  # no signature (builtin): let the trial call judge
             bound = None
         if bound is not None:
@@ -211,10 +223,10 @@ def check_call(locale: str, name: str, args: list[Any], kwargs: dict[str, Any]) 
                     and not isinstance(value, bool)
                     and abs(value) > MAX_SIZE_ARG
                 ):
-                    return [("", f"argument {param}={value!r} is too large (at most {MAX_SIZE_ARG:,})")]
+                    return [("", f"argument {param}={value!r} is too large (at most {MAX_SIZE_ARG:,})")], 0
         call_a, call_k = call_args(args, kwargs)
         try:
-            _trial_calls(gen, method, call_a, call_k)
+            largest = _trial_calls(gen, method, call_a, call_k)
         except ClockDependent as exc:
             return [
                 (
@@ -222,7 +234,7 @@ def check_call(locale: str, name: str, args: list[Any], kwargs: dict[str, Any]) 
                     f"Faker provider {name!r} depends on today's date (it calls {exc.via!r}), so a "
                     "retried run would generate different rows: use the `date` or `datetime` generator",
                 )
-            ]
+            ], 0
         except UsesGlobalRandom:
             return [
                 (
@@ -230,9 +242,9 @@ def check_call(locale: str, name: str, args: list[Any], kwargs: dict[str, Any]) 
                     f"Faker provider {name!r} draws from Python's global random generator instead of the "
                     "seeded one, so its values cannot be reproduced: it is not supported",
                 )
-            ]
+            ], 0
         except NotJSON as exc:
-            return [("", f"Faker provider {name!r} returns {exc}, which has no JSON form")]
+            return [("", f"Faker provider {name!r} returns {exc}, which has no JSON form")], 0
         except Exception as exc:  # a provider may raise anything for bad argument values
             return [
                 (
@@ -240,5 +252,5 @@ def check_call(locale: str, name: str, args: list[Any], kwargs: dict[str, Any]) 
                     f"calling Faker provider {name!r} with these arguments failed: "
                     f"{type(exc).__name__}: {exc}",
                 )
-            ]
-    return []
+            ], 0
+    return [], largest

@@ -7,6 +7,7 @@ text, so a spec is deeply immutable and hashable, and nobody can mutate a shared
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -87,6 +88,9 @@ class FakerGen:
     args_json: str = "[]"
     kwargs_json: str = "{}"
     locale: str | None = None  # None: the template's locale
+    # The largest value (bytes) validation's trial calls produced: what the size estimate starts from.
+    # Not part of the document (nor of equality): it is measured again whenever a document is validated.
+    sample_bytes: int = dataclasses.field(default=0, compare=False)
 
     @property
     def args(self) -> list[Any]:
