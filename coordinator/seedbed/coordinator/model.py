@@ -72,6 +72,7 @@ MAX_PARAMS_BYTES = 256 * 1024
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 # Trigger fires carry "trigger:SCENARIO:TRIGGER:TIME": a caller taking one first would block it.
 RESERVED_KEY_PREFIX = "trigger:"
+GENERATED_RUN_KEY_PREFIX = "rk_"
 
 
 def normalize_scenario_id(raw: str) -> ScenarioId:
@@ -142,6 +143,14 @@ def validate_idempotency_key(key: str) -> str:
         raise InvalidArgumentError(
             "idempotency_key",
             f"keys starting with {RESERVED_KEY_PREFIX!r} are reserved for trigger fires: choose another",
+        )
+    if key.startswith(GENERATED_RUN_KEY_PREFIX):
+        # A fire without a key gets a generated run key of this shape: a caller choosing one
+        # could give its run another run's key (its seeds, its REST Idempotency-Keys).
+        raise InvalidArgumentError(
+            "idempotency_key",
+            f"keys starting with {GENERATED_RUN_KEY_PREFIX!r} are reserved for generated run keys: "
+            "choose another",
         )
     return key
 
