@@ -91,10 +91,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_database"))
 
 
+def sandbox_runtime() -> str:
+    """The container runtime sandboxes run under in this session: SEEDBED_TEST_SANDBOX_RUNTIME
+    (``scripts/test`` runs the sandbox and security tests a second time with ``runsc``), else runc."""
+    return os.environ.get("SEEDBED_TEST_SANDBOX_RUNTIME") or "runc"
+
+
 def settings_for(store_url: str, tmp_path: Path, **overrides: Any) -> CoordinatorSettings:
     """A coordinator's settings; its data folder is ``tmp_path/coordinator-data`` (target databases a
-    test makes in ``tmp_path`` must lie outside it: the coordinator refuses SQLite files there)."""
+    test makes in ``tmp_path`` must lie outside it: the coordinator refuses SQLite files there).
+    Its sandboxes run under ``sandbox_runtime()``."""
     overrides.setdefault("data_dir", tmp_path / "coordinator-data")
+    overrides.setdefault("sandbox_runtime", sandbox_runtime())
     return CoordinatorSettings(listen="127.0.0.1:0", store_url=store_url, **overrides)
 
 

@@ -128,7 +128,7 @@ def run(url: str, n: int, repeat: int) -> None:
         run_keys = itertools.count()
 
         def ledgered(returning: list[str] | None = None, run_key: str | None = None) -> None:
-            stamp = AttemptStamp(run_key or f"bench-{next(run_keys)}", "run_bench", 1, 1)
+            stamp = AttemptStamp(run_key or f"bench-{next(run_keys)}", "run_bench", 1, 1, b"bench" * 8)
             LedgeredSql(sink, stamp, report=lambda _batch: None).insert(
                 1, "customers", rows, returning=returning
             )

@@ -22,6 +22,7 @@ from seedbed.worker.ledger import (
     AttemptStamp,
     BatchReport,
     LedgeredSql,
+    LedgerSeal,
     NondeterministicWriteError,
 )
 from seedbed.worker.sinks import ConnectionSpec, SqlSink, TargetError, open_sink
@@ -34,6 +35,10 @@ SERIAL = {
     "sqlite": "CREATE TABLE events (id integer PRIMARY KEY AUTOINCREMENT, label text)",
     "mysql": "CREATE TABLE events (id integer PRIMARY KEY AUTO_INCREMENT, label varchar(100))",
 }
+
+
+# The key the coordinator would derive for the run (see `seedbed.coordinator.attempt.ledger_key`).
+LEDGER_KEY = b"ledger key of the test runs 0001"
 
 
 def items(n: int, start: int = 0, tag: str = "") -> list[dict[str, Any]]:
@@ -64,17 +69,25 @@ class Attempt:
         self, target: tuple[str, str, str], tmp_path: Path, number: int, run_key: str = "rk"
     ) -> None:
         kind, self.dialect, url = target
+        self.run_key = run_key
         self.sink: SqlSink[Any] = open_sink(  # type: ignore[assignment]
             ConnectionSpec("conn_t", kind, {"url": url}), artifacts_dir=tmp_path
         )
         self.reports: list[BatchReport] = []
         self.ledger = LedgeredSql(
             self.sink,
-            AttemptStamp(run_key=run_key, run_id="run_1", attempt=number, fencing_token=number),
+            AttemptStamp(
+                run_key=run_key, run_id="run_1", attempt=number, fencing_token=number, ledger_key=LEDGER_KEY
+            ),
             report=self.reports.append,
             retry_budget=timedelta(seconds=20),
             batch_rows=1000,
         )
+
+    @property
+    def seal(self) -> LedgerSeal:
+        """What checks the run's ledger rows (as a purge of it does)."""
+        return LedgerSeal(self.run_key, "run_1", LEDGER_KEY)
 
     def statuses(self) -> list[tuple[int, int, bool]]:
         return [(r.call, r.batch, r.replayed) for r in self.reports]

@@ -15,11 +15,11 @@ import pytest
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.client import Client, ClientError
-from seedbed.worker.ledger import LEDGER_TABLE, AttemptStamp, LedgeredSql, purge_run
+from seedbed.worker.ledger import LEDGER_TABLE, AttemptStamp, LedgeredSql, LedgerSeal, purge_run
 from seedbed.worker.sinks import ConnectionSpec, PostgresSink, open_sink
 from tests.conftest import eventually
 from tests.integration.test_cli import seedbed
-from tests.integration.test_ledger import ITEMS, SERIAL, Attempt, items, target  # noqa: F401
+from tests.integration.test_ledger import ITEMS, LEDGER_KEY, SERIAL, Attempt, items, target  # noqa: F401
 from tests.integration.test_seeding import CLASSIC, _logs, _pg_connection, _run, _setup, target_pg  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ def test_keys_the_database_generates_are_unknown_without_returning(
     attempt.ledger.execute(1, SERIAL[target[1]])
     attempt.ledger.insert(2, "events", [{"label": f"e{i}"} for i in range(50)])  # COPY on PostgreSQL
     assert row_keys(attempt)[1] == (2, 0, None)
-    summary = purge_run(attempt.sink, "rk", dry_run=False)
+    summary = purge_run(attempt.sink, attempt.seal, dry_run=False)
     assert summary.tables == [] and summary.failure is None
     assert [(s.operation, s.call) for s in summary.skipped] == [("insert", 2), ("execute", 1)]
     assert "returning=[the key columns]" in summary.skipped[0].reason
@@ -103,7 +103,7 @@ def test_generated_keys_asked_back_with_returning_are_recorded_and_purged(
         (2, 1, id_keys(ids[1000:])),
         (3, 0, None),
     ]
-    summary = purge_run(attempt.sink, "rk", dry_run=False)
+    summary = purge_run(attempt.sink, attempt.seal, dry_run=False)
     assert [(t.table, t.rows_deleted, t.rows_recorded, t.batches) for t in summary.tables] == [
         ("events", 1200, 1200, 2)
     ]
@@ -130,11 +130,11 @@ def test_a_composite_key_written_as_text_is_purged_and_other_runs_stay(
     other = Attempt(target, tmp_path, 1, run_key="other")
     other.ledger.insert(1, "visits", [{"shop": 9, "day": "2024-01-01", "n": 0}])
 
-    dry = purge_run(other.sink, "rk", dry_run=True)
+    dry = purge_run(other.sink, run.seal, dry_run=True)
     assert [(t.table, t.rows_deleted, t.rows_recorded) for t in dry.tables] == [("visits", 60, 60)]
     assert other.count("visits") == 61
 
-    done = purge_run(other.sink, "rk", dry_run=False)
+    done = purge_run(other.sink, run.seal, dry_run=False)
     assert [(t.table, t.rows_deleted, t.rows_recorded) for t in done.tables] == [("visits", 60, 60)]
     assert [(s.target, s.reason) for s in done.skipped] == [
         ("notes", "table notes has no primary key: its rows cannot be told apart")
@@ -157,7 +157,7 @@ def test_uuid_keys_written_as_text_are_purged(target: tuple[str, str, str], tmp_
     attempt.ledger.execute(1, "CREATE TABLE tokens (id uuid PRIMARY KEY, label text)")
     tokens = [{"id": str(uuid.UUID(int=i)), "label": f"t{i}"} for i in range(1, 31)]
     attempt.ledger.insert(2, "tokens", tokens)
-    summary = purge_run(attempt.sink, "rk", dry_run=False)
+    summary = purge_run(attempt.sink, attempt.seal, dry_run=False)
     assert [(t.table, t.rows_deleted, t.rows_recorded) for t in summary.tables] == [("tokens", 30, 30)]
     assert attempt.count("tokens") == 0
     attempt.close()
@@ -188,8 +188,13 @@ class Shop:
         self.sink = sink
 
     def ledger(self, run_key: str) -> LedgeredSql:
-        stamp = AttemptStamp(run_key=run_key, run_id=f"run_{run_key}", attempt=1, fencing_token=1)
+        stamp = AttemptStamp(
+            run_key=run_key, run_id=f"run_{run_key}", attempt=1, fencing_token=1, ledger_key=LEDGER_KEY
+        )
         return LedgeredSql(self.sink, stamp, report=lambda _: None, batch_rows=100)
+
+    def seal(self, run_key: str) -> LedgerSeal:
+        return LedgerSeal(run_key, f"run_{run_key}", LEDGER_KEY)
 
     def sql(self, statement: str) -> list[Any]:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -232,13 +237,13 @@ def test_purge_deletes_orders_then_customers_and_leaves_the_rest(shop: Shop) -> 
     shop.sql("INSERT INTO orders VALUES (9000, 1000, 1)")
     shop.sql("DELETE FROM orders WHERE id = 7")  # by hand: already gone at purge time
 
-    dry = purge_run(shop.sink, "rk", dry_run=True)
+    dry = purge_run(shop.sink, shop.seal("rk"), dry_run=True)
     expected = [("orders", 249, 250, 3), ("customers", 100, 100, 1)]
     assert [(t.table, t.rows_deleted, t.rows_recorded, t.batches) for t in dry.tables] == expected
     assert len(shop.ids("orders")) == 250 and len(shop.ids("customers")) == 111
     assert shop.ledger_calls("rk") == [(1, 0), (2, 0), (2, 1), (2, 2), (3, 0), (4, 0)]
 
-    done = purge_run(shop.sink, "rk", dry_run=False)
+    done = purge_run(shop.sink, shop.seal("rk"), dry_run=False)
     assert done.failure is None
     # Newest first: the orders (which reference the customers) went before the customers.
     assert [(t.table, t.rows_deleted, t.rows_recorded, t.batches) for t in done.tables] == expected
@@ -260,7 +265,7 @@ def test_purge_deletes_orders_then_customers_and_leaves_the_rest(shop: Shop) -> 
         "batches": 3,
     }
 
-    again = purge_run(shop.sink, "rk", dry_run=False)
+    again = purge_run(shop.sink, shop.seal("rk"), dry_run=False)
     assert again.tables == [] and again.failure is None and len(again.skipped) == 2
 
 
@@ -270,7 +275,7 @@ def test_a_foreign_key_from_outside_the_run_stops_the_purge_with_what_was_done(s
     run.insert(2, "orders", orders(range(10), of=10))
     shop.sql("INSERT INTO orders VALUES (500, 3, 99)")  # someone else's order, of the run's customer
 
-    stopped = purge_run(shop.sink, "rk", dry_run=False)
+    stopped = purge_run(shop.sink, shop.seal("rk"), dry_run=False)
     assert [(t.table, t.rows_deleted) for t in stopped.tables] == [("orders", 10)]
     assert stopped.failure is not None
     assert (stopped.failure.table, stopped.failure.call, stopped.failure.batch) == ("customers", 1, 0)
@@ -284,7 +289,7 @@ def test_a_foreign_key_from_outside_the_run_stops_the_purge_with_what_was_done(s
     assert shop.ledger_calls("rk") == [(1, 0)]
 
     shop.sql("DELETE FROM orders WHERE id = 500")
-    resumed = purge_run(shop.sink, "rk", dry_run=False)
+    resumed = purge_run(shop.sink, shop.seal("rk"), dry_run=False)
     assert resumed.failure is None
     assert [(t.table, t.rows_deleted) for t in resumed.tables] == [("customers", 10)]
     assert shop.ids("customers") == [] and shop.ledger_calls("rk") == []

@@ -15,6 +15,8 @@ import pytest
 from seedbed.api.v1 import connection_pb2, run_pb2
 from seedbed.cli import main
 from seedbed.client import Client, ClientError
+from seedbed.coordinator.attempt import ledger_key
+from seedbed.coordinator.secrets import SecretBox
 from seedbed.worker.ledger import AttemptStamp, LedgeredSql
 from seedbed.worker.sinks import ConnectionSpec, SqlSink, open_sink
 
@@ -36,16 +38,18 @@ def _sqlite(client: Client, connection_id: str, path: Path) -> None:
     )
 
 
-def _write(path: Path, run_key: str, call: int, table: str, ids: range, tmp_path: Path) -> None:
+def _write(
+    path: Path, run: run_pb2.Run, key: bytes, call: int, table: str, ids: range, tmp_path: Path
+) -> None:
     sink: SqlSink[Any] = open_sink(  # type: ignore[assignment]
         ConnectionSpec("conn_x", "sql", {"url": f"sqlite:///{path}"}), artifacts_dir=tmp_path
     )
-    ledger = LedgeredSql(sink, AttemptStamp(run_key, "run_x", 1, 1), report=lambda _: None)
+    ledger = LedgeredSql(sink, AttemptStamp(run.run_key, run.id, 1, 1, key), report=lambda _: None)
     ledger.insert(call, table, [{"id": i, "parent_id": i} for i in ids])
     sink.close()
 
 
-def _seeded_run(client: Client, tmp_path: Path) -> tuple[str, Path, Path]:
+def _seeded_run(coordinator: Any, client: Client, tmp_path: Path) -> tuple[str, Path, Path]:
     parents, children = tmp_path / "parents.db", tmp_path / "children.db"
     for db, table in ((parents, "parents"), (children, "children")):
         with sqlite3.connect(db) as conn:
@@ -57,9 +61,12 @@ def _seeded_run(client: Client, tmp_path: Path) -> tuple[str, Path, Path]:
     run_id = client.run("seeding").run_id
     run = client.wait(run_id)
     assert run.state == run_pb2.RUN_STATE_SUCCESS
-    _write(parents, run.run_key, 1, "parents", range(3), tmp_path)
-    _write(children, run.run_key, 2, "children", range(3), tmp_path)
-    _write(parents, run.run_key, 3, "parents", range(10, 13), tmp_path)
+    # Written here as the run's worker would: signed with the key the coordinator derives for it.
+    settings = coordinator.settings
+    key = ledger_key(SecretBox.from_key_or_file(settings.secret_key, settings.data_dir), run.id)
+    _write(parents, run, key, 1, "parents", range(3), tmp_path)
+    _write(children, run, key, 2, "children", range(3), tmp_path)
+    _write(parents, run, key, 3, "parents", range(10, 13), tmp_path)
     return run_id, parents, children
 
 
@@ -71,8 +78,8 @@ def _count(db: Path, table: str) -> int:
 def test_purge_goes_through_connections_newest_first(
     fake_coordinator: tuple[Any, Client], tmp_path: Path
 ) -> None:
-    _, client = fake_coordinator
-    run_id, parents, children = _seeded_run(client, tmp_path)
+    coordinator, client = fake_coordinator
+    run_id, parents, children = _seeded_run(coordinator, client, tmp_path)
 
     dry = client.purge_run(run_id, dry_run=True)
     assert dry.dry_run
@@ -121,7 +128,7 @@ def test_seedbed_run_purge_prints_tables_and_keeps_files_named_purge_runnable(
 ) -> None:
     coordinator, client = fake_coordinator
     address = ["--address", coordinator.address]
-    run_id, _, _ = _seeded_run(client, tmp_path)
+    run_id, _, _ = _seeded_run(coordinator, client, tmp_path)
     assert main([*address, "run", "purge", run_id, "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"run {run_id}: dry run, nothing deleted; a purge would delete 9 row(s)"

@@ -104,11 +104,13 @@ def test_public_surface() -> None:
             "OutputLine",
             "ProtocolError",
             "RequirementsError",
+            "RuntimeUnavailableError",
             "SandboxDriver",
             "SandboxError",
             "SandboxEvent",
             "SandboxLimits",
             "SandboxRequest",
+            "SandboxRuntime",
             "ScriptError",
             "Started",
             "remove_orphans",
@@ -116,3 +118,4 @@ def test_public_surface() -> None:
     )
     assert issubclass(sandbox.ImageBuildError, sandbox.SandboxError)
     assert issubclass(sandbox.EngineUnavailableError, sandbox.SandboxError)
+    assert issubclass(sandbox.RuntimeUnavailableError, sandbox.SandboxError)

@@ -38,21 +38,30 @@ def cmd_template_push(args: argparse.Namespace) -> int:
             source = _read(path)
             if source is None:
                 return EXIT_USAGE
-            template = client.put_template(source, allow_update=not args.no_update)
-            print(f"{template.id} revision {template.revision} ({len(template.field_names)} fields)")
+            template = client.put_template(
+                source, allow_update=not args.no_update, project_key=args.project, shared=args.shared
+            )
+            shared = ", shared" if template.shared else ""
+            print(
+                f"{template.id} revision {template.revision} ({len(template.field_names)} fields) "
+                f"in project {template.project_key}{shared}"
+            )
     return 0
 
 
 def cmd_template_list(args: argparse.Namespace) -> int:
     with Client(args.address) as client:
-        templates = client.list_templates()
+        templates = client.list_templates(args.project)
     if args.json:
         _dump([MessageToDict(t) for t in templates])
         return 0
-    print(f"{'TEMPLATE':<32} {'REV':>4}  {'FIELDS':<50} DESCRIPTION")
+    print(f"{'TEMPLATE':<32} {'PROJECT':<20} {'REV':>4}  {'FIELDS':<50} DESCRIPTION")
     for t in templates:
         fields = ", ".join(t.field_names)
-        print(f"{t.id:<32} {t.revision:>4}  {fields[:50]:<50} {t.description[:40]}")
+        print(
+            f"{t.id:<32} {_owner(t.project_key, t.shared):<20} {t.revision:>4}  {fields[:50]:<50} "
+            f"{t.description[:40]}"
+        )
     return 0
 
 
@@ -79,7 +88,9 @@ def cmd_template_preview(args: argparse.Namespace) -> int:
             source = _read(args.template)
             if source is None:
                 return EXIT_USAGE
-            rows = client.preview_template(source=source, count=args.n, seed=args.seed)
+            rows = client.preview_template(
+                source=source, count=args.n, seed=args.seed, project_key=args.project
+            )
         else:
             rows = client.preview_template(args.template, count=args.n, seed=args.seed)
     for row in rows:
@@ -105,6 +116,8 @@ def cmd_connection_create(args: argparse.Namespace) -> int:
         url=args.url or "",
         allow_update=args.update,
         allowed_users=args.allowed_user,
+        project_key=args.project,
+        shared=args.shared,
     )
     if args.kind == "rest":
         headers: dict[str, str] = {}
@@ -135,21 +148,27 @@ def cmd_connection_create(args: argparse.Namespace) -> int:
     with Client(args.address) as client:
         connection = client.create_connection(request)
     users = ", ".join(connection.allowed_users) or "every user"
-    print(f"{connection.id} ({args.kind}) secret: {connection.secret}; runs acting as: {users}")
+    projects = f"{connection.project_key}" + (
+        " and every other project (shared)" if connection.shared else ""
+    )
+    print(
+        f"{connection.id} ({args.kind}) secret: {connection.secret}; runs acting as: {users}; "
+        f"runs of: {projects}"
+    )
     return 0
 
 
 def cmd_connection_list(args: argparse.Namespace) -> int:
     with Client(args.address) as client:
-        connections = client.list_connections()
+        connections = client.list_connections(args.project)
     if args.json:
         _dump([MessageToDict(c) for c in connections])
         return 0
-    print(f"{'CONNECTION':<28} {'KIND':<11} {'SECRET':<16} TARGET")
+    print(f"{'CONNECTION':<28} {'PROJECT':<20} {'KIND':<11} {'SECRET':<16} TARGET")
     for c in connections:
         kind = connection_pb2.ConnectionKind.Name(c.kind).removeprefix("CONNECTION_KIND_").lower()
         target = c.url or c.rest.base_url
-        print(f"{c.id:<28} {kind:<11} {c.secret:<16} {target}")
+        print(f"{c.id:<28} {_owner(c.project_key, c.shared):<20} {kind:<11} {c.secret:<16} {target}")
     return 0
 
 
@@ -185,19 +204,26 @@ def cmd_workspace_upload(args: argparse.Namespace) -> int:
         print(f"seedbed: cannot read {source}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
     with Client(args.address) as client:
-        meta = client.upload_file(args.as_path or source.name, data, overwrite=args.overwrite)
-    print(f"{meta.path} {meta.size_bytes} bytes sha256:{meta.sha256}")
+        meta = client.upload_file(
+            args.as_path or source.name,
+            data,
+            overwrite=args.overwrite,
+            project_key=args.project,
+            shared=args.shared,
+        )
+    shared = ", shared" if meta.shared else ""
+    print(f"{meta.path} {meta.size_bytes} bytes sha256:{meta.sha256} in project {meta.project_key}{shared}")
     return 0
 
 
 def cmd_workspace_list(args: argparse.Namespace) -> int:
     with Client(args.address) as client:
-        files = client.list_files(args.prefix)
+        files = client.list_files(args.prefix, args.project)
     if args.json:
         _dump([MessageToDict(f) for f in files])
         return 0
     for f in files:
-        print(f"{f.size_bytes:>12}  {f.path}")
+        print(f"{f.size_bytes:>12}  {_owner(f.project_key, f.shared):<20} {f.path}")
     return 0
 
 
@@ -218,6 +244,33 @@ def cmd_workspace_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owner(project_key: str, shared: bool) -> str:
+    return f"{project_key} (shared)" if shared else project_key
+
+
+def _ownership(p: argparse.ArgumentParser, what: str) -> None:
+    """--project and --shared/--no-shared of the commands that create catalog objects."""
+    p.add_argument(
+        "--project",
+        default="default",
+        metavar="KEY",
+        help=f"the project {what} belongs to (default: default)",
+    )
+    p.add_argument(
+        "--shared",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="share it with every project, or stop sharing it (needs admin in its project; "
+        "default: unchanged, not shared when new)",
+    )
+
+
+def _project_filter(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--project", default="", metavar="KEY", help=f"only the {what} this project's runs may use"
+    )
+
+
 def register(sub: Any) -> None:
     t = sub.add_parser("template", help="data templates").add_subparsers(
         dest="template_command", required=True
@@ -225,9 +278,11 @@ def register(sub: Any) -> None:
     p = t.add_parser("push", help="create or update templates from YAML or JSON files")
     p.add_argument("files", nargs="+")
     p.add_argument("--no-update", action="store_true", help="fail when the template exists")
+    _ownership(p, "the templates")
     p.set_defaults(func=cmd_template_push)
     p = t.add_parser("list", help="list templates")
     p.add_argument("--json", action="store_true")
+    _project_filter(p, "templates")
     p.set_defaults(func=cmd_template_list)
     p = t.add_parser("show", help="print a template's source")
     p.add_argument("template_id")
@@ -240,6 +295,9 @@ def register(sub: Any) -> None:
     p.add_argument("template", help="template id, or a YAML/JSON file")
     p.add_argument("-n", type=int, default=5, help="rows (1-100, default 5)")
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--project", default="", metavar="KEY", help="a file: preview it as a run of this project would"
+    )
     p.set_defaults(func=cmd_template_preview)
 
     c = sub.add_parser("connection", help="connections to targets").add_subparsers(
@@ -272,9 +330,11 @@ def register(sub: Any) -> None:
         metavar="USER",
         help="only runs acting as this user may use it (repeat for several; default: every user)",
     )
+    _ownership(p, "the connection (whose runs may use it)")
     p.set_defaults(func=cmd_connection_create)
     p = c.add_parser("list", help="list connections")
     p.add_argument("--json", action="store_true")
+    _project_filter(p, "connections")
     p.set_defaults(func=cmd_connection_list)
     p = c.add_parser("show", help="show a connection (never its secret)")
     p.add_argument("connection_id")
@@ -293,10 +353,12 @@ def register(sub: Any) -> None:
     p.add_argument("file")
     p.add_argument("--as", dest="as_path", help="workspace path (default: the file's name)")
     p.add_argument("--overwrite", action="store_true")
+    _ownership(p, "the file")
     p.set_defaults(func=cmd_workspace_upload)
     p = w.add_parser("list", help="list files")
     p.add_argument("prefix", nargs="?", default="")
     p.add_argument("--json", action="store_true")
+    _project_filter(p, "files")
     p.set_defaults(func=cmd_workspace_list)
     p = w.add_parser("download", help="download a file")
     p.add_argument("path")

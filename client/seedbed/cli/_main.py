@@ -24,6 +24,7 @@ from seedbed.cli._scenario_runs import RUN_VERBS, add_run_verb_arguments, run_ve
 from seedbed.cli._scenarios import register as register_scenarios
 from seedbed.cli._show import show_run
 from seedbed.client import Client, ClientError, LogEvent, RunEnded
+from seedbed.client._transport import ENV_CA, ENV_CLIENT_CERT, ENV_CLIENT_KEY, ConnectionSettingsError
 
 EXIT_CODES = {
     run_pb2.RUN_STATE_SUCCESS: 0,
@@ -106,11 +107,16 @@ def follow(client: Client, run_id: str, after: int = 0, follow_: bool = True) ->
 
 def cmd_server(args: argparse.Namespace) -> int:
     from seedbed.coordinator import CoordinatorSettings, serve
+    from seedbed.coordinator.tls import TlsSettingsError
 
     overrides = {k: v for k, v in {"listen": args.listen, "store_url": args.store_url}.items() if v}
     settings = CoordinatorSettings(**overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except TlsSettingsError as exc:
+        print(f"seedbed: the coordinator did not start: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
@@ -180,6 +186,7 @@ def _submit(
 def _with_local_coordinator(body: Callable[[str], int]) -> int:
     """Start an embedded coordinator (SQLite store, local Ray, local Docker) for one command."""
     from seedbed.coordinator import CoordinatorSettings, running_in_thread
+    from seedbed.coordinator.tls import TlsSettingsError
 
     logging.basicConfig(level=logging.WARNING, format="[seedbed %(levelname)s] %(message)s")
     try:
@@ -192,8 +199,9 @@ def _with_local_coordinator(body: Callable[[str], int]) -> int:
                 if key is None:
                     return EXIT_USAGE
                 os.environ["SEEDBED_API_KEY"] = key
-            return body(coordinator.address)
-    except OSError as exc:
+            # The scheme says how to reach it, whatever TLS variables the shell has for others.
+            return body(("https://" if coordinator.tls else "http://") + coordinator.address)
+    except (OSError, TlsSettingsError) as exc:
         print(f"seedbed: the embedded coordinator did not start: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -266,13 +274,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--address",
         default=os.environ.get("SEEDBED_ADDRESS", DEFAULT_ADDRESS),
-        help="coordinator host:port (SEEDBED_ADDRESS; default %(default)s)",
+        help="coordinator host:port, https://host:port for TLS (SEEDBED_ADDRESS; default %(default)s)",
     )
     parser.add_argument(
         "--api-key",
         default=None,
         help="API key sent with every call (SEEDBED_API_KEY); the first admin key is in the "
         "coordinator's data folder, file admin-api-key",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS to the coordinator, as an https:// address does (also implied by a CA file or "
+        "client certificate, from an option or the environment; an http:// address is plaintext)",
+    )
+    parser.add_argument(
+        "--tls-ca-file",
+        metavar="PEM",
+        help=f"CA certificates that verify the coordinator ({ENV_CA}; default: the system's roots)",
+    )
+    parser.add_argument(
+        "--tls-client-cert-file",
+        metavar="PEM",
+        help=f"client certificate for a coordinator that requires one, mutual TLS ({ENV_CLIENT_CERT})",
+    )
+    parser.add_argument(
+        "--tls-client-key-file",
+        metavar="PEM",
+        help=f"the client certificate's private key ({ENV_CLIENT_KEY})",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -355,13 +384,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.api_key:
         # Every Client this command opens reads SEEDBED_API_KEY: the option is passed down that way.
         os.environ["SEEDBED_API_KEY"] = args.api_key
+    # The TLS options go the same way (the files), or into the address (--tls).
+    for value, variable in (
+        (args.tls_ca_file, ENV_CA),
+        (args.tls_client_cert_file, ENV_CLIENT_CERT),
+        (args.tls_client_key_file, ENV_CLIENT_KEY),
+    ):
+        if value:
+            os.environ[variable] = value
+    if args.tls and not args.address.startswith("https://"):
+        if args.address.startswith("http://"):
+            print("seedbed: --tls contradicts the http:// address (plaintext)", file=sys.stderr)
+            return EXIT_USAGE
+        args.address = f"https://{args.address}"
     try:
         return int(args.func(args))
     except ClientError as exc:
         hint = ""
-        if exc.code.name == "UNAVAILABLE":
+        if exc.code.name == "UNAVAILABLE" and "TLS" not in exc.details:
             hint = f"\n  is a coordinator running at {args.address}? start one with `seedbed server`"
         print(f"seedbed: {exc}{hint}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConnectionSettingsError as exc:
+        print(f"seedbed: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -16,6 +16,11 @@ The lower-level calls return the contract's messages::
     for line in client.stream_logs(fire.run_id):
         print(line.text)
 
+Over TLS: ``Client("https://host:50051", ca_file="ca.pem")``, with ``client_cert_file`` and
+``client_key_file`` when the coordinator requires client certificates; the files default to
+SEEDBED_TLS_CA_FILE, SEEDBED_TLS_CLIENT_CERT_FILE and SEEDBED_TLS_CLIENT_KEY_FILE (the rule:
+``seedbed.client._transport``).
+
 Errors: see ``seedbed.client._errors`` for the tree (ClientError for refused calls,
 FireCancelledError and RunFailedError for outcomes, ValueError for values checked locally).
 """

@@ -33,6 +33,7 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
+from seedbed.client._transport import Transport, explain, is_handshake_failure, resolve
 
 if TYPE_CHECKING:
     from seedbed.client._projects import Project
@@ -43,18 +44,36 @@ _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 class ClientError(Exception):
-    """A call failed; ``code`` is the gRPC status code, the message the server's explanation."""
+    """A call failed; ``code`` is the gRPC status code, the message the server's explanation.
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    ``retry_after_seconds``: when the server said how long to wait before trying again (a rate
+    limit's RESOURCE_EXHAUSTED, with its ``retry-after`` trailer), else None. The client never
+    retries such a refusal itself: the caller decides whether the work is worth the wait."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, retry_after_seconds: int | None = None) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.details = message
+        self.retry_after_seconds = retry_after_seconds
 
 
-def _wrap(exc: grpc.RpcError) -> ClientError:
+def _wrap(exc: grpc.RpcError, transport: Transport | None = None) -> ClientError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    return ClientError(code, details or "")
+    details = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
+    if code == grpc.StatusCode.UNAVAILABLE and transport is not None:
+        hint = explain(transport, details)
+        details = f"{details}\n  {hint}" if hint else details
+    return ClientError(code, details, _retry_after(exc))
+
+
+def _retry_after(exc: grpc.RpcError) -> int | None:
+    """The ``retry-after`` trailer (whole seconds), if the server sent one."""
+    trailers = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailers or ():
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        if key == "retry-after" and text.isdigit():
+            return int(text)
+    return None
 
 
 class _CallDetails(
@@ -125,15 +144,40 @@ class RunEnded:
 
 class Client:
     def __init__(
-        self, address: str, *, api_key: str | None = None, timeout: float = 30.0, retries: int = 5
+        self,
+        address: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 5,
+        tls: bool | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        client_cert_file: str | os.PathLike[str] | None = None,
+        client_key_file: str | os.PathLike[str] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         """``api_key``: sent as ``authorization: Bearer <key>`` on every call; None reads
-        SEEDBED_API_KEY (empty: no key, and the coordinator answers UNAUTHENTICATED)."""
+        SEEDBED_API_KEY (empty: no key, and the coordinator answers UNAUTHENTICATED).
+
+        TLS: ``https://host:port`` or ``tls=True`` speaks TLS, verified with ``ca_file`` (else the
+        system's roots), presenting ``client_cert_file``/``client_key_file`` when the coordinator
+        requires a client certificate; or pass ready ``credentials``. The files default to
+        SEEDBED_TLS_CA_FILE, SEEDBED_TLS_CLIENT_CERT_FILE and SEEDBED_TLS_CLIENT_KEY_FILE, and any of
+        them set means TLS; ``http://host:port`` or ``tls=False`` means plaintext. ValueError for
+        contradictions and unreadable files (see ``seedbed.client._transport`` for the rule)."""
         self.address = address
         self._timeout = timeout
         self._retries = retries
+        self._transport = resolve(
+            address,
+            tls=tls,
+            ca_file=ca_file,
+            client_cert_file=client_cert_file,
+            client_key_file=client_key_file,
+            credentials=credentials,
+        )
         key = os.environ.get("SEEDBED_API_KEY", "") if api_key is None else api_key
-        channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 2**20)])
+        channel = self._transport.open([("grpc.max_receive_message_length", 64 * 2**20)])
         self._channel = grpc.intercept_channel(channel, _BearerAuth(key)) if key else channel
         self._access = access_pb2_grpc.AccessServiceStub(self._channel)
         self._scenarios = scenario_pb2_grpc.ScenarioServiceStub(self._channel)
@@ -141,6 +185,11 @@ class Client:
         self._templates = template_pb2_grpc.TemplateServiceStub(self._channel)
         self._connections = connection_pb2_grpc.ConnectionServiceStub(self._channel)
         self._workspace = workspace_pb2_grpc.WorkspaceServiceStub(self._channel)
+
+    @property
+    def tls(self) -> bool:
+        """Whether this client speaks TLS to the coordinator."""
+        return self._transport.tls
 
     def __enter__(self) -> Client:
         return self
@@ -160,8 +209,9 @@ class Client:
             try:
                 return method(request, timeout=timeout or self._timeout)  # type: ignore[operator]
             except grpc.RpcError as exc:
-                if not retry or exc.code() not in _RETRYABLE or attempt == self._retries:
-                    raise _wrap(exc) from None
+                final = attempt == self._retries or is_handshake_failure(self._transport, exc.details() or "")
+                if not retry or exc.code() not in _RETRYABLE or final:
+                    raise _wrap(exc, self._transport) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 3.0)
         raise AssertionError("unreachable")
@@ -299,11 +349,11 @@ class Client:
                         yield RunEnded(message.end)
                         return
             except grpc.RpcError as exc:
-                if exc.code() not in _RETRYABLE:
-                    raise _wrap(exc) from None
+                if exc.code() not in _RETRYABLE or is_handshake_failure(self._transport, exc.details() or ""):
+                    raise _wrap(exc, self._transport) from None
                 gave_up_at = gave_up_at or time.monotonic() + reconnect_seconds
                 if time.monotonic() > gave_up_at:
-                    raise _wrap(exc) from None
+                    raise _wrap(exc, self._transport) from None
                 time.sleep(0.5)
                 continue
             raise ClientError(grpc.StatusCode.UNKNOWN, "the log stream ended without a terminal event")
@@ -318,16 +368,29 @@ class Client:
 
     # -- templates -----------------------------------------------------------------------------
 
-    def put_template(self, source: str, *, allow_update: bool = True) -> template_pb2.Template:
-        request = template_pb2.PutTemplateRequest(source=source, allow_update=allow_update)
+    def put_template(
+        self,
+        source: str,
+        *,
+        allow_update: bool = True,
+        project_key: str = "default",
+        shared: bool | None = None,
+    ) -> template_pb2.Template:
+        """Create or update a template of ``project_key`` (``shared``: share it with every project,
+        which needs ADMIN there; None leaves it as it is)."""
+        request = template_pb2.PutTemplateRequest(
+            source=source, allow_update=allow_update, project_key=project_key, shared=shared
+        )
         return self._call(self._templates.PutTemplate, request).template  # type: ignore[attr-defined,no-any-return]
 
     def get_template(self, template_id: str) -> template_pb2.Template:
         request = template_pb2.GetTemplateRequest(template_id=template_id)
         return self._call(self._templates.GetTemplate, request).template  # type: ignore[attr-defined,no-any-return]
 
-    def list_templates(self) -> list[template_pb2.Template]:
-        return self._every(self._templates.ListTemplates, template_pb2.ListTemplatesRequest(), "templates")
+    def list_templates(self, project_key: str = "") -> list[template_pb2.Template]:
+        """Every template the caller may read; with ``project_key``, those its runs may use."""
+        request = template_pb2.ListTemplatesRequest(project_key=project_key)
+        return self._every(self._templates.ListTemplates, request, "templates")
 
     def delete_template(self, template_id: str) -> None:
         self._call(
@@ -335,9 +398,19 @@ class Client:
         )
 
     def preview_template(
-        self, template_id: str = "", *, source: str = "", count: int = 5, seed: int | None = None
+        self,
+        template_id: str = "",
+        *,
+        source: str = "",
+        count: int = 5,
+        seed: int | None = None,
+        project_key: str = "",
     ) -> list[dict[str, object]]:
-        request = template_pb2.PreviewTemplateRequest(template_id=template_id, source=source, count=count)
+        """Sample rows of a stored template, or of ``source`` as a run of ``project_key`` (empty:
+        "default") would generate them."""
+        request = template_pb2.PreviewTemplateRequest(
+            template_id=template_id, source=source, count=count, project_key=project_key
+        )
         if seed is not None:
             request.seed = seed
         response = self._call(self._templates.PreviewTemplate, request)
@@ -352,8 +425,9 @@ class Client:
         request = connection_pb2.GetConnectionRequest(connection_id=connection_id)
         return self._call(self._connections.GetConnection, request).connection  # type: ignore[attr-defined,no-any-return]
 
-    def list_connections(self) -> list[connection_pb2.Connection]:
-        request = connection_pb2.ListConnectionsRequest()
+    def list_connections(self, project_key: str = "") -> list[connection_pb2.Connection]:
+        """Every connection the caller may read; with ``project_key``, those its runs may use."""
+        request = connection_pb2.ListConnectionsRequest(project_key=project_key)
         return self._every(self._connections.ListConnections, request, "connections")
 
     def delete_connection(self, connection_id: str) -> None:
@@ -366,11 +440,22 @@ class Client:
 
     # -- workspace -----------------------------------------------------------------------------
 
-    def upload_file(self, path: str, data: bytes, *, overwrite: bool = False) -> workspace_pb2.WorkspaceFile:
-        """Store ``data`` as workspace file ``path`` (streamed in 1 MiB chunks)."""
+    def upload_file(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        overwrite: bool = False,
+        project_key: str = "default",
+        shared: bool | None = None,
+    ) -> workspace_pb2.WorkspaceFile:
+        """Store ``data`` as workspace file ``path`` of ``project_key`` (streamed in 1 MiB chunks;
+        ``shared``: share it with every project, which needs ADMIN there; None: as it is)."""
 
         def messages() -> Iterator[workspace_pb2.UploadFileRequest]:
-            header = workspace_pb2.UploadHeader(path=path, size_bytes=len(data), overwrite=overwrite)
+            header = workspace_pb2.UploadHeader(
+                path=path, size_bytes=len(data), overwrite=overwrite, project_key=project_key, shared=shared
+            )
             yield workspace_pb2.UploadFileRequest(header=header)
             for start in range(0, len(data), _CHUNK):
                 yield workspace_pb2.UploadFileRequest(chunk=data[start : start + _CHUNK])
@@ -378,7 +463,7 @@ class Client:
         try:
             return self._workspace.UploadFile(messages(), timeout=max(self._timeout, 300)).file  # type: ignore[no-any-return]
         except grpc.RpcError as exc:
-            raise _wrap(exc) from None
+            raise _wrap(exc, self._transport) from None
 
     def download_file(self, path: str) -> tuple[workspace_pb2.WorkspaceFile, bytes]:
         meta = workspace_pb2.WorkspaceFile()
@@ -389,11 +474,13 @@ class Client:
                     meta = message.file
                 parts.append(message.chunk)
         except grpc.RpcError as exc:
-            raise _wrap(exc) from None
+            raise _wrap(exc, self._transport) from None
         return meta, b"".join(parts)
 
-    def list_files(self, prefix: str = "") -> list[workspace_pb2.WorkspaceFile]:
-        return self._every(self._workspace.ListFiles, workspace_pb2.ListFilesRequest(prefix=prefix), "files")
+    def list_files(self, prefix: str = "", project_key: str = "") -> list[workspace_pb2.WorkspaceFile]:
+        """Every file the caller may read; with ``project_key``, those its runs may read."""
+        request = workspace_pb2.ListFilesRequest(prefix=prefix, project_key=project_key)
+        return self._every(self._workspace.ListFiles, request, "files")
 
     def delete_file(self, path: str) -> None:
         self._call(self._workspace.DeleteFile, workspace_pb2.DeleteFileRequest(path=path))

@@ -366,10 +366,10 @@ def watch(
             return
         except grpc.RpcError as exc:
             if exc.code() not in _RETRYABLE:
-                raise _wrap(exc) from None
+                raise _wrap(exc, client._transport) from None
             gave_up_at = gave_up_at or time.monotonic() + _RECONNECT_SECONDS
             if time.monotonic() > gave_up_at:
-                raise _wrap(exc) from None
+                raise _wrap(exc, client._transport) from None
             log.info("watch of %d fire(s) and %d run(s) dropped; reconnecting", len(fire_ids), len(run_ids))
             time.sleep(0.5)
         finally:

@@ -29,6 +29,8 @@ from seedbed.coordinator.model import FailureReason, RunState
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, WriteBatchRecord, now
+from seedbed.coordinator.store.catalog import CatalogScope
+from seedbed.coordinator.tls import coordinator_tls
 
 
 class Dispatcher(Protocol):
@@ -55,13 +57,35 @@ class Dispatcher(Protocol):
         self, connection: attempt_pb2.ConnectionSnapshot
     ) -> tuple[bool, str, float]: ...
     async def purge_run(
-        self, connection: attempt_pb2.ConnectionSnapshot, run_key: str, dry_run: bool
+        self,
+        connection: attempt_pb2.ConnectionSnapshot,
+        run_key: str,
+        run_id: str,
+        ledger_key: bytes,
+        dry_run: bool,
     ) -> dict[str, Any]: ...
     def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncGenerator[attempt_pb2.AttemptEvent, None]: ...
     def cancel(self, run_id: str) -> None: ...
 
 
 log = logging.getLogger(__name__)
+
+
+def ledger_key(secrets: SecretBox, run_id: str) -> bytes:
+    """The key of the MACs on run ``run_id``'s write-ledger rows: derived for that run alone, so a
+    worker holds only the keys of the runs it executes or purges (and a script none). Per run id,
+    not per run key: run keys come from callers' idempotency keys, and may repeat another run's."""
+    return secrets.derive_key(f"seedbed write ledger\n{run_id}")
+
+
+def derived_image_limits(cfg: CoordinatorSettings) -> attempt_pb2.DerivedImageLimits:
+    """The operator's caps on the images derived for `# requirements:` headers, for the workers."""
+    return attempt_pb2.DerivedImageLimits(
+        max_image_bytes=cfg.max_derived_image_bytes,
+        cache_bytes=cfg.derived_image_cache_bytes,
+        max_unused_seconds=cfg.derived_image_unused_days * 86400,
+    )
+
 
 _STREAM_NAMES = {
     run_pb2.LOG_STREAM_STDOUT: "stdout",
@@ -132,6 +156,8 @@ class AttemptRunner:
         self._hub = hub
         self._settings = settings
         self._secrets = secrets
+        # Read once: how workers verify this coordinator when they call it back (None: plaintext).
+        self._coordinator_tls = coordinator_tls(settings)
 
     async def run(self, run_id: str, attempt: int, token: int, coordinator_address: str) -> RunEnd:
         """Execute attempt ``attempt`` (already begun with ``token``). Raises LeaseLost."""
@@ -218,19 +244,23 @@ class AttemptRunner:
         cfg = self._settings
         timeout = run.settings.timeout_seconds or cfg.default_timeout_seconds
         memory = run.settings.memory_limit_bytes or cfg.default_memory_bytes
+        # Only what the run's project may use (its own and shared objects): another project's
+        # connection is not even named, so a script using it fails as with an unknown id.
+        scope = CatalogScope.of_project(run.project_key)
         templates = [
             attempt_pb2.TemplateSnapshot(id=t.id, canonical_json=json.dumps(t.canonical), revision=t.revision)
-            for t in await self._store.templates.all()
+            for t in await self._store.templates.all(scope)
         ]
         connections = []
         if self._secrets is not None:
             connections = [
-                run_snapshot(c, self._secrets, run.run_as) for c in await self._store.connections.all()
+                run_snapshot(c, self._secrets, run.run_as) for c in await self._store.connections.all(scope)
             ]
         return attempt_pb2.AttemptSpec(
             templates=templates,
             connections=connections,
             coordinator_address=coordinator_address,
+            coordinator_tls=self._coordinator_tls,
             coordinator_token=worker_token(
                 self._secrets, run.id, attempt=attempt, timeout_seconds=min(timeout, cfg.max_timeout_seconds)
             )
@@ -253,7 +283,10 @@ class AttemptRunner:
             script=run.script,
             params=run.params,
             docker_url=cfg.docker_url,
+            sandbox_runtime=cfg.sandbox_runtime,
+            derived_images=derived_image_limits(cfg),
             fencing_token=token,
+            ledger_key=ledger_key(self._secrets, run.id) if self._secrets is not None else b"",
             limits=attempt_pb2.SandboxLimits(
                 # Ceilings may have been lowered since the scenario was saved: they still win.
                 timeout_seconds=min(timeout, cfg.max_timeout_seconds),

@@ -1,7 +1,11 @@
-"""Authorisation of scenario and run RPCs: find the object's project, then ask the caller's role.
+"""Authorisation of scenario, run and catalog RPCs: find the object's project, then ask the
+caller's role.
 
 Every lookup goes through here so the rule holds everywhere: an object in a project the caller has
-no role in is NOT_FOUND (as if it did not exist), a role too low is PERMISSION_DENIED.
+no role in is NOT_FOUND (as if it did not exist), a role too low is PERMISSION_DENIED. Catalog
+objects (templates, connections, workspace files) may also be shared by an admin of their project:
+any caller with a role somewhere then reads them, and changing them still needs a role in their
+own project (PERMISSION_DENIED, since the caller sees them).
 """
 
 from __future__ import annotations
@@ -15,12 +19,22 @@ from seedbed.coordinator.access import (
     validate_project_key,
     validate_user_id,
 )
-from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from seedbed.coordinator.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from seedbed.coordinator.store import FireRecord, RunRecord, ScenarioRecord, Store
+from seedbed.coordinator.store.catalog import CatalogScope
 
 __all__ = [
+    "catalog_object",
+    "catalog_scope",
     "check_run_as",
     "check_run_as_cleared",
+    "check_sharing",
+    "clash",
     "fire_for",
     "project_for_new_scenario",
     "project_filter",
@@ -28,6 +42,7 @@ __all__ = [
     "scenario_for",
     "check_script_change",
     "hidden_ids",
+    "project_for_new",
     "visible_projects",
 ]
 
@@ -105,8 +120,14 @@ def project_filter(raw: str) -> str:
 async def project_for_new_scenario(store: Store, raw: str) -> str:
     """The project a new scenario goes to ("default" when empty): it must exist and the caller must
     be an EDITOR there."""
+    return await project_for_new(store, raw, Role.EDITOR)
+
+
+async def project_for_new(store: Store, raw: str, role: Role) -> str:
+    """The project a new object goes to ("default" when empty): it must exist and the caller must
+    hold ``role`` there (NOT_FOUND without any role)."""
     key = validate_project_key(raw or "default")
-    current_principal().require(key, Role.EDITOR, "project", key)
+    current_principal().require(key, role, "project", key)
     await store.access.get_project(key)
     return key
 
@@ -171,3 +192,69 @@ def check_run_as_cleared(project_key: str, current: str, script_author: str) -> 
             f"{project_key!r} ({principal.user_id!r} has {held.name if held else 'none'}): keep run_as, "
             "set it to yourself, or change the script in the same update (the runs then act as you)"
         )
+
+
+# -- the catalog -----------------------------------------------------------------------------------
+
+
+def _reads_shared(principal: Principal) -> bool:
+    """Shared objects are read by anyone with a role in some project (a worker token has none)."""
+    return principal.superuser or bool(principal.roles)
+
+
+def catalog_object(kind: str, ident: str, project_key: str, shared: bool, role: Role) -> None:
+    """Raise unless the caller may act with ``role`` on catalog object ``kind`` ``ident``.
+
+    Reading (VIEWER) needs a role in its project, or the object is shared. More needs ``role`` in its
+    project: without any role there it is NOT_FOUND unless shared, then PERMISSION_DENIED."""
+    principal = current_principal()
+    if role == Role.VIEWER and shared and _reads_shared(principal):
+        return
+    if shared and _reads_shared(principal) and principal.role_in(project_key) is None:
+        raise PermissionDeniedError(
+            f"{kind} {ident!r} belongs to project {project_key!r} and is shared with every project to "
+            f"read and use only: changing it needs role {role.name} in {project_key!r}, which "
+            f"{principal.user_id!r} does not have"
+        )
+    principal.require(project_key, role, kind, ident)
+
+
+def catalog_scope(raw_project: str) -> CatalogScope:
+    """What a catalog list shows: with ``raw_project`` what that project's runs may use (its own and
+    the shared objects; NOT_FOUND for a project the caller has no role in), else everything the
+    caller may read."""
+    key = project_filter(raw_project)
+    if key:
+        return CatalogScope.of_project(key)
+    principal = current_principal()
+    projects = principal.projects()
+    return CatalogScope(projects, shared=_reads_shared(principal))
+
+
+def clash(kind: str, ident: str, owner: str) -> AlreadyExistsError:
+    """The id of a new object is held by another project's: named only to a caller with a role there."""
+    if current_principal().role_in(owner) is None:
+        return AlreadyExistsError(
+            f"{kind} {ident!r} already exists in another project (ids are unique across the "
+            "installation): choose another id"
+        )
+    return AlreadyExistsError(
+        f"{kind} {ident!r} already exists in project {owner!r}: give that project_key (--project {owner}) "
+        "to change it, or choose another id"
+    )
+
+
+def check_sharing(kind: str, ident: str, project_key: str, wanted: bool | None, current: bool) -> bool | None:
+    """The ``shared`` value to write: None when it stays as it is. Changing it needs ADMIN in the
+    object's project (or a superuser)."""
+    if wanted is None or wanted == current:
+        return None
+    principal = current_principal()
+    held = principal.role_in(project_key)
+    if held is None or held < Role.ADMIN:
+        verb = "sharing" if wanted else "unsharing"
+        raise PermissionDeniedError(
+            f"{verb} {kind} {ident!r} with every project needs role ADMIN in project {project_key!r} "
+            f"({principal.user_id!r} has {held.name if held else 'none'}): ask an admin of the project"
+        )
+    return wanted

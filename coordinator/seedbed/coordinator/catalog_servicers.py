@@ -2,6 +2,10 @@
 
 Template validation, previews and connection tests run on a worker (through the dispatcher): the
 data plane owns template semantics and target drivers; the coordinator stores what they accept.
+
+Each object belongs to a project and may be shared with every project; who may read and change
+what is decided in ``authz`` (``catalog_object``, ``catalog_scope``, ``check_sharing``), as for
+scenarios: an object of a project the caller has no role in is NOT_FOUND unless it is shared.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ import json
 import logging
 import posixpath
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -25,6 +29,7 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
+from seedbed.coordinator import authz
 from seedbed.coordinator._convert import ts
 from seedbed.coordinator.access import (
     Role,
@@ -52,11 +57,18 @@ from seedbed.coordinator.errors import (
     PermissionDeniedError,
 )
 from seedbed.coordinator.model import page_of, validate_page
+from seedbed.coordinator.ratelimits import Limit, RateLimiter, upload_cost
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import guard
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store, now
-from seedbed.coordinator.store.catalog import ConnectionRecord, TemplateRecord, WorkspaceFileRecord
+from seedbed.coordinator.store.catalog import (
+    CatalogScope,
+    ConnectionRecord,
+    OtherProjectError,
+    TemplateRecord,
+    WorkspaceFileRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +78,7 @@ _TEMPLATE_ID = re.compile(r"^tmpl_[a-z0-9][a-z0-9_-]{0,62}$")
 _KINDS = {getattr(connection_pb2, f"CONNECTION_KIND_{k.upper()}"): k for k in KINDS}
 _KINDS_BACK = {v: k for k, v in _KINDS.items()}
 MAX_PREVIEW_ROWS = 100
+_R = TypeVar("_R")
 
 
 def _known(kind: str, raw: str, pattern: re.Pattern[str], prefix: str) -> str:
@@ -89,14 +102,19 @@ def template_to_proto(rec: TemplateRecord) -> template_pb2.Template:
         field_names=rec.field_names,
         create_time=ts(rec.created_at),
         update_time=ts(rec.updated_at),
+        project_key=rec.project_key,
+        shared=rec.shared,
     )
 
 
 class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
-    def __init__(self, store: Store, dispatcher: Dispatcher, settings: CoordinatorSettings) -> None:
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, settings: CoordinatorSettings, limits: RateLimiter
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._settings = settings
+        self._rates = limits
 
     async def _validate(self, source: str, fmt: template_pb2.TemplateFormat) -> dict[str, Any]:
         size = len(source.encode())
@@ -128,37 +146,55 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def PutTemplate(
         self, request: template_pb2.PutTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.PutTemplateResponse:
-        _may_write("pushing a template")
+        project = await authz.project_for_new(self._store, request.project_key, Role.EDITOR)
+        self._rates.take(Limit.TEMPLATE_PUSHES, current_principal().user_id)
         result = await self._validate(request.source, request.format)
-        rec, created = await self._store.templates.put(
-            result["id"],
-            source=request.source,
-            fmt=result["format"],
-            canonical=result["canonical"],
-            description=result["description"],
-            field_names=result["field_names"],
-            allow_update=request.allow_update,
-            at=now(),
+        template_id = result["id"]
+        existing = await _or_none(self._store.templates.get(template_id))
+        if existing is not None and existing.project_key != project:
+            raise authz.clash("template", template_id, existing.project_key)
+        wanted = request.shared if request.HasField("shared") else None
+        shared = authz.check_sharing(
+            "template", template_id, project, wanted, existing.shared if existing else False
         )
+        try:
+            rec, created = await self._store.templates.put(
+                template_id,
+                project_key=project,
+                shared=shared,
+                source=request.source,
+                fmt=result["format"],
+                canonical=result["canonical"],
+                description=result["description"],
+                field_names=result["field_names"],
+                allow_update=request.allow_update,
+                at=now(),
+            )
+        except OtherProjectError as exc:  # created in another project meanwhile
+            raise authz.clash("template", template_id, exc.project_key) from None
         return template_pb2.PutTemplateResponse(template=template_to_proto(rec), created=created)
 
     @guard
     async def GetTemplate(
         self, request: template_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.GetTemplateResponse:
-        _may_read("reading templates")
-        template_id = _known("template", request.template_id, _TEMPLATE_ID, "tmpl_")
-        return template_pb2.GetTemplateResponse(
-            template=template_to_proto(await self._store.templates.get(template_id))
-        )
+        rec = await self._template(request.template_id, Role.VIEWER)
+        return template_pb2.GetTemplateResponse(template=template_to_proto(rec))
+
+    async def _template(self, raw_id: str, role: Role) -> TemplateRecord:
+        template_id = _known("template", raw_id, _TEMPLATE_ID, "tmpl_")
+        rec = await self._store.templates.get(template_id)
+        authz.catalog_object("template", template_id, rec.project_key, rec.shared, role)
+        return rec
 
     @guard
     async def ListTemplates(
         self, request: template_pb2.ListTemplatesRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.ListTemplatesResponse:
         _may_read("listing templates")
+        scope = authz.catalog_scope(request.project_key)
         limit, offset = validate_page(request.page_size, request.page_token)
-        recs = await self._store.templates.page(limit + 1, offset)
+        recs = await self._store.templates.page(limit + 1, offset, scope)
         page, token = page_of(recs, limit, offset)
         return template_pb2.ListTemplatesResponse(
             templates=[template_to_proto(r) for r in page], next_page_token=token
@@ -168,8 +204,8 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def DeleteTemplate(
         self, request: template_pb2.DeleteTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.DeleteTemplateResponse:
-        _may_write("deleting a template")
-        await self._store.templates.delete(_known("template", request.template_id, _TEMPLATE_ID, "tmpl_"))
+        rec = await self._template(request.template_id, Role.EDITOR)
+        await self._store.templates.delete(rec.id, rec.project_key)
         return template_pb2.DeleteTemplateResponse()
 
     @guard
@@ -178,22 +214,25 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     ) -> template_pb2.PreviewTemplateResponse:
         if request.source:
             # An unsaved document is template authoring: what pushing one needs (the validating worker
-            # runs it). Previewing a stored template stays open to every role.
-            _may_write("previewing an unsaved template document")
+            # runs it), in the project whose templates it may refer to.
+            project = await authz.project_for_new(self._store, request.project_key, Role.EDITOR)
+            self._rates.take(Limit.TEMPLATE_PUSHES, current_principal().user_id)
         else:
-            _may_read("previewing a template")
+            stored = await self._template(request.template_id, Role.VIEWER)
+            project = stored.project_key
         count = request.count or 5
         if not 1 <= count <= MAX_PREVIEW_ROWS:
             raise InvalidArgumentError("count", f"{count} is outside 1..{MAX_PREVIEW_ROWS}")
-        templates = {r.id: r.canonical for r in await self._store.templates.all()}
+        # What a run of that project would see.
+        scope = CatalogScope.of_project(project)
+        templates = {r.id: r.canonical for r in await self._store.templates.all(scope)}
         if request.source:
             result = await self._validate(request.source, template_pb2.TEMPLATE_FORMAT_UNSPECIFIED)
             template_id = result["id"]
             templates[template_id] = result["canonical"]
         else:
-            template_id = _known("template", request.template_id, _TEMPLATE_ID, "tmpl_")
-            if template_id not in templates:
-                raise NotFoundError("template", template_id)
+            template_id = stored.id
+            templates[template_id] = stored.canonical
         seed = request.seed if request.HasField("seed") else None
         result = await self._dispatcher.preview_template(template_id, templates, count, seed, self._limits())
         if not result["ok"]:
@@ -213,6 +252,8 @@ def connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
         create_time=ts(rec.created_at),
         update_time=ts(rec.updated_at),
         allowed_users=rec.allowed_users,
+        project_key=rec.project_key,
+        shared=rec.shared,
     )
     if rec.kind == "rest":
         msg.rest.CopyFrom(connection_pb2.RestOptions(**rec.rest))
@@ -259,6 +300,10 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     ) -> connection_pb2.CreateConnectionResponse:
         current_principal().require_superuser("creating a connection")
         connection_id = normalize_connection_id(request.connection_id)
+        project = await authz.project_for_new(self._store, request.project_key, Role.ADMIN)
+        existing = await _or_none(self._store.connections.get(connection_id))
+        if existing is not None and existing.project_key != project:
+            raise authz.clash("connection", connection_id, existing.project_key)
         allowed = await self._allowed_users(request.allowed_users)
         kind = _KINDS.get(request.kind)
         if kind is None:
@@ -303,25 +348,41 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             created_at=at,
             updated_at=at,
             allowed_users=allowed,
+            project_key=project,
+            shared=request.shared,
         )
-        saved = await self._store.connections.put(record, allow_update=request.allow_update)
+        try:
+            saved = await self._store.connections.put(
+                record, allow_update=request.allow_update, set_shared=request.HasField("shared")
+            )
+        except OtherProjectError as exc:  # created in another project meanwhile
+            raise authz.clash("connection", connection_id, exc.project_key) from None
         return connection_pb2.CreateConnectionResponse(connection=connection_to_proto(saved))
 
     @guard
     async def GetConnection(
         self, request: connection_pb2.GetConnectionRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.GetConnectionResponse:
-        _may_read("reading connections")
-        rec = await self._store.connections.get(_connection_id(request.connection_id))
+        rec = await self._connection(request.connection_id, Role.VIEWER)
         return connection_pb2.GetConnectionResponse(connection=connection_to_proto(rec))
+
+    async def _connection(self, raw_id: str, role: Role) -> ConnectionRecord:
+        rec = await self._store.connections.get(_connection_id(raw_id))
+        if rec.shared and role == Role.EDITOR:
+            # Any project's runs may use a shared connection: any project's editors may test it.
+            _may_write("testing a shared connection")
+        else:
+            authz.catalog_object("connection", rec.id, rec.project_key, rec.shared, role)
+        return rec
 
     @guard
     async def ListConnections(
         self, request: connection_pb2.ListConnectionsRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.ListConnectionsResponse:
         _may_read("listing connections")
+        scope = authz.catalog_scope(request.project_key)
         limit, offset = validate_page(request.page_size, request.page_token)
-        recs = await self._store.connections.page(limit + 1, offset)
+        recs = await self._store.connections.page(limit + 1, offset, scope)
         page, token = page_of(recs, limit, offset)
         return connection_pb2.ListConnectionsResponse(
             connections=[connection_to_proto(r) for r in page], next_page_token=token
@@ -339,8 +400,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     async def TestConnection(
         self, request: connection_pb2.TestConnectionRequest, context: grpc.aio.ServicerContext
     ) -> connection_pb2.TestConnectionResponse:
-        _may_write("testing a connection")
-        rec = await self._store.connections.get(_connection_id(request.connection_id))
+        rec = await self._connection(request.connection_id, Role.EDITOR)
         # A test uses the secret as a run would: the same users may do it.
         reason = refusal(rec, current_principal().user_id)
         if reason:
@@ -350,13 +410,21 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
 
 def _may_read(action: str) -> None:
-    """The shared catalog is readable with any role in any project."""
+    """Lists: a role in some project (each object is then checked against its own)."""
     current_principal().require_any_role(Role.VIEWER, action)
 
 
 def _may_write(action: str) -> None:
-    """Templates, workspace files and connection tests: an EDITOR somewhere (or a superuser)."""
+    """Testing a shared connection: an EDITOR somewhere (or a superuser)."""
     current_principal().require_any_role(Role.EDITOR, action)
+
+
+async def _or_none(lookup: Awaitable[_R]) -> _R | None:
+    """The object, or None when it does not exist (a clash check before a create)."""
+    try:
+        return await lookup
+    except NotFoundError:
+        return None
 
 
 def _connection_id(raw: str) -> str:
@@ -392,14 +460,20 @@ def validate_workspace_path(raw: str) -> str:
 
 def file_to_proto(rec: WorkspaceFileRecord) -> workspace_pb2.WorkspaceFile:
     return workspace_pb2.WorkspaceFile(
-        path=rec.path, size_bytes=rec.size, sha256=rec.sha256, create_time=ts(rec.created_at)
+        path=rec.path,
+        size_bytes=rec.size,
+        sha256=rec.sha256,
+        create_time=ts(rec.created_at),
+        project_key=rec.project_key,
+        shared=rec.shared,
     )
 
 
 class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
-    def __init__(self, store: Store, settings: CoordinatorSettings) -> None:
+    def __init__(self, store: Store, settings: CoordinatorSettings, limits: RateLimiter) -> None:
         self._store = store
         self._settings = settings
+        self._rates = limits
 
     async def UploadFile(
         self,
@@ -407,10 +481,9 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> workspace_pb2.UploadFileResponse:
         try:
-            _may_write("uploading a workspace file")
             return await self._upload(request_iterator)
         except CoordinatorError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, str(exc), exc.trailing_metadata)
         raise AssertionError("unreachable")
 
     async def _upload(
@@ -425,7 +498,18 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
                 if header is not None:
                     raise InvalidArgumentError("header", "sent twice")
                 header = message.header
+                project = await authz.project_for_new(self._store, header.project_key, Role.EDITOR)
                 validate_workspace_path(header.path)
+                existing = await _or_none(self._store.workspace.get(header.path))
+                if existing is not None and existing.project_key != project:
+                    raise authz.clash("workspace file", header.path, existing.project_key)
+                shared = authz.check_sharing(
+                    "workspace file",
+                    header.path,
+                    project,
+                    header.shared if header.HasField("shared") else None,
+                    existing.shared if existing else False,
+                )
                 if header.size_bytes > limit:
                     raise InvalidArgumentError(
                         "size_bytes",
@@ -440,6 +524,8 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
                         f"of {self._settings.max_workspace_bytes} bytes (SEEDBED_MAX_WORKSPACE_BYTES): "
                         "delete files first",
                     )
+                cost = upload_cost(header.size_bytes)
+                self._rates.take(Limit.UPLOAD_BYTES, current_principal().user_id, cost)
                 continue
             if header is None:
                 raise InvalidArgumentError("header", "the first message must be the header")
@@ -456,7 +542,17 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
                 "chunk",
                 f"received {received} bytes but {header.size_bytes} were announced: nothing was stored",
             )
-        rec = await self._store.workspace.put(header.path, chunks, overwrite=header.overwrite, at=now())
+        try:
+            rec = await self._store.workspace.put(
+                header.path,
+                chunks,
+                project_key=project,
+                shared=shared,
+                overwrite=header.overwrite,
+                at=now(),
+            )
+        except OtherProjectError as exc:  # uploaded in another project meanwhile
+            raise authz.clash("workspace file", header.path, exc.project_key) from None
         return workspace_pb2.UploadFileResponse(file=file_to_proto(rec))
 
     async def DownloadFile(
@@ -464,12 +560,16 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
     ) -> AsyncIterator[workspace_pb2.DownloadFileResponse]:
         try:
             worker = current_principal().worker
-            if worker is None:
-                _may_read("downloading a workspace file")
-            else:  # a worker reading for its attempt, while that attempt lasts
-                await self._check_worker(worker)
+            run_project = None
+            if worker is not None:  # a worker reading for its attempt, while that attempt lasts
+                run_project = await self._check_worker(worker)
             path = validate_workspace_path(request.path)
             rec = await self._store.workspace.get(path)
+            if run_project is None:
+                authz.catalog_object("workspace file", path, rec.project_key, rec.shared, Role.VIEWER)
+            elif rec.project_key != run_project and not rec.shared:
+                # Another project's file is unknown to the run, as a missing one is.
+                raise NotFoundError("workspace file", path)
         except InvalidArgumentError:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workspace file {request.path[:100]!r} not found")
         except CoordinatorError as exc:
@@ -484,7 +584,9 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         if first:
             yield workspace_pb2.DownloadFileResponse(file=file_to_proto(rec))
 
-    async def _check_worker(self, claims: WorkerClaims) -> None:
+    async def _check_worker(self, claims: WorkerClaims) -> str:
+        """The project of the run whose attempt holds the token; PermissionDeniedError when the
+        attempt may read no more."""
         current = await self._store.attempts.current([claims.run_id])
         run_state, count = current.get(claims.run_id, (None, 0))
         attempt = next(
@@ -500,14 +602,16 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         if reason:
             log.warning("workspace read refused: %s", reason)
             raise PermissionDeniedError(reason)
+        return (await self._store.get_run(claims.run_id)).project_key
 
     @guard
     async def ListFiles(
         self, request: workspace_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
     ) -> workspace_pb2.ListFilesResponse:
         _may_read("listing workspace files")
+        scope = authz.catalog_scope(request.project_key)
         limit, offset = validate_page(request.page_size, request.page_token)
-        recs = await self._store.workspace.page(request.prefix[:512], limit + 1, offset)
+        recs = await self._store.workspace.page(request.prefix[:512], limit + 1, offset, scope)
         page, token = page_of(recs, limit, offset)
         return workspace_pb2.ListFilesResponse(files=[file_to_proto(r) for r in page], next_page_token=token)
 
@@ -515,10 +619,11 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
     async def DeleteFile(
         self, request: workspace_pb2.DeleteFileRequest, context: grpc.aio.ServicerContext
     ) -> workspace_pb2.DeleteFileResponse:
-        _may_write("deleting a workspace file")
         try:
             path = validate_workspace_path(request.path)
         except InvalidArgumentError:
             raise NotFoundError("workspace file", request.path[:100]) from None
-        await self._store.workspace.delete(path)
+        rec = await self._store.workspace.get(path)
+        authz.catalog_object("workspace file", path, rec.project_key, rec.shared, Role.EDITOR)
+        await self._store.workspace.delete(path, rec.project_key)
         return workspace_pb2.DeleteFileResponse()

@@ -26,11 +26,13 @@ import ray
 from ray.exceptions import RayError, TaskCancelledError
 
 from seedbed.api.v1 import attempt_pb2
+from seedbed.coordinator.attempt import derived_image_limits
 from seedbed.coordinator.errors import DispatchCancelled, DispatchError
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.worker import catalog
 from seedbed.worker.attempt import (
     SANDBOX_RESOURCE,
+    EngineProbe,
     list_sandboxes,
     probe_engine,
     remove_sandboxes,
@@ -40,6 +42,11 @@ from seedbed.worker.attempt import (
 from seedbed.worker.catalog import CATALOG_RESOURCE
 
 log = logging.getLogger(__name__)
+
+
+class SandboxRuntimeError(Exception):
+    """The Docker engine lacks the container runtime the sandboxes must run under."""
+
 
 # A purge deletes a batch per transaction and may take long on a large run; cut off past this (a
 # cut purge is rolled back to its last committed batch, and purging again resumes from there).
@@ -100,13 +107,21 @@ class RayDispatcher:
         log.info("ray ready (%s), cluster resources %s", address or "local", ray.cluster_resources())
 
     async def probe_engine(self) -> str | None:
-        """Ask a worker whether it reaches the Docker engine; the problem in words, or None."""
+        """Ask a worker whether it reaches the Docker engine; the problem in words, or None.
+        Logs the sandboxes' container runtime; raises SandboxRuntimeError when the engine lacks
+        the one SEEDBED_SANDBOX_RUNTIME asks for (no sandbox could run: the coordinator must not
+        start)."""
         task = ray.remote(probe_engine).options(num_cpus=0, max_retries=0)
+        runtime = self._settings.sandbox_runtime
         try:
-            problem: str | None = await asyncio.wait_for(task.remote(self._settings.docker_url), 60)
+            probe: EngineProbe = await asyncio.wait_for(task.remote(self._settings.docker_url, runtime), 60)
         except (RayError, TimeoutError) as exc:
             return f"could not probe the Docker engine from a Ray worker: {exc}"
-        return problem
+        if probe.refusal:
+            raise SandboxRuntimeError(f"SEEDBED_SANDBOX_RUNTIME={runtime}: {probe.refusal}")
+        if probe.runtime:
+            log.info("%s (SEEDBED_SANDBOX_RUNTIME=%s)", probe.runtime, runtime)
+        return probe.problem
 
     async def _call(
         self, function: Any, *args: Any, timeout: float = 60, resources: dict[str, float] | None = None
@@ -160,11 +175,22 @@ class RayDispatcher:
         return ok, message, latency
 
     async def purge_run(
-        self, connection: attempt_pb2.ConnectionSnapshot, run_key: str, dry_run: bool
+        self,
+        connection: attempt_pb2.ConnectionSnapshot,
+        run_key: str,
+        run_id: str,
+        ledger_key: bytes,
+        dry_run: bool,
     ) -> dict[str, Any]:
         """Delete what a run inserted through one SQL connection (see `catalog.purge_run`)."""
         result: dict[str, Any] = await self._call(
-            catalog.purge_run, connection.SerializeToString(), run_key, dry_run, timeout=_PURGE_SECONDS
+            catalog.purge_run,
+            connection.SerializeToString(),
+            run_key,
+            run_id,
+            ledger_key,
+            dry_run,
+            timeout=_PURGE_SECONDS,
         )
         return result
 
@@ -194,7 +220,12 @@ class RayDispatcher:
         """Run the deadline janitor once on every live node; the ids of the containers it removed."""
         return [
             cid
-            for removed in await self._on_every_node(sweep_sandboxes, self._settings.docker_url)
+            for removed in await self._on_every_node(
+                sweep_sandboxes,
+                self._settings.docker_url,
+                # Bytes in, bytes out: the image caps travel as the spec's message does.
+                derived_image_limits(self._settings).SerializeToString(),
+            )
             for cid in removed
         ]
 

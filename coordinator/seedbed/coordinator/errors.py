@@ -7,6 +7,7 @@ CoordinatorError
 ├── FailedPreconditionError the request is valid but the current state forbids it
 ├── UnauthenticatedError   no API key, or one that is unknown or revoked
 ├── PermissionDeniedError  a known caller without the role (or superuser right) the call needs
+├── ResourceExhaustedError a caller past a per-caller rate limit (names it; ``retry-after`` trailer)
 └── StoreUnavailableError  the store could not be reached
 
 DispatchError              internal: an attempt could not be executed (worker lost, …)
@@ -18,6 +19,8 @@ LeaseLost                  internal: another driver took the run over (a newer f
 
 from __future__ import annotations
 
+import math
+
 import grpc
 
 
@@ -25,6 +28,8 @@ class CoordinatorError(Exception):
     """Base of every error the coordinator reports to a client."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    # Sent with the status as trailing metadata.
+    trailing_metadata: tuple[tuple[str, str], ...] = ()
 
 
 class InvalidArgumentError(CoordinatorError):
@@ -58,6 +63,18 @@ class UnauthenticatedError(CoordinatorError):
 
 class PermissionDeniedError(CoordinatorError):
     code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhaustedError(CoordinatorError):
+    """Past a limit that lifts with time: ``retry_after_seconds`` says when, also sent as the
+    trailer ``retry-after`` (whole seconds, rounded up)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+        self.trailing_metadata = (("retry-after", str(max(1, math.ceil(retry_after_seconds)))),)
 
 
 class StoreUnavailableError(CoordinatorError):

@@ -118,11 +118,18 @@ class FakeDispatcher:
         return catalog.try_connection(connection.SerializeToString())
 
     async def purge_run(
-        self, connection: attempt_pb2.ConnectionSnapshot, run_key: str, dry_run: bool
+        self,
+        connection: attempt_pb2.ConnectionSnapshot,
+        run_key: str,
+        run_id: str,
+        ledger_key: bytes,
+        dry_run: bool,
     ) -> dict[str, Any]:
         from seedbed.worker import catalog
 
-        return await asyncio.to_thread(catalog.purge_run, connection.SerializeToString(), run_key, dry_run)
+        return await asyncio.to_thread(
+            catalog.purge_run, connection.SerializeToString(), run_key, run_id, ledger_key, dry_run
+        )
 
     def cancel(self, run_id: str) -> None:
         self._cancelled.add(run_id)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from seedbed.api.v1 import run_pb2
-from seedbed.coordinator.attempt import Dispatcher
+from seedbed.coordinator.attempt import Dispatcher, ledger_key
 from seedbed.coordinator.connections import snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchError, FailedPreconditionError, NotFoundError
 from seedbed.coordinator.logs import LogHub
@@ -94,6 +94,12 @@ class RunPurger:
                 "what the run wrote through it",
             )
             return None
+        if record.project_key != run.project_key and not record.shared:
+            response.skipped_connections.add(
+                connection_id=connection_id,
+                reason=f"now a connection of another project than the run's ({run.project_key!r})",
+            )
+            return None
         if record.kind not in _SQL_KINDS:
             response.skipped_connections.add(
                 connection_id=connection_id,
@@ -115,7 +121,8 @@ class RunPurger:
         except CoordinatorError as exc:  # its secret cannot be decrypted
             return _failed(f"cannot open connection {connection_id}: {exc}")
         try:
-            return await self._dispatcher.purge_run(connection, run.run_key, dry_run)
+            key = ledger_key(self._secrets, run.id)
+            return await self._dispatcher.purge_run(connection, run.run_key, run.id, key, dry_run)
         except DispatchError as exc:
             return _failed(f"no worker could purge through connection {connection_id}: {exc}")
 

@@ -36,6 +36,7 @@ from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateSe
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
+from seedbed.coordinator.ratelimits import RateLimiter
 from seedbed.coordinator.reporting import ReportSender
 from seedbed.coordinator.scheduler import TriggerScheduler
 from seedbed.coordinator.secrets import SecretBox
@@ -43,6 +44,7 @@ from seedbed.coordinator.servicers import RunServicer, ScenarioServicer
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store
 from seedbed.coordinator.supervisor import RunSupervisor
+from seedbed.coordinator.tls import ServerTls, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class Coordinator:
 
     def __init__(self, settings: CoordinatorSettings, dispatcher: Dispatcher | None = None) -> None:
         self.settings = settings
+        # Checked before anything starts: bad TLS files refuse the start (TlsSettingsError).
+        self.tls = ServerTls.from_settings(settings)
         self.store: Store | None = None
         if dispatcher is None:
             from seedbed.coordinator.dispatch import RayDispatcher  # ray is imported only when used
@@ -106,8 +110,9 @@ class Coordinator:
                 ("grpc.max_send_message_length", limit),
             ],
         )
+        limits = RateLimiter.from_settings(self.settings)  # per caller, shared by the servicers
         template_pb2_grpc.add_TemplateServiceServicer_to_server(
-            TemplateServicer(self.store, self.dispatcher, self.settings), self.server
+            TemplateServicer(self.store, self.dispatcher, self.settings, limits), self.server
         )
         connection_pb2_grpc.add_ConnectionServiceServicer_to_server(
             ConnectionServicer(
@@ -120,10 +125,10 @@ class Coordinator:
             self.server,
         )
         workspace_pb2_grpc.add_WorkspaceServiceServicer_to_server(
-            WorkspaceServicer(self.store, self.settings), self.server
+            WorkspaceServicer(self.store, self.settings, limits), self.server
         )
         scenario_pb2_grpc.add_ScenarioServiceServicer_to_server(
-            ScenarioServicer(self.store, self.settings), self.server
+            ScenarioServicer(self.store, self.settings, limits), self.server
         )
         run_pb2_grpc.add_RunServiceServicer_to_server(
             RunServicer(
@@ -132,6 +137,7 @@ class Coordinator:
                 self.hub,
                 RunPurger(self.store, self.dispatcher, self.hub, secrets),
                 self.fires,
+                limits,
             ),
             self.server,
         )
@@ -141,7 +147,7 @@ class Coordinator:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self.port = self.server.add_insecure_port(self.settings.listen)
+        self.port = self._listen(self.server)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.listen}: address in use or not available")
         await self.server.start()
@@ -150,7 +156,21 @@ class Coordinator:
         self.scheduler.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("coordinator listening on %s (store: %s)", self.address, self.store.dialect)
+        how = self.tls.describe() if self.tls else "in plaintext"
+        log.info("coordinator listening on %s %s (store: %s)", self.address, how, self.store.dialect)
+
+    def _listen(self, server: grpc.aio.Server) -> int:
+        listen = self.settings.listen
+        if self.tls is not None:
+            return int(server.add_secure_port(listen, self.tls.server_credentials()))
+        if not is_loopback(listen):
+            log.warning(
+                "listening on %s without TLS: API keys and workspace tokens cross the network in clear "
+                "text; set SEEDBED_TLS_CERT_FILE and SEEDBED_TLS_KEY_FILE, or keep a TLS-terminating "
+                "proxy in front and this address unreachable from elsewhere",
+                listen,
+            )
+        return int(server.add_insecure_port(listen))
 
     async def aclose(self, grace: float = 2.0) -> None:
         if self.server is not None:

@@ -16,7 +16,13 @@ from seedbed.coordinator import _convert as cv
 from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.egress import EgressPolicy
-from seedbed.coordinator.errors import CoordinatorError, DispatchError, InvalidArgumentError, NotFoundError
+from seedbed.coordinator.errors import (
+    CoordinatorError,
+    DispatchError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from seedbed.coordinator.logs import LogHub, step_filter
 from seedbed.coordinator.model import (
     RunState,
@@ -31,6 +37,7 @@ from seedbed.coordinator.model import (
 )
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
+from seedbed.coordinator.ratelimits import Limit, RateLimiter
 from seedbed.coordinator.reporters import hide_reporter_secrets, validate_reporters
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.status import scenario_status
@@ -54,7 +61,7 @@ def guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         try:
             return await method(self, request, context)
         except CoordinatorError as exc:
-            await context.abort(exc.code, str(exc))
+            await context.abort(exc.code, str(exc), exc.trailing_metadata)
         except DispatchError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"no worker could serve the call: {exc}")
         except (grpc.aio.AbortError, grpc.aio.UsageError):
@@ -70,9 +77,10 @@ def guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
 
 
 class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
-    def __init__(self, store: Store, settings: CoordinatorSettings) -> None:
+    def __init__(self, store: Store, settings: CoordinatorSettings, limits: RateLimiter) -> None:
         self._store = store
         self._settings = settings
+        self._rates = limits
 
     def _settings_value(
         self, msg: scenario_pb2.ScenarioSettings, base: ScenarioSettingsValue | None = None
@@ -120,6 +128,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         project = await authz.project_for_new_scenario(self._store, request.project_key)
         settings = self._settings_value(request.settings)
         await authz.check_run_as(self._store, project, settings.run_as, "")
+        self._rates.take(Limit.SCENARIO_PUTS, current_principal().user_id)
         rec = await self._store.create_scenario(
             scenario_id,
             validate_name(request.name or scenario_id),
@@ -157,6 +166,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         if script is not None:
             run_as = request.settings.run_as if request.HasField("settings") else current.settings.run_as
             authz.check_script_change(current.project_key, run_as)
+        self._rates.take(Limit.SCENARIO_PUTS, current_principal().user_id)
         rec = await self._store.update_scenario(
             scenario_id,
             name=validate_name(request.name) if request.HasField("name") else None,
@@ -239,10 +249,17 @@ def _required(field: str, value: str) -> str:
 
 class RunServicer(run_pb2_grpc.RunServiceServicer):
     def __init__(
-        self, store: Store, supervisor: RunSupervisor, hub: LogHub, purger: RunPurger, fires: FireLauncher
+        self,
+        store: Store,
+        supervisor: RunSupervisor,
+        hub: LogHub,
+        purger: RunPurger,
+        fires: FireLauncher,
+        limits: RateLimiter,
     ) -> None:
         self._store = store
         self._fires = fires
+        self._rates = limits
         self._supervisor = supervisor
         self._hub = hub
         self._purger = purger
@@ -255,9 +272,17 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         params = validate_params(request.params)
         key = validate_idempotency_key(request.idempotency_key)
         await authz.scenario_for(self._store, scenario_id, Role.RUNNER)
-        fire, _run, _created = await self._fires.fire(
-            scenario_id, params, key, triggered_by=current_principal().user_id
-        )
+        caller = current_principal().user_id
+        try:
+            charge = self._rates.take(Limit.FIRES, caller)
+        except ResourceExhaustedError:
+            # A retry of a fire already made starts nothing: it is answered past the limit too.
+            if not key or not await self._store.fires.key_used(key):
+                raise
+            charge = None
+        fire, _run, created = await self._fires.fire(scenario_id, params, key, triggered_by=caller)
+        if charge is not None and not created:
+            charge.refund()
         return run_pb2.RunScenarioResponse(fire=cv.fire_to_proto(fire))
 
     @guard

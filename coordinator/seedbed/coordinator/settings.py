@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -21,6 +21,30 @@ class CoordinatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEEDBED_", extra="ignore")
 
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (chain) of the gRPC server; with tls_key_file the server speaks TLS "
+        "only. Unset: plaintext, fit for loopback or behind a proxy that terminates TLS",
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key (unencrypted) of tls_cert_file")
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificates client certificates must chain to: set, every client (the CLI, "
+        "the Python client, the workers) must present one (mutual TLS)",
+    )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificates that verify this coordinator's certificate, handed to the workers "
+        "in each attempt so their calls back verify it; unset: a worker uses its own SEEDBED_TLS_CA_FILE, "
+        "else the system's roots. Clients read the same variable",
+    )
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_client_ca_file", "tls_ca_file", mode="before")
+    @classmethod
+    def _empty_file_is_unset(cls, value: object) -> object:
+        # An empty variable must not become Path("."), the working directory.
+        return None if value == "" else value
+
     data_dir: Path = Field(Path(".seedbed"), description="where the default SQLite store lives")
     store_url: str = Field("", description="SQLAlchemy URL of the store; empty: a SQLite file in data_dir")
     ray_address: str = Field(
@@ -35,6 +59,32 @@ class CoordinatorSettings(BaseSettings):
         "instance runs at once; further ones wait their turn",
     )
     docker_url: str = Field("", description="Docker engine for the sandboxes; empty: the worker's default")
+    sandbox_runtime: Literal["runc", "runsc", "auto"] = Field(
+        "runc",
+        description="container runtime of the sandboxes: runc (the engine's standard runtime), runsc "
+        "(gVisor; the coordinator refuses to start when the engine lacks it) or auto (runsc when the "
+        "engine has it registered, else runc)",
+    )
+
+    max_derived_image_bytes: int = Field(
+        1024 * MiB,
+        ge=1 * MiB,
+        description="bytes a script's `# requirements:` header may add to the sandbox image: its wheels "
+        "(with their dependencies) while they download, then the installed layer; past it the run fails "
+        "as a script error and nothing of the build is kept",
+    )
+    derived_image_cache_bytes: int = Field(
+        10 * 1024 * MiB,
+        ge=0,
+        description="bytes the images derived for `# requirements:` headers and superseded sandbox images "
+        "may take together on a worker node; past it the least recently used are removed (after each "
+        "build and at each janitor sweep). Images a container uses and the current sandbox image stay",
+    )
+    derived_image_unused_days: int = Field(
+        30,
+        ge=1,
+        description="days a derived or superseded sandbox image is kept on a worker node without use",
+    )
 
     secret_key: str = Field("", description="Fernet key for stored secrets; empty: a key file in data_dir")
     admin_api_key: str = Field(
@@ -100,6 +150,29 @@ class CoordinatorSettings(BaseSettings):
     def _empty_folder_is_unset(cls, value: object) -> object:
         # An empty variable must not become Path("."), the working directory.
         return None if value == "" else value
+
+    fires_per_minute: int = Field(
+        120,
+        ge=0,
+        description="fires (RunScenario) one caller may make a minute: a burst of this many at once, "
+        "then they refill evenly; past it RESOURCE_EXHAUSTED. Per user and per coordinator; an "
+        "idempotent retry of a fire already made is free; 0: unlimited",
+    )
+    upload_bytes_per_minute: int = Field(
+        1024 * MiB,
+        ge=0,
+        description="bytes of workspace files one caller may upload a minute (each file counts at "
+        "least 1 KiB; a file larger than this waits for a full allowance); 0: unlimited",
+    )
+    template_pushes_per_minute: int = Field(
+        120,
+        ge=0,
+        description="template pushes (and previews of unsaved documents, which a worker validates) "
+        "one caller may make a minute; 0: unlimited",
+    )
+    scenario_puts_per_minute: int = Field(
+        120, ge=0, description="scenario creations and updates one caller may make a minute; 0: unlimited"
+    )
 
     janitor_interval_seconds: float = Field(60.0, gt=0, description="how often orphaned sandboxes are swept")
     janitor_unknown_grace_seconds: float = Field(

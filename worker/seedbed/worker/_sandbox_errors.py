@@ -6,12 +6,19 @@ these without importing each other.
     SandboxError                 base of everything the sandbox driver raises
     ├── ImageBuildError          building the sandbox image failed (step names the stage)
     ├── EngineUnavailableError   the Docker engine cannot be reached (url names it)
+    ├── RuntimeUnavailableError  the engine lacks the container runtime asked for (runtime, available)
     └── ProtocolError            a frame from the sandbox broke the channel protocol
 """
 
 from __future__ import annotations
 
-__all__ = ["EngineUnavailableError", "ImageBuildError", "ProtocolError", "SandboxError"]
+__all__ = [
+    "EngineUnavailableError",
+    "ImageBuildError",
+    "ProtocolError",
+    "RuntimeUnavailableError",
+    "SandboxError",
+]
 
 
 class SandboxError(Exception):
@@ -42,6 +49,24 @@ class EngineUnavailableError(SandboxError):
         self.detail = detail
         super().__init__(
             f"Docker engine unreachable at {url}: {detail}; start Docker or set SEEDBED_DOCKER_URL"
+        )
+
+
+class RuntimeUnavailableError(SandboxError):
+    """The Docker engine has no container runtime of the name the sandbox must use."""
+
+    def __init__(self, runtime: str, available: tuple[str, ...]) -> None:
+        self.runtime = runtime
+        self.available = available
+        hint = (
+            "install gVisor and register it with the engine as 'runsc' (see scripts/runsc-up)"
+            if runtime == "runsc"
+            else f"register {runtime!r} with the engine"
+        )
+        have = ", ".join(available) or "none"
+        super().__init__(
+            f"the Docker engine has no container runtime {runtime!r} (it has: {have}); "
+            f"{hint}, or set SEEDBED_SANDBOX_RUNTIME=runc or auto"
         )
 
 

@@ -7,6 +7,9 @@ catches the rest (a worker process killed with SIGKILL, a lost engine connection
 Two ways in: `sweep_containers` decides alone, by deadline; `list_containers` and
 `remove_containers` let the coordinator decide with the store (runs that ended, attempts that were
 superseded), since only it knows which attempt of a run is the current one.
+
+The sweep also prunes the node's image cache (`sweep_images`): derived and superseded sandbox
+images past the operator's caps, least recently used first (see `seedbed.worker._image_cache`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from seedbed.worker._image_cache import DerivedImagePolicy
 from seedbed.worker._sandbox_errors import EngineUnavailableError
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "remove_containers",
     "remove_quietly",
     "sweep_containers",
+    "sweep_images",
 ]
 
 logger = logging.getLogger(__name__)
@@ -152,4 +157,21 @@ def remove_containers(client: docker.DockerClient, ids: Iterable[str]) -> list[s
             labels.get(LABEL_RUN, "?"),
             labels.get(LABEL_ATTEMPT, "?"),
         )
+    return removed
+
+
+def sweep_images(client: docker.DockerClient, policy: DerivedImagePolicy) -> list[str]:
+    """Prune the node's derived and superseded sandbox images past `policy`; the tags removed.
+    Skipped while an image build runs (it takes its turn at the next sweep); engine trouble is
+    logged, not raised: the container sweep matters more."""
+    # Imported here: the image module is heavy, and the container sweep does not need it.
+    from seedbed.worker.images import prune_images
+
+    try:
+        removed = prune_images(client, policy)
+    except (EngineUnavailableError, OSError) as exc:
+        logger.warning("janitor: pruning images: %s", exc)
+        return []
+    for tag in removed:
+        logger.info("janitor removed image %s", tag)
     return removed

@@ -13,12 +13,15 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.worker._image_cache import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UNUSED, DerivedImagePolicy
+from seedbed.worker._sandbox_janitor import sweep_images
 from seedbed.worker.agent import Agent
 from seedbed.worker.sandbox import (
     DockerSandboxDriver,
@@ -26,6 +29,7 @@ from seedbed.worker.sandbox import (
     Finished,
     Outcome,
     Output,
+    RuntimeUnavailableError,
     SandboxDriver,
     SandboxLimits,
     SandboxRequest,
@@ -197,7 +201,11 @@ def _fail_nondeterministic(result: attempt_pb2.AttemptResult, message: str) -> N
 def run_attempt(spec_bytes: bytes) -> Iterator[bytes]:
     """Ray entry point (a streaming generator): bytes in, bytes out, so no pickled classes cross."""
     spec = attempt_pb2.AttemptSpec.FromString(spec_bytes)
-    driver = DockerSandboxDriver(docker_url=spec.docker_url or None)
+    driver = DockerSandboxDriver(
+        docker_url=spec.docker_url or None,
+        runtime=spec.sandbox_runtime or "runc",
+        image_policy=_image_policy(spec.derived_images if spec.HasField("derived_images") else None),
+    )
     task_id = _ray_task_id()
     for event in execute(spec, driver, artifacts_dir=worker_settings().artifacts_dir, task_id=task_id):
         yield event.SerializeToString()
@@ -214,19 +222,58 @@ def _ray_task_id() -> str:
         return ""
 
 
-def probe_engine(docker_url: str) -> str | None:
-    """Whether this worker reaches its Docker engine: None, or what is wrong and what to do."""
-    return DockerSandboxDriver(docker_url=docker_url or None).probe()
+@dataclass(frozen=True)
+class EngineProbe:
+    """What a worker found out about its Docker engine (`probe_engine`)."""
+
+    problem: str | None  # the engine cannot be reached: what is wrong and what to do
+    runtime: str | None = None  # the sandboxes' runtime in words, when the engine has it
+    refusal: str | None = None  # the engine lacks the runtime asked for: sandboxes cannot run
 
 
-def sweep_sandboxes(docker_url: str) -> list[str]:
-    """The janitor on this node: remove Seedbed containers past their deadline plus grace (left
-    behind by a worker that died). Returns the removed container ids."""
+def probe_engine(docker_url: str, runtime: str) -> EngineProbe:
+    """Whether this worker reaches its Docker engine, and which runtime its sandboxes run under."""
+    driver = DockerSandboxDriver(docker_url=docker_url or None, runtime=runtime or "runc")
     try:
-        return remove_orphans(docker_url or None)
+        return EngineProbe(problem=None, runtime=driver.runtime().describe())
+    except RuntimeUnavailableError as exc:
+        return EngineProbe(problem=None, refusal=str(exc))
+    except EngineUnavailableError as exc:
+        return EngineProbe(problem=str(exc))
+    finally:
+        driver.close()
+
+
+def _image_policy(limits: attempt_pb2.DerivedImageLimits | None) -> DerivedImagePolicy:
+    """The operator's caps on derived images (the defaults when the coordinator sent none)."""
+    if limits is None:
+        return DerivedImagePolicy()
+    unused = timedelta(seconds=limits.max_unused_seconds) if limits.max_unused_seconds else DEFAULT_MAX_UNUSED
+    return DerivedImagePolicy(
+        max_image_bytes=limits.max_image_bytes or DEFAULT_MAX_IMAGE_BYTES,
+        cache_bytes=limits.cache_bytes,
+        max_unused=unused,
+    )
+
+
+def sweep_sandboxes(docker_url: str, image_limits: bytes = b"") -> list[str]:
+    """The janitor on this node: remove Seedbed containers past their deadline plus grace (left
+    behind by a worker that died), then prune the image cache past `image_limits` (a serialized
+    DerivedImageLimits; empty: the defaults). Returns the removed container ids."""
+    try:
+        removed = remove_orphans(docker_url or None)
     except EngineUnavailableError as exc:
         log.warning("janitor: %s", exc)
         return []
+    limits = attempt_pb2.DerivedImageLimits.FromString(image_limits) if image_limits else None
+    driver = DockerSandboxDriver(docker_url=docker_url or None)
+    try:
+        sweep_images(driver.client(), _image_policy(limits))
+    except EngineUnavailableError as exc:
+        log.warning("janitor: %s", exc)
+    finally:
+        driver.close()
+    return removed
 
 
 def list_sandboxes(docker_url: str) -> list[dict[str, str]]:

@@ -112,9 +112,12 @@ def try_connection(snapshot_bytes: bytes) -> tuple[bool, str, float]:
     return True, message, time.monotonic() - started
 
 
-def purge_run(snapshot_bytes: bytes, run_key: str, dry_run: bool) -> dict[str, Any]:
-    """Delete (with `dry_run`: count) the rows run `run_key` inserted through this SQL connection,
-    newest batch first, by the keys its write ledger recorded (see `seedbed.worker.ledger`).
+def purge_run(
+    snapshot_bytes: bytes, run_key: str, run_id: str, ledger_key: bytes, dry_run: bool
+) -> dict[str, Any]:
+    """Delete (with `dry_run`: count) the rows run `run_id` (key `run_key`) inserted through this SQL
+    connection, newest batch first, by the keys its write ledger recorded (see
+    `seedbed.worker.ledger`), trusting only ledger rows whose MAC `ledger_key` verifies.
 
     {"dry_run", "tables": [{table, rows_deleted, rows_recorded, batches}], "skipped": [{operation,
     target, call, batch, reason}], "errors": [{table, call, batch, message}]}: at most one error,
@@ -129,7 +132,8 @@ def purge_run(snapshot_bytes: bytes, run_key: str, dry_run: bool) -> dict[str, A
                 raise sinks.ConfigurationError(
                     f"a {spec.kind} connection has no write ledger to purge from", connection_id=spec.id
                 )
-            return ledger.purge_run(sink, run_key, dry_run=dry_run).to_json()
+            seal = ledger.LedgerSeal(run_key, run_id, ledger_key)
+            return ledger.purge_run(sink, seal, dry_run=dry_run).to_json()
     except (AgentError, sinks.SinkError, OSError) as exc:
         text = scrubber.text(str(exc))
         failure = ledger.PurgeFailure("", 0, 0, f"cannot purge through connection {snapshot.id}: {text}")

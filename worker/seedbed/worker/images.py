@@ -61,6 +61,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,13 @@ import docker.errors
 import requests.exceptions
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from seedbed.worker._image_cache import (
+    CachedImage,
+    DerivedImagePolicy,
+    ImageUseIndex,
+    plan_pruning,
+    size_text,
+)
 from seedbed.worker._requirements import (
     PLATFORM_TEXT,
     RequirementsError,
@@ -80,6 +88,8 @@ from seedbed.worker._requirements import (
 from seedbed.worker._sandbox_errors import EngineUnavailableError, ImageBuildError
 
 __all__ = [
+    "BuildCancelledError",
+    "DerivedImagePolicy",
     "ImageBuildError",
     "RequirementsError",
     "base_tag",
@@ -89,6 +99,7 @@ __all__ = [
     "image_tag",
     "locate_sandbox_images",
     "parse_requirements_header",
+    "prune_images",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,6 +166,20 @@ _LIST_DISTRIBUTIONS = (
 )
 
 _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+_STEP_CONTAINER = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
+_BUILT_IMAGE = re.compile(r"^Successfully built ([0-9a-f]{12,64})$")
+# How often a running build step checks its cancel event and (pip download) the folder's size.
+_WATCH_SECONDS = 0.2
+_MAX_IMAGE_SETTING = "SEEDBED_MAX_DERIVED_IMAGE_BYTES"
+
+
+class BuildCancelledError(ImageBuildError):
+    """The attempt that asked for the build ended (aborted, or past its deadline): the build was
+    stopped and left nothing behind."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step, "stopped: the attempt that asked for this image ended")
+
 
 _process_lock = threading.Lock()
 
@@ -243,9 +268,17 @@ def _image_exists(client: docker.DockerClient, tag: str) -> bool:
 
 
 @contextlib.contextmanager
-def _build_lock(cache_dir: Path, on_wait: LogFn | None = None) -> Iterator[None]:
-    """Serialize builds across threads (threading lock) and processes (flock on a file).
-    `on_wait` is told once when another build holds the lock (so a caller can say why it waits)."""
+def _build_lock(
+    cache_dir: Path,
+    on_wait: LogFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    blocking: bool = True,
+) -> Iterator[bool]:
+    """Serialize builds across threads (threading lock) and processes (flock on a file); yields
+    True once held. `on_wait` is told once when another build holds the lock (so a caller can say
+    why it waits); `cancel` stops the wait (BuildCancelledError); not `blocking`: yields False at
+    once when the lock is taken (the janitor's pruning then skips a turn)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     told = False
 
@@ -255,26 +288,65 @@ def _build_lock(cache_dir: Path, on_wait: LogFn | None = None) -> Iterator[None]
             told = True
             on_wait("waiting for another image build on this machine to finish")
 
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise BuildCancelledError("waiting for another build")
+
     if not _process_lock.acquire(blocking=False):
+        if not blocking:
+            yield False
+            return
         tell()
-        _process_lock.acquire()
+        while not _process_lock.acquire(timeout=_WATCH_SECONDS):
+            check()
     try:
         with open(cache_dir / "image-build.lock", "a+b") as lock_file:
+            while True:
+                try:
+                    fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not blocking:
+                        yield False
+                        return
+                    tell()
+                    check()
+                    if cancel is None:
+                        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+                        break
+                    cancel.wait(_WATCH_SECONDS)
             try:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                tell()
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
+                yield True
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
     finally:
         _process_lock.release()
 
 
-def _run_step(step: str, argv: list[str], log: LogFn, timeout: float) -> None:
-    """Run a host command, streaming its output to `log`; raise ImageBuildError with the tail."""
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (those that vanish meanwhile count nothing)."""
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(parent, name)).st_size
+    return total
+
+
+def _run_step(
+    step: str,
+    argv: list[str],
+    log: LogFn,
+    timeout: float,
+    *,
+    env: dict[str, str] | None = None,
+    cancel: threading.Event | None = None,
+    watch: Callable[[], Exception | None] | None = None,
+) -> None:
+    """Run a host command, streaming its output to `log`; raise ImageBuildError with the tail.
+
+    The command is killed past `timeout`, when `cancel` is set (BuildCancelledError), or when
+    `watch` (polled every `_WATCH_SECONDS`) returns an exception, which is then raised."""
     log(f"[{step}] {' '.join(argv)}")
     tail: deque[str] = deque(maxlen=_OUTPUT_TAIL_LINES)
     try:
@@ -285,11 +357,28 @@ def _run_step(step: str, argv: list[str], log: LogFn, timeout: float) -> None:
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
+            env=env,
         )
     except OSError as exc:
         raise ImageBuildError(step, f"cannot run {argv[0]}: {exc}") from exc
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
+    stopped: list[Exception] = []
+    ended = threading.Event()
+
+    def guard() -> None:
+        give_up = time.monotonic() + timeout
+        while not ended.wait(_WATCH_SECONDS):
+            if cancel is not None and cancel.is_set():
+                stopped.append(BuildCancelledError(step))
+            elif time.monotonic() > give_up:
+                stopped.append(ImageBuildError(step, f"did not finish within {timeout:g}s"))
+            elif watch is not None and (problem := watch()) is not None:
+                stopped.append(problem)
+            if stopped:
+                proc.kill()
+                return
+
+    guardian = threading.Thread(target=guard, name=f"seedbed-{step.replace(' ', '-')}-guard", daemon=True)
+    guardian.start()
     try:
         assert proc.stdout is not None  # noqa: S101 - guaranteed by stdout=PIPE
         for line in proc.stdout:
@@ -297,10 +386,13 @@ def _run_step(step: str, argv: list[str], log: LogFn, timeout: float) -> None:
             log(f"[{step}] {line.rstrip()}")
         code = proc.wait()
     finally:
-        timer.cancel()
+        ended.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        guardian.join()
+    if stopped:
+        raise stopped[0]
     if code != 0:
         raise ImageBuildError(step, f"exited with code {code}", "\n".join(tail))
 
@@ -364,27 +456,83 @@ def _write_context(root: Path, wheelhouse: Path, context: Path) -> None:
         shutil.copy2(path, target)
 
 
+class _BuildStopper:
+    """Stops a classic-builder build when `cancel` is set: the engine goes on with a build whose
+    client went away, so the container of the running step (the build prints its id) is killed,
+    which fails the build at that step; a step that starts later is killed as soon as it is seen.
+    Steps without a container (COPY, LABEL) take moments."""
+
+    def __init__(self, client: docker.DockerClient, cancel: threading.Event | None, log: LogFn) -> None:
+        self._client = client
+        self._cancel = cancel
+        self._log = log
+        self._lock = threading.Lock()
+        self._container: str | None = None
+        self._ended = threading.Event()
+        self._thread: threading.Thread | None = None
+        if cancel is not None:
+            self._thread = threading.Thread(target=self._watch, name="seedbed-build-stopper", daemon=True)
+            self._thread.start()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
+
+    def step_container(self, container_id: str) -> None:
+        with self._lock:
+            self._container = container_id
+        if self.cancelled:
+            self._kill()
+
+    def _watch(self) -> None:
+        assert self._cancel is not None  # noqa: S101 - only started with an event
+        while not self._ended.is_set():
+            if self._cancel.wait(_WATCH_SECONDS):
+                self._kill()
+                return
+
+    def _kill(self) -> None:
+        with self._lock:
+            container, self._container = self._container, None
+        if container is None:
+            return
+        self._log(f"[docker build] stopping: killing the step container {container[:12]}")
+        with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+            self._client.api.kill(container)
+
+    def close(self) -> None:
+        self._ended.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def _docker_build(
     client: docker.DockerClient,
     context: Path,
-    tag: str,
+    tag: str | None,
     base: str,
     log: LogFn,
     *,
     network_mode: str | None = None,
     step_images: list[str] | None = None,
-) -> None:
-    """Build `context` as `tag`; `step_images` (if given) collects the id of every step's image."""
+    cancel: threading.Event | None = None,
+) -> str:
+    """Build `context` (as `tag`, or untagged when None); return the image id. `step_images` (if
+    given) collects the id of every step's image. `cancel` stops the build (BuildCancelledError;
+    an image the build finished meanwhile is removed)."""
     tail: deque[str] = deque(maxlen=_OUTPUT_TAIL_LINES)
     options: dict[str, Any] = {}
     if network_mode:
         options["network_mode"] = network_mode
+    if tag is not None:
+        options["tag"] = tag
+    built: str | None = None
+    stopper = _BuildStopper(client, cancel, log)
     try:
         # The low-level call is the same classic-builder endpoint as `client.images.build`, but it
         # streams progress while the build runs instead of after it.
         stream: Iterator[dict[str, Any]] = client.api.build(
             path=str(context),
-            tag=tag,
             buildargs={"BASE": base},
             rm=True,
             forcerm=True,
@@ -394,18 +542,38 @@ def _docker_build(
         )
         for chunk in stream:
             if "error" in chunk:
+                if stopper.cancelled:
+                    raise BuildCancelledError("docker build")
                 raise ImageBuildError("docker build", str(chunk["error"]).strip(), "\n".join(tail))
             text = str(chunk.get("stream", "")).rstrip()
-            if text:
-                tail.append(text)
-                log(f"[docker build] {text}")
-                step = _STEP_IMAGE.match(text)
-                if step is not None and step_images is not None:
-                    step_images.append(step.group(1))
+            if not text:
+                continue
+            tail.append(text)
+            log(f"[docker build] {text}")
+            if (running := _STEP_CONTAINER.match(text)) is not None:
+                stopper.step_container(running.group(1))
+            elif (step := _STEP_IMAGE.match(text)) is not None and step_images is not None:
+                step_images.append(step.group(1))
+            elif (done := _BUILT_IMAGE.match(text)) is not None:
+                built = done.group(1)
     except docker.errors.DockerException as exc:
+        if stopper.cancelled:
+            raise BuildCancelledError("docker build") from exc
         raise ImageBuildError("docker build", str(exc), "\n".join(tail)) from exc
-    if not _image_exists(client, tag):
-        raise ImageBuildError("docker build", f"{tag} is missing after the build", "\n".join(tail))
+    finally:
+        stopper.close()
+    if stopper.cancelled:
+        if built is not None and tag is None:
+            with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+                client.api.remove_image(built)
+        raise BuildCancelledError("docker build")
+    if tag is not None:
+        if not _image_exists(client, tag):
+            raise ImageBuildError("docker build", f"{tag} is missing after the build", "\n".join(tail))
+        return str(client.api.inspect_image(tag)["Id"])
+    if built is None:
+        raise ImageBuildError("docker build", "the build did not say which image it built", "\n".join(tail))
+    return built
 
 
 def ensure_image(
@@ -416,28 +584,44 @@ def ensure_image(
     log: LogFn | None = None,
     requirements: Sequence[str] = (),
     progress: LogFn | None = None,
+    policy: DerivedImagePolicy | None = None,
+    cancel: threading.Event | None = None,
 ) -> str:
     """Return the tag of the image to run, building what is missing.
 
     Without `requirements`: the sandbox image `seedbed-python:<hash>` (and its base). With them
     (pinned specifiers, e.g. from `parse_requirements_header`): the derived image
-    `seedbed-python-x:<hash>` with those packages added (see `ensure_derived_image`).
-    `log` gets every line of detail (default: this module's logger); `progress` only a few
-    milestones worth showing to the scenario's author (building…, downloading…, built in …).
+    `seedbed-python-x:<hash>` with those packages added (see `ensure_derived_image`, which
+    `policy` and `cancel` are for; the sandbox image's own build is not cancelled: it is the
+    operator's, and cached for every attempt after). `log` gets every line of detail (default:
+    this module's logger); `progress` only a few milestones worth showing to the scenario's
+    author (building…, downloading…, built in …). Every tag returned is recorded as used.
     Raises RequirementsError (the requirements' fault), ImageBuildError, EngineUnavailableError.
     """
     emit: LogFn = log if log is not None else logger.info
     pins = canonical_requirements(requirements)
     root = locate_sandbox_images(context_dir)
     tag = image_tag(root)
-    if pins and _image_exists(docker_client, derived_image_tag(tag, pins)):
-        return derived_image_tag(tag, pins)
     cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    if pins and _image_exists(docker_client, derived_image_tag(tag, pins)):
+        ImageUseIndex(cache).record_safely(derived_image_tag(tag, pins))
+        return derived_image_tag(tag, pins)
     if not _image_exists(docker_client, tag):
         _build_sandbox_image(docker_client, root, tag, cache, emit, progress)
     if not pins:
+        ImageUseIndex(cache).record_safely(tag)
         return tag
-    return ensure_derived_image(docker_client, tag, pins, cache_dir=cache, log=emit, progress=progress)
+    return ensure_derived_image(
+        docker_client,
+        tag,
+        pins,
+        cache_dir=cache,
+        log=emit,
+        progress=progress,
+        policy=policy,
+        cancel=cancel,
+        current_base=tag,
+    )
 
 
 def _build_sandbox_image(
@@ -491,89 +675,270 @@ def ensure_derived_image(
     cache_dir: Path | None = None,
     log: LogFn | None = None,
     progress: LogFn | None = None,
+    policy: DerivedImagePolicy | None = None,
+    cancel: threading.Event | None = None,
+    current_base: str | None = None,
 ) -> str:
     """Return the tag of `base_image` (an existing seedbed-python image) plus `requirements`
     (exact pins), building it on first use: see the module docstring, steps a–d.
 
+    `policy` caps what the build may add (`max_image_bytes`: the wheels while they download,
+    then the installed layer; past it a RequirementsError, nothing kept) and the image cache the
+    build is pruned into afterwards (`prune_images`; `current_base`, default `image_tag()`, is
+    never pruned). `cancel` stops a build in progress (the wait for another build, `pip download`,
+    `docker build`): BuildCancelledError, nothing kept. The tag returned is recorded as used.
+
     Raises RequirementsError when the requirements cannot be met (a pin contradicting a
-    preinstalled package, an unknown package or version, no wheel for the platform, a conflict),
-    ImageBuildError when a step fails for another reason, EngineUnavailableError.
+    preinstalled package, an unknown package or version, no wheel for the platform, a conflict,
+    more than the cap), ImageBuildError when a step fails for another reason, EngineUnavailableError.
     """
     emit: LogFn = log if log is not None else logger.info
+    rules = policy if policy is not None else DerivedImagePolicy()
     pins = canonical_requirements(requirements)
     if not pins:
         return base_image
     tag = derived_image_tag(base_image, pins)
+    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     if _image_exists(docker_client, tag):
+        ImageUseIndex(cache).record_safely(tag)
         return tag
     if not _image_exists(docker_client, base_image):
         raise ImageBuildError("inputs", f"the base image {base_image} does not exist; build it first")
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
 
     def say(message: str) -> None:
         emit(message)
         if progress is not None:
             progress(message)
 
-    with _build_lock(cache, on_wait=say):
-        if _image_exists(docker_client, tag):
-            return tag
-        started = time.monotonic()
-        emit(f"building derived image {tag} from {base_image} with {', '.join(pins)}")
-        say(
-            f"building image with {len(pins)} extra package{'s' if len(pins) != 1 else ''} "
-            f"(first use; cached afterwards): {', '.join(pins)}"
-        )
-        installed = _installed_distributions(docker_client, base_image)
-        wanted = _against_base(pins, installed)
-        if not wanted:
-            emit(f"every requirement is already in {base_image}; tagging it as {tag}")
-            _tag_image(docker_client, base_image, tag)
-            return tag
-        with tempfile.TemporaryDirectory(dir=cache, prefix="derived-") as tmp:
-            context = Path(tmp)
-            wheels = context / "wheels"
-            wheels.mkdir()
-            constraints = context / "constraints.txt"
-            constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(installed.items())))
-            say(f"downloading wheels for {PLATFORM_TEXT} (with their dependencies)")
-            _download_wheels(wanted, constraints, wheels, emit)
-            extra = _new_wheels(wheels, installed)
-            if not extra:
-                emit(f"nothing to add to {base_image}; tagging it as {tag}")
-                _tag_image(docker_client, base_image, tag)
-                return tag
-            pinned = {requirement_name(pin) for pin in pins}
-            dependencies = [f"{n}=={v}" for n, v in extra if n not in pinned]
-            if dependencies:
-                say(
-                    "also installing unpinned dependencies: "
-                    + ", ".join(dependencies)
-                    + " (pin them in the header to fix their versions)"
-                )
-            (wheels / "extra.txt").write_text("".join(f"{n}=={v}\n" for n, v in extra))
-            (context / "Dockerfile").write_text(
-                DERIVED_DOCKERFILE.replace("@BASE@", base_image)
-                .replace("@REQUIREMENTS@", " ".join(pins))
-                .replace("@INSTALLED@", " ".join(f"{n}=={v}" for n, v in extra))
+    with _build_lock(cache, on_wait=say, cancel=cancel):
+        if not _image_exists(docker_client, tag):
+            _build_derived(docker_client, base_image, pins, tag, cache, rules, emit, say, cancel)
+        ImageUseIndex(cache).record_safely(tag)
+        try:
+            prune_images(
+                docker_client,
+                rules,
+                cache_dir=cache,
+                keep=(tag, base_image),
+                current_base=current_base,
+                log=emit,
+                locked=True,
             )
-            constraints.unlink()
-            say(f"installing {len(extra)} wheel{'s' if len(extra) != 1 else ''} into the image")
-            step_images: list[str] = []
-            try:
-                _docker_build(
-                    docker_client,
-                    context,
-                    tag,
-                    base_image,
-                    emit,
-                    network_mode="none",
-                    step_images=step_images,
-                )
-            finally:
-                _remove_build_leftovers(docker_client, tag, base_image, step_images, emit)
-        say(f"built image {tag} in {time.monotonic() - started:.1f}s")
+        except (EngineUnavailableError, OSError) as exc:
+            # The image is built; pruning is the janitor's to retry.
+            logger.warning("pruning images after building %s: %s", tag, exc)
     return tag
+
+
+def _build_derived(
+    client: docker.DockerClient,
+    base_image: str,
+    pins: Sequence[str],
+    tag: str,
+    cache: Path,
+    policy: DerivedImagePolicy,
+    emit: LogFn,
+    say: LogFn,
+    cancel: threading.Event | None,
+) -> None:
+    """Steps a–d of the module docstring, under the build lock; leaves `tag` or nothing."""
+    started = time.monotonic()
+    emit(f"building derived image {tag} from {base_image} with {', '.join(pins)}")
+    say(
+        f"building image with {len(pins)} extra package{'s' if len(pins) != 1 else ''} "
+        f"(first use; cached afterwards): {', '.join(pins)}"
+    )
+    installed = _installed_distributions(client, base_image)
+    wanted = _against_base(pins, installed)
+    if not wanted:
+        emit(f"every requirement is already in {base_image}; tagging it as {tag}")
+        _tag_image(client, base_image, tag)
+        return
+    if cancel is not None and cancel.is_set():
+        raise BuildCancelledError("inspect base")
+    with tempfile.TemporaryDirectory(dir=cache, prefix="derived-") as tmp:
+        context = Path(tmp)
+        wheels = context / "wheels"
+        wheels.mkdir()
+        constraints = context / "constraints.txt"
+        constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(installed.items())))
+        say(f"downloading wheels for {PLATFORM_TEXT} (with their dependencies)")
+        _download_wheels(wanted, constraints, wheels, emit, policy.max_image_bytes, cancel)
+        extra = _new_wheels(wheels, installed)
+        if not extra:
+            emit(f"nothing to add to {base_image}; tagging it as {tag}")
+            _tag_image(client, base_image, tag)
+            return
+        pinned = {requirement_name(pin) for pin in pins}
+        dependencies = [f"{n}=={v}" for n, v in extra if n not in pinned]
+        if dependencies:
+            say(
+                "also installing unpinned dependencies: "
+                + ", ".join(dependencies)
+                + " (pin them in the header to fix their versions)"
+            )
+        (wheels / "extra.txt").write_text("".join(f"{n}=={v}\n" for n, v in extra))
+        (context / "Dockerfile").write_text(
+            DERIVED_DOCKERFILE.replace("@BASE@", base_image)
+            .replace("@REQUIREMENTS@", " ".join(pins))
+            .replace("@INSTALLED@", " ".join(f"{n}=={v}" for n, v in extra))
+        )
+        constraints.unlink()
+        say(f"installing {len(extra)} wheel{'s' if len(extra) != 1 else ''} into the image")
+        step_images: list[str] = []
+        try:
+            # Untagged until its size is checked: a build past the cap, or stopped, is never tagged.
+            built = _docker_build(
+                client,
+                context,
+                None,
+                base_image,
+                emit,
+                network_mode="none",
+                step_images=step_images,
+                cancel=cancel,
+            )
+            _check_layer_size(client, built, base_image, policy)
+            if cancel is not None and cancel.is_set():
+                raise BuildCancelledError("docker build")
+            _tag_image(client, built, tag)
+        finally:
+            _remove_build_leftovers(client, tag, base_image, step_images, emit)
+    say(f"built image {tag} in {time.monotonic() - started:.1f}s")
+
+
+def _over_cap(what: str, size: int, cap: int) -> RequirementsError:
+    return RequirementsError(
+        f"{what} {size_text(size)}, over the {size_text(cap)} a requirements header may add to the "
+        f"sandbox image ({_MAX_IMAGE_SETTING}): drop packages or pin smaller ones, or ask the "
+        "operator to raise the cap"
+    )
+
+
+def _check_layer_size(
+    client: docker.DockerClient, image: str, base_image: str, policy: DerivedImagePolicy
+) -> None:
+    try:
+        added = int(client.api.inspect_image(image)["Size"]) - int(
+            client.api.inspect_image(base_image)["Size"]
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException, KeyError, ValueError) as exc:
+        raise ImageBuildError("docker build", f"cannot read the size of the image built: {exc}") from exc
+    if added > policy.max_image_bytes:
+        raise _over_cap("once installed, the packages take", added, policy.max_image_bytes)
+
+
+def prune_images(
+    docker_client: docker.DockerClient,
+    policy: DerivedImagePolicy | None = None,
+    *,
+    cache_dir: Path | None = None,
+    keep: Sequence[str] = (),
+    current_base: str | None = None,
+    log: LogFn | None = None,
+    locked: bool = False,
+) -> list[str]:
+    """Remove derived images (`seedbed-python-x:*`) and superseded sandbox images (a
+    `seedbed-python:*` other than `current_base`, default `image_tag()`) past `policy`, least
+    recently used first (see `seedbed.worker._image_cache`); never those in `keep`, those a
+    container uses, or the current sandbox image. Returns the tags removed.
+
+    Runs under the build lock (a build in progress may be about to use an image): `locked` says the
+    caller holds it; otherwise, when a build holds it, nothing is pruned this time.
+    Raises EngineUnavailableError."""
+    emit: LogFn = log if log is not None else logger.info
+    rules = policy if policy is not None else DerivedImagePolicy()
+    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    if current_base is None:
+        with contextlib.suppress(ImageBuildError, OSError):
+            current_base = image_tag()
+    if not locked:
+        with _build_lock(cache, blocking=False) as held:
+            if not held:
+                emit("image pruning skipped: an image build is in progress")
+                return []
+            return prune_images(
+                docker_client,
+                rules,
+                cache_dir=cache,
+                keep=keep,
+                current_base=current_base,
+                log=emit,
+                locked=True,
+            )
+    index = ImageUseIndex(cache)
+    try:
+        summaries: list[dict[str, Any]] = docker_client.api.images()
+        used = {str(c.get("ImageID", "")) for c in docker_client.api.containers(all=True)}
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineUnavailableError(_engine_url(docker_client), str(exc)[:300]) from exc
+    images = _cached_images(summaries, index.read(), used, {*keep, *([current_base] if current_base else [])})
+    removed: list[str] = []
+    for image, reason in plan_pruning(images, rules, datetime.now(UTC)):
+        gone = _remove_tags(docker_client, image.tags, emit)
+        if gone:
+            emit(f"removed image {', '.join(gone)} ({size_text(image.size)}): {reason}")
+            removed += gone
+    present = {t for summary in summaries for t in summary.get("RepoTags") or []}
+    index.forget([*removed, *(t for t in index.read() if t not in present)])
+    return removed
+
+
+def _cached_images(
+    summaries: Sequence[dict[str, Any]],
+    uses: dict[str, datetime],
+    used_ids: set[str],
+    keep: set[str],
+) -> list[CachedImage]:
+    """The images pruning manages, from the engine's image summaries: each with the bytes it adds
+    to the image it was built from, its last use, and why it stays, if it must."""
+    size_of = {t: int(s.get("Size", 0)) for s in summaries for t in s.get("RepoTags") or []}
+    out = []
+    for summary in summaries:
+        tags = tuple(
+            t
+            for t in summary.get("RepoTags") or []
+            if t.startswith((f"{DERIVED_REPOSITORY}:", f"{IMAGE_REPOSITORY}:"))
+        )
+        if not tags:
+            continue
+        labels = summary.get("Labels") or {}
+        parent = labels.get("seedbed.base", "") if labels.get("seedbed.image") == "python-x" else ""
+        parent_size = size_of.get(parent) or size_of.get(base_tag(), 0)
+        created = datetime.fromtimestamp(int(summary.get("Created", 0)), UTC)
+        image_id = str(summary.get("Id", ""))
+        kept = ""
+        if image_id in used_ids:
+            kept = "a container uses it"
+        elif any(t in keep for t in summary.get("RepoTags") or []):
+            kept = "current, or about to be used"
+        out.append(
+            CachedImage(
+                tags=tags,
+                image_id=image_id,
+                size=max(0, int(summary.get("Size", 0)) - parent_size),
+                last_used=max((uses[t] for t in tags if t in uses), default=created),
+                kept_because=kept,
+            )
+        )
+    return out
+
+
+def _remove_tags(client: docker.DockerClient, tags: Sequence[str], log: LogFn) -> list[str]:
+    """Untag (and so, with the last tag, remove) an image; the tags removed. An image a container
+    started using meanwhile is refused by the engine: left alone, quietly."""
+    gone = []
+    for tag in tags:
+        try:
+            client.api.remove_image(tag)
+        except docker.errors.ImageNotFound:
+            gone.append(tag)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log(f"image {tag} stays: {str(exc)[:200]}")
+            break
+        else:
+            gone.append(tag)
+    return gone
 
 
 def _installed_distributions(client: docker.DockerClient, image: str) -> dict[str, str]:
@@ -638,9 +1003,22 @@ def _against_base(pins: Sequence[str], installed: dict[str, str]) -> list[str]:
     return wanted
 
 
-def _download_wheels(pins: Sequence[str], constraints: Path, wheels: Path, log: LogFn) -> None:
+def _download_wheels(
+    pins: Sequence[str],
+    constraints: Path,
+    wheels: Path,
+    log: LogFn,
+    max_bytes: int,
+    cancel: threading.Event | None = None,
+) -> None:
+    """`pip download` into `wheels`, killed once the context folder (the wheels, and pip's
+    temporary files, kept beside them) passes `max_bytes`: a RequirementsError naming the cap."""
+    context = wheels.parent
+    scratch = context / "pip-tmp"
+    scratch.mkdir(exist_ok=True)
     argv = [
         *_PIP_DOWNLOAD,
+        "--no-cache-dir",
         "--progress-bar",
         "off",
         *PIP_TARGET_ARGS,
@@ -650,13 +1028,36 @@ def _download_wheels(pins: Sequence[str], constraints: Path, wheels: Path, log: 
         str(wheels),
         *pins,
     ]
+
+    def too_large() -> Exception | None:
+        size = _folder_bytes(context)
+        if size > max_bytes:
+            return _over_cap("the wheels to download (with their dependencies) passed", size, max_bytes)
+        return None
+
     try:
-        _run_step("pip download", argv, log, 900)
+        # pip downloads into a temporary folder first: there, so that the size counts it.
+        _run_step(
+            "pip download",
+            argv,
+            log,
+            900,
+            env={**os.environ, "TMPDIR": str(scratch)},
+            cancel=cancel,
+            watch=too_large,
+        )
+    except RequirementsError:
+        raise
+    except BuildCancelledError:
+        raise
     except ImageBuildError as exc:
         explained = explain_download_failure(exc.output, pins)
         if explained is not None:
             raise explained from exc
         raise
+    # The last wheel may have landed between two looks.
+    if (problem := too_large()) is not None:
+        raise problem
 
 
 def _new_wheels(wheels: Path, installed: dict[str, str]) -> list[tuple[str, str]]:

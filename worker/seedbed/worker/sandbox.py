@@ -12,16 +12,19 @@ per-run failure, it yields `Finished(outcome=INFRASTRUCTURE, error=…)` instead
     ├── RequirementsError        (also a ValueError) the script's `# requirements:` header is
     │                            invalid or cannot be met (`line`, `package`): SCRIPT_ERROR
     ├── EngineUnavailableError   the Docker engine cannot be reached (`url`)
+    ├── RuntimeUnavailableError  the engine lacks the runtime asked for (`runtime`, `available`):
+    │                            INFRASTRUCTURE, and the coordinator refuses to start
     └── ProtocolError            a frame from the sandbox broke the channel protocol (internal)
 
-How a run goes: pick the image — the sandbox image, or, when the script has a `# requirements:`
-header, the image derived from it with those packages (both by content hash, built on first use
-in a thread while `Output` lines of stream "system" report progress; see
-`seedbed.worker.images`); a bad header ends the attempt as SCRIPT_ERROR with its line, a failed
+How a run goes: resolve the container runtime (runc, runsc or auto; see `_sandbox_hardening`;
+the first line after `Started` says which); pick the image — the sandbox image, or, when the
+script has a `# requirements:` header, the image derived from it with those packages (both by
+content hash, built on first use in a thread while `Output` lines of stream "system" report
+progress; see `seedbed.worker.images`); a bad header ends the attempt as SCRIPT_ERROR with its line, a failed
 build as INFRASTRUCTURE with the step and its output;
-create the container with hardened defaults (non-root, no capabilities, no-new-privileges, the
-engine's seccomp profile, read-only root with a size-capped tmpfs, pids/memory/CPU/nofile limits,
-no swap, no network, init, bounded log driver, gVisor when the engine has it); attach to its
+create the container with hardened defaults (non-root, no capabilities, no-new-privileges,
+Seedbed's seccomp profile, read-only root with a size-capped noexec tmpfs, no core dumps,
+pids/memory/CPU/nofile limits, no swap, no network, init, no log driver); attach to its
 stdin/stdout/stderr *before* starting it (nothing is lost, and the HTTP client has no read-ahead
 to steal); start it; send the start frame (script and params travel only over stdin); then
 multiplex with `select`: container output → frames → `Output` batches, SDK calls → replies,
@@ -61,9 +64,16 @@ from seedbed.worker._sandbox_errors import (
     EngineUnavailableError,
     ImageBuildError,
     ProtocolError,
+    RuntimeUnavailableError,
     SandboxError,
 )
 from seedbed.worker._sandbox_fake import FakeSandboxDriver
+from seedbed.worker._sandbox_hardening import (
+    DEFAULT_RUNTIME,
+    SandboxRuntime,
+    container_options,
+    resolve_runtime,
+)
 from seedbed.worker._sandbox_janitor import (
     LABEL_ATTEMPT,
     LABEL_DEADLINE,
@@ -87,7 +97,7 @@ from seedbed.worker._sandbox_types import (
     ScriptError,
     Started,
 )
-from seedbed.worker.images import ensure_derived_image, ensure_image
+from seedbed.worker.images import DerivedImagePolicy, ensure_derived_image, ensure_image
 
 __all__ = [
     "DockerSandboxDriver",
@@ -100,11 +110,13 @@ __all__ = [
     "OutputLine",
     "ProtocolError",
     "RequirementsError",
+    "RuntimeUnavailableError",
     "SandboxDriver",
     "SandboxError",
     "SandboxEvent",
     "SandboxLimits",
     "SandboxRequest",
+    "SandboxRuntime",
     "ScriptError",
     "Started",
     "remove_orphans",
@@ -127,6 +139,8 @@ _KILL_DRAIN_SECONDS = 30.0
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 # How often the wait for an image build checks for progress, the cancel event and the deadline.
 _BUILD_POLL_SECONDS = 0.1
+# How long an attempt that ends during an image build waits for the build to stop.
+_BUILD_STOP_SECONDS = 30.0
 
 
 def _seconds_text(delta: timedelta) -> str:
@@ -139,7 +153,9 @@ class DockerSandboxDriver:
 
     `docker_url` defaults to `DOCKER_HOST`, else the local socket; it is resolved once, here.
     `image` pins an image tag and skips `ensure_image` (tests, air-gapped deployments); a script
-    with a `# requirements:` header then runs in an image derived from that one.
+    with a `# requirements:` header then runs in an image derived from that one. `runtime` is
+    "runc" (the default), "runsc" (gVisor; refused when the engine lacks it), "auto" (runsc when
+    the engine has it), or another runtime name the engine has.
     """
 
     def __init__(
@@ -149,13 +165,18 @@ class DockerSandboxDriver:
         image: str | None = None,
         context_dir: Path | None = None,
         cache_dir: Path | None = None,
+        runtime: str = DEFAULT_RUNTIME,
+        image_policy: DerivedImagePolicy | None = None,
     ) -> None:
         self._url = docker_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+        self._runtime_choice = runtime or DEFAULT_RUNTIME
         self._image = image
         self._context_dir = context_dir
         self._cache_dir = cache_dir
+        # Caps of the images derived for `# requirements:` headers (size, cache, age).
+        self._image_policy = image_policy if image_policy is not None else DerivedImagePolicy()
         self._client: docker.DockerClient | None = None
-        self._runtime: str | None = None
+        self._runtime: SandboxRuntime | None = None
         self._lock = threading.Lock()
         self._active: dict[tuple[str, int], threading.Event] = {}
 
@@ -172,12 +193,23 @@ class DockerSandboxDriver:
                 try:
                     client = docker.DockerClient(base_url=self._url, timeout=60)
                     client.ping()
+                except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                    raise EngineUnavailableError(self._url, _short(exc)) from exc
+                self._client = client
+            return self._client
+
+    def runtime(self) -> SandboxRuntime:
+        """The container runtime sandboxes run under, resolved against the engine once.
+        Raises EngineUnavailableError, or RuntimeUnavailableError if the engine lacks it."""
+        client = self.client()
+        with self._lock:
+            if self._runtime is None:
+                try:
                     runtimes = client.info().get("Runtimes") or {}
                 except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                     raise EngineUnavailableError(self._url, _short(exc)) from exc
-                self._runtime = "runsc" if "runsc" in runtimes else None
-                self._client = client
-            return self._client
+                self._runtime = resolve_runtime(self._runtime_choice, runtimes)
+            return self._runtime
 
     def close(self) -> None:
         with self._lock:
@@ -215,11 +247,14 @@ class DockerSandboxDriver:
         try:
             try:
                 client = self.client()
+                runtime = self.runtime()
                 picked = yield from self._pick_image(client, request, session, cancel)
                 if isinstance(picked, Finished):
                     yield picked
                     return
                 image = picked
+                # The first line after Started (image builds report before it).
+                session.system(runtime.describe(), "info")
                 wall_deadline, deadline, limit_text = self._deadline(request)
                 if deadline <= time.monotonic():
                     yield self._finish(
@@ -229,7 +264,7 @@ class DockerSandboxDriver:
                         ScriptError("Timeout", f"{limit_text} had already passed before the sandbox started"),
                     )
                     return
-                container_id = self._create(client, image, request, wall_deadline)
+                container_id = self._create(client, image, request, wall_deadline, runtime)
                 sock = client.api.attach_socket(
                     container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
                 )
@@ -317,21 +352,30 @@ class DockerSandboxDriver:
         cancel: threading.Event,
     ) -> Generator[Output, None, str | Finished]:
         """The image to run the script in: the sandbox image, or the one derived from it with the
-        packages of the script's `# requirements:` header. A build runs in a thread (it goes on,
-        and is cached, if the attempt is aborted or its deadline passes meanwhile) while its
-        progress is yielded as "system" lines. Returns the tag, or the Finished event that ends
-        the attempt; raises RequirementsError (with the header's line), SandboxError, or the
+        packages of the script's `# requirements:` header. A build runs in a thread while its
+        progress is yielded as "system" lines; when the attempt ends meanwhile (aborted, past its
+        deadline, interrupted) a derived image's build is stopped and leaves nothing, and the
+        attempt waits up to `_BUILD_STOP_SECONDS` for it (the sandbox image's own build goes on
+        and is cached: it is the operator's, not the script's). Returns the tag, or the Finished
+        event that ends the attempt; raises RequirementsError (with the header's line), SandboxError, or the
         engine's errors."""
         header = header_requirements(request.script)
         pins = tuple(requirement.spec for requirement in header)
         if self._image is not None and not pins:
             return self._image
         pinned = self._image
+        stop = threading.Event()
 
         def build(progress: Callable[[str], None]) -> str:
             if pinned is not None:
                 return ensure_derived_image(
-                    client, pinned, pins, cache_dir=self._cache_dir, progress=progress
+                    client,
+                    pinned,
+                    pins,
+                    cache_dir=self._cache_dir,
+                    progress=progress,
+                    policy=self._image_policy,
+                    cancel=stop,
                 )
             return ensure_image(
                 client,
@@ -339,6 +383,8 @@ class DockerSandboxDriver:
                 cache_dir=self._cache_dir,
                 requirements=pins,
                 progress=progress,
+                policy=self._image_policy,
+                cancel=stop,
             )
 
         messages: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -355,34 +401,50 @@ class DockerSandboxDriver:
 
         thread = threading.Thread(target=work, name=f"seedbed-image-{request.run_id}", daemon=True)
         thread.start()
-        while True:
-            finished = done.wait(_BUILD_POLL_SECONDS)
+        try:
             while True:
-                try:
-                    session.system(messages.get_nowait(), "info")
-                except queue.Empty:
+                finished = done.wait(_BUILD_POLL_SECONDS)
+                while True:
+                    try:
+                        session.system(messages.get_nowait(), "info")
+                    except queue.Empty:
+                        break
+                yield from _pending(session)
+                if finished:
                     break
-            yield from _pending(session)
-            if finished:
-                break
-            if cancel.is_set():
-                return self._finish(
-                    session,
-                    Outcome.ABORTED,
-                    None,
-                    ScriptError("Aborted", "the run was aborted while its image was being built"),
-                )
-            if datetime.now(UTC) >= request.deadline:
-                return self._finish(
-                    session,
-                    Outcome.TIMEOUT,
-                    None,
-                    ScriptError(
-                        "Timeout",
-                        f"the attempt deadline {request.deadline.isoformat()} passed while its image "
-                        "was being built (the build goes on and is cached for the next attempt)",
-                    ),
-                )
+                if cancel.is_set():
+                    return self._finish(
+                        session,
+                        Outcome.ABORTED,
+                        None,
+                        ScriptError(
+                            "Aborted",
+                            "the run was aborted while its image was being built (the build was stopped)",
+                        ),
+                    )
+                if datetime.now(UTC) >= request.deadline:
+                    return self._finish(
+                        session,
+                        Outcome.TIMEOUT,
+                        None,
+                        ScriptError(
+                            "Timeout",
+                            f"the attempt deadline {request.deadline.isoformat()} passed while its image "
+                            "was being built (the build was stopped)",
+                        ),
+                    )
+        finally:
+            # However the attempt ends here (aborted, timed out, interrupted by Ray's cancel), the
+            # build stops with it: pip is killed, the engine's build step too, nothing is tagged.
+            if not done.is_set():
+                stop.set()
+                if not done.wait(_BUILD_STOP_SECONDS):
+                    logger.warning(
+                        "run %s attempt %d: the image build did not stop within %gs",
+                        request.run_id,
+                        request.attempt,
+                        _BUILD_STOP_SECONDS,
+                    )
         result = outcome[0]
         if isinstance(result, RequirementsError):
             raise _with_line(result, header) from result
@@ -404,9 +466,13 @@ class DockerSandboxDriver:
         return when, time.monotonic() + (when - now).total_seconds(), text
 
     def _create(
-        self, client: docker.DockerClient, image: str, request: SandboxRequest, deadline: datetime
+        self,
+        client: docker.DockerClient,
+        image: str,
+        request: SandboxRequest,
+        deadline: datetime,
+        runtime: SandboxRuntime,
     ) -> str:
-        limits = request.limits
         labels = {
             **request.labels,
             LABEL_MANAGED: "1",
@@ -418,24 +484,11 @@ class DockerSandboxDriver:
         name = (
             f"seedbed-{_NAME_UNSAFE.sub('-', request.run_id)[:64]}-{request.attempt}-{uuid.uuid4().hex[:8]}"
         )
-        options: dict[str, Any] = {}
-        if self._runtime:
-            options["runtime"] = self._runtime
         container = client.containers.create(
             image=image,
             name=name,
             user=SANDBOX_USER,
             working_dir="/tmp",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777"},
-            shm_size=min(limits.tmpfs_bytes, 64 * 2**20),
-            pids_limit=limits.pids,
-            mem_limit=limits.memory_bytes,
-            memswap_limit=limits.memory_bytes,  # equal to the memory limit: no swap
-            nano_cpus=limits.nano_cpus,
-            ulimits=[docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
             network_mode="none",
             init=True,
             # No log driver: output reaches the worker through the attach stream only. With json-file,
@@ -446,7 +499,8 @@ class DockerSandboxDriver:
             tty=False,
             labels=labels,
             hostname="sandbox",
-            **options,
+            # Runtime, seccomp, capabilities, read-only root, tmpfs and resource limits.
+            **container_options(request.limits, runtime),
         )
         return str(container.id)
 
@@ -623,10 +677,11 @@ class DockerSandboxDriver:
         return sweep_containers(self.client(), older_than_deadline=older_than_deadline, grace=grace, now=now)
 
     def probe(self) -> str | None:
-        """None if the engine answers, else what is wrong and what to do (for health checks)."""
+        """None if the engine answers and has the runtime asked for, else what is wrong and what
+        to do (for health checks)."""
         try:
-            self.client()
-        except EngineUnavailableError as exc:
+            self.runtime()
+        except (EngineUnavailableError, RuntimeUnavailableError) as exc:
             return str(exc)
         return None
 

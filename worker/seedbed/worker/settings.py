@@ -27,7 +27,27 @@ class WorkerSettings(BaseSettings):
         "unset: file secrets are refused. The coordinator reads the same variable",
     )
 
-    @field_validator("secret_file_dir", mode="before")
+    tls_ca_file: Path | None = Field(
+        None,
+        validation_alias="SEEDBED_TLS_CA_FILE",
+        description="PEM CA certificates that verify the coordinator's certificate when the attempt "
+        "carries none (the coordinator's SEEDBED_TLS_CA_FILE wins); unset too: the system's roots",
+    )
+    tls_client_cert_file: Path | None = Field(
+        None,
+        validation_alias="SEEDBED_TLS_CLIENT_CERT_FILE",
+        description="PEM client certificate this worker presents to a coordinator that requires one "
+        "(mutual TLS); with tls_client_key_file",
+    )
+    tls_client_key_file: Path | None = Field(
+        None,
+        validation_alias="SEEDBED_TLS_CLIENT_KEY_FILE",
+        description="PEM private key of tls_client_cert_file",
+    )
+
+    @field_validator(
+        "secret_file_dir", "tls_ca_file", "tls_client_cert_file", "tls_client_key_file", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty variable must not become Path("."), the working directory.

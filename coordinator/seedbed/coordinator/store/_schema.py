@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -158,6 +159,11 @@ templates = Table(
     Column("revision", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The project that owns it (its editors change it; its runs use it) and whether an admin shared
+    # it with every project (read and used there, changed by the owner's editors only).
+    Column("project_key", String(63), nullable=False, server_default="default"),
+    Column("shared", Boolean, nullable=False, server_default=false()),
+    Index("ix_templates_project", "project_key"),
 )
 
 connections = Table(
@@ -174,6 +180,10 @@ connections = Table(
     Column("allowed_users", Text),  # JSON list of user ids whose runs may use it; NULL or []: everyone
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # As for templates.
+    Column("project_key", String(63), nullable=False, server_default="default"),
+    Column("shared", Boolean, nullable=False, server_default=false()),
+    Index("ix_connections_project", "project_key"),
 )
 
 workspace_files = Table(
@@ -183,6 +193,10 @@ workspace_files = Table(
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # As for templates.
+    Column("project_key", String(63), nullable=False, server_default="default"),
+    Column("shared", Boolean, nullable=False, server_default=false()),
+    Index("ix_workspace_files_project", "project_key"),
 )
 
 workspace_chunks = Table(

@@ -79,6 +79,14 @@ class FireRepository:
             pass
         return await self._replay_fire(idempotency_key, digest), None, False
 
+    async def key_used(self, idempotency_key: str) -> bool:
+        """Whether a fire with this idempotency key exists (a retry of it starts nothing)."""
+        async with self._store._engine.connect() as conn:
+            found = await conn.execute(
+                select(t.fires.c.id).where(t.fires.c.idempotency_key == idempotency_key)
+            )
+            return found.first() is not None
+
     async def _replay_fire(self, idempotency_key: str, digest: str) -> FireRecord:
         async with self._store._engine.connect() as conn:
             row = (

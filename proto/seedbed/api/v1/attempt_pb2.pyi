@@ -56,7 +56,7 @@ class SandboxLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ..., max_log_lines: _Optional[int] = ...) -> None: ...
 
 class AttemptSpec(_message.Message):
-    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token")
+    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token", "coordinator_tls", "sandbox_runtime", "ledger_key", "derived_images")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,10 @@ class AttemptSpec(_message.Message):
     COORDINATOR_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DATA_LIMITS_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_TLS_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_KEY_FIELD_NUMBER: _ClassVar[int]
+    DERIVED_IMAGES_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     run_key: str
@@ -94,7 +98,27 @@ class AttemptSpec(_message.Message):
     coordinator_address: str
     data_limits: DataLimits
     coordinator_token: str
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ...) -> None: ...
+    coordinator_tls: CoordinatorTls
+    sandbox_runtime: str
+    ledger_key: bytes
+    derived_images: DerivedImageLimits
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ..., coordinator_tls: _Optional[_Union[CoordinatorTls, _Mapping]] = ..., sandbox_runtime: _Optional[str] = ..., ledger_key: _Optional[bytes] = ..., derived_images: _Optional[_Union[DerivedImageLimits, _Mapping]] = ...) -> None: ...
+
+class DerivedImageLimits(_message.Message):
+    __slots__ = ("max_image_bytes", "cache_bytes", "max_unused_seconds")
+    MAX_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNUSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    max_image_bytes: int
+    cache_bytes: int
+    max_unused_seconds: int
+    def __init__(self, max_image_bytes: _Optional[int] = ..., cache_bytes: _Optional[int] = ..., max_unused_seconds: _Optional[int] = ...) -> None: ...
+
+class CoordinatorTls(_message.Message):
+    __slots__ = ("ca_pem",)
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    ca_pem: bytes
+    def __init__(self, ca_pem: _Optional[bytes] = ...) -> None: ...
 
 class TemplateSnapshot(_message.Message):
     __slots__ = ("id", "canonical_json", "revision")

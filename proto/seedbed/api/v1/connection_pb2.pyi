@@ -57,7 +57,7 @@ class RestOptions(_message.Message):
     def __init__(self, base_url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., auth_header: _Optional[str] = ..., batch_size: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., idempotent: _Optional[bool] = ...) -> None: ...
 
 class Connection(_message.Message):
-    __slots__ = ("id", "kind", "description", "url", "rest", "secret", "create_time", "update_time", "allowed_users")
+    __slots__ = ("id", "kind", "description", "url", "rest", "secret", "create_time", "update_time", "allowed_users", "project_key", "shared")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,8 @@ class Connection(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_USERS_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: ConnectionKind
     description: str
@@ -76,10 +78,12 @@ class Connection(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     allowed_users: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_users: _Optional[_Iterable[str]] = ...) -> None: ...
+    project_key: str
+    shared: bool
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_users: _Optional[_Iterable[str]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class CreateConnectionRequest(_message.Message):
-    __slots__ = ("connection_id", "kind", "description", "url", "rest", "secret", "allow_update", "allowed_users")
+    __slots__ = ("connection_id", "kind", "description", "url", "rest", "secret", "allow_update", "allowed_users", "project_key", "shared")
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +92,8 @@ class CreateConnectionRequest(_message.Message):
     SECRET_FIELD_NUMBER: _ClassVar[int]
     ALLOW_UPDATE_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_USERS_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     connection_id: str
     kind: ConnectionKind
     description: str
@@ -96,7 +102,9 @@ class CreateConnectionRequest(_message.Message):
     secret: SecretSource
     allow_update: bool
     allowed_users: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, connection_id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[_Union[SecretSource, _Mapping]] = ..., allow_update: _Optional[bool] = ..., allowed_users: _Optional[_Iterable[str]] = ...) -> None: ...
+    project_key: str
+    shared: bool
+    def __init__(self, connection_id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[_Union[SecretSource, _Mapping]] = ..., allow_update: _Optional[bool] = ..., allowed_users: _Optional[_Iterable[str]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class CreateConnectionResponse(_message.Message):
     __slots__ = ("connection",)
@@ -117,12 +125,14 @@ class GetConnectionResponse(_message.Message):
     def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
 
 class ListConnectionsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "project_key")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    project_key: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., project_key: _Optional[str] = ...) -> None: ...
 
 class ListConnectionsResponse(_message.Message):
     __slots__ = ("connections", "next_page_token")

@@ -26,9 +26,11 @@ if _version_not_supported:
 
 
 class ConnectionServiceStub:
-    """Connections: the targets scenarios seed, resolved by the trusted worker. Shared by every project:
-    reading (Get, List) needs any role in any project; TestConnection needs ROLE_EDITOR in at least one
-    project; Create and Delete need a superuser (they carry credentials and decide allowed_users).
+    """Connections: the targets scenarios seed, resolved by the trusted worker. Each belongs to a project,
+    whose runs alone receive it (unless it is shared): reading (Get, List) needs a role in that project,
+    or the connection is shared; TestConnection needs ROLE_EDITOR there (any project for a shared one);
+    Create and Delete need a superuser (they carry credentials and decide allowed_users). A connection
+    of a project the caller has no role in (and not shared) is NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -65,9 +67,11 @@ class ConnectionServiceStub:
 
 
 class ConnectionServiceServicer:
-    """Connections: the targets scenarios seed, resolved by the trusted worker. Shared by every project:
-    reading (Get, List) needs any role in any project; TestConnection needs ROLE_EDITOR in at least one
-    project; Create and Delete need a superuser (they carry credentials and decide allowed_users).
+    """Connections: the targets scenarios seed, resolved by the trusted worker. Each belongs to a project,
+    whose runs alone receive it (unless it is shared): reading (Get, List) needs a role in that project,
+    or the connection is shared; TestConnection needs ROLE_EDITOR there (any project for a shared one);
+    Create and Delete need a superuser (they carry credentials and decide allowed_users). A connection
+    of a project the caller has no role in (and not shared) is NOT_FOUND.
     """
 
     def CreateConnection(self, request, context):
@@ -139,9 +143,11 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ConnectionService:
-    """Connections: the targets scenarios seed, resolved by the trusted worker. Shared by every project:
-    reading (Get, List) needs any role in any project; TestConnection needs ROLE_EDITOR in at least one
-    project; Create and Delete need a superuser (they carry credentials and decide allowed_users).
+    """Connections: the targets scenarios seed, resolved by the trusted worker. Each belongs to a project,
+    whose runs alone receive it (unless it is shared): reading (Get, List) needs a role in that project,
+    or the connection is shared; TestConnection needs ROLE_EDITOR there (any project for a shared one);
+    Create and Delete need a superuser (they carry credentials and decide allowed_users). A connection
+    of a project the caller has no role in (and not shared) is NOT_FOUND.
     """
 
     @staticmethod

@@ -20,7 +20,7 @@ TEMPLATE_FORMAT_YAML: TemplateFormat
 TEMPLATE_FORMAT_JSON: TemplateFormat
 
 class Template(_message.Message):
-    __slots__ = ("id", "source", "format", "canonical_json", "revision", "digest", "description", "field_names", "create_time", "update_time")
+    __slots__ = ("id", "source", "format", "canonical_json", "revision", "digest", "description", "field_names", "create_time", "update_time", "project_key", "shared")
     ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,8 @@ class Template(_message.Message):
     FIELD_NAMES_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     id: str
     source: str
     format: TemplateFormat
@@ -41,17 +43,23 @@ class Template(_message.Message):
     field_names: _containers.RepeatedScalarFieldContainer[str]
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., canonical_json: _Optional[str] = ..., revision: _Optional[int] = ..., digest: _Optional[str] = ..., description: _Optional[str] = ..., field_names: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    project_key: str
+    shared: bool
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., canonical_json: _Optional[str] = ..., revision: _Optional[int] = ..., digest: _Optional[str] = ..., description: _Optional[str] = ..., field_names: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class PutTemplateRequest(_message.Message):
-    __slots__ = ("source", "format", "allow_update")
+    __slots__ = ("source", "format", "allow_update", "project_key", "shared")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     ALLOW_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     source: str
     format: TemplateFormat
     allow_update: bool
-    def __init__(self, source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., allow_update: _Optional[bool] = ...) -> None: ...
+    project_key: str
+    shared: bool
+    def __init__(self, source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., allow_update: _Optional[bool] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class PutTemplateResponse(_message.Message):
     __slots__ = ("template", "created")
@@ -74,12 +82,14 @@ class GetTemplateResponse(_message.Message):
     def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ...) -> None: ...
 
 class ListTemplatesRequest(_message.Message):
-    __slots__ = ("page_size", "page_token")
+    __slots__ = ("page_size", "page_token", "project_key")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    project_key: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., project_key: _Optional[str] = ...) -> None: ...
 
 class ListTemplatesResponse(_message.Message):
     __slots__ = ("templates", "next_page_token")
@@ -100,16 +110,18 @@ class DeleteTemplateResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PreviewTemplateRequest(_message.Message):
-    __slots__ = ("template_id", "source", "count", "seed")
+    __slots__ = ("template_id", "source", "count", "seed", "project_key")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     template_id: str
     source: str
     count: int
     seed: int
-    def __init__(self, template_id: _Optional[str] = ..., source: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    project_key: str
+    def __init__(self, template_id: _Optional[str] = ..., source: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., project_key: _Optional[str] = ...) -> None: ...
 
 class PreviewTemplateResponse(_message.Message):
     __slots__ = ("rows_json", "faker_version")

@@ -28,8 +28,9 @@ if _version_not_supported:
 class TemplateServiceStub:
     """Templates: validated on save; a document that fails validation is INVALID_ARGUMENT with every
     problem listed in the message, each with the path of the field it concerns.
-    Templates are shared by every project: reading (Get, List, Preview) needs any role in any project;
-    Put and Delete need ROLE_EDITOR in at least one project (or a superuser).
+    Templates belong to a project: reading (Get, List, Preview) needs a role in it, or the template is
+    shared; Put and Delete need ROLE_EDITOR in it, sharing needs ROLE_ADMIN. A template of a project
+    the caller has no role in (and not shared) is NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -68,8 +69,9 @@ class TemplateServiceStub:
 class TemplateServiceServicer:
     """Templates: validated on save; a document that fails validation is INVALID_ARGUMENT with every
     problem listed in the message, each with the path of the field it concerns.
-    Templates are shared by every project: reading (Get, List, Preview) needs any role in any project;
-    Put and Delete need ROLE_EDITOR in at least one project (or a superuser).
+    Templates belong to a project: reading (Get, List, Preview) needs a role in it, or the template is
+    shared; Put and Delete need ROLE_EDITOR in it, sharing needs ROLE_ADMIN. A template of a project
+    the caller has no role in (and not shared) is NOT_FOUND.
     """
 
     def PutTemplate(self, request, context):
@@ -141,8 +143,9 @@ def add_TemplateServiceServicer_to_server(servicer, server):
 class TemplateService:
     """Templates: validated on save; a document that fails validation is INVALID_ARGUMENT with every
     problem listed in the message, each with the path of the field it concerns.
-    Templates are shared by every project: reading (Get, List, Preview) needs any role in any project;
-    Put and Delete need ROLE_EDITOR in at least one project (or a superuser).
+    Templates belong to a project: reading (Get, List, Preview) needs a role in it, or the template is
+    shared; Put and Delete need ROLE_EDITOR in it, sharing needs ROLE_ADMIN. A template of a project
+    the caller has no role in (and not shared) is NOT_FOUND.
     """
 
     @staticmethod

@@ -25,33 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eseedbed/api/v1/workspace.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\rWorkspaceFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x11UploadFileRequest\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x1c.seedbed.api.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"C\n\x0cUploadHeader\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x11\n\toverwrite\x18\x03 \x01(\x08\"A\n\x12UploadFileResponse\x12+\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1d.seedbed.api.v1.WorkspaceFile\"#\n\x13\x44ownloadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"R\n\x14\x44ownloadFileResponse\x12+\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1d.seedbed.api.v1.WorkspaceFile\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"I\n\x10ListFilesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x11ListFilesResponse\x12,\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1d.seedbed.api.v1.WorkspaceFile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x11\x44\x65leteFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteFileResponse2\xed\x02\n\x10WorkspaceService\x12U\n\nUploadFile\x12!.seedbed.api.v1.UploadFileRequest\x1a\".seedbed.api.v1.UploadFileResponse(\x01\x12[\n\x0c\x44ownloadFile\x12#.seedbed.api.v1.DownloadFileRequest\x1a$.seedbed.api.v1.DownloadFileResponse0\x01\x12P\n\tListFiles\x12 .seedbed.api.v1.ListFilesRequest\x1a!.seedbed.api.v1.ListFilesResponse\x12S\n\nDeleteFile\x12!.seedbed.api.v1.DeleteFileRequest\x1a\".seedbed.api.v1.DeleteFileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eseedbed/api/v1/workspace.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x01\n\rWorkspaceFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bproject_key\x18\x05 \x01(\t\x12\x0e\n\x06shared\x18\x06 \x01(\x08\"\\\n\x11UploadFileRequest\x12.\n\x06header\x18\x01 \x01(\x0b\x32\x1c.seedbed.api.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"x\n\x0cUploadHeader\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x11\n\toverwrite\x18\x03 \x01(\x08\x12\x13\n\x0bproject_key\x18\x04 \x01(\t\x12\x13\n\x06shared\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_shared\"A\n\x12UploadFileResponse\x12+\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1d.seedbed.api.v1.WorkspaceFile\"#\n\x13\x44ownloadFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"R\n\x14\x44ownloadFileResponse\x12+\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1d.seedbed.api.v1.WorkspaceFile\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"^\n\x10ListFilesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x13\n\x0bproject_key\x18\x04 \x01(\t\"Z\n\x11ListFilesResponse\x12,\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1d.seedbed.api.v1.WorkspaceFile\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x11\x44\x65leteFileRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteFileResponse2\xed\x02\n\x10WorkspaceService\x12U\n\nUploadFile\x12!.seedbed.api.v1.UploadFileRequest\x1a\".seedbed.api.v1.UploadFileResponse(\x01\x12[\n\x0c\x44ownloadFile\x12#.seedbed.api.v1.DownloadFileRequest\x1a$.seedbed.api.v1.DownloadFileResponse0\x01\x12P\n\tListFiles\x12 .seedbed.api.v1.ListFilesRequest\x1a!.seedbed.api.v1.ListFilesResponse\x12S\n\nDeleteFile\x12!.seedbed.api.v1.DeleteFileRequest\x1a\".seedbed.api.v1.DeleteFileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seedbed.api.v1.workspace_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKSPACEFILE']._serialized_start=83
-  _globals['_WORKSPACEFILE']._serialized_end=197
-  _globals['_UPLOADFILEREQUEST']._serialized_start=199
-  _globals['_UPLOADFILEREQUEST']._serialized_end=291
-  _globals['_UPLOADHEADER']._serialized_start=293
-  _globals['_UPLOADHEADER']._serialized_end=360
-  _globals['_UPLOADFILERESPONSE']._serialized_start=362
-  _globals['_UPLOADFILERESPONSE']._serialized_end=427
-  _globals['_DOWNLOADFILEREQUEST']._serialized_start=429
-  _globals['_DOWNLOADFILEREQUEST']._serialized_end=464
-  _globals['_DOWNLOADFILERESPONSE']._serialized_start=466
-  _globals['_DOWNLOADFILERESPONSE']._serialized_end=548
-  _globals['_LISTFILESREQUEST']._serialized_start=550
-  _globals['_LISTFILESREQUEST']._serialized_end=623
-  _globals['_LISTFILESRESPONSE']._serialized_start=625
-  _globals['_LISTFILESRESPONSE']._serialized_end=715
-  _globals['_DELETEFILEREQUEST']._serialized_start=717
-  _globals['_DELETEFILEREQUEST']._serialized_end=750
-  _globals['_DELETEFILERESPONSE']._serialized_start=752
-  _globals['_DELETEFILERESPONSE']._serialized_end=772
-  _globals['_WORKSPACESERVICE']._serialized_start=775
-  _globals['_WORKSPACESERVICE']._serialized_end=1140
+  _globals['_WORKSPACEFILE']._serialized_start=84
+  _globals['_WORKSPACEFILE']._serialized_end=235
+  _globals['_UPLOADFILEREQUEST']._serialized_start=237
+  _globals['_UPLOADFILEREQUEST']._serialized_end=329
+  _globals['_UPLOADHEADER']._serialized_start=331
+  _globals['_UPLOADHEADER']._serialized_end=451
+  _globals['_UPLOADFILERESPONSE']._serialized_start=453
+  _globals['_UPLOADFILERESPONSE']._serialized_end=518
+  _globals['_DOWNLOADFILEREQUEST']._serialized_start=520
+  _globals['_DOWNLOADFILEREQUEST']._serialized_end=555
+  _globals['_DOWNLOADFILERESPONSE']._serialized_start=557
+  _globals['_DOWNLOADFILERESPONSE']._serialized_end=639
+  _globals['_LISTFILESREQUEST']._serialized_start=641
+  _globals['_LISTFILESREQUEST']._serialized_end=735
+  _globals['_LISTFILESRESPONSE']._serialized_start=737
+  _globals['_LISTFILESRESPONSE']._serialized_end=827
+  _globals['_DELETEFILEREQUEST']._serialized_start=829
+  _globals['_DELETEFILEREQUEST']._serialized_end=862
+  _globals['_DELETEFILERESPONSE']._serialized_start=864
+  _globals['_DELETEFILERESPONSE']._serialized_end=884
+  _globals['_WORKSPACESERVICE']._serialized_start=887
+  _globals['_WORKSPACESERVICE']._serialized_end=1252
 # @@protoc_insertion_point(module_scope)

@@ -10,16 +10,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WorkspaceFile(_message.Message):
-    __slots__ = ("path", "size_bytes", "sha256", "create_time")
+    __slots__ = ("path", "size_bytes", "sha256", "create_time", "project_key", "shared")
     PATH_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     path: str
     size_bytes: int
     sha256: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    project_key: str
+    shared: bool
+    def __init__(self, path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class UploadFileRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -30,14 +34,18 @@ class UploadFileRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[UploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class UploadHeader(_message.Message):
-    __slots__ = ("path", "size_bytes", "overwrite")
+    __slots__ = ("path", "size_bytes", "overwrite", "project_key", "shared")
     PATH_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
     path: str
     size_bytes: int
     overwrite: bool
-    def __init__(self, path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+    project_key: str
+    shared: bool
+    def __init__(self, path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., overwrite: _Optional[bool] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class UploadFileResponse(_message.Message):
     __slots__ = ("file",)
@@ -60,14 +68,16 @@ class DownloadFileResponse(_message.Message):
     def __init__(self, file: _Optional[_Union[WorkspaceFile, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
-    __slots__ = ("prefix", "page_size", "page_token")
+    __slots__ = ("prefix", "page_size", "page_token", "project_key")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     page_size: int
     page_token: str
-    def __init__(self, prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    project_key: str
+    def __init__(self, prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., project_key: _Optional[str] = ...) -> None: ...
 
 class ListFilesResponse(_message.Message):
     __slots__ = ("files", "next_page_token")

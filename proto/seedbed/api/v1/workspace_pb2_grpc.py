@@ -26,9 +26,9 @@ if _version_not_supported:
 
 
 class WorkspaceServiceStub:
-    """Workspace files: uploaded by users, read-only to scenarios. Shared by every project: reading
-    (Download, List) needs any role in any project; Upload and Delete need ROLE_EDITOR in at least one
-    project (or a superuser).
+    """Workspace files: uploaded by users, read-only to scenarios. Each belongs to a project: reading
+    (Download, List) needs a role in it, or the file is shared; Upload and Delete need ROLE_EDITOR in
+    it, sharing needs ROLE_ADMIN. A run reads the files of its own project and the shared ones.
     """
 
     def __init__(self, channel):
@@ -60,9 +60,9 @@ class WorkspaceServiceStub:
 
 
 class WorkspaceServiceServicer:
-    """Workspace files: uploaded by users, read-only to scenarios. Shared by every project: reading
-    (Download, List) needs any role in any project; Upload and Delete need ROLE_EDITOR in at least one
-    project (or a superuser).
+    """Workspace files: uploaded by users, read-only to scenarios. Each belongs to a project: reading
+    (Download, List) needs a role in it, or the file is shared; Upload and Delete need ROLE_EDITOR in
+    it, sharing needs ROLE_ADMIN. A run reads the files of its own project and the shared ones.
     """
 
     def UploadFile(self, request_iterator, context):
@@ -121,9 +121,9 @@ def add_WorkspaceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class WorkspaceService:
-    """Workspace files: uploaded by users, read-only to scenarios. Shared by every project: reading
-    (Download, List) needs any role in any project; Upload and Delete need ROLE_EDITOR in at least one
-    project (or a superuser).
+    """Workspace files: uploaded by users, read-only to scenarios. Each belongs to a project: reading
+    (Download, List) needs a role in it, or the file is shared; Upload and Delete need ROLE_EDITOR in
+    it, sharing needs ROLE_ADMIN. A run reads the files of its own project and the shared ones.
     """
 
     @staticmethod

@@ -10,6 +10,10 @@
 4. Compile the script as "scenario.py" and run it in a fresh `__main__` module.
 5. Send `done`, or an `error` frame whose traceback keeps only the scenario's frames, and exit
    (0, 1 on an error, n on `SystemExit(n)`).
+
+A process the script forks (`os.fork`, multiprocessing's "fork") that runs off the end of the
+script or calls `sys.exit` comes back into `main` too; it leaves at once, like a forked child of a
+plain interpreter (see `_leave_forked_child`), and never acts as the runtime.
 """
 
 from __future__ import annotations
@@ -154,7 +158,28 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+def _leave_forked_child(code: int, error: dict[str, Any] | None) -> int:
+    """The exit of a process the script forked, once it returns from the script.
+
+    It holds copies of the runtime's state but not its threads: the output pumps' locks may have
+    been held by a pump thread at the moment of the fork and stay locked forever in the child, so
+    draining or finishing the pumps here hangs the child — and a parent waiting for it hangs until
+    its deadline. And the child must not send `done` or an error frame: the first end frame wins,
+    so a child's `done` would end the parent's run before its own result. So flush what the child
+    printed (its fds 1 and 2 are the runtime's pipes, which the parent's pumps read), print an
+    uncaught exception to stderr as an interpreter would, and exit with the child's own code.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    if error is not None:
+        with contextlib.suppress(OSError):
+            os.write(2, str(error.get("traceback") or error.get("message", "")).encode("utf-8", "replace"))
+    return code
+
+
 def main() -> int:
+    runtime_pid = os.getpid()
     runtime_module = sys.modules.get("__main__")  # keep alive: the script replaces __main__
     channel_in = os.dup(0)  # os.dup makes non-inheritable fds: child processes never see them
     channel_out = os.dup(1)
@@ -190,6 +215,8 @@ def main() -> int:
     channel.start()
 
     code, error = _run_script(start["script"])
+    if os.getpid() != runtime_pid:
+        return _leave_forked_child(code, error)
 
     drain_output()
     # Close our write ends of the pipes so the pumps see EOF once children are gone too.

@@ -151,11 +151,18 @@ class Agent:
         self._sinks_lock = threading.Lock()
         self._streams: dict[str, Any] = {}
         self._workspace = WorkspaceReader(
-            spec.coordinator_address, limits.max_workspace_read_bytes or 64 * 2**20, spec.coordinator_token
+            spec.coordinator_address,
+            limits.max_workspace_read_bytes or 64 * 2**20,
+            spec.coordinator_token,
+            tls=spec.coordinator_tls if spec.HasField("coordinator_tls") else None,
         )
         self._calls = 0
         self._stamp = ledger.AttemptStamp(
-            run_key=self._run_key, run_id=spec.run_id, attempt=spec.attempt, fencing_token=spec.fencing_token
+            run_key=self._run_key,
+            run_id=spec.run_id,
+            attempt=spec.attempt,
+            fencing_token=spec.fencing_token,
+            ledger_key=spec.ledger_key,
         )
         self._ledgers: dict[str, ledger.LedgeredSql] = {}
         # Idempotency-Key headers take visible ASCII: a run key with anything else (or a long one)

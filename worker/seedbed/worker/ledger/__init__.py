@@ -5,7 +5,8 @@ A retried attempt re-executes the script from the top. Each write is keyed by (r
 call's number, the batch's number in the call) and hashed by content. The ledger lives in the
 target database, table `seedbed_ledger`, and its row commits in the same transaction as the batch:
 
-    ledger = LedgeredSql(sink, AttemptStamp(run_key, run_id, attempt, fencing_token), report=emit)
+    stamp = AttemptStamp(run_key, run_id, attempt, fencing_token, ledger_key)   # key: from the spec
+    ledger = LedgeredSql(sink, stamp, report=emit)
     ledger.insert(call, "customers", rows, returning=["id"])   # applied, or skipped on replay
     ledger.execute(call, "CREATE TABLE …")                     # same for statements
 
@@ -16,7 +17,12 @@ lost connection the ledger is read before anything is written again.
 
 Every insert entry also records the primary keys of the rows its batch created, when they can be
 known (a plain insert whose rows carry the key, or `returning` naming it), so that a finished run
-can be undone: `purge_run(sink, run_key, dry_run=False)` deletes them, newest batch first.
+can be undone: `purge_run(sink, LedgerSeal(run_key, run_id, ledger_key), dry_run=False)` deletes
+them, newest batch first.
+
+The ledger sits where scripts may write (any script with a SQL connection to that database), so
+every row carries an HMAC under a key the coordinator derives for the run (`LedgerSeal`): a row
+that does not verify fails the replay as `ForgedLedgerEntryError` and is skipped by a purge.
 
 REST targets get the same guarantee from the target (an `Idempotency-Key` identical on every retry,
 see `seedbed.worker.sinks.RestSink`), files from an atomic rename of a complete file.
@@ -27,23 +33,29 @@ redo all of it).
 """
 
 from seedbed.worker.ledger._entries import (
+    LEDGER_TABLE,
     BatchReport,
+    ForgedLedgerEntryError,
     LedgerEntry,
     NondeterministicWriteError,
     content_hash,
     plain_json,
 )
 from seedbed.worker.ledger._purge import PurgedTable, PurgeFailure, PurgeSummary, SkippedBatch, purge_run
-from seedbed.worker.ledger._tables import LEDGER_TABLE, POSTGRESQL_LEDGER_DDL
+from seedbed.worker.ledger._seal import LedgerSeal
+from seedbed.worker.ledger._tables import POSTGRESQL_LEDGER_DDL, POSTGRESQL_LEDGER_MAC_DDL
 from seedbed.worker.ledger._writer import BATCH_ROWS, AttemptStamp, LedgeredSql
 
 __all__ = [
     "BATCH_ROWS",
     "LEDGER_TABLE",
     "POSTGRESQL_LEDGER_DDL",
+    "POSTGRESQL_LEDGER_MAC_DDL",
     "AttemptStamp",
     "BatchReport",
+    "ForgedLedgerEntryError",
     "LedgerEntry",
+    "LedgerSeal",
     "LedgeredSql",
     "NondeterministicWriteError",
     "PurgeFailure",

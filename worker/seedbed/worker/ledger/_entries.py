@@ -1,5 +1,5 @@
-"""What the ledger knows about one batch, how a batch's content is hashed, and the error a replay
-raises when the content differs."""
+"""What the ledger knows about one batch, how a batch's content is hashed, and the errors a replay
+raises when the content differs or the ledger's row was not written by Seedbed."""
 
 from __future__ import annotations
 
@@ -8,29 +8,35 @@ import hashlib
 import json
 import marshal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "LEDGER_TABLE",
     "AttemptStamp",
     "BatchReport",
+    "ForgedLedgerEntryError",
     "LedgerEntry",
     "NondeterministicWriteError",
     "content_hash",
     "plain_json",
 ]
 
+LEDGER_TABLE = "seedbed_ledger"
+
 
 @dataclass(frozen=True)
 class AttemptStamp:
-    """Who writes: recorded with every ledger entry."""
+    """Who writes: recorded with every ledger entry. `ledger_key` (from the coordinator, for this
+    run only) signs the entries and checks those read back (see `LedgerSeal`)."""
 
     run_key: str
     run_id: str
     attempt: int
     fencing_token: int
+    ledger_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class LedgerEntry:
     `returned` the JSON text of its RETURNING rows, replayed to the script on a retry; `row_keys`
     the JSON text of the primary keys of the rows the batch created, `{"columns": [...], "values":
     [[...], ...]}`, or None when they cannot be known (see `LedgeredSql.insert`): what
-    `purge_run` deletes. Entries read back for a replay leave it out (None)."""
+    `purge_run` deletes. Entries a replay keeps leave it out (None) once their `mac` is checked:
+    the HMAC of the entry as stored (None: a row without one)."""
 
     call: int
     batch: int
@@ -50,6 +57,7 @@ class LedgerEntry:
     returned: str | None
     attempt: int
     row_keys: str | None = None
+    mac: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,38 @@ class NondeterministicWriteError(Exception):
             "same data twice: generate through the SDK (seeded per run), and do not use the clock, "
             "os.urandom or the random module unseeded, or read tables the run itself changes, before "
             "writing"
+        )
+
+
+class ForgedLedgerEntryError(NondeterministicWriteError):
+    """The ledger holds a row for a batch of this run that Seedbed did not write (its MAC does not
+    verify): something else with write access to the target database (a script of another run,
+    through the same connection) wrote or changed it, so it cannot say whether the batch was
+    written. A kind of NondeterministicWriteError because what follows is the same: the replay
+    cannot go on, the run fails whatever the script does, and another attempt meets the same row."""
+
+    def __init__(
+        self,
+        *,
+        connection_id: str,
+        operation: str,
+        target: str,
+        call: int,
+        batch: int,
+        run_key: str,
+        problem: str,
+    ) -> None:
+        self.connection_id = connection_id
+        self.call = call
+        self.batch = batch
+        what = f"{operation} into {target}" if operation == "insert" else f"{operation} {target}"
+        Exception.__init__(
+            self,
+            f"call {call} ({what} on connection {connection_id!r}), batch {batch}: the row of table "
+            f"{LEDGER_TABLE} for this batch (run key {run_key!r}) was not written by Seedbed: {problem}. "
+            "Something else with write access to this database (a script of another run, through the "
+            "same connection?) wrote or changed it, so it cannot tell whether the batch was written; "
+            "nothing was written. Check the batch's rows, delete that ledger row, and run again",
         )
 
 

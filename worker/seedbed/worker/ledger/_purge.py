@@ -1,6 +1,6 @@
 """Purging a run from one SQL target: deleting the rows it inserted, by the keys its ledger recorded.
 
-    summary = purge_run(sink, run_key, dry_run=False)
+    summary = purge_run(sink, LedgerSeal(run_key, run_id, ledger_key), dry_run=False)
 
 Newest batch first (call, then batch, descending): rows that reference rows the run wrote earlier
 (orders, then the customers they name) go first, so the run's own foreign keys never block. Each
@@ -8,6 +8,8 @@ batch is one transaction: its ledger entry is deleted (a concurrent purge then f
 leaves the batch alone), then its rows, in chunks. Rows already gone (deleted by hand) are counted
 as recorded but not deleted, not as an error. A batch without keys (an upsert, a statement, keys the
 database generated that the insert did not ask back) is skipped and listed with why; its entry stays.
+So is an entry whose MAC does not verify (see `LedgerSeal`): Seedbed did not write it for this run,
+and nothing is deleted on its word; it is left in place for someone to look at.
 
 A failure (a foreign key from rows the purge does not delete) stops the purge: the batches purged
 before it stay committed, and purging again resumes where it stopped.
@@ -27,7 +29,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import exc as sa_exc
 
+from seedbed.worker.ledger._entries import LEDGER_TABLE
 from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys
+from seedbed.worker.ledger._seal import LedgerSeal
 from seedbed.worker.ledger._tables import (
     LedgerTable,
     PostgresLedgerTable,
@@ -87,8 +91,19 @@ class PurgeSummary:
         }
 
 
-def purge_run(sink: SqlSink[Any], run_key: str, *, dry_run: bool) -> PurgeSummary:
-    """Delete (or with `dry_run` count) what run `run_key` inserted into this target."""
+@dataclass(frozen=True)
+class _Unpurgeable:
+    """A batch left alone: its entry has no keys (`forged` None), or Seedbed did not write it."""
+
+    operation: str
+    target: str
+    forged: str | None = None
+
+
+def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSummary:
+    """Delete (or with `dry_run` count) what run `seal.run_key` inserted into this target, by the
+    ledger entries whose MAC `seal` verifies."""
+    run_key = seal.run_key
     ledger: LedgerTable
     keys: TableKeys
     if isinstance(sink, PostgresSink):
@@ -106,13 +121,8 @@ def purge_run(sink: SqlSink[Any], run_key: str, *, dry_run: bool) -> PurgeSummar
     totals: dict[str, PurgedTable] = {}
     reasons = _Reasons(keys)
     for entry in history:
-        if not entry.has_keys:
-            summary.skipped.append(
-                SkippedBatch(entry.operation, entry.target, entry.call, entry.batch, reasons.of(entry))
-            )
-            continue
         body = functools.partial(
-            _purge_batch, ledger=ledger, keys=keys, run_key=run_key, entry=entry, dry_run=dry_run
+            _purge_batch, ledger=ledger, keys=keys, seal=seal, entry=entry, dry_run=dry_run
         )
         try:
             done = sink.transact(body, operation="purge")
@@ -122,33 +132,54 @@ def purge_run(sink: SqlSink[Any], run_key: str, *, dry_run: bool) -> PurgeSummar
             break
         if done is None:
             continue  # purged meanwhile by another purge of the same run
-        total = totals.get(entry.target)
+        if isinstance(done, _Unpurgeable):
+            listed = RecordedBatch(entry.call, entry.batch, done.operation, done.target, entry.rows, False)
+            reason = _forged(done.forged) if done.forged is not None else reasons.of(listed)
+            summary.skipped.append(SkippedBatch(done.operation, done.target, entry.call, entry.batch, reason))
+            continue
+        deleted, recorded, table = done
+        total = totals.get(table)
         if total is None:
-            total = totals[entry.target] = PurgedTable(entry.target)
+            total = totals[table] = PurgedTable(table)
             summary.tables.append(total)
-        total.rows_deleted += done[0]
-        total.rows_recorded += done[1]
+        total.rows_deleted += deleted
+        total.rows_recorded += recorded
         total.batches += 1
     return summary
 
 
 def _purge_batch(
-    conn: Any, *, ledger: LedgerTable, keys: TableKeys, run_key: str, entry: RecordedBatch, dry_run: bool
-) -> tuple[int, int] | None:
-    """(rows deleted or found, rows recorded) for one batch, in the caller's transaction; None when
-    its entry is gone."""
-    text = ledger.keys_of(conn, run_key, entry.call, entry.batch)
-    if text is None:
+    conn: Any, *, ledger: LedgerTable, keys: TableKeys, seal: LedgerSeal, entry: RecordedBatch, dry_run: bool
+) -> tuple[int, int, str] | _Unpurgeable | None:
+    """(rows deleted or found, rows recorded, table) for one batch, in the caller's transaction; None when
+    its entry is gone; _Unpurgeable when its entry names no keys or was not written by Seedbed. The
+    entry is read again, whole, here: what the listing said is not what is acted on."""
+    run_key = seal.run_key
+    found = ledger.entry_of(conn, run_key, entry.call, entry.batch)
+    if found is None:
         return None
-    recorded = json.loads(text)
+    problem = seal.problem(found)
+    if problem is not None:
+        return _Unpurgeable(entry.operation, entry.target, forged=problem)
+    if found.row_keys is None:
+        return _Unpurgeable(found.operation, found.target)
+    recorded = json.loads(found.row_keys)
     columns: list[str] = recorded["columns"]
     values: list[list[Any]] = recorded["values"]
     if dry_run:
-        return keys.count(conn, entry.target, columns, values), len(values)
+        return keys.count(conn, found.target, columns, values), len(values), found.target
     # The entry first: a concurrent purge blocks on it, then finds it gone.
     if not ledger.forget(conn, run_key, entry.call, entry.batch):
         return None
-    return keys.delete(conn, entry.target, columns, values), len(values)
+    return keys.delete(conn, found.target, columns, values), len(values), found.target
+
+
+def _forged(problem: str) -> str:
+    return (
+        f"its row in table {LEDGER_TABLE} was not written by Seedbed: {problem}. Something else with "
+        "write access to this database (a script of another run, through the same connection?) wrote "
+        "or changed it: nothing is deleted on its word, and the row is left for a look"
+    )
 
 
 class _Reasons:

@@ -2,10 +2,12 @@
 
     seedbed_ledger (run_key, call_no, batch_no) PRIMARY KEY,
                    content_hash, operation, target, row_count, returned, row_keys,
-                   run_id, attempt, fencing_token, applied_at
+                   run_id, attempt, fencing_token, applied_at, mac
 
 `row_keys` holds the primary keys of the rows a batch created (NULL when they cannot be known): what
-a purge of the run deletes, newest batch first, each batch with its entry in one transaction.
+a purge of the run deletes, newest batch first, each batch with its entry in one transaction. `mac`
+is the row's HMAC (see `LedgerSeal`); a table made before it existed gets the column added (or, when
+the connection may not alter the table, an error with the statement for its owner).
 
 Its row is inserted in the batch's own transaction, after the batch's rows: both commit or neither
 does. Two attempts writing the same batch at once (a superseded attempt still running) collide on
@@ -26,28 +28,30 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.schema import CreateTable
 
-from seedbed.worker.ledger._entries import AttemptStamp, LedgerEntry
+from seedbed.worker.ledger._entries import LEDGER_TABLE, AttemptStamp, LedgerEntry
 from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, TargetError
 
 __all__ = [
     "LEDGER_TABLE",
     "POSTGRESQL_LEDGER_DDL",
+    "POSTGRESQL_LEDGER_MAC_DDL",
     "LedgerTable",
     "PostgresLedgerTable",
     "RecordedBatch",
     "SqlAlchemyLedgerTable",
 ]
 
-LEDGER_TABLE = "seedbed_ledger"
 POSTGRESQL_LEDGER_DDL = (
     f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} ("
     " run_key varchar(255) NOT NULL, call_no integer NOT NULL, batch_no integer NOT NULL,"
     " content_hash char(64) NOT NULL, operation varchar(16) NOT NULL,"
     " target varchar(300) NOT NULL, row_count bigint NOT NULL, returned text, row_keys text,"
     " run_id varchar(64) NOT NULL, attempt integer NOT NULL, fencing_token bigint NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now(),"
+    " applied_at timestamptz NOT NULL DEFAULT now(), mac varchar(64),"
     " PRIMARY KEY (run_key, call_no, batch_no))"
 )
+# For a table created before rows were signed.
+POSTGRESQL_LEDGER_MAC_DDL = f"ALTER TABLE {LEDGER_TABLE} ADD COLUMN mac varchar(64)"
 
 
 def _cannot_create(exc: TargetError, ddl: str) -> TargetError:
@@ -64,6 +68,20 @@ def _cannot_create(exc: TargetError, ddl: str) -> TargetError:
             "create it once as its owner and grant SELECT, INSERT (and DELETE, for `seedbed run purge`) "
             f"on it to this user: {ddl}"
         ),
+    )
+
+
+def _cannot_add_mac(exc: TargetError, ddl: str) -> TargetError:
+    return TargetError(
+        connection_id=exc.connection_id,
+        operation="upgrade ledger",
+        db_message=(
+            f"the write ledger's table {LEDGER_TABLE} lacks the column mac (it predates signed ledger "
+            f"rows) and this connection may not add it ({exc.db_message})"
+        ),
+        sqlstate=exc.sqlstate,
+        db_code=exc.db_code,
+        hint=f"add it once as the table's owner: {ddl}",
     )
 
 
@@ -85,7 +103,7 @@ class LedgerTable(Protocol):
     def lookup(self, run_key: str, call: int, batch: int) -> LedgerEntry | None: ...
     def record(self, conn: Any, stamp: AttemptStamp, entry: LedgerEntry) -> None: ...
     def history(self, run_key: str) -> list[RecordedBatch]: ...
-    def keys_of(self, conn: Any, run_key: str, call: int, batch: int) -> str | None: ...
+    def entry_of(self, conn: Any, run_key: str, call: int, batch: int) -> LedgerEntry | None: ...
     def forget(self, conn: Any, run_key: str, call: int, batch: int) -> bool: ...
 
 
@@ -103,10 +121,13 @@ def _entry(row: Any) -> LedgerEntry:
         rows=int(row[5]),
         returned=row[6],
         attempt=int(row[7]),
+        row_keys=row[8],
+        mac=row[9],
     )
 
 
 _COLUMNS = "call_no, batch_no, content_hash, operation, target, row_count, returned, attempt"
+_READ = f"{_COLUMNS}, row_keys, mac"
 _KEY = "run_key = %s AND call_no = %s AND batch_no = %s"
 
 
@@ -121,6 +142,15 @@ class PostgresLedgerTable:
             if found is None or found[0] is None:
                 conn.execute(POSTGRESQL_LEDGER_DDL)
 
+        def add_mac(conn: psycopg.Connection[Any]) -> None:
+            found = conn.execute(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'mac'"
+                " AND NOT attisdropped",
+                [LEDGER_TABLE],
+            ).fetchone()
+            if found is None:
+                conn.execute(POSTGRESQL_LEDGER_MAC_DDL)
+
         try:
             self._sink.transact(create, operation="create ledger")
         except TargetError as exc:
@@ -129,11 +159,18 @@ class PostgresLedgerTable:
             # Two attempts creating it at once: the loser hits the catalog's unique index.
             if exc.sqlstate not in ("23505", "42P07"):
                 raise
+        try:
+            self._sink.transact(add_mac, operation="upgrade ledger")
+        except TargetError as exc:
+            if exc.sqlstate == "42501":  # not the table's owner
+                raise _cannot_add_mac(exc, POSTGRESQL_LEDGER_MAC_DDL) from exc
+            if exc.sqlstate not in ("23505", "42701"):  # added by a concurrent attempt
+                raise
 
     def load(self, run_key: str) -> dict[tuple[int, int], LedgerEntry]:
         def read(conn: psycopg.Connection[Any]) -> list[Any]:
             return conn.execute(
-                f"SELECT {_COLUMNS} FROM {LEDGER_TABLE} WHERE run_key = %s", [run_key]
+                f"SELECT {_READ} FROM {LEDGER_TABLE} WHERE run_key = %s", [run_key]
             ).fetchall()
 
         entries = [_entry(r) for r in self._sink.transact(read, operation="read ledger")]
@@ -142,9 +179,7 @@ class PostgresLedgerTable:
     def lookup(self, run_key: str, call: int, batch: int) -> LedgerEntry | None:
         def read(conn: psycopg.Connection[Any]) -> Any:
             return conn.execute(
-                f"SELECT {_COLUMNS} FROM {LEDGER_TABLE}"
-                " WHERE run_key = %s AND call_no = %s AND batch_no = %s",
-                [run_key, call, batch],
+                f"SELECT {_READ} FROM {LEDGER_TABLE} WHERE {_KEY}", [run_key, call, batch]
             ).fetchone()
 
         row = self._sink.transact(read, operation="read ledger")
@@ -152,8 +187,8 @@ class PostgresLedgerTable:
 
     def record(self, conn: psycopg.Connection[Any], stamp: AttemptStamp, entry: LedgerEntry) -> None:
         conn.execute(
-            f"INSERT INTO {LEDGER_TABLE} (run_key, {_COLUMNS}, row_keys, run_id, fencing_token)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO {LEDGER_TABLE} (run_key, {_READ}, run_id, fencing_token)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 stamp.run_key,
                 entry.call,
@@ -165,6 +200,7 @@ class PostgresLedgerTable:
                 entry.returned,
                 entry.attempt,
                 entry.row_keys,
+                entry.mac,
                 stamp.run_id,
                 stamp.fencing_token,
             ],
@@ -183,11 +219,13 @@ class PostgresLedgerTable:
 
         return [_recorded(r) for r in self._sink.transact(read, operation="read ledger")]
 
-    def keys_of(self, conn: psycopg.Connection[Any], run_key: str, call: int, batch: int) -> str | None:
+    def entry_of(
+        self, conn: psycopg.Connection[Any], run_key: str, call: int, batch: int
+    ) -> LedgerEntry | None:
         row = conn.execute(
-            f"SELECT row_keys FROM {LEDGER_TABLE} WHERE {_KEY}", [run_key, call, batch]
+            f"SELECT {_READ} FROM {LEDGER_TABLE} WHERE {_KEY}", [run_key, call, batch]
         ).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else _entry(row)
 
     def forget(self, conn: psycopg.Connection[Any], run_key: str, call: int, batch: int) -> bool:
         return conn.execute(f"DELETE FROM {LEDGER_TABLE} WHERE {_KEY}", [run_key, call, batch]).rowcount > 0
@@ -211,6 +249,7 @@ _ledger = sa.Table(
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("fencing_token", sa.BigInteger, nullable=False),
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("mac", sa.String(64)),
 )
 _select = sa.select(
     _ledger.c.call_no,
@@ -221,6 +260,8 @@ _select = sa.select(
     _ledger.c.row_count,
     _ledger.c.returned,
     _ledger.c.attempt,
+    _ledger.c.row_keys,
+    _ledger.c.mac,
 )
 
 
@@ -235,7 +276,8 @@ class SqlAlchemyLedgerTable:
             # Created by a concurrent attempt between the check and the CREATE: fine if it is there.
             try:
                 self._sink.transact(
-                    lambda conn: conn.execute(_select.limit(1)).all(), operation="read ledger"
+                    lambda conn: conn.execute(sa.select(_ledger.c.run_key).limit(1)).all(),
+                    operation="read ledger",
                 )
             except TargetError:
                 ddl = self._sink.transact(
@@ -243,6 +285,25 @@ class SqlAlchemyLedgerTable:
                     operation="create ledger",
                 )
                 raise _cannot_create(exc, ddl) from exc
+        self._add_mac()
+
+    def _add_mac(self) -> None:
+        """Add the column `mac` to a table made before ledger rows were signed."""
+
+        def missing(conn: sa.Connection) -> str | None:
+            columns = {str(c["name"]).lower() for c in sa.inspect(conn).get_columns(LEDGER_TABLE)}
+            if "mac" in columns:
+                return None
+            return f"ALTER TABLE {LEDGER_TABLE} ADD COLUMN mac {sa.String(64).compile(dialect=conn.dialect)}"
+
+        ddl = self._sink.transact(missing, operation="read ledger")
+        if ddl is None:
+            return
+        try:
+            self._sink.transact(lambda conn: conn.exec_driver_sql(ddl), operation="upgrade ledger")
+        except TargetError as exc:
+            if self._sink.transact(missing, operation="read ledger") is not None:
+                raise _cannot_add_mac(exc, ddl) from exc  # else: added by a concurrent attempt
 
     def load(self, run_key: str) -> dict[tuple[int, int], LedgerEntry]:
         rows = self._sink.transact(
@@ -271,6 +332,7 @@ class SqlAlchemyLedgerTable:
                 row_count=entry.rows,
                 returned=entry.returned,
                 row_keys=entry.row_keys,
+                mac=entry.mac,
                 run_id=stamp.run_id,
                 attempt=entry.attempt,
                 fencing_token=stamp.fencing_token,
@@ -297,9 +359,9 @@ class SqlAlchemyLedgerTable:
         c = _ledger.c
         return sa.and_(c.run_key == run_key, c.call_no == call, c.batch_no == batch)
 
-    def keys_of(self, conn: sa.Connection, run_key: str, call: int, batch: int) -> str | None:
-        found = conn.execute(sa.select(_ledger.c.row_keys).where(self._where(run_key, call, batch))).first()
-        return None if found is None else found[0]
+    def entry_of(self, conn: sa.Connection, run_key: str, call: int, batch: int) -> LedgerEntry | None:
+        found = conn.execute(_select.where(self._where(run_key, call, batch))).first()
+        return None if found is None else _entry(found)
 
     def forget(self, conn: sa.Connection, run_key: str, call: int, batch: int) -> bool:
         return conn.execute(_ledger.delete().where(self._where(run_key, call, batch))).rowcount > 0

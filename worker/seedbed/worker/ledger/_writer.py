@@ -8,20 +8,24 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from seedbed.worker.ledger._entries import (
     AttemptStamp,
     BatchReport,
+    ForgedLedgerEntryError,
     LedgerEntry,
     NondeterministicWriteError,
     content_hash,
     plain_json,
 )
 from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys, encode_keys
+from seedbed.worker.ledger._seal import MIN_KEY_BYTES, LedgerSeal
 from seedbed.worker.ledger._tables import LedgerTable, PostgresLedgerTable, SqlAlchemyLedgerTable
 from seedbed.worker.sinks import (
+    ConfigurationError,
     InsertResult,
     OnConflict,
     PostgresSink,
@@ -53,7 +57,9 @@ class LedgeredSql:
     """`insert` and `execute` on a SQL sink, each batch applied exactly once per run.
 
     A batch already in the ledger with the same content hash is skipped (its count and RETURNING
-    rows are replayed); with another hash, `NondeterministicWriteError`. A transient failure
+    rows are replayed); with another hash, `NondeterministicWriteError`; when the ledger's row for
+    it was not written by Seedbed for this run (its MAC does not verify), `ForgedLedgerEntryError`
+    and nothing is written. Every row written carries its MAC. A transient failure
     (connection lost, server restarting) or an ambiguous COMMIT is followed by a read of the
     ledger: the batch is either there (done) or written again, with backoff, for up to
     `retry_budget`.
@@ -68,8 +74,17 @@ class LedgeredSql:
         retry_budget: timedelta = timedelta(seconds=60),
         batch_rows: int = BATCH_ROWS,
     ) -> None:
+        if len(stamp.ledger_key) < MIN_KEY_BYTES:
+            raise ConfigurationError(
+                "this attempt has no key to sign its write-ledger rows with: the coordinator that "
+                "dispatched it is older than this worker; upgrade it",
+                connection_id=sink.connection_id,
+            )
         self.sink = sink
         self._stamp = stamp
+        self._seal = LedgerSeal(stamp.run_key, stamp.run_id, stamp.ledger_key)
+        # Entries read back whose MAC did not verify: why, by (call, batch).
+        self._forged: dict[tuple[int, int], str] = {}
         self._report = report
         self._budget = retry_budget.total_seconds()
         self._batch_rows = batch_rows
@@ -209,7 +224,13 @@ class LedgeredSql:
 
     def _load(self) -> dict[tuple[int, int], LedgerEntry]:
         self._table.ensure()
-        return self._table.load(self._stamp.run_key)
+        entries = self._table.load(self._stamp.run_key)
+        for key, entry in entries.items():
+            problem = self._seal.problem(entry)
+            if problem is not None:
+                self._forged[key] = problem
+            entries[key] = replace(entry, row_keys=None)  # checked: a replay needs no keys
+        return entries
 
     def _apply(
         self,
@@ -223,6 +244,7 @@ class LedgeredSql:
         known = self._known()
         entry = known.get((call, batch))
         if entry is not None:
+            self._vouch(entry, self._forged.get((call, batch)), operation, target)
             return self._replayed(entry, digest, operation, target)
         stamp = self._stamp
         recorded: list[LedgerEntry] = []
@@ -232,6 +254,7 @@ class LedgeredSql:
             entry = LedgerEntry(
                 call, batch, digest, operation, target, result.count, returned, stamp.attempt, row_keys
             )
+            entry = replace(entry, mac=self._seal.mac(entry))
             self._table.record(conn, stamp, entry)
             recorded.append(entry)
 
@@ -249,6 +272,8 @@ class LedgeredSql:
                     lambda: self._table.lookup(stamp.run_key, call, batch), "read the ledger", give_up
                 )
                 if found is not None:
+                    self._vouch(found, self._seal.problem(found), operation, target)
+                    found = replace(found, row_keys=None)
                     known[(call, batch)] = found
                     if found.attempt != stamp.attempt:
                         return self._replayed(found, digest, operation, target)
@@ -273,6 +298,19 @@ class LedgeredSql:
             known[(call, batch)] = entry
             self._emit(entry, replayed=False)
             return entry
+
+    def _vouch(self, entry: LedgerEntry, problem: str | None, operation: str, target: str) -> None:
+        """Raise ForgedLedgerEntryError when `problem` says Seedbed did not write `entry`."""
+        if problem is not None:
+            raise ForgedLedgerEntryError(
+                connection_id=self.connection_id,
+                operation=operation,
+                target=target,
+                call=entry.call,
+                batch=entry.batch,
+                run_key=self._stamp.run_key,
+                problem=problem,
+            )
 
     def _replayed(self, entry: LedgerEntry, digest: str, operation: str, target: str) -> LedgerEntry:
         self._check(entry, digest, operation, target)
