@@ -73,8 +73,8 @@ def test_scenario_runs_with_params_and_live_logs(coordinator: tuple[Any, Client]
     assert [line.sequence for line in lines] == list(range(1, len(lines) + 1))
     stdout = [line.text for line in lines if line.stream == run_pb2.LOG_STREAM_STDOUT]
     assert stdout == ["hello world", f"bye from {run_id}"]
-    sdk = [line for line in lines if line.level == "info"]
-    assert sdk and "halfway" in sdk[0].text
+    sdk = [line for line in lines if line.level == "info" and line.text.startswith("halfway")]
+    assert [line.text for line in sdk] == ["halfway step=1"]
     run = client.get_run(run_id)
     assert run.attempt_count == 1 and run.exit_code == 0
     assert containers_of(docker_client, run_id) == []
