@@ -216,3 +216,20 @@ def test_only_columns_other_templates_refer_to_are_kept_and_held(tmp_path: Path)
     rows = agent("generate", {"template_id": "tmpl_refs", "count": 10})
     assert {row["wide_id"] for row in rows} <= set(range(1, 101))
     agent.close()
+
+
+def test_a_generate_call_is_refused_before_its_rows_are_built(tmp_path: Path) -> None:
+    doc = {"id": "tmpl_small", "version": 1, "fields": {"n": {"sequence": {}}}}
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_big",
+        attempt=1,
+        data_limits=attempt_pb2.DataLimits(agent_memory_bytes=1 * MiB),
+        templates=[attempt_pb2.TemplateSnapshot(id="tmpl_small", canonical_json=json.dumps(doc))],
+    )
+    agent = Agent(spec, artifacts_dir=tmp_path)
+    assert len(agent("generate", {"template_id": "tmpl_small", "count": 100})) == 100
+    # A 100 KB constant override repeated in 1,000 rows would be 100 MB of reply: refused up front.
+    with pytest.raises(LimitExceeded, match="1000 rows being generated"):
+        agent("generate", {"template_id": "tmpl_small", "count": 1000, "overrides": {"pad": "x" * 100_000}})
+    assert agent.memory.held == 0
+    agent.close()

@@ -271,3 +271,16 @@ def test_worker_tokens_follow_their_attempt() -> None:
     assert "is over" in worker_attempt_refusal(claims, **{**ok, "attempt_state": "ENDED"})  # type: ignore[arg-type]
     late = start + timedelta(seconds=60) + timedelta(minutes=2)
     assert "past its deadline" in worker_attempt_refusal(claims, **ok, now=late)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["SEEDBED_SECRET_KEY", "seedbed_admin_api_key", "RAY_ADDRESS"])
+def test_env_secrets_may_not_name_seedbed_or_ray_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A local coordinator's workers inherit its environment: its keys must not leave as a secret.
+    with pytest.raises(InvalidArgumentError, match="configure Seedbed and Ray"):
+        coordinator_connections.choose_secret("env", name, None)
+    monkeypatch.setenv(name, "the-coordinators-own-secret")
+    snapshot = attempt_pb2.ConnectionSnapshot(id="conn_x", kind=connection_pb2.CONNECTION_KIND_REST)
+    snapshot.secret.env = name
+    with pytest.raises(UnknownConnection, match="never a connection's secret"):
+        worker_connections.resolve_secret(snapshot)
+    assert coordinator_connections.choose_secret("env", "SHOP_API_TOKEN", None).ref == "SHOP_API_TOKEN"

@@ -34,6 +34,8 @@ _ID = re.compile(r"^conn_[a-z0-9][a-z0-9_-]{0,62}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 MAX_SECRET_BYTES = 16 * 1024
+# Environment variables no connection secret may name (the worker refuses them too).
+RESERVED_ENV_PREFIXES = ("SEEDBED_", "RAY_")
 # The same prefix as the worker's `agent._connections.SECRET_DOCUMENT_PREFIX` (a test pins both).
 SECRET_DOCUMENT_PREFIX = "seedbed-secret-v1:"
 # A query parameter whose name (lower-cased, '-' read as '_') contains one of these is a secret.
@@ -195,6 +197,14 @@ def choose_secret(
     if source == "env":
         if not _ENV.match(value):
             raise InvalidArgumentError("secret.env", f"{value[:60]!r} is not an environment variable name")
+        if value.upper().startswith(RESERVED_ENV_PREFIXES):
+            # Workers started by a local coordinator inherit its environment: its secret key, store
+            # URL and admin key must not become a connection's secret sent to a target.
+            raise InvalidArgumentError(
+                "secret.env",
+                f"variables starting with {' or '.join(RESERVED_ENV_PREFIXES)} configure Seedbed and Ray "
+                "and cannot be connection secrets: choose another variable",
+            )
         return SecretChoice("env", ref=value)
     if source == "file":
         if not value.startswith("/") or "\0" in value or len(value) > 1024:

@@ -178,6 +178,7 @@ class Agent:
         # Only columns some template of the run refers to are kept (and held against the budget):
         # a million customers cost their ids, not every column of every row.
         self._referenced = self._referenced_fields()
+        self._row_sizes: dict[str, int] = {}
         self._refs = templates.RunRefs(fields=self._referenced)
         self.steps: list[_Step] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
@@ -312,17 +313,38 @@ class Agent:
         if self.steps and self.steps[-1].end is None:
             self.steps[-1].generated += len(rows)
 
+    def _row_estimate(self, spec: Any, overrides: Mapping[str, Any]) -> int:
+        """Bytes one generated row may take while it is built and encoded (from the template's
+        size estimate; an override's value counts in every row, as the reply repeats it)."""
+        sizes = self._row_sizes.get(spec.id)
+        if sizes is None:
+            sizes = self._row_sizes[spec.id] = sum(templates.estimate_sizes(spec).values())
+        # A constant override is repeated in every row of the reply; a pick_from adds one of its
+        # values per row (already counted by the field it replaces).
+        extra = sum(
+            resident_estimate(encode(value))
+            for value in overrides.values()
+            if not isinstance(value, templates.Pick)
+        )
+        return sizes + extra + 64 * len(spec.fields)
+
     def _generate(self, args: Mapping[str, Any]) -> Any:
         generator, count, overrides = self._generator(args)
+        # Held while the rows are built and encoded, before any of it exists: a call that would
+        # take more than the attempt has left is refused up front instead of filling the worker.
+        building = count * self._row_estimate(generator.spec, overrides)
+        self.memory.hold(building, f"{count} rows being generated (estimated)")
         try:
             rows = generator.rows(count, overrides=overrides)
+            text = encode(rows)
         except templates.CountLimitError as exc:
             raise LimitExceeded(str(exc)) from None
         except templates.OverrideError as exc:
             raise InvalidArgument(str(exc)) from None
         except templates.GenerationError as exc:
             raise TemplateError(str(exc)) from None
-        text = encode(rows)
+        finally:
+            self.memory.release(building)
         self._note_generated(generator.spec.id, rows, text)
         return self._buffers.reply(rows, encoded=text)
 

@@ -68,6 +68,11 @@ class Secret:
         return out
 
 
+# Variables that configure Seedbed and Ray on the worker (which a local coordinator's workers share
+# with it): never read as a connection's secret, whatever the stored connection says.
+RESERVED_ENV_PREFIXES = ("SEEDBED_", "RAY_")
+
+
 def _secret_file(connection_id: str, name: str, folder: Path | None) -> str:
     if folder is None:
         raise UnknownConnection(
@@ -112,6 +117,11 @@ def resolve_secret(
     if source == "value":
         return Secret.parse(snapshot.secret.value)
     if source == "env":
+        if snapshot.secret.env.upper().startswith(RESERVED_ENV_PREFIXES):
+            raise UnknownConnection(
+                f"connection {snapshot.id}: its secret names the environment variable "
+                f"{snapshot.secret.env}, which configures Seedbed or Ray and is never a connection's secret"
+            )
         value = os.environ.get(snapshot.secret.env)
         if value is None:
             raise UnknownConnection(
