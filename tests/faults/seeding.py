@@ -280,7 +280,11 @@ class SeedingHarness:
         return duplicated, lost
 
     def containers(self, run_id: str) -> list[Any]:
-        return list(self.docker.containers.list(all=True, filters={"label": f"seedbed.run={run_id}"}))
+        return list(
+            self.docker.containers.list(
+                all=True, filters={"label": f"seedbed.run={run_id}"}, ignore_removed=True
+            )
+        )
 
 
 def artifacts_of(run_id: str) -> Path:

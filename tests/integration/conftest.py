@@ -50,4 +50,7 @@ def coordinator(ray_session: None, store_url: str, tmp_path: Path) -> Iterator[t
 
 
 def containers_of(docker_client: docker.DockerClient, run_id: str) -> list[Any]:
-    return docker_client.containers.list(all=True, filters={"label": f"seedbed.run={run_id}"})
+    # ignore_removed: a container removed between the list and its inspect is simply gone.
+    return docker_client.containers.list(
+        all=True, filters={"label": f"seedbed.run={run_id}"}, ignore_removed=True
+    )
