@@ -81,6 +81,8 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         self._store = store
         self._settings = settings
         self._rates = limits
+        # Parsed once: every scenario save checks its webhook URLs against it.
+        self._egress = EgressPolicy.parse(settings.webhook_allowed_hosts)
 
     def _settings_value(
         self, msg: scenario_pb2.ScenarioSettings, base: ScenarioSettingsValue | None = None
@@ -116,7 +118,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
                 else base.retry_policy
             ),
             triggers=validate_triggers(msg.triggers),
-            reporters=validate_reporters(msg.reporters, EgressPolicy.parse(cfg.webhook_allowed_hosts)),
+            reporters=validate_reporters(msg.reporters, self._egress),
             run_as=msg.run_as,
         )
 

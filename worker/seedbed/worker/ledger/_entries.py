@@ -91,9 +91,8 @@ class NondeterministicWriteError(Exception):
         self.connection_id = connection_id
         self.call = call
         self.batch = batch
-        what = f"{operation} into {target}" if operation == "insert" else f"{operation} {target}"
         super().__init__(
-            f"call {call} ({what} on connection {connection_id!r}), batch {batch}: attempt "
+            f"{_batch_label(connection_id, operation, target, call, batch)}: attempt "
             f"{recorded.attempt} wrote different content (ledger hash {recorded.content_hash[:12]}, "
             f"this attempt {content_hash[:12]}); nothing was written. The script does not produce the "
             "same data twice: generate through the SDK (seeded per run), and do not use the clock, "
@@ -123,15 +122,19 @@ class ForgedLedgerEntryError(NondeterministicWriteError):
         self.connection_id = connection_id
         self.call = call
         self.batch = batch
-        what = f"{operation} into {target}" if operation == "insert" else f"{operation} {target}"
         Exception.__init__(
             self,
-            f"call {call} ({what} on connection {connection_id!r}), batch {batch}: the row of table "
+            f"{_batch_label(connection_id, operation, target, call, batch)}: the row of table "
             f"{LEDGER_TABLE} for this batch (run key {run_key!r}) was not written by Seedbed: {problem}. "
             "Something else with write access to this database (a script of another run, through the "
             "same connection?) wrote or changed it, so it cannot tell whether the batch was written; "
             "nothing was written. Check the batch's rows, delete that ledger row, and run again",
         )
+
+
+def _batch_label(connection_id: str, operation: str, target: str, call: int, batch: int) -> str:
+    what = f"{operation} into {target}" if operation == "insert" else f"{operation} {target}"
+    return f"call {call} ({what} on connection {connection_id!r}), batch {batch}"
 
 
 def plain(value: Any) -> Any:
