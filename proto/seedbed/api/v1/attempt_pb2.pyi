@@ -131,20 +131,22 @@ class TemplateSnapshot(_message.Message):
     def __init__(self, id: _Optional[str] = ..., canonical_json: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class ConnectionSnapshot(_message.Message):
-    __slots__ = ("id", "kind", "url", "rest", "secret", "refused_reason")
+    __slots__ = ("id", "kind", "url", "rest", "secret", "refused_reason", "bulk")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     REST_FIELD_NUMBER: _ClassVar[int]
     SECRET_FIELD_NUMBER: _ClassVar[int]
     REFUSED_REASON_FIELD_NUMBER: _ClassVar[int]
+    BULK_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: _connection_pb2.ConnectionKind
     url: str
     rest: _connection_pb2.RestOptions
     secret: _connection_pb2.SecretSource
     refused_reason: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_connection_pb2.ConnectionKind, str]] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[_connection_pb2.RestOptions, _Mapping]] = ..., secret: _Optional[_Union[_connection_pb2.SecretSource, _Mapping]] = ..., refused_reason: _Optional[str] = ...) -> None: ...
+    bulk: _connection_pb2.BulkOptions
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_connection_pb2.ConnectionKind, str]] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[_connection_pb2.RestOptions, _Mapping]] = ..., secret: _Optional[_Union[_connection_pb2.SecretSource, _Mapping]] = ..., refused_reason: _Optional[str] = ..., bulk: _Optional[_Union[_connection_pb2.BulkOptions, _Mapping]] = ...) -> None: ...
 
 class DataLimits(_message.Message):
     __slots__ = ("max_generate_rows", "max_fetch_rows", "max_reply_bytes", "max_workspace_read_bytes", "max_template_field_bytes", "max_template_row_bytes", "max_file_sink_bytes", "agent_memory_bytes")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fseedbed/api/v1/connection.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x0cSecretSource\x12\x0f\n\x05value\x18\x01 \x01(\tH\x00\x12\r\n\x03\x65nv\x18\x02 \x01(\tH\x00\x12\x0e\n\x04\x66ile\x18\x03 \x01(\tH\x00\x42\x08\n\x06source\"\xe0\x01\n\x0bRestOptions\x12\x10\n\x08\x62\x61se_url\x18\x01 \x01(\t\x12\x39\n\x07headers\x18\x02 \x03(\x0b\x32(.seedbed.api.v1.RestOptions.HeadersEntry\x12\x13\n\x0b\x61uth_header\x18\x03 \x01(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\r\x12\x12\n\nidempotent\x18\x06 \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc1\x02\n\nConnection\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.ConnectionKind\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12)\n\x04rest\x18\x05 \x01(\x0b\x32\x1b.seedbed.api.v1.RestOptions\x12\x0e\n\x06secret\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rallowed_users\x18\t \x03(\t\x12\x13\n\x0bproject_key\x18\n \x01(\t\x12\x0e\n\x06shared\x18\x0b \x01(\x08\"\xbb\x02\n\x17\x43reateConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.ConnectionKind\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12)\n\x04rest\x18\x05 \x01(\x0b\x32\x1b.seedbed.api.v1.RestOptions\x12,\n\x06secret\x18\x06 \x01(\x0b\x32\x1c.seedbed.api.v1.SecretSource\x12\x14\n\x0c\x61llow_update\x18\x07 \x01(\x08\x12\x15\n\rallowed_users\x18\x08 \x03(\t\x12\x13\n\x0bproject_key\x18\t \x01(\t\x12\x13\n\x06shared\x18\n \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_shared\"J\n\x18\x43reateConnectionResponse\x12.\n\nconnection\x18\x01 \x01(\x0b\x32\x1a.seedbed.api.v1.Connection\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"G\n\x15GetConnectionResponse\x12.\n\nconnection\x18\x01 \x01(\x0b\x32\x1a.seedbed.api.v1.Connection\"T\n\x16ListConnectionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bproject_key\x18\x03 \x01(\t\"c\n\x17ListConnectionsResponse\x12/\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x1a.seedbed.api.v1.Connection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x17\x44\x65leteConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteConnectionResponse\".\n\x15TestConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"N\n\x16TestConnectionResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x17\n\x0flatency_seconds\x18\x03 \x01(\x01*\x9e\x01\n\x0e\x43onnectionKind\x12\x1f\n\x1b\x43ONNECTION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONNECTION_KIND_POSTGRESQL\x10\x01\x12\x17\n\x13\x43ONNECTION_KIND_SQL\x10\x02\x12\x18\n\x14\x43ONNECTION_KIND_REST\x10\x03\x12\x18\n\x14\x43ONNECTION_KIND_FILE\x10\x04\x32\x84\x04\n\x11\x43onnectionService\x12\x65\n\x10\x43reateConnection\x12\'.seedbed.api.v1.CreateConnectionRequest\x1a(.seedbed.api.v1.CreateConnectionResponse\x12\\\n\rGetConnection\x12$.seedbed.api.v1.GetConnectionRequest\x1a%.seedbed.api.v1.GetConnectionResponse\x12\x62\n\x0fListConnections\x12&.seedbed.api.v1.ListConnectionsRequest\x1a\'.seedbed.api.v1.ListConnectionsResponse\x12\x65\n\x10\x44\x65leteConnection\x12\'.seedbed.api.v1.DeleteConnectionRequest\x1a(.seedbed.api.v1.DeleteConnectionResponse\x12_\n\x0eTestConnection\x12%.seedbed.api.v1.TestConnectionRequest\x1a&.seedbed.api.v1.TestConnectionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fseedbed/api/v1/connection.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x0cSecretSource\x12\x0f\n\x05value\x18\x01 \x01(\tH\x00\x12\r\n\x03\x65nv\x18\x02 \x01(\tH\x00\x12\x0e\n\x04\x66ile\x18\x03 \x01(\tH\x00\x42\x08\n\x06source\"\xe0\x01\n\x0bRestOptions\x12\x10\n\x08\x62\x61se_url\x18\x01 \x01(\t\x12\x39\n\x07headers\x18\x02 \x03(\x0b\x32(.seedbed.api.v1.RestOptions.HeadersEntry\x12\x13\n\x0b\x61uth_header\x18\x03 \x01(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\r\x12\x12\n\nidempotent\x18\x06 \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\x0b\x42ulkOptions\x12\x14\n\x07writers\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\nshard_rows\x18\x02 \x01(\x03H\x01\x88\x01\x01\x12\x18\n\x0bmax_writers\x18\x03 \x01(\x05H\x02\x88\x01\x01\x42\n\n\x08_writersB\r\n\x0b_shard_rowsB\x0e\n\x0c_max_writers\"\xec\x02\n\nConnection\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.ConnectionKind\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12)\n\x04rest\x18\x05 \x01(\x0b\x32\x1b.seedbed.api.v1.RestOptions\x12\x0e\n\x06secret\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rallowed_users\x18\t \x03(\t\x12\x13\n\x0bproject_key\x18\n \x01(\t\x12\x0e\n\x06shared\x18\x0b \x01(\x08\x12)\n\x04\x62ulk\x18\x0c \x01(\x0b\x32\x1b.seedbed.api.v1.BulkOptions\"\xe6\x02\n\x17\x43reateConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.ConnectionKind\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12)\n\x04rest\x18\x05 \x01(\x0b\x32\x1b.seedbed.api.v1.RestOptions\x12,\n\x06secret\x18\x06 \x01(\x0b\x32\x1c.seedbed.api.v1.SecretSource\x12\x14\n\x0c\x61llow_update\x18\x07 \x01(\x08\x12\x15\n\rallowed_users\x18\x08 \x03(\t\x12\x13\n\x0bproject_key\x18\t \x01(\t\x12\x13\n\x06shared\x18\n \x01(\x08H\x00\x88\x01\x01\x12)\n\x04\x62ulk\x18\x0b \x01(\x0b\x32\x1b.seedbed.api.v1.BulkOptionsB\t\n\x07_shared\"J\n\x18\x43reateConnectionResponse\x12.\n\nconnection\x18\x01 \x01(\x0b\x32\x1a.seedbed.api.v1.Connection\"-\n\x14GetConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"G\n\x15GetConnectionResponse\x12.\n\nconnection\x18\x01 \x01(\x0b\x32\x1a.seedbed.api.v1.Connection\"T\n\x16ListConnectionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bproject_key\x18\x03 \x01(\t\"c\n\x17ListConnectionsResponse\x12/\n\x0b\x63onnections\x18\x01 \x03(\x0b\x32\x1a.seedbed.api.v1.Connection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x17\x44\x65leteConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteConnectionResponse\".\n\x15TestConnectionRequest\x12\x15\n\rconnection_id\x18\x01 \x01(\t\"N\n\x16TestConnectionResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x17\n\x0flatency_seconds\x18\x03 \x01(\x01*\x9e\x01\n\x0e\x43onnectionKind\x12\x1f\n\x1b\x43ONNECTION_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43ONNECTION_KIND_POSTGRESQL\x10\x01\x12\x17\n\x13\x43ONNECTION_KIND_SQL\x10\x02\x12\x18\n\x14\x43ONNECTION_KIND_REST\x10\x03\x12\x18\n\x14\x43ONNECTION_KIND_FILE\x10\x04\x32\x84\x04\n\x11\x43onnectionService\x12\x65\n\x10\x43reateConnection\x12\'.seedbed.api.v1.CreateConnectionRequest\x1a(.seedbed.api.v1.CreateConnectionResponse\x12\\\n\rGetConnection\x12$.seedbed.api.v1.GetConnectionRequest\x1a%.seedbed.api.v1.GetConnectionResponse\x12\x62\n\x0fListConnections\x12&.seedbed.api.v1.ListConnectionsRequest\x1a\'.seedbed.api.v1.ListConnectionsResponse\x12\x65\n\x10\x44\x65leteConnection\x12\'.seedbed.api.v1.DeleteConnectionRequest\x1a(.seedbed.api.v1.DeleteConnectionResponse\x12_\n\x0eTestConnection\x12%.seedbed.api.v1.TestConnectionRequest\x1a&.seedbed.api.v1.TestConnectionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,36 +34,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESTOPTIONS_HEADERSENTRY']._loaded_options = None
   _globals['_RESTOPTIONS_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_CONNECTIONKIND']._serialized_start=1617
-  _globals['_CONNECTIONKIND']._serialized_end=1775
+  _globals['_CONNECTIONKIND']._serialized_start=1835
+  _globals['_CONNECTIONKIND']._serialized_end=1993
   _globals['_SECRETSOURCE']._serialized_start=84
   _globals['_SECRETSOURCE']._serialized_end=156
   _globals['_RESTOPTIONS']._serialized_start=159
   _globals['_RESTOPTIONS']._serialized_end=383
   _globals['_RESTOPTIONS_HEADERSENTRY']._serialized_start=337
   _globals['_RESTOPTIONS_HEADERSENTRY']._serialized_end=383
-  _globals['_CONNECTION']._serialized_start=386
-  _globals['_CONNECTION']._serialized_end=707
-  _globals['_CREATECONNECTIONREQUEST']._serialized_start=710
-  _globals['_CREATECONNECTIONREQUEST']._serialized_end=1025
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=1027
-  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=1101
-  _globals['_GETCONNECTIONREQUEST']._serialized_start=1103
-  _globals['_GETCONNECTIONREQUEST']._serialized_end=1148
-  _globals['_GETCONNECTIONRESPONSE']._serialized_start=1150
-  _globals['_GETCONNECTIONRESPONSE']._serialized_end=1221
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=1223
-  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=1307
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=1309
-  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=1408
-  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1410
-  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1458
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1460
-  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1486
-  _globals['_TESTCONNECTIONREQUEST']._serialized_start=1488
-  _globals['_TESTCONNECTIONREQUEST']._serialized_end=1534
-  _globals['_TESTCONNECTIONRESPONSE']._serialized_start=1536
-  _globals['_TESTCONNECTIONRESPONSE']._serialized_end=1614
-  _globals['_CONNECTIONSERVICE']._serialized_start=1778
-  _globals['_CONNECTIONSERVICE']._serialized_end=2294
+  _globals['_BULKOPTIONS']._serialized_start=386
+  _globals['_BULKOPTIONS']._serialized_end=515
+  _globals['_CONNECTION']._serialized_start=518
+  _globals['_CONNECTION']._serialized_end=882
+  _globals['_CREATECONNECTIONREQUEST']._serialized_start=885
+  _globals['_CREATECONNECTIONREQUEST']._serialized_end=1243
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_start=1245
+  _globals['_CREATECONNECTIONRESPONSE']._serialized_end=1319
+  _globals['_GETCONNECTIONREQUEST']._serialized_start=1321
+  _globals['_GETCONNECTIONREQUEST']._serialized_end=1366
+  _globals['_GETCONNECTIONRESPONSE']._serialized_start=1368
+  _globals['_GETCONNECTIONRESPONSE']._serialized_end=1439
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_start=1441
+  _globals['_LISTCONNECTIONSREQUEST']._serialized_end=1525
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_start=1527
+  _globals['_LISTCONNECTIONSRESPONSE']._serialized_end=1626
+  _globals['_DELETECONNECTIONREQUEST']._serialized_start=1628
+  _globals['_DELETECONNECTIONREQUEST']._serialized_end=1676
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_start=1678
+  _globals['_DELETECONNECTIONRESPONSE']._serialized_end=1704
+  _globals['_TESTCONNECTIONREQUEST']._serialized_start=1706
+  _globals['_TESTCONNECTIONREQUEST']._serialized_end=1752
+  _globals['_TESTCONNECTIONRESPONSE']._serialized_start=1754
+  _globals['_TESTCONNECTIONRESPONSE']._serialized_end=1832
+  _globals['_CONNECTIONSERVICE']._serialized_start=1996
+  _globals['_CONNECTIONSERVICE']._serialized_end=2512
 # @@protoc_insertion_point(module_scope)

@@ -56,8 +56,18 @@ class RestOptions(_message.Message):
     idempotent: bool
     def __init__(self, base_url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., auth_header: _Optional[str] = ..., batch_size: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., idempotent: _Optional[bool] = ...) -> None: ...
 
+class BulkOptions(_message.Message):
+    __slots__ = ("writers", "shard_rows", "max_writers")
+    WRITERS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_WRITERS_FIELD_NUMBER: _ClassVar[int]
+    writers: int
+    shard_rows: int
+    max_writers: int
+    def __init__(self, writers: _Optional[int] = ..., shard_rows: _Optional[int] = ..., max_writers: _Optional[int] = ...) -> None: ...
+
 class Connection(_message.Message):
-    __slots__ = ("id", "kind", "description", "url", "rest", "secret", "create_time", "update_time", "allowed_users", "project_key", "shared")
+    __slots__ = ("id", "kind", "description", "url", "rest", "secret", "create_time", "update_time", "allowed_users", "project_key", "shared", "bulk")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +79,7 @@ class Connection(_message.Message):
     ALLOWED_USERS_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     SHARED_FIELD_NUMBER: _ClassVar[int]
+    BULK_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: ConnectionKind
     description: str
@@ -80,10 +91,11 @@ class Connection(_message.Message):
     allowed_users: _containers.RepeatedScalarFieldContainer[str]
     project_key: str
     shared: bool
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_users: _Optional[_Iterable[str]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
+    bulk: BulkOptions
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_users: _Optional[_Iterable[str]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ..., bulk: _Optional[_Union[BulkOptions, _Mapping]] = ...) -> None: ...
 
 class CreateConnectionRequest(_message.Message):
-    __slots__ = ("connection_id", "kind", "description", "url", "rest", "secret", "allow_update", "allowed_users", "project_key", "shared")
+    __slots__ = ("connection_id", "kind", "description", "url", "rest", "secret", "allow_update", "allowed_users", "project_key", "shared", "bulk")
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +106,7 @@ class CreateConnectionRequest(_message.Message):
     ALLOWED_USERS_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     SHARED_FIELD_NUMBER: _ClassVar[int]
+    BULK_FIELD_NUMBER: _ClassVar[int]
     connection_id: str
     kind: ConnectionKind
     description: str
@@ -104,7 +117,8 @@ class CreateConnectionRequest(_message.Message):
     allowed_users: _containers.RepeatedScalarFieldContainer[str]
     project_key: str
     shared: bool
-    def __init__(self, connection_id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[_Union[SecretSource, _Mapping]] = ..., allow_update: _Optional[bool] = ..., allowed_users: _Optional[_Iterable[str]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
+    bulk: BulkOptions
+    def __init__(self, connection_id: _Optional[str] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ..., description: _Optional[str] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[RestOptions, _Mapping]] = ..., secret: _Optional[_Union[SecretSource, _Mapping]] = ..., allow_update: _Optional[bool] = ..., allowed_users: _Optional[_Iterable[str]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ..., bulk: _Optional[_Union[BulkOptions, _Mapping]] = ...) -> None: ...
 
 class CreateConnectionResponse(_message.Message):
     __slots__ = ("connection",)
