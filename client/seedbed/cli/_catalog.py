@@ -106,6 +106,8 @@ _KINDS = {
     "rest": connection_pb2.CONNECTION_KIND_REST,
     "file": connection_pb2.CONNECTION_KIND_FILE,
 }
+# BulkOptions fields, given as --writers, --shard-rows, --max-writers.
+_BULK_OPTIONS = ("writers", "shard_rows", "max_writers")
 
 
 def cmd_connection_create(args: argparse.Namespace) -> int:
@@ -137,6 +139,14 @@ def cmd_connection_create(args: argparse.Namespace) -> int:
                 idempotent=args.idempotent,
             )
         )
+    for name in _BULK_OPTIONS:
+        if getattr(args, name) is not None:
+            try:
+                setattr(request.bulk, name, getattr(args, name))
+            except ValueError:  # beyond the field's integer type; the coordinator checks the range
+                flag = "--" + name.replace("_", "-")
+                print(f"seedbed: {flag} {getattr(args, name)} is out of range", file=sys.stderr)
+                return EXIT_USAGE
     if args.secret_env:
         request.secret.env = args.secret_env
     elif args.secret_file:
@@ -151,9 +161,12 @@ def cmd_connection_create(args: argparse.Namespace) -> int:
     projects = f"{connection.project_key}" + (
         " and every other project (shared)" if connection.shared else ""
     )
+    bulk = " ".join(
+        f"{name}={getattr(connection.bulk, name)}" for name in _BULK_OPTIONS if connection.bulk.HasField(name)
+    )
     print(
         f"{connection.id} ({args.kind}) secret: {connection.secret}; runs acting as: {users}; "
-        f"runs of: {projects}"
+        f"runs of: {projects}" + (f"; bulk: {bulk}" if bulk else "")
     )
     return 0
 
@@ -316,6 +329,27 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=0)
     p.add_argument("--timeout", type=int, default=0, help="rest: seconds per request")
     p.add_argument("--idempotent", action="store_true", help="rest: the target honours Idempotency-Key")
+    p.add_argument(
+        "--writers",
+        type=int,
+        metavar="N",
+        help="postgresql: shards of one bulk insert written at once, each with its own connection "
+        "(1-64, default 2)",
+    )
+    p.add_argument(
+        "--shard-rows",
+        type=int,
+        metavar="N",
+        help="postgresql: rows per shard of a bulk insert, rounded up to a multiple of 10000 "
+        "(10000-10000000, default 100000)",
+    )
+    p.add_argument(
+        "--max-writers",
+        type=int,
+        metavar="N",
+        help="postgresql: shard writers on this target at once across all runs (1-1024, default: no "
+        "bound but --writers)",
+    )
     secret = p.add_mutually_exclusive_group()
     secret.add_argument("--secret-env", help="the workers read the secret from this environment variable")
     secret.add_argument("--secret-file", help="the workers read the secret from this file")

@@ -47,6 +47,7 @@ from seedbed.coordinator.connections import (
     refusal,
     snapshot,
     split_sql_url,
+    validate_bulk,
     validate_rest,
 )
 from seedbed.coordinator.errors import (
@@ -257,6 +258,8 @@ def connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
     )
     if rec.kind == "rest":
         msg.rest.CopyFrom(connection_pb2.RestOptions(**rec.rest))
+    if rec.bulk:
+        msg.bulk.CopyFrom(connection_pb2.BulkOptions(**rec.bulk))
     return msg
 
 
@@ -326,6 +329,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
                     "idempotent": request.rest.idempotent,
                 }
             )
+        bulk = validate_bulk(kind, request.bulk)
         source = request.secret.WhichOneof("source") or ""
         secret = choose_secret(
             source,
@@ -350,6 +354,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
             allowed_users=allowed,
             project_key=project,
             shared=request.shared,
+            bulk=bulk,
         )
         try:
             saved = await self._store.connections.put(

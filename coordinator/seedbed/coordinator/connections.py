@@ -1,4 +1,4 @@
-"""Rules for connection definitions: ids, kinds, URLs, REST options and secret sources.
+"""Rules for connection definitions: ids, kinds, URLs, REST and bulk options, secret sources.
 
 A password written into a SQL URL is moved into the connection's secret, so the stored URL, the
 API's answers and the logs never carry it. So are the URL's secret-like query parameters
@@ -9,6 +9,15 @@ connects. A secret given besides them (``secret.value``, ``env``, ``file``) is r
 
 A ``file`` secret must lie inside ``SEEDBED_SECRET_FILE_DIR`` (symlinks resolved); with no folder set,
 file secrets are refused: the worker checks again when it reads one.
+
+Bulk options (``BulkOptions``: ``writers``, ``shard_rows``, ``max_writers``) belong to PostgreSQL
+connections only, the one kind whose sink writes generated row sets in parallel shards. Only the
+options given are stored (a JSON object, ``{}`` when none): an unset option keeps following the
+worker's default, so a later change of a default reaches existing connections, and a worker that
+predates an option never receives it. ``shard_rows`` is rounded up to a multiple of the ledger's
+batch here, at create, so that the API answers the value the worker will use (refusing other values
+was rejected: rounding up is harmless, and it is what the contract documents). 0 and negative values
+are refused rather than read as "unset": presence (the fields are ``optional``) says "not given".
 """
 
 from __future__ import annotations
@@ -40,6 +49,10 @@ RESERVED_ENV_PREFIXES = ("SEEDBED_", "RAY_")
 SECRET_DOCUMENT_PREFIX = "seedbed-secret-v1:"
 # A query parameter whose name (lower-cased, '-' read as '_') contains one of these is a secret.
 SECRET_QUERY_WORDS = ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "access_key")
+# Bulk options: the allowed range of each (inclusive). shard_rows is rounded up to a multiple of
+# LEDGER_BATCH_ROWS, the rows the worker's write ledger records per batch.
+BULK_RANGES = {"writers": (1, 64), "shard_rows": (10_000, 10_000_000), "max_writers": (1, 1024)}
+LEDGER_BATCH_ROWS = 10_000
 
 
 def normalize_connection_id(raw: str) -> str:
@@ -168,6 +181,23 @@ def validate_rest(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def validate_bulk(kind: str, options: connection_pb2.BulkOptions) -> dict[str, int]:
+    """The bulk options given (absent fields left out), checked against ``BULK_RANGES``."""
+    given = {name: int(getattr(options, name)) for name in BULK_RANGES if options.HasField(name)}
+    if given and kind != "postgresql":
+        names = ", ".join(f"bulk.{name}" for name in given)
+        raise InvalidArgumentError(
+            "bulk", f"{names}: bulk options apply to postgresql connections only, not to {kind}"
+        )
+    for name, value in given.items():
+        low, high = BULK_RANGES[name]
+        if not low <= value <= high:
+            raise InvalidArgumentError(f"bulk.{name}", f"{value} is outside {low:,}..{high:,}")
+    if "shard_rows" in given:
+        given["shard_rows"] = -(-given["shard_rows"] // LEDGER_BATCH_ROWS) * LEDGER_BATCH_ROWS
+    return given
+
+
 def choose_secret(
     source: str, value: str, from_url: UrlSecrets | None = None, *, secret_file_dir: Path | None = None
 ) -> SecretChoice:
@@ -237,6 +267,8 @@ def snapshot(rec: ConnectionRecord, secrets: SecretBox) -> attempt_pb2.Connectio
     msg = attempt_pb2.ConnectionSnapshot(id=rec.id, kind=KIND_NUMBERS[rec.kind], url=rec.url)
     if rec.kind == "rest":
         msg.rest.CopyFrom(connection_pb2.RestOptions(**rec.rest))
+    if rec.bulk:
+        msg.bulk.CopyFrom(connection_pb2.BulkOptions(**rec.bulk))
     if rec.secret_kind == "stored" and rec.secret_cipher:
         msg.secret.value = secrets.open(rec.secret_cipher)
     elif rec.secret_kind == "env":

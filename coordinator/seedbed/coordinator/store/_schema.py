@@ -183,6 +183,8 @@ connections = Table(
     # As for templates.
     Column("project_key", String(63), nullable=False, server_default="default"),
     Column("shared", Boolean, nullable=False, server_default=false()),
+    # JSON BulkOptions given at create (postgresql only); {}: every option at its default.
+    Column("bulk", Text, nullable=False, server_default="{}"),
     Index("ix_connections_project", "project_key"),
 )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +99,8 @@ class ConnectionRecord:
     allowed_users: tuple[str, ...] = ()
     project_key: str = "default"
     shared: bool = False
+    # postgresql: the bulk options given (writers, shard_rows, max_writers); absent ones: defaults.
+    bulk: dict[str, int] = field(default_factory=dict)
 
     @property
     def secret_summary(self) -> str:
@@ -235,6 +237,7 @@ class ConnectionRepository:
             "secret_ref": record.secret_ref,
             "secret_cipher": record.secret_cipher,
             "allowed_users": json.dumps(list(record.allowed_users)),
+            "bulk": json.dumps(record.bulk, sort_keys=True),
             "updated_at": record.updated_at,
         }
         by_id = t.connections.c.id == record.id
@@ -460,4 +463,5 @@ def _connection(row: Any) -> ConnectionRecord:
         allowed_users=tuple(json.loads(row.get("allowed_users") or "[]")),
         project_key=row["project_key"],
         shared=bool(row["shared"]),
+        bulk=json.loads(row["bulk"]),
     )

@@ -37,6 +37,8 @@ _KINDS = {
 MAX_SECRET_FILE_BYTES = 64 * 1024
 # The same prefix as the coordinator's `connections.SECRET_DOCUMENT_PREFIX` (a test pins both).
 SECRET_DOCUMENT_PREFIX = "seedbed-secret-v1:"
+# BulkOptions fields, passed to the PostgreSQL sink as options of the same names when present.
+BULK_OPTIONS = ("writers", "shard_rows", "max_writers")
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,15 @@ def to_spec(
         # SDK calls are served while the sandbox waits: a statement must not outlive the attempt.
         if statement_timeout_seconds and kind == "postgresql":
             options["statement_timeout_seconds"] = statement_timeout_seconds
+        if kind == "postgresql":
+            # Only the bulk options the connection was given: absent ones keep the sink's defaults.
+            options.update(
+                {
+                    name: int(getattr(snapshot.bulk, name))
+                    for name in BULK_OPTIONS
+                    if snapshot.bulk.HasField(name)
+                }
+            )
     elif kind == "rest":
         rest = snapshot.rest
         headers = dict(rest.headers)
