@@ -99,7 +99,12 @@ class RecordedBatch:
 
 class LedgerTable(Protocol):
     def ensure(self) -> None: ...
-    def load(self, run_key: str) -> dict[tuple[int, int], LedgerEntry]: ...
+    def load(
+        self, run_key: str, call: int | None = None, batches: range | None = None
+    ) -> dict[tuple[int, int], LedgerEntry]:
+        """The run's entries; with `call` (and `batches`), only that call's (in that range)."""
+        ...
+
     def lookup(self, run_key: str, call: int, batch: int) -> LedgerEntry | None: ...
     def record(self, conn: Any, stamp: AttemptStamp, entry: LedgerEntry) -> None: ...
     def history(self, run_key: str) -> list[RecordedBatch]: ...
@@ -167,11 +172,21 @@ class PostgresLedgerTable:
             if exc.sqlstate not in ("23505", "42701"):  # added by a concurrent attempt
                 raise
 
-    def load(self, run_key: str) -> dict[tuple[int, int], LedgerEntry]:
+    def load(
+        self, run_key: str, call: int | None = None, batches: range | None = None
+    ) -> dict[tuple[int, int], LedgerEntry]:
+        where = "run_key = %s"
+        params: list[Any] = [run_key]
+        if call is not None:
+            where, params = f"{where} AND call_no = %s", [*params, call]
+        if batches is not None:
+            where, params = (
+                f"{where} AND batch_no >= %s AND batch_no < %s",
+                [*params, batches.start, batches.stop],
+            )
+
         def read(conn: psycopg.Connection[Any]) -> list[Any]:
-            return conn.execute(
-                f"SELECT {_READ} FROM {LEDGER_TABLE} WHERE run_key = %s", [run_key]
-            ).fetchall()
+            return conn.execute(f"SELECT {_READ} FROM {LEDGER_TABLE} WHERE {where}", params).fetchall()
 
         entries = [_entry(r) for r in self._sink.transact(read, operation="read ledger")]
         return {(e.call, e.batch): e for e in entries}
@@ -305,11 +320,15 @@ class SqlAlchemyLedgerTable:
             if self._sink.transact(missing, operation="read ledger") is not None:
                 raise _cannot_add_mac(exc, ddl) from exc  # else: added by a concurrent attempt
 
-    def load(self, run_key: str) -> dict[tuple[int, int], LedgerEntry]:
-        rows = self._sink.transact(
-            lambda conn: conn.execute(_select.where(_ledger.c.run_key == run_key)).all(),
-            operation="read ledger",
-        )
+    def load(
+        self, run_key: str, call: int | None = None, batches: range | None = None
+    ) -> dict[tuple[int, int], LedgerEntry]:
+        query = _select.where(_ledger.c.run_key == run_key)
+        if call is not None:
+            query = query.where(_ledger.c.call_no == call)
+        if batches is not None:
+            query = query.where(_ledger.c.batch_no >= batches.start, _ledger.c.batch_no < batches.stop)
+        rows = self._sink.transact(lambda conn: conn.execute(query).all(), operation="read ledger")
         entries = [_entry(r) for r in rows]
         return {(e.call, e.batch): e for e in entries}
 

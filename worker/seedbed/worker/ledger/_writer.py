@@ -73,6 +73,7 @@ class LedgeredSql:
         report: Callable[[BatchReport], None],
         retry_budget: timedelta = timedelta(seconds=60),
         batch_rows: int = BATCH_ROWS,
+        scope: tuple[int, range] | None = None,
     ) -> None:
         if len(stamp.ledger_key) < MIN_KEY_BYTES:
             raise ConfigurationError(
@@ -98,6 +99,8 @@ class LedgeredSql:
             raise TypeError(f"no ledger for {type(sink).__name__}")
         self._primary_keys: dict[str, list[str]] = {}
         self._entries: dict[tuple[int, int], LedgerEntry] | None = None
+        # A shard of a bulk insert reads the entries of its own batches only (call, batches).
+        self._scope = scope
         self._lock = threading.Lock()
         self._rng = random.Random()
 
@@ -149,6 +152,73 @@ class LedgeredSql:
             if returned is not None and done.returned is not None:
                 returned.extend(json.loads(done.returned))
         return InsertResult(count, returned)
+
+    def insert_batch(
+        self,
+        call: int,
+        batch: int,
+        table: str,
+        rows: Sequence[Row],
+    ) -> InsertResult:
+        """One batch of a streamed insert (rows arriving in pieces under one call): batch
+        `batch` of call `call`, applied once per run like every batch of `insert`."""
+        header: dict[str, Any] = {
+            "op": "insert",
+            "table": table,
+            "on_conflict": None,
+            "key": [],
+            "returning": None,
+        }
+
+        def write(hook: _Hook) -> InsertResult:
+            keys = self._row_keys(table, rows, None, None)
+
+            def record(conn: Any, result: InsertResult) -> None:
+                hook(conn, result, keys(rows, result) if keys is not None else None)
+
+            return self.sink.insert(table, rows, in_transaction=record)
+
+        done = self._apply(call, batch, content_hash(header, rows), "insert", table, write)
+        return InsertResult(done.rows, None)
+
+    def copy_batch(
+        self,
+        call: int,
+        batch: int,
+        table: str,
+        digest: str,
+        make: Callable[[], tuple[list[str], bytes, int, int, str | None]],
+    ) -> tuple[LedgerEntry, bool]:
+        """One batch of a bulk insert into PostgreSQL, applied once per run: `digest` stands for
+        its content (the description of the rows it holds, see `seedbed.worker.bulk`), `make`
+        builds it only when it must be written: (columns, COPY text, rows, first row of the data
+        set, row keys). Returns the entry and whether it was already in the ledger."""
+        sink = self.sink
+        if not isinstance(sink, PostgresSink):
+            raise TypeError(f"bulk COPY needs a PostgreSQL sink, not {type(sink).__name__}")
+        known = self._known().get((call, batch))
+        if known is not None:
+            self._vouch(known, self._forged.get((call, batch)), "insert", table)
+            return self._replayed(known, digest, "insert", table), True
+        columns, payload, count, first_row, row_keys = make()
+
+        def write(hook: _Hook) -> InsertResult:
+            return sink.copy_encoded(
+                table,
+                columns,
+                payload,
+                count,
+                batch=batch,
+                first_row=first_row,
+                in_transaction=lambda conn, result: hook(conn, result, row_keys),
+            )
+
+        entry = self._apply(call, batch, digest, "insert", table, write)
+        return entry, entry.attempt != self._stamp.attempt
+
+    def primary_key(self, table: str) -> list[str]:
+        """The table's primary-key columns ([] when unknown: its batches are not purgeable)."""
+        return self._primary_key(table)
 
     def execute(self, call: int, sql: str, params: Any = None) -> int:
         header = {"op": "execute", "sql": sql}
@@ -224,7 +294,10 @@ class LedgeredSql:
 
     def _load(self) -> dict[tuple[int, int], LedgerEntry]:
         self._table.ensure()
-        entries = self._table.load(self._stamp.run_key)
+        if self._scope is not None:
+            entries = self._table.load(self._stamp.run_key, self._scope[0], self._scope[1])
+        else:
+            entries = self._table.load(self._stamp.run_key)
         for key, entry in entries.items():
             problem = self._seal.problem(entry)
             if problem is not None:

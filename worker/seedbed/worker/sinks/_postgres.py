@@ -84,6 +84,11 @@ class PostgresSettings:
     fetch_max_bytes: int = 16 * 2**20
     connect_timeout: timedelta = timedelta(seconds=10)
     statement_timeout: timedelta = timedelta(0)  # 0: the server's default
+    # Inserts of generated row sets (see seedbed.worker.bulk): shards written at once, rows per
+    # shard, and writers on this target at once across all runs (0: no bound but `writers`).
+    writers: int = 2
+    shard_rows: int = 100_000
+    max_writers: int = 0
 
     @classmethod
     def from_spec(cls, spec: ConnectionSpec) -> Self:
@@ -106,6 +111,9 @@ class PostgresSettings:
                 "connect_timeout_seconds", default=cls.connect_timeout, minimum=timedelta(seconds=1)
             ),
             statement_timeout=read.duration("statement_timeout_seconds", default=cls.statement_timeout),
+            writers=read.integer("writers", default=cls.writers, maximum=64),
+            shard_rows=read.integer("shard_rows", default=cls.shard_rows, minimum=10_000, maximum=10**7),
+            max_writers=read.integer("max_writers", default=cls.max_writers, maximum=1024),
         )
         read.done()
         try:
@@ -189,6 +197,47 @@ class PostgresSink(SqlSink[PgConnection]):
                 raise
             self._commit(conn, "insert", table)
         return InsertResult(count, returned)
+
+    def copy_encoded(
+        self,
+        table: str,
+        columns: Sequence[str],
+        payload: bytes,
+        count: int,
+        *,
+        batch: int,
+        first_row: int,
+        in_transaction: Callable[[PgConnection, InsertResult], None] | None = None,
+    ) -> InsertResult:
+        """One transaction: `payload` (COPY text of `count` rows, see `copy_text`) into `table`,
+        then `in_transaction` (the ledger's row). An error names `batch` and the rows
+        `first_row`… of the data set (the exact row when PostgreSQL's context gives the line)."""
+        cid = self.connection_id
+        schema, name = split_table(table, cid)
+        names = check_names(list(columns), "column", cid) or []
+        target = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            target, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    with cur.copy(statement) as copy:
+                        copy.write(payload)
+                    written = cur.rowcount if cur.rowcount >= 0 else count
+                if in_transaction is not None:
+                    in_transaction(conn, InsertResult(written, None))
+            except psycopg.Error as exc:
+                self._rollback()
+                raise self._target_error(
+                    exc, "insert", table=table, batch=batch, rows=(first_row, first_row + count)
+                ) from exc
+            except BaseException:
+                self._rollback()
+                raise
+            self._commit(conn, "insert", table)
+        return InsertResult(written, None)
 
     def fetch(
         self, sql_or_table: str, params: Any = None, *, limit: int | None = None
