@@ -11,6 +11,7 @@ from seedbed.api.v1 import attempt_pb2
 from seedbed.worker import catalog
 from seedbed.worker.templates import (
     Generator,
+    MaterialisedColumn,
     SizeLimitError,
     SizeLimits,
     TemplateValidationError,
@@ -162,8 +163,8 @@ def test_computed_text_past_the_cap_fails_naming_the_template_and_field() -> Non
     spec = spec_of({"r": {"ref": {"template": "tmpl_big", "field": "x"}}, "twice": {"compute": "{r}{r}"}})
 
     class Refs:
-        def values(self, template: str, field: str) -> tuple[str, ...]:
-            return ("y" * 600,)
+        def source(self, template: str, field: str) -> MaterialisedColumn:
+            return MaterialisedColumn(["y" * 600])
 
     gen = Generator(spec, seed=1, refs=Refs(), limits=SizeLimits(field_bytes=1024))
     with pytest.raises(SizeLimitError) as info:

@@ -114,6 +114,20 @@ def test_to_json_is_canonical_with_defaults_spelled_out() -> None:
     assert spec.digest.startswith("sha256:") and len(spec.digest) == 7 + 64
 
 
+def test_a_pool_is_part_of_the_canonical_document() -> None:
+    spec = parse_template(doc("f: {faker: name, locale: de_DE, pool: 100}"))
+    assert spec.to_json()["fields"]["f"] == {
+        "faker": {"provider": "name", "args": [], "kwargs": {}},
+        "locale": "de_DE",
+        "pool": 100,
+    }
+    assert validate_template(spec.to_json()) == spec
+    assert spec.fields["f"].generator.pool == 100  # type: ignore[union-attr]
+    without = parse_template(doc("f: {faker: name, locale: de_DE}"))
+    other = parse_template(doc("f: {faker: name, locale: de_DE, pool: 101}"))
+    assert len({spec.digest, without.digest, other.digest}) == 3
+
+
 def test_digest_changes_with_content_and_field_order() -> None:
     a = parse_template(doc("x: {const: 1}\ny: {const: 2}"))
     b = parse_template(doc("y: {const: 2}\nx: {const: 1}"))
@@ -236,7 +250,7 @@ FIELD_CASES = [
         "a: {foo: 1}",
         "fields.a.foo: unknown generator or option 'foo'; generators: sequence, uuid, faker, "
         "choice, int, float, bool, date, datetime, const, ref, compute; options: unique, nullable, "
-        "locale, description",
+        "locale, pool, description",
     ),
     (
         "a: {const: 1, uniqe: true}",
@@ -368,6 +382,27 @@ FIELD_CASES = [
     ),
     ("a: {const: 1, locale: de_DE}", "fields.a.locale: locale applies only to faker fields"),
     ("a: {faker: name, locale: xx_XX}", "fields.a.locale: unknown Faker locale 'xx_XX'"),
+    ("a: {const: 1, pool: 10}", "fields.a.pool: pool applies only to faker fields"),
+    (
+        "a: {faker: name, pool: 0}",
+        "fields.a.pool: must be the number of Faker values to draw rows from, an integer from 1 to "
+        "1,000,000, got 0",
+    ),
+    (
+        "a: {faker: name, pool: true}",
+        "fields.a.pool: must be the number of Faker values to draw rows from, an integer from 1 to "
+        "1,000,000, got True",
+    ),
+    (
+        "a: {faker: name, pool: 1000001}",
+        "fields.a.pool: must be the number of Faker values to draw rows from, an integer from 1 to "
+        "1,000,000, got 1000001",
+    ),
+    (
+        "a: {faker: email, pool: 500, unique: true}",
+        "fields.a.pool: a pooled field cannot be unique: its rows repeat 500 values; drop `pool` (each "
+        "row calls Faker, with retries on collisions) or `unique`",
+    ),
     (
         "a: {ref: {template: Customer, field: id}}",
         "fields.a.ref.template: 'Customer' is not a template id such as 'tmpl_customer'",

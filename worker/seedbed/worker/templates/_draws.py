@@ -1,24 +1,28 @@
-"""Generator specs → per-field `draw(row_index)` closures over one `random.Random` stream each.
+"""Kinds generated row by row: `draw(row_index)` closures over one `random.Random` stream each.
 
-Everything numeric uses the field's `random.Random` directly (a `random()` call is ~30 ns; a Faker
-round trip is microseconds); Faker is called only for `faker` fields. Closures are built once per
-generate call and capture what they need as locals, so a row costs one call per field.
+Most kinds are vectorised (`_columns`); these are the rest, because each value depends on the draws
+before it or on a library that draws one value at a time: Faker without a pool, the normal and
+exponential distributions (truncated by resampling), and `unique` (sampling without replacement
+over finite domains, retries elsewhere). The generator restarts each stream every BLOCK_ROWS rows
+(`_seeds.block_seed`) and calls the draw only for rows that are not null (`nullable` is a hashed
+mask, `_columns.NullableKernel`). Closures are built once per generate call and capture what they
+need as locals, so a row costs one call per such field.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from random import Random
 from typing import Any
 
 from seedbed.worker.templates._faker import call_args, to_json_value
 from seedbed.worker.templates._picks import SparseSampler, cumulative, picker
+from seedbed.worker.templates._sources import RefSource, take_one
 from seedbed.worker.templates._spec import (
     BoolGen,
     ChoiceGen,
-    ConstGen,
     DateGen,
     DateTimeGen,
     FakerGen,
@@ -26,11 +30,9 @@ from seedbed.worker.templates._spec import (
     GeneratorSpec,
     IntGen,
     RefGen,
-    SequenceGen,
-    UuidGen,
 )
 
-__all__ = ["Exhausted", "compile_draw", "domain_size", "with_modifiers"]
+__all__ = ["Exhausted", "compile_draw", "domain_size", "with_unique"]
 
 Draw = Callable[[int], Any]
 MAX_UNIQUE_ATTEMPTS = 100
@@ -49,25 +51,6 @@ class Exhausted(Exception):
         self.obtained = obtained
         self.detail = detail
         super().__init__(detail)
-
-
-def _sequence(spec: SequenceGen) -> Draw:
-    start, step, prefix, pad = spec.start, spec.step, spec.prefix or "", f"0{spec.pad}d"
-    if not spec.formatted:
-        return lambda i: start + step * i
-    return lambda i: prefix + format(start + step * i, pad)
-
-
-def _uuid(rng: Random) -> Draw:
-    bits = rng.getrandbits
-    clear = ~((0xF000 << 64) | (0xC000 << 48))
-    mark = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
-
-    def draw(_i: int) -> str:
-        h = "%032x" % ((bits(128) & clear) | mark)
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-    return draw
 
 
 def _faker(spec: FakerGen, rng: Random, gen: Any) -> Draw:
@@ -139,36 +122,9 @@ def _float(spec: FloatGen, rng: Random) -> Draw:
     return lambda _i: min(max(round(sample(), decimals), lo), hi)
 
 
-def _date(spec: DateGen, rng: Random) -> Draw:
-    first, span, rnd = spec.start.toordinal(), spec.end.toordinal() - spec.start.toordinal() + 1, rng.random
-    fromordinal = date.fromordinal
-    return lambda _i: fromordinal(first + int(rnd() * span)).isoformat()
-
-
-def _datetime(spec: DateTimeGen, rng: Random) -> Draw:
-    unit = _UNITS[spec.precision]
-    start: datetime = spec.start
-    steps = (spec.end - start) // unit + 1
-    rnd, timespec = rng.random, spec.precision
-    return lambda _i: (start + unit * int(rnd() * steps)).isoformat(timespec=timespec)
-
-
-def _const(spec: ConstGen) -> Draw:
-    value = spec.value
-    if isinstance(value, list | dict):
-        text = spec.value_json
-        return lambda _i: json.loads(text)  # a fresh object per row: rows never share mutable values
-    return lambda _i: value
-
-
-def compile_draw(
-    spec: GeneratorSpec, rng: Random, *, faker: Any = None, ref_values: tuple[Any, ...] = ()
-) -> Draw:
-    """The plain draw for `spec` (no `unique`, no `nullable`); `compute` is not drawn but rendered."""
-    if isinstance(spec, SequenceGen):
-        return _sequence(spec)
-    if isinstance(spec, UuidGen):
-        return _uuid(rng)
+def compile_draw(spec: GeneratorSpec, rng: Random, *, faker: Any = None) -> Draw:
+    """The plain draw of a kind generated row by row (no `unique`): Faker without a pool, weighted
+    choices and numbers (the inner draw of `unique` retries, and the non-uniform distributions)."""
     if isinstance(spec, FakerGen):
         return _faker(spec, rng, faker)
     if isinstance(spec, ChoiceGen):
@@ -178,21 +134,10 @@ def compile_draw(
         return _int(spec, rng)
     if isinstance(spec, FloatGen):
         return _float(spec, rng)
-    if isinstance(spec, BoolGen):
-        rnd, p = rng.random, spec.probability
-        return lambda _i: rnd() < p
-    if isinstance(spec, DateGen):
-        return _date(spec, rng)
-    if isinstance(spec, DateTimeGen):
-        return _datetime(spec, rng)
-    if isinstance(spec, ConstGen):
-        return _const(spec)
-    if isinstance(spec, RefGen):
-        return picker(ref_values, None, rng)
-    raise TypeError(f"no draw for {type(spec).__name__}")
+    raise TypeError(f"{type(spec).__name__} is not generated row by row")
 
 
-def domain_size(spec: GeneratorSpec, ref_values: tuple[Any, ...] = ()) -> int | None:
+def domain_size(spec: GeneratorSpec, ref_size: int = 0) -> int | None:
     """How many distinct values a uniform finite generator has (None: unbounded or not uniform)."""
     if isinstance(spec, ChoiceGen):
         return len(spec.values)
@@ -201,7 +146,7 @@ def domain_size(spec: GeneratorSpec, ref_values: tuple[Any, ...] = ()) -> int | 
     if isinstance(spec, IntGen) and spec.distribution == "uniform":
         return spec.max - spec.min + 1
     if isinstance(spec, RefGen):
-        return len(ref_values)
+        return ref_size
     if isinstance(spec, DateGen):
         return spec.end.toordinal() - spec.start.toordinal() + 1
     if isinstance(spec, DateTimeGen):
@@ -209,7 +154,7 @@ def domain_size(spec: GeneratorSpec, ref_values: tuple[Any, ...] = ()) -> int | 
     return None
 
 
-def _unique_finite(spec: GeneratorSpec, n: int, rng: Random, ref_values: tuple[Any, ...]) -> Draw:
+def _unique_finite(spec: GeneratorSpec, n: int, rng: Random, ref: RefSource | None) -> Draw:
     """Sampling without replacement over a finite domain: every value can be handed out, no retries."""
     sampler = SparseSampler(n)
     if isinstance(spec, IntGen):
@@ -225,20 +170,22 @@ def _unique_finite(spec: GeneratorSpec, n: int, rng: Random, ref_values: tuple[A
         values: tuple[Any, ...] = (False, True) if n == 2 else (spec.probability >= 1,)
     elif isinstance(spec, ChoiceGen):
         values = spec.values
-    else:  # a ref: its values may repeat, and each distinct value is handed out once
+    elif ref is not None:  # a ref: its values may repeat, and each distinct value is handed out once
         seen: set[Any] = set()
 
         def draw_ref(_i: int) -> Any:
             while True:
                 if sampler.exhausted:
                     raise Exhausted(len(seen), f"all {n:,} referenced values used")
-                value = ref_values[sampler.draw(rng)]
+                value = take_one(ref, sampler.draw(rng))
                 key = _hash_key(value)
                 if key not in seen:
                     seen.add(key)
                     return value
 
         return draw_ref
+    else:
+        raise TypeError(f"no unique draw for {type(spec).__name__}")
     return lambda _i: values[_next(sampler, rng, n)]
 
 
@@ -271,26 +218,13 @@ def _unique_retry(inner: Draw) -> Draw:
     return draw
 
 
-def with_modifiers(
-    spec: GeneratorSpec,
-    rng: Random,
-    *,
-    unique: bool,
-    nullable: float,
-    faker: Any = None,
-    ref_values: tuple[Any, ...] = (),
+def with_unique(
+    spec: GeneratorSpec, rng: Random, *, unique: bool, faker: Any = None, ref: RefSource | None = None
 ) -> Draw:
-    """The field's draw: `unique` (nulls exempt, as in SQL) inside `nullable`."""
-    size = domain_size(spec, ref_values)
-    if not unique or isinstance(spec, SequenceGen | UuidGen):  # unique by construction
-        draw = compile_draw(spec, rng, faker=faker, ref_values=ref_values)
-    elif size is not None and not (isinstance(spec, ChoiceGen) and spec.weights):
-        draw = _unique_finite(spec, size, rng, ref_values)
-    else:
-        draw = _unique_retry(compile_draw(spec, rng, faker=faker, ref_values=ref_values))
-    if nullable <= 0:
-        return draw
-    rnd, p = rng.random, nullable
-    if p >= 1:
-        return lambda _i: None
-    return lambda i: None if rnd() < p else draw(i)
+    """The field's draw, `unique` if asked (the generator skips null rows: nulls are exempt)."""
+    size = domain_size(spec, ref.size if ref is not None else 0)
+    if not unique:
+        return compile_draw(spec, rng, faker=faker)
+    if size is not None and not (isinstance(spec, ChoiceGen) and spec.weights):
+        return _unique_finite(spec, size, rng, ref)
+    return _unique_retry(compile_draw(spec, rng, faker=faker))

@@ -10,8 +10,9 @@ cumulative weights computed once per table, `parse` with pattern tokens split on
 table walk for ASCII text. Each replacement is installed only where the provider still uses the
 stock method. A unit test pins "identical to stock Faker" for every accepted provider in several
 locales; Faker is pinned exactly (`FAKER_VERSION`), as its output for a seed changes between
-releases anyway. Rejected: pools of pre-generated values (change the distribution and break
-`unique`); Mimesis (another dependency, and scenario authors know Faker's provider names).
+releases anyway. Pools of pre-generated values are opt-in per field (`pool: N`, `_pools`), not
+the default: they cap the distinct values and cannot be `unique`. Rejected: Mimesis (another
+dependency, and scenario authors know Faker's provider names).
 
 Replay. A retried run must regenerate identical rows. Providers that read today's date by name are
 refused at validation (`_providers`). When another provider reaches them through the generator at

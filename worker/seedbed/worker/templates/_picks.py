@@ -1,8 +1,10 @@
 """Drawing from finite sets fast: `Pick` (an override), weighted tables, sampling without replacement.
 
-A draw is one `random()` and, when weighted, one `bisect` over cumulative weights computed once —
-O(log n) per row and no per-call conversion, so picking from a million ids costs the same as from
-ten (Faker's `random_element` over a list converts the list on every call: 8 ms for a million).
+A `Pick` is a source and optional cumulative weights; its rows are drawn a block at a time (a hash,
+then a scale or a `searchsorted` over the cumulative weights) — O(log n) per row and no per-call
+conversion, so picking from a million ids costs the same as from ten (Faker's `random_element` over
+a list converts the list on every call: 8 ms for a million). `picker` is the row-by-row form, for
+weighted choices that must be `unique` (retries); `SparseSampler` samples without replacement.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from collections.abc import Callable, Sequence
 from random import Random
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from seedbed.worker.templates._errors import OverrideError
+from seedbed.worker.templates._sources import MaterialisedColumn, RefSource
 
 __all__ = ["Pick", "SparseSampler", "cumulative", "picker"]
 
@@ -57,55 +63,65 @@ class Pick:
     """An override that draws each row's value from `values`, uniformly or by `weights`.
 
         Generator(spec, seed=s).rows(1000, overrides={"customer_id": Pick(customer_ids)})
+        Generator(spec, seed=s).rows(1000, overrides={"customer_id": Pick(refs.source(t, "id"))})
 
-    Built once per call (values are copied into a tuple and weights accumulated once), then O(1)
-    (uniform) or O(log n) (weighted) per row. Values are returned as they are, not copied.
+    `values` is a list or tuple (copied into a `MaterialisedColumn` once) or any `RefSource` (drawn
+    from uniformly: weights need the values listed). Rows draw indices from a hashed stream of the
+    field, a block at a time (`_columns.TakeKernel`); values are returned as they are, not copied.
+    Picklable, so a call with a Pick can run in another process.
     """
 
-    __slots__ = ("values", "weights", "_cum")
+    __slots__ = ("source", "weights", "cum")
 
-    def __init__(self, values: Sequence[Any], weights: Sequence[float] | None = None) -> None:
-        if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+    def __init__(self, values: Sequence[Any] | RefSource, weights: Sequence[float] | None = None) -> None:
+        if isinstance(values, RefSource) and not isinstance(values, Sequence):
+            if weights is not None:
+                raise OverrideError(
+                    f"Pick over a {type(values).__name__} is uniform: weights need the values as a list "
+                    "or tuple, one weight per value",
+                    template_id="(pick)",
+                )
+            source: RefSource = values
+        elif isinstance(values, str | bytes) or not isinstance(values, Sequence):
             raise OverrideError(
                 f"Pick values must be a list or tuple, not {type(values).__name__}", template_id="(pick)"
             )
-        self.values: tuple[Any, ...] = tuple(values)
-        if not self.values:
+        else:
+            source = MaterialisedColumn(values)
+        if source.size < 1:
             raise OverrideError("Pick needs at least one value", template_id="(pick)")
-        if len(self.values) > MAX_PICK_VALUES:
+        if isinstance(source, MaterialisedColumn) and source.size > MAX_PICK_VALUES:
             raise OverrideError(
-                f"Pick has {len(self.values):,} values; the limit is {MAX_PICK_VALUES:,}",
+                f"Pick has {source.size:,} values; the limit is {MAX_PICK_VALUES:,}",
                 template_id="(pick)",
             )
-        self._cum: tuple[float, ...] | None = None
+        self.source = source
+        self.cum: npt.NDArray[np.float64] | None = None
         self.weights: tuple[float, ...] | None = None
         if weights is not None:
             if isinstance(weights, str | bytes) or not isinstance(weights, Sequence):
                 raise OverrideError("Pick weights must be a list or tuple of numbers", template_id="(pick)")
-            if len(weights) != len(self.values):
+            if len(weights) != source.size:
                 raise OverrideError(
-                    f"Pick has {len(self.values):,} values but {len(weights):,} weights", template_id="(pick)"
+                    f"Pick has {source.size:,} values but {len(weights):,} weights", template_id="(pick)"
                 )
             cum = cumulative(weights)
             if isinstance(cum, str):
                 raise OverrideError(f"Pick {cum}", template_id="(pick)")
             self.weights = tuple(float(w) for w in weights)
-            self._cum = cum
-
-    def draw(self, rng: Random) -> Callable[[int], Any]:
-        return picker(self.values, self._cum, rng)
+            self.cum = np.array(cum, dtype=np.float64)
 
     def __repr__(self) -> str:
-        kind = "weighted" if self._cum is not None else "uniform"
-        return f"Pick({len(self.values):,} values, {kind})"
+        kind = "weighted" if self.weights is not None else "uniform"
+        return f"Pick({self.source.size:,} values, {kind})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pick):
             return NotImplemented
-        return self.values == other.values and self.weights == other.weights
+        return self.source == other.source and self.weights == other.weights
 
     def __hash__(self) -> int:
-        return hash((len(self.values), self.weights is None))
+        return hash((self.source.size, self.weights is None))
 
 
 class SparseSampler:

@@ -1,23 +1,36 @@
-"""Seeds: from a run's identity to one random stream per (field, block of rows).
+"""Seeds: from a run's identity to the random streams of one field.
 
     derive_seed(run_key, call, batch, user_seed)   → the seed of one generate call (or one shard)
-    field_seed(seed, template, field)                → the stream of one field in that call
-    block_seed(field_seed, block)                    → that stream restarted for rows
-                                                       [block·BLOCK_ROWS, (block+1)·BLOCK_ROWS)
+    field_seed(seed, template, field)                → the seed of one field in that call
+    stream_seed(field_seed, purpose)                 → a hashed stream of that field ("value",
+                                                       "null", …): `_hashing.hash64(s, rows)`
+    block_seed(field_seed, block)                    → the field's `random.Random` stream restarted
+                                                       for rows [block·BLOCK_ROWS, (block+1)·BLOCK_ROWS)
+                                                       (kinds generated row by row)
 
 Every step is BLAKE2b over an unambiguous encoding, so the numbers are the same in every process
 and on every machine (never `hash()`, which is salted per process for strings). One stream per
 field means editing, adding or overriding a field never changes the values of the others; one
 restart per block of rows means a call with `start=s` reproduces rows s… of a longer call by
-skipping at most BLOCK_ROWS - 1 rows, and shards can be generated in any order.
+skipping at most BLOCK_ROWS - 1 rows, and shards can be generated in any order. Hashed streams need
+no restart: a value is a function of its row index.
+
+GENERATION_VERSION names the contract as a whole (these derivations, BLOCK_ROWS, the hash in
+`_hashing`, how each kind turns words into values): rows generated under one version are
+regenerated identically by the same version with the same Faker release. Version 2 moved numbers,
+dates, choices, UUIDs, refs, picks and null masks from per-block `random.Random` streams to hashed
+streams, and added Faker pools; Faker fields without a pool, normal and exponential numbers and
+`unique` draws (but UUIDs) kept version 1's per-block streams and their values, except in
+`nullable` fields (nulls have their own stream now, and null rows consume no draws).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["BLOCK_ROWS", "block_seed", "derive_seed", "field_seed"]
+__all__ = ["BLOCK_ROWS", "GENERATION_VERSION", "block_seed", "derive_seed", "field_seed", "stream_seed"]
 
+GENERATION_VERSION = 2
 BLOCK_ROWS = 1024  # part of the determinism contract: changing it changes every generated row
 _SEED_BITS = 63  # fits a signed 64-bit integer anywhere a seed is stored or sent
 
@@ -55,3 +68,8 @@ def field_seed(seed: int, template: str, field: str) -> int:
 
 def block_seed(field_seed_: int, block: int) -> int:
     return _digest("block", str(field_seed_), str(block))
+
+
+def stream_seed(field_seed_: int, purpose: str) -> int:
+    """The seed of one hashed stream of a field: its values, its null mask, a UUID's second word…"""
+    return _digest("stream", str(field_seed_), purpose)

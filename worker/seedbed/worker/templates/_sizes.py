@@ -8,6 +8,9 @@ hundred times, …). Two defences, both bounded by `SizeLimits` (the operator's 
   placeholder reads it) and what a row adds up to, and refuses the template with one problem per
   field over `field_bytes` (its estimate, the cap and the setting to change) and one for a row over
   `row_bytes`. The estimate is static: nothing is rendered.
+- Faker pools (`pool: N`) are built in full before the first row: `check_sizes` also refuses a
+  template whose pools would hold more than `pool_bytes` (N values of the field's estimated size,
+  plus Python's per-object cost), and `estimate_pool_bytes` tells a caller what to budget for.
 - the generator's computed fields fail with `SizeLimitError` once their text would pass
   `field_bytes`, adding up the parts' lengths before joining them (`_compute`). This is the bound
   where the estimate cannot be exact: `ref` values come from another template or a database, and
@@ -49,10 +52,20 @@ from seedbed.worker.templates._spec import (
     UuidGen,
 )
 
-__all__ = ["DEFAULT_FIELD_BYTES", "DEFAULT_ROW_BYTES", "SizeLimits", "check_sizes", "estimate_sizes"]
+__all__ = [
+    "DEFAULT_FIELD_BYTES",
+    "DEFAULT_POOL_BYTES",
+    "DEFAULT_ROW_BYTES",
+    "SizeLimits",
+    "check_sizes",
+    "estimate_pool_bytes",
+    "estimate_sizes",
+]
 
 DEFAULT_FIELD_BYTES = 64 * 1024
 DEFAULT_ROW_BYTES = 1024 * 1024
+DEFAULT_POOL_BYTES = 256 * 1024 * 1024
+POOL_VALUE_OVERHEAD = 64  # a str object's header and its slot in the pool's tuple and array
 REF_BYTES = 256
 FAKER_SLACK = 64
 _CEILING = 2**60  # estimates saturate here: past it the exact figure says nothing more
@@ -63,21 +76,27 @@ _SEQUENCE_DIGITS = 33  # a sign and the digits of start + step × row for 64-bit
 
 @dataclass(frozen=True, slots=True)
 class SizeLimits:
-    """The caps on generated text: `field_bytes` per field value, `row_bytes` per estimated row."""
+    """The caps on generated text: `field_bytes` per field value, `row_bytes` per estimated row,
+    `pool_bytes` for the Faker pools of one template."""
 
     field_bytes: int = DEFAULT_FIELD_BYTES
     row_bytes: int = DEFAULT_ROW_BYTES
+    pool_bytes: int = DEFAULT_POOL_BYTES
 
     def __post_init__(self) -> None:
-        for name in ("field_bytes", "row_bytes"):
+        for name in ("field_bytes", "row_bytes", "pool_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
 
     @classmethod
-    def of(cls, field_bytes: int = 0, row_bytes: int = 0) -> SizeLimits:
+    def of(cls, field_bytes: int = 0, row_bytes: int = 0, pool_bytes: int = 0) -> SizeLimits:
         """Limits from settings where 0 means "the default" (an unset field of a wire message)."""
-        return cls(field_bytes or DEFAULT_FIELD_BYTES, row_bytes or DEFAULT_ROW_BYTES)
+        return cls(
+            field_bytes or DEFAULT_FIELD_BYTES,
+            row_bytes or DEFAULT_ROW_BYTES,
+            pool_bytes or DEFAULT_POOL_BYTES,
+        )
 
 
 def estimate_sizes(spec: TemplateSpec) -> dict[str, int]:
@@ -103,9 +122,19 @@ def estimate_sizes(spec: TemplateSpec) -> dict[str, int]:
     return {name: sizes[name] for name in spec.fields}
 
 
+def estimate_pool_bytes(spec: TemplateSpec) -> dict[str, int]:
+    """The memory each pooled Faker field's pool may take once built (bytes), for pooled fields."""
+    return {
+        name: min(gen.pool * (_plain(gen) + POOL_VALUE_OVERHEAD), _CEILING)
+        for name, field in spec.fields.items()
+        if isinstance(gen := field.generator, FakerGen) and gen.pool
+    }
+
+
 def check_sizes(spec: TemplateSpec, limits: SizeLimits) -> None:
-    """Raise `TemplateValidationError` naming every field whose estimate is over `limits.field_bytes`
-    and the row when the fields add up to more than `limits.row_bytes`."""
+    """Raise `TemplateValidationError` naming every field whose estimate is over `limits.field_bytes`,
+    the row when the fields add up to more than `limits.row_bytes`, and the pools when they would
+    hold more than `limits.pool_bytes`."""
     sizes = estimate_sizes(spec)
     problems = [
         Problem(f"fields.{name}.{spec.fields[name].kind}", _field_message(spec, name, size, limits))
@@ -121,6 +150,18 @@ def check_sizes(spec: TemplateSpec, limits: SizeLimits) -> None:
                 f"one row adds up to an estimated {_bytes(row)}; the limit is {limits.row_bytes:,} bytes "
                 "per row (SEEDBED_MAX_TEMPLATE_ROW_BYTES, an operator setting): the largest fields are "
                 + ", ".join(f"{name} ({size:,} bytes)" for name, size in largest),
+            )
+        )
+    pools = estimate_pool_bytes(spec)
+    if sum(pools.values()) > limits.pool_bytes:
+        largest = sorted(pools.items(), key=lambda item: -item[1])[:3]
+        problems.append(
+            Problem(
+                f"fields.{largest[0][0]}.pool" if len(pools) == 1 else "fields",
+                f"the Faker pools would hold an estimated {_bytes(sum(pools.values()))}; the limit is "
+                f"{limits.pool_bytes:,} bytes per template: use smaller pools or shorter values ("
+                + ", ".join(f"{name}: {size:,} bytes" for name, size in largest)
+                + ")",
             )
         )
     if problems:

@@ -88,6 +88,7 @@ class FakerGen:
     args_json: str = "[]"
     kwargs_json: str = "{}"
     locale: str | None = None  # None: the template's locale
+    pool: int | None = None  # draw rows from this many values made once (`_pools`), not per row
     # The largest value (bytes) validation's trial calls produced: what the size estimate starts from.
     # Not part of the document (nor of equality): it is measured again whenever a document is validated.
     sample_bytes: int = dataclasses.field(default=0, compare=False)
@@ -265,6 +266,8 @@ class FieldSpec:
         out[gen.kind] = gen.to_json()
         if isinstance(gen, FakerGen) and gen.locale is not None:
             out["locale"] = gen.locale
+        if isinstance(gen, FakerGen) and gen.pool is not None:
+            out["pool"] = gen.pool
         if self.unique:
             out["unique"] = True
         if self.nullable:
@@ -309,6 +312,11 @@ class TemplateSpec:
     def digest(self) -> str:
         """`sha256:<hex>` of the canonical document."""
         return "sha256:" + hashlib.sha256(self.canonical.encode("utf-8")).hexdigest()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled for Ray tasks: the fields as a plain dict (a mappingproxy does not pickle), without
+        # the cached canonical text and digest (recomputed on demand).
+        return (TemplateSpec, (self.id, self.version, self.locale, dict(self.fields), self.description))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TemplateSpec):

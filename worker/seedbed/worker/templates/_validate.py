@@ -14,6 +14,7 @@ from seedbed.worker.templates import _kinds
 from seedbed.worker.templates._errors import Problem, Problems, TemplateValidationError, did_you_mean
 from seedbed.worker.templates._faker import DEFAULT_LOCALE
 from seedbed.worker.templates._loading import check_size, load_text
+from seedbed.worker.templates._pools import MAX_POOL
 from seedbed.worker.templates._providers import locale_problem
 from seedbed.worker.templates._spec import (
     FIELD_NAME,
@@ -33,7 +34,7 @@ FORMAT_VERSION = 1
 MAX_FIELDS = 500
 MAX_DESCRIPTION = 2000
 TOP_KEYS = ("id", "version", "description", "locale", "fields")
-MODIFIERS = ("unique", "nullable", "locale", "description")
+MODIFIERS = ("unique", "nullable", "locale", "pool", "description")
 
 
 def parse_template(text: str | bytes, *, fmt: str = "auto") -> TemplateSpec:
@@ -213,11 +214,14 @@ def _field(name: str, value: Any, path: str, locale: str | None, p: Problems) ->
     gen: GeneratorSpec | None = _kinds.build(kind, value[kind], f"{path}.{kind}", locale, p)
     unique = _unique(value, kind, path, p)
     nullable = _nullable(value, path, p)
+    pool = _pool(value, kind, unique, path, p)
     description = _description(value.get("description"), f"{path}.description", p)
     if gen is None or len(p.items) > before:
         return None
     if field_locale is not None and isinstance(gen, FakerGen):
         gen = dataclasses.replace(gen, locale=field_locale)
+    if pool is not None and isinstance(gen, FakerGen):
+        gen = dataclasses.replace(gen, pool=pool)
     return FieldSpec(name=name, generator=gen, unique=unique, nullable=nullable, description=description)
 
 
@@ -231,6 +235,30 @@ def _unique(value: Mapping[str, Any], kind: str, path: str, p: Problems) -> bool
     if unique and kind == ComputeGen.kind:
         p.add(f"{path}.unique", "a computed field cannot be unique: make the fields it uses unique instead")
     return unique is True
+
+
+def _pool(value: Mapping[str, Any], kind: str, unique: bool, path: str, p: Problems) -> int | None:
+    if "pool" not in value:
+        return None
+    pool = value["pool"]
+    if kind != FakerGen.kind:
+        p.add(f"{path}.pool", "pool applies only to faker fields")
+        return None
+    if isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= MAX_POOL:
+        p.add(
+            f"{path}.pool",
+            f"must be the number of Faker values to draw rows from, an integer from 1 to {MAX_POOL:,}, "
+            f"got {pool!r}",
+        )
+        return None
+    if unique:
+        p.add(
+            f"{path}.pool",
+            f"a pooled field cannot be unique: its rows repeat {pool:,} values; drop `pool` (each row "
+            "calls Faker, with retries on collisions) or `unique`",
+        )
+        return None
+    return pool
 
 
 def _nullable(value: Mapping[str, Any], path: str, p: Problems) -> float:
