@@ -1,15 +1,24 @@
 """Benchmark: template generation on one core, next to a plain Faker script for the same fields.
 
     .venv/bin/python -m tests.bench.bench_generate [--rows 50000] [--customers 100000] [--repeat 5]
+                                                   [--bulk-rows 1000000]
 
 Two templates: customers (8 fields: sequence, uuid, name, unique email, weighted country, normal
 age, balance, signup date) and orders (9 fields, `customer_id` overridden by a `Pick` over the
 customer ids). The baseline is what a scenario author writes by hand with Faker — one seeded
 instance, `fake.name()`, `fake.unique.email()`, `fake.random_element(...)` — measured in the same
 process; it picks customer ids from a *tuple* (from a list, Faker converts the whole list on every
-call: ~8 ms per pick for a million ids). Figures are the best of `--repeat` runs, including the construction
-of the generator or the Faker instance, after a warm-up. The process is pinned to one CPU where
-the OS allows it.
+call: ~8 ms per pick for a million ids).
+
+Two bulk templates, the shape of a COPY load: bulk customers (7 fields: uuid, four Faker fields
+with `pool: 10000`, weighted country, created_at) through `columns()` and `rows()`, and bulk
+orders (uuid, a `ref` to the customers' ids recorded as a derived source, amount, status,
+created_at), next to a Faker script for the bulk customer's fields. Pools are built once per
+process: the first call's pool build is printed on its own; the measured runs reuse the cached
+pools, as shards in one worker process do.
+
+Figures are the best of `--repeat` runs, including the construction of the generator or the Faker
+instance, after a warm-up. The process is pinned to one CPU where the OS allows it.
 """
 
 from __future__ import annotations
@@ -19,12 +28,22 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 from faker import Faker
 
-from seedbed.worker.templates import FAKER_VERSION, Generator, Pick, derive_seed, parse_template
+from seedbed.worker.templates import (
+    FAKER_VERSION,
+    GENERATION_VERSION,
+    Generator,
+    Pick,
+    RunRefs,
+    _pools,
+    derive_seed,
+    parse_template,
+)
 
 CUSTOMER = """
 id: tmpl_customer
@@ -55,6 +74,31 @@ fields:
   note:        {faker: sentence, nullable: 0.7}
 """
 
+BULK_CUSTOMER = """
+id: tmpl_bulk_customer
+version: 1
+fields:
+  id: {uuid: {}}
+  name: {faker: name, pool: 10000}
+  email: {faker: email, pool: 10000}
+  phone: {faker: phone_number, pool: 10000}
+  address: {faker: street_address, pool: 10000}
+  country: {choice: {values: [US, CA, GB, DE, FR], weights: [50, 10, 15, 15, 10]}}
+  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
+"""
+
+BULK_ORDER = """
+id: tmpl_bulk_order
+version: 1
+fields:
+  id: {uuid: {}}
+  customer_id: {ref: {template: tmpl_bulk_customer, field: id}}
+  amount: {float: {min: 1, max: 500, decimals: 2}}
+  status: {choice: [new, paid, shipped, cancelled]}
+  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
+"""
+
+BULK_COUNTRIES = OrderedDict([("US", 50), ("CA", 10), ("GB", 15), ("DE", 15), ("FR", 10)])
 COUNTRIES = OrderedDict([("US", 60), ("CA", 15), ("MX", 10), ("DE", 10), ("FR", 5)])
 STATUSES = OrderedDict([("paid", 20), ("shipped", 30), ("delivered", 45), ("cancelled", 5)])
 
@@ -102,14 +146,83 @@ def plain_orders(n: int, customer_ids: tuple[int, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-def best_rate(make: Callable[[], list[dict[str, Any]]], n: int, repeat: int) -> float:
+def plain_bulk_customers(n: int) -> list[dict[str, Any]]:
+    fake = Faker("en_US")
+    fake.seed_instance(3)
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC)
+    return [
+        {
+            "id": fake.uuid4(),
+            "name": fake.name(),
+            "email": fake.email(),
+            "phone": fake.phone_number(),
+            "address": fake.street_address(),
+            "country": fake.random_element(BULK_COUNTRIES),
+            "created_at": fake.date_time_between(start, end).isoformat(),
+        }
+        for _ in range(n)
+    ]
+
+
+def plain_bulk_orders(n: int, customer_ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    fake = Faker("en_US")
+    fake.seed_instance(4)
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC)
+    statuses = ("new", "paid", "shipped", "cancelled")
+    return [
+        {
+            "id": fake.uuid4(),
+            "customer_id": fake.random_element(customer_ids),
+            "amount": round(fake.random.uniform(1, 500), 2),
+            "status": fake.random_element(statuses),
+            "created_at": fake.date_time_between(start, end).isoformat(),
+        }
+        for _ in range(n)
+    ]
+
+
+def best_rate(make: Callable[[], Any], n: int, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
-        rows = make()
+        out = make()
         best = min(best, time.perf_counter() - t0)
-        assert len(rows) == n
+        assert len(out) == n or len(next(iter(out.values()))) == n
     return n / best
+
+
+def bulk_results(n: int, repeat: int, baseline_rows: int) -> list[tuple[str, float, float]]:
+    """The bulk templates through columns() and rows(), next to a plain Faker script."""
+    customer, order = parse_template(BULK_CUSTOMER), parse_template(BULK_ORDER)
+    seed_c, seed_o = derive_seed("bench-bulk", 1), derive_seed("bench-bulk", 2)
+    _pools._CACHE.clear()
+    t0 = time.perf_counter()
+    Generator(customer, seed=seed_c).columns(1)
+    built = time.perf_counter() - t0
+    print(f"bulk customer: 4 pools of 10,000 Faker values built in {built:.2f} s (once per process)")
+    refs = RunRefs()
+    ids = Generator(customer, seed=seed_c).derived("id", 0, n)
+    assert ids is not None
+    refs.record_source("tmpl_bulk_customer", "id", ids)
+    id_tuple = tuple(ids.take(np.arange(n, dtype=np.int64)))
+    plain = best_rate(lambda: plain_bulk_customers(baseline_rows), baseline_rows, repeat)
+    return [
+        (
+            "bulk customer (7 fields, pools), columns()",
+            best_rate(lambda: Generator(customer, seed=seed_c).columns(n), n, repeat),
+            plain,
+        ),
+        (
+            "bulk customer, rows()",
+            best_rate(lambda: Generator(customer, seed=seed_c).rows(n), n, repeat),
+            plain,
+        ),
+        (
+            f"bulk order (ref over {n:,} derived ids), columns()",
+            best_rate(lambda: Generator(order, seed=seed_o, refs=refs).columns(n), n, repeat),
+            best_rate(lambda: plain_bulk_orders(baseline_rows, id_tuple), baseline_rows, repeat),
+        ),
+    ]
 
 
 def main() -> None:
@@ -119,6 +232,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000, help="rows per measured run (default 50,000)")
     parser.add_argument("--customers", type=int, default=100_000, help="customer ids to pick from")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--bulk-rows", type=int, default=1_000_000, help="rows per bulk run (0: skip them)")
     parser.add_argument(
         "--baseline-rows", type=int, default=0, help="rows for the Faker script (default --rows/10)"
     )
@@ -158,12 +272,15 @@ def main() -> None:
             best_rate(lambda: plain_customers(nb), nb, repeat),
         ),
     ]
+    if args.bulk_rows:
+        results += bulk_results(args.bulk_rows, repeat, nb)
     print(
-        f"Faker {FAKER_VERSION}, one core, best of {repeat}; seedbed {n:,} rows, Faker script {nb:,} rows\n"
+        f"\nFaker {FAKER_VERSION}, generation version {GENERATION_VERSION}, one core, best of {repeat}; "
+        f"seedbed {n:,} rows ({args.bulk_rows:,} bulk), Faker script {nb:,} rows\n"
     )
-    print(f"{'template':44} {'seedbed rows/s':>15} {'Faker script rows/s':>20} {'ratio':>7}")
+    print(f"{'template':56} {'seedbed rows/s':>15} {'Faker script rows/s':>20} {'ratio':>7}")
     for name, ours, plain in results:
-        print(f"{name:44} {ours:>15,.0f} {plain:>20,.0f} {ours / plain:>6.1f}×")
+        print(f"{name:56} {ours:>15,.0f} {plain:>20,.0f} {ours / plain:>6.1f}×")
 
 
 if __name__ == "__main__":
