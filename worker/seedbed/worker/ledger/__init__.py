@@ -41,6 +41,7 @@ from seedbed.worker.ledger._entries import (
     content_hash,
     plain_json,
 )
+from seedbed.worker.ledger._keys import decode_keys
 from seedbed.worker.ledger._purge import PurgedTable, PurgeFailure, PurgeSummary, SkippedBatch, purge_run
 from seedbed.worker.ledger._seal import LedgerSeal
 from seedbed.worker.ledger._tables import POSTGRESQL_LEDGER_DDL, POSTGRESQL_LEDGER_MAC_DDL
@@ -63,6 +64,7 @@ __all__ = [
     "PurgedTable",
     "SkippedBatch",
     "content_hash",
+    "decode_keys",
     "plain_json",
     "purge_run",
 ]

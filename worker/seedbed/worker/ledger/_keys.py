@@ -22,6 +22,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 from uuid import UUID
 
+import numpy as np
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
@@ -30,7 +31,7 @@ from sqlalchemy import exc as sa_exc
 from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, TargetError
 from seedbed.worker.sinks._rows import split_table
 
-__all__ = ["PostgresTableKeys", "SqlAlchemyTableKeys", "TableKeys", "encode_keys"]
+__all__ = ["PostgresTableKeys", "SqlAlchemyTableKeys", "TableKeys", "decode_keys", "encode_keys"]
 
 KeyValues = Sequence[Sequence[Any]]
 
@@ -221,3 +222,29 @@ def encode_keys(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> str | 
         return json.dumps({"columns": columns, "values": body}, separators=(",", ":"), default=_key_value)
     except (TypeError, ValueError):
         return None
+
+
+def decode_keys(text: str) -> tuple[list[str], list[list[Any]]]:
+    """The key columns and values a ledger entry recorded: listed (`encode_keys`), or derived — a
+    bulk batch whose keys are a pure function of the row index records the template, the seed and
+    its row range (`{"columns": [...], "derived": {"template", "seed", "start", "count"}}`), and the
+    keys are computed again here. Raises ValueError when they cannot be."""
+    recorded = json.loads(text)
+    columns: list[str] = recorded["columns"]
+    derived = recorded.get("derived")
+    if derived is None:
+        values: list[list[Any]] = recorded["values"]
+        return columns, values
+    from seedbed.worker import templates
+
+    spec = templates.validate_template(json.loads(derived["template"]))
+    start, count = int(derived["start"]), int(derived["count"])
+    generator = templates.Generator(spec, seed=int(derived["seed"]), max_rows=max(1, count))
+    indices = np.arange(count, dtype=np.int64)
+    keyed = []
+    for column in columns:
+        source = generator.derived(column, start, count)
+        if source is None:
+            raise ValueError(f"key column {column!r} is no longer derived from the row index")
+        keyed.append(source.take(indices))
+    return columns, [list(row) for row in zip(*keyed, strict=True)]

@@ -22,15 +22,15 @@ written by someone else, would be deleted or missed).
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from sqlalchemy import exc as sa_exc
 
+from seedbed.worker import templates
 from seedbed.worker.ledger._entries import LEDGER_TABLE
-from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys
+from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys, decode_keys
 from seedbed.worker.ledger._seal import LedgerSeal
 from seedbed.worker.ledger._tables import (
     LedgerTable,
@@ -93,11 +93,14 @@ class PurgeSummary:
 
 @dataclass(frozen=True)
 class _Unpurgeable:
-    """A batch left alone: its entry has no keys (`forged` None), or Seedbed did not write it."""
+    """A batch left alone: its entry has no keys, Seedbed did not write it (`forged`), or its keys
+    cannot be computed again (`undecodable`: derived keys from a template this release reads
+    differently)."""
 
     operation: str
     target: str
     forged: str | None = None
+    undecodable: str | None = None
 
 
 def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSummary:
@@ -134,7 +137,12 @@ def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSu
             continue  # purged meanwhile by another purge of the same run
         if isinstance(done, _Unpurgeable):
             listed = RecordedBatch(entry.call, entry.batch, done.operation, done.target, entry.rows, False)
-            reason = _forged(done.forged) if done.forged is not None else reasons.of(listed)
+            if done.forged is not None:
+                reason = _forged(done.forged)
+            elif done.undecodable is not None:
+                reason = f"the keys its ledger entry derives cannot be computed again: {done.undecodable}"
+            else:
+                reason = reasons.of(listed)
             summary.skipped.append(SkippedBatch(done.operation, done.target, entry.call, entry.batch, reason))
             continue
         deleted, recorded, table = done
@@ -163,9 +171,10 @@ def _purge_batch(
         return _Unpurgeable(entry.operation, entry.target, forged=problem)
     if found.row_keys is None:
         return _Unpurgeable(found.operation, found.target)
-    recorded = json.loads(found.row_keys)
-    columns: list[str] = recorded["columns"]
-    values: list[list[Any]] = recorded["values"]
+    try:
+        columns, values = decode_keys(found.row_keys)
+    except (ValueError, KeyError, TypeError, templates.TemplateError) as exc:
+        return _Unpurgeable(found.operation, found.target, undecodable=str(exc))
     if dry_run:
         return keys.count(conn, found.target, columns, values), len(values), found.target
     # The entry first: a concurrent purge blocks on it, then finds it gone.
