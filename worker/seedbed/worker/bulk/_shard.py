@@ -1,0 +1,282 @@
+"""One shard of a bulk insert: rows `[first, last)` of a row set, generated where they are written.
+
+A shard is self-contained — the template, the seed, the overrides and the sources its `ref` and
+`pick_from` fields draw from, the connection, the attempt's ledger stamp — so it can run in any
+process on any node (a Ray task, or a thread of the agent's process when there is no Ray). It opens
+its own connection and writes its rows batch by batch (`BATCH_ROWS` rows, numbered by their place
+in the row set: batch `b` holds rows `[b·BATCH_ROWS, (b+1)·BATCH_ROWS)` whatever the shard size),
+each batch in its own transaction with its ledger row, so a shard that is run again (its worker died,
+the attempt was retried) skips what is already written and writes the rest. It only reads the
+ledger entries of its own batches.
+
+A batch's content hash is the hash of its description (the row set's identity and the batch's row
+range), not of its rows: the rows are a pure function of that description, and hashing the text
+of millions of rows would cost as much as generating them. A replay whose description differs
+(the script asks for other rows under the same call) is caught as nondeterministic, as before.
+
+Errors never cross the task boundary as exceptions (a third-party exception may not survive being
+pickled back): the result carries a `ShardFailure` with what the agent needs to say which shard,
+which batch and which constraint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from seedbed.api.v1 import attempt_pb2
+from seedbed.worker import ledger, sinks, templates
+from seedbed.worker.sinks._copytext import NulInValue, copy_text
+
+__all__ = ["ShardFailure", "ShardJob", "ShardResult", "batch_digest", "write_shard"]
+
+BATCH_ROWS = ledger.BATCH_ROWS
+
+
+@dataclass(frozen=True)
+class FrozenRefs:
+    """The `ref` sources a row set saw when it was made: `(template, field)` → source."""
+
+    sources: Mapping[tuple[str, str], Any]
+
+    def source(self, template: str, field: str) -> Any:
+        return self.sources.get((template, field))
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """Bound the writers on one target across every run (see `_gate`)."""
+
+    key: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    index: int  # from 0, in the row set's order
+    shards: int
+    first: int  # rows [first, last) of the row set
+    last: int
+    call: int
+    table: str
+    connection: bytes  # a serialized ConnectionSnapshot
+    stamp: ledger.AttemptStamp
+    template_json: str  # canonical JSON of the template
+    seed: int
+    set_start: int  # the row set's own start (rows(n, start=s))
+    overrides: Mapping[str, Any]
+    refs: FrozenRefs
+    identity: str  # the row set's identity (see `batch_digest`)
+    unique_rows: bool  # call-scoped `unique` fields: rows come from one sequential stream
+    field_bytes: int
+    row_bytes: int
+    statement_timeout_seconds: int | None
+    gate: GateSpec | None = None
+    retry_budget_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class ShardFailure:
+    kind: str  # target | template | nondeterministic | forged | configuration | limit | internal
+    message: str
+    batch: int | None = None
+    rows: tuple[int, int] | None = None
+    row: int | None = None
+    sqlstate: str | None = None
+
+
+@dataclass
+class ShardResult:
+    index: int
+    rows: int = 0
+    written_batches: int = 0
+    replayed_batches: int = 0
+    seconds: float = 0.0
+    waited_seconds: float = 0.0
+    node: str = ""
+    pid: int = 0
+    reports: list[ledger.BatchReport] = field(default_factory=list)
+    failure: ShardFailure | None = None
+
+
+def batch_digest(identity: str, table: str, batch: int, first: int, last: int) -> str:
+    """The content hash of one batch: what it writes (which rows of which row set, into which table)."""
+    text = json.dumps({"set": identity, "table": table, "batch": batch, "rows": [first, last]})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _generator(job: ShardJob) -> Any:
+    spec = templates.validate_template(json.loads(job.template_json))
+    limits = templates.SizeLimits.of(job.field_bytes, job.row_bytes)
+    return templates.Generator(
+        spec, seed=job.seed, refs=job.refs, max_rows=max(BATCH_ROWS, job.last - job.first), limits=limits
+    )
+
+
+def _batches(job: ShardJob) -> list[tuple[int, int, int]]:
+    """(batch, first, last) of the shard, rows numbered in the row set."""
+    out = []
+    first = job.first
+    while first < job.last:
+        batch = first // BATCH_ROWS
+        last = min(job.last, (batch + 1) * BATCH_ROWS)
+        out.append((batch, first, last))
+        first = last
+    return out
+
+
+def _key_text(
+    job: ShardJob, generator: Any, columns: list[str], data: Mapping[str, list[Any]], first: int
+) -> str | None:
+    """The batch's row keys for the ledger (what a purge deletes), or None when unknown. A key
+    that is a pure function of the row index (a `uuid` or `sequence` id) is recorded as the few
+    numbers it is derived from, not as its values: 10,000 UUIDs cost ~370 KB of ledger per batch,
+    their derivation the template and three numbers (see `ledger.decode_keys`)."""
+    if not columns or any(c not in data for c in columns):
+        return None
+    count = len(data[columns[0]])
+    start = job.set_start + first
+    if all(c not in job.overrides and generator.derived(c, start, count) is not None for c in columns):
+        derived = {"template": job.template_json, "seed": job.seed, "start": start, "count": count}
+        return json.dumps({"columns": columns, "derived": derived}, separators=(",", ":"))
+    values = [data[c] for c in columns]
+    if any(v is None for column in values for v in column):
+        return None
+    body = [list(row) for row in zip(*values, strict=True)]
+    return json.dumps({"columns": columns, "values": body}, separators=(",", ":"))
+
+
+def _failure(exc: BaseException) -> ShardFailure:
+    if isinstance(exc, sinks.TargetError):
+        return ShardFailure(
+            "target",
+            str(exc),
+            batch=exc.batch,
+            rows=exc.rows,
+            row=exc.row,
+            sqlstate=exc.sqlstate,
+        )
+    if isinstance(exc, ledger.NondeterministicWriteError):
+        return ShardFailure("nondeterministic", str(exc))
+    if isinstance(exc, ledger.ForgedLedgerEntryError):
+        return ShardFailure("forged", str(exc))
+    if isinstance(exc, templates.CountLimitError | templates.SizeLimitError):
+        return ShardFailure("limit", str(exc))
+    if isinstance(exc, templates.TemplateError):
+        return ShardFailure("template", str(exc))
+    if isinstance(exc, NulInValue):
+        return ShardFailure("serialization", str(exc))
+    if isinstance(exc, sinks.ConfigurationError):
+        return ShardFailure("configuration", str(exc))
+    if isinstance(exc, sinks.SinkError):
+        return ShardFailure("target", str(exc))
+    return ShardFailure("internal", f"{type(exc).__name__}: {exc}")
+
+
+def write_shard(job: ShardJob, *, stop: threading.Event | None = None) -> ShardResult:
+    """Write the shard; never raises for a failure of the data or the target (see `failure`)."""
+    result = ShardResult(job.index, node=socket.gethostname(), pid=os.getpid())
+    started = time.monotonic()
+    try:
+        if job.gate is not None:
+            from seedbed.worker.bulk._gate import writer_slot
+
+            waited_from = time.monotonic()
+            with writer_slot(
+                job.gate.key,
+                job.gate.limit,
+                holder=f"{job.stamp.run_id}/{job.call}/{job.index}/{os.getpid()}",
+                cancelled=(stop.is_set if stop is not None else lambda: False),
+            ):
+                result.waited_seconds = time.monotonic() - waited_from
+                _write(job, result, stop)
+        else:
+            _write(job, result, stop)
+    except Exception as exc:  # reported, not raised: see the module's docstring
+        result.failure = _failure(exc)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _write(job: ShardJob, result: ShardResult, stop: threading.Event | None) -> None:
+    from seedbed.worker.agent._connections import to_spec
+
+    snapshot = attempt_pb2.ConnectionSnapshot.FromString(job.connection)
+    spec, _scrubber = to_spec(snapshot, statement_timeout_seconds=job.statement_timeout_seconds)
+    if spec.kind != "postgresql":
+        raise sinks.ConfigurationError(
+            f"bulk COPY needs a postgresql connection, not {spec.kind}", connection_id=spec.id
+        )
+    sink = sinks.PostgresSink(spec)
+    batches = _batches(job)
+    scope = (job.call, range(batches[0][0], batches[-1][0] + 1)) if batches else None
+    writer = ledger.LedgeredSql(
+        sink,
+        job.stamp,
+        report=result.reports.append,
+        retry_budget=timedelta(seconds=job.retry_budget_seconds),
+        scope=scope,
+    )
+    try:
+        generator = _generator(job)
+        keys = writer.primary_key(job.table)
+        rows_of = _row_source(job, generator)
+        for batch, first, last in batches:
+            if stop is not None and stop.is_set():
+                raise sinks.TargetError(
+                    connection_id=spec.id,
+                    operation="insert",
+                    table=job.table,
+                    db_message="the attempt ended (aborted, or past its deadline): the shard stopped",
+                )
+            digest = batch_digest(job.identity, job.table, batch, first, last)
+
+            def make(first: int = first, last: int = last) -> tuple[list[str], bytes, int, int, str | None]:
+                data = rows_of(first, last)
+                payload, count = copy_text(data, first_row=first)
+                return list(data), payload, count, first, _key_text(job, generator, keys, data, first)
+
+            entry, replayed = writer.copy_batch(job.call, batch, job.table, digest, make)
+            result.rows += entry.rows
+            if replayed:
+                result.replayed_batches += 1
+            else:
+                result.written_batches += 1
+    finally:
+        sink.close()
+
+
+def _row_source(job: ShardJob, generator: Any) -> Callable[[int, int], dict[str, list[Any]]]:
+    """Columns of rows [first, last) of the row set, batch after batch."""
+    if not job.unique_rows:
+        return lambda first, last: generator.columns(
+            last - first, overrides=dict(job.overrides), start=job.set_start + first
+        )
+    # Unique values are unique within one generate call: one stream over the whole set, read in
+    # order (a shard of such a set is the whole set).
+    stream = generator.stream(
+        job.last - job.first, batch_size=BATCH_ROWS, overrides=dict(job.overrides), start=job.set_start
+    )
+    position = job.first
+
+    def take(first: int, last: int) -> dict[str, list[Any]]:
+        nonlocal position
+        rows: list[dict[str, Any]] = []
+        while position < first:  # batches already written (replayed) are generated and dropped
+            position += len(next(stream))
+        while position < last:
+            chunk = next(stream)
+            position += len(chunk)
+            rows.extend(chunk)
+        names = list(rows[0]) if rows else []
+        return {name: [row[name] for row in rows] for name in names}
+
+    return take
