@@ -66,7 +66,49 @@ def _scenario_id_for(path: Path) -> str:
 # -- printing ---------------------------------------------------------------------------------------
 
 
+# A bulk insert's progress as the worker words it (seedbed.worker.bulk._insert).
+_PROGRESS = re.compile(
+    r"insert (?P<table>\S+): (?P<done>[\d,]+)/(?P<total>[\d,]+) rows \((?P<pct>\d+)%\), "
+    r"(?P<rate>[\d,]+) rows/s, about (?P<left>\d+)s left"
+)
+
+
+class _ProgressBar:
+    """On a terminal, a bulk insert's progress lines become one bar redrawn in place; any other
+    line ends the bar first. Elsewhere (a file, CI's log) the lines are printed as they are."""
+
+    def __init__(self) -> None:
+        self.open = False
+
+    def draw(self, line: run_pb2.LogLine) -> bool:
+        found = _PROGRESS.fullmatch(line.text) if line.stream == run_pb2.LOG_STREAM_SYSTEM else None
+        if found is None or not sys.stderr.isatty():
+            return False
+        width = 30
+        filled = min(width, int(width * int(found["pct"]) / 100))
+        bar = "#" * filled + "." * (width - filled)
+        text = (
+            f"\r[seedbed] insert {found['table']} [{bar}] {found['pct']:>3}% "
+            f"{found['done']}/{found['total']} rows, {found['rate']} rows/s, ~{found['left']}s left"
+        )
+        sys.stderr.write(text + "\x1b[K")
+        sys.stderr.flush()
+        self.open = True
+        return True
+
+    def close(self) -> None:
+        if self.open:
+            sys.stderr.write("\n")
+            self.open = False
+
+
+_bar = _ProgressBar()
+
+
 def print_line(line: run_pb2.LogLine) -> None:
+    if _bar.draw(line):
+        return
+    _bar.close()
     if line.stream == run_pb2.LOG_STREAM_STDOUT:
         print(line.text, flush=True)
     elif line.stream == run_pb2.LOG_STREAM_STDERR:
@@ -98,6 +140,7 @@ def follow(client: Client, run_id: str, after: int = 0, follow_: bool = True) ->
         if isinstance(event, LogEvent):
             print_line(event.line)
         elif isinstance(event, RunEnded):
+            _bar.close()
             return event.run
     raise AssertionError("unreachable")
 
