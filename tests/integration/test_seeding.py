@@ -180,7 +180,7 @@ BAD = [
         "count over the limit",
         "from seedbed.sdk import Seedbed\nSeedbed().generate('tmpl_customer', count=10**9)\n",
         "LimitExceeded",
-        "SEEDBED_MAX_GENERATE_ROWS",
+        "SEEDBED_MAX_ROWSET_ROWS",
     ),
     (
         "missing table",
@@ -350,7 +350,7 @@ def test_rows_without_a_seed_differ_between_runs_but_replay_within_one(
     _setup(client)
     script = (
         "import json\nfrom seedbed.sdk import Seedbed\n"
-        "dm = Seedbed()\nprint(json.dumps(dm.generate('tmpl_customer', count=3)))\n"
+        "dm = Seedbed()\nprint(json.dumps(list(dm.generate('tmpl_customer', count=3))))\n"
     )
     first = _run(client, "unseeded", script)
     second = _run(client, "unseeded", script)

@@ -137,7 +137,9 @@ WIDE_ROWS = (
     + '"}\n'
     + "".join(f'  c{i}: {{compute: "{{pad}}{{n}}"}}\n' for i in range(15))
 )
-# Rows are kept only for columns some template of the run refers to: this one refers to them all.
+# Columns are kept only when some template of the run refers to them (this one refers to them all),
+# and only once a row draws from them: a computed column is not derived from the row index, so it
+# is made and held.
 WIDE_REFS = "id: tmpl_wide_refs\nversion: 1\nfields:\n" + "".join(
     f"  r{i}: {{ref: {{template: tmpl_wide, field: c{i}}}}}\n" for i in range(15)
 )
@@ -146,6 +148,8 @@ from seedbed.sdk import Seedbed
 dm = Seedbed()
 for _ in range(40):
     dm.generate("tmpl_wide", count=50)
+# Each row drawn refers to one of the 40 row sets: the columns it refers to are made and kept.
+print(len(list(dm.generate("tmpl_wide_refs", count=40))))
 print("kept")
 """
 

@@ -101,6 +101,9 @@ class _SlowHandler:
         self.ended = True
         self.release.set()
 
+    def notes(self) -> list[tuple[str, str]]:
+        return []
+
 
 def test_queued_frames_are_held_and_refused_past_the_budget() -> None:
     handler = _SlowHandler(budget=2500)
@@ -198,12 +201,19 @@ def test_only_columns_other_templates_refer_to_are_kept_and_held(tmp_path: Path)
     def snapshot(doc: dict[str, Any]) -> attempt_pb2.TemplateSnapshot:
         return attempt_pb2.TemplateSnapshot(id=doc["id"], canonical_json=json.dumps(doc))
 
-    wide = {"id": "tmpl_wide", "version": 1, "fields": {"id": {"sequence": {}}, "pad": {"const": "p" * 5000}}}
+    wide = {
+        "id": "tmpl_wide",
+        "version": 1,
+        "fields": {"id": {"sequence": {}}, "code": {"faker": "postcode"}, "pad": {"const": "p" * 5000}},
+    }
     lone = {"id": "tmpl_lone", "version": 1, "fields": {"pad": {"const": "q" * 5000}}}
     refs = {
         "id": "tmpl_refs",
         "version": 1,
-        "fields": {"wide_id": {"ref": {"template": "tmpl_wide", "field": "id"}}},
+        "fields": {
+            "wide_id": {"ref": {"template": "tmpl_wide", "field": "id"}},
+            "wide_code": {"ref": {"template": "tmpl_wide", "field": "code"}},
+        },
     }
     spec = attempt_pb2.AttemptSpec(
         run_id="run_refs", attempt=1, templates=[snapshot(wide), snapshot(lone), snapshot(refs)]
@@ -211,10 +221,16 @@ def test_only_columns_other_templates_refer_to_are_kept_and_held(tmp_path: Path)
     agent = Agent(spec, artifacts_dir=tmp_path)
     agent("generate", {"template_id": "tmpl_lone", "count": 100})
     assert agent.memory.held == 0  # nothing refers to tmpl_lone: nothing of it is kept
-    agent("generate", {"template_id": "tmpl_wide", "count": 100})
-    assert 0 < agent.memory.held < 100 * 1000  # the ids, not the 5 KB pads
-    rows = agent("generate", {"template_id": "tmpl_refs", "count": 10})
+    wide_rows = agent("generate", {"template_id": "tmpl_wide", "count": 100})
+    # Nothing is made yet: the ids are recomputed from the row index when drawn, the codes made
+    # the first time a row refers to them.
+    assert agent.memory.held == 0 and wide_rows["count"] == 100
+    handle = agent("generate", {"template_id": "tmpl_refs", "count": 10})["$rows"]
+    rows = agent("rows.read", {"rows": handle})
     assert {row["wide_id"] for row in rows} <= set(range(1, 101))
+    codes = {row["code"] for row in agent("rows.read", {"rows": wide_rows["$rows"]})}
+    assert {row["wide_code"] for row in rows} <= codes
+    assert 0 < agent.memory.held < 100 * 1000  # the codes, not the 5 KB pads
     agent.close()
 
 
@@ -227,9 +243,11 @@ def test_a_generate_call_is_refused_before_its_rows_are_built(tmp_path: Path) ->
         templates=[attempt_pb2.TemplateSnapshot(id="tmpl_small", canonical_json=json.dumps(doc))],
     )
     agent = Agent(spec, artifacts_dir=tmp_path)
-    assert len(agent("generate", {"template_id": "tmpl_small", "count": 100})) == 100
+    small = agent("generate", {"template_id": "tmpl_small", "count": 100})
+    assert len(agent("rows.read", {"rows": small["$rows"]})) == 100
     # A 100 KB constant override repeated in 1,000 rows would be 100 MB of reply: refused up front.
-    with pytest.raises(LimitExceeded, match="1000 rows being generated"):
-        agent("generate", {"template_id": "tmpl_small", "count": 1000, "overrides": {"pad": "x" * 100_000}})
+    big = agent("generate", {"template_id": "tmpl_small", "count": 1000, "overrides": {"pad": "x" * 100_000}})
+    with pytest.raises(LimitExceeded, match="1,000 rows being generated"):
+        agent("rows.read", {"rows": big["$rows"]})
     assert agent.memory.held == 0
     agent.close()

@@ -189,9 +189,9 @@ def test_sdk_outside_a_sandbox_says_so() -> None:
 def test_sdk_public_surface() -> None:
     out = run_python("import seedbed.sdk, seedbed; print(sorted(seedbed.sdk.__all__), seedbed.__file__)")
     assert out.strip() == (
-        "['CallError', 'ChannelClosedError', 'Connection', 'InvalidArgument', 'LimitExceeded', "
+        "['CallError', 'ChannelClosedError', 'Column', 'Connection', 'InvalidArgument', 'LimitExceeded', "
         "'NondeterministicWrite', 'Pick', "
-        "'RestError', 'Seedbed', 'SeedbedError', 'SerializationError', 'TargetError', 'Template', "
+        "'RestError', 'RowSet', 'Seedbed', 'SeedbedError', 'SerializationError', 'TargetError', 'Template', "
         "'TemplateError', 'UnknownConnection', 'UnknownTemplate', 'Workspace', 'WorkspaceError', 'log', "
         "'params', 'pick_from', 'run_id'] None"
     )  # seedbed.__file__ is None: a PEP 420 namespace package

@@ -197,6 +197,7 @@ def test_public_surface() -> None:
             "FAKER_VERSION",
             "GENERATION_VERSION",
             "MAX_ROWS_PER_CALL",
+            "ConcatSource",
             "CountLimitError",
             "FieldSpec",
             "GenerationError",

@@ -275,6 +275,7 @@ class AttemptRunner:
                 max_template_row_bytes=cfg.max_template_row_bytes,
                 max_file_sink_bytes=cfg.max_file_sink_bytes,
                 agent_memory_bytes=cfg.agent_memory_bytes,
+                max_rowset_rows=cfg.max_rowset_rows,
             ),
             run_id=run.id,
             attempt=attempt,

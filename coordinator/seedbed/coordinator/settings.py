@@ -110,7 +110,14 @@ class CoordinatorSettings(BaseSettings):
         100_000, ge=100, description="lines of output per attempt (empty ones too); later lines are dropped"
     )
 
-    max_generate_rows: int = Field(1_000_000, ge=1, description="rows one generate call may ask for")
+    max_generate_rows: int = Field(
+        1_000_000, ge=1, description="rows of a row set a script may read into its sandbox at once"
+    )
+    max_rowset_rows: int = Field(
+        100_000_000,
+        ge=1,
+        description="rows one generate call may describe (made where they are written, in shards)",
+    )
     max_fetch_rows: int = Field(100_000, ge=1)
     max_reply_bytes: int = Field(64 * MiB, ge=1 * MiB, description="one reply from the agent to a sandbox")
     max_workspace_file_bytes: int = Field(64 * MiB, ge=1024)

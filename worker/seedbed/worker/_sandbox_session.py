@@ -102,6 +102,11 @@ class AttemptHooks(Protocol):
         """The attempt ended: refuse further calls and stop the one in flight (never blocks)."""
         ...
 
+    def notes(self) -> list[tuple[str, str]]:
+        """Lines (text, level) for the run's log since the last look: what a long call has to say
+        while it runs (a bulk insert's progress). Never blocks."""
+        ...
+
 
 class _CallRunner:
     """Serves SDK calls one at a time, in order, on a thread of its own.
@@ -312,7 +317,11 @@ class RunSession:
         return self._runner is not None and self._runner.pending > 0
 
     def completed_replies(self) -> list[bytes]:
-        """Replies of background calls that completed since the last look."""
+        """Replies of background calls that completed since the last look; lines the call handler
+        has for the log meanwhile (a bulk insert's progress) join the output."""
+        if self._hooks is not None:
+            for text, level in self._hooks.notes():
+                self.system(text, level)
         return self._runner.completed() if self._runner is not None else []
 
     def close(self) -> None:

@@ -167,6 +167,11 @@ def execute(
             for batch in agent.drain_batches():
                 yield attempt_pb2.AttemptEvent(batch=batch)
             if event.HasField("result"):
+                # The sandbox is gone: stop what its calls started (a bulk insert's shards) before
+                # the attempt's end is reported.
+                agent.settle()
+                for batch in agent.drain_batches():
+                    yield attempt_pb2.AttemptEvent(batch=batch)
                 event.result.versions.update(agent.versions)
                 event.result.steps.extend(agent.step_records())
                 if agent.nondeterministic is not None and event.result.outcome in _REPLAYABLE:
@@ -175,6 +180,9 @@ def execute(
                     event.result.error.step = agent.failing_step()
             yield event
     finally:
+        # Also when the attempt is cancelled (an abort: KeyboardInterrupt from Ray): the task ends,
+        # and the run with it, only once no shard of a bulk insert can still commit.
+        agent.settle()
         agent.close()
 
 

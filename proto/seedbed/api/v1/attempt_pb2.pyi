@@ -149,7 +149,7 @@ class ConnectionSnapshot(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_connection_pb2.ConnectionKind, str]] = ..., url: _Optional[str] = ..., rest: _Optional[_Union[_connection_pb2.RestOptions, _Mapping]] = ..., secret: _Optional[_Union[_connection_pb2.SecretSource, _Mapping]] = ..., refused_reason: _Optional[str] = ..., bulk: _Optional[_Union[_connection_pb2.BulkOptions, _Mapping]] = ...) -> None: ...
 
 class DataLimits(_message.Message):
-    __slots__ = ("max_generate_rows", "max_fetch_rows", "max_reply_bytes", "max_workspace_read_bytes", "max_template_field_bytes", "max_template_row_bytes", "max_file_sink_bytes", "agent_memory_bytes")
+    __slots__ = ("max_generate_rows", "max_fetch_rows", "max_reply_bytes", "max_workspace_read_bytes", "max_template_field_bytes", "max_template_row_bytes", "max_file_sink_bytes", "agent_memory_bytes", "max_rowset_rows")
     MAX_GENERATE_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_FETCH_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_REPLY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +158,7 @@ class DataLimits(_message.Message):
     MAX_TEMPLATE_ROW_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_FILE_SINK_BYTES_FIELD_NUMBER: _ClassVar[int]
     AGENT_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWSET_ROWS_FIELD_NUMBER: _ClassVar[int]
     max_generate_rows: int
     max_fetch_rows: int
     max_reply_bytes: int
@@ -166,7 +167,8 @@ class DataLimits(_message.Message):
     max_template_row_bytes: int
     max_file_sink_bytes: int
     agent_memory_bytes: int
-    def __init__(self, max_generate_rows: _Optional[int] = ..., max_fetch_rows: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_workspace_read_bytes: _Optional[int] = ..., max_template_field_bytes: _Optional[int] = ..., max_template_row_bytes: _Optional[int] = ..., max_file_sink_bytes: _Optional[int] = ..., agent_memory_bytes: _Optional[int] = ...) -> None: ...
+    max_rowset_rows: int
+    def __init__(self, max_generate_rows: _Optional[int] = ..., max_fetch_rows: _Optional[int] = ..., max_reply_bytes: _Optional[int] = ..., max_workspace_read_bytes: _Optional[int] = ..., max_template_field_bytes: _Optional[int] = ..., max_template_row_bytes: _Optional[int] = ..., max_file_sink_bytes: _Optional[int] = ..., agent_memory_bytes: _Optional[int] = ..., max_rowset_rows: _Optional[int] = ...) -> None: ...
 
 class AttemptStarted(_message.Message):
     __slots__ = ("container_id", "image", "time", "node", "worker_pid", "task_id")

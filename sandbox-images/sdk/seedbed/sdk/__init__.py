@@ -7,9 +7,14 @@
     dm.connection("conn_postgres").insert(table="customers", rows=customers)
     orders = dm.generate(
         template_id="tmpl_order", count=500,
-        overrides={"customer_id": dm.pick_from([c["id"] for c in customers])},
+        overrides={"customer_id": dm.pick_from(customers.column("id"))},
     )
     dm.connection("conn_postgres").insert(table="orders", rows=orders)
+
+`generate` answers a `RowSet`: the rows stay on the worker until the script reads them (iterating,
+indexing, `list(...)`), so inserting a million rows never ships them through the sandbox; into
+PostgreSQL they are written in shards, in parallel. `insert` also takes a list or any iterable of
+dicts (a generator is sent in pieces).
 
 Also at module level: `params` (a read-only mapping of the run's parameters), `log`
 (`log.info/warning/error(message, **fields)`; a warning makes the run's outcome WARNING),
@@ -39,16 +44,19 @@ from seedbed.sdk._errors import (
     WorkspaceError,
 )
 from seedbed.sdk._log import Log
+from seedbed.sdk._rows import Column, RowSet
 
 __all__ = [
     "CallError",
     "ChannelClosedError",
+    "Column",
     "Connection",
     "InvalidArgument",
     "LimitExceeded",
     "NondeterministicWrite",
     "Pick",
     "RestError",
+    "RowSet",
     "Seedbed",
     "SeedbedError",
     "SerializationError",

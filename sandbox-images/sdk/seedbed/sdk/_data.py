@@ -16,13 +16,18 @@ import decimal
 import io
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from seedbed.sdk import _context
 from seedbed.sdk._errors import SerializationError
+from seedbed.sdk._rows import Column, RowSet
 
 __all__ = ["Connection", "Pick", "Seedbed", "Template", "Workspace", "pick_from"]
+
+# Rows per piece of an insert of an iterable (the worker's ledger batch).
+_INSERT_PIECE_ROWS = 10_000
 
 # Keep every frame far below the channel's cap (8 MiB).
 _CHUNK_BYTES = 2 * 2**20
@@ -108,12 +113,29 @@ def _read_result(result: Any) -> Any:
     return result
 
 
+def _rows_arg(rows: Any) -> Any:
+    """A row set still on the worker travels as its reference; anything else as a list."""
+    if isinstance(rows, RowSet) and not rows.read:
+        return rows.to_wire()
+    return _wire_list(rows)
+
+
 class Pick:
     """A lazy per-row pick from ``values`` (optionally weighted), used as an override value."""
 
     __slots__ = ("values", "weights")
 
-    def __init__(self, values: Sequence[Any], weights: Sequence[float] | None = None) -> None:
+    def __init__(self, values: Sequence[Any] | Column, weights: Sequence[float] | None = None) -> None:
+        if isinstance(values, Column):
+            if weights is not None:
+                raise ValueError(
+                    "pick_from over a row set's column is uniform: weights need a list of values"
+                )
+            if len(values) == 0:
+                raise ValueError("pick_from needs at least one value")
+            self.values: Any = values
+            self.weights = None
+            return
         values = list(values)
         if not values:
             raise ValueError("pick_from needs at least one value")
@@ -125,7 +147,8 @@ class Pick:
         self.weights = weights
 
     def to_wire(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"values": _wire_list(self.values)}
+        values = self.values.to_wire() if isinstance(self.values, Column) else self.values
+        body: dict[str, Any] = {"values": values if isinstance(values, dict) else _wire_list(values)}
         if self.weights is not None:
             body["weights"] = _wire_list(self.weights)
         return {"$pick": body}
@@ -134,7 +157,9 @@ class Pick:
         return f"pick_from(<{len(self.values)} values>{', weighted' if self.weights else ''})"
 
 
-def pick_from(values: Sequence[Any], weights: Sequence[float] | None = None) -> Pick:
+def pick_from(values: Sequence[Any] | Column, weights: Sequence[float] | None = None) -> Pick:
+    """Each row draws one of `values` (a list, or a row set's `column(name)`), uniformly or by
+    `weights`."""
     return Pick(values, weights)
 
 
@@ -151,15 +176,32 @@ class Template:
     def __init__(self, template_id: str) -> None:
         self.id = template_id
 
+    def rows(
+        self,
+        count: int,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        start: int = 0,
+    ) -> RowSet:
+        """Rows `start`… of this template's data set, as a row set that stays on the worker until
+        read (see `RowSet`); `rows(n, start=s)` equals rows s… of a longer set with the same seed."""
+        answer = _context.call(
+            "generate",
+            {
+                "template_id": self.id,
+                "count": count,
+                "overrides": _overrides(overrides),
+                "seed": seed,
+                "start": start,
+            },
+        )
+        return RowSet(answer["$rows"], answer["count"], answer["columns"], self.id)
+
     def generate(
         self, count: int, overrides: Mapping[str, Any] | None = None, seed: int | None = None
-    ) -> list[dict[str, Any]]:
-        result = _context.call(
-            "generate",
-            {"template_id": self.id, "count": count, "overrides": _overrides(overrides), "seed": seed},
-        )
-        rows: list[dict[str, Any]] = _read_result(result)
-        return rows
+    ) -> RowSet:
+        return self.rows(count, overrides=overrides, seed=seed)
 
     def stream(
         self,
@@ -170,22 +212,8 @@ class Template:
         seed: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Rows one by one, fetched in batches: memory stays constant whatever ``count`` is."""
-        opened = _context.call(
-            "stream.open",
-            {
-                "template_id": self.id,
-                "count": count,
-                "batch_size": batch_size,
-                "overrides": _overrides(overrides),
-                "seed": seed,
-            },
-        )
-        handle = opened["handle"]
-        while True:
-            page = _context.call("stream.next", {"handle": handle})
-            yield from page["rows"]
-            if page["done"]:
-                return
+        for batch in self.rows(count, overrides=overrides, seed=seed).batches(batch_size):
+            yield from batch
 
     def __repr__(self) -> str:
         return f"Template({self.id!r})"
@@ -200,27 +228,46 @@ class Connection:
     def insert(
         self,
         table: str,
-        rows: Sequence[Mapping[str, Any]],
+        rows: RowSet | Sequence[Mapping[str, Any]] | Iterable[Mapping[str, Any]],
         *,
         on_conflict: str | None = None,
         key: Sequence[str] | str | None = None,
         returning: Sequence[str] | str | None = None,
+        writers: int | None = None,
+        shard_rows: int | None = None,
     ) -> Any:
-        """Insert rows; returns the number of rows written, or the returned rows with ``returning``."""
-        args = {
+        """Insert rows; returns the number of rows written, or the returned rows with ``returning``.
+
+        ``rows`` may be a row set from ``generate`` (written on the workers, never read into the
+        script: into PostgreSQL in shards of ``shard_rows`` rows, ``writers`` at once — both default
+        to the connection's settings), a list of dicts, or any iterable of dicts (a generator is
+        sent in pieces: memory stays constant)."""
+        base = {
             "connection_id": self.id,
             "table": table,
-            "rows": _wire_list(rows),
             "on_conflict": on_conflict,
             "key": [key] if isinstance(key, str) else (list(key) if key else None),
             "returning": [returning]
             if isinstance(returning, str)
             else (list(returning) if returning else None),
         }
+        if isinstance(rows, RowSet) and not rows.read:
+            args = {**base, "rows": rows.to_wire(), "writers": writers, "shard_rows": shard_rows}
+        elif isinstance(rows, Sequence) or on_conflict is not None or returning is not None:
+            args = {**base, "rows": _wire_list(list(rows) if not isinstance(rows, Sequence) else rows)}
+        else:
+            return self._insert_pieces(table, rows)
         result = _read_result(_context.call("insert", args))
         if isinstance(result, dict) and "rows" in result and args["returning"]:
             return result["rows"]
         return result["count"] if isinstance(result, dict) else result
+
+    def _insert_pieces(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        handle = _context.call("insert.open", {"connection_id": self.id, "table": table})["handle"]
+        iterator = iter(rows)
+        while piece := list(islice(iterator, _INSERT_PIECE_ROWS)):
+            _context.call("insert.write", {"handle": handle, "rows": _wire_list(piece)})
+        return int(_context.call("insert.close", {"handle": handle})["count"])
 
     def fetch(
         self,
@@ -242,7 +289,7 @@ class Connection:
     def post(self, path: str, rows: Sequence[Mapping[str, Any]], *, mode: str = "single") -> list[Any]:
         responses: list[Any] = _read_result(
             _context.call(
-                "post", {"connection_id": self.id, "path": path, "rows": _wire_list(rows), "mode": mode}
+                "post", {"connection_id": self.id, "path": path, "rows": _rows_arg(rows), "mode": mode}
             )
         )
         return responses
@@ -252,7 +299,7 @@ class Connection:
 
     def write(self, name: str, rows: Sequence[Mapping[str, Any]], *, format: str = "csv") -> int:  # noqa: A002
         result = _context.call(
-            "write", {"connection_id": self.id, "name": name, "rows": _wire_list(rows), "format": format}
+            "write", {"connection_id": self.id, "name": name, "rows": _rows_arg(rows), "format": format}
         )
         return int(result["count"])
 
@@ -300,10 +347,12 @@ class Seedbed:
         count: int,
         overrides: Mapping[str, Any] | None = None,
         seed: int | None = None,
-    ) -> list[dict[str, Any]]:
-        return Template(template_id).generate(count, overrides, seed)
+        start: int = 0,
+    ) -> RowSet:
+        """`count` rows of a template, as a row set that stays on the worker until read."""
+        return Template(template_id).rows(count, overrides=overrides, seed=seed, start=start)
 
-    def pick_from(self, values: Sequence[Any], weights: Sequence[float] | None = None) -> Pick:
+    def pick_from(self, values: Sequence[Any] | Column, weights: Sequence[float] | None = None) -> Pick:
         return Pick(values, weights)
 
     def template(self, template_id: str) -> Template:

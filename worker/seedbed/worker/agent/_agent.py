@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import posixpath
+import queue
 import threading
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.worker import ledger, sinks, templates
 from seedbed.worker.agent._budget import DEFAULT_BYTES, MemoryBudget, resident_estimate
 from seedbed.worker.agent._buffers import Buffers, encode
+from seedbed.worker.agent._bulkwrite import RowSetWriter, shard_options
 from seedbed.worker.agent._connections import to_spec
 from seedbed.worker.agent._errors import (
     AgentError,
@@ -50,6 +52,7 @@ from seedbed.worker.agent._errors import (
     UnknownTemplate,
     WorkspaceError,
 )
+from seedbed.worker.agent._rowsets import RowSet, Sources, describe, generation_error
 from seedbed.worker.agent._scrub import Scrubber
 from seedbed.worker.agent._workspace import WorkspaceReader, text_encoding
 
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 MAX_STREAMS = 16
 DEFAULT_FILE_SINK_BYTES = 1 * 2**30
 MAX_STEPS = 1000
+MAX_ROWSETS = 10_000
+DEFAULT_MAX_ROWSET_ROWS = 100_000_000
 
 
 def _ts(value: datetime) -> Timestamp:
@@ -178,16 +183,42 @@ class Agent:
         # Only columns some template of the run refers to are kept (and held against the budget):
         # a million customers cost their ids, not every column of every row.
         self._referenced = self._referenced_fields()
-        self._row_sizes: dict[str, int] = {}
-        self._refs = templates.RunRefs(fields=self._referenced)
+        self._field_size_cache: dict[str, dict[str, int]] = {}
+        self._max_set_rows = limits.max_rowset_rows or DEFAULT_MAX_ROWSET_ROWS
+        self._rowsets: dict[str, RowSet] = {}
+        self._sources = Sources(self._referenced, self.memory.hold)
+        self._stream_count = 0
+        # Inserts of iterables, arriving in pieces: handle → [target, table, call, next batch, rows].
+        self._inserts: dict[str, list[Any]] = {}
+        # Set when the attempt ends: bulk inserts stop their shards.
+        self._stop = threading.Event()
+        # Lines for the run's log (bulk progress), taken by the sandbox session (`notes`).
+        self._notes: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._rowset_writer = RowSetWriter(
+            stamp=self._stamp,
+            connections=self._connections,
+            template_docs=self._template_docs,
+            sizes=self._sizes,
+            timeout_seconds=self._timeout_seconds,
+            stop=self._stop,
+            say=self._note,
+            report=self._note_batch,
+            written=self._written,
+            scrub=self._scrub,
+            nondeterministic=self._mark_nondeterministic,
+        )
         self.steps: list[_Step] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "buffer.put": lambda a: self._buffers.put(a.get("handle"), a.get("items")),
             "buffer.take": lambda a: self._buffers.take(a.get("handle")),
             "generate": self._generate,
+            "rows.read": self._rows_read,
             "stream.open": self._stream_open,
             "stream.next": self._stream_next,
             "insert": self._insert,
+            "insert.open": self._insert_open,
+            "insert.write": self._insert_write,
+            "insert.close": self._insert_close,
             "fetch": self._fetch,
             "execute": self._execute,
             "post": self._post,
@@ -200,7 +231,7 @@ class Agent:
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"faker": templates.FAKER_VERSION}
+        return {"faker": templates.FAKER_VERSION, "generation": str(templates.GENERATION_VERSION)}
 
     def __call__(self, op: str, args: Mapping[str, Any]) -> Any:
         if self._ended:
@@ -239,53 +270,64 @@ class Agent:
         self._parsed[template_id] = spec
         return spec
 
-    def _overrides(self, raw: Any) -> dict[str, Any]:
+    def _overrides(self, raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The overrides, and what identifies them (a `pick_from` over a row set's column is
+        identified by that row set, not by its values)."""
         if raw is None:
-            return {}
+            return {}, {}
         if not isinstance(raw, dict):
             raise InvalidArgument("overrides must be a mapping of field name to value or pick_from(...)")
         out: dict[str, Any] = {}
+        ids: dict[str, Any] = {}
         for name, value in raw.items():
             if isinstance(value, dict) and "$pick" in value:
                 body = value["$pick"]
-                values = self._buffers.resolve(body.get("values")) if isinstance(body, dict) else None
-                weights = self._buffers.resolve(body.get("weights")) if isinstance(body, dict) else None
-                if not isinstance(values, list) or not values:
-                    raise InvalidArgument(f"overrides[{name!r}]: pick_from needs a non-empty list of values")
+                if not isinstance(body, dict):
+                    raise InvalidArgument(f"overrides[{name!r}]: malformed pick_from")
+                raw_values = body.get("values")
+                weights = self._buffers.resolve(body.get("weights"))
+                if isinstance(raw_values, dict) and "$column" in raw_values:
+                    values, ident = self._column_source(raw_values["$column"], name)
+                else:
+                    values = self._buffers.resolve(raw_values)
+                    if not isinstance(values, list) or not values:
+                        raise InvalidArgument(
+                            f"overrides[{name!r}]: pick_from needs a non-empty list of values"
+                        )
+                    ident = hashlib.sha256(encode(values).encode()).hexdigest()
                 try:
                     out[name] = templates.Pick(values, weights)
                 except (ValueError, TypeError, templates.TemplateError) as exc:
                     raise InvalidArgument(f"overrides[{name!r}]: {exc}") from None
+                ids[name] = {"pick": ident, "weights": weights}
             else:
                 out[name] = value
-        return out
+                ids[name] = value
+        return out, ids
 
-    def _generator(self, args: Mapping[str, Any]) -> tuple[Any, int, dict[str, Any]]:
-        template_id = _text(args, "template_id", limit=100)
-        count = _int(args, "count")
-        assert count is not None
-        if count <= 0:
-            raise InvalidArgument(f"count must be at least 1, got {count}")
-        if count > self._max_rows:
-            raise LimitExceeded(
-                f"count {count} is over the limit of {self._max_rows} rows per call "
-                "(SEEDBED_MAX_GENERATE_ROWS): generate in several calls or use template(...).stream()"
+    def _column_source(self, ref: Any, name: str) -> tuple[Any, str]:
+        if not isinstance(ref, dict):
+            raise InvalidArgument(f"overrides[{name!r}]: malformed column reference")
+        rowset = self._rowset(ref.get("rows"))
+        column = ref.get("field")
+        if not isinstance(column, str) or column not in rowset.columns:
+            raise InvalidArgument(
+                f"overrides[{name!r}]: row set {rowset.handle} has no column {column!r} "
+                f"(columns: {', '.join(rowset.columns)})"
             )
-        seed = _int(args, "seed", required=False)
-        spec = self._template(template_id)
-        overrides = self._overrides(args.get("overrides"))
-        # The call's number is part of the seed: a replayed attempt regenerates the same rows.
-        # With an explicit seed, the rows depend on it alone (the same in every run).
-        self._calls += 1
-        derived = (
-            templates.derive_seed("", 0, 0, seed)
-            if seed is not None
-            else templates.derive_seed(self._run_key, self._calls)
-        )
-        generator = templates.Generator(
-            spec, seed=derived, refs=self._refs, max_rows=self._max_rows, limits=self._sizes
-        )
-        return generator, count, overrides
+        return self._sources.column(rowset, column, self._field_sizes(rowset.spec))
+
+    def _rowset(self, handle: Any) -> RowSet:
+        found = self._rowsets.get(handle) if isinstance(handle, str) else None
+        if found is None:
+            raise InvalidArgument(f"unknown row set {str(handle)[:40]!r} (it belongs to another run?)")
+        return found
+
+    def _field_sizes(self, spec: Any) -> dict[str, int]:
+        sizes = self._field_size_cache.get(spec.id)
+        if sizes is None:
+            sizes = self._field_size_cache[spec.id] = dict(templates.estimate_sizes(spec))
+        return sizes
 
     def _referenced_fields(self) -> dict[str, frozenset[str]]:
         """Per template, the fields `ref`s of the run's templates point at."""
@@ -301,24 +343,10 @@ class Agent:
                     wanted.setdefault(ref.template, set()).add(ref.field)
         return {t: frozenset(f) for t, f in wanted.items()}
 
-    def _note_generated(self, template_id: str, rows: list[dict[str, Any]], text: str) -> None:
-        """Keep the referenced columns of the rows for later `ref` fields (held against the budget
-        for the whole attempt)."""
-        keep = self._referenced.get(template_id)
-        if keep:
-            if rows and len(keep) < len(rows[0]):
-                text = encode([[row.get(name) for name in keep] for row in rows])
-            self.memory.hold(resident_estimate(text), f"{len(rows)} generated rows kept for refs")
-            self._refs.record(template_id, rows)
-        if self.steps and self.steps[-1].end is None:
-            self.steps[-1].generated += len(rows)
-
     def _row_estimate(self, spec: Any, overrides: Mapping[str, Any]) -> int:
         """Bytes one generated row may take while it is built and encoded (from the template's
         size estimate; an override's value counts in every row, as the reply repeats it)."""
-        sizes = self._row_sizes.get(spec.id)
-        if sizes is None:
-            sizes = self._row_sizes[spec.id] = sum(templates.estimate_sizes(spec).values())
+        sizes = sum(self._field_sizes(spec).values())
         # A constant override is repeated in every row of the reply; a pick_from adds one of its
         # values per row (already counted by the field it replaces).
         extra = sum(
@@ -329,42 +357,110 @@ class Agent:
         return sizes + extra + 64 * len(spec.fields)
 
     def _generate(self, args: Mapping[str, Any]) -> Any:
-        generator, count, overrides = self._generator(args)
+        """A row set: described and checked now, made where it is used (see `_rowsets`)."""
+        template_id = _text(args, "template_id", limit=100)
+        count = _int(args, "count")
+        assert count is not None
+        if count <= 0:
+            raise InvalidArgument(f"count must be at least 1, got {count}")
+        if count > self._max_set_rows:
+            raise LimitExceeded(
+                f"count {count:,} is over the limit of {self._max_set_rows:,} rows per row set "
+                "(SEEDBED_MAX_ROWSET_ROWS): make several row sets (start=... continues one), or ask "
+                "the operator to raise it"
+            )
+        start = _int(args, "start", required=False) or 0
+        if start < 0:
+            raise InvalidArgument(f"start must not be negative, got {start}")
+        seed = _int(args, "seed", required=False)
+        if len(self._rowsets) >= MAX_ROWSETS:
+            raise LimitExceeded(f"more than {MAX_ROWSETS:,} row sets in one attempt")
+        spec = self._template(template_id)
+        overrides, override_ids = self._overrides(args.get("overrides"))
+        # The call's number is part of the seed: a replayed attempt regenerates the same rows.
+        # With an explicit seed, the rows depend on it alone (the same in every run).
+        self._calls += 1
+        derived = (
+            templates.derive_seed("", 0, 0, seed)
+            if seed is not None
+            else templates.derive_seed(self._run_key, self._calls)
+        )
+        refs, ref_ids = self._sources.frozen(spec)
+        generator = templates.Generator(
+            spec, seed=derived, refs=refs, max_rows=max(count, self._max_rows), limits=self._sizes
+        )
+        try:
+            # One row proves the arguments now (overrides, refs with nothing to draw from).
+            generator.rows(1, overrides=overrides, start=start)
+        except templates.GenerationError as exc:
+            raise generation_error(exc) from None
+        columns = list(spec.fields) + [name for name in overrides if name not in spec.fields]
+        rowset = RowSet(
+            handle=f"rows_{self._calls}",
+            template_id=template_id,
+            spec=spec,
+            seed=derived,
+            start=start,
+            count=count,
+            overrides=overrides,
+            refs=refs,
+            identity=describe(self._template_docs[template_id], derived, start, count, override_ids, ref_ids),
+            generator=generator,
+            columns=columns,
+        )
+        self._rowsets[rowset.handle] = rowset
+        self._sources.record(rowset, self._field_sizes(spec))
+        if self.steps and self.steps[-1].end is None:
+            self.steps[-1].generated += count
+        return {"$rows": rowset.handle, "count": count, "columns": columns}
+
+    def _materialise(self, rowset: RowSet) -> tuple[list[dict[str, Any]], str]:
+        """Every row of the set, made here (to be read by the script, or written where no bulk
+        path applies), within SEEDBED_MAX_GENERATE_ROWS and the memory budget."""
+        if rowset.count > self._max_rows:
+            raise LimitExceeded(
+                f"a row set of {rowset.count:,} rows is too large to read into the script (at most "
+                f"{self._max_rows:,}, SEEDBED_MAX_GENERATE_ROWS): insert it as it is "
+                "(connection.insert(table, rows) never reads it into the script), or read it in "
+                "pieces with rows.batches(10000)"
+            )
         # Held while the rows are built and encoded, before any of it exists: a call that would
         # take more than the attempt has left is refused up front instead of filling the worker.
-        building = count * self._row_estimate(generator.spec, overrides)
-        self.memory.hold(building, f"{count} rows being generated (estimated)")
+        building = rowset.count * self._row_estimate(rowset.spec, rowset.overrides)
+        self.memory.hold(building, f"{rowset.count:,} rows being generated (estimated)")
         try:
-            rows = generator.rows(count, overrides=overrides)
+            rows = rowset.generator.rows(rowset.count, overrides=rowset.overrides, start=rowset.start)
             text = encode(rows)
-        except templates.CountLimitError as exc:
-            raise LimitExceeded(str(exc)) from None
-        except templates.OverrideError as exc:
-            raise InvalidArgument(str(exc)) from None
         except templates.GenerationError as exc:
-            raise TemplateError(str(exc)) from None
+            raise generation_error(exc) from None
         finally:
             self.memory.release(building)
-        self._note_generated(generator.spec.id, rows, text)
+        return rows, text
+
+    def _rows_read(self, args: Mapping[str, Any]) -> Any:
+        rows, text = self._materialise(self._rowset(args.get("rows")))
         return self._buffers.reply(rows, encoded=text)
 
     def _stream_open(self, args: Mapping[str, Any]) -> Any:
         if len(self._streams) >= MAX_STREAMS:
-            raise LimitExceeded(f"more than {MAX_STREAMS} open template streams: finish one first")
+            raise LimitExceeded(f"more than {MAX_STREAMS} open row streams: finish one first")
         batch = _int(args, "batch_size", required=False) or 1000
         if not 1 <= batch <= 100_000:
             raise InvalidArgument(f"batch_size {batch} is outside 1..100000")
-        generator, count, overrides = self._generator(args)
-        handle = f"stream_{self._calls}"
-        self._streams[handle] = (generator, generator.stream(count, batch_size=batch, overrides=overrides))
+        rowset = self._rowset(args.get("rows"))
+        self._stream_count += 1
+        handle = f"stream_{self._stream_count}"
+        iterator = rowset.generator.stream(
+            rowset.count, batch_size=batch, overrides=rowset.overrides, start=rowset.start
+        )
+        self._streams[handle] = iterator
         return {"handle": handle}
 
     def _stream_next(self, args: Mapping[str, Any]) -> Any:
         handle = _text(args, "handle", limit=100)
-        entry = self._streams.get(handle)
-        if entry is None:
+        iterator = self._streams.get(handle)
+        if iterator is None:
             raise InvalidArgument(f"unknown or finished stream {handle!r}")
-        generator, iterator = entry
         try:
             rows = next(iterator)
         except StopIteration:
@@ -372,8 +468,7 @@ class Agent:
             return {"rows": [], "done": True}
         except templates.GenerationError as exc:
             del self._streams[handle]
-            raise TemplateError(str(exc)) from None
-        self._note_generated(generator.spec.id, rows, encode(rows))
+            raise generation_error(exc) from None
         return {"rows": rows, "done": False}
 
     # -- connections -------------------------------------------------------------------------------
@@ -422,6 +517,9 @@ class Agent:
             if step.end is None:
                 step.batch_ids.append(batch_id)
 
+    def _mark_nondeterministic(self, message: str) -> None:
+        self.nondeterministic = self.nondeterministic or message
+
     def _next_call(self) -> int:
         if self.nondeterministic is not None:
             # Later writes would build on data this run no longer writes the same way.
@@ -454,7 +552,10 @@ class Agent:
         return out
 
     def _rows(self, args: Mapping[str, Any], name: str = "rows") -> list[dict[str, Any]]:
-        rows = self._buffers.resolve(args.get(name))
+        raw = args.get(name)
+        if isinstance(raw, dict) and "$rows" in raw:
+            return self._materialise(self._rowset(raw["$rows"]))[0]
+        rows = self._buffers.resolve(raw)
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise InvalidArgument(f"{name} must be a list of mappings (one per row)")
         return rows
@@ -466,11 +567,17 @@ class Agent:
     def _insert(self, args: Mapping[str, Any]) -> Any:
         target = self._ledger(args, "insert")
         table = _text(args, "table", limit=300)
-        rows = self._rows(args)
         on_conflict = args.get("on_conflict")
         if on_conflict not in (None, "ignore", "update"):
             raise InvalidArgument(f"on_conflict must be None, 'ignore' or 'update', not {on_conflict!r}")
         key, returning = _names(args, "key"), _names(args, "returning")
+        raw = args.get("rows")
+        if isinstance(raw, dict) and "$rows" in raw and on_conflict is None and returning is None:
+            rowset = self._rowset(raw["$rows"])
+            shards = shard_options(args)
+            call = self._next_call()
+            return {"count": self._rowset_writer.insert(call, target, table, rowset, shards)}
+        rows = self._rows(args)
         call = self._next_call()
         if not rows:
             return {"count": 0} if returning is None else self._buffers.reply([], meta={"count": 0})
@@ -487,6 +594,51 @@ class Agent:
         if result.rows_returned is not None:
             return self._buffers.reply(result.rows_returned, meta={"count": result.count})
         return {"count": result.count}
+
+    def _insert_open(self, args: Mapping[str, Any]) -> Any:
+        """An insert of rows that arrive in pieces (a generator in the script): one call, its
+        batches numbered in order, so a replay skips the pieces already written."""
+        target = self._ledger(args, "insert")
+        table = _text(args, "table", limit=300)
+        if len(self._inserts) >= MAX_STREAMS:
+            raise LimitExceeded(f"more than {MAX_STREAMS} open inserts: close one first")
+        call = self._next_call()
+        handle = f"insert_{call}"
+        self._inserts[handle] = [target, table, call, 0, 0]
+        return {"handle": handle}
+
+    def _insert_write(self, args: Mapping[str, Any]) -> Any:
+        handle = _text(args, "handle", limit=100)
+        entry = self._inserts.get(handle)
+        if entry is None:
+            raise InvalidArgument(f"unknown or closed insert {handle!r}")
+        target, table, call = entry[0], entry[1], entry[2]
+        rows = self._rows(args)
+        for first in range(0, len(rows), ledger.BATCH_ROWS):
+            result = target.insert_batch(call, entry[3], table, rows[first : first + ledger.BATCH_ROWS])
+            entry[3] += 1
+            entry[4] += result.count
+            self._written(result.count)
+        return {"count": entry[4]}
+
+    def _insert_close(self, args: Mapping[str, Any]) -> Any:
+        handle = _text(args, "handle", limit=100)
+        entry = self._inserts.pop(handle, None)
+        if entry is None:
+            raise InvalidArgument(f"unknown or closed insert {handle!r}")
+        return {"count": entry[4]}
+
+    def _note(self, text: str, level: str = "info") -> None:
+        self._notes.put((text, level))
+
+    def notes(self) -> list[tuple[str, str]]:
+        """Lines for the run's log since the last look (bulk progress), for the sandbox session."""
+        out = []
+        while True:
+            try:
+                out.append(self._notes.get_nowait())
+            except queue.Empty:
+                return out
 
     def _fetch(self, args: Mapping[str, Any]) -> Any:
         sink = self._sink(args, ("postgresql", "sql"), "fetch")
@@ -640,10 +792,18 @@ class Agent:
             if self._ended:
                 return
             self._ended = True
+            self._stop.set()  # bulk inserts cancel their shards
             sinks_ = list(self._sinks.values())
         for sink in sinks_:
             # A call may still be in flight on the SDK thread: nothing of it may commit now.
             sink.interrupt()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """End the attempt and wait (at most `timeout`) until no bulk insert is writing: its shards
+        are stopped and gone, so nothing lands once the attempt has reported its end."""
+        self.end()
+        if not self._rowset_writer.wait_idle(timeout):
+            log.warning("a bulk insert was still stopping its shards %.0fs after the attempt ended", timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """End the attempt (if the channel has not) and close the connections. A call still

@@ -69,7 +69,7 @@ from seedbed.worker.templates._picks import Pick
 from seedbed.worker.templates._refs import RefResolver, RunRefs
 from seedbed.worker.templates._seeds import BLOCK_ROWS, GENERATION_VERSION, derive_seed
 from seedbed.worker.templates._sizes import SizeLimits, check_sizes, estimate_pool_bytes, estimate_sizes
-from seedbed.worker.templates._sources import MaterialisedColumn, RefSource
+from seedbed.worker.templates._sources import ConcatSource, MaterialisedColumn, RefSource
 from seedbed.worker.templates._spec import FieldSpec, GeneratorSpec, TemplateSpec
 from seedbed.worker.templates._validate import parse_template, parse_templates, validate_template
 
@@ -78,6 +78,7 @@ __all__ = [
     "FAKER_VERSION",
     "GENERATION_VERSION",
     "MAX_ROWS_PER_CALL",
+    "ConcatSource",
     "CountLimitError",
     "FieldSpec",
     "GenerationError",

@@ -1,0 +1,182 @@
+"""Row sets: what `generate` answers — rows described, not made — and where `ref`s find their values.
+
+A `generate` call makes no rows. It checks its arguments (the template, the overrides, that every
+`ref` has something to draw from: one row is made to prove it), fixes everything that decides the
+rows (the seed from the run key and the call's number, the sources of `ref` and `pick_from` values as
+they are at that moment) and answers a handle. The rows are made later, where they are needed:
+
+- inserted into PostgreSQL: in shards, on the nodes that write them (`seedbed.worker.bulk`);
+- inserted into another SQL target: streamed in ledger batches, in constant memory;
+- read by the script (iterating, indexing, `list(...)`): made here and paged into the sandbox, as
+  `generate` did before row sets, within `SEEDBED_MAX_GENERATE_ROWS` and the memory budget.
+
+Each is the same rows: a row set is a pure function of its description, whose digest (`identity`)
+is also what the ledger's content hash of a bulk batch stands for.
+
+`Sources` keeps, per referenced (template, field), the row sets made so far, as sources a `ref`
+draws from: derived ones (a `uuid` or `sequence` key is recomputed from the row index, never held)
+or lazy columns made on the worker the first time something draws from them (held against the
+attempt's memory budget from then on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from seedbed.worker import templates
+from seedbed.worker.agent._errors import AgentError, InvalidArgument, LimitExceeded, TemplateError
+from seedbed.worker.bulk import FrozenRefs
+from seedbed.worker.bulk._sources import LazySource
+
+__all__ = ["ENGINE", "RowSet", "Sources", "describe", "generation_error", "identity_of", "preload"]
+
+# Part of every row set's identity: a change of how rows are made changes the hash of what a replay
+# compares, so an attempt of a run started before an upgrade fails NONDETERMINISTIC instead of
+# writing other rows next to the old ones.
+ENGINE = "seedbed-rowset-v1"
+_CHUNK_ROWS = 100_000
+
+
+def identity_of(parts: Mapping[str, Any]) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _unique_rows(spec: Any) -> bool:
+    """Whether a field is unique within one call only (so the set is one sequential stream)."""
+    return any(f.unique and f.kind not in ("sequence", "uuid") for f in spec.fields.values())
+
+
+@dataclass
+class RowSet:
+    handle: str
+    template_id: str
+    spec: Any
+    seed: int
+    start: int
+    count: int
+    overrides: dict[str, Any]
+    refs: FrozenRefs
+    identity: str
+    generator: Any
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def unique_rows(self) -> bool:
+        return _unique_rows(self.spec)
+
+    def column_values(self, name: str) -> list[Any]:
+        """One column of the whole set, made in chunks (only that column is kept)."""
+        out: list[Any] = []
+        if self.unique_rows:
+            for rows in self.generator.stream(
+                self.count, batch_size=_CHUNK_ROWS, overrides=self.overrides, start=self.start
+            ):
+                out.extend(row.get(name) for row in rows)
+            return out
+        for first in range(0, self.count, _CHUNK_ROWS):
+            n = min(_CHUNK_ROWS, self.count - first)
+            out.extend(self.generator.columns(n, overrides=self.overrides, start=self.start + first)[name])
+        return out
+
+
+class Sources:
+    """Per (template, field), the sources `ref`s of later row sets draw from, in the run's order."""
+
+    def __init__(self, referenced: Mapping[str, frozenset[str]], hold: Callable[[int, str], None]) -> None:
+        self._referenced = referenced
+        self._hold = hold
+        self._parts: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+
+    def record(self, rowset: RowSet, sizes: Mapping[str, int]) -> None:
+        """Make `rowset`'s referenced columns available to `ref`s from now on."""
+        for name in sorted(self._referenced.get(rowset.template_id, frozenset())):
+            if name not in rowset.columns:
+                continue
+            source = None
+            if name not in rowset.overrides:
+                source = rowset.generator.derived(name, rowset.start, rowset.count, rowset.overrides)
+            if source is None:
+                source = LazySource(rowset.count, self._loader(rowset, name, sizes.get(name, 64)))
+            self._parts.setdefault((rowset.template_id, name), []).append(
+                (f"{rowset.identity}:{name}", source)
+            )
+
+    def _loader(self, rowset: RowSet, name: str, size: int) -> Callable[[], list[Any]]:
+        def load() -> list[Any]:
+            # Held for the rest of the attempt, like the rows `generate` kept for refs before.
+            self._hold(rowset.count * (size + 64), f"column {name!r} of {rowset.count:,} rows kept for refs")
+            return rowset.column_values(name)
+
+        return load
+
+    def frozen(self, spec: Any) -> tuple[FrozenRefs, dict[str, list[str]]]:
+        """The sources `spec`'s `ref` fields draw from now, and their identities."""
+        sources: dict[tuple[str, str], Any] = {}
+        ids: dict[str, list[str]] = {}
+        for f in spec.fields.values():
+            if f.kind != "ref":
+                continue
+            key = (f.generator.template, f.generator.field)
+            parts = self._parts.get(key)
+            if parts:
+                sources[key] = templates.ConcatSource([source for _, source in parts])
+                ids[f"{key[0]}.{key[1]}"] = [identity for identity, _ in parts]
+        return FrozenRefs(sources), ids
+
+    def column(self, rowset: RowSet, name: str, sizes: Mapping[str, int]) -> tuple[Any, str]:
+        """A column of a row set as a source for `pick_from`, and its identity."""
+        source = None
+        if name not in rowset.overrides:
+            source = rowset.generator.derived(name, rowset.start, rowset.count, rowset.overrides)
+        if source is None:
+            source = LazySource(rowset.count, self._loader(rowset, name, sizes.get(name, 64)))
+        return source, f"{rowset.identity}:{name}"
+
+
+def describe(
+    template_doc: str, seed: int, start: int, count: int, overrides: Mapping[str, Any], refs: Any
+) -> str:
+    """The identity of a row set: everything its rows are a function of."""
+    return identity_of(
+        {
+            "engine": ENGINE,
+            "faker": templates.FAKER_VERSION,
+            "generation": templates.GENERATION_VERSION,
+            "template": hashlib.sha256(template_doc.encode()).hexdigest(),
+            "seed": seed,
+            "start": start,
+            "count": count,
+            "overrides": overrides,
+            "refs": refs,
+        }
+    )
+
+
+def generation_error(exc: templates.GenerationError) -> AgentError:
+    """What the script is told when rows cannot be made. A limit hit while a column a `ref` draws
+    from was being made (the attempt's memory budget) stays that limit."""
+    if isinstance(exc.__cause__, AgentError):
+        return exc.__cause__
+    if isinstance(exc, templates.CountLimitError):
+        return LimitExceeded(str(exc))
+    if isinstance(exc, templates.OverrideError):
+        return InvalidArgument(str(exc))
+    return TemplateError(str(exc))
+
+
+def preload(rowset: RowSet) -> None:
+    """Make every lazy column the row set's `ref`s and `pick_from`s draw from (before shards in
+    other processes need them)."""
+    pending: list[Any] = list(rowset.refs.sources.values())
+    pending += [v.source for v in rowset.overrides.values() if isinstance(v, templates.Pick)]
+    while pending:
+        source = pending.pop()
+        if isinstance(source, LazySource):
+            source.loaded()
+        elif isinstance(source, templates.ConcatSource):
+            pending.extend(source.segments)
