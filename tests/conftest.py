@@ -9,6 +9,7 @@ A test that needs one of them fails with a clear message when it is missing; non
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -49,17 +50,30 @@ def pg_admin_url() -> str:
     return url
 
 
+@contextlib.contextmanager
+def scratch_pg(schema: str = "", prefix: str = "seedbed_t") -> Iterator[str]:
+    """A fresh PostgreSQL database for a block, with `schema` (SQL) run in it, dropped after; its
+    plain postgresql:// URL."""
+    admin = pg_admin_url()
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{admin.rpartition('/')[0]}/{name}"
+    try:
+        if schema:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(schema)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test; its SQLAlchemy URL."""
-    admin = pg_admin_url()
-    name = f"seedbed_t_{secrets.token_hex(6)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = admin.rpartition("/")
-    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg() as url:
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @pytest.fixture

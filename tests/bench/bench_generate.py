@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ from seedbed.worker.templates import (
     parse_template,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = """
 id: tmpl_customer
 version: 1
@@ -74,29 +76,9 @@ fields:
   note:        {faker: sentence, nullable: 0.7}
 """
 
-BULK_CUSTOMER = """
-id: tmpl_bulk_customer
-version: 1
-fields:
-  id: {uuid: {}}
-  name: {faker: name, pool: 10000}
-  email: {faker: email, pool: 10000}
-  phone: {faker: phone_number, pool: 10000}
-  address: {faker: street_address, pool: 10000}
-  country: {choice: {values: [US, CA, GB, DE, FR], weights: [50, 10, 15, 15, 10]}}
-  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
-"""
+BULK_CUSTOMER = (ROOT / "examples" / "bulk" / "customer.yaml").read_text()
 
-BULK_ORDER = """
-id: tmpl_bulk_order
-version: 1
-fields:
-  id: {uuid: {}}
-  customer_id: {ref: {template: tmpl_bulk_customer, field: id}}
-  amount: {float: {min: 1, max: 500, decimals: 2}}
-  status: {choice: [new, paid, shipped, cancelled]}
-  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
-"""
+BULK_ORDER = (ROOT / "examples" / "bulk" / "order.yaml").read_text()
 
 BULK_COUNTRIES = OrderedDict([("US", 50), ("CA", 10), ("GB", 15), ("DE", 15), ("FR", 10)])
 COUNTRIES = OrderedDict([("US", 60), ("CA", 15), ("MX", 10), ("DE", 10), ("FR", 5)])

@@ -5,7 +5,6 @@ Docker → agent → a real PostgreSQL."""
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -19,36 +18,11 @@ import pytest
 from seedbed.api.v1 import connection_pb2, run_pb2, scenario_pb2
 from seedbed.client import Client, LogEvent
 from seedbed.coordinator import running_in_thread
-from tests.conftest import ROOT, eventually, pg_admin_url, settings_for
+from tests.conftest import ROOT, eventually, scratch_pg, settings_for
 
 pytestmark = pytest.mark.integration
 
-CUSTOMER = """
-id: tmpl_bulk_customer
-version: 1
-fields:
-  id: {uuid: {}}
-  name: {faker: name, pool: 1000}
-  email: {faker: email, pool: 1000}
-  country: {choice: {values: [US, CA, GB, DE, FR], weights: [50, 10, 15, 15, 10]}}
-  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
-"""
-ORDER = """
-id: tmpl_bulk_order
-version: 1
-fields:
-  id: {uuid: {}}
-  customer_id: {ref: {template: tmpl_bulk_customer, field: id}}
-  amount: {float: {min: 1, max: 500, decimals: 2}}
-  status: {choice: {values: [new, paid, shipped, cancelled]}}
-  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
-"""
-SCHEMA = """
-CREATE TABLE customers (id uuid PRIMARY KEY, name text NOT NULL, email text NOT NULL,
-  country text NOT NULL, created_at timestamptz NOT NULL);
-CREATE TABLE orders (id uuid PRIMARY KEY, customer_id uuid NOT NULL REFERENCES customers(id),
-  amount numeric(10,2) NOT NULL, status text NOT NULL, created_at timestamptz NOT NULL);
-"""
+EXAMPLE = ROOT / "examples" / "bulk"
 SEED = """
 from seedbed.sdk import Seedbed, log, params
 dm = Seedbed()
@@ -73,21 +47,13 @@ def store_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def bulk_pg() -> Iterator[str]:
-    admin = pg_admin_url()
-    name = f"seedbed_bulk_{secrets.token_hex(5)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{admin.rpartition('/')[0]}/{name}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(SCHEMA)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg((EXAMPLE / "schema.sql").read_text(), "seedbed_bulk") as url:
+        yield url
 
 
 def _connect(client: Client, url: str, **bulk: int) -> None:
-    client.put_template(CUSTOMER)
-    client.put_template(ORDER)
+    client.put_template((EXAMPLE / "customer.yaml").read_text())
+    client.put_template((EXAMPLE / "order.yaml").read_text())
     client.create_connection(
         connection_pb2.CreateConnectionRequest(
             connection_id="conn_bulk",
@@ -291,12 +257,9 @@ def test_the_bulk_example_through_the_cli(coordinator: tuple[Any, Client], bulk_
 
     coord, _ = coordinator
     address = ["--address", coord.address]
-    example = ROOT / "examples" / "bulk"
-    with psycopg.connect(bulk_pg, autocommit=True) as conn:
-        conn.execute("DROP TABLE orders; DROP TABLE customers")
-        conn.execute((example / "schema.sql").read_text())
+
     pushed = seedbed(
-        *address, "template", "push", str(example / "customer.yaml"), str(example / "order.yaml")
+        *address, "template", "push", str(EXAMPLE / "customer.yaml"), str(EXAMPLE / "order.yaml")
     )
     assert pushed.returncode == 0, pushed.stderr
     created = seedbed(
@@ -314,8 +277,37 @@ def test_the_bulk_example_through_the_cli(coordinator: tuple[Any, Client], bulk_
         "20000",
     )
     assert created.returncode == 0, created.stderr
-    run = seedbed(*address, "run", str(example / "seed.py"), "-p", "customers=40000", "-p", "orders=120000")
+    run = seedbed(*address, "run", str(EXAMPLE / "seed.py"), "-p", "customers=40000", "-p", "orders=120000")
     assert run.returncode == 0, run.stderr
     assert "seeded 40,000 customers and 120,000 orders" in run.stdout
     assert "insert orders: 120,000 rows in" in run.stderr
     assert _counts(bulk_pg) == (40_000, 120_000, 0)
+
+
+KEYS_AFTER = """
+from seedbed.sdk import Seedbed
+dm = Seedbed()
+db = dm.connection("conn_bulk")
+db.execute("ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey")
+db.execute("ALTER TABLE orders DROP CONSTRAINT orders_pkey")
+db.execute("ALTER TABLE customers DROP CONSTRAINT customers_pkey")
+db.insert("customers", dm.generate("tmpl_bulk_customer", count=20000), key="id")
+db.insert("orders", dm.generate("tmpl_bulk_order", count=30000), key=["id"])
+db.execute("ALTER TABLE customers ADD PRIMARY KEY (id)")
+db.execute("ALTER TABLE orders ADD PRIMARY KEY (id), ADD FOREIGN KEY (customer_id) REFERENCES customers (id)")
+"""
+
+
+def test_keys_added_after_the_load_leave_the_run_purgeable(
+    coordinator: tuple[Any, Client], bulk_pg: str
+) -> None:
+    """The fast way to load (keys after): `key=` names the rows' identity while the table has no
+    primary key, so the run is still purgeable."""
+    _, client = coordinator
+    _connect(client, bulk_pg, writers=2, shard_rows=10_000)
+    run = client.wait(_start(client, "keys-after", KEYS_AFTER, {}))
+    assert run.state == run_pb2.RUN_STATE_SUCCESS, (run.first_error, _logs(client, run.id))
+    assert _counts(bulk_pg) == (20_000, 30_000, 0)
+    summary = client.purge_run(run.id)
+    assert sum(t.rows_deleted for t in summary.targets) == 50_000, summary
+    assert _counts(bulk_pg) == (0, 0, 0)

@@ -4,7 +4,6 @@ replay skips what is committed, a failing shard is named, a stop stops every sha
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,7 +14,7 @@ import pytest
 from seedbed.api.v1 import attempt_pb2, connection_pb2
 from seedbed.worker import bulk, ledger, templates
 from seedbed.worker.ledger import BatchReport
-from tests.conftest import pg_admin_url
+from tests.conftest import scratch_pg
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +30,9 @@ fields:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    admin = pg_admin_url()
-    name = f"seedbed_shards_{secrets.token_hex(5)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{admin.rpartition('/')[0]}/{name}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE customers (id uuid PRIMARY KEY, name text NOT NULL, country text NOT NULL)"
-        )
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    schema = "CREATE TABLE customers (id uuid PRIMARY KEY, name text NOT NULL, country text NOT NULL)"
+    with scratch_pg(schema, "seedbed_shards") as url:
+        yield url
 
 
 def _jobs(url: str, count: int, shard_rows: int, *, attempt: int = 1) -> list[bulk.ShardJob]:

@@ -36,29 +36,9 @@ from seedbed.worker.templates import (
 from seedbed.worker.templates._hashing import below, hash64
 from tests.conftest import ROOT
 
-BULK_CUSTOMER = """
-id: tmpl_bulk_customer
-version: 1
-fields:
-  id: {uuid: {}}
-  name: {faker: name, pool: 10000}
-  email: {faker: email, pool: 10000}
-  phone: {faker: phone_number, pool: 10000}
-  address: {faker: street_address, pool: 10000}
-  country: {choice: {values: [US, CA, GB, DE, FR], weights: [50, 10, 15, 15, 10]}}
-  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
-"""
+BULK_CUSTOMER = (ROOT / "examples" / "bulk" / "customer.yaml").read_text()
 
-BULK_ORDER = """
-id: tmpl_bulk_order
-version: 1
-fields:
-  id: {uuid: {}}
-  customer_id: {ref: {template: tmpl_bulk_customer, field: id}}
-  amount: {float: {min: 1, max: 500, decimals: 2}}
-  status: {choice: [new, paid, shipped, cancelled]}
-  created_at: {datetime: {start: "2020-01-01T00:00:00Z", end: "2024-12-31T23:59:59Z"}}
-"""
+BULK_ORDER = (ROOT / "examples" / "bulk" / "order.yaml").read_text()
 
 # Every kind, kernels and row-by-row fields, with and without nulls.
 MIXED = """

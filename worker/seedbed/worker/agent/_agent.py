@@ -576,7 +576,7 @@ class Agent:
             rowset = self._rowset(raw["$rows"])
             shards = shard_options(args)
             call = self._next_call()
-            return {"count": self._rowset_writer.insert(call, target, table, rowset, shards)}
+            return {"count": self._rowset_writer.insert(call, target, table, rowset, shards, key=key)}
         rows = self._rows(args)
         call = self._next_call()
         if not rows:

@@ -82,11 +82,20 @@ class RowSetWriter:
         table: str,
         rowset: RowSet,
         shards: tuple[int | None, int | None],
+        *,
+        key: list[str] | None = None,
     ) -> int:
+        """Write the row set; `key` names the columns that identify a row (what a purge deletes
+        by) when the table has no primary key yet (keys added after a bulk load)."""
         self.idle.clear()
         try:
             if isinstance(target.sink, sinks.PostgresSink):
-                return self._sharded(call, target.sink, table, rowset, shards)
+                return self._sharded(call, target.sink, table, rowset, shards, key)
+            if key is not None:
+                raise InvalidArgument(
+                    "key without on_conflict names a row set's identity columns for PostgreSQL "
+                    f"connections only ({target.connection_id} is {target.sink.kind})"
+                )
             return self._streamed(call, target, table, rowset)
         finally:
             self.idle.set()
@@ -98,8 +107,11 @@ class RowSetWriter:
         table: str,
         rowset: RowSet,
         shards: tuple[int | None, int | None],
+        key: list[str] | None,
     ) -> int:
         """Shards written in parallel where they are generated."""
+        if key is not None and (missing := [c for c in key if c not in rowset.columns]):
+            raise InvalidArgument(f"key names columns the row set does not have: {', '.join(missing)}")
         settings = sink.settings
         writers = shards[0] or settings.writers
         snapshot = self.connections[sink.connection_id]
@@ -125,6 +137,7 @@ class RowSetWriter:
             refs=rowset.refs,
             identity=rowset.identity,
             unique_rows=rowset.unique_rows,
+            key_columns=tuple(key) if key else None,
             field_bytes=self.sizes.field_bytes,
             row_bytes=self.sizes.row_bytes,
             statement_timeout_seconds=self.timeout_seconds,

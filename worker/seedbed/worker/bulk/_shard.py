@@ -81,6 +81,8 @@ class ShardJob:
     statement_timeout_seconds: int | None
     gate: GateSpec | None = None
     retry_budget_seconds: float = 60.0
+    # The columns that identify a row (for a purge) when the table has no primary key yet.
+    key_columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def _write(job: ShardJob, result: ShardResult, stop: threading.Event | None) -> 
     )
     try:
         generator = _generator(job)
-        keys = writer.primary_key(job.table)
+        keys = list(job.key_columns) if job.key_columns else writer.primary_key(job.table)
         rows_of = _row_source(job, generator)
         for batch, first, last in batches:
             if stop is not None and stop.is_set():
