@@ -18,6 +18,7 @@ import pytest
 from seedbed.api.v1 import connection_pb2, run_pb2, scenario_pb2
 from seedbed.client import Client, LogEvent
 from seedbed.coordinator import running_in_thread
+from seedbed.worker import templates
 from tests.conftest import ROOT, eventually, scratch_pg, settings_for
 
 pytestmark = pytest.mark.integration
@@ -160,20 +161,31 @@ def test_a_shard_that_hits_a_constraint_names_it_and_leaves_committed_shards_pur
 ) -> None:
     _, client = coordinator
     _connect(client, bulk_pg, writers=1, shard_rows=10_000)
+    # The customer the row set has at row 25,000 (shard 3, batch 2) is there already.
+    spec = templates.parse_template((EXAMPLE / "customer.yaml").read_text())
+    taken = templates.Generator(spec, seed=templates.derive_seed("", 0, 0, 5)).columns(1, start=25_000)
     with psycopg.connect(bulk_pg, autocommit=True) as conn:
         conn.execute(
-            "ALTER TABLE customers ADD CONSTRAINT no_fr CHECK (country <> 'FR' OR created_at < '2022-01-01')"
+            "INSERT INTO customers (id, name, email, country, created_at) VALUES (%s, 'x', 'x', 'US', now())",
+            [taken["id"][0]],
         )
     script = """
 from seedbed.sdk import Seedbed
 dm = Seedbed()
-dm.connection("conn_bulk").insert("customers", dm.generate("tmpl_bulk_customer", count=40000), writers=1)
+dm.connection("conn_bulk").insert("customers", dm.generate("tmpl_bulk_customer", count=40000, seed=5))
 """
     run = client.wait(_start(client, "constraint", script, {}))
     assert run.state == run_pb2.RUN_STATE_FAILED
     message = run.first_error.message
-    assert "shard 1 of 4" in message and "batch 0" in message and "no_fr" in message, message
     assert run.first_error.type == "TargetError"
+    assert "shard 3 of 4 (rows 20,000-29,999 of the row set)" in message, message
+    assert "batch 2" in message and "customers_pkey" in message and "row 25000" in message, message
+    assert "20,000 rows of other shards were written before it stopped" in message, message
+    # The shards before it are in the ledger: purging the run removes them, and only them.
+    assert _counts(bulk_pg)[0] == 20_001
+    summary = client.purge_run(run.id)
+    assert sum(t.rows_deleted for t in summary.targets) == 20_000 and not summary.failures
+    assert _counts(bulk_pg)[0] == 1
 
 
 def test_row_set_limits_and_missing_references(

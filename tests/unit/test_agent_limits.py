@@ -220,17 +220,18 @@ def test_only_columns_other_templates_refer_to_are_kept_and_held(tmp_path: Path)
     )
     agent = Agent(spec, artifacts_dir=tmp_path)
     agent("generate", {"template_id": "tmpl_lone", "count": 100})
-    assert agent.memory.held == 0  # nothing refers to tmpl_lone: nothing of it is kept
+    one = agent.memory.held  # a row set's description: nothing of its rows
+    assert 0 < one < 10_000
     wide_rows = agent("generate", {"template_id": "tmpl_wide", "count": 100})
     # Nothing is made yet: the ids are recomputed from the row index when drawn, the codes made
     # the first time a row refers to them.
-    assert agent.memory.held == 0 and wide_rows["count"] == 100
+    assert agent.memory.held == 2 * one and wide_rows["count"] == 100
     handle = agent("generate", {"template_id": "tmpl_refs", "count": 10})["$rows"]
     rows = agent("rows.read", {"rows": handle})
     assert {row["wide_id"] for row in rows} <= set(range(1, 101))
     codes = {row["code"] for row in agent("rows.read", {"rows": wide_rows["$rows"]})}
     assert {row["wide_code"] for row in rows} <= codes
-    assert 0 < agent.memory.held < 100 * 1000  # the codes, not the 5 KB pads
+    assert 0 < agent.memory.held - 3 * one < 100 * 1000  # the codes, not the 5 KB pads
     agent.close()
 
 
@@ -247,7 +248,29 @@ def test_a_generate_call_is_refused_before_its_rows_are_built(tmp_path: Path) ->
     assert len(agent("rows.read", {"rows": small["$rows"]})) == 100
     # A 100 KB constant override repeated in 1,000 rows would be 100 MB of reply: refused up front.
     big = agent("generate", {"template_id": "tmpl_small", "count": 1000, "overrides": {"pad": "x" * 100_000}})
+    held = agent.memory.held  # the two row sets (the second with its 100 KB override)
     with pytest.raises(LimitExceeded, match="1,000 rows being generated"):
         agent("rows.read", {"rows": big["$rows"]})
-    assert agent.memory.held == 0
+    assert agent.memory.held == held
+    agent.close()
+
+
+def test_row_sets_hold_what_they_keep(tmp_path: Path) -> None:
+    """A row set keeps its overrides (a pick_from's values) for the attempt: held, so a script
+    cannot park many large ones."""
+    doc = {"id": "tmpl_small", "version": 1, "fields": {"n": {"sequence": {}}}}
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_sets",
+        attempt=1,
+        data_limits=attempt_pb2.DataLimits(agent_memory_bytes=8 * MiB),
+        templates=[attempt_pb2.TemplateSnapshot(id="tmpl_small", canonical_json=json.dumps(doc))],
+    )
+    agent = Agent(spec, artifacts_dir=tmp_path)
+    values = [f"value-{i:06d}" for i in range(20_000)]  # ~300 KB as JSON
+    pick = {"$pick": {"values": values}}
+    agent("generate", {"template_id": "tmpl_small", "count": 10, "overrides": {"v": pick}})
+    assert agent.memory.held > 1 * MiB  # the values as the worker keeps them
+    with pytest.raises(LimitExceeded, match="row set of 'tmpl_small' and its overrides"):
+        for _ in range(10):
+            agent("generate", {"template_id": "tmpl_small", "count": 10, "overrides": {"v": pick}})
     agent.close()

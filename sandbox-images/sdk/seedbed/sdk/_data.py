@@ -241,7 +241,10 @@ class Connection:
         ``rows`` may be a row set from ``generate`` (written on the workers, never read into the
         script: into PostgreSQL in shards of ``shard_rows`` rows, ``writers`` at once — both default
         to the connection's settings), a list of dicts, or any iterable of dicts (a generator is
-        sent in pieces: memory stays constant)."""
+        sent in pieces: memory stays constant). With ``on_conflict``, ``key`` names the unique
+        columns; inserting a row set into PostgreSQL without it, ``key`` names the columns that
+        identify a row while the table has no primary key yet (so ``seedbed run purge`` can
+        remove the rows after the keys are added)."""
         base = {
             "connection_id": self.id,
             "table": table,
@@ -265,9 +268,13 @@ class Connection:
     def _insert_pieces(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
         handle = _context.call("insert.open", {"connection_id": self.id, "table": table})["handle"]
         iterator = iter(rows)
-        while piece := list(islice(iterator, _INSERT_PIECE_ROWS)):
-            _context.call("insert.write", {"handle": handle, "rows": _wire_list(piece)})
-        return int(_context.call("insert.close", {"handle": handle})["count"])
+        try:
+            while piece := list(islice(iterator, _INSERT_PIECE_ROWS)):
+                _context.call("insert.write", {"handle": handle, "rows": _wire_list(piece)})
+        finally:
+            # Also when the iterable raised: the pieces written stay written (and in the ledger).
+            count = int(_context.call("insert.close", {"handle": handle})["count"])
+        return count
 
     def fetch(
         self,

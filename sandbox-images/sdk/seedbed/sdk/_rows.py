@@ -83,13 +83,17 @@ class RowSet(MutableSequence[dict[str, Any]]):
             for start in range(0, len(self._rows), size):
                 yield self._rows[start : start + size]
             return
-        opened = _context.call("stream.open", {"rows": self.handle, "batch_size": size})
-        while True:
-            page = _context.call("stream.next", {"handle": opened["handle"]})
-            if page["rows"]:
-                yield page["rows"]
-            if page["done"]:
-                return
+        handle = _context.call("stream.open", {"rows": self.handle, "batch_size": size})["handle"]
+        done = False
+        try:
+            while not done:
+                page = _context.call("stream.next", {"handle": handle})
+                done = page["done"]
+                if page["rows"]:
+                    yield page["rows"]
+        finally:
+            if not done:  # left early (break, an exception): free the worker's stream
+                _context.call("stream.close", {"handle": handle})
 
     def to_wire(self) -> Any:
         """What a call sends for these rows: a reference while they are on the worker."""

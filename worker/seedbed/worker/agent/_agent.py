@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,10 @@ log = logging.getLogger(__name__)
 MAX_STREAMS = 16
 DEFAULT_FILE_SINK_BYTES = 1 * 2**30
 MAX_STEPS = 1000
-MAX_ROWSETS = 10_000
+MAX_ROWSETS = 100_000
+# What one row set is held for besides its overrides (its description), and the largest row index.
+ROWSET_BYTES = 2048
+MAX_ROW_INDEX = 2**62
 DEFAULT_MAX_ROWSET_ROWS = 100_000_000
 
 
@@ -127,6 +131,17 @@ class _Step:
         return msg
 
 
+@dataclass
+class _OpenInsert:
+    """An insert whose rows arrive in pieces: one call, its batches numbered in order."""
+
+    target: ledger.LedgeredSql
+    table: str
+    call: int
+    next_batch: int = 0
+    count: int = 0
+
+
 class Agent:
     """Serves one attempt's SDK calls. Call :meth:`close` when the attempt ends."""
 
@@ -188,8 +203,8 @@ class Agent:
         self._rowsets: dict[str, RowSet] = {}
         self._sources = Sources(self._referenced, self.memory.hold)
         self._stream_count = 0
-        # Inserts of iterables, arriving in pieces: handle → [target, table, call, next batch, rows].
-        self._inserts: dict[str, list[Any]] = {}
+        # Inserts of iterables, arriving in pieces.
+        self._inserts: dict[str, _OpenInsert] = {}
         # Set when the attempt ends: bulk inserts stop their shards.
         self._stop = threading.Event()
         # Lines for the run's log (bulk progress), taken by the sandbox session (`notes`).
@@ -215,6 +230,7 @@ class Agent:
             "rows.read": self._rows_read,
             "stream.open": self._stream_open,
             "stream.next": self._stream_next,
+            "stream.close": self._stream_close,
             "insert": self._insert,
             "insert.open": self._insert_open,
             "insert.write": self._insert_write,
@@ -249,6 +265,8 @@ class Agent:
             raise type(exc)(self._scrub(str(exc))) from None
         except sinks.SinkError as exc:
             raise self._translate(exc) from None
+        except templates.TemplateError as exc:
+            raise TemplateError(self._scrub(str(exc))) from None
 
     # -- templates ---------------------------------------------------------------------------------
 
@@ -304,6 +322,17 @@ class Agent:
                 out[name] = value
                 ids[name] = value
         return out, ids
+
+    @staticmethod
+    def _overrides_bytes(overrides: Mapping[str, Any]) -> int:
+        """What a row set's overrides keep in memory (a pick_from's values, constants), estimated."""
+        values: list[Any] = []
+        for value in overrides.values():
+            if not isinstance(value, templates.Pick):
+                values.append(value)
+            elif isinstance(value.source, templates.MaterialisedColumn):
+                values.extend(value.source.values)
+        return resident_estimate(encode(values))
 
     def _column_source(self, ref: Any, name: str) -> tuple[Any, str]:
         if not isinstance(ref, dict):
@@ -366,17 +395,18 @@ class Agent:
         if count > self._max_set_rows:
             raise LimitExceeded(
                 f"count {count:,} is over the limit of {self._max_set_rows:,} rows per row set "
-                "(SEEDBED_MAX_ROWSET_ROWS): make several row sets (start=... continues one), or ask "
-                "the operator to raise it"
+                "(SEEDBED_MAX_ROWSET_ROWS): make several row sets (with one seed=..., start=... "
+                "continues a set), or ask the operator to raise it"
             )
         start = _int(args, "start", required=False) or 0
-        if start < 0:
-            raise InvalidArgument(f"start must not be negative, got {start}")
+        if not 0 <= start <= MAX_ROW_INDEX - count:
+            raise InvalidArgument(f"start must be from 0 to {MAX_ROW_INDEX - count:,}, got {start}")
         seed = _int(args, "seed", required=False)
         if len(self._rowsets) >= MAX_ROWSETS:
             raise LimitExceeded(f"more than {MAX_ROWSETS:,} row sets in one attempt")
         spec = self._template(template_id)
         overrides, override_ids = self._overrides(args.get("overrides"))
+        override_bytes = self._overrides_bytes(overrides)
         # The call's number is part of the seed: a replayed attempt regenerates the same rows.
         # With an explicit seed, the rows depend on it alone (the same in every run).
         self._calls += 1
@@ -386,14 +416,6 @@ class Agent:
             else templates.derive_seed(self._run_key, self._calls)
         )
         refs, ref_ids = self._sources.frozen(spec)
-        generator = templates.Generator(
-            spec, seed=derived, refs=refs, max_rows=max(count, self._max_rows), limits=self._sizes
-        )
-        try:
-            # One row proves the arguments now (overrides, refs with nothing to draw from).
-            generator.rows(1, overrides=overrides, start=start)
-        except templates.GenerationError as exc:
-            raise generation_error(exc) from None
         columns = list(spec.fields) + [name for name in overrides if name not in spec.fields]
         rowset = RowSet(
             handle=f"rows_{self._calls}",
@@ -405,9 +427,23 @@ class Agent:
             overrides=overrides,
             refs=refs,
             identity=describe(self._template_docs[template_id], derived, start, count, override_ids, ref_ids),
-            generator=generator,
+            max_rows=max(count, self._max_rows),
+            limits=self._sizes,
             columns=columns,
         )
+        if rowset.unique_rows and count > self._max_rows:
+            raise LimitExceeded(
+                f"count {count:,} is over {self._max_rows:,} (SEEDBED_MAX_GENERATE_ROWS) for template "
+                f"{template_id!r}: its unique fields (other than uuid and sequence) keep every value "
+                "handed out, so a row set of it is at most that many rows"
+            )
+        try:
+            # One row proves the arguments now (overrides, refs with nothing to draw from).
+            rowset.generator.rows(1, overrides=overrides, start=start)
+        except templates.GenerationError as exc:
+            raise generation_error(exc) from None
+        # Held for the attempt: what the row set keeps (its overrides: a pick_from's values).
+        self.memory.hold(ROWSET_BYTES + override_bytes, f"row set of {template_id!r} and its overrides")
         self._rowsets[rowset.handle] = rowset
         self._sources.record(rowset, self._field_sizes(spec))
         if self.steps and self.steps[-1].end is None:
@@ -450,11 +486,22 @@ class Agent:
         rowset = self._rowset(args.get("rows"))
         self._stream_count += 1
         handle = f"stream_{self._stream_count}"
-        iterator = rowset.generator.stream(
-            rowset.count, batch_size=batch, overrides=rowset.overrides, start=rowset.start
-        )
+        try:
+            iterator = rowset.generator.stream(
+                rowset.count,
+                batch_size=min(batch, rowset.count),
+                overrides=rowset.overrides,
+                start=rowset.start,
+            )
+        except templates.GenerationError as exc:
+            raise generation_error(exc) from None
         self._streams[handle] = iterator
         return {"handle": handle}
+
+    def _stream_close(self, args: Mapping[str, Any]) -> Any:
+        """A stream the script stopped reading early (its slot is free again)."""
+        self._streams.pop(_text(args, "handle", limit=100), None)
+        return None
 
     def _stream_next(self, args: Mapping[str, Any]) -> Any:
         handle = _text(args, "handle", limit=100)
@@ -604,7 +651,7 @@ class Agent:
             raise LimitExceeded(f"more than {MAX_STREAMS} open inserts: close one first")
         call = self._next_call()
         handle = f"insert_{call}"
-        self._inserts[handle] = [target, table, call, 0, 0]
+        self._inserts[handle] = _OpenInsert(target, table, call)
         return {"handle": handle}
 
     def _insert_write(self, args: Mapping[str, Any]) -> Any:
@@ -612,21 +659,25 @@ class Agent:
         entry = self._inserts.get(handle)
         if entry is None:
             raise InvalidArgument(f"unknown or closed insert {handle!r}")
-        target, table, call = entry[0], entry[1], entry[2]
+        if self.nondeterministic is not None:
+            raise NondeterministicWrite(
+                f"no more writes after a nondeterministic one: {self.nondeterministic}"
+            )
         rows = self._rows(args)
         for first in range(0, len(rows), ledger.BATCH_ROWS):
-            result = target.insert_batch(call, entry[3], table, rows[first : first + ledger.BATCH_ROWS])
-            entry[3] += 1
-            entry[4] += result.count
+            piece = rows[first : first + ledger.BATCH_ROWS]
+            result = entry.target.insert_batch(entry.call, entry.next_batch, entry.table, piece)
+            entry.next_batch += 1
+            entry.count += result.count
             self._written(result.count)
-        return {"count": entry[4]}
+        return {"count": entry.count}
 
     def _insert_close(self, args: Mapping[str, Any]) -> Any:
         handle = _text(args, "handle", limit=100)
         entry = self._inserts.pop(handle, None)
         if entry is None:
             raise InvalidArgument(f"unknown or closed insert {handle!r}")
-        return {"count": entry[4]}
+        return {"count": entry.count}
 
     def _note(self, text: str, level: str = "info") -> None:
         self._notes.put((text, level))

@@ -113,7 +113,8 @@ class RowSetWriter:
         if key is not None and (missing := [c for c in key if c not in rowset.columns]):
             raise InvalidArgument(f"key names columns the row set does not have: {', '.join(missing)}")
         settings = sink.settings
-        writers = shards[0] or settings.writers
+        # A script may lower the connection's parallelism, never raise it.
+        writers = min(shards[0] or settings.writers, settings.writers)
         snapshot = self.connections[sink.connection_id]
         gate = None
         if settings.max_writers:
@@ -146,7 +147,10 @@ class RowSetWriter:
         jobs = [replace(base, index=i, first=first, last=last) for i, (first, last) in enumerate(ranges)]
         # Columns `ref`s and `pick_from`s draw from that are not derived from the row index are made
         # here, once, within the attempt's budget: the shards get them through the object store.
-        preload(rowset)
+        try:
+            preload(rowset)
+        except templates.GenerationError as exc:
+            raise generation_error(exc) from None
         if self.runner is None:
             self.runner = bulk.default_runner()
         try:
@@ -162,6 +166,8 @@ class RowSetWriter:
             )
         except bulk.BulkInsertError as exc:
             self.written(exc.committed)
+            if self.stop.is_set():
+                raise AttemptEnded(f"the attempt ended while inserting into {table}") from None
             raise self._error(exc) from None
         if self.stop.is_set():
             raise AttemptEnded(f"the attempt ended while inserting into {table}: its shards were stopped")
@@ -187,10 +193,13 @@ class RowSetWriter:
     def _streamed(self, call: int, target: ledger.LedgeredSql, table: str, rowset: RowSet) -> int:
         """Ledger batches made and written one at a time (a SQL target without a bulk path)."""
         count = 0
-        batches = rowset.generator.stream(
-            rowset.count, batch_size=ledger.BATCH_ROWS, overrides=rowset.overrides, start=rowset.start
-        )
         try:
+            batches = rowset.generator.stream(
+                rowset.count,
+                batch_size=min(ledger.BATCH_ROWS, rowset.count),
+                overrides=rowset.overrides,
+                start=rowset.start,
+            )
             for batch, rows in enumerate(batches):
                 if self.stop.is_set():
                     raise AttemptEnded(f"the attempt ended while inserting into {table}")

@@ -62,25 +62,35 @@ class RowSet:
     overrides: dict[str, Any]
     refs: FrozenRefs
     identity: str
-    generator: Any
+    max_rows: int
+    limits: templates.SizeLimits
     columns: list[str] = field(default_factory=list)
 
     @property
     def unique_rows(self) -> bool:
         return _unique_rows(self.spec)
 
+    @property
+    def generator(self) -> Any:
+        """A generator of the set's rows, made for each use: a row set keeps its description only
+        (a generator holds Faker instances, and a script may make thousands of row sets)."""
+        return templates.Generator(
+            self.spec, seed=self.seed, refs=self.refs, max_rows=self.max_rows, limits=self.limits
+        )
+
     def column_values(self, name: str) -> list[Any]:
         """One column of the whole set, made in chunks (only that column is kept)."""
         out: list[Any] = []
+        generator = self.generator
         if self.unique_rows:
-            for rows in self.generator.stream(
+            for rows in generator.stream(
                 self.count, batch_size=_CHUNK_ROWS, overrides=self.overrides, start=self.start
             ):
                 out.extend(row.get(name) for row in rows)
             return out
         for first in range(0, self.count, _CHUNK_ROWS):
             n = min(_CHUNK_ROWS, self.count - first)
-            out.extend(self.generator.columns(n, overrides=self.overrides, start=self.start + first)[name])
+            out.extend(generator.columns(n, overrides=self.overrides, start=self.start + first)[name])
         return out
 
 

@@ -45,7 +45,7 @@ class BulkInsertError(Exception):
         assert failure is not None
         where = f"shard {job.index + 1} of {job.shards} (rows {job.first:,}-{job.last - 1:,} of the row set)"
         tail = (
-            f"; {committed:,} rows of other shards were committed before it stopped (they are in the "
+            f"; {committed:,} rows of other shards were written before it stopped (they are in the "
             "ledger: a retry skips them, `seedbed run purge` removes them)"
             if committed
             else ""
@@ -119,5 +119,6 @@ def run_insert(
     outcome.seconds = time.monotonic() - started
     if failures:
         first = min(failures, key=lambda f: f[1].index)
-        raise BulkInsertError(first[0], first[1], committed=outcome.rows)
+        committed = sum(r.written_rows for r in outcome.results if r.index != first[1].index)
+        raise BulkInsertError(first[0], first[1], committed=committed)
     return outcome

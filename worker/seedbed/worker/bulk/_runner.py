@@ -104,21 +104,29 @@ class RayShardRunner:
                     failed = failed or result.failure is not None
                     on_result(result)
         finally:
-            self._stop_all(list(running))
+            self._stop_all(running, on_result)
 
-    def _stop_all(self, refs: list[Any]) -> None:
+    def _stop_all(self, running: dict[Any, ShardJob], on_result: Callable[[ShardResult], None]) -> None:
         """The attempt ended (or the caller failed): kill the shard tasks still running, and wait
         until they are gone, so that no shard commits once the attempt has reported its end (a
-        killed task's connection drops: its open transaction rolls back)."""
-        if not refs:
+        killed task's connection drops: its open transaction rolls back). A shard that finished
+        meanwhile is reported: what it committed is the run's."""
+        if not running:
             return
         ray = self._ray
+        refs = list(running)
         for ref in refs:
             try:
                 ray.cancel(ref, force=True)
             except Exception as exc:  # noqa: BLE001 - best effort; the task may have ended
                 log.info("cancelling shard task: %s", exc)
-        _, left = ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_SECONDS)
+        done, left = ray.wait(refs, num_returns=len(refs), timeout=STOP_WAIT_SECONDS)
+        for ref in done:
+            try:
+                result = ray.get(ref, timeout=0)
+            except Exception:  # noqa: BLE001 - cancelled: it committed nothing it did not report
+                continue
+            on_result(result)
         if left:
             log.warning(
                 "%d shard tasks were still running %ss after they were cancelled",

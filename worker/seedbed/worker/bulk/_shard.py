@@ -98,7 +98,8 @@ class ShardFailure:
 @dataclass
 class ShardResult:
     index: int
-    rows: int = 0
+    rows: int = 0  # written and already written (replayed)
+    written_rows: int = 0  # written by this run of the shard
     written_batches: int = 0
     replayed_batches: int = 0
     seconds: float = 0.0
@@ -147,7 +148,18 @@ def _key_text(
     count = len(data[columns[0]])
     start = job.set_start + first
     if all(c not in job.overrides and generator.derived(c, start, count) is not None for c in columns):
-        derived = {"template": job.template_json, "seed": job.seed, "start": start, "count": count}
+        # Only the key fields (their values depend on the template's id, the field's name and
+        # spec, and the seed), and the versions that decide how they are computed.
+        doc = json.loads(job.template_json)
+        doc["fields"] = {c: doc["fields"][c] for c in columns}
+        derived = {
+            "template": json.dumps(doc, separators=(",", ":")),
+            "seed": job.seed,
+            "start": start,
+            "count": count,
+            "generation": templates.GENERATION_VERSION,
+            "faker": templates.FAKER_VERSION,
+        }
         return json.dumps({"columns": columns, "derived": derived}, separators=(",", ":"))
     values = [data[c] for c in columns]
     if any(v is None for column in values for v in column):
@@ -166,10 +178,10 @@ def _failure(exc: BaseException) -> ShardFailure:
             row=exc.row,
             sqlstate=exc.sqlstate,
         )
+    if isinstance(exc, ledger.ForgedLedgerEntryError):  # a NondeterministicWriteError too
+        return ShardFailure("forged", str(exc))
     if isinstance(exc, ledger.NondeterministicWriteError):
         return ShardFailure("nondeterministic", str(exc))
-    if isinstance(exc, ledger.ForgedLedgerEntryError):
-        return ShardFailure("forged", str(exc))
     if isinstance(exc, templates.CountLimitError | templates.SizeLimitError):
         return ShardFailure("limit", str(exc))
     if isinstance(exc, templates.TemplateError):
@@ -183,12 +195,20 @@ def _failure(exc: BaseException) -> ShardFailure:
     return ShardFailure("internal", f"{type(exc).__name__}: {exc}")
 
 
+def _in_ray() -> bool:
+    """Whether this process is part of a Ray cluster: the writer gate is a Ray actor; shards on
+    threads of one process (no Ray) are bounded by the insert's `writers` alone."""
+    import ray
+
+    return bool(ray.is_initialized())
+
+
 def write_shard(job: ShardJob, *, stop: threading.Event | None = None) -> ShardResult:
     """Write the shard; never raises for a failure of the data or the target (see `failure`)."""
     result = ShardResult(job.index, node=socket.gethostname(), pid=os.getpid())
     started = time.monotonic()
     try:
-        if job.gate is not None:
+        if job.gate is not None and _in_ray():
             from seedbed.worker.bulk._gate import writer_slot
 
             waited_from = time.monotonic()
@@ -252,6 +272,7 @@ def _write(job: ShardJob, result: ShardResult, stop: threading.Event | None) -> 
                 result.replayed_batches += 1
             else:
                 result.written_batches += 1
+                result.written_rows += entry.rows
     finally:
         sink.close()
 
@@ -264,8 +285,10 @@ def _row_source(job: ShardJob, generator: Any) -> Callable[[int, int], dict[str,
         )
     # Unique values are unique within one generate call: one stream over the whole set, read in
     # order (a shard of such a set is the whole set).
+    if job.first != 0:
+        raise ValueError("a row set with call-scoped unique fields is written as one shard from row 0")
     stream = generator.stream(
-        job.last - job.first, batch_size=BATCH_ROWS, overrides=dict(job.overrides), start=job.set_start
+        job.last, batch_size=min(BATCH_ROWS, job.last), overrides=dict(job.overrides), start=job.set_start
     )
     position = job.first
 

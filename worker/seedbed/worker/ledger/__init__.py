@@ -24,6 +24,13 @@ The ledger sits where scripts may write (any script with a SQL connection to tha
 every row carries an HMAC under a key the coordinator derives for the run (`LedgerSeal`): a row
 that does not verify fails the replay as `ForgedLedgerEntryError` and is skipped by a purge.
 
+Bulk inserts (see `seedbed.worker.bulk`) write through `LedgeredSql.copy_batch`: one COPY per
+10,000-row batch of a row set, numbered by its place in the set, its content hash the hash of the
+batch's description; a shard reads only its own batches' entries (`scope`). Their row keys may be
+recorded as a derivation (key fields, seed, row range, generation and Faker versions) that
+`decode_keys` computes again for a purge. `insert_batch` writes one piece of an insert whose rows
+arrive in pieces.
+
 REST targets get the same guarantee from the target (an `Idempotency-Key` identical on every retry,
 see `seedbed.worker.sinks.RestSink`), files from an atomic rename of a complete file.
 

@@ -226,9 +226,11 @@ def encode_keys(columns: list[str], rows: Sequence[Mapping[str, Any]]) -> str | 
 
 def decode_keys(text: str) -> tuple[list[str], list[list[Any]]]:
     """The key columns and values a ledger entry recorded: listed (`encode_keys`), or derived — a
-    bulk batch whose keys are a pure function of the row index records the template, the seed and
-    its row range (`{"columns": [...], "derived": {"template", "seed", "start", "count"}}`), and the
-    keys are computed again here. Raises ValueError when they cannot be."""
+    bulk batch whose keys are a pure function of the row index records the key fields' template,
+    the seed, its row range and the versions that computed them (`{"columns": [...], "derived":
+    {"template", "seed", "start", "count", "generation", "faker"}}`), and the
+    keys are computed again here, by the same generation version and Faker release only. Raises
+    ValueError when they cannot be."""
     recorded = json.loads(text)
     columns: list[str] = recorded["columns"]
     derived = recorded.get("derived")
@@ -237,6 +239,13 @@ def decode_keys(text: str) -> tuple[list[str], list[list[Any]]]:
         return columns, values
     from seedbed.worker import templates
 
+    made_by = (derived.get("generation"), derived.get("faker"))
+    if made_by != (templates.GENERATION_VERSION, templates.FAKER_VERSION):
+        raise ValueError(
+            f"they were derived by generation {made_by[0]} with Faker {made_by[1]}, and this worker "
+            f"has generation {templates.GENERATION_VERSION} with Faker {templates.FAKER_VERSION}: "
+            "purge the run with a worker of that release"
+        )
     spec = templates.validate_template(json.loads(derived["template"]))
     start, count = int(derived["start"]), int(derived["count"])
     generator = templates.Generator(spec, seed=int(derived["seed"]), max_rows=max(1, count))
