@@ -35,8 +35,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.worker import ledger, sinks, templates
+from seedbed.worker.agent._args import integer as _int
+from seedbed.worker.agent._args import names as _names
+from seedbed.worker.agent._args import text as _text
 from seedbed.worker.agent._budget import DEFAULT_BYTES, MemoryBudget, resident_estimate
-from seedbed.worker.agent._buffers import Buffers, encode
+from seedbed.worker.agent._buffers import Buffers
 from seedbed.worker.agent._bulkwrite import RowSetWriter, shard_options
 from seedbed.worker.agent._connections import to_spec
 from seedbed.worker.agent._errors import (
@@ -53,7 +56,7 @@ from seedbed.worker.agent._errors import (
     UnknownTemplate,
     WorkspaceError,
 )
-from seedbed.worker.agent._rowsets import RowSet, Sources, describe, generation_error
+from seedbed.worker.agent._rowcalls import DEFAULT_MAX_ROWSET_ROWS, RowSetCalls
 from seedbed.worker.agent._scrub import Scrubber
 from seedbed.worker.agent._workspace import WorkspaceReader, text_encoding
 
@@ -62,46 +65,12 @@ log = logging.getLogger(__name__)
 MAX_STREAMS = 16
 DEFAULT_FILE_SINK_BYTES = 1 * 2**30
 MAX_STEPS = 1000
-MAX_ROWSETS = 100_000
-# What one row set is held for besides its overrides (its description), and the largest row index.
-ROWSET_BYTES = 2048
-MAX_ROW_INDEX = 2**62
-DEFAULT_MAX_ROWSET_ROWS = 100_000_000
 
 
 def _ts(value: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(value)
     return stamp
-
-
-def _text(args: Mapping[str, Any], name: str, *, limit: int = 1000, required: bool = True) -> str:
-    value = args.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
-        raise InvalidArgument(f"{name} must be a non-empty string")
-    if len(value) > limit:
-        raise InvalidArgument(f"{name} is longer than {limit} characters")
-    return value
-
-
-def _int(args: Mapping[str, Any], name: str, *, required: bool = True) -> int | None:
-    value = args.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(f"{name} must be an integer, got {type(value).__name__}")
-    return value
-
-
-def _names(args: Mapping[str, Any], name: str) -> list[str] | None:
-    value = args.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or len(value) > 1000:
-        raise InvalidArgument(f"{name} must be a list of column names")
-    return value
 
 
 class _Step:
@@ -169,7 +138,6 @@ class Agent:
         self._buffers = Buffers(max_items=max(self._max_rows, 1_000_000), budget=self.memory)
         self._ended = False
         self._sinks_lock = threading.Lock()
-        self._streams: dict[str, Any] = {}
         self._workspace = WorkspaceReader(
             spec.coordinator_address,
             limits.max_workspace_read_bytes or 64 * 2**20,
@@ -197,12 +165,19 @@ class Agent:
         self.nondeterministic: str | None = None
         # Only columns some template of the run refers to are kept (and held against the budget):
         # a million customers cost their ids, not every column of every row.
-        self._referenced = self._referenced_fields()
-        self._field_size_cache: dict[str, dict[str, int]] = {}
-        self._max_set_rows = limits.max_rowset_rows or DEFAULT_MAX_ROWSET_ROWS
-        self._rowsets: dict[str, RowSet] = {}
-        self._sources = Sources(self._referenced, self.memory.hold)
-        self._stream_count = 0
+        self._rows_calls = RowSetCalls(
+            template=self._template,
+            template_docs=self._template_docs,
+            referenced=self._referenced_fields(),
+            buffers=self._buffers,
+            memory=self.memory,
+            run_key=self._run_key,
+            max_rows=self._max_rows,
+            max_set_rows=limits.max_rowset_rows or DEFAULT_MAX_ROWSET_ROWS,
+            sizes=self._sizes,
+            count_call=self._count_call,
+            generated=self._generated,
+        )
         # Inserts of iterables, arriving in pieces.
         self._inserts: dict[str, _OpenInsert] = {}
         # Set when the attempt ends: bulk inserts stop their shards.
@@ -226,11 +201,11 @@ class Agent:
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "buffer.put": lambda a: self._buffers.put(a.get("handle"), a.get("items")),
             "buffer.take": lambda a: self._buffers.take(a.get("handle")),
-            "generate": self._generate,
-            "rows.read": self._rows_read,
-            "stream.open": self._stream_open,
-            "stream.next": self._stream_next,
-            "stream.close": self._stream_close,
+            "generate": self._rows_calls.generate,
+            "rows.read": self._rows_calls.read,
+            "stream.open": self._rows_calls.stream_open,
+            "stream.next": self._rows_calls.stream_next,
+            "stream.close": self._rows_calls.stream_close,
             "insert": self._insert,
             "insert.open": self._insert_open,
             "insert.write": self._insert_write,
@@ -288,76 +263,6 @@ class Agent:
         self._parsed[template_id] = spec
         return spec
 
-    def _overrides(self, raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The overrides, and what identifies them (a `pick_from` over a row set's column is
-        identified by that row set, not by its values)."""
-        if raw is None:
-            return {}, {}
-        if not isinstance(raw, dict):
-            raise InvalidArgument("overrides must be a mapping of field name to value or pick_from(...)")
-        out: dict[str, Any] = {}
-        ids: dict[str, Any] = {}
-        for name, value in raw.items():
-            if isinstance(value, dict) and "$pick" in value:
-                body = value["$pick"]
-                if not isinstance(body, dict):
-                    raise InvalidArgument(f"overrides[{name!r}]: malformed pick_from")
-                raw_values = body.get("values")
-                weights = self._buffers.resolve(body.get("weights"))
-                if isinstance(raw_values, dict) and "$column" in raw_values:
-                    values, ident = self._column_source(raw_values["$column"], name)
-                else:
-                    values = self._buffers.resolve(raw_values)
-                    if not isinstance(values, list) or not values:
-                        raise InvalidArgument(
-                            f"overrides[{name!r}]: pick_from needs a non-empty list of values"
-                        )
-                    ident = hashlib.sha256(encode(values).encode()).hexdigest()
-                try:
-                    out[name] = templates.Pick(values, weights)
-                except (ValueError, TypeError, templates.TemplateError) as exc:
-                    raise InvalidArgument(f"overrides[{name!r}]: {exc}") from None
-                ids[name] = {"pick": ident, "weights": weights}
-            else:
-                out[name] = value
-                ids[name] = value
-        return out, ids
-
-    @staticmethod
-    def _overrides_bytes(overrides: Mapping[str, Any]) -> int:
-        """What a row set's overrides keep in memory (a pick_from's values, constants), estimated."""
-        values: list[Any] = []
-        for value in overrides.values():
-            if not isinstance(value, templates.Pick):
-                values.append(value)
-            elif isinstance(value.source, templates.MaterialisedColumn):
-                values.extend(value.source.values)
-        return resident_estimate(encode(values))
-
-    def _column_source(self, ref: Any, name: str) -> tuple[Any, str]:
-        if not isinstance(ref, dict):
-            raise InvalidArgument(f"overrides[{name!r}]: malformed column reference")
-        rowset = self._rowset(ref.get("rows"))
-        column = ref.get("field")
-        if not isinstance(column, str) or column not in rowset.columns:
-            raise InvalidArgument(
-                f"overrides[{name!r}]: row set {rowset.handle} has no column {column!r} "
-                f"(columns: {', '.join(rowset.columns)})"
-            )
-        return self._sources.column(rowset, column, self._field_sizes(rowset.spec))
-
-    def _rowset(self, handle: Any) -> RowSet:
-        found = self._rowsets.get(handle) if isinstance(handle, str) else None
-        if found is None:
-            raise InvalidArgument(f"unknown row set {str(handle)[:40]!r} (it belongs to another run?)")
-        return found
-
-    def _field_sizes(self, spec: Any) -> dict[str, int]:
-        sizes = self._field_size_cache.get(spec.id)
-        if sizes is None:
-            sizes = self._field_size_cache[spec.id] = dict(templates.estimate_sizes(spec))
-        return sizes
-
     def _referenced_fields(self) -> dict[str, frozenset[str]]:
         """Per template, the fields `ref`s of the run's templates point at."""
         wanted: dict[str, set[str]] = {}
@@ -371,152 +276,6 @@ class Agent:
                     ref = field.generator
                     wanted.setdefault(ref.template, set()).add(ref.field)
         return {t: frozenset(f) for t, f in wanted.items()}
-
-    def _row_estimate(self, spec: Any, overrides: Mapping[str, Any]) -> int:
-        """Bytes one generated row may take while it is built and encoded (from the template's
-        size estimate; an override's value counts in every row, as the reply repeats it)."""
-        sizes = sum(self._field_sizes(spec).values())
-        # A constant override is repeated in every row of the reply; a pick_from adds one of its
-        # values per row (already counted by the field it replaces).
-        extra = sum(
-            resident_estimate(encode(value))
-            for value in overrides.values()
-            if not isinstance(value, templates.Pick)
-        )
-        return sizes + extra + 64 * len(spec.fields)
-
-    def _generate(self, args: Mapping[str, Any]) -> Any:
-        """A row set: described and checked now, made where it is used (see `_rowsets`)."""
-        template_id = _text(args, "template_id", limit=100)
-        count = _int(args, "count")
-        assert count is not None
-        if count <= 0:
-            raise InvalidArgument(f"count must be at least 1, got {count}")
-        if count > self._max_set_rows:
-            raise LimitExceeded(
-                f"count {count:,} is over the limit of {self._max_set_rows:,} rows per row set "
-                "(SEEDBED_MAX_ROWSET_ROWS): make several row sets (with one seed=..., start=... "
-                "continues a set), or ask the operator to raise it"
-            )
-        start = _int(args, "start", required=False) or 0
-        if not 0 <= start <= MAX_ROW_INDEX - count:
-            raise InvalidArgument(f"start must be from 0 to {MAX_ROW_INDEX - count:,}, got {start}")
-        seed = _int(args, "seed", required=False)
-        if len(self._rowsets) >= MAX_ROWSETS:
-            raise LimitExceeded(f"more than {MAX_ROWSETS:,} row sets in one attempt")
-        spec = self._template(template_id)
-        overrides, override_ids = self._overrides(args.get("overrides"))
-        override_bytes = self._overrides_bytes(overrides)
-        # The call's number is part of the seed: a replayed attempt regenerates the same rows.
-        # With an explicit seed, the rows depend on it alone (the same in every run).
-        self._calls += 1
-        derived = (
-            templates.derive_seed("", 0, 0, seed)
-            if seed is not None
-            else templates.derive_seed(self._run_key, self._calls)
-        )
-        refs, ref_ids = self._sources.frozen(spec)
-        columns = list(spec.fields) + [name for name in overrides if name not in spec.fields]
-        rowset = RowSet(
-            handle=f"rows_{self._calls}",
-            template_id=template_id,
-            spec=spec,
-            seed=derived,
-            start=start,
-            count=count,
-            overrides=overrides,
-            refs=refs,
-            identity=describe(self._template_docs[template_id], derived, start, count, override_ids, ref_ids),
-            max_rows=max(count, self._max_rows),
-            limits=self._sizes,
-            columns=columns,
-        )
-        if rowset.unique_rows and count > self._max_rows:
-            raise LimitExceeded(
-                f"count {count:,} is over {self._max_rows:,} (SEEDBED_MAX_GENERATE_ROWS) for template "
-                f"{template_id!r}: its unique fields (other than uuid and sequence) keep every value "
-                "handed out, so a row set of it is at most that many rows"
-            )
-        try:
-            # One row proves the arguments now (overrides, refs with nothing to draw from).
-            rowset.generator.rows(1, overrides=overrides, start=start)
-        except templates.GenerationError as exc:
-            raise generation_error(exc) from None
-        # Held for the attempt: what the row set keeps (its overrides: a pick_from's values).
-        self.memory.hold(ROWSET_BYTES + override_bytes, f"row set of {template_id!r} and its overrides")
-        self._rowsets[rowset.handle] = rowset
-        self._sources.record(rowset, self._field_sizes(spec))
-        if self.steps and self.steps[-1].end is None:
-            self.steps[-1].generated += count
-        return {"$rows": rowset.handle, "count": count, "columns": columns}
-
-    def _materialise(self, rowset: RowSet) -> tuple[list[dict[str, Any]], str]:
-        """Every row of the set, made here (to be read by the script, or written where no bulk
-        path applies), within SEEDBED_MAX_GENERATE_ROWS and the memory budget."""
-        if rowset.count > self._max_rows:
-            raise LimitExceeded(
-                f"a row set of {rowset.count:,} rows is too large to read into the script (at most "
-                f"{self._max_rows:,}, SEEDBED_MAX_GENERATE_ROWS): insert it as it is "
-                "(connection.insert(table, rows) never reads it into the script), or read it in "
-                "pieces with rows.batches(10000)"
-            )
-        # Held while the rows are built and encoded, before any of it exists: a call that would
-        # take more than the attempt has left is refused up front instead of filling the worker.
-        building = rowset.count * self._row_estimate(rowset.spec, rowset.overrides)
-        self.memory.hold(building, f"{rowset.count:,} rows being generated (estimated)")
-        try:
-            rows = rowset.generator.rows(rowset.count, overrides=rowset.overrides, start=rowset.start)
-            text = encode(rows)
-        except templates.GenerationError as exc:
-            raise generation_error(exc) from None
-        finally:
-            self.memory.release(building)
-        return rows, text
-
-    def _rows_read(self, args: Mapping[str, Any]) -> Any:
-        rows, text = self._materialise(self._rowset(args.get("rows")))
-        return self._buffers.reply(rows, encoded=text)
-
-    def _stream_open(self, args: Mapping[str, Any]) -> Any:
-        if len(self._streams) >= MAX_STREAMS:
-            raise LimitExceeded(f"more than {MAX_STREAMS} open row streams: finish one first")
-        batch = _int(args, "batch_size", required=False) or 1000
-        if not 1 <= batch <= 100_000:
-            raise InvalidArgument(f"batch_size {batch} is outside 1..100000")
-        rowset = self._rowset(args.get("rows"))
-        self._stream_count += 1
-        handle = f"stream_{self._stream_count}"
-        try:
-            iterator = rowset.generator.stream(
-                rowset.count,
-                batch_size=min(batch, rowset.count),
-                overrides=rowset.overrides,
-                start=rowset.start,
-            )
-        except templates.GenerationError as exc:
-            raise generation_error(exc) from None
-        self._streams[handle] = iterator
-        return {"handle": handle}
-
-    def _stream_close(self, args: Mapping[str, Any]) -> Any:
-        """A stream the script stopped reading early (its slot is free again)."""
-        self._streams.pop(_text(args, "handle", limit=100), None)
-        return None
-
-    def _stream_next(self, args: Mapping[str, Any]) -> Any:
-        handle = _text(args, "handle", limit=100)
-        iterator = self._streams.get(handle)
-        if iterator is None:
-            raise InvalidArgument(f"unknown or finished stream {handle!r}")
-        try:
-            rows = next(iterator)
-        except StopIteration:
-            del self._streams[handle]
-            return {"rows": [], "done": True}
-        except templates.GenerationError as exc:
-            del self._streams[handle]
-            raise generation_error(exc) from None
-        return {"rows": rows, "done": False}
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -564,6 +323,15 @@ class Agent:
             if step.end is None:
                 step.batch_ids.append(batch_id)
 
+    def _count_call(self) -> int:
+        """The next SDK call's number (seeds and ledger keys follow it)."""
+        self._calls += 1
+        return self._calls
+
+    def _generated(self, count: int) -> None:
+        if self.steps and self.steps[-1].end is None:
+            self.steps[-1].generated += count
+
     def _mark_nondeterministic(self, message: str) -> None:
         self.nondeterministic = self.nondeterministic or message
 
@@ -573,8 +341,7 @@ class Agent:
             raise NondeterministicWrite(
                 f"no more writes after a nondeterministic one: {self.nondeterministic}"
             )
-        self._calls += 1
-        return self._calls
+        return self._count_call()
 
     def drain_batches(self) -> list[run_pb2.WriteBatch]:
         """The batches reported since the last call, for the coordinator."""
@@ -601,7 +368,7 @@ class Agent:
     def _rows(self, args: Mapping[str, Any], name: str = "rows") -> list[dict[str, Any]]:
         raw = args.get(name)
         if isinstance(raw, dict) and "$rows" in raw:
-            return self._materialise(self._rowset(raw["$rows"]))[0]
+            return self._rows_calls.materialise(self._rows_calls.rowset(raw["$rows"]))[0]
         rows = self._buffers.resolve(raw)
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise InvalidArgument(f"{name} must be a list of mappings (one per row)")
@@ -620,7 +387,7 @@ class Agent:
         key, returning = _names(args, "key"), _names(args, "returning")
         raw = args.get("rows")
         if isinstance(raw, dict) and "$rows" in raw and on_conflict is None and returning is None:
-            rowset = self._rowset(raw["$rows"])
+            rowset = self._rows_calls.rowset(raw["$rows"])
             shards = shard_options(args)
             call = self._next_call()
             return {"count": self._rowset_writer.insert(call, target, table, rowset, shards, key=key)}
