@@ -56,7 +56,7 @@ class SandboxLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ..., max_log_lines: _Optional[int] = ...) -> None: ...
 
 class AttemptSpec(_message.Message):
-    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token", "coordinator_tls", "sandbox_runtime", "ledger_key", "derived_images")
+    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token", "coordinator_tls", "sandbox_runtime", "ledger_key", "derived_images", "trace")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class AttemptSpec(_message.Message):
     SANDBOX_RUNTIME_FIELD_NUMBER: _ClassVar[int]
     LEDGER_KEY_FIELD_NUMBER: _ClassVar[int]
     DERIVED_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     run_key: str
@@ -102,7 +103,28 @@ class AttemptSpec(_message.Message):
     sandbox_runtime: str
     ledger_key: bytes
     derived_images: DerivedImageLimits
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ..., coordinator_tls: _Optional[_Union[CoordinatorTls, _Mapping]] = ..., sandbox_runtime: _Optional[str] = ..., ledger_key: _Optional[bytes] = ..., derived_images: _Optional[_Union[DerivedImageLimits, _Mapping]] = ...) -> None: ...
+    trace: AttemptTrace
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ..., coordinator_tls: _Optional[_Union[CoordinatorTls, _Mapping]] = ..., sandbox_runtime: _Optional[str] = ..., ledger_key: _Optional[bytes] = ..., derived_images: _Optional[_Union[DerivedImageLimits, _Mapping]] = ..., trace: _Optional[_Union[AttemptTrace, _Mapping]] = ...) -> None: ...
+
+class AttemptTrace(_message.Message):
+    __slots__ = ("traceparent", "max_spans", "max_attribute_length", "dispatch_time")
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_SPANS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTRIBUTE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_TIME_FIELD_NUMBER: _ClassVar[int]
+    traceparent: str
+    max_spans: int
+    max_attribute_length: int
+    dispatch_time: _timestamp_pb2.Timestamp
+    def __init__(self, traceparent: _Optional[str] = ..., max_spans: _Optional[int] = ..., max_attribute_length: _Optional[int] = ..., dispatch_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AttemptSpans(_message.Message):
+    __slots__ = ("spans", "dropped")
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    spans: _containers.RepeatedCompositeFieldContainer[_run_pb2.Span]
+    dropped: int
+    def __init__(self, spans: _Optional[_Iterable[_Union[_run_pb2.Span, _Mapping]]] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class DerivedImageLimits(_message.Message):
     __slots__ = ("max_image_bytes", "cache_bytes", "max_unused_seconds")
@@ -222,13 +244,15 @@ class AttemptResult(_message.Message):
     def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[_run_pb2.RunStep, _Mapping]]] = ...) -> None: ...
 
 class AttemptEvent(_message.Message):
-    __slots__ = ("started", "output", "result", "batch")
+    __slots__ = ("started", "output", "result", "batch", "spans")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
     started: AttemptStarted
     output: AttemptOutput
     result: AttemptResult
     batch: _run_pb2.WriteBatch
-    def __init__(self, started: _Optional[_Union[AttemptStarted, _Mapping]] = ..., output: _Optional[_Union[AttemptOutput, _Mapping]] = ..., result: _Optional[_Union[AttemptResult, _Mapping]] = ..., batch: _Optional[_Union[_run_pb2.WriteBatch, _Mapping]] = ...) -> None: ...
+    spans: AttemptSpans
+    def __init__(self, started: _Optional[_Union[AttemptStarted, _Mapping]] = ..., output: _Optional[_Union[AttemptOutput, _Mapping]] = ..., result: _Optional[_Union[AttemptResult, _Mapping]] = ..., batch: _Optional[_Union[_run_pb2.WriteBatch, _Mapping]] = ..., spans: _Optional[_Union[AttemptSpans, _Mapping]] = ...) -> None: ...

@@ -55,6 +55,21 @@ class StreamEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_END_REASON_UNSPECIFIED: _ClassVar[StreamEndReason]
     STREAM_END_REASON_RUN_FINISHED: _ClassVar[StreamEndReason]
     STREAM_END_REASON_CAUGHT_UP: _ClassVar[StreamEndReason]
+
+class SpanKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPAN_KIND_UNSPECIFIED: _ClassVar[SpanKind]
+    SPAN_KIND_INTERNAL: _ClassVar[SpanKind]
+    SPAN_KIND_SERVER: _ClassVar[SpanKind]
+    SPAN_KIND_CLIENT: _ClassVar[SpanKind]
+    SPAN_KIND_PRODUCER: _ClassVar[SpanKind]
+    SPAN_KIND_CONSUMER: _ClassVar[SpanKind]
+
+class SpanStatusCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPAN_STATUS_CODE_UNSPECIFIED: _ClassVar[SpanStatusCode]
+    SPAN_STATUS_CODE_OK: _ClassVar[SpanStatusCode]
+    SPAN_STATUS_CODE_ERROR: _ClassVar[SpanStatusCode]
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_QUEUED: RunState
 RUN_STATE_RUNNING: RunState
@@ -83,6 +98,15 @@ WRITE_BATCH_STATUS_REPLAYED: WriteBatchStatus
 STREAM_END_REASON_UNSPECIFIED: StreamEndReason
 STREAM_END_REASON_RUN_FINISHED: StreamEndReason
 STREAM_END_REASON_CAUGHT_UP: StreamEndReason
+SPAN_KIND_UNSPECIFIED: SpanKind
+SPAN_KIND_INTERNAL: SpanKind
+SPAN_KIND_SERVER: SpanKind
+SPAN_KIND_CLIENT: SpanKind
+SPAN_KIND_PRODUCER: SpanKind
+SPAN_KIND_CONSUMER: SpanKind
+SPAN_STATUS_CODE_UNSPECIFIED: SpanStatusCode
+SPAN_STATUS_CODE_OK: SpanStatusCode
+SPAN_STATUS_CODE_ERROR: SpanStatusCode
 
 class ErrorDetails(_message.Message):
     __slots__ = ("reason", "type", "message", "traceback", "line", "step")
@@ -138,7 +162,7 @@ class TriggerFire(_message.Message):
     def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., state: _Optional[_Union[TriggerFireState, str]] = ..., run_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger_id: _Optional[str] = ..., triggered_by: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_reason: _Optional[str] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps", "attempts", "next_attempt_time", "project_key", "run_as", "triggered_by", "trigger_id", "reports")
+    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps", "attempts", "next_attempt_time", "project_key", "run_as", "triggered_by", "trigger_id", "reports", "trace_id")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +202,7 @@ class Run(_message.Message):
     TRIGGERED_BY_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     scenario_id: str
     fire_id: str
@@ -203,7 +228,8 @@ class Run(_message.Message):
     triggered_by: str
     trigger_id: str
     reports: _containers.RepeatedCompositeFieldContainer[ReporterDelivery]
-    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., run_as: _Optional[str] = ..., triggered_by: _Optional[str] = ..., trigger_id: _Optional[str] = ..., reports: _Optional[_Iterable[_Union[ReporterDelivery, _Mapping]]] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., run_as: _Optional[str] = ..., triggered_by: _Optional[str] = ..., trigger_id: _Optional[str] = ..., reports: _Optional[_Iterable[_Union[ReporterDelivery, _Mapping]]] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class ReporterDelivery(_message.Message):
     __slots__ = ("reporter_id", "event", "status", "tries", "error", "time")
@@ -296,20 +322,33 @@ class WriteBatch(_message.Message):
     def __init__(self, connection_id: _Optional[str] = ..., operation: _Optional[str] = ..., target: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., rows: _Optional[int] = ..., content_hash: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[WriteBatchStatus, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LogLine(_message.Message):
-    __slots__ = ("sequence", "attempt", "stream", "text", "time", "level")
+    __slots__ = ("sequence", "attempt", "stream", "text", "time", "level", "fields", "trace_id", "span_id")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     attempt: int
     stream: LogStream
     text: str
     time: _timestamp_pb2.Timestamp
     level: str
-    def __init__(self, sequence: _Optional[int] = ..., attempt: _Optional[int] = ..., stream: _Optional[_Union[LogStream, str]] = ..., text: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., level: _Optional[str] = ...) -> None: ...
+    fields: _containers.ScalarMap[str, str]
+    trace_id: str
+    span_id: str
+    def __init__(self, sequence: _Optional[int] = ..., attempt: _Optional[int] = ..., stream: _Optional[_Union[LogStream, str]] = ..., text: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., level: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ..., trace_id: _Optional[str] = ..., span_id: _Optional[str] = ...) -> None: ...
 
 class RunScenarioRequest(_message.Message):
     __slots__ = ("scenario_id", "params", "idempotency_key")
@@ -539,3 +578,65 @@ class StreamRunLogsResponse(_message.Message):
     line: LogLine
     end: StreamEnd
     def __init__(self, line: _Optional[_Union[LogLine, _Mapping]] = ..., end: _Optional[_Union[StreamEnd, _Mapping]] = ...) -> None: ...
+
+class SpanAttribute(_message.Message):
+    __slots__ = ("key", "string_value", "int_value", "double_value", "bool_value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STRING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    INT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DOUBLE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOOL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    string_value: str
+    int_value: int
+    double_value: float
+    bool_value: bool
+    def __init__(self, key: _Optional[str] = ..., string_value: _Optional[str] = ..., int_value: _Optional[int] = ..., double_value: _Optional[float] = ..., bool_value: _Optional[bool] = ...) -> None: ...
+
+class Span(_message.Message):
+    __slots__ = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time", "end_time", "attributes", "status_code", "status_message", "dropped_attributes_count", "service")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_ATTRIBUTES_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: SpanKind
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    attributes: _containers.RepeatedCompositeFieldContainer[SpanAttribute]
+    status_code: SpanStatusCode
+    status_message: str
+    dropped_attributes_count: int
+    service: str
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[SpanKind, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attributes: _Optional[_Iterable[_Union[SpanAttribute, _Mapping]]] = ..., status_code: _Optional[_Union[SpanStatusCode, str]] = ..., status_message: _Optional[str] = ..., dropped_attributes_count: _Optional[int] = ..., service: _Optional[str] = ...) -> None: ...
+
+class GetRunTraceRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class GetRunTraceResponse(_message.Message):
+    __slots__ = ("trace_id", "spans", "dropped_spans", "max_spans", "note")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_SPANS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SPANS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    spans: _containers.RepeatedCompositeFieldContainer[Span]
+    dropped_spans: int
+    max_spans: int
+    note: str
+    def __init__(self, trace_id: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ..., dropped_spans: _Optional[int] = ..., max_spans: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...

@@ -80,6 +80,11 @@ class RunServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunResponse.FromString,
                 _registered_method=True)
+        self.GetRunTrace = channel.unary_unary(
+                '/seedbed.api.v1.RunService/GetRunTrace',
+                request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -147,6 +152,14 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunTrace(self, request, context):
+        """The spans kept for a run: from the RunScenario call through dispatch, each attempt, the
+        sandbox, every SDK call and every batch written. NOT_FOUND for an unknown run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +207,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.PurgeRun,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunResponse.SerializeToString,
+            ),
+            'GetRunTrace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunTrace,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +458,33 @@ class RunService:
             '/seedbed.api.v1.RunService/PurgeRun',
             seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_run__pb2.PurgeRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunTrace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/GetRunTrace',
+            seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceResponse.FromString,
             options,
             channel_credentials,
             insecure,
