@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from seedbed.coordinator.egress import normalize_entry
@@ -241,6 +241,32 @@ class CoordinatorSettings(BaseSettings):
         "addresses are refused otherwise), e.g. hooks.internal,10.0.0.0/8; empty: public addresses only",
     )
 
+    tracing: bool = Field(
+        True,
+        description="record one trace per run (kept in the store, fetched by GetRunTrace, exported over "
+        "OTLP when the standard OTEL_EXPORTER_OTLP_* variables name an endpoint); off: no spans at all",
+    )
+    max_trace_spans: int = Field(
+        10_000,
+        ge=100,
+        le=1_000_000,
+        description="spans kept per run; past it an attempt's call and batch spans are dropped (counted "
+        "and noted on the trace), the run, attempt, sandbox and step spans are always kept",
+    )
+    max_span_attribute_length: int = Field(
+        1024, ge=64, le=65_536, description="characters a span attribute value keeps; longer ones are cut"
+    )
+    metrics_listen: str = Field(
+        "127.0.0.1:9464",
+        description="host:port of the Prometheus metrics endpoint (GET /metrics); port 0 picks a free "
+        "one; empty: no endpoint",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="the coordinator's own log lines: text, or one JSON object per line (with run id, "
+        "attempt and trace id when a line concerns a run), for log collectors",
+    )
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url_shape(cls, value: str) -> str:
@@ -260,12 +286,14 @@ class CoordinatorSettings(BaseSettings):
     def _allowed_hosts_shape(cls, value: list[str]) -> list[str]:
         return [normalize_entry(entry) for entry in value]
 
-    @field_validator("listen")
+    @field_validator("listen", "metrics_listen")
     @classmethod
-    def _listen_has_port(cls, value: str) -> str:
+    def _listen_has_port(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "metrics_listen" and value == "":
+            return value
         host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not host:
-            raise ValueError("listen must be host:port, e.g. 127.0.0.1:50051")
+            raise ValueError(f"{info.field_name} must be host:port, e.g. 127.0.0.1:50051")
         return value
 
     def resolved_coordinator_id(self) -> str:
