@@ -204,6 +204,7 @@ def run_to_proto(
         scenario_id=rec.scenario_id,
         fire_id=rec.fire_id,
         run_key=rec.run_key,
+        trace_id=rec.trace_id,
         state=_RUN_STATES[rec.state],
         params=rec.params,
         create_time=ts(rec.created_at),
@@ -251,4 +252,7 @@ def log_to_proto(rec: LogRecord) -> run_pb2.LogLine:
         text=rec.text,
         time=ts(rec.at),
         level=rec.level,
+        fields=rec.fields or {},
+        trace_id=rec.trace_id,
+        span_id=rec.span_id,
     )

@@ -1,5 +1,6 @@
 """The coordinator's store (SQLAlchemy 2; SQLite by default, PostgreSQL through psycopg 3)."""
 
+from seedbed.coordinator.store.metrics import MetricsRepository, RunCounts
 from seedbed.coordinator.store.records import (
     AttemptRecord,
     ErrorInfo,
@@ -19,6 +20,8 @@ __all__ = [
     "ErrorInfo",
     "FireRecord",
     "LogRecord",
+    "MetricsRepository",
+    "RunCounts",
     "RunEnd",
     "RunRecord",
     "ScenarioRecord",

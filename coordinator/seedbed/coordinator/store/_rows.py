@@ -47,6 +47,7 @@ def to_fire(row: Any) -> FireRecord:
         scheduled_at=as_utc(row.get("scheduled_at")),
         queue_reason=row.get("queue_reason"),
         resolved_at=as_utc(row.get("resolved_at")),
+        traceparent=row.get("traceparent") or "",
     )
 
 
@@ -78,4 +79,6 @@ def to_run(row: Any) -> RunRecord:
         run_as=row.get("run_as") or "",
         triggered_by=row.get("triggered_by") or "",
         trigger_id=row.get("trigger_id"),
+        traceparent=row.get("traceparent") or "",
+        dropped_spans=row.get("dropped_spans") or 0,
     )

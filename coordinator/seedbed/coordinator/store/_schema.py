@@ -57,6 +57,8 @@ fires = Table(
     Column("scheduled_at", DateTime(timezone=True)),
     Column("queue_reason", Text),  # set while the fire waits behind an active run
     Column("resolved_at", DateTime(timezone=True)),
+    # W3C traceparent of the fire's span: the run it gets is recorded under it.
+    Column("traceparent", String(64)),
     UniqueConstraint("idempotency_key", name="uq_fires_idempotency_key"),
     Index("ix_fires_scenario_state", "scenario_id", "state", "created_at"),
 )
@@ -90,6 +92,8 @@ runs = Table(
     Column("run_as", String(63), nullable=False, server_default=""),
     Column("triggered_by", String(63), nullable=False, server_default=""),
     Column("trigger_id", String(80)),
+    Column("traceparent", String(64)),  # the fire's span: the run's span is its child
+    Column("dropped_spans", BigInteger, nullable=False, server_default="0"),
     Index("ix_runs_scenario_created", "scenario_id", "created_at"),
     Index("ix_runs_project_created", "project_key", "created_at"),
     Index("ix_runs_state", "state"),
@@ -144,6 +148,22 @@ log_lines = Table(
     Column("level", String(10), nullable=False, default=""),
     Column("text", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("fields", Text),  # JSON: an SDK log call's fields, each value as JSON text
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+)
+
+# Finished spans of runs' traces (serialized seedbed.api.v1.Span), kept under the run they belong to,
+# or under the fire for the spans recorded before the fire had a run (its RunScenario call).
+spans = Table(
+    "spans",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("owner", String(40), nullable=False),  # run_… or fire_…
+    Column("trace_id", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),  # 0: recorded by the coordinator
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_spans_owner", "owner", "id"),
 )
 
 templates = Table(

@@ -59,6 +59,7 @@ class FireRepository:
         triggered_by: str = "",
         trigger_id: str | None = None,
         scheduled_at: datetime | None = None,
+        traceparent: str = "",
     ) -> tuple[FireRecord, RunRecord | None, bool]:
         """Record a fire and resolve it by the scenario's overlap policy. Returns (fire, run or None,
         created).
@@ -71,7 +72,7 @@ class FireRepository:
         AlreadyExistsError.
         """
         digest = request_hash(scenario_id, params)
-        origin = _Origin(triggered_by, trigger_id, scheduled_at)
+        origin = _Origin(triggered_by, trigger_id, scheduled_at, traceparent)
         try:
             return await self._fire(scenario_id, params, idempotency_key, digest, origin)
         except IntegrityError:
@@ -138,6 +139,7 @@ class FireRepository:
                 "scheduled_at": origin.scheduled_at,
                 "queue_reason": None,
                 "resolved_at": at,
+                "traceparent": origin.traceparent or None,
             }
             decision = await self._overlap(conn, scenario, fire_id)
             run_values: dict[str, Any] | None = None
@@ -257,6 +259,7 @@ class FireRepository:
                     "params": json.dumps(fire.params),
                     "trigger_id": fire.trigger_id,
                     "triggered_by": fire.triggered_by,
+                    "traceparent": fire.traceparent or None,
                 }
                 run_values = _new_run(scenario, values, fire.idempotency_key or new_id("rk"), at)
                 changes["state"] = FireState.RUN_CREATED.value
@@ -390,6 +393,7 @@ class _Origin:
     triggered_by: str = ""
     trigger_id: str | None = None
     scheduled_at: datetime | None = None
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -430,4 +434,5 @@ def _new_run(scenario: ScenarioRecord, fire: dict[str, Any], run_key: str, at: d
         "run_as": scenario.effective_run_as,
         "triggered_by": fire["triggered_by"],
         "trigger_id": fire["trigger_id"],
+        "traceparent": fire["traceparent"],
     }

@@ -136,6 +136,7 @@ class FireRecord:
     scheduled_at: datetime | None = None
     queue_reason: str | None = None  # set while the fire waits behind an active run
     resolved_at: datetime | None = None
+    traceparent: str = ""  # the fire's span (W3C traceparent); empty when tracing is off
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,14 @@ class RunRecord:
     run_as: str = ""
     triggered_by: str = ""
     trigger_id: str | None = None
+    traceparent: str = ""  # the fire's span, the parent of the run's; empty when tracing is off
+    dropped_spans: int = 0  # spans of the run not kept (past the cap, or lost with a worker)
+
+    @property
+    def trace_id(self) -> str:
+        """The run's trace (32 hex digits), empty when it has none."""
+        parts = self.traceparent.split("-")
+        return parts[1] if len(parts) == 4 else ""
 
 
 @dataclass(frozen=True)
@@ -222,6 +231,9 @@ class LogRecord:
     text: str
     at: datetime
     level: str = ""
+    fields: dict[str, str] | None = None  # an SDK log call's fields, each value as JSON text
+    trace_id: str = ""
+    span_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from seedbed.coordinator.store.records import (
     now,
 )
 from seedbed.coordinator.store.reports import ReportRepository
+from seedbed.coordinator.store.spans import SpanRepository
 
 __all__ = ["Store", "normalize_url", "now"]
 
@@ -90,6 +91,7 @@ class Store:
         self.workspace = WorkspaceRepository(self)
         self.attempts = AttemptRepository(self)
         self.reports = ReportRepository(self)
+        self.spans = SpanRepository(self)
         self.access = AccessRepository(self)
         self.fires = FireRepository(self)
 
@@ -334,6 +336,9 @@ class Store:
                         "level": line.level,
                         "text": line.text,
                         "at": line.at,
+                        "fields": json.dumps(line.fields) if line.fields else None,
+                        "trace_id": line.trace_id or None,
+                        "span_id": line.span_id or None,
                     }
                     for line in lines
                 ],
@@ -357,6 +362,9 @@ class Store:
                 text=r.text,
                 at=as_utc(r.at) or now(),
                 level=r.level,
+                fields=json.loads(r.fields) if r.fields else None,
+                trace_id=r.trace_id or "",
+                span_id=r.span_id or "",
             )
             for r in rows
         ]

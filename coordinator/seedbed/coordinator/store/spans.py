@@ -1,0 +1,76 @@
+"""The spans part of the store: each run's trace, kept as serialized ``seedbed.api.v1.Span``
+messages under the run (or under its fire, for what was recorded before the fire had a run: the
+RunScenario call and the fire itself).
+
+A run keeps at most the operator's cap of spans that its attempts sent (``add(..., cap=)``); the
+spans past it are counted on the run (``runs.dropped_spans``) so a trace says what it lacks. The
+coordinator's own few spans of a run (fire, run, attempts) are kept whatever the cap: they are the
+frame the rest hangs from. Rejected: trimming older spans to make room for newer ones (the start of a
+long run is as much worth seeing as its end, and rewriting kept rows costs a write per span).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select, update
+
+from seedbed.coordinator.store import _schema as t
+
+if TYPE_CHECKING:
+    from seedbed.coordinator.store.records import RunRecord
+    from seedbed.coordinator.store.store import Store
+
+
+class SpanRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def add(
+        self,
+        owner: str,
+        trace_id: str,
+        attempt: int,
+        spans: Sequence[bytes],
+        *,
+        cap: int | None = None,
+        dropped: int = 0,
+    ) -> int:
+        """Keep ``spans`` (serialized) under ``owner`` (a run or fire id). With ``cap``: only while
+        the owner keeps fewer than ``cap`` spans; the rest, and ``dropped`` (spans the sender did not
+        record), are counted on the run. Returns how many were kept."""
+        c = t.spans.c
+        async with self._store._write() as conn:
+            kept = list(spans)
+            if cap is not None:
+                held = (
+                    await conn.execute(select(func.count()).select_from(t.spans).where(c.owner == owner))
+                ).scalar_one()
+                kept = kept[: max(0, cap - int(held))]
+            if kept:
+                await conn.execute(
+                    t.spans.insert(),
+                    [{"owner": owner, "trace_id": trace_id, "attempt": attempt, "data": d} for d in kept],
+                )
+            lost = dropped + len(spans) - len(kept)
+            if lost:
+                await conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.id == owner)
+                    .values(dropped_spans=t.runs.c.dropped_spans + lost)
+                )
+        return len(kept)
+
+    async def of_run(self, run: RunRecord) -> list[bytes]:
+        """The run's spans (serialized), in the order they were kept: its own and its fire's, of its
+        trace only (a retried RunScenario call of the same fire may have begun another trace)."""
+        trace_id = run.trace_id
+        if not trace_id:
+            return []
+        c = t.spans.c
+        query = (
+            select(c.data).where(c.owner.in_([run.id, run.fire_id]), c.trace_id == trace_id).order_by(c.id)
+        )
+        async with self._store._engine.connect() as conn:
+            return [bytes(row.data) for row in (await conn.execute(query)).all()]
