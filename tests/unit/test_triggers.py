@@ -250,9 +250,8 @@ def test_two_schedulers_on_one_store_fire_a_due_time_once(pg_database: str, tmp_
             other = await Store.open(pg_database)
             try:
                 mine = coordinator.scheduler
-                theirs = TriggerScheduler(
-                    other, FireLauncher(other, coordinator.supervisor, coordinator.hub), 60
-                )
+                launcher = FireLauncher(other, coordinator.supervisor, coordinator.hub, coordinator.tracing)
+                theirs = TriggerScheduler(other, launcher, 60)
                 return list(await asyncio.gather(mine.run_once(at), theirs.run_once(at)))
             finally:
                 await other.aclose()

@@ -26,6 +26,7 @@ from seedbed.coordinator.connections import run_snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError, LeaseLost
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, WriteBatchRecord, now
@@ -132,6 +133,9 @@ class LogWriter:
                     text=line.text,
                     at=line.time.ToDatetime(tzinfo=UTC) if line.HasField("time") else now(),
                     level=line.level,
+                    fields=dict(line.fields) or None,
+                    trace_id=line.trace_id,
+                    span_id=line.span_id,
                 )
             )
         await self._append(records)
@@ -150,8 +154,10 @@ class AttemptRunner:
         hub: LogHub,
         settings: CoordinatorSettings,
         secrets: SecretBox | None,
+        tracing: RunTracing | None = None,
     ) -> None:
         self._store = store
+        self._tracing = tracing
         self._dispatcher = dispatcher
         self._hub = hub
         self._settings = settings
@@ -163,10 +169,37 @@ class AttemptRunner:
         """Execute attempt ``attempt`` (already begun with ``token``). Raises LeaseLost."""
         # Read after the attempt began: no superseded driver can append lines past this point.
         run = await self._store.get_run(run_id)
+        if self._tracing is None:
+            return await self._run(run, attempt, token, coordinator_address, None)
+        began = now()
+        seen: dict[str, Any] = {}
+        outcome = "LOST"
+        try:
+            end = await self._run(run, attempt, token, coordinator_address, seen)
+            outcome = str(seen.get("outcome") or end.state.value)
+            return end
+        finally:
+            error = str(seen.get("error") or "")
+            attributes = {k: v for k, v in seen.items() if k not in ("outcome", "error")}
+            self._tracing.record_attempt(run, attempt, began, outcome, attributes, error)
+
+    async def _run(
+        self,
+        run: RunRecord,
+        attempt: int,
+        token: int,
+        coordinator_address: str,
+        seen: dict[str, Any] | None,
+    ) -> RunEnd:
+        """What ``run`` does; ``seen`` (when tracing) collects what the attempt's span says."""
+        run_id = run.id
         try:
             spec = await self._spec(run, attempt, token, coordinator_address)
         except CoordinatorError as exc:
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", type(exc).__name__, str(exc))
+        where = self._tracing.attempt_trace(run, attempt) if self._tracing is not None else None
+        if where is not None:
+            spec.trace.CopyFrom(where)
         logs = LogWriter(self._store, self._hub, run_id, attempt, run.last_sequence)
         await logs.system(f"attempt {attempt} dispatched")
         result: attempt_pb2.AttemptResult | None = None
@@ -178,10 +211,15 @@ class AttemptRunner:
                     if kind == "started":
                         task_id = event.started.task_id
                         await self._started(run_id, attempt, token, event.started)
+                        if seen is not None:
+                            seen.update(_started_attributes(event.started))
                     elif kind == "output":
                         await logs.output(event.output.lines)
                     elif kind == "batch":
                         await self._store.attempts.add_batches(run_id, [_batch(attempt, event.batch)])
+                    elif kind == "spans":
+                        if self._tracing is not None:
+                            await self._tracing.keep_worker_spans(run, attempt, event.spans)
                     elif kind == "result":
                         result = event.result
         except DispatchCancelled:
@@ -197,6 +235,10 @@ class AttemptRunner:
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", message)
         end = _end_from_result(result, task_id)
         outcome = attempt_pb2.AttemptOutcome.Name(result.outcome).removeprefix("ATTEMPT_OUTCOME_")
+        if seen is not None:
+            seen["outcome"] = outcome
+            if end.error is not None:
+                seen["error"] = f"{end.error.type}: {end.error.message}"
         await self._end(run_id, attempt, token, outcome, end.error)
         return end
 
@@ -301,6 +343,17 @@ class AttemptRunner:
                 max_log_lines=cfg.max_log_lines,
             ),
         )
+
+
+def _started_attributes(started: attempt_pb2.AttemptStarted) -> dict[str, Any]:
+    """What the attempt's span says of where it ran."""
+    return {
+        "host.name": started.node,
+        "container.id": started.container_id,
+        "container.image.name": started.image,
+        "process.pid": started.worker_pid,
+        "seedbed.ray.task_id": started.task_id,
+    }
 
 
 def aborted(reason: str) -> ErrorInfo:

@@ -20,6 +20,7 @@ import logging
 from datetime import datetime
 
 from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.store import FireRecord, RunRecord, Store
 from seedbed.coordinator.supervisor import RunSupervisor
 
@@ -30,10 +31,11 @@ class FireLauncher:
     """Starts fires' runs and releases waiting fires. Register it with
     ``RunSupervisor.add_listener``; ``aclose()`` waits for the aborts it started."""
 
-    def __init__(self, store: Store, supervisor: RunSupervisor, hub: LogHub) -> None:
+    def __init__(self, store: Store, supervisor: RunSupervisor, hub: LogHub, tracing: RunTracing) -> None:
         self._store = store
         self._supervisor = supervisor
         self._hub = hub
+        self._tracing = tracing
         self._aborts: set[asyncio.Task[None]] = set()
 
     async def fire(
@@ -46,15 +48,20 @@ class FireLauncher:
         trigger_id: str | None = None,
         scheduled_at: datetime | None = None,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
-        """``Store.fires.fire``, then :meth:`launch`."""
-        fire, run, created = await self._store.fires.fire(
-            scenario_id,
-            params,
-            idempotency_key,
-            triggered_by=triggered_by,
-            trigger_id=trigger_id,
-            scheduled_at=scheduled_at,
-        )
+        """``Store.fires.fire`` (in the fire's span, when tracing), then :meth:`launch`."""
+        tracing = self._tracing
+        with tracing.fire_span(scenario_id, trigger_id) as span:
+            fire, run, created = await self._store.fires.fire(
+                scenario_id,
+                params,
+                idempotency_key,
+                triggered_by=triggered_by,
+                trigger_id=trigger_id,
+                scheduled_at=scheduled_at,
+                traceparent=tracing.traceparent(span),
+            )
+            tracing.name_fire(span, fire.id, fire.run_id)
+        tracing.name_call(fire.id, fire.run_id)
         if created:
             await self.launch(fire, run)
         return fire, run, created

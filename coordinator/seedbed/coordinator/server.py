@@ -34,6 +34,7 @@ from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.ratelimits import RateLimiter
@@ -75,6 +76,7 @@ class Coordinator:
         self.supervisor: RunSupervisor | None = None
         self.fires: FireLauncher | None = None
         self.scheduler: TriggerScheduler | None = None
+        self.tracing: RunTracing | None = None
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.engine_problem: str | None = None
@@ -97,14 +99,22 @@ class Coordinator:
             log.error("%s", self.engine_problem)
         secrets = SecretBox.from_key_or_file(self.settings.secret_key, self.settings.data_dir)
         await bootstrap_admin(self.store, self.settings)
-        self.supervisor = RunSupervisor(self.store, self.dispatcher, self.hub, self.settings, secrets)
-        self.fires = FireLauncher(self.store, self.supervisor, self.hub)
+        self.tracing = RunTracing(self.settings, self.store)
+        self.supervisor = RunSupervisor(
+            self.store, self.dispatcher, self.hub, self.settings, secrets, tracing=self.tracing
+        )
+        self.fires = FireLauncher(self.store, self.supervisor, self.hub, self.tracing)
         self.supervisor.add_listener(self.fires)
+        self.supervisor.add_listener(self.tracing)
         self.scheduler = TriggerScheduler(self.store, self.fires, self.settings.trigger_interval_seconds)
         self.supervisor.add_listener(ReportSender(self.store, self.settings))
         limit = self.settings.max_message_bytes
+        interceptors: list[grpc.aio.ServerInterceptor] = [AuthInterceptor(self.store, secrets)]
+        traced = self.tracing.server_interceptor()
+        if traced is not None:
+            interceptors.insert(0, traced)  # first: a call the auth interceptor refuses is traced too
         self.server = grpc.aio.server(
-            interceptors=[AuthInterceptor(self.store, secrets)],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
@@ -138,6 +148,7 @@ class Coordinator:
                 RunPurger(self.store, self.dispatcher, self.hub, secrets),
                 self.fires,
                 limits,
+                self.tracing,
             ),
             self.server,
         )
@@ -152,6 +163,7 @@ class Coordinator:
             raise OSError(f"cannot listen on {self.settings.listen}: address in use or not available")
         await self.server.start()
         self.supervisor.coordinator_address = self.address
+        self.tracing.start()
         await self.supervisor.start()
         self.scheduler.start()
         for name in ("", *SERVICE_NAMES):
@@ -181,6 +193,8 @@ class Coordinator:
             await self.supervisor.aclose()
         if self.fires is not None:
             await self.fires.aclose()
+        if self.tracing is not None:
+            await self.tracing.aclose()
         await self.dispatcher.aclose()
         if self.store is not None:
             await self.store.aclose()

@@ -35,6 +35,7 @@ from seedbed.coordinator.model import (
     validate_params,
     validate_script,
 )
+from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.ratelimits import Limit, RateLimiter
@@ -258,9 +259,11 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         purger: RunPurger,
         fires: FireLauncher,
         limits: RateLimiter,
+        tracing: RunTracing,
     ) -> None:
         self._store = store
         self._fires = fires
+        self._tracing = tracing
         self._rates = limits
         self._supervisor = supervisor
         self._hub = hub
@@ -342,6 +345,13 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         run_id = _required("run_id", request.run_id)
         await authz.run_for(self._store, run_id, Role.EDITOR)
         return await self._purger.purge(run_id, dry_run=request.dry_run)
+
+    @guard
+    async def GetRunTrace(
+        self, request: run_pb2.GetRunTraceRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.GetRunTraceResponse:
+        run = await authz.run_for(self._store, _required("run_id", request.run_id), Role.VIEWER)
+        return await self._tracing.trace_of(run)
 
     async def _run(self, run: RunRecord) -> run_pb2.Run:
         """The run with its attempts and reports."""

@@ -1,0 +1,485 @@
+"""One trace per run: the coordinator's spans, the store that keeps every run's trace, OTLP export.
+
+The tree of a run::
+
+    RunService/RunScenario (gRPC server span, when a call made the fire)
+    └── fire                               recorded here, around the fire's resolution
+        └── run                            recorded here when the run ends (created → ended)
+            └── attempt N                  recorded here when the attempt ends (dispatch → end)
+                └── queue wait, image check, container create/start, script → steps → SDK calls
+                    → batches, shards …    recorded by the worker, sent back with the attempt's
+                                           events (``AttemptEvent.spans``)
+
+The run and attempt spans outlive any one coordinator process (a run may be taken over after a
+restart), so they are not live SDK spans: their ids are derived from the run id and attempt number
+(``derived_span_id``), known before they are recorded, and they are written as finished spans once
+their end is known. The fire's context is stored with the fire and copied onto its run
+(``runs.traceparent``), so a queued fire's run, started minutes later by another coordinator, still
+joins the trace. Rejected: keeping a live run span in memory (lost on restart, so the attempts of a
+taken-over run would hang from a span that never ends).
+
+Every span goes two ways: into the store, under the run (or under the fire, for the spans recorded
+before the fire had a run), through an in-memory queue flushed by a background task (never a store
+write on the thread that ends a span); and, when the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+``…_TRACES_ENDPOINT``) variable names a collector, to an OTLP/gRPC exporter behind a bounded batch
+queue on a thread of its own: a collector that is down costs a warning in the log and the spans
+past the queue, never a run's time.
+
+What the worker sends is trusted to the extent the worker is, but its contents came partly from the
+sandbox (step names, tables): the worker bounds them, and here a span of another trace is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.coordinator.periodic import PeriodicTask
+from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.coordinator.store import RunRecord, Store, now
+
+__all__ = [
+    "ATTEMPT",
+    "FIRE_ID",
+    "RUN_ID",
+    "SERVICE",
+    "RunTracing",
+    "derived_span_id",
+    "span_from_proto",
+    "span_to_proto",
+]
+
+log = logging.getLogger(__name__)
+
+SERVICE = "seedbed-coordinator"
+RUN_ID = "seedbed.run.id"
+FIRE_ID = "seedbed.fire.id"
+ATTEMPT = "seedbed.attempt"
+SCENARIO_ID = "seedbed.scenario.id"
+_SCOPE = InstrumentationScope("seedbed.coordinator")
+_PROPAGATOR = TraceContextTextMapPropagator()
+# How often kept spans are written to the store (and always before GetRunTrace reads).
+_FLUSH_SECONDS = 0.5
+# Spans waiting for the store at most; past it the oldest are counted as dropped for their run.
+_MAX_PENDING = 50_000
+
+_KINDS = {
+    SpanKind.INTERNAL: run_pb2.SPAN_KIND_INTERNAL,
+    SpanKind.SERVER: run_pb2.SPAN_KIND_SERVER,
+    SpanKind.CLIENT: run_pb2.SPAN_KIND_CLIENT,
+    SpanKind.PRODUCER: run_pb2.SPAN_KIND_PRODUCER,
+    SpanKind.CONSUMER: run_pb2.SPAN_KIND_CONSUMER,
+}
+_KINDS_BACK = {value: key for key, value in _KINDS.items()}
+_STATUS = {
+    StatusCode.UNSET: run_pb2.SPAN_STATUS_CODE_UNSPECIFIED,
+    StatusCode.OK: run_pb2.SPAN_STATUS_CODE_OK,
+    StatusCode.ERROR: run_pb2.SPAN_STATUS_CODE_ERROR,
+}
+_STATUS_BACK = {value: key for key, value in _STATUS.items()}
+
+
+def derived_span_id(*parts: object) -> int:
+    """A span id that is a function of ``parts`` (a run's or an attempt's), never 0."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def _derived(parent: SpanContext, *parts: object) -> SpanContext:
+    """The context of a span of ``parent``'s trace whose id derives from ``parts``."""
+    return SpanContext(parent.trace_id, derived_span_id(*parts), False, parent.trace_flags)
+
+
+def _traceparent(ctx: SpanContext) -> str:
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def parse_traceparent(text: str) -> SpanContext | None:
+    """The span context a W3C traceparent names; None when it is empty or malformed."""
+    if not text:
+        return None
+    ctx = trace.get_current_span(_PROPAGATOR.extract({"traceparent": text})).get_span_context()
+    return ctx if ctx.is_valid else None
+
+
+def _ns(value: datetime) -> int:
+    return int(value.timestamp() * 1e9)
+
+
+def _stamp(ns: int | None) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(ns or 0)
+    return stamp
+
+
+def span_to_proto(span: ReadableSpan) -> run_pb2.Span:
+    """A finished SDK span as the contract's Span."""
+    ctx = span.get_span_context()
+    assert ctx is not None  # every span the SDK (or this module) makes has one
+    out = run_pb2.Span(
+        trace_id=f"{ctx.trace_id:032x}",
+        span_id=f"{ctx.span_id:016x}",
+        parent_span_id=f"{span.parent.span_id:016x}" if span.parent is not None else "",
+        name=span.name,
+        kind=_KINDS.get(span.kind, run_pb2.SPAN_KIND_INTERNAL),
+        start_time=_stamp(span.start_time),
+        end_time=_stamp(span.end_time),
+        status_code=_STATUS[span.status.status_code],
+        status_message=span.status.description or "",
+        dropped_attributes_count=span.dropped_attributes,
+        service=str(span.resource.attributes.get("service.name", SERVICE)),
+    )
+    for key, value in (span.attributes or {}).items():
+        attribute = out.attributes.add(key=key)
+        if isinstance(value, bool):
+            attribute.bool_value = value
+        elif isinstance(value, int):
+            attribute.int_value = value
+        elif isinstance(value, float):
+            attribute.double_value = value
+        else:
+            attribute.string_value = value if isinstance(value, str) else json.dumps(value, default=str)
+    return out
+
+
+def span_from_proto(span: run_pb2.Span) -> ReadableSpan | None:
+    """A contract Span as a finished SDK span (for the exporter); None when its ids are unreadable."""
+    try:
+        trace_id = int(span.trace_id, 16)
+        span_id = int(span.span_id, 16)
+        parent_id = int(span.parent_span_id, 16) if span.parent_span_id else 0
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    attributes: dict[str, Any] = {}
+    for item in span.attributes:
+        kind = item.WhichOneof("value")
+        if kind is not None:
+            attributes[item.key] = getattr(item, kind)
+    return ReadableSpan(
+        name=span.name,
+        context=SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags),
+        parent=SpanContext(trace_id, parent_id, is_remote=False, trace_flags=flags) if parent_id else None,
+        resource=Resource({"service.name": span.service or "seedbed-worker"}),
+        attributes=attributes,
+        kind=_KINDS_BACK.get(span.kind, SpanKind.INTERNAL),
+        status=Status(_STATUS_BACK.get(span.status_code, StatusCode.UNSET), span.status_message or None),
+        start_time=span.start_time.ToNanoseconds(),
+        end_time=span.end_time.ToNanoseconds(),
+        instrumentation_scope=InstrumentationScope("seedbed.worker"),
+    )
+
+
+def _otlp_configured(env: Mapping[str, str]) -> bool:
+    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+class _Keeper(SpanProcessor):
+    """Queues every finished span that names its run (or fire) for the store."""
+
+    def __init__(self) -> None:
+        self.pending: deque[tuple[str, str, int, bytes]] = deque()
+        self.overflow: dict[str, int] = {}
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes or {}
+        owner = attributes.get(RUN_ID) or attributes.get(FIRE_ID)
+        ctx = span.get_span_context()
+        if not isinstance(owner, str) or ctx is None:
+            return
+        if len(self.pending) >= _MAX_PENDING:
+            self.overflow[owner] = self.overflow.get(owner, 0) + 1
+            return
+        self.pending.append((owner, f"{ctx.trace_id:032x}", 0, span_to_proto(span).SerializeToString()))
+
+
+class RunTracing:
+    """The coordinator's tracer and the keeper of runs' traces: ``start()``, ``aclose()``.
+
+    With ``settings.tracing`` off every method is a cheap no-op: no spans, no trace on attempts.
+    """
+
+    def __init__(
+        self, settings: CoordinatorSettings, store: Store, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.enabled = settings.tracing
+        self._store = store
+        self._max_spans = settings.max_trace_spans
+        self._max_attribute_length = settings.max_span_attribute_length
+        self._keeper = _Keeper()
+        self._export: BatchSpanProcessor | None = None
+        self._provider: TracerProvider | None = None
+        self._flushes = PeriodicTask("trace keeper", self.flush, _FLUSH_SECONDS)
+        self._flush_lock = asyncio.Lock()
+        if not self.enabled:
+            self.tracer: trace.Tracer = trace.NoOpTracer()
+            return
+        self._resource = Resource.create({"service.name": SERVICE})
+        self._provider = TracerProvider(
+            resource=self._resource,
+            span_limits=SpanLimits(
+                max_span_attributes=64, max_span_attribute_length=self._max_attribute_length
+            ),
+            shutdown_on_exit=False,
+        )
+        self._provider.add_span_processor(self._keeper)
+        if _otlp_configured(os.environ if env is None else env):
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            # The exporter reads the standard OTEL_EXPORTER_OTLP_* variables itself (endpoint,
+            # headers, certificates, timeout). Its queue is bounded: past it spans are dropped.
+            self._export = BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=4096)
+            self._provider.add_span_processor(self._export)
+            log.info("traces: exporting over OTLP as well")
+        self.tracer = self._provider.get_tracer("seedbed.coordinator")
+
+    @property
+    def provider(self) -> TracerProvider | None:
+        """The provider of the coordinator's live spans (None when tracing is off)."""
+        return self._provider
+
+    def server_interceptor(self) -> grpc.aio.ServerInterceptor | None:
+        """The gRPC server's span per call (OpenTelemetry's instrumentation); None when off."""
+        if self._provider is None:
+            return None
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+        interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
+            tracer_provider=self._provider
+        )
+        return interceptor
+
+    def start(self) -> None:
+        if self.enabled:
+            self._flushes.start()
+
+    async def aclose(self) -> None:
+        await self._flushes.aclose()
+        await self.flush()
+        if self._export is not None:
+            # Bounded: a collector that is down must not hold the coordinator's shutdown for long
+            # (the exporter retries for up to OTEL_EXPORTER_OTLP_TIMEOUT on a daemon thread).
+            closing = threading.Thread(target=self._export.shutdown, name="otlp-shutdown", daemon=True)
+            closing.start()
+            await asyncio.to_thread(closing.join, 2.0)
+
+    # -- the fire ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def fire_span(self, scenario_id: str, trigger_id: str | None) -> Iterator[trace.Span]:
+        """The span of a fire's resolution, the child of the current one (the RunScenario call's)
+        or a trace's root (a trigger's fire). Name the fire and run on it with :meth:`name_fire`."""
+        attributes: dict[str, Any] = {SCENARIO_ID: scenario_id}
+        if trigger_id:
+            attributes["seedbed.trigger.id"] = trigger_id
+        with self.tracer.start_as_current_span("fire", attributes=attributes) as span:
+            yield span
+
+    @staticmethod
+    def traceparent(span: trace.Span) -> str:
+        """A live span's W3C traceparent; empty for a span that records nothing."""
+        ctx = span.get_span_context()
+        return _traceparent(ctx) if span.is_recording() and ctx.is_valid else ""
+
+    @staticmethod
+    def name_fire(span: trace.Span, fire_id: str, run_id: str | None) -> None:
+        """Put the fire's (and run's) id on the fire's span, so it is kept with the run's trace."""
+        span.set_attribute(FIRE_ID, fire_id)
+        if run_id:
+            span.set_attribute(RUN_ID, run_id)
+
+    @staticmethod
+    def name_call(fire_id: str, run_id: str | None) -> None:
+        """Name the fire (and run) on the current span: the RunScenario call's, once ``fire_span``
+        has ended (outside a call, the current span records nothing and this does nothing)."""
+        span = trace.get_current_span()
+        span.set_attribute(FIRE_ID, fire_id)
+        if run_id:
+            span.set_attribute(RUN_ID, run_id)
+
+    # -- the run and its attempts --------------------------------------------------------------------
+
+    def attempt_trace(self, run: RunRecord, attempt: int) -> attempt_pb2.AttemptTrace | None:
+        """Where the worker's spans of this attempt go; None when the run has no trace."""
+        parent = parse_traceparent(run.traceparent) if self.enabled else None
+        if parent is None:
+            return None
+        ctx = _derived(parent, run.id, "attempt", attempt)
+        dispatched = Timestamp()
+        dispatched.GetCurrentTime()
+        return attempt_pb2.AttemptTrace(
+            traceparent=_traceparent(ctx),
+            max_spans=self._max_spans,
+            max_attribute_length=self._max_attribute_length,
+            dispatch_time=dispatched,
+        )
+
+    def record_attempt(
+        self,
+        run: RunRecord,
+        attempt: int,
+        began: datetime,
+        outcome: str,
+        attributes: Mapping[str, Any],
+        error: str = "",
+    ) -> None:
+        """The attempt's span, from its dispatch to now."""
+        parent = parse_traceparent(run.traceparent) if self.enabled else None
+        if parent is None:
+            return
+        self._record(
+            f"attempt {attempt}",
+            _derived(parent, run.id, "attempt", attempt),
+            _derived(parent, run.id, "run"),
+            began,
+            now(),
+            {RUN_ID: run.id, ATTEMPT: attempt, "seedbed.attempt.outcome": outcome, **attributes},
+            error,
+        )
+
+    def record_run(self, run: RunRecord) -> None:
+        """The run's span, from its creation to its end (``run.ended_at``)."""
+        parent = parse_traceparent(run.traceparent) if self.enabled else None
+        if parent is None:
+            return
+        error = ""
+        if run.error is not None:
+            error = f"{run.error.type}: {run.error.message}"[: self._max_attribute_length]
+        self._record(
+            "run",
+            _derived(parent, run.id, "run"),
+            parent,
+            run.created_at,
+            run.ended_at or now(),
+            {
+                RUN_ID: run.id,
+                SCENARIO_ID: run.scenario_id,
+                "seedbed.fire.id": run.fire_id,
+                "seedbed.run.state": run.state.value,
+                "seedbed.run.attempts": run.attempt_count,
+                "seedbed.project": run.project_key,
+            },
+            error if run.state.value == "FAILED" else "",
+        )
+
+    def _record(
+        self,
+        name: str,
+        ctx: SpanContext,
+        parent: SpanContext,
+        start: datetime,
+        end: datetime,
+        attributes: Mapping[str, Any],
+        error: str,
+    ) -> None:
+        span = ReadableSpan(
+            name=name,
+            context=ctx,
+            parent=parent,
+            resource=self._resource,
+            attributes=dict(attributes),
+            kind=SpanKind.INTERNAL,
+            status=Status(StatusCode.ERROR, error) if error else Status(StatusCode.UNSET),
+            start_time=_ns(start),
+            end_time=max(_ns(end), _ns(start)),
+            instrumentation_scope=_SCOPE,
+        )
+        self._keeper.on_end(span)
+        if self._export is not None:
+            self._export.on_end(span)
+
+    async def keep_worker_spans(self, run: RunRecord, attempt: int, report: attempt_pb2.AttemptSpans) -> None:
+        """Keep what the worker sent for an attempt of ``run`` (within the run's cap) and export it."""
+        trace_id = run.trace_id
+        if not self.enabled or not trace_id:
+            return
+        mine = [span for span in report.spans if span.trace_id == trace_id]
+        strays = len(report.spans) - len(mine)
+        if strays:
+            log.warning("run %s attempt %d: dropped %d span(s) of another trace", run.id, attempt, strays)
+        await self._store.spans.add(
+            run.id,
+            trace_id,
+            attempt,
+            [span.SerializeToString() for span in mine],
+            cap=self._max_spans,
+            dropped=report.dropped + strays,
+        )
+        if self._export is not None:
+            for span in mine:
+                readable = span_from_proto(span)
+                if readable is not None:
+                    self._export.on_end(readable)
+
+    async def run_started(self, run: RunRecord) -> None:
+        return None
+
+    async def run_finished(self, run: RunRecord) -> None:
+        """(A RunListener.) Record the run's span once it has ended."""
+        self.record_run(run)
+
+    # -- the store ---------------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write the spans queued so far to the store."""
+        async with self._flush_lock:
+            pending, self._keeper.pending = self._keeper.pending, deque()
+            overflow, self._keeper.overflow = self._keeper.overflow, {}
+            by_owner: dict[tuple[str, str], list[bytes]] = {}
+            for owner, trace_id, _attempt, data in pending:
+                by_owner.setdefault((owner, trace_id), []).append(data)
+            for (owner, trace_id), spans in by_owner.items():
+                try:
+                    await self._store.spans.add(owner, trace_id, 0, spans, dropped=overflow.pop(owner, 0))
+                except Exception:  # noqa: BLE001 - a trace must never take the coordinator down
+                    log.exception("could not keep %d span(s) of %s", len(spans), owner)
+            for owner, lost in overflow.items():
+                with contextlib.suppress(Exception):
+                    await self._store.spans.add(owner, "", 0, [], dropped=lost)
+
+    async def trace_of(self, run: RunRecord) -> run_pb2.GetRunTraceResponse:
+        """The run's kept trace, ordered by start time, with what was dropped said in words."""
+        await self.flush()
+        latest = await self._store.get_run(run.id)
+        spans = [run_pb2.Span.FromString(data) for data in await self._store.spans.of_run(latest)]
+        spans.sort(key=lambda s: (s.start_time.ToNanoseconds(), s.end_time.ToNanoseconds() * -1))
+        note = ""
+        if latest.dropped_spans:
+            note = (
+                f"{latest.dropped_spans} span(s) of this run were not kept: a run keeps at most "
+                f"{self._max_spans} spans sent by its attempts (SEEDBED_MAX_TRACE_SPANS); the run, "
+                "attempt, sandbox and step spans are always kept"
+            )
+        if not latest.trace_id:
+            note = "this run has no trace: tracing was off (SEEDBED_TRACING) when it was fired"
+        return run_pb2.GetRunTraceResponse(
+            trace_id=latest.trace_id,
+            spans=spans,
+            dropped_spans=latest.dropped_spans,
+            max_spans=self._max_spans,
+            note=note,
+        )
