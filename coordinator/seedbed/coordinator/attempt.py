@@ -26,6 +26,7 @@ from seedbed.coordinator.connections import run_snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError, LeaseLost
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.observability.metrics import CoordinatorMetrics
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -155,9 +156,11 @@ class AttemptRunner:
         settings: CoordinatorSettings,
         secrets: SecretBox | None,
         tracing: RunTracing | None = None,
+        metrics: CoordinatorMetrics | None = None,
     ) -> None:
         self._store = store
         self._tracing = tracing
+        self._metrics = metrics or CoordinatorMetrics()  # without one: recorded, served nowhere
         self._dispatcher = dispatcher
         self._hub = hub
         self._settings = settings
@@ -204,12 +207,14 @@ class AttemptRunner:
         await logs.system(f"attempt {attempt} dispatched")
         result: attempt_pb2.AttemptResult | None = None
         task_id = ""
+        timer = self._metrics.attempt_dispatched()
         try:
             async with contextlib.aclosing(self._dispatcher.execute(spec)) as events:
                 async for event in events:
                     kind = event.WhichOneof("event")
                     if kind == "started":
                         task_id = event.started.task_id
+                        timer.started(event.started)
                         await self._started(run_id, attempt, token, event.started)
                         if seen is not None:
                             seen.update(_started_attributes(event.started))
@@ -217,20 +222,26 @@ class AttemptRunner:
                         await logs.output(event.output.lines)
                     elif kind == "batch":
                         await self._store.attempts.add_batches(run_id, [_batch(attempt, event.batch)])
+                        self._metrics.batch_written(event.batch)
                     elif kind == "spans":
+                        timer.spans(event.spans.spans)
                         if self._tracing is not None:
                             await self._tracing.keep_worker_spans(run, attempt, event.spans)
                     elif kind == "result":
                         result = event.result
+                        self._metrics.lines_dropped(result.dropped_lines)
         except DispatchCancelled:
             latest = await self._store.get_run(run_id)
             reason = latest.abort_reason or "cancelled"
             await self._end(run_id, attempt, token, "ABORTED", None)
+            timer.ended("ABORTED")
             await logs.system(f"aborted: {reason}")
             return RunEnd(RunState.ABORTED, aborted(reason))
         except DispatchError as exc:
+            timer.ended("INFRASTRUCTURE")
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", str(exc))
         if result is None:
+            timer.ended("INFRASTRUCTURE")
             message = "the worker ended without a result"
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", message)
         end = _end_from_result(result, task_id)
@@ -240,6 +251,7 @@ class AttemptRunner:
             if end.error is not None:
                 seen["error"] = f"{end.error.type}: {end.error.message}"
         await self._end(run_id, attempt, token, outcome, end.error)
+        timer.ended(outcome)
         return end
 
     async def _started(

@@ -46,6 +46,7 @@ import httpx
 
 from seedbed.coordinator.egress import EgressPolicy, IPAddress
 from seedbed.coordinator.errors import NotFoundError
+from seedbed.coordinator.observability.metrics import CoordinatorMetrics
 from seedbed.coordinator.reporters import (
     DEFAULT_BODY,
     DEFAULT_SUBJECT,
@@ -83,9 +84,12 @@ class _Permanent(Exception):
 class ReportSender:
     """The run listener that delivers reports."""
 
-    def __init__(self, store: Store, settings: CoordinatorSettings) -> None:
+    def __init__(
+        self, store: Store, settings: CoordinatorSettings, metrics: CoordinatorMetrics | None = None
+    ) -> None:
         self._store = store
         self._settings = settings
+        self._metrics = metrics or CoordinatorMetrics()  # without one: recorded, served nowhere
         self._egress = EgressPolicy.parse(settings.webhook_allowed_hosts)
         self._rng = random.Random()
 
@@ -127,6 +131,7 @@ class ReportSender:
         await self._store.reports.record(
             run.id, spec.id, event, status=status, tries=tries, error=error or ""
         )
+        self._metrics.report_delivered(spec.kind, event, status)
         elapsed = time.monotonic() - started
         if error is None:
             log.info(

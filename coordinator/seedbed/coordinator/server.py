@@ -34,6 +34,7 @@ from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.observability.metrics import CoordinatorMetrics, MetricsEndpoint
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
@@ -77,6 +78,8 @@ class Coordinator:
         self.fires: FireLauncher | None = None
         self.scheduler: TriggerScheduler | None = None
         self.tracing: RunTracing | None = None
+        self.metrics: CoordinatorMetrics | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.engine_problem: str | None = None
@@ -87,12 +90,21 @@ class Coordinator:
         host = self.settings.listen.rpartition(":")[0]
         return f"{host}:{self.port}"
 
+    @property
+    def metrics_address(self) -> str:
+        """host:port of GET /metrics ('' when SEEDBED_METRICS_LISTEN is empty or before start)."""
+        return self.metrics_endpoint.address if self.metrics_endpoint is not None else ""
+
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         # The data folder holds the secret key, the admin key and (by default) the store.
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.settings.data_dir.chmod(0o700)
         self.store = await Store.open(self.settings.resolved_store_url())
+        self.metrics = CoordinatorMetrics(self.store)
+        if self.settings.metrics_listen:  # bound before Ray starts: a port in use fails at once
+            self.metrics_endpoint = MetricsEndpoint(self.settings.metrics_listen, self.metrics.registry)
+            self.metrics_endpoint.start()
         await self.dispatcher.start()
         self.engine_problem = await self.dispatcher.probe_engine()
         if self.engine_problem:
@@ -101,18 +113,26 @@ class Coordinator:
         await bootstrap_admin(self.store, self.settings)
         self.tracing = RunTracing(self.settings, self.store)
         self.supervisor = RunSupervisor(
-            self.store, self.dispatcher, self.hub, self.settings, secrets, tracing=self.tracing
+            self.store,
+            self.dispatcher,
+            self.hub,
+            self.settings,
+            secrets,
+            tracing=self.tracing,
+            metrics=self.metrics,
         )
         self.fires = FireLauncher(self.store, self.supervisor, self.hub, self.tracing)
         self.supervisor.add_listener(self.fires)
         self.supervisor.add_listener(self.tracing)
+        self.supervisor.add_listener(self.metrics)
         self.scheduler = TriggerScheduler(self.store, self.fires, self.settings.trigger_interval_seconds)
-        self.supervisor.add_listener(ReportSender(self.store, self.settings))
+        self.supervisor.add_listener(ReportSender(self.store, self.settings, self.metrics))
         limit = self.settings.max_message_bytes
         interceptors: list[grpc.aio.ServerInterceptor] = [AuthInterceptor(self.store, secrets)]
         traced = self.tracing.server_interceptor()
         if traced is not None:
             interceptors.insert(0, traced)  # first: a call the auth interceptor refuses is traced too
+        interceptors.insert(0, self.metrics.interceptor())  # first too: refused calls are counted
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=[
@@ -164,6 +184,7 @@ class Coordinator:
         await self.server.start()
         self.supervisor.coordinator_address = self.address
         self.tracing.start()
+        self.metrics.start()
         await self.supervisor.start()
         self.scheduler.start()
         for name in ("", *SERVICE_NAMES):
@@ -195,6 +216,10 @@ class Coordinator:
             await self.fires.aclose()
         if self.tracing is not None:
             await self.tracing.aclose()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.aclose()
+        if self.metrics is not None:
+            await self.metrics.aclose()
         await self.dispatcher.aclose()
         if self.store is not None:
             await self.store.aclose()

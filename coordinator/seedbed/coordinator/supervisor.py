@@ -34,6 +34,7 @@ from seedbed.coordinator.errors import LeaseLost
 from seedbed.coordinator.janitor import SandboxJanitor
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.observability.metrics import CoordinatorMetrics
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.retry import RetryPolicy
@@ -84,6 +85,7 @@ class RunSupervisor:
         secrets: SecretBox | None = None,
         *,
         tracing: RunTracing | None = None,
+        metrics: CoordinatorMetrics | None = None,
     ) -> None:
         # Where workers reach this coordinator (workspace downloads); set once the server listens.
         self.coordinator_address = ""
@@ -93,7 +95,7 @@ class RunSupervisor:
         self._settings = settings
         self._holder = settings.resolved_coordinator_id()
         self._lease = timedelta(seconds=settings.lease_seconds)
-        self._runner = AttemptRunner(store, dispatcher, hub, settings, secrets, tracing)
+        self._runner = AttemptRunner(store, dispatcher, hub, settings, secrets, tracing, metrics)
         self._janitor = SandboxJanitor(store, dispatcher, settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._leases: dict[str, _Lease] = {}
