@@ -26,6 +26,7 @@ from seedbed.coordinator.connections import run_snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError, LeaseLost
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.observability.logs import bind_run
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.secrets import SecretBox
@@ -172,19 +173,21 @@ class AttemptRunner:
         """Execute attempt ``attempt`` (already begun with ``token``). Raises LeaseLost."""
         # Read after the attempt began: no superseded driver can append lines past this point.
         run = await self._store.get_run(run_id)
+        bind_run(run.id, attempt, run.trace_id)  # the coordinator's log lines about it say so
         if self._tracing is None:
             return await self._run(run, attempt, token, coordinator_address, None)
         began = now()
         seen: dict[str, Any] = {}
-        outcome = "LOST"
+        end: RunEnd | None = None
         try:
             end = await self._run(run, attempt, token, coordinator_address, seen)
-            outcome = str(seen.get("outcome") or end.state.value)
             return end
         finally:
-            error = str(seen.get("error") or "")
-            attributes = {k: v for k, v in seen.items() if k not in ("outcome", "error")}
-            self._tracing.record_attempt(run, attempt, began, outcome, attributes, error)
+            # Also when the attempt was superseded or the coordinator is closing (no end: LOST).
+            outcome = str(seen.pop("outcome", None) or (end.state.value if end else "LOST"))
+            failed = end is not None and end.state is RunState.FAILED and end.error is not None
+            error = f"{end.error.type}: {end.error.message}" if failed and end and end.error else ""
+            self._tracing.record_attempt(run, attempt, began, outcome, seen, error)
 
     async def _run(
         self,
@@ -248,8 +251,6 @@ class AttemptRunner:
         outcome = attempt_pb2.AttemptOutcome.Name(result.outcome).removeprefix("ATTEMPT_OUTCOME_")
         if seen is not None:
             seen["outcome"] = outcome
-            if end.error is not None:
-                seen["error"] = f"{end.error.type}: {end.error.message}"
         await self._end(run_id, attempt, token, outcome, end.error)
         timer.ended(outcome)
         return end

@@ -18,6 +18,9 @@ It "runs" a tiny line language instead of Python, so tests can script what an at
                         its id "CONN/CALL/BATCH" goes to every open step
     step NAME           open a step (steps nest); a failure inside it names the innermost one
     end                 close the innermost open step (SUCCESS)
+    spans N [DROPPED]   report N worker spans "call K", children of the attempt's span (when the
+                        attempt is traced), and DROPPED spans the worker did not record
+    foreign-span        report a span of another trace (the coordinator must not keep it)
 
 Every attempt runs as the fake worker task ``fake-task-<run id>-<attempt>``.
 
@@ -179,6 +182,9 @@ class FakeDispatcher:
                     batch = _batch(arg)
                     steps.note_batch(f"{batch.connection_id}/{batch.call}/{batch.batch}")
                     yield attempt_pb2.AttemptEvent(batch=batch)
+                elif op in ("spans", "foreign-span"):
+                    if spec.HasField("trace"):
+                        yield _spans(spec.trace.traceparent, op, arg)
                 elif op == "step":
                     steps.open(arg)
                 elif op == "end":
@@ -241,6 +247,28 @@ def _output(op: str, text: str) -> attempt_pb2.AttemptEvent:
         sequence=1, stream=stream, text=text, time=_now(), level="warning" if op == "warn" else ""
     )
     return attempt_pb2.AttemptEvent(output=attempt_pb2.AttemptOutput(lines=[line]))
+
+
+def _spans(traceparent: str, op: str, arg: str) -> attempt_pb2.AttemptEvent:
+    """Worker spans under the attempt's span (see the module's doc)."""
+    _version, trace_id, parent, _flags = traceparent.split("-")
+    count, _, dropped = arg.partition(" ")
+    if op == "foreign-span":
+        trace_id, count = "f" * 32, "1"
+    spans = [
+        run_pb2.Span(
+            trace_id=trace_id,
+            span_id=hashlib.sha256(f"{traceparent}/{op}/{k}".encode()).hexdigest()[:16],
+            parent_span_id=parent,
+            name=f"call {k}",
+            kind=run_pb2.SPAN_KIND_INTERNAL,
+            start_time=_now(),
+            end_time=_now(),
+            service="seedbed-worker",
+        )
+        for k in range(int(count))
+    ]
+    return attempt_pb2.AttemptEvent(spans=attempt_pb2.AttemptSpans(spans=spans, dropped=int(dropped or 0)))
 
 
 def _batch(arg: str) -> run_pb2.WriteBatch:

@@ -34,6 +34,7 @@ from seedbed.coordinator.errors import LeaseLost
 from seedbed.coordinator.janitor import SandboxJanitor
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
+from seedbed.coordinator.observability.logs import bind_run
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.periodic import PeriodicTask
@@ -185,6 +186,7 @@ class RunSupervisor:
 
     async def _drive(self, run_id: str) -> None:
         """The run's body and its lease keeper; whichever ends first ends the other."""
+        bind_run(run_id)  # this task's log lines (and its children's) concern the run
         lease = self._leases[run_id] = _Lease(run_id)
         body = asyncio.create_task(self._drive_run(lease), name=f"run-{run_id}")
         keeper = asyncio.create_task(self._keep_lease(lease), name=f"lease-{run_id}")

@@ -1,0 +1,141 @@
+"""One trace per run, the coordinator's side: the RunScenario call, the fire, the run and each attempt
+as spans of one trace, the worker's spans kept under the run within the cap, GetRunTrace. A real gRPC
+server and store (SQLite and PostgreSQL) with the fake executor; the worker's own spans are tested
+against the real sandbox in tests/integration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2
+from seedbed.client import Client
+from seedbed.coordinator import running_in_thread
+from seedbed.coordinator.fakes import FakeDispatcher
+from tests.conftest import auth_metadata, eventually, settings_for
+
+RUN_SCENARIO = "/seedbed.api.v1.RunService/RunScenario"
+
+
+def _trace(coordinator: Any, run_id: str) -> run_pb2.GetRunTraceResponse:
+    with grpc.insecure_channel(coordinator.address) as channel:
+        stub = run_pb2_grpc.RunServiceStub(channel)
+        response: run_pb2.GetRunTraceResponse = stub.GetRunTrace(
+            run_pb2.GetRunTraceRequest(run_id=run_id), metadata=auth_metadata()
+        )
+        return response
+
+
+def _by_name(trace: run_pb2.GetRunTraceResponse) -> dict[str, run_pb2.Span]:
+    return {span.name: span for span in trace.spans}
+
+
+@pytest.fixture
+def capped(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, Client]]:
+    settings = settings_for(store_url, tmp_path, max_trace_spans=100)
+    with running_in_thread(settings, FakeDispatcher()) as coordinator, Client(coordinator.address) as client:
+        yield coordinator, client
+
+
+def test_a_run_is_one_trace_from_the_call_to_its_attempts(fake_coordinator: tuple[Any, Client]) -> None:
+    coordinator, client = fake_coordinator
+    client.put_scenario(
+        "traced",
+        script="attempt<2: lost gone\nprint hi\nspans 3",
+        settings=scenario_pb2.ScenarioSettings(
+            retry_policy=scenario_pb2.RetryPolicy(maximum_attempts=2, initial_backoff_seconds=0.1)
+        ),
+    )
+    run = client.wait(client.run("traced").run_id)
+    assert run.state == run_pb2.RUN_STATE_SUCCESS and run.attempt_count == 2
+    assert len(run.trace_id) == 32
+
+    trace = _trace(coordinator, run.id)
+    assert trace.trace_id == run.trace_id
+    assert all(span.trace_id == run.trace_id for span in trace.spans)
+    spans = _by_name(trace)
+    call, fire, root = spans[RUN_SCENARIO], spans["fire"], spans["run"]
+    assert call.kind == run_pb2.SPAN_KIND_SERVER and not call.parent_span_id
+    assert fire.parent_span_id == call.span_id
+    assert root.parent_span_id == fire.span_id
+    first, second = spans["attempt 1"], spans["attempt 2"]
+    # Retries are separate attempt spans of the same run.
+    assert first.parent_span_id == second.parent_span_id == root.span_id
+    assert first.status_code == run_pb2.SPAN_STATUS_CODE_ERROR
+    assert second.status_code != run_pb2.SPAN_STATUS_CODE_ERROR
+    attributes = {a.key: a for a in root.attributes}
+    assert attributes["seedbed.run.id"].string_value == run.id
+    assert attributes["seedbed.run.state"].string_value == "SUCCESS"
+    # The worker's spans hang from their attempt's span.
+    calls = [span for span in trace.spans if span.name.startswith("call ")]
+    assert len(calls) == 3 and {span.parent_span_id for span in calls} == {second.span_id}
+    assert {span.service for span in calls} == {"seedbed-worker"}
+    assert call.service == fire.service == "seedbed-coordinator"
+    starts = [span.start_time.ToNanoseconds() for span in trace.spans]
+    assert starts == sorted(starts)
+    assert trace.dropped_spans == 0 and not trace.note
+
+
+def test_worker_spans_past_the_cap_and_of_other_traces_are_dropped_and_counted(
+    capped: tuple[Any, Client],
+) -> None:
+    coordinator, client = capped
+    client.put_scenario("flood", script="spans 80 5\nspans 80\nforeign-span")
+    run = client.wait(client.run("flood").run_id)
+    # The run itself is unaffected.
+    assert run.state == run_pb2.RUN_STATE_SUCCESS
+
+    trace = _trace(coordinator, run.id)
+    calls = [span for span in trace.spans if span.name.startswith("call ")]
+    assert len(calls) == 100
+    assert all(span.trace_id == run.trace_id for span in trace.spans)
+    # 60 past the cap, 5 the worker did not record, 1 of another trace.
+    assert trace.dropped_spans == 66
+    assert trace.max_spans == 100
+    assert "SEEDBED_MAX_TRACE_SPANS" in trace.note
+    # The frame is kept whatever the cap.
+    assert {"fire", "run", "attempt 1", RUN_SCENARIO} <= set(_by_name(trace))
+
+
+def test_a_queued_fire_s_run_joins_the_fire_s_trace(fake_coordinator: tuple[Any, Client]) -> None:
+    coordinator, client = fake_coordinator
+    client.put_scenario(
+        "queued",
+        script="sleep 0.5\nprint done",
+        settings=scenario_pb2.ScenarioSettings(overlap_policy=scenario_pb2.OVERLAP_POLICY_QUEUE_ALL),
+    )
+    first = client.run("queued")
+    waiting = client.run("queued")
+    assert waiting.state == run_pb2.TRIGGER_FIRE_STATE_PENDING
+    client.wait(first.run_id)
+    run_id = eventually(lambda: client.get_fire(waiting.id).run_id)
+    run = client.wait(run_id)
+    trace = _trace(coordinator, run.id)
+    spans = _by_name(trace)
+    # The call that made the fire ended long before the run existed; it is still in the trace.
+    assert spans["fire"].parent_span_id == spans[RUN_SCENARIO].span_id
+    assert spans["run"].parent_span_id == spans["fire"].span_id
+    assert trace.trace_id != client.get_run(first.run_id).trace_id
+
+
+def test_unknown_run_is_not_found(fake_coordinator: tuple[Any, Client]) -> None:
+    coordinator, _ = fake_coordinator
+    with pytest.raises(grpc.RpcError) as caught:
+        _trace(coordinator, "run_nope")
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_tracing_off_records_nothing(store_url: str, tmp_path: Path) -> None:
+    settings = settings_for(store_url, tmp_path, tracing=False)
+    dispatcher = FakeDispatcher()
+    with running_in_thread(settings, dispatcher) as coordinator, Client(coordinator.address) as client:
+        client.put_scenario("plain", script="print hi\nspans 3")
+        run = client.wait(client.run("plain").run_id)
+        assert run.state == run_pb2.RUN_STATE_SUCCESS and run.trace_id == ""
+        assert not dispatcher.specs[-1].HasField("trace")
+        trace = _trace(coordinator, run.id)
+        assert not trace.spans and "tracing was off" in trace.note
