@@ -10,7 +10,7 @@ contender writes into its own fresh database, in this run, one after the other:
 - (a) hand-written numpy over Faker pools → COPY text, keys declared first (the yardstick);
 - (b) the same, keys added after the load (their build is in the time);
 - (c) a plain Faker + SQLAlchemy ORM script, at 1/10 of the scale (compared in rows/s);
-- Seedbed, once per `--writers` value: the scenario `SCRIPT` through gRPC → Ray → worker (embedded
+- Seedbed, once per `--writers` value (tracing on, the default): the scenario `SCRIPT` through gRPC → Ray → worker (embedded
   coordinator with its SQLite store, local Ray, local Docker), with the connection's bulk option
   `writers` set (shards of one insert written in parallel). Its time runs from RunScenario to the
   run's end as the client sees it (the figure the targets use); the run's own start → end is shown
@@ -20,6 +20,9 @@ contender writes into its own fresh database, in this run, one after the other:
 Every contender's time includes generating its rows, and every load is checked afterwards
 (`check_load`: counts, no orphan order, both keys present). The targets printed at the end:
 Seedbed within 1.3x (a)'s seconds, and at least 15x (c)'s rows/s.
+
+The keys-after Seedbed run is measured twice, tracing on and off (a second embedded coordinator
+with SEEDBED_TRACING=false on the same Ray): tracing may cost at most 5% of its rows/s.
 
 `--no-seedbed` measures the hand-written contenders only. Last, the write ledger's own cost: one
 shard of customers written through the ledger, next to the same batches COPYed without it.
@@ -59,6 +62,9 @@ SCENARIO = "bench-bulk"
 # The templates users start from (examples/bulk).
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bulk"
 SECONDS_TARGET, ROWS_PER_SECOND_TARGET = 1.3, 15.0
+# Tracing on may cost at most this much of the bulk seed's rows/s (off / on).
+TRACING_TARGET = 1.05
+UNTRACED = "tracing off"
 
 CUSTOMER_TEMPLATE = (EXAMPLE / "customer.yaml").read_text()
 ORDER_TEMPLATE = (EXAMPLE / "order.yaml").read_text()
@@ -200,9 +206,15 @@ class SeedbedBench:
         )
 
 
-def seedbed_bench(stack: ExitStack, shard_rows: int | None) -> SeedbedBench:
+def seedbed_bench(stack: ExitStack, shard_rows: int | None, tracing: bool = True) -> SeedbedBench:
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-    settings = CoordinatorSettings(listen="127.0.0.1:0", data_dir=tmp, admin_api_key=ADMIN_KEY)
+    settings = CoordinatorSettings(
+        listen="127.0.0.1:0",
+        data_dir=tmp,
+        admin_api_key=ADMIN_KEY,
+        tracing=tracing,
+        metrics_listen="127.0.0.1:0",
+    )
     coordinator = stack.enter_context(running_in_thread(settings))
     client = stack.enter_context(Client(coordinator.address, api_key=ADMIN_KEY))
     for source in (CUSTOMER_TEMPLATE, ORDER_TEMPLATE):
@@ -255,15 +267,18 @@ def contenders(args: argparse.Namespace, customers: int, orders: int) -> Iterato
                 ),
             )
         writers = args.keys_after_writers
+        keys_after = functools.partial(
+            SeedbedBench.run, customers=customers, orders=orders, writers=writers, keys_after=True
+        )
         yield (
             f"Seedbed, keys after, writers={writers}",
-            measured(
-                functools.partial(
-                    bench.run, customers=customers, orders=orders, writers=writers, keys_after=True
-                ),
-                customers,
-                orders,
-            ),
+            measured(functools.partial(keys_after, bench), customers, orders),
+        )
+        # The same run on a coordinator with tracing off (same Ray, same worker processes).
+        untraced = seedbed_bench(stack, args.shard_rows, tracing=False)
+        yield (
+            f"Seedbed, keys after, writers={writers}, {UNTRACED}",
+            measured(functools.partial(keys_after, untraced), customers, orders),
         )
 
 
@@ -311,6 +326,16 @@ def report(results: list[tuple[str, Load]], no_seedbed: bool) -> None:
             print(
                 f"  (keys after, writers={load.writers}: {load.seconds / b.seconds:.2f}x the seconds of (b))"
             )
+    untraced = [load for name, load in results if name.endswith(UNTRACED)]
+    traced = [
+        load
+        for name, load in results
+        if isinstance(load, SeedbedLoad) and load.keys_after and not name.endswith(UNTRACED)
+    ]
+    if untraced and traced:
+        cost = untraced[0].rows_per_second / traced[0].rows_per_second
+        verdict = "MET" if cost <= TRACING_TARGET else "MISSED"
+        print(f"  tracing's cost (rows/s off / on, keys after): {cost:.3f} <= {TRACING_TARGET} — {verdict}")
 
 
 def writers_list(text: str) -> list[int]:

@@ -7,6 +7,9 @@ Figures (medians): RunScenario → first log line, and → completion, for a tri
 `--burst` trivial runs submitted at once, completed runs per second, next to the same number of
 bare `docker run`s with the same concurrency. Embedded defaults: SQLite store, local Ray, local
 Docker.
+
+A second table sets the same Seedbed figures with tracing on (the default: every run a trace, kept in
+the store) against tracing off (SEEDBED_TRACING=false), measured in the same run, on the same Ray.
 """
 
 from __future__ import annotations
@@ -119,21 +122,18 @@ def burst_docker(image: str, n: int, slots: int, hardened: bool = False) -> floa
     return n / (time.perf_counter() - start)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--burst", type=int, default=50)
-    parser.add_argument("--slots", type=int, default=4, help="sandboxes at once (both sides)")
-    args = parser.parse_args()
-
-    image = ensure_image(docker.from_env())
-    bare = [bare_docker(image) for _ in range(args.repeat + 1)][1:]  # first one warms the cache
-    hard = [bare_docker(image, hardened=True) for _ in range(args.repeat)]
+def seedbed_figures(args: argparse.Namespace, tracing: bool) -> tuple[list[tuple[float, float]], float]:
+    """Seedbed's latencies (first line, completion) and burst rate, with tracing on or off."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_in_thread(
             CoordinatorSettings(
-                listen="127.0.0.1:0", data_dir=Path(tmp), sandbox_slots=args.slots, admin_api_key=ADMIN_KEY
+                listen="127.0.0.1:0",
+                data_dir=Path(tmp),
+                sandbox_slots=args.slots,
+                admin_api_key=ADMIN_KEY,
+                tracing=tracing,
+                metrics_listen="127.0.0.1:0",
             )
         ) as coordinator,
         Client(coordinator.address, api_key=ADMIN_KEY) as client,
@@ -146,7 +146,21 @@ def main() -> int:
             ),
         )
         ours = [seedbed_run(client, "bench-trivial") for _ in range(args.repeat + 1)][1:]
-        ours_rate = burst_seedbed(client, "bench-trivial", args.burst)
+        return ours, burst_seedbed(client, "bench-trivial", args.burst)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=50)
+    parser.add_argument("--slots", type=int, default=4, help="sandboxes at once (both sides)")
+    args = parser.parse_args()
+
+    image = ensure_image(docker.from_env())
+    bare = [bare_docker(image) for _ in range(args.repeat + 1)][1:]  # first one warms the cache
+    hard = [bare_docker(image, hardened=True) for _ in range(args.repeat)]
+    untraced, untraced_rate = seedbed_figures(args, tracing=False)
+    ours, ours_rate = seedbed_figures(args, tracing=True)
     bare_rate = burst_docker(image, args.burst, args.slots)
     hard_rate = burst_docker(image, args.burst, args.slots, hardened=True)
 
@@ -165,6 +179,18 @@ def main() -> int:
     for name, ours_v, bare_v, hard_v in rows:
         ratios = f"{ours_v / bare_v:>6.2f} {hard_v:>9.3f} {ours_v / hard_v:>6.2f}"
         print(f"{name:<32} {ours_v:>9.3f} {bare_v:>11.3f} {ratios}")
+
+    print("\ntracing on (every run a trace, kept in the store) vs off (SEEDBED_TRACING=false)")
+    print(f"{'measure':<32} {'on':>9} {'off':>9} {'cost':>6}")
+    traced = [
+        ("to first log line (s, median)", med(ours, 0), med(untraced, 0), False),
+        ("to completion (s, median)", med(ours, 1), med(untraced, 1), False),
+        (f"{args.burst} runs at once (runs/s)", ours_rate, untraced_rate, True),
+    ]
+    for name, on, off, rate in traced:
+        # The cost as a ratio ≥ 1 when tracing is slower: time on/off, or rate off/on.
+        cost = off / on if rate else on / off
+        print(f"{name:<32} {on:>9.3f} {off:>9.3f} {cost:>6.2f}")
     return 0
 
 
