@@ -10,8 +10,9 @@ contender writes into its own fresh database, in this run, one after the other:
 - (a) hand-written numpy over Faker pools → COPY text, keys declared first (the yardstick);
 - (b) the same, keys added after the load (their build is in the time);
 - (c) a plain Faker + SQLAlchemy ORM script, at 1/10 of the scale (compared in rows/s);
-- Seedbed, once per `--writers` value (tracing on, the default): the scenario `SCRIPT` through gRPC → Ray → worker (embedded
-  coordinator with its SQLite store, local Ray, local Docker), with the connection's bulk option
+- Seedbed, once per `--writers` value (tracing on, the default): the scenario `SCRIPT` through
+  gRPC → Ray → worker (embedded coordinator with its SQLite store, local Ray, local Docker), with
+  the connection's bulk option
   `writers` set (shards of one insert written in parallel). Its time runs from RunScenario to the
   run's end as the client sees it (the figure the targets use); the run's own start → end is shown
   next to it. A small warm-up run first builds the sandbox image and starts the worker processes,
