@@ -81,12 +81,14 @@ def test_public_surfaces_are_pinned() -> None:
         "RunDetails",
         "RunEnded",
         "RunFailedError",
+        "RunTrace",
         "Scenario",
         "ScenarioListItem",
         "ScenarioRun",
         "ScenarioSettings",
         "ScenarioStatus",
         "StepDetails",
+        "TraceSpan",
         "TriggerFire",
     ]
     assert sorted(seedbed.coordinator.__all__) == [

@@ -16,6 +16,16 @@ The lower-level calls return the contract's messages::
     for line in client.stream_logs(fire.run_id):
         print(line.text)
 
+A run's trace (spans from the RunScenario call down to each batch written) and its OTLP JSON::
+
+    trace = run.get_trace()                       # or client.get_run_trace(run_id)
+    for depth, span in trace.walk():
+        print("  " * depth + span.name, span.duration, span.attributes)
+    document = trace.to_otlp_json()
+
+Log events carry the script's log fields as Python values and the ids of the span they were written
+in: ``event.fields``, ``event.trace_id``, ``event.span_id``.
+
 Over TLS: ``Client("https://host:50051", ca_file="ca.pem")``, with ``client_cert_file`` and
 ``client_key_file`` when the coordinator requires client certificates; the files default to
 SEEDBED_TLS_CA_FILE, SEEDBED_TLS_CLIENT_CERT_FILE and SEEDBED_TLS_CLIENT_KEY_FILE (the rule:
@@ -25,12 +35,14 @@ Errors: see ``seedbed.client._errors`` for the tree (ClientError for refused cal
 FireCancelledError and RunFailedError for outcomes, ValueError for values checked locally).
 """
 
-from seedbed.client._client import Client, ClientError, LogEvent, RunEnded
+from seedbed.client._client import Client, ClientError
 from seedbed.client._errors import FireCancelledError, OutcomeError, RunFailedError
+from seedbed.client._logs import LogEvent, RunEnded
 from seedbed.client._projects import Project
 from seedbed.client._runs import ErrorInfo, RunDetails, ScenarioRun, StepDetails, TriggerFire
 from seedbed.client._scenarios import Scenario, ScenarioListItem, ScenarioStatus
 from seedbed.client._settings import ScenarioSettings
+from seedbed.client._traces import RunTrace, TraceSpan
 
 __all__ = [
     "Client",
@@ -43,11 +55,13 @@ __all__ = [
     "RunDetails",
     "RunEnded",
     "RunFailedError",
+    "RunTrace",
     "Scenario",
     "ScenarioListItem",
     "ScenarioRun",
     "ScenarioSettings",
     "ScenarioStatus",
     "StepDetails",
+    "TraceSpan",
     "TriggerFire",
 ]

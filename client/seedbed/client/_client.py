@@ -14,7 +14,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,8 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
+from seedbed.client._logs import LogEvent, RunEnded
+from seedbed.client._traces import RunTrace
 from seedbed.client._transport import Transport, explain, is_handshake_failure, resolve
 
 if TYPE_CHECKING:
@@ -122,24 +123,6 @@ class _BearerAuth(
         self, continuation: Any, client_call_details: Any, request_iterator: Any
     ) -> Any:
         return continuation(self._details(client_call_details), request_iterator)
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    line: run_pb2.LogLine
-
-    @property
-    def text(self) -> str:
-        return self.line.text
-
-
-@dataclass(frozen=True)
-class RunEnded:
-    end: run_pb2.StreamEnd
-
-    @property
-    def run(self) -> run_pb2.Run:
-        return self.end.run
 
 
 class Client:
@@ -315,6 +298,12 @@ class Client:
         request = run_pb2.PurgeRunRequest(run_id=run_id, dry_run=dry_run)
         # A large run takes a while; a retry after a lost answer only finds less to purge.
         return self._call(self._runs.PurgeRun, request, timeout=max(self._timeout, 3600))  # type: ignore[return-value]
+
+    def get_run_trace(self, run_id: str) -> RunTrace:
+        """The spans kept for the run (see ``RunTrace``): empty when tracing was off. NOT_FOUND for
+        an unknown run, PERMISSION_DENIED as for ``get_run``."""
+        response = self._call(self._runs.GetRunTrace, run_pb2.GetRunTraceRequest(run_id=run_id))
+        return RunTrace(run_id, response)  # type: ignore[arg-type]
 
     def abort(self, run_id: str, reason: str = "") -> run_pb2.AbortRunResponse:
         return self._call(self._runs.AbortRun, run_pb2.AbortRunRequest(run_id=run_id, reason=reason))  # type: ignore[return-value]

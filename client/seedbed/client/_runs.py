@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from seedbed.api.v1 import run_pb2
-from seedbed.client._client import _RETRYABLE, ClientError, LogEvent, RunEnded, _wrap
+from seedbed.client._client import _RETRYABLE, ClientError, _wrap
 from seedbed.client._errors import FireCancelledError, RunFailedError
+from seedbed.client._logs import LogEvent, RunEnded
+from seedbed.client._traces import RunTrace
 
 if TYPE_CHECKING:
     from seedbed.client._client import Client
@@ -298,6 +300,11 @@ class ScenarioRun:
             if isinstance(event, LogEvent)
         ]
         return "\n".join(lines) + ("\n" if lines else "")
+
+    def get_trace(self) -> RunTrace:
+        """The run's trace: the spans kept from the RunScenario call through each attempt, its
+        steps, every SDK call and every batch written (empty when tracing was off)."""
+        return self._client.get_run_trace(self.id)
 
     def stream_logs(self, follow: bool = True) -> Iterator[LogEvent]:
         """Log lines as they come (resuming after a dropped connection); with ``follow``, until
