@@ -135,10 +135,21 @@ def describe(run: run_pb2.Run) -> str:
     return text
 
 
-def follow(client: Client, run_id: str, after: int = 0, follow_: bool = True) -> run_pb2.Run:
+def print_json_line(event: LogEvent) -> None:
+    """One log line as one JSON object on stdout (``seedbed logs --json``, ``run log --json``): its
+    fields as JSON values, its stream in the object rather than chosen by the output."""
+    print(json.dumps(event.to_dict(), ensure_ascii=False), flush=True)
+
+
+def follow(
+    client: Client, run_id: str, after: int = 0, follow_: bool = True, as_json: bool = False
+) -> run_pb2.Run:
     for event in client.stream_logs(run_id, after=after, follow=follow_):
         if isinstance(event, LogEvent):
-            print_line(event.line)
+            if as_json:
+                print_json_line(event)
+            else:
+                print_line(event.line)
         elif isinstance(event, RunEnded):
             _bar.close()
             return event.run
@@ -268,7 +279,7 @@ def _local_admin_key(configured: str, data_dir: Path) -> str | None:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     with Client(args.address) as client:
-        run = follow(client, args.run_id, after=args.after, follow_=args.follow)
+        run = follow(client, args.run_id, after=args.after, follow_=args.follow, as_json=args.json)
         if run.state in EXIT_CODES:
             print(f"[seedbed] {describe(run)}", file=sys.stderr)
             return EXIT_CODES[run.state]
@@ -358,26 +369,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run",
         help="submit a scenario file and follow its logs; `run show RUN` describes a run, "
-        "`run purge RUN` deletes what it seeded",
+        "`run purge RUN` deletes what it seeded, `run trace RUN` draws where its time went",
         usage="seedbed run FILE [options]\n       seedbed run show RUN [--json]\n"
         "       seedbed run purge RUN [--dry-run] [--json]\n"
-        "       seedbed run details RUN [--json]\n       seedbed run log RUN [--step S]\n"
-        "       seedbed run export RUN | --last [--project P]",
+        "       seedbed run details RUN [--json]\n       seedbed run log RUN [--step S] [--json]\n"
+        "       seedbed run export RUN | --last [--project P]\n"
+        "       seedbed run trace RUN [--depth N] [--min-ms MS] [--json]",
         description="Submit a scenario file and follow its logs, or (`seedbed run show RUN`) show a "
         "run: its attempts and, per target, the batches applied and replayed, or (`seedbed run purge "
         "RUN`) delete the rows a finished run inserted into its SQL targets, newest batch first "
-        "(exit code 1 when the purge stopped at a failure).",
-        epilog="A scenario file named `show` or `purge` must be given as ./show or ./purge. Each "
-        "submission carries an "
+        "(exit code 1 when the purge stopped at a failure), or (`seedbed run trace RUN`) draw the "
+        "run's trace as a waterfall: one row per span from the RunScenario call through each "
+        "attempt, step and SDK call to every batch written, with its service, duration, a bar on "
+        "the run's time axis and its key attributes; errors are marked. `--json` prints the trace "
+        "as OTLP JSON for tools (Jaeger, Tempo, an OpenTelemetry collector's file receiver).",
+        epilog="A scenario file named show, purge, details, log, export or trace must be given as "
+        "./show, ./purge and so on. Each submission carries an "
         "idempotency key, generated and reused when the call is retried, so a lost answer never starts "
         "two runs; the coordinator keeps keys at least 24 hours (currently for the life of its store).",
     )
-    p.add_argument("file", metavar="FILE", help="the scenario script (or `show` or `purge`, then a run id)")
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        help="the scenario script (or show, purge, details, log, export or trace, then a run id)",
+    )
     p.add_argument("run_id", nargs="?", help=argparse.SUPPRESS)
     p.add_argument(
         "--json",
         action="store_true",
-        help="with `show`: the run and its write batches as JSON; with `purge`: the purge's report",
+        help="with `show`: the run and its write batches as JSON; with `purge`: the purge's report; "
+        "with `log`: one JSON object per line; with `trace`: the trace as OTLP JSON",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="with `purge`: count what would be deleted, delete nothing"
@@ -397,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--follow", "-f", action="store_true", help="keep following until the run ends")
     p.add_argument("--after", type=int, default=0, help="start after this sequence number")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line on stdout: sequence, attempt, stream, level, time, text, "
+        "fields (the log call's, as JSON values), trace_id, span_id",
+    )
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("abort", help="abort a run")

@@ -1,4 +1,5 @@
-"""``seedbed scenario fire|runs`` and ``seedbed run details|log|export``: fires, waits and run history.
+"""``seedbed scenario fire|runs`` and ``seedbed run details|log|export|trace``: fires, waits and run
+history.
 
 ``scenario fire ID… --wait`` follows every run on one stream and shows a table of the runs and their
 states: redrawn in place on a terminal, one line per change otherwise (logs, CI). Its exit code is
@@ -15,12 +16,13 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from seedbed.cli._scenarios import connect, dump, usage, when
-from seedbed.client import Client, ScenarioRun, TriggerFire
+from seedbed.cli._trace import add_trace_arguments, trace_run
+from seedbed.client import Client, LogEvent, ScenarioRun, TriggerFire
 
 # From the least to the most severe; a cancelled fire ranks with FAILED.
 _SEVERITY = ("SUCCESS", "WARNING", "ABORTED", "FAILED")
 # `seedbed run VERB …` verbs handled here (the others, `show` and `purge`, live in _main).
-RUN_VERBS = ("details", "log", "export")
+RUN_VERBS = ("details", "log", "export", "trace")
 
 
 def exit_code(outcomes: Sequence[str | None]) -> int:
@@ -175,7 +177,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- seedbed run details|log|export -------------------------------------------------------------------
+# -- seedbed run details|log|export|trace -------------------------------------------------------------
 
 
 def _details(client: Client, args: argparse.Namespace) -> int:
@@ -210,6 +212,13 @@ def _details(client: Client, args: argparse.Namespace) -> int:
 
 def _log(client: Client, args: argparse.Namespace) -> int:
     run = ScenarioRun(client, client.get_run(args.run_id))
+    if args.json:
+        from seedbed.cli._main import print_json_line
+
+        for event in client.stream_logs(run.id, follow=False, step=args.step or ""):
+            if isinstance(event, LogEvent):
+                print_json_line(event)
+        return 0
     sys.stdout.write(run.get_log(step_id=args.step or None))
     return 0
 
@@ -236,7 +245,8 @@ def _export(client: Client, args: argparse.Namespace) -> int:
 
 
 def run_verb(args: argparse.Namespace) -> int:
-    """``seedbed run details RUN``, ``run log RUN [--step S]``, ``run export RUN | --last``."""
+    """``seedbed run details RUN``, ``run log RUN [--step S] [--json]``, ``run export RUN | --last``,
+    ``run trace RUN [--json] [--depth N] [--min-ms MS]``."""
     verb: str = args.file
     if verb != "export" and not args.run_id:
         return usage(f"seedbed run {verb} takes a run id")
@@ -244,16 +254,18 @@ def run_verb(args: argparse.Namespace) -> int:
         "details": _details,
         "log": _log,
         "export": _export,
+        "trace": trace_run,
     }
     with connect(args) as client:
         return handlers[verb](client, args)
 
 
 def add_run_verb_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``seedbed run details|log|export`` on the ``run`` parser."""
+    """The options of ``seedbed run details|log|export|trace`` on the ``run`` parser."""
     p.add_argument("--step", help="with `log`: only the lines of this step (its number or name)")
     p.add_argument("--last", action="store_true", help="with `export`: the last run of every scenario")
     p.add_argument("--project", help="with `export --last`: the project (default: default)")
+    add_trace_arguments(p)
 
 
 def register_scenario_runs(ssub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
