@@ -204,8 +204,11 @@ class CoordinatorMetrics:
             self._refresh.start()
 
     async def aclose(self) -> None:
+        self._loop = None  # scrapes from now on answer the last counts
         await self._refresh.aclose()
-        self._loop = None
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()  # the store closes next
+            await asyncio.gather(self._reading, return_exceptions=True)
 
     async def refresh(self) -> None:
         """Read the store's counts now (a read already under way is joined, not repeated)."""
