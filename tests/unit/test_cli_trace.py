@@ -25,6 +25,7 @@ from seedbed.api.v1 import run_pb2, run_pb2_grpc
 from seedbed.cli._main import main
 from seedbed.cli._trace import UNICODE, Waterfall, printable, short_duration, summary, visible_rows
 from seedbed.client import Client, LogEvent, RunTrace, ScenarioRun, TraceSpan
+from tests.conftest import eventually
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 BASE = 1_780_000_000 * 10**9 + 123  # nanoseconds: a datetime would lose the last three digits
@@ -612,3 +613,46 @@ def test_logs_json_prints_one_object_per_line(cli: Any) -> None:
     assert code == 0 and text == "plain print\n"
     code, text, _ = cli("run", "log", RUN)
     assert code == 0 and "[seedbed INFO] loaded rows=5" in text and "{" not in text.split("loaded")[0]
+
+
+# -- against a real coordinator -----------------------------------------------------------------
+
+
+def test_run_trace_of_a_coordinators_run(
+    fake_coordinator: tuple[Any, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    coordinator, client = fake_coordinator
+    scenario = client.get_default_project().create_scenario("traced", "Traced", "print one\nspans 3 2")
+    run = scenario.run_and_wait()
+    assert run is not None
+
+    def complete() -> RunTrace:
+        trace = run.get_trace()
+        names = [span.name for _, span in trace.walk()]
+        assert {"fire", "run", "attempt 1", "call 0", "call 1", "call 2"} <= set(names), names
+        return trace
+
+    trace = eventually(complete)
+    assert trace.trace_id == run.refresh().raw.trace_id and len(trace.trace_id) == 32
+    depth = {span.name: d for d, span in trace.walk()}
+    assert depth["run"] == depth["fire"] + 1 and depth["attempt 1"] == depth["run"] + 1
+    assert depth["call 2"] == depth["attempt 1"] + 1
+    assert trace.dropped_spans == 2 and trace.note
+
+    def cli(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["--address", coordinator.address, *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = cli("run", "trace", run.id)
+    assert code == 0, err
+    assert "attempt 1" in out and "call 2" in out and "2 span(s) dropped" in out
+    assert all(cell_len(line) <= 80 for line in out.splitlines())
+    code, out, _ = cli("run", "trace", run.id, "--json")
+    services = [
+        r["resource"]["attributes"][0]["value"]["stringValue"] for r in json.loads(out)["resourceSpans"]
+    ]
+    assert code == 0 and services == ["seedbed-coordinator", "seedbed-worker"]
+    code, out, err = cli("run", "trace", "run_nope")
+    assert code == 2 and out == "" and "NOT_FOUND" in err
