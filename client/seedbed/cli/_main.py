@@ -194,8 +194,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return purge_run(client, args.run_id, dry_run=args.dry_run, as_json=args.json)
             return show_run(client, args.run_id, args.json)
     if args.json or args.dry_run:
-        flag = "--json" if args.json else "--dry-run"
-        print(f"seedbed: {flag} goes with `seedbed run show RUN` or `seedbed run purge RUN`", file=sys.stderr)
+        usage = "`seedbed run show|purge|details|log|trace RUN`" if args.json else "`seedbed run purge RUN`"
+        print(f"seedbed: {'--json' if args.json else '--dry-run'} goes with {usage}", file=sys.stderr)
         return EXIT_USAGE
     path = Path(args.file)
     try:
