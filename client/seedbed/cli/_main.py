@@ -161,14 +161,21 @@ def follow(
 
 def cmd_server(args: argparse.Namespace) -> int:
     from seedbed.coordinator import CoordinatorSettings, serve
+    from seedbed.coordinator.observability.logs import configure_logging
+    from seedbed.coordinator.observability.metrics import MetricsEndpointError
     from seedbed.coordinator.tls import TlsSettingsError
 
-    overrides = {k: v for k, v in {"listen": args.listen, "store_url": args.store_url}.items() if v}
-    settings = CoordinatorSettings(**overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    given = {
+        "listen": args.listen,
+        "store_url": args.store_url,
+        "log_format": args.log_format,
+        "metrics_listen": args.metrics_listen,
+    }
+    settings = CoordinatorSettings(**{k: v for k, v in given.items() if v is not None})
+    configure_logging(settings.log_format)
     try:
         asyncio.run(serve(settings))
-    except TlsSettingsError as exc:
+    except (TlsSettingsError, MetricsEndpointError) as exc:
         print(f"seedbed: the coordinator did not start: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
@@ -244,7 +251,8 @@ def _with_local_coordinator(body: Callable[[str], int]) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="[seedbed %(levelname)s] %(message)s")
     try:
-        settings = CoordinatorSettings(listen="127.0.0.1:0")
+        # One command's coordinator serves no metrics (nobody scrapes it; the port may be taken).
+        settings = CoordinatorSettings(listen="127.0.0.1:0", metrics_listen="")
         with running_in_thread(settings) as coordinator:
             if coordinator.engine_problem:
                 print(f"seedbed: {coordinator.engine_problem}", file=sys.stderr)
@@ -364,6 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--listen", help="host:port to bind (SEEDBED_LISTEN)")
     p.add_argument("--store-url", help="SQLAlchemy URL of the store (SEEDBED_STORE_URL)")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="the coordinator's own log lines: text, or one JSON object per line with run id, attempt "
+        "and trace id (SEEDBED_LOG_FORMAT; default text)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="where GET /metrics serves Prometheus metrics; an empty value serves none "
+        "(SEEDBED_METRICS_LISTEN; default 127.0.0.1:9464)",
+    )
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser(

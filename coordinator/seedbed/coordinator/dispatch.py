@@ -28,6 +28,7 @@ from ray.exceptions import RayError, TaskCancelledError
 from seedbed.api.v1 import attempt_pb2
 from seedbed.coordinator.attempt import derived_image_limits
 from seedbed.coordinator.errors import DispatchCancelled, DispatchError
+from seedbed.coordinator.observability.logs import adopt_logger
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.worker import catalog
 from seedbed.worker.attempt import (
@@ -71,6 +72,7 @@ class RayDispatcher:
 
     def _init(self) -> None:
         address = self._settings.ray_address or os.environ.get("RAY_ADDRESS", "")
+        adopt_logger("ray")  # its lines in the coordinator's own format (JSON for collectors)
         if not ray.is_initialized():
             if address:
                 ray.init(address=address, namespace="seedbed", log_to_driver=False)

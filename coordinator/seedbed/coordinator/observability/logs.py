@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from opentelemetry import trace
 
-__all__ = ["JsonFormatter", "bind_run", "configure_logging"]
+__all__ = ["JsonFormatter", "adopt_logger", "bind_run", "configure_logging"]
 
 _RUN: ContextVar[tuple[str, int | None, str] | None] = ContextVar("seedbed_run", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,3 +65,13 @@ def configure_logging(fmt: Literal["text", "json"], level: int = logging.INFO) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def adopt_logger(name: str) -> None:
+    """When the process logs JSON, have a library's logger that brings its own handler (Ray's)
+    write through the root's instead, so every line of the process is one JSON object. Call it once
+    the library is imported (its import installs the handler)."""
+    if any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers):
+        library = logging.getLogger(name)
+        library.handlers[:] = []
+        library.propagate = True
