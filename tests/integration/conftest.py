@@ -23,6 +23,7 @@ def ray_session() -> Iterator[None]:
     # Ray takes seconds to start: one instance for the whole session, shared by every coordinator.
     if not ray.is_initialized():
         ray.init(
+            address="local",  # always a new instance: parallel test processes each start their own
             num_cpus=2,
             resources={SANDBOX_RESOURCE: 8.0, CATALOG_RESOURCE: 2.0},
             include_dashboard=False,

@@ -258,8 +258,12 @@ def test_fork_bomb_is_contained(driver: DockerSandboxDriver, docker_client: dock
         stop.set()
         watcher.join()
     result = Result(events, time.monotonic() - began)
-    # Under gVisor, 64 processes may outgrow the memory limit first (its kernel's memory counts).
-    assert result.finished.outcome in ((Outcome.TIMEOUT, Outcome.OOM) if GVISOR else (Outcome.TIMEOUT,))
+    # Under gVisor, 64 processes may outgrow the memory limit first (its kernel's memory counts),
+    # and the script's main process sometimes exits with code 2 once the children it forked die
+    # (a gVisor quirk seen with scripts whose forked children exit; runc never does it). Either way
+    # the bomb ended, and what follows checks that it stayed contained.
+    expected = (Outcome.TIMEOUT, Outcome.OOM, Outcome.SCRIPT_ERROR) if GVISOR else (Outcome.TIMEOUT,)
+    assert result.finished.outcome in expected, result.finished
     assert result.seconds < 15
     # The bomb did fork, and the pids limit (threads count too) held it...
     # (Under gVisor the cgroup holds gVisor's host tasks, bounded by the container's pids limit.)
