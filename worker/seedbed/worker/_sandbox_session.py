@@ -14,6 +14,14 @@ the moment the deadline passes, an abort arrives or the sandbox's output ends), 
 queued are dropped unserved, frames arriving later are ignored, and the handler's `end` stops the
 call in flight. Rejected: letting the queue drain after the end (the script's calls would go on
 writing to targets after the run was reported over).
+
+Traces: the driver tells the session which of its spans is open (`in_span`): its own lines carry
+that span's ids, and SDK calls are served with the "script" span as their current span (the call
+thread does not inherit it). A handler with `SpanHooks` (the agent) names the innermost open step:
+the script's lines (output, log calls, a bulk insert's progress) carry its ids instead. A log call's
+fields travel as a map besides the flattened text, bounded: at most `MAX_LOG_FIELDS` names of at
+most `MAX_LOG_FIELD_NAME` characters, each value cut at the line limit and counted, with the text,
+against the attempt's output cap.
 """
 
 from __future__ import annotations
@@ -28,6 +36,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+
+from seedbed.worker import tracing
 from seedbed.worker._channel import (
     MAX_FRAME_BYTES,
     STDERR,
@@ -54,7 +66,7 @@ from seedbed.worker._sandbox_types import (
     ScriptError,
 )
 
-__all__ = ["AttemptHooks", "RunSession", "classify"]
+__all__ = ["AttemptHooks", "RunSession", "SpanHooks", "classify"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +77,9 @@ RUNTIME_PROTOCOL_ERROR = "seedbed.ProtocolError"
 _MAX_PROTOCOL_NOTICES = 20
 # How deeply a log call's fields may nest (they are shown as JSON text on one line).
 MAX_LOG_FIELD_DEPTH = 32
+# A log call's fields as a map (besides the flattened text): this many names, this long at most.
+MAX_LOG_FIELDS = 64
+MAX_LOG_FIELD_NAME = 200
 
 
 def utcnow() -> datetime:
@@ -83,6 +98,15 @@ def _format_fields(fields: Mapping[str, Any]) -> str:
     return " ".join(
         f"{key}={json.dumps(value, default=str, ensure_ascii=False)}" for key, value in fields.items()
     )
+
+
+def _field_map(fields: Mapping[str, Any], max_bytes: int) -> tuple[tuple[str, str], ...]:
+    """A log call's fields as (name, JSON text) pairs, bounded (see the module's doc)."""
+    out = []
+    for key, value in list(fields.items())[:MAX_LOG_FIELDS]:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        out.append((str(key)[:MAX_LOG_FIELD_NAME], _cut(text, max_bytes)))
+    return tuple(out)
 
 
 @runtime_checkable
@@ -105,6 +129,16 @@ class AttemptHooks(Protocol):
     def notes(self) -> list[tuple[str, str]]:
         """Lines (text, level) for the run's log since the last look: what a long call has to say
         while it runs (a bulk insert's progress). Never blocks."""
+        ...
+
+
+@runtime_checkable
+class SpanHooks(Protocol):
+    """What a call handler may add to say which span the script's lines belong to."""
+
+    def open_span_ids(self) -> tuple[str, str]:
+        """(trace id, span id) of the innermost step open now; empty strings outside any step or
+        when tracing is off. Called for every line: cheap, never blocks for long."""
         ...
 
 
@@ -188,6 +222,10 @@ class RunSession:
         self._limits = limits
         self._on_call = on_call
         self._hooks = on_call if isinstance(on_call, AttemptHooks) else None
+        self._step_ids = on_call.open_span_ids if isinstance(on_call, SpanHooks) else None
+        # The driver's open span (its lines' ids), and the script's context for SDK calls.
+        self._span_ids = ("", "")
+        self._call_context: Context | None = None
         self._runner = (
             _CallRunner(self._serve, self._release) if background_calls and on_call is not None else None
         )
@@ -208,6 +246,13 @@ class RunSession:
         self.error: ErrorFrame | None = None
         # The runtime's "ready" frame arrived: from here on, frames may come from the script.
         self.ready = False
+
+    def in_span(self, span: Span, *, script: bool = False) -> None:
+        """The driver's span open from now on; `script`: the script's, the parent of its calls."""
+        recording = span.is_recording()
+        self._span_ids = tracing.ids_of(span) if recording else ("", "")
+        if script:
+            self._call_context = tracing.context_of(span) if recording else None
 
     # -- input -------------------------------------------------------------------------------
 
@@ -321,7 +366,7 @@ class RunSession:
         has for the log meanwhile (a bulk insert's progress) join the output."""
         if self._hooks is not None:
             for text, level in self._hooks.notes():
-                self.system(text, level)
+                self.system(text, level, script=True)
         return self._runner.completed() if self._runner is not None else []
 
     def close(self) -> None:
@@ -336,7 +381,8 @@ class RunSession:
         if self._on_call is None:
             return encode_reply(frame.id, error=("UnknownOp", f"unknown SDK call {frame.op!r}"))
         try:
-            result = self._on_call(frame.op, frame.args)
+            with tracing.activated(self._call_context):
+                result = self._on_call(frame.op, frame.args)
         except Exception as exc:  # noqa: BLE001 - any failure becomes an ok:false reply
             return encode_reply(frame.id, error=(type(exc).__name__, str(exc)))
         try:
@@ -368,7 +414,7 @@ class RunSession:
         if level == "warning":
             self.warnings += 1
         text = f"{message} {_format_fields(fields)}" if fields else message
-        self._emit("system", text, level)
+        self._emit("system", text, level, _field_map(fields, self._limits.max_line_bytes))
         return encode_reply(frame.id, result=None)
 
     # -- output ------------------------------------------------------------------------------
@@ -381,9 +427,17 @@ class RunSession:
         elif self._protocol_notices == _MAX_PROTOCOL_NOTICES + 1:
             self._emit("system", "sandbox protocol: further notices suppressed", "warning")
 
-    def _emit(self, stream: Literal["stdout", "stderr", "system"], text: str, level: str = "") -> None:
+    def _emit(
+        self,
+        stream: Literal["stdout", "stderr", "system"],
+        text: str,
+        level: str = "",
+        fields: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         text = _cut(text, self._limits.max_line_bytes)
         size = len(text.encode("utf-8", errors="replace")) + 1
+        for key, value in fields:
+            size += len(key.encode("utf-8", errors="replace")) + len(value.encode("utf-8", errors="replace"))
         over_bytes = self._log_bytes + size > self._limits.max_log_bytes
         if self.logs_truncated or over_bytes or self._log_lines >= self._limits.max_log_lines:
             if not self.logs_truncated:
@@ -401,11 +455,41 @@ class RunSession:
             return
         self._log_bytes += size
         self._log_lines += 1
-        self._batch.append(OutputLine(stream=stream, text=text, time=self._clock(), level=level))
+        trace_id, span_id = self._script_ids()
+        self._batch.append(
+            OutputLine(
+                stream=stream,
+                text=text,
+                time=self._clock(),
+                level=level,
+                fields=fields,
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+        )
 
-    def system(self, text: str, level: str = "info") -> None:
-        """A line from the driver itself; not counted against the output cap."""
-        self._batch.append(OutputLine(stream="system", text=text, time=self._clock(), level=level))
+    def system(self, text: str, level: str = "info", *, script: bool = False) -> None:
+        """A line from the driver itself (`script`: on the script's behalf, in its open step); not
+        counted against the output cap."""
+        trace_id, span_id = self._script_ids() if script else self._span_ids
+        self._batch.append(
+            OutputLine(
+                stream="system",
+                text=text,
+                time=self._clock(),
+                level=level,
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+        )
+
+    def _script_ids(self) -> tuple[str, str]:
+        """The ids of the script's innermost open step, else of the driver's open span."""
+        if self._step_ids is not None:
+            ids = self._step_ids()
+            if ids[1]:
+                return ids
+        return self._span_ids
 
     def pending(self) -> int:
         return len(self._batch)

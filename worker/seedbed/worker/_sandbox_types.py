@@ -80,6 +80,9 @@ class SandboxRequest:
     limits: SandboxLimits
     deadline: datetime
     labels: Mapping[str, str] = field(default_factory=dict)
+    # W3C traceparent of the attempt's span: the driver records its spans (image check, sandbox,
+    # container create and start, script) under it; empty: no spans.
+    traceparent: str = ""
 
     def __post_init__(self) -> None:
         if self.deadline.tzinfo is None or self.deadline.utcoffset() is None:
@@ -115,12 +118,20 @@ class ScriptError:
 
 @dataclass(frozen=True)
 class OutputLine:
-    """One line of output. "system" lines come from SDK log calls and from the driver itself."""
+    """One line of output. "system" lines come from SDK log calls and from the driver itself.
+
+    `fields`: an SDK log call's fields, (name, value as JSON text) in the call's order. `trace_id`
+    and `span_id` (lowercase hex; empty when tracing is off): the span open when the line was
+    written — the innermost open step, else the script (the driver's own lines: its current span).
+    """
 
     stream: Literal["stdout", "stderr", "system"]
     text: str
     time: datetime
     level: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    trace_id: str = ""
+    span_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@
 imports the coordinator. Cancellation arrives as ``KeyboardInterrupt`` (Ray's ``cancel``): the
 sandbox driver's ``finally`` removes the container, then the interrupt propagates so Ray reports the
 task as cancelled.
+
+With ``AttemptSpec.trace`` set, the attempt's spans (see `seedbed.worker.tracing`) are recorded under
+the coordinator's span for the attempt and go back as ``AttemptEvent.spans``: those finished so far
+before each event, the rest before the result. Unset, nothing is recorded.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.worker import tracing
 from seedbed.worker._image_cache import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UNUSED, DerivedImagePolicy
 from seedbed.worker._sandbox_janitor import sweep_images
 from seedbed.worker.agent import Agent
@@ -100,6 +106,7 @@ def request_from_spec(spec: attempt_pb2.AttemptSpec) -> SandboxRequest:
         limits=limits,
         deadline=deadline,
         labels={"seedbed.scenario": spec.scenario_id, "seedbed.fencing": str(spec.fencing_token)},
+        traceparent=spec.trace.traceparent if spec.HasField("trace") else "",
     )
 
 
@@ -130,6 +137,9 @@ def translate(events: Iterator[object], task_id: str = "") -> Iterator[attempt_p
                         text=line.text,
                         time=_ts(line.time),
                         level=line.level,
+                        fields=dict(line.fields),
+                        trace_id=line.trace_id,
+                        span_id=line.span_id,
                     )
                 )
             yield attempt_pb2.AttemptEvent(output=attempt_pb2.AttemptOutput(lines=lines))
@@ -158,20 +168,26 @@ def translate(events: Iterator[object], task_id: str = "") -> Iterator[attempt_p
 def execute(
     spec: attempt_pb2.AttemptSpec, driver: SandboxDriver, *, artifacts_dir: Path, task_id: str = ""
 ) -> Iterator[attempt_pb2.AttemptEvent]:
+    recorder = _recorder(spec, began=time.time_ns())
     request = request_from_spec(spec)
+    if recorder is None:
+        request = replace(request, traceparent="")
     log.info("attempt %d of run %s: starting, deadline %s", spec.attempt, spec.run_id, request.deadline)
     agent = Agent(spec, artifacts_dir=artifacts_dir / spec.run_id)
     try:
         for event in translate(iter(driver.run(request, on_call=agent)), task_id):
-            # Batches the agent wrote (on its own thread) go out before the event that follows them.
+            # Batches the agent wrote (on its own thread) go out before the event that follows them,
+            # and so do the spans finished meanwhile.
             for batch in agent.drain_batches():
                 yield attempt_pb2.AttemptEvent(batch=batch)
+            yield from _spans(recorder)
             if event.HasField("result"):
-                # The sandbox is gone: stop what its calls started (a bulk insert's shards) before
-                # the attempt's end is reported.
+                # The sandbox is gone: stop what its calls started (a bulk insert's shards, steps
+                # left open) before the attempt's end is reported.
                 agent.settle()
                 for batch in agent.drain_batches():
                     yield attempt_pb2.AttemptEvent(batch=batch)
+                yield from _spans(recorder)
                 event.result.versions.update(agent.versions)
                 event.result.steps.extend(agent.step_records())
                 if agent.nondeterministic is not None and event.result.outcome in _REPLAYABLE:
@@ -184,6 +200,44 @@ def execute(
         # and the run with it, only once no shard of a bulk insert can still commit.
         agent.settle()
         agent.close()
+        if recorder is not None:
+            recorder.close()
+
+
+def _recorder(spec: attempt_pb2.AttemptSpec, *, began: int) -> tracing.SpanRecorder | None:
+    """The attempt's span recorder (None: not traced), with the wait in Ray's queue recorded:
+    from the coordinator's dispatch to `began`, when this task started."""
+    if not spec.HasField("trace"):
+        return None
+    trace = spec.trace
+    try:
+        recorder = tracing.SpanRecorder(
+            trace.traceparent,
+            max_spans=trace.max_spans or tracing.DEFAULT_MAX_SPANS,
+            max_attribute_length=trace.max_attribute_length or tracing.DEFAULT_ATTRIBUTE_LENGTH,
+        )
+    except ValueError as exc:
+        log.warning("attempt %d of run %s: not traced: %s", spec.attempt, spec.run_id, exc)
+        return None
+    if trace.HasField("dispatch_time"):
+        tracing.record_span(
+            "queue wait",
+            parent=recorder.context,
+            start_time=min(trace.dispatch_time.ToNanoseconds(), began),
+            end_time=began,
+            attributes={"host.name": socket.gethostname(), "process.pid": os.getpid()},
+            structural=True,
+        )
+    return recorder
+
+
+def _spans(recorder: tracing.SpanRecorder | None) -> Iterator[attempt_pb2.AttemptEvent]:
+    """The spans finished since the last look, as one event (none when there are none)."""
+    if recorder is None:
+        return
+    spans, dropped = recorder.take()
+    if spans or dropped:
+        yield attempt_pb2.AttemptEvent(spans=attempt_pb2.AttemptSpans(spans=spans, dropped=dropped))
 
 
 # Outcomes a detected nondeterministic write overrides: it is the reason the run cannot go on, even

@@ -30,7 +30,8 @@ to steal); start it; send the start frame (script and params travel only over st
 multiplex with `select`: container output → frames → `Output` batches, SDK calls → replies,
 while enforcing the wall-clock deadline and the cancel event. The container is always killed
 and removed in `finally`, also when the consumer stops iterating or a KeyboardInterrupt (Ray's
-task cancellation) arrives while the generator waits.
+task cancellation) arrives while the generator waits. With `SandboxRequest.traceparent`, the phases
+are spans and the container's environment holds TRACEPARENT (see `_sandbox_spans`).
 
 Rejected: `container.logs(stream=True)` (can hang after exit, no stdin); `container.wait(timeout)`
 as a deadline (it is an HTTP read timeout, not a kill timer); `tty=True` (merges streams and
@@ -39,6 +40,7 @@ mangles bytes); argv or environment for the script (visible in `docker inspect`)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -84,6 +86,7 @@ from seedbed.worker._sandbox_janitor import (
     sweep_containers,
 )
 from seedbed.worker._sandbox_session import EndState, RunSession, classify, utcnow
+from seedbed.worker._sandbox_spans import SandboxSpans
 from seedbed.worker._sandbox_types import (
     CallHandler,
     Finished,
@@ -235,11 +238,32 @@ class DockerSandboxDriver:
         cancel: threading.Event | None = None,
         on_call: CallHandler | None = None,
     ) -> Iterator[SandboxEvent]:
-        """Run one attempt; yield Started, Output batches and exactly one Finished."""
+        """Run one attempt; yield Started, Output batches and exactly one Finished. With a
+        `request.traceparent`, its phases are spans (see `_sandbox_spans`), ended before Finished."""
+        session = RunSession(request.limits, on_call, background_calls=True)
+        spans = SandboxSpans(request.traceparent, session)
+        finished: Finished | None = None
+        try:
+            with contextlib.closing(self._run(request, cancel, session, spans)) as events:
+                for event in events:
+                    if isinstance(event, Finished):
+                        finished = event
+                        spans.finish(event)
+                    yield event
+        finally:
+            if finished is None:
+                spans.finish(None)
+
+    def _run(
+        self,
+        request: SandboxRequest,
+        cancel: threading.Event | None,
+        session: RunSession,
+        spans: SandboxSpans,
+    ) -> Generator[SandboxEvent, None, None]:
         cancel = cancel if cancel is not None else threading.Event()
         key = (request.run_id, request.attempt)
         self._active[key] = cancel
-        session = RunSession(request.limits, on_call, background_calls=True)
         client: docker.DockerClient | None = None
         container_id: str | None = None
         sock: Any = None
@@ -248,11 +272,14 @@ class DockerSandboxDriver:
             try:
                 client = self.client()
                 runtime = self.runtime()
+                spans.image_check()
                 picked = yield from self._pick_image(client, request, session, cancel)
                 if isinstance(picked, Finished):
                     yield picked
                     return
                 image = picked
+                spans.image_picked(image)
+                spans.sandbox(image, runtime)
                 # The first line after Started (image builds report before it).
                 session.system(runtime.describe(), "info")
                 wall_deadline, deadline, limit_text = self._deadline(request)
@@ -264,11 +291,17 @@ class DockerSandboxDriver:
                         ScriptError("Timeout", f"{limit_text} had already passed before the sandbox started"),
                     )
                     return
-                container_id = self._create(client, image, request, wall_deadline, runtime)
+                spans.creating()
+                container_id = self._create(
+                    client, image, request, wall_deadline, runtime, environment=spans.environment()
+                )
+                spans.created(container_id)
+                spans.starting(container_id)
                 sock = client.api.attach_socket(
                     container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
                 )
                 client.api.start(container_id)
+                spans.started(container_id)
                 # The script's time counts from its start, not from the image check and create.
                 wall_deadline, deadline, limit_text = self._deadline(request)
             except RequirementsError as exc:
@@ -472,6 +505,8 @@ class DockerSandboxDriver:
         request: SandboxRequest,
         deadline: datetime,
         runtime: SandboxRuntime,
+        *,
+        environment: dict[str, str],
     ) -> str:
         labels = {
             **request.labels,
@@ -498,6 +533,9 @@ class DockerSandboxDriver:
             stdin_open=True,
             tty=False,
             labels=labels,
+            # Only TRACEPARENT (when the run is traced): it names a span, carries no secret. The
+            # script and its parameters never travel this way (see the module's doc).
+            environment=environment or None,
             hostname="sandbox",
             # Runtime, seccomp, capabilities, read-only root, tmpfs and resource limits.
             **container_options(request.limits, runtime),

@@ -13,6 +13,8 @@ call frames the channel queues for it) counts against one memory budget per atte
 (`MemoryBudget`, `SEEDBED_AGENT_MEMORY_BYTES`). And once the attempt ends (deadline, abort, the
 sandbox exited) the channel calls :meth:`Agent.end`: no call starts from then on, and a statement in
 flight is cancelled in its database (see each sink's `interrupt`).
+
+When the attempt is traced, each call and step is a span (see `_spans`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from seedbed.worker.agent._errors import (
 )
 from seedbed.worker.agent._rowcalls import DEFAULT_MAX_ROWSET_ROWS, RowSetCalls
 from seedbed.worker.agent._scrub import Scrubber
+from seedbed.worker.agent._spans import CallSpans
 from seedbed.worker.agent._workspace import WorkspaceReader, text_encoding
 
 log = logging.getLogger(__name__)
@@ -198,6 +201,7 @@ class Agent:
             nondeterministic=self._mark_nondeterministic,
         )
         self.steps: list[_Step] = []
+        self._spans = CallSpans()
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "buffer.put": lambda a: self._buffers.put(a.get("handle"), a.get("items")),
             "buffer.take": lambda a: self._buffers.take(a.get("handle")),
@@ -228,6 +232,9 @@ class Agent:
         if self._ended:
             raise AttemptEnded(f"the attempt has ended: {op} was not run")
         self._first_call = self._first_call or time.monotonic()
+        return self._spans.serve(op, args, self._serve)
+
+    def _serve(self, op: str, args: Mapping[str, Any]) -> Any:
         handler = self._ops.get(op)
         if handler is None:
             raise InvalidArgument(f"unknown SDK call {op!r}: is the SDK newer than this worker?")
@@ -318,6 +325,7 @@ class Agent:
     def _note_batch(self, report: ledger.BatchReport) -> None:
         """Keep a batch for the coordinator, and its id in every step open while it was written."""
         self._batches.append(report)
+        self._spans.batch(report.replayed)
         batch_id = f"{report.connection_id}/{report.call}/{report.batch}"
         for step in self.steps:
             if step.end is None:
@@ -547,7 +555,9 @@ class Agent:
     def _step_start(self, args: Mapping[str, Any]) -> Any:
         if len(self.steps) >= MAX_STEPS:
             raise LimitExceeded(f"more than {MAX_STEPS} steps in one run")
-        self.steps.append(_Step(_text(args, "name", limit=200), len(self.steps) + 1))
+        step = _Step(_text(args, "name", limit=200), len(self.steps) + 1)
+        self.steps.append(step)
+        self._spans.step_started(step.name, step.number)
         return None
 
     def _step_end(self, args: Mapping[str, Any]) -> Any:
@@ -556,6 +566,12 @@ class Agent:
             if step.name == name and step.end is None:
                 step.end = datetime.now(UTC)
                 step.outcome = "FAILED" if args.get("outcome") == "FAILED" else "SUCCESS"
+                self._spans.step_ended(
+                    step.number,
+                    failed=step.outcome == "FAILED",
+                    generated=step.generated,
+                    written=step.written,
+                )
                 return None
         raise InvalidArgument(f"no open step named {name!r}")
 
@@ -622,6 +638,11 @@ class Agent:
         self.end()
         if not self._rowset_writer.wait_idle(timeout):
             log.warning("a bulk insert was still stopping its shards %.0fs after the attempt ended", timeout)
+        self._spans.end_steps()
+
+    def open_span_ids(self) -> tuple[str, str]:
+        """The innermost open step's span (see seedbed.worker._sandbox_session.SpanHooks)."""
+        return self._spans.open_ids()
 
     def close(self, timeout: float = 5.0) -> None:
         """End the attempt (if the channel has not) and close the connections. A call still

@@ -16,7 +16,7 @@ from threading import Event
 from typing import Any
 
 from seedbed.api.v1 import attempt_pb2
-from seedbed.worker import bulk, ledger, sinks, templates
+from seedbed.worker import bulk, ledger, sinks, templates, tracing
 from seedbed.worker.agent._errors import (
     AgentError,
     AttemptEnded,
@@ -143,6 +143,8 @@ class RowSetWriter:
             row_bytes=self.sizes.row_bytes,
             statement_timeout_seconds=self.timeout_seconds,
             gate=gate,
+            # The insert call's span (current on this thread): the shards' spans go under it.
+            trace=tracing.handoff(),
         )
         jobs = [replace(base, index=i, first=first, last=last) for i, (first, last) in enumerate(ranges)]
         # Columns `ref`s and `pick_from`s draw from that are not derived from the row index are made

@@ -7,6 +7,9 @@ values are unique within one sequential stream only.
 
 Progress: a line at most every `PROGRESS_SECONDS` while shards end (rows written of the total,
 percent, rows/s, time left), then one summary with the shards' spread over nodes.
+
+Spans a shard recorded in another process come back with its result and join the attempt's trace
+(`tracing.adopt`, within the attempt's cap) as the shard ends.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from seedbed.worker import tracing
 from seedbed.worker.bulk._runner import ShardRunner
 from seedbed.worker.bulk._shard import BATCH_ROWS, ShardJob, ShardResult
 from seedbed.worker.ledger import BatchReport
@@ -98,6 +102,7 @@ def run_insert(
     def on_result(result: ShardResult) -> None:
         nonlocal last_told
         outcome.results.append(result)
+        tracing.adopt(result.spans, result.dropped_spans, into=by_index[result.index].trace)
         for batch in result.reports:
             report(batch)
         outcome.rows += result.rows

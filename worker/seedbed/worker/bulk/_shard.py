@@ -17,6 +17,10 @@ of millions of rows would cost as much as generating them. A replay whose descri
 Errors never cross the task boundary as exceptions (a third-party exception may not survive being
 pickled back): the result carries a `ShardFailure` with what the agent needs to say which shard,
 which batch and which constraint.
+
+Traced (`ShardJob.trace`, the insert call's span), a shard is a span "shard N" with its batches'
+spans under it, recorded where the shard runs and returned serialized in the result (see
+`seedbed.worker.tracing.continued`); the agent adds them to the attempt's trace.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from datetime import timedelta
 from typing import Any
 
 from seedbed.api.v1 import attempt_pb2
-from seedbed.worker import ledger, sinks, templates
+from seedbed.worker import ledger, sinks, templates, tracing
 from seedbed.worker.sinks._copytext import NulInValue, copy_text
 
 __all__ = ["ShardFailure", "ShardJob", "ShardResult", "batch_digest", "write_shard"]
@@ -83,6 +87,8 @@ class ShardJob:
     retry_budget_seconds: float = 60.0
     # The columns that identify a row (for a purge) when the table has no primary key yet.
     key_columns: tuple[str, ...] | None = None
+    # The insert call's span, when the attempt is traced: the shard's spans go under it.
+    trace: tracing.TraceHandoff | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,9 @@ class ShardResult:
     pid: int = 0
     reports: list[ledger.BatchReport] = field(default_factory=list)
     failure: ShardFailure | None = None
+    # The shard's spans (serialized run_pb2.Span) when recorded in another process, and those dropped.
+    spans: list[bytes] = field(default_factory=list)
+    dropped_spans: int = 0
 
 
 def batch_digest(identity: str, table: str, batch: int, first: int, last: int) -> str:
@@ -207,25 +216,64 @@ def write_shard(job: ShardJob, *, stop: threading.Event | None = None) -> ShardR
     """Write the shard; never raises for a failure of the data or the target (see `failure`)."""
     result = ShardResult(job.index, node=socket.gethostname(), pid=os.getpid())
     started = time.monotonic()
-    try:
-        if job.gate is not None and _in_ray():
-            from seedbed.worker.bulk._gate import writer_slot
+    with tracing.continued(job.trace) as recorded:
+        with tracing.span(
+            f"shard {job.index + 1}", parent=recorded.context, attributes=_attributes(job)
+        ) as span:
+            try:
+                if job.gate is not None and _in_ray():
+                    from seedbed.worker.bulk._gate import writer_slot
 
-            waited_from = time.monotonic()
-            with writer_slot(
-                job.gate.key,
-                job.gate.limit,
-                holder=f"{job.stamp.run_id}/{job.call}/{job.index}/{os.getpid()}",
-                cancelled=(stop.is_set if stop is not None else lambda: False),
-            ):
-                result.waited_seconds = time.monotonic() - waited_from
-                _write(job, result, stop)
-        else:
-            _write(job, result, stop)
-    except Exception as exc:  # reported, not raised: see the module's docstring
-        result.failure = _failure(exc)
+                    waited_from = time.monotonic()
+                    with writer_slot(
+                        job.gate.key,
+                        job.gate.limit,
+                        holder=f"{job.stamp.run_id}/{job.call}/{job.index}/{os.getpid()}",
+                        cancelled=(stop.is_set if stop is not None else lambda: False),
+                    ):
+                        result.waited_seconds = time.monotonic() - waited_from
+                        _write(job, result, stop)
+                else:
+                    _write(job, result, stop)
+            except Exception as exc:  # reported, not raised: see the module's docstring
+                result.failure = _failure(exc)
+                tracing.fail(span, error_type=result.failure.kind, message=result.failure.message)
+            span.set_attributes(
+                {
+                    "seedbed.rows": result.rows,
+                    "seedbed.batches.written": result.written_batches,
+                    "seedbed.batches.skipped": result.replayed_batches,
+                    "seedbed.writer.wait_seconds": result.waited_seconds,
+                }
+            )
+        result.spans, result.dropped_spans = recorded.take()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _attributes(job: ShardJob) -> dict[str, Any]:
+    """What a shard's span says of it: which rows, which table, where it runs."""
+    return {
+        "seedbed.shard": job.index + 1,
+        "seedbed.shards": job.shards,
+        "seedbed.rows.first": job.first,
+        "seedbed.rows.last": job.last,
+        "db.collection.name": job.table,
+        "seedbed.writer": _writer(),
+        "host.name": socket.gethostname(),
+        "process.pid": os.getpid(),
+    }
+
+
+def _writer() -> str:
+    """Who writes the shard: its Ray task, or the thread of the agent's process."""
+    if _in_ray():
+        import ray
+
+        task = ray.get_runtime_context().get_task_id()
+        if task:
+            return f"ray task {task}"
+    return f"thread {threading.current_thread().name}"
 
 
 def _write(job: ShardJob, result: ShardResult, stop: threading.Event | None) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "ForgedLedgerEntryError",
     "LedgerEntry",
     "NondeterministicWriteError",
+    "content_digest",
     "content_hash",
     "plain_json",
 ]
@@ -161,10 +162,16 @@ def content_hash(header: Mapping[str, Any], rows: Sequence[Any]) -> str:
     formats and pickle, free of back-references, so equal rows give equal bytes whether or not
     their strings are shared objects. Values marshal cannot take fall back to JSON.
     """
+    return content_digest(header, rows)[0]
+
+
+def content_digest(header: Mapping[str, Any], rows: Sequence[Any]) -> tuple[str, int]:
+    """`content_hash`, and the size in bytes of the rows as hashed (what a batch's span shows as
+    the bytes it writes: the rows' own size, whatever the driver sends for them)."""
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=plain).encode())
     try:
         body = b"m" + marshal.dumps(list(rows), 2)
     except ValueError:
         body = b"j" + plain_json(rows).encode()
     digest.update(body)
-    return digest.hexdigest()
+    return digest.hexdigest(), len(body) - 1

@@ -1,4 +1,10 @@
-"""Writes to one SQL connection through the ledger, for one attempt."""
+"""Writes to one SQL connection through the ledger, for one attempt.
+
+Each batch is a CLIENT span (OpenTelemetry's database conventions: `db.system.name`,
+`db.operation.name`, `db.collection.name`, `db.namespace`), child of the span current on the
+thread (the SDK call, or a bulk insert's shard), with `seedbed.rows`, `seedbed.bytes`, the batch's
+number and `seedbed.ledger`: "written", or "skipped" when the ledger already had it (a replay).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,20 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from seedbed.worker import tracing
 from seedbed.worker.ledger._entries import (
     AttemptStamp,
     BatchReport,
     ForgedLedgerEntryError,
     LedgerEntry,
     NondeterministicWriteError,
+    content_digest,
     content_hash,
     plain_json,
 )
@@ -133,6 +142,7 @@ class LedgeredSql:
         }
         count = 0
         returned: list[dict[str, Any]] | None = [] if returning is not None else None
+        statement = self.sink.write_operation(on_conflict=on_conflict, returning=returning)
         for batch, start in enumerate(range(0, len(rows), self._batch_rows)):
             chunk = rows[start : start + self._batch_rows]
 
@@ -147,7 +157,9 @@ class LedgeredSql:
                     table, chunk, on_conflict=on_conflict, key=key, returning=returning, in_transaction=record
                 )
 
-            done = self._apply(call, batch, content_hash(header, chunk), "insert", table, write)
+            digest, size = content_digest(header, chunk)
+            with self._span(statement, table, call, batch, size):
+                done = self._apply(call, batch, digest, "insert", table, write)
             count += done.rows
             if returned is not None and done.returned is not None:
                 returned.extend(json.loads(done.returned))
@@ -178,7 +190,11 @@ class LedgeredSql:
 
             return self.sink.insert(table, rows, in_transaction=record)
 
-        done = self._apply(call, batch, content_hash(header, rows), "insert", table, write)
+        digest, size = content_digest(header, rows)
+        with self._span(
+            self.sink.write_operation(on_conflict=None, returning=None), table, call, batch, size
+        ):
+            done = self._apply(call, batch, digest, "insert", table, write)
         return InsertResult(done.rows, None)
 
     def copy_batch(
@@ -196,11 +212,24 @@ class LedgeredSql:
         sink = self.sink
         if not isinstance(sink, PostgresSink):
             raise TypeError(f"bulk COPY needs a PostgreSQL sink, not {type(sink).__name__}")
+        with self._span("COPY", table, call, batch):
+            return self._copy_batch(sink, call, batch, table, digest, make)
+
+    def _copy_batch(
+        self,
+        sink: PostgresSink,
+        call: int,
+        batch: int,
+        table: str,
+        digest: str,
+        make: Callable[[], tuple[list[str], bytes, int, int, str | None]],
+    ) -> tuple[LedgerEntry, bool]:
         known = self._known().get((call, batch))
         if known is not None:
             self._vouch(known, self._forged.get((call, batch)), "insert", table)
             return self._replayed(known, digest, "insert", table), True
         columns, payload, count, first_row, row_keys = make()
+        tracing.current_span().set_attribute("seedbed.bytes", len(payload))
 
         def write(hook: _Hook) -> InsertResult:
             return sink.copy_encoded(
@@ -231,7 +260,30 @@ class LedgeredSql:
             return InsertResult(count, None)
 
         target = " ".join(sql.split())[:80]
-        return self._apply(call, 0, content_hash(header, [params]), "execute", target, write).rows
+        statement = (target.split(" ", 1)[0][:30] or "EXECUTE").upper()
+        with self._span(statement, None, call, 0):
+            return self._apply(call, 0, content_hash(header, [params]), "execute", target, write).rows
+
+    @contextmanager
+    def _span(
+        self, statement: str, table: str | None, call: int, batch: int, size: int | None = None
+    ) -> Iterator[None]:
+        """The batch's span (see the module's doc); `seedbed.ledger` and the rows are set once
+        the ledger has decided (`_emit`)."""
+        attributes: dict[str, Any] = {
+            **self.sink.db_attributes(),
+            "db.operation.name": statement,
+            "seedbed.connection": self.connection_id,
+            "seedbed.call": call,
+            "seedbed.batch": batch,
+        }
+        if table is not None:
+            attributes["db.collection.name"] = table
+        if size is not None:
+            attributes["seedbed.bytes"] = size
+        name = f"{statement} {table}" if table is not None else statement
+        with tracing.span(name, kind=tracing.SpanKind.CLIENT, attributes=attributes):
+            yield
 
     # -- row keys ----------------------------------------------------------------------------------
 
@@ -403,6 +455,9 @@ class LedgeredSql:
             )
 
     def _emit(self, entry: LedgerEntry, *, replayed: bool) -> None:
+        tracing.current_span().set_attributes(
+            {"seedbed.ledger": "skipped" if replayed else "written", "seedbed.rows": entry.rows}
+        )
         self._report(
             BatchReport(
                 connection_id=self.connection_id,

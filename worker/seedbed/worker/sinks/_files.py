@@ -14,6 +14,9 @@ shared by the attempt's file connections, while it is written: past the quota th
 Names are plain file names: no `/` or `\\`, no `..`, no leading `.` (reserved for the temporary
 files), no control characters, at most 200 characters. An existing file is read without following
 symlinks.
+
+Each write is an INTERNAL span ("write NAME": `file.name`, the format, rows and bytes written), child
+of the span current on the thread (the SDK call).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
+from seedbed.worker import tracing
 from seedbed.worker.sinks._errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -113,6 +117,17 @@ class FileSink(Sink):
         """Write `rows` to `name` (replacing it, or after its current content with `append`).
         CSV: the header is the first row's keys; every row must have the same keys; None is an
         empty cell, booleans are `true`/`false`, nested values JSON. JSONL: one object per line."""
+        attributes = {
+            "file.name": str(name),
+            "seedbed.format": str(fmt),
+            "seedbed.connection": self.connection_id,
+        }
+        with tracing.span(f"write {name}", attributes=attributes) as span:
+            result = self._write(name, rows, fmt=fmt, append=append)
+            span.set_attributes({"seedbed.rows": result.count, "seedbed.bytes": result.size_bytes})
+            return result
+
+    def _write(self, name: str, rows: Sequence[Row], *, fmt: FileFormat, append: bool) -> WriteResult:
         cid = self.connection_id
         _check_name(name, cid)
         if fmt not in ("csv", "jsonl"):

@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
@@ -138,8 +138,13 @@ class PostgresSink(SqlSink[PgConnection]):
     def __init__(self, spec: ConnectionSpec) -> None:
         super().__init__(spec)
         self.settings = PostgresSettings.from_spec(spec)
-        in_url = conninfo_to_dict(self.settings.url).get("password")
-        self._secrets = tuple(str(p) for p in (in_url, self.settings.password) if p)
+        info = conninfo_to_dict(self.settings.url)
+        self._secrets = tuple(str(p) for p in (info.get("password"), self.settings.password) if p)
+        self._db: dict[str, str | int] = {"db.system.name": "postgresql"}
+        for name, key in (("dbname", "db.namespace"), ("host", "server.address"), ("port", "server.port")):
+            value = str(info.get(name) or "").split(",")[0]  # the first of several hosts
+            if value:
+                self._db[key] = int(value) if key == "server.port" and value.isdigit() else value
         self._conn: PgConnection | None = None
         self._lock = threading.Lock()
         self._interrupted = False
@@ -322,6 +327,12 @@ class PostgresSink(SqlSink[PgConnection]):
                 raise
             self._commit(conn, operation, None)
         return result
+
+    def db_attributes(self) -> Mapping[str, str | int]:
+        return self._db
+
+    def write_operation(self, *, on_conflict: OnConflict | None, returning: Sequence[str] | None) -> str:
+        return "COPY" if on_conflict is None and returning is None else "INSERT"
 
     def interrupt(self) -> None:
         # Without the lock: the call in flight holds it. No call starts from now on (`_connection`

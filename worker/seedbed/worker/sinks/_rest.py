@@ -25,6 +25,12 @@ after it left (timeout, broken response, 5xx) is *ambiguous*: retried only when 
 declared `idempotent`, else reported at once with `RestError.ambiguous`. Other 4xx never retry.
 Backoff: exponential from `backoff_base_seconds`, capped at `backoff_max_seconds`, with jitter
 (uniform in [delay/2, delay]).
+
+Each request sent is a CLIENT span (OpenTelemetry's HTTP conventions: `http.request.method`,
+`url.full`, `server.address`, `server.port`, `http.response.status_code`, `error.type`,
+`http.request.resend_count` on a retry), child of the span current on the thread (the SDK call).
+`url.full` has no credentials (the base URL may not hold any) and its query values read REDACTED;
+the Idempotency-Key is not an attribute.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from seedbed.worker import tracing
 from seedbed.worker.sinks._errors import ConfigurationError, InvalidRequestError, RestError
 from seedbed.worker.sinks._rows import encode_json_row
 from seedbed.worker.sinks._spec import ConnectionSpec, OptionReader, PostResult, Row, Sink
@@ -215,6 +222,7 @@ class RestSink(Sink):
                     index=index,
                     completed=completed,
                     deadline=deadline,
+                    rows=len(chunk),
                 )
                 responses.append(_parse_json(body))
                 completed += len(chunk)
@@ -267,6 +275,7 @@ class RestSink(Sink):
         index: int | None = None,
         completed: int = 0,
         deadline: float | None = None,
+        rows: int | None = None,
     ) -> tuple[int, bytes]:
         policy = self.settings.retry
         headers = {"Accept": "application/json"}
@@ -284,6 +293,7 @@ class RestSink(Sink):
         )
         self._check_url(request.url, path)
         url_path = request.url.path
+        attributes = _span_attributes(request, index=index, rows=rows)
         total = self.settings.timeout.total_seconds()
         attempt = 0
         while True:
@@ -306,7 +316,7 @@ class RestSink(Sink):
                 )
             try:
                 with self._watchdog.armed(until):
-                    status, retry_after, body = self._exchange(request)
+                    status, retry_after, body = self._traced_exchange(request, attempt, attributes)
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, _NOT_SENT)
                 retryable = not sent or retry_ambiguous
@@ -352,6 +362,19 @@ class RestSink(Sink):
             if self._watchdog.pause(pause):
                 raise failure  # interrupted while waiting
 
+    def _traced_exchange(
+        self, request: httpx.Request, attempt: int, attributes: Mapping[str, Any]
+    ) -> tuple[int, str | None, bytes]:
+        """`_exchange` as one CLIENT span (see the module's doc)."""
+        with tracing.span(request.method, kind=tracing.SpanKind.CLIENT, attributes=attributes) as span:
+            if attempt > 1:
+                span.set_attribute("http.request.resend_count", attempt - 1)
+            status, retry_after, body = self._exchange(request)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400:
+                tracing.fail(span, error_type=str(status), message=_reason(status))
+            return status, retry_after, body
+
     def _exchange(self, request: httpx.Request) -> tuple[int, str | None, bytes]:
         """Send once: the status, the Retry-After header and the body (up to max_response_bytes)."""
         response = self._client.send(request, stream=True)
@@ -389,6 +412,27 @@ class RestSink(Sink):
 
     def _path_of(self, path: str) -> str:
         return self._client.build_request("GET", path).url.path
+
+
+def _span_attributes(request: httpx.Request, *, index: int | None, rows: int | None) -> dict[str, Any]:
+    """A request's span attributes: its URL without credentials, its query values REDACTED."""
+    url = request.url.copy_with(username=None, password=None, fragment=None)
+    if url.query:
+        url = url.copy_with(params={key: "REDACTED" for key in url.params})  # the keys stay
+    attributes: dict[str, Any] = {
+        "http.request.method": request.method,
+        "url.full": str(url),
+        "server.address": url.host,
+    }
+    if url.port is not None:
+        attributes["server.port"] = url.port
+    if index is not None:
+        attributes["seedbed.batch"] = index
+    if rows is not None:
+        attributes["seedbed.rows"] = rows
+    if request.content:
+        attributes["seedbed.bytes"] = len(request.content)
+    return attributes
 
 
 def _check_path(path: object, connection_id: str) -> str:

@@ -179,6 +179,15 @@ class SqlSink(Sink, Generic[ConnT]):
         """Run `body` with the connection in a transaction of its own and COMMIT; driver errors
         become `TargetError` (transient when the connection broke or the server is restarting)."""
 
+    def db_attributes(self) -> Mapping[str, str | int]:
+        """The database as a write's span names it (OpenTelemetry's database conventions:
+        `db.system.name`, `db.namespace`, `server.address`, `server.port`), never a credential."""
+        return {}
+
+    def write_operation(self, *, on_conflict: OnConflict | None, returning: Sequence[str] | None) -> str:
+        """The statement `insert` runs with these options (a batch span's `db.operation.name`)."""
+        return "INSERT"
+
 
 class OptionReader:
     """Reads a spec's options into typed values; `done()` refuses the names nobody read."""

@@ -139,6 +139,7 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
         # The driver's connection of the call in flight (for a cancel from another thread).
         self._in_flight: Any = None
         self._columns: dict[tuple[str | None, str], list[str]] = {}
+        self._db = _db_attributes(url, self._engine.dialect.name)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -312,6 +313,9 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
                 raise
             self._commit(transaction, "execute", None)
         return count
+
+    def db_attributes(self) -> Mapping[str, str | int]:
+        return self._db
 
     def transact(self, body: Callable[[sa.Connection], T], *, operation: str) -> T:
         with self._lock, self._connect() as conn:
@@ -536,6 +540,30 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
             ambiguous=ambiguous,
             transient=transient,
         )
+
+
+# OpenTelemetry's names (db.system.name) for SQLAlchemy's dialects, where they differ or exist.
+_DB_SYSTEMS = {
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "sqlite": "sqlite",
+    "mssql": "microsoft.sql_server",
+    "oracle": "oracle.db",
+}
+
+
+def _db_attributes(url: sa.URL, dialect: str) -> dict[str, str | int]:
+    """The database as a span names it: its system, its name (a SQLite file's name, not its path),
+    its server; never the user or the password."""
+    out: dict[str, str | int] = {"db.system.name": _DB_SYSTEMS.get(dialect, "other_sql")}
+    if url.database:
+        out["db.namespace"] = url.database.rsplit("/", 1)[-1] if dialect == "sqlite" else url.database
+    if url.host:
+        out["server.address"] = url.host
+    if url.port:
+        out["server.port"] = url.port
+    return out
 
 
 def _named_params(params: Any, connection_id: str) -> dict[str, Any]:
