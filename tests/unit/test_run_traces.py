@@ -122,6 +122,20 @@ def test_a_queued_fire_s_run_joins_the_fire_s_trace(fake_coordinator: tuple[Any,
     assert trace.trace_id != client.get_run(first.run_id).trace_id
 
 
+def test_huge_values_are_cut_on_the_coordinator_s_spans(store_url: str, tmp_path: Path) -> None:
+    settings = settings_for(store_url, tmp_path, max_span_attribute_length=100)
+    with running_in_thread(settings, FakeDispatcher()) as coordinator, Client(coordinator.address) as client:
+        client.put_scenario("huge", script="fail " + "x" * 200_000)
+        run = client.wait(client.run("huge").run_id)
+        assert run.state == run_pb2.RUN_STATE_FAILED
+        spans = _by_name(_trace(coordinator, run.id))
+        for name in ("run", "attempt 1"):
+            assert spans[name].status_code == run_pb2.SPAN_STATUS_CODE_ERROR
+            assert spans[name].status_message.startswith("RuntimeError: xxx")
+            assert len(spans[name].status_message) == 100
+            assert all(len(a.string_value) <= 100 for a in spans[name].attributes)
+
+
 def test_unknown_run_is_not_found(fake_coordinator: tuple[Any, Client]) -> None:
     coordinator, _ = fake_coordinator
     with pytest.raises(grpc.RpcError) as caught:

@@ -366,9 +366,7 @@ class RunTracing:
         parent = parse_traceparent(run.traceparent) if self.enabled else None
         if parent is None:
             return
-        error = ""
-        if run.error is not None:
-            error = f"{run.error.type}: {run.error.message}"[: self._max_attribute_length]
+        error = f"{run.error.type}: {run.error.message}" if run.error is not None else ""
         self._record(
             "run",
             _derived(parent, run.id, "run"),
@@ -396,14 +394,17 @@ class RunTracing:
         attributes: Mapping[str, Any],
         error: str,
     ) -> None:
+        # Made by hand, so the provider's limits are applied here: values and the error cut.
+        cut = self._max_attribute_length
+        values = {k: v[:cut] if isinstance(v, str) else v for k, v in attributes.items()}
         span = ReadableSpan(
             name=name,
             context=ctx,
             parent=parent,
             resource=self._resource,
-            attributes=dict(attributes),
+            attributes=values,
             kind=SpanKind.INTERNAL,
-            status=Status(StatusCode.ERROR, error) if error else Status(StatusCode.UNSET),
+            status=Status(StatusCode.ERROR, error[:cut]) if error else Status(StatusCode.UNSET),
             start_time=_ns(start),
             end_time=max(_ns(end), _ns(start)),
             instrumentation_scope=_SCOPE,
