@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2
-from seedbed.client import Client
+from seedbed.client import Client, LogEvent
 from seedbed.coordinator import running_in_thread
 from seedbed.coordinator.fakes import FakeDispatcher
 from tests.conftest import auth_metadata, eventually, settings_for
@@ -77,6 +77,13 @@ def test_a_run_is_one_trace_from_the_call_to_its_attempts(fake_coordinator: tupl
     assert call.service == fire.service == "seedbed-coordinator"
     starts = [span.start_time.ToNanoseconds() for span in trace.spans]
     assert starts == sorted(starts)
+    # The coordinator's own lines about an attempt carry the attempt's span.
+    lines = [e.line for e in client.stream_logs(run.id) if isinstance(e, LogEvent)]
+    dispatched = [line for line in lines if line.text.endswith(" dispatched")]
+    assert [(line.trace_id, line.span_id) for line in dispatched] == [
+        (run.trace_id, first.span_id),
+        (run.trace_id, second.span_id),
+    ]
     assert trace.dropped_spans == 0 and not trace.note
 
 

@@ -28,7 +28,7 @@ from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.model import FailureReason, RunState
 from seedbed.coordinator.observability.logs import bind_run
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics
-from seedbed.coordinator.observability.tracing import RunTracing
+from seedbed.coordinator.observability.tracing import RunTracing, attempt_span_ids
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, WriteBatchRecord, now
@@ -112,16 +112,21 @@ _BATCH_STATUS = {
 class LogWriter:
     """Appends a run's log lines for one attempt, numbering them after the last stored one."""
 
-    def __init__(self, store: Store, hub: LogHub, run_id: str, attempt: int, after: int) -> None:
+    def __init__(self, store: Store, hub: LogHub, run: RunRecord, attempt: int) -> None:
         self._store = store
         self._hub = hub
-        self._run_id = run_id
+        self._run_id = run.id
         self._attempt = attempt
-        self.seq = after
+        self.seq = run.last_sequence  # read after the attempt began: nothing else appends past it
+        # The coordinator's own lines about the attempt belong to the attempt's span.
+        self._trace_id, self._span_id = attempt_span_ids(run, attempt)
 
     async def system(self, text: str) -> None:
         self.seq += 1
-        await self._append([LogRecord(self.seq, self._attempt, "system", text, now())])
+        line = LogRecord(
+            self.seq, self._attempt, "system", text, now(), trace_id=self._trace_id, span_id=self._span_id
+        )
+        await self._append([line])
 
     async def output(self, lines: Sequence[run_pb2.LogLine]) -> None:
         records = []
@@ -206,7 +211,7 @@ class AttemptRunner:
         where = self._tracing.attempt_trace(run, attempt) if self._tracing is not None else None
         if where is not None:
             spec.trace.CopyFrom(where)
-        logs = LogWriter(self._store, self._hub, run_id, attempt, run.last_sequence)
+        logs = LogWriter(self._store, self._hub, run, attempt)
         await logs.system(f"attempt {attempt} dispatched")
         result: attempt_pb2.AttemptResult | None = None
         task_id = ""

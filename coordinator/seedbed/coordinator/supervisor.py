@@ -276,7 +276,7 @@ class RunSupervisor:
             if end.state is RunState.ABORTED:
                 return end  # the runner said so in the log
             latest = await self._store.get_run(run_id)
-            logs = LogWriter(self._store, self._hub, run_id, number, latest.last_sequence)
+            logs = LogWriter(self._store, self._hub, latest, number)
             if end.state is RunState.FAILED and latest.abort_reason:
                 await logs.system(f"aborted: {latest.abort_reason}")
                 return RunEnd(RunState.ABORTED, aborted(latest.abort_reason), end.exit_code)

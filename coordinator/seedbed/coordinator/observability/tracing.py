@@ -64,6 +64,7 @@ __all__ = [
     "RUN_ID",
     "SERVICE",
     "RunTracing",
+    "attempt_span_ids",
     "derived_span_id",
     "span_from_proto",
     "span_to_proto",
@@ -108,6 +109,15 @@ def derived_span_id(*parts: object) -> int:
 def _derived(parent: SpanContext, *parts: object) -> SpanContext:
     """The context of a span of ``parent``'s trace whose id derives from ``parts``."""
     return SpanContext(parent.trace_id, derived_span_id(*parts), False, parent.trace_flags)
+
+
+def attempt_span_ids(run: RunRecord, attempt: int) -> tuple[str, str]:
+    """The trace and span ids (hex) of an attempt's span; empty when the run has no trace. The
+    coordinator's own log lines about the attempt carry them."""
+    trace_id = run.trace_id
+    if not trace_id:
+        return "", ""
+    return trace_id, f"{derived_span_id(run.id, 'attempt', attempt):016x}"
 
 
 def _traceparent(ctx: SpanContext) -> str:
