@@ -40,7 +40,6 @@ mangles bytes); argv or environment for the script (visible in `docker inspect`)
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -242,17 +241,27 @@ class DockerSandboxDriver:
         `request.traceparent`, its phases are spans (see `_sandbox_spans`), ended before Finished."""
         session = RunSession(request.limits, on_call, background_calls=True)
         spans = SandboxSpans(request.traceparent, session)
-        finished: Finished | None = None
+        events = self._run(request, cancel, session, spans)
+        # `yield from`, by hand, to end the spans before Finished is handed out: what the consumer
+        # throws in (Ray's cancel, a KeyboardInterrupt) reaches `_run`, which answers Finished.
         try:
-            with contextlib.closing(self._run(request, cancel, session, spans)) as events:
-                for event in events:
-                    if isinstance(event, Finished):
-                        finished = event
-                        spans.finish(event)
+            event = next(events)
+            while True:
+                if isinstance(event, Finished):
+                    spans.finish(event)
+                try:
                     yield event
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - thrown in by the consumer: handed on
+                    event = events.throw(exc)
+                else:
+                    event = next(events)
+        except StopIteration:
+            return
         finally:
-            if finished is None:
-                spans.finish(None)
+            events.close()  # the consumer stopped early: `_run`'s finally removes the container
+            spans.finish(None)  # nothing left open when Finished came
 
     def _run(
         self,
