@@ -160,6 +160,9 @@ class _CallRunner:
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.pending = 0
+        # Called when a reply is ready (the pump waits on its socket and would otherwise see the
+        # reply only when its wait times out).
+        self.wake: Callable[[], None] | None = None
 
     def submit(self, frame: CallFrame, held: int = 0) -> None:
         if self._stopped.is_set():
@@ -177,6 +180,8 @@ class _CallRunner:
             try:
                 if not self._stopped.is_set():
                     self._done.put(self._serve(frame))
+                    if self.wake is not None:
+                        self.wake()
             finally:
                 self._release(held)
 
@@ -356,6 +361,12 @@ class RunSession:
                 self._hooks.end()
             except Exception:  # the attempt's own end must go on
                 logger.exception("the call handler failed to end")
+
+    def on_reply(self, wake: Callable[[], None]) -> None:
+        """Call `wake` (from the call thread, never blocking) whenever a background call's reply
+        is ready for `completed_replies`."""
+        if self._runner is not None:
+            self._runner.wake = wake
 
     @property
     def calls_pending(self) -> bool:

@@ -40,6 +40,8 @@ mangles bytes); argv or environment for the script (visible in `docker inspect`)
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import queue
@@ -276,6 +278,8 @@ class DockerSandboxDriver:
         client: docker.DockerClient | None = None
         container_id: str | None = None
         sock: Any = None
+        waker: socket.socket | None = None
+        woken: socket.socket | None = None
         began = time.monotonic()
         try:
             try:
@@ -352,8 +356,10 @@ class DockerSandboxDriver:
                 run_key=request.run_key,
             )
             try:
+                waker, woken = _wakeup_pair()
+                session.on_reply(functools.partial(_poke, waker))
                 end = yield from self._pump(
-                    client, container_id, sock, start, session, cancel, deadline, limit_text
+                    client, container_id, sock, woken, start, session, cancel, deadline, limit_text
                 )
             except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
                 yield self._engine_failure(session, "running the sandbox", exc)
@@ -384,6 +390,9 @@ class DockerSandboxDriver:
             session.close()
             if sock is not None:
                 _close_quietly(sock)
+            for pair_end in (waker, woken):
+                if pair_end is not None:
+                    pair_end.close()
             self._remove(client, container_id)
 
     def _pick_image(
@@ -556,13 +565,16 @@ class DockerSandboxDriver:
         client: docker.DockerClient,
         container_id: str,
         sock: Any,
+        woken: socket.socket,
         start_frame: bytes,
         session: RunSession,
         cancel: threading.Event,
         deadline: float,
         limit_text: str,
     ) -> Generator[Output, None, EndState]:
-        """Move bytes both ways until the container's output ends or it must be stopped."""
+        """Move bytes both ways until the container's output ends or it must be stopped. The
+        call thread pokes `woken` when a reply is ready: the script waits for that reply, so
+        nothing else would end the wait on the socket before its timeout (50 ms per SDK call)."""
         raw: socket.socket = getattr(sock, "_sock", sock)
         raw.setblocking(False)
         outbound = bytearray(start_frame)
@@ -599,7 +611,9 @@ class DockerSandboxDriver:
             # While an SDK call is served on its own thread, look for its reply often.
             busy = session.pending() or session.calls_pending
             wait = min(deadline - now, _BATCH_SECONDS if busy else 0.25)
-            readable, writable, _ = select.select([raw], [raw] if outbound else [], [], wait)
+            readable, writable, _ = select.select([raw, woken], [raw] if outbound else [], [], wait)
+            if woken in readable:
+                _drain(woken)
             if writable:
                 try:
                     sent = raw.send(outbound)
@@ -608,7 +622,7 @@ class DockerSandboxDriver:
                     pass
                 except OSError:
                     outbound.clear()  # the container closed its stdin; replies are moot
-            if not readable:
+            if raw not in readable:
                 continue
             try:
                 data = raw.recv(_RECV_BYTES)
@@ -788,6 +802,28 @@ def _kill_draining(
         for stream, piece in demux.feed(data):
             session.feed(stream, piece)
     killer.join(max(0.0, until - time.monotonic()))
+
+
+def _wakeup_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected pair of non-blocking sockets: what is sent on the first wakes a select on the second."""
+    pair = socket.socketpair()
+    for end in pair:
+        end.setblocking(False)
+    return pair
+
+
+def _poke(waker: socket.socket) -> None:
+    # Failing: already poked (the buffer is full), or the attempt is over: nothing to wake.
+    with contextlib.suppress(OSError):
+        waker.send(b"!")
+
+
+def _drain(woken: socket.socket) -> None:
+    try:
+        while woken.recv(4096):
+            pass
+    except OSError:  # BlockingIOError: drained
+        pass
 
 
 def _pending(session: RunSession) -> Iterator[Output]:
