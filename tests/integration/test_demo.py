@@ -36,6 +36,10 @@ def test_the_demo_runs_on_a_first_start_and_again(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "holds 100 customers and 500 orders; orders without a customer: 0" in done.stdout
+        # The run's trace, from the call that started it down to each batch it wrote.
+        waterfall = done.stdout.split("where the run spent its time", 1)[1]
+        for span in ("RunService/RunS", "attempt 1", "script", "step orders", "INSERT"):
+            assert span in waterfall, waterfall
     assert (tmp_path / ".seedbed" / "admin-api-key").stat().st_mode & 0o077 == 0
     # The shop's database lives apart from the coordinator's private folder and store.
     assert (tmp_path / ".seedbed-demo" / "shop.db").exists()
