@@ -49,7 +49,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -476,13 +476,16 @@ class Continued:
             self.context: Context = trace.set_span_in_context(INVALID_SPAN)
             return
         self.context = ctx
-        if _router.recorder_of(trace.get_current_span(ctx).get_span_context()) is None:
+        if _router.recorder_of(trace.get_current_span(ctx).get_span_context()) is not None:
+            return  # the attempt's recorder is in this process (shards on threads): spans go to it
+        # ValueError: another shard of the same insert registered it a moment ago, in this process;
+        # its recorder takes these spans too (they go back with that shard's result).
+        with suppress(ValueError):
             self._recorder = SpanRecorder(
                 handoff.traceparent,
                 max_spans=handoff.max_spans,
                 max_attribute_length=handoff.max_attribute_length,
             )
-        # Else the attempt's recorder is in this process (shards on threads): spans go straight to it.
 
     def take(self) -> tuple[list[bytes], int]:
         if self._recorder is None:
