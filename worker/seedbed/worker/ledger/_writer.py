@@ -455,9 +455,10 @@ class LedgeredSql:
             )
 
     def _emit(self, entry: LedgerEntry, *, replayed: bool) -> None:
-        tracing.current_span().set_attributes(
-            {"seedbed.ledger": "skipped" if replayed else "written", "seedbed.rows": entry.rows}
-        )
+        attributes: dict[str, Any] = {"seedbed.ledger": "skipped" if replayed else "written"}
+        if entry.rows >= 0:  # a statement without a row count (DDL) reports -1: no rows to say
+            attributes["seedbed.rows"] = entry.rows
+        tracing.current_span().set_attributes(attributes)
         self._report(
             BatchReport(
                 connection_id=self.connection_id,
