@@ -498,6 +498,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConnectionSettingsError as exc:
         print(f"seedbed: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`seedbed logs RUN --json | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
 
