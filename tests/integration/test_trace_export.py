@@ -6,6 +6,7 @@ that arrived too, from the RunScenario call down to each batch the script wrote.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -83,3 +84,33 @@ def test_the_real_stack_exports_one_whole_tree(
     assert {s.span_id for s in kept.spans} == set(by_id)
     with psycopg.connect(pg_database.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
         assert conn.execute("SELECT count(*) FROM people").fetchone() == (25,)
+
+
+def test_a_run_of_100000_calls_keeps_a_capped_trace_and_succeeds(ray_session: None, tmp_path: Path) -> None:
+    # One store is enough here (about a minute of calls): the cap is the store's, tested on both in
+    # tests/unit/test_run_traces.py.
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", tmp_path)
+    with running_in_thread(settings) as coord, Client(coord.address) as client:
+        _chatty(coord, client)
+
+
+def _chatty(coord: Any, client: Client) -> None:
+    script = (
+        "from seedbed.sdk import Seedbed, _context\n"
+        "dm = Seedbed()\n"
+        "for n in range(10):\n"
+        "    with dm.step(f'chunk {n}'):\n"
+        "        for _ in range(10_000):\n"
+        "            _context.call('stream.close', {'handle': 'nothing'})\n"
+        "print('all called')\n"
+    )
+    client.put_scenario("chatty", script=script)
+    run = client.wait(client.run("chatty").run_id)
+    assert run.state == run_pb2.RUN_STATE_SUCCESS, run.first_error
+    trace = client.get_run_trace(run.id)
+    cap = coord.settings.max_trace_spans
+    worker = [s for s in trace.spans if s.service == "seedbed-worker"]
+    assert len(worker) <= cap + 10  # the steps past the cap are kept all the same
+    assert {f"step chunk {n}" for n in range(10)} <= {s.name for s in worker}
+    assert trace.dropped_spans >= 100_000 - cap
+    assert f"{cap}" in trace.note and "SEEDBED_MAX_TRACE_SPANS" in trace.note

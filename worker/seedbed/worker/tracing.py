@@ -347,6 +347,10 @@ class SpanRecorder:
 # -- spans ---------------------------------------------------------------------------------------------
 
 
+# The boolean attribute naming a span of the trace's frame (sandbox, script, steps …).
+FRAME = "seedbed.frame"
+
+
 def start_span(
     name: str,
     *,
@@ -368,6 +372,8 @@ def start_span(
         return INVALID_SPAN
     if not recorder.admit(structural):
         return NonRecordingSpan(parent_ctx)
+    if structural:  # the coordinator keeps these past its own cap too (see the contract's Span)
+        attributes = {**(attributes or {}), FRAME: True}
     return recorder.tracer.start_span(
         name,
         context=trace.set_span_in_context(parent_span),

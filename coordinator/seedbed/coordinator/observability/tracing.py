@@ -76,6 +76,7 @@ SERVICE = "seedbed-coordinator"
 RUN_ID = "seedbed.run.id"
 FIRE_ID = "seedbed.fire.id"
 ATTEMPT = "seedbed.attempt"
+FRAME = "seedbed.frame"  # a worker span of the trace's frame (see the contract's Span)
 SCENARIO_ID = "seedbed.scenario.id"
 _SCOPE = InstrumentationScope("seedbed.coordinator")
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -200,6 +201,10 @@ def span_from_proto(span: run_pb2.Span) -> ReadableSpan | None:
         end_time=span.end_time.ToNanoseconds(),
         instrumentation_scope=InstrumentationScope("seedbed.worker"),
     )
+
+
+def _is_frame(span: run_pb2.Span) -> bool:
+    return any(a.key == FRAME and a.bool_value for a in span.attributes)
 
 
 def _otlp_configured(env: Mapping[str, str]) -> bool:
@@ -432,11 +437,15 @@ class RunTracing:
         strays = len(report.spans) - len(mine)
         if strays:
             log.warning("run %s attempt %d: dropped %d span(s) of another trace", run.id, attempt, strays)
+        frame = [span for span in mine if _is_frame(span)]
+        rest = [span for span in mine if not _is_frame(span)]
+        # The frame (sandbox, script, steps: few, bounded by the worker) is kept past the cap.
+        await self._store.spans.add(run.id, trace_id, attempt, [s.SerializeToString() for s in frame])
         await self._store.spans.add(
             run.id,
             trace_id,
             attempt,
-            [span.SerializeToString() for span in mine],
+            [span.SerializeToString() for span in rest],
             cap=self._max_spans,
             dropped=report.dropped + strays,
         )
