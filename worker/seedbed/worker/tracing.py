@@ -45,7 +45,6 @@ process, would not carry it; span ids do); recording every span and dropping pas
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -53,7 +52,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -72,6 +70,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from seedbed.api.spans import to_proto
 from seedbed.api.v1 import run_pb2
 
 __all__ = [
@@ -95,7 +94,6 @@ __all__ = [
     "record_span",
     "span",
     "start_span",
-    "to_proto",
     "traceparent_of",
 ]
 
@@ -109,19 +107,6 @@ _MAX_ATTRIBUTE_LENGTH = 65_536
 MAX_ATTRIBUTES = 64
 _SCOPE = "seedbed.worker"
 _PROPAGATOR = TraceContextTextMapPropagator()
-_KINDS = {
-    SpanKind.INTERNAL: run_pb2.SPAN_KIND_INTERNAL,
-    SpanKind.SERVER: run_pb2.SPAN_KIND_SERVER,
-    SpanKind.CLIENT: run_pb2.SPAN_KIND_CLIENT,
-    SpanKind.PRODUCER: run_pb2.SPAN_KIND_PRODUCER,
-    SpanKind.CONSUMER: run_pb2.SPAN_KIND_CONSUMER,
-}
-_STATUSES = {
-    StatusCode.UNSET: run_pb2.SPAN_STATUS_CODE_UNSPECIFIED,
-    StatusCode.OK: run_pb2.SPAN_STATUS_CODE_OK,
-    StatusCode.ERROR: run_pb2.SPAN_STATUS_CODE_ERROR,
-}
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 # -- ids and traceparents ----------------------------------------------------------------------------
@@ -326,7 +311,7 @@ class SpanRecorder:
             finished, self._finished = self._finished, []
             adopted, self._adopted = self._adopted, []
             dropped, self._dropped = self._dropped, 0
-        spans = [to_proto(s, self.max_attribute_length) for s in finished]
+        spans = [to_proto(s, SERVICE, self.max_attribute_length) for s in finished]
         return spans + adopted, dropped
 
     def close(self) -> None:
@@ -525,60 +510,3 @@ def adopt(spans: Iterable[bytes], dropped: int, *, into: TraceHandoff | None) ->
     )
     if recorder is not None:
         recorder.add((run_pb2.Span.FromString(data) for data in spans), dropped)
-
-
-# -- conversion ----------------------------------------------------------------------------------------
-
-
-def _timestamp(nanoseconds: int | None) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(nanoseconds or 0)
-    return stamp
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit]
-
-
-def _attribute(key: str, value: Any, limit: int) -> run_pb2.SpanAttribute:
-    # bool before int: a bool is an int to Python, not to the contract.
-    if isinstance(value, bool):
-        return run_pb2.SpanAttribute(key=key, bool_value=value)
-    if isinstance(value, int) and _INT64[0] <= value <= _INT64[1]:
-        return run_pb2.SpanAttribute(key=key, int_value=value)
-    if isinstance(value, float):
-        return run_pb2.SpanAttribute(key=key, double_value=value)
-    if isinstance(value, str):
-        return run_pb2.SpanAttribute(key=key, string_value=_cut(value, limit))
-    if isinstance(value, bytes):
-        return run_pb2.SpanAttribute(key=key, string_value=_cut(value.hex(), limit))
-    if isinstance(value, int):  # past int64
-        return run_pb2.SpanAttribute(key=key, string_value=str(value))
-    if isinstance(value, Mapping):
-        value = dict(value)
-    elif not isinstance(value, str):
-        value = list(value)
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return run_pb2.SpanAttribute(key=key, string_value=_cut(text, limit))
-
-
-def to_proto(span: ReadableSpan, max_attribute_length: int = DEFAULT_ATTRIBUTE_LENGTH) -> run_pb2.Span:
-    """A finished span as the contract's message (attributes typed; sequences as JSON text)."""
-    ctx = span.context
-    assert ctx is not None  # a finished SDK span always has its context
-    parent = span.parent
-    attributes = span.attributes or {}
-    return run_pb2.Span(
-        trace_id=f"{ctx.trace_id:032x}",
-        span_id=f"{ctx.span_id:016x}",
-        parent_span_id=f"{parent.span_id:016x}" if parent is not None and parent.is_valid else "",
-        name=_cut(span.name, max_attribute_length),
-        kind=_KINDS.get(span.kind, run_pb2.SPAN_KIND_INTERNAL),
-        start_time=_timestamp(span.start_time),
-        end_time=_timestamp(span.end_time),
-        attributes=[_attribute(key, value, max_attribute_length) for key, value in attributes.items()],
-        status_code=_STATUSES.get(span.status.status_code, run_pb2.SPAN_STATUS_CODE_UNSPECIFIED),
-        status_message=_cut(span.status.description or "", max_attribute_length),
-        dropped_attributes_count=span.dropped_attributes,
-        service=SERVICE,
-    )

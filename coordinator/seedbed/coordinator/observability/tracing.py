@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -50,9 +49,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from seedbed.api.spans import from_proto, to_proto
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -66,8 +66,6 @@ __all__ = [
     "RunTracing",
     "attempt_span_ids",
     "derived_span_id",
-    "span_from_proto",
-    "span_to_proto",
 ]
 
 log = logging.getLogger(__name__)
@@ -84,21 +82,6 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _FLUSH_SECONDS = 0.5
 # Spans waiting for the store at most; past it the oldest are counted as dropped for their run.
 _MAX_PENDING = 50_000
-
-_KINDS = {
-    SpanKind.INTERNAL: run_pb2.SPAN_KIND_INTERNAL,
-    SpanKind.SERVER: run_pb2.SPAN_KIND_SERVER,
-    SpanKind.CLIENT: run_pb2.SPAN_KIND_CLIENT,
-    SpanKind.PRODUCER: run_pb2.SPAN_KIND_PRODUCER,
-    SpanKind.CONSUMER: run_pb2.SPAN_KIND_CONSUMER,
-}
-_KINDS_BACK = {value: key for key, value in _KINDS.items()}
-_STATUS = {
-    StatusCode.UNSET: run_pb2.SPAN_STATUS_CODE_UNSPECIFIED,
-    StatusCode.OK: run_pb2.SPAN_STATUS_CODE_OK,
-    StatusCode.ERROR: run_pb2.SPAN_STATUS_CODE_ERROR,
-}
-_STATUS_BACK = {value: key for key, value in _STATUS.items()}
 
 
 def derived_span_id(*parts: object) -> int:
@@ -137,72 +120,6 @@ def _ns(value: datetime) -> int:
     return int(value.timestamp() * 1e9)
 
 
-def _stamp(ns: int | None) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(ns or 0)
-    return stamp
-
-
-def span_to_proto(span: ReadableSpan) -> run_pb2.Span:
-    """A finished SDK span as the contract's Span."""
-    ctx = span.get_span_context()
-    assert ctx is not None  # every span the SDK (or this module) makes has one
-    out = run_pb2.Span(
-        trace_id=f"{ctx.trace_id:032x}",
-        span_id=f"{ctx.span_id:016x}",
-        parent_span_id=f"{span.parent.span_id:016x}" if span.parent is not None else "",
-        name=span.name,
-        kind=_KINDS.get(span.kind, run_pb2.SPAN_KIND_INTERNAL),
-        start_time=_stamp(span.start_time),
-        end_time=_stamp(span.end_time),
-        status_code=_STATUS[span.status.status_code],
-        status_message=span.status.description or "",
-        dropped_attributes_count=span.dropped_attributes,
-        service=str(span.resource.attributes.get("service.name", SERVICE)),
-    )
-    for key, value in (span.attributes or {}).items():
-        attribute = out.attributes.add(key=key)
-        if isinstance(value, bool):
-            attribute.bool_value = value
-        elif isinstance(value, int):
-            attribute.int_value = value
-        elif isinstance(value, float):
-            attribute.double_value = value
-        else:
-            attribute.string_value = value if isinstance(value, str) else json.dumps(value, default=str)
-    return out
-
-
-def span_from_proto(span: run_pb2.Span) -> ReadableSpan | None:
-    """A contract Span as a finished SDK span (for the exporter); None when its ids are unreadable."""
-    try:
-        trace_id = int(span.trace_id, 16)
-        span_id = int(span.span_id, 16)
-        parent_id = int(span.parent_span_id, 16) if span.parent_span_id else 0
-    except ValueError:
-        return None
-    if not trace_id or not span_id:
-        return None
-    flags = TraceFlags(TraceFlags.SAMPLED)
-    attributes: dict[str, Any] = {}
-    for item in span.attributes:
-        kind = item.WhichOneof("value")
-        if kind is not None:
-            attributes[item.key] = getattr(item, kind)
-    return ReadableSpan(
-        name=span.name,
-        context=SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags),
-        parent=SpanContext(trace_id, parent_id, is_remote=False, trace_flags=flags) if parent_id else None,
-        resource=Resource({"service.name": span.service or "seedbed-worker"}),
-        attributes=attributes,
-        kind=_KINDS_BACK.get(span.kind, SpanKind.INTERNAL),
-        status=Status(_STATUS_BACK.get(span.status_code, StatusCode.UNSET), span.status_message or None),
-        start_time=span.start_time.ToNanoseconds(),
-        end_time=span.end_time.ToNanoseconds(),
-        instrumentation_scope=InstrumentationScope("seedbed.worker"),
-    )
-
-
 def _is_frame(span: run_pb2.Span) -> bool:
     return any(a.key == FRAME and a.bool_value for a in span.attributes)
 
@@ -216,7 +133,8 @@ def _otlp_configured(env: Mapping[str, str]) -> bool:
 class _Keeper(SpanProcessor):
     """Queues every finished span that names its run (or fire) for the store."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_attribute_length: int) -> None:
+        self.max_attribute_length = max_attribute_length
         self.pending: deque[tuple[str, str, int, bytes]] = deque()
         self.overflow: dict[str, int] = {}
 
@@ -229,7 +147,8 @@ class _Keeper(SpanProcessor):
         if len(self.pending) >= _MAX_PENDING:
             self.overflow[owner] = self.overflow.get(owner, 0) + 1
             return
-        self.pending.append((owner, f"{ctx.trace_id:032x}", 0, span_to_proto(span).SerializeToString()))
+        message = to_proto(span, SERVICE, self.max_attribute_length)
+        self.pending.append((owner, f"{ctx.trace_id:032x}", 0, message.SerializeToString()))
 
 
 class RunTracing:
@@ -245,7 +164,7 @@ class RunTracing:
         self._store = store
         self._max_spans = settings.max_trace_spans
         self._max_attribute_length = settings.max_span_attribute_length
-        self._keeper = _Keeper()
+        self._keeper = _Keeper(self._max_attribute_length)
         self._export: BatchSpanProcessor | None = None
         self._provider: TracerProvider | None = None
         self._flushes = PeriodicTask("trace keeper", self.flush, _FLUSH_SECONDS)
@@ -451,7 +370,7 @@ class RunTracing:
         )
         if self._export is not None:
             for span in mine:
-                readable = span_from_proto(span)
+                readable = from_proto(span, "seedbed.worker")
                 if readable is not None:
                     self._export.on_end(readable)
 
