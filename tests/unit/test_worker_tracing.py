@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 
 from seedbed.api.v1 import attempt_pb2, connection_pb2, run_pb2
 from seedbed.worker import tracing
+from seedbed.worker._sandbox_fake import FakeSandboxDriver
 from seedbed.worker._sandbox_session import MAX_LOG_FIELDS, RunSession
 from seedbed.worker._sandbox_types import SandboxLimits
 from seedbed.worker.agent import Agent
+from seedbed.worker.attempt import execute
 from tests.conftest import eventually
 
 
@@ -407,3 +410,23 @@ def test_calls_served_on_the_call_thread_are_children_of_the_script(recorder: tr
     script.end()
     names = by_name(recorder.take()[0])
     assert names["fetch"].parent_span_id == names["script"].span_id
+
+
+# -- the attempt's recorder ------------------------------------------------------------------------------
+
+
+def test_an_attempt_that_fails_before_its_sandbox_leaves_no_recorder_behind(tmp_path: Path) -> None:
+    # A Ray worker process runs attempt after attempt: a recorder left registered would record this
+    # trace's spans for as long as it lives.
+    parent = traceparent()
+    far = Timestamp(seconds=2**62)  # no datetime holds it: the request cannot be made
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_refused", attempt=1, deadline=far, trace=attempt_pb2.AttemptTrace(traceparent=parent)
+    )
+    driver = FakeSandboxDriver()
+    with pytest.raises((OverflowError, ValueError)):
+        list(execute(spec, driver, artifacts_dir=tmp_path))
+    assert driver.requests == []
+    ctx = tracing.context_from_traceparent(parent)
+    assert ctx is not None and tracing.start_span("late", parent=ctx) is trace.INVALID_SPAN
+    tracing.SpanRecorder(parent, max_spans=1, max_attribute_length=1024).close()  # free again

@@ -18,6 +18,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,13 +169,23 @@ def translate(events: Iterator[object], task_id: str = "") -> Iterator[attempt_p
 def execute(
     spec: attempt_pb2.AttemptSpec, driver: SandboxDriver, *, artifacts_dir: Path, task_id: str = ""
 ) -> Iterator[attempt_pb2.AttemptEvent]:
-    recorder = _recorder(spec, began=time.time_ns())
-    request = request_from_spec(spec)
-    if recorder is None:
-        request = replace(request, traceparent="")
-    log.info("attempt %d of run %s: starting, deadline %s", spec.attempt, spec.run_id, request.deadline)
-    agent = Agent(spec, artifacts_dir=artifacts_dir / spec.run_id)
-    try:
+    # Whatever fails from here on (a spec the request or the agent refuses, the sandbox, a cancel),
+    # what was set up is undone in reverse: the agent settles and closes, then the recorder leaves
+    # the process-wide router (a Ray worker runs many attempts; a recorder left registered would
+    # keep recording spans of this trace for as long as the process lives).
+    with ExitStack() as cleanup:
+        recorder = _recorder(spec, began=time.time_ns())
+        if recorder is not None:
+            cleanup.enter_context(recorder)
+        request = request_from_spec(spec)
+        if recorder is None:
+            request = replace(request, traceparent="")
+        log.info("attempt %d of run %s: starting, deadline %s", spec.attempt, spec.run_id, request.deadline)
+        agent = Agent(spec, artifacts_dir=artifacts_dir / spec.run_id)
+        # Also when the attempt is cancelled (an abort: KeyboardInterrupt from Ray): the task ends,
+        # and the run with it, only once no shard of a bulk insert can still commit.
+        cleanup.callback(agent.close)
+        cleanup.callback(agent.settle)
         for event in translate(iter(driver.run(request, on_call=agent)), task_id):
             # Batches the agent wrote (on its own thread) go out before the event that follows them,
             # and so do the spans finished meanwhile.
@@ -195,13 +206,6 @@ def execute(
                 if event.result.HasField("error") and not event.result.error.step:
                     event.result.error.step = agent.failing_step()
             yield event
-    finally:
-        # Also when the attempt is cancelled (an abort: KeyboardInterrupt from Ray): the task ends,
-        # and the run with it, only once no shard of a bulk insert can still commit.
-        agent.settle()
-        agent.close()
-        if recorder is not None:
-            recorder.close()
 
 
 def _recorder(spec: attempt_pb2.AttemptSpec, *, began: int) -> tracing.SpanRecorder | None:
