@@ -261,6 +261,22 @@ def test_shard_spans_recorded_elsewhere_are_adopted_within_the_cap() -> None:
     assert {s.trace_id for s in kept} == {trace_id}
 
 
+def test_a_handoff_carries_what_is_left_of_the_attempts_cap() -> None:
+    # Each shard of an insert gets the handoff: with the whole cap, shards × cap spans would be built
+    # and shipped back, only to be dropped by `adopt`.
+    with tracing.SpanRecorder(traceparent(), max_spans=10, max_attribute_length=1024) as recorder:
+        with tracing.span("script", parent=recorder.context, structural=True):
+            for n in range(6):
+                with tracing.span(f"call {n}"):
+                    pass
+            with tracing.span("insert"):
+                handoff = tracing.handoff()
+        assert handoff is not None and handoff.max_spans == 10 - 8  # the script and insert count too
+        assert recorder.remaining() == 2
+        recorder.close()
+        assert recorder.remaining() == 0
+
+
 def test_a_handoff_under_a_dropped_span_records_nothing_and_counts() -> None:
     with tracing.SpanRecorder(traceparent(), max_spans=1, max_attribute_length=1024) as recorder:
         with tracing.span("kept", parent=recorder.context), tracing.span("dropped"):

@@ -30,10 +30,10 @@ are cut by the SDK's `SpanLimits` at the attempt's `max_attribute_length`, at mo
 
 **Threads and processes.** OpenTelemetry's context does not cross threads: where work changes thread
 (the agent's call thread, a bulk insert's shards) the parent is passed explicitly, as a `Context` in
-the process or as a `TraceHandoff` (a traceparent, the cap and the limit) to a shard that may run in
-another process. There `continued` records the shard's spans with a recorder of its own, returned as
-serialized spans that `adopt` adds to the attempt's recorder (subject to its cap); on a thread of the
-attempt's own process the spans go straight to the attempt's recorder.
+the process or as a `TraceHandoff` (a traceparent, what is left of the cap, and the limit) to a
+shard that may run in another process. There `continued` records the shard's spans with a recorder
+of its own, returned as serialized spans that `adopt` adds to the attempt's recorder (subject to its
+cap); on a thread of the attempt's own process the spans go straight to the attempt's recorder.
 
 Rejected: the global tracer provider (the coordinator, or a library, may own it in the same process,
 and its exporter would send worker spans past the run's cap); an exporter per attempt (a provider's
@@ -283,6 +283,11 @@ class SpanRecorder:
             self._dropped += 1
             return False
 
+    def remaining(self) -> int:
+        """How many more spans of the kinds that grow with the work the cap admits."""
+        with self._lock:
+            return 0 if self._closed else max(0, self.max_spans - self._recorded)
+
     def finished(self, span: ReadableSpan) -> None:
         """A span of this recorder ended (the router's call)."""
         with self._lock:
@@ -446,13 +451,15 @@ class TraceHandoff:
 
 def handoff(span: Span | None = None) -> TraceHandoff | None:
     """The handoff for work done under `span` (default: the current span) elsewhere; None when
-    it is not traced. Under a span dropped past the cap, the handoff records nothing and counts."""
+    it is not traced. Its cap is what the attempt's cap has left now: a shard recording more would
+    build and ship spans that `adopt` can only drop. Under a span dropped past the cap, the handoff
+    records nothing and counts."""
     span = span if span is not None else trace.get_current_span()
     ctx = span.get_span_context()
     recorder = _router.recorder_of(ctx)
     if recorder is None:
         return None
-    limit = recorder.max_spans if span.is_recording() else 0
+    limit = recorder.remaining() if span.is_recording() else 0
     return TraceHandoff(traceparent_of(span), limit, recorder.max_attribute_length)
 
 
