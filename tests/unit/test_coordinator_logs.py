@@ -41,6 +41,18 @@ def test_a_line_about_a_run_names_run_attempt_and_trace() -> None:
     assert "ValueError: boom" in str(line["exception"])
 
 
+def test_a_bound_run_s_span_wins_over_the_call_its_task_was_started_in() -> None:
+    tracer = TracerProvider().get_tracer("t")
+
+    def inside() -> dict[str, object]:
+        with tracer.start_as_current_span("RunScenario"):
+            bind_run("run_abc", 1, "b" * 32, "c" * 16)
+            return _line("attempt dispatched")
+
+    line = contextvars.Context().run(inside)
+    assert (line["trace_id"], line["span_id"]) == ("b" * 32, "c" * 16)
+
+
 def test_a_line_in_a_traced_call_carries_its_span() -> None:
     tracer = TracerProvider().get_tracer("t")
 

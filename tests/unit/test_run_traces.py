@@ -16,6 +16,7 @@ from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2
 from seedbed.client import Client, LogEvent
 from seedbed.coordinator import running_in_thread
 from seedbed.coordinator.fakes import FakeDispatcher
+from seedbed.coordinator.observability.tracing import _fit
 from tests.conftest import auth_metadata, eventually, settings_for
 
 RUN_SCENARIO = "/seedbed.api.v1.RunService/RunScenario"
@@ -160,3 +161,62 @@ def test_tracing_off_records_nothing(store_url: str, tmp_path: Path) -> None:
         assert not dispatcher.specs[-1].HasField("trace")
         trace = _trace(coordinator, run.id)
         assert not trace.spans and "tracing was off" in trace.note
+
+
+def test_a_caller_s_unsampled_traceparent_still_gives_the_run_its_trace(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    coordinator, client = fake_coordinator
+    client.put_scenario("joined", script="print hi")
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with grpc.insecure_channel(coordinator.address) as channel:
+        fire = (
+            run_pb2_grpc.RunServiceStub(channel)
+            .RunScenario(
+                run_pb2.RunScenarioRequest(scenario_id="joined"),
+                metadata=(*auth_metadata(), ("traceparent", f"00-{caller_trace}-00f067aa0ba902b7-00")),
+            )
+            .fire
+        )
+    run = client.wait(fire.run_id)
+    # The run joins the caller's trace, and is recorded although the caller did not sample it.
+    assert run.trace_id == caller_trace
+    spans = _by_name(_trace(coordinator, run.id))
+    assert spans[RUN_SCENARIO].parent_span_id == "00f067aa0ba902b7"
+    assert {"fire", "run", "attempt 1"} <= set(spans)
+
+
+def test_a_retried_call_keeps_no_second_set_of_spans(fake_coordinator: tuple[Any, Client]) -> None:
+    coordinator, client = fake_coordinator
+    client.put_scenario("retried", script="print hi")
+    first = client.run("retried", idempotency_key="same-key")
+    again = client.run("retried", idempotency_key="same-key")
+    assert again.id == first.id
+    run = client.wait(first.run_id)
+    names = [span.name for span in _trace(coordinator, run.id).spans]
+    assert names.count(RUN_SCENARIO) == 1 and names.count("fire") == 1
+
+
+def test_an_answer_too_big_trims_the_oldest_attributes_first_then_leaves_out_the_newest() -> None:
+    def span(n: int, *, frame: bool = False, service: str = "seedbed-worker") -> bytes:
+        message = run_pb2.Span(trace_id="a" * 32, span_id=f"{n + 1:016x}", name=f"span {n}", service=service)
+        message.start_time.FromNanoseconds(n)
+        message.attributes.add(key="seedbed.table", string_value="t" * 1000)
+        if frame:
+            message.attributes.add(key="seedbed.frame", bool_value=True)
+        return message.SerializeToString()
+
+    kept = [span(0, service="seedbed-coordinator"), span(1, frame=True)] + [span(n) for n in range(2, 12)]
+    total = sum(len(data) + 8 for data in kept)
+    spans, trimmed, left_out = _fit(kept, total)
+    assert (trimmed, left_out) == (0, 0) and len(spans) == 12
+    # Room for all but about four spans' attributes: the four oldest lose theirs, in order.
+    spans, trimmed, left_out = _fit(kept, total - 4 * 1000)
+    assert left_out == 0 and trimmed == 4
+    assert [bool(s.attributes) for s in spans] == [False] * 4 + [True] * 8
+    assert spans[0].dropped_attributes_count == 1
+    # Less room than every span's bare bones: the newest worker spans go, never the frame.
+    spans, trimmed, left_out = _fit(kept, 400)
+    assert trimmed == 12 and left_out > 0
+    assert [s.name for s in spans[:2]] == ["span 0", "span 1"]
+    assert [s.name for s in spans] == [f"span {n}" for n in range(len(spans))]

@@ -178,7 +178,7 @@ class AttemptRunner:
         """Execute attempt ``attempt`` (already begun with ``token``). Raises LeaseLost."""
         # Read after the attempt began: no superseded driver can append lines past this point.
         run = await self._store.get_run(run_id)
-        bind_run(run.id, attempt, run.trace_id)  # the coordinator's log lines about it say so
+        bind_run(run.id, attempt, *attempt_span_ids(run, attempt))  # its log lines say so
         if self._tracing is None:
             return await self._run(run, attempt, token, coordinator_address, None)
         began = now()
@@ -188,11 +188,13 @@ class AttemptRunner:
             end = await self._run(run, attempt, token, coordinator_address, seen)
             return end
         finally:
-            # Also when the attempt was superseded or the coordinator is closing (no end: LOST).
-            outcome = str(seen.pop("outcome", None) or (end.state.value if end else "LOST"))
-            failed = end is not None and end.state is RunState.FAILED and end.error is not None
-            error = f"{end.error.type}: {end.error.message}" if failed and end and end.error else ""
-            self._tracing.record_attempt(run, attempt, began, outcome, seen, error)
+            try:
+                outcome = str(seen.pop("outcome", None) or _outcome_without_result(end))
+                failed = end is not None and end.state is RunState.FAILED and end.error is not None
+                error = f"{end.error.type}: {end.error.message}" if failed and end and end.error else ""
+                self._tracing.record_attempt(run, attempt, began, outcome, seen, error)
+            except Exception:  # noqa: BLE001 - a trace must never change how an attempt ends
+                log.exception("run %s attempt %d: could not record its span", run.id, attempt)
 
     async def _run(
         self,
@@ -234,7 +236,7 @@ class AttemptRunner:
                     elif kind == "spans":
                         timer.spans(event.spans.spans)
                         if self._tracing is not None:
-                            await self._tracing.keep_worker_spans(run, attempt, event.spans)
+                            self._tracing.keep_worker_spans(run, attempt, event.spans)
                     elif kind == "result":
                         result = event.result
                         self._metrics.lines_dropped(result.dropped_lines)
@@ -361,6 +363,14 @@ class AttemptRunner:
                 max_log_lines=cfg.max_log_lines,
             ),
         )
+
+
+def _outcome_without_result(end: RunEnd | None) -> str:
+    """The attempt's outcome (AttemptOutcome's names) when the worker sent no result: aborted, the
+    worker lost (INFRASTRUCTURE), or no end seen here (superseded, or the coordinator closing)."""
+    if end is None:
+        return "UNSPECIFIED"
+    return "ABORTED" if end.state is RunState.ABORTED else "INFRASTRUCTURE"
 
 
 def _started_attributes(started: attempt_pb2.AttemptStarted) -> dict[str, Any]:

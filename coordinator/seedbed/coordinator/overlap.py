@@ -60,8 +60,10 @@ class FireLauncher:
                 scheduled_at=scheduled_at,
                 traceparent=tracing.traceparent(span),
             )
-            tracing.name_fire(span, fire.id, fire.run_id)
-        tracing.name_call(fire.id, fire.run_id)
+            if created:  # a retried call answered with the fire it made: its spans are not kept
+                tracing.name_fire(span, fire.id, fire.run_id)
+        if created:
+            tracing.name_call(fire.id, fire.run_id)
         if created:
             await self.launch(fire, run)
         return fire, run, created

@@ -21,13 +21,14 @@ from opentelemetry import trace
 
 __all__ = ["JsonFormatter", "adopt_logger", "bind_run", "configure_logging"]
 
-_RUN: ContextVar[tuple[str, int | None, str] | None] = ContextVar("seedbed_run", default=None)
+_RUN: ContextVar[tuple[str, int | None, str, str] | None] = ContextVar("seedbed_run", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def bind_run(run_id: str, attempt: int | None = None, trace_id: str = "") -> None:
-    """From here on (in this task and what it starts), log lines concern this run (and attempt)."""
-    _RUN.set((run_id, attempt, trace_id))
+def bind_run(run_id: str, attempt: int | None = None, trace_id: str = "", span_id: str = "") -> None:
+    """From here on (in this task and what it starts), log lines concern this run (and attempt,
+    whose span they name)."""
+    _RUN.set((run_id, attempt, trace_id, span_id))
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,16 +44,21 @@ class JsonFormatter(logging.Formatter):
         }
         bound = _RUN.get()
         if bound is not None:
-            run_id, attempt, trace_id = bound
+            # A run's task may have been started inside the RunScenario call: its OpenTelemetry
+            # context names that (long ended) call, so a bound run's own ids win.
+            run_id, attempt, trace_id, span_id = bound
             out["run_id"] = run_id
             if attempt is not None:
                 out["attempt"] = attempt
             if trace_id:
                 out["trace_id"] = trace_id
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            out.setdefault("trace_id", f"{ctx.trace_id:032x}")
-            out["span_id"] = f"{ctx.span_id:016x}"
+            if span_id:
+                out["span_id"] = span_id
+        else:
+            ctx = trace.get_current_span().get_span_context()
+            if ctx.is_valid:
+                out["trace_id"] = f"{ctx.trace_id:032x}"
+                out["span_id"] = f"{ctx.span_id:016x}"
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False, default=str)

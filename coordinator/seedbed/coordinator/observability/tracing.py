@@ -39,6 +39,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +49,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -120,23 +122,97 @@ def _ns(value: datetime) -> int:
     return int(value.timestamp() * 1e9)
 
 
+def _fit(kept: list[bytes], budget: int) -> tuple[list[run_pb2.Span], int, int]:
+    """The kept spans by start time, made to fit ``budget`` bytes: the attributes of the oldest
+    spans go first (ids, names, times and status stay), then, if that is not enough, the newest
+    spans that are not the frame. Returns (spans, how many were trimmed, how many left out)."""
+    spans = [run_pb2.Span.FromString(data) for data in kept]
+    spans.sort(key=lambda s: (s.start_time.ToNanoseconds(), -s.end_time.ToNanoseconds()))
+    size = sum(len(data) + 8 for data in kept)  # each span's own bytes and its field's framing
+    trimmed = 0
+    for span in spans:
+        if size <= budget:
+            break
+        if span.attributes:
+            before = span.ByteSize()
+            span.dropped_attributes_count += len(span.attributes)
+            del span.attributes[:]
+            size -= before - span.ByteSize()
+            trimmed += 1
+    out: set[int] = set()
+    for index in range(len(spans) - 1, -1, -1):
+        if size <= budget:
+            break
+        span = spans[index]
+        if span.service != SERVICE and not _is_frame(span):  # the coordinator's own are the frame too
+            out.add(index)
+            size -= span.ByteSize() + 8
+    return [s for i, s in enumerate(spans) if i not in out], trimmed, len(out)
+
+
 def _is_frame(span: run_pb2.Span) -> bool:
     return any(a.key == FRAME and a.bool_value for a in span.attributes)
 
 
 def _otlp_configured(env: Mapping[str, str]) -> bool:
-    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+    """OTEL_TRACES_EXPORTER names otlp (its default) and an OTLP endpoint is set."""
+    exporters = {part.strip().lower() for part in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")}
+    if "otlp" not in exporters:
         return False
     return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
+class _NowAndThen(logging.Filter):
+    """Lets one record through a minute: a collector that is down is said, not shouted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.created < self._next:
+            return False
+        self._next = record.created + 60
+        return True
+
+
+def _quiet_exporter_warnings() -> None:
+    for name in ("opentelemetry.exporter.otlp.proto.grpc.exporter", "opentelemetry.sdk._shared_internal"):
+        chatty = logging.getLogger(name)
+        if not any(isinstance(f, _NowAndThen) for f in chatty.filters):
+            chatty.addFilter(_NowAndThen())
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A span waiting for the store: its owner (run or fire), trace, attempt (0: the coordinator's)
+    and whether it counts against the run's cap (the frame and the coordinator's own do not)."""
+
+    owner: str
+    trace_id: str
+    attempt: int
+    data: bytes
+    capped: bool
+
+
 class _Keeper(SpanProcessor):
-    """Queues every finished span that names its run (or fire) for the store."""
+    """Queues every finished span that names its run (or fire) for the store, and the worker's;
+    the queue is bounded, and what does not fit is counted as lost for its run."""
 
     def __init__(self, max_attribute_length: int) -> None:
         self.max_attribute_length = max_attribute_length
-        self.pending: deque[tuple[str, str, int, bytes]] = deque()
-        self.overflow: dict[str, int] = {}
+        self.pending: deque[_Kept] = deque()
+        self.lost: dict[str, int] = {}
+
+    def keep(self, kept: _Kept) -> None:
+        if len(self.pending) >= _MAX_PENDING:
+            self.count_lost(kept.owner, 1)
+        else:
+            self.pending.append(kept)
+
+    def count_lost(self, owner: str, count: int) -> None:
+        if count:
+            self.lost[owner] = self.lost.get(owner, 0) + count
 
     def on_end(self, span: ReadableSpan) -> None:
         attributes = span.attributes or {}
@@ -144,11 +220,8 @@ class _Keeper(SpanProcessor):
         ctx = span.get_span_context()
         if not isinstance(owner, str) or ctx is None:
             return
-        if len(self.pending) >= _MAX_PENDING:
-            self.overflow[owner] = self.overflow.get(owner, 0) + 1
-            return
         message = to_proto(span, SERVICE, self.max_attribute_length)
-        self.pending.append((owner, f"{ctx.trace_id:032x}", 0, message.SerializeToString()))
+        self.keep(_Kept(owner, f"{ctx.trace_id:032x}", 0, message.SerializeToString(), capped=False))
 
 
 class RunTracing:
@@ -164,6 +237,8 @@ class RunTracing:
         self._store = store
         self._max_spans = settings.max_trace_spans
         self._max_attribute_length = settings.max_span_attribute_length
+        # What one GetRunTrace answer may hold: the gRPC message limit, less room for the rest.
+        self._max_answer_bytes = settings.max_message_bytes - 64 * 1024
         self._keeper = _Keeper(self._max_attribute_length)
         self._export: BatchSpanProcessor | None = None
         self._provider: TracerProvider | None = None
@@ -174,6 +249,9 @@ class RunTracing:
             return
         self._resource = Resource.create({"service.name": SERVICE})
         self._provider = TracerProvider(
+            # Every run gets its trace, whatever a caller's traceparent says about sampling or an
+            # OTEL_TRACES_SAMPLER meant for something else: the store keeps them all.
+            sampler=ALWAYS_ON,
             resource=self._resource,
             span_limits=SpanLimits(
                 max_span_attributes=64, max_span_attribute_length=self._max_attribute_length
@@ -188,6 +266,7 @@ class RunTracing:
             # headers, certificates, timeout). Its queue is bounded: past it spans are dropped.
             self._export = BatchSpanProcessor(OTLPSpanExporter(), max_queue_size=4096)
             self._provider.add_span_processor(self._export)
+            _quiet_exporter_warnings()
             log.info("traces: exporting over OTLP as well")
         self.tracer = self._provider.get_tracer("seedbed.coordinator")
 
@@ -347,32 +426,27 @@ class RunTracing:
         if self._export is not None:
             self._export.on_end(span)
 
-    async def keep_worker_spans(self, run: RunRecord, attempt: int, report: attempt_pb2.AttemptSpans) -> None:
-        """Keep what the worker sent for an attempt of ``run`` (within the run's cap) and export it."""
+    def keep_worker_spans(self, run: RunRecord, attempt: int, report: attempt_pb2.AttemptSpans) -> None:
+        """Queue what the worker sent for an attempt of ``run`` for the store (the run's cap is
+        applied when it is written) and export it. Never raises, never waits: the attempt's events
+        go on whatever happens to its trace."""
         trace_id = run.trace_id
         if not self.enabled or not trace_id:
             return
-        mine = [span for span in report.spans if span.trace_id == trace_id]
-        strays = len(report.spans) - len(mine)
-        if strays:
-            log.warning("run %s attempt %d: dropped %d span(s) of another trace", run.id, attempt, strays)
-        frame = [span for span in mine if _is_frame(span)]
-        rest = [span for span in mine if not _is_frame(span)]
-        # The frame (sandbox, script, steps: few, bounded by the worker) is kept past the cap.
-        await self._store.spans.add(run.id, trace_id, attempt, [s.SerializeToString() for s in frame])
-        await self._store.spans.add(
-            run.id,
-            trace_id,
-            attempt,
-            [span.SerializeToString() for span in rest],
-            cap=self._max_spans,
-            dropped=report.dropped + strays,
-        )
-        if self._export is not None:
+        try:
+            mine = [span for span in report.spans if span.trace_id == trace_id]
+            strays = len(report.spans) - len(mine)
+            if strays:
+                log.warning("run %s attempt %d: dropped %d span(s) of another trace", run.id, attempt, strays)
+            self._keeper.count_lost(run.id, report.dropped + strays)
             for span in mine:
-                readable = from_proto(span, "seedbed.worker")
-                if readable is not None:
+                # The frame (sandbox, script, steps: few, bounded by the worker) is kept past the cap.
+                capped = not _is_frame(span)
+                self._keeper.keep(_Kept(run.id, trace_id, attempt, span.SerializeToString(), capped))
+                if self._export is not None and (readable := from_proto(span, "seedbed.worker")):
                     self._export.on_end(readable)
+        except Exception:  # noqa: BLE001 - a trace must never fail a run
+            log.exception("run %s attempt %d: could not keep the worker's spans", run.id, attempt)
 
     async def run_started(self, run: RunRecord) -> None:
         return None
@@ -384,41 +458,55 @@ class RunTracing:
     # -- the store ---------------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Write the spans queued so far to the store."""
+        """Write the spans queued so far to the store (in one batch per run, attempt and cap)."""
         async with self._flush_lock:
             pending, self._keeper.pending = self._keeper.pending, deque()
-            overflow, self._keeper.overflow = self._keeper.overflow, {}
-            by_owner: dict[tuple[str, str], list[bytes]] = {}
-            for owner, trace_id, _attempt, data in pending:
-                by_owner.setdefault((owner, trace_id), []).append(data)
-            for (owner, trace_id), spans in by_owner.items():
+            lost, self._keeper.lost = self._keeper.lost, {}
+            batches: dict[tuple[str, str, int, bool], list[bytes]] = {}
+            for kept in pending:
+                key = (kept.owner, kept.trace_id, kept.attempt, kept.capped)
+                batches.setdefault(key, []).append(kept.data)
+            for (owner, trace_id, attempt, capped), spans in batches.items():
                 try:
-                    await self._store.spans.add(owner, trace_id, 0, spans, dropped=overflow.pop(owner, 0))
+                    await self._store.spans.add(
+                        owner,
+                        trace_id,
+                        attempt,
+                        spans,
+                        cap=self._max_spans if capped else None,
+                        dropped=lost.pop(owner, 0),
+                    )
                 except Exception:  # noqa: BLE001 - a trace must never take the coordinator down
                     log.exception("could not keep %d span(s) of %s", len(spans), owner)
-            for owner, lost in overflow.items():
+            for owner, count in lost.items():
                 with contextlib.suppress(Exception):
-                    await self._store.spans.add(owner, "", 0, [], dropped=lost)
+                    await self._store.spans.add(owner, "", 0, [], dropped=count)
 
     async def trace_of(self, run: RunRecord) -> run_pb2.GetRunTraceResponse:
         """The run's kept trace, ordered by start time, with what was dropped said in words."""
         await self.flush()
         latest = await self._store.get_run(run.id)
-        spans = [run_pb2.Span.FromString(data) for data in await self._store.spans.of_run(latest)]
-        spans.sort(key=lambda s: (s.start_time.ToNanoseconds(), s.end_time.ToNanoseconds() * -1))
-        note = ""
-        if latest.dropped_spans:
-            note = (
-                f"{latest.dropped_spans} span(s) of this run were not kept: a run keeps at most "
-                f"{self._max_spans} spans sent by its attempts (SEEDBED_MAX_TRACE_SPANS); the run, "
-                "attempt, sandbox and step spans are always kept"
-            )
+        kept = await self._store.spans.of_run(latest)
+        # Parsing, sorting and fitting thousands of spans is CPU work: off the event loop.
+        spans, trimmed, left_out = await asyncio.to_thread(_fit, kept, self._max_answer_bytes)
+        notes = []
         if not latest.trace_id:
-            note = "this run has no trace: tracing was off (SEEDBED_TRACING) when it was fired"
+            notes.append("this run has no trace: tracing was off (SEEDBED_TRACING) when it was fired")
+        if latest.dropped_spans:
+            notes.append(
+                f"{latest.dropped_spans} span(s) of this run were not kept: a run keeps at most "
+                f"{self._max_spans} spans besides its frame (SEEDBED_MAX_TRACE_SPANS); the fire, run, "
+                "attempt, sandbox, script and step spans are always kept"
+            )
+        if trimmed or left_out:
+            notes.append(
+                f"to fit one answer (SEEDBED_MAX_MESSAGE_BYTES) the attributes of the {trimmed} oldest "
+                f"span(s) were trimmed" + (f" and the {left_out} newest left out" if left_out else "")
+            )
         return run_pb2.GetRunTraceResponse(
             trace_id=latest.trace_id,
             spans=spans,
-            dropped_spans=latest.dropped_spans,
+            dropped_spans=latest.dropped_spans + left_out,
             max_spans=self._max_spans,
-            note=note,
+            note="; ".join(notes),
         )

@@ -162,6 +162,7 @@ spans = Table(
     Column("owner", String(40), nullable=False),  # run_… or fire_…
     Column("trace_id", String(32), nullable=False),
     Column("attempt", Integer, nullable=False),  # 0: recorded by the coordinator
+    Column("capped", Boolean, nullable=False, server_default=false()),  # counts against the run's cap
     Column("data", LargeBinary, nullable=False),
     Index("ix_spans_owner", "owner", "id"),
 )

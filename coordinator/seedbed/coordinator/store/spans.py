@@ -2,11 +2,13 @@
 messages under the run (or under its fire, for what was recorded before the fire had a run: the
 RunScenario call and the fire itself).
 
-A run keeps at most the operator's cap of spans that its attempts sent (``add(..., cap=)``); the
-spans past it are counted on the run (``runs.dropped_spans``) so a trace says what it lacks. The
-coordinator's own few spans of a run (fire, run, attempts) are kept whatever the cap: they are the
-frame the rest hangs from. Rejected: trimming older spans to make room for newer ones (the start of a
-long run is as much worth seeing as its end, and rewriting kept rows costs a write per span).
+A run keeps at most the operator's cap of the spans its attempts' calls, batches and shards make
+(``add(..., cap=)``, marked ``capped``); those past it are counted on the run
+(``runs.dropped_spans``) so a trace says what it lacks. The frame (the coordinator's fire, run and
+attempt spans, the worker's sandbox, script and step spans: few, and bounded by the worker) is kept
+whatever the cap. Rejected: dropping older spans to make room for newer ones (the start of a long
+run is as much worth seeing as its end, and rewriting kept rows costs a write per span); when one
+answer cannot hold a whole trace, GetRunTrace trims the oldest spans' attributes first instead.
 """
 
 from __future__ import annotations
@@ -37,22 +39,22 @@ class SpanRepository:
         cap: int | None = None,
         dropped: int = 0,
     ) -> int:
-        """Keep ``spans`` (serialized) under ``owner`` (a run or fire id). With ``cap``: only while
-        the owner keeps fewer than ``cap`` spans; the rest, and ``dropped`` (spans the sender did not
-        record), are counted on the run. Returns how many were kept."""
+        """Keep ``spans`` (serialized) under ``owner`` (a run or fire id). With ``cap``: they count
+        against it, and only while the owner keeps fewer than ``cap`` such spans; the rest, and
+        ``dropped`` (spans the sender did not record), are counted on the run. Returns how many
+        were kept."""
         c = t.spans.c
+        if not spans and not dropped:
+            return 0
         async with self._store._write() as conn:
             kept = list(spans)
-            if cap is not None:
-                held = (
-                    await conn.execute(select(func.count()).select_from(t.spans).where(c.owner == owner))
-                ).scalar_one()
+            if cap is not None and kept:
+                capped = select(func.count()).select_from(t.spans).where(c.owner == owner, c.capped)
+                held = (await conn.execute(capped)).scalar_one()
                 kept = kept[: max(0, cap - int(held))]
             if kept:
-                await conn.execute(
-                    t.spans.insert(),
-                    [{"owner": owner, "trace_id": trace_id, "attempt": attempt, "data": d} for d in kept],
-                )
+                row = {"owner": owner, "trace_id": trace_id, "attempt": attempt, "capped": cap is not None}
+                await conn.execute(t.spans.insert(), [{**row, "data": d} for d in kept])
             lost = dropped + len(spans) - len(kept)
             if lost:
                 await conn.execute(

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(40), nullable=False),
         sa.Column("trace_id", sa.String(32), nullable=False),
         sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("capped", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_spans_owner", "spans", ["owner", "id"])
