@@ -261,6 +261,32 @@ def test_shard_spans_recorded_elsewhere_are_adopted_within_the_cap() -> None:
     assert {s.trace_id for s in kept} == {trace_id}
 
 
+def test_shards_of_one_insert_in_one_process_share_a_recorder_until_the_last_leaves() -> None:
+    # Two shard tasks of the same insert in one process (not the attempt's): the router holds one
+    # recorder for their parent, which the second must not lose when the first is done.
+    trace_id = secrets.token_hex(16)
+    elsewhere = tracing.TraceHandoff(traceparent(trace_id), 10, 1024)
+    with tracing.continued(elsewhere) as second:
+        with tracing.continued(elsewhere) as first:
+            still_open = tracing.start_span("shard 2", parent=second.context)
+            with tracing.span("shard 1", parent=first.context), tracing.span("COPY 1"):
+                pass
+            taken = [first.take()]
+        with tracing.span("COPY 2", parent=tracing.context_of(still_open)):
+            pass
+        still_open.end()
+        taken.append(second.take())
+    # Gone with the last: nothing more of that parent is recorded in this process.
+    assert tracing.start_span("after", parent=second.context) is trace.INVALID_SPAN
+    with tracing.continued(elsewhere) as again:  # and the next shard there records afresh
+        with tracing.span("shard 3", parent=again.context):
+            pass
+        assert [run_pb2.Span.FromString(s).name for s in again.take()[0]] == ["shard 3"]
+    names = [[run_pb2.Span.FromString(s).name for s in spans] for spans, _ in taken]
+    assert names == [["COPY 1", "shard 1"], ["COPY 2", "shard 2"]]
+    assert [dropped for _, dropped in taken] == [0, 0]
+
+
 def test_a_handoff_carries_what_is_left_of_the_attempts_cap() -> None:
     # Each shard of an insert gets the handoff: with the whole cap, shards × cap spans would be built
     # and shipped back, only to be dropped by `adopt`.

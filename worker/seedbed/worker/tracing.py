@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -463,9 +463,21 @@ def handoff(span: Span | None = None) -> TraceHandoff | None:
     return TraceHandoff(traceparent_of(span), limit, recorder.max_attribute_length)
 
 
+# Recorders `Continued` made in this process, by the span they continue, with how many use each:
+# shards of one insert run in the same process (two shard tasks in one Ray worker, or threads) share
+# one, since the router has one recorder a parent; it is closed when the last of them leaves.
+_shared_lock = threading.Lock()
+_shared: dict[tuple[int, int], tuple[SpanRecorder, int]] = {}
+
+
 class Continued:
     """Spans recorded under a handoff: `context` parents them; `take` returns those recorded by a
-    recorder of its own (in another process), serialized, with the count dropped."""
+    recorder of its own (in another process), serialized, with the count dropped.
+
+    A recorder is shared by every `Continued` of the same handoff in this process (each takes what
+    has finished so far; a shard's own spans have all ended before it takes) and closed by the last
+    to close: closing it with the first would lose the spans of the others, open or not yet taken.
+    """
 
     def __init__(self, handoff: TraceHandoff | None) -> None:
         self._recorder: SpanRecorder | None = None
@@ -474,16 +486,22 @@ class Continued:
             self.context: Context = trace.set_span_in_context(INVALID_SPAN)
             return
         self.context = ctx
-        if _router.recorder_of(trace.get_current_span(ctx).get_span_context()) is not None:
-            return  # the attempt's recorder is in this process (shards on threads): spans go to it
-        # ValueError: another shard of the same insert registered it a moment ago, in this process;
-        # its recorder takes these spans too (they go back with that shard's result).
-        with suppress(ValueError):
+        parent = trace.get_current_span(ctx).get_span_context()
+        self._key = _key(parent)
+        with _shared_lock:
+            found = _shared.get(self._key)
+            if found is not None:  # another shard of the same insert, in this process
+                self._recorder, users = found
+                _shared[self._key] = (self._recorder, users + 1)
+                return
+            if _router.recorder_of(parent) is not None:
+                return  # the attempt's recorder is in this process (shards on threads): spans go to it
             self._recorder = SpanRecorder(
                 handoff.traceparent,
                 max_spans=handoff.max_spans,
                 max_attribute_length=handoff.max_attribute_length,
             )
+            _shared[self._key] = (self._recorder, 1)
 
     def take(self) -> tuple[list[bytes], int]:
         if self._recorder is None:
@@ -492,8 +510,16 @@ class Continued:
         return [s.SerializeToString() for s in spans], dropped
 
     def close(self) -> None:
-        if self._recorder is not None:
-            self._recorder.close()
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return
+        with _shared_lock:  # closed under the lock: a shard arriving now finds it shared, or gone
+            _, users = _shared[self._key]
+            if users > 1:
+                _shared[self._key] = (recorder, users - 1)
+                return
+            del _shared[self._key]
+            recorder.close()
 
 
 @contextmanager
