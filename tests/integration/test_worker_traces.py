@@ -2,23 +2,29 @@
 a real Docker sandbox, a real PostgreSQL target and a bulk insert sharded over Ray tasks (spans
 recorded in other processes), then the spans and log lines it hands back; plus the shards on threads,
 a replay, REST and file targets through the agent. Bad input: a script forging TRACEPARENT and
-`traceparent` call arguments, 20,000 calls under a cap of 500, a 1 MB table name."""
+`traceparent` call arguments, 20,000 calls under a cap of 500, a 1 MB table name, PostgreSQL and REST
+targets that echo the connection's secret into their errors (which spans must not carry)."""
 
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import docker
 import psycopg
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from seedbed.api.v1 import attempt_pb2, connection_pb2, run_pb2
 from seedbed.worker import bulk, ledger, templates, tracing
@@ -26,7 +32,7 @@ from seedbed.worker.agent import Agent
 from seedbed.worker.attempt import execute
 from seedbed.worker.images import ensure_image
 from seedbed.worker.sandbox import DockerSandboxDriver
-from tests.conftest import sandbox_runtime, scratch_pg
+from tests.conftest import pg_admin_url, sandbox_runtime, scratch_pg
 from tests.faults.rest_target import RestTarget
 
 pytestmark = pytest.mark.integration
@@ -116,6 +122,7 @@ def run(
     max_spans: int = 10_000,
     max_attribute_length: int = 1024,
     traced: bool = True,
+    connections: list[attempt_pb2.ConnectionSnapshot] | None = None,
 ) -> Attempt:
     trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
     dispatched = Timestamp()
@@ -133,7 +140,9 @@ def run(
                 canonical_json=json.dumps(templates.parse_template(TEMPLATE).to_json()),
             )
         ],
-        connections=[
+        connections=connections
+        if connections is not None
+        else [
             attempt_pb2.ConnectionSnapshot(
                 id="conn_pg", kind=connection_pb2.CONNECTION_KIND_POSTGRESQL, url=url
             )
@@ -459,3 +468,203 @@ def test_rest_requests_and_file_writes_are_spans(tmp_path: Path) -> None:
     assert file_span.name == "write people.csv"
     assert attributes(file_span)["file.name"] == "people.csv" and attributes(file_span)["seedbed.rows"] == 3
     assert (tmp_path / "people.csv").exists()
+
+
+# -- targets that echo the secret ------------------------------------------------------------------------
+
+# Its encodings differ from one another, and each but base64 still reads "Pa55".
+PASSWORD = 'Pa55/w+rd"é&=1xyz'
+API_USER = "svc"
+BASIC = "Basic " + base64.b64encode(f"{API_USER}:{PASSWORD}".encode()).decode()
+ECHO_SCHEMA = """
+CREATE TABLE echoes (message text NOT NULL);
+CREATE FUNCTION echo_credentials() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'refused, you sent: %', (SELECT string_agg(message, ' | ') FROM echoes);
+END $$;
+CREATE TABLE items (n int PRIMARY KEY, label text NOT NULL);
+CREATE TABLE customers (id uuid PRIMARY KEY, name text NOT NULL, country text NOT NULL);
+CREATE TRIGGER echo BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION echo_credentials();
+CREATE TRIGGER echo BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION echo_credentials();
+"""
+
+
+def echoes(user: str, secret: str) -> list[str]:
+    """What a careless target quotes of the credentials it was given."""
+    pair = f"{user}:{secret}"
+    return [
+        secret,
+        pair,
+        base64.b64encode(pair.encode()).decode(),
+        base64.b64encode(secret.encode()).decode(),
+        base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+        quote(secret, safe=""),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+    ]
+
+
+def leaks(texts: list[str], user: str) -> list[str]:
+    """The texts holding the secret in a form a target echoed."""
+    forms = [*echoes(user, PASSWORD), *echoes(API_USER, PASSWORD), BASIC, "Pa55"]
+    return [text for text in texts if any(form in text for form in forms)]
+
+
+def span_texts(spans: list[run_pb2.Span]) -> list[str]:
+    return [
+        text
+        for span in spans
+        for text in (span.name, span.status_message, *(str(v) for v in attributes(span).values()))
+    ]
+
+
+@pytest.fixture
+def echoing_pg() -> Iterator[tuple[str, str]]:
+    """A database logged into by a role of its own, whose inserts into `items` and `customers` fail
+    with an error quoting that role's password in many encodings: (its URL without the password,
+    the role)."""
+    role = f"sb_echo_{secrets.token_hex(4)}"
+    admin = pg_admin_url()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(PASSWORD))
+        )
+    try:
+        with scratch_pg(prefix="seedbed_echo") as url:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(sql.Identifier(role)))
+            own = make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
+            with psycopg.connect(own, password=PASSWORD, autocommit=True) as conn:
+                conn.execute(ECHO_SCHEMA)
+                for text in echoes(role, PASSWORD):
+                    conn.execute("INSERT INTO echoes VALUES (%s)", (text,))
+            yield own, role
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    """Answers every request 400, its error page quoting the Basic credentials it got."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def _serve(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        auth = self.headers.get("Authorization", "")
+        credentials = auth.partition(" ")[2]
+        user, _, secret = base64.b64decode(credentials).decode().partition(":")
+        body = "\n".join(["bad request from", auth, credentials, *echoes(user, secret)]).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = _serve
+    do_POST = _serve
+
+
+@pytest.fixture
+def echoing_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+ECHOED = """
+from seedbed.sdk import Seedbed
+dm = Seedbed()
+db, api = dm.connection("conn_pg"), dm.connection("conn_api")
+with dm.step("echoed"):
+    for name, call in (
+        ("execute", lambda: db.execute("INSERT INTO items VALUES (1, 'x')")),
+        ("insert", lambda: db.insert("items", [{"n": 2, "label": "y"}])),
+        ("bulk", lambda: db.insert(
+            "customers", dm.generate("tmpl_trace_customer", count=20000), shard_rows=10000, writers=2
+        )),
+        ("get", lambda: api.get("people")),
+        ("post", lambda: api.post("people", [{"a": 1}])),
+    ):
+        try:
+            call()
+        except Exception as exc:
+            print("refused", name, type(exc).__name__, exc)
+"""
+
+
+def test_a_secret_targets_echo_into_their_errors_is_in_no_span(
+    ray_session: None,
+    driver: DockerSandboxDriver,
+    echoing_pg: tuple[str, str],
+    echoing_api: str,
+    tmp_path: Path,
+) -> None:
+    url, role = echoing_pg
+    connections = [
+        attempt_pb2.ConnectionSnapshot(
+            id="conn_pg",
+            kind=connection_pb2.CONNECTION_KIND_POSTGRESQL,
+            url=url,
+            secret=connection_pb2.SecretSource(value=PASSWORD),
+        ),
+        attempt_pb2.ConnectionSnapshot(
+            id="conn_api",
+            kind=connection_pb2.CONNECTION_KIND_REST,
+            rest=connection_pb2.RestOptions(
+                base_url=echoing_api, auth_header="Authorization", timeout_seconds=5
+            ),
+            secret=connection_pb2.SecretSource(value=BASIC),
+        ),
+    ]
+    attempt = run(driver, tmp_path, ECHOED, connections=connections)
+    assert attempt.result.outcome == attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED, attempt.result.error
+    refused = [line.text for line in attempt.lines if line.text.startswith("refused ")]
+    assert [text.split()[1] for text in refused] == ["execute", "insert", "bulk", "get", "post"], refused
+    assert leaks([line.text for line in attempt.lines], role) == []  # what the script saw, as before
+    assert_one_tree(attempt)
+    assert leaks(span_texts(attempt.spans), role) == []
+    # The echoes did reach the spans' statuses: masked there. The shards ran in Ray tasks.
+    masked = [s.name for s in attempt.spans if "***" in s.status_message]
+    assert sorted(masked) == sorted(
+        ["execute", "INSERT", "insert", "COPY items", "insert", "shard 1", "COPY customers"]
+        + ["shard 2", "COPY customers", "get", "post"]
+    ), masked
+    shards = [s for s in attempt.spans if s.name.startswith("shard ")]
+    assert all(str(attributes(s)["seedbed.writer"]).startswith("ray task ") for s in shards)
+
+
+def test_a_shard_recorded_in_another_process_ships_its_failure_and_spans_scrubbed(
+    echoing_pg: tuple[str, str],
+) -> None:
+    # Spans of the shard's own recorder (no recorder of the attempt here), scrubbed where the shard
+    # resolved its connection's secret: an `env` secret may differ from the attempt's node.
+    url, role = echoing_pg
+    snapshot = attempt_pb2.ConnectionSnapshot(
+        id="conn_pg",
+        kind=connection_pb2.CONNECTION_KIND_POSTGRESQL,
+        url=url,
+        secret=connection_pb2.SecretSource(value=PASSWORD),
+    )
+    parent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    job = replace(
+        _jobs(url, 1)[0],
+        connection=snapshot.SerializeToString(),
+        trace=tracing.TraceHandoff(parent, 100, 1024),
+    )
+    result = bulk.write_shard(job)
+    assert result.failure is not None and result.failure.kind == "target"
+    assert "refused, you sent: ***" in result.failure.message and leaks([result.failure.message], role) == []
+    spans = [run_pb2.Span.FromString(data) for data in result.spans]
+    assert sorted(s.name for s in spans) == ["COPY customers", "shard 1"]
+    assert all("***" in s.status_message for s in spans)
+    assert leaks(span_texts(spans), role) == []

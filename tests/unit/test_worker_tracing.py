@@ -5,11 +5,13 @@ for the batches)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,6 +23,7 @@ from seedbed.worker._sandbox_fake import FakeSandboxDriver
 from seedbed.worker._sandbox_session import MAX_LOG_FIELDS, RunSession
 from seedbed.worker._sandbox_types import SandboxLimits
 from seedbed.worker.agent import Agent
+from seedbed.worker.agent._scrub import Scrubber
 from seedbed.worker.attempt import execute
 from tests.conftest import eventually
 
@@ -312,6 +315,51 @@ def test_a_handoff_under_a_dropped_span_records_nothing_and_counts() -> None:
             with tracing.span("shard", parent=there.context):
                 pass
             assert there.take() == ([], 1)
+
+
+# -- secrets -------------------------------------------------------------------------------------------
+
+SECRET = 'Pa55 w/rd+"é&=1xyz'
+
+
+def test_what_spans_say_leaves_scrubbed_of_the_secrets_and_adopted_spans_too() -> None:
+    # A target echoing the secret into an error: the exception's text becomes the span's status.
+    scrubber = Scrubber()
+    scrubber.add(SECRET, username="svc")
+    echoed = f"login svc:{SECRET} refused ({base64.b64encode(f'svc:{SECRET}'.encode()).decode()})"
+    with tracing.SpanRecorder(traceparent(), max_spans=100, max_attribute_length=1024) as recorder:
+        recorder.scrub_with(scrubber.text)
+        with pytest.raises(RuntimeError), tracing.span("insert", parent=recorder.context) as call:
+            call.set_attributes(
+                {"url.full": f"https://h/x?t={quote(SECRET, safe='')}", "seedbed.rows": 5, "seq": [SECRET]}
+            )
+            raise RuntimeError(echoed)
+        # A shard recorded elsewhere with the scrubber of its own connection: shipped scrubbed.
+        with tracing.continued(
+            tracing.TraceHandoff(traceparent(recorder.trace_id), 10, 1024), scrub=scrubber.text
+        ) as there:
+            with tracing.span("shard 1", parent=there.context) as shard:
+                tracing.fail(shard, error_type="target", message=echoed)
+            shipped, _ = there.take()
+        assert shipped and all(b"Pa55" not in data for data in shipped)
+        # One that was not (its node knew no secret): scrubbed when the attempt hands it out.
+        with tracing.continued(tracing.TraceHandoff(traceparent(recorder.trace_id), 10, 1024)) as raw:
+            with tracing.span("shard 2", parent=raw.context) as shard:
+                tracing.fail(shard, error_type="target", message=echoed)
+            unscrubbed, _ = raw.take()
+        assert any(b"Pa55" in data for data in unscrubbed)
+        into = tracing.TraceHandoff(recorder.traceparent, 100, 1024)
+        tracing.adopt(shipped + unscrubbed, 0, into=into)
+        spans, _ = recorder.take()
+    names = by_name(spans)
+    assert set(names) == {"insert", "shard 1", "shard 2"}  # names are never touched
+    texts = [s.status_message for s in spans] + [str(v) for s in spans for v in attributes(s).values()]
+    assert all(scrubber.text(text) == text and "Pa55" not in text for text in texts), texts
+    for span in spans:
+        assert span.status_code == run_pb2.SPAN_STATUS_CODE_ERROR and "***" in span.status_message
+    values = attributes(names["insert"])
+    assert values["url.full"] == "https://h/x?t=***" and values["seedbed.rows"] == 5
+    assert json.loads(str(values["seq"])) == ["***"] and values["error.type"] == "RuntimeError"
 
 
 # -- the agent and the channel session ---------------------------------------------------------------

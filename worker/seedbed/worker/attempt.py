@@ -182,6 +182,10 @@ def execute(
             request = replace(request, traceparent="")
         log.info("attempt %d of run %s: starting, deadline %s", spec.attempt, spec.run_id, request.deadline)
         agent = Agent(spec, artifacts_dir=artifacts_dir / spec.run_id)
+        if recorder is not None:
+            # A target may echo a secret into an error, and so into a span's status: spans leave
+            # scrubbed like everything else the agent hands out.
+            recorder.scrub_with(agent.scrub)
         # Also when the attempt is cancelled (an abort: KeyboardInterrupt from Ray): the task ends,
         # and the run with it, only once no shard of a bulk insert can still commit.
         cleanup.callback(agent.close)

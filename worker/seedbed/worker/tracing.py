@@ -28,6 +28,18 @@ steps) are always recorded: they are few, and the steps are bounded by the agent
 are cut by the SDK's `SpanLimits` at the attempt's `max_attribute_length`, at most
 `MAX_ATTRIBUTES` attributes a span; names and status messages are cut the same way when converted.
 
+**Secrets.** A target may echo the credentials it was given (an error page quoting the request, a
+database message quoting a value), and what a span says of a failure is the exception's text, set
+where it happens, long before the agent scrubs the error the script sees. Spans are stored with the
+run, shown to its viewers and exported to collectors, so a recorder passes every status message and
+string attribute value of the spans it hands out (`take`, adopted ones too) through the scrub
+functions it is given: the attempt's, the agent's scrubber (set by `execute`, knowing every
+connection the attempt opened); a shard's own, the scrubber of the shard's connection (its secret
+is resolved where the shard runs, which may differ from the attempt's node for an `env` secret). A
+shard's spans adopted into the attempt are scrubbed by both. Names are left as they are: they are
+Seedbed's words and the script's arguments, never a target's answer, and readers match on them
+("queue wait").
+
 **Threads and processes.** OpenTelemetry's context does not cross threads: where work changes thread
 (the agent's call thread, a bulk insert's shards) the parent is passed explicitly, as a `Context` in
 the process or as a `TraceHandoff` (a traceparent, what is left of the cap, and the limit) to a
@@ -40,14 +52,16 @@ and its exporter would send worker spans past the run's cap); an exporter per at
 processors see every span of the process, so each would have to filter them all anyway); a recorder
 in the OpenTelemetry context itself (a context made from a traceparent, in another thread or
 process, would not carry it; span ids do); recording every span and dropping past the cap at the end
-(a script of a million calls would hold a million spans in the worker).
+(a script of a million calls would hold a million spans in the worker); scrubbing in `fail` or
+`span` (every sink and the ledger would need the attempt's scrubber, and an attribute set anywhere
+else would slip past it).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -269,6 +283,7 @@ class SpanRecorder:
         self._recorded = 0
         self._dropped = 0
         self._closed = False
+        self._scrubs: list[Callable[[str], str]] = []
         _router.register(parent, self)
 
     def admit(self, structural: bool) -> bool:
@@ -309,15 +324,24 @@ class SpanRecorder:
                 else:
                     self._dropped += 1
 
+    def scrub_with(self, scrub: Callable[[str], str]) -> None:
+        """Pass every status message and string attribute value of the spans handed out through
+        `scrub` from now on (after any given before): see "Secrets" in the module's doc."""
+        with self._lock:
+            self._scrubs.append(scrub)
+
     def take(self) -> tuple[list[run_pb2.Span], int]:
         """The spans finished since the last look, in the order they ended (adopted ones after),
-        and how many were dropped meanwhile."""
+        scrubbed, and how many were dropped meanwhile."""
         with self._lock:
             finished, self._finished = self._finished, []
             adopted, self._adopted = self._adopted, []
             dropped, self._dropped = self._dropped, 0
-        spans = [to_proto(s, SERVICE, self.max_attribute_length) for s in finished]
-        return spans + adopted, dropped
+            scrubs = tuple(self._scrubs)
+        spans = [to_proto(s, SERVICE, self.max_attribute_length) for s in finished] + adopted
+        if scrubs:
+            _scrub_spans(spans, scrubs)
+        return spans, dropped
 
     def close(self) -> None:
         """Record nothing more; spans still open are forgotten when they end."""
@@ -332,6 +356,28 @@ class SpanRecorder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _scrub_spans(spans: list[run_pb2.Span], scrubs: tuple[Callable[[str], str], ...]) -> None:
+    """Status messages and string attribute values of `spans` through `scrubs`, in place. The same
+    few values recur on span after span (a connection, a table, a database): each is scrubbed once."""
+    seen: dict[str, str] = {}
+
+    def clean(text: str) -> str:
+        found = seen.get(text)
+        if found is None:
+            found = text
+            for scrub in scrubs:
+                found = scrub(found)
+            seen[text] = found
+        return found
+
+    for span in spans:
+        if span.status_message:
+            span.status_message = clean(span.status_message)
+        for attribute in span.attributes:
+            if attribute.WhichOneof("value") == "string_value" and attribute.string_value:
+                attribute.string_value = clean(attribute.string_value)
 
 
 # -- spans ---------------------------------------------------------------------------------------------
@@ -479,7 +525,7 @@ class Continued:
     to close: closing it with the first would lose the spans of the others, open or not yet taken.
     """
 
-    def __init__(self, handoff: TraceHandoff | None) -> None:
+    def __init__(self, handoff: TraceHandoff | None, *, scrub: Callable[[str], str] | None = None) -> None:
         self._recorder: SpanRecorder | None = None
         ctx = context_from_traceparent(handoff.traceparent) if handoff is not None else None
         if handoff is None or ctx is None:
@@ -493,15 +539,19 @@ class Continued:
             if found is not None:  # another shard of the same insert, in this process
                 self._recorder, users = found
                 _shared[self._key] = (self._recorder, users + 1)
+            elif _router.recorder_of(parent) is not None:
+                # The attempt's recorder is in this process (shards on threads): spans go to it,
+                # scrubbed with the agent's scrubber, which knows the same secrets.
                 return
-            if _router.recorder_of(parent) is not None:
-                return  # the attempt's recorder is in this process (shards on threads): spans go to it
-            self._recorder = SpanRecorder(
-                handoff.traceparent,
-                max_spans=handoff.max_spans,
-                max_attribute_length=handoff.max_attribute_length,
-            )
-            _shared[self._key] = (self._recorder, 1)
+            else:
+                self._recorder = SpanRecorder(
+                    handoff.traceparent,
+                    max_spans=handoff.max_spans,
+                    max_attribute_length=handoff.max_attribute_length,
+                )
+                _shared[self._key] = (self._recorder, 1)
+        if scrub is not None:
+            self._recorder.scrub_with(scrub)
 
     def take(self) -> tuple[list[bytes], int]:
         if self._recorder is None:
@@ -523,9 +573,12 @@ class Continued:
 
 
 @contextmanager
-def continued(handoff: TraceHandoff | None) -> Iterator[Continued]:
-    """Record spans under `handoff` for the block (see `Continued`)."""
-    found = Continued(handoff)
+def continued(
+    handoff: TraceHandoff | None, *, scrub: Callable[[str], str] | None = None
+) -> Iterator[Continued]:
+    """Record spans under `handoff` for the block (see `Continued`); those recorded here are
+    passed through `scrub` (the secrets of the work's connection) before they leave."""
+    found = Continued(handoff, scrub=scrub)
     try:
         yield found
     finally:

@@ -197,7 +197,7 @@ class Agent:
             say=self._note,
             report=self._note_batch,
             written=self._written,
-            scrub=self._scrub,
+            scrub=self.scrub,
             nondeterministic=self._mark_nondeterministic,
         )
         self.steps: list[_Step] = []
@@ -242,13 +242,13 @@ class Agent:
             return handler(args)
         except ledger.NondeterministicWriteError as exc:
             self.nondeterministic = self.nondeterministic or str(exc)
-            raise NondeterministicWrite(self._scrub(str(exc))) from None
+            raise NondeterministicWrite(self.scrub(str(exc))) from None
         except AgentError as exc:
-            raise type(exc)(self._scrub(str(exc))) from None
+            raise type(exc)(self.scrub(str(exc))) from None
         except sinks.SinkError as exc:
             raise self._translate(exc) from None
         except templates.TemplateError as exc:
-            raise TemplateError(self._scrub(str(exc))) from None
+            raise TemplateError(self.scrub(str(exc))) from None
 
     # -- templates ---------------------------------------------------------------------------------
 
@@ -577,11 +577,13 @@ class Agent:
 
     # -- errors and the end ----------------------------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """`text` with every form of every secret of the connections opened so far masked (also
+        what the attempt's spans say: see `seedbed.worker.tracing`)."""
         return self._scrubber.text(text)
 
     def _translate(self, exc: Exception) -> AgentError:
-        message = self._scrub(str(exc))
+        message = self.scrub(str(exc))
         if isinstance(exc, sinks.SerializationError):
             return SerializationError(message)
         if isinstance(exc, sinks.RestError):

@@ -20,7 +20,10 @@ which batch and which constraint.
 
 Traced (`ShardJob.trace`, the insert call's span), a shard is a span "shard N" with its batches'
 spans under it, recorded where the shard runs and returned serialized in the result (see
-`seedbed.worker.tracing.continued`); the agent adds them to the attempt's trace.
+`seedbed.worker.tracing.continued`); the agent adds them to the attempt's trace. The failure's
+message and the spans are scrubbed of the connection's secrets as the shard resolved them (a
+target may echo them): an `env` or `file` secret is read on the shard's node, which may not be the
+attempt's.
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seedbed.api.v1 import attempt_pb2
 from seedbed.worker import ledger, sinks, templates, tracing
 from seedbed.worker.sinks._copytext import NulInValue, copy_text
+
+if TYPE_CHECKING:
+    from seedbed.worker.agent._scrub import Scrubber
 
 __all__ = ["ShardFailure", "ShardJob", "ShardResult", "batch_digest", "write_shard"]
 
@@ -214,9 +220,14 @@ def _in_ray() -> bool:
 
 def write_shard(job: ShardJob, *, stop: threading.Event | None = None) -> ShardResult:
     """Write the shard; never raises for a failure of the data or the target (see `failure`)."""
+    from seedbed.worker.agent._scrub import Scrubber
+
     result = ShardResult(job.index, node=socket.gethostname(), pid=os.getpid())
     started = time.monotonic()
-    with tracing.continued(job.trace) as recorded:
+    # The connection's secrets in every form, once `_write` has resolved them (here, where the
+    # shard runs): a target may echo them into an error, which the failure and the spans carry.
+    scrubber = Scrubber()
+    with tracing.continued(job.trace, scrub=scrubber.text) as recorded:
         with tracing.span(
             f"shard {job.index + 1}", parent=recorded.context, attributes=_attributes(job)
         ) as span:
@@ -232,11 +243,12 @@ def write_shard(job: ShardJob, *, stop: threading.Event | None = None) -> ShardR
                         cancelled=(stop.is_set if stop is not None else lambda: False),
                     ):
                         result.waited_seconds = time.monotonic() - waited_from
-                        _write(job, result, stop)
+                        _write(job, result, stop, scrubber)
                 else:
-                    _write(job, result, stop)
+                    _write(job, result, stop, scrubber)
             except Exception as exc:  # reported, not raised: see the module's docstring
-                result.failure = _failure(exc)
+                failure = _failure(exc)
+                result.failure = replace(failure, message=scrubber.text(failure.message))
                 tracing.fail(span, error_type=result.failure.kind, message=result.failure.message)
             span.set_attributes(
                 {
@@ -276,11 +288,13 @@ def _writer() -> str:
     return f"thread {threading.current_thread().name}"
 
 
-def _write(job: ShardJob, result: ShardResult, stop: threading.Event | None) -> None:
+def _write(job: ShardJob, result: ShardResult, stop: threading.Event | None, scrubber: Scrubber) -> None:
+    """Write the batches; `scrubber` learns the connection's secrets as soon as they are resolved."""
     from seedbed.worker.agent._connections import to_spec
 
     snapshot = attempt_pb2.ConnectionSnapshot.FromString(job.connection)
-    spec, _scrubber = to_spec(snapshot, statement_timeout_seconds=job.statement_timeout_seconds)
+    spec, its_secrets = to_spec(snapshot, statement_timeout_seconds=job.statement_timeout_seconds)
+    scrubber.extend(its_secrets)
     if spec.kind != "postgresql":
         raise sinks.ConfigurationError(
             f"bulk COPY needs a postgresql connection, not {spec.kind}", connection_id=spec.id
