@@ -25,7 +25,13 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from seedbed.api.v1 import run_pb2
 
-__all__ = ["from_proto", "to_proto"]
+__all__ = ["FRAME", "QUEUE_WAIT", "from_proto", "to_proto"]
+
+# Names both ends must spell alike. A span of the trace's frame (sandbox, script, steps …) carries
+# the boolean attribute FRAME: a run keeps those past its span cap. QUEUE_WAIT is the worker's span
+# of an attempt's wait for a Ray slot (the coordinator's metrics read it).
+FRAME = "seedbed.frame"
+QUEUE_WAIT = "queue wait"
 
 _KINDS = {
     SpanKind.INTERNAL: run_pb2.SPAN_KIND_INTERNAL,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from seedbed.api.spans import QUEUE_WAIT
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.worker import tracing
 from seedbed.worker._image_cache import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UNUSED, DerivedImagePolicy
@@ -229,7 +230,7 @@ def _recorder(spec: attempt_pb2.AttemptSpec, *, began: int) -> tracing.SpanRecor
         return None
     if trace.HasField("dispatch_time"):
         tracing.record_span(
-            "queue wait",
+            QUEUE_WAIT,
             parent=recorder.context,
             start_time=min(trace.dispatch_time.ToNanoseconds(), began),
             end_time=began,

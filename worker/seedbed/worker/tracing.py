@@ -84,7 +84,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from seedbed.api.spans import to_proto
+from seedbed.api.spans import FRAME, to_proto
 from seedbed.api.v1 import run_pb2
 
 __all__ = [
@@ -381,10 +381,6 @@ def _scrub_spans(spans: list[run_pb2.Span], scrubs: tuple[Callable[[str], str], 
 
 
 # -- spans ---------------------------------------------------------------------------------------------
-
-
-# The boolean attribute naming a span of the trace's frame (sandbox, script, steps …).
-FRAME = "seedbed.frame"
 
 
 def start_span(

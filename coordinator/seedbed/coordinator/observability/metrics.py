@@ -81,6 +81,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from seedbed.api.spans import QUEUE_WAIT
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.coordinator.model import TERMINAL_STATES, RunState
 from seedbed.coordinator.periodic import PeriodicTask
@@ -102,7 +103,7 @@ DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 
 WAIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 UNKNOWN_METHOD = "unknown"
 # The worker's span from the dispatch to the moment its attempt task began.
-QUEUE_WAIT_SPAN = "queue wait"
+QUEUE_WAIT_SPAN = QUEUE_WAIT
 _FRESH_SECONDS = 1.0
 _SCRAPE_WAIT_SECONDS = 0.5
 _LEDGER = {run_pb2.WRITE_BATCH_STATUS_REPLAYED: "skipped"}

@@ -54,7 +54,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from seedbed.api.spans import from_proto, to_proto
+from seedbed.api.spans import FRAME, from_proto, to_proto
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -76,7 +76,6 @@ SERVICE = "seedbed-coordinator"
 RUN_ID = "seedbed.run.id"
 FIRE_ID = "seedbed.fire.id"
 ATTEMPT = "seedbed.attempt"
-FRAME = "seedbed.frame"  # a worker span of the trace's frame (see the contract's Span)
 SCENARIO_ID = "seedbed.scenario.id"
 _SCOPE = InstrumentationScope("seedbed.coordinator")
 _PROPAGATOR = TraceContextTextMapPropagator()
