@@ -14,6 +14,7 @@ answer cannot hold a whole trace, GetRunTrace trims the oldest spans' attributes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
@@ -25,44 +26,58 @@ if TYPE_CHECKING:
     from seedbed.coordinator.store.store import Store
 
 
+@dataclass(frozen=True)
+class SpanBatch:
+    """Spans to keep under one owner (see ``SpanRepository.add``)."""
+
+    owner: str
+    trace_id: str
+    attempt: int
+    spans: Sequence[bytes]
+    cap: int | None = None
+    dropped: int = 0
+
+
 class SpanRepository:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def add(
-        self,
-        owner: str,
-        trace_id: str,
-        attempt: int,
-        spans: Sequence[bytes],
-        *,
-        cap: int | None = None,
-        dropped: int = 0,
-    ) -> int:
-        """Keep ``spans`` (serialized) under ``owner`` (a run or fire id). With ``cap``: they count
-        against it, and only while the owner keeps fewer than ``cap`` such spans; the rest, and
-        ``dropped`` (spans the sender did not record), are counted on the run. Returns how many
-        were kept."""
+    async def add(self, batches: Sequence[SpanBatch]) -> int:
+        """Keep every batch, in one transaction; how many spans were kept.
+
+        A batch's ``spans`` (serialized) go under its ``owner`` (a run or fire id). With ``cap``:
+        they count against it, and are kept only while the owner keeps fewer than ``cap`` such
+        spans; the rest, and ``dropped`` (spans the sender did not record), are counted on the run.
+        """
         c = t.spans.c
-        if not spans and not dropped:
+        batches = [b for b in batches if b.spans or b.dropped]
+        if not batches:
             return 0
+        total = 0
         async with self._store._write() as conn:
-            kept = list(spans)
-            if cap is not None and kept:
-                capped = select(func.count()).select_from(t.spans).where(c.owner == owner, c.capped)
-                held = (await conn.execute(capped)).scalar_one()
-                kept = kept[: max(0, cap - int(held))]
-            if kept:
-                row = {"owner": owner, "trace_id": trace_id, "attempt": attempt, "capped": cap is not None}
-                await conn.execute(t.spans.insert(), [{**row, "data": d} for d in kept])
-            lost = dropped + len(spans) - len(kept)
-            if lost:
-                await conn.execute(
-                    update(t.runs)
-                    .where(t.runs.c.id == owner)
-                    .values(dropped_spans=t.runs.c.dropped_spans + lost)
-                )
-        return len(kept)
+            for batch in batches:
+                kept = list(batch.spans)
+                if batch.cap is not None and kept:
+                    capped = select(func.count()).select_from(t.spans).where(c.owner == batch.owner, c.capped)
+                    held = (await conn.execute(capped)).scalar_one()
+                    kept = kept[: max(0, batch.cap - int(held))]
+                if kept:
+                    row = {
+                        "owner": batch.owner,
+                        "trace_id": batch.trace_id,
+                        "attempt": batch.attempt,
+                        "capped": batch.cap is not None,
+                    }
+                    await conn.execute(t.spans.insert(), [{**row, "data": d} for d in kept])
+                lost = batch.dropped + len(batch.spans) - len(kept)
+                if lost:
+                    await conn.execute(
+                        update(t.runs)
+                        .where(t.runs.c.id == batch.owner)
+                        .values(dropped_spans=t.runs.c.dropped_spans + lost)
+                    )
+                total += len(kept)
+        return total
 
     async def of_run(self, run: RunRecord) -> list[bytes]:
         """The run's spans (serialized), in the order they were kept: its own and its fire's, of its
