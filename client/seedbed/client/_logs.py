@@ -7,8 +7,9 @@ A value that is not JSON (or is one of the non-standard constants NaN and Infini
 printer could not write back) stays its raw text: a field is never lost. Rejected: decoding in the
 CLI only, which would leave every other caller parsing JSON text by hand.
 
-``trace_id`` and ``span_id`` name the span the line was written in (see ``RunTrace``), empty when
-tracing is off or for Seedbed's own lines about the run.
+``trace_id`` and ``span_id`` name the span the line was written in (see ``RunTrace``): the script's
+open step (else its sandbox), or for Seedbed's own lines about an attempt the attempt's span; empty
+when the run has no trace (tracing was off).
 """
 
 from __future__ import annotations
