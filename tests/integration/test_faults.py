@@ -147,6 +147,7 @@ def test_connection_cut_right_after_commit(harness: SeedingHarness) -> None:
     harness.check_exactly_once(run, ns, customers=120)
 
 
+@pytest.mark.serial  # every other test's databases live in this server: they must not be running
 def test_postgres_restarted_mid_run(harness: SeedingHarness) -> None:
     ctl, cluster = _local_cluster()
     ns = harness.new_namespace()
