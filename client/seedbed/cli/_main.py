@@ -19,6 +19,7 @@ from pathlib import Path
 from seedbed.api.v1 import run_pb2
 from seedbed.cli._access import register as register_access
 from seedbed.cli._catalog import register as register_catalog
+from seedbed.cli._deploy import register as register_deploy
 from seedbed.cli._purge import purge_run
 from seedbed.cli._scenario_runs import RUN_VERBS, add_run_verb_arguments, run_verb
 from seedbed.cli._scenarios import register as register_scenarios
@@ -161,6 +162,7 @@ def follow(
 
 def cmd_server(args: argparse.Namespace) -> int:
     from seedbed.coordinator import CoordinatorSettings, serve
+    from seedbed.coordinator.errors import SecretKeyMismatchError, StoreUnavailableError
     from seedbed.coordinator.observability.logs import configure_logging
     from seedbed.coordinator.observability.metrics import MetricsEndpointError
     from seedbed.coordinator.tls import TlsSettingsError
@@ -173,9 +175,13 @@ def cmd_server(args: argparse.Namespace) -> int:
     }
     settings = CoordinatorSettings(**{k: v for k, v in given.items() if v is not None})
     configure_logging(settings.log_format)
+    if args.migrate_only:
+        from seedbed.coordinator.server import migrate_only
+
+        return 0 if asyncio.run(migrate_only(settings)) else 1
     try:
         asyncio.run(serve(settings))
-    except (TlsSettingsError, MetricsEndpointError) as exc:
+    except (TlsSettingsError, MetricsEndpointError, SecretKeyMismatchError, StoreUnavailableError) as exc:
         print(f"seedbed: the coordinator did not start: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
@@ -320,17 +326,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_image_build(args: argparse.Namespace) -> int:
-    import docker
-
-    from seedbed.worker.images import ensure_image
-
-    client = docker.DockerClient(base_url=args.docker_url) if args.docker_url else docker.from_env()
-    tag = ensure_image(client, log=lambda msg: print(f"[seedbed] {msg}", file=sys.stderr, flush=True))
-    print(tag)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seedbed", description="Run test-data seeding scenarios.")
     parser.add_argument(
@@ -383,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="where GET /metrics serves Prometheus metrics; an empty value serves none "
         "(SEEDBED_METRICS_LISTEN; default 127.0.0.1:9464)",
+    )
+    p.add_argument(
+        "--migrate-only",
+        action="store_true",
+        help="bring the store's schema up to date, check the secret key against the store, and exit "
+        "(0 when both are fine): a deployment's step before the coordinators start",
     )
     p.set_defaults(func=cmd_server)
 
@@ -461,11 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_access(sub)
     register_scenarios(sub)
 
-    p = sub.add_parser("image", help="sandbox images")
-    image_sub = p.add_subparsers(dest="image_command", required=True)
-    b = image_sub.add_parser("build", help="build the sandbox image offline (a no-op when up to date)")
-    b.add_argument("--docker-url", default=os.environ.get("SEEDBED_DOCKER_URL", ""))
-    b.set_defaults(func=cmd_image_build)
+    register_deploy(sub)
     return parser
 
 

@@ -226,9 +226,9 @@ def _sdk_files(root: Path) -> list[Path]:
     )
 
 
-def base_tag() -> str:
-    """The tag of the base root filesystem image (hash of the mmdebstrap arguments)."""
-    return f"{BASE_REPOSITORY}:{_short_hash(*(a.encode() for a in MMDEBSTRAP_ARGS))}"
+def base_tag(args: Sequence[str] = MMDEBSTRAP_ARGS, repository: str = BASE_REPOSITORY) -> str:
+    """The tag of a base root filesystem image (hash of its mmdebstrap arguments)."""
+    return f"{repository}:{_short_hash(*(a.encode() for a in args))}"
 
 
 def image_tag(context_dir: Path | None = None) -> str:
@@ -397,8 +397,15 @@ def _run_step(
         raise ImageBuildError(step, f"exited with code {code}", "\n".join(tail))
 
 
-def _ensure_base(client: docker.DockerClient, cache_dir: Path, log: LogFn) -> str:
-    tag = base_tag()
+def ensure_base(
+    client: docker.DockerClient,
+    cache_dir: Path,
+    log: LogFn,
+    args: Sequence[str] = MMDEBSTRAP_ARGS,
+    repository: str = BASE_REPOSITORY,
+) -> str:
+    """The base root filesystem image made by `mmdebstrap ARGS`, imported when missing; its tag."""
+    tag = base_tag(args, repository)
     if _image_exists(client, tag):
         return tag
     if shutil.which("mmdebstrap") is None:
@@ -408,7 +415,7 @@ def _ensure_base(client: docker.DockerClient, cache_dir: Path, log: LogFn) -> st
     repository, _, version = tag.partition(":")
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="base-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
-        _run_step("mmdebstrap", ["mmdebstrap", *MMDEBSTRAP_ARGS, str(tarball)], log, 1800)
+        _run_step("mmdebstrap", ["mmdebstrap", *args, str(tarball)], log, 1800)
         log(f"[docker import] {tarball} -> {tag}")
         try:
             client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
@@ -419,7 +426,9 @@ def _ensure_base(client: docker.DockerClient, cache_dir: Path, log: LogFn) -> st
     return tag
 
 
-def _ensure_wheelhouse(requirements: Path, cache_dir: Path, log: LogFn) -> Path:
+def ensure_wheelhouse(requirements: Path, cache_dir: Path, log: LogFn) -> Path:
+    """A folder of the wheels `requirements` pins (CPython 3.11, manylinux x86_64), downloaded on
+    the host once per content of the file."""
     key = _short_hash(requirements.read_bytes(), *(a.encode() for a in PIP_TARGET_ARGS))
     wheelhouse = cache_dir / f"wheelhouse-{key}"
     if (wheelhouse / _WHEELHOUSE_MARKER).is_file():
@@ -516,16 +525,19 @@ def _docker_build(
     network_mode: str | None = None,
     step_images: list[str] | None = None,
     cancel: threading.Event | None = None,
+    target: str | None = None,
 ) -> str:
     """Build `context` (as `tag`, or untagged when None); return the image id. `step_images` (if
     given) collects the id of every step's image. `cancel` stops the build (BuildCancelledError;
-    an image the build finished meanwhile is removed)."""
+    an image the build finished meanwhile is removed). `target`: the Dockerfile stage to build."""
     tail: deque[str] = deque(maxlen=_OUTPUT_TAIL_LINES)
     options: dict[str, Any] = {}
     if network_mode:
         options["network_mode"] = network_mode
     if tag is not None:
         options["tag"] = tag
+    if target is not None:
+        options["target"] = target
     built: str | None = None
     stopper = _BuildStopper(client, cancel, log)
     try:
@@ -640,8 +652,8 @@ def _build_sandbox_image(
         emit(f"building sandbox image {tag}")
         if progress is not None:
             progress("building the sandbox image (first use on this machine; cached afterwards)")
-        base = _ensure_base(client, cache, emit)
-        wheelhouse = _ensure_wheelhouse(root / "python" / "requirements.txt", cache, emit)
+        base = ensure_base(client, cache, emit)
+        wheelhouse = ensure_wheelhouse(root / "python" / "requirements.txt", cache, emit)
         with tempfile.TemporaryDirectory(dir=cache, prefix="context-") as tmp:
             context = Path(tmp)
             _write_context(root, wheelhouse, context)

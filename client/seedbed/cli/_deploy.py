@@ -1,0 +1,341 @@
+"""``seedbed image build|save|load`` and ``seedbed deploy up|down|status``: the images a cluster runs
+and the compose cluster on one machine (deploy/compose/)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+# The variables `seedbed deploy up` writes into the env file; every other line is the user's.
+_IMAGE_VARIABLES = ("SEEDBED_COORDINATOR_IMAGE", "SEEDBED_WORKER_IMAGE", "SEEDBED_SANDBOX_IMAGE")
+_SECRET_VARIABLES = ("SEEDBED_STORE_PASSWORD", "SEEDBED_SECRET_KEY", "SEEDBED_ADMIN_API_KEY")
+_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+
+
+def _say(message: str) -> None:
+    print(f"[seedbed] {message}", file=sys.stderr, flush=True)
+
+
+def _docker(url: str = "") -> Any:
+    import docker
+
+    return docker.DockerClient(base_url=url) if url else docker.from_env()
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    from seedbed.worker.images import ensure_image
+
+    client = _docker(args.docker_url)
+    if not args.all:
+        print(ensure_image(client, log=_say))
+        return 0
+    from seedbed.worker.deploy_images import ensure_server_images, save_images
+
+    tags = ensure_server_images(client, log=_say)
+    if args.save:
+        target = save_images(client, tags.all(), Path(args.save))
+        _say(f"saved {', '.join(tags.all())} to {target} ({target.stat().st_size / 2**20:.0f} MiB)")
+    for tag in tags.all():
+        print(tag)
+    return 0
+
+
+def cmd_image_save(args: argparse.Namespace) -> int:
+    from seedbed.worker.deploy_images import save_images, server_images
+
+    tags = args.tags or server_images().all()
+    target = save_images(_docker(args.docker_url), tags, Path(args.file))
+    _say(f"saved {', '.join(tags)} to {target} ({target.stat().st_size / 2**20:.0f} MiB)")
+    return 0
+
+
+def cmd_image_load(args: argparse.Namespace) -> int:
+    from seedbed.worker.deploy_images import load_images
+
+    tags = load_images(
+        _docker(args.docker_url),
+        Path(args.file),
+        if_missing=args.if_missing,
+        wait_seconds=args.wait,
+        log=_say,
+    )
+    for tag in tags:
+        print(tag)
+    return 0
+
+
+def _compose_dir() -> Path:
+    from seedbed.worker.deploy_images import source_root
+
+    return source_root() / "deploy" / "compose"
+
+
+def compose_command() -> list[str]:
+    """This machine's compose: Debian's `docker-compose` 1.29, or the `docker compose` plugin."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    raise SystemExit(
+        "seedbed: neither docker-compose nor the docker compose plugin is installed "
+        "(Debian: apt-get install docker-compose)"
+    )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = _LINE.match(line)
+            if match and not line.lstrip().startswith("#"):
+                values[match.group(1)] = match.group(2).strip()
+    return values
+
+
+def write_env_file(path: Path, updates: dict[str, str]) -> None:
+    """Set `updates` in the env file, keeping every other line (comments, the user's settings)."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    pending = dict(updates)
+    out = []
+    for line in lines:
+        match = _LINE.match(line)
+        if match and match.group(1) in pending and not line.lstrip().startswith("#"):
+            out.append(f"{match.group(1)}={pending.pop(match.group(1))}")
+        else:
+            out.append(line)
+    if pending and not lines:
+        out.append("# Written by `seedbed deploy up`: image tags (rewritten at every up) and the secrets")
+        out.append("# it generated at first start (kept: stored secrets are sealed with SEEDBED_SECRET_KEY).")
+    out += [f"{key}={value}" for key, value in pending.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(out) + "\n")
+    partial.replace(path)
+
+
+def _generated_secrets(existing: dict[str, str]) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    made = {
+        "SEEDBED_STORE_PASSWORD": secrets.token_urlsafe(24),
+        "SEEDBED_SECRET_KEY": Fernet.generate_key().decode(),
+        "SEEDBED_ADMIN_API_KEY": "sb_" + secrets.token_urlsafe(32),
+    }
+    return {key: value for key, value in made.items() if not existing.get(key)}
+
+
+def _compose(args: argparse.Namespace, *command: str) -> list[str]:
+    return [
+        *compose_command(),
+        "--project-name",
+        args.project,
+        "--project-directory",
+        str(_compose_dir()),
+        "--env-file",
+        str(Path(args.env_file).resolve()),
+        "-f",
+        str(_compose_dir() / "docker-compose.yml"),
+        *command,
+    ]
+
+
+def _run(argv: Sequence[str]) -> int:
+    _say(" ".join(argv))
+    return subprocess.run(list(argv), check=False).returncode
+
+
+def cmd_deploy_up(args: argparse.Namespace) -> int:
+    from seedbed.worker.deploy_images import ensure_server_images, ensure_store_image
+
+    env_file = Path(args.env_file)
+    existing = read_env_file(env_file)
+    client = _docker(args.docker_url)
+    tags = ensure_server_images(client, log=_say)
+    updates = dict(zip(_IMAGE_VARIABLES, (tags.coordinator, tags.worker, tags.sandbox), strict=True))
+    store_image = existing.get("SEEDBED_STORE_IMAGE", "")
+    if not store_image or store_image.startswith("seedbed-postgres:"):
+        updates["SEEDBED_STORE_IMAGE"] = ensure_store_image(client, log=_say)
+    updates.update(_generated_secrets(existing))
+    for key, value in (("SEEDBED_WORKER_NODES", args.workers), ("SEEDBED_PORT", args.port)):
+        if value is not None:
+            updates[key] = str(value)
+    write_env_file(env_file, updates)
+    code = _run(_compose(args, "up", "--detach", "--remove-orphans"))
+    if code != 0:
+        return code
+    values = read_env_file(env_file)
+    ready = _wait_ready(values, args.wait)
+    if ready == 0:
+        address = f"127.0.0.1:{values.get('SEEDBED_PORT') or 50051}"
+        print(f"Seedbed is up at {address}. To use it from this machine:")
+        print(f"  export SEEDBED_ADDRESS={address}")
+        print(f"  export SEEDBED_API_KEY=$(sed -n 's/^SEEDBED_ADMIN_API_KEY=//p' {env_file})")
+    return ready
+
+
+def worker_nodes(metrics_url: str) -> int | None:
+    """The coordinator's count of worker nodes (its seedbed_ray_worker_nodes gauge); None when it
+    does not answer (yet)."""
+    import httpx
+
+    try:
+        text = httpx.get(metrics_url, timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("seedbed_ray_worker_nodes "):
+            return int(float(line.split()[1]))
+    return None
+
+
+def _wait_ready(values: dict[str, str], seconds: float) -> int:
+    """Wait until the coordinator answers and every worker node has joined."""
+    from seedbed.client import Client, ClientError
+
+    address = f"127.0.0.1:{values.get('SEEDBED_PORT') or 50051}"
+    metrics = f"http://127.0.0.1:{values.get('SEEDBED_METRICS_PORT') or 59464}/metrics"
+    wanted = int(values.get("SEEDBED_WORKER_NODES") or 2)
+    give_up = time.monotonic() + seconds
+    last = "no answer yet"
+    while True:
+        try:
+            with Client(address, api_key=values.get("SEEDBED_ADMIN_API_KEY")) as client:
+                client.list_runs("", 1)
+            joined = worker_nodes(metrics)
+            if joined is not None and joined >= wanted:
+                return 0
+            last = f"{joined or 0} of {wanted} worker node(s) have joined the Ray cluster"
+        except ClientError as exc:
+            last = f"the coordinator at {address} does not answer: {exc}"
+        if time.monotonic() >= give_up:
+            _say(f"not ready within {seconds:g}s: {last}")
+            _say("see the containers' logs: seedbed deploy logs coordinator ray-worker")
+            return 1
+        time.sleep(1)
+
+
+def cmd_deploy_down(args: argparse.Namespace) -> int:
+    if not Path(args.env_file).is_file():
+        _say(f"no env file at {args.env_file}: nothing was deployed with it")
+        return 0
+    command = ["down", "--remove-orphans", "--timeout", "20"]
+    if not args.keep_data:
+        command.append("--volumes")
+    return _run(_compose(args, *command))
+
+
+def cmd_deploy_status(args: argparse.Namespace) -> int:
+    return _run(_compose(args, "ps"))
+
+
+def cmd_deploy_logs(args: argparse.Namespace) -> int:
+    command = ["logs", "--no-color", "--tail", str(args.tail)]
+    if args.follow:
+        command.append("--follow")
+    return _run(_compose(args, *command, *args.services))
+
+
+def register(sub: Any) -> None:
+    docker_url = os.environ.get("SEEDBED_DOCKER_URL", "")
+    p = sub.add_parser("image", help="build, save and load Seedbed's images (offline, no registry)")
+    image_sub = p.add_subparsers(dest="image_command", required=True)
+    b = image_sub.add_parser(
+        "build",
+        help="build the sandbox image offline (a no-op when up to date); --all: the coordinator and "
+        "worker images too",
+        description="Build Seedbed's images from Debian packages and a wheelhouse downloaded on this "
+        "machine; no registry is used and a rebuild with nothing changed is a no-op (tags are hashes "
+        "of the inputs). Prints the tags.",
+    )
+    b.add_argument("--all", action="store_true", help="also seedbed-coordinator and seedbed-worker")
+    b.add_argument(
+        "--save", metavar="FILE", help="with --all: write the three images to FILE for docker load"
+    )
+    b.add_argument("--docker-url", default=docker_url, help="Docker engine (SEEDBED_DOCKER_URL)")
+    b.set_defaults(func=cmd_image_build)
+    s = image_sub.add_parser(
+        "save",
+        help="write images to one tarball for `docker load` on machines that cannot build",
+    )
+    s.add_argument("file", metavar="FILE", help="the tarball to write")
+    s.add_argument("tags", nargs="*", metavar="TAG", help="default: this release's three images")
+    s.add_argument("--docker-url", default=docker_url, help="Docker engine (SEEDBED_DOCKER_URL)")
+    s.set_defaults(func=cmd_image_save)
+    ld = image_sub.add_parser("load", help="load a tarball of images (docker save) into the engine")
+    ld.add_argument("file", metavar="FILE", help="the tarball")
+    ld.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the engine has every image in it"
+    )
+    ld.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait this long for the engine to answer (a Docker daemon starting beside this one)",
+    )
+    ld.add_argument("--docker-url", default=docker_url, help="Docker engine (SEEDBED_DOCKER_URL)")
+    ld.set_defaults(func=cmd_image_load)
+
+    p = sub.add_parser(
+        "deploy",
+        help="a Seedbed cluster on this machine with docker compose (deploy/compose/)",
+        description="Run Seedbed as a cluster on this machine: PostgreSQL as the store, the "
+        "coordinator, a Ray head and Ray worker nodes whose sandboxes run on this machine's Docker "
+        "engine. See deploy/README.md.",
+    )
+    deploy_sub = p.add_subparsers(dest="deploy_command", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--project",
+            default=os.environ.get("SEEDBED_DEPLOY_PROJECT", "seedbed"),
+            help="compose project name: containers, network and volume are named after it "
+            "(SEEDBED_DEPLOY_PROJECT; default %(default)s)",
+        )
+        q.add_argument(
+            "--env-file",
+            default=os.environ.get("SEEDBED_DEPLOY_ENV_FILE", str(Path("deploy/compose/.env"))),
+            help="the env file with image tags, secrets and settings (SEEDBED_DEPLOY_ENV_FILE; "
+            "default %(default)s; every variable is in deploy/compose/seedbed.env.example)",
+        )
+        q.add_argument("--docker-url", default=docker_url, help=argparse.SUPPRESS)
+
+    up = deploy_sub.add_parser(
+        "up",
+        help="build what is missing and start the cluster (idempotent: running it again changes "
+        "only what changed)",
+    )
+    common(up)
+    up.add_argument("--workers", type=int, help="Ray worker nodes (SEEDBED_WORKER_NODES; default 2)")
+    up.add_argument("--port", type=int, help="the coordinator's port on 127.0.0.1 (default 50051)")
+    up.add_argument(
+        "--wait", type=float, default=300, metavar="SECONDS", help="wait for the coordinator (default 300)"
+    )
+    up.set_defaults(func=cmd_deploy_up)
+    down = deploy_sub.add_parser("down", help="stop and remove the cluster's containers, network and volume")
+    common(down)
+    down.add_argument("--keep-data", action="store_true", help="keep the store's volume")
+    down.set_defaults(func=cmd_deploy_down)
+    st = deploy_sub.add_parser("status", help="the cluster's containers and their state")
+    common(st)
+    st.set_defaults(func=cmd_deploy_status)
+    lg = deploy_sub.add_parser("logs", help="the containers' logs")
+    common(lg)
+    lg.add_argument("services", nargs="*", help="coordinator, ray-head, ray-worker, store (default: all)")
+    lg.add_argument("--follow", "-f", action="store_true", help="keep following")
+    lg.add_argument("--tail", type=int, default=200, help="lines per container (default 200)")
+    lg.set_defaults(func=cmd_deploy_logs)
