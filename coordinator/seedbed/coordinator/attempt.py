@@ -11,6 +11,7 @@ A write that finds the attempt superseded raises ``LeaseLost`` and the runner st
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -69,6 +70,7 @@ class Dispatcher(Protocol):
     ) -> dict[str, Any]: ...
     def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncGenerator[attempt_pb2.AttemptEvent, None]: ...
     def cancel(self, run_id: str) -> None: ...
+    async def waiting_reason(self) -> str | None: ...
 
 
 log = logging.getLogger(__name__)
@@ -218,11 +220,13 @@ class AttemptRunner:
         result: attempt_pb2.AttemptResult | None = None
         task_id = ""
         timer = self._metrics.attempt_dispatched()
+        notice = asyncio.create_task(self._tell_why_waiting(logs), name=f"waiting-{run_id}")
         try:
             async with contextlib.aclosing(self._dispatcher.execute(spec)) as events:
                 async for event in events:
                     kind = event.WhichOneof("event")
                     if kind == "started":
+                        notice.cancel()
                         task_id = event.started.task_id
                         timer.started(event.started)
                         await self._started(run_id, attempt, token, event.started)
@@ -241,6 +245,7 @@ class AttemptRunner:
                         result = event.result
                         self._metrics.lines_dropped(result.dropped_lines)
         except DispatchCancelled:
+            notice.cancel()
             latest = await self._store.get_run(run_id)
             reason = latest.abort_reason or "cancelled"
             await self._end(run_id, attempt, token, "ABORTED", None)
@@ -250,6 +255,9 @@ class AttemptRunner:
         except DispatchError as exc:
             timer.ended("INFRASTRUCTURE")
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", str(exc))
+        finally:
+            notice.cancel()
+            await asyncio.gather(notice, return_exceptions=True)
         if result is None:
             timer.ended("INFRASTRUCTURE")
             message = "the worker ended without a result"
@@ -261,6 +269,21 @@ class AttemptRunner:
         await self._end(run_id, attempt, token, outcome, end.error)
         timer.ended(outcome)
         return end
+
+    async def _tell_why_waiting(self, logs: LogWriter) -> None:
+        """Until the worker starts the attempt: every few seconds, say in the run's log why it waits
+        (no worker node has joined, every slot is busy), each reason once while it holds."""
+        said: str | None = None
+        while True:
+            await asyncio.sleep(self._settings.dispatch_notice_seconds)
+            try:
+                reason = await self._dispatcher.waiting_reason()
+            except Exception as exc:  # a notice must never fail the attempt
+                log.debug("waiting reason: %s", exc)
+                continue
+            if reason is not None and reason != said:
+                await logs.system(f"waiting for a worker: {reason}")
+            said = reason
 
     async def _started(
         self, run_id: str, attempt: int, token: int, started: attempt_pb2.AttemptStarted

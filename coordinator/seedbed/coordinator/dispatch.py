@@ -10,8 +10,16 @@ Catalog tasks (template validation and previews, connection tests) are bounded t
 runs at most ``catalog_slots`` at once; so a flood of previews queues instead of taking every Ray
 worker process (a task with ``num_cpus=0`` alone would not be bounded by Ray at all).
 
+Where tasks run. Attempts hold a ``SANDBOX_RESOURCE`` slot, catalog tasks a ``CATALOG_RESOURCE``
+slot, and the coordinator's other small tasks (engine probe, purges, the janitor's sweeps) one unit
+of ``WORKER_NODE_RESOURCE``: all three are declared only by worker nodes (nodes with a Docker
+engine), so nothing lands on the Ray head or on the coordinator's own node, which declare none and
+no CPUs. ``cluster()`` tells how many worker nodes have joined and how many slots are free: the
+metrics show it, and an attempt that waits for a slot says why in its run's log.
+
 Rejected alternatives: an actor per worker node pulling from a queue (a second scheduler next to
-Ray's), and Ray Jobs (a driver process per run, seconds of overhead, logs through files).
+Ray's), Ray Jobs (a driver process per run, seconds of overhead, logs through files), and Ray Client
+(no streaming generators over it, so no live events).
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -33,6 +43,8 @@ from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.worker import catalog
 from seedbed.worker.attempt import (
     SANDBOX_RESOURCE,
+    WORKER_NODE_RESOURCE,
+    WORKER_NODE_UNITS,
     EngineProbe,
     list_sandboxes,
     probe_engine,
@@ -47,6 +59,35 @@ log = logging.getLogger(__name__)
 
 class SandboxRuntimeError(Exception):
     """The Docker engine lacks the container runtime the sandboxes must run under."""
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The Ray cluster as the coordinator sees it (live nodes only)."""
+
+    nodes: int  # every live node: the head, this coordinator's, the worker nodes
+    worker_nodes: int  # nodes that offer sandbox slots
+    sandbox_slots: float  # their slots in all
+    free_slots: float  # of those, free now
+
+    def waiting_reason(self) -> str | None:
+        """Why an attempt dispatched now would wait for a slot, in words; None when it need not."""
+        if self.worker_nodes == 0:
+            return (
+                f"no Ray worker node with sandbox slots has joined the cluster ({self.nodes} live node(s), "
+                f"none declaring {SANDBOX_RESOURCE!r}): the run starts when one joins; check the worker "
+                "nodes' logs"
+            )
+        if self.free_slots < 1:
+            return (
+                f"every sandbox slot is busy ({self.sandbox_slots:g} on {self.worker_nodes} worker "
+                "node(s)): the run starts when one frees up"
+            )
+        return None
+
+
+# How long a cluster view is reused (ray.nodes() asks the GCS).
+_CLUSTER_VIEW_SECONDS = 2.0
 
 
 # A purge deletes a batch per transaction and may take long on a large run; cut off past this (a
@@ -65,7 +106,9 @@ class RayDispatcher:
         self._resources: dict[str, float] = {}
         self._catalog_resources: dict[str, float] = {}
         self._catalog_slots = asyncio.Semaphore(settings.catalog_slots)
+        self._node_resources: dict[str, float] = {}
         self._remote = ray.remote(run_attempt)
+        self._view: tuple[float, ClusterView] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._init)
@@ -81,6 +124,7 @@ class RayDispatcher:
                     resources={
                         SANDBOX_RESOURCE: float(self._settings.sandbox_slots),
                         CATALOG_RESOURCE: float(self._settings.catalog_slots),
+                        WORKER_NODE_RESOURCE: float(WORKER_NODE_UNITS),
                     },
                     include_dashboard=False,
                     namespace="seedbed",
@@ -106,14 +150,43 @@ class RayDispatcher:
                 CATALOG_RESOURCE,
                 CATALOG_RESOURCE,
             )
+        if WORKER_NODE_RESOURCE in ray.cluster_resources():
+            self._node_resources = {WORKER_NODE_RESOURCE: 1.0}
         log.info("ray ready (%s), cluster resources %s", address or "local", ray.cluster_resources())
+
+    def _cluster_now(self) -> ClusterView:
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        workers = [node for node in nodes if node.get("Resources", {}).get(SANDBOX_RESOURCE, 0) > 0]
+        free = ray.available_resources().get(SANDBOX_RESOURCE, 0.0) if workers else 0.0
+        return ClusterView(
+            nodes=len(nodes),
+            worker_nodes=len(workers),
+            sandbox_slots=sum(node["Resources"][SANDBOX_RESOURCE] for node in workers),
+            free_slots=free,
+        )
+
+    async def cluster(self) -> ClusterView:
+        """Live nodes and sandbox slots (cached for a moment: it asks Ray's GCS)."""
+        cached = self._view
+        if cached is not None and time.monotonic() - cached[0] < _CLUSTER_VIEW_SECONDS:
+            return cached[1]
+        view = await asyncio.to_thread(self._cluster_now)
+        self._view = (time.monotonic(), view)
+        return view
+
+    async def waiting_reason(self) -> str | None:
+        """Why an attempt waits for a worker now, or None (see ``ClusterView.waiting_reason``)."""
+        try:
+            return (await self.cluster()).waiting_reason()
+        except RayError as exc:
+            return f"the Ray cluster does not answer: {exc}"
 
     async def probe_engine(self) -> str | None:
         """Ask a worker whether it reaches the Docker engine; the problem in words, or None.
         Logs the sandboxes' container runtime; raises SandboxRuntimeError when the engine lacks
         the one SEEDBED_SANDBOX_RUNTIME asks for (no sandbox could run: the coordinator must not
         start)."""
-        task = ray.remote(probe_engine).options(num_cpus=0, max_retries=0)
+        task = ray.remote(probe_engine).options(num_cpus=0, max_retries=0, resources=self._node_resources)
         runtime = self._settings.sandbox_runtime
         try:
             probe: EngineProbe = await asyncio.wait_for(task.remote(self._settings.docker_url, runtime), 60)
@@ -130,7 +203,9 @@ class RayDispatcher:
     ) -> Any:
         """Run a small worker function as a Ray task (template semantics and target drivers live
         on the workers, where the data plane is)."""
-        task = ray.remote(function).options(num_cpus=0, max_retries=0, resources=resources or {})
+        task = ray.remote(function).options(
+            num_cpus=0, max_retries=0, resources=resources or self._node_resources
+        )
         ref = task.remote(*args)
         try:
             return await asyncio.wait_for(ref, timeout)
@@ -197,18 +272,21 @@ class RayDispatcher:
         return result
 
     async def _on_every_node(self, function: Any, *args: Any) -> list[Any]:
-        """Run a small worker function once on every live node; the answers of those that gave one."""
+        """Run a small worker function once on every live worker node (every live node when the
+        cluster declares no worker nodes); the answers of those that gave one."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         task = ray.remote(function)
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        if self._node_resources:
+            nodes = [node for node in nodes if node.get("Resources", {}).get(WORKER_NODE_RESOURCE, 0) > 0]
         refs = [
             task.options(
                 num_cpus=0,
                 max_retries=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
             ).remote(*args)
-            for node in ray.nodes()
-            if node.get("Alive")
+            for node in nodes
         ]
         answers = []
         for ref in refs:

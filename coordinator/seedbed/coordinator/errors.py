@@ -10,6 +10,7 @@ CoordinatorError
 ├── ResourceExhaustedError a caller past a per-caller rate limit (names it; ``retry-after`` trailer)
 └── StoreUnavailableError  the store could not be reached
 
+SecretKeyMismatchError     at start: the secret key does not open the store's secrets
 DispatchError              internal: an attempt could not be executed (worker lost, …)
 └── DispatchCancelled      internal: the attempt was cancelled on request
 
@@ -79,6 +80,11 @@ class ResourceExhaustedError(CoordinatorError):
 
 class StoreUnavailableError(CoordinatorError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class SecretKeyMismatchError(Exception):
+    """The configured secret key cannot open the secrets the store keeps: the coordinator must not
+    start (every connection with a stored secret would fail)."""
 
 
 class DispatchError(Exception):

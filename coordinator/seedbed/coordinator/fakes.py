@@ -72,6 +72,7 @@ class FakeDispatcher:
         self.specs: list[attempt_pb2.AttemptSpec] = []
         self.sandboxes: list[dict[str, str]] = []
         self.removed: list[str] = []
+        self.waiting: str | None = None  # what waiting_reason() answers
 
     async def start(self) -> None:
         return None
@@ -133,6 +134,9 @@ class FakeDispatcher:
         return await asyncio.to_thread(
             catalog.purge_run, connection.SerializeToString(), run_key, run_id, ledger_key, dry_run
         )
+
+    async def waiting_reason(self) -> str | None:
+        return self.waiting
 
     def cancel(self, run_id: str) -> None:
         self._cancelled.add(run_id)

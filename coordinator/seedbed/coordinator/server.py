@@ -33,6 +33,8 @@ from seedbed.coordinator.access_servicers import AccessServicer
 from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
+from seedbed.coordinator.cluster_watch import ClusterWatch
+from seedbed.coordinator.errors import FailedPreconditionError, SecretKeyMismatchError, StoreUnavailableError
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics, MetricsEndpoint
 from seedbed.coordinator.observability.tracing import RunTracing
@@ -77,6 +79,7 @@ class Coordinator:
         self.supervisor: RunSupervisor | None = None
         self.fires: FireLauncher | None = None
         self.scheduler: TriggerScheduler | None = None
+        self.cluster_watch: ClusterWatch | None = None
         self.tracing: RunTracing | None = None
         self.metrics: CoordinatorMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -110,6 +113,7 @@ class Coordinator:
         if self.engine_problem:
             log.error("%s", self.engine_problem)
         secrets = SecretBox.from_key_or_file(self.settings.secret_key, self.settings.data_dir)
+        await check_secret_key(self.store, secrets)
         await bootstrap_admin(self.store, self.settings)
         self.tracing = RunTracing(self.settings, self.store)
         self.supervisor = RunSupervisor(
@@ -187,6 +191,10 @@ class Coordinator:
         self.metrics.start()
         await self.supervisor.start()
         self.scheduler.start()
+        cluster = getattr(self.dispatcher, "cluster", None)  # a Ray dispatcher's view of its nodes
+        if cluster is not None:
+            self.cluster_watch = ClusterWatch(cluster, self.metrics)
+            self.cluster_watch.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         how = self.tls.describe() if self.tls else "in plaintext"
@@ -210,6 +218,8 @@ class Coordinator:
             await self.server.stop(grace)
         if self.scheduler is not None:
             await self.scheduler.aclose()
+        if self.cluster_watch is not None:
+            await self.cluster_watch.aclose()
         if self.supervisor is not None:
             await self.supervisor.aclose()
         if self.fires is not None:
@@ -223,6 +233,42 @@ class Coordinator:
         await self.dispatcher.aclose()
         if self.store is not None:
             await self.store.aclose()
+
+
+async def check_secret_key(store: Store, secrets: SecretBox) -> None:
+    """Raise SecretKeyMismatchError when the store keeps secrets this key cannot open (a cluster
+    whose coordinators were given another SEEDBED_SECRET_KEY than the one that sealed them)."""
+    sealed = await store.connections.a_sealed_secret()
+    if sealed is None:
+        return
+    try:
+        secrets.open(sealed[1])
+    except FailedPreconditionError:
+        raise SecretKeyMismatchError(
+            f"SEEDBED_SECRET_KEY does not open the secrets in the store (connection {sealed[0]!r} was "
+            "sealed with another key): give this coordinator the key the others use"
+        ) from None
+
+
+async def migrate_only(settings: CoordinatorSettings) -> bool:
+    """`seedbed server --migrate-only`: bring the store's schema up to date and check the secret key
+    against it; one clear log line and False when either fails."""
+    try:
+        store = await Store.open(settings.resolved_store_url())
+    except StoreUnavailableError as exc:
+        log.error("the store is not usable: %s", exc)
+        return False
+    try:
+        try:
+            secrets = SecretBox.from_key_or_file(settings.secret_key, settings.data_dir)
+            await check_secret_key(store, secrets)
+        except (ValueError, SecretKeyMismatchError) as exc:
+            log.error("%s", exc)
+            return False
+        log.info("the store is up to date (%s) and the secret key opens its secrets", store.dialect)
+        return True
+    finally:
+        await store.aclose()
 
 
 async def serve(settings: CoordinatorSettings) -> None:

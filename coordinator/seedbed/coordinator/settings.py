@@ -181,6 +181,12 @@ class CoordinatorSettings(BaseSettings):
         120, ge=0, description="scenario creations and updates one caller may make a minute; 0: unlimited"
     )
 
+    dispatch_notice_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="how long an attempt waits for a worker before its run's log says why (no worker "
+        "node has joined the Ray cluster, every sandbox slot is busy); said again when the reason changes",
+    )
     janitor_interval_seconds: float = Field(60.0, gt=0, description="how often orphaned sandboxes are swept")
     janitor_unknown_grace_seconds: float = Field(
         600.0,

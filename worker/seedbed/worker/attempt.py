@@ -49,6 +49,11 @@ from seedbed.worker.settings import worker_settings
 log = logging.getLogger(__name__)
 
 SANDBOX_RESOURCE = "seedbed_sandbox"
+# Declared (plentifully) by every node that runs Seedbed's worker side and reaches a Docker engine:
+# the coordinator's small tasks (engine probe, purges, janitor) ask for one unit, so that they never
+# land on a node without an engine (the Ray head, the coordinator's own driver node).
+WORKER_NODE_RESOURCE = "seedbed_worker_node"
+WORKER_NODE_UNITS = 1000
 
 _OUTCOMES = {
     Outcome.SUCCEEDED: attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED,

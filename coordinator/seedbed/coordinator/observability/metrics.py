@@ -78,7 +78,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from seedbed.api.spans import QUEUE_WAIT
@@ -192,6 +199,12 @@ class CoordinatorMetrics:
             ["method", "code"],
             registry=r,
         )
+        self.worker_nodes = Gauge(
+            "seedbed_ray_worker_nodes", "Live Ray nodes that offer sandbox slots", registry=r
+        )
+        self.sandbox_slots = Gauge(
+            "seedbed_sandbox_slots", "Sandbox slots of the live worker nodes, by use", ["state"], registry=r
+        )
         r.register(_StoreGauges(self._fresh_counts))
         ProcessCollector(registry=r)
 
@@ -243,6 +256,11 @@ class CoordinatorMetrics:
         return self._counts
 
     # -- events ------------------------------------------------------------------------------------
+
+    def cluster_seen(self, worker_nodes: int, slots: float, free: float) -> None:
+        self.worker_nodes.set(worker_nodes)
+        self.sandbox_slots.labels("free").set(free)
+        self.sandbox_slots.labels("busy").set(max(slots - free, 0))
 
     async def run_started(self, run: RunRecord) -> None:
         return None

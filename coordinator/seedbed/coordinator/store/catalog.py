@@ -270,6 +270,19 @@ class ConnectionRepository:
             raise NotFoundError("connection", record.id)  # deleted meanwhile
         return _connection(row._mapping)
 
+    async def a_sealed_secret(self) -> tuple[str, str] | None:
+        """(connection id, Fernet token) of one stored secret, or None when no connection keeps one:
+        what a start checks the secret key against."""
+        query = (
+            select(t.connections.c.id, t.connections.c.secret_cipher)
+            .where(t.connections.c.secret_cipher.is_not(None))
+            .order_by(t.connections.c.created_at)
+            .limit(1)
+        )
+        async with self._store._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (str(row.id), str(row.secret_cipher)) if row is not None else None
+
     async def get(self, connection_id: str) -> ConnectionRecord:
         async with self._store._engine.connect() as conn:
             row = (

@@ -190,6 +190,8 @@ def gate_actor(*, fresh: bool = False) -> Any:
                 lifetime="detached",
                 get_if_exists=True,
                 num_cpus=0,
+                # On the head: the node a cluster keeps longest (a worker node may be taken away).
+                resources={"node:__internal_head__": 0.001},
                 max_restarts=-1,  # a restarted gate has an empty book; renewals refill it
                 max_task_retries=-1,  # every call is idempotent
             ).remote()

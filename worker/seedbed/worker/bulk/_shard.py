@@ -274,7 +274,17 @@ def _attributes(job: ShardJob) -> dict[str, Any]:
         "seedbed.writer": _writer(),
         "host.name": socket.gethostname(),
         "process.pid": os.getpid(),
+        **_ray_node(),
     }
+
+
+def _ray_node() -> dict[str, str]:
+    """The Ray node the shard runs on (a cluster's shards spread over its worker nodes)."""
+    if _in_ray():
+        import ray
+
+        return {"seedbed.ray.node_id": ray.get_runtime_context().get_node_id()}
+    return {}
 
 
 def _writer() -> str:
