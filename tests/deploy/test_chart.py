@@ -397,9 +397,60 @@ def test_coordinator_joins_the_ray_cluster_on_the_chart_ports(chart: helm.Chart)
             cluster["spec"]["workerGroupSpecs"][0]["rayStartParams"],
         ):
             assert params[flag_of[var]] == env[var]["value"], var
-    assert env["SEEDBED_LISTEN"]["value"] == "$(POD_IP):50051"
-    names = [e["name"] for e in coordinator["env"]]
-    assert names.index("POD_IP") < names.index("SEEDBED_LISTEN"), "$(POD_IP) must be defined before use"
+
+
+def coordinator_env(chart: helm.Chart, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return env_of(one(render(chart, values), "Deployment")["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_coordinator_binds_every_interface_and_advertises_its_service(chart: helm.Chart) -> None:
+    docs = render(chart, MINIMAL)
+    service = one(docs, "Service")
+    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert grpc["port"] == 50051
+    env = coordinator_env(chart, MINIMAL)
+    # Bound on 0.0.0.0 so `kubectl port-forward` (which dials the pod's loopback) reaches it.
+    assert env["SEEDBED_LISTEN"]["value"] == "0.0.0.0:50051"
+    # The workers call back through the Service, by its cluster DNS name.
+    assert env["SEEDBED_ADVERTISE_ADDRESS"]["value"] == f"{service['metadata']['name']}.{NAMESPACE}.svc:50051"
+    assert "POD_IP" not in env and not any("$(POD_IP)" in str(e.get("value", "")) for e in env.values())
+
+    notes = render_text(chart, MINIMAL)["seedbed/templates/NOTES.txt"]
+    assert f"call the coordinators back at {service['metadata']['name']}.{NAMESPACE}.svc:50051" in notes
+    assert f"port-forward svc/{service['metadata']['name']} 50051" in notes
+
+    # Another gRPC port moves the bind, the Service and the advertised port together.
+    moved = merged(MINIMAL, {"coordinator": {"grpcPort": 7443}})
+    env = coordinator_env(chart, moved)
+    assert env["SEEDBED_LISTEN"]["value"] == "0.0.0.0:7443"
+    assert env["SEEDBED_ADVERTISE_ADDRESS"]["value"] == f"{service['metadata']['name']}.{NAMESPACE}.svc:7443"
+    ports = {p["name"]: p["port"] for p in one(render(chart, moved), "Service")["spec"]["ports"]}
+    assert ports["grpc"] == 7443
+
+    # coordinator.advertiseAddress replaces the default; the bind stays on every interface.
+    custom = merged(MINIMAL, {"coordinator": {"advertiseAddress": "seedbed-grpc.example.internal:443"}})
+    env = coordinator_env(chart, custom)
+    assert env["SEEDBED_ADVERTISE_ADDRESS"]["value"] == "seedbed-grpc.example.internal:443"
+    assert env["SEEDBED_LISTEN"]["value"] == "0.0.0.0:50051"
+
+
+def test_with_tls_the_notes_say_the_certificate_names_the_advertised_host(chart: helm.Chart) -> None:
+    notes = render_text(chart, variant_values("tls"))["seedbed/templates/NOTES.txt"]
+    assert "the server's certificate must name that host" in notes
+    assert "the server's certificate" not in render_text(chart, MINIMAL)["seedbed/templates/NOTES.txt"]
+
+
+def test_the_coordinator_reads_the_listen_and_advertise_settings_the_chart_sets(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seedbed.coordinator.settings import CoordinatorSettings
+
+    env = coordinator_env(chart, MINIMAL)
+    for name in ("SEEDBED_LISTEN", "SEEDBED_ADVERTISE_ADDRESS"):
+        monkeypatch.setenv(name, env[name]["value"])
+    settings = CoordinatorSettings()
+    assert settings.listen == "0.0.0.0:50051"
+    assert settings.advertise_address == env["SEEDBED_ADVERTISE_ADDRESS"]["value"]
 
 
 def test_kuberay_runs_the_entrypoint_with_its_generated_command(chart: helm.Chart) -> None:
@@ -557,6 +608,16 @@ SCHEMA_BAD_VALUES = [
         id="no-memory-limit",
     ),
     pytest.param({"coordinator": {"logFormat": "xml"}}, "/coordinator/logFormat", id="unknown-log-format"),
+    pytest.param(
+        {"coordinator": {"advertiseAddress": "seedbed.example.internal"}},
+        "/coordinator/advertiseAddress",
+        id="advertise-without-port",
+    ),
+    pytest.param(
+        {"coordinator": {"listen": "$(POD_IP):50051"}},
+        "additional properties 'listen' not allowed",
+        id="listen-is-gone",
+    ),
 ]
 
 # Values only the templates can judge (relations between values, values required unless another
@@ -584,11 +645,14 @@ TEMPLATE_BAD_VALUES = [
     pytest.param(
         {"ray": {"ports": {"nodeManager": 10100}}}, "port 10100 lies inside", id="port-in-worker-range"
     ),
-    pytest.param(
-        {"coordinator": {"grpcPort": 6380, "listen": "$(POD_IP):6380"}}, "must all differ", id="port-clash"
-    ),
-    pytest.param(
-        {"coordinator": {"listen": "0.0.0.0:5000"}}, "coordinator.listen (0.0.0.0:5000)", id="listen-port"
+    pytest.param({"coordinator": {"grpcPort": 6380}}, "must all differ", id="port-clash"),
+    *(
+        pytest.param(
+            {"coordinator": {"advertiseAddress": address}},
+            f"coordinator.advertiseAddress ({address}) must be an address the workers in other pods can call",
+            id=f"advertise-{address}",
+        )
+        for address in ("0.0.0.0:50051", "[::]:50051", "localhost:50051", "127.0.0.1:50051")
     ),
 ]
 

@@ -23,6 +23,27 @@ most 53 characters (KubeRay), and KubeRay names the head's Service "<cluster>-he
 {{- printf "%s-ray" (include "seedbed.fullname" .) -}}
 {{- end -}}
 
+{{/* The coordinators' Service and its cluster DNS name (resolved by every pod of the cluster). */}}
+{{- define "seedbed.coordinatorServiceName" -}}
+{{- include "seedbed.fullname" . -}}
+{{- end -}}
+
+{{- define "seedbed.coordinatorServiceHost" -}}
+{{- printf "%s.%s.svc" (include "seedbed.coordinatorServiceName" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/*
+host:port the workers call the coordinator back at (SEEDBED_ADVERTISE_ADDRESS):
+coordinator.advertiseAddress, else the Service's DNS name and the gRPC port.
+*/}}
+{{- define "seedbed.coordinatorAdvertiseAddress" -}}
+{{- if .Values.coordinator.advertiseAddress -}}
+{{- .Values.coordinator.advertiseAddress -}}
+{{- else -}}
+{{- printf "%s:%d" (include "seedbed.coordinatorServiceHost" .) (int .Values.coordinator.grpcPort) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* host:port of the Ray head's GCS, through the head Service KubeRay makes. */}}
 {{- define "seedbed.rayHeadAddress" -}}
 {{- printf "%s-head-svc:%d" (include "seedbed.rayClusterName" .) (int .Values.ray.ports.gcs) -}}
@@ -199,8 +220,11 @@ seccompProfile:
 {{- if ne (len (uniq $fixed)) (len $fixed) -}}
 {{- fail "ray.ports, coordinator.grpcPort and coordinator.metricsPort must all differ (and differ from 2376, the Docker daemon's)" -}}
 {{- end -}}
-{{- if not (hasSuffix (printf ":%d" (int .Values.coordinator.grpcPort)) .Values.coordinator.listen) -}}
-{{- fail (printf "coordinator.listen (%s) must end in coordinator.grpcPort (:%d)" .Values.coordinator.listen (int .Values.coordinator.grpcPort)) -}}
+{{- with .Values.coordinator.advertiseAddress -}}
+{{- $host := regexReplaceAll ":[0-9]+$" . "" -}}
+{{- if regexMatch "^(|0\\.0\\.0\\.0|\\[?::\\]?|localhost|127\\.[0-9.]+|\\[?::1\\]?)$" $host -}}
+{{- fail (printf "coordinator.advertiseAddress (%s) must be an address the workers in other pods can call, not a wildcard or loopback host; leave it empty for the Service's name" .) -}}
+{{- end -}}
 {{- end -}}
 {{- if not .Values.secrets.existingSecret -}}
 {{- $_ := required "secrets.storeUrl is required (a PostgreSQL URL: postgresql+psycopg://user:password@host:5432/db) unless secrets.existingSecret names a Secret holding it" .Values.secrets.storeUrl -}}
