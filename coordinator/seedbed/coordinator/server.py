@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -92,6 +93,17 @@ class Coordinator:
     def address(self) -> str:
         host = self.settings.listen.rpartition(":")[0]
         return f"{host}:{self.port}"
+
+    @property
+    def advertised_address(self) -> str:
+        """Where the workers call this coordinator back (SEEDBED_ADVERTISE_ADDRESS, else `address`
+        with this machine's host name in place of a wildcard host)."""
+        if self.settings.advertise_address:
+            return self.settings.advertise_address
+        host = self.settings.listen.rpartition(":")[0]
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            return f"{socket.gethostname()}:{self.port}"
+        return self.address
 
     @property
     def metrics_address(self) -> str:
@@ -186,7 +198,7 @@ class Coordinator:
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.listen}: address in use or not available")
         await self.server.start()
-        self.supervisor.coordinator_address = self.address
+        self.supervisor.coordinator_address = self.advertised_address
         self.tracing.start()
         self.metrics.start()
         await self.supervisor.start()

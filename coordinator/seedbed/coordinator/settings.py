@@ -21,6 +21,12 @@ class CoordinatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEEDBED_", extra="ignore")
 
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    advertise_address: str = Field(
+        "",
+        description="host:port the workers call this coordinator back at (workspace reads); empty: the "
+        "listen address, with this machine's host name for a wildcard host (0.0.0.0, ::). Set it to a name "
+        "the workers resolve (and that the TLS certificate names) when they run elsewhere",
+    )
     tls_cert_file: Path | None = Field(
         None,
         description="PEM certificate (chain) of the gRPC server; with tls_key_file the server speaks TLS "

@@ -173,6 +173,9 @@ class DockerSandboxDriver:
         image_policy: DerivedImagePolicy | None = None,
     ) -> None:
         self._url = docker_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+        # No URL given: the environment decides, TLS included (DOCKER_HOST, DOCKER_TLS_VERIFY and
+        # DOCKER_CERT_PATH, as for the docker CLI: a Docker daemon sidecar speaking TLS).
+        self._from_env = not docker_url
         self._runtime_choice = runtime or DEFAULT_RUNTIME
         self._image = image
         self._context_dir = context_dir
@@ -195,7 +198,10 @@ class DockerSandboxDriver:
         with self._lock:
             if self._client is None:
                 try:
-                    client = docker.DockerClient(base_url=self._url, timeout=60)
+                    if self._from_env and os.environ.get("DOCKER_HOST"):
+                        client = docker.from_env(timeout=60)
+                    else:
+                        client = docker.DockerClient(base_url=self._url, timeout=60)
                     client.ping()
                 except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                     raise EngineUnavailableError(self._url, _short(exc)) from exc
