@@ -22,15 +22,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from seedbed.api.v1 import run_pb2
+from seedbed.api.v1 import run_pb2, scenario_pb2
 from tests.cluster._compose import BULK, Cluster, count, prepare_targets, running_cluster, tail
 
 TRIVIAL = "print('hello', flush=True)\n"
+CONCURRENT = scenario_pb2.ScenarioSettings(overlap_policy=scenario_pb2.OVERLAP_POLICY_ALLOW_CONCURRENT)
 
 
 def _burst(cluster: Cluster, runs: int) -> tuple[float, int]:
     with cluster.client() as client:
-        client.put_scenario("tiny", script=TRIVIAL)
+        client.put_scenario("tiny", script=TRIVIAL, settings=CONCURRENT)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=16) as pool:
             fires = list(pool.map(lambda _: client.run("tiny"), range(runs)))

@@ -13,7 +13,7 @@ import ray
 
 from seedbed.client import Client
 from seedbed.coordinator import running_in_thread
-from seedbed.worker.attempt import SANDBOX_RESOURCE
+from seedbed.worker.attempt import SANDBOX_RESOURCE, WORKER_NODE_RESOURCE
 from seedbed.worker.catalog import CATALOG_RESOURCE
 from tests.conftest import settings_for
 
@@ -25,7 +25,7 @@ def ray_session() -> Iterator[None]:
         ray.init(
             address="local",  # always a new instance: parallel test processes each start their own
             num_cpus=2,
-            resources={SANDBOX_RESOURCE: 8.0, CATALOG_RESOURCE: 2.0},
+            resources={SANDBOX_RESOURCE: 8.0, CATALOG_RESOURCE: 2.0, WORKER_NODE_RESOURCE: 1000.0},
             include_dashboard=False,
             namespace="seedbed-tests",
             log_to_driver=False,

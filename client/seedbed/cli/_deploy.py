@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +154,12 @@ def _compose(args: argparse.Namespace, *command: str) -> list[str]:
 
 
 def _run(argv: Sequence[str]) -> int:
+    """Run compose with the env file as the only source of Seedbed's settings: compose lets the
+    shell's variables win over the file, and a SEEDBED_* variable exported for a client (an API key,
+    an address) would silently replace the cluster's own."""
     _say(" ".join(argv))
-    return subprocess.run(list(argv), check=False).returncode
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SEEDBED_")}
+    return subprocess.run(list(argv), check=False, env=env).returncode
 
 
 def cmd_deploy_up(args: argparse.Namespace) -> int:
@@ -249,6 +253,28 @@ def cmd_deploy_logs(args: argparse.Namespace) -> int:
     return _run(_compose(args, *command, *args.services))
 
 
+def _refusing(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The command, with a build, save or load that fails said in one line (exit 1; 2 when the
+    Docker engine cannot be reached) instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        import docker.errors
+
+        from seedbed.worker._sandbox_errors import EngineUnavailableError, ImageBuildError
+        from seedbed.worker.images import RequirementsError
+
+        try:
+            return command(args)
+        except (ImageBuildError, RequirementsError) as exc:
+            print(f"seedbed: {exc}", file=sys.stderr)
+            return 1
+        except (EngineUnavailableError, docker.errors.DockerException) as exc:
+            print(f"seedbed: the Docker engine cannot be reached: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return run
+
+
 def register(sub: Any) -> None:
     docker_url = os.environ.get("SEEDBED_DOCKER_URL", "")
     p = sub.add_parser("image", help="build, save and load Seedbed's images (offline, no registry)")
@@ -266,7 +292,7 @@ def register(sub: Any) -> None:
         "--save", metavar="FILE", help="with --all: write the three images to FILE for docker load"
     )
     b.add_argument("--docker-url", default=docker_url, help="Docker engine (SEEDBED_DOCKER_URL)")
-    b.set_defaults(func=cmd_image_build)
+    b.set_defaults(func=_refusing(cmd_image_build))
     s = image_sub.add_parser(
         "save",
         help="write images to one tarball for `docker load` on machines that cannot build",
@@ -274,7 +300,7 @@ def register(sub: Any) -> None:
     s.add_argument("file", metavar="FILE", help="the tarball to write")
     s.add_argument("tags", nargs="*", metavar="TAG", help="default: this release's three images")
     s.add_argument("--docker-url", default=docker_url, help="Docker engine (SEEDBED_DOCKER_URL)")
-    s.set_defaults(func=cmd_image_save)
+    s.set_defaults(func=_refusing(cmd_image_save))
     ld = image_sub.add_parser("load", help="load a tarball of images (docker save) into the engine")
     ld.add_argument("file", metavar="FILE", help="the tarball")
     ld.add_argument(
@@ -288,7 +314,7 @@ def register(sub: Any) -> None:
         help="wait this long for the engine to answer (a Docker daemon starting beside this one)",
     )
     ld.add_argument("--docker-url", default=docker_url, help="Docker engine (SEEDBED_DOCKER_URL)")
-    ld.set_defaults(func=cmd_image_load)
+    ld.set_defaults(func=_refusing(cmd_image_load))
 
     p = sub.add_parser(
         "deploy",
@@ -325,17 +351,17 @@ def register(sub: Any) -> None:
     up.add_argument(
         "--wait", type=float, default=300, metavar="SECONDS", help="wait for the coordinator (default 300)"
     )
-    up.set_defaults(func=cmd_deploy_up)
+    up.set_defaults(func=_refusing(cmd_deploy_up))
     down = deploy_sub.add_parser("down", help="stop and remove the cluster's containers, network and volume")
     common(down)
     down.add_argument("--keep-data", action="store_true", help="keep the store's volume")
-    down.set_defaults(func=cmd_deploy_down)
+    down.set_defaults(func=_refusing(cmd_deploy_down))
     st = deploy_sub.add_parser("status", help="the cluster's containers and their state")
     common(st)
-    st.set_defaults(func=cmd_deploy_status)
+    st.set_defaults(func=_refusing(cmd_deploy_status))
     lg = deploy_sub.add_parser("logs", help="the containers' logs")
     common(lg)
     lg.add_argument("services", nargs="*", help="coordinator, ray-head, ray-worker, store (default: all)")
     lg.add_argument("--follow", "-f", action="store_true", help="keep following")
     lg.add_argument("--tail", type=int, default=200, help="lines per container (default 200)")
-    lg.set_defaults(func=cmd_deploy_logs)
+    lg.set_defaults(func=_refusing(cmd_deploy_logs))

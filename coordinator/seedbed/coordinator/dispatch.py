@@ -109,6 +109,7 @@ class RayDispatcher:
         self._node_resources: dict[str, float] = {}
         self._remote = ray.remote(run_attempt)
         self._view: tuple[float, ClusterView] | None = None
+        self._view_lock = asyncio.Lock()
 
     async def start(self) -> None:
         await asyncio.to_thread(self._init)
@@ -131,27 +132,30 @@ class RayDispatcher:
                     log_to_driver=False,
                 )
                 self._started_ray = True
-        if SANDBOX_RESOURCE in ray.cluster_resources():
+        # A cluster (an address given) is one whose worker nodes declare Seedbed's resources (the
+        # images' entry point does): require them even before any worker node has joined, or the
+        # first attempts would be placed by CPU alone, anywhere. A Ray this process did not start
+        # and was not pointed at (an embedding program's) is taken as it is.
+        declared = ray.cluster_resources()
+        cluster = bool(address)
+        if cluster or SANDBOX_RESOURCE in declared:
             self._resources = {SANDBOX_RESOURCE: 1.0}
         else:
             log.warning(
-                "the Ray cluster declares no %r resource: attempts fall back to one CPU each; start "
-                "worker nodes with --resources='{\"%s\": N}' to bound sandboxes per node",
+                "this Ray declares no %r resource: attempts fall back to one CPU each; declare "
+                "resources={'%s': N} to bound sandboxes per node",
                 SANDBOX_RESOURCE,
                 SANDBOX_RESOURCE,
             )
-        if CATALOG_RESOURCE in ray.cluster_resources():
+        if cluster or CATALOG_RESOURCE in declared:
             self._catalog_resources = {CATALOG_RESOURCE: 1.0}
-        else:
-            log.warning(
-                "the Ray cluster declares no %r resource: catalog tasks are bounded by this coordinator "
-                "alone (SEEDBED_CATALOG_SLOTS); start worker nodes with --resources='{\"%s\": N}' to "
-                "bound them per node",
-                CATALOG_RESOURCE,
-                CATALOG_RESOURCE,
-            )
-        if WORKER_NODE_RESOURCE in ray.cluster_resources():
+        if cluster or WORKER_NODE_RESOURCE in declared:
             self._node_resources = {WORKER_NODE_RESOURCE: 1.0}
+        if cluster and SANDBOX_RESOURCE not in declared:
+            log.warning(
+                "no Ray worker node has joined the cluster yet (none declares %r): runs wait for one",
+                SANDBOX_RESOURCE,
+            )
         log.info("ray ready (%s), cluster resources %s", address or "local", ray.cluster_resources())
 
     def _cluster_now(self) -> ClusterView:
@@ -167,12 +171,13 @@ class RayDispatcher:
 
     async def cluster(self) -> ClusterView:
         """Live nodes and sandbox slots (cached for a moment: it asks Ray's GCS)."""
-        cached = self._view
-        if cached is not None and time.monotonic() - cached[0] < _CLUSTER_VIEW_SECONDS:
-            return cached[1]
-        view = await asyncio.to_thread(self._cluster_now)
-        self._view = (time.monotonic(), view)
-        return view
+        async with self._view_lock:  # one question to the GCS at a time; the others take its answer
+            cached = self._view
+            if cached is not None and time.monotonic() - cached[0] < _CLUSTER_VIEW_SECONDS:
+                return cached[1]
+            view = await asyncio.to_thread(self._cluster_now)
+            self._view = (time.monotonic(), view)
+            return view
 
     async def waiting_reason(self) -> str | None:
         """Why an attempt waits for a worker now, or None (see ``ClusterView.waiting_reason``)."""

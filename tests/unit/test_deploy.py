@@ -1,0 +1,184 @@
+"""The deployment's pure parts: the env file `seedbed deploy up` keeps, the images' tags, the lock
+of the images' packages, image tarballs, the compose file, and what the coordinator says of its
+Ray cluster."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import shutil
+import stat
+import subprocess
+import tarfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seedbed.cli._deploy import _generated_secrets, read_env_file, write_env_file
+from seedbed.coordinator.cluster_watch import ClusterWatch
+from seedbed.coordinator.dispatch import ClusterView
+from seedbed.coordinator.observability.metrics import CoordinatorMetrics
+from seedbed.worker._sandbox_errors import ImageBuildError
+from seedbed.worker.deploy_images import server_images, server_tag, source_root, tarball_tags
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_env_file_keeps_the_users_lines_and_is_private(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("# mine\nSEEDBED_PORT=6000\nSEEDBED_WORKER_IMAGE=old\n")
+    write_env_file(env, {"SEEDBED_WORKER_IMAGE": "seedbed-worker:new", "SEEDBED_SECRET_KEY": "k"})
+    assert env.read_text() == (
+        "# mine\nSEEDBED_PORT=6000\nSEEDBED_WORKER_IMAGE=seedbed-worker:new\nSEEDBED_SECRET_KEY=k\n"
+    )
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert read_env_file(env) == {
+        "SEEDBED_PORT": "6000",
+        "SEEDBED_WORKER_IMAGE": "seedbed-worker:new",
+        "SEEDBED_SECRET_KEY": "k",
+    }
+
+
+def test_secrets_are_generated_once() -> None:
+    made = _generated_secrets({})
+    assert set(made) == {"SEEDBED_STORE_PASSWORD", "SEEDBED_SECRET_KEY", "SEEDBED_ADMIN_API_KEY"}
+    assert len(set(made.values())) == 3
+    assert _generated_secrets(made) == {}  # a second `up` keeps them: the store's secrets stay readable
+    assert set(_generated_secrets({"SEEDBED_SECRET_KEY": "kept"})) == {
+        "SEEDBED_STORE_PASSWORD",
+        "SEEDBED_ADMIN_API_KEY",
+    }
+
+
+def _copy_tree(target: Path) -> Path:
+    ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".seedbed*", "*.egg-info", ".*_cache")
+    shutil.copytree(ROOT, target, ignore=ignore)
+    return target
+
+
+def test_image_tags_follow_their_inputs(tmp_path: Path) -> None:
+    tree = _copy_tree(tmp_path / "tree")
+    tags = server_images(tree)
+    assert tags == server_images(ROOT), "the same inputs must give the same tags"
+    assert tags.coordinator.split(":")[1] == tags.worker.split(":")[1] == server_tag(tree)
+    (tree / "coordinator" / "seedbed" / "coordinator" / "__pycache__").mkdir(exist_ok=True)
+    (tree / "coordinator" / "seedbed" / "coordinator" / "__pycache__" / "x.pyc").write_bytes(b"x")
+    assert server_tag(tree) == tags.coordinator.split(":")[1], "caches are not inputs"
+    source = tree / "worker" / "seedbed" / "worker" / "attempt.py"
+    source.write_text(source.read_text() + "\n# changed\n")
+    assert server_tag(tree) != server_tag(ROOT)
+    sdk = next((tree / "sandbox-images" / "sdk" / "seedbed" / "sdk").glob("*.py"))
+    sdk.write_text(sdk.read_text() + "\n# changed\n")
+    changed = server_images(tree)
+    assert changed.sandbox != tags.sandbox and changed.worker != tags.worker
+
+
+def test_a_folder_that_is_no_source_tree_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ImageBuildError, match="source tree"):
+        source_root(tmp_path)
+
+
+def test_the_images_lock_holds_every_pin_of_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    lock = {}
+    for line in (ROOT / "deploy" / "images" / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            lock[re.sub(r"[-_.]+", "-", name).lower()] = version
+    for requirement in project["project"]["dependencies"]:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]+\])?==([^;\s]+)", requirement)
+        if match is None:
+            continue  # a range (protobuf): the lock pins one version inside it
+        name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+        assert lock.get(name) == match.group(3), f"{requirement} is {lock.get(name)} in the images' lock"
+
+
+def _tarball(path: Path, manifest: object) -> Path:
+    data = json.dumps(manifest).encode()
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_tarballs_tags_are_read_without_loading_it(tmp_path: Path) -> None:
+    manifest = [{"RepoTags": ["seedbed-python:a"]}, {"RepoTags": ["seedbed-worker:b", "seedbed-worker:c"]}]
+    assert tarball_tags(_tarball(tmp_path / "i.tar", manifest)) == [
+        "seedbed-python:a",
+        "seedbed-worker:b",
+        "seedbed-worker:c",
+    ]
+    (tmp_path / "bad.tar").write_bytes(b"not a tarball")
+    with pytest.raises(ImageBuildError, match="not an image tarball"):
+        tarball_tags(tmp_path / "bad.tar")
+
+
+def test_the_compose_file_is_valid(tmp_path: Path) -> None:
+    env = tmp_path / "x.env"
+    env.write_text(
+        "SEEDBED_COORDINATOR_IMAGE=c:1\nSEEDBED_WORKER_IMAGE=w:1\nSEEDBED_STORE_IMAGE=s:1\n"
+        "SEEDBED_STORE_PASSWORD=p\nSEEDBED_SECRET_KEY=k\nSEEDBED_ADMIN_API_KEY=a\n"
+    )
+    compose = ROOT / "deploy" / "compose" / "docker-compose.yml"
+    command = ["docker-compose", "--env-file", str(env), "-f", str(compose), "config"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert set(services) == {"store", "ray-head", "ray-worker", "coordinator"}
+    # The Docker socket goes to the worker nodes only.
+    with_socket = [name for name, service in services.items() if "docker.sock" in str(service.get("volumes"))]
+    assert with_socket == ["ray-worker"], with_socket
+    assert services["ray-worker"]["scale"] == 2
+    missing = subprocess.run(
+        ["docker-compose", "-f", str(compose), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert missing.returncode != 0 and "seedbed deploy up" in missing.stderr, missing.stderr
+
+
+def test_the_cluster_view_says_why_attempts_wait() -> None:
+    nobody = ClusterView(nodes=2, worker_nodes=0, sandbox_slots=0, free_slots=0)
+    assert "no Ray worker node with sandbox slots has joined" in (nobody.waiting_reason() or "")
+    busy = ClusterView(nodes=4, worker_nodes=2, sandbox_slots=4, free_slots=0)
+    assert "every sandbox slot is busy (4 on 2 worker node(s))" in (busy.waiting_reason() or "")
+    assert ClusterView(nodes=4, worker_nodes=2, sandbox_slots=4, free_slots=1).waiting_reason() is None
+
+
+@dataclass
+class _Views:
+    views: list[ClusterView]
+
+    async def __call__(self) -> ClusterView:
+        return self.views.pop(0)
+
+
+async def test_the_cluster_watch_warns_while_no_worker_node_joined(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = CoordinatorMetrics()
+    views = _Views(
+        [
+            ClusterView(nodes=2, worker_nodes=0, sandbox_slots=0, free_slots=0),
+            ClusterView(nodes=2, worker_nodes=0, sandbox_slots=0, free_slots=0),
+            ClusterView(nodes=4, worker_nodes=2, sandbox_slots=4, free_slots=3),
+        ]
+    )
+    watch = ClusterWatch(views, metrics)
+    with caplog.at_level(logging.INFO, logger="seedbed.coordinator.cluster_watch"):
+        await watch.check()
+        assert metrics.registry.get_sample_value("seedbed_ray_worker_nodes") == 0
+        await watch.check()  # said once a minute, not at every check
+        await watch.check()
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "no Ray worker node" in m]) == 1, messages
+    assert any("2 worker node(s) with 4 sandbox slot(s)" in m for m in messages), messages
+    assert metrics.registry.get_sample_value("seedbed_ray_worker_nodes") == 2
+    assert metrics.registry.get_sample_value("seedbed_sandbox_slots", {"state": "busy"}) == 1
