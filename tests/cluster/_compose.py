@@ -49,7 +49,7 @@ class Cluster:
             env.update(SEEDBED_ADDRESS=self.address, SEEDBED_API_KEY=self.values["SEEDBED_ADMIN_API_KEY"])
         return env
 
-    def cli(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "seedbed.cli", *args],
             env=self.env(),
@@ -86,16 +86,6 @@ class Cluster:
         while (joined := worker_nodes(self.metrics)) != count:
             assert time.monotonic() < give_up, f"{joined} worker node(s) joined, waited for {count}"
             time.sleep(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-6000:]}"
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import tarfile
@@ -20,9 +21,12 @@ import pytest
 import yaml
 
 from seedbed.cli._deploy import _generated_secrets, read_env_file, write_env_file
+from seedbed.coordinator import CoordinatorSettings
 from seedbed.coordinator.cluster_watch import ClusterWatch
 from seedbed.coordinator.dispatch import ClusterView
+from seedbed.coordinator.fakes import FakeDispatcher
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics
+from seedbed.coordinator.server import Coordinator
 from seedbed.worker._sandbox_errors import ImageBuildError
 from seedbed.worker.deploy_images import server_images, server_tag, source_root, tarball_tags
 
@@ -182,3 +186,24 @@ async def test_the_cluster_watch_warns_while_no_worker_node_joined(caplog: pytes
     assert any("2 worker node(s) with 4 sandbox slot(s)" in m for m in messages), messages
     assert metrics.registry.get_sample_value("seedbed_ray_worker_nodes") == 2
     assert metrics.registry.get_sample_value("seedbed_sandbox_slots", {"state": "busy"}) == 1
+
+
+def test_the_env_file_is_read_as_compose_reads_it(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text('SEEDBED_WORKER_NODES="3"\nexport SEEDBED_PORT=6000 # mine\nSEEDBED_PORT=6001\n# X=1\n')
+    assert read_env_file(env) == {"SEEDBED_WORKER_NODES": "3", "SEEDBED_PORT": "6001"}
+    write_env_file(env, {"SEEDBED_PORT": "7000"})
+    assert read_env_file(env)["SEEDBED_PORT"] == "7000"  # every line of the name, the last included
+    assert env.read_text().count("SEEDBED_PORT=7000") == 2
+
+
+def test_workers_call_back_a_name_they_can_reach(tmp_path: Path) -> None:
+    settings = CoordinatorSettings(listen="0.0.0.0:0", data_dir=tmp_path)
+    coordinator = Coordinator(settings, FakeDispatcher())
+    coordinator.port = 50051
+    assert coordinator.advertised_address == f"{socket.gethostname()}:50051"
+    loopback = Coordinator(CoordinatorSettings(listen="127.0.0.1:0", data_dir=tmp_path), FakeDispatcher())
+    loopback.port = 6000
+    assert loopback.advertised_address == "127.0.0.1:6000"
+    told = CoordinatorSettings(listen="0.0.0.0:0", advertise_address="seedbed.example:443", data_dir=tmp_path)
+    assert Coordinator(told, FakeDispatcher()).advertised_address == "seedbed.example:443"

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,9 +18,24 @@ from typing import Any
 
 EXIT_USAGE = 2
 # The variables `seedbed deploy up` writes into the env file; every other line is the user's.
-_IMAGE_VARIABLES = ("SEEDBED_COORDINATOR_IMAGE", "SEEDBED_WORKER_IMAGE", "SEEDBED_SANDBOX_IMAGE")
+_IMAGE_VARIABLES = ("SEEDBED_COORDINATOR_IMAGE", "SEEDBED_WORKER_IMAGE")
 _SECRET_VARIABLES = ("SEEDBED_STORE_PASSWORD", "SEEDBED_SECRET_KEY", "SEEDBED_ADMIN_API_KEY")
-_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+# Characters a store password may hold: the compose file puts it into a URL as it is.
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
+# Stand-ins for the variables the compose file requires, for commands that need no real value
+# (`down` and `ps` of a cluster whose env file is gone).
+_PLACEHOLDERS = {
+    name: "unset"
+    for name in (
+        "SEEDBED_COORDINATOR_IMAGE",
+        "SEEDBED_WORKER_IMAGE",
+        "SEEDBED_STORE_IMAGE",
+        "SEEDBED_STORE_PASSWORD",
+        "SEEDBED_SECRET_KEY",
+        "SEEDBED_ADMIN_API_KEY",
+    )
+}
 
 
 def _say(message: str) -> None:
@@ -35,6 +51,12 @@ def _docker(url: str = "") -> Any:
 def cmd_image_build(args: argparse.Namespace) -> int:
     from seedbed.worker.images import ensure_image
 
+    if args.save and not args.all:
+        print(
+            "seedbed: --save goes with --all (the sandbox image alone: seedbed image save FILE TAG)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     client = _docker(args.docker_url)
     if not args.all:
         print(ensure_image(client, log=_say))
@@ -63,7 +85,7 @@ def cmd_image_load(args: argparse.Namespace) -> int:
     from seedbed.worker.deploy_images import load_images
 
     tags = load_images(
-        _docker(args.docker_url),
+        lambda: _docker(args.docker_url),
         Path(args.file),
         if_missing=args.if_missing,
         wait_seconds=args.wait,
@@ -81,13 +103,14 @@ def _compose_dir() -> Path:
 
 
 def compose_command() -> list[str]:
-    """This machine's compose: Debian's `docker-compose` 1.29, or the `docker compose` plugin."""
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
+    """This machine's compose: the `docker compose` plugin when it has one (compose 1.29 fails to
+    recreate containers on Docker Engine 25 and later), else `docker-compose` (Debian 12's 1.29)."""
     if shutil.which("docker"):
         probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
         if probe.returncode == 0:
             return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
     raise SystemExit(
         "seedbed: neither docker-compose nor the docker compose plugin is installed "
         "(Debian: apt-get install docker-compose)"
@@ -95,24 +118,26 @@ def compose_command() -> list[str]:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            match = _LINE.match(line)
-            if match and not line.lstrip().startswith("#"):
-                values[match.group(1)] = match.group(2).strip()
-    return values
+    """The env file's variables, read as compose reads them (python-dotenv: quotes, `export `,
+    comments after a space and `#`; the last of two lines with one name wins)."""
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 def write_env_file(path: Path, updates: dict[str, str]) -> None:
-    """Set `updates` in the env file, keeping every other line (comments, the user's settings)."""
+    """Set `updates` in the env file, keeping every other line (comments, the user's settings); a
+    name written on several lines is set on each. Mode 0600: the file holds the cluster's secrets."""
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     pending = dict(updates)
     out = []
     for line in lines:
         match = _LINE.match(line)
-        if match and match.group(1) in pending and not line.lstrip().startswith("#"):
-            out.append(f"{match.group(1)}={pending.pop(match.group(1))}")
+        if match and match.group(1) in updates and not line.lstrip().startswith("#"):
+            out.append(f"{match.group(1)}={updates[match.group(1)]}")
+            pending.pop(match.group(1), None)
         else:
             out.append(line)
     if pending and not lines:
@@ -120,11 +145,14 @@ def write_env_file(path: Path, updates: dict[str, str]) -> None:
         out.append("# it generated at first start (kept: stored secrets are sealed with SEEDBED_SECRET_KEY).")
     out += [f"{key}={value}" for key, value in pending.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(out) + "\n")
-    partial.replace(path)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp: mode 0600, a new file
+            handle.write("\n".join(out) + "\n")
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def _generated_secrets(existing: dict[str, str]) -> dict[str, str]:
@@ -138,50 +166,68 @@ def _generated_secrets(existing: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in made.items() if not existing.get(key)}
 
 
+def _env_file(args: argparse.Namespace) -> Path:
+    return Path(args.env_file).resolve() if args.env_file else _compose_dir() / ".env"
+
+
 def _compose(args: argparse.Namespace, *command: str) -> list[str]:
-    return [
-        *compose_command(),
-        "--project-name",
-        args.project,
-        "--project-directory",
-        str(_compose_dir()),
-        "--env-file",
-        str(Path(args.env_file).resolve()),
-        "-f",
-        str(_compose_dir() / "docker-compose.yml"),
-        *command,
-    ]
+    env_file = _env_file(args)
+    argv = [*compose_command(), "--project-name", args.project, "--project-directory", str(_compose_dir())]
+    if env_file.is_file():
+        argv += ["--env-file", str(env_file)]
+    return [*argv, "-f", str(_compose_dir() / "docker-compose.yml"), *command]
 
 
-def _run(argv: Sequence[str]) -> int:
+def _run(argv: Sequence[str], *, placeholders: bool = False) -> int:
     """Run compose with the env file as the only source of Seedbed's settings: compose lets the
     shell's variables win over the file, and a SEEDBED_* variable exported for a client (an API key,
-    an address) would silently replace the cluster's own."""
+    an address) would silently replace the cluster's own. `placeholders`: stand-ins for required
+    variables the file lacks (commands that only find containers by project)."""
     _say(" ".join(argv))
     env = {key: value for key, value in os.environ.items() if not key.startswith("SEEDBED_")}
+    if placeholders:
+        env.update(_PLACEHOLDERS)
     return subprocess.run(list(argv), check=False, env=env).returncode
 
 
 def cmd_deploy_up(args: argparse.Namespace) -> int:
     from seedbed.worker.deploy_images import ensure_server_images, ensure_store_image
 
-    env_file = Path(args.env_file)
+    env_file = _env_file(args)
     existing = read_env_file(env_file)
-    client = _docker(args.docker_url)
-    tags = ensure_server_images(client, log=_say)
-    updates = dict(zip(_IMAGE_VARIABLES, (tags.coordinator, tags.worker, tags.sandbox), strict=True))
-    store_image = existing.get("SEEDBED_STORE_IMAGE", "")
-    if not store_image or store_image.startswith("seedbed-postgres:"):
-        updates["SEEDBED_STORE_IMAGE"] = ensure_store_image(client, log=_say)
+    updates: dict[str, str] = {"COMPOSE_PROJECT_NAME": args.project}
+    if args.no_build:
+        missing = [name for name in (*_IMAGE_VARIABLES, "SEEDBED_STORE_IMAGE") if not existing.get(name)]
+        if missing:
+            _say(f"--no-build runs the images the env file names, and {env_file} lacks {', '.join(missing)}")
+            return EXIT_USAGE
+    else:
+        client = _docker(args.docker_url)
+        tags = ensure_server_images(client, log=_say)
+        updates.update(zip(_IMAGE_VARIABLES, (tags.coordinator, tags.worker), strict=True))
+        store_image = existing.get("SEEDBED_STORE_IMAGE", "")
+        if not store_image or store_image.startswith("seedbed-postgres:"):
+            updates["SEEDBED_STORE_IMAGE"] = ensure_store_image(client, log=_say)
     updates.update(_generated_secrets(existing))
+    password = existing.get("SEEDBED_STORE_PASSWORD", "")
+    if password and not _URL_SAFE.match(password):
+        _say(
+            f"SEEDBED_STORE_PASSWORD in {env_file} holds characters a URL would need escaped: the store "
+            "URL is made from it as it is; use letters, digits and . _ ~ - only"
+        )
+        return EXIT_USAGE
     for key, value in (("SEEDBED_WORKER_NODES", args.workers), ("SEEDBED_PORT", args.port)):
         if value is not None:
             updates[key] = str(value)
     write_env_file(env_file, updates)
+    values = read_env_file(env_file)
+    for name in ("SEEDBED_WORKER_NODES", "SEEDBED_PORT", "SEEDBED_METRICS_PORT"):
+        if values.get(name) and not values[name].isdigit():
+            _say(f"{name}={values[name]!r} in {env_file} is not a number")
+            return EXIT_USAGE
     code = _run(_compose(args, "up", "--detach", "--remove-orphans"))
     if code != 0:
         return code
-    values = read_env_file(env_file)
     ready = _wait_ready(values, args.wait)
     if ready == 0:
         address = f"127.0.0.1:{values.get('SEEDBED_PORT') or 50051}"
@@ -233,24 +279,25 @@ def _wait_ready(values: dict[str, str], seconds: float) -> int:
 
 
 def cmd_deploy_down(args: argparse.Namespace) -> int:
-    if not Path(args.env_file).is_file():
-        _say(f"no env file at {args.env_file}: nothing was deployed with it")
-        return 0
     command = ["down", "--remove-orphans", "--timeout", "20"]
     if not args.keep_data:
         command.append("--volumes")
-    return _run(_compose(args, *command))
+    return _run(_compose(args, *command), placeholders=True)
 
 
 def cmd_deploy_status(args: argparse.Namespace) -> int:
-    return _run(_compose(args, "ps"))
+    return _run(_compose(args, "ps"), placeholders=True)
 
 
 def cmd_deploy_logs(args: argparse.Namespace) -> int:
     command = ["logs", "--no-color", "--tail", str(args.tail)]
     if args.follow:
         command.append("--follow")
-    return _run(_compose(args, *command, *args.services))
+    return _run(_compose(args, *command, *args.services), placeholders=True)
+
+
+def cmd_deploy_exec(args: argparse.Namespace) -> int:
+    return _run(_compose(args, "exec", "-T", args.service, *args.command))
 
 
 def _refusing(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -334,9 +381,9 @@ def register(sub: Any) -> None:
         )
         q.add_argument(
             "--env-file",
-            default=os.environ.get("SEEDBED_DEPLOY_ENV_FILE", str(Path("deploy/compose/.env"))),
-            help="the env file with image tags, secrets and settings (SEEDBED_DEPLOY_ENV_FILE; "
-            "default %(default)s; every variable is in deploy/compose/seedbed.env.example)",
+            default=os.environ.get("SEEDBED_DEPLOY_ENV_FILE", ""),
+            help="the env file with image tags, secrets and settings (SEEDBED_DEPLOY_ENV_FILE; default "
+            "deploy/compose/.env of the source tree; every variable: deploy/compose/seedbed.env.example)",
         )
         q.add_argument("--docker-url", default=docker_url, help=argparse.SUPPRESS)
 
@@ -350,6 +397,11 @@ def register(sub: Any) -> None:
     up.add_argument("--port", type=int, help="the coordinator's port on 127.0.0.1 (default 50051)")
     up.add_argument(
         "--wait", type=float, default=300, metavar="SECONDS", help="wait for the coordinator (default 300)"
+    )
+    up.add_argument(
+        "--no-build",
+        action="store_true",
+        help="run the images the env file names as they are (loaded with `seedbed image load`)",
     )
     up.set_defaults(func=_refusing(cmd_deploy_up))
     down = deploy_sub.add_parser("down", help="stop and remove the cluster's containers, network and volume")
@@ -365,3 +417,11 @@ def register(sub: Any) -> None:
     lg.add_argument("--follow", "-f", action="store_true", help="keep following")
     lg.add_argument("--tail", type=int, default=200, help="lines per container (default 200)")
     lg.set_defaults(func=_refusing(cmd_deploy_logs))
+    ex = deploy_sub.add_parser(
+        "exec",
+        help="run a command in a service's container, e.g. `seedbed deploy exec store psql -U seedbed`",
+    )
+    common(ex)
+    ex.add_argument("service", help="coordinator, ray-head, ray-worker or store")
+    ex.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    ex.set_defaults(func=_refusing(cmd_deploy_exec))

@@ -122,15 +122,23 @@ class LogWriter:
         self.seq = run.last_sequence  # read after the attempt began: nothing else appends past it
         # The coordinator's own lines about the attempt belong to the attempt's span.
         self._trace_id, self._span_id = attempt_span_ids(run, attempt)
+        # Lines are numbered and stored under one lock: two writers (the attempt's events and the
+        # note on why it waits) must not commit sequence numbers out of order.
+        self._lock = asyncio.Lock()
 
     async def system(self, text: str) -> None:
-        self.seq += 1
-        line = LogRecord(
-            self.seq, self._attempt, "system", text, now(), trace_id=self._trace_id, span_id=self._span_id
-        )
-        await self._append([line])
+        async with self._lock:
+            self.seq += 1
+            line = LogRecord(
+                self.seq, self._attempt, "system", text, now(), trace_id=self._trace_id, span_id=self._span_id
+            )
+            await self._append([line])
 
     async def output(self, lines: Sequence[run_pb2.LogLine]) -> None:
+        async with self._lock:
+            await self._output(lines)
+
+    async def _output(self, lines: Sequence[run_pb2.LogLine]) -> None:
         records = []
         for line in lines:
             self.seq += 1
@@ -224,9 +232,9 @@ class AttemptRunner:
         try:
             async with contextlib.aclosing(self._dispatcher.execute(spec)) as events:
                 async for event in events:
+                    notice.cancel()  # the worker has the attempt: it waits for nothing any more
                     kind = event.WhichOneof("event")
                     if kind == "started":
-                        notice.cancel()
                         task_id = event.started.task_id
                         timer.started(event.started)
                         await self._started(run_id, attempt, token, event.started)

@@ -28,9 +28,16 @@ class _View(Protocol):
 
 class ClusterWatch:
     def __init__(
-        self, view: Callable[[], Awaitable[_View]], metrics: CoordinatorMetrics, interval: float = 5.0
+        self,
+        view: Callable[[], Awaitable[_View]],
+        metrics: CoordinatorMetrics,
+        interval: float = 5.0,
+        *,
+        on_join: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """``on_join`` runs when worker nodes appear where there were none (the engine probe)."""
         self._view = view
+        self._on_join = on_join
         self._metrics = metrics
         self._last: tuple[int, float] | None = None
         self._warned_at = float("-inf")
@@ -51,6 +58,8 @@ class ClusterWatch:
                 log.warning("%s", view.waiting_reason())
                 self._warned_at = time.monotonic()
         elif shape != self._last:
+            if self._on_join is not None and (self._last is None or self._last[0] == 0):
+                await self._on_join()
             log.info(
                 "Ray cluster: %d worker node(s) with %g sandbox slot(s), %d live node(s) in all",
                 view.worker_nodes,

@@ -37,7 +37,7 @@ from ray.exceptions import RayError, TaskCancelledError
 
 from seedbed.api.v1 import attempt_pb2
 from seedbed.coordinator.attempt import derived_image_limits
-from seedbed.coordinator.errors import DispatchCancelled, DispatchError
+from seedbed.coordinator.errors import DispatchCancelled, DispatchError, SandboxRuntimeError
 from seedbed.coordinator.observability.logs import adopt_logger
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.worker import catalog
@@ -55,10 +55,6 @@ from seedbed.worker.attempt import (
 from seedbed.worker.catalog import CATALOG_RESOURCE
 
 log = logging.getLogger(__name__)
-
-
-class SandboxRuntimeError(Exception):
-    """The Docker engine lacks the container runtime the sandboxes must run under."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +187,11 @@ class RayDispatcher:
         Logs the sandboxes' container runtime; raises SandboxRuntimeError when the engine lacks
         the one SEEDBED_SANDBOX_RUNTIME asks for (no sandbox could run: the coordinator must not
         start)."""
+        if self._node_resources and (await self.cluster()).worker_nodes == 0:
+            # Nobody to ask yet (the probe would wait for a worker node): the coordinator starts,
+            # and its cluster watch probes when the first worker node joins.
+            log.info("no worker node to probe the Docker engine from yet: probed when one joins")
+            return None
         task = ray.remote(probe_engine).options(num_cpus=0, max_retries=0, resources=self._node_resources)
         runtime = self._settings.sandbox_runtime
         try:

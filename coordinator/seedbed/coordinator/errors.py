@@ -10,6 +10,7 @@ CoordinatorError
 ├── ResourceExhaustedError a caller past a per-caller rate limit (names it; ``retry-after`` trailer)
 └── StoreUnavailableError  the store could not be reached
 
+SandboxRuntimeError        at start: the engine lacks the sandboxes' container runtime
 SecretKeyMismatchError     at start: the secret key does not open the store's secrets
 DispatchError              internal: an attempt could not be executed (worker lost, …)
 └── DispatchCancelled      internal: the attempt was cancelled on request
@@ -80,6 +81,10 @@ class ResourceExhaustedError(CoordinatorError):
 
 class StoreUnavailableError(CoordinatorError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class SandboxRuntimeError(Exception):
+    """The Docker engine lacks the container runtime the sandboxes must run under."""
 
 
 class SecretKeyMismatchError(Exception):

@@ -35,7 +35,12 @@ from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.cluster_watch import ClusterWatch
-from seedbed.coordinator.errors import FailedPreconditionError, SecretKeyMismatchError, StoreUnavailableError
+from seedbed.coordinator.errors import (
+    FailedPreconditionError,
+    SandboxRuntimeError,
+    SecretKeyMismatchError,
+    StoreUnavailableError,
+)
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics, MetricsEndpoint
 from seedbed.coordinator.observability.tracing import RunTracing
@@ -120,12 +125,13 @@ class Coordinator:
         if self.settings.metrics_listen:  # bound before Ray starts: a port in use fails at once
             self.metrics_endpoint = MetricsEndpoint(self.settings.metrics_listen, self.metrics.registry)
             self.metrics_endpoint.start()
+        # Checked before Ray starts: a wrong key refuses the start at once.
+        secrets = SecretBox.from_key_or_file(self.settings.secret_key, self.settings.data_dir)
+        await check_secret_key(self.store, secrets)
         await self.dispatcher.start()
         self.engine_problem = await self.dispatcher.probe_engine()
         if self.engine_problem:
             log.error("%s", self.engine_problem)
-        secrets = SecretBox.from_key_or_file(self.settings.secret_key, self.settings.data_dir)
-        await check_secret_key(self.store, secrets)
         await bootstrap_admin(self.store, self.settings)
         self.tracing = RunTracing(self.settings, self.store)
         self.supervisor = RunSupervisor(
@@ -205,12 +211,21 @@ class Coordinator:
         self.scheduler.start()
         cluster = getattr(self.dispatcher, "cluster", None)  # a Ray dispatcher's view of its nodes
         if cluster is not None:
-            self.cluster_watch = ClusterWatch(cluster, self.metrics)
+            self.cluster_watch = ClusterWatch(cluster, self.metrics, on_join=self._probe_engine)
             self.cluster_watch.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         how = self.tls.describe() if self.tls else "in plaintext"
         log.info("coordinator listening on %s %s (store: %s)", self.address, how, self.store.dialect)
+
+    async def _probe_engine(self) -> None:
+        """Probe the Docker engine from a worker node that joined after the start."""
+        try:
+            self.engine_problem = await self.dispatcher.probe_engine()
+        except SandboxRuntimeError as exc:
+            self.engine_problem = str(exc)
+        if self.engine_problem:
+            log.error("%s", self.engine_problem)
 
     def _listen(self, server: grpc.aio.Server) -> int:
         listen = self.settings.listen
@@ -271,6 +286,9 @@ async def migrate_only(settings: CoordinatorSettings) -> bool:
         log.error("the store is not usable: %s", exc)
         return False
     try:
+        if not settings.secret_key and not (settings.data_dir / "secret.key").is_file():
+            log.info("the store is up to date (%s); no secret key given, none checked", store.dialect)
+            return True
         try:
             secrets = SecretBox.from_key_or_file(settings.secret_key, settings.data_dir)
             await check_secret_key(store, secrets)

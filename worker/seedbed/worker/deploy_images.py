@@ -31,7 +31,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +112,7 @@ def _source_files(root: Path) -> list[Path]:
             if path.is_file()
             and not _SKIP_PARTS.intersection(path.parts)
             and path.suffix != ".pyc"
-            and not path.name.endswith(".egg-info")
+            and not any(part.endswith(".egg-info") for part in path.parts)
         ]
     return sorted(files)
 
@@ -189,7 +189,7 @@ def _save(client: docker.DockerClient, tags: Sequence[str], target: Path) -> Non
         with open(target, "wb") as out:
             for chunk in response.iter_content(chunk_size=2**20):
                 out.write(chunk)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         target.unlink(missing_ok=True)
         raise ImageBuildError("docker save", f"cannot save {', '.join(tags)}: {exc}") from exc
 
@@ -278,36 +278,51 @@ def tarball_tags(tarball: Path) -> list[str]:
     """The image tags a `docker save` tarball holds (its manifest.json), without loading it."""
     try:
         with tarfile.open(tarball) as archive:
-            member = archive.extractfile("manifest.json")
-            if member is None:
-                raise ImageBuildError("docker load", f"{tarball} has no manifest.json")
+            manifests = [m for m in archive.getmembers() if m.name.lstrip("./") == "manifest.json"]
+            if len(manifests) != 1:
+                raise ImageBuildError(
+                    "docker load",
+                    f"{tarball} is not an image tarball (docker save): {len(manifests)} manifest.json",
+                )
+            member = archive.extractfile(manifests[0])
+            if member is None or manifests[0].size > 2**20:
+                raise ImageBuildError("docker load", f"{tarball}: its manifest.json is not a small file")
             manifest = json.load(io.TextIOWrapper(member, encoding="utf-8"))
-    except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
+    except (OSError, tarfile.TarError, ValueError) as exc:
         raise ImageBuildError(
             "docker load", f"{tarball} is not an image tarball (docker save): {exc}"
         ) from exc
-    return [tag for entry in manifest for tag in entry.get("RepoTags") or []]
+    if not isinstance(manifest, list) or not all(isinstance(entry, dict) for entry in manifest):
+        raise ImageBuildError("docker load", f"{tarball}: manifest.json is not a list of images")
+    tags: list[str] = []
+    for entry in manifest:
+        repo_tags = entry.get("RepoTags") or []
+        if not isinstance(repo_tags, list) or not all(isinstance(tag, str) for tag in repo_tags):
+            raise ImageBuildError("docker load", f"{tarball}: an image's RepoTags is not a list of tags")
+        tags += repo_tags
+    return tags
 
 
 def load_images(
-    client: docker.DockerClient,
+    connect: Callable[[], docker.DockerClient],
     tarball: Path,
     *,
     if_missing: bool = False,
     wait_seconds: float = 0,
     log: LogFn | None = None,
 ) -> list[str]:
-    """`docker load` a tarball into the engine (waiting up to `wait_seconds` for the engine to
-    answer, as a Docker daemon sidecar starting beside us may not yet); the tags now present.
+    """`docker load` a tarball into the engine `connect()` reaches, waiting up to `wait_seconds`
+    for it to answer (a Docker daemon sidecar starting beside us may not yet); the tags now present.
     `if_missing`: skip the load when the engine already has every tag in the tarball."""
     emit: LogFn = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
     tags = tarball_tags(tarball)
     give_up = time.monotonic() + wait_seconds
     while True:
         try:
+            client = connect()  # the SDK asks the engine its API version here
             client.ping()
             break
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             if time.monotonic() >= give_up:
                 raise ImageBuildError(
                     "docker load", f"the Docker engine did not answer within {wait_seconds:g}s: {exc}"

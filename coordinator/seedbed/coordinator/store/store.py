@@ -33,7 +33,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, and_, case, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from seedbed.coordinator.errors import (
@@ -68,6 +68,13 @@ log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _without(text: str, url: str) -> str:
+    """`text` with `url` (and its password, when one can be found) replaced."""
+    text = text.replace(url, "<the URL>")
+    password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    return text.replace(password, "***") if len(password) >= 6 else text
+
+
 def normalize_url(url: str) -> str:
     """Pick the async driver for a plain URL: ``postgresql://`` → psycopg, ``sqlite://`` → aiosqlite."""
     parsed = make_url(url)
@@ -97,14 +104,28 @@ class Store:
 
     @classmethod
     async def open(cls, url: str) -> Store:
-        url = normalize_url(url)
-        parsed = make_url(url)
-        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            _private_file(Path(parsed.database))
-        connect_args: dict[str, Any] = {}
-        if parsed.drivername.startswith("sqlite"):
-            connect_args["timeout"] = 30
-        engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        if url.partition("://")[2].partition("/")[0].count("@") > 1:
+            raise StoreUnavailableError(
+                "SEEDBED_STORE_URL has more than one '@' before its host: %-encode an '@' of the "
+                "password as %40 (and ':' as %3A, '/' as %2F)"
+            )
+        try:
+            url = normalize_url(url)
+            parsed = make_url(url)
+            if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+                _private_file(Path(parsed.database))
+            connect_args: dict[str, Any] = {}
+            if parsed.drivername.startswith("sqlite"):
+                connect_args["timeout"] = 30
+            engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        except (ArgumentError, ValueError, ImportError) as exc:
+            # A URL SQLAlchemy cannot read or has no driver for: said without the URL itself (its
+            # password may sit anywhere in a malformed one).
+            raise StoreUnavailableError(
+                f"SEEDBED_STORE_URL is not a store URL this coordinator can use ({type(exc).__name__}: "
+                f"{_without(str(exc), url)}); expected postgresql://user:password@host:port/database "
+                "(special characters in the password %-encoded) or sqlite:///path"
+            ) from None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine)
