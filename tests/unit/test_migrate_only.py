@@ -72,3 +72,16 @@ def test_a_store_that_cannot_be_reached_is_named(tmp_path: Path, capsys: pytest.
         in err
     )
     assert "hidden-pw" not in err
+
+
+def test_coordinators_starting_together_migrate_one_at_a_time(pg_database: str) -> None:
+    """Replicas start at once, each migrating: they take turns (an advisory lock), none fails."""
+    from seedbed.coordinator.store import Store
+
+    async def together() -> None:
+        stores = await asyncio.gather(*(Store.open(pg_database) for _ in range(4)))
+        for store in stores:
+            await store.aclose()
+
+    # Without the lock they block each other on the catalog: the wait is bounded, so that fails.
+    asyncio.run(asyncio.wait_for(together(), 60))

@@ -30,7 +30,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, and_, case, event, select, update
+from sqlalchemy import Connection, and_, case, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -66,13 +66,15 @@ __all__ = ["Store", "normalize_url", "now"]
 log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The advisory lock key migrations hold on PostgreSQL (any constant of this application's own).
+_MIGRATION_LOCK = 0x5EEDBED
 
 
-def _without(text: str, url: str) -> str:
-    """`text` with `url` (and its password, when one can be found) replaced."""
-    text = text.replace(url, "<the URL>")
+def _without(message: str, url: str) -> str:
+    """`message` with `url` (and its password, when one can be found) replaced."""
+    message = message.replace(url, "<the URL>")
     password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
-    return text.replace(password, "***") if len(password) >= 6 else text
+    return message.replace(password, "***") if len(password) >= 6 else message
 
 
 def normalize_url(url: str) -> str:
@@ -146,6 +148,10 @@ class Store:
             command.upgrade(cfg, "head")
 
         async with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Coordinators starting together (replicas, each with its migration step) take turns:
+                # the first migrates, the others find the schema current. Released at commit.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             await conn.run_sync(upgrade)
 
     async def aclose(self) -> None:
