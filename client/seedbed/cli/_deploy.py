@@ -241,14 +241,15 @@ def worker_nodes(metrics_url: str) -> int | None:
     """The coordinator's count of worker nodes (its seedbed_ray_worker_nodes gauge); None when it
     does not answer (yet)."""
     import httpx
+    from prometheus_client.parser import text_string_to_metric_families
 
     try:
         text = httpx.get(metrics_url, timeout=5).text
     except httpx.HTTPError:
         return None
-    for line in text.splitlines():
-        if line.startswith("seedbed_ray_worker_nodes "):
-            return int(float(line.split()[1]))
+    for family in text_string_to_metric_families(text):
+        if family.name == "seedbed_ray_worker_nodes" and family.samples:
+            return int(family.samples[0].value)
     return None
 
 

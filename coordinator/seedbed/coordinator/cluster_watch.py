@@ -35,7 +35,7 @@ class ClusterWatch:
         *,
         on_join: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
-        """``on_join`` runs when worker nodes appear where there were none (the engine probe)."""
+        """``on_join`` runs when worker nodes appear after a check found none (the engine probe)."""
         self._view = view
         self._on_join = on_join
         self._metrics = metrics
@@ -58,7 +58,8 @@ class ClusterWatch:
                 log.warning("%s", view.waiting_reason())
                 self._warned_at = time.monotonic()
         elif shape != self._last:
-            if self._on_join is not None and (self._last is None or self._last[0] == 0):
+            # Only after none (the start probed the engine itself when it had worker nodes).
+            if self._on_join is not None and self._last is not None and self._last[0] == 0:
                 await self._on_join()
             log.info(
                 "Ray cluster: %d worker node(s) with %g sandbox slot(s), %d live node(s) in all",

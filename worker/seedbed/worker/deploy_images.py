@@ -49,6 +49,7 @@ from seedbed.worker.images import (
     _run_step,
     _short_hash,
     base_tag,
+    copy_wheelhouse,
     ensure_base,
     ensure_image,
     ensure_wheelhouse,
@@ -172,11 +173,13 @@ def _seedbed_wheel(root: Path, into: Path, log: LogFn) -> Path:
     return wheels[0]
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        target.hardlink_to(source)
-    except OSError:
-        shutil.copy2(source, target)
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _where(root: Path | None, cache_dir: Path | None) -> tuple[Path, Path]:
+    """The source tree and the build cache a build uses."""
+    return source_root(root), Path(cache_dir) if cache_dir is not None else _default_cache_dir()
 
 
 def _save(client: docker.DockerClient, tags: Sequence[str], target: Path) -> None:
@@ -202,9 +205,8 @@ def ensure_server_images(
     log: LogFn | None = None,
 ) -> ServerImages:
     """Build the sandbox, coordinator and worker images that are missing; their tags."""
-    emit: LogFn = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
-    root = source_root(root)
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    emit = log or _stderr
+    root, cache = _where(root, cache_dir)
     tags = server_images(root)
     ensure_image(client, context_dir=root / "sandbox-images", cache_dir=cache, log=emit)
     if _image_exists(client, tags.coordinator) and _image_exists(client, tags.worker):
@@ -217,9 +219,7 @@ def ensure_server_images(
             context = Path(tmp)
             for name in ("Dockerfile", "entrypoint.sh", "requirements.txt"):
                 shutil.copy2(root / "deploy" / "images" / name, context / name)
-            (context / "wheels").mkdir()
-            for wheel in wheelhouse.glob("*.whl"):
-                _link_or_copy(wheel, context / "wheels" / wheel.name)
+            copy_wheelhouse(wheelhouse, context / "wheels")
             (context / "seedbed").mkdir()
             _seedbed_wheel(root, context / "seedbed", emit)
             for target, tag in (("coordinator", tags.coordinator), ("worker", tags.worker)):
@@ -242,9 +242,8 @@ def ensure_store_image(
     log: LogFn | None = None,
 ) -> str:
     """Build the compose cluster's PostgreSQL image when missing; its tag."""
-    emit: LogFn = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
-    root = source_root(root)
-    cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    emit = log or _stderr
+    root, cache = _where(root, cache_dir)
     tag = store_tag(root)
     if _image_exists(client, tag):
         return tag
@@ -314,7 +313,7 @@ def load_images(
     """`docker load` a tarball into the engine `connect()` reaches, waiting up to `wait_seconds`
     for it to answer (a Docker daemon sidecar starting beside us may not yet); the tags now present.
     `if_missing`: skip the load when the engine already has every tag in the tarball."""
-    emit: LogFn = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
+    emit = log or _stderr
     tags = tarball_tags(tarball)
     give_up = time.monotonic() + wait_seconds
     while True:

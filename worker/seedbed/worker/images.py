@@ -447,17 +447,21 @@ def ensure_wheelhouse(requirements: Path, cache_dir: Path, log: LogFn) -> Path:
     return wheelhouse
 
 
-def _write_context(root: Path, wheelhouse: Path, context: Path) -> None:
-    shutil.copy2(root / "python" / "Dockerfile", context / "Dockerfile")
-    shutil.copy2(root / "python" / "requirements.txt", context / "requirements.txt")
-    wheels = context / "wheels"
+def copy_wheelhouse(wheelhouse: Path, wheels: Path) -> None:
+    """The wheelhouse's wheels into a new build-context folder `wheels` (hard links are free; a
+    copy across file systems)."""
     wheels.mkdir()
     for wheel in wheelhouse.glob("*.whl"):
-        # Hard links are free; fall back to a copy across file systems.
         try:
             os.link(wheel, wheels / wheel.name)
         except OSError:
             shutil.copy2(wheel, wheels / wheel.name)
+
+
+def _write_context(root: Path, wheelhouse: Path, context: Path) -> None:
+    shutil.copy2(root / "python" / "Dockerfile", context / "Dockerfile")
+    shutil.copy2(root / "python" / "requirements.txt", context / "requirements.txt")
+    copy_wheelhouse(wheelhouse, context / "wheels")
     package = _sdk_package_dir(root)
     for path in _sdk_files(root):
         target = context / "sdk" / path.relative_to(package)
