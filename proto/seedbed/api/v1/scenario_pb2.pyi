@@ -67,7 +67,7 @@ class Trigger(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., active: _Optional[bool] = ..., cron: _Optional[_Union[CronSchedule, _Mapping]] = ..., params: _Optional[_Mapping[str, str]] = ..., catch_up_seconds: _Optional[int] = ...) -> None: ...
 
 class WebhookTarget(_message.Message):
-    __slots__ = ("url", "headers", "body_template")
+    __slots__ = ("url", "headers", "body_template", "signing_secret")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -78,10 +78,12 @@ class WebhookTarget(_message.Message):
     URL_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
     BODY_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_SECRET_FIELD_NUMBER: _ClassVar[int]
     url: str
     headers: _containers.ScalarMap[str, str]
     body_template: str
-    def __init__(self, url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body_template: _Optional[str] = ...) -> None: ...
+    signing_secret: str
+    def __init__(self, url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body_template: _Optional[str] = ..., signing_secret: _Optional[str] = ...) -> None: ...
 
 class EmailTarget(_message.Message):
     __slots__ = ("sender", "recipients", "subject_template", "body_template")
@@ -198,16 +200,18 @@ class CreateScenarioResponse(_message.Message):
     def __init__(self, scenario: _Optional[_Union[Scenario, _Mapping]] = ...) -> None: ...
 
 class UpdateScenarioRequest(_message.Message):
-    __slots__ = ("scenario_id", "name", "script", "settings")
+    __slots__ = ("scenario_id", "name", "script", "settings", "expected_revision")
     SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCRIPT_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     scenario_id: str
     name: str
     script: str
     settings: ScenarioSettings
-    def __init__(self, scenario_id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, scenario_id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class UpdateScenarioResponse(_message.Message):
     __slots__ = ("scenario",)
