@@ -32,6 +32,7 @@ from seedbed.coordinator.access import (
     worker_principal,
 )
 from seedbed.coordinator.errors import CoordinatorError, PermissionDeniedError, UnauthenticatedError
+from seedbed.coordinator.faces import grpc_status
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store
 
@@ -77,7 +78,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             principal = await self._authenticate(handler_call_details.invocation_metadata, method)
         except CoordinatorError as exc:
-            return _rejection(handler, exc.code, str(exc))
+            return _rejection(handler, grpc_status.status_of(exc), str(exc))
         except Exception:
             log.exception("authenticating a call to %s failed", method)
             return _rejection(

@@ -57,6 +57,7 @@ from seedbed.coordinator.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from seedbed.coordinator.faces import grpc_status
 from seedbed.coordinator.model import page_of, validate_page
 from seedbed.coordinator.ratelimits import Limit, RateLimiter, upload_cost
 from seedbed.coordinator.secrets import SecretBox
@@ -488,7 +489,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         try:
             return await self._upload(request_iterator)
         except CoordinatorError as exc:
-            await context.abort(exc.code, str(exc), exc.trailing_metadata)
+            await grpc_status.abort(context, exc)
         raise AssertionError("unreachable")
 
     async def _upload(
@@ -578,7 +579,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         except InvalidArgumentError:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workspace file {request.path[:100]!r} not found")
         except CoordinatorError as exc:
-            await context.abort(exc.code, str(exc))
+            await grpc_status.abort(context, exc)
         first = True
         async for chunk in self._store.workspace.chunks(path):
             response = workspace_pb2.DownloadFileResponse(chunk=chunk)

@@ -1,10 +1,13 @@
-"""Errors of the coordinator's domain, and the one table that maps them to gRPC status codes.
+"""Errors of the coordinator's domain. Each carries an :class:`ErrorCode`, which knows nothing of
+the faces: each face maps it once (gRPC status codes in ``faces.grpc_status``, HTTP statuses in the
+REST face, tool errors in MCP).
 
 CoordinatorError
 ├── InvalidArgumentError   a request field breaks a rule or a limit (names the field and the limit)
 ├── NotFoundError          an unknown scenario, run or fire id
 ├── AlreadyExistsError     an id or idempotency key already used for something else
 ├── FailedPreconditionError the request is valid but the current state forbids it
+├── ConflictError          a write based on a revision that someone else has changed since
 ├── UnauthenticatedError   no API key, or one that is unknown or revoked
 ├── PermissionDeniedError  a known caller without the role (or superuser right) the call needs
 ├── ResourceExhaustedError a caller past a per-caller rate limit (names it; ``retry-after`` trailer)
@@ -21,21 +24,37 @@ LeaseLost                  internal: another driver took the run over (a newer f
 
 from __future__ import annotations
 
+import enum
 import math
 
-import grpc
+
+class ErrorCode(enum.StrEnum):
+    """What went wrong, in the vocabulary every face maps from (named after gRPC's canonical codes,
+    which the contract documents; the value is what REST's error envelope and MCP's tool errors
+    carry)."""
+
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    FAILED_PRECONDITION = "failed_precondition"
+    ABORTED = "aborted"
+    UNAUTHENTICATED = "unauthenticated"
+    PERMISSION_DENIED = "permission_denied"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
 
 
 class CoordinatorError(Exception):
     """Base of every error the coordinator reports to a client."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code: ErrorCode = ErrorCode.INTERNAL
     # Sent with the status as trailing metadata.
     trailing_metadata: tuple[tuple[str, str], ...] = ()
 
 
 class InvalidArgumentError(CoordinatorError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = ErrorCode.INVALID_ARGUMENT
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -43,7 +62,7 @@ class InvalidArgumentError(CoordinatorError):
 
 
 class NotFoundError(CoordinatorError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = ErrorCode.NOT_FOUND
 
     def __init__(self, kind: str, ident: str) -> None:
         super().__init__(f"{kind} {ident!r} not found")
@@ -52,26 +71,46 @@ class NotFoundError(CoordinatorError):
 
 
 class AlreadyExistsError(CoordinatorError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = ErrorCode.ALREADY_EXISTS
 
 
 class FailedPreconditionError(CoordinatorError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = ErrorCode.FAILED_PRECONDITION
+
+
+class ConflictError(CoordinatorError):
+    """A write conditioned on a revision (``expected_revision``) found another one: someone else
+    changed the object since the caller read it. Nothing was written."""
+
+    code = ErrorCode.ABORTED
+
+    def __init__(self, kind: str, ident: str, expected: int, actual: int | None) -> None:
+        now = "no longer exists" if actual is None else f"is at revision {actual}"
+        if expected == 0 and actual is not None:
+            now = f"already exists (revision {actual})"
+        super().__init__(
+            f"{kind} {ident!r} changed since it was read: expected revision {expected}, but it {now}; "
+            "read it again, merge, and retry"
+        )
+        self.kind = kind
+        self.ident = ident
+        self.expected = expected
+        self.actual = actual
 
 
 class UnauthenticatedError(CoordinatorError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = ErrorCode.UNAUTHENTICATED
 
 
 class PermissionDeniedError(CoordinatorError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = ErrorCode.PERMISSION_DENIED
 
 
 class ResourceExhaustedError(CoordinatorError):
     """Past a limit that lifts with time: ``retry_after_seconds`` says when, also sent as the
     trailer ``retry-after`` (whole seconds, rounded up)."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = ErrorCode.RESOURCE_EXHAUSTED
 
     def __init__(self, message: str, retry_after_seconds: float) -> None:
         super().__init__(message)
@@ -80,7 +119,7 @@ class ResourceExhaustedError(CoordinatorError):
 
 
 class StoreUnavailableError(CoordinatorError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = ErrorCode.UNAVAILABLE
 
 
 class SandboxRuntimeError(Exception):

@@ -1,5 +1,5 @@
 """gRPC servicers of the v1 contract. Validation happens here; domain errors become status codes
-through ``CoordinatorError.code`` (one table, in ``errors``)."""
+through the one table in ``faces.grpc_status``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from seedbed.coordinator.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from seedbed.coordinator.faces import grpc_status
 from seedbed.coordinator.logs import LogHub, step_filter
 from seedbed.coordinator.model import (
     RunState,
@@ -62,7 +63,7 @@ def guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         try:
             return await method(self, request, context)
         except CoordinatorError as exc:
-            await context.abort(exc.code, str(exc), exc.trailing_metadata)
+            await grpc_status.abort(context, exc)
         except DispatchError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"no worker could serve the call: {exc}")
         except (grpc.aio.AbortError, grpc.aio.UsageError):
@@ -376,7 +377,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             watch = RunWatch(self._store, self._hub, request.fire_ids, request.run_ids)
             await watch.open(hidden=await authz.hidden_ids(self._store, request.fire_ids, request.run_ids))
         except CoordinatorError as exc:
-            await context.abort(exc.code, str(exc))
+            await grpc_status.abort(context, exc)
         async for event in watch.events():
             yield event
 
@@ -390,7 +391,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
             found = await authz.run_for(self._store, run_id, Role.VIEWER)
             only = step_filter(found, request.step[:200]) if request.step else None
         except CoordinatorError as exc:
-            await context.abort(exc.code, str(exc))
+            await grpc_status.abort(context, exc)
         after = request.after_sequence
         while True:
             wake = self._hub.waiter(run_id)
