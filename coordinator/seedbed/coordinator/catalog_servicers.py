@@ -159,6 +159,8 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
         shared = authz.check_sharing(
             "template", template_id, project, wanted, existing.shared if existing else False
         )
+        # Set: the put is conditional on the revision the caller read (0: on there being none).
+        expected = request.expected_revision if request.HasField("expected_revision") else None
         try:
             rec, created = await self._store.templates.put(
                 template_id,
@@ -171,6 +173,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
                 field_names=result["field_names"],
                 allow_update=request.allow_update,
                 at=now(),
+                expected_revision=expected,
             )
         except OtherProjectError as exc:  # created in another project meanwhile
             raise authz.clash("template", template_id, exc.project_key) from None

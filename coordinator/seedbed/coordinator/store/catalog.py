@@ -20,11 +20,11 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import ColumnElement, Table, false, func, or_, select, true, update
 
-from seedbed.coordinator.errors import AlreadyExistsError, NotFoundError
+from seedbed.coordinator.errors import AlreadyExistsError, ConflictError, NotFoundError
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.records import as_utc
 
@@ -136,9 +136,15 @@ class TemplateRepository:
         field_names: list[str],
         allow_update: bool,
         at: datetime,
+        expected_revision: int | None = None,
     ) -> tuple[TemplateRecord, bool]:
         """Create the template in ``project_key`` or update it there (``shared`` None: unchanged).
-        OtherProjectError when another project holds the id."""
+        OtherProjectError when another project holds the id.
+
+        ``expected_revision``: 0 creates it only if the id is free (a template created meanwhile
+        in the same project is ConflictError, not ALREADY_EXISTS: the caller read it as absent);
+        another number updates it only if its revision is still that one, a condition of the
+        UPDATE itself, and never creates it (gone: ConflictError without a revision)."""
         # Field order is part of a template (it is the rows' column order): keep it.
         body = json.dumps(canonical, separators=(",", ":"))
         values = {
@@ -152,31 +158,40 @@ class TemplateRepository:
         }
         by_id = t.templates.c.id == template_id
         async with self._store._write() as conn:
-            inserted = await conn.execute(
-                self._store._insert(t.templates)
-                .values(
-                    id=template_id,
-                    revision=1,
-                    created_at=at,
-                    project_key=project_key,
-                    shared=bool(shared),
-                    **values,
+            created = False
+            if expected_revision is None or expected_revision == 0:
+                inserted = await conn.execute(
+                    self._store._insert(t.templates)
+                    .values(
+                        id=template_id,
+                        revision=1,
+                        created_at=at,
+                        project_key=project_key,
+                        shared=bool(shared),
+                        **values,
+                    )
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(t.templates.c.id)
                 )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(t.templates.c.id)
-            )
-            created = inserted.scalar_one_or_none() is not None
+                created = inserted.scalar_one_or_none() is not None
             if not created:
-                await _same_project(conn, t.templates, by_id, "template", template_id, project_key)
+                owner = await _same_project(conn, t.templates, by_id, "template", template_id, project_key)
+                if expected_revision == 0 or (expected_revision is not None and owner is None):
+                    await _conflict(conn, template_id, expected_revision)
                 if not allow_update:
                     raise AlreadyExistsError(
                         f"template {template_id!r} already exists: push it with update allowed to replace it"
                     )
-                await conn.execute(
+                condition = by_id & (t.templates.c.project_key == project_key)
+                if expected_revision is not None:
+                    condition = condition & (t.templates.c.revision == expected_revision)
+                result = await conn.execute(
                     update(t.templates)
-                    .where(by_id, t.templates.c.project_key == project_key)
+                    .where(condition)
                     .values(revision=t.templates.c.revision + 1, **values, **_shared(shared))
                 )
+                if result.rowcount == 0 and expected_revision is not None:
+                    await _conflict(conn, template_id, expected_revision)
             row = (await conn.execute(select(t.templates).where(by_id))).first()
         if row is None:
             raise NotFoundError("template", template_id)  # deleted meanwhile
@@ -426,11 +441,21 @@ class WorkspaceRepository:
 
 async def _same_project(
     conn: Any, table: Table, by_id: ColumnElement[bool], kind: str, ident: str, project_key: str
-) -> None:
-    """Raise OtherProjectError when the existing row of ``ident`` belongs to another project."""
-    owner = (await conn.execute(select(table.c.project_key).where(by_id))).scalar_one_or_none()
+) -> str | None:
+    """Raise OtherProjectError when the existing row of ``ident`` belongs to another project; its
+    project (None: there is no such row)."""
+    owner: str | None = (await conn.execute(select(table.c.project_key).where(by_id))).scalar_one_or_none()
     if owner is not None and owner != project_key:
         raise OtherProjectError(kind, ident, owner)
+    return owner
+
+
+async def _conflict(conn: Any, template_id: str, expected: int) -> NoReturn:
+    """Raise ConflictError for a put conditioned on ``expected``, naming the revision found now
+    (None: the template is gone). Read only to say why; nothing was written."""
+    found = select(t.templates.c.revision).where(t.templates.c.id == template_id)
+    actual = (await conn.execute(found)).scalar_one_or_none()
+    raise ConflictError("template", template_id, expected, actual)
 
 
 def _shared(shared: bool | None) -> dict[str, bool]:

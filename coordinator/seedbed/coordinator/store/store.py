@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from seedbed.coordinator.errors import (
     AlreadyExistsError,
+    ConflictError,
     FailedPreconditionError,
     NotFoundError,
     StoreUnavailableError,
@@ -218,10 +219,15 @@ class Store:
         script: str | None = None,
         settings: ScenarioSettingsValue | None = None,
         modified_by: str | None = None,
+        expected_revision: int | None = None,
     ) -> ScenarioRecord:
         """Change what is given. ``modified_by`` becomes the last modifier; it becomes the script's
         author (whom the runs act as without run_as) only when ``script`` differs from the stored
-        one, compared in the same UPDATE so a concurrent change cannot slip between."""
+        one, compared in the same UPDATE so a concurrent change cannot slip between.
+
+        ``expected_revision``: change it only if its revision is still this one, a condition of the
+        same UPDATE (never read, then write); otherwise ConflictError naming the revision found
+        (none: it was deleted) and nothing changes. Without it, NotFoundError for an unknown id."""
         changes: dict[str, Any] = {"updated_at": now(), "revision": t.scenarios.c.revision + 1}
         if modified_by is not None:
             changes["last_modified_by"] = modified_by
@@ -235,13 +241,19 @@ class Store:
                 )
         if settings is not None:
             changes["settings"] = json.dumps(settings.to_json())
+        by_id = t.scenarios.c.id == scenario_id
+        condition = (
+            by_id if expected_revision is None else by_id & (t.scenarios.c.revision == expected_revision)
+        )
         async with self._write() as conn:
-            result = await conn.execute(
-                update(t.scenarios).where(t.scenarios.c.id == scenario_id).values(**changes)
-            )
-            if result.rowcount == 0:
+            result = await conn.execute(update(t.scenarios).where(condition).values(**changes))
+            row = (await conn.execute(select(t.scenarios).where(by_id))).first()
+        if result.rowcount == 0 or row is None:
+            # Read after the refused UPDATE, only to say why: nothing was written.
+            if expected_revision is None:
                 raise NotFoundError("scenario", scenario_id)
-            row = (await conn.execute(select(t.scenarios).where(t.scenarios.c.id == scenario_id))).one()
+            actual = None if row is None else int(row.revision)
+            raise ConflictError("scenario", scenario_id, expected_revision, actual)
         return _rows.to_scenario(row._mapping)
 
     async def get_scenario(self, scenario_id: str) -> ScenarioRecord:
