@@ -8,12 +8,23 @@ scenario editor could use to reach into the coordinator. Only the fields in ``FI
 template naming another is refused when the scenario is saved, so a typo never surfaces as an empty
 value in a report nobody reads. Rejected: Jinja (a sandboxed engine is still a large surface for a
 message that only needs substitution) and ``str.format`` (attribute and index access).
+
+Signing secrets: every webhook reporter holds a Standard Webhooks key (``whsec_`` + base64 of
+24..64 random bytes) that ``reporting`` signs each delivery with. A save that leaves it empty keeps
+the secret the reporter of the same id already had, or gets a new one for a reporter that had none;
+a save that sets it rotates it. Keeping on empty is what lets a definition exported without its
+secrets (``seedbed pull``) be applied back without breaking every receiver. Rejected: one secret per
+scenario or per operator (a key leaked by one receiver would let anyone forge deliveries to all the
+others, and rotating it would touch every receiver at once).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
+import secrets
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +50,10 @@ MAX_ADDRESS_CHARS = 320
 MAX_TEMPLATE_BYTES = 64 * 1024
 MAX_NAME_CHARS = 200
 MAX_ID_CHARS = 80
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
+GENERATED_SECRET_BYTES = 32
 
 STARTED = "RUN_STARTED"
 FINISHED = "RUN_FINISHED"
@@ -78,9 +93,21 @@ Run as: ${run_as}
 """
 
 # Set by the coordinator on every webhook request; a reporter may not replace them.
-_RESERVED_HEADERS = frozenset({"content-type", "content-length", "host", "idempotency-key"})
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "idempotency-key",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Padding optional, as the standardwebhooks library reads it; the decoded size is checked apart.
+_SECRET = re.compile(r"^whsec_([A-Za-z0-9+/]{1,88}={0,2})$")
 _TERMINAL = {getattr(run_pb2, f"RUN_STATE_{s.value}"): s for s in RunState if s.is_terminal}
 _EVENTS = {
     scenario_pb2.REPORTER_EVENT_RUN_STARTED: STARTED,
@@ -93,11 +120,19 @@ _SAMPLE = {name: f'sample {name} "quoted" \\ ü' for name in FIELDS}
 
 
 def validate_reporters(
-    reporters: Sequence[scenario_pb2.Reporter], egress: EgressPolicy = PUBLIC_ONLY
+    reporters: Sequence[scenario_pb2.Reporter],
+    egress: EgressPolicy = PUBLIC_ONLY,
+    *,
+    current: Sequence[ReporterSpec | Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], ...]:
     """Check a scenario's reporters and give each an id; returns them as proto JSON. A webhook URL
     naming an internal address that ``egress`` does not allow is refused here already (a host name
-    is checked when a report is sent, since what it resolves to may change)."""
+    is checked when a report is sent, since what it resolves to may change).
+
+    ``current``: the reporters the scenario has now (stored proto JSON or specs; none for a new
+    scenario). A webhook whose ``signing_secret`` is empty keeps the secret of the current reporter
+    with the same id, or gets a new one."""
+    kept = _current_secrets(current or ())
     if len(reporters) > MAX_REPORTERS:
         raise InvalidArgumentError(
             "settings.reporters", f"{len(reporters)} reporters; at most {MAX_REPORTERS}"
@@ -132,6 +167,7 @@ def validate_reporters(
         kind = msg.WhichOneof("target")
         if kind == "webhook":
             _check_webhook(msg.webhook, f"{field}.webhook", egress)
+            _settle_secret(msg.webhook, f"{field}.webhook.signing_secret", kept.get(msg.id, ""))
         elif kind == "email":
             _check_email(msg.email, f"{field}.email")
         else:
@@ -176,7 +212,7 @@ def _check_webhook(hook: scenario_pb2.WebhookTarget, field: str, egress: EgressP
     for name, value in hook.headers.items():
         if not _HEADER_NAME.match(name):
             raise InvalidArgumentError(f"{field}.headers", f"{name[:100]!r} is not a valid header name")
-        if name.lower() in _RESERVED_HEADERS:
+        if name.lower() in RESERVED_HEADERS:
             raise InvalidArgumentError(
                 f"{field}.headers", f"{name!r} is set by Seedbed on every request; remove it"
             )
@@ -191,6 +227,51 @@ def _check_webhook(hook: scenario_pb2.WebhookTarget, field: str, egress: EgressP
             render_json(hook.body_template, _SAMPLE)
         except ValueError as exc:
             raise InvalidArgumentError(f"{field}.body_template", str(exc)) from None
+
+
+def _current_secrets(current: Iterable[ReporterSpec | Mapping[str, Any]]) -> dict[str, str]:
+    """Reporter id -> signing secret, of the current webhook reporters that have one."""
+    found: dict[str, str] = {}
+    for item in current:
+        spec = item if isinstance(item, ReporterSpec) else ReporterSpec.from_json(item)
+        if spec.kind == "webhook" and spec.message.webhook.signing_secret:
+            found[spec.id] = spec.message.webhook.signing_secret
+    return found
+
+
+def _settle_secret(hook: scenario_pb2.WebhookTarget, field: str, kept: str) -> None:
+    """Empty: the kept secret, else a new one. Set: checked, and it replaces the kept one."""
+    if not hook.signing_secret:
+        hook.signing_secret = kept or new_signing_secret()
+    else:
+        check_signing_secret(hook.signing_secret, field)
+
+
+def new_signing_secret() -> str:
+    """A fresh Standard Webhooks key: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(GENERATED_SECRET_BYTES)).decode()
+
+
+def check_signing_secret(value: str, field: str) -> str:
+    """Refuse a key that is not ``whsec_`` + base64 of 24..64 bytes. The message never repeats the
+    value: even a malformed secret may be most of a real one."""
+    match = _SECRET.match(value)
+    size: int | None = None
+    if match is not None:
+        encoded = match.group(1).rstrip("=")
+        try:
+            size = len(base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True))
+        except binascii.Error:
+            size = None
+    if size is None or not MIN_SECRET_BYTES <= size <= MAX_SECRET_BYTES:
+        found = "" if size is None else f" (this one decodes to {size} bytes)"
+        raise InvalidArgumentError(
+            field,
+            f"must be {SECRET_PREFIX!r} followed by the base64 of {MIN_SECRET_BYTES}..{MAX_SECRET_BYTES} "
+            f"random bytes{found}, e.g. {SECRET_PREFIX} + the output of `openssl rand -base64 32`; "
+            "leave it empty to keep the current secret, or to have one generated",
+        )
+    return value
 
 
 def _check_email(mail: scenario_pb2.EmailTarget, field: str) -> None:
@@ -373,7 +454,7 @@ HIDDEN = "(hidden: needs role EDITOR)"
 
 def hide_reporter_secrets(reporters: Iterable[scenario_pb2.Reporter]) -> None:
     """Replace, in place, what may carry a credential: a webhook URL's path and query (kept: scheme
-    and host) and every header value."""
+    and host), every header value and the signing secret."""
     for reporter in reporters:
         if not reporter.HasField("webhook"):
             continue
@@ -382,3 +463,5 @@ def hide_reporter_secrets(reporters: Iterable[scenario_pb2.Reporter]) -> None:
         hook.url = f"{parts.scheme}://{parts.hostname or ''}/{HIDDEN}"
         for name in list(hook.headers):
             hook.headers[name] = HIDDEN
+        if hook.signing_secret:
+            hook.signing_secret = HIDDEN

@@ -13,6 +13,18 @@ a body template that renders to something that is not JSON) fail at once. Every 
 report carries the same ``Idempotency-Key: {run_id}:{reporter_id}:{event}``; every try of one e-mail
 the same ``Message-ID``.
 
+Signing (Standard Webhooks, through the ``standardwebhooks`` library rather than a hand-made HMAC):
+every try carries ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (``v1,`` + base64
+HMAC-SHA256 of ``{id}.{timestamp}.{body}`` under the reporter's ``signing_secret``). The id is
+``msg_`` + the first 32 hex digits of the SHA-256 of the idempotency key: the same on every try of
+one delivery, so a receiver can drop a repeat. Rejected: a random id (one more value to store, when
+the key already names the delivery) and the key itself (an opaque id of fixed length and alphabet is
+what receivers store; the readable key stays in ``Idempotency-Key``). The timestamp and the
+signature are computed for each try, since receivers refuse a timestamp more than five minutes off
+and the retries of one report may span longer. A reporter saved before deliveries were signed has no
+secret until its scenario is saved again: its deliveries carry the id and timestamp without a
+signature, and a warning says so.
+
 Where a webhook may go (``egress``): the URL's host is resolved once, every address checked against
 the operator's allow-list, and the connection made to a checked address (``PinnedTransport``), so
 neither a host name for an internal address nor DNS rebinding reaches an internal service. A refusal
@@ -29,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import email.utils
+import hashlib
 import ipaddress
 import json
 import logging
@@ -43,6 +56,7 @@ from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from seedbed.coordinator.egress import EgressPolicy, IPAddress
 from seedbed.coordinator.errors import NotFoundError
@@ -51,6 +65,7 @@ from seedbed.coordinator.reporters import (
     DEFAULT_BODY,
     DEFAULT_SUBJECT,
     FINISHED,
+    RESERVED_HEADERS,
     STARTED,
     ReporterSpec,
     default_document,
@@ -203,17 +218,36 @@ class ReportSender:
         else:
             document = default_document(run, fields)
         body = json.dumps(document, ensure_ascii=False).encode()
-        headers = dict(hook.headers)
+        # Saved before these names were reserved, a reporter might still carry one: ours win.
+        headers = {k: v for k, v in hook.headers.items() if k.lower() not in RESERVED_HEADERS}
         headers["Content-Type"] = "application/json"
-        headers["Idempotency-Key"] = f"{run.id}:{spec.id}:{event}"
+        key = f"{run.id}:{spec.id}:{event}"
+        headers["Idempotency-Key"] = key
+        msg_id = webhook_message_id(key)
+        try:
+            signer = Webhook(hook.signing_secret) if hook.signing_secret else None
+        except (ValueError, EmptyWebhookSecretError) as exc:
+            return 0, (
+                f"signing_secret: not a usable key ({type(exc).__name__}); save the scenario with a new "
+                "secret, or an empty one to have it generated"
+            )
+        if signer is None:
+            log.warning(
+                "run %s: reporter %s has no signing secret (saved before deliveries were signed): %s is "
+                "sent unsigned; save the scenario to give it one",
+                run.id,
+                spec.id,
+                event,
+            )
         where = _safe_url(hook.url)
 
         async def once() -> None:
             transport = PinnedTransport(self._egress)
+            signed = headers | signature_headers(signer, msg_id, body)
             try:
                 async with (
                     httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False) as client,
-                    client.stream("POST", hook.url, content=body, headers=headers) as answer,
+                    client.stream("POST", hook.url, content=body, headers=signed) as answer,
                 ):
                     if answer.is_success:
                         return
@@ -257,6 +291,28 @@ class ReportSender:
             await asyncio.to_thread(_send_mail, url, message, timeout)
 
         return await self._with_retries(once)
+
+
+# -- signing ---------------------------------------------------------------------------------------
+
+
+def webhook_message_id(idempotency_key: str) -> str:
+    """The ``webhook-id`` of one delivery: ``msg_`` + 32 hex digits of the key's SHA-256."""
+    return "msg_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def signature_headers(
+    signer: Webhook | None, msg_id: str, body: bytes, now: float | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers of one try, at ``now`` (default: the clock) in whole seconds;
+    without a signer, the id and timestamp only."""
+    seconds = int(time.time() if now is None else now)
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(seconds)}
+    if signer is not None:
+        # The body is JSON we encoded as UTF-8, so its text signs exactly the bytes sent.
+        when = datetime.fromtimestamp(seconds, UTC)
+        headers["webhook-signature"] = signer.sign(msg_id, when, body.decode())
+    return headers
 
 
 # -- where a webhook may go ------------------------------------------------------------------------
