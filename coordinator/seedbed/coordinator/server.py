@@ -31,6 +31,7 @@ from seedbed.api.v1 import (
     workspace_pb2_grpc,
 )
 from seedbed.coordinator.access_servicers import AccessServicer
+from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
 from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
@@ -89,6 +90,9 @@ class Coordinator:
         self.tracing: RunTracing | None = None
         self.metrics: CoordinatorMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
+        # The use cases every face calls (set by start()).
+        self.scenarios: ScenarioUseCases | None = None
+        self.runs: RunUseCases | None = None
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.engine_problem: str | None = None
@@ -162,7 +166,17 @@ class Coordinator:
                 ("grpc.max_send_message_length", limit),
             ],
         )
-        limits = RateLimiter.from_settings(self.settings)  # per caller, shared by the servicers
+        limits = RateLimiter.from_settings(self.settings)  # per caller, shared by every face
+        self.scenarios = ScenarioUseCases(self.store, self.settings, limits)
+        self.runs = RunUseCases(
+            self.store,
+            self.supervisor,
+            self.hub,
+            RunPurger(self.store, self.dispatcher, self.hub, secrets),
+            self.fires,
+            limits,
+            self.tracing,
+        )
         template_pb2_grpc.add_TemplateServiceServicer_to_server(
             TemplateServicer(self.store, self.dispatcher, self.settings, limits), self.server
         )
@@ -180,20 +194,9 @@ class Coordinator:
             WorkspaceServicer(self.store, self.settings, limits), self.server
         )
         scenario_pb2_grpc.add_ScenarioServiceServicer_to_server(
-            ScenarioServicer(self.store, self.settings, limits), self.server
+            ScenarioServicer(self.scenarios), self.server
         )
-        run_pb2_grpc.add_RunServiceServicer_to_server(
-            RunServicer(
-                self.store,
-                self.supervisor,
-                self.hub,
-                RunPurger(self.store, self.dispatcher, self.hub, secrets),
-                self.fires,
-                limits,
-                self.tracing,
-            ),
-            self.server,
-        )
+        run_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runs), self.server)
         access_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.store), self.server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)

@@ -1,0 +1,19 @@
+"""The coordinator's use cases: what a user can do, in one place that knows no protocol.
+
+    runs = RunUseCases(store, supervisor, hub, purger, fires, limits, tracing)
+    fire = await runs.run_scenario("scn_orders", {"rows": "100"}, idempotency_key="ci-4711")
+    async for event in await runs.stream_logs(fire.run_id, follow=True): ...
+
+The faces (``seedbed.coordinator.faces``: gRPC servicers, REST, MCP) authenticate the caller, make it
+the current principal, turn their request into these calls and their answers back into the protocol;
+none of them validates, authorises or decides anything itself. Errors are
+:class:`~seedbed.coordinator.errors.CoordinatorError` with a face-neutral ``ErrorCode``.
+
+Import rules (``[tool.importlinter]`` in pyproject.toml, checked in CI): this package imports
+neither grpc nor any web or MCP library, and no face.
+"""
+
+from seedbed.coordinator.app.runs import RunFilter, RunUseCases
+from seedbed.coordinator.app.scenarios import ScenarioUseCases
+
+__all__ = ["RunFilter", "RunUseCases", "ScenarioUseCases"]

@@ -1,0 +1,182 @@
+"""Use cases of scenarios: create, change, read, list, status, delete.
+
+Like :mod:`.runs`: plain values and the contract's messages in, the contract's messages out,
+:class:`~seedbed.coordinator.errors.CoordinatorError` for every refusal. Settings arrive as the
+contract's ``ScenarioSettings`` (the REST and MCP faces parse their JSON into it), so there is one
+validation of limits, triggers, reporters and ``run_as``.
+"""
+
+from __future__ import annotations
+
+from seedbed.api.v1 import scenario_pb2
+from seedbed.coordinator import _convert as cv
+from seedbed.coordinator import authz
+from seedbed.coordinator.access import Role, current_principal
+from seedbed.coordinator.app.ids import known_scenario_id
+from seedbed.coordinator.egress import EgressPolicy
+from seedbed.coordinator.errors import InvalidArgumentError
+from seedbed.coordinator.model import (
+    new_id,
+    normalize_scenario_id,
+    page_of,
+    validate_name,
+    validate_page,
+    validate_script,
+)
+from seedbed.coordinator.ratelimits import Limit, RateLimiter
+from seedbed.coordinator.reporters import hide_reporter_secrets, validate_reporters
+from seedbed.coordinator.settings import CoordinatorSettings
+from seedbed.coordinator.status import scenario_status
+from seedbed.coordinator.store import ScenarioRecord, ScenarioSettingsValue, Store
+from seedbed.coordinator.triggers import validate_triggers
+
+
+class ScenarioUseCases:
+    def __init__(self, store: Store, settings: CoordinatorSettings, limits: RateLimiter) -> None:
+        self._store = store
+        self._settings = settings
+        self._rates = limits
+        # Parsed once: every scenario save checks its webhook URLs against it.
+        self._egress = EgressPolicy.parse(settings.webhook_allowed_hosts)
+
+    async def create_scenario(
+        self,
+        scenario_id: str,
+        name: str,
+        script: str,
+        settings: scenario_pb2.ScenarioSettings,
+        project_key: str = "",
+    ) -> scenario_pb2.Scenario:
+        scenario_id = normalize_scenario_id(scenario_id) if scenario_id else new_id("scn")
+        project = await authz.project_for_new_scenario(self._store, project_key)
+        value = self._settings_value(settings)
+        await authz.check_run_as(self._store, project, value.run_as, "")
+        self._rates.take(Limit.SCENARIO_PUTS, current_principal().user_id)
+        rec = await self._store.create_scenario(
+            scenario_id,
+            validate_name(name or scenario_id),
+            validate_script(script, self._settings.max_script_bytes),
+            value,
+            project_key=project,
+            modified_by=current_principal().user_id,
+        )
+        return cv.scenario_to_proto(rec)
+
+    async def update_scenario(
+        self,
+        scenario_id: str,
+        *,
+        name: str | None = None,
+        script: str | None = None,
+        settings: scenario_pb2.ScenarioSettings | None = None,
+        expected_revision: int | None = None,
+    ) -> scenario_pb2.Scenario:
+        """Change what is given (``settings`` replaces them whole). With ``expected_revision``, only
+        if the scenario is still at that revision (else ConflictError, nothing changed)."""
+        scenario_id = normalize_scenario_id(scenario_id)
+        current = await authz.scenario_for(self._store, scenario_id, Role.EDITOR)
+        checked_script = (
+            validate_script(script, self._settings.max_script_bytes) if script is not None else None
+        )
+        # The runs act as run_as, else as the script's author: only a script that differs makes the
+        # caller its author (the store decides the same way, atomically).
+        author = (
+            current_principal().user_id
+            if checked_script not in (None, current.script)
+            else current.script_modified_by
+        )
+        if settings is not None:
+            await authz.check_run_as(
+                self._store, current.project_key, settings.run_as, current.settings.run_as
+            )
+            if not settings.run_as:
+                authz.check_run_as_cleared(current.project_key, current.settings.run_as, author)
+        if checked_script is not None:
+            run_as = settings.run_as if settings is not None else current.settings.run_as
+            authz.check_script_change(current.project_key, run_as)
+        self._rates.take(Limit.SCENARIO_PUTS, current_principal().user_id)
+        rec = await self._store.update_scenario(
+            scenario_id,
+            name=validate_name(name) if name is not None else None,
+            script=checked_script,
+            settings=self._settings_value(settings, current.settings) if settings is not None else None,
+            modified_by=current_principal().user_id,
+            expected_revision=expected_revision,
+        )
+        return cv.scenario_to_proto(rec)
+
+    async def get_scenario(self, scenario_id: str) -> scenario_pb2.Scenario:
+        rec = await authz.scenario_for(self._store, known_scenario_id(scenario_id), Role.VIEWER)
+        return _scenario_for_caller(rec)
+
+    async def list_scenarios(
+        self, project_key: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[scenario_pb2.Scenario], str]:
+        limit, offset = validate_page(page_size, page_token)
+        recs = await self._store.list_scenarios(
+            limit + 1,
+            offset,
+            project_key=authz.project_filter(project_key),
+            projects=authz.visible_projects(),
+        )
+        page, token = page_of(recs, limit, offset)
+        return [_scenario_for_caller(r) for r in page], token
+
+    async def scenario_status(self, scenario_id: str) -> scenario_pb2.GetScenarioStatusResponse:
+        scenario_id = known_scenario_id(scenario_id)
+        await authz.scenario_for(self._store, scenario_id, Role.VIEWER)
+        return await scenario_status(self._store, scenario_id)
+
+    async def delete_scenario(self, scenario_id: str) -> None:
+        scenario_id = known_scenario_id(scenario_id)
+        await authz.scenario_for(self._store, scenario_id, Role.EDITOR)
+        await self._store.delete_scenario(scenario_id)
+
+    def _settings_value(
+        self, msg: scenario_pb2.ScenarioSettings, base: ScenarioSettingsValue | None = None
+    ) -> ScenarioSettingsValue:
+        cfg = self._settings
+        base = base or ScenarioSettingsValue()
+        if msg.timeout_seconds > cfg.max_timeout_seconds:
+            raise InvalidArgumentError(
+                "settings.timeout_seconds",
+                f"{msg.timeout_seconds} exceeds the operator's ceiling of {cfg.max_timeout_seconds} "
+                "(SEEDBED_MAX_TIMEOUT_SECONDS)",
+            )
+        if msg.memory_limit_bytes and not 16 * 2**20 <= msg.memory_limit_bytes <= cfg.max_memory_bytes:
+            raise InvalidArgumentError(
+                "settings.memory_limit_bytes",
+                f"{msg.memory_limit_bytes} is outside 16 MiB..{cfg.max_memory_bytes} bytes "
+                "(SEEDBED_MAX_MEMORY_BYTES)",
+            )
+        try:
+            overlap = cv.overlap_from_proto(msg.overlap_policy)
+        except KeyError:
+            raise InvalidArgumentError(
+                "settings.overlap_policy", f"{msg.overlap_policy} is not a known policy"
+            ) from None
+        return ScenarioSettingsValue(
+            active=msg.active if msg.HasField("active") else base.active,
+            timeout_seconds=msg.timeout_seconds,
+            memory_limit_bytes=msg.memory_limit_bytes,
+            overlap_policy=overlap or base.overlap_policy,
+            retry_policy=(
+                cv.retry_policy_from_proto(msg.retry_policy)
+                if msg.HasField("retry_policy")
+                else base.retry_policy
+            ),
+            triggers=validate_triggers(msg.triggers),
+            reporters=validate_reporters(msg.reporters, self._egress, current=base.reporters),
+            run_as=msg.run_as,
+        )
+
+
+def _scenario_for_caller(rec: ScenarioRecord) -> scenario_pb2.Scenario:
+    """The scenario as the caller may see it: below EDITOR, webhook URLs, header values and signing
+    secrets are hidden, since they often carry a token (a chat hook's path, an Authorization
+    header)."""
+    msg = cv.scenario_to_proto(rec)
+    held = current_principal().role_in(rec.project_key)
+    if held is None or held < Role.EDITOR:
+        hide_reporter_secrets(msg.settings.reporters)
+    return msg
