@@ -208,25 +208,46 @@ class Client:
         script: str,
         name: str = "",
         settings: scenario_pb2.ScenarioSettings | None = None,
+        project_key: str = "",
+        expected_revision: int | None = None,
     ) -> scenario_pb2.Scenario:
-        """Create the scenario, or update its script (and settings when given) when it exists."""
-        try:
-            response = self._call(
-                self._scenarios.CreateScenario,
-                scenario_pb2.CreateScenarioRequest(
-                    scenario_id=scenario_id, name=name or scenario_id, script=script, settings=settings
-                ),
-            )
-        except ClientError as exc:
-            if exc.code != grpc.StatusCode.ALREADY_EXISTS:
-                raise
-            request = scenario_pb2.UpdateScenarioRequest(scenario_id=scenario_id, script=script)
-            if name:
-                request.name = name
-            if settings is not None:
-                request.settings.CopyFrom(settings)
-            response = self._call(self._scenarios.UpdateScenario, request)
-        return response.scenario  # type: ignore[attr-defined,no-any-return]
+        """Create the scenario (in ``project_key``; empty: "default"), or update its script (and
+        settings when given, which replace the stored ones whole) when it exists.
+
+        ``expected_revision``: the revision the caller read, so that a change made by someone else
+        since is not overwritten. 0 only creates (a scenario created meanwhile is refused); another
+        number only updates, and only while the scenario is still at that revision. A refusal is
+        ClientError ABORTED and nothing changes: read it again, merge, retry."""
+        if expected_revision is None or expected_revision == 0:
+            try:
+                response = self._call(
+                    self._scenarios.CreateScenario,
+                    scenario_pb2.CreateScenarioRequest(
+                        scenario_id=scenario_id,
+                        name=name or scenario_id,
+                        script=script,
+                        settings=settings,
+                        project_key=project_key,
+                    ),
+                )
+                return response.scenario  # type: ignore[attr-defined,no-any-return]
+            except ClientError as exc:
+                if exc.code != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+                if expected_revision == 0:
+                    raise ClientError(
+                        grpc.StatusCode.ABORTED,
+                        f"scenario {scenario_id!r} changed since it was read: expected revision 0 (absent), "
+                        f"but it already exists ({exc.details}); read it again, merge, and retry",
+                    ) from None
+        request = scenario_pb2.UpdateScenarioRequest(
+            scenario_id=scenario_id, script=script, expected_revision=expected_revision
+        )
+        if name:
+            request.name = name
+        if settings is not None:
+            request.settings.CopyFrom(settings)
+        return self._call(self._scenarios.UpdateScenario, request).scenario  # type: ignore[attr-defined,no-any-return]
 
     def get_scenario(self, scenario_id: str) -> scenario_pb2.Scenario:
         response = self._call(
@@ -244,8 +265,10 @@ class Client:
                 return out
             request.page_token = response.next_page_token
 
-    def list_scenarios(self) -> list[scenario_pb2.Scenario]:
-        return self._every(self._scenarios.ListScenarios, scenario_pb2.ListScenariosRequest(), "scenarios")
+    def list_scenarios(self, project_key: str = "") -> list[scenario_pb2.Scenario]:
+        """Every scenario the caller may read; with ``project_key``, those of that project."""
+        request = scenario_pb2.ListScenariosRequest(project_key=project_key, page_size=1000)
+        return self._every(self._scenarios.ListScenarios, request, "scenarios")
 
     def delete_scenario(self, scenario_id: str) -> None:
         self._call(
@@ -364,11 +387,19 @@ class Client:
         allow_update: bool = True,
         project_key: str = "default",
         shared: bool | None = None,
+        expected_revision: int | None = None,
     ) -> template_pb2.Template:
         """Create or update a template of ``project_key`` (``shared``: share it with every project,
-        which needs ADMIN there; None leaves it as it is)."""
+        which needs ADMIN there; None leaves it as it is).
+
+        ``expected_revision``: put it only if the template is still at the revision the caller read
+        (0: only if it does not exist yet); otherwise ClientError ABORTED and nothing changes."""
         request = template_pb2.PutTemplateRequest(
-            source=source, allow_update=allow_update, project_key=project_key, shared=shared
+            source=source,
+            allow_update=allow_update,
+            project_key=project_key,
+            shared=shared,
+            expected_revision=expected_revision,
         )
         return self._call(self._templates.PutTemplate, request).template  # type: ignore[attr-defined,no-any-return]
 
