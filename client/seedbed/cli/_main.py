@@ -18,6 +18,7 @@ from pathlib import Path
 
 from seedbed.api.v1 import run_pb2
 from seedbed.cli._access import register as register_access
+from seedbed.cli._apply import register as register_apply
 from seedbed.cli._catalog import register as register_catalog
 from seedbed.cli._deploy import register as register_deploy
 from seedbed.cli._purge import purge_run
@@ -461,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_catalog(sub)
     register_access(sub)
     register_scenarios(sub)
+    register_apply(sub)
 
     register_deploy(sub)
     return parser
