@@ -1,12 +1,13 @@
 """What happens around a fire once the store has resolved it by the scenario's overlap policy.
 
-``Store.fires.fire`` decides inside one transaction (run now, wait, cancel, or run and supersede the
-active runs). ``FireLauncher`` carries the decision out in this process: it starts the new run's
-drive, aborts the runs a CANCEL_RUNNING fire superseded (through ``RunSupervisor.abort``, so they end
-ABORTED with the reason naming the fire), and, as a supervisor listener, gives the oldest waiting
-fire of a scenario its run as soon as the scenario's active run ends. ``release_all`` does the same
-for every scenario with waiting fires; the trigger scheduler calls it on each pass, so a fire left
-waiting by a coordinator that stopped between a run's end and the release still gets its run.
+``Store.fires.fire`` resolves a fire inside one transaction (run now, wait, cancel, or run and
+supersede the active runs), as ``runs.decide_overlap`` decides. ``FireLauncher`` carries the
+decision out in this process: it starts the new run's drive, aborts the runs a CANCEL_RUNNING fire
+superseded (through ``RunSupervisor.abort``, so they end ABORTED with the reason naming the fire),
+and, as a supervisor listener, gives the oldest waiting fire of a scenario its run as soon as the
+scenario's active run ends. ``release_all`` does the same for every scenario with waiting fires;
+the trigger scheduler calls it on each pass, so a fire left waiting by a coordinator that stopped
+between a run's end and the release still gets its run.
 
 Rejected: releasing queued fires inside ``Store.finish_run`` (the store would have to launch runs),
 and aborting superseded runs inside the RPC (RunScenario answers at once; an abort may wait for a
@@ -21,6 +22,7 @@ from datetime import datetime
 
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.observability.tracing import RunTracing
+from seedbed.coordinator.runs import superseded_reason
 from seedbed.coordinator.store import FireRecord, RunRecord, Store
 from seedbed.coordinator.supervisor import RunSupervisor
 
@@ -82,7 +84,7 @@ class FireLauncher:
     async def _abort(self, run_id: str, fire_id: str) -> None:
         try:
             run = await self._store.get_run(run_id)
-            reason = run.abort_reason or f"cancelled by {fire_id}: overlap policy CANCEL_RUNNING"
+            reason = run.abort_reason or superseded_reason(fire_id)
             await self._supervisor.abort(run_id, reason)
             log.info("run %s: aborted by %s (overlap policy CANCEL_RUNNING)", run_id, fire_id)
         except Exception:

@@ -4,7 +4,9 @@ the fires queued behind an active run, and the cron triggers' last due times.
 A fire is "insert if absent" on its idempotency key, then a read-back that compares request hashes.
 It is resolved under the scenario's lock (``SELECT … FOR UPDATE`` on PostgreSQL, the write lock on
 SQLite): given its run, queued PENDING, or cancelled; a PENDING fire gets its run from
-:meth:`FireRepository.release_pending` once the scenario has no active run.
+:meth:`FireRepository.release_pending` once the scenario has no active run. What the policy makes of
+a fire is decided by ``runs.decide_overlap`` (pure); this repository reads its inputs (the active
+runs, the waiting fires) and writes its decision in the same transaction.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from seedbed.coordinator.model import (
     ACTIVE_STATES,
     TERMINAL_STATES,
     FireState,
-    OverlapPolicy,
     RunState,
     new_id,
 )
+from seedbed.coordinator.runs import decide_overlap, superseded_reason
 from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.records import FireRecord, RunRecord, ScenarioRecord, as_utc, now
@@ -141,7 +143,13 @@ class FireRepository:
                 "resolved_at": at,
                 "traceparent": origin.traceparent or None,
             }
-            decision = await self._overlap(conn, scenario, fire_id)
+            # The policy decides on what the scenario is doing, read under its lock.
+            decision = decide_overlap(
+                scenario.settings.overlap_policy,
+                scenario.id,
+                await self._active_runs(conn, scenario.id),
+                await self._pending_fire_ids(conn, scenario.id),
+            )
             run_values: dict[str, Any] | None = None
             if decision.cancel_reason is not None:
                 fire_values["state"] = FireState.CANCELLED.value
@@ -173,37 +181,9 @@ class FireRepository:
                         t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
                         t.runs.c.abort_reason.is_(None),
                     )
-                    .values(abort_reason=f"cancelled by {fire_id}: overlap policy CANCEL_RUNNING")
+                    .values(abort_reason=superseded_reason(fire_id))
                 )
         return _rows.to_fire(fire_values), (_rows.to_run(run_values) if run_values else None), True
-
-    async def _overlap(self, conn: AsyncConnection, scenario: ScenarioRecord, fire_id: str) -> _Overlap:
-        """What the scenario's overlap policy makes of a new fire, given its active runs and the
-        fires already waiting (read under the scenario's lock)."""
-        policy = scenario.settings.overlap_policy
-        active = await self._active_runs(conn, scenario.id)
-        pending = await self._pending_fire_ids(conn, scenario.id)
-        behind = f"run {active[0]}" if active else "the fires before it"
-        if policy is OverlapPolicy.ALLOW_CONCURRENT or (not active and not pending):
-            return _Overlap()
-        if policy is OverlapPolicy.CANCEL_RUNNING:
-            return _Overlap(supersede=tuple(active))
-        if policy is OverlapPolicy.QUEUE_ONE:
-            if pending:
-                return _Overlap(
-                    cancel_reason=f"already queued: fire {pending[0]} waits behind {behind} "
-                    "(overlap policy QUEUE_ONE)"
-                )
-            return _Overlap(queue_reason=f"queued behind {behind} (overlap policy QUEUE_ONE)")
-        if policy is OverlapPolicy.QUEUE_ALL:
-            ahead = f"; {len(pending)} fire(s) ahead" if pending else ""
-            return _Overlap(queue_reason=f"queued behind {behind}{ahead} (overlap policy QUEUE_ALL)")
-        if not active:
-            return _Overlap()  # SKIP with fires left waiting by an earlier QUEUE policy: run now
-        return _Overlap(
-            cancel_reason=f"already running: run {active[0]} of scenario {scenario.id} is still active "
-            "(overlap policy SKIP)"
-        )
 
     async def _active_runs(self, conn: AsyncConnection, scenario_id: str) -> list[str]:
         query = (
@@ -394,16 +374,6 @@ class _Origin:
     trigger_id: str | None = None
     scheduled_at: datetime | None = None
     traceparent: str = ""
-
-
-@dataclass(frozen=True)
-class _Overlap:
-    """The overlap policy's decision on a new fire: cancel it, queue it, or give it a run (and abort
-    the runs in ``supersede``)."""
-
-    cancel_reason: str | None = None
-    queue_reason: str | None = None
-    supersede: tuple[str, ...] = ()
 
 
 def _new_run(scenario: ScenarioRecord, fire: dict[str, Any], run_key: str, at: datetime) -> dict[str, Any]:
