@@ -1,7 +1,7 @@
 """One attempt as the coordinator sees it: its spec, its dispatch, its events written to the store.
 
-``AttemptRunner.run`` builds the ``AttemptSpec``, hands it to the dispatcher and writes what comes
-back: RUNNING on ``started`` (with node, container and worker pid), log lines renumbered per run,
+``AttemptRunner.run`` builds the ``AttemptSpec``, hands it to the executor (``runs.ports``) and writes
+what comes back: RUNNING on ``started`` (with node, container and worker pid), log lines renumbered per run,
 write batches, and the attempt's end. It answers a ``RunEnd`` (what the run would end as if no
 further attempt followed); whether one follows is the supervisor's decision.
 
@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from datetime import UTC
-from typing import Any, Protocol
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
@@ -30,48 +30,12 @@ from seedbed.coordinator.model import FailureReason, RunState
 from seedbed.coordinator.observability.logs import bind_run
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics
 from seedbed.coordinator.observability.tracing import RunTracing, attempt_span_ids
+from seedbed.coordinator.runs.ports import AttemptExecutor
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, WriteBatchRecord, now
 from seedbed.coordinator.store.catalog import CatalogScope
 from seedbed.coordinator.tls import coordinator_tls
-
-
-class Dispatcher(Protocol):
-    """Where attempts run (Ray in production, ``fakes.FakeDispatcher`` in unit tests)."""
-
-    async def start(self) -> None: ...
-    async def aclose(self) -> None: ...
-    async def probe_engine(self) -> str | None: ...
-    async def sweep(self) -> list[str]: ...
-    async def list_sandboxes(self) -> list[dict[str, str]]: ...
-    async def remove_sandboxes(self, ids: Sequence[str]) -> list[str]: ...
-    async def validate_template(
-        self, source: str, fmt: str, limits: attempt_pb2.DataLimits
-    ) -> dict[str, Any]: ...
-    async def preview_template(
-        self,
-        template_id: str,
-        templates: dict[str, Any],
-        count: int,
-        seed: int | None,
-        limits: attempt_pb2.DataLimits,
-    ) -> dict[str, Any]: ...
-    async def test_connection(
-        self, connection: attempt_pb2.ConnectionSnapshot
-    ) -> tuple[bool, str, float]: ...
-    async def purge_run(
-        self,
-        connection: attempt_pb2.ConnectionSnapshot,
-        run_key: str,
-        run_id: str,
-        ledger_key: bytes,
-        dry_run: bool,
-    ) -> dict[str, Any]: ...
-    def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncGenerator[attempt_pb2.AttemptEvent, None]: ...
-    def cancel(self, run_id: str) -> None: ...
-    async def waiting_reason(self) -> str | None: ...
-
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +131,7 @@ class AttemptRunner:
     def __init__(
         self,
         store: Store,
-        dispatcher: Dispatcher,
+        executor: AttemptExecutor,
         hub: LogHub,
         settings: CoordinatorSettings,
         secrets: SecretBox | None,
@@ -177,7 +141,7 @@ class AttemptRunner:
         self._store = store
         self._tracing = tracing
         self._metrics = metrics or CoordinatorMetrics()  # without one: recorded, served nowhere
-        self._dispatcher = dispatcher
+        self._executor = executor
         self._hub = hub
         self._settings = settings
         self._secrets = secrets
@@ -230,7 +194,7 @@ class AttemptRunner:
         timer = self._metrics.attempt_dispatched()
         notice = asyncio.create_task(self._tell_why_waiting(logs), name=f"waiting-{run_id}")
         try:
-            async with contextlib.aclosing(self._dispatcher.execute(spec)) as events:
+            async with contextlib.aclosing(self._executor.execute(spec)) as events:
                 async for event in events:
                     notice.cancel()  # the worker has the attempt: it waits for nothing any more
                     kind = event.WhichOneof("event")
@@ -285,7 +249,7 @@ class AttemptRunner:
         while True:
             await asyncio.sleep(self._settings.dispatch_notice_seconds)
             try:
-                reason = await self._dispatcher.waiting_reason()
+                reason = await self._executor.waiting_reason()
             except Exception as exc:  # a notice must never fail the attempt
                 log.debug("waiting reason: %s", exc)
                 continue

@@ -1,6 +1,6 @@
 """gRPC servicers of the catalog: templates, connections and workspace files.
 
-Template validation, previews and connection tests run on a worker (through the dispatcher): the
+Template validation, previews and connection tests run on a worker (``runs.ports.CatalogWorker``): the
 data plane owns template semantics and target drivers; the coordinator stores what they accept.
 
 Each object belongs to a project and may be shared with every project; who may read and change
@@ -38,7 +38,6 @@ from seedbed.coordinator.access import (
     validate_user_id,
     worker_attempt_refusal,
 )
-from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.connections import (
     KINDS,
     UrlSecrets,
@@ -60,6 +59,7 @@ from seedbed.coordinator.errors import (
 from seedbed.coordinator.faces import grpc_status
 from seedbed.coordinator.model import page_of, validate_page
 from seedbed.coordinator.ratelimits import Limit, RateLimiter, upload_cost
+from seedbed.coordinator.runs.ports import CatalogWorker
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import guard
 from seedbed.coordinator.settings import CoordinatorSettings
@@ -111,10 +111,10 @@ def template_to_proto(rec: TemplateRecord) -> template_pb2.Template:
 
 class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     def __init__(
-        self, store: Store, dispatcher: Dispatcher, settings: CoordinatorSettings, limits: RateLimiter
+        self, store: Store, worker: CatalogWorker, settings: CoordinatorSettings, limits: RateLimiter
     ) -> None:
         self._store = store
-        self._dispatcher = dispatcher
+        self._worker = worker
         self._settings = settings
         self._rates = limits
 
@@ -128,7 +128,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
                 f"is {size} bytes; the limit is {self._settings.max_template_bytes} bytes "
                 "(SEEDBED_MAX_TEMPLATE_BYTES)",
             )
-        result = await self._dispatcher.validate_template(source, _FORMATS.get(fmt, "auto"), self._limits())
+        result = await self._worker.validate_template(source, _FORMATS.get(fmt, "auto"), self._limits())
         if not result["ok"]:
             issues = result["issues"]
             lines = "\n".join(f"  {i['path'] or '(document)'}: {i['message']}" for i in issues)
@@ -239,7 +239,7 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
             template_id = stored.id
             templates[template_id] = stored.canonical
         seed = request.seed if request.HasField("seed") else None
-        result = await self._dispatcher.preview_template(template_id, templates, count, seed, self._limits())
+        result = await self._worker.preview_template(template_id, templates, count, seed, self._limits())
         if not result["ok"]:
             raise FailedPreconditionError(f"template {template_id!r} cannot produce rows: {result['error']}")
         return template_pb2.PreviewTemplateResponse(
@@ -271,14 +271,14 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
     def __init__(
         self,
         store: Store,
-        dispatcher: Dispatcher,
+        worker: CatalogWorker,
         secrets: SecretBox,
         data_dir: Path,
         *,
         secret_file_dir: Path | None = None,
     ) -> None:
         self._store = store
-        self._dispatcher = dispatcher
+        self._worker = worker
         self._secrets = secrets
         self._data_dir = data_dir
         self._secret_file_dir = secret_file_dir  # file secrets must lie in it; None: refused
@@ -414,7 +414,7 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
         reason = refusal(rec, current_principal().user_id)
         if reason:
             raise PermissionDeniedError(reason)
-        ok, message, latency = await self._dispatcher.test_connection(snapshot(rec, self._secrets))
+        ok, message, latency = await self._worker.test_connection(snapshot(rec, self._secrets))
         return connection_pb2.TestConnectionResponse(ok=ok, message=message, latency_seconds=latency)
 
 

@@ -1,4 +1,5 @@
-"""Dispatch of attempts to Ray: the only coordinator module that imports ``ray``.
+"""Dispatch of attempts to Ray: the only coordinator module that imports ``ray``. ``RayDispatcher``
+implements every port of ``runs.ports`` (attempts, sandboxes, catalog tasks, purges).
 
 Ray is an at-least-once executor here; the coordinator owns run state and retries, so tasks are
 submitted with ``max_retries=0``. Each attempt is a streaming-generator task: the worker yields

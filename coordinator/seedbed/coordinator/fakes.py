@@ -1,5 +1,5 @@
 """A fake dispatcher for fast unit tests of the coordinator's logic (never used by integration or
-end-to-end tests, which run real Ray and Docker).
+end-to-end tests, which run real Ray and Docker). It implements every port of ``runs.ports``.
 
 It "runs" a tiny line language instead of Python, so tests can script what an attempt does:
 

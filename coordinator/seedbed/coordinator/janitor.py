@@ -2,7 +2,7 @@
 
 It sweeps at start and every ``janitor_interval_seconds``, in two ways:
 
-1. on each worker node, containers past their deadline plus a grace (``Dispatcher.sweep``): the
+1. on each worker node, containers past their deadline plus a grace (``SandboxFleet.sweep``): the
    worker died and nothing else would stop them;
 2. here, with the store's view (``stale_sandboxes``): containers of runs that have ended, of
    attempts that were superseded (their number is below the run's attempt count: a retry or a
@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.model import RunState
 from seedbed.coordinator.periodic import PeriodicTask
+from seedbed.coordinator.runs.ports import SandboxFleet
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store, now
 
@@ -93,9 +93,9 @@ def stale_sandboxes(
 class SandboxJanitor:
     """Owns the sweeping task: ``start()``, ``aclose()``."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, settings: CoordinatorSettings) -> None:
+    def __init__(self, store: Store, fleet: SandboxFleet, settings: CoordinatorSettings) -> None:
         self._store = store
-        self._dispatcher = dispatcher
+        self._fleet = fleet
         self._interval = settings.janitor_interval_seconds
         self._unknown_grace = timedelta(seconds=settings.janitor_unknown_grace_seconds)
         self._sweeps = PeriodicTask("janitor", self.sweep, self._interval)
@@ -108,10 +108,10 @@ class SandboxJanitor:
 
     async def sweep(self) -> list[str]:
         """One pass of both sweeps; the ids of the containers removed."""
-        removed = await self._dispatcher.sweep()
+        removed = await self._fleet.sweep()
         if removed:
             log.warning("janitor removed %d sandbox(es) past their deadline: %s", len(removed), removed)
-        reports = await self._dispatcher.list_sandboxes()
+        reports = await self._fleet.list_sandboxes()
         boxes = [
             b for b in (Sandbox.from_report(r) for r in reports) if b is not None and b.id not in removed
         ]
@@ -121,7 +121,7 @@ class SandboxJanitor:
         stale = stale_sandboxes(boxes, runs, now(), self._unknown_grace)
         if not stale:
             return removed
-        gone = set(await self._dispatcher.remove_sandboxes([box.id for box, _ in stale]))
+        gone = set(await self._fleet.remove_sandboxes([box.id for box, _ in stale]))
         for box, reason in stale:
             if box.id in gone:
                 log.warning(

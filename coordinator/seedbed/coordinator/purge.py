@@ -26,10 +26,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from seedbed.api.v1 import run_pb2
-from seedbed.coordinator.attempt import Dispatcher, ledger_key
+from seedbed.coordinator.attempt import ledger_key
 from seedbed.coordinator.connections import snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchError, FailedPreconditionError, NotFoundError
 from seedbed.coordinator.logs import LogHub
+from seedbed.coordinator.runs.ports import RunPurgeWorker
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.store import LogRecord, RunRecord, Store, now
 
@@ -40,9 +41,9 @@ _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 
 
 class RunPurger:
-    def __init__(self, store: Store, dispatcher: Dispatcher, hub: LogHub, secrets: SecretBox) -> None:
+    def __init__(self, store: Store, worker: RunPurgeWorker, hub: LogHub, secrets: SecretBox) -> None:
         self._store = store
-        self._dispatcher = dispatcher
+        self._worker = worker
         self._hub = hub
         self._secrets = secrets
 
@@ -122,7 +123,7 @@ class RunPurger:
             return _failed(f"cannot open connection {connection_id}: {exc}")
         try:
             key = ledger_key(self._secrets, run.id)
-            return await self._dispatcher.purge_run(connection, run.run_key, run.id, key, dry_run)
+            return await self._worker.purge_run(connection, run.run_key, run.id, key, dry_run)
         except DispatchError as exc:
             return _failed(f"no worker could purge through connection {connection_id}: {exc}")
 

@@ -32,7 +32,6 @@ from seedbed.api.v1 import (
 )
 from seedbed.coordinator.access_servicers import AccessServicer
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
-from seedbed.coordinator.attempt import Dispatcher
 from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.cluster_watch import ClusterWatch
@@ -49,6 +48,7 @@ from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.ratelimits import RateLimiter
 from seedbed.coordinator.reporting import ReportSender
+from seedbed.coordinator.runs import Dispatcher
 from seedbed.coordinator.scheduler import TriggerScheduler
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.servicers import RunServicer, ScenarioServicer

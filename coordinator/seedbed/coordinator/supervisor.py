@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from seedbed.coordinator.attempt import AttemptRunner, Dispatcher, LogWriter, aborted
+from seedbed.coordinator.attempt import AttemptRunner, LogWriter, aborted
 from seedbed.coordinator.errors import LeaseLost
 from seedbed.coordinator.janitor import SandboxJanitor
 from seedbed.coordinator.logs import LogHub
@@ -39,6 +39,7 @@ from seedbed.coordinator.observability.metrics import CoordinatorMetrics
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.retry import RetryPolicy
+from seedbed.coordinator.runs.ports import RunWorkers
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import ErrorInfo, RunEnd, RunRecord, StaleRun, Store, now
@@ -80,7 +81,7 @@ class RunSupervisor:
     def __init__(
         self,
         store: Store,
-        dispatcher: Dispatcher,
+        workers: RunWorkers,
         hub: LogHub,
         settings: CoordinatorSettings,
         secrets: SecretBox | None = None,
@@ -91,13 +92,13 @@ class RunSupervisor:
         # Where workers reach this coordinator (workspace downloads); set once the server listens.
         self.coordinator_address = ""
         self._store = store
-        self._dispatcher = dispatcher
+        self._workers = workers
         self._hub = hub
         self._settings = settings
         self._holder = settings.resolved_coordinator_id()
         self._lease = timedelta(seconds=settings.lease_seconds)
-        self._runner = AttemptRunner(store, dispatcher, hub, settings, secrets, tracing, metrics)
-        self._janitor = SandboxJanitor(store, dispatcher, settings)
+        self._runner = AttemptRunner(store, workers, hub, settings, secrets, tracing, metrics)
+        self._janitor = SandboxJanitor(store, workers, settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._leases: dict[str, _Lease] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
@@ -328,7 +329,7 @@ class RunSupervisor:
             return run, True
         run = await self._store.request_abort(run_id, reason)
         task = self._tasks.get(run_id)
-        self._dispatcher.cancel(run_id)
+        self._workers.cancel(run_id)
         if task is None:
             # Nobody drives it here (another coordinator's keeper sees the run ended and stops).
             await self._finish(run_id, RunEnd(RunState.ABORTED, aborted(run.abort_reason or reason)))
