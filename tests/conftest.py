@@ -35,6 +35,7 @@ os.environ["SEEDBED_ADMIN_API_KEY"] = ADMIN_API_KEY
 os.environ["SEEDBED_API_KEY"] = ADMIN_API_KEY
 # Many coordinators run at once in a test session: each serves its metrics on a port of its own.
 os.environ["SEEDBED_METRICS_LISTEN"] = "127.0.0.1:0"
+os.environ["SEEDBED_REST_LISTEN"] = "127.0.0.1:0"
 
 
 def auth_metadata(key: str = ADMIN_API_KEY) -> tuple[tuple[str, str], ...]:

@@ -63,6 +63,18 @@ HOW_TO_GET_A_KEY = (
     "admin key is SEEDBED_ADMIN_API_KEY, or the file admin-api-key in the coordinator's data folder; "
     "more keys come from `seedbed key create`"
 )
+MAX_KEY_CHARS = 4096
+
+
+def bearer_secret(authorization: str | None) -> str:
+    """The key of an ``Authorization: Bearer <key>`` value, as every face reads it.
+    UnauthenticatedError when absent or malformed."""
+    if authorization is None:
+        raise UnauthenticatedError(f"this call needs an API key: {HOW_TO_GET_A_KEY}")
+    scheme, _, secret = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip() or len(secret) > MAX_KEY_CHARS:
+        raise UnauthenticatedError(f"authorization must read 'Bearer <API key>': {HOW_TO_GET_A_KEY}")
+    return secret.strip()
 
 
 class Role(IntEnum):

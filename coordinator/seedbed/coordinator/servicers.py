@@ -68,9 +68,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             name=request.name if request.HasField("name") else None,
             script=request.script if request.HasField("script") else None,
             settings=request.settings if request.HasField("settings") else None,
-            expected_revision=(
-                request.expected_revision if request.HasField("expected_revision") else None
-            ),
+            expected_revision=(request.expected_revision if request.HasField("expected_revision") else None),
         )
         return scenario_pb2.UpdateScenarioResponse(scenario=scenario)
 
@@ -130,9 +128,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     async def ListRuns(
         self, request: run_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.ListRunsResponse:
-        runs, token = await self._app.list_runs(
-            _run_filter(request), request.page_size, request.page_token
-        )
+        runs, token = await self._app.list_runs(_run_filter(request), request.page_size, request.page_token)
         return run_pb2.ListRunsResponse(runs=runs, next_page_token=token)
 
     @guard

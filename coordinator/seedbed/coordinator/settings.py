@@ -273,6 +273,11 @@ class CoordinatorSettings(BaseSettings):
         description="host:port of the Prometheus metrics endpoint (GET /metrics); port 0 picks a free "
         "one; empty: no endpoint",
     )
+    rest_listen: str = Field(
+        "127.0.0.1:8080",
+        description="host:port of the REST API (/v1/…, OpenAPI at /v1/openapi.json) and the MCP "
+        "endpoint (/mcp); port 0 picks a free one; empty: neither is served",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="the coordinator's own log lines: text, or one JSON object per line (with run id, "
@@ -298,10 +303,10 @@ class CoordinatorSettings(BaseSettings):
     def _allowed_hosts_shape(cls, value: list[str]) -> list[str]:
         return [normalize_entry(entry) for entry in value]
 
-    @field_validator("listen", "metrics_listen")
+    @field_validator("listen", "metrics_listen", "rest_listen")
     @classmethod
     def _listen_has_port(cls, value: str, info: ValidationInfo) -> str:
-        if info.field_name == "metrics_listen" and value == "":
+        if info.field_name in ("metrics_listen", "rest_listen") and value == "":
             return value
         host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not host:

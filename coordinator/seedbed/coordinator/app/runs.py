@@ -18,7 +18,7 @@ from seedbed.coordinator import _convert as cv
 from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.app.ids import known_scenario_id, required_id
-from seedbed.coordinator.errors import InvalidArgumentError, ResourceExhaustedError
+from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from seedbed.coordinator.logs import LogHub, StepFilter, step_filter
 from seedbed.coordinator.model import (
     RunState,
@@ -70,14 +70,22 @@ class RunUseCases:
         self._purger = purger
 
     async def run_scenario(
-        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str = ""
+        self,
+        scenario_id: str,
+        params: Mapping[str, str],
+        idempotency_key: str = "",
+        *,
+        project_key: str = "",
     ) -> run_pb2.TriggerFire:
-        """Fire the scenario. The same key with the same request answers the same fire; with another
-        request it is ALREADY_EXISTS."""
+        """Fire the scenario (of ``project_key`` when given: another project's is NOT_FOUND). The
+        same key with the same request answers the same fire; with another request it is
+        ALREADY_EXISTS."""
         scenario_id = known_scenario_id(scenario_id)
         checked = validate_params(params)
         key = validate_idempotency_key(idempotency_key)
-        await authz.scenario_for(self._store, scenario_id, Role.RUNNER)
+        scenario = await authz.scenario_for(self._store, scenario_id, Role.RUNNER)
+        if project_key and scenario.project_key != project_key:
+            raise NotFoundError("scenario", f"{project_key[:100]}/{scenario_id}")
         caller = current_principal().user_id
         try:
             charge = self._rates.take(Limit.FIRES, caller)
