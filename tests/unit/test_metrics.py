@@ -18,6 +18,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.coordinator.faces.grpc_interceptors import api_call_interceptor
 from seedbed.coordinator.model import OverlapPolicy, RunState
 from seedbed.coordinator.observability.metrics import (
     CoordinatorMetrics,
@@ -207,7 +208,7 @@ async def _slow(_request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
 async def served() -> AsyncIterator[tuple[CoordinatorMetrics, grpc.aio.Channel]]:
     """A real grpc.aio server on loopback with a tiny servicer (raw bytes), counted; a channel to it."""
     metrics = CoordinatorMetrics()
-    server = grpc.aio.server(interceptors=[metrics.interceptor()])
+    server = grpc.aio.server(interceptors=[api_call_interceptor(metrics)])
     handlers = {
         "Ok": grpc.unary_unary_rpc_method_handler(_ok),
         "NotFound": grpc.unary_unary_rpc_method_handler(_not_found),

@@ -32,7 +32,7 @@ from seedbed.api.v1 import (
 )
 from seedbed.coordinator.access_servicers import AccessServicer
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
-from seedbed.coordinator.auth import AuthInterceptor, bootstrap_admin
+from seedbed.coordinator.auth import bootstrap_admin
 from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.cluster_watch import ClusterWatch
 from seedbed.coordinator.errors import (
@@ -41,6 +41,8 @@ from seedbed.coordinator.errors import (
     SecretKeyMismatchError,
     StoreUnavailableError,
 )
+from seedbed.coordinator.faces.grpc_auth import AuthInterceptor, server_credentials
+from seedbed.coordinator.faces.grpc_interceptors import server_interceptors
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics, MetricsEndpoint
 from seedbed.coordinator.observability.tracing import RunTracing
@@ -154,11 +156,8 @@ class Coordinator:
         self.scheduler = TriggerScheduler(self.store, self.fires, self.settings.trigger_interval_seconds)
         self.supervisor.add_listener(ReportSender(self.store, self.settings, self.metrics))
         limit = self.settings.max_message_bytes
-        interceptors: list[grpc.aio.ServerInterceptor] = [AuthInterceptor(self.store, secrets)]
-        traced = self.tracing.server_interceptor()
-        if traced is not None:
-            interceptors.insert(0, traced)  # first: a call the auth interceptor refuses is traced too
-        interceptors.insert(0, self.metrics.interceptor())  # first too: refused calls are counted
+        # Counted and traced first: a call the authentication refuses is counted and traced too.
+        interceptors = server_interceptors(self.metrics, self.tracing, AuthInterceptor(self.store, secrets))
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=[
@@ -233,7 +232,7 @@ class Coordinator:
     def _listen(self, server: grpc.aio.Server) -> int:
         listen = self.settings.listen
         if self.tls is not None:
-            return int(server.add_secure_port(listen, self.tls.server_credentials()))
+            return int(server.add_secure_port(listen, server_credentials(self.tls)))
         if not is_loopback(listen):
             log.warning(
                 "listening on %s without TLS: API keys and workspace tokens cross the network in clear "

@@ -1,5 +1,6 @@
-"""TLS of the coordinator's gRPC server: the ``SEEDBED_TLS_*`` files read once at start, checked, and
-turned into server credentials (and into what a worker needs to verify the coordinator).
+"""TLS of the coordinator's gRPC server: the ``SEEDBED_TLS_*`` files read once at start and checked
+(and turned into what a worker needs to verify the coordinator); the gRPC face makes the server's
+credentials of them (``faces.grpc_auth.server_credentials``), so this module imports no grpc.
 
     SEEDBED_TLS_CERT_FILE + SEEDBED_TLS_KEY_FILE   the server speaks TLS, and only TLS, on its port
     + SEEDBED_TLS_CLIENT_CA_FILE                   every client must present a certificate chaining
@@ -27,7 +28,6 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -127,13 +127,6 @@ class ServerTls:
     @property
     def mutual(self) -> bool:
         return self.client_ca is not None
-
-    def server_credentials(self) -> grpc.ServerCredentials:
-        return grpc.ssl_server_credentials(
-            [(self.private_key, self.certificate_chain)],
-            root_certificates=self.client_ca,
-            require_client_auth=self.mutual,
-        )
 
     def describe(self) -> str:
         return "with TLS, client certificates required" if self.mutual else "with TLS"

@@ -4,7 +4,7 @@
     metrics.start()                          # the store's gauges refreshed in the background
     endpoint = MetricsEndpoint(settings.metrics_listen, metrics.registry)
     endpoint.start()                         # MetricsEndpointError: the address cannot be used
-    server = grpc.aio.server(interceptors=[metrics.interceptor(), ...])
+    server = grpc.aio.server(interceptors=server_interceptors(metrics, ...))  # the gRPC face
     supervisor.add_listener(metrics)         # finished runs by outcome
     ...
     await endpoint.aclose(); await metrics.aclose()
@@ -55,10 +55,11 @@ Design.
   a slot in Ray, the events' travel included (``seedbed_attempt_queue_wait_seconds``). With tracing
   off there is no task-began time and these two are not recorded. Rejected: the worker's
   ``AttemptStarted`` time minus the dispatch time (two clocks, and the same interval as the first).
-- API calls are counted by a grpc.aio server interceptor placed first, so it sees every call the
-  server answers: rejected by authentication, aborted by a servicer, streaming, cancelled. ``method``
-  is the short RPC name of a registered method (a bounded set); a method no service has counts as
-  ``unknown`` with UNIMPLEMENTED.
+- API calls are counted through :meth:`CoordinatorMetrics.api_call` by the gRPC face's interceptor
+  (``faces.grpc_interceptors``), placed first, so it sees every call the server answers: rejected by
+  authentication, aborted by a servicer, streaming, cancelled. ``method`` is the short RPC name of a
+  registered method (a bounded set); a method no service has counts as ``unknown`` with
+  UNIMPLEMENTED. This module imports no protocol library: the use cases import it.
 - The endpoint is prometheus_client's own WSGI server on a daemon thread (``start_http_server``,
   which answers its server so it can be shut down). Rejected: serving it on the gRPC port (another
   protocol on that listener) or through an asyncio HTTP server (a scrape would compete with the RPCs
@@ -69,15 +70,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -96,7 +95,6 @@ from seedbed.coordinator.store import RunRecord, Store
 from seedbed.coordinator.store.metrics import MetricsRepository, RunCounts
 
 __all__ = [
-    "ApiCallInterceptor",
     "AttemptTimer",
     "CoordinatorMetrics",
     "MetricsEndpoint",
@@ -108,7 +106,6 @@ log = logging.getLogger(__name__)
 # Attempts last seconds to hours; the wait before a script, milliseconds to minutes.
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 WAIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-UNKNOWN_METHOD = "unknown"
 # The worker's span from the dispatch to the moment its attempt task began.
 QUEUE_WAIT_SPAN = QUEUE_WAIT
 _FRESH_SECONDS = 1.0
@@ -284,9 +281,10 @@ class CoordinatorMetrics:
     def report_delivered(self, kind: str, event: str, status: str) -> None:
         self.deliveries.labels(kind, event, status).inc()
 
-    def interceptor(self) -> ApiCallInterceptor:
-        """The server interceptor counting API calls; put it first in the server's list."""
-        return ApiCallInterceptor(lambda method, code: self.api_calls.labels(method, code.name).inc())
+    def api_call(self, method: str, code: str) -> None:
+        """Count a call a face answered: its short method name and its status code's name (the gRPC
+        face's interceptor, ``faces.grpc_interceptors``, calls this for every call)."""
+        self.api_calls.labels(method, code).inc()
 
 
 class _StoreGauges:
@@ -363,97 +361,6 @@ class AttemptTimer:
         if not self._ended:
             self._ended = True
             self._metrics.attempt_duration.labels(outcome).observe(time.monotonic() - self._dispatched)
-
-
-# -- API calls --------------------------------------------------------------------------------------
-
-
-class ApiCallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Counts every call the server answers, by short method name and status code."""
-
-    def __init__(self, count: Callable[[str, grpc.StatusCode], None]) -> None:
-        self._count = count
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:  # the server answers UNIMPLEMENTED
-            self._count(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED)
-            return None
-        method = str(handler_call_details.method).rpartition("/")[2] or UNKNOWN_METHOD
-        return _counted(handler, method, self._count)
-
-
-def _status(context: grpc.aio.ServicerContext, error: BaseException | None) -> grpc.StatusCode:
-    """The call's status code: the one set on the context (abort, set_code), else what the server
-    answers for how the behaviour ended."""
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code
-    if isinstance(code, int):  # some grpc versions keep the raw number
-        return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
-    if error is None:
-        return grpc.StatusCode.OK
-    if isinstance(error, asyncio.CancelledError | GeneratorExit):
-        # The server cancels a call past its deadline as it does one its client gave up.
-        left = context.time_remaining()
-        expired = left is not None and left <= 0
-        return grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN
-
-
-def _counted(
-    handler: grpc.RpcMethodHandler, method: str, count: Callable[[str, grpc.StatusCode], None]
-) -> grpc.RpcMethodHandler:
-    """The handler, its behaviour wrapped to count how each call ended (a handler of the same kind:
-    a streaming method needs a streaming behaviour)."""
-    if handler.request_streaming and handler.response_streaming:
-        inner, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
-    elif handler.request_streaming:
-        inner, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-    elif handler.response_streaming:
-        inner, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
-    else:
-        inner, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
-
-    if handler.response_streaming:
-
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            error: BaseException | None = None
-            try:
-                result = inner(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in result:
-                        yield item
-                else:
-                    await result
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                count(method, _status(context, error))
-
-        behaviour: Callable[..., Any] = stream
-    else:
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                response = await inner(request, context)
-            except BaseException as exc:
-                count(method, _status(context, exc))
-                raise
-            count(method, _status(context, None))
-            return response
-
-        behaviour = unary
-    return factory(
-        behaviour,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
 
 
 # -- the endpoint -----------------------------------------------------------------------------------

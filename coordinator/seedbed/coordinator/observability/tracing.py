@@ -2,7 +2,7 @@
 
 The tree of a run::
 
-    RunService/RunScenario (gRPC server span, when a call made the fire)
+    RunService/RunScenario (gRPC server span, when a call made the fire: ``faces.grpc_interceptors``)
     └── fire                               recorded here, around the fire's resolution
         └── run                            recorded here when the run ends (created → ended)
             └── attempt N                  recorded here when the attempt ends (dispatch → end)
@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -274,17 +273,6 @@ class RunTracing:
     def provider(self) -> TracerProvider | None:
         """The provider of the coordinator's live spans (None when tracing is off)."""
         return self._provider
-
-    def server_interceptor(self) -> grpc.aio.ServerInterceptor | None:
-        """The gRPC server's span per call (OpenTelemetry's instrumentation); None when off."""
-        if self._provider is None:
-            return None
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor
-
-        interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=self._provider
-        )
-        return interceptor
 
     def start(self) -> None:
         if self.enabled:
