@@ -1,44 +1,25 @@
-"""API keys as every face reads them, and the operator's first key.
+"""The operator's first key: ``bootstrap_admin`` makes sure someone can call a new coordinator.
 
-- ``bearer`` takes the key out of ``authorization: Bearer <key>`` in a call's metadata or a
-  request's headers (pairs of name and value); UNAUTHENTICATED, with how to get a key, otherwise.
-- ``bootstrap_admin`` makes sure someone can call a new coordinator.
-
-Each face authenticates its calls with these and ``Store.access.authenticate`` and makes the caller
-the current :class:`~seedbed.coordinator.access.Principal`: the gRPC face in its interceptor
-(``faces.grpc_auth``), the HTTP faces in theirs. This module imports no protocol library.
+How calls are authenticated is each face's part: it reads the key with ``access.bearer_secret``,
+checks it with ``Store.access.authenticate`` and makes the caller the current
+:class:`~seedbed.coordinator.access.Principal` (the gRPC face in its interceptor,
+``faces.grpc_auth``). This module imports no protocol library.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
-from seedbed.coordinator.access import HOW_TO_GET_A_KEY, validate_chosen_key
-from seedbed.coordinator.errors import UnauthenticatedError
+from seedbed.coordinator.access import validate_chosen_key
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store
 
-__all__ = ["ADMIN_KEY_FILE", "MAX_KEY_CHARS", "bearer", "bootstrap_admin"]
+__all__ = ["ADMIN_KEY_FILE", "bootstrap_admin"]
 
 log = logging.getLogger(__name__)
 
 ADMIN_KEY_FILE = "admin-api-key"
-MAX_KEY_CHARS = 4096
-
-
-def bearer(metadata: Any) -> str:
-    """The key from ``authorization: Bearer <key>``. UnauthenticatedError when absent or malformed."""
-    for key, value in metadata or ():
-        if key.lower() != "authorization":
-            continue
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        scheme, _, secret = text.strip().partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip() or len(secret) > MAX_KEY_CHARS:
-            raise UnauthenticatedError(f"authorization must read 'Bearer <API key>': {HOW_TO_GET_A_KEY}")
-        return secret.strip()
-    raise UnauthenticatedError(f"this call needs an API key: {HOW_TO_GET_A_KEY}")
 
 
 async def bootstrap_admin(store: Store, settings: CoordinatorSettings) -> None:

@@ -23,8 +23,14 @@ from typing import Any
 
 import grpc
 
-from seedbed.coordinator.access import WORKER_TOKEN_PREFIX, Principal, Sealer, set_principal, worker_principal
-from seedbed.coordinator.auth import bearer
+from seedbed.coordinator.access import (
+    WORKER_TOKEN_PREFIX,
+    Principal,
+    Sealer,
+    bearer_secret,
+    set_principal,
+    worker_principal,
+)
 from seedbed.coordinator.errors import CoordinatorError, PermissionDeniedError, UnauthenticatedError
 from seedbed.coordinator.faces import grpc_status
 from seedbed.coordinator.store import Store
@@ -77,7 +83,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return _with_principal(handler, principal)
 
     async def _authenticate(self, metadata: Any, method: str) -> Principal:
-        secret = bearer(metadata)
+        secret = bearer_secret(_authorization(metadata))
         if secret.startswith(WORKER_TOKEN_PREFIX):
             if self._sealer is None:
                 raise UnauthenticatedError("worker tokens are not accepted here")
@@ -88,6 +94,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 )
             return principal
         return await self._store.access.authenticate(secret)
+
+
+def _authorization(metadata: Any) -> str | None:
+    """The call's ``authorization`` metadata (the first, whatever its case); None without one."""
+    for key, value in metadata or ():
+        if key.lower() == "authorization":
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
 
 
 def _handler_kind(handler: grpc.RpcMethodHandler) -> tuple[Callable[..., Any], Callable[..., Any]]:
