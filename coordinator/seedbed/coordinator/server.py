@@ -43,6 +43,7 @@ from seedbed.coordinator.errors import (
 )
 from seedbed.coordinator.faces.grpc_auth import AuthInterceptor, server_credentials
 from seedbed.coordinator.faces.grpc_interceptors import server_interceptors
+from seedbed.coordinator.faces.rest import RestServer, build_app
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics, MetricsEndpoint
 from seedbed.coordinator.observability.tracing import RunTracing
@@ -92,6 +93,7 @@ class Coordinator:
         self.tracing: RunTracing | None = None
         self.metrics: CoordinatorMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
+        self.rest: RestServer | None = None
         # The use cases every face calls (set by start()).
         self.scenarios: ScenarioUseCases | None = None
         self.runs: RunUseCases | None = None
@@ -115,6 +117,11 @@ class Coordinator:
         if host in ("0.0.0.0", "::", "[::]", ""):
             return f"{socket.gethostname()}:{self.port}"
         return self.address
+
+    @property
+    def rest_address(self) -> str:
+        """host:port of the REST API ('' when SEEDBED_REST_LISTEN is empty or before start)."""
+        return self.rest.address if self.rest is not None else ""
 
     @property
     def metrics_address(self) -> str:
@@ -192,9 +199,7 @@ class Coordinator:
         workspace_pb2_grpc.add_WorkspaceServiceServicer_to_server(
             WorkspaceServicer(self.store, self.settings, limits), self.server
         )
-        scenario_pb2_grpc.add_ScenarioServiceServicer_to_server(
-            ScenarioServicer(self.scenarios), self.server
-        )
+        scenario_pb2_grpc.add_ScenarioServiceServicer_to_server(ScenarioServicer(self.scenarios), self.server)
         run_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runs), self.server)
         access_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.store), self.server)
         health_servicer = health.aio.HealthServicer()
@@ -206,6 +211,8 @@ class Coordinator:
         if self.port == 0:
             raise OSError(f"cannot listen on {self.settings.listen}: address in use or not available")
         await self.server.start()
+        if self.settings.rest_listen:
+            await self._start_rest()
         self.supervisor.coordinator_address = self.advertised_address
         self.tracing.start()
         self.metrics.start()
@@ -219,6 +226,25 @@ class Coordinator:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         how = self.tls.describe() if self.tls else "in plaintext"
         log.info("coordinator listening on %s %s (store: %s)", self.address, how, self.store.dialect)
+
+    async def _start_rest(self) -> None:
+        assert self.store is not None and self.runs is not None and self.scenarios is not None
+        closing = asyncio.Event()
+        app = build_app(
+            self.runs,
+            self.scenarios,
+            self.store.access.authenticate,
+            max_body_bytes=self.settings.max_message_bytes,
+            closing=closing,
+        )
+        self.rest = RestServer(app, self.settings.rest_listen, closing)
+        await self.rest.start()
+        if not is_loopback(self.settings.rest_listen):
+            log.warning(
+                "the REST API listens on %s without TLS: put a TLS-terminating proxy in front",
+                self.settings.rest_listen,
+            )
+        log.info("REST API on http://%s/v1 (OpenAPI: /v1/openapi.json)", self.rest.address)
 
     async def _probe_engine(self) -> None:
         """Probe the Docker engine from a worker node that joined after the start."""
@@ -243,6 +269,8 @@ class Coordinator:
         return int(server.add_insecure_port(listen))
 
     async def aclose(self, grace: float = 2.0) -> None:
+        if self.rest is not None:
+            await self.rest.aclose()
         if self.server is not None:
             await self.server.stop(grace)
         if self.scheduler is not None:
