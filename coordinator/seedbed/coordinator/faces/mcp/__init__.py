@@ -1,0 +1,78 @@
+"""The MCP face: Seedbed's runs as tools for AI agents (mcp 2.x), over streamable HTTP and stdio.
+
+Five tools, defined once (``_tools``) over a small backend (:class:`McpBackend`):
+
+- ``execute_scenario(scenario_id, params, wait, timeout_seconds, idempotency_key)``
+- ``get_scenario_run(run_id)``
+- ``get_scenario_run_logs(run_id, after_sequence, limit)``
+- ``list_scenarios(project_key)``
+- ``abort_scenario_run(run_id, reason)``
+
+Two backends, the same tools, answers and error texts:
+
+- in the coordinator (``_http``): the use cases (``seedbed.coordinator.app``), as the principal of
+  each HTTP request's API key; served as streamable HTTP by the coordinator's HTTP server::
+
+      mcp = mcp_http_app(coordinator.runs, coordinator.scenarios, coordinator.store)
+      routes = [Route("/mcp", endpoint=mcp.asgi_app)]      # an ASGI endpoint: every method
+      app = Starlette(routes=routes, lifespan=lambda _app: mcp.lifespan())
+
+  With FastAPI: ``app.router.routes.append(Route("/mcp", endpoint=mcp.asgi_app))`` and enter
+  ``mcp.lifespan()`` in the app's lifespan. ``app.mount("/mcp", mcp.asgi_app)`` works too, but
+  Starlette then answers ``/mcp`` with a redirect to ``/mcp/``.
+
+- over stdio (``seedbed mcp``, for agent hosts that spawn a local process): a coordinator over gRPC
+  with the Python client, as the key in SEEDBED_API_KEY (``seedbed.cli._mcp``).
+
+Errors: a refused call is a tool error (``is_error``) whose text starts with the domain's error code
+(``ErrorCode``'s value): ``not_found: run 'run_x' not found``, ``permission_denied: … needs role
+RUNNER …``, ``invalid_argument: params: …``. Arguments outside the input schema are tool errors too.
+Over HTTP a request without a valid key never reaches a tool: 401 with ``WWW-Authenticate: Bearer``.
+
+Rejected: a tool per RPC (agents choose better among a few tools with clear descriptions), and
+MCP resources for runs and logs (clients differ in how they expose resources to the model; tools
+are what every agent host calls).
+"""
+
+from seedbed.coordinator.faces.mcp._http import McpHttpApp, UseCaseBackend, authenticate, mcp_http_app
+from seedbed.coordinator.faces.mcp._results import (
+    AbortResult,
+    ErrorInfo,
+    ExecuteResult,
+    LogLineInfo,
+    LogsResult,
+    RunInfo,
+    ScenarioInfo,
+    ScenarioList,
+    is_finished,
+)
+from seedbed.coordinator.faces.mcp._tools import (
+    DEFAULT_ABORT_REASON,
+    LogPage,
+    McpBackend,
+    build_mcp_server,
+    param_text,
+    refusal,
+)
+
+__all__ = [
+    "DEFAULT_ABORT_REASON",
+    "AbortResult",
+    "ErrorInfo",
+    "ExecuteResult",
+    "LogLineInfo",
+    "LogPage",
+    "LogsResult",
+    "McpBackend",
+    "McpHttpApp",
+    "RunInfo",
+    "ScenarioInfo",
+    "ScenarioList",
+    "UseCaseBackend",
+    "authenticate",
+    "build_mcp_server",
+    "is_finished",
+    "mcp_http_app",
+    "param_text",
+    "refusal",
+]

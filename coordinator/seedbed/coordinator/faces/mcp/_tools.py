@@ -1,0 +1,305 @@
+"""The five tools, defined once over a backend: what each tool takes, checks, does and answers.
+
+A backend (:class:`McpBackend`) does the calls and answers the contract's messages; the tools
+turn arguments into those calls and the messages into ``_results`` models. Backends report a
+refusal with :func:`refusal` (an MCP tool error whose text starts with the face-neutral error code,
+``not_found: run 'run_x' not found``), so an agent sees the domain's message over either transport.
+Arguments that do not fit the input schema are tool errors too (the SDK's), never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.coordinator.faces.mcp._results import (
+    AbortResult,
+    ExecuteResult,
+    LogLineInfo,
+    LogsResult,
+    RunInfo,
+    ScenarioInfo,
+    ScenarioList,
+    is_finished,
+    run_state,
+)
+from seedbed.coordinator.model import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_PARAM_VALUE_BYTES,
+    MAX_PARAMS,
+    MAX_PARAMS_BYTES,
+)
+
+SERVER_NAME = "seedbed"
+MAX_WAIT_SECONDS = 3600.0
+MAX_LOG_PAGE = 1000
+DEFAULT_ABORT_REASON = "aborted by an MCP client"
+# While a wait lasts, a client that asked for progress hears from it at least this often (its HTTP
+# read timeout must not run out on a long run).
+HEARTBEAT_SECONDS = 15.0
+
+INSTRUCTIONS = (
+    "Seedbed runs scenarios: Python scripts that generate test data and seed it into databases, "
+    "APIs and files. list_scenarios shows what you may run; execute_scenario starts one (wait=true "
+    "answers when it has ended); get_scenario_run_logs reads its output page by page; "
+    "abort_scenario_run stops it. Every call acts as the API key's user: a role too low for a call "
+    "is a permission_denied error naming the role needed."
+)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """What a backend's read of a run's log found."""
+
+    lines: list[run_pb2.LogLine]
+    # The stream's terminal event when every line written so far was read (None: more follow).
+    end: run_pb2.StreamEnd | None
+
+
+class McpBackend(Protocol):
+    """Where the tools' calls go: the use cases in the coordinator, or a coordinator over gRPC.
+
+    Every method answers the contract's messages and raises :func:`refusal` errors."""
+
+    def as_caller(self, headers: Mapping[str, str] | None) -> AbstractAsyncContextManager[None]:
+        """The identity of one tool call, entered around it: from the HTTP request's headers
+        (``Authorization: Bearer``), or None over stdio (the backend's own key)."""
+        ...
+
+    async def run_scenario(
+        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str
+    ) -> run_pb2.TriggerFire: ...
+
+    async def watch_fire(self, fire_id: str) -> AsyncIterator[run_pb2.WatchRunsResponse]:
+        """The fire's and its run's current state, then each change, until the fire is cancelled
+        or its run ended (the last message has ``done``)."""
+        ...
+
+    async def get_run(self, run_id: str) -> run_pb2.Run: ...
+
+    async def read_logs(self, run_id: str, after_sequence: int, limit: int) -> LogPage:
+        """At most ``limit`` lines after ``after_sequence``, without following."""
+        ...
+
+    async def list_scenarios(self, project_key: str) -> list[scenario_pb2.Scenario]: ...
+
+    async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
+        """(the run, whether it had already ended)."""
+        ...
+
+
+def refusal(code: str, message: str, retry_after_seconds: float | None = None) -> ToolError:
+    """The tool error for a refused call: ``<code>: <message>`` (code: ``ErrorCode``'s value)."""
+    text = f"{code}: {message}"
+    if retry_after_seconds:
+        text += f" (retry after {max(1, math.ceil(retry_after_seconds))} s)"
+    return ToolError(text)
+
+
+def param_text(value: str | bool | int | float) -> str:
+    """A param as the scenario reads it: strings as they are, numbers and booleans in JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _headers(ctx: Context) -> Mapping[str, str] | None:
+    """The headers of the HTTP request that carried the call (None over stdio): the SDK hands each
+    message's Starlette request to the tool, so the identity is the request's, not a contextvar's
+    that a middleware set in another task."""
+    request = ctx.request_context.request
+    headers = getattr(request, "headers", None)
+    return headers if isinstance(headers, Mapping) else None
+
+
+ScenarioIdArg = Annotated[
+    str,
+    Field(description="the scenario's id, as list_scenarios shows it (with or without 'scn_')"),
+]
+ParamsArg = Annotated[
+    dict[str, str | bool | int | float] | None,
+    Field(
+        description="the run's params (the script reads them as strings; numbers and booleans are "
+        f"passed in their JSON spelling). At most {MAX_PARAMS} entries, {MAX_PARAM_VALUE_BYTES // 1024} "
+        f"KiB per value, {MAX_PARAMS_BYTES // 1024} KiB in all"
+    ),
+]
+WaitArg = Annotated[bool, Field(description="answer only once the run has ended (or timeout_seconds passed)")]
+TimeoutArg = Annotated[
+    float,
+    Field(gt=0, le=MAX_WAIT_SECONDS, description="how long wait=true waits, in seconds (at most 3600)"),
+]
+KeyArg = Annotated[
+    str,
+    Field(
+        description=f"optional, at most {MAX_IDEMPOTENCY_KEY_CHARS} characters: the same key with the "
+        "same request answers the same fire and run instead of starting another (a retried call "
+        "starts nothing twice; with another request it is an already_exists error)",
+    ),
+]
+RunIdArg = Annotated[str, Field(description="the run's id ('run_…'), as execute_scenario answered it")]
+AfterArg = Annotated[
+    int,
+    Field(ge=0, description="answer lines after this sequence number (0: from the start)"),
+]
+LimitArg = Annotated[int, Field(ge=1, le=MAX_LOG_PAGE, description="at most this many lines (1..1000)")]
+ProjectArg = Annotated[
+    str, Field(description="only the scenarios of this project (empty: every project you can see)")
+]
+ReasonArg = Annotated[str, Field(description="kept with the run (its first 1000 characters)")]
+
+
+def build_mcp_server(backend: McpBackend) -> MCPServer:
+    """The MCP server with the five tools over ``backend``. Configure logging before calling it:
+    the SDK's constructor calls ``logging.basicConfig`` (a no-op once logging has handlers)."""
+    server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS)
+
+    @server.tool(annotations=ToolAnnotations(title="Run a scenario", open_world_hint=True))
+    async def execute_scenario(
+        scenario_id: ScenarioIdArg,
+        ctx: Context,
+        params: ParamsArg = None,
+        wait: WaitArg = False,
+        timeout_seconds: TimeoutArg = 300.0,
+        idempotency_key: KeyArg = "",
+    ) -> ExecuteResult:
+        """Run a scenario with params. Answers at once with the fire and its run id (state QUEUED),
+        or with wait=true once the run has ended: its outcome (SUCCESS, WARNING, FAILED or ABORTED)
+        and, when it failed, its first error. A fire can be refused (fire_state CANCELLED, with a
+        cancel_reason: the scenario is inactive, or another run of it is active). Read the output
+        with get_scenario_run_logs. Needs the RUNNER role in the scenario's project."""
+        async with backend.as_caller(_headers(ctx)):
+            values = {k: param_text(v) for k, v in (params or {}).items()}
+            fire = await backend.run_scenario(scenario_id, values, idempotency_key)
+            if wait:
+                fire, run, timed_out = await _wait(backend, fire, timeout_seconds, ctx)
+                return ExecuteResult.of(fire, run, waited=True, timed_out=timed_out)
+            run = await backend.get_run(fire.run_id) if fire.run_id else None
+            return ExecuteResult.of(fire, run, waited=False, timed_out=False)
+
+    @server.tool(annotations=ToolAnnotations(title="Show a run", read_only_hint=True))
+    async def get_scenario_run(run_id: RunIdArg, ctx: Context) -> RunInfo:
+        """A run of a scenario: its state (QUEUED, RUNNING, SUCCESS, WARNING, FAILED, ABORTED),
+        params, times, attempts, steps and, when it failed, its first error with the script's
+        traceback. Needs the VIEWER role."""
+        async with backend.as_caller(_headers(ctx)):
+            return RunInfo.of(await backend.get_run(run_id))
+
+    @server.tool(annotations=ToolAnnotations(title="Read a run's log", read_only_hint=True))
+    async def get_scenario_run_logs(
+        run_id: RunIdArg, ctx: Context, after_sequence: AfterArg = 0, limit: LimitArg = 200
+    ) -> LogsResult:
+        """A page of a run's log: the script's stdout and stderr and Seedbed's own lines, each
+        with its sequence number. Call again with after_sequence=next_after_sequence for what
+        follows; once run_finished is true, nothing more will come (while caught_up is true but the
+        run still runs, new lines appear later). Needs the VIEWER role."""
+        async with backend.as_caller(_headers(ctx)):
+            page = await backend.read_logs(run_id, after_sequence, limit)
+        last = page.lines[-1].sequence if page.lines else after_sequence
+        if page.end is not None:
+            last = max(last, page.end.last_sequence)
+        return LogsResult(
+            run_id=run_id,
+            lines=[LogLineInfo.of(line) for line in page.lines],
+            next_after_sequence=last,
+            caught_up=page.end is not None,
+            run_finished=page.end is not None and page.end.reason == run_pb2.STREAM_END_REASON_RUN_FINISHED,
+            run_state=run_state(page.end.run) if page.end is not None else None,
+        )
+
+    @server.tool(annotations=ToolAnnotations(title="List scenarios", read_only_hint=True))
+    async def list_scenarios(ctx: Context, project_key: ProjectArg = "") -> ScenarioList:
+        """The scenarios you may see (in every project you have a role in), with their ids to pass
+        to execute_scenario."""
+        async with backend.as_caller(_headers(ctx)):
+            found = await backend.list_scenarios(project_key)
+        return ScenarioList(scenarios=[ScenarioInfo.of(s) for s in found])
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            title="Abort a run", destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        )
+    )
+    async def abort_scenario_run(run_id: RunIdArg, ctx: Context, reason: ReasonArg = "") -> AbortResult:
+        """Stop a run: its sandbox gets a signal, then is killed after a grace period; the run ends
+        ABORTED (not FAILED). A run that had already ended is left as it is (already_finished).
+        Needs the RUNNER role."""
+        async with backend.as_caller(_headers(ctx)):
+            run, already = await backend.abort_run(run_id, reason)
+        return AbortResult(already_finished=already, run=RunInfo.of(run))
+
+    return server
+
+
+async def _wait(
+    backend: McpBackend, fire: run_pb2.TriggerFire, timeout: float, ctx: Context
+) -> tuple[run_pb2.TriggerFire, run_pb2.Run | None, bool]:
+    """Follow the fire until it is cancelled or its run ended, or ``timeout`` seconds passed:
+    (the fire, its run, whether the time ran out). A client that asked for progress hears of each
+    change of the run, and every HEARTBEAT_SECONDS in between."""
+    seen = _Seen(fire)
+    started = time.monotonic()
+
+    async def progress() -> None:
+        await ctx.report_progress(min(time.monotonic() - started, timeout), timeout, seen.note())
+
+    async def heartbeat() -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT_SECONDS)
+            await progress()
+
+    failure: Exception | None = None
+    with anyio.move_on_after(timeout) as deadline:
+        async with anyio.create_task_group() as beats:
+            beats.start_soon(heartbeat)
+            try:
+                await _follow(backend, seen, progress)
+            except Exception as exc:
+                # Raised outside the task group, which would wrap it in an ExceptionGroup (that the
+                # SDK would report as a crash instead of the refusal it is).
+                failure = exc
+            beats.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    fire, run = seen.fire, seen.run
+    if fire.run_id and (run is None or not is_finished(run)):
+        run = await backend.get_run(fire.run_id)  # the latest, whatever the watch saw last
+    return fire, run, deadline.cancelled_caught
+
+
+@dataclass
+class _Seen:
+    """The latest fire and run a wait saw."""
+
+    fire: run_pb2.TriggerFire
+    run: run_pb2.Run | None = None
+
+    def note(self) -> str:
+        return f"run {self.run.id} {run_state(self.run)}" if self.run else f"fire {self.fire.id}"
+
+
+async def _follow(backend: McpBackend, seen: _Seen, changed: Callable[[], Awaitable[None]]) -> None:
+    events = await backend.watch_fire(seen.fire.id)
+    try:
+        async for event in events:
+            if event.HasField("fire"):
+                seen.fire = event.fire
+            elif event.HasField("run"):
+                seen.run = event.run
+                await changed()
+            if event.done:
+                return
+    finally:
+        closing = getattr(events, "aclose", None)
+        if closing is not None:
+            await closing()

@@ -1,0 +1,218 @@
+"""The MCP tools over a fake backend, in process: arguments, answers, waits and errors, without a
+coordinator (tests/integration/test_mcp.py runs them against a real one, over HTTP and stdio)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from mcp import Client
+
+from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.coordinator.faces.mcp import LogPage, build_mcp_server, refusal
+
+RUNNING = run_pb2.Run(id="run_1", scenario_id="scn_a", fire_id="fire_1", state=run_pb2.RUN_STATE_RUNNING)
+FAILED = run_pb2.Run(
+    id="run_1",
+    scenario_id="scn_a",
+    fire_id="fire_1",
+    state=run_pb2.RUN_STATE_FAILED,
+    first_error=run_pb2.ErrorDetails(
+        reason=run_pb2.FAILURE_REASON_SCRIPT_ERROR, type="ValueError", message="bad", line=3
+    ),
+)
+
+
+class FakeBackend:
+    """Records calls; answers a fire whose run goes RUNNING, then FAILED after ``run_seconds``."""
+
+    def __init__(self, run_seconds: float = 0.0, cancelled: bool = False, watch_fails: bool = False) -> None:
+        self.run_seconds = run_seconds
+        self.cancelled = cancelled
+        self.watch_fails = watch_fails
+        self.calls: list[tuple[Any, ...]] = []
+        self.log = [run_pb2.LogLine(sequence=n, text=f"line {n}") for n in range(1, 6)]
+
+    @contextlib.asynccontextmanager
+    async def as_caller(self, headers: Mapping[str, str] | None) -> AsyncIterator[None]:
+        self.calls.append(("as_caller", headers))
+        yield
+
+    async def run_scenario(
+        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str
+    ) -> run_pb2.TriggerFire:
+        self.calls.append(("run_scenario", scenario_id, dict(params), idempotency_key))
+        if self.cancelled:
+            return run_pb2.TriggerFire(
+                id="fire_1",
+                scenario_id="scn_a",
+                state=run_pb2.TRIGGER_FIRE_STATE_CANCELLED,
+                cancel_reason="a run is active",
+            )
+        return run_pb2.TriggerFire(
+            id="fire_1", scenario_id="scn_a", state=run_pb2.TRIGGER_FIRE_STATE_RUN_CREATED, run_id="run_1"
+        )
+
+    async def watch_fire(self, fire_id: str) -> AsyncIterator[run_pb2.WatchRunsResponse]:
+        if self.watch_fails:
+            raise refusal("unavailable", "the store could not be reached")
+        fire = await self.run_scenario("scn_a", {}, "")
+
+        async def events() -> AsyncIterator[run_pb2.WatchRunsResponse]:
+            yield run_pb2.WatchRunsResponse(fire=fire, done=self.cancelled)
+            if self.cancelled:
+                return
+            yield run_pb2.WatchRunsResponse(run=RUNNING)
+            await asyncio.sleep(self.run_seconds)
+            yield run_pb2.WatchRunsResponse(run=FAILED, done=True)
+
+        return events()
+
+    async def get_run(self, run_id: str) -> run_pb2.Run:
+        if run_id != "run_1":
+            raise refusal("not_found", f"run {run_id!r} not found")
+        return RUNNING
+
+    async def read_logs(self, run_id: str, after_sequence: int, limit: int) -> LogPage:
+        lines = [line for line in self.log if line.sequence > after_sequence]
+        if len(lines) > limit:
+            return LogPage(lines[:limit], None)
+        end = run_pb2.StreamEnd(
+            reason=run_pb2.STREAM_END_REASON_RUN_FINISHED, run=FAILED, last_sequence=len(self.log)
+        )
+        return LogPage(lines, end)
+
+    async def list_scenarios(self, project_key: str) -> list[scenario_pb2.Scenario]:
+        return [scenario_pb2.Scenario(id="scn_a", name="A", project_key="default", revision=2)]
+
+    async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
+        self.calls.append(("abort_run", run_id, reason))
+        return FAILED, True
+
+
+def text_of(result: Any) -> str:
+    assert result.is_error
+    return " ".join(block.text for block in result.content)
+
+
+async def test_tools_are_described_and_annotated() -> None:
+    async with Client(build_mcp_server(FakeBackend())) as mcp:
+        tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
+    assert set(tools) == {
+        "execute_scenario",
+        "get_scenario_run",
+        "get_scenario_run_logs",
+        "list_scenarios",
+        "abort_scenario_run",
+    }
+    for tool in tools.values():
+        assert tool.description and tool.output_schema
+        for name, schema in tool.input_schema["properties"].items():
+            assert schema.get("description"), f"{tool.name}.{name} has no description"
+    assert tools["get_scenario_run"].annotations.read_only_hint
+    assert tools["abort_scenario_run"].annotations.destructive_hint
+
+
+async def test_params_become_strings_and_the_wait_follows_the_run() -> None:
+    backend = FakeBackend(run_seconds=0.05)
+    async with Client(build_mcp_server(backend)) as mcp:
+        arguments = {"scenario_id": "a", "params": {"n": 5, "ok": True, "x": 1.5, "s": "t"}, "wait": True}
+        notes: list[str | None] = []
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            notes.append(message)
+
+        called = await mcp.call_tool("execute_scenario", arguments, progress_callback=progress)
+        result = called.structured_content
+    assert notes == ["run run_1 RUNNING", "run run_1 FAILED"]  # a waiting agent sees the run move
+    assert backend.calls[1] == ("run_scenario", "a", {"n": "5", "ok": "true", "x": "1.5", "s": "t"}, "")
+    assert backend.calls[0] == ("as_caller", None)  # in process: no HTTP request, no headers
+    assert result is not None
+    assert (result["outcome"], result["waited"], result["wait_timed_out"]) == ("FAILED", True, False)
+    assert result["first_error"] == {
+        "reason": "SCRIPT_ERROR",
+        "type": "ValueError",
+        "message": "bad",
+        "line": 3,
+        "step": None,
+        "traceback": "",
+    }
+
+
+async def test_a_wait_that_times_out_says_so_with_the_latest_state() -> None:
+    async with Client(build_mcp_server(FakeBackend(run_seconds=30))) as mcp:
+        arguments = {"scenario_id": "a", "wait": True, "timeout_seconds": 0.2}
+        result = (await mcp.call_tool("execute_scenario", arguments)).structured_content
+    assert result is not None
+    assert (result["state"], result["outcome"], result["wait_timed_out"]) == ("RUNNING", None, True)
+
+
+async def test_a_refusal_during_a_wait_is_a_tool_error() -> None:
+    async with Client(build_mcp_server(FakeBackend(watch_fails=True))) as mcp:
+        result = await mcp.call_tool("execute_scenario", {"scenario_id": "a", "wait": True})
+    assert "unavailable: the store could not be reached" in text_of(result)
+
+
+async def test_a_cancelled_fire_has_no_run() -> None:
+    async with Client(build_mcp_server(FakeBackend(cancelled=True))) as mcp:
+        for wait in (False, True):
+            result = (
+                await mcp.call_tool("execute_scenario", {"scenario_id": "a", "wait": wait})
+            ).structured_content
+            assert result is not None
+            assert (result["fire_state"], result["run_id"], result["state"]) == ("CANCELLED", None, None)
+            assert result["cancel_reason"] == "a run is active"
+
+
+async def test_log_pages_say_where_to_resume_and_when_nothing_more_comes() -> None:
+    async with Client(build_mcp_server(FakeBackend())) as mcp:
+        first = (
+            await mcp.call_tool("get_scenario_run_logs", {"run_id": "run_1", "limit": 3})
+        ).structured_content
+        assert first is not None
+        assert [line["sequence"] for line in first["lines"]] == [1, 2, 3]
+        assert (first["next_after_sequence"], first["caught_up"], first["run_finished"]) == (3, False, False)
+        rest = (
+            await mcp.call_tool("get_scenario_run_logs", {"run_id": "run_1", "after_sequence": 3})
+        ).structured_content
+        assert rest is not None
+        assert [line["sequence"] for line in rest["lines"]] == [4, 5]
+        assert (rest["next_after_sequence"], rest["run_finished"], rest["run_state"]) == (5, True, "FAILED")
+        after_end = (
+            await mcp.call_tool("get_scenario_run_logs", {"run_id": "run_1", "after_sequence": 5})
+        ).structured_content
+        assert after_end is not None and after_end["lines"] == [] and after_end["next_after_sequence"] == 5
+
+
+async def test_refusals_and_bad_arguments_are_tool_errors() -> None:
+    backend = FakeBackend()
+    async with Client(build_mcp_server(backend)) as mcp:
+        assert "not_found: run 'run_2' not found" in text_of(
+            await mcp.call_tool("get_scenario_run", {"run_id": "run_2"})
+        )
+        assert "timeout_seconds" in text_of(
+            await mcp.call_tool("execute_scenario", {"scenario_id": "a", "timeout_seconds": 7200})
+        )
+        assert "after_sequence" in text_of(
+            await mcp.call_tool("get_scenario_run_logs", {"run_id": "run_1", "after_sequence": -1})
+        )
+        assert "params" in text_of(
+            await mcp.call_tool("execute_scenario", {"scenario_id": "a", "params": {"k": [1]}})
+        )
+        answer = (await mcp.call_tool("abort_scenario_run", {"run_id": "run_1"})).structured_content
+    assert answer is not None and answer["already_finished"] is True
+    assert backend.calls[-1] == ("abort_run", "run_1", "")
+    assert "Unknown tool" in text_of(await _call_unknown())
+
+
+async def _call_unknown() -> Any:
+    async with Client(build_mcp_server(FakeBackend())) as mcp:
+        return await mcp.call_tool("drop_database", {})
+
+
+def test_a_refusal_names_when_to_retry() -> None:
+    assert str(refusal("resource_exhausted", "too many fires", 2.4)) == (
+        "resource_exhausted: too many fires (retry after 3 s)"
+    )
