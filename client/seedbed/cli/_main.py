@@ -21,6 +21,7 @@ from seedbed.cli._access import register as register_access
 from seedbed.cli._apply import register as register_apply
 from seedbed.cli._catalog import register as register_catalog
 from seedbed.cli._deploy import register as register_deploy
+from seedbed.cli._mcp import register as register_mcp
 from seedbed.cli._purge import purge_run
 from seedbed.cli._scenario_runs import RUN_VERBS, add_run_verb_arguments, run_verb
 from seedbed.cli._scenarios import register as register_scenarios
@@ -463,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_access(sub)
     register_scenarios(sub)
     register_apply(sub)
+    register_mcp(sub)
 
     register_deploy(sub)
     return parser
