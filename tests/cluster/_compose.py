@@ -18,7 +18,7 @@ import docker
 import docker.models.containers
 import psycopg
 
-from seedbed.cli._deploy import read_env_file, worker_nodes
+from seedbed.cli._deploy import Endpoints, read_env_file, worker_nodes
 from seedbed.client import Client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +33,16 @@ class Cluster:
     values: dict[str, str]
 
     @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints.of(self.values)
+
+    @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.values['SEEDBED_PORT']}"
+        return self.endpoints.grpc
 
     @property
     def metrics(self) -> str:
-        return f"http://127.0.0.1:{self.values['SEEDBED_METRICS_PORT']}/metrics"
+        return self.endpoints.metrics
 
     def client(self) -> Client:
         return Client(self.address, api_key=self.values["SEEDBED_ADMIN_API_KEY"], timeout=60)
@@ -110,6 +114,7 @@ def running_cluster(
             [
                 f"SEEDBED_PORT={free_port()}",
                 f"SEEDBED_METRICS_PORT={free_port()}",
+                f"SEEDBED_REST_PORT={free_port()}",
                 f"SEEDBED_STORE_PORT={free_port()}",
                 f"SEEDBED_WORKER_NODES={workers}",
                 "SEEDBED_NODE_SANDBOX_SLOTS=2",

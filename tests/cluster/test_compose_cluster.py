@@ -2,10 +2,11 @@
 head and two Ray worker nodes in containers, sandboxes on this machine's Docker engine.
 
 Brought up once for the module with `seedbed deploy up` (images built offline when missing), then:
-started twice is a no-op; the classic scenario and a sharded bulk seed run on both worker nodes; a
-worker node killed mid-run leaves every row written once; a coordinator restarted mid-run loses
-nothing and a log follower resumes with no gap; a cluster without worker nodes says why runs wait;
-and `seedbed deploy down` leaves no container, network or volume behind.
+started twice is a no-op and the REST API answers on its published port; the classic scenario and a
+sharded bulk seed run on both worker nodes; a worker node killed mid-run leaves every row written
+once; a coordinator restarted mid-run loses nothing and a log follower resumes with no gap; a cluster
+without worker nodes says why runs wait; and `seedbed deploy down` leaves no container, network or
+volume behind.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 import docker
 import docker.models.containers
+import httpx
 import pytest
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
@@ -72,6 +74,17 @@ def test_up_again_changes_nothing(cluster: Cluster) -> None:
     assert again.returncode == 0, tail(again)
     after = {c.id for c in cluster.containers()}
     assert before == after and len(after) == 5, (before, after)  # store, coordinator, head, 2 workers
+    endpoints = cluster.endpoints
+    for url in (endpoints.grpc, endpoints.rest, endpoints.mcp, endpoints.metrics):
+        assert url in again.stdout, again.stdout
+    # The REST face on its published port: health needs no key, the API takes the admin key.
+    assert httpx.get(f"{endpoints.rest}/healthz", timeout=10).json() == {"status": "ok"}
+    admin = {"Authorization": f"Bearer {cluster.values['SEEDBED_ADMIN_API_KEY']}"}
+    runs = httpx.get(f"{endpoints.rest}/runs", params={"page_size": 1}, headers=admin, timeout=30)
+    assert runs.status_code == 200 and "runs" in runs.json(), runs.text
+    status = cluster.deploy("status")
+    assert status.returncode == 0, tail(status)
+    assert endpoints.rest in status.stdout and endpoints.mcp in status.stdout, tail(status)
 
 
 def test_classic_and_bulk_runs_spread_over_both_worker_nodes(cluster: Cluster) -> None:

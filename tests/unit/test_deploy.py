@@ -1,6 +1,7 @@
 """The deployment's pure parts: the env file `seedbed deploy up` keeps, the images' tags, the lock
-of the images' packages, image tarballs, the compose file, and what the coordinator says of its
-Ray cluster."""
+of the images' packages, image tarballs, the compose file and the ports it publishes, the endpoints
+`seedbed deploy` prints and the REST health it waits for, and what the coordinator says of its Ray
+cluster."""
 
 from __future__ import annotations
 
@@ -20,15 +21,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seedbed.cli._deploy import _generated_secrets, read_env_file, write_env_file
+from seedbed.cli._deploy import Endpoints, _generated_secrets, read_env_file, rest_problem, write_env_file
 from seedbed.coordinator import CoordinatorSettings
 from seedbed.coordinator.cluster_watch import ClusterWatch
 from seedbed.coordinator.dispatch import ClusterView
 from seedbed.coordinator.fakes import FakeDispatcher
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics
-from seedbed.coordinator.server import Coordinator
+from seedbed.coordinator.server import Coordinator, running_in_thread
 from seedbed.worker._sandbox_errors import ImageBuildError
 from seedbed.worker.deploy_images import server_images, server_tag, source_root, tarball_tags
+from tests.conftest import settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,6 +150,82 @@ def test_the_compose_file_is_valid(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert missing.returncode != 0 and "seedbed deploy up" in missing.stderr, missing.stderr
+
+
+def _published(port: object) -> tuple[int, str]:
+    """(container port, host:port) of a port as `docker-compose config` writes it."""
+    if isinstance(port, dict):
+        return int(port["target"]), f"{port.get('host_ip', '')}:{port['published']}"
+    host, published, target = str(port).split("/")[0].rsplit(":", 2)
+    return int(target), f"{host}:{published}"
+
+
+def test_the_coordinator_publishes_its_ports_on_loopback(tmp_path: Path) -> None:
+    required = (
+        "SEEDBED_COORDINATOR_IMAGE=c:1\nSEEDBED_WORKER_IMAGE=w:1\nSEEDBED_STORE_IMAGE=s:1\n"
+        "SEEDBED_STORE_PASSWORD=p\nSEEDBED_SECRET_KEY=k\nSEEDBED_ADMIN_API_KEY=a\n"
+    )
+    compose = ROOT / "deploy" / "compose" / "docker-compose.yml"
+    # The ports the image's entry point makes the coordinator listen on, in the container.
+    entrypoint = (ROOT / "deploy" / "images" / "entrypoint.sh").read_text()
+    listens = dict(re.findall(r'export (SEEDBED_[A-Z_]*LISTEN)="\$\{\1:?-0\.0\.0\.0:(\d+)\}"', entrypoint))
+    assert set(listens) == {"SEEDBED_LISTEN", "SEEDBED_METRICS_LISTEN", "SEEDBED_REST_LISTEN"}, listens
+    for extra, expected in (
+        ("", {"SEEDBED_LISTEN": "50051", "SEEDBED_METRICS_LISTEN": "59464", "SEEDBED_REST_LISTEN": "58080"}),
+        ("SEEDBED_REST_PORT=6001\n", {"SEEDBED_REST_LISTEN": "6001"}),
+    ):
+        env = tmp_path / "x.env"
+        env.write_text(required + extra)
+        command = ["docker-compose", "--env-file", str(env), "-f", str(compose), "config"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        ports = dict(map(_published, yaml.safe_load(result.stdout)["services"]["coordinator"]["ports"]))
+        assert set(ports) == {int(port) for port in listens.values()}, ports
+        for listen, published in expected.items():
+            assert ports[int(listens[listen])] == f"127.0.0.1:{published}", (listen, ports)
+        # `seedbed deploy` prints (and waits on) the same ports.
+        endpoints = Endpoints.of(read_env_file(env))
+        published_rest = ports[int(listens["SEEDBED_REST_LISTEN"])]
+        assert endpoints.rest == f"http://{published_rest}/v1"
+        assert endpoints.mcp == f"http://{published_rest}/mcp"
+        assert endpoints.grpc == ports[int(listens["SEEDBED_LISTEN"])]
+        assert endpoints.metrics == f"http://{ports[int(listens['SEEDBED_METRICS_LISTEN'])]}/metrics"
+
+
+def test_the_endpoints_printed_come_from_the_env_file() -> None:
+    assert Endpoints.of({}) == Endpoints(
+        grpc="127.0.0.1:50051",
+        rest="http://127.0.0.1:58080/v1",
+        mcp="http://127.0.0.1:58080/mcp",
+        metrics="http://127.0.0.1:59464/metrics",
+    )
+    moved = Endpoints.of({"SEEDBED_PORT": "6000", "SEEDBED_REST_PORT": "6001", "SEEDBED_METRICS_PORT": ""})
+    assert (moved.grpc, moved.rest, moved.mcp) == (
+        "127.0.0.1:6000",
+        "http://127.0.0.1:6001/v1",
+        "http://127.0.0.1:6001/mcp",
+    )
+    assert moved.metrics == "http://127.0.0.1:59464/metrics"  # empty: the compose file's default
+    text = "\n".join(moved.lines())
+    for url in (moved.grpc, moved.rest, f"{moved.rest}/openapi.json", moved.mcp, moved.metrics):
+        assert url in text
+
+
+def test_the_rest_health_check_asks_a_real_coordinator(tmp_path: Path) -> None:
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'seedbed.db'}", tmp_path)
+    with running_in_thread(settings, FakeDispatcher()) as coordinator:
+        assert rest_problem(f"http://{coordinator.rest_address}/v1") is None
+        # Something else answers on the port (the metrics endpoint, text at every path), or the REST
+        # face under another base: not healthy, and the answer is shown.
+        problem = rest_problem(f"http://{coordinator.metrics_address}/v1")
+        assert problem is not None and "is not healthy" in problem and "HTTP 200 '# HELP" in problem, problem
+        problem = rest_problem(f"http://{coordinator.rest_address}/v2")
+        assert problem is not None and "/v2/healthz answered HTTP 404" in problem, problem
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    problem = rest_problem(closed)
+    assert problem is not None and problem.startswith(f"the REST API at {closed} does not answer: "), problem
 
 
 def test_the_cluster_view_says_why_attempts_wait() -> None:

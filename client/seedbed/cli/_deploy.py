@@ -1,5 +1,12 @@
 """``seedbed image build|save|load`` and ``seedbed deploy up|down|status``: the images a cluster runs
-and the compose cluster on one machine (deploy/compose/)."""
+and the compose cluster on one machine (deploy/compose/).
+
+Where the cluster answers is read from its env file alone (`Endpoints`): the compose file publishes
+each of the coordinator's ports on 127.0.0.1 at the port the file names, or at the compose file's
+default. Asking Docker for the published ports instead was rejected: `status` of a stopped cluster
+would then have nothing to show, and the env file is already the one source of the cluster's
+settings.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +44,41 @@ _PLACEHOLDERS = {
         "SEEDBED_ADMIN_API_KEY",
     )
 }
+
+
+# The coordinator's ports on 127.0.0.1: the env file's variable and the compose file's default.
+_PORTS = {"SEEDBED_PORT": 50051, "SEEDBED_METRICS_PORT": 59464, "SEEDBED_REST_PORT": 58080}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a compose cluster's coordinator answers on this machine: the gRPC API (host:port), the
+    REST API's base URL (``/v1``), the MCP endpoint and the Prometheus metrics."""
+
+    grpc: str
+    rest: str
+    mcp: str
+    metrics: str
+
+    @classmethod
+    def of(cls, values: Mapping[str, str]) -> Endpoints:
+        """The endpoints for the env file's `values` (the compose file's default for a port unset)."""
+        port = {name: values.get(name) or str(default) for name, default in _PORTS.items()}
+        http = f"http://127.0.0.1:{port['SEEDBED_REST_PORT']}"
+        return cls(
+            grpc=f"127.0.0.1:{port['SEEDBED_PORT']}",
+            rest=f"{http}/v1",
+            mcp=f"{http}/mcp",
+            metrics=f"http://127.0.0.1:{port['SEEDBED_METRICS_PORT']}/metrics",
+        )
+
+    def lines(self) -> list[str]:
+        return [
+            f"  gRPC API   {self.grpc}",
+            f"  REST API   {self.rest}  (OpenAPI: {self.rest}/openapi.json)",
+            f"  MCP        {self.mcp}",
+            f"  metrics    {self.metrics}",
+        ]
 
 
 def _say(message: str) -> None:
@@ -221,7 +264,7 @@ def cmd_deploy_up(args: argparse.Namespace) -> int:
             updates[key] = str(value)
     write_env_file(env_file, updates)
     values = read_env_file(env_file)
-    for name in ("SEEDBED_WORKER_NODES", "SEEDBED_PORT", "SEEDBED_METRICS_PORT"):
+    for name in ("SEEDBED_WORKER_NODES", *_PORTS):
         if values.get(name) and not values[name].isdigit():
             _say(f"{name}={values[name]!r} in {env_file} is not a number")
             return EXIT_USAGE
@@ -230,10 +273,12 @@ def cmd_deploy_up(args: argparse.Namespace) -> int:
         return code
     ready = _wait_ready(values, args.wait)
     if ready == 0:
-        address = f"127.0.0.1:{values.get('SEEDBED_PORT') or 50051}"
-        print(f"Seedbed is up at {address}. To use it from this machine:")
-        print(f"  export SEEDBED_ADDRESS={address}")
+        endpoints = Endpoints.of(values)
+        print(f"Seedbed is up at {endpoints.grpc}. To use it from this machine:")
+        print(f"  export SEEDBED_ADDRESS={endpoints.grpc}")
         print(f"  export SEEDBED_API_KEY=$(sed -n 's/^SEEDBED_ADMIN_API_KEY=//p' {env_file})")
+        print("It answers at (the REST API and MCP take the same key as a Bearer token):")
+        print("\n".join(endpoints.lines()))
     return ready
 
 
@@ -253,25 +298,48 @@ def worker_nodes(metrics_url: str) -> int | None:
     return None
 
 
+def rest_problem(rest_url: str) -> str | None:
+    """Why the REST API at `rest_url` (its ``/v1`` base) is not healthy, or None when
+    ``GET /v1/healthz`` answers ``{"status": "ok"}`` (it needs no key)."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{rest_url}/healthz", timeout=5)
+    except httpx.HTTPError as exc:
+        return f"the REST API at {rest_url} does not answer: {str(exc) or type(exc).__name__}"
+    try:
+        body = answer.json()
+    except ValueError:  # not JSON: something else answers on that port
+        body = None
+    if answer.status_code != 200 or body != {"status": "ok"}:
+        said = f"HTTP {answer.status_code} {answer.text[:200]!r}"
+        return f"the REST API at {rest_url} is not healthy: GET {rest_url}/healthz answered {said}"
+    return None
+
+
 def _wait_ready(values: dict[str, str], seconds: float) -> int:
-    """Wait until the coordinator answers and every worker node has joined."""
+    """Wait until the coordinator answers (gRPC with the admin key, REST health) and every worker
+    node has joined."""
     from seedbed.client import Client, ClientError
 
-    address = f"127.0.0.1:{values.get('SEEDBED_PORT') or 50051}"
-    metrics = f"http://127.0.0.1:{values.get('SEEDBED_METRICS_PORT') or 59464}/metrics"
+    endpoints = Endpoints.of(values)
     wanted = int(values.get("SEEDBED_WORKER_NODES") or 2)
     give_up = time.monotonic() + seconds
     last = "no answer yet"
     while True:
         try:
-            with Client(address, api_key=values.get("SEEDBED_ADMIN_API_KEY")) as client:
+            with Client(endpoints.grpc, api_key=values.get("SEEDBED_ADMIN_API_KEY")) as client:
                 client.list_runs("", 1)
-            joined = worker_nodes(metrics)
-            if joined is not None and joined >= wanted:
+            joined = worker_nodes(endpoints.metrics)
+            problem = rest_problem(endpoints.rest)
+            if problem is not None:
+                last = problem
+            elif joined is not None and joined >= wanted:
                 return 0
-            last = f"{joined or 0} of {wanted} worker node(s) have joined the Ray cluster"
+            else:
+                last = f"{joined or 0} of {wanted} worker node(s) have joined the Ray cluster"
         except ClientError as exc:
-            last = f"the coordinator at {address} does not answer: {exc}"
+            last = f"the coordinator at {endpoints.grpc} does not answer: {exc}"
         if time.monotonic() >= give_up:
             _say(f"not ready within {seconds:g}s: {last}")
             _say("see the containers' logs: seedbed deploy logs coordinator ray-worker")
@@ -287,7 +355,12 @@ def cmd_deploy_down(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy_status(args: argparse.Namespace) -> int:
-    return _run(_compose(args, "ps"), placeholders=True)
+    code = _run(_compose(args, "ps"), placeholders=True)
+    env_file = _env_file(args)
+    if env_file.is_file():  # without it, the ports the cluster was started with are unknown
+        print(f"The coordinator's endpoints on this machine (ports from {env_file}):")
+        print("\n".join(Endpoints.of(read_env_file(env_file)).lines()))
+    return code
 
 
 def cmd_deploy_logs(args: argparse.Namespace) -> int:
@@ -409,7 +482,9 @@ def register(sub: Any) -> None:
     common(down)
     down.add_argument("--keep-data", action="store_true", help="keep the store's volume")
     down.set_defaults(func=_refusing(cmd_deploy_down))
-    st = deploy_sub.add_parser("status", help="the cluster's containers and their state")
+    st = deploy_sub.add_parser(
+        "status", help="the cluster's containers and their state, and where the coordinator answers"
+    )
     common(st)
     st.set_defaults(func=_refusing(cmd_deploy_status))
     lg = deploy_sub.add_parser("logs", help="the containers' logs")
