@@ -353,17 +353,22 @@ def test_coordinator_runs_unprivileged_and_migrates_first(chart: helm.Chart, var
         assert "emptyDir" in volumes[mount["name"]] or mount.get("readOnly"), mount
 
 
-def test_coordinator_probes_speak_grpc_without_tls_and_tcp_with_it(chart: helm.Chart) -> None:
+def test_coordinator_probes_ask_grpc_or_tcp_and_readiness_the_rest_health(chart: helm.Chart) -> None:
+    # Startup and liveness ask gRPC; readiness asks the REST face's health, plaintext either way.
+    rest_health = {"path": "/v1/healthz", "port": "http"}
     plain = one(render(chart, MINIMAL), "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert plain[probe]["grpc"] == {"port": 50051}
+    assert set(plain["readinessProbe"]) & {"grpc", "tcpSocket", "httpGet"} == {"httpGet"}
+    assert plain["readinessProbe"]["httpGet"] == rest_health
     assert not any(k.startswith("SEEDBED_TLS") for k in env_of(plain))
 
     docs = render(chart, variant_values("tls"))
     spec = one(docs, "Deployment")["spec"]["template"]["spec"]
     tls = spec["containers"][0]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert "grpc" not in tls[probe] and tls[probe]["tcpSocket"] == {"port": "grpc"}
+    assert tls["readinessProbe"]["httpGet"] == rest_health
     env = env_of(tls)
     mount = next(m for m in tls["volumeMounts"] if m["name"] == "tls")
     assert mount["readOnly"] is True
@@ -417,7 +422,7 @@ def test_coordinator_binds_every_interface_and_advertises_its_service(chart: hel
 
     notes = render_text(chart, MINIMAL)["seedbed/templates/NOTES.txt"]
     assert f"call the coordinators back at {service['metadata']['name']}.{NAMESPACE}.svc:50051" in notes
-    assert f"port-forward svc/{service['metadata']['name']} 50051" in notes
+    assert f"port-forward svc/{service['metadata']['name']} 50051 8080" in notes
 
     # Another gRPC port moves the bind, the Service and the advertised port together.
     moved = merged(MINIMAL, {"coordinator": {"grpcPort": 7443}})
@@ -426,6 +431,24 @@ def test_coordinator_binds_every_interface_and_advertises_its_service(chart: hel
     assert env["SEEDBED_ADVERTISE_ADDRESS"]["value"] == f"{service['metadata']['name']}.{NAMESPACE}.svc:7443"
     ports = {p["name"]: p["port"] for p in one(render(chart, moved), "Service")["spec"]["ports"]}
     assert ports["grpc"] == 7443
+
+    # The REST API and MCP: bound on every interface, behind the Service's `http` port.
+    env = coordinator_env(chart, MINIMAL)
+    assert env["SEEDBED_REST_LISTEN"]["value"] == "0.0.0.0:8080"
+    http = next(p for p in service["spec"]["ports"] if p["name"] == "http")
+    assert (http["port"], http["targetPort"], http["appProtocol"]) == (8080, "http", "http")
+    host = f"{service['metadata']['name']}.{NAMESPACE}.svc"
+    assert f"REST API: http://{host}:8080/v1" in notes and f"MCP endpoint: http://{host}:8080/mcp" in notes
+    moved = merged(MINIMAL, {"coordinator": {"restPort": 9080}})
+    docs = render(chart, moved)
+    coordinator = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(coordinator)["SEEDBED_REST_LISTEN"]["value"] == "0.0.0.0:9080"
+    assert {"name": "http", "containerPort": 9080, "protocol": "TCP"} in coordinator["ports"]
+    ports = {p["name"]: p["port"] for p in one(docs, "Service")["spec"]["ports"]}
+    assert ports == {"grpc": 50051, "metrics": 9464, "http": 9080}
+    policy = one(docs, "NetworkPolicy", "-coordinator")["spec"]
+    assert [{"protocol": "TCP", "port": 9080}] in [rule["ports"] for rule in policy["ingress"]]
+    assert f"http://{host}:9080/mcp" in render_text(chart, moved)["seedbed/templates/NOTES.txt"]
 
     # coordinator.advertiseAddress replaces the default; the bind stays on every interface.
     custom = merged(MINIMAL, {"coordinator": {"advertiseAddress": "seedbed-grpc.example.internal:443"}})
@@ -446,10 +469,16 @@ def test_the_coordinator_reads_the_listen_and_advertise_settings_the_chart_sets(
     from seedbed.coordinator.settings import CoordinatorSettings
 
     env = coordinator_env(chart, MINIMAL)
-    for name in ("SEEDBED_LISTEN", "SEEDBED_ADVERTISE_ADDRESS"):
+    for name in (
+        "SEEDBED_LISTEN",
+        "SEEDBED_ADVERTISE_ADDRESS",
+        "SEEDBED_METRICS_LISTEN",
+        "SEEDBED_REST_LISTEN",
+    ):
         monkeypatch.setenv(name, env[name]["value"])
     settings = CoordinatorSettings()
     assert settings.listen == "0.0.0.0:50051"
+    assert (settings.metrics_listen, settings.rest_listen) == ("0.0.0.0:9464", "0.0.0.0:8080")
     assert settings.advertise_address == env["SEEDBED_ADVERTISE_ADDRESS"]["value"]
 
 
@@ -557,17 +586,20 @@ def test_network_policies_fence_the_coordinator_and_the_daemon(chart: helm.Chart
 
     coordinator = policies["coordinator"]
     assert coordinator["podSelector"]["matchLabels"].items() <= coordinator_labels.items()
-    assert admitted(coordinator) == {50051, 9464, *range(6379, 6386), *range(10002, 10201)}
+    assert admitted(coordinator) == {50051, 8080, 9464, *range(6379, 6386), *range(10002, 10201)}
     ray_peers = [
         {"podSelector": {"matchLabels": {"ray.io/cluster": cluster}}},
         {"podSelector": {"matchLabels": coordinator["podSelector"]["matchLabels"]}},
     ]
+    grpc_from = values.get("networkPolicy", {}).get("coordinator", {}).get("grpcFrom", [])
     for rule in coordinator["ingress"]:
         ports = {p["port"] for p in rule["ports"]}
         if ports == {50051}:
-            grpc_from = values.get("networkPolicy", {}).get("coordinator", {}).get("grpcFrom", [])
             # Clients as configured (anyone when none are named), and always the release's Ray pods.
             assert rule.get("from", []) == ([*grpc_from, *ray_peers] if grpc_from else [])
+        elif ports == {8080}:
+            # The REST API and MCP: the same clients; the Ray pods call only gRPC.
+            assert rule.get("from", []) == grpc_from
         elif ports == {9464}:
             pass
         else:
@@ -608,6 +640,7 @@ SCHEMA_BAD_VALUES = [
         id="no-memory-limit",
     ),
     pytest.param({"coordinator": {"logFormat": "xml"}}, "/coordinator/logFormat", id="unknown-log-format"),
+    pytest.param({"coordinator": {"restPort": 0}}, "/coordinator/restPort", id="rest-port-zero"),
     pytest.param(
         {"coordinator": {"advertiseAddress": "seedbed.example.internal"}},
         "/coordinator/advertiseAddress",
@@ -646,6 +679,12 @@ TEMPLATE_BAD_VALUES = [
         {"ray": {"ports": {"nodeManager": 10100}}}, "port 10100 lies inside", id="port-in-worker-range"
     ),
     pytest.param({"coordinator": {"grpcPort": 6380}}, "must all differ", id="port-clash"),
+    pytest.param(
+        {"coordinator": {"restPort": 9464}}, "coordinator.restPort must all differ", id="rest-port-clash"
+    ),
+    pytest.param(
+        {"coordinator": {"restPort": 10100}}, "port 10100 lies inside", id="rest-port-in-worker-range"
+    ),
     *(
         pytest.param(
             {"coordinator": {"advertiseAddress": address}},

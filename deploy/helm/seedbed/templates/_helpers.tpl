@@ -211,14 +211,14 @@ seccompProfile:
 {{- if ge (int $p.minWorker) (int $p.maxWorker) -}}
 {{- fail (printf "ray.ports.minWorker (%d) must be below ray.ports.maxWorker (%d)" (int $p.minWorker) (int $p.maxWorker)) -}}
 {{- end -}}
-{{- $fixed := list (int $p.gcs) (int $p.nodeManager) (int $p.objectManager) (int $p.runtimeEnvAgent) (int $p.dashboardAgentGrpc) (int $p.dashboardAgentListen) (int $p.metricsExport) (int .Values.coordinator.grpcPort) (int .Values.coordinator.metricsPort) 2376 -}}
+{{- $fixed := list (int $p.gcs) (int $p.nodeManager) (int $p.objectManager) (int $p.runtimeEnvAgent) (int $p.dashboardAgentGrpc) (int $p.dashboardAgentListen) (int $p.metricsExport) (int .Values.coordinator.grpcPort) (int .Values.coordinator.metricsPort) (int .Values.coordinator.restPort) 2376 -}}
 {{- range $fixed -}}
 {{- if and (ge . (int $p.minWorker)) (le . (int $p.maxWorker)) -}}
 {{- fail (printf "port %d lies inside the Ray worker port range ray.ports.minWorker..ray.ports.maxWorker (%d-%d)" . (int $p.minWorker) (int $p.maxWorker)) -}}
 {{- end -}}
 {{- end -}}
 {{- if ne (len (uniq $fixed)) (len $fixed) -}}
-{{- fail "ray.ports, coordinator.grpcPort and coordinator.metricsPort must all differ (and differ from 2376, the Docker daemon's)" -}}
+{{- fail "ray.ports, coordinator.grpcPort, coordinator.metricsPort and coordinator.restPort must all differ (and differ from 2376, the Docker daemon's)" -}}
 {{- end -}}
 {{- with .Values.coordinator.advertiseAddress -}}
 {{- $host := regexReplaceAll ":[0-9]+$" . "" -}}
