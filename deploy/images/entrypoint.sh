@@ -49,6 +49,7 @@ case "$role" in
     export SEEDBED_RAY_ADDRESS="$SEEDBED_RAY_HEAD"
     export SEEDBED_LISTEN="${SEEDBED_LISTEN:-0.0.0.0:50051}"
     export SEEDBED_METRICS_LISTEN="${SEEDBED_METRICS_LISTEN-0.0.0.0:9464}"
+    export SEEDBED_REST_LISTEN="${SEEDBED_REST_LISTEN-0.0.0.0:8080}"
     shift
     exec seedbed server "$@"
     ;;

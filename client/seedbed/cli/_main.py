@@ -174,6 +174,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         "store_url": args.store_url,
         "log_format": args.log_format,
         "metrics_listen": args.metrics_listen,
+        "rest_listen": args.rest_listen,
     }
     settings = CoordinatorSettings(**{k: v for k, v in given.items() if v is not None})
     configure_logging(settings.log_format)
@@ -183,7 +184,13 @@ def cmd_server(args: argparse.Namespace) -> int:
         return 0 if asyncio.run(migrate_only(settings)) else 1
     try:
         asyncio.run(serve(settings))
-    except (TlsSettingsError, MetricsEndpointError, SecretKeyMismatchError, StoreUnavailableError) as exc:
+    except (
+        TlsSettingsError,
+        MetricsEndpointError,
+        SecretKeyMismatchError,
+        StoreUnavailableError,
+        OSError,  # a listen address in use or not available (names its setting)
+    ) as exc:
         print(f"seedbed: the coordinator did not start: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
@@ -259,8 +266,9 @@ def _with_local_coordinator(body: Callable[[str], int]) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="[seedbed %(levelname)s] %(message)s")
     try:
-        # One command's coordinator serves no metrics (nobody scrapes it; the port may be taken).
-        settings = CoordinatorSettings(listen="127.0.0.1:0", metrics_listen="")
+        # One command's coordinator serves no metrics and no REST API (nobody else calls it; the
+        # ports may be taken).
+        settings = CoordinatorSettings(listen="127.0.0.1:0", metrics_listen="", rest_listen="")
         with running_in_thread(settings) as coordinator:
             if coordinator.engine_problem:
                 print(f"seedbed: {coordinator.engine_problem}", file=sys.stderr)
@@ -380,6 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="where GET /metrics serves Prometheus metrics; an empty value serves none "
         "(SEEDBED_METRICS_LISTEN; default 127.0.0.1:9464)",
+    )
+    p.add_argument(
+        "--rest-listen",
+        metavar="HOST:PORT",
+        help="where the REST API (/v1/…) and the MCP endpoint (/mcp) listen; an empty value serves "
+        "neither (SEEDBED_REST_LISTEN; default 127.0.0.1:8080)",
     )
     p.add_argument(
         "--migrate-only",
