@@ -37,7 +37,9 @@ def main(argv: list[str]) -> int:
     text = document()
     if "--check" in argv:
         if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(OUT.parents[2])} is stale: run python tools/openapigen.py", file=sys.stderr)
+            print(
+                f"{OUT.relative_to(OUT.parents[2])} is stale: run python tools/openapigen.py", file=sys.stderr
+            )
             return 1
         print("the OpenAPI document matches the code")
         return 0

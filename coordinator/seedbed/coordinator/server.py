@@ -43,6 +43,7 @@ from seedbed.coordinator.errors import (
 )
 from seedbed.coordinator.faces.grpc_auth import AuthInterceptor, server_credentials
 from seedbed.coordinator.faces.grpc_interceptors import server_interceptors
+from seedbed.coordinator.faces.mcp import mcp_http_app
 from seedbed.coordinator.faces.rest import RestServer, build_app
 from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.observability.metrics import CoordinatorMetrics, MetricsEndpoint
@@ -230,12 +231,15 @@ class Coordinator:
     async def _start_rest(self) -> None:
         assert self.store is not None and self.runs is not None and self.scenarios is not None
         closing = asyncio.Event()
+        mcp = mcp_http_app(self.runs, self.scenarios, self.store)
         app = build_app(
             self.runs,
             self.scenarios,
             self.store.access.authenticate,
             max_body_bytes=self.settings.max_message_bytes,
             closing=closing,
+            mounts={"/mcp": mcp.asgi_app},
+            lifespan=lambda _app: mcp.lifespan(),
         )
         self.rest = RestServer(app, self.settings.rest_listen, closing)
         await self.rest.start()
@@ -244,7 +248,11 @@ class Coordinator:
                 "the REST API listens on %s without TLS: put a TLS-terminating proxy in front",
                 self.settings.rest_listen,
             )
-        log.info("REST API on http://%s/v1 (OpenAPI: /v1/openapi.json)", self.rest.address)
+        log.info(
+            "REST API on http://%s/v1 (OpenAPI: /v1/openapi.json), MCP on http://%s/mcp",
+            self.rest.address,
+            self.rest.address,
+        )
 
     async def _probe_engine(self) -> None:
         """Probe the Docker engine from a worker node that joined after the start."""

@@ -24,9 +24,10 @@ Two backends, the same tools, answers and error texts:
 - over stdio (``seedbed mcp``, for agent hosts that spawn a local process): a coordinator over gRPC
   with the Python client, as the key in SEEDBED_API_KEY (``seedbed.cli._mcp``).
 
-Errors: a refused call is a tool error (``is_error``) whose text starts with the domain's error code
-(``ErrorCode``'s value): ``not_found: run 'run_x' not found``, ``permission_denied: … needs role
-RUNNER …``, ``invalid_argument: params: …``. Arguments outside the input schema are tool errors too.
+Errors: a refused call is a tool error (``is_error``) whose text is the SDK's ``Error executing tool
+NAME:``, then the domain's error code (``ErrorCode``'s value) and message: ``not_found: run 'run_x'
+not found``, ``permission_denied: … needs role RUNNER …``, ``invalid_argument: params: …``. Arguments
+outside the input schema are tool errors too.
 Over HTTP a request without a valid key never reaches a tool: 401 with ``WWW-Authenticate: Bearer``.
 
 Rejected: a tool per RPC (agents choose better among a few tools with clear descriptions), and

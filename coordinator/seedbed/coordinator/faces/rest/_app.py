@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, format_sse_event
 from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
@@ -131,7 +132,8 @@ def build_app(
         return {"status": "ok"}
 
     for path, mounted in (mounts or {}).items():
-        app.mount(path, mounted)
+        # A route, not app.mount: a mount answers its bare path with a redirect to path + "/".
+        app.router.routes.append(Route(path, endpoint=mounted))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
