@@ -162,7 +162,9 @@ ReasonArg = Annotated[str, Field(description="kept with the run (its first 1000 
 def build_mcp_server(backend: McpBackend) -> MCPServer:
     """The MCP server with the five tools over ``backend``. Configure logging before calling it:
     the SDK's constructor calls ``logging.basicConfig`` (a no-op once logging has handlers)."""
-    server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS)
+    # The SDK configures the root logger when nothing has yet (an embedding process, a test):
+    # WARNING keeps its per-request INFO lines out of the host's output.
+    server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool(annotations=ToolAnnotations(title="Run a scenario", open_world_hint=True))
     async def execute_scenario(

@@ -48,6 +48,9 @@ class RestServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Inherited by accepted connections: without it, a response written as headers then body
+        # waits for the client's delayed ACK (about 40 ms a request; 23 requests/s instead of 700).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((host, int(port)))
         except OSError as exc:
