@@ -169,7 +169,7 @@ def test_the_id_is_stable_and_each_try_gets_its_own_timestamp_and_signature() ->
         Webhook(new_signing_secret()).verify(body, first)
     with pytest.raises(WebhookVerificationError):  # receivers refuse a stale timestamp
         Webhook(secret).verify(body, signature_headers(signer, msg_id, body, now=now - 600))
-    assert "webhook-signature" not in signature_headers(None, msg_id, body)
+    assert set(first) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
 
 
 # -- deliveries from a coordinator -----------------------------------------------------------------
@@ -297,25 +297,37 @@ def test_every_try_is_signed_and_verifies_at_the_receiver(
     assert first["webhook-signature"] != second["webhook-signature"]
 
 
-def test_a_reporter_saved_before_signing_delivers_unsigned_with_a_warning(
+def test_a_reporter_without_a_secret_is_never_sent_unsigned(
     coordinator: tuple[Any, Client], receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Saves generate a secret and the store migration gave one to older reporters, so none lacks
+    one; should one still (a bug), its report fails with an error instead of going out unsigned."""
     coord, client = coordinator
     caplog.set_level(logging.WARNING, logger="seedbed.coordinator.reporting")
-    client.put_scenario("legacy", script="print hi")
-    run = client.wait(client.run("legacy").run_id)
-    # As stored before secrets and reserved names: no key, a header now set by Seedbed alone.
-    legacy = {"id": "old", "webhook": {"url": receiver.url, "headers": {"Webhook-Signature": "v1,forged"}}}
+    client.put_scenario("keyless", script="print hi")
+    run = client.wait(client.run("keyless").run_id)
+    # As stored before secrets: no key. The signed one beside it is still delivered, its header
+    # stored before the Standard Webhooks names were reserved replaced by Seedbed's own.
+    keyless = {"id": "keyless", "webhook": {"url": receiver.url}}
+    secret = new_signing_secret()
+    forged = {"Webhook-Signature": "v1,forged"}
+    signed = {"id": "signed", "webhook": {"url": receiver.url, "headers": forged, "signing_secret": secret}}
     record = asyncio.run_coroutine_threadsafe(coord.store.get_run(run.id), coord.loop).result()
-    record = dataclasses.replace(record, settings=ScenarioSettingsValue(reporters=(legacy,)))
+    record = dataclasses.replace(record, settings=ScenarioSettingsValue(reporters=(keyless, signed)))
     sender = ReportSender(coord.store, coord.settings)
     asyncio.run_coroutine_threadsafe(sender.run_finished(record), coord.loop).result()
 
-    ((headers, _),) = receiver.requests(f"{run.id}:old:RUN_FINISHED")
-    assert headers["webhook-id"] == webhook_message_id(f"{run.id}:old:RUN_FINISHED")
-    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
-    assert "forged" not in json.dumps(headers) and "webhook-signature" not in {h.lower() for h in headers}
-    assert any("reporter old has no signing secret" in r.getMessage() for r in caplog.records)
+    reports = {r.reporter_id: r for r in _reports(client, run.id, 2)}
+    failed = reports["keyless"]
+    assert (failed.status, failed.tries) == ("FAILED", 0)
+    assert "signing_secret: none" in failed.error and "never sent unsigned" in failed.error
+    assert receiver.requests(f"{run.id}:keyless:RUN_FINISHED") == []
+    assert reports["signed"].status == "DELIVERED"
+    ((headers, body),) = receiver.requests(f"{run.id}:signed:RUN_FINISHED")
+    assert "forged" not in json.dumps(headers)
+    Webhook(secret).verify(body, headers)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("reporter keyless has no signing secret" in r.getMessage() for r in errors)
 
 
 def test_a_malformed_secret_is_refused_over_the_api(coordinator: tuple[Any, Client]) -> None:

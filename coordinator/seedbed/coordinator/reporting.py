@@ -21,9 +21,11 @@ one delivery, so a receiver can drop a repeat. Rejected: a random id (one more v
 the key already names the delivery) and the key itself (an opaque id of fixed length and alphabet is
 what receivers store; the readable key stays in ``Idempotency-Key``). The timestamp and the
 signature are computed for each try, since receivers refuse a timestamp more than five minutes off
-and the retries of one report may span longer. A reporter saved before deliveries were signed has no
-secret until its scenario is saved again: its deliveries carry the id and timestamp without a
-signature, and a warning says so.
+and the retries of one report may span longer. Every webhook reporter has a secret (a save generates
+one; store migration 0009 gave one to those saved before deliveries were signed), so a reporter
+without one is a bug: its report is not sent, and an error says so. Rejected: sending it unsigned (a
+receiver that verifies would refuse it anyway, and one that does not would be taught to accept
+deliveries anyone could forge).
 
 Where a webhook may go (``egress``): the URL's host is resolved once, every address checked against
 the operator's allow-list, and the connection made to a checked address (``PinnedTransport``), so
@@ -210,6 +212,19 @@ class ReportSender:
         self, run: RunRecord, spec: ReporterSpec, event: str, fields: dict[str, str]
     ) -> tuple[int, str | None]:
         hook = spec.message.webhook
+        if not hook.signing_secret:
+            # Saves generate a secret and store migration 0009 gave one to every older reporter.
+            log.error(
+                "run %s: reporter %s has no signing secret, which every webhook reporter should have: %s "
+                "is not sent (reports are never sent unsigned); save the scenario to have one generated",
+                run.id,
+                spec.id,
+                event,
+            )
+            return 0, (
+                "signing_secret: none, and reports are never sent unsigned; save the scenario to have "
+                "one generated"
+            )
         if hook.body_template:
             try:
                 document = render_json(hook.body_template, fields)
@@ -225,19 +240,11 @@ class ReportSender:
         headers["Idempotency-Key"] = key
         msg_id = webhook_message_id(key)
         try:
-            signer = Webhook(hook.signing_secret) if hook.signing_secret else None
+            signer = Webhook(hook.signing_secret)
         except (ValueError, EmptyWebhookSecretError) as exc:
             return 0, (
                 f"signing_secret: not a usable key ({type(exc).__name__}); save the scenario with a new "
                 "secret, or an empty one to have it generated"
-            )
-        if signer is None:
-            log.warning(
-                "run %s: reporter %s has no signing secret (saved before deliveries were signed): %s is "
-                "sent unsigned; save the scenario to give it one",
-                run.id,
-                spec.id,
-                event,
             )
         where = _safe_url(hook.url)
 
@@ -301,18 +308,16 @@ def webhook_message_id(idempotency_key: str) -> str:
     return "msg_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
-def signature_headers(
-    signer: Webhook | None, msg_id: str, body: bytes, now: float | None = None
-) -> dict[str, str]:
-    """The Standard Webhooks headers of one try, at ``now`` (default: the clock) in whole seconds;
-    without a signer, the id and timestamp only."""
+def signature_headers(signer: Webhook, msg_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers of one try, at ``now`` (default: the clock) in whole seconds."""
     seconds = int(time.time() if now is None else now)
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(seconds)}
-    if signer is not None:
-        # The body is JSON we encoded as UTF-8, so its text signs exactly the bytes sent.
-        when = datetime.fromtimestamp(seconds, UTC)
-        headers["webhook-signature"] = signer.sign(msg_id, when, body.decode())
-    return headers
+    # The body is JSON we encoded as UTF-8, so its text signs exactly the bytes sent.
+    when = datetime.fromtimestamp(seconds, UTC)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(seconds),
+        "webhook-signature": signer.sign(msg_id, when, body.decode()),
+    }
 
 
 # -- where a webhook may go ------------------------------------------------------------------------
