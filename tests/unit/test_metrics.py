@@ -18,7 +18,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
-from seedbed.coordinator.faces.grpc_interceptors import api_call_interceptor
+from seedbed.coordinator.faces.grpc.interceptors import api_call_interceptor
 from seedbed.coordinator.model import OverlapPolicy, RunState
 from seedbed.coordinator.observability.metrics import (
     CoordinatorMetrics,

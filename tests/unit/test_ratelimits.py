@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from seedbed.coordinator.errors import ResourceExhaustedError
-from seedbed.coordinator.faces import grpc_status
+from seedbed.coordinator.faces.grpc.status import status_of
 from seedbed.coordinator.ratelimits import Limit, RateLimiter, upload_cost
 from seedbed.coordinator.settings import CoordinatorSettings
 
@@ -26,7 +26,7 @@ def test_a_burst_of_a_minutes_allowance_then_an_even_refill() -> None:
         limits.take(Limit.FIRES, "alice")
     with pytest.raises(ResourceExhaustedError) as refused:
         limits.take(Limit.FIRES, "alice")
-    assert grpc_status.status_of(refused.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status_of(refused.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert refused.value.retry_after_seconds == pytest.approx(10.0)
     assert refused.value.trailing_metadata == (("retry-after", "10"),)
     assert "6 fires a minute (SEEDBED_FIRES_PER_MINUTE)" in str(refused.value)

@@ -10,8 +10,8 @@ and ``scripts/lint`` checks them (``lint-imports``), so a change that breaks one
   ``errors``, ``triggers``, ``access``, ``egress``) imports no heavy library and neither the store
   nor the use cases: it decides on plain values that its callers read.
 - The store imports no use case, face, supervisor or executor: it reads and writes records.
-- The faces are thin and apart: the gRPC face (``faces.grpc_*`` and the ``*servicers`` modules),
-  REST (``faces.rest``) and MCP (``faces.mcp``) do not import each other.
+- The faces are thin and apart: gRPC (``faces.grpc``), REST (``faces.rest``) and MCP
+  (``faces.mcp``) do not import each other.
 - Ray is imported by ``dispatch`` alone, Docker by nothing here (the worker's sandbox driver).
 - Coordinator and worker meet at one crossing: ``dispatch`` names the worker's entry points (the
   functions Ray runs), and ``fakes`` runs the worker's catalog functions in-process; both speak the

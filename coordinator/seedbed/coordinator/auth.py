@@ -3,7 +3,7 @@
 How calls are authenticated is each face's part: it reads the key with ``access.bearer_secret``,
 checks it with ``Store.access.authenticate`` and makes the caller the current
 :class:`~seedbed.coordinator.access.Principal` (the gRPC face in its interceptor,
-``faces.grpc_auth``). This module imports no protocol library.
+``faces.grpc.auth``). This module imports no protocol library.
 """
 
 from __future__ import annotations

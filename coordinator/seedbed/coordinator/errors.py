@@ -1,5 +1,5 @@
 """Errors of the coordinator's domain. Each carries an :class:`ErrorCode`, which knows nothing of
-the faces: each face maps it once (gRPC status codes in ``faces.grpc_status``, HTTP statuses in the
+the faces: each face maps it once (gRPC status codes in ``faces.grpc.status``, HTTP statuses in the
 REST face, tool errors in MCP).
 
 CoordinatorError

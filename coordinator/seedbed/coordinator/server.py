@@ -30,10 +30,8 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
-from seedbed.coordinator.access_servicers import AccessServicer
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
 from seedbed.coordinator.auth import bootstrap_admin
-from seedbed.coordinator.catalog_servicers import ConnectionServicer, TemplateServicer, WorkspaceServicer
 from seedbed.coordinator.cluster_watch import ClusterWatch
 from seedbed.coordinator.errors import (
     FailedPreconditionError,
@@ -41,8 +39,17 @@ from seedbed.coordinator.errors import (
     SecretKeyMismatchError,
     StoreUnavailableError,
 )
-from seedbed.coordinator.faces.grpc_auth import AuthInterceptor, server_credentials
-from seedbed.coordinator.faces.grpc_interceptors import server_interceptors
+from seedbed.coordinator.faces.grpc import (
+    AccessServicer,
+    AuthInterceptor,
+    ConnectionServicer,
+    RunServicer,
+    ScenarioServicer,
+    TemplateServicer,
+    WorkspaceServicer,
+    server_credentials,
+    server_interceptors,
+)
 from seedbed.coordinator.faces.mcp import mcp_http_app
 from seedbed.coordinator.faces.rest import RestServer, build_app
 from seedbed.coordinator.logs import LogHub
@@ -55,7 +62,6 @@ from seedbed.coordinator.reporting import ReportSender
 from seedbed.coordinator.runs import Dispatcher
 from seedbed.coordinator.scheduler import TriggerScheduler
 from seedbed.coordinator.secrets import SecretBox
-from seedbed.coordinator.servicers import RunServicer, ScenarioServicer
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store
 from seedbed.coordinator.supervisor import RunSupervisor

@@ -1,6 +1,6 @@
 """TLS of the coordinator's gRPC server: the ``SEEDBED_TLS_*`` files read once at start and checked
 (and turned into what a worker needs to verify the coordinator); the gRPC face makes the server's
-credentials of them (``faces.grpc_auth.server_credentials``), so this module imports no grpc.
+credentials of them (``faces.grpc.auth.server_credentials``), so this module imports no grpc.
 
     SEEDBED_TLS_CERT_FILE + SEEDBED_TLS_KEY_FILE   the server speaks TLS, and only TLS, on its port
     + SEEDBED_TLS_CLIENT_CA_FILE                   every client must present a certificate chaining

@@ -56,7 +56,7 @@ Design.
   off there is no task-began time and these two are not recorded. Rejected: the worker's
   ``AttemptStarted`` time minus the dispatch time (two clocks, and the same interval as the first).
 - API calls are counted through :meth:`CoordinatorMetrics.api_call` by the gRPC face's interceptor
-  (``faces.grpc_interceptors``), placed first, so it sees every call the server answers: rejected by
+  (``faces.grpc.interceptors``), placed first, so it sees every call the server answers: rejected by
   authentication, aborted by a servicer, streaming, cancelled. ``method`` is the short RPC name of a
   registered method (a bounded set); a method no service has counts as ``unknown`` with
   UNIMPLEMENTED. This module imports no protocol library: the use cases import it.
@@ -283,7 +283,7 @@ class CoordinatorMetrics:
 
     def api_call(self, method: str, code: str) -> None:
         """Count a call a face answered: its short method name and its status code's name (the gRPC
-        face's interceptor, ``faces.grpc_interceptors``, calls this for every call)."""
+        face's interceptor, ``faces.grpc.interceptors``, calls this for every call)."""
         self.api_calls.labels(method, code).inc()
 
 

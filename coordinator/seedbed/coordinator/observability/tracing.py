@@ -2,7 +2,7 @@
 
 The tree of a run::
 
-    RunService/RunScenario (gRPC server span, when a call made the fire: ``faces.grpc_interceptors``)
+    RunService/RunScenario (gRPC server span, when a call made the fire: ``faces.grpc.interceptors``)
     └── fire                               recorded here, around the fire's resolution
         └── run                            recorded here when the run ends (created → ended)
             └── attempt N                  recorded here when the attempt ends (dispatch → end)

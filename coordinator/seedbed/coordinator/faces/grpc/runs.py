@@ -1,6 +1,6 @@
 """gRPC servicers of the Run and Scenario services: thin adapters over the use cases
 (``seedbed.coordinator.app``). Domain errors become status codes through the one table in
-``faces.grpc_status``."""
+``faces.grpc.status``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import grpc
 from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
 from seedbed.coordinator.app import RunFilter, RunUseCases, ScenarioUseCases
 from seedbed.coordinator.errors import CoordinatorError, DispatchError, InvalidArgumentError
-from seedbed.coordinator.faces import grpc_status
+from seedbed.coordinator.faces.grpc import status
 from seedbed.coordinator.model import RunState
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         try:
             return await method(self, request, context)
         except CoordinatorError as exc:
-            await grpc_status.abort(context, exc)
+            await status.abort(context, exc)
         except DispatchError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"no worker could serve the call: {exc}")
         except (grpc.aio.AbortError, grpc.aio.UsageError):
@@ -165,7 +165,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         try:
             events = await self._app.watch_runs(request.fire_ids, request.run_ids)
         except CoordinatorError as exc:
-            await grpc_status.abort(context, exc)
+            await status.abort(context, exc)
         async for event in events:
             yield event
 
@@ -180,7 +180,7 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
                 step=request.step,
             )
         except CoordinatorError as exc:
-            await grpc_status.abort(context, exc)
+            await status.abort(context, exc)
         async for event in events:
             yield event
 

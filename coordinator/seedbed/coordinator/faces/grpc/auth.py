@@ -32,7 +32,7 @@ from seedbed.coordinator.access import (
     worker_principal,
 )
 from seedbed.coordinator.errors import CoordinatorError, PermissionDeniedError, UnauthenticatedError
-from seedbed.coordinator.faces import grpc_status
+from seedbed.coordinator.faces.grpc import status
 from seedbed.coordinator.store import Store
 from seedbed.coordinator.tls import ServerTls
 
@@ -74,7 +74,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             principal = await self._authenticate(handler_call_details.invocation_metadata, method)
         except CoordinatorError as exc:
-            return _rejection(handler, grpc_status.status_of(exc), str(exc))
+            return _rejection(handler, status.status_of(exc), str(exc))
         except Exception:
             log.exception("authenticating a call to %s failed", method)
             return _rejection(

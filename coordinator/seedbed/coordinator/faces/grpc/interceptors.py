@@ -4,7 +4,7 @@
 
 In order: ``ApiCallInterceptor`` counts every call (``CoordinatorMetrics.api_call``), then
 OpenTelemetry's server interceptor gives each call its span when tracing is on, then the given
-authentication interceptor (``faces.grpc_auth``) runs. Counting and tracing come first so that a
+authentication interceptor (``faces.grpc.auth``) runs. Counting and tracing come first so that a
 call the authentication refuses is counted and traced too.
 
 They live in the gRPC face, not next to the metrics and the tracer they feed: ``observability``

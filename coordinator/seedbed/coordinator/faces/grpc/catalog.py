@@ -56,12 +56,12 @@ from seedbed.coordinator.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from seedbed.coordinator.faces import grpc_status
+from seedbed.coordinator.faces.grpc import status
+from seedbed.coordinator.faces.grpc.runs import guard
 from seedbed.coordinator.model import page_of, validate_page
 from seedbed.coordinator.ratelimits import Limit, RateLimiter, upload_cost
 from seedbed.coordinator.runs.ports import CatalogWorker
 from seedbed.coordinator.secrets import SecretBox
-from seedbed.coordinator.servicers import guard
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store, now
 from seedbed.coordinator.store.catalog import (
@@ -492,7 +492,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         try:
             return await self._upload(request_iterator)
         except CoordinatorError as exc:
-            await grpc_status.abort(context, exc)
+            await status.abort(context, exc)
         raise AssertionError("unreachable")
 
     async def _upload(
@@ -582,7 +582,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
         except InvalidArgumentError:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workspace file {request.path[:100]!r} not found")
         except CoordinatorError as exc:
-            await grpc_status.abort(context, exc)
+            await status.abort(context, exc)
         first = True
         async for chunk in self._store.workspace.chunks(path):
             response = workspace_pb2.DownloadFileResponse(chunk=chunk)
