@@ -6,13 +6,13 @@ the use cases (``seedbed.coordinator.app``), and what the gRPC server needs arou
     run_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(runs), server)
     server.add_secure_port(address, server_credentials(tls))
 
-- ``runs``: the Run and Scenario services, and ``guard``, which turns what a servicer raises into
-  the call's status.
+- ``runs``: the Run and Scenario services.
 - ``catalog``: the Template, Connection and Workspace services.
 - ``access``: the Access service (who am I, projects, users, memberships, API keys).
 - ``auth``: the API key on every call and the server's TLS credentials.
 - ``interceptors``: counting and tracing each call, and the order the interceptors run in.
-- ``status``: the one table from the domain's error codes to gRPC status codes.
+- ``status``: the one table from the domain's error codes to gRPC status codes, and ``guard``, which
+  ends a servicer method that raised with its status.
 
 A servicer turns a request into a call of a use case (or, for the catalog and access services not
 yet moved into ``app``, of the store) and the answer into a contract message; decisions belong to

@@ -18,7 +18,7 @@ from seedbed.coordinator.access import (
     validate_user_id,
 )
 from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
-from seedbed.coordinator.faces.grpc.runs import guard
+from seedbed.coordinator.faces.grpc.status import guard
 from seedbed.coordinator.model import validate_name
 from seedbed.coordinator.store import Store
 from seedbed.coordinator.store.access import ApiKeyRecord, ProjectRecord, UserRecord

@@ -57,7 +57,7 @@ from seedbed.coordinator.errors import (
     PermissionDeniedError,
 )
 from seedbed.coordinator.faces.grpc import status
-from seedbed.coordinator.faces.grpc.runs import guard
+from seedbed.coordinator.faces.grpc.status import guard
 from seedbed.coordinator.model import page_of, validate_page
 from seedbed.coordinator.ratelimits import Limit, RateLimiter, upload_cost
 from seedbed.coordinator.runs.ports import CatalogWorker

@@ -1,49 +1,20 @@
 """gRPC servicers of the Run and Scenario services: thin adapters over the use cases
-(``seedbed.coordinator.app``). Domain errors become status codes through the one table in
-``faces.grpc.status``."""
+(``seedbed.coordinator.app``). Domain errors become status codes through ``guard`` and the
+one table in ``faces.grpc.status``."""
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC
-from typing import Any, TypeVar
 
 import grpc
 
 from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
 from seedbed.coordinator.app import RunFilter, RunUseCases, ScenarioUseCases
-from seedbed.coordinator.errors import CoordinatorError, DispatchError, InvalidArgumentError
+from seedbed.coordinator.errors import CoordinatorError, InvalidArgumentError
 from seedbed.coordinator.faces.grpc import status
+from seedbed.coordinator.faces.grpc.status import guard
 from seedbed.coordinator.model import RunState
-
-log = logging.getLogger(__name__)
-
-R = TypeVar("R")
-
-
-def guard(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-    """Turn domain errors into their status code; anything else into INTERNAL, logged."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        try:
-            return await method(self, request, context)
-        except CoordinatorError as exc:
-            await status.abort(context, exc)
-        except DispatchError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"no worker could serve the call: {exc}")
-        except (grpc.aio.AbortError, grpc.aio.UsageError):
-            raise
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            await context.abort(
-                grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see server log"
-            )
-        raise AssertionError("unreachable")  # context.abort always raises
-
-    return wrapper
 
 
 class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
