@@ -11,27 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from seedbed.api.v1 import access_pb2, scenario_pb2
 from seedbed.client import Client as SeedbedClient
-from seedbed.coordinator.faces.mcp import mcp_http_app
-from tests.conftest import ADMIN_API_KEY, ROOT, eventually
+from tests.conftest import ADMIN_API_KEY, ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -82,27 +77,9 @@ def seeded(coordinator: tuple[Any, SeedbedClient]) -> Seeded:
 
 
 @pytest.fixture
-def mcp_url(seeded: Seeded) -> Iterator[str]:
-    """The coordinator's MCP endpoint, served at /mcp on a loopback port by uvicorn on the
-    coordinator's own event loop (where its use cases live), as its HTTP server mounts it."""
-    coord = seeded.coordinator
-    endpoint = mcp_http_app(coord.runs, coord.scenarios, coord.store)
-    app = Starlette(
-        routes=[Route("/mcp", endpoint=endpoint.asgi_app)], lifespan=lambda _app: endpoint.lifespan()
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    serving = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), coord.loop)
-    eventually(lambda: server.started or serving.done())
-    if serving.done():
-        serving.result()  # raises why it did not start
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
-    finally:
-        server.should_exit = True
-        serving.result(timeout=30)
-        sock.close()
+def mcp_url(seeded: Seeded) -> str:
+    """The coordinator's own MCP endpoint (/mcp on its REST address)."""
+    return f"http://{seeded.coordinator.rest_address}/mcp"
 
 
 @contextlib.asynccontextmanager
