@@ -39,12 +39,12 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
-from seedbed.coordinator.access import WORKER_TOKEN_PREFIX, Principal, acting_as, bearer_secret
+from seedbed.coordinator.access import Principal, acting_as
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
+from seedbed.coordinator.app.callers import caller_of
 from seedbed.coordinator.errors import (
     CoordinatorError,
     ErrorCode,
-    PermissionDeniedError,
     ResourceExhaustedError,
     StoreUnavailableError,
     UnauthenticatedError,
@@ -96,10 +96,7 @@ def mcp_http_app(
 async def authenticate(store: Store, headers: Mapping[str, str] | None) -> Principal:
     """The caller a request's ``Authorization`` header names. UnauthenticatedError without a valid
     API key, PermissionDeniedError for a worker token."""
-    secret = bearer_secret(headers.get("authorization") if headers is not None else None)
-    if secret.startswith(WORKER_TOKEN_PREFIX):
-        raise PermissionDeniedError("a worker token may only download workspace files, not call MCP tools")
-    return await store.access.authenticate(secret)
+    return await caller_of(store, headers.get("authorization") if headers is not None else None, "MCP tools")
 
 
 def as_refusal(exc: CoordinatorError) -> ToolError:
