@@ -180,18 +180,20 @@ class Scenario(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., project_key: _Optional[str] = ..., last_modified_by: _Optional[str] = ..., effective_run_as: _Optional[str] = ..., script_modified_by: _Optional[str] = ...) -> None: ...
 
 class CreateScenarioRequest(_message.Message):
-    __slots__ = ("scenario_id", "name", "script", "settings", "project_key")
+    __slots__ = ("scenario_id", "name", "script", "settings", "project_key", "validate_only")
     SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCRIPT_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     scenario_id: str
     name: str
     script: str
     settings: ScenarioSettings
     project_key: str
-    def __init__(self, scenario_id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., project_key: _Optional[str] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, scenario_id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., project_key: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class CreateScenarioResponse(_message.Message):
     __slots__ = ("scenario",)
@@ -200,18 +202,20 @@ class CreateScenarioResponse(_message.Message):
     def __init__(self, scenario: _Optional[_Union[Scenario, _Mapping]] = ...) -> None: ...
 
 class UpdateScenarioRequest(_message.Message):
-    __slots__ = ("scenario_id", "name", "script", "settings", "expected_revision")
+    __slots__ = ("scenario_id", "name", "script", "settings", "expected_revision", "validate_only")
     SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCRIPT_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     scenario_id: str
     name: str
     script: str
     settings: ScenarioSettings
     expected_revision: int
-    def __init__(self, scenario_id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, scenario_id: _Optional[str] = ..., name: _Optional[str] = ..., script: _Optional[str] = ..., settings: _Optional[_Union[ScenarioSettings, _Mapping]] = ..., expected_revision: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class UpdateScenarioResponse(_message.Message):
     __slots__ = ("scenario",)

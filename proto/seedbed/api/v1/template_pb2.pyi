@@ -48,20 +48,22 @@ class Template(_message.Message):
     def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., canonical_json: _Optional[str] = ..., revision: _Optional[int] = ..., digest: _Optional[str] = ..., description: _Optional[str] = ..., field_names: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ...) -> None: ...
 
 class PutTemplateRequest(_message.Message):
-    __slots__ = ("source", "format", "allow_update", "project_key", "shared", "expected_revision")
+    __slots__ = ("source", "format", "allow_update", "project_key", "shared", "expected_revision", "validate_only")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     ALLOW_UPDATE_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     SHARED_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     source: str
     format: TemplateFormat
     allow_update: bool
     project_key: str
     shared: bool
     expected_revision: int
-    def __init__(self, source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., allow_update: _Optional[bool] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, source: _Optional[str] = ..., format: _Optional[_Union[TemplateFormat, str]] = ..., allow_update: _Optional[bool] = ..., project_key: _Optional[str] = ..., shared: _Optional[bool] = ..., expected_revision: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class PutTemplateResponse(_message.Message):
     __slots__ = ("template", "created")
