@@ -16,6 +16,13 @@ a save that sets it rotates it. Keeping on empty is what lets a definition expor
 secrets (``seedbed pull``) be applied back without breaking every receiver. Rejected: one secret per
 scenario or per operator (a key leaked by one receiver would let anyone forge deliveries to all the
 others, and rotating it would touch every receiver at once).
+
+Hidden values: below EDITOR, a scenario is read with its webhook URLs' paths, header values and
+signing secrets replaced by ``HIDDEN``. A save carrying the placeholder is refused, naming the field:
+stored, it would silently wipe the real value when a viewer's copy is applied back by an editor.
+Rejected: keeping the stored value when the placeholder comes back, as an empty secret does (the
+host it shows may no longer be the stored one, a reporter renamed or new has nothing to keep, and
+an editor applying a viewer's copy would believe the URL it shows was saved).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 
@@ -54,6 +61,11 @@ SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
 GENERATED_SECRET_BYTES = 32
+
+# What callers below EDITOR are shown instead of a webhook URL's path, a header value or a signing
+# secret (``hide_reporter_secrets``). A save carrying it is refused: stored, it would silently
+# replace the real value (a viewer's ``seedbed pull`` or REST GET, applied back by an editor).
+HIDDEN = "(hidden: needs role EDITOR)"
 
 STARTED = "RUN_STARTED"
 FINISHED = "RUN_FINISHED"
@@ -190,7 +202,20 @@ def _check_events(msg: scenario_pb2.Reporter, field: str) -> None:
     msg.events.extend(events or [scenario_pb2.REPORTER_EVENT_RUN_FINISHED])
 
 
+def _refuse_placeholder(value: str, field: str, what: str) -> None:
+    """Refuse ``value`` when it carries ``HIDDEN`` (percent-encoded too, as a URL may hold it)."""
+    if HIDDEN in value or HIDDEN in unquote(value):
+        raise InvalidArgumentError(
+            field,
+            f"holds the placeholder {HIDDEN!r}, which callers below role EDITOR are shown instead of "
+            f"the {what}; saving it would replace the real one. Send the real {what}: read the "
+            "scenario with role EDITOR in its project (what a caller below EDITOR read, e.g. with "
+            "seedbed pull, cannot be saved back as it is)",
+        )
+
+
 def _check_webhook(hook: scenario_pb2.WebhookTarget, field: str, egress: EgressPolicy) -> None:
+    _refuse_placeholder(hook.url, f"{field}.url", "URL")
     if len(hook.url) > MAX_URL_CHARS:
         raise InvalidArgumentError(f"{field}.url", f"{len(hook.url)} characters; at most {MAX_URL_CHARS}")
     try:
@@ -216,6 +241,7 @@ def _check_webhook(hook: scenario_pb2.WebhookTarget, field: str, egress: EgressP
             raise InvalidArgumentError(
                 f"{field}.headers", f"{name!r} is set by Seedbed on every request; remove it"
             )
+        _refuse_placeholder(value, f"{field}.headers[{name!r}]", "header value")
         if len(value) > MAX_HEADER_VALUE_CHARS or any(c in value for c in "\r\n\0"):
             raise InvalidArgumentError(
                 f"{field}.headers[{name!r}]",
@@ -243,6 +269,12 @@ def _settle_secret(hook: scenario_pb2.WebhookTarget, field: str, kept: str) -> N
     """Empty: the kept secret, else a new one. Set: checked, and it replaces the kept one."""
     if not hook.signing_secret:
         hook.signing_secret = kept or new_signing_secret()
+    elif hook.signing_secret == HIDDEN:
+        raise InvalidArgumentError(
+            field,
+            f"is the placeholder {HIDDEN!r} that callers below role EDITOR are shown: leave it empty "
+            "to keep the current secret, or send a new one to rotate it",
+        )
     else:
         check_signing_secret(hook.signing_secret, field)
 
@@ -447,9 +479,6 @@ def default_document(run: RunRecord, fields: Mapping[str, str]) -> dict[str, Any
         "triggered_by": run.triggered_by,
         "run_as": run.run_as,
     }
-
-
-HIDDEN = "(hidden: needs role EDITOR)"
 
 
 def hide_reporter_secrets(reporters: Iterable[scenario_pb2.Reporter]) -> None:
