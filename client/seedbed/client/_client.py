@@ -210,6 +210,7 @@ class Client:
         settings: scenario_pb2.ScenarioSettings | None = None,
         project_key: str = "",
         expected_revision: int | None = None,
+        validate_only: bool = False,
     ) -> scenario_pb2.Scenario:
         """Create the scenario (in ``project_key``; empty: "default"), or update its script (and
         settings when given, which replace the stored ones whole) when it exists.
@@ -217,7 +218,10 @@ class Client:
         ``expected_revision``: the revision the caller read, so that a change made by someone else
         since is not overwritten. 0 only creates (a scenario created meanwhile is refused); another
         number only updates, and only while the scenario is still at that revision. A refusal is
-        ClientError ABORTED and nothing changes: read it again, merge, retry."""
+        ClientError ABORTED and nothing changes: read it again, merge, retry.
+
+        ``validate_only``: the coordinator makes every check of the call (fields, limits, roles,
+        run_as, expected_revision) and answers the scenario as it would store it, writing nothing."""
         if expected_revision is None or expected_revision == 0:
             try:
                 response = self._call(
@@ -228,6 +232,7 @@ class Client:
                         script=script,
                         settings=settings,
                         project_key=project_key,
+                        validate_only=validate_only,
                     ),
                 )
                 return response.scenario  # type: ignore[attr-defined,no-any-return]
@@ -241,7 +246,10 @@ class Client:
                         f"but it already exists ({exc.details}); read it again, merge, and retry",
                     ) from None
         request = scenario_pb2.UpdateScenarioRequest(
-            scenario_id=scenario_id, script=script, expected_revision=expected_revision
+            scenario_id=scenario_id,
+            script=script,
+            expected_revision=expected_revision,
+            validate_only=validate_only,
         )
         if name:
             request.name = name
@@ -388,18 +396,24 @@ class Client:
         project_key: str = "default",
         shared: bool | None = None,
         expected_revision: int | None = None,
+        validate_only: bool = False,
     ) -> template_pb2.Template:
         """Create or update a template of ``project_key`` (``shared``: share it with every project,
         which needs ADMIN there; None leaves it as it is).
 
         ``expected_revision``: put it only if the template is still at the revision the caller read
-        (0: only if it does not exist yet); otherwise ClientError ABORTED and nothing changes."""
+        (0: only if it does not exist yet); otherwise ClientError ABORTED and nothing changes.
+
+        ``validate_only``: the coordinator makes every check of the put (the document, limits,
+        roles, sharing, expected_revision) and answers the template as it would store it, writing
+        nothing; it counts as a push for the coordinator's rate limit."""
         request = template_pb2.PutTemplateRequest(
             source=source,
             allow_update=allow_update,
             project_key=project_key,
             shared=shared,
             expected_revision=expected_revision,
+            validate_only=validate_only,
         )
         return self._call(self._templates.PutTemplate, request).template  # type: ignore[attr-defined,no-any-return]
 

@@ -4,9 +4,20 @@ Like :mod:`.runs`: plain values and the contract's messages in, the contract's m
 :class:`~seedbed.coordinator.errors.CoordinatorError` for every refusal. Settings arrive as the
 contract's ``ScenarioSettings`` (the REST and MCP faces parse their JSON into it), so there is one
 validation of limits, triggers, reporters and ``run_as``.
+
+``validate_only`` (creation and update): every check of the call, then the scenario as it would be
+stored, built from the request (and, for an update, the current record) instead of written. The
+conditions the store's write decides (an id already taken, ``expected_revision``) are read here
+instead, so they hold when checked and may no longer hold at the real call, which decides them
+again atomically; what the store or validation generates (an id, a signing secret) is generated
+anew by the real call. Rejected: the store's write in a transaction rolled back (a write lock and a
+revision bump taken for nothing, and the write path would grow a mode only validation uses). A
+validation takes nothing of the scenario puts rate limit: that limit protects the store's writes.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from seedbed.api.v1 import scenario_pb2
 from seedbed.coordinator import _convert as cv
@@ -14,7 +25,12 @@ from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.app.ids import known_scenario_id
 from seedbed.coordinator.egress import EgressPolicy
-from seedbed.coordinator.errors import InvalidArgumentError
+from seedbed.coordinator.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from seedbed.coordinator.model import (
     new_id,
     normalize_scenario_id,
@@ -27,7 +43,7 @@ from seedbed.coordinator.ratelimits import Limit, RateLimiter
 from seedbed.coordinator.reporters import hide_reporter_secrets, validate_reporters
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.status import scenario_status
-from seedbed.coordinator.store import ScenarioRecord, ScenarioSettingsValue, Store
+from seedbed.coordinator.store import ScenarioRecord, ScenarioSettingsValue, Store, now
 from seedbed.coordinator.triggers import validate_triggers
 
 
@@ -46,21 +62,48 @@ class ScenarioUseCases:
         script: str,
         settings: scenario_pb2.ScenarioSettings,
         project_key: str = "",
+        *,
+        validate_only: bool = False,
     ) -> scenario_pb2.Scenario:
+        """Create the scenario. ``validate_only``: check, answer it as it would be stored, write
+        nothing (see the module docstring)."""
         scenario_id = normalize_scenario_id(scenario_id) if scenario_id else new_id("scn")
         project = await authz.project_for_new_scenario(self._store, project_key)
         value = self._settings_value(settings)
         await authz.check_run_as(self._store, project, value.run_as, "")
-        self._rates.take(Limit.SCENARIO_PUTS, current_principal().user_id)
+        checked_name = validate_name(name or scenario_id)
+        checked_script = validate_script(script, self._settings.max_script_bytes)
+        user = current_principal().user_id
+        if validate_only:
+            await self._check_absent(scenario_id)
+            at = now()
+            return cv.scenario_to_proto(
+                ScenarioRecord(
+                    id=scenario_id,
+                    name=checked_name,
+                    script=checked_script,
+                    settings=value,
+                    revision=1,
+                    created_at=at,
+                    updated_at=at,
+                    project_key=project,
+                    last_modified_by=user,
+                    script_modified_by=user,
+                )
+            )
+        self._rates.take(Limit.SCENARIO_PUTS, user)
         rec = await self._store.create_scenario(
-            scenario_id,
-            validate_name(name or scenario_id),
-            validate_script(script, self._settings.max_script_bytes),
-            value,
-            project_key=project,
-            modified_by=current_principal().user_id,
+            scenario_id, checked_name, checked_script, value, project_key=project, modified_by=user
         )
         return cv.scenario_to_proto(rec)
+
+    async def _check_absent(self, scenario_id: str) -> None:
+        """AlreadyExistsError, as the store's creation would say, when the id is taken."""
+        try:
+            await self._store.get_scenario(scenario_id)
+        except NotFoundError:
+            return
+        raise AlreadyExistsError(f"scenario {scenario_id!r} already exists")
 
     async def update_scenario(
         self,
@@ -70,9 +113,12 @@ class ScenarioUseCases:
         script: str | None = None,
         settings: scenario_pb2.ScenarioSettings | None = None,
         expected_revision: int | None = None,
+        validate_only: bool = False,
     ) -> scenario_pb2.Scenario:
         """Change what is given (``settings`` replaces them whole). With ``expected_revision``, only
-        if the scenario is still at that revision (else ConflictError, nothing changed)."""
+        if the scenario is still at that revision (else ConflictError, nothing changed).
+        ``validate_only``: check, answer it as it would be stored, write nothing (see the module
+        docstring)."""
         scenario_id = normalize_scenario_id(scenario_id)
         current = await authz.scenario_for(self._store, scenario_id, Role.EDITOR)
         checked_script = (
@@ -94,13 +140,30 @@ class ScenarioUseCases:
         if checked_script is not None:
             run_as = settings.run_as if settings is not None else current.settings.run_as
             authz.check_script_change(current.project_key, run_as)
-        self._rates.take(Limit.SCENARIO_PUTS, current_principal().user_id)
+        checked_name = validate_name(name) if name is not None else None
+        value = self._settings_value(settings, current.settings) if settings is not None else None
+        user = current_principal().user_id
+        if validate_only:
+            if expected_revision is not None and expected_revision != current.revision:
+                raise ConflictError("scenario", scenario_id, expected_revision, current.revision)
+            would_be = dataclasses.replace(
+                current,
+                name=current.name if checked_name is None else checked_name,
+                script=current.script if checked_script is None else checked_script,
+                settings=current.settings if value is None else value,
+                revision=current.revision + 1,
+                updated_at=now(),
+                last_modified_by=user,
+                script_modified_by=author,
+            )
+            return cv.scenario_to_proto(would_be)
+        self._rates.take(Limit.SCENARIO_PUTS, user)
         rec = await self._store.update_scenario(
             scenario_id,
-            name=validate_name(name) if name is not None else None,
+            name=checked_name,
             script=checked_script,
-            settings=self._settings_value(settings, current.settings) if settings is not None else None,
-            modified_by=current_principal().user_id,
+            settings=value,
+            modified_by=user,
             expected_revision=expected_revision,
         )
         return cv.scenario_to_proto(rec)

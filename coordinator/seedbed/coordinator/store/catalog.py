@@ -145,13 +145,12 @@ class TemplateRepository:
         in the same project is ConflictError, not ALREADY_EXISTS: the caller read it as absent);
         another number updates it only if its revision is still that one, a condition of the
         UPDATE itself, and never creates it (gone: ConflictError without a revision)."""
-        # Field order is part of a template (it is the rows' column order): keep it.
-        body = json.dumps(canonical, separators=(",", ":"))
+        body = _canonical_body(canonical)
         values = {
             "source": source,
             "format": fmt,
             "canonical": body,
-            "digest": hashlib.sha256(body.encode()).hexdigest(),
+            "digest": template_digest(canonical),
             "description": description,
             "field_names": json.dumps(field_names),
             "updated_at": at,
@@ -456,6 +455,16 @@ async def _conflict(conn: Any, template_id: str, expected: int) -> NoReturn:
     found = select(t.templates.c.revision).where(t.templates.c.id == template_id)
     actual = (await conn.execute(found)).scalar_one_or_none()
     raise ConflictError("template", template_id, expected, actual)
+
+
+def _canonical_body(canonical: dict[str, Any]) -> str:
+    # Field order is part of a template (it is the rows' column order): keep it.
+    return json.dumps(canonical, separators=(",", ":"))
+
+
+def template_digest(canonical: dict[str, Any]) -> str:
+    """The digest a template with this canonical document is stored with."""
+    return hashlib.sha256(_canonical_body(canonical).encode()).hexdigest()
 
 
 def _shared(shared: bool | None) -> dict[str, bool]:

@@ -50,6 +50,8 @@ from seedbed.coordinator.connections import (
     validate_rest,
 )
 from seedbed.coordinator.errors import (
+    AlreadyExistsError,
+    ConflictError,
     CoordinatorError,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -70,6 +72,7 @@ from seedbed.coordinator.store.catalog import (
     OtherProjectError,
     TemplateRecord,
     WorkspaceFileRecord,
+    template_digest,
 )
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,45 @@ def template_to_proto(rec: TemplateRecord) -> template_pb2.Template:
         update_time=ts(rec.updated_at),
         project_key=rec.project_key,
         shared=rec.shared,
+    )
+
+
+def _would_put(
+    existing: TemplateRecord | None,
+    request: template_pb2.PutTemplateRequest,
+    project: str,
+    shared: bool | None,
+    result: dict[str, Any],
+    expected: int | None,
+) -> tuple[TemplateRecord, bool]:
+    """A validate-only put: the template ``TemplateRepository.put`` would store over ``existing``
+    (as read just before) and whether it would create it, with the refusals it would make. The
+    real put decides them again, atomically."""
+    template_id: str = result["id"]
+    found = existing.revision if existing is not None else None
+    if expected is not None and (found is not None if expected == 0 else found != expected):
+        raise ConflictError("template", template_id, expected, found)
+    if existing is not None and not request.allow_update:
+        raise AlreadyExistsError(
+            f"template {template_id!r} already exists: push it with update allowed to replace it"
+        )
+    at = now()
+    return (
+        TemplateRecord(
+            id=template_id,
+            source=request.source,
+            format=result["format"],
+            canonical=result["canonical"],
+            digest=template_digest(result["canonical"]),
+            description=result["description"],
+            field_names=result["field_names"],
+            revision=1 if existing is None else existing.revision + 1,
+            created_at=at if existing is None else existing.created_at,
+            updated_at=at,
+            project_key=project,
+            shared=bool(shared) if shared is not None or existing is None else existing.shared,
+        ),
+        existing is None,
     )
 
 
@@ -161,6 +203,9 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
         )
         # Set: the put is conditional on the revision the caller read (0: on there being none).
         expected = request.expected_revision if request.HasField("expected_revision") else None
+        if request.validate_only:
+            rec, created = _would_put(existing, request, project, shared, result, expected)
+            return template_pb2.PutTemplateResponse(template=template_to_proto(rec), created=created)
         try:
             rec, created = await self._store.templates.put(
                 template_id,

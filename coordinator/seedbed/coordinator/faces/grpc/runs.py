@@ -26,7 +26,12 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
         self, request: scenario_pb2.CreateScenarioRequest, context: grpc.aio.ServicerContext
     ) -> scenario_pb2.CreateScenarioResponse:
         scenario = await self._app.create_scenario(
-            request.scenario_id, request.name, request.script, request.settings, request.project_key
+            request.scenario_id,
+            request.name,
+            request.script,
+            request.settings,
+            request.project_key,
+            validate_only=request.validate_only,
         )
         return scenario_pb2.CreateScenarioResponse(scenario=scenario)
 
@@ -40,6 +45,7 @@ class ScenarioServicer(scenario_pb2_grpc.ScenarioServiceServicer):
             script=request.script if request.HasField("script") else None,
             settings=request.settings if request.HasField("settings") else None,
             expected_revision=(request.expected_revision if request.HasField("expected_revision") else None),
+            validate_only=request.validate_only,
         )
         return scenario_pb2.UpdateScenarioResponse(scenario=scenario)
 
