@@ -13,7 +13,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from seedbed.api.v1 import access_pb2, scenario_pb2
 from seedbed.client import Client as SeedbedClient
-from tests.conftest import ADMIN_API_KEY, ROOT
+from seedbed.coordinator import running_in_thread
+from seedbed.coordinator.faces.mcp import MAX_LISTED_SCENARIOS
+from seedbed.coordinator.fakes import FakeDispatcher
+from tests.conftest import ADMIN_API_KEY, ROOT, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +189,9 @@ async def test_http_refuses_calls_without_a_valid_key(mcp_url: str) -> None:
         assert refused.group_contains(MCPError, match="unauthenticated: .*API key", depth=None)
 
 
-async def test_http_roles_and_bad_arguments_are_tool_errors(mcp_url: str, seeded: Seeded) -> None:
+async def test_http_roles_and_bad_arguments_are_tool_errors(
+    mcp_url: str, seeded: Seeded, coordinator: tuple[Any, SeedbedClient]
+) -> None:
     async with over_http(mcp_url, seeded.viewer_key) as viewer:
         seen = (await viewer.call_tool("list_scenarios", {"project_key": "default"})).structured_content
         assert seen is not None and "scn_hello" in {s["id"] for s in seen["scenarios"]}
@@ -212,6 +217,41 @@ async def test_http_roles_and_bad_arguments_are_tool_errors(mcp_url: str, seeded
         assert "timeout_seconds" in error_text(
             await mcp.call_tool("execute_scenario", {"scenario_id": "hello", "timeout_seconds": -1})
         )
+        # A misspelt argument is refused, not dropped (the run would go without its params).
+        misspelt = error_text(
+            await mcp.call_tool("execute_scenario", {"scenario_id": "hello", "param": {"who": "x"}})
+        )
+        assert "unknown argument 'param'" in misspelt and "params" in misspelt
+        huge = error_text(
+            await mcp.call_tool("get_scenario_run_logs", {"run_id": "run_x", "after_sequence": 10**30})
+        )
+        assert "after_sequence" in huge and "9223372036854775807" in huge
+    _, client = coordinator
+    assert client.list_runs() == [], "a refused call started a run"
+
+
+@pytest.fixture
+def crowded(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, SeedbedClient]]:
+    """A coordinator with one scenario more than list_scenarios answers (its dispatcher the fake
+    one: nothing runs), which allows that many puts in a minute."""
+    settings = settings_for(store_url, tmp_path, scenario_puts_per_minute=MAX_LISTED_SCENARIOS + 1)
+    with running_in_thread(settings, FakeDispatcher()) as coord, SeedbedClient(coord.address) as client:
+        for n in range(MAX_LISTED_SCENARIOS + 1):
+            client.put_scenario(f"s{n:03}", script="print('x')\n")
+        yield coord, client
+
+
+async def test_http_lists_at_most_200_scenarios_and_says_how_to_narrow(
+    crowded: tuple[Any, SeedbedClient],
+) -> None:
+    coord, _ = crowded
+    async with over_http(f"http://{coord.rest_address}/mcp", ADMIN_API_KEY) as mcp:
+        every = (await mcp.call_tool("list_scenarios", {})).structured_content
+        one = (await mcp.call_tool("list_scenarios", {"project_key": "default"})).structured_content
+    assert every is not None and one is not None
+    assert [s["id"] for s in every["scenarios"]] == [f"scn_s{n:03}" for n in range(MAX_LISTED_SCENARIOS)]
+    assert every["truncated"] is True and "project_key" in every["hint"]
+    assert one["truncated"] is True and "'default' has more" in one["hint"]
 
 
 async def test_http_abort_a_running_run(mcp_url: str) -> None:
@@ -275,6 +315,12 @@ async def test_stdio_runs_a_scenario_and_reports_its_error(seeded: Seeded, tmp_p
 
         unknown = error_text(await mcp.call_tool("get_scenario_run", {"run_id": "run_nosuchrun"}))
         assert "not_found" in unknown and "run_nosuchrun" in unknown
+        listed = (await mcp.call_tool("list_scenarios", {})).structured_content
+        assert listed is not None and (listed["truncated"], listed["hint"]) == (False, None)
+        assert {"scn_hello", "scn_failing", "scn_sleeping"} == {s["id"] for s in listed["scenarios"]}
+        assert "unknown argument 'project'" in error_text(
+            await mcp.call_tool("list_scenarios", {"project": "default"})
+        )
         assert "limit" in error_text(
             await mcp.call_tool("get_scenario_run_logs", {"run_id": done["run_id"], "limit": "many"})
         )

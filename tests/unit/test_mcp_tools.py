@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import pytest
 from mcp import Client
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
-from seedbed.coordinator.faces.mcp import LogPage, build_mcp_server, refusal
+from seedbed.coordinator.faces.mcp import (
+    MAX_LISTED_SCENARIOS,
+    LogPage,
+    ScenarioPage,
+    build_mcp_server,
+    refusal,
+)
 
+MAX_SEQUENCE = 2**63 - 1  # a log sequence is an int64
 RUNNING = run_pb2.Run(id="run_1", scenario_id="scn_a", fire_id="fire_1", state=run_pb2.RUN_STATE_RUNNING)
 FAILED = run_pb2.Run(
     id="run_1",
@@ -28,10 +37,20 @@ FAILED = run_pb2.Run(
 class FakeBackend:
     """Records calls; answers a fire whose run goes RUNNING, then FAILED after ``run_seconds``."""
 
-    def __init__(self, run_seconds: float = 0.0, cancelled: bool = False, watch_fails: bool = False) -> None:
+    def __init__(
+        self,
+        run_seconds: float = 0.0,
+        cancelled: bool = False,
+        watch_fails: bool = False,
+        scenario_count: int = 1,
+    ) -> None:
         self.run_seconds = run_seconds
         self.cancelled = cancelled
         self.watch_fails = watch_fails
+        self.scenarios = [
+            scenario_pb2.Scenario(id=f"scn_{n:04}", name=f"S{n}", project_key="default", revision=2)
+            for n in range(scenario_count)
+        ]
         self.calls: list[tuple[Any, ...]] = []
         self.log = [run_pb2.LogLine(sequence=n, text=f"line {n}") for n in range(1, 6)]
 
@@ -76,6 +95,7 @@ class FakeBackend:
         return RUNNING
 
     async def read_logs(self, run_id: str, after_sequence: int, limit: int) -> LogPage:
+        self.calls.append(("read_logs", run_id, after_sequence, limit))
         lines = [line for line in self.log if line.sequence > after_sequence]
         if len(lines) > limit:
             return LogPage(lines[:limit], None)
@@ -84,8 +104,9 @@ class FakeBackend:
         )
         return LogPage(lines, end)
 
-    async def list_scenarios(self, project_key: str) -> list[scenario_pb2.Scenario]:
-        return [scenario_pb2.Scenario(id="scn_a", name="A", project_key="default", revision=2)]
+    async def list_scenarios(self, project_key: str, limit: int) -> ScenarioPage:
+        self.calls.append(("list_scenarios", project_key, limit))
+        return ScenarioPage(self.scenarios[:limit], more=len(self.scenarios) > limit)
 
     async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
         self.calls.append(("abort_run", run_id, reason))
@@ -205,6 +226,76 @@ async def test_refusals_and_bad_arguments_are_tool_errors() -> None:
     assert answer is not None and answer["already_finished"] is True
     assert backend.calls[-1] == ("abort_run", "run_1", "")
     assert "Unknown tool" in text_of(await _call_unknown())
+
+
+async def test_an_argument_a_tool_does_not_take_is_refused_before_the_backend() -> None:
+    backend = FakeBackend()
+    async with Client(build_mcp_server(backend)) as mcp:
+        tools = (await mcp.list_tools()).tools
+        # A misspelt params would otherwise run the scenario without them.
+        misspelt = {"scenario_id": "a", "param": {"who": "x"}}
+        refused = text_of(await mcp.call_tool("execute_scenario", misspelt))
+        for tool in tools:
+            assert tool.input_schema["additionalProperties"] is False, tool.name
+            arguments = {"run_id": "run_1"} if "run_id" in tool.input_schema["properties"] else {}
+            extra = text_of(await mcp.call_tool(tool.name, {**arguments, "bogus": 1, "also": 2}))
+            assert "unknown arguments 'bogus', 'also'" in extra, extra
+            assert ", ".join(tool.input_schema["properties"]) in extra, extra
+    assert "unknown argument 'param'" in refused
+    assert "scenario_id, params, wait, timeout_seconds, idempotency_key" in refused
+    assert [call for call in backend.calls if call[0] != "as_caller"] == []
+
+
+async def test_numbers_are_bounded_in_the_schema_and_refused_past_the_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = FakeBackend()
+    async with Client(build_mcp_server(backend)) as mcp:
+        tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
+        logs = tools["get_scenario_run_logs"].input_schema["properties"]
+        assert (logs["after_sequence"]["minimum"], logs["after_sequence"]["maximum"]) == (0, 2**63 - 1)
+        assert (logs["limit"]["minimum"], logs["limit"]["maximum"]) == (1, 1000)
+        timeout = tools["execute_scenario"].input_schema["properties"]["timeout_seconds"]
+        assert (timeout["exclusiveMinimum"], timeout["maximum"]) == (0, 3600)
+
+        huge = text_of(
+            await mcp.call_tool("get_scenario_run_logs", {"run_id": "run_1", "after_sequence": 10**30})
+        )
+        assert "after_sequence" in huge and "less than or equal to 9223372036854775807" in huge
+        assert "1000" in text_of(
+            await mcp.call_tool("get_scenario_run_logs", {"run_id": "run_1", "limit": 1001})
+        )
+        long_wait = {"scenario_id": "a", "wait": True, "timeout_seconds": 3601}
+        assert "less than or equal to 3600" in text_of(await mcp.call_tool("execute_scenario", long_wait))
+        at_the_end = {"run_id": "run_1", "after_sequence": MAX_SEQUENCE, "limit": 1000}
+        last = await mcp.call_tool("get_scenario_run_logs", at_the_end)
+    assert not last.is_error and last.structured_content is not None
+    assert last.structured_content["next_after_sequence"] == MAX_SEQUENCE
+    assert [call for call in backend.calls if call[0] == "read_logs"] == [
+        ("read_logs", "run_1", MAX_SEQUENCE, 1000)
+    ]
+    # Refused as the agent's mistake, not logged as a crash.
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_the_scenario_list_is_capped_and_says_how_to_narrow() -> None:
+    many = FakeBackend(scenario_count=MAX_LISTED_SCENARIOS + 50)
+    async with Client(build_mcp_server(many)) as mcp:
+        tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
+        assert str(MAX_LISTED_SCENARIOS) in (tools["list_scenarios"].description or "")
+        everything = (await mcp.call_tool("list_scenarios", {})).structured_content
+        one_project = (await mcp.call_tool("list_scenarios", {"project_key": "default"})).structured_content
+    assert everything is not None and one_project is not None
+    assert ("list_scenarios", "", MAX_LISTED_SCENARIOS) in many.calls
+    assert len(everything["scenarios"]) == MAX_LISTED_SCENARIOS and everything["truncated"] is True
+    assert everything["scenarios"][-1]["id"] == f"scn_{MAX_LISTED_SCENARIOS - 1:04}"
+    assert "project_key" in everything["hint"] and str(MAX_LISTED_SCENARIOS) in everything["hint"]
+    assert one_project["truncated"] is True and "'default' has more" in one_project["hint"]
+
+    async with Client(build_mcp_server(FakeBackend(scenario_count=3))) as mcp:
+        few = (await mcp.call_tool("list_scenarios", {})).structured_content
+    assert few is not None
+    assert (len(few["scenarios"]), few["truncated"], few["hint"]) == (3, False, None)
 
 
 async def _call_unknown() -> Any:

@@ -18,9 +18,9 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.to_thread
 
-from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.api.v1 import run_pb2
 from seedbed.client import Client, ClientError, LogEvent, RunEnded
-from seedbed.coordinator.faces.mcp import DEFAULT_ABORT_REASON, LogPage, is_finished, refusal
+from seedbed.coordinator.faces.mcp import DEFAULT_ABORT_REASON, LogPage, ScenarioPage, is_finished, refusal
 
 T = TypeVar("T")
 POLL_SECONDS = 1.0
@@ -96,8 +96,11 @@ class ClientBackend:
 
         return await anyio.to_thread.run_sync(read)
 
-    async def list_scenarios(self, project_key: str) -> list[scenario_pb2.Scenario]:
-        return await self._call(self._client.list_scenarios, project_key)
+    async def list_scenarios(self, project_key: str, limit: int) -> ScenarioPage:
+        # The client reads every page (of at most 1000) into this process, the caller's own; the
+        # agent's answer is bounded here, and the coordinator serves each page bounded too.
+        found = await self._call(self._client.list_scenarios, project_key)
+        return ScenarioPage(found[:limit], more=len(found) > limit)
 
     async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
         response = await self._call(self._client.abort, run_id, reason or DEFAULT_ABORT_REASON)

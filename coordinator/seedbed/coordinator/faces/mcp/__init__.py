@@ -5,7 +5,7 @@ Five tools, defined once (``_tools``) over a small backend (:class:`McpBackend`)
 - ``execute_scenario(scenario_id, params, wait, timeout_seconds, idempotency_key)``
 - ``get_scenario_run(run_id)``
 - ``get_scenario_run_logs(run_id, after_sequence, limit)``
-- ``list_scenarios(project_key)``
+- ``list_scenarios(project_key)`` (at most 200)
 - ``abort_scenario_run(run_id, reason)``
 
 Two backends, the same tools, answers and error texts:
@@ -27,7 +27,10 @@ Two backends, the same tools, answers and error texts:
 Errors: a refused call is a tool error (``is_error``) whose text is the SDK's ``Error executing tool
 NAME:``, then the domain's error code (``ErrorCode``'s value) and message: ``not_found: run 'run_x'
 not found``, ``permission_denied: … needs role RUNNER …``, ``invalid_argument: params: …``. Arguments
-outside the input schema are tool errors too.
+outside the input schema are tool errors too, before any backend call: an argument the tool does not
+take (``unknown argument 'param' (the tool's arguments: scenario_id, params, …)``), a number past its
+bound (the schema's ``minimum``/``maximum``), a value of the wrong type. ``list_scenarios`` answers
+at most 200 scenarios (``truncated`` and ``hint`` say when more exist).
 Over HTTP a request without a valid key never reaches a tool: 401 with ``WWW-Authenticate: Bearer``.
 
 Rejected: a tool per RPC (agents choose better among a few tools with clear descriptions), and
@@ -49,8 +52,10 @@ from seedbed.coordinator.faces.mcp._results import (
 )
 from seedbed.coordinator.faces.mcp._tools import (
     DEFAULT_ABORT_REASON,
+    MAX_LISTED_SCENARIOS,
     LogPage,
     McpBackend,
+    ScenarioPage,
     build_mcp_server,
     param_text,
     refusal,
@@ -58,6 +63,7 @@ from seedbed.coordinator.faces.mcp._tools import (
 
 __all__ = [
     "DEFAULT_ABORT_REASON",
+    "MAX_LISTED_SCENARIOS",
     "AbortResult",
     "ErrorInfo",
     "ExecuteResult",
@@ -69,6 +75,7 @@ __all__ = [
     "RunInfo",
     "ScenarioInfo",
     "ScenarioList",
+    "ScenarioPage",
     "UseCaseBackend",
     "authenticate",
     "build_mcp_server",

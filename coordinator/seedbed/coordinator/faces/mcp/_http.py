@@ -38,7 +38,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.api.v1 import run_pb2
 from seedbed.coordinator.access import Principal, acting_as
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
 from seedbed.coordinator.app.callers import caller_of
@@ -49,7 +49,13 @@ from seedbed.coordinator.errors import (
     StoreUnavailableError,
     UnauthenticatedError,
 )
-from seedbed.coordinator.faces.mcp._tools import DEFAULT_ABORT_REASON, LogPage, build_mcp_server, refusal
+from seedbed.coordinator.faces.mcp._tools import (
+    DEFAULT_ABORT_REASON,
+    LogPage,
+    ScenarioPage,
+    build_mcp_server,
+    refusal,
+)
 from seedbed.coordinator.store import Store
 
 log = logging.getLogger(__name__)
@@ -151,14 +157,10 @@ class UseCaseBackend:
                 await closing()
         return LogPage(lines, None)
 
-    async def list_scenarios(self, project_key: str) -> list[scenario_pb2.Scenario]:
-        found: list[scenario_pb2.Scenario] = []
-        token = ""
-        while True:
-            page, token = await self._scenarios.list_scenarios(project_key, 1000, token)
-            found.extend(page)
-            if not token:
-                return found
+    async def list_scenarios(self, project_key: str, limit: int) -> ScenarioPage:
+        # One page: the use case reads limit + 1 rows, and a next page token says more exist.
+        page, token = await self._scenarios.list_scenarios(project_key, limit, "")
+        return ScenarioPage(page, more=bool(token))
 
     async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
         return await self._runs.abort_run(run_id, reason or DEFAULT_ABORT_REASON)

@@ -252,7 +252,22 @@ class ScenarioInfo(BaseModel):
 
 
 class ScenarioList(BaseModel):
+    """The first scenarios by id (a tool answers a bounded list), and whether more exist."""
+
     scenarios: list[ScenarioInfo]
+    truncated: bool = Field(description="more scenarios exist than are listed here")
+    hint: str | None = Field(description="when truncated: how to list the others")
+
+    @classmethod
+    def of(cls, scenarios: list[ScenarioInfo], more: bool, project_key: str) -> ScenarioList:
+        hint = None
+        if more:
+            hint = f"only the first {len(scenarios)} scenarios by id are listed; " + (
+                f"project {project_key!r} has more (execute_scenario takes any of them by id)"
+                if project_key
+                else "pass project_key to list one project's scenarios"
+            )
+        return cls(scenarios=scenarios, truncated=more, hint=hint)
 
 
 class AbortResult(BaseModel):

@@ -5,6 +5,24 @@ turn arguments into those calls and the messages into ``_results`` models. Backe
 refusal with :func:`refusal` (an MCP tool error whose text starts with the face-neutral error code,
 ``not_found: run 'run_x' not found``), so an agent sees the domain's message over either transport.
 Arguments that do not fit the input schema are tool errors too (the SDK's), never a crash.
+
+Every bound is in the input schema the agent reads (``maximum``, ``additionalProperties: false``),
+so a call outside it is refused before it reaches a backend, naming the argument and the limit:
+
+- an argument the tool does not take (``param`` for ``params``) is refused, naming it and the
+  arguments the tool takes. The SDK builds each tool's argument model from its signature and
+  ignores unknown keys, which would run a scenario without the params the agent meant to pass.
+  :func:`_tool` builds the SDK's tool (``Tool.from_function``), then gives it the SDK's argument
+  model with ``_KnownArgumentsOnly`` mixed in, and that model's schema; the server takes the tools
+  in its constructor. Rejected: checking ``ctx``'s raw request in each tool (five copies of one
+  rule, and the advertised schema would still allow anything); a ``**kwargs`` catch-all (the SDK
+  makes it one argument named ``kwargs``); changing ``ArgModelBase``'s config (process-wide: every
+  MCP server's tools).
+- numbers have both ends: ``after_sequence`` 0..2**63-1 (a log sequence is an int64; a larger one
+  would fail inside the backend as a crash), ``limit`` 1..1000, ``timeout_seconds`` up to 3600 (as
+  REST's ``wait``).
+- ``list_scenarios`` answers at most ``MAX_LISTED_SCENARIOS``, saying when more exist and how to
+  narrow (``project_key``): a backend reads one page, not every scenario a caller may see.
 """
 
 from __future__ import annotations
@@ -15,13 +33,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp_types import ToolAnnotations
-from pydantic import Field
+from pydantic import ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.coordinator.faces.mcp._results import (
@@ -43,8 +64,13 @@ from seedbed.coordinator.model import (
 )
 
 SERVER_NAME = "seedbed"
-MAX_WAIT_SECONDS = 3600.0
+MAX_WAIT_SECONDS = 3600
 MAX_LOG_PAGE = 1000
+# Log sequence numbers are int64 in the contract and the store.
+MAX_SEQUENCE = 2**63 - 1
+# One page of the use case: an agent's answer stays readable, and a caller who sees thousands of
+# scenarios does not make the coordinator read them all (with their scripts) for one call.
+MAX_LISTED_SCENARIOS = 200
 DEFAULT_ABORT_REASON = "aborted by an MCP client"
 # While a wait lasts, a client that asked for progress hears from it at least this often (its HTTP
 # read timeout must not run out on a long run).
@@ -66,6 +92,14 @@ class LogPage:
     lines: list[run_pb2.LogLine]
     # The stream's terminal event when every line written so far was read (None: more follow).
     end: run_pb2.StreamEnd | None
+
+
+@dataclass(frozen=True)
+class ScenarioPage:
+    """What a backend's listing found: the first scenarios by id, and whether more exist."""
+
+    scenarios: list[scenario_pb2.Scenario]
+    more: bool
 
 
 class McpBackend(Protocol):
@@ -93,7 +127,9 @@ class McpBackend(Protocol):
         """At most ``limit`` lines after ``after_sequence``, without following."""
         ...
 
-    async def list_scenarios(self, project_key: str) -> list[scenario_pb2.Scenario]: ...
+    async def list_scenarios(self, project_key: str, limit: int) -> ScenarioPage:
+        """The first ``limit`` scenarios (by id) the caller may see, in ``project_key`` if given."""
+        ...
 
     async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
         """(the run, whether it had already ended)."""
@@ -137,7 +173,11 @@ ParamsArg = Annotated[
 WaitArg = Annotated[bool, Field(description="answer only once the run has ended (or timeout_seconds passed)")]
 TimeoutArg = Annotated[
     float,
-    Field(gt=0, le=MAX_WAIT_SECONDS, description="how long wait=true waits, in seconds (at most 3600)"),
+    Field(
+        gt=0,
+        le=MAX_WAIT_SECONDS,
+        description=f"how long wait=true waits, in seconds (more than 0, at most {MAX_WAIT_SECONDS})",
+    ),
 ]
 KeyArg = Annotated[
     str,
@@ -150,11 +190,21 @@ KeyArg = Annotated[
 RunIdArg = Annotated[str, Field(description="the run's id ('run_…'), as execute_scenario answered it")]
 AfterArg = Annotated[
     int,
-    Field(ge=0, description="answer lines after this sequence number (0: from the start)"),
+    Field(
+        ge=0,
+        le=MAX_SEQUENCE,
+        description="answer lines after this sequence number (0: from the start; at most 2**63-1)",
+    ),
 ]
-LimitArg = Annotated[int, Field(ge=1, le=MAX_LOG_PAGE, description="at most this many lines (1..1000)")]
+LimitArg = Annotated[
+    int, Field(ge=1, le=MAX_LOG_PAGE, description=f"at most this many lines (1..{MAX_LOG_PAGE})")
+]
 ProjectArg = Annotated[
-    str, Field(description="only the scenarios of this project (empty: every project you can see)")
+    str,
+    Field(
+        description="only the scenarios of this project (empty: every project you can see, the "
+        f"first {MAX_LISTED_SCENARIOS} by id)"
+    ),
 ]
 ReasonArg = Annotated[str, Field(description="kept with the run (its first 1000 characters)")]
 
@@ -162,11 +212,7 @@ ReasonArg = Annotated[str, Field(description="kept with the run (its first 1000 
 def build_mcp_server(backend: McpBackend) -> MCPServer:
     """The MCP server with the five tools over ``backend``. Configure logging before calling it:
     the SDK's constructor calls ``logging.basicConfig`` (a no-op once logging has handlers)."""
-    # The SDK configures the root logger when nothing has yet (an embedding process, a test):
-    # WARNING keeps its per-request INFO lines out of the host's output.
-    server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
 
-    @server.tool(annotations=ToolAnnotations(title="Run a scenario", open_world_hint=True))
     async def execute_scenario(
         scenario_id: ScenarioIdArg,
         ctx: Context,
@@ -189,7 +235,6 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
             run = await backend.get_run(fire.run_id) if fire.run_id else None
             return ExecuteResult.of(fire, run, waited=False, timed_out=False)
 
-    @server.tool(annotations=ToolAnnotations(title="Show a run", read_only_hint=True))
     async def get_scenario_run(run_id: RunIdArg, ctx: Context) -> RunInfo:
         """A run of a scenario: its state (QUEUED, RUNNING, SUCCESS, WARNING, FAILED, ABORTED),
         params, times, attempts, steps and, when it failed, its first error with the script's
@@ -197,7 +242,6 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
         async with backend.as_caller(_headers(ctx)):
             return RunInfo.of(await backend.get_run(run_id))
 
-    @server.tool(annotations=ToolAnnotations(title="Read a run's log", read_only_hint=True))
     async def get_scenario_run_logs(
         run_id: RunIdArg, ctx: Context, after_sequence: AfterArg = 0, limit: LimitArg = 200
     ) -> LogsResult:
@@ -219,19 +263,14 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
             run_state=run_state(page.end.run) if page.end is not None else None,
         )
 
-    @server.tool(annotations=ToolAnnotations(title="List scenarios", read_only_hint=True))
     async def list_scenarios(ctx: Context, project_key: ProjectArg = "") -> ScenarioList:
         """The scenarios you may see (in every project you have a role in), with their ids to pass
-        to execute_scenario."""
+        to execute_scenario: the first 200 by id; truncated=true says more exist (pass project_key
+        to list one project's)."""
         async with backend.as_caller(_headers(ctx)):
-            found = await backend.list_scenarios(project_key)
-        return ScenarioList(scenarios=[ScenarioInfo.of(s) for s in found])
+            found = await backend.list_scenarios(project_key, MAX_LISTED_SCENARIOS)
+        return ScenarioList.of([ScenarioInfo.of(s) for s in found.scenarios], found.more, project_key)
 
-    @server.tool(
-        annotations=ToolAnnotations(
-            title="Abort a run", destructive_hint=True, idempotent_hint=True, open_world_hint=False
-        )
-    )
     async def abort_scenario_run(run_id: RunIdArg, ctx: Context, reason: ReasonArg = "") -> AbortResult:
         """Stop a run: its sandbox gets a signal, then is killed after a grace period; the run ends
         ABORTED (not FAILED). A run that had already ended is left as it is (already_finished).
@@ -240,7 +279,65 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
             run, already = await backend.abort_run(run_id, reason)
         return AbortResult(already_finished=already, run=RunInfo.of(run))
 
-    return server
+    tools = [
+        _tool(execute_scenario, ToolAnnotations(title="Run a scenario", open_world_hint=True)),
+        _tool(get_scenario_run, ToolAnnotations(title="Show a run", read_only_hint=True)),
+        _tool(get_scenario_run_logs, ToolAnnotations(title="Read a run's log", read_only_hint=True)),
+        _tool(list_scenarios, ToolAnnotations(title="List scenarios", read_only_hint=True)),
+        _tool(
+            abort_scenario_run,
+            ToolAnnotations(
+                title="Abort a run", destructive_hint=True, idempotent_hint=True, open_world_hint=False
+            ),
+        ),
+    ]
+    # The SDK configures the root logger when nothing has yet (an embedding process, a test):
+    # WARNING keeps its per-request INFO lines out of the host's output.
+    return MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING", tools=tools)
+
+
+def _tool(fn: Callable[..., Awaitable[Any]], annotations: ToolAnnotations) -> Tool:
+    """``fn`` as a tool whose arguments outside its signature are refused (see the module's
+    docstring): the SDK's tool, with an argument model derived from the SDK's that forbids them
+    and the input schema that model gives (``additionalProperties: false``)."""
+    tool = Tool.from_function(fn, annotations=annotations)
+    known = _known_arguments_only(tool.fn_metadata.arg_model)
+    return tool.model_copy(
+        update={
+            "fn_metadata": tool.fn_metadata.model_copy(update={"arg_model": known}),
+            "parameters": known.model_json_schema(by_alias=True),
+        }
+    )
+
+
+class _KnownArgumentsOnly(ArgModelBase):
+    """Mixed into a tool's argument model (the SDK's): arguments it has no field for are refused,
+    named with the arguments the tool takes; ``extra="forbid"`` also puts ``additionalProperties:
+    false`` in the input schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        accepted = [field.alias or name for name, field in cls.model_fields.items()]
+        unknown = [str(key) for key in data if key not in accepted]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            takes = ", ".join(accepted) if accepted else "none"
+            # Without a context the text is used as it is (an argument's name may hold braces).
+            raise PydanticCustomError(
+                "unknown_argument",
+                f"unknown argument{'s' if len(unknown) > 1 else ''} {names} (the tool's arguments: {takes})",
+            )
+        return data
+
+
+def _known_arguments_only(loose: type[ArgModelBase]) -> type[ArgModelBase]:
+    """``loose`` refusing arguments it has no field for (its fields, names and schema unchanged)."""
+    return create_model(loose.__name__, __base__=(loose, _KnownArgumentsOnly), __module__=loose.__module__)
 
 
 async def _wait(
