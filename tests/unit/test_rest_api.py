@@ -313,3 +313,110 @@ def test_the_openapi_document_is_served_and_committed(rest: tuple[Any, httpx.Cli
         served["components"]["schemas"]["seedbed.api.v1.Run"]["properties"]["state"]["enum"][1]
         == "RUN_STATE_QUEUED"
     )
+
+
+def _calls(coordinator: Any, method: str, code: str) -> float:
+    return float(coordinator.metrics.api_calls.labels(method, code)._value.get())
+
+
+def test_a_worker_token_is_refused_and_no_body_is_read_before_the_key(rest: tuple[Any, httpx.Client]) -> None:
+    _coordinator, http = rest
+    worker = error_of(http.get("/v1/runs", headers={"Authorization": "Bearer sbw_claims.mac"}), 403)
+    assert worker["code"] == "permission_denied" and "worker token" in worker["message"]
+    # Authentication comes first: a malformed body without a key is 401, not 400.
+    anonymous = http.post(
+        "/v1/scenarios/scn_x/run",
+        content=b"{not json",
+        headers={"Authorization": "", "Content-Type": "application/json"},
+    )
+    assert error_of(anonymous, 401)["code"] == "unauthenticated"
+
+
+def test_hostile_numbers_and_times_are_400_not_500(rest: tuple[Any, httpx.Client]) -> None:
+    _coordinator, http = rest
+    put(http, "scn_num", "print one")
+    run_id = http.post("/v1/scenarios/scn_num/run?wait=true", json={}).json()["run"]["id"]
+    for bad in ("\u00b2", "1" * 20, "9" * 5000, "-1"):
+        answer = http.get(f"/v1/runs/{run_id}/logs", headers={"Last-Event-ID": bad.encode()})
+        assert error_of(answer, 400)["details"]["field"] == "Last-Event-ID", bad
+    huge = error_of(http.get(f"/v1/runs/{run_id}/logs", params={"after_sequence": 10**30}), 400)
+    assert "after_sequence" in huge["details"]["field"]
+    revision = error_of(
+        http.put("/v1/scenarios/scn_num", json={"name": "x", "expected_revision": 10**30}), 400
+    )
+    assert "expected_revision" in revision["details"]["field"]
+    negative = error_of(http.put("/v1/scenarios/scn_num", json={"name": "x", "expected_revision": -1}), 400)
+    assert "expected_revision" in negative["details"]["field"]
+    mixed = http.get(
+        "/v1/runs",
+        params={"created_after": "2026-01-01T00:00:00", "created_before": "2099-01-01T00:00:00+00:00"},
+    )
+    assert mixed.status_code == 200 and [r["id"] for r in mixed.json()["runs"]] == [run_id]
+    assert error_of(http.get("/v1/runs", params={"page_size": 5000}), 400)["code"] == "invalid_argument"
+    assert error_of(http.get("/v1/scenarios", params={"page_size": 101}), 400)["code"] == "invalid_argument"
+
+
+def test_a_waiting_client_that_goes_away_stops_the_wait(rest: tuple[Any, httpx.Client]) -> None:
+    coordinator, http = rest
+    put(http, "scn_gone", "print started\nsleep 60")
+    method = "REST POST /v1/scenarios/{scenario_id}/run"
+    before = _calls(coordinator, method, "HTTP_499")
+    with pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/scenarios/scn_gone/run?wait=true&timeout_seconds=3600", json={}, timeout=2)
+    # The server notices within a second or two, not when timeout_seconds runs out.
+    eventually(
+        lambda: (
+            _calls(coordinator, method, "HTTP_499") == before + 1 or (_ for _ in ()).throw(AssertionError())
+        ),
+        timeout=10,
+    )
+
+
+def test_concurrent_puts_of_a_new_scenario_all_succeed_once_created(rest: tuple[Any, httpx.Client]) -> None:
+    coordinator, http = rest
+    from concurrent.futures import ThreadPoolExecutor
+
+    def put_once(i: int) -> httpx.Response:
+        with httpx.Client(base_url=str(http.base_url), headers=ADMIN, timeout=30) as own:
+            return own.put("/v1/scenarios/scn_race", json={"script": f"print {i}"})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(put_once, range(8)))
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201], [a.text for a in answers]
+    assert http.get("/v1/scenarios/scn_race").json()["revision"] == "8"
+    moved = error_of(http.put("/v1/scenarios/scn_race", json={"project_key": "other", "name": "x"}), 400)
+    assert moved["details"]["field"] == "project_key" and "default" in moved["message"]
+    stale = error_of(http.put("/v1/scenarios/scn_race", json={"name": "x"}, headers={"If-Match": '"3"'}), 409)
+    assert stale["details"]["actual_revision"] == 8
+    fresh = http.put("/v1/scenarios/scn_race", json={"name": "x"}, headers={"If-Match": '"8"'})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] == '"9"'
+    assert (
+        error_of(http.put("/v1/scenarios/scn_race", json={"name": "y"}, headers={"If-Match": "soon"}), 400)[
+            "details"
+        ]["field"]
+        == "If-Match"
+    )
+    from seedbed.client import Client
+
+    with Client(coordinator.address) as admin:
+        viewer = {"Authorization": f"Bearer {make_user(admin, 'vik', 'default', Role.VIEWER)}"}
+    refused = http.put("/v1/scenarios/scn_race", json={"name": "z", "expected_revision": 0}, headers=viewer)
+    assert error_of(refused, 403)["code"] == "permission_denied"
+
+
+def test_rest_calls_are_counted_with_their_route_and_code(rest: tuple[Any, httpx.Client]) -> None:
+    coordinator, http = rest
+    method = "REST GET /v1/runs/{run_id}"
+    before = _calls(coordinator, method, "NOT_FOUND")
+    http.get("/v1/runs/run_nope")
+    http.get("/v1/runs/run_nope")
+    # Counted once the answer is sent: just after the client has it.
+    eventually(lambda: _calls(coordinator, method, "NOT_FOUND") == before + 2 or _fail())
+    http.get("/v1/runs", headers={"Authorization": "Bearer nope"})  # refused before routing
+    eventually(lambda: _calls(coordinator, "REST GET /v1/runs", "UNAUTHENTICATED") == 1 or _fail())
+    http.get("/v1/runs")
+    eventually(lambda: _calls(coordinator, "REST GET /v1/runs", "OK") == 1 or _fail())
+
+
+def _fail() -> None:
+    raise AssertionError("not yet")

@@ -65,6 +65,8 @@ class OverlapPolicy(enum.StrEnum):
 
 _SCENARIO_ID = re.compile(r"^scn_[a-z0-9][a-z0-9_-]{0,62}$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+# Sequence numbers and revisions are int64 in the contract and the store: the largest a request may name.
+MAX_INT64 = 2**63 - 1
 MAX_NAME_CHARS = 200
 MAX_PARAMS = 100
 MAX_PARAM_VALUE_BYTES = 64 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -31,6 +32,7 @@ from seedbed.api.v1 import (
     workspace_pb2_grpc,
 )
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
+from seedbed.coordinator.app.callers import caller_of
 from seedbed.coordinator.auth import bootstrap_admin
 from seedbed.coordinator.cluster_watch import ClusterWatch
 from seedbed.coordinator.errors import (
@@ -241,9 +243,10 @@ class Coordinator:
         app = build_app(
             self.runs,
             self.scenarios,
-            self.store.access.authenticate,
+            functools.partial(caller_of, self.store, face="the REST API"),
             max_body_bytes=self.settings.max_message_bytes,
             closing=closing,
+            count_call=self.metrics.api_call if self.metrics is not None else None,
             mounts={"/mcp": mcp.asgi_app},
             lifespan=lambda _app: mcp.lifespan(),
         )

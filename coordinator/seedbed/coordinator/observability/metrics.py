@@ -27,7 +27,7 @@ seedbed_write_batches_total                 counter    connection, ledger       
 seedbed_write_rows_total                    counter    connection, ledger        the attempt runner
 seedbed_log_lines_dropped_total             counter                              the attempt runner
 seedbed_reporter_deliveries_total           counter    kind, event, status       the report sender
-seedbed_api_calls_total                     counter    method, code              the gRPC interceptor
+seedbed_api_calls_total                     counter    method, code              the gRPC and REST faces
 ==========================================  =========  ========================  ==========================
 
 Design.

@@ -58,6 +58,7 @@ from seedbed.coordinator.faces.mcp._results import (
 )
 from seedbed.coordinator.model import (
     MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_INT64,
     MAX_PARAM_VALUE_BYTES,
     MAX_PARAMS,
     MAX_PARAMS_BYTES,
@@ -67,7 +68,7 @@ SERVER_NAME = "seedbed"
 MAX_WAIT_SECONDS = 3600
 MAX_LOG_PAGE = 1000
 # Log sequence numbers are int64 in the contract and the store.
-MAX_SEQUENCE = 2**63 - 1
+MAX_SEQUENCE = MAX_INT64
 # One page of the use case: an agent's answer stays readable, and a caller who sees thousands of
 # scenarios does not make the coordinator read them all (with their scripts) for one call.
 MAX_LISTED_SCENARIOS = 200

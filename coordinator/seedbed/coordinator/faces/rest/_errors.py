@@ -53,6 +53,13 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 WWW_AUTHENTICATE = 'Bearer realm="seedbed"'
+# Where an error answer leaves its code for the call counter (the request's state).
+CODE_KEY = "seedbed_error_code"
+
+
+def mark(scope: Any, code: str) -> None:
+    """Note the error code of the answer in the request's state (see ``_middleware.CallCounter``)."""
+    scope.setdefault("state", {})[CODE_KEY] = code
 
 
 def envelope(
@@ -90,15 +97,18 @@ def install(app: FastAPI) -> None:
     """Answer every error of ``app`` with the envelope."""
 
     @app.exception_handler(CoordinatorError)
-    async def _domain(_request: Request, exc: CoordinatorError) -> JSONResponse:
+    async def _domain(request: Request, exc: CoordinatorError) -> JSONResponse:
+        mark(request.scope, exc.code.name)
         return error_response(exc)
 
     @app.exception_handler(DispatchError)
-    async def _dispatch(_request: Request, exc: DispatchError) -> JSONResponse:
+    async def _dispatch(request: Request, exc: DispatchError) -> JSONResponse:
+        mark(request.scope, ErrorCode.UNAVAILABLE.name)
         return envelope(503, ErrorCode.UNAVAILABLE.value, f"no worker could serve the call: {exc}")
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        mark(request.scope, ErrorCode.INVALID_ARGUMENT.name)
         problems = [
             {
                 "field": ".".join(str(part) for part in error.get("loc", ())),
@@ -115,12 +125,14 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "invalid_argument")
+        mark(request.scope, code.upper())
         return envelope(exc.status_code, code, str(exc.detail), None, **dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        mark(request.scope, ErrorCode.INTERNAL.name)
         log.exception("%s %s failed", request.method, request.url.path)
         return envelope(
             500,
