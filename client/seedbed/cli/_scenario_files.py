@@ -26,6 +26,11 @@ replaced by the environment variable NAME when the folder is read, and ``${store
 keeps the value the coordinator has, read when the apply is planned. ``pull`` writes every header
 value as ``${stored}`` and never writes a signing secret (an empty one keeps the stored secret).
 
+Every path a file names (``script:``, ``templates:``) must lead to a file inside the folder: no
+absolute path, no ``..`` out of it, no symbolic link pointing outside (checked on the resolved
+path). A review of the folder is then a review of everything apply reads and prints: a changed
+``script: /home/ci/.netrc`` would otherwise be printed whole by ``apply --dry-run``'s diff in a CI log.
+
 Every file is read and checked before anything is sent, and every problem is collected (file, key,
 message), so one run of ``apply`` lists them all. Rejected: one file for the whole folder (every
 change touches the same file, and a review cannot show a script's diff); scripts inline in the YAML
@@ -50,6 +55,9 @@ from seedbed.api.v1 import scenario_pb2
 SCENARIO_KEYS = ("id", "name", "project", "script", "settings", "templates")
 # A header value that keeps what the coordinator has (see the module docstring).
 STORED = "${stored}"
+# What the coordinator shows callers below EDITOR instead of a webhook URL's path, a header value
+# or a signing secret (the coordinator's reporters.HIDDEN): a value carrying it is not the real one.
+HIDDEN = "(hidden: needs role EDITOR)"
 _ENV = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 _SCENARIO_ID = re.compile(r"^scn_[a-z0-9][a-z0-9_-]{0,62}$")
 _TEMPLATE_ID = re.compile(r"^tmpl_[a-z0-9_-]{1,64}$")
@@ -74,7 +82,9 @@ class InvalidFolderError(Exception):
     """The folder (or what the coordinator holds) rules out applying it: ``problems``, every one."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(f"{len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems))
+        # A message of several lines (a template's issues) stays indented under its problem.
+        lines = "\n".join("  " + str(p).replace("\n", "\n    ") for p in problems)
+        super().__init__(f"{len(problems)} problem(s):\n{lines}")
         self.problems = problems
 
 
@@ -129,7 +139,8 @@ def load_folder(
     if not root.is_dir():
         raise InvalidFolderError([Problem(str(root), "", "is not a folder")])
     paths = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-    scenarios = [s for s in (loader.scenario(p) for p in paths) if s is not None]
+    inside = [p for p in paths if loader.inside(p, p.name, "")]
+    scenarios = [s for s in (loader.scenario(p) for p in inside) if s is not None]
     if loader.problems:
         raise InvalidFolderError(loader.problems)
     return Folder(root, scenarios, list(loader.templates.values()))
@@ -156,6 +167,22 @@ class _Loader:
 
     def _problem(self, file: str, key: str, message: str) -> None:
         self.problems.append(Problem(file, key, message))
+
+    def inside(self, path: Path, file: str, key: str, named: str = "") -> bool:
+        """Whether ``path``, links followed, is inside the folder; a problem when it is not."""
+        try:
+            if path.resolve().is_relative_to(self._root.resolve()):
+                return True
+        except (OSError, RuntimeError):  # a loop of symbolic links
+            pass
+        shown = f"{named!r}" if named else "it"
+        self._problem(
+            file,
+            key,
+            f"{shown} leads outside the folder: files apply reads must be inside it (no absolute "
+            "path, no '..' out of it, no symbolic link pointing outside)",
+        )
+        return False
 
     def _read(self, path: Path, file: str, key: str, what: str) -> str | None:
         """The file's text, exactly (no newline translation), or None after a problem."""
@@ -252,6 +279,8 @@ class _Loader:
         if relative is None:
             return "", None
         script_path = path.parent / relative
+        if not self.inside(script_path, file, "script", relative):
+            return relative, None
         script = self._read(script_path, file, "script", "the script")
         if script is None:
             return relative, None
@@ -349,6 +378,14 @@ class _Loader:
         return stored
 
     def _expand(self, value: str, key: str, file: str) -> str:
+        if HIDDEN in value:
+            self._problem(
+                file,
+                key,
+                f"holds the placeholder {HIDDEN!r} (pulled by a caller below role EDITOR, who is not "
+                "shown the real value): write the real value, or ${env:NAME}",
+            )
+            return value
         if value == STORED:
             self._problem(file, key, f"{STORED} keeps header values only; use ${{env:NAME}} here")
             return value
@@ -369,7 +406,10 @@ class _Loader:
             return []
         out = []
         for index, relative in enumerate(raw):
-            template = self._template(path.parent / relative, file, f"templates[{index}]", project)
+            key = f"templates[{index}]"
+            if not self.inside(path.parent / relative, file, key, relative):
+                continue
+            template = self._template(path.parent / relative, file, key, project)
             if template is not None:
                 out.append(template)
         return out
