@@ -10,13 +10,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from seedbed.api.v1 import access_pb2, scenario_pb2
-from seedbed.cli._apply_plan import ApplyConflict, apply_plan, folder_projects, plan_folder
+from seedbed.cli._apply_plan import ApplyConflict, _shown, apply_plan, folder_projects, plan_folder
 from seedbed.cli._main import main
-from seedbed.cli._scenario_files import DEFAULT_MAX_SCRIPT_BYTES, Folder, load_folder
-from seedbed.client import Client
+from seedbed.cli._scenario_files import DEFAULT_MAX_SCRIPT_BYTES, HIDDEN, Folder, load_folder
+from seedbed.client import Client, ClientError
+from seedbed.coordinator.reporters import HIDDEN as COORDINATOR_HIDDEN
 
 pytestmark = pytest.mark.integration
 
@@ -297,20 +299,134 @@ def test_a_change_made_after_the_plan_is_a_conflict_and_survives(
     assert client.get_scenario("scn_new").script == "print('first')\n"
 
 
-def test_a_write_the_coordinator_refuses_stops_the_apply_with_exit_code_1(
+def test_what_only_the_coordinator_refuses_is_listed_every_one_and_nothing_is_applied(
     coordinator: tuple[Any, Client], cli: Cli, folder: Path
 ) -> None:
     _, client = coordinator
-    # A webhook to a loopback address is refused on save; what came before it stays applied.
+    # Files the client finds nothing wrong with, but the coordinator refuses: a webhook to a
+    # loopback address, a minute 61, a template field of no known kind.
     (folder / "orders.yaml").write_text(
         ORDERS.replace("https://hooks.example.com/seedbed/T0K3N", "http://127.0.0.1/x")
     )
+    (folder / "billing.yaml").write_text(
+        BILLING + "settings:\n  triggers: [{id: hourly, cron: {expression: '61 * * * *', timezone: UTC}}]\n"
+    )
+    (folder / "templates" / "customer.yaml").write_text(CUSTOMER + "  email: {nosuch: 1}\n")
+    (folder / "plain.yaml").write_text("id: plain\nscript: plain.py\n")
+    (folder / "plain.py").write_text("print('plain')\n")
+
+    for dry_run in ((), ("--dry-run",)):
+        code, out, err = cli("apply", str(folder), *dry_run)
+        assert code == 2, err
+        assert "+ scenario scn_orders [default]: create" in out  # the plan is shown first
+        assert "nothing applied: 3 problem(s)" in err
+        assert (
+            "templates/customer.yaml: template tmpl_customer: the coordinator refuses it: "
+            "INVALID_ARGUMENT: source: the template is invalid" in err
+        )
+        assert (
+            "orders.yaml: scenario scn_orders: the coordinator refuses it: INVALID_ARGUMENT: "
+            "settings.reporters[0].webhook.url: " in err
+        )
+        assert (
+            "billing.yaml: scenario scn_billing: the coordinator refuses it: INVALID_ARGUMENT: "
+            "settings.triggers[0].cron" in err
+        )
+        assert client.list_scenarios() == [] and client.list_templates() == []
+
+    code, out, _ = cli("apply", str(folder), "-o", "json")
+    report = json.loads(out)
+    assert code == 2 and report["result"] == "invalid" and report["applied"] == []
+    assert [(p["file"], p["key"]) for p in report["problems"]] == [
+        ("templates/customer.yaml", "template tmpl_customer"),
+        ("billing.yaml", "scenario scn_billing"),
+        ("orders.yaml", "scenario scn_orders"),
+    ]
+
+    # A lone problem, last in the order of writes, still stops everything before it: run_as.
+    (folder / "templates" / "customer.yaml").write_text(CUSTOMER)
+    (folder / "orders.yaml").write_text(ORDERS)
+    (folder / "billing.yaml").write_text(BILLING)
+    (folder / "plain.yaml").write_text("id: plain\nscript: plain.py\nsettings: {run_as: nobody}\n")
     code, _, err = cli("apply", str(folder))
-    assert code == 1
-    assert "seedbed: the coordinator refused scenario scn_orders: INVALID_ARGUMENT" in err
-    assert "(applied before it: 2 created, 0 updated, 0 deleted)" in err
-    assert [t.id for t in client.list_templates()] == ["tmpl_customer"]
-    assert {s.id for s in client.list_scenarios()} == {"scn_billing"}
+    assert code == 2 and "nothing applied: 1 problem(s)" in err
+    assert (
+        "plain.yaml: scenario scn_plain: the coordinator refuses it: INVALID_ARGUMENT: settings.run_as: "
+        "user 'nobody' does not exist" in err
+    )
+    assert client.list_scenarios() == [] and client.list_templates() == []
+    (folder / "plain.yaml").write_text("id: plain\nscript: plain.py\n")
+    assert cli("apply", str(folder))[0] == 0
+    assert {s.id for s in client.list_scenarios()} == {"scn_orders", "scn_billing", "scn_plain"}
+
+
+def test_files_outside_the_folder_are_refused_and_never_read(
+    coordinator: tuple[Any, Client], cli: Cli, folder: Path, tmp_path: Path
+) -> None:
+    _, client = coordinator
+    outside = tmp_path / "credentials"
+    outside.write_text("machine example.com password s3cr3t-outside\n")
+    (tmp_path / "loose.yaml").write_text(CUSTOMER.replace("tmpl_customer", "tmpl_loose"))
+    (folder / "link.py").symlink_to(outside)
+    (folder / "linked.yaml").symlink_to(tmp_path / "loose.yaml")
+    (folder / "absolute.yaml").write_text(f"id: absolute\nscript: {outside}\n")
+    (folder / "dotdot.yaml").write_text(
+        "id: dotdot\nscript: billing.py\ntemplates: [templates/../../loose.yaml]\n"
+    )
+    (folder / "symlink.yaml").write_text("id: symlink\nscript: link.py\n")
+
+    code, out, err = cli("apply", str(folder), "--dry-run")
+    assert code == 2 and out == ""
+    for line in (
+        f"absolute.yaml: script: '{outside}' leads outside the folder",
+        "dotdot.yaml: templates[0]: 'templates/../../loose.yaml' leads outside the folder",
+        "symlink.yaml: script: 'link.py' leads outside the folder",
+        "linked.yaml: it leads outside the folder",
+    ):
+        assert line in err, line
+    assert "nothing applied: 4 problem(s)" in err
+    assert "s3cr3t-outside" not in out + err and "tmpl_loose" not in out + err
+    assert client.list_scenarios() == [] and client.list_templates() == []
+
+
+def test_a_plan_never_shows_two_different_hidden_values_alike(
+    coordinator: tuple[Any, Client], cli: Cli, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = coordinator
+    assert cli("apply", str(folder))[0] == 0
+    (folder / "orders.yaml").write_text(ORDERS.replace("/seedbed/T0K3N", "/seedbed/N3WT0K3N"))
+    monkeypatch.setenv("SEEDBED_TEST_CHAT_TOKEN", "Bearer rotated")
+
+    code, out, err = cli("apply", str(folder), "--dry-run")
+    assert code == 0, err
+    assert (
+        '    settings.reporters[chat].webhook.url: "https://hooks.example.com/…" → '
+        '"https://hooks.example.com/… (path changed)"'
+    ) in out
+    assert (
+        '    settings.reporters[chat].webhook.headers.Authorization: "(hidden)" → "(hidden, changed)"'
+    ) in out
+    assert "T0K3N" not in out and "rotated" not in out
+    assert "dry run, nothing applied: 0 to create, 1 to update" in out
+
+    # The parts that may carry a credential never print; what differs among them is named.
+    def shown(old: str, new: str) -> tuple[Any, Any]:
+        return _shown("settings.reporters[chat].webhook.url", old, new)
+
+    assert shown("https://h.example/", "https://h.example:8443/") == (
+        "https://h.example/",
+        "https://h.example:8443/",
+    )
+    assert shown("https://h.example/?token=a", "https://h.example/?token=b") == (
+        "https://h.example/…",
+        "https://h.example/… (query changed)",
+    )
+    assert shown("https://u:pw@h.example/a", "https://u:other@h.example/b") == (
+        "https://h.example/…",
+        "https://h.example/… (user info and path changed)",
+    )
+    assert shown("https://h.example/a", "https://H.example/a")[1] == "https://h.example/… (spelling changed)"
+    assert client.get_scenario("scn_orders").revision == 1
 
 
 def test_pull_writes_no_secrets_and_applies_back_as_no_change(
@@ -376,3 +492,60 @@ def test_pull_writes_no_secrets_and_applies_back_as_no_change(
     code, _, err = cli("pull", str(pulled), "--project", "shop", "--force")
     assert code == 0, err
     assert "name: Orders v2" in (pulled / "orders.yaml").read_text()
+
+
+def test_pull_by_a_viewer_writes_nothing_and_the_placeholder_is_never_applied(
+    coordinator: tuple[Any, Client], cli: Cli, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = coordinator
+    assert cli("apply", str(folder))[0] == 0
+    stored = client.get_scenario("scn_orders")
+    client._call(client._access.CreateUser, access_pb2.CreateUserRequest(user_id="vera"))
+    client._call(
+        client._access.SetMembership,
+        access_pb2.SetMembershipRequest(user_id="vera", project_key="default", role=access_pb2.ROLE_VIEWER),
+    )
+    key = client._call(client._access.CreateApiKey, access_pb2.CreateApiKeyRequest(user_id="vera")).secret
+    # The viewer's key for the commands below (--api-key would outlive the test in os.environ).
+    monkeypatch.setenv("SEEDBED_API_KEY", key)
+
+    pulled = tmp_path / "pulled"
+    code, out, err = cli("pull", str(pulled))
+    assert code == 2 and out == ""
+    assert "nothing pulled: the coordinator hides webhook URLs and header values" in err
+    assert "pull needs role EDITOR in the project of:\n  scenario scn_orders (project default)" in err
+    assert "scn_billing" not in err  # no webhook: nothing hidden
+    assert not pulled.exists()
+    assert COORDINATOR_HIDDEN == HIDDEN  # the client knows the coordinator's placeholder
+
+    # A folder that holds the placeholder anyway (pulled before pull refused it, or copied from a
+    # viewer's GET) is refused by the client, and by the coordinator when sent past the client.
+    (folder / "orders.yaml").write_text(
+        ORDERS.replace(
+            "url: https://hooks.example.com/seedbed/T0K3N", f'url: "https://hooks.example.com/{HIDDEN}"'
+        ).replace("${env:SEEDBED_TEST_CHAT_TOKEN}", HIDDEN)
+    )
+    code, _, err = cli("apply", str(folder))
+    assert code == 2
+    assert "orders.yaml: settings.reporters[0].webhook.url: holds the placeholder" in err
+    assert "orders.yaml: settings.reporters[0].webhook.headers.Authorization: holds the placeholder" in err
+    settings = scenario_pb2.ScenarioSettings()
+    settings.CopyFrom(stored.settings)
+    settings.reporters[0].webhook.url = f"https://hooks.example.com/{HIDDEN}"
+    with pytest.raises(ClientError) as caught:
+        client.update_scenario_settings("scn_orders", settings)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "settings.reporters[0].webhook.url: holds the placeholder" in caught.value.details
+    assert client.get_scenario("scn_orders") == stored
+
+    # With role EDITOR the same pull works, and applies back as no change.
+    client._call(
+        client._access.SetMembership,
+        access_pb2.SetMembershipRequest(user_id="vera", project_key="default", role=access_pb2.ROLE_EDITOR),
+    )
+    code, out, err = cli("pull", str(pulled))
+    assert code == 0, err
+    assert HIDDEN not in "".join(p.read_text() for p in pulled.rglob("*") if p.is_file())
+    code, out, err = cli("apply", str(pulled))
+    assert code == 0, err
+    assert "no changes" in out

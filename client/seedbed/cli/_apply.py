@@ -6,7 +6,10 @@ problems or the conflict) and writes folders (``pull``).
 
 ``pull`` lists in a scenario's ``templates:`` the project's templates whose id occurs in its script,
 and those whose ids occur in these templates' documents (``ref``s), and so on; every template of
-the project is written under ``templates/`` all the same.
+the project is written under ``templates/`` all the same. It needs what the coordinator shows role
+EDITOR: below it, webhook URLs and header values come as a placeholder, and a folder holding one
+would wipe the real value when applied (the coordinator refuses it too). So pull reads everything
+first and writes nothing when a scenario it would write carries the placeholder.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from seedbed.api.v1 import template_pb2
+from seedbed.api.v1 import scenario_pb2, template_pb2
 from seedbed.cli._apply_plan import (
     ApplyConflict,
     ApplyRefused,
@@ -31,9 +34,11 @@ from seedbed.cli._apply_plan import (
     apply_plan,
     folder_projects,
     plan_folder,
+    validate_plan,
 )
 from seedbed.cli._scenario_files import (
     DEFAULT_MAX_SCRIPT_BYTES,
+    HIDDEN,
     InvalidFolderError,
     load_folder,
     scenario_document,
@@ -44,7 +49,9 @@ from seedbed.client import Client
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a conflict, or the coordinator refused a write: what came before it stays applied
-EXIT_INVALID = 2  # the folder or the command line is wrong: nothing was applied
+# The folder or the command line is wrong, or the coordinator refuses a change it validates (or,
+# for pull, hides values from the caller): nothing was applied (written).
+EXIT_INVALID = 2
 
 
 # -- commands ---------------------------------------------------------------------------------------
@@ -128,6 +135,8 @@ def _apply(args: argparse.Namespace, console: Console, report: dict[str, Any], a
             report["changes"] = [c.to_json() for c in plan.changes]
             if not as_json:
                 print_plan(console, plan)
+            # What only the coordinator checks, for every object, before the first write.
+            validate_plan(client, plan)
             if not plan.pending or args.dry_run:
                 report["result"] = "dry run" if plan.pending else "no changes"
                 if not as_json:
@@ -171,31 +180,60 @@ def cmd_pull(args: argparse.Namespace) -> int:
         )
         return EXIT_INVALID
     projects = args.project or ["default"]
-    written: list[str] = []
+    files: dict[str, str] = {}
+    hidden: list[str] = []
     with connect(args) as client:
         for key in projects:
-            written += _pull_project(client, key, root)
-    print(f"wrote {len(written)} file(s) to {root}")
+            project_files, project_hidden = _project_files(client, key)
+            files.update(project_files)
+            hidden += project_hidden
+    if hidden:
+        print(
+            "seedbed: nothing pulled: the coordinator hides webhook URLs and header values from "
+            "callers below role EDITOR, and a folder holding its placeholder would replace the real "
+            "values when applied. pull needs role EDITOR in the project of:\n"
+            + "\n".join(f"  {line}" for line in hidden),
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    for relative, text in files.items():
+        _write(root / relative, text)
+    print(f"wrote {len(files)} file(s) to {root}")
     return EXIT_OK
 
 
-def _pull_project(client: Client, key: str, root: Path) -> list[str]:
+def _project_files(client: Client, key: str) -> tuple[dict[str, str], list[str]]:
+    """The files of a project's templates and scenarios by path, and the scenarios that carry the
+    coordinator's placeholder for a hidden value (which must not be written)."""
     templates = [t for t in client.list_templates(key) if t.project_key == key]
     scenarios = [s for s in client.list_scenarios(key) if s.project_key == key]
-    written = []
+    files: dict[str, str] = {}
     names: dict[str, str] = {}
     for template in templates:
         suffix = ".json" if template.format == template_pb2.TEMPLATE_FORMAT_JSON else ".yaml"
         names[template.id] = f"templates/{stem(template.id, 'tmpl_')}{suffix}"
-        written.append(_write(root / names[template.id], template.source))
+        files[names[template.id]] = template.source
     sources = {t.id: t.source for t in templates}
+    hidden = []
     for scenario in scenarios:
+        if _carries_placeholder(scenario):
+            hidden.append(f"scenario {scenario.id} (project {key})")
+            continue
         name = stem(scenario.id, "scn_")
         used = _used_templates(scenario.script, sources)
-        written.append(_write(root / f"{name}.py", scenario.script))
-        document = scenario_document(scenario, f"{name}.py", [names[t] for t in used])
-        written.append(_write(root / f"{name}.yaml", document))
-    return written
+        files[f"{name}.py"] = scenario.script
+        files[f"{name}.yaml"] = scenario_document(scenario, f"{name}.py", [names[t] for t in used])
+    return files, hidden
+
+
+def _carries_placeholder(scenario: scenario_pb2.Scenario) -> bool:
+    for reporter in scenario.settings.reporters:
+        if not reporter.HasField("webhook"):
+            continue
+        hook = reporter.webhook
+        if any(HIDDEN in value for value in (hook.url, hook.signing_secret, *hook.headers.values())):
+            return True
+    return False
 
 
 def _used_templates(script: str, sources: dict[str, str]) -> list[str]:
@@ -213,10 +251,9 @@ def _used_templates(script: str, sources: dict[str, str]) -> list[str]:
     return sorted(found)
 
 
-def _write(path: Path, text: str) -> str:
+def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode())
-    return str(path)
 
 
 # -- parser -----------------------------------------------------------------------------------------
@@ -227,8 +264,9 @@ def register(sub: Any) -> None:
         "apply",
         help="make the coordinator's scenarios match a folder of scenario files (shows the diff first)",
         description="Read every scenario file of DIR (*.yaml, one per scenario), check them all, compare "
-        "them with the coordinator and apply the difference. Exit codes: 0 applied or nothing to do, "
-        "1 a conflict or a refused write, 2 invalid files (nothing applied).",
+        "them with the coordinator, have it validate every change, and apply the difference. Exit "
+        "codes: 0 applied or nothing to do, 1 a conflict or a refused write, 2 invalid files or "
+        "changes the coordinator refuses (nothing applied).",
     )
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
@@ -255,7 +293,9 @@ def register(sub: Any) -> None:
         help="write the scenarios and templates of a project into a folder, for apply and git",
         description="Write one YAML file per scenario of the project(s) with its script beside it, and "
         "the project's templates under templates/. Webhook header values are written as ${stored} "
-        "and signing secrets are left out: secrets do not belong in git.",
+        "and signing secrets are left out: secrets do not belong in git. Needs role EDITOR in a "
+        "project whose scenarios have webhook reporters (below it their URLs are hidden): nothing "
+        "is written otherwise (exit code 2).",
     )
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--project", action="append", help="project key, repeatable (default: default)")

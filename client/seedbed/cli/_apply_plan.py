@@ -1,7 +1,7 @@
 """What ``seedbed apply DIR`` does, without the printing: plan a folder against the coordinator, then
 apply the plan.
 
-The folder's format and its checks are in ``_scenario_files``. An apply goes in three steps, each
+The folder's format and its checks are in ``_scenario_files``. An apply goes in four steps, each
 done before the next starts:
 
 1. read and check every file; a folder with problems is refused whole, every problem listed, and
@@ -9,7 +9,14 @@ done before the next starts:
 2. plan: read each scenario and template from the coordinator, keep the revision read, compare:
    create, update (the fields that change, a unified diff of the script), unchanged, and with
    ``--prune`` delete (scenarios of the folder's projects that have no file; never templates);
-3. unless ``--dry-run``: templates, then scenarios (a script never runs before its templates), then
+3. validate (``--dry-run`` too): every creation and update is sent with ``validate_only``, so what
+   only the coordinator checks (webhook egress rules, cron expressions, ``run_as``, roles, a
+   template's document) is found before anything is written; every refusal is listed, as the
+   problems of step 1 are, and nothing is applied. Each object is validated against what the
+   coordinator holds, not against the other objects of the same apply: nothing it checks today
+   depends on them (a template's ``ref``s are resolved when a run uses them); a check that came to
+   depend on a template the same apply creates would be refused here;
+4. unless ``--dry-run``: templates, then scenarios (a script never runs before its templates), then
    deletions, each write conditioned on the revision read in step 2 (``expected_revision``; 0 for
    what did not exist). Someone else's change in between makes the coordinator refuse the write
    (ABORTED); the apply stops there with a conflict naming the object, the revision read and the
@@ -21,7 +28,9 @@ flag, a reporter's events, a kept signing secret) are filled in the same way bef
 a folder just applied or pulled plans no change and ``apply`` writes nothing (no revision moves).
 
 Rejected: applying without showing a plan (nothing to review in CI); one transaction over every
-object (the contract has none; each write is atomic and conditional, so a rerun converges);
+object (the contract has none; each write is atomic and conditional, so a rerun converges, and
+step 3 refuses up front what the coordinator would refuse); validating only what the client can
+check (a webhook to an internal host stopped the apply halfway, after earlier writes);
 deleting templates with ``--prune`` (other projects' scenarios and scripts outside the folder may
 use them: deleting one is a separate, explicit ``seedbed template rm``). DeleteScenario takes no
 revision: a deletion re-reads the scenario just before and refuses when its revision moved, which
@@ -110,6 +119,15 @@ class Plan:
     @property
     def pending(self) -> list[Change]:
         return [c for c in self.changes if c.action != "unchanged"]
+
+
+# Refusals that are about the connection or the caller, not about one object: not a problem of the
+# folder to list, but the error of the whole command.
+_SESSION_CODES = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNAUTHENTICATED,
+)
 
 
 class ApplyConflict(Exception):
@@ -239,7 +257,8 @@ def _scenario_change(client: Client, scenario: ScenarioFile, problems: list[Prob
     if current is None:
         change.fields = [FieldChange("name", None, scenario.name)]
         change.fields += [
-            FieldChange(p, None, _shown(p, v)) for p, v in _flat(_settings_json(settings), "settings").items()
+            FieldChange(p, *_shown(p, None, v))
+            for p, v in _flat(_settings_json(settings), "settings").items()
         ]
         change.fields.append(
             FieldChange("script", None, f"{scenario.script_file}, {_lines(scenario.script)}")
@@ -252,9 +271,7 @@ def _scenario_change(client: Client, scenario: ScenarioFile, problems: list[Prob
         change.fields.append(FieldChange("name", current.name, scenario.name))
     for path in [*wanted, *(p for p in held if p not in wanted)]:
         if wanted.get(path) != held.get(path):
-            change.fields.append(
-                FieldChange(path, _shown(path, held.get(path)), _shown(path, wanted.get(path)))
-            )
+            change.fields.append(FieldChange(path, *_shown(path, held.get(path), wanted.get(path))))
     if scenario.script != current.script:
         change.fields.append(
             FieldChange(
@@ -354,19 +371,61 @@ def _flat(value: Any, prefix: str) -> dict[str, Any]:
 
 
 _SECRET_PATH = re.compile(r"\.headers\.[^.]+$|\.signing_secret$")
+_HIDDEN = "(hidden)"
 
 
-def _shown(path: str, value: Any) -> Any:
-    """What a diff may print: never a header value or a signing secret; of a webhook URL, only its
-    scheme and host (its path often carries a token)."""
-    if value is None:
-        return None
+def _shown(path: str, old: Any, new: Any) -> tuple[Any, Any]:
+    """What a diff may print of a field going from ``old`` to ``new`` (None: absent): never a header
+    value or a signing secret; of a webhook URL, only its scheme, host and port (its path often
+    carries a token). Two different values never look the same: the new one then says what changed."""
     if _SECRET_PATH.search(path):
-        return "(hidden)"
-    if path.endswith(".webhook.url") and isinstance(value, str):
-        parts = urlsplit(value)
-        return f"{parts.scheme}://{parts.hostname or ''}/…" if parts.path not in ("", "/") else value
-    return value
+        shown_old = None if old is None else _HIDDEN
+        shown_new = None if new is None else _HIDDEN
+        if shown_old == shown_new and old != new:
+            shown_new = "(hidden, changed)"
+        return shown_old, shown_new
+    if path.endswith(".webhook.url") and isinstance(old, str | None) and isinstance(new, str | None):
+        shown_old = None if old is None else _url_shown(old)
+        shown_new = None if new is None else _url_shown(new)
+        if old is not None and new is not None and shown_old == shown_new and old != new:
+            shown_new = f"{shown_new} ({_url_difference(old, new)} changed)"
+        return shown_old, shown_new
+    return old, new
+
+
+def _url_shown(url: str) -> str:
+    """``scheme://host[:port]``, and ``/…`` for what follows (path, query, fragment) or precedes
+    (user info) it: the parts that may carry a credential are never printed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # e.g. a port that is not a number
+        return "(not a valid URL)"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    base = f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")
+    rest = parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc
+    return f"{base}/…" if rest else f"{base}{parts.path}"
+
+
+def _url_difference(old: str, new: str) -> str:
+    """Which hidden parts of two URLs that print alike differ ("path", "path and query", …)."""
+    try:
+        a, b = urlsplit(old), urlsplit(new)
+    except ValueError:
+        return "URL"
+    names = [
+        name
+        for name, left, right in (
+            ("user info", a.netloc.rpartition("@")[0], b.netloc.rpartition("@")[0]),
+            ("path", a.path, b.path),
+            ("query", a.query, b.query),
+            ("fragment", a.fragment, b.fragment),
+        )
+        if left != right
+    ]
+    # Nothing hidden differs: the difference is in what printing normalizes (the host's case).
+    return " and ".join(names) if names else "spelling"
 
 
 def _lines(text: str) -> str:
@@ -381,6 +440,32 @@ def _unified(old: str, new: str, old_name: str, new_name: str) -> str:
 
 
 # -- applying ---------------------------------------------------------------------------------------
+
+
+def validate_plan(client: Client, plan: Plan) -> None:
+    """Send every creation and update of the plan with ``validate_only`` (templates first, as they
+    are applied), writing nothing. InvalidFolderError listing every object the coordinator refuses
+    (file, object, its message); ApplyConflict for one changed since the plan read it; the
+    ClientError itself when the connection or the caller's key fails."""
+    problems: list[Problem] = []
+    for kind in ("template", "scenario"):
+        for change in plan.changes:
+            if change.kind != kind or change.action not in ("create", "update"):
+                continue
+            try:
+                _apply_one(client, change, validate_only=True)
+            except ApplyRefused as exc:
+                if exc.error.code in _SESSION_CODES:
+                    raise exc.error from None
+                problems.append(
+                    Problem(
+                        change.file,
+                        f"{change.kind} {change.id}",
+                        f"the coordinator refuses it: {exc.error}",
+                    )
+                )
+    if problems:
+        raise InvalidFolderError(problems)
 
 
 def apply_plan(client: Client, plan: Plan) -> list[Change]:
@@ -404,11 +489,14 @@ def apply_plan(client: Client, plan: Plan) -> list[Change]:
     return done
 
 
-def _apply_one(client: Client, change: Change) -> None:
+def _apply_one(client: Client, change: Change, *, validate_only: bool = False) -> None:
     try:
         if change.template is not None:
             client.put_template(
-                change.template.source, project_key=change.project, expected_revision=change.revision
+                change.template.source,
+                project_key=change.project,
+                expected_revision=change.revision,
+                validate_only=validate_only,
             )
         elif change.action == "delete":
             _delete(client, change)
@@ -420,6 +508,7 @@ def _apply_one(client: Client, change: Change) -> None:
                 settings=change.settings,
                 project_key=change.project,
                 expected_revision=change.revision,
+                validate_only=validate_only,
             )
     except ClientError as exc:
         if exc.code == grpc.StatusCode.ABORTED:
