@@ -272,6 +272,18 @@ def test_put_and_get_scenario_definitions_with_revisions(rest: tuple[Any, httpx.
         error_of(http.put("/v1/scenarios/scn_new", json={"name": "no script"}), 400)["details"]["field"]
         == "script"
     )
+    checked = http.put(
+        "/v1/scenarios/scn_def?validate_only=true", json={"name": "Checked", "expected_revision": 2}
+    )
+    assert checked.status_code == 200 and checked.json()["name"] == "Checked"
+    assert http.get("/v1/scenarios/scn_def").json()["name"] == "Def"  # nothing written
+    new = http.put("/v1/scenarios/scn_new?validate_only=true", json={"script": "print hi"})
+    assert new.status_code == 200 and new.json()["id"] == "scn_new"
+    invalid = http.put(
+        "/v1/scenarios/scn_new?validate_only=true",
+        json={"script": "x", "settings": {"timeout_seconds": 10**9}},
+    )
+    assert error_of(invalid, 400)["details"]["field"] == "settings.timeout_seconds"
     listed = http.get("/v1/scenarios").json()["scenarios"]
     assert [s["id"] for s in listed] == ["scn_def"]
     assert http.delete("/v1/scenarios/scn_def").status_code == 204

@@ -99,14 +99,18 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
         scenario_id: str,
         body: ScenarioDefinition,
         if_match: Annotated[str | None, Header(description='"N": the same as expected_revision N')] = None,
+        validate_only: Annotated[
+            bool, Query(description="check everything, answer the scenario as it would be; write nothing")
+        ] = False,
     ) -> JSONResponse:
         """201 when created, 200 when changed (or unchanged). With `expected_revision`, a scenario
-        changed by someone else since is 409 and nothing is written."""
+        changed by someone else since is 409 and nothing is written. With `validate_only=true`, the
+        same checks and answer (200), and nothing is written."""
         expected = body.expected_revision if body.expected_revision is not None else _if_match(if_match)
         settings = _settings(body.settings) if body.settings is not None else None
         scenario, created = None, False
         try:
-            scenario = await _update(scenarios, scenario_id, body, settings, expected)
+            scenario = await _update(scenarios, scenario_id, body, settings, expected, validate_only)
         except NotFoundError:
             if expected:  # it was expected to exist
                 raise ConflictError("scenario", scenario_id, expected, None) from None
@@ -120,14 +124,15 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
                     body.script,
                     settings or scenario_pb2.ScenarioSettings(),
                     body.project_key,
+                    validate_only=validate_only,
                 )
-                created = True
+                created = not validate_only
             except AlreadyExistsError:
                 if expected == 0:  # created by someone else since: the condition failed
                     current = await scenarios.get_scenario(scenario_id)
                     raise ConflictError("scenario", scenario_id, 0, current.revision) from None
                 # Created by a concurrent PUT since: this one changes it, as if it came second.
-                scenario = await _update(scenarios, scenario_id, body, settings, expected)
+                scenario = await _update(scenarios, scenario_id, body, settings, expected, validate_only)
         return JSONResponse(
             to_json(scenario), status_code=201 if created else 200, headers={"ETag": f'"{scenario.revision}"'}
         )
@@ -144,6 +149,7 @@ async def _update(
     body: ScenarioDefinition,
     settings: scenario_pb2.ScenarioSettings | None,
     expected: int | None,
+    validate_only: bool,
 ) -> scenario_pb2.Scenario:
     """Change the scenario (NotFoundError when it does not exist). The roles are checked first; a
     project_key other than the scenario's is refused, since a scenario never moves."""
@@ -156,7 +162,12 @@ async def _update(
                 "cannot move (leave project_key out, or create a scenario with another id there)",
             )
     return await scenarios.update_scenario(
-        scenario_id, name=body.name, script=body.script, settings=settings, expected_revision=expected
+        scenario_id,
+        name=body.name,
+        script=body.script,
+        settings=settings,
+        expected_revision=expected,
+        validate_only=validate_only,
     )
 
 
