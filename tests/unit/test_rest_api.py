@@ -432,3 +432,60 @@ def test_rest_calls_are_counted_with_their_route_and_code(rest: tuple[Any, httpx
 
 def _fail() -> None:
     raise AssertionError("not yet")
+
+
+def test_an_anonymous_caller_never_makes_the_coordinator_read_a_body(rest: tuple[Any, httpx.Client]) -> None:
+    _coordinator, http = rest
+    big = b"x" * (2 * 1024 * 1024)  # over the 1 MiB limit of this coordinator
+    for path in ("/v1/scenarios/scn_x/run", "/mcp"):
+        anonymous = http.post(
+            path, content=big, headers={"Authorization": "", "Content-Type": "application/json"}
+        )
+        assert anonymous.status_code == 401, (path, anonymous.text)
+        assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    # With a key, the limit answers (the MCP endpoint's too).
+    for path in ("/v1/scenarios/scn_x/run", "/mcp"):
+        answer = http.post(path, content=big, headers={"Content-Type": "application/json"})
+        assert error_of(answer, 413)["code"] == "payload_too_large", path
+
+
+def test_more_hostile_queries_and_headers(rest: tuple[Any, httpx.Client]) -> None:
+    coordinator, http = rest
+    for path in ("/v1/runs", "/v1/scenarios"):
+        assert (
+            error_of(http.get(path, params={"page_token": "\u00b2"}), 400)["details"]["field"] == "page_token"
+        )
+    put(http, "scn_tz", "print one")
+    run = http.post("/v1/scenarios/scn_tz/run?wait=true", json={}).json()["run"]
+    from datetime import datetime, timedelta, timezone
+
+    created = datetime.fromisoformat(run["create_time"].replace("Z", "+00:00"))
+    plus5, minus5 = timezone(timedelta(hours=5)), timezone(timedelta(hours=-5))
+    after = (created - timedelta(hours=1)).astimezone(plus5).isoformat()
+    before = (created + timedelta(hours=1)).astimezone(minus5).isoformat()
+    found = http.get("/v1/runs", params={"created_after": after, "created_before": before}).json()["runs"]
+    assert [r["id"] for r in found] == [run["id"]]
+    later = (created + timedelta(minutes=1)).astimezone(plus5).isoformat()
+    assert http.get("/v1/runs", params={"created_after": later}).json()["runs"] == []
+    both = http.put(
+        "/v1/scenarios/scn_tz", json={"name": "x", "expected_revision": 1}, headers={"If-Match": '"2"'}
+    )
+    assert error_of(both, 400)["details"]["field"] == "If-Match"
+    for bad in ("*", 'W/"1"', '"1", "2"'):
+        assert error_of(http.put("/v1/scenarios/scn_tz", json={"name": "x"}, headers={"If-Match": bad}), 400)
+    checked = http.put("/v1/scenarios/scn_tz?validate_only=true", json={"name": "checked"})
+    assert checked.status_code == 200 and "ETag" not in checked.headers
+    token = "glpat-SuperSecretToken123"
+    hook = {"reporters": [{"webhook": {"url": token}}]}
+    refused = error_of(http.put("/v1/scenarios/scn_tz", json={"settings": hook}), 400)
+    assert token not in json.dumps(refused), "a value put where a URL belongs is never repeated"
+    # A method name is a label value: an unknown one is counted as OTHER, adding no series.
+    http.request("FROBNICATE", "/v1/runs")
+    eventually(
+        lambda: (
+            _calls(coordinator, "REST OTHER /v1/runs", "HTTP_405")
+            + _calls(coordinator, "REST OTHER /v1/runs", "METHOD_NOT_ALLOWED")
+            >= 1
+            or _fail()
+        )
+    )

@@ -168,7 +168,7 @@ def validate_page(page_size: int, page_token: str) -> tuple[int, int]:
         raise InvalidArgumentError("page_size", f"{page_size} is outside 0..1000")
     offset = 0
     if page_token:
-        if not page_token.isdigit() or len(page_token) > 12:
+        if not (page_token.isascii() and page_token.isdigit()) or len(page_token) > 12:
             raise InvalidArgumentError("page_token", "is not a token this server issued")
         offset = int(page_token)
     return (page_size or 100), offset

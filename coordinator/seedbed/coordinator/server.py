@@ -239,7 +239,9 @@ class Coordinator:
     async def _start_rest(self) -> None:
         assert self.store is not None and self.runs is not None and self.scenarios is not None
         closing = asyncio.Event()
-        mcp = mcp_http_app(self.runs, self.scenarios, self.store)
+        mcp = mcp_http_app(
+            self.runs, self.scenarios, self.store, max_body_bytes=self.settings.max_message_bytes
+        )
         app = build_app(
             self.runs,
             self.scenarios,

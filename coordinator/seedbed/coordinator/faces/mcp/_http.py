@@ -49,6 +49,7 @@ from seedbed.coordinator.errors import (
     StoreUnavailableError,
     UnauthenticatedError,
 )
+from seedbed.coordinator.faces.http_body import BodyLimit
 from seedbed.coordinator.faces.mcp._tools import (
     DEFAULT_ABORT_REASON,
     LogPage,
@@ -84,6 +85,7 @@ def mcp_http_app(
     scenarios: ScenarioUseCases,
     store: Store,
     *,
+    max_body_bytes: int,
     allowed_hosts: Sequence[str] | None = None,
 ) -> McpHttpApp:
     """The tools over the use cases, served as streamable HTTP. ``allowed_hosts``: Host header
@@ -96,7 +98,8 @@ def mcp_http_app(
         )
     server.streamable_http_app(stateless_http=True, transport_security=security)
     manager = server.session_manager
-    return McpHttpApp(_ApiKeyGate(manager.handle_request, store), manager.run)
+    # The body is read (up to the limit) only once the key was checked.
+    return McpHttpApp(_ApiKeyGate(BodyLimit(manager.handle_request, max_body_bytes), store), manager.run)
 
 
 async def authenticate(store: Store, headers: Mapping[str, str] | None) -> Principal:

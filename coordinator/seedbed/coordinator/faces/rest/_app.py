@@ -26,9 +26,10 @@ from starlette.types import ASGIApp
 from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.coordinator.access import Principal
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
+from seedbed.coordinator.faces.http_body import BodyLimit
 from seedbed.coordinator.faces.rest import _errors
 from seedbed.coordinator.faces.rest._json import message_schemas
-from seedbed.coordinator.faces.rest._middleware import AuthGate, BodyLimit, CallCounter, CountCall
+from seedbed.coordinator.faces.rest._middleware import AuthGate, CallCounter, CountCall
 from seedbed.coordinator.faces.rest._runs import run_routes
 from seedbed.coordinator.faces.rest._scenarios import scenario_routes
 
@@ -79,7 +80,7 @@ def build_app(
         app.router.routes.append(Route(path, endpoint=mounted))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Added innermost first: the counter sees every call, the gate runs before the body is read.
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(BodyLimit, limit=max_body_bytes, skip=frozenset(mounts or ()))
     app.add_middleware(AuthGate, authenticate=authenticate)
     app.add_middleware(CallCounter, count=count_call, routes=app.router.routes)
     return app

@@ -30,6 +30,7 @@ from seedbed.coordinator.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from seedbed.coordinator.faces.http_body import CODE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 WWW_AUTHENTICATE = 'Bearer realm="seedbed"'
-# Where an error answer leaves its code for the call counter (the request's state).
-CODE_KEY = "seedbed_error_code"
 
 
 def mark(scope: Any, code: str) -> None:

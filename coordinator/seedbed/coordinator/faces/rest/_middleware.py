@@ -7,7 +7,8 @@
    before anything reads the body: a caller without a valid key costs a header check, never an
    8 MiB buffer, and is answered 401 whatever its body holds. The principal is set for the rest of
    the request (each request runs in its own task).
-3. :class:`BodyLimit` refuses a body over the limit with 413 naming it.
+3. :class:`~seedbed.coordinator.faces.http_body.BodyLimit` refuses a body over the limit with 413
+   naming it (``/mcp`` has its own, behind its own key check).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedbed.coordinator.access import Principal, set_principal
 from seedbed.coordinator.errors import CoordinatorError
+from seedbed.coordinator.faces.http_body import CODE_KEY
 from seedbed.coordinator.faces.rest import _errors
 
 OPEN_PATHS = frozenset({"/v1/healthz", "/v1/openapi.json"})
+# Method names are label values: an unknown one (h11 accepts any token) must not add a series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 Authenticate = Callable[[str | None], Awaitable[Principal]]
 CountCall = Callable[[str, str], None]
 
@@ -52,61 +56,6 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-class BodyLimit:
-    """The body (a JSON document here) is read up to the limit before the app sees it, then
-    replayed; announced (Content-Length) or streamed, a body over the limit is 413. Counting inside
-    the app instead would not do: FastAPI turns any failure while reading a body into a generic 400."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope.get("headers", ()):
-            if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(int(value), scope, receive, send)
-                return
-        chunks: list[bytes] = []
-        seen = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > self.limit:
-                await self._refuse(seen, scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: only http.disconnect
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, size: int, scope: Scope, receive: Receive, send: Send) -> None:
-        _errors.mark(scope, "PAYLOAD_TOO_LARGE")
-        response = _errors.envelope(
-            413,
-            "payload_too_large",
-            f"the request body is {size} bytes or more; the limit is {self.limit} bytes "
-            "(SEEDBED_MAX_MESSAGE_BYTES): send less, e.g. fewer or smaller params",
-            {"limit_bytes": self.limit},
-        )
-        await response(scope, receive, send)
-
-
 class CallCounter:
     def __init__(self, app: ASGIApp, count: CountCall | None, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
@@ -127,8 +76,14 @@ class CallCounter:
 
         try:
             await self.app(scope, receive, watched)
+        except Exception:
+            # Answered 500 by the outermost error middleware, after this one.
+            _errors.mark(scope, "INTERNAL")
+            raise
         finally:
-            self.count(f"REST {scope.get('method', '')} {self._template(scope)}", _code(scope, status))
+            method = scope.get("method", "")
+            method = method if method in KNOWN_METHODS else "OTHER"
+            self.count(f"REST {method} {self._template(scope)}", _code(scope, status))
 
     def _template(self, scope: Scope) -> str:
         """The route's path template (a bounded set of label values), or "(no route)"."""
@@ -139,7 +94,7 @@ class CallCounter:
 
 
 def _code(scope: Scope, status: int) -> str:
-    marked = scope.get("state", {}).get(_errors.CODE_KEY)
+    marked = scope.get("state", {}).get(CODE_KEY)
     if marked:
         return str(marked)
     if 200 <= status < 400:

@@ -348,10 +348,10 @@ def _states(names: Sequence[str]) -> list[RunState]:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """Times without an offset are UTC (so naive and aware bounds compare)."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    """In UTC, as the store compares them (a time without an offset is UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _last_event_id(value: str | None) -> int:

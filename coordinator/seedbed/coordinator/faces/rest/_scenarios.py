@@ -106,7 +106,13 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
         """201 when created, 200 when changed (or unchanged). With `expected_revision`, a scenario
         changed by someone else since is 409 and nothing is written. With `validate_only=true`, the
         same checks and answer (200), and nothing is written."""
-        expected = body.expected_revision if body.expected_revision is not None else _if_match(if_match)
+        expected = body.expected_revision
+        matched = _if_match(if_match)
+        if matched is not None and expected is not None and matched != expected:
+            raise InvalidArgumentError(
+                "If-Match", f"names revision {matched} but expected_revision is {expected}: send one"
+            )
+        expected = matched if expected is None else expected
         settings = _settings(body.settings) if body.settings is not None else None
         scenario, created = None, False
         try:
@@ -133,9 +139,9 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
                     raise ConflictError("scenario", scenario_id, 0, current.revision) from None
                 # Created by a concurrent PUT since: this one changes it, as if it came second.
                 scenario = await _update(scenarios, scenario_id, body, settings, expected, validate_only)
-        return JSONResponse(
-            to_json(scenario), status_code=201 if created else 200, headers={"ETag": f'"{scenario.revision}"'}
-        )
+        # A validation's answer is not stored: no ETag to send back.
+        headers = {} if validate_only else {"ETag": f'"{scenario.revision}"'}
+        return JSONResponse(to_json(scenario), status_code=201 if created else 200, headers=headers)
 
     @api.delete("/scenarios/{scenario_id}", tags=["scenarios"], summary="Delete a scenario", status_code=204)
     async def delete_scenario(scenario_id: str) -> Response:
@@ -174,9 +180,12 @@ async def _update(
 def _if_match(value: str | None) -> int | None:
     if value is None:
         return None
-    text = value.strip().removeprefix("W/").strip('"')
+    text = value.strip()
+    if not (text.startswith('"') and text.endswith('"')):
+        raise InvalidArgumentError("If-Match", 'must be one revision as GET\'s ETag gives it, e.g. "3"')
+    text = text[1:-1]
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        raise InvalidArgumentError("If-Match", 'must be a revision as GET\'s ETag gives it, e.g. "3"')
+        raise InvalidArgumentError("If-Match", 'must be one revision as GET\'s ETag gives it, e.g. "3"')
     return int(text)
 
 
