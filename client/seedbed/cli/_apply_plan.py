@@ -122,11 +122,13 @@ class Plan:
 
 
 # Refusals that are about the connection or the caller, not about one object: not a problem of the
-# folder to list, but the error of the whole command.
+# folder to list, but the error of the whole command (a rate limit included: validating many
+# templates spends the caller's template pushes; the message says when to try again).
 _SESSION_CODES = (
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
 )
 
 
