@@ -300,6 +300,18 @@ def test_abort_stops_a_long_run(live: dict[str, Any], face_name: str) -> None:
     assert ended(face, run_id, timeout=60) == "ABORTED"
 
 
+def ci_job(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` as a CI job's shell step would."""
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_the_readme_ci_example_runs_as_written(live: dict[str, Any], tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- ci-example -->\n```sh\n(.*?)```", readme, re.S)
@@ -313,14 +325,7 @@ def test_the_readme_ci_example_runs_as_written(live: dict[str, Any], tmp_path: P
         "SEEDBED_API_KEY": ADMIN_API_KEY,
         "CI_PIPELINE_ID": "4711",
     }
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.group(1)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = ci_job(block.group(1), tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     runs = live["admin"].list_runs("scn_orders")
     assert (
@@ -329,26 +334,12 @@ def test_the_readme_ci_example_runs_as_written(live: dict[str, Any], tmp_path: P
         and runs[0].params["customers"] == "1000"
     )
     # A retried CI job (same pipeline id) gets the same run back.
-    again = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.group(1)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = ci_job(block.group(1), tmp_path, env)
     assert again.returncode == 0, again.stderr
     assert [r.id for r in live["admin"].list_runs("scn_orders")] == [runs[0].id]
     # A failing run fails the job.
     live["admin"].put_scenario("scn_orders", script="raise SystemExit('no customers today')\n")
     env["CI_PIPELINE_ID"] = "4712"
-    failed = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.group(1)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    failed = ci_job(block.group(1), tmp_path, env)
     assert failed.returncode != 0
     assert "RUN_STATE_FAILED" in (tmp_path / "run.json").read_text()

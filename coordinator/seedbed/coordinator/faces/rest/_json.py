@@ -53,6 +53,23 @@ def ref(descriptor: Any) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{descriptor.full_name}"}
 
 
+def message_response(message: Any) -> dict[str, Any]:
+    """An OpenAPI response whose JSON body is ``message`` (a contract message class)."""
+    return {"content": {"application/json": {"schema": ref(message.DESCRIPTOR)}}}
+
+
+def page_response(field: str, message: Any) -> dict[str, Any]:
+    """An OpenAPI response of a page: ``field`` (a list of ``message``) and ``next_page_token``."""
+    schema = {
+        "type": "object",
+        "properties": {
+            field: {"type": "array", "items": ref(message.DESCRIPTOR)},
+            "next_page_token": {"type": "string"},
+        },
+    }
+    return {"content": {"application/json": {"schema": schema}}}
+
+
 def message_schemas(*roots: Any) -> dict[str, dict[str, Any]]:
     """JSON Schemas (OpenAPI 3.1) of the messages reachable from ``roots``, keyed by full name."""
     found: dict[str, dict[str, Any]] = {}

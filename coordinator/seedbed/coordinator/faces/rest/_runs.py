@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from seedbed.api.v1 import run_pb2
 from seedbed.coordinator.app import RunFilter, RunUseCases
 from seedbed.coordinator.errors import InvalidArgumentError
-from seedbed.coordinator.faces.rest._json import ref, to_json
+from seedbed.coordinator.faces.rest._json import message_response, page_response, ref, to_json
 from seedbed.coordinator.model import MAX_INT64, RunState
 
 DEFAULT_PROJECT = "default"
@@ -138,17 +138,13 @@ def run_routes(api: APIRouter, runs: RunUseCases, closing: asyncio.Event) -> Non
         timeout_seconds: Annotated[float, TIMEOUT_QUERY] = 600.0,
     ) -> JSONResponse:
         """The same as `/v1/projects/default/scenarios/{scenario_id}/run`."""
-        return await start(
-            request,
-            DEFAULT_PROJECT,
-            scenario_id,
-            body or RunRequest(),
-            idempotency_key,
-            wait,
-            timeout_seconds,
+        return await run_in_project(
+            request, DEFAULT_PROJECT, scenario_id, body, idempotency_key, wait, timeout_seconds
         )
 
-    @api.get("/runs/{run_id}", tags=["runs"], summary="Get a run", responses={200: _message(run_pb2.Run)})
+    @api.get(
+        "/runs/{run_id}", tags=["runs"], summary="Get a run", responses={200: message_response(run_pb2.Run)}
+    )
     async def get_run(run_id: str) -> JSONResponse:
         return JSONResponse(to_json(await runs.get_run(run_id)))
 
@@ -156,13 +152,16 @@ def run_routes(api: APIRouter, runs: RunUseCases, closing: asyncio.Event) -> Non
         "/fires/{fire_id}",
         tags=["runs"],
         summary="Get a trigger fire",
-        responses={200: _message(run_pb2.TriggerFire)},
+        responses={200: message_response(run_pb2.TriggerFire)},
     )
     async def get_fire(fire_id: str) -> JSONResponse:
         return JSONResponse(to_json(await runs.get_fire(fire_id)))
 
     @api.get(
-        "/runs", tags=["runs"], summary="List runs, newest first", responses={200: _page("runs", run_pb2.Run)}
+        "/runs",
+        tags=["runs"],
+        summary="List runs, newest first",
+        responses={200: page_response("runs", run_pb2.Run)},
     )
     async def list_runs(
         scenario_id: Annotated[str, Query(max_length=200)] = "",
@@ -362,18 +361,3 @@ def _last_event_id(value: str | None) -> int:
             "Last-Event-ID", f"must be the id of a log event (a sequence number, 0..{MAX_SEQUENCE})"
         )
     return int(value)
-
-
-def _message(message: Any) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": ref(message.DESCRIPTOR)}}}
-
-
-def _page(field: str, message: Any) -> dict[str, Any]:
-    schema = {
-        "type": "object",
-        "properties": {
-            field: {"type": "array", "items": ref(message.DESCRIPTOR)},
-            "next_page_token": {"type": "string"},
-        },
-    }
-    return {"content": {"application/json": {"schema": schema}}}

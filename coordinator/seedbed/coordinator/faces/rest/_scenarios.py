@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from seedbed.api.v1 import scenario_pb2
 from seedbed.coordinator.app import ScenarioUseCases
 from seedbed.coordinator.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
-from seedbed.coordinator.faces.rest._json import ref, to_json
+from seedbed.coordinator.faces.rest._json import message_response, page_response, to_json
 from seedbed.coordinator.faces.rest._runs import MAX_SEQUENCE
 
 MAX_SCENARIO_PAGE = 100  # scenarios carry their scripts (up to SEEDBED_MAX_SCRIPT_BYTES each)
@@ -54,7 +54,7 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
         "/scenarios",
         tags=["scenarios"],
         summary="List scenarios",
-        responses={200: _page(scenario_pb2.Scenario)},
+        responses={200: page_response("scenarios", scenario_pb2.Scenario)},
     )
     async def list_scenarios(
         project_key: Annotated[str, Query(max_length=100)] = "",
@@ -68,21 +68,20 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
         "/projects/{project}/scenarios",
         tags=["scenarios"],
         summary="List a project's scenarios",
-        responses={200: _page(scenario_pb2.Scenario)},
+        responses={200: page_response("scenarios", scenario_pb2.Scenario)},
     )
     async def list_project_scenarios(
         project: str,
         page_size: Annotated[int, PAGE_SIZE_QUERY] = 0,
         page_token: Annotated[str, Query(max_length=20)] = "",
     ) -> JSONResponse:
-        page, token = await scenarios.list_scenarios(project, page_size or 20, page_token)
-        return JSONResponse({"scenarios": [to_json(s) for s in page], "next_page_token": token})
+        return await list_scenarios(project, page_size, page_token)
 
     @api.get(
         "/scenarios/{scenario_id}",
         tags=["scenarios"],
         summary="Get a scenario (its definition)",
-        responses={200: _message(scenario_pb2.Scenario)},
+        responses={200: message_response(scenario_pb2.Scenario)},
     )
     async def get_scenario(scenario_id: str) -> JSONResponse:
         scenario = await scenarios.get_scenario(scenario_id)
@@ -92,7 +91,10 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
         "/scenarios/{scenario_id}",
         tags=["scenarios"],
         summary="Create or change a scenario",
-        responses={200: _message(scenario_pb2.Scenario), 201: _message(scenario_pb2.Scenario)},
+        responses={
+            200: message_response(scenario_pb2.Scenario),
+            201: message_response(scenario_pb2.Scenario),
+        },
         response_model=None,
     )
     async def put_scenario(
@@ -194,18 +196,3 @@ def _settings(value: dict[str, Any]) -> scenario_pb2.ScenarioSettings:
         return json_format.ParseDict(value, scenario_pb2.ScenarioSettings())
     except json_format.ParseError as exc:
         raise InvalidArgumentError("settings", str(exc)[:500]) from None
-
-
-def _message(message: Any) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": ref(message.DESCRIPTOR)}}}
-
-
-def _page(message: Any) -> dict[str, Any]:
-    schema = {
-        "type": "object",
-        "properties": {
-            "scenarios": {"type": "array", "items": ref(message.DESCRIPTOR)},
-            "next_page_token": {"type": "string"},
-        },
-    }
-    return {"content": {"application/json": {"schema": schema}}}
