@@ -161,8 +161,9 @@ class PostgresLedgerTable:
         except TargetError as exc:
             if exc.sqlstate == "42501":  # insufficient_privilege
                 raise _cannot_create(exc, POSTGRESQL_LEDGER_DDL) from exc
-            # Two attempts creating it at once: the loser hits the catalog's unique index.
-            if exc.sqlstate not in ("23505", "42P07"):
+            # Two attempts (or two shards) creating it at once: the loser hits the catalog's unique
+            # index, or finds the table's row type already made (duplicate_object).
+            if exc.sqlstate not in ("23505", "42P07", "42710"):
                 raise
         try:
             self._sink.transact(add_mac, operation="upgrade ledger")
