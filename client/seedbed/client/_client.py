@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from seedbed.api.v1 import (
+    access_pb2,
     access_pb2_grpc,
     connection_pb2,
     connection_pb2_grpc,
@@ -183,6 +184,16 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
+    def wait_until_ready(self, timeout: float) -> bool:
+        """Whether the coordinator's address accepts a connection within ``timeout`` seconds (the
+        TLS handshake included); False says nothing answers there. Calls need not wait for this:
+        it lets a command say "unreachable" quickly instead of after its retries."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
+
     def _call(
         self, method: object, request: object, *, retry: bool = True, timeout: float | None = None
     ) -> object:
@@ -198,6 +209,11 @@ class Client:
                 time.sleep(delay)
                 delay = min(delay * 2, 3.0)
         raise AssertionError("unreachable")
+
+    def whoami(self) -> access_pb2.WhoAmIResponse:
+        """Who the coordinator takes this client for: the user of its API key, and the key's id."""
+        response = self._call(self._access.WhoAmI, access_pb2.WhoAmIRequest())
+        return response  # type: ignore[return-value]
 
     # -- scenarios -----------------------------------------------------------------------------
 
