@@ -138,6 +138,23 @@ def _node_container(cluster: Cluster, hostname: str) -> docker.models.containers
     raise AssertionError(f"no worker container has the host name {hostname!r}")
 
 
+def _why(run: run_pb2.Run) -> str:
+    """A run's own account of how it ended: its first error, then every attempt with its outcome,
+    node, fencing token and error (what a failed assertion needs to tell a flaky failure's cause)."""
+
+    def error(details: run_pb2.ErrorDetails) -> str:
+        reason = run_pb2.FailureReason.Name(details.reason)
+        return f"{reason} {details.type or '-'}: {details.message or '-'}"
+
+    lines = [f"run {run.id} ended {_state(run)}; first error {error(run.first_error)}"]
+    lines += [
+        f"  attempt {a.number} {a.state} {a.outcome or '-'} on {a.node or '?'} "
+        f"(token {a.fencing_token}, task {a.task_id or '?'}): {error(a.error)}"
+        for a in run.attempts
+    ]
+    return "\n".join(lines)
+
+
 def _wait_for_attempt(client: Client, run_id: str, seconds: float = 120) -> run_pb2.Attempt:
     give_up = time.monotonic() + seconds
     while True:
@@ -195,7 +212,9 @@ def test_a_coordinator_restarted_mid_run_loses_nothing(cluster: Cluster) -> None
         coordinator.restart(timeout=10)
         follower.join(timeout=300)
         assert not follower.is_alive(), "the log follower never saw the run end"
-    assert ended and _state(ended[0]) == "RUN_STATE_SUCCESS", ended
+        # The stream's terminal event may carry less than the stored run: read it back in full.
+        final = client.get_run(run_id)
+    assert ended and _state(ended[0]) == "RUN_STATE_SUCCESS", _why(final)
     assert seen == list(range(1, len(seen) + 1)), f"gaps or repeats in the log: {seen}"
     assert count(cluster, "shop", "SELECT count(*) FROM customers") == 400
 
