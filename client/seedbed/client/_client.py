@@ -576,3 +576,59 @@ class Client:
         """Replace the scenario's settings whole; the scenario as saved."""
         request = scenario_pb2.UpdateScenarioRequest(scenario_id=scenario_id, settings=settings)
         return self._call(self._scenarios.UpdateScenario, request).scenario  # type: ignore[attr-defined,no-any-return]
+
+    # -- access: projects, users, roles, API keys ------------------------------------------------
+
+    def create_project(self, key: str, *, name: str = "", description: str = "") -> access_pb2.Project:
+        """Create project ``key`` (superuser; ``name`` defaults to the key)."""
+        request = access_pb2.CreateProjectRequest(key=key, name=name, description=description)
+        return self._call(self._access.CreateProject, request).project  # type: ignore[attr-defined,no-any-return]
+
+    def describe_project(self, key: str) -> access_pb2.GetProjectResponse:
+        """The project and the caller's role in it, as contract messages (``get_project`` answers
+        the scenario API's object); NOT_FOUND when it does not exist or the caller has no role."""
+        request = access_pb2.GetProjectRequest(key=key)
+        return self._call(self._access.GetProject, request)  # type: ignore[return-value]
+
+    def create_user(
+        self, user_id: str, *, display_name: str = "", email: str = "", superuser: bool = False
+    ) -> access_pb2.User:
+        """Create a user (superuser); they have no role anywhere until ``set_membership``."""
+        request = access_pb2.CreateUserRequest(
+            user_id=user_id, display_name=display_name, email=email, superuser=superuser
+        )
+        return self._call(self._access.CreateUser, request).user  # type: ignore[attr-defined,no-any-return]
+
+    def get_user(self, user_id: str) -> access_pb2.User:
+        """A user and their roles (yourself, or anyone for a superuser)."""
+        request = access_pb2.GetUserRequest(user_id=user_id)
+        return self._call(self._access.GetUser, request).user  # type: ignore[attr-defined,no-any-return]
+
+    def list_users(self) -> list[access_pb2.User]:
+        """Every user (superuser)."""
+        response = self._call(self._access.ListUsers, access_pb2.ListUsersRequest())
+        return list(response.users)  # type: ignore[attr-defined]
+
+    def set_membership(
+        self, user_id: str, project_key: str, role: access_pb2.Role.ValueType
+    ) -> access_pb2.User:
+        """Give ``user_id`` ``role`` in ``project_key`` (ROLE_UNSPECIFIED removes them from it);
+        the user as saved."""
+        request = access_pb2.SetMembershipRequest(user_id=user_id, project_key=project_key, role=role)
+        return self._call(self._access.SetMembership, request).user  # type: ignore[attr-defined,no-any-return]
+
+    def create_api_key(self, *, user_id: str = "", description: str = "") -> access_pb2.CreateApiKeyResponse:
+        """A new API key for ``user_id`` (another user: superuser; empty: the caller). The answer
+        carries the secret, which the coordinator never shows again."""
+        request = access_pb2.CreateApiKeyRequest(user_id=user_id, description=description)
+        return self._call(self._access.CreateApiKey, request)  # type: ignore[return-value]
+
+    def list_api_keys(self, user_id: str = "") -> list[access_pb2.ApiKey]:
+        """The caller's API keys, or ``user_id``'s (superuser); revoked ones included."""
+        response = self._call(self._access.ListApiKeys, access_pb2.ListApiKeysRequest(user_id=user_id))
+        return list(response.api_keys)  # type: ignore[attr-defined]
+
+    def revoke_api_key(self, api_key_id: str) -> access_pb2.ApiKey:
+        """Revoke an API key for good (its owner, or a superuser); the key as revoked."""
+        request = access_pb2.RevokeApiKeyRequest(api_key_id=api_key_id)
+        return self._call(self._access.RevokeApiKey, request).api_key  # type: ignore[attr-defined,no-any-return]
