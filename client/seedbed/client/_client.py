@@ -609,9 +609,7 @@ class Client:
         response = self._call(self._access.ListUsers, access_pb2.ListUsersRequest())
         return list(response.users)  # type: ignore[attr-defined]
 
-    def set_membership(
-        self, user_id: str, project_key: str, role: access_pb2.Role.ValueType
-    ) -> access_pb2.User:
+    def set_membership(self, user_id: str, project_key: str, role: access_pb2.Role) -> access_pb2.User:
         """Give ``user_id`` ``role`` in ``project_key`` (ROLE_UNSPECIFIED removes them from it);
         the user as saved."""
         request = access_pb2.SetMembershipRequest(user_id=user_id, project_key=project_key, role=role)
