@@ -161,7 +161,7 @@ class Client:
             credentials=credentials,
         )
         key = os.environ.get("SEEDBED_API_KEY", "") if api_key is None else api_key
-        channel = self._transport.open([("grpc.max_receive_message_length", 64 * 2**20)])
+        channel = self._open_channel([("grpc.max_receive_message_length", 64 * 2**20)])
         self._channel = grpc.intercept_channel(channel, _BearerAuth(key)) if key else channel
         self._access = access_pb2_grpc.AccessServiceStub(self._channel)
         self._scenarios = scenario_pb2_grpc.ScenarioServiceStub(self._channel)
@@ -169,6 +169,11 @@ class Client:
         self._templates = template_pb2_grpc.TemplateServiceStub(self._channel)
         self._connections = connection_pb2_grpc.ConnectionServiceStub(self._channel)
         self._workspace = workspace_pb2_grpc.WorkspaceServiceStub(self._channel)
+
+    def _open_channel(self, options: list[tuple[str, int]]) -> grpc.Channel:
+        """The channel under every call (the API key's interceptor goes on top). A subclass may wrap
+        it: ``seedbed.client.aio`` adds a way to cancel the calls one awaited task made."""
+        return self._transport.open(options)
 
     @property
     def tls(self) -> bool:
