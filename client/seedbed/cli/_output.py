@@ -74,7 +74,8 @@ class Column:
 
     header: str
     get: Callable[[Any], object]
-    # "fold" breaks a long id anywhere rather than widening the table; "ellipsis" cuts free text.
+    # "fold" breaks a long id anywhere rather than widening the table; "ellipsis" is free text that
+    # takes the width left and is cut with "…" where a word does not fit.
     overflow: Literal["fold", "ellipsis"] = "fold"
     justify: Literal["left", "right"] = "left"
     max_width: int | None = None
@@ -89,7 +90,8 @@ def table(items: Iterable[Any], columns: Sequence[Column], *, title: str | None 
             overflow=column.overflow,
             justify=column.justify,
             max_width=column.max_width,
-            no_wrap=column.overflow == "ellipsis",
+            # Free text takes the width the other columns leave (never squeezing them out).
+            ratio=1 if column.overflow == "ellipsis" else None,
         )
     for item in items:
         grid.add_row(*(Text(printable(cell(column.get(item)))) for column in columns))
