@@ -582,6 +582,15 @@ class Client:
         request = scenario_pb2.UpdateScenarioRequest(scenario_id=scenario_id, settings=settings)
         return self._call(self._scenarios.UpdateScenario, request).scenario  # type: ignore[attr-defined,no-any-return]
 
+    # -- scenario status (the `seedbed scenario` commands) ----------------------------------------
+
+    def get_scenario_status(self, scenario_id: str) -> scenario_pb2.GetScenarioStatusResponse:
+        """Where the scenario stands, as the contract says it: running or not (its current runs,
+        its queued fires), the next scheduled run and its trigger, the last outcome. NOT_FOUND for
+        an unknown scenario. ``Scenario.get_status()`` answers the same as a dataclass."""
+        request = scenario_pb2.GetScenarioStatusRequest(scenario_id=scenario_id)
+        return self._call(self._scenarios.GetScenarioStatus, request)  # type: ignore[return-value]
+
     # -- access: projects, users, roles, API keys ------------------------------------------------
 
     def create_project(self, key: str, *, name: str = "", description: str = "") -> access_pb2.Project:
