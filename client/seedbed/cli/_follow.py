@@ -1,0 +1,349 @@
+"""Following runs from the command line: their log lines, a live line saying what the run is doing,
+bulk inserts as progress bars, and what Ctrl-C does to a wait.
+
+Used by ``seedbed run submit|logs`` and ``seedbed scenario fire --wait``. The stable surface:
+
+- ``follow_run(client, run_id, g, after=0, follow=True, step="")`` prints the run's log lines (a
+  ``LogView``) and answers the run as it was when the stream ended;
+- ``wait_for_fire(client, fire, g)`` waits for a queued fire's run (saying why it waits) and
+  answers the run id, or raises ``CliError`` (REFUSED, 8) for a cancelled fire with its reason;
+- ``on_interrupt_option`` adds ``--on-interrupt ask|abort|leave`` to a command, and
+  ``ctrl_c(client, run_ids, choice)`` is the context to wait in: Ctrl-C inside it asks (on a
+  terminal) or decides (``choice``) whether to abort the runs, says how to follow them later when
+  they are left running, and ends the command with exit code 130 (``INTERRUPTED``);
+- ``describe(run)`` is the one-paragraph summary of an ended run.
+
+On a terminal (stderr), the view is a rich ``Live`` drawn on stderr: a spinner with the run's state
+(queued for a slot and why, running attempt N, retrying in N s) under the scrolling log lines, and
+one progress bar per table a bulk insert is writing (rows, rows/s, time left, as the worker's
+progress lines say them). Elsewhere (a file, a pipe, CI's log) every line is printed as it came and
+nothing is redrawn: no control codes. The state comes from the run itself (``GetRun``, asked again
+when Seedbed writes one of its own lines, which is when the state changes), not from the wording of
+the lines; only the wait before a retry is counted down from the run's ``next_attempt_time``.
+
+Rejected: a second stream (``WatchRuns``) beside the log stream for the state (two streams to keep
+in step for one spinner, and the log stream's own lines already mark every change); polling
+``GetRun`` on a timer (load on the coordinator for nothing when a run is quiet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, TypeVar
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.spinner import Spinner
+from rich.text import Text
+
+from seedbed.api.v1 import run_pb2
+from seedbed.cli._context import CliError, Globals
+from seedbed.cli._exits import ExitCode
+from seedbed.cli._output import printable
+from seedbed.client import Client, LogEvent, RunEnded, TriggerFire
+
+OnInterrupt = Literal["ask", "abort", "leave"]
+ON_INTERRUPT: tuple[OnInterrupt, ...] = ("ask", "abort", "leave")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# A bulk insert's progress as the worker words it (seedbed.worker.bulk._insert).
+PROGRESS = re.compile(
+    r"insert (?P<table>\S+): (?P<done>[\d,]+)/(?P<total>[\d,]+) rows \((?P<pct>\d+)%\), "
+    r"(?P<rate>[\d,]+) rows/s, about (?P<left>\d+)s left"
+)
+
+
+def state_name(value: int) -> str:
+    return run_pb2.RunState.Name(value).removeprefix("RUN_STATE_")
+
+
+def _reason(value: int) -> str:
+    return run_pb2.FailureReason.Name(value).removeprefix("FAILURE_REASON_")
+
+
+def describe(run: run_pb2.Run) -> str:
+    """An ended run in a few lines: its state and duration, its first error, dropped log lines."""
+    text = f"run {run.id} {state_name(run.state)}"
+    if run.HasField("start_time") and run.HasField("end_time"):
+        seconds = (run.end_time.ToDatetime() - run.start_time.ToDatetime()).total_seconds()
+        text += f" in {seconds:.2f}s"
+    if run.HasField("first_error") and run.first_error.type:
+        err = run.first_error
+        where = f" (line {err.line})" if err.line else ""
+        reason = f"{_reason(err.reason)}: " if err.reason else ""
+        text += f"\n  {reason}{err.type}: {err.message}{where}"
+        if err.traceback:
+            text += "\n" + "\n".join("  " + t for t in err.traceback.rstrip().splitlines())
+    if run.logs_truncated:
+        text += f"\n  logs truncated: {run.dropped_log_lines} lines dropped over the per-run cap"
+    return printable_lines(text)
+
+
+def printable_lines(text: str) -> str:
+    """``text`` made printable line by line (its own newlines kept)."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+# -- what the run is doing ----------------------------------------------------------------------
+
+
+def run_status(run: run_pb2.Run, waiting: str = "", now: float | None = None) -> str:
+    """The spinner's words for a run: "queued for a slot: …", "running attempt 2", "retrying in 4 s
+    (attempt 2 of …)". ``waiting``: the coordinator's last "waiting for a worker" reason."""
+    now = time.time() if now is None else now
+    if run.state == run_pb2.RUN_STATE_QUEUED:
+        return f"{run.id} queued for a slot" + (f": {waiting}" if waiting else "")
+    if run.state != run_pb2.RUN_STATE_RUNNING:
+        return f"{run.id} {state_name(run.state)}"
+    if run.HasField("next_attempt_time"):
+        left = max(0, round(run.next_attempt_time.ToMicroseconds() / 1e6 - now))
+        return f"{run.id} retrying in {left} s (attempt {run.attempt_count + 1} next)"
+    if waiting:
+        return f"{run.id} attempt {run.attempt_count} waiting for a slot: {waiting}"
+    return f"{run.id} running attempt {max(run.attempt_count, 1)}"
+
+
+class _Status:
+    """The spinner's text, worked out each time it is drawn (the retry countdown moves)."""
+
+    def __init__(self) -> None:
+        self.run: run_pb2.Run | None = None
+        self.waiting = ""
+        self.text = "connecting"
+
+    def __rich__(self) -> Text:
+        words = run_status(self.run, self.waiting) if self.run is not None else self.text
+        return Text(printable(words), no_wrap=True, overflow="ellipsis")
+
+
+class LogView:
+    """Prints a run's log lines for a person: live on a terminal, plain lines elsewhere.
+
+    Script stdout goes to stdout (``to_stdout=False``: to stderr, so -o json leaves stdout to the
+    answer); stderr lines and Seedbed's own (``[seedbed LEVEL] …``) to stderr."""
+
+    def __init__(self, g: Globals, *, to_stdout: bool = True, console: Console | None = None) -> None:
+        self.err = console or g.err
+        self.to_stdout = to_stdout
+        self.interactive = self.err.is_terminal
+        self.status = _Status()
+        self._live: Live | None = None
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> LogView:
+        if self.interactive:
+            self._progress = _progress_bars(self.err.width)
+            body: RenderableType = Group(self._progress, Spinner("dots", text=self.status, style="cyan"))
+            self._live = Live(
+                body, console=self.err, transient=True, refresh_per_second=8, redirect_stdout=False
+            )
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def set_run(self, run: run_pb2.Run) -> None:
+        self.status.run = run
+
+    def say(self, text: str) -> None:
+        """A line of the command's own (not the run's), on stderr."""
+        self._print(Text(printable_lines(text)), err=True)
+
+    def line(self, event: LogEvent) -> None:
+        line = event.line
+        if line.stream == run_pb2.LOG_STREAM_SYSTEM:
+            found = PROGRESS.fullmatch(line.text)
+            if found is not None and self._progress is not None:
+                self._bar(found)
+                return
+            self._end_bar(line.text)
+            # Said while an attempt waits for a sandbox slot; any other line means it moved on.
+            self.status.waiting = line.text.removeprefix("waiting for a worker: ")
+            if self.status.waiting == line.text:
+                self.status.waiting = ""
+            level = f" {line.level.upper()}" if line.level else ""
+            self._print(Text(f"[seedbed{level}] {printable(line.text)}"), err=True)
+        else:
+            self.status.waiting = ""
+            err = line.stream == run_pb2.LOG_STREAM_STDERR or not self.to_stdout
+            self._print(Text(printable(line.text)), err=err)
+
+    def _print(self, text: Text, *, err: bool) -> None:
+        if not self.interactive:
+            click.echo(text.plain, err=err)
+        elif err or sys.stdout.isatty():
+            # Through the live console, which draws the spinner again under the line.
+            self.err.print(text, soft_wrap=True, highlight=False, markup=False)
+        else:
+            click.echo(text.plain)  # stdout is a file or a pipe: the line as it came
+
+    def _bar(self, found: re.Match[str]) -> None:
+        assert self._progress is not None
+        table = found["table"]
+        rate, left = found["rate"], f"{found['left']}s"
+        done, total = int(found["done"].replace(",", "")), int(found["total"].replace(",", ""))
+        if table not in self._tasks:
+            name = printable(table)
+            self._tasks[table] = self._progress.add_task(
+                name, total=total, completed=done, rate=rate, left=left
+            )
+        else:
+            self._progress.update(self._tasks[table], total=total, completed=done, rate=rate, left=left)
+
+    def _end_bar(self, text: str) -> None:
+        """A line about a table's insert that is not its progress: the insert ended."""
+        if self._progress is None:
+            return
+        for table, task in list(self._tasks.items()):
+            if text.startswith(f"insert {table}:"):
+                self._progress.remove_task(task)
+                del self._tasks[table]
+
+
+def _progress_bars(width: int) -> Progress:
+    """Bulk inserts' bars: table, bar, percentage, rows/s, time left; narrower terminals drop the
+    row counts so a line still fits 40 columns."""
+    columns: list[Any] = [
+        TextColumn("{task.description}", table_column=None),
+        BarColumn(bar_width=max(6, min(30, width - 34))),
+        TextColumn("{task.percentage:>3.0f}%"),
+    ]
+    if width >= 72:
+        columns.append(TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"))
+    columns += [TextColumn("{task.fields[rate]} rows/s"), TextColumn("~{task.fields[left]}")]
+    return Progress(*columns, auto_refresh=False, expand=False)
+
+
+# -- following ---------------------------------------------------------------------------------
+
+
+def follow_run(
+    client: Client,
+    run_id: str,
+    view: LogView,
+    *,
+    after: int = 0,
+    follow: bool = True,
+    step: str = "",
+    lines: Callable[[LogEvent], None] | None = None,
+) -> run_pb2.Run:
+    """Print the run's log lines after ``after`` (``lines`` instead, e.g. JSON), keeping the view's
+    status current; the run as it is when the stream ends (its end, when ``follow``)."""
+    if view.interactive:
+        view.set_run(client.get_run(run_id))
+    for event in client.stream_logs(run_id, after=after, follow=follow, step=step):
+        if isinstance(event, RunEnded):
+            view.set_run(event.run)
+            return event.run
+        (lines or view.line)(event)
+        system = event.line.stream == run_pb2.LOG_STREAM_SYSTEM
+        if view.interactive and system and PROGRESS.fullmatch(event.line.text) is None:
+            view.set_run(client.get_run(run_id))
+    raise AssertionError("unreachable: stream_logs ends with RunEnded")
+
+
+def wait_for_fire(client: Client, fire: run_pb2.TriggerFire, view: LogView) -> str:
+    """The run id of ``fire``, once it has one (a queued fire waits, saying why); CliError
+    (REFUSED) for a fire that was cancelled, with its reason."""
+    if fire.state == run_pb2.TRIGGER_FIRE_STATE_PENDING:
+        reason = f": {fire.queue_reason}" if fire.queue_reason else ""
+        view.status.text = f"fire {fire.id} queued{reason}"
+        if not view.interactive:
+            view.say(f"[seedbed] fire {fire.id} queued{reason}; waiting for its run")
+        waiting = TriggerFire(client, fire)
+        waiting.wait_for_scenario_run(no_fail=True)
+        fire = waiting.raw
+    if fire.state == run_pb2.TRIGGER_FIRE_STATE_CANCELLED:
+        raise CliError(
+            f"fire {fire.id} of {fire.scenario_id} was cancelled, no run started: "
+            f"{printable(fire.cancel_reason) or 'no reason given'}",
+            ExitCode.REFUSED,
+        )
+    return fire.run_id
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------
+
+
+def on_interrupt_option(f: F) -> F:
+    """``--on-interrupt ask|abort|leave``: what Ctrl-C during the wait does."""
+    option = click.option(
+        "--on-interrupt",
+        type=click.Choice(ON_INTERRUPT),
+        default=None,
+        metavar="ask|abort|leave",
+        help="what Ctrl-C during the wait does: ask whether to abort the run (default on a "
+        "terminal), abort it, or leave it running (default elsewhere); the exit code is 130 either way",
+    )
+    return option(f)
+
+
+def resolve_choice(choice: OnInterrupt | None, g: Globals) -> OnInterrupt:
+    """``choice``, else "ask" when a person can answer (stdin and stderr are terminals), else "leave"."""
+    if choice is not None:
+        return choice
+    return "ask" if sys.stdin.isatty() and g.err.is_terminal else "leave"
+
+
+@contextlib.contextmanager
+def ctrl_c(
+    client: Client, run_ids: Callable[[], Sequence[str]], choice: OnInterrupt | None, g: Globals
+) -> Iterator[None]:
+    """Wait inside this: Ctrl-C aborts ``run_ids()`` or leaves them running as ``choice`` (or the
+    person asked) decides, then ends the command with exit code 130 (CliError INTERRUPTED)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        ids = [r for r in run_ids() if r]
+        raise settle(client, ids, resolve_choice(choice, g)) from None
+
+
+def settle(client: Client, run_ids: Sequence[str], choice: OnInterrupt) -> CliError:
+    """Act on Ctrl-C for ``run_ids``; the CliError (exit 130) that says what was done."""
+    if not run_ids:
+        return CliError("interrupted before a run started", ExitCode.INTERRUPTED)
+    names = ", ".join(run_ids)
+    abort = choice == "abort"
+    if choice == "ask":
+        click.echo("", err=True)
+        try:
+            abort = click.confirm(f"abort run {names}?", default=False, err=True)
+        except click.exceptions.Abort:  # a second Ctrl-C, or no answer: leave the runs alone
+            abort = False
+    if abort:
+        for run_id in run_ids:
+            client.abort(run_id, "aborted with Ctrl-C from the command line")
+        return CliError(f"interrupted: run {names} aborted", ExitCode.INTERRUPTED)
+    how = "; ".join(f"follow: seedbed run logs {r} -f, abort: seedbed run abort {r}" for r in run_ids)
+    return CliError(f"interrupted: run {names} left running ({how})", ExitCode.INTERRUPTED)
+
+
+__all__ = [
+    "ON_INTERRUPT",
+    "PROGRESS",
+    "LogView",
+    "OnInterrupt",
+    "ctrl_c",
+    "describe",
+    "follow_run",
+    "on_interrupt_option",
+    "resolve_choice",
+    "run_status",
+    "settle",
+    "state_name",
+    "wait_for_fire",
+]
