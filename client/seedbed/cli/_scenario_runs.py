@@ -1,5 +1,4 @@
-"""``seedbed scenario fire|runs`` and ``seedbed run details|log|export|trace``: fires, waits and run
-history.
+"""``seedbed scenario fire|runs``: fires, waits and run history (the run verbs are in ``_runs``).
 
 ``scenario fire ID… --wait`` follows every run on one stream and shows a table of the runs and their
 states: redrawn in place on a terminal, one line per change otherwise (logs, CI). Its exit code is
@@ -16,13 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from seedbed.cli._scenarios import connect, dump, usage, when
-from seedbed.cli._trace import add_trace_arguments, trace_run
-from seedbed.client import Client, LogEvent, ScenarioRun, TriggerFire
+from seedbed.client import Client, ScenarioRun, TriggerFire
 
 # From the least to the most severe; a cancelled fire ranks with FAILED.
 _SEVERITY = ("SUCCESS", "WARNING", "ABORTED", "FAILED")
-# `seedbed run VERB …` verbs handled here (the others, `show` and `purge`, live in _main).
-RUN_VERBS = ("details", "log", "export", "trace")
 
 
 def exit_code(outcomes: Sequence[str | None]) -> int:
@@ -175,97 +171,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
         text = f"{error.type}: {error.message}"[:60] if error else ""
         print(f"{run.id:<26} {run.state:<8} {when(run.start_time):<24} {seconds:>9}  {text}")
     return 0
-
-
-# -- seedbed run details|log|export|trace -------------------------------------------------------------
-
-
-def _details(client: Client, args: argparse.Namespace) -> int:
-    run = ScenarioRun(client, client.get_run(args.run_id))
-    details = run.get_details()
-    if args.json:
-        document = run.to_dict()
-        document["task_ids"] = details.task_ids
-        dump(document)
-        return 0
-    duration = run.duration
-    print(f"run {run.id}  {run.state}  scenario {run.scenario_id}")
-    print(f"  started {when(run.start_time)}, ended {when(run.end_time)}", end="")
-    print(f", {duration.total_seconds():.2f}s" if duration is not None else "")
-    print(f"  run as {run.raw.run_as or '-'}, triggered by {run.raw.triggered_by or '-'}")
-    print(f"  worker tasks: {', '.join(details.task_ids) or '-'}")
-    print(f"\n{'STEP':>4} {'NAME':<24} {'OUTCOME':<8} {'ROWS':>10} {'TASKS':<30} BATCHES")
-    for s in details.steps:
-        print(
-            f"{s.number:>4} {s.name[:24]:<24} {s.outcome:<8} {s.rows_written:>10} "
-            f"{','.join(s.task_ids)[:30]:<30} {', '.join(s.batch_ids)}"
-        )
-    error = details.first_error_details
-    if error is not None:
-        where = f" in step {error.step!r}" if error.step else ""
-        reason = f"{error.reason}: " if error.reason else ""
-        print(f"\nfirst error{where}: {reason}{error.type}: {error.message}")
-        if error.traceback:
-            print("\n".join("  " + line for line in error.traceback.rstrip().splitlines()))
-    return 0
-
-
-def _log(client: Client, args: argparse.Namespace) -> int:
-    run = ScenarioRun(client, client.get_run(args.run_id))
-    if args.json:
-        from seedbed.cli._main import print_json_line
-
-        for event in client.stream_logs(run.id, follow=False, step=args.step or ""):
-            if isinstance(event, LogEvent):
-                print_json_line(event)
-        return 0
-    sys.stdout.write(run.get_log(step_id=args.step or None))
-    return 0
-
-
-def _export(client: Client, args: argparse.Namespace) -> int:
-    if args.run_id:
-        dump(ScenarioRun(client, client.get_run(args.run_id)).to_dict())
-        return 0
-    if not args.last:
-        return usage("run export takes a run id, or --last (the last run of every scenario of --project)")
-    project = client.get_project(args.project or "default")
-    document = []
-    for scenario in project.list_scenarios(as_type="objects"):
-        last = scenario.get_last_finished_run()
-        document.append(
-            {
-                "scenario_id": scenario.id,
-                "scenario_name": scenario.name,
-                "last_run": last.to_dict() if last is not None else None,
-            }
-        )
-    dump(document)
-    return 0
-
-
-def run_verb(args: argparse.Namespace) -> int:
-    """``seedbed run details RUN``, ``run log RUN [--step S] [--json]``, ``run export RUN | --last``,
-    ``run trace RUN [--json] [--depth N] [--min-ms MS]``."""
-    verb: str = args.file
-    if verb != "export" and not args.run_id:
-        return usage(f"seedbed run {verb} takes a run id")
-    handlers: dict[str, Callable[[Client, argparse.Namespace], int]] = {
-        "details": _details,
-        "log": _log,
-        "export": _export,
-        "trace": trace_run,
-    }
-    with connect(args) as client:
-        return handlers[verb](client, args)
-
-
-def add_run_verb_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``seedbed run details|log|export|trace`` on the ``run`` parser."""
-    p.add_argument("--step", help="with `log`: only the lines of this step (its number or name)")
-    p.add_argument("--last", action="store_true", help="with `export`: the last run of every scenario")
-    p.add_argument("--project", help="with `export --last`: the project (default: default)")
-    add_trace_arguments(p)
 
 
 def register_scenario_runs(ssub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
