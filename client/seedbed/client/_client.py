@@ -331,10 +331,21 @@ class Client:
     def get_run(self, run_id: str) -> run_pb2.Run:
         return self._call(self._runs.GetRun, run_pb2.GetRunRequest(run_id=run_id)).run  # type: ignore[attr-defined,no-any-return]
 
-    def list_runs(self, scenario_id: str = "", limit: int = 20) -> list[run_pb2.Run]:
-        response = self._call(
-            self._runs.ListRuns, run_pb2.ListRunsRequest(scenario_id=scenario_id, page_size=limit)
+    def list_runs(
+        self,
+        scenario_id: str = "",
+        limit: int = 20,
+        *,
+        project_key: str = "",
+        states: Sequence[run_pb2.RunState] = (),
+    ) -> list[run_pb2.Run]:
+        """The newest runs first, at most ``limit``: of ``scenario_id`` (empty: every scenario the
+        caller may read), of ``project_key`` (empty: every project), in one of ``states`` (the
+        contract's RunState values; empty: any)."""
+        request = run_pb2.ListRunsRequest(
+            scenario_id=scenario_id, page_size=limit, project_key=project_key, states=list(states)
         )
+        response = self._call(self._runs.ListRuns, request)
         return list(response.runs)  # type: ignore[attr-defined]
 
     def write_batches(self, run_id: str) -> list[run_pb2.WriteBatch]:
