@@ -120,6 +120,26 @@ def test_bad_params_settings_and_ids(fake_coordinator: tuple[Any, Client]) -> No
     assert client.list_runs("ok") == []
 
 
+def test_mixed_case_ids_are_kept_and_matched_exactly(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    created = client.put_scenario("MYSCENARIO", script="print x")
+    assert created.id == "scn_MYSCENARIO"
+    assert client.get_scenario("MYSCENARIO").id == client.get_scenario("scn_MYSCENARIO").id == created.id
+    assert client.wait(client.run("MYSCENARIO").run_id).scenario_id == "scn_MYSCENARIO"
+    with pytest.raises(ClientError) as info:
+        client.get_scenario("myscenario")
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    for attempt in (False, True):  # the real creation, and its validation
+        with pytest.raises(ClientError) as info:
+            client.put_scenario("MyScenario", script="print x", expected_revision=0, validate_only=attempt)
+        assert "differs only by case" in info.value.details, info.value
+        assert "case-insensitive file system" in info.value.details
+    with pytest.raises(ClientError) as info:
+        client.put_scenario("MYSCENARIO", script="print x", expected_revision=0)
+    assert "differs only by case" not in info.value.details
+    assert [s.id for s in client.list_scenarios()] == ["scn_MYSCENARIO"]
+
+
 def test_idempotency_key_same_request_same_fire(fake_coordinator: tuple[Any, Client]) -> None:
     _, client = fake_coordinator
     _allow(client, "idem", "print x")

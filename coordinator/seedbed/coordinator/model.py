@@ -63,7 +63,8 @@ class OverlapPolicy(enum.StrEnum):
     CANCEL_RUNNING = "CANCEL_RUNNING"
 
 
-_SCENARIO_ID = re.compile(r"^scn_[a-z0-9][a-z0-9_-]{0,62}$")
+# Letters of either case: ids are matched exactly (case-sensitively), as Dataiku's "MYSCENARIO" is.
+_SCENARIO_ID = re.compile(r"^scn_[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 # Sequence numbers and revisions are int64 in the contract and the store: the largest a request may name.
 MAX_INT64 = 2**63 - 1
@@ -78,15 +79,26 @@ GENERATED_RUN_KEY_PREFIX = "rk_"
 
 
 def normalize_scenario_id(raw: str) -> ScenarioId:
-    """Accept ``scn_x`` or ``x``; lower-case letters, digits, ``_`` and ``-``, at most 63 chars."""
+    """Accept ``scn_x`` or ``x``: ASCII letters of either case, digits, ``_`` and ``-``, at most 63
+    characters after the prefix.
+
+    Case is kept and lookups are exact: ``MYSCENARIO`` and ``myscenario`` are different ids. The
+    store refuses to create an id that differs from an existing one only by case (its unique index on
+    the lower-cased id): both would be the same file on a case-insensitive file system (``seedbed
+    pull`` names files after ids) and too easily taken for one another by people."""
     ident = raw if raw.startswith("scn_") else f"scn_{raw}"
     if not _SCENARIO_ID.match(ident):
         raise InvalidArgumentError(
             "scenario_id",
-            f"{raw!r} is not a valid id: use 1-63 lower-case letters, digits, '_' or '-', "
-            "starting with a letter or digit",
+            f"{raw!r} is not a valid id: use 1-63 letters, digits, '_' or '-', starting with a letter "
+            "or digit (case is kept: MYSCENARIO and myscenario are different ids)",
         )
     return ScenarioId(ident)
+
+
+def folded_scenario_id(scenario_id: str) -> str:
+    """The form two ids that may not coexist share: the id lower-cased (ids are ASCII)."""
+    return scenario_id.lower()
 
 
 def validate_name(name: str) -> str:

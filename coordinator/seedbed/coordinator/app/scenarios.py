@@ -26,10 +26,8 @@ from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.app.ids import known_scenario_id
 from seedbed.coordinator.egress import EgressPolicy
 from seedbed.coordinator.errors import (
-    AlreadyExistsError,
     ConflictError,
     InvalidArgumentError,
-    NotFoundError,
 )
 from seedbed.coordinator.model import (
     new_id,
@@ -75,7 +73,7 @@ class ScenarioUseCases:
         checked_script = validate_script(script, self._settings.max_script_bytes)
         user = current_principal().user_id
         if validate_only:
-            await self._check_absent(scenario_id)
+            await self._store.scenario_id_taken(scenario_id)
             at = now()
             return cv.scenario_to_proto(
                 ScenarioRecord(
@@ -96,14 +94,6 @@ class ScenarioUseCases:
             scenario_id, checked_name, checked_script, value, project_key=project, modified_by=user
         )
         return cv.scenario_to_proto(rec)
-
-    async def _check_absent(self, scenario_id: str) -> None:
-        """AlreadyExistsError, as the store's creation would say, when the id is taken."""
-        try:
-            await self._store.get_scenario(scenario_id)
-        except NotFoundError:
-            return
-        raise AlreadyExistsError(f"scenario {scenario_id!r} already exists")
 
     async def update_scenario(
         self,

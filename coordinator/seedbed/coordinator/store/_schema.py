@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
 )
 
 metadata = MetaData()
@@ -39,6 +40,8 @@ scenarios = Table(
     Column("script_modified_by", String(63), nullable=False, server_default=""),
     Index("ix_scenarios_project", "project_key"),
 )
+# Ids are matched exactly, but two that differ only by case may not coexist (migration 0010).
+Index("ux_scenarios_id_folded", func.lower(scenarios.c.id), unique=True)
 
 fires = Table(
     "fires",

@@ -30,7 +30,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, and_, case, event, select, text, update
+from sqlalchemy import Connection, and_, case, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -43,7 +43,7 @@ from seedbed.coordinator.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
-from seedbed.coordinator.model import ACTIVE_STATES, RunState
+from seedbed.coordinator.model import ACTIVE_STATES, RunState, folded_scenario_id
 from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.access import AccessRepository
@@ -201,15 +201,30 @@ class Store:
         }
         async with self._write() as conn:
             # rowcount is unreliable for INSERT … ON CONFLICT through psycopg: ask for the row back.
+            # No conflict target: the id and its lower-cased form (ux_scenarios_id_folded) are both
+            # unique, and either taken means nothing is inserted.
             result = await conn.execute(
                 self._insert(t.scenarios)
                 .values(**values)
-                .on_conflict_do_nothing(index_elements=["id"])
+                .on_conflict_do_nothing()
                 .returning(t.scenarios.c.id)
             )
             if result.scalar_one_or_none() is None:
-                raise AlreadyExistsError(f"scenario {scenario_id!r} already exists")
+                raise _taken(scenario_id, await self._folded_scenario_id(conn, scenario_id))
         return _rows.to_scenario(values)
+
+    async def scenario_id_taken(self, scenario_id: str) -> None:
+        """AlreadyExistsError when creating ``scenario_id`` would be refused: the id, or one that
+        differs from it only by case, exists (what ``create_scenario`` decides atomically)."""
+        async with self._engine.connect() as conn:
+            existing = await self._folded_scenario_id(conn, scenario_id)
+        if existing is not None:
+            raise _taken(scenario_id, existing)
+
+    async def _folded_scenario_id(self, conn: AsyncConnection, scenario_id: str) -> str | None:
+        folded = func.lower(t.scenarios.c.id) == folded_scenario_id(scenario_id)
+        query = select(t.scenarios.c.id).where(folded)
+        return (await conn.execute(query)).scalar_one_or_none()
 
     async def update_scenario(
         self,
@@ -445,6 +460,17 @@ class Store:
                 .values(abort_reason=reason)
             )
         return await self.get_run(run_id)
+
+
+def _taken(scenario_id: str, existing: str | None) -> AlreadyExistsError:
+    if existing is None or existing == scenario_id:
+        return AlreadyExistsError(f"scenario {scenario_id!r} already exists")
+    # Ids are unique across projects: the other one is not named, its project may be hidden.
+    return AlreadyExistsError(
+        f"scenario id {scenario_id!r} differs only by case from an existing scenario's id: ids are "
+        "matched exactly, but two that differ only by case would be one file on a case-insensitive "
+        "file system and are easily confused; choose another id"
+    )
 
 
 def _private_file(path: Path) -> None:
