@@ -275,11 +275,15 @@ def test_delete_refused_while_running(fake_coordinator: tuple[Any, Client]) -> N
     client.delete_scenario("busy")
 
 
-def test_inactive_scenario_refuses_fires(fake_coordinator: tuple[Any, Client]) -> None:
+def test_inactive_scenario_refuses_fires_only_when_set_to(fake_coordinator: tuple[Any, Client]) -> None:
     _, client = fake_coordinator
     client.put_scenario("off", script="print x", settings=scenario_pb2.ScenarioSettings(active=False))
+    assert client.wait(client.run("off").run_id).state == run_pb2.RUN_STATE_SUCCESS
+    strict = scenario_pb2.ScenarioSettings(active=False, refuse_runs_when_inactive=True)
+    client.put_scenario("strict", script="print x", settings=strict)
+    assert client.get_scenario("strict").settings.refuse_runs_when_inactive
     with pytest.raises(ClientError) as info:
-        client.run("off")
+        client.run("strict")
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and "inactive" in info.value.details
 
 

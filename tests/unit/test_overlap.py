@@ -112,16 +112,57 @@ def test_runs_carry_provenance(fake_coordinator: tuple[Any, Any]) -> None:
         assert run.trigger_id == "" and fire.trigger_id == ""
 
 
-def test_inactive_scenario_refuses_fires(fake_coordinator: tuple[Any, Any]) -> None:
+def test_inactive_scenario_runs_explicit_fires_unless_set_to_refuse_them(
+    fake_coordinator: tuple[Any, Any],
+) -> None:
+    """Inactive stops the triggers (test_triggers), not explicit runs, as in Dataiku; the setting
+    refuse_runs_when_inactive brings the refusal back."""
     import grpc
     import pytest
 
     coordinator, _ = fake_coordinator
     with api(coordinator.address) as a:
         a.create("off", QUICK, active=False)
+        fire = a.fire("off")
+        assert fire.state == CREATED
+        assert a.ended(fire.run_id).state == run_pb2.RUN_STATE_SUCCESS
+
+        a.create("strict", QUICK, active=False, refuse_runs_when_inactive=True)
         with pytest.raises(grpc.RpcError) as info:
-            a.fire("off")
+            a.fire("strict")
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "refuse_runs_when_inactive" in (info.value.details() or "")
+        assert a.list_runs(scenario_id="strict") == []
+
+
+def test_a_fire_waiting_when_its_scenario_is_deactivated_runs_unless_runs_are_refused(
+    fake_coordinator: tuple[Any, Any],
+) -> None:
+    from tests.conftest import auth_metadata
+
+    coordinator, _ = fake_coordinator
+    queue = scenario_pb2.OVERLAP_POLICY_QUEUE_ONE
+    with api(coordinator.address) as a:
+        for name, refuse in (("lenient", False), ("strict", True)):
+            a.create(name, SLOW, overlap_policy=queue, refuse_runs_when_inactive=refuse)
+            first = a.fire(name)
+            waiting = a.fire(name)
+            assert waiting.state == PENDING
+            off = scenario_pb2.ScenarioSettings(
+                active=False, overlap_policy=queue, refuse_runs_when_inactive=refuse
+            )
+            a.scenarios.UpdateScenario(
+                scenario_pb2.UpdateScenarioRequest(scenario_id=name, settings=off), metadata=auth_metadata()
+            )
+            a.abort(first.run_id)
+            resolved = eventually(lambda f=waiting: (x := a.get_fire(f.id)).state != PENDING and x)
+            if refuse:
+                assert resolved.state == CANCELLED
+                assert resolved.cancel_reason == f"scenario scn_{name} became inactive while the fire waited"
+            else:
+                assert resolved.state == CREATED
+                a.running(resolved.run_id)
+                a.abort(resolved.run_id)
 
 
 def test_a_waiting_fire_left_behind_is_released_by_the_scheduler_pass(store_url: str, tmp_path: Path) -> None:

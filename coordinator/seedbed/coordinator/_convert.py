@@ -61,6 +61,7 @@ def settings_to_proto(value: ScenarioSettingsValue) -> scenario_pb2.ScenarioSett
             ParseDict(r, scenario_pb2.Reporter(), ignore_unknown_fields=True) for r in value.reporters
         ],
         run_as=value.run_as,
+        refuse_runs_when_inactive=value.refuse_runs_when_inactive,
     )
 
 

@@ -221,6 +221,7 @@ class ScenarioUseCases:
             triggers=validate_triggers(msg.triggers),
             reporters=validate_reporters(msg.reporters, self._egress, current=base.reporters),
             run_as=msg.run_as,
+            refuse_runs_when_inactive=msg.refuse_runs_when_inactive,
         )
 
 

@@ -41,6 +41,15 @@ if TYPE_CHECKING:
 __all__ = ["FireRepository", "ScenarioActivity", "request_hash"]
 
 
+def _inactive_refusal(scenario_id: str, trigger_id: str | None) -> str:
+    if trigger_id is not None:
+        return f"scenario {scenario_id!r} is inactive: its trigger {trigger_id!r} fires nothing"
+    return (
+        f"scenario {scenario_id!r} is inactive and set to refuse runs while inactive "
+        "(settings.refuse_runs_when_inactive): activate it, or clear that setting, before running it"
+    )
+
+
 def request_hash(scenario_id: str, params: dict[str, str]) -> str:
     body = json.dumps({"scenario_id": scenario_id, "params": params}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
@@ -123,10 +132,8 @@ class FireRepository:
                 if existing is not None:
                     return await self._replay_fire(idempotency_key, digest), None, False
             scenario = await self._store._lock_scenario(conn, scenario_id)
-            if not scenario.settings.active:
-                raise FailedPreconditionError(
-                    f"scenario {scenario_id!r} is inactive: activate it (settings.active) before running it"
-                )
+            if scenario.settings.refuses_fire(from_trigger=origin.trigger_id is not None):
+                raise FailedPreconditionError(_inactive_refusal(scenario_id, origin.trigger_id))
             fire_values: dict[str, Any] = {
                 "id": fire_id,
                 "scenario_id": scenario_id,
@@ -226,7 +233,7 @@ class FireRepository:
             fire = _rows.to_fire(row._mapping)
             changes: dict[str, Any] = {"resolved_at": at, "queue_reason": None}
             run_values: dict[str, Any] | None = None
-            if scenario is None or not scenario.settings.active:
+            if scenario is None or scenario.settings.refuses_fire(from_trigger=fire.trigger_id is not None):
                 changes["state"] = FireState.CANCELLED.value
                 changes["cancel_reason"] = (
                     f"scenario {scenario_id} was deleted while the fire waited"

@@ -36,6 +36,13 @@ class ScenarioSettingsValue:
     triggers: tuple[dict[str, Any], ...] = ()
     reporters: tuple[dict[str, Any], ...] = ()
     run_as: str = ""
+    # Inactive stops the triggers only (as in Dataiku); with this set, explicit runs are refused too.
+    refuse_runs_when_inactive: bool = False
+
+    def refuses_fire(self, *, from_trigger: bool) -> bool:
+        """Whether a fire is refused now: a trigger's while the scenario is inactive, an explicit one
+        only when ``refuse_runs_when_inactive`` is set too."""
+        return not self.active and (from_trigger or self.refuse_runs_when_inactive)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +54,7 @@ class ScenarioSettingsValue:
             "triggers": list(self.triggers),
             "reporters": list(self.reporters),
             "run_as": self.run_as,
+            "refuse_runs_when_inactive": self.refuse_runs_when_inactive,
         }
 
     @classmethod
@@ -61,6 +69,7 @@ class ScenarioSettingsValue:
             triggers=tuple(data.get("triggers") or ()),
             reporters=tuple(data.get("reporters") or ()),
             run_as=str(data.get("run_as") or ""),
+            refuse_runs_when_inactive=bool(data.get("refuse_runs_when_inactive", False)),
         )
 
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from seedbed.api.v1 import run_pb2 as seedbed_dot_api_dot_v1_dot_run__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dseedbed/api/v1/scenario.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18seedbed/api/v1/run.proto\"4\n\x0c\x43ronSchedule\x12\x12\n\nexpression\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\"\xf7\x01\n\x07Trigger\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x06\x61\x63tive\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12,\n\x04\x63ron\x18\x04 \x01(\x0b\x32\x1c.seedbed.api.v1.CronScheduleH\x00\x12\x33\n\x06params\x18\x05 \x03(\x0b\x32#.seedbed.api.v1.Trigger.ParamsEntry\x12\x18\n\x10\x63\x61tch_up_seconds\x18\x06 \x01(\r\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04kindB\t\n\x07_active\"\xb8\x01\n\rWebhookTarget\x12\x0b\n\x03url\x18\x01 \x01(\t\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.seedbed.api.v1.WebhookTarget.HeadersEntry\x12\x15\n\rbody_template\x18\x03 \x01(\t\x12\x16\n\x0esigning_secret\x18\x04 \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"b\n\x0b\x45mailTarget\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x12\n\nrecipients\x18\x02 \x03(\t\x12\x18\n\x10subject_template\x18\x03 \x01(\t\x12\x15\n\rbody_template\x18\x04 \x01(\t\"\x89\x02\n\x08Reporter\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x06\x61\x63tive\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12-\n\x06\x65vents\x18\x04 \x03(\x0e\x32\x1d.seedbed.api.v1.ReporterEvent\x12*\n\x08outcomes\x18\x05 \x03(\x0e\x32\x18.seedbed.api.v1.RunState\x12\x30\n\x07webhook\x18\x06 \x01(\x0b\x32\x1d.seedbed.api.v1.WebhookTargetH\x00\x12,\n\x05\x65mail\x18\x07 \x01(\x0b\x32\x1b.seedbed.api.v1.EmailTargetH\x00\x42\x08\n\x06targetB\t\n\x07_active\"\xb9\x02\n\x10ScenarioSettings\x12\x13\n\x06\x61\x63tive\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\r\x12\x1a\n\x12memory_limit_bytes\x18\x03 \x01(\x04\x12\x35\n\x0eoverlap_policy\x18\x04 \x01(\x0e\x32\x1d.seedbed.api.v1.OverlapPolicy\x12\x31\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x1b.seedbed.api.v1.RetryPolicy\x12)\n\x08triggers\x18\x06 \x03(\x0b\x32\x17.seedbed.api.v1.Trigger\x12+\n\treporters\x18\x07 \x03(\x0b\x32\x18.seedbed.api.v1.Reporter\x12\x0e\n\x06run_as\x18\x08 \x01(\tB\t\n\x07_active\"\xd9\x01\n\x0bRetryPolicy\x12\x18\n\x10maximum_attempts\x18\x01 \x01(\r\x12\x1f\n\x17initial_backoff_seconds\x18\x02 \x01(\x01\x12\x1f\n\x17maximum_backoff_seconds\x18\x03 \x01(\x01\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x04 \x01(\x01\x12\x0e\n\x06jitter\x18\x05 \x01(\x01\x12/\n\x08retry_on\x18\x06 \x03(\x0e\x32\x1d.seedbed.api.v1.FailureReason\x12\x10\n\x08\x64isabled\x18\x07 \x01(\x08\"\xc1\x02\n\x08Scenario\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x07 \x01(\x03\x12\x13\n\x0bproject_key\x18\x08 \x01(\t\x12\x18\n\x10last_modified_by\x18\t \x01(\t\x12\x18\n\x10\x65\x66\x66\x65\x63tive_run_as\x18\n \x01(\t\x12\x1a\n\x12script_modified_by\x18\x0b \x01(\t\"\xaa\x01\n\x15\x43reateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12\x13\n\x0bproject_key\x18\x05 \x01(\t\x12\x15\n\rvalidate_only\x18\x06 \x01(\x08\"D\n\x16\x43reateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"\xe9\x01\n\x15UpdateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06script\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12\x1e\n\x11\x65xpected_revision\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x15\n\rvalidate_only\x18\x06 \x01(\x08\x42\x07\n\x05_nameB\t\n\x07_scriptB\x14\n\x12_expected_revision\"D\n\x16UpdateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\")\n\x12GetScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"A\n\x13GetScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"R\n\x14ListScenariosRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bproject_key\x18\x03 \x01(\t\"]\n\x15ListScenariosResponse\x12+\n\tscenarios\x18\x01 \x03(\x0b\x32\x18.seedbed.api.v1.Scenario\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x18GetScenarioStatusRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"\xa6\x02\n\x19GetScenarioStatusResponse\x12\x0f\n\x07running\x18\x01 \x01(\x08\x12\x17\n\x0f\x63urrent_run_ids\x18\x02 \x03(\t\x12\x17\n\x0fqueued_fire_ids\x18\x03 \x03(\t\x12\x31\n\rnext_run_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13next_run_trigger_id\x18\x05 \x01(\t\x12\x13\n\x0blast_run_id\x18\x06 \x01(\t\x12.\n\x0clast_outcome\x18\x07 \x01(\x0e\x32\x18.seedbed.api.v1.RunState\x12\x31\n\rlast_end_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x15\x44\x65leteScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScenarioResponse*\xcc\x01\n\rOverlapPolicy\x12\x1e\n\x1aOVERLAP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13OVERLAP_POLICY_SKIP\x10\x01\x12#\n\x1fOVERLAP_POLICY_ALLOW_CONCURRENT\x10\x02\x12\x1c\n\x18OVERLAP_POLICY_QUEUE_ONE\x10\x03\x12\x1c\n\x18OVERLAP_POLICY_QUEUE_ALL\x10\x04\x12!\n\x1dOVERLAP_POLICY_CANCEL_RUNNING\x10\x05*p\n\rReporterEvent\x12\x1e\n\x1aREPORTER_EVENT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREPORTER_EVENT_RUN_STARTED\x10\x01\x12\x1f\n\x1bREPORTER_EVENT_RUN_FINISHED\x10\x02\x32\xd4\x04\n\x0fScenarioService\x12_\n\x0e\x43reateScenario\x12%.seedbed.api.v1.CreateScenarioRequest\x1a&.seedbed.api.v1.CreateScenarioResponse\x12_\n\x0eUpdateScenario\x12%.seedbed.api.v1.UpdateScenarioRequest\x1a&.seedbed.api.v1.UpdateScenarioResponse\x12V\n\x0bGetScenario\x12\".seedbed.api.v1.GetScenarioRequest\x1a#.seedbed.api.v1.GetScenarioResponse\x12\\\n\rListScenarios\x12$.seedbed.api.v1.ListScenariosRequest\x1a%.seedbed.api.v1.ListScenariosResponse\x12h\n\x11GetScenarioStatus\x12(.seedbed.api.v1.GetScenarioStatusRequest\x1a).seedbed.api.v1.GetScenarioStatusResponse\x12_\n\x0e\x44\x65leteScenario\x12%.seedbed.api.v1.DeleteScenarioRequest\x1a&.seedbed.api.v1.DeleteScenarioResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dseedbed/api/v1/scenario.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18seedbed/api/v1/run.proto\"4\n\x0c\x43ronSchedule\x12\x12\n\nexpression\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\"\xf7\x01\n\x07Trigger\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x06\x61\x63tive\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12,\n\x04\x63ron\x18\x04 \x01(\x0b\x32\x1c.seedbed.api.v1.CronScheduleH\x00\x12\x33\n\x06params\x18\x05 \x03(\x0b\x32#.seedbed.api.v1.Trigger.ParamsEntry\x12\x18\n\x10\x63\x61tch_up_seconds\x18\x06 \x01(\r\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x06\n\x04kindB\t\n\x07_active\"\xb8\x01\n\rWebhookTarget\x12\x0b\n\x03url\x18\x01 \x01(\t\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.seedbed.api.v1.WebhookTarget.HeadersEntry\x12\x15\n\rbody_template\x18\x03 \x01(\t\x12\x16\n\x0esigning_secret\x18\x04 \x01(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"b\n\x0b\x45mailTarget\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x12\n\nrecipients\x18\x02 \x03(\t\x12\x18\n\x10subject_template\x18\x03 \x01(\t\x12\x15\n\rbody_template\x18\x04 \x01(\t\"\x89\x02\n\x08Reporter\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x06\x61\x63tive\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12-\n\x06\x65vents\x18\x04 \x03(\x0e\x32\x1d.seedbed.api.v1.ReporterEvent\x12*\n\x08outcomes\x18\x05 \x03(\x0e\x32\x18.seedbed.api.v1.RunState\x12\x30\n\x07webhook\x18\x06 \x01(\x0b\x32\x1d.seedbed.api.v1.WebhookTargetH\x00\x12,\n\x05\x65mail\x18\x07 \x01(\x0b\x32\x1b.seedbed.api.v1.EmailTargetH\x00\x42\x08\n\x06targetB\t\n\x07_active\"\xdc\x02\n\x10ScenarioSettings\x12\x13\n\x06\x61\x63tive\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\r\x12\x1a\n\x12memory_limit_bytes\x18\x03 \x01(\x04\x12\x35\n\x0eoverlap_policy\x18\x04 \x01(\x0e\x32\x1d.seedbed.api.v1.OverlapPolicy\x12\x31\n\x0cretry_policy\x18\x05 \x01(\x0b\x32\x1b.seedbed.api.v1.RetryPolicy\x12)\n\x08triggers\x18\x06 \x03(\x0b\x32\x17.seedbed.api.v1.Trigger\x12+\n\treporters\x18\x07 \x03(\x0b\x32\x18.seedbed.api.v1.Reporter\x12\x0e\n\x06run_as\x18\x08 \x01(\t\x12!\n\x19refuse_runs_when_inactive\x18\t \x01(\x08\x42\t\n\x07_active\"\xd9\x01\n\x0bRetryPolicy\x12\x18\n\x10maximum_attempts\x18\x01 \x01(\r\x12\x1f\n\x17initial_backoff_seconds\x18\x02 \x01(\x01\x12\x1f\n\x17maximum_backoff_seconds\x18\x03 \x01(\x01\x12\x1b\n\x13\x62\x61\x63koff_coefficient\x18\x04 \x01(\x01\x12\x0e\n\x06jitter\x18\x05 \x01(\x01\x12/\n\x08retry_on\x18\x06 \x03(\x0e\x32\x1d.seedbed.api.v1.FailureReason\x12\x10\n\x08\x64isabled\x18\x07 \x01(\x08\"\xc1\x02\n\x08Scenario\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x07 \x01(\x03\x12\x13\n\x0bproject_key\x18\x08 \x01(\t\x12\x18\n\x10last_modified_by\x18\t \x01(\t\x12\x18\n\x10\x65\x66\x66\x65\x63tive_run_as\x18\n \x01(\t\x12\x1a\n\x12script_modified_by\x18\x0b \x01(\t\"\xaa\x01\n\x15\x43reateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06script\x18\x03 \x01(\t\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12\x13\n\x0bproject_key\x18\x05 \x01(\t\x12\x15\n\rvalidate_only\x18\x06 \x01(\x08\"D\n\x16\x43reateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"\xe9\x01\n\x15UpdateScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06script\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x32\n\x08settings\x18\x04 \x01(\x0b\x32 .seedbed.api.v1.ScenarioSettings\x12\x1e\n\x11\x65xpected_revision\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x15\n\rvalidate_only\x18\x06 \x01(\x08\x42\x07\n\x05_nameB\t\n\x07_scriptB\x14\n\x12_expected_revision\"D\n\x16UpdateScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\")\n\x12GetScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"A\n\x13GetScenarioResponse\x12*\n\x08scenario\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Scenario\"R\n\x14ListScenariosRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bproject_key\x18\x03 \x01(\t\"]\n\x15ListScenariosResponse\x12+\n\tscenarios\x18\x01 \x03(\x0b\x32\x18.seedbed.api.v1.Scenario\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x18GetScenarioStatusRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"\xa6\x02\n\x19GetScenarioStatusResponse\x12\x0f\n\x07running\x18\x01 \x01(\x08\x12\x17\n\x0f\x63urrent_run_ids\x18\x02 \x03(\t\x12\x17\n\x0fqueued_fire_ids\x18\x03 \x03(\t\x12\x31\n\rnext_run_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13next_run_trigger_id\x18\x05 \x01(\t\x12\x13\n\x0blast_run_id\x18\x06 \x01(\t\x12.\n\x0clast_outcome\x18\x07 \x01(\x0e\x32\x18.seedbed.api.v1.RunState\x12\x31\n\rlast_end_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x15\x44\x65leteScenarioRequest\x12\x13\n\x0bscenario_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScenarioResponse*\xcc\x01\n\rOverlapPolicy\x12\x1e\n\x1aOVERLAP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13OVERLAP_POLICY_SKIP\x10\x01\x12#\n\x1fOVERLAP_POLICY_ALLOW_CONCURRENT\x10\x02\x12\x1c\n\x18OVERLAP_POLICY_QUEUE_ONE\x10\x03\x12\x1c\n\x18OVERLAP_POLICY_QUEUE_ALL\x10\x04\x12!\n\x1dOVERLAP_POLICY_CANCEL_RUNNING\x10\x05*p\n\rReporterEvent\x12\x1e\n\x1aREPORTER_EVENT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aREPORTER_EVENT_RUN_STARTED\x10\x01\x12\x1f\n\x1bREPORTER_EVENT_RUN_FINISHED\x10\x02\x32\xd4\x04\n\x0fScenarioService\x12_\n\x0e\x43reateScenario\x12%.seedbed.api.v1.CreateScenarioRequest\x1a&.seedbed.api.v1.CreateScenarioResponse\x12_\n\x0eUpdateScenario\x12%.seedbed.api.v1.UpdateScenarioRequest\x1a&.seedbed.api.v1.UpdateScenarioResponse\x12V\n\x0bGetScenario\x12\".seedbed.api.v1.GetScenarioRequest\x1a#.seedbed.api.v1.GetScenarioResponse\x12\\\n\rListScenarios\x12$.seedbed.api.v1.ListScenariosRequest\x1a%.seedbed.api.v1.ListScenariosResponse\x12h\n\x11GetScenarioStatus\x12(.seedbed.api.v1.GetScenarioStatusRequest\x1a).seedbed.api.v1.GetScenarioStatusResponse\x12_\n\x0e\x44\x65leteScenario\x12%.seedbed.api.v1.DeleteScenarioRequest\x1a&.seedbed.api.v1.DeleteScenarioResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRIGGER_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_WEBHOOKTARGET_HEADERSENTRY']._loaded_options = None
   _globals['_WEBHOOKTARGET_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_OVERLAPPOLICY']._serialized_start=3084
-  _globals['_OVERLAPPOLICY']._serialized_end=3288
-  _globals['_REPORTEREVENT']._serialized_start=3290
-  _globals['_REPORTEREVENT']._serialized_end=3402
+  _globals['_OVERLAPPOLICY']._serialized_start=3119
+  _globals['_OVERLAPPOLICY']._serialized_end=3323
+  _globals['_REPORTEREVENT']._serialized_start=3325
+  _globals['_REPORTEREVENT']._serialized_end=3437
   _globals['_CRONSCHEDULE']._serialized_start=108
   _globals['_CRONSCHEDULE']._serialized_end=160
   _globals['_TRIGGER']._serialized_start=163
@@ -56,35 +56,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTER']._serialized_start=700
   _globals['_REPORTER']._serialized_end=965
   _globals['_SCENARIOSETTINGS']._serialized_start=968
-  _globals['_SCENARIOSETTINGS']._serialized_end=1281
-  _globals['_RETRYPOLICY']._serialized_start=1284
-  _globals['_RETRYPOLICY']._serialized_end=1501
-  _globals['_SCENARIO']._serialized_start=1504
-  _globals['_SCENARIO']._serialized_end=1825
-  _globals['_CREATESCENARIOREQUEST']._serialized_start=1828
-  _globals['_CREATESCENARIOREQUEST']._serialized_end=1998
-  _globals['_CREATESCENARIORESPONSE']._serialized_start=2000
-  _globals['_CREATESCENARIORESPONSE']._serialized_end=2068
-  _globals['_UPDATESCENARIOREQUEST']._serialized_start=2071
-  _globals['_UPDATESCENARIOREQUEST']._serialized_end=2304
-  _globals['_UPDATESCENARIORESPONSE']._serialized_start=2306
-  _globals['_UPDATESCENARIORESPONSE']._serialized_end=2374
-  _globals['_GETSCENARIOREQUEST']._serialized_start=2376
-  _globals['_GETSCENARIOREQUEST']._serialized_end=2417
-  _globals['_GETSCENARIORESPONSE']._serialized_start=2419
-  _globals['_GETSCENARIORESPONSE']._serialized_end=2484
-  _globals['_LISTSCENARIOSREQUEST']._serialized_start=2486
-  _globals['_LISTSCENARIOSREQUEST']._serialized_end=2568
-  _globals['_LISTSCENARIOSRESPONSE']._serialized_start=2570
-  _globals['_LISTSCENARIOSRESPONSE']._serialized_end=2663
-  _globals['_GETSCENARIOSTATUSREQUEST']._serialized_start=2665
-  _globals['_GETSCENARIOSTATUSREQUEST']._serialized_end=2712
-  _globals['_GETSCENARIOSTATUSRESPONSE']._serialized_start=2715
-  _globals['_GETSCENARIOSTATUSRESPONSE']._serialized_end=3009
-  _globals['_DELETESCENARIOREQUEST']._serialized_start=3011
-  _globals['_DELETESCENARIOREQUEST']._serialized_end=3055
-  _globals['_DELETESCENARIORESPONSE']._serialized_start=3057
-  _globals['_DELETESCENARIORESPONSE']._serialized_end=3081
-  _globals['_SCENARIOSERVICE']._serialized_start=3405
-  _globals['_SCENARIOSERVICE']._serialized_end=4001
+  _globals['_SCENARIOSETTINGS']._serialized_end=1316
+  _globals['_RETRYPOLICY']._serialized_start=1319
+  _globals['_RETRYPOLICY']._serialized_end=1536
+  _globals['_SCENARIO']._serialized_start=1539
+  _globals['_SCENARIO']._serialized_end=1860
+  _globals['_CREATESCENARIOREQUEST']._serialized_start=1863
+  _globals['_CREATESCENARIOREQUEST']._serialized_end=2033
+  _globals['_CREATESCENARIORESPONSE']._serialized_start=2035
+  _globals['_CREATESCENARIORESPONSE']._serialized_end=2103
+  _globals['_UPDATESCENARIOREQUEST']._serialized_start=2106
+  _globals['_UPDATESCENARIOREQUEST']._serialized_end=2339
+  _globals['_UPDATESCENARIORESPONSE']._serialized_start=2341
+  _globals['_UPDATESCENARIORESPONSE']._serialized_end=2409
+  _globals['_GETSCENARIOREQUEST']._serialized_start=2411
+  _globals['_GETSCENARIOREQUEST']._serialized_end=2452
+  _globals['_GETSCENARIORESPONSE']._serialized_start=2454
+  _globals['_GETSCENARIORESPONSE']._serialized_end=2519
+  _globals['_LISTSCENARIOSREQUEST']._serialized_start=2521
+  _globals['_LISTSCENARIOSREQUEST']._serialized_end=2603
+  _globals['_LISTSCENARIOSRESPONSE']._serialized_start=2605
+  _globals['_LISTSCENARIOSRESPONSE']._serialized_end=2698
+  _globals['_GETSCENARIOSTATUSREQUEST']._serialized_start=2700
+  _globals['_GETSCENARIOSTATUSREQUEST']._serialized_end=2747
+  _globals['_GETSCENARIOSTATUSRESPONSE']._serialized_start=2750
+  _globals['_GETSCENARIOSTATUSRESPONSE']._serialized_end=3044
+  _globals['_DELETESCENARIOREQUEST']._serialized_start=3046
+  _globals['_DELETESCENARIOREQUEST']._serialized_end=3090
+  _globals['_DELETESCENARIORESPONSE']._serialized_start=3092
+  _globals['_DELETESCENARIORESPONSE']._serialized_end=3116
+  _globals['_SCENARIOSERVICE']._serialized_start=3440
+  _globals['_SCENARIOSERVICE']._serialized_end=4036
 # @@protoc_insertion_point(module_scope)

@@ -231,7 +231,10 @@ class ScenarioInfo(BaseModel):
     name: str
     project_key: str
     revision: int
-    active: bool = Field(description="inactive scenarios refuse new runs")
+    active: bool = Field(
+        description="an inactive scenario's triggers fire nothing; explicit runs still run unless its "
+        "settings refuse runs while inactive"
+    )
     timeout_seconds: int = Field(description="deadline of one attempt; 0: the operator's default")
     update_time: str | None
     last_modified_by: str
