@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+import yaml
 from cryptography.fernet import Fernet
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -458,33 +459,92 @@ def test_snapshot_of_a_connection_the_run_may_not_use_carries_no_credentials() -
 
 
 def test_cli_access_commands(
-    coordinator: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    coordinator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from seedbed.cli._main import main
+    from seedbed.cli import main
 
-    # --api-key hands the key to the command's clients through SEEDBED_API_KEY: restored after.
+    monkeypatch.setenv("SEEDBED_CONFIG_FILE", str(tmp_path / "profiles.yaml"))  # no saved profile
+    monkeypatch.setenv("SEEDBED_ADDRESS", coordinator.address)
     monkeypatch.setenv("SEEDBED_API_KEY", ADMIN_API_KEY)
 
-    def cli(*argv: str) -> Any:
-        assert main(["--address", coordinator.address, *argv]) == 0
-        return json.loads(capsys.readouterr().out)
+    def cli(*argv: str, output: str = "json") -> Any:
+        assert main([*argv, "-o", output]) == 0
+        out = capsys.readouterr().out
+        return json.loads(out) if output == "json" else yaml.safe_load(out)
 
-    assert cli("whoami", "--json")["user"]["id"] == "admin"
-    assert cli("project", "create", "p7", "--json")["key"] == "p7"
-    assert cli("user", "create", "u7", "--json")["id"] == "u7"
-    user = cli("member", "set", "u7", "p7", "runner", "--json")
+    who = cli("whoami")
+    assert who["user"]["id"] == "admin" and set(who) == {"user", "api_key_id"}
+    assert cli("project", "create", "p7", "--description", "seven")["key"] == "p7"
+    assert cli("project", "show", "p7")["project"]["description"] == "seven"
+    assert cli("user", "create", "u7", "--email", "u7@example.com")["id"] == "u7"
+    user = cli("member", "set", "u7", "p7", "runner")
     assert user["memberships"] == [{"project_key": "p7", "role": "ROLE_RUNNER"}]
-    assert {p["key"] for p in cli("project", "list", "--json")} == {"default", "p7"}
-    created = cli("key", "create", "--user", "u7", "--description", "ci", "--json")
-    assert cli("--api-key", created["secret"], "whoami", "--json")["user"]["id"] == "u7"
-    assert [p["key"] for p in cli("project", "list", "--json")] == ["p7"]  # as u7 now
-    assert cli("key", "revoke", created["api_key"]["id"], "--json")["revoked"] is True
-    assert main(["--address", coordinator.address, "whoami"]) == 2
-    assert "revoked" in capsys.readouterr().err
+    assert cli("user", "show", "u7", output="yaml")["email"] == "u7@example.com"
+    assert [u["id"] for u in cli("member", "list", "--project", "p7")] == ["u7"]
+    assert {u["id"] for u in cli("user", "list")} == {"admin", "u7"}
+    assert {p["key"] for p in cli("project", "list")} == {"default", "p7"}
+    created = cli("key", "create", "--user", "u7", "--description", "ci")
+    assert set(created) == {"api_key", "secret"} and created["api_key"]["user_id"] == "u7"
+    assert cli("whoami", "--api-key", created["secret"])["user"]["id"] == "u7"
+    assert [p["key"] for p in cli("--api-key", created["secret"], "project", "list")] == ["p7"]
+    keys = cli("key", "list", "--user", "u7")
+    assert [(k["id"], k["description"], k["revoked"]) for k in keys] == [
+        (created["api_key"]["id"], "ci", False)
+    ]
+    assert cli("key", "revoke", created["api_key"]["id"])["revoked"] is True
+    # A revoked key: permission denied (6), with what to do.
+    assert main(["whoami", "--api-key", created["secret"]]) == 6
+    err = capsys.readouterr().err
+    assert "revoked" in err and "seedbed login" in err
+    assert cli("member", "delete", "u7", "p7")["memberships"] == []
+
+    # Tables for people: the secret alone on stdout, what it is on stderr.
+    assert main(["key", "create", "--description", "laptop"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("sbk_") and len(out.splitlines()) == 1 and "shown only now" in err
+    assert main(["member", "set", "u7", "p7", "editor"]) == 0
+    assert "p7:editor" in capsys.readouterr().out
+    assert main(["project", "show", "p7"]) == 0
+    assert "your role" in capsys.readouterr().out
+
+    # Not found: 5; a refusal the CLI can check itself (a role that does not exist): usage, 2.
+    assert main(["user", "show", "nobody"]) == 5
+    assert main(["project", "show", "nowhere"]) == 5
+    assert main(["member", "set", "u7", "p7", "owner"]) == 2
+    capsys.readouterr()
+
     monkeypatch.setenv("SEEDBED_API_KEY", ADMIN_API_KEY)
     created_line = [
         "connection", "create", "conn_u7", "--kind", "file", "--allowed-user", "u7", "--allowed-user", "admin"
     ]  # fmt: skip
-    assert main(["--address", coordinator.address, *created_line]) == 0
+    assert main(created_line) == 0
     assert "runs acting as: u7, admin" in capsys.readouterr().out
-    assert cli("connection", "show", "conn_u7")["allowedUsers"] == ["u7", "admin"]
+    assert cli("connection", "show", "conn_u7")["allowed_users"] == ["u7", "admin"]
+
+
+def test_cli_without_a_key_says_how_to_give_one(
+    coordinator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seedbed.cli import main
+
+    monkeypatch.setenv("SEEDBED_CONFIG_FILE", str(tmp_path / "profiles.yaml"))
+    monkeypatch.delenv("SEEDBED_API_KEY", raising=False)
+    assert main(["whoami", "--address", coordinator.address]) == 6
+    err = capsys.readouterr().err
+    assert "UNAUTHENTICATED" in err and "seedbed login" in err and "SEEDBED_API_KEY" in err
+    assert main(["key", "list", "--address", coordinator.address]) == 6
+
+
+def test_cli_old_access_spellings_still_work_and_say_the_new_one(
+    coordinator: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seedbed.cli import main
+
+    monkeypatch.setenv("SEEDBED_CONFIG_FILE", str(tmp_path / "profiles.yaml"))
+    monkeypatch.setenv("SEEDBED_API_KEY", ADMIN_API_KEY)
+    # --json was on every access command: now -o json.
+    assert main(["--address", coordinator.address, "whoami", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["user"]["id"] == "admin" and "`--json` is now `-o json`" in err
+    assert main(["--address", coordinator.address, "project", "list", "--json"]) == 0
+    assert [p["key"] for p in json.loads(capsys.readouterr().out)] == ["default"]

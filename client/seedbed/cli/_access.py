@@ -13,35 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.text import Text
 
 from seedbed.api.v1 import access_pb2
+from seedbed.cli._catalog_options import old_json, said
 from seedbed.cli._context import SeedbedCommand, SeedbedGroup, state
-from seedbed.cli._output import Column, fields, printable, table
-
-
-def _old_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(
-            "seedbed: `--json` is now `-o json`; the old spelling goes away in the next release", err=True
-        )
-        state().output = "json"
-
-
-# The old spelling of ``-o json``, hidden, on every command of the catalog and access nouns.
-old_json = click.option(
-    "--json",
-    is_flag=True,
-    hidden=True,
-    expose_value=False,
-    callback=_old_json,
-    help="old spelling of -o json",
-)
-
-
-def said(text: str) -> Text:
-    """A sentence about objects the coordinator named: plain text (no rich markup), controls as "?"."""
-    return Text(printable(text))
+from seedbed.cli._output import Column, fields, table
 
 
 def role_name(value: int) -> str:

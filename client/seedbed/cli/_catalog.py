@@ -1,403 +1,292 @@
-"""``seedbed template | connection | workspace`` commands."""
+"""``seedbed template | connection | workspace``: the catalog scenarios draw on.
+
+Templates describe generated rows, connections the targets rows are written to (their secrets stay
+with the coordinator: no command ever prints one), workspace files the data scenarios read. Each
+command calls one public method of ``seedbed.client.Client`` and prints the contract's message
+(``-o json|yaml``) or a table or sentence for people. Old spellings (``template push``, ``rm``,
+``--json``) still work for one release and say their new name. The connection commands live in
+``_connections`` (imported here, where the command line looks for them).
+"""
 
 from __future__ import annotations
 
-import argparse
-import getpass
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from google.protobuf.json_format import MessageToDict
+import click
+from rich.markup import escape
+from rich.table import Table
 
-from seedbed.api.v1 import connection_pb2
-from seedbed.client import Client
-
-EXIT_USAGE = 2
-
-
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"seedbed: cannot read {path}: {exc}", file=sys.stderr)
-        return None
-
-
-def _dump(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str))
-
+from seedbed.cli._catalog_options import old_json, owner, ownership, project_filter, read_text, said
+from seedbed.cli._connections import connection
+from seedbed.cli._context import CliError, SeedbedGroup, state
+from seedbed.cli._exits import ExitCode
+from seedbed.cli._output import Column, printable, table
 
 # -- templates ---------------------------------------------------------------------------------------
 
 
-def cmd_template_push(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        for path in args.files:
-            source = _read(path)
-            if source is None:
-                return EXIT_USAGE
-            template = client.put_template(
-                source, allow_update=not args.no_update, project_key=args.project, shared=args.shared
+@click.group(cls=SeedbedGroup, aliases={"push": "create", "rm": "delete"})
+def template() -> None:
+    """Data templates: the fields of generated rows, in YAML or JSON.
+
+    \b
+    Examples:
+      seedbed template create examples/shop/customer.yaml examples/shop/order.yaml
+      seedbed template preview tmpl_customer -n 3
+      seedbed template list --project shop
+    """
+
+
+@template.command("list")
+@project_filter("templates")
+@old_json
+def template_list(project_key: str) -> None:
+    """The templates you may read, or those a project's runs may use.
+
+    \b
+    Examples:
+      seedbed template list
+      seedbed template list --project shop -o json
+    """
+    g = state()
+    templates = g.client().list_templates(project_key)
+    columns = (
+        Column("TEMPLATE", lambda t: t.id),
+        Column("PROJECT", lambda t: owner(t.project_key, t.shared)),
+        Column("REV", lambda t: t.revision, justify="right"),
+        Column("FIELDS", lambda t: ", ".join(t.field_names), overflow="ellipsis", max_width=40),
+        Column("DESCRIPTION", lambda t: t.description, overflow="ellipsis"),
+    )
+    g.emit(templates, lambda: table(templates, columns))
+
+
+@template.command("show")
+@click.argument("template_id", metavar="TEMPLATE")
+@old_json
+def template_show(template_id: str) -> None:
+    """Print template TEMPLATE's source as it was created (so `> file.yaml` saves it); -o json|yaml
+    prints the Template (source, fields, revision, project…).
+
+    \b
+    Examples:
+      seedbed template show tmpl_customer > customer.yaml
+      seedbed template show tmpl_customer -o yaml
+    """
+    g = state()
+    found = g.client().get_template(template_id)
+    if g.output != "table":
+        g.emit(found, lambda: None)
+        return
+    for line in found.source.splitlines():
+        click.echo(printable(line))
+
+
+@template.command("create")
+@click.argument("files", metavar="FILE...", nargs=-1, required=True)
+@click.option("--no-update", is_flag=True, help="refuse a template that exists instead of updating it")
+@ownership("the templates")
+@old_json
+def template_create(files: tuple[str, ...], no_update: bool, project_key: str, shared: bool | None) -> None:
+    """Create the templates in the YAML or JSON files FILE..., or update those that exist (a new
+    revision; --no-update refuses instead). Was `template push`.
+
+    -o json prints the list of Templates as saved, one per FILE.
+
+    \b
+    Examples:
+      seedbed template create examples/shop/customer.yaml examples/shop/order.yaml
+      seedbed template create team.yaml --project shop --shared
+    """
+    g = state()
+    sources = [read_text(path) for path in files]  # every file readable before the first call
+    client = g.client()
+    saved = []
+    for source in sources:
+        made = client.put_template(source, allow_update=not no_update, project_key=project_key, shared=shared)
+        saved.append(made)
+        if g.output == "table":
+            shared_note = ", shared" if made.shared else ""
+            g.out.print(
+                said(
+                    f"{made.id} revision {made.revision} ({len(made.field_names)} fields) "
+                    f"in project {made.project_key}{shared_note}"
+                )
             )
-            shared = ", shared" if template.shared else ""
-            print(
-                f"{template.id} revision {template.revision} ({len(template.field_names)} fields) "
-                f"in project {template.project_key}{shared}"
-            )
-    return 0
+    if g.output != "table":
+        g.emit(saved, lambda: None)
 
 
-def cmd_template_list(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        templates = client.list_templates(args.project)
-    if args.json:
-        _dump([MessageToDict(t) for t in templates])
-        return 0
-    print(f"{'TEMPLATE':<32} {'PROJECT':<20} {'REV':>4}  {'FIELDS':<50} DESCRIPTION")
-    for t in templates:
-        fields = ", ".join(t.field_names)
-        print(
-            f"{t.id:<32} {_owner(t.project_key, t.shared):<20} {t.revision:>4}  {fields[:50]:<50} "
-            f"{t.description[:40]}"
-        )
-    return 0
+@template.command("delete")
+@click.argument("template_id", metavar="TEMPLATE")
+def template_delete(template_id: str) -> None:
+    """Delete template TEMPLATE (scenarios that use it fail at their next run).
+
+    -o json prints {"deleted": TEMPLATE}.
+
+    \b
+    Examples:
+      seedbed template delete tmpl_order
+    """
+    g = state()
+    g.client().delete_template(template_id)
+    g.emit({"deleted": template_id}, lambda: said(f"deleted {template_id}"))
 
 
-def cmd_template_show(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        template = client.get_template(args.template_id)
-    if args.json:
-        _dump(MessageToDict(template))
+@template.command("preview")
+@click.argument("template", metavar="TEMPLATE")
+@click.option("-n", "count", type=click.IntRange(1, 100), default=5, show_default=True, help="rows to print")
+@click.option("--seed", type=int, help="the generator's seed: the same seed gives the same rows")
+@click.option(
+    "--project",
+    "project_key",
+    default="",
+    metavar="KEY",
+    help="a file: preview it as a run of this project would (its templates and files)",
+)
+def template_preview(template: str, count: int, seed: int | None, project_key: str) -> None:
+    """Print sample rows of TEMPLATE: a stored template's id, or a YAML/JSON template file (not
+    saved). -o json prints the rows as a JSON array of objects, field name → value.
+
+    \b
+    Examples:
+      seedbed template preview tmpl_customer -n 3 --seed 7
+      seedbed template preview draft.yaml --project shop -o json
+    """
+    g = state()
+    if Path(template).is_file():
+        source = read_text(template)
+        rows = g.client().preview_template(source=source, count=count, seed=seed, project_key=project_key)
     else:
-        print(template.source, end="" if template.source.endswith("\n") else "\n")
-    return 0
+        rows = g.client().preview_template(template, count=count, seed=seed)
+    g.emit(rows, lambda: _rows_table(rows))
 
 
-def cmd_template_rm(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        client.delete_template(args.template_id)
-    print(f"deleted {args.template_id}")
-    return 0
+def _rows_table(rows: list[dict[str, object]]) -> Table:
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return table(rows, [Column(escape(printable(name)), _field(name), max_width=40) for name in names])
 
 
-def cmd_template_preview(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        if Path(args.template).is_file():
-            source = _read(args.template)
-            if source is None:
-                return EXIT_USAGE
-            rows = client.preview_template(
-                source=source, count=args.n, seed=args.seed, project_key=args.project
-            )
-        else:
-            rows = client.preview_template(args.template, count=args.n, seed=args.seed)
-    for row in rows:
-        print(json.dumps(row, ensure_ascii=False))
-    return 0
-
-
-# -- connections -------------------------------------------------------------------------------------
-
-_KINDS = {
-    "postgresql": connection_pb2.CONNECTION_KIND_POSTGRESQL,
-    "sql": connection_pb2.CONNECTION_KIND_SQL,
-    "rest": connection_pb2.CONNECTION_KIND_REST,
-    "file": connection_pb2.CONNECTION_KIND_FILE,
-}
-# BulkOptions fields, given as --writers, --shard-rows, --max-writers.
-_BULK_OPTIONS = ("writers", "shard_rows", "max_writers")
-
-
-def cmd_connection_create(args: argparse.Namespace) -> int:
-    request = connection_pb2.CreateConnectionRequest(
-        connection_id=args.connection_id,
-        kind=_KINDS[args.kind],
-        description=args.description,
-        url=args.url or "",
-        allow_update=args.update,
-        allowed_users=args.allowed_user,
-        project_key=args.project,
-        shared=args.shared,
-    )
-    if args.kind == "rest":
-        headers: dict[str, str] = {}
-        for item in args.header:
-            name, sep, value = item.partition("=")
-            if not sep:
-                print(f"seedbed: --header takes NAME=VALUE, got {item!r}", file=sys.stderr)
-                return EXIT_USAGE
-            headers[name] = value
-        request.rest.CopyFrom(
-            connection_pb2.RestOptions(
-                base_url=args.base_url or "",
-                headers=headers,
-                auth_header=args.auth_header or "",
-                batch_size=args.batch_size,
-                timeout_seconds=args.timeout,
-                idempotent=args.idempotent,
-            )
-        )
-    for name in _BULK_OPTIONS:
-        if getattr(args, name) is not None:
-            try:
-                setattr(request.bulk, name, getattr(args, name))
-            except ValueError:  # beyond the field's integer type; the coordinator checks the range
-                flag = "--" + name.replace("_", "-")
-                print(f"seedbed: {flag} {getattr(args, name)} is out of range", file=sys.stderr)
-                return EXIT_USAGE
-    if args.secret_env:
-        request.secret.env = args.secret_env
-    elif args.secret_file:
-        request.secret.file = args.secret_file
-    elif args.secret_stdin:
-        # Read the secret without echo (tty) or from a pipe: it never appears in argv or history.
-        secret = getpass.getpass("secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-        request.secret.value = secret
-    with Client(args.address) as client:
-        connection = client.create_connection(request)
-    users = ", ".join(connection.allowed_users) or "every user"
-    projects = f"{connection.project_key}" + (
-        " and every other project (shared)" if connection.shared else ""
-    )
-    bulk = " ".join(
-        f"{name}={getattr(connection.bulk, name)}" for name in _BULK_OPTIONS if connection.bulk.HasField(name)
-    )
-    print(
-        f"{connection.id} ({args.kind}) secret: {connection.secret}; runs acting as: {users}; "
-        f"runs of: {projects}" + (f"; bulk: {bulk}" if bulk else "")
-    )
-    return 0
-
-
-def cmd_connection_list(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        connections = client.list_connections(args.project)
-    if args.json:
-        _dump([MessageToDict(c) for c in connections])
-        return 0
-    print(f"{'CONNECTION':<28} {'PROJECT':<20} {'KIND':<11} {'SECRET':<16} TARGET")
-    for c in connections:
-        kind = connection_pb2.ConnectionKind.Name(c.kind).removeprefix("CONNECTION_KIND_").lower()
-        target = c.url or c.rest.base_url
-        print(f"{c.id:<28} {_owner(c.project_key, c.shared):<20} {kind:<11} {c.secret:<16} {target}")
-    return 0
-
-
-def cmd_connection_show(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        _dump(MessageToDict(client.get_connection(args.connection_id)))
-    return 0
-
-
-def cmd_connection_test(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        result = client.test_connection(args.connection_id)
-    status = "ok" if result.ok else "FAILED"
-    print(f"{args.connection_id}: {status} in {result.latency_seconds:.3f}s: {result.message}")
-    return 0 if result.ok else 1
-
-
-def cmd_connection_rm(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        client.delete_connection(args.connection_id)
-    print(f"deleted {args.connection_id}")
-    return 0
+def _field(name: str) -> Callable[[dict[str, object]], object]:
+    return lambda row: row.get(name)
 
 
 # -- workspace ---------------------------------------------------------------------------------------
 
 
-def cmd_workspace_upload(args: argparse.Namespace) -> int:
-    source = Path(args.file)
+@click.group(cls=SeedbedGroup, aliases={"rm": "delete"})
+def workspace() -> None:
+    """Workspace files: data scenarios read (read-only to them) with `workspace.read_csv` and the like.
+
+    \b
+    Examples:
+      seedbed workspace upload cities.csv --as data/cities.csv
+      seedbed workspace list data/
+      seedbed workspace download data/cities.csv -
+    """
+
+
+@workspace.command("list")
+@click.argument("prefix", metavar="PREFIX", default="")
+@project_filter("files")
+@old_json
+def workspace_list(prefix: str, project_key: str) -> None:
+    """The files you may read whose path starts with PREFIX (default: every one).
+
+    \b
+    Examples:
+      seedbed workspace list
+      seedbed workspace list data/ --project shop -o json
+    """
+    g = state()
+    files = g.client().list_files(prefix, project_key)
+    columns = (
+        Column("PATH", lambda f: f.path),
+        Column("SIZE", lambda f: f.size_bytes, justify="right"),
+        Column("PROJECT", lambda f: owner(f.project_key, f.shared)),
+        Column("CREATED", lambda f: f.create_time),
+    )
+    g.emit(files, lambda: table(files, columns))
+
+
+@workspace.command("upload")
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--as", "as_path", metavar="PATH", help="its path in the workspace (default: the file's name)")
+@click.option("--overwrite", is_flag=True, help="replace a file already at that path")
+@ownership("the file")
+@old_json
+def workspace_upload(
+    file: str, as_path: str | None, overwrite: bool, project_key: str, shared: bool | None
+) -> None:
+    """Upload the local file FILE. -o json prints the WorkspaceFile as stored.
+
+    \b
+    Examples:
+      seedbed workspace upload cities.csv --as data/cities.csv
+      seedbed workspace upload prices.csv --project shop --shared --overwrite
+    """
+    g = state()
     try:
-        data = source.read_bytes()
+        data = Path(file).read_bytes()
     except OSError as exc:
-        print(f"seedbed: cannot read {source}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    with Client(args.address) as client:
-        meta = client.upload_file(
-            args.as_path or source.name,
-            data,
-            overwrite=args.overwrite,
-            project_key=args.project,
-            shared=args.shared,
-        )
-    shared = ", shared" if meta.shared else ""
-    print(f"{meta.path} {meta.size_bytes} bytes sha256:{meta.sha256} in project {meta.project_key}{shared}")
-    return 0
+        raise CliError(f"cannot read {file}: {exc.strerror}") from None
+    stored = g.client().upload_file(
+        as_path or Path(file).name, data, overwrite=overwrite, project_key=project_key, shared=shared
+    )
+    shared_note = ", shared" if stored.shared else ""
+    g.emit(
+        stored,
+        lambda: said(
+            f"{stored.path} {stored.size_bytes} bytes sha256:{stored.sha256} "
+            f"in project {stored.project_key}{shared_note}"
+        ),
+    )
 
 
-def cmd_workspace_list(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        files = client.list_files(args.prefix, args.project)
-    if args.json:
-        _dump([MessageToDict(f) for f in files])
-        return 0
-    for f in files:
-        print(f"{f.size_bytes:>12}  {_owner(f.project_key, f.shared):<20} {f.path}")
-    return 0
+@workspace.command("download")
+@click.argument("path", metavar="PATH")
+@click.argument("dest", metavar="DEST", required=False)
+def workspace_download(path: str, dest: str | None) -> None:
+    """Download workspace file PATH to the local file DEST ("-": standard output; default: the
+    file's name in the current folder). The old `-o FILE` is DEST now (-o is the output format);
+    -o json prints the WorkspaceFile downloaded.
 
-
-def cmd_workspace_download(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        _, data = client.download_file(args.path)
-    if args.output == "-":
+    \b
+    Examples:
+      seedbed workspace download data/cities.csv
+      seedbed workspace download data/cities.csv - | head
+    """
+    g = state()
+    if dest == "-" and g.output != "table":
+        raise CliError("-o json|yaml describes the file downloaded: give DEST, not -")
+    meta, data = g.client().download_file(path)
+    if dest == "-":
         sys.stdout.buffer.write(data)
-    else:
-        Path(args.output or Path(args.path).name).write_bytes(data)
-    return 0
+        sys.stdout.flush()
+        return
+    target = Path(dest or Path(path).name)
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror}", ExitCode.FAILED) from None
+    g.emit(meta, lambda: said(f"{meta.path} ({len(data)} bytes) saved as {target}"))
 
 
-def cmd_workspace_rm(args: argparse.Namespace) -> int:
-    with Client(args.address) as client:
-        client.delete_file(args.path)
-    print(f"deleted {args.path}")
-    return 0
+@workspace.command("delete")
+@click.argument("path", metavar="PATH")
+def workspace_delete(path: str) -> None:
+    """Delete workspace file PATH (scenarios that read it fail at their next run).
+
+    -o json prints {"deleted": PATH}.
+
+    \b
+    Examples:
+      seedbed workspace delete data/cities.csv
+    """
+    g = state()
+    g.client().delete_file(path)
+    g.emit({"deleted": path}, lambda: said(f"deleted {path}"))
 
 
-def _owner(project_key: str, shared: bool) -> str:
-    return f"{project_key} (shared)" if shared else project_key
-
-
-def _ownership(p: argparse.ArgumentParser, what: str) -> None:
-    """--project and --shared/--no-shared of the commands that create catalog objects."""
-    p.add_argument(
-        "--project",
-        default="default",
-        metavar="KEY",
-        help=f"the project {what} belongs to (default: default)",
-    )
-    p.add_argument(
-        "--shared",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="share it with every project, or stop sharing it (needs admin in its project; "
-        "default: unchanged, not shared when new)",
-    )
-
-
-def _project_filter(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument(
-        "--project", default="", metavar="KEY", help=f"only the {what} this project's runs may use"
-    )
-
-
-def register(sub: Any) -> None:
-    t = sub.add_parser("template", help="data templates").add_subparsers(
-        dest="template_command", required=True
-    )
-    p = t.add_parser("push", help="create or update templates from YAML or JSON files")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--no-update", action="store_true", help="fail when the template exists")
-    _ownership(p, "the templates")
-    p.set_defaults(func=cmd_template_push)
-    p = t.add_parser("list", help="list templates")
-    p.add_argument("--json", action="store_true")
-    _project_filter(p, "templates")
-    p.set_defaults(func=cmd_template_list)
-    p = t.add_parser("show", help="print a template's source")
-    p.add_argument("template_id")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_template_show)
-    p = t.add_parser("rm", help="delete a template")
-    p.add_argument("template_id")
-    p.set_defaults(func=cmd_template_rm)
-    p = t.add_parser("preview", help="print sample rows of a stored template or a template file")
-    p.add_argument("template", help="template id, or a YAML/JSON file")
-    p.add_argument("-n", type=int, default=5, help="rows (1-100, default 5)")
-    p.add_argument("--seed", type=int)
-    p.add_argument(
-        "--project", default="", metavar="KEY", help="a file: preview it as a run of this project would"
-    )
-    p.set_defaults(func=cmd_template_preview)
-
-    c = sub.add_parser("connection", help="connections to targets").add_subparsers(
-        dest="connection_command", required=True
-    )
-    p = c.add_parser("create", help="create a connection")
-    p.add_argument("connection_id")
-    p.add_argument("--kind", choices=sorted(_KINDS), required=True)
-    p.add_argument("--url", help="SQL kinds: the database URL (a password in it is stored encrypted)")
-    p.add_argument("--description", default="")
-    p.add_argument("--base-url", help="rest: base URL (the allow-list)")
-    p.add_argument(
-        "--header", action="append", default=[], metavar="NAME=VALUE", help="rest: non-secret header"
-    )
-    p.add_argument("--auth-header", help="rest: header whose value is the secret, e.g. Authorization")
-    p.add_argument("--batch-size", type=int, default=0)
-    p.add_argument("--timeout", type=int, default=0, help="rest: seconds per request")
-    p.add_argument("--idempotent", action="store_true", help="rest: the target honours Idempotency-Key")
-    p.add_argument(
-        "--writers",
-        type=int,
-        metavar="N",
-        help="postgresql: shards of one bulk insert written at once, each with its own connection "
-        "(1-64, default 2)",
-    )
-    p.add_argument(
-        "--shard-rows",
-        type=int,
-        metavar="N",
-        help="postgresql: rows per shard of a bulk insert, rounded up to a multiple of 10000 "
-        "(10000-10000000, default 100000)",
-    )
-    p.add_argument(
-        "--max-writers",
-        type=int,
-        metavar="N",
-        help="postgresql: shard writers on this target at once across all runs (1-1024, default: no "
-        "bound but --writers)",
-    )
-    secret = p.add_mutually_exclusive_group()
-    secret.add_argument("--secret-env", help="the workers read the secret from this environment variable")
-    secret.add_argument("--secret-file", help="the workers read the secret from this file")
-    secret.add_argument(
-        "--secret-stdin", action="store_true", help="read the secret from stdin, store it encrypted"
-    )
-    p.add_argument("--update", action="store_true", help="replace an existing connection")
-    p.add_argument(
-        "--allowed-user",
-        action="append",
-        default=[],
-        metavar="USER",
-        help="only runs acting as this user may use it (repeat for several; default: every user)",
-    )
-    _ownership(p, "the connection (whose runs may use it)")
-    p.set_defaults(func=cmd_connection_create)
-    p = c.add_parser("list", help="list connections")
-    p.add_argument("--json", action="store_true")
-    _project_filter(p, "connections")
-    p.set_defaults(func=cmd_connection_list)
-    p = c.add_parser("show", help="show a connection (never its secret)")
-    p.add_argument("connection_id")
-    p.set_defaults(func=cmd_connection_show)
-    p = c.add_parser("test", help="open the connection from a worker and try it")
-    p.add_argument("connection_id")
-    p.set_defaults(func=cmd_connection_test)
-    p = c.add_parser("rm", help="delete a connection")
-    p.add_argument("connection_id")
-    p.set_defaults(func=cmd_connection_rm)
-
-    w = sub.add_parser("workspace", help="workspace files, read-only to scenarios").add_subparsers(
-        dest="workspace_command", required=True
-    )
-    p = w.add_parser("upload", help="upload a file")
-    p.add_argument("file")
-    p.add_argument("--as", dest="as_path", help="workspace path (default: the file's name)")
-    p.add_argument("--overwrite", action="store_true")
-    _ownership(p, "the file")
-    p.set_defaults(func=cmd_workspace_upload)
-    p = w.add_parser("list", help="list files")
-    p.add_argument("prefix", nargs="?", default="")
-    p.add_argument("--json", action="store_true")
-    _project_filter(p, "files")
-    p.set_defaults(func=cmd_workspace_list)
-    p = w.add_parser("download", help="download a file")
-    p.add_argument("path")
-    p.add_argument("-o", "--output", help="local file ('-' for stdout; default: the file's name)")
-    p.set_defaults(func=cmd_workspace_download)
-    p = w.add_parser("rm", help="delete a file")
-    p.add_argument("path")
-    p.set_defaults(func=cmd_workspace_rm)
+__all__ = ["connection", "template", "workspace"]

@@ -1,0 +1,86 @@
+"""Options and helpers the catalog and access commands share: the project a new object belongs to,
+the project filter of lists, reading the files given, sentences about what the coordinator named,
+and ``--json``, the old spelling of ``-o json`` on these commands, kept hidden for one release."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.text import Text
+
+from seedbed.cli._context import CliError, state
+from seedbed.cli._output import printable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _old_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(
+            "seedbed: `--json` is now `-o json`; the old spelling goes away in the next release", err=True
+        )
+        state().output = "json"
+
+
+# The old spelling of ``-o json``, hidden, on every command of the catalog and access nouns.
+old_json = click.option(
+    "--json",
+    is_flag=True,
+    hidden=True,
+    expose_value=False,
+    callback=_old_json,
+    help="old spelling of -o json",
+)
+
+
+def said(text: str) -> Text:
+    """A sentence about objects the coordinator named: plain text (no rich markup), controls as "?"."""
+    return Text(printable(text))
+
+
+def read_text(path: str) -> str:
+    """A file's text, or a usage error (nothing sent) saying why it cannot be read."""
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CliError(f"cannot read {path}: {reason}") from None
+
+
+def owner(project_key: str, shared: bool) -> str:
+    return f"{project_key} (shared)" if shared else project_key
+
+
+def ownership(what: str) -> Callable[[F], F]:
+    """--project and --shared/--no-shared of the commands that create catalog objects."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--shared/--no-shared",
+            default=None,
+            help="share it with every project, or stop sharing it (needs admin in its project; "
+            "default: unchanged, not shared when new)",
+        )(f)
+        return click.option(
+            "--project",
+            "project_key",
+            default="default",
+            show_default=True,
+            metavar="KEY",
+            help=f"the project {what} belongs to",
+        )(f)
+
+    return decorate
+
+
+def project_filter(what: str) -> Callable[[F], F]:
+    return click.option(
+        "--project",
+        "project_key",
+        default="",
+        metavar="KEY",
+        help=f"only the {what} this project's runs may use (default: every one you may read)",
+    )
