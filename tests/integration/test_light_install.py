@@ -136,9 +136,7 @@ def light_venv(
     version: str = request.param
     python = find_python(version)
     if python is None:
-        message = (
-            f"no Python {version} here (looked under pyenv's versions and on PATH): pyenv install {version}"
-        )
+        message = f"no Python {version} here (pyenv's versions, PATH): pyenv install {version}"
         if _in_ci():
             pytest.fail(f"CI must test the client on every supported Python: {message}")
         pytest.skip(message)
@@ -154,9 +152,7 @@ def light_venv(
     }
     subprocess.run([python, "-m", "venv", str(root / "venv")], check=True, env=env, timeout=120)
     venv = LightVenv(version, root / "venv", env)
-    installed = venv.run(
-        venv.python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(base_wheel)
-    )
+    installed = venv.pip("install", "-q", str(base_wheel))
     assert installed.returncode == 0, installed.stderr
     return venv
 
@@ -171,9 +167,7 @@ def coordinator_address(ray_session: None, tmp_path_factory: pytest.TempPathFact
 
 
 def test_the_base_install_holds_the_client_and_nothing_of_the_server(light_venv: LightVenv) -> None:
-    listed = light_venv.run(
-        light_venv.python, "-m", "pip", "list", "--format=json", "--disable-pip-version-check"
-    )
+    listed = light_venv.pip("list", "--format=json")
     assert listed.returncode == 0, listed.stderr
     installed = {_normalize(d["name"]) for d in json.loads(listed.stdout)}
     assert {"seedbed", "grpcio", "protobuf", "click", "rich", "pyyaml"} <= installed
@@ -198,7 +192,8 @@ def test_the_command_starts_and_shows_its_version(light_venv: LightVenv) -> None
     assert "run" in helped.stdout and "scenario" in helped.stdout
     shown = light_venv.seedbed("--version")
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.strip() == "seedbed 0.1.0"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert shown.stdout.strip() == f"seedbed {version}"
 
 
 def test_seedbed_server_answers_with_the_install_line(light_venv: LightVenv) -> None:
