@@ -18,7 +18,7 @@ import docker
 import docker.models.containers
 import psycopg
 
-from seedbed.cli._deploy import Endpoints, read_env_file, worker_nodes
+from seedbed.cli._compose import Endpoints, read_env_file, worker_nodes
 from seedbed.client import Client
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from seedbed.cli._deploy import Endpoints, _generated_secrets, read_env_file, rest_problem, write_env_file
+from seedbed.cli._compose import Endpoints, generated_secrets, read_env_file, rest_problem, write_env_file
 from seedbed.coordinator import CoordinatorSettings
 from seedbed.coordinator.cluster_watch import ClusterWatch
 from seedbed.coordinator.dispatch import ClusterView
@@ -53,11 +53,11 @@ def test_the_env_file_keeps_the_users_lines_and_is_private(tmp_path: Path) -> No
 
 
 def test_secrets_are_generated_once() -> None:
-    made = _generated_secrets({})
+    made = generated_secrets({})
     assert set(made) == {"SEEDBED_STORE_PASSWORD", "SEEDBED_SECRET_KEY", "SEEDBED_ADMIN_API_KEY"}
     assert len(set(made.values())) == 3
-    assert _generated_secrets(made) == {}  # a second `up` keeps them: the store's secrets stay readable
-    assert set(_generated_secrets({"SEEDBED_SECRET_KEY": "kept"})) == {
+    assert generated_secrets(made) == {}  # a second `up` keeps them: the store's secrets stay readable
+    assert set(generated_secrets({"SEEDBED_SECRET_KEY": "kept"})) == {
         "SEEDBED_STORE_PASSWORD",
         "SEEDBED_ADMIN_API_KEY",
     }
