@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from seedbed.api.v1 import access_pb2, connection_pb2
+from seedbed.api.v1 import connection_pb2
 from seedbed.client import Client
 from seedbed.coordinator import store as store_package
 from seedbed.coordinator.store import Store, normalize_url
@@ -38,7 +38,7 @@ def test_an_attempt_is_handed_only_its_projects_templates_and_connections(
 ) -> None:
     coordinator, admin = fake_coordinator
     for key in ("pa", "pb"):
-        admin._call(admin._access.CreateProject, access_pb2.CreateProjectRequest(key=key, name=key))
+        admin.create_project(key, name=key)
     admin.put_template(_template("tmpl_a"), project_key="pa")
     admin.put_template(_template("tmpl_b"), project_key="pb")
     admin.put_template(_template("tmpl_everyone"), project_key="pb", shared=True)
@@ -136,10 +136,11 @@ def test_catalog_commands_take_a_project(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from seedbed.cli._main import main
+    from seedbed.cli import main
 
     coordinator, admin = fake_coordinator
-    admin._call(admin._access.CreateProject, access_pb2.CreateProjectRequest(key="shop", name="Shop"))
+    admin.create_project("shop", name="Shop")
+    monkeypatch.setenv("SEEDBED_CONFIG_FILE", str(tmp_path / "profiles.yaml"))
     monkeypatch.setenv("SEEDBED_API_KEY", ADMIN_API_KEY)
 
     def cli(*argv: str) -> str:
@@ -149,17 +150,17 @@ def test_catalog_commands_take_a_project(
     (tmp_path / "t.yaml").write_text(_template("tmpl_shop"))
     (tmp_path / "d.yaml").write_text(_template("tmpl_default"))
     (tmp_path / "cities.csv").write_text("name\nParis\n")
-    assert "in project shop" in cli("template", "push", str(tmp_path / "t.yaml"), "--project", "shop")
+    assert "in project shop" in cli("template", "create", str(tmp_path / "t.yaml"), "--project", "shop")
     assert "in project shop, shared" in cli(
         "workspace", "upload", str(tmp_path / "cities.csv"), "--project", "shop", "--shared"
     )
     out = cli("connection", "create", "conn_shop", "--kind", "file", "--project", "shop")
     assert "runs of: shop" in out
     # Without --project: the default project, as before.
-    assert "in project default" in cli("template", "push", str(tmp_path / "d.yaml"))
-    templates = json.loads(cli("template", "list", "--json", "--project", "shop"))
-    assert [(t["id"], t["projectKey"]) for t in templates] == [("tmpl_shop", "shop")]
-    files = json.loads(cli("workspace", "list", "--json", "--project", "default"))
-    assert [(f["path"], f["projectKey"], f["shared"]) for f in files] == [("cities.csv", "shop", True)]
-    connections = json.loads(cli("connection", "list", "--json", "--project", "shop"))
+    assert "in project default" in cli("template", "create", str(tmp_path / "d.yaml"))
+    templates = json.loads(cli("template", "list", "-o", "json", "--project", "shop"))
+    assert [(t["id"], t["project_key"]) for t in templates] == [("tmpl_shop", "shop")]
+    files = json.loads(cli("workspace", "list", "-o", "json", "--project", "default"))
+    assert [(f["path"], f["project_key"], f["shared"]) for f in files] == [("cities.csv", "shop", True)]
+    connections = json.loads(cli("connection", "list", "-o", "json", "--project", "shop"))
     assert [c["id"] for c in connections] == ["conn_shop"]

@@ -204,12 +204,14 @@ def test_connections_from_before_bulk_options_have_none(store_url: str) -> None:
 
 def test_cli_connection_create_takes_bulk_options(
     fake_coordinator: tuple[Any, Client],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from seedbed.cli._main import main
+    from seedbed.cli import main
 
     coordinator, _ = fake_coordinator
+    monkeypatch.setenv("SEEDBED_CONFIG_FILE", str(tmp_path / "profiles.yaml"))
     monkeypatch.setenv("SEEDBED_API_KEY", ADMIN_API_KEY)
 
     def cli(*argv: str) -> str:
@@ -221,13 +223,18 @@ def test_cli_connection_create_takes_bulk_options(
         "--writers", "4", "--shard-rows", "200000", "--max-writers", "8",
     )  # fmt: skip
     assert "bulk: writers=4 shard_rows=200000 max_writers=8" in out
-    shown = json.loads(cli("connection", "show", "pg"))
-    # int64 is a string in protobuf's JSON mapping.
-    assert shown["bulk"] == {"writers": 4, "shardRows": "200000", "maxWriters": 8}
-    listed = json.loads(cli("connection", "list", "--json"))
+    shown = json.loads(cli("connection", "show", "pg", "-o", "json"))
+    # int64 is a string in protobuf's JSON mapping; the contract's field names.
+    assert shown["bulk"] == {"writers": 4, "shard_rows": "200000", "max_writers": 8}
+    listed = json.loads(cli("connection", "list", "-o", "json"))
     assert listed[0]["bulk"] == shown["bulk"]
+    assert "writers=4 shard_rows=200000 max_writers=8" in cli("connection", "show", "pg")
     out = cli("connection", "create", "plain", "--kind", "postgresql", "--url", PG_URL)
-    assert "bulk" not in out and "bulk" not in json.loads(cli("connection", "show", "plain"))
+    assert "bulk" not in out and "bulk" not in json.loads(cli("connection", "show", "plain", "-o", "json"))
+    # Out of the field's range: refused as usage (2) before any call.
     big = ["connection", "create", "big", "--kind", "postgresql", "--url", PG_URL, "--writers", str(2**40)]
     assert main(["--address", coordinator.address, *big]) == 2
     assert "--writers 1099511627776 is out of range" in capsys.readouterr().err
+    # In range but refused by the coordinator: 8.
+    assert main(["--address", coordinator.address, *big[:-1], "65"]) == 8
+    assert "writers" in capsys.readouterr().err

@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from seedbed.api.v1 import access_pb2
-from seedbed.cli._catalog_options import old_json, said
+from seedbed.cli._catalog_options import old_json, tell
 from seedbed.cli._context import SeedbedCommand, SeedbedGroup, state
-from seedbed.cli._output import Column, fields, table
+from seedbed.cli._output import Column, fields, printable, table
 
 
 def role_name(value: int) -> str:
@@ -159,7 +159,7 @@ def project_create(key: str, name: str, description: str) -> None:
     """
     g = state()
     created = g.client().create_project(key, name=name, description=description)
-    g.emit(created, lambda: said(f"created project {created.key}"))
+    tell(created, f"created project {created.key}")
 
 
 # -- users -------------------------------------------------------------------------------------------
@@ -225,10 +225,7 @@ def user_create(user_id: str, display_name: str, email: str, superuser: bool) ->
     g = state()
     created = g.client().create_user(user_id, display_name=display_name, email=email, superuser=superuser)
     uid = created.id
-    g.emit(
-        created,
-        lambda: said(f"created user {uid}; give them a role with `seedbed member set {uid} PROJECT ROLE`"),
-    )
+    tell(created, f"created user {uid}; give them a role with `seedbed member set {uid} PROJECT ROLE`")
 
 
 # -- members -----------------------------------------------------------------------------------------
@@ -378,11 +375,10 @@ def key_create(user_id: str, description: str) -> None:
     g = state()
     created = g.client().create_api_key(user_id=user_id, description=description)
     if g.output == "table":
-        g.err.print(
-            said(
-                f"created API key {created.api_key.id} for {created.api_key.user_id}; "
-                "its secret is shown only now:"
-            )
+        made = created.api_key
+        click.echo(
+            printable(f"created API key {made.id} for {made.user_id}; its secret is shown only now:"),
+            err=True,
         )
         click.echo(created.secret)
         return
@@ -402,7 +398,4 @@ def key_revoke(key_id: str) -> None:
     """
     g = state()
     revoked = g.client().revoke_api_key(key_id)
-    g.emit(
-        revoked,
-        lambda: said(f"revoked API key {revoked.id} of {revoked.user_id}"),
-    )
+    tell(revoked, f"revoked API key {revoked.id} of {revoked.user_id}")

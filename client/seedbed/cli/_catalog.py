@@ -18,7 +18,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from seedbed.cli._catalog_options import old_json, owner, ownership, project_filter, read_text, said
+from seedbed.cli._catalog_options import old_json, owner, ownership, project_filter, read_text, tell
 from seedbed.cli._connections import connection
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode
@@ -108,8 +108,8 @@ def template_create(files: tuple[str, ...], no_update: bool, project_key: str, s
         saved.append(made)
         if g.output == "table":
             shared_note = ", shared" if made.shared else ""
-            g.out.print(
-                said(
+            click.echo(
+                printable(
                     f"{made.id} revision {made.revision} ({len(made.field_names)} fields) "
                     f"in project {made.project_key}{shared_note}"
                 )
@@ -131,7 +131,7 @@ def template_delete(template_id: str) -> None:
     """
     g = state()
     g.client().delete_template(template_id)
-    g.emit({"deleted": template_id}, lambda: said(f"deleted {template_id}"))
+    tell({"deleted": template_id}, f"deleted {template_id}")
 
 
 @template.command("preview")
@@ -235,12 +235,10 @@ def workspace_upload(
         as_path or Path(file).name, data, overwrite=overwrite, project_key=project_key, shared=shared
     )
     shared_note = ", shared" if stored.shared else ""
-    g.emit(
+    tell(
         stored,
-        lambda: said(
-            f"{stored.path} {stored.size_bytes} bytes sha256:{stored.sha256} "
-            f"in project {stored.project_key}{shared_note}"
-        ),
+        f"{stored.path} {stored.size_bytes} bytes sha256:{stored.sha256} "
+        f"in project {stored.project_key}{shared_note}",
     )
 
 
@@ -270,7 +268,7 @@ def workspace_download(path: str, dest: str | None) -> None:
         target.write_bytes(data)
     except OSError as exc:
         raise CliError(f"cannot write {target}: {exc.strerror}", ExitCode.FAILED) from None
-    g.emit(meta, lambda: said(f"{meta.path} ({len(data)} bytes) saved as {target}"))
+    tell(meta, f"{meta.path} ({len(data)} bytes) saved as {target}")
 
 
 @workspace.command("delete")
@@ -286,7 +284,7 @@ def workspace_delete(path: str) -> None:
     """
     g = state()
     g.client().delete_file(path)
-    g.emit({"deleted": path}, lambda: said(f"deleted {path}"))
+    tell({"deleted": path}, f"deleted {path}")
 
 
 __all__ = ["connection", "template", "workspace"]

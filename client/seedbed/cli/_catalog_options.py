@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.text import Text
 
 from seedbed.cli._context import CliError, state
 from seedbed.cli._output import printable
@@ -36,9 +35,14 @@ old_json = click.option(
 )
 
 
-def said(text: str) -> Text:
-    """A sentence about objects the coordinator named: plain text (no rich markup), controls as "?"."""
-    return Text(printable(text))
+def tell(value: Any, sentence: str) -> None:
+    """Print ``value`` as -o json|yaml asks, else ``sentence`` for people: one line, never wrapped
+    (scripts look for its words), control characters from the coordinator's names shown as "?"."""
+    g = state()
+    if g.output == "table":
+        click.echo(printable(sentence))
+    else:
+        g.emit(value, lambda: None)
 
 
 def read_text(path: str) -> str:

@@ -16,7 +16,7 @@ import click
 from rich.console import RenderableType
 
 from seedbed.api.v1 import connection_pb2
-from seedbed.cli._catalog_options import old_json, owner, ownership, project_filter, said
+from seedbed.cli._catalog_options import old_json, owner, ownership, project_filter, tell
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode
 from seedbed.cli._output import Column, fields, table
@@ -247,12 +247,10 @@ def connection_create(
     users = ", ".join(made.allowed_users) or "every user"
     projects = made.project_key + (" and every other project (shared)" if made.shared else "")
     bulk = _bulk(made)
-    g.emit(
+    tell(
         made,
-        lambda: said(
-            f"{made.id} ({kind}) secret: {made.secret}; runs acting as: {users}; runs of: {projects}"
-            + (f"; bulk: {bulk}" if bulk else "")
-        ),
+        f"{made.id} ({kind}) secret: {made.secret}; runs acting as: {users}; runs of: {projects}"
+        + (f"; bulk: {bulk}" if bulk else ""),
     )
 
 
@@ -298,10 +296,7 @@ def connection_test(connection_id: str) -> int:
     g = state()
     result = g.client().test_connection(connection_id)
     status = "ok" if result.ok else "FAILED"
-    g.emit(
-        result,
-        lambda: said(f"{connection_id}: {status} in {result.latency_seconds:.3f}s: {result.message}"),
-    )
+    tell(result, f"{connection_id}: {status} in {result.latency_seconds:.3f}s: {result.message}")
     return ExitCode.SUCCESS if result.ok else ExitCode.FAILED
 
 
@@ -318,4 +313,4 @@ def connection_delete(connection_id: str) -> None:
     """
     g = state()
     g.client().delete_connection(connection_id)
-    g.emit({"deleted": connection_id}, lambda: said(f"deleted {connection_id}"))
+    tell({"deleted": connection_id}, f"deleted {connection_id}")
