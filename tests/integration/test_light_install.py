@@ -23,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,18 @@ def coordinator_address(ray_session: None, tmp_path_factory: pytest.TempPathFact
     settings = settings_for(f"sqlite+aiosqlite:///{tmp / 'store.db'}", tmp)
     with running_in_thread(settings) as coordinator:
         yield coordinator.address
+
+
+def test_the_wheel_carries_its_licence_and_type_markers(base_wheel: Path) -> None:
+    name, version = base_wheel.name.split("-")[:2]
+    dist_info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(base_wheel) as wheel:
+        names = set(wheel.namelist())
+        # PEP 561: the packages a user's type checker reads (seedbed.api's covers seedbed.api.v1).
+        assert {f"seedbed/{package}/py.typed" for package in ("client", "cli", "api")} <= names
+        assert "License-Expression: Apache-2.0" in wheel.read(f"{dist_info}/METADATA").decode()
+        licence = wheel.read(f"{dist_info}/licenses/LICENSE").decode()
+    assert licence.split()[:4] == ["Apache", "License", "Version", "2.0,"]
 
 
 def test_the_base_install_holds_the_client_and_nothing_of_the_server(light_venv: LightVenv) -> None:
