@@ -42,13 +42,9 @@ for name, call in [
 
 
 def _user(admin: Client, address: str, user_id: str, project: str, role: Role) -> Client:
-    admin._call(admin._access.CreateUser, access_pb2.CreateUserRequest(user_id=user_id))
-    admin._call(
-        admin._access.SetMembership,
-        access_pb2.SetMembershipRequest(user_id=user_id, project_key=project, role=int(role)),
-    )
-    key = admin._call(admin._access.CreateApiKey, access_pb2.CreateApiKeyRequest(user_id=user_id))
-    return Client(address, api_key=str(key.secret))
+    admin.create_user(user_id)
+    admin.set_membership(user_id, project, access_pb2.Role.Name(int(role)))  # type: ignore[arg-type]
+    return Client(address, api_key=admin.create_api_key(user_id=user_id).secret)
 
 
 def _connection(connection_id: str, project: str, **kw: Any) -> connection_pb2.CreateConnectionRequest:
@@ -63,7 +59,7 @@ def tenants(coordinator: tuple[Any, Client]) -> Iterator[tuple[Client, Client, C
     b/data.txt and conn_b; pa owns conn_a."""
     coord, admin = coordinator
     for key in ("pa", "pb"):
-        admin._call(admin._access.CreateProject, access_pb2.CreateProjectRequest(key=key, name=key))
+        admin.create_project(key, name=key)
     ea = _user(admin, coord.address, "ea", "pa", Role.EDITOR)
     eb = _user(admin, coord.address, "eb", "pb", Role.EDITOR)
     eb.put_template(B_TEMPLATE, project_key="pb")

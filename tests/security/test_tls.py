@@ -168,7 +168,7 @@ def _tls_settings(tmp_path: Path, pki: Pki, *, mutual: bool = False, **overrides
 
 
 def _whoami(client: Client) -> str:
-    response: Any = client._call(client._access.WhoAmI, access_pb2.WhoAmIRequest())
+    response: Any = client.whoami()
     return str(response.user.id)
 
 
@@ -371,17 +371,18 @@ def test_the_cli_speaks_tls_with_its_global_options(ray_session: None, tmp_path:
         result = _seedbed("whoami", env=env)
         assert result.returncode == 0, result.stderr
 
-        # Refusals are one clear line each, not a stack trace.
+        # Refusals say what to check, not a stack trace: unreachable (7) over plaintext or with a
+        # client certificate missing, a usage error (2) for a certificate without its key.
         result = _seedbed("--address", address, "whoami")
-        assert result.returncode == 2
-        assert "seedbed: UNAVAILABLE" in result.stderr and "TLS" in result.stderr
+        assert result.returncode == 7, result.stderr
+        assert "does it speak TLS? give an https:// address" in result.stderr
         assert "Traceback" not in result.stderr
         result = _seedbed("--address", address, "--tls", "--tls-ca-file", str(pki.ca), "whoami")
-        assert result.returncode == 2
-        assert "seedbed: UNAVAILABLE" in result.stderr and "certificate" in result.stderr
+        assert result.returncode == 7, result.stderr
+        assert f"no coordinator answered at https://{address}" in result.stderr
         assert "Traceback" not in result.stderr
-        result = _seedbed("--address", address, "--tls-client-cert-file", str(pki.client_cert), "whoami")
-        assert result.returncode == 2
+        result = _seedbed("whoami", "--address", address, "--tls-client-cert-file", str(pki.client_cert))
+        assert result.returncode == 2, result.stderr
         assert "SEEDBED_TLS_CLIENT_KEY_FILE" in result.stderr and "Traceback" not in result.stderr
 
 
