@@ -203,6 +203,8 @@ class LogView:
             )
         else:
             self._progress.update(self._tasks[table], total=total, completed=done, rate=rate, left=left)
+        if self._live is not None:
+            self._live.refresh()  # drawn now: the next line may not come for seconds
 
     def _end_bar(self, text: str) -> None:
         """A line about a table's insert that is not its progress: the insert ended."""

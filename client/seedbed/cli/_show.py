@@ -1,16 +1,23 @@
-"""``seedbed run show RUN``: a run, its attempts, and what it wrote to each target."""
+"""``seedbed run show RUN``: a run, its attempts and steps, its reporters' deliveries, what it wrote
+to each target, and its first error (today's ``run show`` and the old ``run details`` in one).
+
+With ``-o json|yaml`` it prints one object: the contract's ``Run`` message (attempts, steps, first
+error and reports are fields of it) plus ``write_batches``, the contract's ``WriteBatch`` messages
+of the run in order. The per-target totals the table shows are sums over those batches.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.timestamp_pb2 import Timestamp
+from rich.console import Group, RenderableType
+from rich.text import Text
 
 from seedbed.api.v1 import run_pb2
-from seedbed.client import Client
+from seedbed.cli._follow import state_name
+from seedbed.cli._output import Column, fields, printable, table, to_data, when
 
 
 @dataclass
@@ -36,67 +43,100 @@ def per_target(batches: Iterable[run_pb2.WriteBatch]) -> list[TargetTotals]:
     return list(totals.values())
 
 
-def _when(stamp: Timestamp, present: bool) -> str:
-    return stamp.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if present else "-"
+def document(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> dict[str, Any]:
+    """The JSON shape of ``run show``: the Run message's fields, and ``write_batches``."""
+    data: dict[str, Any] = to_data(run)
+    data["write_batches"] = to_data(batches)
+    return data
 
 
-def _state(value: int) -> str:
-    return run_pb2.RunState.Name(value).removeprefix("RUN_STATE_")
+def _duration(run: run_pb2.Run) -> str:
+    if not (run.HasField("start_time") and run.HasField("end_time")):
+        return ""
+    seconds = (run.end_time.ToDatetime() - run.start_time.ToDatetime()).total_seconds()
+    return f"{seconds:.2f}s"
 
 
-def render(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> str:
-    lines = [f"run {run.id}  {_state(run.state)}"]
-    lines.append(
-        f"  scenario {run.scenario_id} (revision {run.scenario_revision}), fire {run.fire_id}, "
-        f"{run.attempt_count} attempt(s)"
-    )
-    lines.append(f"  created {_when(run.create_time, run.HasField('create_time'))} UTC")
+def _error(error: run_pb2.ErrorDetails) -> str:
+    if not error.type:
+        return ""
+    reason = run_pb2.FailureReason.Name(error.reason).removeprefix("FAILURE_REASON_")
+    return (f"{reason}: " if error.reason else "") + f"{error.type}: {error.message}"
+
+
+_ATTEMPTS = (
+    Column("ATTEMPT", lambda a: a.number, justify="right"),
+    Column("OUTCOME", lambda a: a.outcome or a.state),
+    Column("NODE", lambda a: a.node, max_width=20),
+    Column("TASK", lambda a: a.task_id),
+    Column("STARTED", lambda a: when(a.start_time)),
+    Column("ENDED", lambda a: when(a.end_time)),
+    Column("ERROR", lambda a: _error(a.error), overflow="ellipsis", max_width=60),
+)
+_STEPS = (
+    Column("STEP", lambda s: s.number, justify="right"),
+    Column("NAME", lambda s: s.name, max_width=24),
+    Column("OUTCOME", lambda s: s.outcome),
+    Column("ROWS", lambda s: s.rows_written, justify="right"),
+    Column("TASKS", lambda s: ", ".join(s.task_ids)),
+    Column("BATCHES", lambda s: ", ".join(s.batch_ids)),
+)
+_REPORTS = (
+    Column("REPORTER", lambda r: r.reporter_id, max_width=24),
+    Column("EVENT", lambda r: r.event),
+    Column("STATUS", lambda r: r.status),
+    Column("TRIES", lambda r: r.tries, justify="right"),
+    Column("ERROR", lambda r: r.error, overflow="ellipsis", max_width=60),
+)
+_TARGETS = (
+    Column("CONNECTION", lambda t: t.connection_id, max_width=24),
+    Column("OPERATION", lambda t: t.operation),
+    Column("TARGET", lambda t: t.target),
+    Column("APPLIED", lambda t: t.applied, justify="right"),
+    Column("REPLAYED", lambda t: t.replayed, justify="right"),
+    Column("ROWS", lambda t: t.rows, justify="right"),
+)
+
+
+def render(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> RenderableType:
+    """The run for a person: its fields, then a table per part (attempts, steps, reports,
+    targets), then the first error's traceback."""
+    rows: list[tuple[str, object]] = [
+        ("run", run.id),
+        ("state", state_name(run.state)),
+        ("scenario", f"{run.scenario_id} (revision {run.scenario_revision})"),
+        ("project", run.project_key),
+        ("fire", run.fire_id),
+        ("run as", run.run_as or "-"),
+        ("triggered by", run.triggered_by or "-"),
+        ("created", when(run.create_time)),
+        ("started", when(run.start_time)),
+        ("ended", when(run.end_time)),
+        ("duration", _duration(run)),
+        ("attempts", run.attempt_count),
+    ]
     if run.HasField("next_attempt_time"):
-        lines.append(f"  next attempt at {_when(run.next_attempt_time, True)} UTC")
-    if run.HasField("first_error") and run.first_error.type:
-        lines.append(f"  error: {run.first_error.type}: {run.first_error.message}")
-    lines.append("")
-    lines.append(
-        f"{'ATTEMPT':<8} {'OUTCOME':<17} {'NODE':<20} {'PID':>7}  {'STARTED':<19}  {'ENDED':<19}  ERROR"
-    )
-    for a in run.attempts:
-        error = f"{a.error.type}: {a.error.message}" if a.HasField("error") and a.error.type else ""
-        lines.append(
-            f"{a.number:<8} {(a.outcome or a.state):<17} {a.node[:20] or '-':<20} {a.worker_pid or '-':>7}  "
-            f"{_when(a.start_time, a.HasField('start_time')):<19}  "
-            f"{_when(a.end_time, a.HasField('end_time')):<19}  {error[:80]}".rstrip()
-        )
-    lines.append("")
+        rows.append(("next attempt", when(run.next_attempt_time)))
+    if run.params:
+        rows.append(("params", ", ".join(f"{k}={v}" for k, v in sorted(run.params.items()))))
+    if run.logs_truncated:
+        rows.append(("logs truncated", f"{run.dropped_log_lines:,} lines dropped over the per-run cap"))
+    parts: list[RenderableType] = [fields(rows)]
+    if run.attempts:
+        parts += [Text(), table(run.attempts, _ATTEMPTS)]
+    if run.steps:
+        parts += [Text(), table(run.steps, _STEPS)]
     if run.reports:
-        lines.append(f"{'REPORTER':<24} {'EVENT':<13} {'STATUS':<10} {'TRIES':>5}  ERROR")
-        for r in run.reports:
-            lines.append(
-                f"{r.reporter_id[:24]:<24} {r.event:<13} {r.status:<10} {r.tries:>5}  {r.error}".rstrip()
-            )
-        lines.append("")
-    if not batches:
-        lines.append("no write batches reported")
-        return "\n".join(lines)
-    lines.append(
-        f"{'CONNECTION':<24} {'OPERATION':<10} {'TARGET':<30} {'APPLIED':>8} {'REPLAYED':>9} {'ROWS':>10}"
-    )
-    for t in per_target(batches):
-        lines.append(
-            f"{t.connection_id[:24]:<24} {t.operation:<10} {t.target[:30]:<30} "
-            f"{t.applied:>8} {t.replayed:>9} {t.rows:>10}"
-        )
-    return "\n".join(lines)
-
-
-def show_run(client: Client, run_id: str, as_json: bool) -> int:
-    run = client.get_run(run_id)
-    batches = client.write_batches(run_id)
-    if as_json:
-        document = {
-            "run": MessageToDict(run),
-            "write_batches": [MessageToDict(b) for b in batches],
-        }
-        print(json.dumps(document, indent=2))
+        parts += [Text(), table(run.reports, _REPORTS)]
+    parts.append(Text())
+    if batches:
+        parts.append(table(per_target(batches), _TARGETS))
     else:
-        print(render(run, batches))
-    return 0
+        parts.append(Text("no write batches reported"))
+    error = run.first_error
+    if run.HasField("first_error") and error.type:
+        where = f" in step {error.step!r}" if error.step else ""
+        line = f" (line {error.line})" if error.line else ""
+        parts += [Text(), Text(printable(f"first error{where}: {_error(error)}{line}"), style="bold red")]
+        parts += [Text("  " + printable(t)) for t in error.traceback.rstrip().splitlines()]
+    return Group(*parts)

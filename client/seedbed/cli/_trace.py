@@ -1,4 +1,4 @@
-"""``seedbed run trace RUN``: a run's trace as a waterfall in the terminal, or (``--json``) OTLP JSON.
+"""``seedbed run trace RUN``: a run's trace as a waterfall in the terminal, or (``-o json``) OTLP JSON.
 
 One row per span in tree order: a mark for a span that ended in error, the name under its parent
 (tree guides), the service that recorded it, its duration, a bar placed on the run's time axis, and
@@ -21,10 +21,7 @@ long, and a bar must know its width to sit on the time axis); rich's ``Tree`` (n
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,7 +30,8 @@ from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from seedbed.client import Client, RunTrace, TraceSpan
+from seedbed.cli._output import printable
+from seedbed.client import RunTrace, TraceSpan
 
 # Attributes shown in short, first found of each group (OpenTelemetry's semantic conventions, then
 # Seedbed's own). An operation or table already in the span's name is not repeated.
@@ -79,16 +77,6 @@ def short_duration(nanos: int) -> str:
         return f"{int(minutes)}m{rest:04.1f}s"
     hours, rest = divmod(seconds, 3600)
     return f"{int(hours)}h{int(rest // 60):02d}m"
-
-
-# Bidirectional overrides and isolates: they would reorder the columns drawn after them.
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters (an escape sequence, a newline, a bidi override) as "?":
-    names, attributes and messages come from the script, and must not steer the terminal."""
-    return "".join("?" if ch in _BIDI or unicodedata.category(ch) == "Cc" else ch for ch in text)
 
 
 def _first(span: TraceSpan, keys: Sequence[str]) -> object | None:
@@ -314,54 +302,12 @@ class Waterfall:
             yield Text(f"note: {printable(trace.note)}", style="yellow")
 
 
-# -- the command ------------------------------------------------------------------------------------
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _milliseconds(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError("must be a number of milliseconds, 0 or more")
-    return value
-
-
-def add_trace_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``seedbed run trace RUN`` on the ``run`` parser."""
-    p.add_argument(
-        "--depth", type=_positive, metavar="N", help="with `trace`: show N levels of the tree (1: the roots)"
+def no_spans(trace: RunTrace) -> Text:
+    """What ``run trace`` says of a run without spans."""
+    text = (
+        f"run {printable(trace.run_id)} has no spans: tracing was off when it ran (SEEDBED_TRACING), "
+        "or it has not started yet"
     )
-    p.add_argument(
-        "--min-ms",
-        type=_milliseconds,
-        default=0.0,
-        metavar="MS",
-        help="with `trace`: hide spans shorter than MS milliseconds (not those that ended in error)",
-    )
-
-
-def trace_run(client: Client, args: argparse.Namespace, console: Console | None = None) -> int:
-    """Draw the run's waterfall (or print its OTLP JSON); ClientError (NOT_FOUND) for an unknown run."""
-    trace = client.get_run_trace(args.run_id)
-    if args.json:
-        print(json.dumps(trace.to_otlp_json(), indent=2))
-        return 0
-    console = console or Console(highlight=False)
-    if not trace.spans:
-        console.print(
-            Text(
-                f"run {printable(args.run_id)} has no spans: tracing was off when it ran (SEEDBED_TRACING), "
-                "or it has not started yet"
-            )
-        )
-        if trace.note:
-            console.print(Text(f"note: {printable(trace.note)}"))
-        return 0
-    min_duration = timedelta(milliseconds=args.min_ms) if args.min_ms else None
-    console.print(Waterfall(trace, max_depth=args.depth, min_duration=min_duration))
-    return 0
+    if trace.note:
+        text += f"\nnote: {printable(trace.note)}"
+    return Text(text)
