@@ -12,10 +12,12 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 
 from seedbed.api.v1 import access_pb2, scenario_pb2
+from seedbed.cli import main
 from seedbed.cli._apply_plan import ApplyConflict, _shown, apply_plan, folder_projects, plan_folder
-from seedbed.cli._main import main
+from seedbed.cli._exits import ExitCode
 from seedbed.cli._scenario_files import DEFAULT_MAX_SCRIPT_BYTES, HIDDEN, Folder, load_folder
 from seedbed.client import Client, ClientError
 from seedbed.coordinator.reporters import HIDDEN as COORDINATOR_HIDDEN
@@ -120,6 +122,9 @@ def test_apply_creates_and_a_second_apply_changes_nothing(
     report = json.loads(out)
     assert code == 0 and report["result"] == "no changes" and report["applied"] == []
     assert {c["action"] for c in report["changes"]} == {"unchanged"}
+    # YAML is the same report; -o goes before or after the command.
+    code, out, _ = cli("-o", "yaml", "apply", str(folder), "--dry-run")
+    assert code == 0 and yaml.safe_load(out) == {**report, "dry_run": True}
     assert _revisions(client) == before
 
 
@@ -317,7 +322,7 @@ def test_what_only_the_coordinator_refuses_is_listed_every_one_and_nothing_is_ap
 
     for dry_run in ((), ("--dry-run",)):
         code, out, err = cli("apply", str(folder), *dry_run)
-        assert code == 2, err
+        assert code == ExitCode.REFUSED, err
         assert "+ scenario scn_orders [default]: create" in out  # the plan is shown first
         assert "nothing applied: 3 problem(s)" in err
         assert (
@@ -336,7 +341,7 @@ def test_what_only_the_coordinator_refuses_is_listed_every_one_and_nothing_is_ap
 
     code, out, _ = cli("apply", str(folder), "-o", "json")
     report = json.loads(out)
-    assert code == 2 and report["result"] == "invalid" and report["applied"] == []
+    assert code == ExitCode.REFUSED and report["result"] == "invalid" and report["applied"] == []
     assert [(p["file"], p["key"]) for p in report["problems"]] == [
         ("templates/customer.yaml", "template tmpl_customer"),
         ("billing.yaml", "scenario scn_billing"),
@@ -349,7 +354,7 @@ def test_what_only_the_coordinator_refuses_is_listed_every_one_and_nothing_is_ap
     (folder / "billing.yaml").write_text(BILLING)
     (folder / "plain.yaml").write_text("id: plain\nscript: plain.py\nsettings: {run_as: nobody}\n")
     code, _, err = cli("apply", str(folder))
-    assert code == 2 and "nothing applied: 1 problem(s)" in err
+    assert code == ExitCode.REFUSED and "nothing applied: 1 problem(s)" in err
     assert (
         "plain.yaml: scenario scn_plain: the coordinator refuses it: INVALID_ARGUMENT: settings.run_as: "
         "user 'nobody' does not exist" in err
@@ -489,8 +494,9 @@ def test_pull_writes_no_secrets_and_applies_back_as_no_change(
 
     code, _, err = cli("pull", str(pulled), "--project", "shop")
     assert code == 2 and "is not empty" in err
-    code, _, err = cli("pull", str(pulled), "--project", "shop", "--force")
+    code, out, err = cli("pull", str(pulled), "--project", "shop", "--force", "-o", "json")
     assert code == 0, err
+    assert json.loads(out) == {"folder": str(pulled), "files": files}
     assert "name: Orders v2" in (pulled / "orders.yaml").read_text()
 
 
@@ -511,7 +517,7 @@ def test_pull_by_a_viewer_writes_nothing_and_the_placeholder_is_never_applied(
 
     pulled = tmp_path / "pulled"
     code, out, err = cli("pull", str(pulled))
-    assert code == 2 and out == ""
+    assert code == ExitCode.PERMISSION_DENIED and out == ""
     assert "nothing pulled: the coordinator hides webhook URLs and header values" in err
     assert "pull needs role EDITOR in the project of:\n  scenario scn_orders (project default)" in err
     assert "scn_billing" not in err  # no webhook: nothing hidden

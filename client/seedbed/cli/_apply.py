@@ -1,8 +1,8 @@
 """``seedbed apply DIR`` and ``seedbed pull DIR``: scenarios as code, kept in git.
 
 The folder's format is in ``_scenario_files``, planning and applying in ``_apply_plan``; this module
-prints plans (rich) or JSON (``-o json``: the changes with their field diffs, what was applied, the
-problems or the conflict) and writes folders (``pull``).
+prints plans (rich) or JSON and YAML (``-o json|yaml``: the changes with their field diffs, what
+was applied, the problems or the conflict) and writes folders (``pull``).
 
 ``pull`` lists in a scenario's ``templates:`` the project's templates whose id occurs in its script,
 and those whose ids occur in these templates' documents (``ref``s), and so on; every template of
@@ -14,14 +14,13 @@ first and writes nothing when a scenario it would write carries the placeholder.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.text import Text
 
@@ -31,11 +30,15 @@ from seedbed.cli._apply_plan import (
     ApplyRefused,
     Change,
     Plan,
+    PlanRefused,
     apply_plan,
     folder_projects,
     plan_folder,
     validate_plan,
 )
+from seedbed.cli._context import Globals, SeedbedCommand, state
+from seedbed.cli._exits import ExitCode
+from seedbed.cli._output import dump, printable
 from seedbed.cli._scenario_files import (
     DEFAULT_MAX_SCRIPT_BYTES,
     HIDDEN,
@@ -44,22 +47,7 @@ from seedbed.cli._scenario_files import (
     scenario_document,
     stem,
 )
-from seedbed.cli._scenarios import connect
 from seedbed.client import Client
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # a conflict, or the coordinator refused a write: what came before it stays applied
-# The folder or the command line is wrong, or the coordinator refuses a change it validates (or,
-# for pull, hides values from the caller): nothing was applied (written).
-EXIT_INVALID = 2
-
-
-# -- commands ---------------------------------------------------------------------------------------
-
-
-def _console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
-
 
 _MARKS = {
     "create": ("+", "green"),
@@ -71,34 +59,43 @@ _MARKS = {
 _DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}
 
 
+def _line(console: Console, text: str, style: str = "") -> None:
+    """One line of the plan, never wrapped (a diff line stays whole in a CI log), as plain text."""
+    console.print(Text(printable(text), style=style), soft_wrap=True)
+
+
+def _err(text: str) -> None:
+    """A message on stderr; each of its lines shown without control characters (it may quote the
+    coordinator, or a file's content)."""
+    click.echo("\n".join(printable(line) for line in text.splitlines()), err=True)
+
+
 def print_plan(console: Console, plan: Plan) -> None:
     for change in plan.changes:
         mark, style = _MARKS[change.action]
         revision = f" (revision {change.revision})" if change.revision else ""
         source = f", from {change.file}" if change.file else ", no file (--prune)"
-        console.print(
-            Text(
-                f"{mark} {change.kind} {change.id} [{change.project}]: {change.action}{revision}{source}",
-                style=style,
-            )
+        _line(
+            console,
+            f"{mark} {change.kind} {change.id} [{change.project}]: {change.action}{revision}{source}",
+            style,
         )
         if change.action == "unchanged":
             continue
         for item in change.fields:
             old = "" if item.old is None else f"{json.dumps(item.old, ensure_ascii=False)} → "
-            console.print(Text(f"    {item.path}: {old}{json.dumps(item.new, ensure_ascii=False)}"))
+            _line(console, f"    {item.path}: {old}{json.dumps(item.new, ensure_ascii=False)}")
         for line in change.diff.splitlines():
-            console.print(Text(f"    {line}", style=_DIFF_STYLES.get(line[:1], "")))
+            _line(console, f"    {line}", _DIFF_STYLES.get(line[:1], ""))
     for project, ids in plan.kept.items():
-        console.print(
-            Text(
-                f"project {project}: {len(ids)} scenario(s) without a file kept ({', '.join(ids)}); "
-                "--prune deletes them"
-            )
+        _line(
+            console,
+            f"project {project}: {len(ids)} scenario(s) without a file kept ({', '.join(ids)}); "
+            "--prune deletes them",
         )
     if plan.prune:
-        console.print(
-            Text("--prune deletes scenarios only: templates without a file stay (seedbed template rm)")
+        _line(
+            console, "--prune deletes scenarios only: templates without a file stay (seedbed template delete)"
         )
 
 
@@ -109,97 +106,170 @@ def _summary(changes: list[Change], *, done: bool = False) -> str:
     return text if done else f"{text}, {sum(1 for c in changes if c.action == 'unchanged')} unchanged"
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
-    as_json = args.output == "json"
-    console = _console()
-    report: dict[str, Any] = {"dry_run": args.dry_run, "changes": [], "applied": [], "problems": []}
-    code = _apply(args, console, report, as_json)
-    if as_json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+# -- apply ------------------------------------------------------------------------------------------
+
+
+@click.command(cls=SeedbedCommand)
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False))
+@click.option(
+    "--dry-run", is_flag=True, help="show the plan and have the coordinator validate it; change nothing"
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="delete the scenarios of the folder's projects (and --project) that have no file; "
+    "templates are never deleted",
+)
+@click.option("--project", metavar="KEY", help="the project of files that name none (default: default)")
+@click.option(
+    "--max-script-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SCRIPT_BYTES,
+    show_default=True,
+    metavar="BYTES",
+    help="largest script accepted (the coordinator's SEEDBED_MAX_SCRIPT_BYTES)",
+)
+def apply(folder: str, dry_run: bool, prune: bool, project: str | None, max_script_bytes: int) -> int:
+    """Make the coordinator's scenarios and templates match the folder DIR (one YAML file per
+    scenario, its script beside it, templates under templates/), showing the plan first.
+
+    Every file is read and checked, the plan compared with the coordinator, every creation and
+    update validated by the coordinator (--dry-run too), and only then the difference applied,
+    templates first, each write conditioned on the revision read.
+
+    With -o json|yaml (-o table replaces the old -o text): an object {"dry_run", "result" (applied,
+    no changes, dry run, invalid, conflict or refused), "changes": [{"kind", "id", "project",
+    "action", "revision", "file", "fields": [{"path", "old", "new"}], "diff"}], "applied": [{"kind",
+    "id", "action"}], "problems": [{"file", "key", "message"}], "error"}.
+
+    Exit codes: 0 applied or nothing to do; 2 the folder has problems (every one listed, nothing
+    sent); 8 the coordinator refuses changes when validating them (every one listed, nothing
+    applied), or a write met a conflict or a refusal: it stops there, what came before stays
+    applied ("applied" lists it).
+
+    \b
+    Examples:
+      seedbed apply scenarios/ --dry-run
+      seedbed apply scenarios/ --project shop --prune
+      seedbed apply scenarios/ -o json > plan.json
+    """
+    g = state()
+    report: dict[str, Any] = {"dry_run": dry_run, "changes": [], "applied": [], "problems": []}
+    code = _apply(g, Path(folder), dry_run, prune, project, max_script_bytes, report)
+    if g.output != "table":
+        click.echo(dump(report, g.output), nl=False)
     return code
 
 
-def _apply(args: argparse.Namespace, console: Console, report: dict[str, Any], as_json: bool) -> int:
-    """The apply command; ``report`` filled in for ``-o json``."""
+def _apply(
+    g: Globals,
+    root: Path,
+    dry_run: bool,
+    prune: bool,
+    project: str | None,
+    max_script_bytes: int,
+    report: dict[str, Any],
+) -> ExitCode:
+    """The apply command; ``report`` filled in for -o json|yaml."""
+    table = g.output == "table"
     try:
         folder = load_folder(
-            Path(args.dir),
-            default_project=args.project or "default",
-            max_script_bytes=args.max_script_bytes,
-            environ=os.environ,
+            root, default_project=project or "default", max_script_bytes=max_script_bytes, environ=os.environ
         )
-        with connect(args) as client:
-            plan = plan_folder(
-                client, folder, projects=folder_projects(folder, args.project), prune=args.prune
-            )
-            report["changes"] = [c.to_json() for c in plan.changes]
-            if not as_json:
-                print_plan(console, plan)
-            # What only the coordinator checks, for every object, before the first write.
-            validate_plan(client, plan)
-            if not plan.pending or args.dry_run:
-                report["result"] = "dry run" if plan.pending else "no changes"
-                if not as_json:
-                    head = "dry run, nothing applied" if plan.pending else "no changes"
-                    console.print(f"{head}: {_summary(plan.changes)}")
-                return EXIT_OK
-            done = apply_plan(client, plan)
+        client = g.client()
+        plan = plan_folder(client, folder, projects=folder_projects(folder, project), prune=prune)
+        report["changes"] = [c.to_json() for c in plan.changes]
+        if table:
+            print_plan(g.out, plan)
+        # What only the coordinator checks, for every object, before the first write.
+        validate_plan(client, plan)
+        if not plan.pending or dry_run:
+            report["result"] = "dry run" if plan.pending else "no changes"
+            if table:
+                head = "dry run, nothing applied" if plan.pending else "no changes"
+                _line(g.out, f"{head}: {_summary(plan.changes)}")
+            return ExitCode.SUCCESS
+        done = apply_plan(client, plan)
     except InvalidFolderError as exc:
         report["problems"] = [{"file": p.file, "key": p.key, "message": p.message} for p in exc.problems]
         report["result"] = "invalid"
-        if not as_json:
-            print(f"seedbed: nothing applied: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        if table:
+            _err(f"seedbed: nothing applied: {exc}")
+        return ExitCode.REFUSED if isinstance(exc, PlanRefused) else ExitCode.USAGE
     except (ApplyConflict, ApplyRefused) as exc:
         report["result"] = "conflict" if isinstance(exc, ApplyConflict) else "refused"
         report["error"] = str(exc)
         report["applied"] = [{"kind": c.kind, "id": c.id, "action": c.action} for c in exc.applied]
-        if not as_json:
+        if table:
             applied = f" (applied before it: {_summary(exc.applied, done=True)})" if exc.applied else ""
-            print(f"seedbed: {exc}{applied}", file=sys.stderr)
-        return EXIT_FAILED
+            _err(f"seedbed: {exc}{applied}")
+        return ExitCode.REFUSED
     report["applied"] = [{"kind": c.kind, "id": c.id, "action": c.action} for c in done]
     report["result"] = "applied"
-    if not as_json:
-        console.print(f"applied: {_summary(done, done=True)}")
-    return EXIT_OK
+    if table:
+        _line(g.out, f"applied: {_summary(done, done=True)}")
+    return ExitCode.SUCCESS
 
 
 # -- pull -------------------------------------------------------------------------------------------
 
 
-def cmd_pull(args: argparse.Namespace) -> int:
-    root = Path(args.dir)
+@click.command(cls=SeedbedCommand)
+@click.argument("folder", metavar="DIR", type=click.Path())
+@click.option(
+    "--project", "projects", metavar="KEY", multiple=True, help="project key, repeatable (default: default)"
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="write into a folder that is not empty (its files of the same name are replaced)",
+)
+def pull(folder: str, projects: tuple[str, ...], force: bool) -> int:
+    """Write the scenarios and templates of the project(s) into the folder DIR, for apply and git:
+    one YAML file per scenario with its script beside it, the project's templates under templates/.
+
+    Webhook header values are written as ${stored} and signing secrets are left out: secrets do not
+    belong in git. Below role EDITOR the coordinator hides webhook URLs and header values, and a
+    folder holding its placeholder would wipe the real values when applied: so pull reads
+    everything first, and writes nothing when a scenario carries one (exit 6, naming them).
+    Exit 2 when DIR is a file, or a folder that is not empty (without --force). With -o json|yaml:
+    an object {"folder", "files": [paths relative to DIR]}.
+
+    \b
+    Examples:
+      seedbed pull scenarios/
+      seedbed pull scenarios/ --project shop --project billing --force
+    """
+    g = state()
+    root = Path(folder)
     if root.exists() and not root.is_dir():
-        print(f"seedbed: {root} is not a folder", file=sys.stderr)
-        return EXIT_INVALID
-    if root.is_dir() and any(root.iterdir()) and not args.force:
-        print(
-            f"seedbed: {root} is not empty: pull into an empty folder, or --force to overwrite",
-            file=sys.stderr,
-        )
-        return EXIT_INVALID
-    projects = args.project or ["default"]
+        _err(f"seedbed: {root} is not a folder")
+        return ExitCode.USAGE
+    if root.is_dir() and any(root.iterdir()) and not force:
+        _err(f"seedbed: {root} is not empty: pull into an empty folder, or --force to overwrite")
+        return ExitCode.USAGE
     files: dict[str, str] = {}
     hidden: list[str] = []
-    with connect(args) as client:
-        for key in projects:
-            project_files, project_hidden = _project_files(client, key)
-            files.update(project_files)
-            hidden += project_hidden
+    client = g.client()
+    for key in projects or ("default",):
+        project_files, project_hidden = _project_files(client, key)
+        files.update(project_files)
+        hidden += project_hidden
     if hidden:
-        print(
+        _err(
             "seedbed: nothing pulled: the coordinator hides webhook URLs and header values from "
             "callers below role EDITOR, and a folder holding its placeholder would replace the real "
             "values when applied. pull needs role EDITOR in the project of:\n"
-            + "\n".join(f"  {line}" for line in hidden),
-            file=sys.stderr,
+            + "\n".join(f"  {line}" for line in hidden)
         )
-        return EXIT_INVALID
+        return ExitCode.PERMISSION_DENIED
     for relative, text in files.items():
         _write(root / relative, text)
-    print(f"wrote {len(files)} file(s) to {root}")
-    return EXIT_OK
+    g.emit(
+        {"folder": str(root), "files": sorted(files)},
+        lambda: Text(f"wrote {len(files)} file(s) to {printable(str(root))}"),
+    )
+    return ExitCode.SUCCESS
 
 
 def _project_files(client: Client, key: str) -> tuple[dict[str, str], list[str]]:
@@ -254,50 +324,3 @@ def _used_templates(script: str, sources: dict[str, str]) -> list[str]:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode())
-
-
-# -- parser -----------------------------------------------------------------------------------------
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "apply",
-        help="make the coordinator's scenarios match a folder of scenario files (shows the diff first)",
-        description="Read every scenario file of DIR (*.yaml, one per scenario), check them all, compare "
-        "them with the coordinator, have it validate every change, and apply the difference. Exit "
-        "codes: 0 applied or nothing to do, 1 a conflict or a refused write, 2 invalid files or "
-        "changes the coordinator refuses (nothing applied).",
-    )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-    p.add_argument(
-        "--prune",
-        action="store_true",
-        help="delete the scenarios of the folder's projects (and --project) that have no file; "
-        "templates are never deleted",
-    )
-    p.add_argument("--project", help="the project of files that name none (default: default)")
-    p.add_argument(
-        "-o", "--output", choices=("text", "json"), default="text", help="json: the plan and result"
-    )
-    p.add_argument(
-        "--max-script-bytes",
-        type=int,
-        default=DEFAULT_MAX_SCRIPT_BYTES,
-        help="largest script accepted (the coordinator's SEEDBED_MAX_SCRIPT_BYTES; default %(default)s)",
-    )
-    p.set_defaults(func=cmd_apply)
-
-    p = sub.add_parser(
-        "pull",
-        help="write the scenarios and templates of a project into a folder, for apply and git",
-        description="Write one YAML file per scenario of the project(s) with its script beside it, and "
-        "the project's templates under templates/. Webhook header values are written as ${stored} "
-        "and signing secrets are left out: secrets do not belong in git. Needs role EDITOR in a "
-        "project whose scenarios have webhook reporters (below it their URLs are hidden): nothing "
-        "is written otherwise (exit code 2).",
-    )
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("--project", action="append", help="project key, repeatable (default: default)")
-    p.add_argument("--force", action="store_true", help="write into a folder that is not empty")
-    p.set_defaults(func=cmd_pull)

@@ -132,6 +132,11 @@ _SESSION_CODES = (
 )
 
 
+class PlanRefused(InvalidFolderError):
+    """The coordinator refuses creations or updates of the plan when asked to validate them
+    (``validate_only``): ``problems``, one per object refused. Nothing was written."""
+
+
 class ApplyConflict(Exception):
     """Someone else changed ``change``'s object after it was read: ``found`` is its revision now
     (None: it is gone). Nothing was written for it; ``applied``: the changes written before."""
@@ -446,9 +451,9 @@ def _unified(old: str, new: str, old_name: str, new_name: str) -> str:
 
 def validate_plan(client: Client, plan: Plan) -> None:
     """Send every creation and update of the plan with ``validate_only`` (templates first, as they
-    are applied), writing nothing. InvalidFolderError listing every object the coordinator refuses
-    (file, object, its message); ApplyConflict for one changed since the plan read it; the
-    ClientError itself when the connection or the caller's key fails."""
+    are applied), writing nothing. PlanRefused (an InvalidFolderError) listing every object the
+    coordinator refuses (file, object, its message); ApplyConflict for one changed since the plan
+    read it; the ClientError itself when the connection or the caller's key fails."""
     problems: list[Problem] = []
     for kind in ("template", "scenario"):
         for change in plan.changes:
@@ -467,7 +472,7 @@ def validate_plan(client: Client, plan: Plan) -> None:
                     )
                 )
     if problems:
-        raise InvalidFolderError(problems)
+        raise PlanRefused(problems)
 
 
 def apply_plan(client: Client, plan: Plan) -> list[Change]:
