@@ -22,8 +22,9 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from seedbed.api.v1 import run_pb2, run_pb2_grpc
-from seedbed.cli._main import main
-from seedbed.cli._trace import UNICODE, Waterfall, printable, short_duration, summary, visible_rows
+from seedbed.cli import main
+from seedbed.cli._output import printable
+from seedbed.cli._trace import UNICODE, Waterfall, short_duration, summary, visible_rows
 from seedbed.client import Client, LogEvent, RunTrace, ScenarioRun, TraceSpan
 from tests.conftest import eventually
 
@@ -522,7 +523,7 @@ def test_run_trace_draws_the_waterfall(cli: Any) -> None:
 
 
 def test_run_trace_json_prints_otlp(cli: Any) -> None:
-    code, out, err = cli("run", "trace", RUN, "--json")
+    code, out, err = cli("run", "trace", RUN, "-o", "json")
     assert code == 0, err
     document = json.loads(out)
     assert document == _trace().to_otlp_json()
@@ -531,14 +532,14 @@ def test_run_trace_json_prints_otlp(cli: Any) -> None:
 
 def test_run_trace_of_an_unknown_or_forbidden_run_fails_clearly(cli: Any) -> None:
     code, out, err = cli("run", "trace", "run_nope")
-    assert code == 2 and out == ""
+    assert code == 5 and out == ""
     assert "NOT_FOUND" in err and "run_nope" in err
-    code, _, err = cli("run", "trace", SECRET, "--json")
-    assert code == 2 and "PERMISSION_DENIED" in err
+    code, _, err = cli("run", "trace", SECRET, "-o", "json")
+    assert code == 6 and "PERMISSION_DENIED" in err
     code, _, err = cli("run", "trace")
-    assert code == 2 and "takes a run id" in err
-    with pytest.raises(SystemExit):
-        cli("run", "trace", RUN, "--depth", "0")
+    assert code == 2 and "Missing argument 'RUN'" in err
+    code, _, err = cli("run", "trace", RUN, "--depth", "0")
+    assert code == 2 and "--depth" in err
 
 
 def test_colour_only_on_a_terminal_and_never_under_no_color(
@@ -587,7 +588,7 @@ def test_log_events_decode_fields(address: str) -> None:
 
 
 def test_logs_json_prints_one_object_per_line(cli: Any) -> None:
-    code, out, err = cli("logs", RUN, "--json")
+    code, out, err = cli("run", "logs", RUN, "-o", "json")
     assert code == 0, err
     documents = [json.loads(line) for line in out.splitlines()]
     assert [d["sequence"] for d in documents] == [1, 2, 3]
@@ -606,13 +607,13 @@ def test_logs_json_prints_one_object_per_line(cli: Any) -> None:
     assert documents[2]["stream"] == "STDOUT" and documents[2]["span_id"] == _sid(6)
     assert "run run_traced SUCCESS" in err  # the run's state on stderr, as without --json
 
-    # `run log --json` prints the same lines; without --json both stay text.
-    code, same, _ = cli("run", "log", RUN, "--json")
+    # The old spellings (`logs`, `run log`) print the same lines; without -o json they stay text:
+    # the script's stdout on stdout, Seedbed's own lines on stderr.
+    code, same, _ = cli("run", "log", RUN, "-o", "json")
     assert code == 0 and same == out
-    code, text, _ = cli("logs", RUN)
+    code, text, err = cli("logs", RUN)
     assert code == 0 and text == "plain print\n"
-    code, text, _ = cli("run", "log", RUN)
-    assert code == 0 and "[seedbed INFO] loaded rows=5" in text and "{" not in text.split("loaded")[0]
+    assert "[seedbed INFO] loaded rows=5" in err and "{" not in err.split("loaded")[0]
 
 
 # -- against a real coordinator -----------------------------------------------------------------
@@ -649,10 +650,10 @@ def test_run_trace_of_a_coordinators_run(
     assert code == 0, err
     assert "attempt 1" in out and "call 2" in out and "2 span(s) dropped" in out
     assert all(cell_len(line) <= 80 for line in out.splitlines())
-    code, out, _ = cli("run", "trace", run.id, "--json")
+    code, out, _ = cli("run", "trace", run.id, "-o", "json")
     services = [
         r["resource"]["attributes"][0]["value"]["stringValue"] for r in json.loads(out)["resourceSpans"]
     ]
     assert code == 0 and services == ["seedbed-coordinator", "seedbed-worker"]
     code, out, err = cli("run", "trace", "run_nope")
-    assert code == 2 and out == "" and "NOT_FOUND" in err
+    assert code == 5 and out == "" and "NOT_FOUND" in err
