@@ -1,9 +1,20 @@
 """A scenario's settings, to read and change, then ``save()``.
 
-``raw_triggers`` and ``raw_reporters`` are the contract's own repeated message fields
-(``scenario_pb2.Trigger``, ``scenario_pb2.Reporter``): change them in place, append, delete, and
-``save()`` sends them whole. Messages rather than dicts, so a misspelt field fails where it is
-written, not on the server. The ``add_*`` helpers build the common ones.
+Triggers and reporters come in two forms over the same settings:
+
+- ``raw_triggers`` and ``raw_reporters``: lists of dicts in Dataiku's shape (see ``_raw``), changed in
+  place, so that code written for Dataiku's scenario API runs as it is;
+- ``triggers`` and ``reporters``: the contract's own repeated message fields (``scenario_pb2.Trigger``,
+  ``scenario_pb2.Reporter``), where a misspelt field fails where it is written. The ``add_*``
+  helpers build the common ones and return the message.
+
+Each access to either form (and each helper, and ``save()``) reconciles the two: dicts changed since
+the last access are parsed into the messages (ValueError naming the place of a bad value), messages
+changed are copied into the dicts in place (the same list and dict objects, so references held stay
+current). Changing both forms between two
+accesses is refused with a ValueError rather than one silently winning. Rejected: dicts as the only
+form (the helpers, the CLI and typed code want messages) and dict views backed by the messages (a
+view per nested dict, for little gain over the reconciliation).
 
 The schedule helpers write a cron expression with a time zone: the coordinator evaluates it
 (daylight saving time included) and computes the scenario's next run from it.
@@ -11,11 +22,16 @@ The schedule helpers write a cron expression with a time zone: the coordinator e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
 from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.client._raw import reporter_from_dict, reporter_to_dict, trigger_from_dict, trigger_to_dict
 
 if TYPE_CHECKING:
     from seedbed.client._client import Client
@@ -82,6 +98,60 @@ def _outcomes(names: Iterable[str]) -> list[int]:
     return out
 
 
+_KINDS: dict[str, tuple[Callable[[Any], dict[str, Any]], Callable[[object, str], Any]]] = {
+    "triggers": (trigger_to_dict, trigger_from_dict),
+    "reporters": (reporter_to_dict, reporter_from_dict),
+}
+
+
+@dataclass
+class _DictView:
+    """The dicts handed out for one repeated field, and what they and the messages were when the
+    two were last reconciled."""
+
+    items: list[dict[str, Any]]
+    items_then: list[dict[str, Any]] = field(default_factory=list)
+    messages_then: tuple[bytes, ...] = ()
+
+
+def _state(messages: Iterable[Any]) -> tuple[bytes, ...]:
+    return tuple(m.SerializeToString(deterministic=True) for m in messages)
+
+
+# A scenario created in Dataiku's form without a script gets this one (it runs, doing nothing).
+PLACEHOLDER_SCRIPT = "# A new scenario: set its Python script with scenario.set_payload(...)\n"
+_DEFINITION_KEYS = ("script", "active", "runAsUser", "triggers", "reporters", "params", "name", "type")
+
+
+def settings_from_definition(definition: Mapping[str, Any]) -> tuple[str, scenario_pb2.ScenarioSettings]:
+    """The script and settings of a Dataiku-style scenario definition (``create_scenario``'s)."""
+    unknown = [key for key in definition if key not in _DEFINITION_KEYS]
+    if unknown:
+        raise ValueError(
+            f"definition: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"accepted: {', '.join(_DEFINITION_KEYS)}"
+        )
+    if definition.get("params"):
+        raise ValueError(
+            "definition.params: Seedbed scenarios take no type parameters (the script is "
+            "definition['script']; run parameters go with each run or trigger)"
+        )
+    script = definition.get("script") or PLACEHOLDER_SCRIPT
+    run_as = definition.get("runAsUser") or ""
+    active = definition.get("active", True)
+    if not isinstance(script, str) or not isinstance(run_as, str) or not isinstance(active, bool):
+        raise ValueError("definition: script and runAsUser must be strings, active True or False")
+    settings = scenario_pb2.ScenarioSettings(active=active, run_as=run_as)
+    for kind, (_, from_dict) in _KINDS.items():
+        items = definition.get(kind) or []
+        if not isinstance(items, list):
+            raise ValueError(f"definition.{kind}: expected a list of dicts")
+        getattr(settings, kind).extend(
+            from_dict(item, f"definition.{kind}[{i}]") for i, item in enumerate(items)
+        )
+    return script, settings
+
+
 class ScenarioSettings:
     """The settings of one scenario, read when ``Scenario.get_settings()`` was called."""
 
@@ -90,6 +160,7 @@ class ScenarioSettings:
         self._scenario = scenario
         self.raw = scenario_pb2.ScenarioSettings()
         self.raw.CopyFrom(scenario.settings)
+        self._views: dict[str, _DictView] = {}
 
     def __repr__(self) -> str:
         return f"ScenarioSettings({self.scenario_id!r}, active={self.active}, run_as={self.run_as!r})"
@@ -102,12 +173,23 @@ class ScenarioSettings:
 
     @property
     def active(self) -> bool:
-        """Inactive scenarios refuse fires (explicit and scheduled)."""
+        """Whether the triggers fire. Inactive, as in Dataiku, stops the automatic runs only:
+        explicit ones (``run()``, the CLI, REST, MCP) still run unless ``refuse_runs_when_inactive``."""
         return not self.raw.HasField("active") or self.raw.active
 
     @active.setter
     def active(self, value: bool) -> None:
         self.raw.active = bool(value)
+
+    @property
+    def refuse_runs_when_inactive(self) -> bool:
+        """While inactive, refuse explicit runs too (FAILED_PRECONDITION) and cancel the fires
+        waiting their turn: inactive then means nothing runs. False by default."""
+        return self.raw.refuse_runs_when_inactive
+
+    @refuse_runs_when_inactive.setter
+    def refuse_runs_when_inactive(self, value: bool) -> None:
+        self.raw.refuse_runs_when_inactive = bool(value)
 
     @property
     def run_as(self) -> str:
@@ -180,15 +262,75 @@ class ScenarioSettings:
     def memory_limit_bytes(self, value: int) -> None:
         self.raw.memory_limit_bytes = _check_range("memory_limit_bytes", value, 0, 2**64 - 1)
 
+    # -- triggers and reporters, as dicts (Dataiku's form) and as messages ------------------------
+
     @property
-    def raw_triggers(self) -> Any:
-        """The triggers: a mutable list of ``scenario_pb2.Trigger`` messages."""
+    def raw_triggers(self) -> list[dict[str, Any]]:
+        """The triggers as Dataiku-shaped dicts, to change in place (``save()`` writes them back):
+        ``{"id", "name", "type": "cron", "active", "params": {"expression", "timezone"},
+        "runParams", "catchUpSeconds"}``."""
+        return self._dicts("triggers")
+
+    @property
+    def raw_reporters(self) -> list[dict[str, Any]]:
+        """The reporters as Dataiku-shaped dicts, to change in place (``save()`` writes them back):
+        ``{"id", "name", "active", "phase", "outcomes", "messaging": {"type": "mail-scenario" or
+        "webhook-scenario", "configuration": {…}}}`` (see ``seedbed.client._raw``)."""
+        return self._dicts("reporters")
+
+    @property
+    def triggers(self) -> RepeatedCompositeFieldContainer[scenario_pb2.Trigger]:
+        """The triggers as the contract's messages, to change in place."""
+        self._reconcile("triggers")
         return self.raw.triggers
 
     @property
-    def raw_reporters(self) -> Any:
-        """The reporters: a mutable list of ``scenario_pb2.Reporter`` messages."""
+    def reporters(self) -> RepeatedCompositeFieldContainer[scenario_pb2.Reporter]:
+        """The reporters as the contract's messages, to change in place."""
+        self._reconcile("reporters")
         return self.raw.reporters
+
+    def _dicts(self, kind: str) -> list[dict[str, Any]]:
+        view = self._views.get(kind)
+        if view is None:
+            to_dict = _KINDS[kind][0]
+            view = self._views[kind] = _DictView([to_dict(m) for m in getattr(self.raw, kind)])
+            self._remember(kind, view)
+        else:
+            self._reconcile(kind)
+        return view.items
+
+    def _reconcile(self, kind: str) -> None:
+        """Bring the dicts and the messages of ``kind`` in step (see the module docstring)."""
+        view = self._views.get(kind)
+        if view is None:
+            return
+        to_dict, from_dict = _KINDS[kind]
+        messages = getattr(self.raw, kind)
+        dicts_changed = view.items != view.items_then
+        if dicts_changed and _state(messages) != view.messages_then:
+            raise ValueError(
+                f"raw_{kind} and {kind} were both changed since they were last read: change one form "
+                f"or the other (read raw_{kind} again after changing the messages)"
+            )
+        if dicts_changed:
+            if not isinstance(view.items, list):
+                raise ValueError(f"raw_{kind}: expected a list of dicts")
+            parsed = [from_dict(item, f"raw_{kind}[{i}]") for i, item in enumerate(view.items)]
+            del messages[:]
+            messages.extend(parsed)
+        elif _state(messages) != view.messages_then:
+            fresh = [to_dict(m) for m in messages]
+            for item, new in zip(view.items, fresh, strict=False):
+                item.clear()
+                item.update(new)
+            view.items.extend(fresh[len(view.items) :])
+            del view.items[len(fresh) :]
+        self._remember(kind, view)
+
+    def _remember(self, kind: str, view: _DictView) -> None:
+        view.items_then = copy.deepcopy(view.items)
+        view.messages_then = _state(getattr(self.raw, kind))
 
     # -- triggers ----------------------------------------------------------------------------------
 
@@ -205,7 +347,7 @@ class ScenarioSettings:
         """Add a trigger firing on a five-field cron ``expression`` in ``timezone``. The
         coordinator checks the expression on ``save()``; the trigger's id is generated then when
         ``trigger_id`` is empty."""
-        trigger = self.raw.triggers.add(
+        trigger = self.triggers.add(
             id=trigger_id,
             name=name,
             active=active,
@@ -240,7 +382,7 @@ class ScenarioSettings:
 
     def remove_trigger(self, trigger_id: str) -> scenario_pb2.Trigger:
         """Remove the trigger with this id (or, failing that, this name); KeyError when none."""
-        return self._remove(self.raw.triggers, trigger_id, "trigger")  # type: ignore[no-any-return]
+        return self._remove(self.triggers, trigger_id, "trigger")  # type: ignore[no-any-return]
 
     # -- reporters ---------------------------------------------------------------------------------
 
@@ -258,7 +400,7 @@ class ScenarioSettings:
         """POST a JSON document on each event (``outcomes``: only runs ending in one of these)."""
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url must start with http:// or https://, got {url!r}")
-        reporter = self.raw.reporters.add(
+        reporter = self.reporters.add(
             id=reporter_id,
             name=name,
             active=True,
@@ -286,7 +428,7 @@ class ScenarioSettings:
         the contract's EmailTarget); an empty ``sender`` is the operator's default."""
         if isinstance(recipients, str) or not recipients:
             raise ValueError("recipients must be a non-empty list of addresses")
-        reporter = self.raw.reporters.add(
+        reporter = self.reporters.add(
             id=reporter_id,
             name=name,
             active=True,
@@ -304,7 +446,7 @@ class ScenarioSettings:
     def set_email_sender(self, sender: str) -> int:
         """Set the From address of every e-mail reporter; how many there were."""
         count = 0
-        for reporter in self.raw.reporters:
+        for reporter in self.reporters:
             if reporter.HasField("email"):
                 reporter.email.sender = sender
                 count += 1
@@ -312,7 +454,7 @@ class ScenarioSettings:
 
     def remove_reporter(self, reporter_id: str) -> scenario_pb2.Reporter:
         """Remove the reporter with this id (or, failing that, this name); KeyError when none."""
-        return self._remove(self.raw.reporters, reporter_id, "reporter")  # type: ignore[no-any-return]
+        return self._remove(self.reporters, reporter_id, "reporter")  # type: ignore[no-any-return]
 
     def _remove(self, items: Any, key: str, what: str) -> Any:
         for attr in ("id", "name"):
@@ -329,7 +471,12 @@ class ScenarioSettings:
 
     def save(self) -> ScenarioSettings:
         """Send the settings (whole) to the coordinator; they are read back from its answer, with
-        the ids it gave new triggers and reporters."""
+        the ids it gave new triggers and reporters (the dicts of ``raw_triggers`` and
+        ``raw_reporters`` too, in place)."""
+        for kind in _KINDS:
+            self._reconcile(kind)
         self._scenario = self._client.update_scenario_settings(self.scenario_id, self.raw)
         self.raw.CopyFrom(self._scenario.settings)
+        for kind in _KINDS:
+            self._reconcile(kind)
         return self
