@@ -19,6 +19,7 @@ from seedbed.client import (
     Client,
     ClientError,
     FireCancelledError,
+    NoRunError,
     Project,
     RunFailedError,
     Scenario,
@@ -54,6 +55,11 @@ def _add_user(address: str, user_id: str, role: int = access_pb2.ROLE_RUNNER) ->
             access_pb2.SetMembershipRequest(user_id=user_id, project_key="default", role=role),
             metadata=auth_metadata(),
         )
+
+
+def _duration(run: ScenarioRun) -> timedelta:
+    assert run.duration is not None
+    return run.duration
 
 
 def _aware_utc(value: datetime | None) -> datetime:
@@ -111,6 +117,12 @@ def test_last_completed_run_outcome_and_times(fake_coordinator: tuple[Any, Clien
     _, client = fake_coordinator
     before = datetime.now(UTC) - timedelta(seconds=1)
     flaky = _scenario(_project(client), "flaky", "print ok", overlap=ALLOW)
+    for lookup in (flaky.get_last_finished_run, flaky.get_last_successful_run):
+        with pytest.raises(NoRunError, match="no_fail=True") as none:
+            lookup()
+        assert isinstance(none.value, ValueError) and none.value.scenario_id == "scn_flaky"
+        assert lookup(no_fail=True) is None
+    assert flaky.get_average_duration() is None
     good = flaky.run_and_wait()
     assert good is not None
     settings_script = "print ok\nfail broken"
@@ -125,6 +137,9 @@ def test_last_completed_run_outcome_and_times(fake_coordinator: tuple[Any, Clien
     assert last.duration == end - start
     successful = flaky.get_last_successful_run()
     assert successful is not None and successful.id == good.id
+    # Over the runs that ended SUCCESS or WARNING only (the failed one is left out), in seconds.
+    assert flaky.get_average_duration(limit=1) == pytest.approx(_duration(good).total_seconds())
+    assert flaky.get_average_duration(limit=2) is None
     assert [r.id for r in flaky.get_last_runs(limit=10, only_finished_runs=True)] == [bad.id, good.id]
     assert [r.id for r in flaky.get_last_runs(limit=1)] == [bad.id]
     assert flaky.get_run(good.id).outcome == "SUCCESS"
@@ -152,8 +167,16 @@ def test_disable_all_remembering_which_were_active_then_reenable_those(
         settings.active = False
         settings.save()
     assert not any(item.active for item in project.list_scenarios())
+    # Inactive stops the triggers, not explicit runs (as in Dataiku)…
+    alpha = project.get_scenario("alpha")
+    assert alpha.run_and_wait() is not None
+    # … unless the scenario is set to refuse them too.
+    strict = alpha.get_settings()
+    assert strict.refuse_runs_when_inactive is False
+    strict.refuse_runs_when_inactive = True
+    strict.save()
     with pytest.raises(ClientError) as info:
-        project.get_scenario("alpha").run()
+        alpha.run()
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and "inactive" in info.value.details
 
     for scenario_id in were_active:
@@ -219,11 +242,12 @@ def test_next_expected_run_of_a_scheduled_scenario(fake_coordinator: tuple[Any, 
     settings.add_daily_trigger(hour=2, minute=30, timezone="Europe/Paris", name="night")
     settings.save()
     trigger = settings.raw_triggers[0]
-    assert trigger.id and trigger.cron.expression == "30 2 * * *"
+    assert trigger["id"] and trigger["params"] == {"expression": "30 2 * * *", "timezone": "Europe/Paris"}
+    assert settings.triggers[0].id == trigger["id"]
 
     status = nightly.get_status()
     next_run = _aware_utc(status.next_run)
-    assert status.next_run_trigger_id == trigger.id and not status.running
+    assert status.next_run_trigger_id == trigger["id"] and not status.running
     local = next_run.astimezone(ZoneInfo("Europe/Paris"))
     assert (local.hour, local.minute) == (2, 30)
     assert datetime.now(UTC) < next_run <= datetime.now(UTC) + timedelta(days=1, hours=1)
@@ -258,6 +282,7 @@ def test_job_ids_started_by_the_last_run(fake_coordinator: tuple[Any, Client]) -
         (2, "orders", "SUCCESS"),
     ]
     assert details.steps[0].batch_ids == ["pg/1/1", "pg/1/2"]
+    assert details.steps[0].job_ids == [*details.task_ids, "pg/1/1", "pg/1/2"]
     assert details.steps[1].batch_ids == ["pg/2/1"]
     assert details.task_ids and all(step.task_ids == details.task_ids for step in details.steps)
     assert details.first_error_details is None
@@ -328,10 +353,34 @@ def test_change_the_sender_of_email_reporters(loopback_hooks: Client) -> None:
             settings.save()
             changed += 1
     assert changed == 1
-    reporters = project.get_scenario("mailer").get_settings().raw_reporters
+    reporters = project.get_scenario("mailer").get_settings().reporters
     assert [r.email.sender for r in reporters if r.HasField("email")] == ["Seedbed <seedbed@example.com>"]
     assert [r.webhook.url for r in reporters if r.HasField("webhook")] == ["http://127.0.0.1:9/hook"]
     assert all(r.id for r in reporters)
+
+    # Dataiku's way: the raw dicts, changed in place and saved.
+    settings = project.get_scenario("mailer").get_settings()
+    for reporter in settings.raw_reporters:
+        if reporter["messaging"]["type"] == "mail-scenario":
+            reporter["messaging"]["configuration"]["sender"] = "new.email.address@company.com"
+    settings.save()
+    raw = project.get_scenario("mailer").get_settings().raw_reporters
+    assert [r["messaging"]["configuration"].get("sender") for r in raw] == [
+        None,
+        "new.email.address@company.com",
+    ]
+    assert raw[1]["messaging"]["configuration"]["recipient"] == "team@example.com"
+    assert raw[0]["messaging"] == {
+        "type": "webhook-scenario",
+        "configuration": {
+            "url": "http://127.0.0.1:9/hook",
+            "headers": {},
+            "bodyTemplate": "",
+            "signingSecret": raw[0]["messaging"]["configuration"]["signingSecret"],
+        },
+    }
+    assert raw[0]["messaging"]["configuration"]["signingSecret"].startswith("whsec_")
+    assert (raw[0]["phase"], raw[0]["outcomes"]) == ("END", ["FAILED"])
 
 
 def test_export_the_last_run_of_every_scenario_as_json(fake_coordinator: tuple[Any, Client]) -> None:
@@ -341,7 +390,7 @@ def test_export_the_last_run_of_every_scenario_as_json(fake_coordinator: tuple[A
     _scenario(project, "never", "print hi")
     exported = {}
     for scenario in project.list_scenarios(as_type="objects"):
-        last = scenario.get_last_finished_run()
+        last = scenario.get_last_finished_run(no_fail=True)
         exported[scenario.name] = last.to_dict() if last is not None else None
     document = json.loads(json.dumps(exported))
     assert document["Never"] is None
@@ -354,9 +403,15 @@ def test_export_the_last_run_of_every_scenario_as_json(fake_coordinator: tuple[A
 def test_fire_cancelled_by_the_overlap_policy(fake_coordinator: tuple[Any, Client]) -> None:
     _, client = fake_coordinator
     busy = _scenario(_project(client), "busy", "sleep 5")
-    first = busy.run().wait_for_scenario_run()
+    first_fire = busy.run()
+    first = first_fire.wait_for_scenario_run()
     assert first is not None
+    assert first_fire.is_cancelled() is False
+    found = first_fire.get_scenario_run()
+    assert found is not None and found.id == first.id
     second = busy.run()
+    assert second.is_cancelled() and second.is_cancelled(refresh=True)
+    assert second.get_scenario_run() is None
     with pytest.raises(FireCancelledError) as info:
         second.wait_for_scenario_run()
     assert "already running" in info.value.reason
@@ -448,3 +503,155 @@ def test_a_key_without_the_role_is_refused(fake_coordinator: tuple[Any, Client])
         with pytest.raises(ClientError) as info:
             settings.save()
         assert info.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_create_scenario_in_dataikus_form(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    project = _project(client)
+    first = project.create_scenario("My scenario", type="custom_python")
+    assert (first.id, first.name) == ("scn_MYSCENARIO", "My scenario")
+    assert project.get_scenario("MYSCENARIO").id == first.id
+    assert first.get_payload().startswith("# A new scenario")
+    assert first.run_and_wait() is not None  # the placeholder runs, doing nothing
+    first.set_payload("print hello")
+    assert first.get_payload() == "print hello" and first.raw.script == "print hello"
+    # The same name again: Dataiku allows it, the id gets a suffix.
+    assert project.create_scenario("My scenario", type="custom_python").id == "scn_MYSCENARIO_2"
+
+    definition = {
+        "script": "print nightly",
+        "active": False,
+        "runAsUser": None,
+        "params": {},
+        "triggers": [{"type": "cron", "params": {"expression": "0 2 * * *", "timezone": "UTC"}}],
+        "reporters": [
+            {
+                "phase": "END",
+                "outcomes": ["FAILED"],
+                "messaging": {"type": "mail-scenario", "configuration": {"recipient": "a@x.org, b@x.org"}},
+            }
+        ],
+    }
+    nightly = project.create_scenario("Nightly-load 2", "custom_python", definition)  # positional
+    assert nightly.id == "scn_NIGHTLYLOAD2" and nightly.get_payload() == "print nightly"
+    settings = nightly.get_settings()
+    assert settings.active is False and settings.triggers[0].cron.expression == "0 2 * * *"
+    assert list(settings.reporters[0].email.recipients) == ["a@x.org", "b@x.org"]
+    assert settings.raw_triggers[0]["id"] and settings.raw_reporters[0]["id"]
+
+    with pytest.raises(ValueError, match="Python scripts"):
+        project.create_scenario("Steps", type="step_based")
+    with pytest.raises(ValueError, match="unknown key.*'checklists'"):
+        project.create_scenario("Odd", type="custom_python", definition={"checklists": []})
+    with pytest.raises(ValueError, match=r"definition.reporters\[0\].phase"):
+        project.create_scenario(
+            "Odd", type="custom_python", definition={"reporters": [{"phase": "X", "messaging": {}}]}
+        )
+    with pytest.raises(TypeError, match="needs the scenario's script"):
+        project.create_scenario("plain", "Plain")
+    with pytest.raises(ValueError, match="extension"):
+        first.get_payload(extension="sql")
+    assert [item.id for item in project.list_scenarios()] == [
+        "scn_MYSCENARIO",
+        "scn_MYSCENARIO_2",
+        "scn_NIGHTLYLOAD2",
+    ]
+
+
+def test_raw_dicts_and_messages_stay_in_step(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    scenario = _scenario(_project(client), "both", "print hi")
+    settings = scenario.get_settings()
+    triggers = settings.raw_triggers
+    assert triggers == []
+    triggers.append({"name": "night", "params": {"expression": "0 3 * * *"}, "runParams": {"rows": "5"}})
+    added = settings.add_hourly_trigger(15, trigger_id="hourly")  # the dict above is taken in first
+    assert [t.name or t.id for t in settings.triggers] == ["night", "hourly"] and added.id == "hourly"
+    assert triggers is settings.raw_triggers and [t.get("id") for t in triggers] == ["", "hourly"]
+    first = triggers[0]
+    settings.save()
+    assert first["id"] and first["runParams"] == {"rows": "5"}  # the same dict, with the id it got
+    assert triggers[1]["params"] == {"expression": "15 * * * *", "timezone": "UTC"}
+
+    settings.triggers[1].active = False  # a message changed: the dicts follow at the next access
+    assert settings.raw_triggers[1]["active"] is False and triggers[1]["active"] is False
+    message = settings.triggers[1]
+    triggers[0]["active"] = False
+    message.active = True  # both forms changed between two accesses: refused, neither wins
+    with pytest.raises(ValueError, match="both changed"):
+        settings.save()
+
+    settings = scenario.get_settings()  # start again from what was saved
+    assert [t["id"] for t in settings.raw_triggers] == [first["id"], "hourly"]
+    reporters = settings.raw_reporters
+    reporters.append({"runCondition": "outcome == 'FAILED'", "messaging": {}})
+    with pytest.raises(ValueError, match=r"raw_reporters\[0\]: unknown key 'runCondition' \(.*'outcomes'"):
+        settings.save()
+    reporters[0] = {"messaging": {"type": "slack-scenario", "configuration": {}}}
+    with pytest.raises(ValueError, match=r"raw_reporters\[0\].messaging.type: 'slack-scenario'"):
+        _ = settings.reporters
+    reporters[0] = {"messaging": {"type": "mail-scenario", "configuration": {"channelId": "smtp"}}}
+    with pytest.raises(ValueError, match="SEEDBED_SMTP_URL"):
+        _ = settings.raw_reporters
+    reporters[0] = {"outcomes": ["BROKEN"], "messaging": {"type": "webhook-scenario", "configuration": {}}}
+    with pytest.raises(ValueError, match="outcome"):
+        _ = settings.raw_reporters
+    reporters[0] = {"active": "yes", "messaging": {"type": "webhook-scenario", "configuration": {"url": "x"}}}
+    with pytest.raises(ValueError, match=r"raw_reporters\[0\].active: expected True or False"):
+        _ = settings.raw_reporters
+    settings.raw_triggers.append({"type": "temporal", "params": {"frequency": "Daily"}})
+    with pytest.raises(ValueError, match="cron schedules"):
+        _ = settings.triggers
+
+
+def test_a_waiting_fire_has_no_run_yet(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    queued = _scenario(_project(client), "queued", "sleep 5", overlap="QUEUE_ONE")
+    running = queued.run()
+    waiting = queued.run()
+    assert waiting.state == "PENDING" and not waiting.is_cancelled(refresh=True)
+    assert waiting.get_scenario_run() is None
+    run = running.get_scenario_run()
+    assert run is not None
+    run.abort()
+    later = eventually(lambda: waiting.get_scenario_run())
+    assert later.scenario_id == "scn_queued"
+    later.abort()
+
+
+def _filled(message: Any) -> Any:
+    """``message`` with every field of its type set to something other than its default."""
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            getattr(message, field.name)[f"{field.name}-key"] = f"{field.name}-value"
+        elif field.message_type is not None:
+            _filled(getattr(message, field.name))
+        elif field.is_repeated:
+            values = (
+                [v.number for v in field.enum_type.values[-2:]] if field.enum_type else ["a@x.org", "b@x.org"]
+            )
+            getattr(message, field.name).extend(values)
+        elif field.type == field.TYPE_BOOL:
+            setattr(message, field.name, False)  # the default of `active` is True
+        elif field.type == field.TYPE_STRING:
+            setattr(message, field.name, f"{field.name}-text")
+        else:
+            setattr(message, field.name, 7)
+    return message
+
+
+def test_raw_dicts_carry_every_field_of_the_contract() -> None:
+    """A trigger or reporter read into a dict and back is the same message: a field added to the
+    contract and forgotten here would be lost on every save of code using raw_triggers/reporters."""
+    from seedbed.api.v1 import scenario_pb2
+    from seedbed.client._raw import reporter_from_dict, reporter_to_dict, trigger_from_dict, trigger_to_dict
+
+    trigger = _filled(scenario_pb2.Trigger())
+    assert trigger_from_dict(trigger_to_dict(trigger), "t") == trigger
+    for target in ("email", "webhook"):
+        reporter = _filled(scenario_pb2.Reporter())
+        reporter.ClearField("target")
+        _filled(getattr(reporter, target))
+        del reporter.events[:]
+        reporter.events.extend([1, 2])  # both phases: START_AND_END
+        assert reporter_from_dict(reporter_to_dict(reporter), "r") == reporter, target

@@ -76,6 +76,7 @@ def test_public_surfaces_are_pinned() -> None:
         "ErrorInfo",
         "FireCancelledError",
         "LogEvent",
+        "NoRunError",
         "OutcomeError",
         "Project",
         "RunDetails",

@@ -7,7 +7,16 @@ The scenario API (objects, in the manner of Dataiku's)::
         project = client.get_default_project()
         scenario = project.get_scenario("nightly-customers")
         run = scenario.run_and_wait(params={"rows": "1000"})   # raises unless SUCCESS
-        print(run.outcome, run.duration, [s.task_ids for s in run.get_details().steps])
+        print(run.outcome, run.duration, [s.job_ids for s in run.get_details().steps])
+        settings = scenario.get_settings()
+        for reporter in settings.raw_reporters:                # Dataiku-shaped dicts
+            if reporter["messaging"]["type"] == "mail-scenario":
+                reporter["messaging"]["configuration"]["sender"] = "seedbed@example.com"
+        settings.save()
+
+Code written for Dataiku's ``dataikuapi`` scenario API runs with the import and the connection
+changed: ids keep their case (``"MYSCENARIO"``), ``active = False`` stops the triggers but not
+explicit runs, ``get_last_finished_run()`` raises ``NoRunError`` (a ValueError) when there is none.
 
 The lower-level calls return the contract's messages::
 
@@ -32,11 +41,12 @@ SEEDBED_TLS_CA_FILE, SEEDBED_TLS_CLIENT_CERT_FILE and SEEDBED_TLS_CLIENT_KEY_FIL
 ``seedbed.client._transport``).
 
 Errors: see ``seedbed.client._errors`` for the tree (ClientError for refused calls,
-FireCancelledError and RunFailedError for outcomes, ValueError for values checked locally).
+FireCancelledError and RunFailedError for outcomes, ValueError for values checked locally, NoRunError
+for a last run that does not exist).
 """
 
 from seedbed.client._client import Client, ClientError
-from seedbed.client._errors import FireCancelledError, OutcomeError, RunFailedError
+from seedbed.client._errors import FireCancelledError, NoRunError, OutcomeError, RunFailedError
 from seedbed.client._logs import LogEvent, RunEnded
 from seedbed.client._projects import Project
 from seedbed.client._runs import ErrorInfo, RunDetails, ScenarioRun, StepDetails, TriggerFire
@@ -50,6 +60,7 @@ __all__ = [
     "ErrorInfo",
     "FireCancelledError",
     "LogEvent",
+    "NoRunError",
     "OutcomeError",
     "Project",
     "RunDetails",

@@ -9,10 +9,16 @@
      │    └── RunFailedError      the run ended, but not in SUCCESS: ``run`` (a ScenarioRun),
      │                            ``outcome`` ("WARNING", "FAILED" or "ABORTED")
      └── ValueError             a value the client can check before calling: a naive datetime, a
-                                period cron cannot express, an unknown overlap policy…
+          │                     period cron cannot express, an unknown overlap policy, a raw
+          │                     trigger or reporter dict it cannot map…
+          └── NoRunError        ``get_last_finished_run()`` or ``get_last_successful_run()`` found
+                                no such run: ``scenario_id``, ``which`` ("finished", "successful").
+                                A ValueError because Dataiku raises one there, so code written for
+                                it catches it unchanged.
 
 ``ClientError`` lives in ``_client``; it is re-exported with the rest from ``seedbed.client``.
-Waits take ``no_fail=True`` to get the outcome back instead of an ``OutcomeError``.
+Waits and the last-run lookups take ``no_fail=True`` to get the outcome (or None) back instead of
+an ``OutcomeError`` or a ``NoRunError``.
 """
 
 from __future__ import annotations
@@ -53,3 +59,14 @@ class RunFailedError(OutcomeError):
         super().__init__(text)
         self.run = run
         self.outcome = outcome
+
+
+class NoRunError(ValueError):
+    """The scenario has no run of the kind asked for (yet): ``which`` is "finished" or "successful"."""
+
+    def __init__(self, scenario_id: str, which: str) -> None:
+        super().__init__(
+            f"scenario {scenario_id} has no {which} run yet (pass no_fail=True to get None instead)"
+        )
+        self.scenario_id = scenario_id
+        self.which = which

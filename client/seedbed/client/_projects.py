@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import grpc
 
@@ -11,11 +12,17 @@ from seedbed.api.v1 import access_pb2, access_pb2_grpc, scenario_pb2
 from seedbed.client._client import ClientError
 from seedbed.client._runs import stamp
 from seedbed.client._scenarios import Scenario, ScenarioListItem
+from seedbed.client._settings import settings_from_definition
 
 if TYPE_CHECKING:
     from seedbed.client._client import Client
 
 DEFAULT_PROJECT = "default"
+# Dataiku's scenario types; Seedbed has the Python one ("custom_python").
+SCENARIO_TYPES = ("custom_python", "step_based")
+# An id made from a name: room for "_NN" within the 63 characters an id may have.
+_ID_ROOM = 59
+_ID_TRIES = 20
 
 
 def access_stub(client: Client) -> access_pb2_grpc.AccessServiceStub:
@@ -83,16 +90,81 @@ class Project:
     def create_scenario(
         self,
         scenario_id: str,
-        name: str,
-        script: str,
+        name: str | None = None,
+        script: str | Mapping[str, Any] | None = None,
         settings: scenario_pb2.ScenarioSettings | None = None,
+        *,
+        type: str | None = None,  # Dataiku's parameter name
+        definition: Mapping[str, Any] | None = None,
     ) -> Scenario:
-        """Create a scenario in this project (ALREADY_EXISTS when the id is taken)."""
+        """Create a scenario in this project (ALREADY_EXISTS when the id is taken), in either form:
+
+        - Seedbed's: ``create_scenario("nightly", "Nightly", script, settings=None)``;
+        - Dataiku's: ``create_scenario("Nightly customers", type="custom_python", definition=None)``
+          (also positionally: ``create_scenario(name, "custom_python", definition)``). The first
+          argument is then the name; the id is made from it as Dataiku does (its letters and digits,
+          upper-cased: ``NIGHTLYCUSTOMERS``), with ``_2``, ``_3``… when taken. ``definition`` takes
+          ``script`` (the Python source; a placeholder comment when absent: set it with
+          ``set_payload()``), ``active``, ``runAsUser``, ``triggers`` and ``reporters`` (the dicts of
+          ``raw_triggers`` and ``raw_reporters``), and an empty ``params``; anything else is a
+          ValueError. Seedbed scenarios are Python scripts: the type is "custom_python".
+        """
+        dataiku_form = type is not None or definition is not None or isinstance(script, Mapping)
+        if not dataiku_form and script is None and name in SCENARIO_TYPES:
+            dataiku_form = True
+        if dataiku_form:
+            if isinstance(script, Mapping):
+                if definition is not None:
+                    raise TypeError("create_scenario() got a definition twice (positional and keyword)")
+                definition = script
+            kind = type if type is not None else name
+            return self._create_from_definition(scenario_id, kind, definition or {}, settings)
+        if script is None or isinstance(script, Mapping):
+            raise TypeError(
+                "create_scenario() needs the scenario's script: create_scenario(scenario_id, name, script), "
+                'or Dataiku\'s form create_scenario(name, type="custom_python", definition=...)'
+            )
+        return self._create(scenario_id, name or scenario_id, script, settings)
+
+    def _create(
+        self, scenario_id: str, name: str, script: str, settings: scenario_pb2.ScenarioSettings | None
+    ) -> Scenario:
         request = scenario_pb2.CreateScenarioRequest(
             scenario_id=scenario_id, name=name, script=script, settings=settings, project_key=self.key
         )
         response = self._client._call(self._client._scenarios.CreateScenario, request)
         return Scenario(self._client, response.scenario)  # type: ignore[attr-defined]
+
+    def _create_from_definition(
+        self,
+        name: str,
+        kind: str | None,
+        definition: Mapping[str, Any],
+        settings: scenario_pb2.ScenarioSettings | None,
+    ) -> Scenario:
+        if kind != "custom_python":
+            raise ValueError(
+                f"scenario type {kind!r} is not one Seedbed has: its scenarios are Python scripts "
+                '(type="custom_python"); a step-based scenario becomes a script with a '
+                'dm.step("name") block per step'
+            )
+        script, from_definition = settings_from_definition(definition)
+        if settings is not None:
+            raise TypeError("create_scenario() in Dataiku's form takes its settings in definition")
+        base = "".join(ch for ch in name if ch.isascii() and ch.isalnum()).upper()[:_ID_ROOM]
+        for attempt in range(1, _ID_TRIES + 1):
+            candidate = base if attempt == 1 else f"{base}_{attempt}"
+            try:
+                # An empty id (a name without letters or digits): the coordinator makes one.
+                return self._create(candidate if base else "", name, script, from_definition)
+            except ClientError as exc:
+                if exc.code != grpc.StatusCode.ALREADY_EXISTS or not base:
+                    raise
+        raise ClientError(
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"the ids {base} to {base}_{_ID_TRIES} are all taken: name the scenario differently, or "
+            "create it with an id of your own (create_scenario(scenario_id, name, script))",
+        )
 
 
 def get_project(client: Client, key: str) -> Project:

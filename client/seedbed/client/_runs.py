@@ -98,6 +98,12 @@ class StepDetails:
     rows_generated: int
     rows_written: int
 
+    @property
+    def job_ids(self) -> list[str]:
+        """The jobs the step ran, as Dataiku's ``job_ids``: its worker tasks, then its write
+        batches."""
+        return [*self.task_ids, *self.batch_ids]
+
     @classmethod
     def of(cls, step: run_pb2.RunStep) -> StepDetails:
         return cls(
@@ -170,6 +176,22 @@ class TriggerFire:
     def refresh(self) -> TriggerFire:
         self.raw = self._client.get_fire(self.id)
         return self
+
+    def is_cancelled(self, refresh: bool = False) -> bool:
+        """Whether the fire was cancelled (it then never makes a run); with ``refresh``, as the
+        coordinator says now rather than as last read."""
+        if refresh:
+            self.refresh()
+        return self.cancelled
+
+    def get_scenario_run(self) -> ScenarioRun | None:
+        """The run this fire made, without waiting: None while the fire waits its turn (or when it
+        was cancelled). Asks the coordinator again while the fire last read had no run."""
+        if not self.raw.run_id and self.raw.state == run_pb2.TRIGGER_FIRE_STATE_PENDING:
+            self.refresh()
+        if not self.raw.run_id:
+            return None
+        return ScenarioRun(self._client, self._client.get_run(self.raw.run_id))
 
     def wait_for_scenario_run(self, no_fail: bool = False) -> ScenarioRun | None:
         """The run this fire started, as soon as it exists (the run may still be going: call its

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.client._client import ClientError
+from seedbed.client._errors import NoRunError
 from seedbed.client._runs import ScenarioRun, TriggerFire, stamp, state_name
 from seedbed.client._settings import ScenarioSettings
 
@@ -116,6 +117,17 @@ class Scenario:
     def delete(self) -> None:
         self._client.delete_scenario(self.id)
 
+    def get_payload(self, extension: str = "py") -> str:
+        """The scenario's Python script (Dataiku calls a script scenario's code its payload)."""
+        _python(extension)
+        return self.refresh().raw.script
+
+    def set_payload(self, script: str, extension: str = "py") -> None:
+        """Replace the scenario's Python script; its runs then act as you unless ``run_as`` is set."""
+        _python(extension)
+        request = scenario_pb2.UpdateScenarioRequest(scenario_id=self.id, script=script)
+        self.raw = self._client._call(self._client._scenarios.UpdateScenario, request).scenario  # type: ignore[attr-defined]
+
     # -- firing ------------------------------------------------------------------------------------
 
     def run(self, params: Mapping[str, str] | None = None, idempotency_key: str | None = None) -> TriggerFire:
@@ -166,13 +178,44 @@ class Scenario:
             states = [run_pb2.RunState.Value(f"RUN_STATE_{o}") for o in outcomes]
         return self._runs(run_pb2.ListRunsRequest(states=states), limit)
 
-    def get_last_finished_run(self) -> ScenarioRun | None:
-        runs = self._runs(run_pb2.ListRunsRequest(states=_FINISHED), 1)
-        return runs[0] if runs else None
+    @overload
+    def get_last_finished_run(self, no_fail: Literal[False] = False) -> ScenarioRun: ...
 
-    def get_last_successful_run(self) -> ScenarioRun | None:
-        runs = self._runs(run_pb2.ListRunsRequest(states=[run_pb2.RUN_STATE_SUCCESS]), 1)
-        return runs[0] if runs else None
+    @overload
+    def get_last_finished_run(self, no_fail: bool) -> ScenarioRun | None: ...
+
+    def get_last_finished_run(self, no_fail: bool = False) -> ScenarioRun | None:
+        """The newest run that ended, whatever its outcome. None ever ended: NoRunError (a
+        ValueError, as Dataiku raises), or None with ``no_fail``."""
+        return self._last(_FINISHED, "finished", no_fail)
+
+    @overload
+    def get_last_successful_run(self, no_fail: Literal[False] = False) -> ScenarioRun: ...
+
+    @overload
+    def get_last_successful_run(self, no_fail: bool) -> ScenarioRun | None: ...
+
+    def get_last_successful_run(self, no_fail: bool = False) -> ScenarioRun | None:
+        """The newest run that ended SUCCESS. None did: NoRunError, or None with ``no_fail``."""
+        return self._last([run_pb2.RUN_STATE_SUCCESS], "successful", no_fail)
+
+    def _last(self, states: Sequence[Any], which: str, no_fail: bool) -> ScenarioRun | None:
+        runs = self._runs(run_pb2.ListRunsRequest(states=states), 1)
+        if runs:
+            return runs[0]
+        if no_fail:
+            return None
+        raise NoRunError(self.id, which)
+
+    def get_average_duration(self, limit: int = 3) -> float | None:
+        """The mean duration in seconds (as Dataiku's) of the last ``limit`` runs that ended SUCCESS
+        or WARNING; None while fewer than ``limit`` such runs exist."""
+        states = [run_pb2.RUN_STATE_SUCCESS, run_pb2.RUN_STATE_WARNING]
+        runs = self._runs(run_pb2.ListRunsRequest(states=states), limit)
+        durations = [run.duration for run in runs]
+        if len(runs) < limit or None in durations:
+            return None
+        return sum(d.total_seconds() for d in durations if d is not None) / len(durations)
 
     def get_current_run(self) -> ScenarioRun | None:
         """The newest run still queued or running; None when the scenario is idle."""
@@ -216,6 +259,11 @@ class Scenario:
             last_outcome=last,
             last_end_time=stamp(status, "last_end_time"),
         )
+
+
+def _python(extension: str) -> None:
+    if extension != "py":
+        raise ValueError(f"extension {extension!r}: Seedbed scenarios are Python scripts ('py')")
 
 
 def to_listitems(scenarios: Sequence[scenario_pb2.Scenario]) -> list[ScenarioListItem]:
