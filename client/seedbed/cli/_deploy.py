@@ -165,7 +165,7 @@ def save_(file: str, tags: tuple[str, ...], docker_url: str) -> int:
 
 
 @image.command()
-@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.argument("file", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @click.option("--if-missing", is_flag=True, help="do nothing when the engine has every image in FILE")
 @click.option(
     "--wait",
