@@ -1,6 +1,6 @@
 """Seed a warehouse with millions of rows: customers, then orders that reference them.
 
-    seedbed template push examples/bulk/customer.yaml examples/bulk/order.yaml
+    seedbed template create examples/bulk/customer.yaml examples/bulk/order.yaml
     seedbed connection create conn_warehouse --kind postgresql --url postgresql://… --writers 2
     seedbed run examples/bulk/seed.py -p customers=1000000 -p orders=5000000
 
