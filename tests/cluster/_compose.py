@@ -147,7 +147,7 @@ def prepare_targets(cluster: Cluster) -> None:
             conn.execute(schema.read_text())
     password = cluster.values["SEEDBED_STORE_PASSWORD"]
     steps = [
-        ("template", "push", *map(str, sorted(SHOP.glob("*.yaml")) + sorted(BULK.glob("*.yaml")))),
+        ("template", "create", *map(str, sorted(SHOP.glob("*.yaml")) + sorted(BULK.glob("*.yaml")))),
         (
             "connection", "create", "conn_postgres", "--kind", "postgresql",
             "--url", f"postgresql://seedbed:{password}@store:5432/shop",

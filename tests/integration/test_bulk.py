@@ -271,7 +271,7 @@ def test_the_bulk_example_through_the_cli(coordinator: tuple[Any, Client], bulk_
     address = ["--address", coord.address]
 
     pushed = seedbed(
-        *address, "template", "push", str(EXAMPLE / "customer.yaml"), str(EXAMPLE / "order.yaml")
+        *address, "template", "create", str(EXAMPLE / "customer.yaml"), str(EXAMPLE / "order.yaml")
     )
     assert pushed.returncode == 0, pushed.stderr
     created = seedbed(
