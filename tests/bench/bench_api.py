@@ -120,7 +120,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         settings = CoordinatorSettings(
-            listen="127.0.0.1:0", store_url=f"sqlite+aiosqlite:///{data / 'store.db'}", data_dir=data
+            listen="127.0.0.1:0",
+            rest_listen="",
+            store_url=f"sqlite+aiosqlite:///{data / 'store.db'}",
+            data_dir=data,
         )
         with running_in_thread(settings, FakeDispatcher()) as coordinator:
             key = (data / "admin-api-key").read_text().strip()

@@ -213,6 +213,7 @@ def seedbed_bench(stack: ExitStack, shard_rows: int | None, tracing: bool = True
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
     settings = CoordinatorSettings(
         listen="127.0.0.1:0",
+        rest_listen="",
         data_dir=tmp,
         admin_api_key=ADMIN_KEY,
         tracing=tracing,

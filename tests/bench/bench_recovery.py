@@ -73,6 +73,7 @@ def measure(url: str, repeat: int) -> tuple[list[float], list[tuple[float, float
         with tempfile.TemporaryDirectory() as tmp:
             settings = CoordinatorSettings(
                 listen="127.0.0.1:0",
+                rest_listen="",
                 store_url=f"sqlite+aiosqlite:///{Path(tmp) / 'seedbed.db'}",
                 data_dir=Path(tmp),
                 janitor_interval_seconds=1,

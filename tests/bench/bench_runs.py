@@ -129,6 +129,7 @@ def seedbed_figures(args: argparse.Namespace, tracing: bool) -> tuple[list[tuple
         running_in_thread(
             CoordinatorSettings(
                 listen="127.0.0.1:0",
+                rest_listen="",
                 data_dir=Path(tmp),
                 sandbox_slots=args.slots,
                 admin_api_key=ADMIN_KEY,

@@ -100,7 +100,9 @@ def measure(base_url: str, target_url: str, n: int) -> tuple[float, float, float
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_in_thread(
-            CoordinatorSettings(listen="127.0.0.1:0", data_dir=Path(tmp), admin_api_key=ADMIN_KEY)
+            CoordinatorSettings(
+                listen="127.0.0.1:0", rest_listen="", data_dir=Path(tmp), admin_api_key=ADMIN_KEY
+            )
         ) as coordinator,
         Client(coordinator.address, api_key=ADMIN_KEY) as client,
     ):
