@@ -1,38 +1,57 @@
-"""``seedbed scenario …`` and ``seedbed run details|log|export`` against a live coordinator with the
-fake executor: exit codes, the text a person reads, and the JSON a script reads."""
+"""``seedbed scenario …`` against a live coordinator with the fake executor: exit codes, the text a
+person reads (on a file and on a terminal, 40 columns included), the JSON a script reads, and the
+old spellings."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from seedbed.cli._main import main
+from seedbed.api.v1 import run_pb2
+from seedbed.cli import main
+from seedbed.cli._app import cli as root
+from seedbed.cli._context import Globals
+from seedbed.cli._scenarios import scenario
 from seedbed.client import Client, Project
+from tests.conftest import eventually
+
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class Cli:
     def __init__(self, address: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self._address = address
+        self.address = address
         self._capsys = capsys
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
         self._capsys.readouterr()
-        code = main(["--address", self._address, *argv])
+        code = main(["--address", self.address, *argv])
         out, err = self._capsys.readouterr()
         return code, out, err
 
     def json(self, *argv: str) -> Any:
-        code, out, err = self(*argv, "--json")
+        code, out, err = self(*argv, "-o", "json")
         assert code == 0, err
         return json.loads(out)
 
 
 @pytest.fixture
-def cli(fake_coordinator: tuple[Any, Client], capsys: pytest.CaptureFixture[str]) -> Cli:
+def cli(
+    fake_coordinator: tuple[Any, Client], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
     coordinator, _ = fake_coordinator
+    monkeypatch.setenv("COLUMNS", "160")  # a wide file: rows are not wrapped (narrow ones: below)
     return Cli(coordinator.address, capsys)
 
 
@@ -40,53 +59,187 @@ def _project(fake_coordinator: tuple[Any, Client]) -> Project:
     return fake_coordinator[1].get_default_project()
 
 
-def test_list_show_status_and_settings(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
+def test_list_show_triggers_and_old_spellings(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
     project = _project(fake_coordinator)
-    project.create_scenario("alpha", "Alpha", "print hi")
+    project.create_scenario("alpha", "Alpha", "print hi\n\tprint \x1b[2Jthere")
     project.create_scenario("beta", "Beta", "print hi")
     code, out, _ = cli("scenario", "list")
     assert code == 0
-    assert out.splitlines()[0].split()[:4] == ["SCENARIO", "ACTIVE", "RUN", "AS"]
+    assert out.splitlines()[0].split() == ["SCENARIO", "ACTIVE", "RUN", "AS", "NEXT", "RUN", "LAST", "NAME"]
     assert "scn_alpha" in out and "admin" in out
 
-    listing = cli.json("scenario", "list")
-    assert sorted((s["id"], s["active"], s["effective_run_as"]) for s in listing) == [
-        ("scn_alpha", True, "admin"),
-        ("scn_beta", True, "admin"),
+    listing = cli.json("scenario", "list")  # the contract's Scenario, as REST answers it
+    assert sorted((s["id"], s["effective_run_as"], s["revision"]) for s in listing) == [
+        ("scn_alpha", "admin", "1"),
+        ("scn_beta", "admin", "1"),
     ]
-    assert all(s["status"]["next_run"] is None for s in listing)
+    assert {"script", "settings", "project_key", "update_time"} <= set(listing[0])
 
     code, out, _ = cli("scenario", "add-trigger", "alpha", "--daily", "02:30", "--timezone", "Europe/Paris")
-    assert code == 0 and "next run:" in out and "next run: -" not in out
-    settings = cli.json("scenario", "settings", "alpha")
-    assert settings["triggers"][0]["cron"] == {"expression": "30 2 * * *", "timezone": "Europe/Paris"}
-    assert settings["effective_run_as"] == "admin" and settings["overlap_policy"] == "SKIP"
-    status = cli.json("scenario", "status", "alpha")
-    assert status["next_run"] is not None and status["running"] is False
+    assert code == 0 and "next run: 20" in out
     shown = cli.json("scenario", "show", "alpha")
-    assert shown["scenario"]["id"] == "scn_alpha" and shown["status"]["next_run"] == status["next_run"]
+    trigger = shown["scenario"]["settings"]["triggers"][0]
+    assert trigger["cron"] == {"expression": "30 2 * * *", "timezone": "Europe/Paris"}
+    assert shown["status"]["next_run_time"] and shown["status"]["running"] is False
+    assert shown["status"]["next_run_trigger_id"] == trigger["id"]
     code, out, _ = cli("scenario", "show", "alpha")
-    assert code == 0 and "cron '30 2 * * *' Europe/Paris" in out
+    assert code == 0 and "30 2 * * * Europe/Paris" in out and "print hi" not in out
+    code, out, _ = cli("scenario", "show", "alpha", "--script")
+    assert code == 0 and "    print ?[2Jthere" in out and "\x1b" not in out  # nothing steers the terminal
 
-    trigger_id = settings["triggers"][0]["id"]
-    assert cli("scenario", "remove-trigger", "alpha", trigger_id)[0] == 0
-    assert cli.json("scenario", "settings", "alpha").get("triggers", []) == []
+    # Old spellings: each works and says its new name.
+    code, out, err = cli("scenario", "status", "alpha")
+    assert code == 0 and "Europe/Paris" in out and "`seedbed scenario show`" in err
+    code, out, err = cli("scenario", "settings", "alpha", "--json")
+    assert code == 0 and "is now `seedbed scenario show`" in err and "is now `-o json`" in err
+    assert json.loads(out)["scenario"]["id"] == "scn_alpha"
+
+    code, out, _ = cli("scenario", "remove-trigger", "alpha", trigger["id"], "-o", "json")
+    assert code == 0 and json.loads(out)["removed"]["id"] == trigger["id"]
+    assert (
+        "triggers" not in cli.json("scenario", "show", "alpha")["scenario"]["settings"]
+        or not (cli.json("scenario", "show", "alpha")["scenario"]["settings"]["triggers"])
+    )
     code, _, err = cli("scenario", "remove-trigger", "alpha", "nope")
-    assert code == 2 and "no trigger 'nope'" in err
+    assert code == 5 and "no trigger 'nope'" in err
 
 
-def test_bad_trigger_options_are_usage_errors(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
+def test_bad_input_and_refusals_have_their_exit_codes(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
     _project(fake_coordinator).create_scenario("alpha", "Alpha", "print hi")
     code, _, err = cli("scenario", "add-trigger", "alpha", "--every-minutes", "45")
     assert code == 2 and "cannot be expressed evenly by cron" in err
     code, _, err = cli("scenario", "add-trigger", "alpha", "--daily", "2h30")
     assert code == 2 and "HH:MM" in err
+    code, _, err = cli("scenario", "add-trigger", "alpha", "--daily", "02:30", "--hourly", "5")
+    assert code == 2 and "one of --cron" in err
     code, _, err = cli("scenario", "add-trigger", "alpha", "--cron", "61 * * * *")
-    assert code == 2 and "INVALID_ARGUMENT" in err
+    assert code == 8 and "INVALID_ARGUMENT" in err
     code, _, err = cli("scenario", "show", "nope")
-    assert code == 2 and "NOT_FOUND" in err
+    assert code == 5 and "NOT_FOUND" in err
+    code, _, err = cli("scenario", "show", "alpha", "--project", "nope")
+    assert code == 5
     code, _, err = cli("scenario", "list", "--project", "nope")
-    assert code == 2 and "NOT_FOUND" in err
+    assert code == 5 and "NOT_FOUND" in err
+    code, _, err = cli("scenario", "fire", "alpha", "-p", "novalue")
+    assert code == 2 and "KEY=VALUE" in err
+    code, _, err = cli("scenario", "shwo", "alpha")
+    assert code == 2 and "Did you mean: show" in err
+
+
+def test_usage_errors_are_found_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing answers at this address: only a check made before any call can answer 2."""
+    for argv, words in (
+        (["scenario", "disable"], "--all"),
+        (["scenario", "enable", "a", "--all"], "--from-state FILE"),
+        (["scenario", "set-run-as", "--from-user", "u1"], "--to-user"),
+        (["scenario", "runs", "a", "--to", "2026-01-01"], "--to goes with --from"),
+        (["scenario", "delete", "a"], "--yes"),
+        (["scenario", "create", "a", "--script", "/nonexistent/x.py"], "cannot read the script"),
+    ):
+        capsys.readouterr()
+        assert main(["--address", "127.0.0.1:9", *argv]) == 2, argv
+        assert words in capsys.readouterr().err, argv
+
+
+def test_create_validate_only_settings_and_mixed_case_ids(
+    fake_coordinator: tuple[Any, Client], cli: Cli, tmp_path: Path
+) -> None:
+    script = tmp_path / "nightly.py"
+    script.write_text("print nightly\n")
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("triggers:\n  - cron: {expression: '0 6 * * *', timezone: UTC}\n    name: morning\n")
+    argv = ["scenario", "create", "MyNightly", "--script", str(script), "--name", "Nightly"]
+    options = ["--settings", str(settings), "--timeout", "600", "--memory-limit", "1G"]
+    options += ["--overlap-policy", "queue_one", "--max-attempts", "3"]
+
+    checked = cli.json(*argv, *options, "--validate-only")
+    assert checked["id"] == "scn_MyNightly" and checked["settings"]["timeout_seconds"] == 600
+    assert cli("scenario", "show", "MyNightly")[0] == 5  # nothing was written
+
+    code, out, _ = cli(*argv, *options)
+    assert code == 0 and "created scenario scn_MyNightly in project default (revision 1)" in out
+    made = cli.json("scenario", "show", "MyNightly")["scenario"]
+    assert made["name"] == "Nightly" and made["script"] == "print nightly\n"
+    assert made["settings"]["memory_limit_bytes"] == str(2**30)
+    assert made["settings"]["overlap_policy"] == "OVERLAP_POLICY_QUEUE_ONE"
+    assert made["settings"]["retry_policy"]["maximum_attempts"] == 3
+    assert made["settings"]["triggers"][0]["name"] == "morning"
+
+    code, _, err = cli(*argv)
+    assert code == 8 and "already exists" in err and "scenario edit" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("timeout: 5\n")
+    code, _, err = cli("scenario", "create", "other", "--script", str(script), "--settings", str(bad))
+    assert code == 2 and "not a ScenarioSettings document" in err
+    code, _, err = cli("scenario", "create", "other", "--script", str(script), "--memory-limit", "lots")
+    assert code == 2 and "not a size" in err
+
+
+def _editor(tmp_path: Path, body: str) -> str:
+    """An $EDITOR: a Python script given the file to edit as its argument."""
+    path = tmp_path / "editor.py"
+    path.write_text("import os, sys\nfrom seedbed.client import Client\npath = sys.argv[1]\n" + body)
+    return f"{sys.executable} {path}"
+
+
+def test_edit_saves_with_the_revision_it_read(
+    fake_coordinator: tuple[Any, Client], cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = fake_coordinator
+    _project(fake_coordinator).create_scenario("alpha", "Alpha", "print one\n")
+    monkeypatch.delenv("VISUAL", raising=False)
+
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, "open(path, 'a').write('print two\\n')\n"))
+    saved = cli.json("scenario", "edit", "alpha")
+    assert saved["revision"] == "2" and saved["script"] == "print one\nprint two\n"
+
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, "pass\n"))
+    code, _, err = cli("scenario", "edit", "alpha")
+    assert code == 0 and "no change" in err and client.get_scenario("alpha").revision == 2
+
+    # Someone else saves while the editor is open: refused, nothing lost, the merge explained.
+    theirs = (
+        "with Client(os.environ['ADDRESS']) as c:\n    c.put_scenario('alpha', script='print theirs\\n')\n"
+    )
+    monkeypatch.setenv("ADDRESS", cli.address)
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, theirs + "open(path, 'w').write('print mine\\n')\n"))
+    code, _, err = cli("scenario", "edit", "alpha")
+    assert code == 8 and "changed by someone else" in err and "nothing was written" in err
+    kept = Path(re.search(r"your text is kept in (\S+)", err).group(1))  # type: ignore[union-attr]
+    assert kept.read_text() == "print mine\n"
+    assert f"seedbed scenario edit scn_alpha --script {kept}" in err
+    assert client.get_scenario("alpha").script == "print theirs\n"
+
+    kept.write_text("print theirs\nprint mine\n")  # merged
+    code, out, _ = cli("scenario", "edit", "alpha", "--script", str(kept))
+    assert code == 0 and "revision 4" in out
+    assert client.get_scenario("alpha").script == "print theirs\nprint mine\n"
+    kept.unlink()
+
+
+def test_delete_asks_on_a_terminal_and_needs_yes_elsewhere(
+    fake_coordinator: tuple[Any, Client], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = fake_coordinator
+    project = _project(fake_coordinator)
+    for name in ("one", "two", "three"):
+        project.create_scenario(name, name.title(), "print hi")
+    code, _, err = cli("scenario", "delete", "one")
+    assert code == 2 and "--yes" in err
+    assert cli.json("scenario", "delete", "one", "two", "--yes") == {"deleted": ["scn_one", "scn_two"]}
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, _, err = cli("scenario", "delete", "three")
+    assert code == 130 and "delete 1 scenario(s): scn_three?" in err
+    assert [s.id for s in client.list_scenarios()] == ["scn_three"]
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    code, out, _ = cli("scenario", "delete", "three")
+    assert code == 0 and "deleted 1 scenario(s): scn_three" in out
+    assert client.list_scenarios() == []
 
 
 def test_disable_all_saving_state_then_enable_exactly_those(
@@ -95,22 +248,23 @@ def test_disable_all_saving_state_then_enable_exactly_those(
     project = _project(fake_coordinator)
     for name in ("alpha", "beta", "gamma"):
         project.create_scenario(name, name.title(), "print hi")
+
+    def active() -> dict[str, bool]:
+        return {s["id"]: s["settings"].get("active", True) for s in cli.json("scenario", "list")}
+
     assert cli("scenario", "disable", "beta")[0] == 0
     state = tmp_path / "active.json"
     result = cli.json("scenario", "disable", "--all", "--save-state", str(state))
     assert sorted(result["disabled"]) == ["scn_alpha", "scn_gamma"]
     assert sorted(json.loads(state.read_text())["active"]) == ["scn_alpha", "scn_gamma"]
-    assert not any(s["active"] for s in cli.json("scenario", "list"))
+    assert not any(active().values())
 
     enabled = cli.json("scenario", "enable", "--from-state", str(state))
     assert sorted(enabled["enabled"]) == ["scn_alpha", "scn_gamma"]
-    assert {s["id"]: s["active"] for s in cli.json("scenario", "list")} == {
-        "scn_alpha": True,
-        "scn_beta": False,
-        "scn_gamma": True,
-    }
-    code, _, err = cli("scenario", "disable")
-    assert code == 2 and "--all" in err
+    assert active() == {"scn_alpha": True, "scn_beta": False, "scn_gamma": True}
+    (tmp_path / "broken.json").write_text("{")
+    code, _, err = cli("scenario", "enable", "--from-state", str(tmp_path / "broken.json"))
+    assert code == 2 and "cannot read the state file" in err
 
 
 def test_set_run_as_and_reassign_from_user_to_user(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
@@ -122,10 +276,8 @@ def test_set_run_as_and_reassign_from_user_to_user(fake_coordinator: tuple[Any, 
     project = _project(fake_coordinator)
     for name in ("one", "two", "three"):
         project.create_scenario(name, name.title(), "print hi")
-    assert cli.json("scenario", "set-run-as", "one", "two", "--user", "u1")["changed"] == [
-        "scn_one",
-        "scn_two",
-    ]
+    changed = cli.json("scenario", "set-run-as", "one", "two", "--user", "u1")["changed"]
+    assert changed == ["scn_one", "scn_two"]
     moved = cli.json("scenario", "set-run-as", "--from-user", "u1", "--to-user", "u2")
     assert sorted(moved["changed"]) == ["scn_one", "scn_two"]
     assert {s["id"]: s["effective_run_as"] for s in cli.json("scenario", "list")} == {
@@ -133,8 +285,6 @@ def test_set_run_as_and_reassign_from_user_to_user(fake_coordinator: tuple[Any, 
         "scn_two": "u2",
         "scn_three": "admin",
     }
-    code, _, err = cli("scenario", "set-run-as", "--from-user", "u1")
-    assert code == 2 and "--to-user" in err
 
 
 def test_set_sender_of_email_reporters(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
@@ -145,103 +295,149 @@ def test_set_sender_of_email_reporters(fake_coordinator: tuple[Any, Client], cli
             settings.add_email_reporter(["team@example.com"], sender="old@example.com")
             settings.save()
     result = cli.json("scenario", "set-sender", "--sender", "new@example.com", "--all")
-    assert result["changed"] == {"scn_mailer": 1}
-    reporters = cli.json("scenario", "settings", "mailer")["reporters"]
+    assert result == {"sender": "new@example.com", "changed": {"scn_mailer": 1}}
+    reporters = cli.json("scenario", "show", "mailer")["scenario"]["settings"]["reporters"]
     assert reporters[0]["email"]["sender"] == "new@example.com"
+    code, out, _ = cli("scenario", "show", "mailer")
+    assert code == 0 and "e-mail from new@example.com to team@example.com" in out
 
 
-def test_fire_wait_table_and_worst_outcome_exit_code(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
+def test_fire_wait_worst_outcome_and_cancelled_fires(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
     project = _project(fake_coordinator)
     project.create_scenario("good", "Good", "sleep 0.2\nprint ok")
     project.create_scenario("warns", "Warns", "warn careful")
     project.create_scenario("bad", "Bad", "fail boom")
+    project.create_scenario("busy", "Busy", "sleep 0.5")
 
-    code, out, _ = cli("scenario", "fire", "good", "warns", "--wait")
+    code, out, err = cli("scenario", "fire", "good", "warns", "--wait")
     assert code == 4  # WARNING is the worst
-    lines = out.splitlines()
-    assert any("scn_good" in line and "SUCCESS" in line for line in lines)  # one line per change
-    assert any("scn_warns" in line and "WARNING" in line for line in lines)
+    assert any("scn_good" in line and "SUCCESS" in line for line in err.splitlines())  # a line per change
+    assert out.split("\n", 1)[0].split() == ["SCENARIO", "RUN", "STATE", "TIME", "DETAIL"]
+    assert re.search(r"scn_warns\s+run_\S+\s+WARNING", out)
 
-    code, out, _ = cli("scenario", "fire", "good", "bad", "warns", "--wait", "--json")
+    code, out, _ = cli("scenario", "fire", "good", "bad", "warns", "--wait", "-o", "json")
     results = json.loads(out)
     assert code == 1
-    assert [r["run"]["outcome"] for r in results] == ["SUCCESS", "FAILED", "WARNING"]
-    assert cli("scenario", "fire", "good", "--wait")[0] == 0
+    assert [r["run"]["state"] for r in results] == [
+        "RUN_STATE_SUCCESS",
+        "RUN_STATE_FAILED",
+        "RUN_STATE_WARNING",
+    ]
+    assert results[0]["fire"]["run_id"] == results[0]["run"]["id"]
 
-    project.create_scenario("busy", "Busy", "sleep 0.5")
-    code, out, _ = cli("scenario", "fire", "busy", "busy", "--wait", "--json")
+    code, out, err = cli("scenario", "fire", "busy", "busy", "--wait", "-o", "json")
     results = json.loads(out)
-    assert code == 1  # a cancelled fire counts as a failure
-    assert results[1]["fire_state"] == "CANCELLED" and results[1]["run"] is None
-    assert "already running" in results[1]["cancel_reason"]
+    assert code == 8  # a cancelled fire is refused work
+    assert results[1]["fire"]["state"] == "TRIGGER_FIRE_STATE_CANCELLED" and results[1]["run"] is None
+    assert "was cancelled, no run started" in err and "already running" in err
+    code, out, _ = cli("scenario", "fire", "bad", "busy", "busy", "--wait")
+    assert code == 1  # FAILED ranks above a cancelled fire
+    assert re.search(r"scn_busy\s+fire_\S+\s+CANCELLED", out)
 
     code, out, _ = cli("scenario", "fire", "good", "--param", "rows=5")
     assert code == 0 and "RUN_CREATED" in out
+    code, out, _ = cli("scenario", "fire", "busy", "busy")
+    assert code == 8 and "CANCELLED" in out
 
 
-def test_runs_details_log_and_export(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
+def test_fire_with_an_idempotency_key_starts_one_run(
+    fake_coordinator: tuple[Any, Client], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = _project(fake_coordinator)
-    seeding = project.create_scenario(
-        "seeding", "Seeding", "step customers\nprint loading\nbatch pg customers 1 1 10\nend\nfail late"
-    )
-    project.create_scenario("never", "Never", "print hi")
+    project.create_scenario("once", "Once", "print hi")
+    project.create_scenario("twice", "Twice", "print hi")
+    first = cli.json("scenario", "fire", "once", "--idempotency-key", "ci-42")
+    again = cli.json("scenario", "fire", "once", "--idempotency-key", "ci-42")
+    assert first[0]["id"] == again[0]["id"] and first[0]["run_id"] == again[0]["run_id"]
+    monkeypatch.setenv("SEEDBED_IDEMPOTENCY_KEY", "ci-42")
+    assert cli.json("scenario", "fire", "once")[0]["id"] == first[0]["id"]
+    both = cli.json("scenario", "fire", "once", "twice", "--wait")  # ci-42/1 and ci-42/2
+    assert both[0]["fire"]["id"] != first[0]["id"] and len({b["fire"]["id"] for b in both}) == 2
+    assert [f["id"] for f in cli.json("scenario", "fire", "once", "twice")] == [b["fire"]["id"] for b in both]
+
+
+def test_fire_table_fits_forty_columns_in_a_file_and_on_a_terminal(
+    fake_coordinator: tuple[Any, Client], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project(fake_coordinator)
+    project.create_scenario("a-rather-long-scenario-name", "Long", "sleep 0.3\nfail " + "x" * 120)
+    project.create_scenario("short", "Short", "sleep 0.3")
+    monkeypatch.setenv("COLUMNS", "40")
+    code, out, _ = cli("scenario", "fire", "a-rather-long-scenario-name", "short", "--wait")
+    assert code == 1 and "\x1b" not in out
+    assert max(len(line) for line in out.splitlines()) <= 40
+    assert "scn_short SUCCESS" in out and "scn_a-rather-long-scenario-name FAILED" in out
+
+    # On a 40-column terminal: a live table on stderr, redrawn in place, every line within 40.
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=40, height=20)
+    monkeypatch.setattr(Globals, "consoles", property(lambda self: (Console(file=sys.stdout), terminal)))
+    code, out, _ = cli("scenario", "fire", "a-rather-long-scenario-name", "short", "--wait")
+    assert code == 1
+    drawn = screen.getvalue()
+    assert "\x1b[" in drawn and "RUNNING" in drawn  # redrawn while the runs went on
+    for line in _ESCAPE.sub("", drawn).replace("\r", "\n").splitlines():
+        assert len(line) <= 40, line
+
+
+def _eventually_in(client: Client, run_id: str, state: int) -> None:
+    eventually(lambda: client.get_run(run_id).state == state)
+
+
+def test_ctrl_c_during_fire_wait_aborts_or_leaves_the_run(
+    fake_coordinator: tuple[Any, Client], tmp_path: Path
+) -> None:
+    coordinator, client = fake_coordinator
+    _project(fake_coordinator).create_scenario("slow", "Slow", "sleep 30")
+    for choice, state in (("abort", "ABORTED"), ("leave", "RUNNING")):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "seedbed.cli", "--address", coordinator.address]
+            + ["scenario", "fire", "slow", "--wait", "--on-interrupt", choice],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert process.stderr is not None
+        line = ""
+        deadline = time.monotonic() + 30
+        while "RUNNING" not in line and time.monotonic() < deadline:
+            line = process.stderr.readline()
+        run_id = re.search(r"run_\S+", line).group(0)  # type: ignore[union-attr]
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        assert f"run {run_id} {'aborted' if choice == 'abort' else 'left running'}" in err
+        _eventually_in(client, run_id, run_pb2.RunState.Value(f"RUN_STATE_{state}"))
+        if choice == "leave":
+            client.abort(run_id)
+
+
+def test_runs_of_a_scenario(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:
+    project = _project(fake_coordinator)
+    seeding = project.create_scenario("seeding", "Seeding", "fail late")
     failed = seeding.run_and_wait(no_fail=True)
     assert failed is not None
-    client = fake_coordinator[1]
-    client.put_scenario("seeding", script="print fine")
+    fake_coordinator[1].put_scenario("seeding", script="print fine")
     good = seeding.run_and_wait()
     assert good is not None
 
-    runs = cli.json("scenario", "runs", "seeding")
-    assert [r["id"] for r in runs] == [good.id, failed.id]
+    runs = cli.json("scenario", "runs", "seeding")  # the contract's Run
+    assert [r["id"] for r in runs] == [good.id, failed.id] and runs[0]["state"] == "RUN_STATE_SUCCESS"
     assert [r["id"] for r in cli.json("scenario", "runs", "seeding", "--successful")] == [good.id]
     assert [r["id"] for r in cli.json("scenario", "runs", "seeding", "--limit", "1")] == [good.id]
-    since = cli.json("scenario", "runs", "seeding", "--from", "2000-01-01", "--finished")
-    assert len(since) == 2
+    assert len(cli.json("scenario", "runs", "seeding", "--from", "2000-01-01", "--finished")) == 2
     assert cli.json("scenario", "runs", "seeding", "--from", "2000-01-01", "--to", "2000-01-02") == []
     code, out, _ = cli("scenario", "runs", "seeding")
     assert code == 0 and "RuntimeError: late" in out
-
-    details = cli.json("run", "details", failed.id)
-    assert details["outcome"] == "FAILED" and details["first_error"]["message"] == "late"
-    assert details["steps"][0]["batch_ids"] == ["pg/1/1"] and details["task_ids"]
-    code, out, _ = cli("run", "details", failed.id)
-    assert code == 0 and "first error" in out and "pg/1/1" in out
-
-    code, out, _ = cli("run", "log", failed.id)
-    assert code == 0 and "loading" in out
-    code, out, _ = cli("run", "log", failed.id, "--step", "customers")
-    assert code == 0 and "loading" in out
-
-    exported = cli.json("run", "export", "--last")
-    by_id = {e["scenario_id"]: e["last_run"] for e in exported}
-    assert by_id["scn_never"] is None and by_id["scn_seeding"]["id"] == good.id
-    code, _, err = cli("run", "export")
-    assert code == 2 and "--last" in err
-    code, _, err = cli("run", "details")
-    assert code == 2 and "run id" in err
+    code, _, err = cli("scenario", "runs", "seeding", "--from", "yesterday")
+    assert code == 2 and "ISO 8601" in err
 
 
-def test_live_table_redraws_in_place_on_a_terminal(fake_coordinator: tuple[Any, Client]) -> None:
-    import io
+def test_every_scenario_command_documents_its_json() -> None:
+    from click.testing import CliRunner
 
-    from seedbed.cli._scenario_runs import LiveTable, exit_code
-
-    _, client = fake_coordinator
-    project = _project(fake_coordinator)
-    fires = [project.create_scenario(n, n.title(), "sleep 0.2").run() for n in ("left", "right")]
-    screen = io.StringIO()
-    table = LiveTable(fires, screen, redraw=True)
-    table.draw()
-    client.wait_for_runs(fires, on_update=table.update)
-    frames = screen.getvalue().split("\x1b[3A")  # each redraw moves up over the header and 2 rows
-    assert len(frames) > 1
-    last = [line.removeprefix("\x1b[2K") for line in frames[-1].splitlines()]
-    assert last[0].split()[:4] == ["SCENARIO", "FIRE", "RUN", "STATE"]
-    assert [line.split()[3] for line in last[1:]] == ["SUCCESS", "SUCCESS"]
-
-    assert exit_code(["SUCCESS", "SUCCESS"]) == 0
-    assert exit_code(["SUCCESS", "WARNING"]) == 4
-    assert exit_code(["WARNING", "ABORTED"]) == 3
-    assert exit_code(["ABORTED", "FAILED", "WARNING"]) == 1
-    assert exit_code(["SUCCESS", None]) == 1  # a cancelled fire
+    for name in sorted(scenario.commands):
+        result = CliRunner().invoke(root, ["scenario", name, "--help"], obj=Globals())
+        assert result.exit_code == 0, name
+        assert "Examples:" in result.output and "-o json|yaml" in result.output, name

@@ -1,194 +1,327 @@
-"""``seedbed scenario fire|runs``: fires, waits and run history (the run verbs are in ``_runs``).
+"""``seedbed scenario fire|runs``: fire scenarios (and wait for their runs), and a scenario's run
+history. The run verbs (``run show|logs|abort…``) are the ``run`` group's.
 
-``scenario fire ID… --wait`` follows every run on one stream and shows a table of the runs and their
-states: redrawn in place on a terminal, one line per change otherwise (logs, CI). Its exit code is
-the worst outcome (the CLI's codes: 0 SUCCESS, 4 WARNING, 3 ABORTED, 1 FAILED); a cancelled fire
-counts as a failure.
+``scenario fire ID… --wait`` follows every fire and run on one stream (``Client.wait_for_runs``):
+on a terminal, a live table on stderr redrawn as they change, sized to the terminal (below 80
+columns each fire's fields are stacked instead of folded into slivers, the detail cut to the width);
+elsewhere one plain line per change on stderr. The final table (or -o json) goes to
+stdout. A queued fire is waited for until it gets its run; a cancelled fire says why.
+
+Exit code of a fire: 0, or 8 (refused) when a fire was cancelled. With --wait, the worst outcome:
+FAILED (1) over a cancelled fire (8) over ABORTED (3) over WARNING (4) over SUCCESS (0) — a
+cancelled fire is refused work, ranked below a failure (which did run and broke) and above an abort.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from seedbed.cli._scenarios import connect, dump, usage, when
-from seedbed.client import Client, ScenarioRun, TriggerFire
+import click
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.text import Text
 
-# From the least to the most severe; a cancelled fire ranks with FAILED.
-_SEVERITY = ("SUCCESS", "WARNING", "ABORTED", "FAILED")
+from seedbed.cli._context import CliError, Globals, SeedbedCommand, state
+from seedbed.cli._exits import ExitCode, for_run_state, worst
+from seedbed.cli._follow import OnInterrupt, ctrl_c, on_interrupt_option
+from seedbed.cli._output import Column, printable, table
+from seedbed.cli._scenario_options import find_scenario, json_alias, params_option, project_option
+from seedbed.client import ScenarioRun, TriggerFire
+
+ENV_IDEMPOTENCY_KEY = "SEEDBED_IDEMPOTENCY_KEY"
+# From this many columns the fires are a table; below, each fire's fields are stacked.
+WIDE = 80
 
 
-def exit_code(outcomes: Sequence[str | None]) -> int:
-    """The CLI exit code of the worst outcome; None (a cancelled fire) counts as FAILED."""
-    from seedbed.cli._main import EXIT_CODES, _state
-
-    codes = {_state(state): code for state, code in EXIT_CODES.items()}
-    worst = max((_SEVERITY.index(o) if o in _SEVERITY else len(_SEVERITY) - 1 for o in outcomes), default=0)
-    return codes[_SEVERITY[worst]]
+def _seconds(value: timedelta | None) -> str:
+    return "" if value is None else f"{value.total_seconds():.1f}s"
 
 
-class LiveTable:
-    """The fires and runs of a ``fire --wait``: one row each, redrawn in place on a terminal."""
+def _error(run: ScenarioRun) -> str:
+    error = run.first_error
+    return f"{error.type}: {error.message}" if error is not None else ""
 
-    def __init__(self, fires: Sequence[TriggerFire], out: TextIO, redraw: bool) -> None:
-        self._rows = [[f.scenario_id, f.id, f.run_id or "-", f.state, ""] for f in fires]
-        self._out = out
-        self._redraw = redraw
-        self._drawn = 0
 
-    def _format(self, row: list[str]) -> str:
-        return f"{row[0]:<28} {row[1]:<26} {row[2]:<26} {row[3]:<12} {row[4]}".rstrip()
+@dataclass
+class _Row:
+    """One fire of a ``fire --wait`` and, once it has one, its run."""
 
-    def draw(self) -> None:
-        if not self._redraw:
-            for row in self._rows:
-                self._out.write(self._format(row) + "\n")
-            self._out.flush()
+    fire: TriggerFire
+    run: ScenarioRun | None = None
+
+    @property
+    def scenario(self) -> str:
+        return self.fire.scenario_id
+
+    @property
+    def ident(self) -> str:
+        return self.run.id if self.run is not None else self.fire.run_id or self.fire.id
+
+    @property
+    def state(self) -> str:
+        if self.run is not None:
+            return self.run.state
+        if self.fire.cancelled:
+            return "CANCELLED"
+        return "QUEUED" if not self.fire.run_id else "STARTING"
+
+    @property
+    def time(self) -> str:
+        return _seconds(self.run.duration) if self.run is not None else ""
+
+    @property
+    def detail(self) -> str:
+        if self.run is not None:
+            if self.run.running and self.run.raw.HasField("next_attempt_time"):
+                return f"retrying (attempt {self.run.raw.attempt_count + 1} next)"
+            return _error(self.run)
+        return self.fire.cancel_reason if self.fire.cancelled else self.fire.queue_reason
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None and self.run.running
+
+    def line(self) -> str:
+        # No running time: a line is written when something changes, not as the clock moves.
+        parts = [self.scenario, self.ident, self.state, "" if self.running else self.time, self.detail]
+        return printable(" ".join(p for p in parts if p))
+
+
+_COLUMNS = [
+    Column("SCENARIO", lambda r: r.scenario),
+    Column("RUN", lambda r: r.ident),
+    Column("STATE", lambda r: r.state),
+    Column("TIME", lambda r: r.time, justify="right"),
+    Column("DETAIL", lambda r: r.detail, overflow="ellipsis"),
+]
+
+
+class _Board:
+    """The fires being waited for: the live table (a terminal) or one line per change (elsewhere)."""
+
+    def __init__(self, fires: Sequence[TriggerFire], g: Globals) -> None:
+        self.rows = [_Row(f) for f in fires]
+        self._g = g
+        self._live = g.err.is_terminal
+        self._said: dict[int, str] = {}
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # Drawn again on each refresh (running times move), at the width there is then.
+        if options.max_width >= WIDE:
+            yield table(self.rows, _COLUMNS)
             return
-        if self._drawn:
-            self._out.write(f"\x1b[{self._drawn}A")  # back to the table's first line
-        lines = [self._format(["SCENARIO", "FIRE", "RUN", "STATE", "DETAIL"])]
-        lines += [self._format(row) for row in self._rows]
-        for line in lines:
-            self._out.write("\x1b[2K" + line + "\n")
-        self._drawn = len(lines)
-        self._out.flush()
+        # Narrow: a row's fields one under the other rather than five columns folded to slivers.
+        for row in self.rows:
+            yield Text(
+                printable(" ".join(p for p in (row.scenario, row.state, row.time) if p)), overflow="fold"
+            )
+            yield Text(f"  {printable(row.ident)}", overflow="fold")
+            if row.detail:
+                yield Text(f"  {printable(row.detail)}", no_wrap=True, overflow="ellipsis")
+
+    def running_ids(self) -> list[str]:
+        """The runs Ctrl-C may abort: the ones not ended yet."""
+        return [r.run.id for r in self.rows if r.run is not None and r.running]
 
     def update(self, index: int, item: TriggerFire | ScenarioRun) -> None:
-        row = self._rows[index]
+        row = self.rows[index]
         if isinstance(item, TriggerFire):
-            row[2] = item.run_id or row[2]
-            if item.cancelled:
-                row[3], row[4] = "CANCELLED", item.cancel_reason
-            elif item.queue_reason:
-                row[3], row[4] = "QUEUED", item.queue_reason
+            row.fire = item
         else:
-            row[2], row[3] = item.id, item.state
-            error = item.first_error
-            duration = item.duration
-            row[4] = f"{error.type}: {error.message}"[:60] if error else ""
-            if not item.running and duration is not None:
-                row[4] = f"{duration.total_seconds():.1f}s {row[4]}".rstrip()
-        if self._redraw:
-            self.draw()
-        else:
-            self._out.write(self._format(row) + "\n")
-            self._out.flush()
+            row.run = item
+        if not self._live:
+            self._echo(index)
+
+    def _echo(self, index: int) -> None:
+        """A row's line, when it says something new (the stream repeats states it already sent)."""
+        line = self.rows[index].line()
+        if self._said.get(index) != line:
+            self._said[index] = line
+            click.echo(line, err=True)
+
+    @contextmanager
+    def shown(self) -> Iterator[None]:
+        if not self._live:
+            for index in range(len(self.rows)):
+                self._echo(index)
+            yield
+            return
+        with Live(self, console=self._g.err, transient=True, refresh_per_second=4, redirect_stdout=False):
+            yield
 
 
-def cmd_fire(args: argparse.Namespace) -> int:
-    from seedbed.cli._main import _parse_params
-
-    params = _parse_params(args.param)
-    with connect(args) as client:
-        project = client.get_project(args.project)
-        fires = [project.get_scenario(i).run(params) for i in args.scenario_ids]
-        if not args.wait:
-            return _report_fires(fires, args.json)
-        table = None
-        if not args.json:
-            table = LiveTable(fires, sys.stdout, redraw=sys.stdout.isatty())
-            table.draw()
-        runs = client.wait_for_runs(fires, no_fail=True, on_update=table.update if table else None)
-    outcomes = [run.outcome if run is not None else None for run in runs]
-    if args.json:
-        dump(
-            [
-                {
-                    "scenario_id": fire.scenario_id,
-                    "fire_id": fire.id,
-                    "fire_state": fire.state,
-                    "cancel_reason": fire.cancel_reason,
-                    "run": run.to_dict() if run is not None else None,
-                }
-                for fire, run in zip(fires, runs, strict=True)
-            ]
-        )
-    return exit_code(outcomes)
+def exit_code(rows: Sequence[_Row]) -> ExitCode:
+    """The worst outcome of the fires (see the module's note on the order)."""
+    code = worst([for_run_state(r.run.raw.state) for r in rows if r.run is not None])
+    if code != ExitCode.FAILED and any(r.fire.cancelled for r in rows):
+        return ExitCode.REFUSED
+    return code
 
 
-def _report_fires(fires: Sequence[TriggerFire], as_json: bool) -> int:
-    if as_json:
-        dump(
-            [
-                {"scenario_id": f.scenario_id, "fire_id": f.id, "state": f.state, "run_id": f.run_id}
-                | {"cancel_reason": f.cancel_reason, "queue_reason": f.queue_reason}
-                for f in fires
-            ]
-        )
-    else:
-        for f in fires:
-            detail = f.run_id or f.cancel_reason or f.queue_reason
-            print(f"{f.scenario_id:<28} {f.id:<26} {f.state:<12} {detail}")
-    return 1 if any(f.cancelled for f in fires) else 0
+def _keys(key: str | None, count: int) -> list[str]:
+    """One idempotency key per fire: KEY itself for one fire, KEY/1, KEY/2… for several (the
+    coordinator keeps one fire per key)."""
+    if not key:
+        return [""] * count
+    return [key] if count == 1 else [f"{key}/{n}" for n in range(1, count + 1)]
 
 
-def _parse_when(text: str, name: str) -> datetime:
+_FIRE_COLUMNS = [
+    Column("SCENARIO", lambda f: f.scenario_id),
+    Column("FIRE", lambda f: f.id),
+    Column("STATE", lambda f: "QUEUED" if f.state == "PENDING" else f.state),
+    Column("RUN", lambda f: f.run_id or ""),
+    Column("DETAIL", lambda f: f.cancel_reason or f.queue_reason, overflow="ellipsis"),
+]
+
+
+@click.command(cls=SeedbedCommand)
+@click.argument("scenario_ids", nargs=-1, required=True, metavar="ID...")
+@params_option("a parameter of the runs, KEY=VALUE (repeatable)")
+@click.option("--wait", is_flag=True, help="wait for every run to end; the exit code is the worst outcome")
+@click.option(
+    "--idempotency-key",
+    envvar=ENV_IDEMPOTENCY_KEY,
+    metavar="KEY",
+    help=f"the same KEY answers the same fire instead of starting another (a CI retry); with several "
+    f"IDs the Nth fire uses KEY/N ({ENV_IDEMPOTENCY_KEY})",
+)
+@on_interrupt_option
+@project_option
+@json_alias
+def fire(
+    scenario_ids: tuple[str, ...],
+    params: dict[str, str],
+    wait: bool,
+    idempotency_key: str | None,
+    on_interrupt: OnInterrupt | None,
+    project: str | None,
+) -> int:
+    """Fire scenarios (ID...): each fire starts a run, waits its turn (queued, by the overlap
+    policy), or is cancelled (the reason is said).
+
+    With --wait, follow every run until it ends: a live table on a terminal, one line per change
+    elsewhere, then the final table. Exit code: 0 when every run ended SUCCESS; otherwise the worst
+    of FAILED (1), a cancelled fire (8), ABORTED (3), WARNING (4). Without --wait: 8 when a fire was
+    cancelled, else 0.
+
+    -o json|yaml: a list of the contract's TriggerFire; with --wait, a list of {"fire": TriggerFire,
+    "run": Run or null (a cancelled fire)}.
+
+    \b
+    Examples:
+      seedbed scenario fire nightly -p rows=1000
+      seedbed scenario fire customers orders invoices --wait
+      SEEDBED_IDEMPOTENCY_KEY=$CI_PIPELINE_ID seedbed scenario fire nightly --wait -o json
+    """
+    g = state()
+    client = g.client()
+    scenarios = [find_scenario(client, scenario_id, project) for scenario_id in scenario_ids]
+    fires = [
+        s.run(params, idempotency_key=k)
+        for s, k in zip(scenarios, _keys(idempotency_key, len(scenarios)), strict=True)
+    ]
+    for item in fires:
+        if item.cancelled:
+            reason = printable(item.cancel_reason) or "no reason given"
+            g.err.print(Text(f"fire {item.id} of {item.scenario_id} was cancelled, no run started: {reason}"))
+    if not wait:
+        g.emit([f.raw for f in fires], lambda: table(fires, _FIRE_COLUMNS))
+        return int(ExitCode.REFUSED if any(f.cancelled for f in fires) else ExitCode.SUCCESS)
+    board = _Board(fires, g)
+    with ctrl_c(client, board.running_ids, on_interrupt, g), board.shown():
+        runs = client.wait_for_runs(fires, no_fail=True, on_update=board.update)
+    for row, run in zip(board.rows, runs, strict=True):
+        row.run = run
+    answer = [
+        {"fire": row.fire.raw, "run": row.run.raw if row.run is not None else None} for row in board.rows
+    ]
+    g.emit(answer, lambda: board)
+    return int(exit_code(board.rows))
+
+
+def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     """ISO 8601 date or date-time; without an offset it is read as UTC."""
+    if value is None:
+        return None
     try:
-        value = datetime.fromisoformat(text)
+        found = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(
-            f"{name} takes an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T08:00+01:00"
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T08:00+01:00",
+            ctx,
+            param,
         ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
-def _runs_of(client: Client, args: argparse.Namespace) -> list[ScenarioRun]:
-    scenario = client.get_project(args.project).get_scenario(args.scenario_id)
-    if args.from_date or args.to_date:
-        if not args.from_date:
-            raise ValueError("--to goes with --from")
-        to_date = _parse_when(args.to_date, "--to") if args.to_date else None
-        runs = scenario.get_runs_by_date(_parse_when(args.from_date, "--from"), to_date)
-        if args.successful:
-            runs = [r for r in runs if r.outcome == "SUCCESS"]
-        elif args.finished:
-            runs = [r for r in runs if not r.running]
-        return runs[: args.limit]
-    if args.successful:
-        return scenario.get_last_runs(args.limit, outcomes=["SUCCESS"])
-    return scenario.get_last_runs(args.limit, only_finished_runs=args.finished)
+# The columns of a runs table (the same as `seedbed run list`, less the scenario).
+RUN_COLUMNS = [
+    Column("RUN", lambda r: r.id),
+    Column("STATE", lambda r: r.state),
+    Column("STARTED", lambda r: r.raw.start_time),
+    Column("TIME", lambda r: _seconds(r.duration), justify="right"),
+    Column("ERROR", _error, overflow="ellipsis"),
+]
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        try:
-            runs = _runs_of(client, args)
-        except ValueError as exc:
-            return usage(str(exc))
-    if args.json:
-        dump([run.to_dict() for run in runs])
-        return 0
-    print(f"{'RUN':<26} {'STATE':<8} {'STARTED':<24} {'DURATION':>9}  ERROR")
-    for run in runs:
-        duration = run.duration
-        seconds = f"{duration.total_seconds():.1f}s" if duration is not None else "-"
-        error = run.first_error
-        text = f"{error.type}: {error.message}"[:60] if error else ""
-        print(f"{run.id:<26} {run.state:<8} {when(run.start_time):<24} {seconds:>9}  {text}")
-    return 0
+@click.command(cls=SeedbedCommand)
+@click.argument("scenario_id", metavar="ID")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="at most this many runs"
+)
+@click.option("--finished", is_flag=True, help="only runs that ended")
+@click.option("--successful", is_flag=True, help="only runs that ended SUCCESS")
+@click.option(
+    "--from",
+    "from_date",
+    metavar="DATE",
+    callback=_when,
+    help="created at or after DATE (ISO 8601; UTC without an offset)",
+)
+@click.option(
+    "--to", "to_date", metavar="DATE", callback=_when, help="created before DATE (default: now; needs --from)"
+)
+@project_option
+@json_alias
+def runs(
+    scenario_id: str,
+    limit: int,
+    finished: bool,
+    successful: bool,
+    from_date: datetime | None,
+    to_date: datetime | None,
+    project: str | None,
+) -> None:
+    """The runs of scenario ID, newest first.
+
+    -o json|yaml: a list of the contract's Run (as `seedbed run show -o json` prints one).
+
+    \b
+    Examples:
+      seedbed scenario runs nightly
+      seedbed scenario runs nightly --successful --limit 5
+      seedbed scenario runs nightly --from 2026-11-01 --to 2026-11-08 -o json
+    """
+    if to_date is not None and from_date is None:
+        raise CliError("--to goes with --from")
+    g = state()
+    item = find_scenario(g.client(), scenario_id, project)
+    if from_date is not None:
+        found = item.get_runs_by_date(from_date, to_date)
+        if successful:
+            found = [r for r in found if r.outcome == "SUCCESS"]
+        elif finished:
+            found = [r for r in found if not r.running]
+        found = found[:limit]
+    elif successful:
+        found = item.get_last_runs(limit, outcomes=["SUCCESS"])
+    else:
+        found = item.get_last_runs(limit, only_finished_runs=finished)
+    g.emit([r.raw for r in found], lambda: table(found, RUN_COLUMNS))
 
 
-def register_scenario_runs(ssub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    c = ssub.add_parser("fire", help="fire scenarios; --wait follows their runs in a live table")
-    c.add_argument("scenario_ids", nargs="+", metavar="ID")
-    c.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
-    c.add_argument("--wait", action="store_true", help="wait for every run; exit code: the worst outcome")
-    common(c)
-    c.set_defaults(func=cmd_fire)
-
-    c = ssub.add_parser("runs", help="a scenario's runs, newest first")
-    c.add_argument("scenario_id")
-    c.add_argument("--limit", type=int, default=10)
-    c.add_argument("--finished", action="store_true", help="only runs that ended")
-    c.add_argument("--successful", action="store_true", help="only runs that ended SUCCESS")
-    c.add_argument(
-        "--from", dest="from_date", metavar="DATE", help="created at or after (ISO 8601; UTC if no offset)"
-    )
-    c.add_argument("--to", dest="to_date", metavar="DATE", help="created before (default: now)")
-    common(c)
-    c.set_defaults(func=cmd_runs)
+__all__ = ["ENV_IDEMPOTENCY_KEY", "RUN_COLUMNS", "exit_code", "fire", "runs"]

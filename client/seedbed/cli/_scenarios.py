@@ -1,429 +1,477 @@
-"""``seedbed scenario …``: list, show and change scenarios through the client's scenario API.
+"""``seedbed scenario …``: create, list, show, edit and delete scenarios; the group that gathers the
+scenario commands of ``_scenario_settings`` (switch on and off, run-as, sender, triggers) and
+``_scenario_runs`` (fire, runs).
 
-Switching scenarios off for a while and back on: ``scenario disable --all --save-state F`` writes
-which scenarios were active to F (JSON: project and ids); ``scenario enable --from-state F`` turns on
-exactly those, leaving alone the ones that were already off before.
+``-o json|yaml`` prints the contract's ``Scenario`` (the shape REST answers); ``show`` adds the
+scenario's status beside it. ``edit`` saves with the revision it read, so a change someone else made
+meanwhile is refused (exit 8) instead of overwritten, and the edited text is kept in a file.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
+import re
 import sys
-from collections.abc import Iterable
-from dataclasses import asdict
-from datetime import datetime
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
+import click
+from google.protobuf import json_format
+from rich.console import Group, RenderableType
+from rich.text import Text
 
-from seedbed.client import Client, Project, Scenario, ScenarioListItem, ScenarioSettings, ScenarioStatus
+from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.cli._context import CliError, SeedbedGroup, state
+from seedbed.cli._exits import ExitCode, for_status
+from seedbed.cli._output import Column, fields, printable, table, when
+from seedbed.cli._scenario_options import DEFAULT_PROJECT, find_scenario, json_alias, project_option
+from seedbed.cli._scenario_runs import fire, runs
+from seedbed.cli._scenario_settings import (
+    add_trigger,
+    disable,
+    enable,
+    remove_trigger,
+    set_run_as,
+    set_sender,
+)
+from seedbed.client import ClientError
 
-EXIT_USAGE = 2
-
-
-def connect(args: argparse.Namespace) -> Client:
-    """A client for the command's coordinator, with its API key when the command line gave one
-    (else the client reads SEEDBED_API_KEY)."""
-    api_key = getattr(args, "api_key", None)
-    return Client(args.address, api_key=api_key or None)
-
-
-def dump(document: Any) -> None:
-    print(json.dumps(document, indent=2, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S %Z") if value is not None else "-"
+_OVERLAP = ("SKIP", "ALLOW_CONCURRENT", "QUEUE_ONE", "QUEUE_ALL", "CANCEL_RUNNING")
 
 
-def usage(message: str) -> int:
-    print(f"seedbed: {message}", file=sys.stderr)
-    return EXIT_USAGE
+@click.group(cls=SeedbedGroup, aliases={"status": "show", "settings": "show"})
+def scenario() -> None:
+    """Create, show, change and fire scenarios.
+
+    \b
+    Examples:
+      seedbed scenario create nightly --script nightly.py --timeout 600
+      seedbed scenario list -o json
+      seedbed scenario fire nightly --wait
+    """
 
 
-def _targets(project: Project, ids: list[str], all_: bool) -> list[Scenario] | None:
-    """The scenarios named, or every scenario of the project with --all; None when neither."""
-    if all_ and ids:
-        return None
-    if all_:
-        return project.list_scenarios(as_type="objects")
-    if not ids:
-        return None
-    return [project.get_scenario(scenario_id) for scenario_id in ids]
+def _active(s: scenario_pb2.Scenario) -> bool:
+    return not s.settings.HasField("active") or s.settings.active
 
 
-def status_dict(status: ScenarioStatus) -> dict[str, Any]:
-    return asdict(status)
+def _outcome(status: scenario_pb2.GetScenarioStatusResponse) -> str:
+    if not status.last_outcome:
+        return ""
+    return run_pb2.RunState.Name(status.last_outcome).removeprefix("RUN_STATE_")
 
 
-# -- reading ------------------------------------------------------------------------------------------
+@scenario.command("list")
+@project_option
+@json_alias
+def list_(project: str | None) -> None:
+    """The scenarios of a project: active or not, who they run as, next run, last outcome.
+
+    -o json|yaml: a list of the contract's Scenario objects (script and settings included).
+
+    \b
+    Examples:
+      seedbed scenario list
+      seedbed scenario list --project shop -o json
+    """
+    g = state()
+    client = g.client()
+    found = [s.raw for s in client.get_project(project or DEFAULT_PROJECT).list_scenarios(as_type="objects")]
+
+    def render() -> RenderableType:
+        statuses = {s.id: client.get_scenario_status(s.id) for s in found}
+        columns = [
+            Column("SCENARIO", lambda s: s.id),
+            Column("ACTIVE", _active),
+            Column("RUN AS", lambda s: s.effective_run_as),
+            Column("NEXT RUN", lambda s: statuses[s.id].next_run_time),
+            Column("LAST", lambda s: _outcome(statuses[s.id])),
+            Column("NAME", lambda s: s.name, overflow="ellipsis"),
+        ]
+        return table(found, columns)
+
+    g.emit(found, render)
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        project = client.get_project(args.project)
-        rows = [(s, s.get_status()) for s in project.list_scenarios(as_type="objects")]
-    items = [(ScenarioListItem.of(s.raw), status) for s, status in rows]
-    if args.json:
-        dump([{**asdict(item), "status": status_dict(status)} for item, status in items])
-        return 0
-    print(f"{'SCENARIO':<28} {'ACTIVE':<6} {'RUN AS':<16} {'NEXT RUN':<24} {'LAST':<8} NAME")
-    for item, status in items:
-        print(
-            f"{item.id:<28} {'yes' if item.active else 'no':<6} {item.effective_run_as[:16]:<16} "
-            f"{when(status.next_run):<24} {status.last_outcome or '-':<8} {item.name}"
-        )
-    return 0
+def _target(reporter: scenario_pb2.Reporter) -> str:
+    if reporter.HasField("email"):
+        sender = reporter.email.sender or "(default sender)"
+        return f"e-mail from {sender} to {', '.join(reporter.email.recipients)}"
+    return f"webhook {reporter.webhook.url}"
 
 
-def _settings_document(settings: ScenarioSettings) -> dict[str, Any]:
-    document = MessageToDict(settings.raw, preserving_proto_field_name=True)
-    document["active"] = settings.active
-    document["overlap_policy"] = settings.overlap_policy
-    document["effective_run_as"] = settings.effective_run_as
-    return document
+def _flag(message: Any) -> bool:
+    return not message.HasField("active") or bool(message.active)
 
 
-def _settings_lines(settings: ScenarioSettings) -> list[str]:
-    lines = [
-        f"  active            {'yes' if settings.active else 'no'}",
-        f"  run as            {settings.effective_run_as}"
-        + ("" if settings.run_as else " (the script's last author; run_as unset)"),
-        f"  overlap policy    {settings.overlap_policy}",
-        f"  timeout           {settings.timeout_seconds or 'operator default'}"
-        + (" s" if settings.timeout_seconds else ""),
-        f"  memory limit      {settings.memory_limit_bytes or 'operator default'}"
-        + (" bytes" if settings.memory_limit_bytes else ""),
-    ]
-    if settings.retry_policy is not None:
-        lines.append(f"  retry policy      {MessageToDict(settings.retry_policy)}")
-    lines.append(f"  triggers          {len(settings.raw_triggers) or 'none'}")
-    for t in settings.raw_triggers:
-        state = "" if not t.HasField("active") or t.active else " (inactive)"
-        params = f" params {dict(t.params)}" if t.params else ""
-        tz = t.cron.timezone or "UTC"
-        lines.append(f"    {t.id:<20} cron {t.cron.expression!r} {tz} {t.name}{state}{params}")
-    lines.append(f"  reporters         {len(settings.raw_reporters) or 'none'}")
-    for r in settings.raw_reporters:
-        if r.HasField("email"):
-            target = f"email from {r.email.sender or '(default sender)'} to {', '.join(r.email.recipients)}"
-        else:
-            target = f"webhook {r.webhook.url}"
-        state = "" if not r.HasField("active") or r.active else " (inactive)"
-        lines.append(f"    {r.id:<20} {target} {r.name}{state}")
-    return lines
-
-
-def _status_lines(status: ScenarioStatus) -> list[str]:
-    running = f"yes: {', '.join(status.current_run_ids)}" if status.running else "no"
-    lines = [f"  running           {running}"]
-    if status.queued_fire_ids:
-        lines.append(f"  queued fires      {', '.join(status.queued_fire_ids)}")
-    next_run = when(status.next_run)
-    if status.next_run is not None:
+def _describe(s: scenario_pb2.Scenario, status: scenario_pb2.GetScenarioStatusResponse) -> RenderableType:
+    settings = s.settings
+    run_as = s.effective_run_as + ("" if settings.run_as else " (the script's last author)")
+    overlap = scenario_pb2.OverlapPolicy.Name(settings.overlap_policy or scenario_pb2.OVERLAP_POLICY_SKIP)
+    retry = _retry(settings.retry_policy) if settings.HasField("retry_policy") else "operator default"
+    next_run = when(status.next_run_time)
+    if next_run and status.next_run_trigger_id:
         next_run += f" (trigger {status.next_run_trigger_id})"
-    lines.append(f"  next run          {next_run}")
-    last = f"{status.last_outcome} ({status.last_run_id}, ended {when(status.last_end_time)})"
-    lines.append(f"  last outcome      {last if status.last_run_id else '-'}")
-    return lines
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        scenario = client.get_project(args.project).get_scenario(args.scenario_id)
-        settings = scenario.get_settings()
-        status = scenario.get_status()
-    raw = scenario.raw
-    if args.json:
-        dump(
-            {"scenario": MessageToDict(raw, preserving_proto_field_name=True), "status": status_dict(status)}
-        )
-        return 0
-    print(f"scenario {raw.id}  {raw.name}")
-    print(f"  project {raw.project_key}, revision {raw.revision}, last modified by {raw.last_modified_by}")
-    print("\n".join(_settings_lines(settings) + _status_lines(status)))
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        status = client.get_project(args.project).get_scenario(args.scenario_id).get_status()
-    if args.json:
-        dump(status_dict(status))
+    last = f"{_outcome(status)} (run {status.last_run_id}, ended {when(status.last_end_time)})"
+    rows: list[tuple[str, object]] = [
+        ("scenario", s.id),
+        ("name", s.name),
+        ("project", s.project_key),
+        ("revision", f"{s.revision} (changed {when(s.update_time)} by {s.last_modified_by})"),
+        ("active", _active(s)),
+        ("refuse runs when inactive", settings.refuse_runs_when_inactive),
+        ("run as", run_as),
+        ("overlap policy", overlap.removeprefix("OVERLAP_POLICY_")),
+        ("timeout", f"{settings.timeout_seconds} s" if settings.timeout_seconds else "operator default"),
+        (
+            "memory limit",
+            f"{settings.memory_limit_bytes:,} bytes" if settings.memory_limit_bytes else "operator default",
+        ),
+        ("retry policy", retry),
+        ("running", f"yes: {', '.join(status.current_run_ids)}" if status.running else "no"),
+        ("queued fires", ", ".join(status.queued_fire_ids) or "none"),
+        ("next run", next_run or "none"),
+        ("last outcome", last if status.last_run_id else "none yet"),
+    ]
+    parts: list[RenderableType] = [fields(rows)]
+    if settings.triggers:
+        parts += [Text("\ntriggers", style="bold"), table(settings.triggers, _TRIGGER_COLUMNS)]
     else:
-        print(f"scenario {status.scenario_id}")
-        print("\n".join(_status_lines(status)))
-    return 0
+        parts.append(Text("\nno triggers (fired by hand or by the API only)"))
+    if settings.reporters:
+        parts += [Text("\nreporters", style="bold"), table(settings.reporters, _REPORTER_COLUMNS)]
+    return Group(*parts)
 
 
-def cmd_settings(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        settings = client.get_project(args.project).get_scenario(args.scenario_id).get_settings()
-    if args.json:
-        dump(_settings_document(settings))
-    else:
-        print(f"scenario {settings.scenario_id}")
-        print("\n".join(_settings_lines(settings)))
-    return 0
-
-
-# -- changing -----------------------------------------------------------------------------------------
-
-
-def _set_active(scenarios: Iterable[Scenario], active: bool) -> tuple[list[str], list[str]]:
-    """Switch each scenario on or off; (changed, were_active) ids."""
-    changed, were_active = [], []
-    for scenario in scenarios:
-        settings = scenario.get_settings()
-        if settings.active:
-            were_active.append(scenario.id)
-        if settings.active != active:
-            settings.active = active
-            settings.save()
-            changed.append(scenario.id)
-    return changed, were_active
-
-
-def cmd_disable(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        project = client.get_project(args.project)
-        scenarios = _targets(project, args.scenario_ids, args.all)
-        if scenarios is None:
-            return usage("scenario disable takes scenario ids, or --all (not both)")
-        if args.save_state:
-            # Written before anything changes: a failure partway still leaves the record of what to
-            # re-enable.
-            active_now = [s.id for s in scenarios if s.get_settings().active]
-            state = {"project": project.key, "active": active_now}
-            Path(args.save_state).write_text(json.dumps(state, indent=2) + "\n")
-        changed, were_active = _set_active(scenarios, False)
-    if args.json:
-        dump({"project": project.key, "disabled": changed, "were_active": were_active})
-    else:
-        print(f"disabled {len(changed)} scenario(s): {', '.join(changed) or 'none'}")
-        if args.save_state:
-            print(
-                f"the ones that were active are listed in {args.save_state}: enable --from-state to restore"
-            )
-    return 0
-
-
-def cmd_enable(args: argparse.Namespace) -> int:
-    ids = list(args.scenario_ids)
-    project_key = args.project
-    if args.from_state:
-        try:
-            state = json.loads(Path(args.from_state).read_text())
-            ids += list(state["active"])
-            project_key = state.get("project", project_key)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            return usage(f"cannot read the state file {args.from_state}: {exc}")
-    with connect(args) as client:
-        project = client.get_project(project_key)
-        scenarios = _targets(project, ids, args.all)
-        if scenarios is None and not args.from_state:
-            return usage("scenario enable takes scenario ids, --all, or --from-state FILE")
-        changed, _ = _set_active(scenarios or [], True)
-    if args.json:
-        dump({"project": project.key, "enabled": changed})
-    else:
-        print(f"enabled {len(changed)} scenario(s): {', '.join(changed) or 'none'}")
-    return 0
-
-
-def cmd_set_run_as(args: argparse.Namespace) -> int:
-    """``IDS --user U`` sets run_as of the scenarios named; ``--from-user U1 --to-user U2``
-    moves every scenario whose effective run-as is U1 (of the ones named, or of the project)."""
-    if bool(args.user) == bool(args.from_user or args.to_user):
-        return usage("scenario set-run-as takes IDS --user U, or --from-user U1 --to-user U2")
-    if bool(args.from_user) != bool(args.to_user):
-        return usage("--from-user and --to-user go together")
-    if args.user and not args.scenario_ids:
-        return usage("--user needs the ids of the scenarios to change")
-    user = args.user or args.to_user
-    with connect(args) as client:
-        project = client.get_project(args.project)
-        scenarios = _targets(project, args.scenario_ids, not args.scenario_ids)
-        changed = []
-        for scenario in scenarios or []:
-            settings = scenario.get_settings()
-            if args.from_user and settings.effective_run_as != args.from_user:
-                continue
-            settings.run_as = user
-            settings.save()
-            changed.append(scenario.id)
-    if args.json:
-        dump({"project": project.key, "run_as": user, "changed": changed})
-    else:
-        print(f"{len(changed)} scenario(s) now run as {user}: {', '.join(changed) or 'none'}")
-    return 0
-
-
-def _hh_mm(text: str) -> tuple[int, int]:
-    hour, sep, minute = text.partition(":")
-    if not sep or not hour.isdigit() or not minute.isdigit():
-        raise ValueError(f"expected HH:MM, got {text!r}")
-    return int(hour), int(minute)
-
-
-def cmd_add_trigger(args: argparse.Namespace) -> int:
-    from seedbed.cli._main import _parse_params
-
-    options = {"timezone": args.timezone, "name": args.name, "params": _parse_params(args.param)}
-    if args.id:
-        options["trigger_id"] = args.id
-    with connect(args) as client:
-        scenario = client.get_project(args.project).get_scenario(args.scenario_id)
-        settings = scenario.get_settings()
-        try:
-            if args.cron:
-                trigger = settings.add_cron_trigger(args.cron, **options)
-            elif args.daily:
-                hour, minute = _hh_mm(args.daily)
-                trigger = settings.add_daily_trigger(hour, minute, **options)
-            elif args.hourly is not None:
-                trigger = settings.add_hourly_trigger(args.hourly, **options)
-            elif args.monthly:
-                hour, minute = _hh_mm(args.monthly[1])
-                trigger = settings.add_monthly_trigger(int(args.monthly[0]), hour, minute, **options)
-            else:
-                trigger = settings.add_periodic_trigger(args.every_minutes, **options)
-        except ValueError as exc:
-            return usage(str(exc))
-        settings.save()
-        added = settings.raw_triggers[-1]
-        status = scenario.get_status()
-    if args.json:
-        document = MessageToDict(added, preserving_proto_field_name=True)
-        dump({"trigger": document, "next_run": status.next_run})
-    else:
-        print(f"added trigger {added.id} (cron {trigger.cron.expression!r} {trigger.cron.timezone})")
-        print(f"next run: {when(status.next_run)}")
-    return 0
-
-
-def cmd_remove_trigger(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        settings = client.get_project(args.project).get_scenario(args.scenario_id).get_settings()
-        try:
-            removed = settings.remove_trigger(args.trigger_id)
-        except KeyError as exc:
-            return usage(str(exc.args[0]))
-        settings.save()
-    if args.json:
-        dump({"removed": MessageToDict(removed, preserving_proto_field_name=True)})
-    else:
-        print(f"removed trigger {removed.id} from {settings.scenario_id}")
-    return 0
-
-
-def cmd_set_sender(args: argparse.Namespace) -> int:
-    with connect(args) as client:
-        project = client.get_project(args.project)
-        scenarios = _targets(project, args.scenario_ids, args.all)
-        if scenarios is None:
-            return usage("scenario set-sender takes scenario ids, or --all (not both)")
-        changed: dict[str, int] = {}
-        for scenario in scenarios:
-            settings = scenario.get_settings()
-            count = settings.set_email_sender(args.sender)
-            if count:
-                settings.save()
-                changed[scenario.id] = count
-    if args.json:
-        dump({"sender": args.sender, "changed": changed})
-    else:
-        total = sum(changed.values())
-        print(f"{total} e-mail reporter(s) in {len(changed)} scenario(s) now send from {args.sender}")
-    return 0
-
-
-# -- parser -------------------------------------------------------------------------------------------
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--project", default="default", help="project key (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-
-def register(sub: Any) -> None:
-    from seedbed.cli._scenario_runs import register_scenario_runs
-
-    p = sub.add_parser("scenario", help="list, show, change and fire scenarios (the scenario API)")
-    ssub = p.add_subparsers(dest="scenario_command", required=True)
-
-    c = ssub.add_parser("list", help="scenarios with their active flag, effective run-as and next run")
-    _common(c)
-    c.set_defaults(func=cmd_list)
-    for name, func, text in (
-        ("show", cmd_show, "a scenario: settings and status"),
-        ("status", cmd_status, "running or not, next run, last outcome"),
-        ("settings", cmd_settings, "a scenario's settings (triggers, reporters, run-as, limits)"),
-    ):
-        c = ssub.add_parser(name, help=text)
-        c.add_argument("scenario_id")
-        _common(c)
-        c.set_defaults(func=func)
-
-    c = ssub.add_parser("disable", help="switch scenarios off (they refuse fires)")
-    c.add_argument("scenario_ids", nargs="*", metavar="ID")
-    c.add_argument("--all", action="store_true", help="every scenario of the project")
-    c.add_argument("--save-state", metavar="FILE", help="write which scenarios were active to FILE")
-    _common(c)
-    c.set_defaults(func=cmd_disable)
-
-    c = ssub.add_parser("enable", help="switch scenarios on")
-    c.add_argument("scenario_ids", nargs="*", metavar="ID")
-    c.add_argument("--all", action="store_true", help="every scenario of the project")
-    c.add_argument("--from-state", metavar="FILE", help="the ones `disable --save-state FILE` recorded")
-    _common(c)
-    c.set_defaults(func=cmd_enable)
-
-    c = ssub.add_parser(
-        "set-run-as",
-        help="the user scenarios run as: IDS --user U, or --from-user U1 --to-user U2 (needs admin)",
+def _retry(policy: scenario_pb2.RetryPolicy) -> str:
+    if policy.disabled or policy.maximum_attempts == 1:
+        return "no retries"
+    reasons = ", ".join(
+        run_pb2.FailureReason.Name(r).removeprefix("FAILURE_REASON_") for r in policy.retry_on
     )
-    c.add_argument("scenario_ids", nargs="*", metavar="ID")
-    c.add_argument("--user", help="run the scenarios named as this user")
-    c.add_argument("--from-user", help="every scenario whose effective run-as is this user…")
-    c.add_argument("--to-user", help="…runs as this user instead")
-    _common(c)
-    c.set_defaults(func=cmd_set_run_as)
+    return (
+        f"up to {policy.maximum_attempts or 'the default number of'} attempts, waiting "
+        f"{policy.initial_backoff_seconds:g} s x {policy.backoff_coefficient:g} up to "
+        f"{policy.maximum_backoff_seconds:g} s (jitter {policy.jitter:g}), "
+        f"on {reasons or 'the default reasons'}"
+    )
 
-    c = ssub.add_parser("add-trigger", help="add a schedule (cron in a time zone)")
-    c.add_argument("scenario_id")
-    kind = c.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--cron", metavar="EXPR", help='five fields, e.g. "30 2 * * 1-5"')
-    kind.add_argument("--daily", metavar="HH:MM")
-    kind.add_argument("--hourly", metavar="MM", type=int)
-    kind.add_argument("--monthly", nargs=2, metavar=("DAY", "HH:MM"))
-    kind.add_argument("--every-minutes", metavar="N", type=int, help="a divisor of 60, or whole hours")
-    c.add_argument("--timezone", default="UTC", help="IANA name (default: %(default)s)")
-    c.add_argument("--name", default="")
-    c.add_argument("--id", default="", help="the trigger's id (generated when empty)")
-    c.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
-    _common(c)
-    c.set_defaults(func=cmd_add_trigger)
 
-    c = ssub.add_parser("remove-trigger", help="remove a trigger (by id or name)")
-    c.add_argument("scenario_id")
-    c.add_argument("trigger_id", metavar="TRIGGER")
-    _common(c)
-    c.set_defaults(func=cmd_remove_trigger)
+_TRIGGER_COLUMNS = [
+    Column("TRIGGER", lambda t: t.id),
+    Column("SCHEDULE", lambda t: f"{t.cron.expression} {t.cron.timezone or 'UTC'}"),
+    Column("ACTIVE", _flag),
+    Column("NAME", lambda t: t.name, overflow="ellipsis"),
+    Column(
+        "PARAMS", lambda t: " ".join(f"{k}={v}" for k, v in sorted(t.params.items())), overflow="ellipsis"
+    ),
+]
+_REPORTER_COLUMNS = [
+    Column("REPORTER", lambda r: r.id),
+    Column("TARGET", _target),
+    Column("ACTIVE", _flag),
+    Column("NAME", lambda r: r.name, overflow="ellipsis"),
+]
 
-    c = ssub.add_parser("set-sender", help="the From address of e-mail reporters")
-    c.add_argument("scenario_ids", nargs="*", metavar="ID")
-    c.add_argument("--sender", required=True, help='e.g. "Seedbed <seedbed@example.com>"')
-    c.add_argument("--all", action="store_true", help="every scenario of the project")
-    _common(c)
-    c.set_defaults(func=cmd_set_sender)
 
-    register_scenario_runs(ssub, _common)
+def _script_text(script: str) -> Text:
+    """The script as plain text: each line printable (tabs as spaces), nothing steering the terminal."""
+    return Text("\n".join(printable(line.expandtabs(4)) for line in script.splitlines()))
+
+
+@scenario.command()
+@click.argument("scenario_id", metavar="ID")
+@project_option
+@click.option("--script", "with_script", is_flag=True, help="print the script after the settings")
+@json_alias
+def show(scenario_id: str, project: str | None, with_script: bool) -> None:
+    """A scenario ID: its settings, triggers, reporters and status (running, next run, last
+    outcome); with --script, its script too.
+
+    -o json|yaml: {"scenario": Scenario, "status": GetScenarioStatusResponse} in the contract's
+    field names (the scenario carries its script whatever --script says).
+
+    \b
+    Examples:
+      seedbed scenario show nightly
+      seedbed scenario show nightly --script
+      seedbed scenario show nightly -o json | jq .status.next_run_time
+    """
+    g = state()
+    client = g.client()
+    found = find_scenario(client, scenario_id, project).raw
+    status = client.get_scenario_status(found.id)
+
+    def render() -> RenderableType:
+        described = _describe(found, status)
+        if not with_script:
+            return described
+        return Group(
+            described, Text(f"\nscript (revision {found.revision})", style="bold"), _script_text(found.script)
+        )
+
+    g.emit({"scenario": found, "status": status}, render)
+
+
+class _Bytes(click.ParamType[int]):
+    """A size in bytes: a whole number, or with K, M or G (powers of 1024; KiB, MiB, GiB too)."""
+
+    name = "bytes"
+    _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        found = re.fullmatch(r"\s*(\d+)\s*(?:([kmg])(?:i?b)?)?\s*", str(value), re.IGNORECASE)
+        if found is None:
+            self.fail(f"{value!r} is not a size: give bytes, or e.g. 512M, 2G", param, ctx)
+        return int(found.group(1)) * self._UNITS[(found.group(2) or "").lower()]
+
+
+def _read(path: str, what: str) -> str:
+    """A file's text (``-``: standard input); a usage error naming the file when it cannot be read."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {what} {path}: {exc}") from None
+
+
+def _settings(
+    settings_file: str | None,
+    timeout: int | None,
+    memory: int | None,
+    overlap: str | None,
+    run_as: str | None,
+    inactive: bool,
+    max_attempts: int | None,
+) -> scenario_pb2.ScenarioSettings:
+    """The settings of a new scenario: --settings FILE, then the options over it."""
+    import yaml
+
+    settings = scenario_pb2.ScenarioSettings()
+    if settings_file:
+        text = _read(settings_file, "the settings file")
+        try:
+            json_format.ParseDict(yaml.safe_load(text) or {}, settings)
+        except (yaml.YAMLError, json_format.ParseError, TypeError, AttributeError) as exc:
+            raise CliError(
+                f"{settings_file} is not a ScenarioSettings document (the contract's field names, as "
+                f"`scenario show -o yaml` prints under scenario.settings): {exc}"
+            ) from None
+    if timeout is not None:
+        settings.timeout_seconds = timeout
+    if memory is not None:
+        settings.memory_limit_bytes = memory
+    if overlap is not None:
+        settings.overlap_policy = scenario_pb2.OverlapPolicy.Value(f"OVERLAP_POLICY_{overlap.upper()}")  # type: ignore[assignment]
+    if run_as is not None:
+        settings.run_as = run_as
+    if inactive:
+        settings.active = False
+    if max_attempts is not None:
+        settings.retry_policy.maximum_attempts = max_attempts
+    return settings
+
+
+@scenario.command()
+@click.argument("scenario_id", metavar="ID")
+@click.option(
+    "--script", "script_file", required=True, metavar="FILE", help="the scenario's script (- reads stdin)"
+)
+@click.option("--name", default="", help="a name for people (default: the id)")
+@click.option(
+    "--project", metavar="KEY", default="", help=f'the project to create it in (default: "{DEFAULT_PROJECT}")'
+)
+@click.option(
+    "--settings",
+    "settings_file",
+    metavar="FILE",
+    help="settings as YAML or JSON in the contract's field names (triggers, reporters…); the "
+    "options below override it",
+)
+@click.option(
+    "--timeout", type=click.IntRange(0, 2**32 - 1), metavar="SECONDS", help="deadline of one attempt"
+)
+@click.option("--memory-limit", "memory", type=_Bytes(), metavar="SIZE", help="sandbox memory, e.g. 512M")
+@click.option(
+    "--overlap-policy",
+    "overlap",
+    type=click.Choice(_OVERLAP, case_sensitive=False),
+    help="what a fire does while a run is active (default SKIP)",
+)
+@click.option("--run-as", metavar="USER", help="the user the runs act as (default: you, the script's author)")
+@click.option("--inactive", is_flag=True, help="create it switched off (no scheduled runs)")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 100),
+    metavar="N",
+    help="retry a failed attempt up to N attempts in all",
+)
+@click.option("--validate-only", is_flag=True, help="have the coordinator check everything and write nothing")
+@json_alias
+def create(
+    scenario_id: str,
+    script_file: str,
+    name: str,
+    project: str,
+    settings_file: str | None,
+    timeout: int | None,
+    memory: int | None,
+    overlap: str | None,
+    run_as: str | None,
+    inactive: bool,
+    max_attempts: int | None,
+    validate_only: bool,
+) -> None:
+    """Create the scenario ID from a script. An ID already taken is refused (exit 8): change a
+    scenario with `scenario edit`, its settings with the other scenario commands, or a folder of
+    them with `seedbed apply`.
+
+    -o json|yaml: the contract's Scenario, as created (or, with --validate-only, as it would be).
+
+    \b
+    Examples:
+      seedbed scenario create nightly --script nightly.py --name "Nightly customers"
+      seedbed scenario create nightly --script nightly.py --project shop --timeout 600 --memory-limit 1G
+      seedbed scenario create nightly --script nightly.py --settings settings.yaml --validate-only
+    """
+    script = _read(script_file, "the script")
+    settings = _settings(settings_file, timeout, memory, overlap, run_as, inactive, max_attempts)
+    g = state()
+    client = g.client()
+    try:
+        made = client.put_scenario(
+            scenario_id,
+            script=script,
+            name=name,
+            settings=settings,
+            project_key=project,
+            expected_revision=0,
+            validate_only=validate_only,
+        )
+    except ClientError as exc:
+        if exc.code.name != "ABORTED":
+            raise
+        raise CliError(
+            f"scenario {scenario_id} already exists: change its script with `seedbed scenario edit "
+            f"{scenario_id}`, or delete it first",
+            ExitCode.REFUSED,
+        ) from None
+    verb = "would create" if validate_only else "created"
+    g.emit(
+        made,
+        lambda: Text(
+            printable(f"{verb} scenario {made.id} in project {made.project_key} (revision {made.revision})")
+        ),
+    )
+
+
+def _keep(scenario_id: str, text: str) -> str:
+    """Write an edit that could not be saved to a file of its own; its path."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", scenario_id)
+    handle, path = tempfile.mkstemp(prefix=f"seedbed-{safe}-", suffix=".py", text=True)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
+
+
+@scenario.command()
+@click.argument("scenario_id", metavar="ID")
+@project_option
+@click.option(
+    "--script",
+    "script_file",
+    metavar="FILE",
+    help="save FILE's text instead of opening an editor (after merging a refused edit, or in scripts)",
+)
+@json_alias
+def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
+    """Edit the script of scenario ID in $VISUAL or $EDITOR, and save it when the editor closes.
+
+    The save carries the revision that was opened: if someone else changed the scenario
+    meanwhile, nothing is written (exit 8), your text is kept in a file the message names, and
+    the message says how to merge. Nothing changes when the file is left as it was.
+
+    -o json|yaml: the contract's Scenario as saved.
+
+    \b
+    Examples:
+      seedbed scenario edit nightly
+      EDITOR="code --wait" seedbed scenario edit nightly
+      seedbed scenario edit nightly --script merged.py
+    """
+    g = state()
+    client = g.client()
+    found = find_scenario(client, scenario_id, project).raw
+    if script_file:
+        text: str | None = _read(script_file, "the script")
+    else:
+        text = click.edit(found.script, extension=".py", require_save=True)
+    if text is None or text == found.script:
+        g.err.print(Text(printable(f"no change: scenario {found.id} stays at revision {found.revision}")))
+        return int(ExitCode.SUCCESS)
+    try:
+        saved = client.put_scenario(found.id, script=text, expected_revision=found.revision)
+    except ClientError as exc:
+        kept = script_file or _keep(found.id, text)
+        if exc.code.name == "ABORTED":
+            message = (
+                f"scenario {found.id} was changed by someone else since you opened revision "
+                f"{found.revision}: nothing was written\n"
+                f"  your text is kept in {kept}\n"
+                f"  to merge: `seedbed scenario show {found.id} --script` shows theirs; merge it into "
+                f"{kept}, then `seedbed scenario edit {found.id} --script {kept}`"
+            )
+        else:
+            message = (
+                f"the coordinator refused the edit of {found.id}: {printable(str(exc))}\n"
+                f"  your text is kept in {kept}; fix it, then `seedbed scenario edit {found.id} "
+                f"--script {kept}`"
+            )
+        raise CliError(message, for_status(exc.code)) from None
+    g.emit(saved, lambda: Text(printable(f"saved scenario {saved.id} (revision {saved.revision})")))
+    return int(ExitCode.SUCCESS)
+
+
+@scenario.command()
+@click.argument("scenario_ids", nargs=-1, required=True, metavar="ID...")
+@project_option
+@click.option("--yes", "-y", is_flag=True, help="do not ask (required off a terminal, e.g. in scripts)")
+@json_alias
+def delete(scenario_ids: tuple[str, ...], project: str | None, yes: bool) -> None:
+    """Delete scenarios (ID...): their script, settings and triggers go; runs already made stay.
+
+    On a terminal it asks first; in scripts (no terminal) it refuses unless --yes is given.
+
+    -o json|yaml: {"deleted": [scenario ids]}.
+
+    \b
+    Examples:
+      seedbed scenario delete nightly
+      seedbed scenario delete old-a old-b --yes
+    """
+    if not yes and not sys.stdin.isatty():
+        raise CliError("scenario delete asks before deleting, and there is no terminal to ask on: add --yes")
+    g = state()
+    client = g.client()
+    found = [find_scenario(client, scenario_id, project) for scenario_id in scenario_ids]
+    if not yes:
+        names = ", ".join(printable(s.id) for s in found)
+        click.confirm(f"delete {len(found)} scenario(s): {names}?", abort=True, err=True)
+    deleted = []
+    for item in found:
+        item.delete()
+        deleted.append(item.id)
+    g.emit(
+        {"deleted": deleted},
+        lambda: Text(printable(f"deleted {len(deleted)} scenario(s): {', '.join(deleted)}")),
+    )
+
+
+for _command in (fire, runs, enable, disable, set_run_as, set_sender, add_trigger, remove_trigger):
+    scenario.add_command(_command)
+
+__all__ = ["scenario"]
