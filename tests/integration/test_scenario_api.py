@@ -59,9 +59,11 @@ def test_the_scenario_api_on_real_runs(coordinator: tuple[Any, Client]) -> None:
         (2, "check", "SUCCESS"),
     ]
     assert all(set(s.task_ids) == task_ids and len(next(iter(task_ids))) >= 16 for s in details.steps)
+    assert all(s.job_ids == s.task_ids for s in details.steps)  # no write batches in this script
     assert run.get_log(step_id="load").splitlines()[-1].endswith("loading")
     assert "checking" not in run.get_log(step_id="load")
-    assert stepped.get_last_finished_run().id == run.id  # type: ignore[union-attr]
+    assert stepped.get_last_finished_run().id == run.id
+    assert stepped.get_average_duration(limit=1) == run.duration.total_seconds()
 
     with pytest.raises(RunFailedError) as failed:
         stepped.run_and_wait(params={"fail": "yes"})
@@ -76,6 +78,7 @@ def test_the_scenario_api_on_real_runs(coordinator: tuple[Any, Client]) -> None:
     with pytest.raises(FireCancelledError) as cancelled:
         fires[2].wait_for_scenario_run()
     assert cancelled.value.reason.startswith("already running")
+    assert fires[2].is_cancelled(refresh=True) and fires[2].get_scenario_run() is None
     assert warns.run_and_wait(no_fail=True).outcome == "WARNING"
     with pytest.raises(RunFailedError):
         warns.run_and_wait()
