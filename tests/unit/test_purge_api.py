@@ -131,27 +131,30 @@ def test_seedbed_run_purge_prints_tables_and_keeps_files_named_purge_runnable(
     run_id, _, _ = _seeded_run(coordinator, client, tmp_path)
     assert main([*address, "run", "purge", run_id, "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"run {run_id}: dry run, nothing deleted; a purge would delete 9 row(s)"
+    assert " ".join(line.strip() for line in out[:2]) == f"run {run_id}: dry run, nothing deleted; a purge would delete 9 row(s)"
+    out = out[1:]  # the first line wraps at 80 columns
     assert out[2].split() == ["CONNECTION", "TABLE", "WOULD", "DELETE", "RECORDED", "BATCHES"]
     assert [line.split() for line in out[3:5]] == [
         ["conn_twin", "parents", "6", "6", "2"],
         ["conn_children", "children", "3", "3", "1"],
     ]
     assert "  conn_gone: deleted since the run" in "\n".join(out)
-    assert main([*address, "run", "purge", run_id, "--json"]) == 0
+    assert main([*address, "run", "purge", run_id, "--yes", "-o", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["runId"] == run_id and document["dryRun"] is False and document["failures"] == []
-    assert [int(t["rowsDeleted"]) for t in document["targets"]] == [6, 3]
-    assert main([*address, "run", "purge", run_id]) == 0
+    assert document["run_id"] == run_id and document["dry_run"] is False and document["failures"] == []
+    assert [int(t["rows_deleted"]) for t in document["targets"]] == [6, 3]
+    assert main([*address, "run", "purge", run_id, "--yes"]) == 0
     assert "nothing to purge" in capsys.readouterr().out
+    assert main([*address, "run", "purge", run_id]) == 2  # off a terminal: --yes is required
+    assert "--yes" in capsys.readouterr().err
 
-    assert main([*address, "run", "purge", "run_nope"]) == 2
+    assert main([*address, "run", "purge", "run_nope", "--yes"]) == 5
     assert "NOT_FOUND" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)
-    assert main([*address, "run", "purge"]) == 2  # a file named purge, which is missing
-    assert "seedbed run purge RUN" in capsys.readouterr().err
+    assert main([*address, "run", "purge"]) == 2
+    assert "Missing argument 'RUN'" in capsys.readouterr().err
     (tmp_path / "purge").write_text("print from a file named purge\n")
-    assert main([*address, "run", "./purge", "--no-follow"]) == 0
+    assert main([*address, "run", "submit", "purge", "--no-follow"]) == 0
     assert capsys.readouterr().out.strip().startswith("run_")
-    assert main([*address, "run", "./purge", "--dry-run"]) == 2
-    assert "--dry-run goes with" in capsys.readouterr().err
+    assert main([*address, "run", "submit", "./purge", "--dry-run"]) == 2
+    assert "No such option '--dry-run'" in capsys.readouterr().err

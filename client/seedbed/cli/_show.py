@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Group, RenderableType
 from rich.text import Text
 
@@ -51,10 +52,13 @@ def document(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> dict[str, A
 
 
 def _duration(run: run_pb2.Run) -> str:
-    if not (run.HasField("start_time") and run.HasField("end_time")):
+    return _took(run.start_time, run.end_time)
+
+
+def _took(start: Timestamp, end: Timestamp) -> str:
+    if not (start.seconds or start.nanos) or not (end.seconds or end.nanos):
         return ""
-    seconds = (run.end_time.ToDatetime() - run.start_time.ToDatetime()).total_seconds()
-    return f"{seconds:.2f}s"
+    return f"{(end.ToDatetime() - start.ToDatetime()).total_seconds():.2f}s"
 
 
 def _error(error: run_pb2.ErrorDetails) -> str:
@@ -68,10 +72,11 @@ _ATTEMPTS = (
     Column("ATTEMPT", lambda a: a.number, justify="right"),
     Column("OUTCOME", lambda a: a.outcome or a.state),
     Column("NODE", lambda a: a.node, max_width=20),
-    Column("TASK", lambda a: a.task_id),
+    Column("PID", lambda a: str(a.worker_pid or ""), justify="right"),
     Column("STARTED", lambda a: when(a.start_time)),
-    Column("ENDED", lambda a: when(a.end_time)),
-    Column("ERROR", lambda a: _error(a.error), overflow="ellipsis", max_width=60),
+    Column("TOOK", lambda a: _took(a.start_time, a.end_time), justify="right"),
+    # The attempt's outcome is its failure reason already.
+    Column("ERROR", lambda a: f"{a.error.type}: {a.error.message}" if a.error.type else "", max_width=60),
 )
 _STEPS = (
     Column("STEP", lambda s: s.number, justify="right"),
