@@ -126,3 +126,35 @@ def test_run_show_does_not_break_running_files(
     assert "is now `seedbed run submit ./show`" in capsys.readouterr().err
     assert main([*address, "run", "submit", "a.py", "b.py"]) == 2
     assert "unexpected extra argument" in capsys.readouterr().err.lower()
+
+
+class _FlakyRuns(run_pb2_grpc.RunServiceServicer):
+    """Answers UNAVAILABLE to the first RunScenario call, as if the answer had been lost."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self._lock = threading.Lock()
+
+    def RunScenario(self, request: run_pb2.RunScenarioRequest, context: grpc.ServicerContext) -> Any:
+        with self._lock:
+            self.keys.append(request.idempotency_key)
+            first = len(self.keys) == 1
+        if first:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "connection reset")
+        return run_pb2.RunScenarioResponse(fire=run_pb2.TriggerFire(id="fire_1", run_id="run_1"))
+
+
+def test_a_retried_run_call_reuses_its_idempotency_key() -> None:
+    servicer = _FlakyRuns()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    run_pb2_grpc.add_RunServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with Client(f"127.0.0.1:{port}") as client:
+            assert client.run("scn_any").run_id == "run_1"
+            assert client.run("scn_any", idempotency_key="mine").run_id == "run_1"
+    finally:
+        server.stop(None)
+    generated, again, mine = servicer.keys
+    assert generated and generated == again and mine == "mine"
