@@ -16,7 +16,7 @@ import pytest
 
 import seedbed.client.aio
 from seedbed.client import Client, ClientError
-from seedbed.client.aio import AsyncClient, AsyncScenarioRun
+from seedbed.client.aio import AsyncClient, AsyncScenario, AsyncScenarioRun, AsyncScenarioSettings
 from seedbed.client.aio._client import _ScopedClient
 from seedbed.client.aio._facade import (
     ATTRIBUTE,
@@ -27,6 +27,7 @@ from seedbed.client.aio._facade import (
     Editable,
     Facade,
     Member,
+    Threaded,
     attribute,
     editable,
     kind_of,
@@ -391,6 +392,9 @@ def test_every_declaration_serves_the_sync_member_of_its_name_as_its_kind() -> N
                 assert member.kind == kind or (member.kind, kind) == (LOCAL, THREADED), where
                 if isinstance(member, Editable):
                     assert inspect.getattr_static(sync, name).fset is not None, f"{where} cannot be set"
+                if isinstance(member, Threaded) and member.face is not None:  # threaded_as
+                    returns = inspect.signature(member.source).return_annotation  # type: ignore[arg-type]
+                    assert Bridge.faces[getattr(inspect.getmodule(member.source), returns)] is member.face
             elif inspect.iscoroutinefunction(member) and name not in _CLOSING:
                 assert kind_of(sync, name) == THREADED, f"{where} is written out for a non-method"
 
@@ -480,6 +484,26 @@ async def test_closing_the_client_cancels_what_still_waits(fake_coordinator: tup
     await client.aclose()  # again: nothing to do
     with Client(coordinator.address) as sync:
         sync.abort(started.id, "done")
+
+
+async def test_settings_are_changed_as_they_are_and_saved_awaited(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    coordinator, sync = fake_coordinator
+    async with AsyncClient(coordinator.address) as client:
+        project = await client.get_default_project()
+        scenario = await project.create_scenario("nightly", "Nightly", "print hi")
+        settings = await scenario.get_settings()
+        assert isinstance(settings, AsyncScenarioSettings)
+        settings.active = False
+        settings.overlap_policy = "QUEUE_ONE"
+        trigger = settings.add_daily_trigger(hour=3, name="at three")  # no await: it only edits
+        assert trigger.name == "at three" and not settings.raw.active
+        assert await settings.save() is settings
+        stored = sync.get_scenario(scenario.id).settings
+        assert (stored.active, [t.name for t in stored.triggers]) == (False, ["at three"])
+        assert [item.id for item in await project.list_scenarios()] == [scenario.id]
+        assert [type(s) for s in await project.list_scenarios("objects")] == [AsyncScenario]
 
 
 def test_one_client_serves_successive_event_loops(fake_coordinator: tuple[Any, Client]) -> None:

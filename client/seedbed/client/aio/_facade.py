@@ -234,6 +234,10 @@ class Member:
 class Threaded(Member, Generic[P, R]):
     kind = THREADED
 
+    def __init__(self, source: object, face: type[Facade[Any]] | None = None) -> None:
+        super().__init__(source)
+        self.face = face  # the facade it returns, when the declaration names it
+
     @overload
     def __get__(self, face: None, owner: type) -> Threaded[P, R]: ...
     @overload

@@ -21,10 +21,14 @@ from seedbed.client.aio._facade import Facade, Threaded, attribute, editable, lo
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Facade[Any])
 
 
 # fmt: off
-# The type checker's table from what a sync method returns to what its facade returns.
+# The type checker's table from what a sync method returns to what its facade returns. None comes
+# first: a method returning None would match "X | None" too.
+@overload
+def threaded(method: Callable[Concatenate[Any, P], None]) -> Threaded[P, None]: ...
 @overload
 def threaded(method: Callable[Concatenate[Any, P], Project]) -> Threaded[P, AsyncProject]: ...
 @overload
@@ -75,31 +79,10 @@ def threaded(method: Callable[..., Any]) -> Threaded[Any, Any]:
     return Threaded(method)
 
 
-class AsyncProject(Facade[Project], wraps=Project):
-    """``Project``, async: ``await project.get_scenario("x")``."""
-
-    raw: access_pb2.Project
-    key = attribute(Project.key)
-    name = attribute(Project.name)
-    description = attribute(Project.description)
-    create_time = attribute(Project.create_time)
-    role = attribute(Project.role)
-
-    get_scenario = threaded(Project.get_scenario)
-    create_scenario = threaded(Project.create_scenario)
-
-    @overload
-    async def list_scenarios(self, as_type: Literal["listitems"] = "listitems") -> list[ScenarioListItem]: ...
-    @overload
-    async def list_scenarios(self, as_type: Literal["objects"]) -> list[AsyncScenario]: ...
-    async def list_scenarios(
-        self, as_type: str = "listitems"
-    ) -> list[ScenarioListItem] | list[AsyncScenario]:
-        """Every scenario of the project: ``ScenarioListItem`` values, or with
-        ``as_type="objects"``, ``AsyncScenario`` objects."""
-        # Written out: the sync method is overloaded, which a ParamSpec cannot carry.
-        scenarios: list[ScenarioListItem] | list[AsyncScenario] = await self._call("list_scenarios", as_type)
-        return scenarios
+def threaded_as(face: type[F], method: Callable[Concatenate[Any, P], object]) -> Threaded[P, F]:
+    """``threaded``, the facade it returns named: for a method with ``Any`` among its parameters'
+    types, where mypy does not choose among ``threaded``'s signatures (and would type it Any)."""
+    return Threaded(method, face)
 
 
 class AsyncScenario(Facade[Scenario], wraps=Scenario):
@@ -112,16 +95,37 @@ class AsyncScenario(Facade[Scenario], wraps=Scenario):
 
     refresh = threaded(Scenario.refresh)
     delete = threaded(Scenario.delete)
+    get_payload = threaded(Scenario.get_payload)
+    set_payload = threaded(Scenario.set_payload)
     run = threaded(Scenario.run)
     run_and_wait = threaded(Scenario.run_and_wait)
     get_last_runs = threaded(Scenario.get_last_runs)
-    get_last_finished_run = threaded(Scenario.get_last_finished_run)
-    get_last_successful_run = threaded(Scenario.get_last_successful_run)
     get_current_run = threaded(Scenario.get_current_run)
+    get_average_duration = threaded(Scenario.get_average_duration)
     get_run = threaded(Scenario.get_run)
     get_runs_by_date = threaded(Scenario.get_runs_by_date)
     get_settings = threaded(Scenario.get_settings)
     get_status = threaded(Scenario.get_status)
+
+    # Written out: the sync methods are overloaded (no_fail=True may answer None), which a
+    # ParamSpec cannot carry.
+    @overload
+    async def get_last_finished_run(self, no_fail: Literal[False] = False) -> AsyncScenarioRun: ...
+    @overload
+    async def get_last_finished_run(self, no_fail: bool) -> AsyncScenarioRun | None: ...
+    async def get_last_finished_run(self, no_fail: bool = False) -> AsyncScenarioRun | None:
+        """The newest run that ended; none: NoRunError, or None with ``no_fail``."""
+        run: AsyncScenarioRun | None = await self._call("get_last_finished_run", no_fail)
+        return run
+
+    @overload
+    async def get_last_successful_run(self, no_fail: Literal[False] = False) -> AsyncScenarioRun: ...
+    @overload
+    async def get_last_successful_run(self, no_fail: bool) -> AsyncScenarioRun | None: ...
+    async def get_last_successful_run(self, no_fail: bool = False) -> AsyncScenarioRun | None:
+        """The newest run that ended SUCCESS; none: NoRunError, or None with ``no_fail``."""
+        run: AsyncScenarioRun | None = await self._call("get_last_successful_run", no_fail)
+        return run
 
 
 class AsyncTriggerFire(Facade[TriggerFire], wraps=TriggerFire):
@@ -138,6 +142,8 @@ class AsyncTriggerFire(Facade[TriggerFire], wraps=TriggerFire):
     create_time = attribute(TriggerFire.create_time)
 
     refresh = threaded(TriggerFire.refresh)
+    is_cancelled = threaded(TriggerFire.is_cancelled)  # with refresh=True it asks the coordinator
+    get_scenario_run = threaded(TriggerFire.get_scenario_run)
     wait_for_scenario_run = threaded(TriggerFire.wait_for_scenario_run)
 
 
@@ -188,7 +194,10 @@ class AsyncScenarioSettings(Facade[ScenarioSettings], wraps=ScenarioSettings):
     script_modified_by = attribute(ScenarioSettings.script_modified_by)
     raw_triggers = attribute(ScenarioSettings.raw_triggers)
     raw_reporters = attribute(ScenarioSettings.raw_reporters)
+    triggers = attribute(ScenarioSettings.triggers)
+    reporters = attribute(ScenarioSettings.reporters)
     active = editable(ScenarioSettings.active)
+    refuse_runs_when_inactive = editable(ScenarioSettings.refuse_runs_when_inactive)
     run_as = editable(ScenarioSettings.run_as)
     overlap_policy = editable(ScenarioSettings.overlap_policy)
     retry_policy = editable(ScenarioSettings.retry_policy)
@@ -206,3 +215,30 @@ class AsyncScenarioSettings(Facade[ScenarioSettings], wraps=ScenarioSettings):
     set_email_sender = local(ScenarioSettings.set_email_sender)
     remove_reporter = local(ScenarioSettings.remove_reporter)
     save = threaded(ScenarioSettings.save)
+
+
+class AsyncProject(Facade[Project], wraps=Project):
+    """``Project``, async: ``await project.get_scenario("x")``."""
+
+    raw: access_pb2.Project
+    key = attribute(Project.key)
+    name = attribute(Project.name)
+    description = attribute(Project.description)
+    create_time = attribute(Project.create_time)
+    role = attribute(Project.role)
+
+    get_scenario = threaded(Project.get_scenario)
+    create_scenario = threaded_as(AsyncScenario, Project.create_scenario)
+
+    # Written out: the sync method is overloaded, which a ParamSpec cannot carry.
+    @overload
+    async def list_scenarios(self, as_type: Literal["listitems"] = "listitems") -> list[ScenarioListItem]: ...
+    @overload
+    async def list_scenarios(self, as_type: Literal["objects"]) -> list[AsyncScenario]: ...
+    async def list_scenarios(
+        self, as_type: str = "listitems"
+    ) -> list[ScenarioListItem] | list[AsyncScenario]:
+        """Every scenario of the project: ``ScenarioListItem`` values, or with
+        ``as_type="objects"``, ``AsyncScenario`` objects."""
+        scenarios: list[ScenarioListItem] | list[AsyncScenario] = await self._call("list_scenarios", as_type)
+        return scenarios
