@@ -173,7 +173,7 @@ async def test_members_not_declared_are_served_by_their_kind(bridge: Bridge) -> 
         ATTRIBUTE,
     ]
     assert [n async for n in face.numbers()] == [1, 2, 3]
-    assert face.threads == []  # a plain attribute of the object
+    assert face.threads == [] and face.threads is face._target.threads  # the object's own list
     assert "children" in dir(face) and "refresh" in dir(face)
     with pytest.raises(AttributeError):
         face._name  # noqa: B018 - private members are not served
@@ -502,6 +502,18 @@ async def test_settings_are_changed_as_they_are_and_saved_awaited(
         assert await settings.save() is settings
         stored = sync.get_scenario(scenario.id).settings
         assert (stored.active, [t.name for t in stored.triggers]) == (False, ["at three"])
+
+        # Dataiku's raw dicts: the very list the sync settings hand out, edited in place.
+        settings = await scenario.get_settings()
+        settings.add_email_reporter(["team@example.com"], sender="old@example.com")
+        for reporter in settings.raw_reporters:
+            reporter["messaging"]["configuration"]["sender"] = "new@example.com"
+        settings.raw_reporters.append(
+            {"messaging": {"type": "mail-scenario", "configuration": {"recipient": "ops@example.com"}}}
+        )
+        await settings.save()
+        senders = [r.email.sender for r in sync.get_scenario(scenario.id).settings.reporters]
+        assert senders == ["new@example.com", ""]
         assert [item.id for item in await project.list_scenarios()] == [scenario.id]
         assert [type(s) for s in await project.list_scenarios("objects")] == [AsyncScenario]
 

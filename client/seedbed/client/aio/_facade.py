@@ -77,10 +77,8 @@ class Bridge:
                 face = face_class(value, self)
                 self._made[id(value)] = face
             return face
-        if isinstance(value, list):
-            return [self.wrap(item) for item in value]
-        if isinstance(value, tuple) and type(value) is tuple:
-            return tuple(self.wrap(item) for item in value)
+        if type(value) in (list, tuple):
+            return _mapped(value, self.wrap)
         return value
 
     def unwrap(self, value: Any, loop: asyncio.AbstractEventLoop | None) -> Any:
@@ -88,8 +86,8 @@ class Bridge:
         that runs on that loop (and gets facades), for the thread to call."""
         if isinstance(value, Facade):
             return value._target
-        if isinstance(value, list | tuple) and type(value) in (list, tuple):
-            return type(value)(self.unwrap(item, loop) for item in value)
+        if type(value) in (list, tuple):
+            return _mapped(value, lambda item: self.unwrap(item, loop))
         if loop is not None and callable(value) and not isinstance(value, type):
             return self._on_loop(loop, value)
         return value
@@ -117,6 +115,15 @@ class Bridge:
             return done.result()
 
         return on_loop
+
+
+def _mapped(items: list[Any] | tuple[Any, ...], function: Callable[[Any], Any]) -> Any:
+    """``items`` mapped by ``function``; the very same list when nothing changed (a list handed out
+    to be edited in place, as ``settings.raw_reporters``, stays that list)."""
+    mapped = [function(item) for item in items]
+    if all(new is old for new, old in zip(mapped, items, strict=True)):
+        return items
+    return mapped if type(items) is list else tuple(mapped)
 
 
 def _settle(done: concurrent.futures.Future[Any], task: asyncio.Future[Any]) -> None:
