@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +28,46 @@ def test_run_follow_exit_codes_logs_runs_abort(coordinator: tuple[Any, Client], 
     address = ["--address", coord.address]
     good = tmp_path / "good.py"
     good.write_text("from seedbed.sdk import params\nprint('hi', params['name'])\n")
-    result = seedbed(*address, "run", str(good), "--param", "name=ann")
+    result = seedbed(*address, "run", "submit", str(good), "--param", "name=ann")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["hi ann"]
     assert "SUCCESS" in result.stderr
 
     bad = tmp_path / "bad.py"
     bad.write_text("print('about to fail')\nraise ValueError('no such customer')\n")
-    result = seedbed(*address, "run", str(bad))
+    result = seedbed(*address, "run", "submit", str(bad))
     assert result.returncode == 1
     assert "about to fail" in result.stdout
     assert "ValueError: no such customer (line 2)" in result.stderr
 
     warn = tmp_path / "warn.py"
     warn.write_text("from seedbed.sdk import log\nlog.warning('careful')\n")
-    assert seedbed(*address, "run", str(warn)).returncode == 4
+    assert seedbed(*address, "run", "submit", str(warn)).returncode == 4
 
-    listing = seedbed(*address, "runs", "--json")
+    listing = seedbed(*address, "run", "list", "-o", "json")
     runs = json.loads(listing.stdout)
     assert [r["state"] for r in runs][:3] == ["RUN_STATE_WARNING", "RUN_STATE_FAILED", "RUN_STATE_SUCCESS"]
     good_run = runs[2]["id"]
-    logs = seedbed(*address, "logs", good_run)
+    logs = seedbed(*address, "run", "logs", good_run)
     assert logs.returncode == 0 and "hi ann" in logs.stdout
-    aborted = seedbed(*address, "abort", good_run)
+    aborted = seedbed(*address, "run", "abort", good_run)
     assert aborted.returncode == 0 and "had already ended (SUCCESS)" in aborted.stdout
 
 
 def test_bad_invocations_say_what_is_wrong(coordinator: tuple[Any, Client], tmp_path: Path) -> None:
     coord, _ = coordinator
-    result = seedbed("--address", coord.address, "run", str(tmp_path / "missing.py"))
+    result = seedbed("--address", coord.address, "run", "submit", str(tmp_path / "missing.py"))
     assert result.returncode == 2 and "cannot read" in result.stderr
-    result = seedbed("--address", coord.address, "logs", "run_unknown")
-    assert result.returncode == 2 and "NOT_FOUND" in result.stderr
-    result = seedbed("--address", "127.0.0.1:1", "runs")
-    assert result.returncode == 2 and "seedbed server" in result.stderr
+    result = seedbed("--address", coord.address, "run", "logs", "run_unknown")
+    assert result.returncode == 5 and "NOT_FOUND" in result.stderr
+    started = time.monotonic()
+    result = seedbed("--address", "127.0.0.1:1", "run", "list")
+    assert result.returncode == 7 and "seedbed server" in result.stderr
+    assert time.monotonic() - started < 10  # said within the 2 s connect wait, plus start-up
     empty = tmp_path / "empty.py"
     empty.write_text("")
-    result = seedbed("--address", coord.address, "run", str(empty))
-    assert result.returncode == 2 and "INVALID_ARGUMENT" in result.stderr
+    result = seedbed("--address", coord.address, "run", "submit", str(empty))
+    assert result.returncode == 8 and "INVALID_ARGUMENT" in result.stderr
 
 
 def test_local_run_of_the_example(tmp_path: Path) -> None:
@@ -79,6 +82,7 @@ def test_local_run_of_the_example(tmp_path: Path) -> None:
             "-m",
             "seedbed.cli",
             "run",
+            "submit",
             "--local",
             str(ROOT / "examples" / "hello.py"),
             "-p",
@@ -129,7 +133,7 @@ def test_server_command_serves_and_reports_an_unreachable_engine(tmp_path: Path)
         assert "Docker engine unreachable" in text and "/nonexistent/docker.sock" in text, text
         script = tmp_path / "hi.py"
         script.write_text("print('hi')\n")
-        result = seedbed("--address", f"127.0.0.1:{port}", "run", str(script))
+        result = seedbed("--address", f"127.0.0.1:{port}", "run", "submit", str(script))
         assert result.returncode == 1
         assert "INFRASTRUCTURE" in result.stderr and "unreachable" in result.stderr
     finally:

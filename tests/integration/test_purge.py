@@ -392,7 +392,7 @@ def test_seedbed_run_purge_command(
             "INSERT INTO orders (id, customer_id, amount, status, ordered_at) "
             "SELECT 999999, min(id), 1, 'kept', now() FROM customers"
         )
-    stopped = seedbed(*address, "run", "purge", run.id)
+    stopped = seedbed(*address, "run", "purge", run.id, "--yes")
     assert stopped.returncode == 1, stopped.stdout + stopped.stderr
     assert "purged 500 row(s)" in stopped.stdout
     assert "FAILED on conn_postgres, table customers, call " in stopped.stdout
@@ -401,19 +401,19 @@ def test_seedbed_run_purge_command(
 
     with psycopg.connect(target_pg, autocommit=True) as conn:
         conn.execute("DELETE FROM orders WHERE id = 999999")
-    resumed = seedbed(*address, "run", "purge", run.id, "--json")
+    resumed = seedbed(*address, "run", "purge", run.id, "--yes", "-o", "json")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     report = json.loads(resumed.stdout)
-    assert report["runId"] == run.id and report["dryRun"] is False and report["failures"] == []
-    assert [(t["table"], int(t["rowsDeleted"]), int(t["rowsRecorded"])) for t in report["targets"]] == [
+    assert report["run_id"] == run.id and report["dry_run"] is False and report["failures"] == []
+    assert [(t["table"], int(t["rows_deleted"]), int(t["rows_recorded"])) for t in report["targets"]] == [
         ("customers", 100, 100)
     ]
     assert _counts(target_pg) == (0, 0)
 
-    done = seedbed(*address, "run", "purge", run.id)
+    done = seedbed(*address, "run", "purge", run.id, "--yes")
     assert done.returncode == 0 and "nothing to purge" in done.stdout
 
-    unknown = seedbed(*address, "run", "purge", "run_0123456789abcdef")
-    assert unknown.returncode == 2 and "NOT_FOUND" in unknown.stderr
+    unknown = seedbed(*address, "run", "purge", "run_0123456789abcdef", "--yes")
+    assert unknown.returncode == 5 and "NOT_FOUND" in unknown.stderr
     misplaced = seedbed(*address, "run", "show", run.id, "--dry-run")
-    assert misplaced.returncode == 2 and "--dry-run goes with `seedbed run purge RUN`" in misplaced.stderr
+    assert misplaced.returncode == 2 and "No such option '--dry-run'" in misplaced.stderr

@@ -61,7 +61,7 @@ def test_json_logs_name_the_run_and_metrics_are_served(tmp_path: Path) -> None:
 
         script = tmp_path / "hi.py"
         script.write_text("print('hi')\n")
-        result = seedbed("--address", f"127.0.0.1:{port}", "run", str(script))
+        result = seedbed("--address", f"127.0.0.1:{port}", "run", "submit", str(script))
         assert result.returncode == 1
 
         def scraped() -> bool:
