@@ -289,7 +289,9 @@ def test_the_bulk_example_through_the_cli(coordinator: tuple[Any, Client], bulk_
         "20000",
     )
     assert created.returncode == 0, created.stderr
-    run = seedbed(*address, "run", "submit", str(EXAMPLE / "seed.py"), "-p", "customers=40000", "-p", "orders=120000")
+    run = seedbed(
+        *address, "run", "submit", str(EXAMPLE / "seed.py"), "-p", "customers=40000", "-p", "orders=120000"
+    )
     assert run.returncode == 0, run.stderr
     assert "seeded 40,000 customers and 120,000 orders" in run.stdout
     assert "insert orders: 120,000 rows in" in run.stderr
