@@ -2,6 +2,7 @@
 
 For services and notebooks (it works in a loop that is already running, as Jupyter's)::
 
+    from seedbed.client import LogEvent
     from seedbed.client.aio import AsyncClient
 
     async with AsyncClient("127.0.0.1:50051", api_key="sbk_…") as client:

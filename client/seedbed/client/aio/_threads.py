@@ -257,10 +257,9 @@ class Runner:
         cancels the stream's calls."""
         scope = self._open()
         context = scope.context()
-        idle = True  # no thread is running the iterator (it may be closed here)
+        idle = False  # True while suspended at a yield: no thread runs the iterator, it may be closed
         iterator: Iterator[Y] | None = None
         try:
-            idle = False
             iterator = await self._in_thread(scope, context, lambda: iter(function(*args, **kwargs)))
             while True:
                 item = await self._in_thread(scope, context, next, iterator, _END)
