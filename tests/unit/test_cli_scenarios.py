@@ -126,9 +126,14 @@ def test_bad_input_and_refusals_have_their_exit_codes(fake_coordinator: tuple[An
     assert code == 2 and "Did you mean: show" in err
 
 
-def test_usage_errors_are_found_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_are_found_before_any_call(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Nothing answers at this address: only a check made before any call can answer 2."""
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.delenv("EDITOR", raising=False)
     for argv, words in (
+        (["scenario", "edit", "a"], "--script FILE"),
         (["scenario", "disable"], "--all"),
         (["scenario", "enable", "a", "--all"], "--from-state FILE"),
         (["scenario", "set-run-as", "--from-user", "u1"], "--to-user"),

@@ -28,10 +28,10 @@ from seedbed.cli._context import CliError, Globals, SeedbedCommand, state
 from seedbed.cli._exits import ExitCode, for_run_state, worst
 from seedbed.cli._follow import OnInterrupt, ctrl_c, on_interrupt_option
 from seedbed.cli._output import Column, printable, table
+from seedbed.cli._runs import ENV_IDEMPOTENCY_KEY, runs_table
 from seedbed.cli._scenario_options import find_scenario, json_alias, params_option, project_option
 from seedbed.client import ScenarioRun, TriggerFire
 
-ENV_IDEMPOTENCY_KEY = "SEEDBED_IDEMPOTENCY_KEY"
 # From this many columns the fires are a table; below, each fire's fields are stacked.
 WIDE = 80
 
@@ -258,16 +258,6 @@ def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
-# The columns of a runs table (the same as `seedbed run list`, less the scenario).
-RUN_COLUMNS = [
-    Column("RUN", lambda r: r.id),
-    Column("STATE", lambda r: r.state),
-    Column("STARTED", lambda r: r.raw.start_time),
-    Column("TIME", lambda r: _seconds(r.duration), justify="right"),
-    Column("ERROR", _error, overflow="ellipsis"),
-]
-
-
 @click.command(cls=SeedbedCommand)
 @click.argument("scenario_id", metavar="ID")
 @click.option(
@@ -296,7 +286,7 @@ def runs(
     to_date: datetime | None,
     project: str | None,
 ) -> None:
-    """The runs of scenario ID, newest first.
+    """The runs of scenario ID, newest first (the table of `seedbed run list`, less the scenario).
 
     -o json|yaml: a list of the contract's Run (as `seedbed run show -o json` prints one).
 
@@ -321,7 +311,8 @@ def runs(
         found = item.get_last_runs(limit, outcomes=["SUCCESS"])
     else:
         found = item.get_last_runs(limit, only_finished_runs=finished)
-    g.emit([r.raw for r in found], lambda: table(found, RUN_COLUMNS))
+    messages = [r.raw for r in found]
+    g.emit(messages, lambda: runs_table(messages, width=g.out.width, scenario=False))
 
 
-__all__ = ["ENV_IDEMPOTENCY_KEY", "RUN_COLUMNS", "exit_code", "fire", "runs"]
+__all__ = ["exit_code", "fire", "runs"]

@@ -403,6 +403,14 @@ def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
       EDITOR="code --wait" seedbed scenario edit nightly
       seedbed scenario edit nightly --script merged.py
     """
+    if (
+        not script_file
+        and not sys.stdin.isatty()
+        and not (os.environ.get("VISUAL") or os.environ.get("EDITOR"))
+    ):
+        raise CliError(
+            "scenario edit opens an editor on a terminal; without one, set EDITOR or give --script FILE"
+        )
     g = state()
     client = g.client()
     found = find_scenario(client, scenario_id, project).raw
