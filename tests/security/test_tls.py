@@ -375,7 +375,7 @@ def test_the_cli_speaks_tls_with_its_global_options(ray_session: None, tmp_path:
         # client certificate missing, a usage error (2) for a certificate without its key.
         result = _seedbed("--address", address, "whoami")
         assert result.returncode == 7, result.stderr
-        assert "does it speak TLS? give an https:// address" in result.stderr
+        assert "if it serves TLS, connect with an https:// address" in result.stderr
         assert "Traceback" not in result.stderr
         result = _seedbed("--address", address, "--tls", "--tls-ca-file", str(pki.ca), "whoami")
         assert result.returncode == 7, result.stderr

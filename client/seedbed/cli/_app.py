@@ -97,7 +97,8 @@ def cli() -> None:
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
-    """Print the shell's completion script for `seedbed`.
+    """Print the completion script of SHELL (bash, zsh or fish) for `seedbed`: commands, options
+    and choices complete at a TAB.
 
     \b
     Examples:

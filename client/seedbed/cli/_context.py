@@ -25,7 +25,7 @@ import click
 from rich.console import Console
 
 from seedbed.cli._exits import ExitCode
-from seedbed.cli._output import FORMATS, Format, consoles, dump
+from seedbed.cli._output import FORMATS, Format, consoles, dump, printable
 from seedbed.cli._profiles import Profile, ProfileError, ProfileFile
 from seedbed.client import Client
 
@@ -125,17 +125,25 @@ class Globals:
             )
         except ValueError as exc:  # ConnectionSettingsError: contradictions, unreadable files
             raise CliError(str(exc)) from None
-        if not client.wait_until_ready(CONNECT_SECONDS):
+        refused = client.wait_until_ready(CONNECT_SECONDS)
+        if refused is not None:
             client.close()
-            raise CliError(self.unreachable(address), ExitCode.UNREACHABLE)
+            raise CliError(self.unreachable(address, refused.details), ExitCode.UNREACHABLE)
         click.get_current_context().call_on_close(client.close)
         self._made["client"] = client
         return client
 
-    def unreachable(self, address: str) -> str:
+    def unreachable(self, address: str, details: str) -> str:
+        """What to say when nothing answers at ``address``: gRPC's reason, then what to check (the
+        client's own line when TLS explains it, the usual suspects otherwise)."""
         where = f" (profile {self.profile_name!r})" if self.profile_name else ""
+        reason, _, hint = details.partition("\n")
+        text = f"no coordinator answered at {address}{where} within {CONNECT_SECONDS:g} s"
+        text += f" ({printable(reason)})" if reason else ""
+        if hint.strip():
+            return f"{text}\n  {printable(hint.strip())}"
         return (
-            f"no coordinator answered at {address}{where} within {CONNECT_SECONDS:g} s\n"
+            f"{text}\n"
             "  is it running? start one with `seedbed server`, or run one scenario with "
             "`seedbed run submit FILE --local`\n"
             f"  is the address right? --address, {ENV_ADDRESS}, or `seedbed login` for a profile\n"
@@ -291,6 +299,16 @@ class SeedbedCommand(click.Command):
             )
 
 
+def _looks_like_a_file(word: str) -> bool:
+    """Whether an unknown word in a group with a fallback names a file (``seedbed run hello.py``):
+    a path, a ``.py`` name or a file that exists; anything else gets "did you mean"."""
+    return (
+        bool(word)
+        and not word.startswith("-")
+        and ("/" in word or word.endswith(".py") or os.path.exists(word))
+    )
+
+
 class SeedbedGroup(click.Group):
     """A group that suggests close commands for a typo, keeps old spellings as hidden aliases that
     say their new name, and (``fallback``) may read an unknown first word as a command's argument
@@ -341,8 +359,7 @@ class SeedbedGroup(click.Group):
             return super().resolve_command(ctx, args)
         if (
             self.fallback
-            and name
-            and not name.startswith("-")
+            and _looks_like_a_file(name)
             and super().get_command(ctx, name) is None
             and name not in self.aliases
         ):

@@ -189,15 +189,22 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def wait_until_ready(self, timeout: float) -> bool:
-        """Whether the coordinator's address accepts a connection within ``timeout`` seconds (the
-        TLS handshake included); False says nothing answers there. Calls need not wait for this:
-        it lets a command say "unreachable" quickly instead of after its retries."""
+    def wait_until_ready(self, timeout: float) -> ClientError | None:
+        """None when the coordinator's address accepts a connection within ``timeout`` seconds (the
+        TLS handshake included); otherwise the UNAVAILABLE error a call gets there, with gRPC's
+        reason and what to check (a TLS mismatch, an untrusted certificate). Calls need not wait
+        for this: it lets a caller say "unreachable" at once instead of after its retries."""
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            return None
         except grpc.FutureTimeoutError:
-            return False
-        return True
+            pass
+        try:
+            self._access.WhoAmI(access_pb2.WhoAmIRequest(), timeout=0.5)
+        except grpc.RpcError as exc:
+            if exc.code() in _RETRYABLE:
+                return _wrap(exc, self._transport)
+        return None  # it answered meanwhile (a refusal is an answer)
 
     def _call(
         self, method: object, request: object, *, retry: bool = True, timeout: float | None = None
