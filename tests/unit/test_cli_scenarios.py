@@ -345,6 +345,22 @@ def test_fire_wait_worst_outcome_and_cancelled_fires(fake_coordinator: tuple[Any
     assert code == 8 and "CANCELLED" in out
 
 
+def test_a_queued_fire_waits_for_its_run(
+    fake_coordinator: tuple[Any, Client], cli: Cli, tmp_path: Path
+) -> None:
+    script = tmp_path / "queued.py"
+    script.write_text("sleep 0.3\nprint done")
+    assert (
+        cli("scenario", "create", "queued", "--script", str(script), "--overlap-policy", "QUEUE_ONE")[0] == 0
+    )
+    code, out, err = cli("scenario", "fire", "queued", "queued", "--wait", "-o", "json")
+    assert code == 0, err
+    results = json.loads(out)
+    assert [r["run"]["state"] for r in results] == ["RUN_STATE_SUCCESS", "RUN_STATE_SUCCESS"]
+    assert results[0]["run"]["id"] != results[1]["run"]["id"]
+    assert re.search(r"scn_queued fire_\S+ QUEUED \S", err)  # the second waited, saying why
+
+
 def test_fire_with_an_idempotency_key_starts_one_run(
     fake_coordinator: tuple[Any, Client], cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
