@@ -5,7 +5,9 @@ real sandbox).
 
 One wheel is built for the module (``pip wheel --no-deps``, hatchling from this environment); each
 Python gets a fresh venv in the module's temporary folder and ``pip install``s the wheel there
-(pip's cache serves the dependencies after the first time). The commands run with a small
+(pip's cache serves the dependencies after the first time). One more venv, on the oldest Python,
+holds every base requirement at its lower bound (``3.11-lowest``): the bounds pyproject.toml
+declares are the ones tested. The commands run with a small
 environment of their own: no PYTHONPATH, no user site, a configuration folder of their own.
 
 Interpreters are looked for under pyenv's versions folder, then as ``pythonX.Y`` on the PATH (this
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from seedbed.cli import _extras
 from seedbed.cli._extras import missing_distributions, require_extra
@@ -38,6 +42,8 @@ from tests.conftest import ADMIN_API_KEY, ROOT, settings_for
 pytestmark = pytest.mark.integration
 
 PYTHONS = ("3.11", "3.12", "3.13")
+# Each venv: a Python, or the oldest Python with the base requirements at their lower bounds.
+LOWEST = f"{PYTHONS[0]}-lowest"
 # Listing runs: `seedbed run list` (the old spelling `seedbed runs` is a hidden alias for a release).
 RUN_LIST = ("run", "list")
 # What the base install must never bring, whatever the extras' lists say.
@@ -94,7 +100,7 @@ def find_python(version: str) -> str | None:
 class LightVenv:
     """A clean venv with the base wheel installed, and the environment its commands run with."""
 
-    version: str
+    label: str
     root: Path
     env: dict[str, str]
 
@@ -130,18 +136,29 @@ def base_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheel
 
 
-@pytest.fixture(scope="module", params=PYTHONS)
+def lower_bounds() -> list[str]:
+    """Each base requirement pinned at its lower bound (``grpcio==1.85.1`` for ``grpcio>=1.85.1,<2``)."""
+    pins = []
+    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(line)
+        (lowest,) = [s.version for s in requirement.specifier if s.operator == ">="]
+        pins.append(f"{requirement.name}=={lowest}")
+    return pins
+
+
+@pytest.fixture(scope="module", params=[*PYTHONS, LOWEST])
 def light_venv(
     request: pytest.FixtureRequest, base_wheel: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> LightVenv:
-    version: str = request.param
+    label: str = request.param
+    version = label.removesuffix("-lowest")
     python = find_python(version)
     if python is None:
         message = f"no Python {version} here (pyenv's versions, PATH): pyenv install {version}"
         if _in_ci():
             pytest.fail(f"CI must test the client on every supported Python: {message}")
         pytest.skip(message)
-    root = tmp_path_factory.mktemp(f"light-{version}")
+    root = tmp_path_factory.mktemp(f"light-{label}")
     env = {
         "PATH": f"{root / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "HOME": os.environ.get("HOME", str(root)),
@@ -152,8 +169,9 @@ def light_venv(
         "NO_COLOR": "1",
     }
     subprocess.run([python, "-m", "venv", str(root / "venv")], check=True, env=env, timeout=120)
-    venv = LightVenv(version, root / "venv", env)
-    installed = venv.pip("install", "-q", str(base_wheel))
+    venv = LightVenv(label, root / "venv", env)
+    pins = lower_bounds() if label == LOWEST else []
+    installed = venv.pip("install", "-q", str(base_wheel), *pins)
     assert installed.returncode == 0, installed.stderr
     return venv
 
@@ -182,7 +200,12 @@ def test_the_wheel_carries_its_licence_and_type_markers(base_wheel: Path) -> Non
 def test_the_base_install_holds_the_client_and_nothing_of_the_server(light_venv: LightVenv) -> None:
     listed = light_venv.pip("list", "--format=json")
     assert listed.returncode == 0, listed.stderr
-    installed = {_normalize(d["name"]) for d in json.loads(listed.stdout)}
+    versions = {_normalize(d["name"]): d["version"] for d in json.loads(listed.stdout)}
+    installed = set(versions)
+    if light_venv.label == LOWEST:
+        for pin in lower_bounds():
+            name, _, lowest = pin.partition("==")
+            assert Version(versions[_normalize(name)]) == Version(lowest), pin
     assert {"seedbed", "grpcio", "protobuf", "click", "rich", "pyyaml"} <= installed
     assert installed.isdisjoint(HEAVY | _extras_only()), sorted(installed & (HEAVY | _extras_only()))
     imported = light_venv.python_code(
@@ -220,7 +243,7 @@ def test_seedbed_server_answers_with_the_install_line(light_venv: LightVenv) -> 
 def test_the_client_runs_a_scenario_and_the_command_lists_it(
     light_venv: LightVenv, coordinator_address: str
 ) -> None:
-    scenario_id = f"light-{light_venv.version.replace('.', '-')}"
+    scenario_id = f"light-{light_venv.label.replace('.', '-')}"
     ran = light_venv.python_code(
         """
         import sys
