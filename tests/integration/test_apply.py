@@ -210,6 +210,7 @@ def test_an_invalid_folder_lists_every_problem_and_applies_nothing(
         "templates: [templates/missing.yaml]\n"
     )
     (folder / "broken.yml").write_text("id: [scn_x\n")
+    (folder / "case.yaml").write_text("id: scn_Orders\nscript: billing.py\n")  # orders, up to case
     (folder / "big.yaml").write_text("id: big\nname: 42\nscript: big.py\n")
     (folder / "big.py").write_text("x = 1\n" * 200_000)
     (folder / "notmpl.yaml").write_text("id: notmpl\nscript: billing.py\ntemplates: [billing.py]\n")
@@ -218,6 +219,7 @@ def test_an_invalid_folder_lists_every_problem_and_applies_nothing(
     assert code == 2
     expected = [
         "orders.yaml: id: scn_orders is also the id in bad.yaml",
+        "case.yaml: id: scn_Orders is also the id in bad.yaml (ids must be unique, whatever their case)",
         "bad.yaml: nmae: unknown key",
         "bad.yaml: script: the script missing.py does not exist",
         "bad.yaml: settings.timeout_seconds: ",
@@ -247,7 +249,7 @@ def test_an_invalid_folder_lists_every_problem_and_applies_nothing(
     ]
 
     # What only the coordinator can tell is refused the same way, before anything is written.
-    for name in ("bad.yaml", "broken.yml", "big.yaml", "notmpl.yaml"):
+    for name in ("bad.yaml", "broken.yml", "big.yaml", "notmpl.yaml", "case.yaml"):
         (folder / name).unlink()
     (folder / "billing.yaml").write_text(BILLING + "project: nowhere\n")
     (folder / "orders.yaml").write_text(ORDERS.replace("${env:SEEDBED_TEST_CHAT_TOKEN}", "${stored}"))

@@ -446,7 +446,7 @@ def export(run_id: str | None, last: bool, project: str) -> int:
 def _last_runs(client: Client, project: str) -> list[dict[str, Any]]:
     out = []
     for found in client.get_project(project).list_scenarios(as_type="objects"):
-        last = found.get_last_finished_run()
+        last = found.get_last_finished_run(no_fail=True)
         out.append(
             {
                 "scenario_id": found.id,

@@ -59,7 +59,9 @@ STORED = "${stored}"
 # or a signing secret (the coordinator's reporters.HIDDEN): a value carrying it is not the real one.
 HIDDEN = "(hidden: needs role EDITOR)"
 _ENV = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
-_SCENARIO_ID = re.compile(r"^scn_[a-z0-9][a-z0-9_-]{0,62}$")
+# Ids keep their case (MYSCENARIO) as the coordinator does; two that differ only by case are one
+# file on a case-insensitive file system, and the coordinator refuses the second.
+_SCENARIO_ID = re.compile(r"^scn_[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _TEMPLATE_ID = re.compile(r"^tmpl_[a-z0-9_-]{1,64}$")
 _MAX_NAME_CHARS = 200
 # The coordinator's default SEEDBED_MAX_SCRIPT_BYTES; --max-script-bytes when the operator raised it.
@@ -255,13 +257,15 @@ class _Loader:
             return None
         scenario_id = normalize_scenario_id(raw)
         if not _SCENARIO_ID.match(scenario_id):
-            self._problem(
-                file, "id", f"{raw!r} is not a scenario id: 1-63 lower-case letters, digits, '_' or '-'"
-            )
+            self._problem(file, "id", f"{raw!r} is not a scenario id: 1-63 letters, digits, '_' or '-'")
             return None
-        other = self._scenario_files.setdefault(scenario_id, file)
+        other = self._scenario_files.setdefault(scenario_id.lower(), file)
         if other != file:
-            self._problem(file, "id", f"{scenario_id} is also the id in {other}: ids must be unique")
+            self._problem(
+                file,
+                "id",
+                f"{scenario_id} is also the id in {other} (ids must be unique, whatever their case)",
+            )
         return scenario_id
 
     def _scenario_name(self, doc: dict[str, Any], file: str, scenario_id: str | None) -> str | None:
