@@ -37,7 +37,7 @@ def test_wheel_holds_only_the_seedbed_namespace(tmp_path: Path) -> None:
         "coordinator/server.py",
         "worker/attempt.py",
         "client/_client.py",
-        "cli/_main.py",
+        "cli/_app.py",
     ):
         assert f"seedbed/{part}" in names, part
     # The sandbox image's inputs travel with the worker so a wheel install can build the image.

@@ -1,5 +1,5 @@
-"""The ``seedbed`` command."""
+"""The ``seedbed`` command (``_app`` draws its grammar)."""
 
-from seedbed.cli._main import main
+from seedbed.cli._app import main
 
 __all__ = ["main"]

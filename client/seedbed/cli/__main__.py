@@ -1,5 +1,5 @@
 """`python -m seedbed.cli` runs the `seedbed` command."""
 
-from seedbed.cli._main import main
+from seedbed.cli import main
 
 raise SystemExit(main())
