@@ -1,6 +1,6 @@
 """A first scenario: generate a few customers with Faker and report progress through the SDK.
 
-Run it with `./scripts/demo` or `seedbed run --local examples/hello.py --param customers=5`.
+Run it with `./scripts/demo` or `seedbed run submit --local examples/hello.py -p customers=5`.
 """
 
 import json

@@ -2,7 +2,7 @@
 
     seedbed template create examples/bulk/customer.yaml examples/bulk/order.yaml
     seedbed connection create conn_warehouse --kind postgresql --url postgresql://… --writers 2
-    seedbed run examples/bulk/seed.py -p customers=1000000 -p orders=5000000
+    seedbed run submit examples/bulk/seed.py -p customers=1000000 -p orders=5000000
 
 The tables are those of schema.sql. No row crosses into this script: each insert is written on the
 workers in shards, in parallel, with the run's log showing the progress.

@@ -83,7 +83,7 @@ class LogEvent:
         return self.line.span_id
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready document of the line (what ``seedbed logs --json`` prints, one per line)."""
+        """A JSON-ready document of the line (what ``seedbed run logs -o json`` prints, one per line)."""
         time = self.time
         return {
             "sequence": self.sequence,

@@ -368,7 +368,7 @@ async def serve(settings: CoordinatorSettings) -> None:
 def running_in_thread(
     settings: CoordinatorSettings, dispatcher: Dispatcher | None = None
 ) -> Iterator[Coordinator]:
-    """Run a coordinator on its own event loop in a background thread (``seedbed run --local``, tests).
+    """Run a coordinator on its own event loop in a background thread (``seedbed run submit --local``, tests).
 
     Yields the started coordinator (``.address`` is where it listens); stops it on exit.
     """

@@ -261,7 +261,7 @@ class Agent:
             known = ", ".join(sorted(self._template_docs)) or "none"
             raise UnknownTemplate(
                 f"template {template_id!r} is not defined (known: {known}); "
-                "push it with `seedbed template push`"
+                "create it with `seedbed template create FILE`"
             )
         try:
             spec = templates.validate_template(json.loads(doc))
