@@ -102,6 +102,24 @@ def test_old_spellings_are_hidden_and_say_their_new_name(
     assert f"\n  {old} " not in out
 
 
+def test_the_old_json_flag_means_o_json_on_every_command(
+    fake_coordinator: tuple[Any, Client], capsys: pytest.CaptureFixture[str]
+) -> None:
+    coordinator, client = fake_coordinator
+    client.put_scenario("s", script="print(1)")
+    client.wait(client.run("s").run_id)
+    for argv in (
+        ["runs", "--json"],
+        ["run", "list", "--json"],
+        ["scenario", "list", "--json"],
+        ["whoami", "--json"],
+    ):
+        code, out, err = _run(capsys, "--address", coordinator.address, *argv)
+        assert code == 0, (argv, err)
+        assert "`--json` is now `-o json`" in err, argv
+        assert json.loads(out), argv
+
+
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "--version")
     assert code == 0 and out.startswith("seedbed ") and out.split()[1][0].isdigit()

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from seedbed.api.v1 import access_pb2
-from seedbed.cli._catalog_options import old_json, tell
+from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import SeedbedCommand, SeedbedGroup, state
 from seedbed.cli._output import Column, fields, printable, table
 
@@ -61,7 +61,6 @@ def _user_fields(user: access_pb2.User, *extra: tuple[str, object]) -> Any:
 
 
 @click.command(cls=SeedbedCommand)
-@old_json
 def whoami() -> None:
     """The user and API key the coordinator takes you for, and your roles.
 
@@ -92,7 +91,6 @@ def project() -> None:
 
 
 @project.command("list")
-@old_json
 def project_list() -> None:
     """The projects you have a role in (every project for a superuser).
 
@@ -114,7 +112,6 @@ def project_list() -> None:
 
 @project.command("show")
 @click.argument("key", metavar="KEY")
-@old_json
 def project_show(key: str) -> None:
     """Show project KEY and your role in it.
 
@@ -146,7 +143,6 @@ def project_show(key: str) -> None:
 @click.argument("key", metavar="KEY")
 @click.option("--name", default="", help="a readable name (default: the key)")
 @click.option("--description", default="", help="what the project is for")
-@old_json
 def project_create(key: str, name: str, description: str) -> None:
     """Create project KEY (superuser): lower-case letters, digits, '_' and '-'.
 
@@ -177,7 +173,6 @@ def user() -> None:
 
 
 @user.command("list")
-@old_json
 def user_list() -> None:
     """Every user and their roles (superuser).
 
@@ -193,7 +188,6 @@ def user_list() -> None:
 
 @user.command("show")
 @click.argument("user_id", metavar="USER")
-@old_json
 def user_show(user_id: str) -> None:
     """Show USER (a user id) and their roles: yourself, or anyone for a superuser.
 
@@ -212,7 +206,6 @@ def user_show(user_id: str) -> None:
 @click.option("--display-name", default="", help="the name shown for the user")
 @click.option("--email", default="", help="the user's e-mail address")
 @click.option("--superuser", is_flag=True, help="every right in every project")
-@old_json
 def user_create(user_id: str, display_name: str, email: str, superuser: bool) -> None:
     """Create user USER (superuser); they have no role until `seedbed member set` gives one, and
     act through a key made with `seedbed key create --user USER`.
@@ -245,7 +238,6 @@ def member() -> None:
 @member.command("list")
 @click.argument("user_id", metavar="USER", required=False)
 @click.option("--project", "project_key", default="", metavar="KEY", help="only members of this project")
-@old_json
 def member_list(user_id: str | None, project_key: str) -> None:
     """The roles of USER (default: every user's, which needs a superuser), one row per project.
 
@@ -280,7 +272,6 @@ def member_list(user_id: str | None, project_key: str) -> None:
 @click.argument("user_id", metavar="USER")
 @click.argument("project_key", metavar="PROJECT")
 @click.argument("role", metavar="ROLE", type=click.Choice(tuple(_ROLE_VALUES)))
-@old_json
 def member_set(user_id: str, project_key: str, role: str) -> None:
     """Give USER the role ROLE in PROJECT (viewer, runner, editor or admin; none removes them).
 
@@ -297,7 +288,6 @@ def member_set(user_id: str, project_key: str, role: str) -> None:
 @member.command("delete")
 @click.argument("user_id", metavar="USER")
 @click.argument("project_key", metavar="PROJECT")
-@old_json
 def member_delete(user_id: str, project_key: str) -> None:
     """Take USER's role in PROJECT away (the same as `seedbed member set USER PROJECT none`).
 
@@ -333,7 +323,6 @@ def key() -> None:
 
 @key.command("list")
 @click.option("--user", "user_id", default="", metavar="USER", help="another user's keys (superuser)")
-@old_json
 def key_list(user_id: str) -> None:
     """Your API keys, or --user's; revoked keys stay listed as revoked. Secrets are never shown.
 
@@ -360,7 +349,6 @@ def key_list(user_id: str) -> None:
     "--user", "user_id", default="", metavar="USER", help="for another user (superuser); default: you"
 )
 @click.option("--description", default="", help="what the key is for (shown in `seedbed key list`)")
-@old_json
 def key_create(user_id: str, description: str) -> None:
     """Create an API key. Its secret is printed once, alone on standard output (what to keep is
     said on standard error), and never shown again.
@@ -387,7 +375,6 @@ def key_create(user_id: str, description: str) -> None:
 
 @key.command("revoke")
 @click.argument("key_id", metavar="ID")
-@old_json
 def key_revoke(key_id: str) -> None:
     """Revoke API key ID for good (yours, or anyone's for a superuser); calls with it are refused
     from then on. -o json prints the key as revoked (an ApiKey).

@@ -18,7 +18,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from seedbed.cli._catalog_options import old_json, owner, ownership, project_filter, read_text, tell
+from seedbed.cli._catalog_options import owner, ownership, project_filter, read_text, tell
 from seedbed.cli._connections import connection
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode
@@ -41,7 +41,6 @@ def template() -> None:
 
 @template.command("list")
 @project_filter("templates")
-@old_json
 def template_list(project_key: str) -> None:
     """The templates you may read, or those a project's runs may use.
 
@@ -64,7 +63,6 @@ def template_list(project_key: str) -> None:
 
 @template.command("show")
 @click.argument("template_id", metavar="TEMPLATE")
-@old_json
 def template_show(template_id: str) -> None:
     """Print template TEMPLATE's source as it was created (so `> file.yaml` saves it); -o json|yaml
     prints the Template (source, fields, revision, project…).
@@ -87,7 +85,6 @@ def template_show(template_id: str) -> None:
 @click.argument("files", metavar="FILE...", nargs=-1, required=True)
 @click.option("--no-update", is_flag=True, help="refuse a template that exists instead of updating it")
 @ownership("the templates")
-@old_json
 def template_create(files: tuple[str, ...], no_update: bool, project_key: str, shared: bool | None) -> None:
     """Create the templates in the YAML or JSON files FILE..., or update those that exist (a new
     revision; --no-update refuses instead). Was `template push`.
@@ -190,7 +187,6 @@ def workspace() -> None:
 @workspace.command("list")
 @click.argument("prefix", metavar="PREFIX", default="")
 @project_filter("files")
-@old_json
 def workspace_list(prefix: str, project_key: str) -> None:
     """The files you may read whose path starts with PREFIX (default: every one).
 
@@ -215,7 +211,6 @@ def workspace_list(prefix: str, project_key: str) -> None:
 @click.option("--as", "as_path", metavar="PATH", help="its path in the workspace (default: the file's name)")
 @click.option("--overwrite", is_flag=True, help="replace a file already at that path")
 @ownership("the file")
-@old_json
 def workspace_upload(
     file: str, as_path: str | None, overwrite: bool, project_key: str, shared: bool | None
 ) -> None:

@@ -1,6 +1,6 @@
 """Options and helpers the catalog and access commands share: the project a new object belongs to,
-the project filter of lists, reading the files given, sentences about what the coordinator named,
-and ``--json``, the old spelling of ``-o json`` on these commands, kept hidden for one release."""
+the project filter of lists, reading the files given, and sentences about what the coordinator
+named."""
 
 from __future__ import annotations
 
@@ -14,25 +14,6 @@ from seedbed.cli._context import CliError, state
 from seedbed.cli._output import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _old_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(
-            "seedbed: `--json` is now `-o json`; the old spelling goes away in the next release", err=True
-        )
-        state().output = "json"
-
-
-# The old spelling of ``-o json``, hidden, on every command of the catalog and access nouns.
-old_json = click.option(
-    "--json",
-    is_flag=True,
-    hidden=True,
-    expose_value=False,
-    callback=_old_json,
-    help="old spelling of -o json",
-)
 
 
 def tell(value: Any, sentence: str) -> None:

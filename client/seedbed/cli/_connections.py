@@ -16,7 +16,7 @@ import click
 from rich.console import RenderableType
 
 from seedbed.api.v1 import connection_pb2
-from seedbed.cli._catalog_options import old_json, owner, ownership, project_filter, tell
+from seedbed.cli._catalog_options import owner, ownership, project_filter, tell
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode
 from seedbed.cli._output import Column, fields, table
@@ -55,7 +55,6 @@ def connection() -> None:
 
 @connection.command("list")
 @project_filter("connections")
-@old_json
 def connection_list(project_key: str) -> None:
     """The connections you may read, or those a project's runs may use.
 
@@ -78,7 +77,6 @@ def connection_list(project_key: str) -> None:
 
 @connection.command("show")
 @click.argument("connection_id", metavar="CONNECTION")
-@old_json
 def connection_show(connection_id: str) -> None:
     """Show connection CONNECTION: its target, options, who may use it and where its secret lives
     (never the secret). -o json prints the Connection.
@@ -180,7 +178,6 @@ def _fields(c: connection_pb2.Connection) -> RenderableType:
     help="only runs acting as this user may use it (repeat for several; default: every user)",
 )
 @ownership("the connection (whose runs may use it)")
-@old_json
 def connection_create(
     connection_id: str,
     kind: str,
@@ -282,7 +279,6 @@ def _secret(request: connection_pb2.CreateConnectionRequest, env: str, file: str
 
 @connection.command("test")
 @click.argument("connection_id", metavar="CONNECTION")
-@old_json
 def connection_test(connection_id: str) -> int:
     """Open connection CONNECTION from a worker and try it; exit 1 when it cannot connect.
 

@@ -194,6 +194,14 @@ def _keep(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     return callback
 
 
+def _old_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(
+            "seedbed: `--json` is now `-o json`; the old spelling goes away in the next release", err=True
+        )
+        ctx.find_root().ensure_object(Globals).output = "json"
+
+
 def global_options(hidden: bool) -> Callable[[F], F]:
     """The global options, hidden on commands (they are listed once, in ``seedbed --help``)."""
 
@@ -267,6 +275,10 @@ def global_options(hidden: bool) -> Callable[[F], F]:
                 },
             ),
         ]
+        # The old spelling of -o json, hidden everywhere, kept for one release.
+        f = click.option(
+            "--json", is_flag=True, hidden=True, expose_value=False, callback=_old_json, help="-o json"
+        )(f)
         for decls, extra in reversed(specs):
             name = decls[-1].lstrip("-").replace("-", "_")
             f = click.option(

@@ -1,5 +1,5 @@
-"""What the ``seedbed scenario`` commands share: ``--project``, ``-p KEY=VALUE``, the old
-``--json``, and finding the scenarios a command names.
+"""What the ``seedbed scenario`` commands share: ``--project``, ``-p KEY=VALUE``, and finding the
+scenarios a command names.
 
 Scenario ids are passed to the coordinator as typed: it accepts ``scn_x`` or ``x`` and looks ids up
 exactly (mixed case included), so the CLI never rewrites them.
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from seedbed.cli._context import CliError, state
+from seedbed.cli._context import CliError
 from seedbed.client import Client, Scenario
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,22 +26,6 @@ def project_option(f: F) -> F:
     projects, so without it any project's scenario is found)."""
     text = f'only scenarios of this project (ids: any project by default; `list`, --all: "{DEFAULT_PROJECT}")'
     return click.option("--project", metavar="KEY", default=None, help=text)(f)
-
-
-def _json_alias(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(
-            f"seedbed: `{ctx.command_path} --json` is now `-o json`; --json goes away in the next release",
-            err=True,
-        )
-        state().output = "json"
-
-
-def json_alias(f: F) -> F:
-    """The old ``--json`` flag, hidden: it means ``-o json`` and says so."""
-    return click.option(
-        "--json", is_flag=True, hidden=True, expose_value=False, callback=_json_alias, help="-o json"
-    )(f)
 
 
 def _params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -85,7 +69,6 @@ __all__ = [
     "DEFAULT_PROJECT",
     "check_targets",
     "find_scenario",
-    "json_alias",
     "params_option",
     "project_option",
     "targets",

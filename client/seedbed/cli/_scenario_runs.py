@@ -29,7 +29,7 @@ from seedbed.cli._exits import ExitCode, for_run_state, worst
 from seedbed.cli._follow import OnInterrupt, ctrl_c, on_interrupt_option
 from seedbed.cli._output import Column, printable, table
 from seedbed.cli._runs import ENV_IDEMPOTENCY_KEY, runs_table
-from seedbed.cli._scenario_options import find_scenario, json_alias, params_option, project_option
+from seedbed.cli._scenario_options import find_scenario, params_option, project_option
 from seedbed.client import ScenarioRun, TriggerFire
 
 # From this many columns the fires are a table; below, each fire's fields are stacked.
@@ -191,7 +191,6 @@ _FIRE_COLUMNS = [
 )
 @on_interrupt_option
 @project_option
-@json_alias
 def fire(
     scenario_ids: tuple[str, ...],
     params: dict[str, str],
@@ -276,7 +275,6 @@ def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     "--to", "to_date", metavar="DATE", callback=_when, help="created before DATE (default: now; needs --from)"
 )
 @project_option
-@json_alias
 def runs(
     scenario_id: str,
     limit: int,

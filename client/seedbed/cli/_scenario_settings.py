@@ -27,7 +27,6 @@ from seedbed.cli._scenario_options import (
     DEFAULT_PROJECT,
     check_targets,
     find_scenario,
-    json_alias,
     params_option,
     project_option,
     targets,
@@ -65,7 +64,6 @@ _ALL = "every scenario of the project (--project, default: default)"
     help="first write which scenarios are active to FILE, for `scenario enable --from-state FILE`",
 )
 @project_option
-@json_alias
 def disable(scenario_ids: tuple[str, ...], all_: bool, save_state: str | None, project: str | None) -> None:
     """Switch scenarios off (ID... or --all): their triggers stop firing; explicit runs still
     run unless the scenario sets refuse_runs_when_inactive.
@@ -111,7 +109,6 @@ def disable(scenario_ids: tuple[str, ...], all_: bool, save_state: str | None, p
     "--from-state", metavar="FILE", help="the scenarios `scenario disable --save-state FILE` recorded"
 )
 @project_option
-@json_alias
 def enable(scenario_ids: tuple[str, ...], all_: bool, from_state: str | None, project: str | None) -> None:
     """Switch scenarios on (ID..., --all, or the ones --from-state FILE recorded).
 
@@ -151,7 +148,6 @@ def enable(scenario_ids: tuple[str, ...], all_: bool, from_state: str | None, pr
 @click.option("--from-user", metavar="USER", help="every scenario whose effective run-as is this user…")
 @click.option("--to-user", metavar="USER", help="…runs as this user instead")
 @project_option
-@json_alias
 def set_run_as(
     scenario_ids: tuple[str, ...],
     user: str | None,
@@ -204,7 +200,6 @@ def set_run_as(
 )
 @click.option("--all", "all_", is_flag=True, help=_ALL)
 @project_option
-@json_alias
 def set_sender(scenario_ids: tuple[str, ...], sender: str, all_: bool, project: str | None) -> None:
     """Set the From address of the e-mail reporters of scenarios (ID... or --all).
 
@@ -273,7 +268,6 @@ def _day_hh_mm(
 @click.option("--id", "trigger_id", default="", help="the trigger's id (default: generated)")
 @params_option("a parameter of the runs this trigger starts (repeatable)")
 @project_option
-@json_alias
 def add_trigger(
     scenario_id: str,
     cron: str | None,
@@ -339,7 +333,6 @@ def add_trigger(
 @click.argument("scenario_id", metavar="ID")
 @click.argument("trigger", metavar="TRIGGER")
 @project_option
-@json_alias
 def remove_trigger(scenario_id: str, trigger: str, project: str | None) -> int:
     """Remove the trigger TRIGGER (its id, or its name) from scenario ID; an unknown one is not
     found (exit 5), and the message lists the scenario's triggers.

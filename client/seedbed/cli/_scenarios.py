@@ -25,7 +25,7 @@ from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode, for_status
 from seedbed.cli._output import Column, fields, printable, table, when
-from seedbed.cli._scenario_options import DEFAULT_PROJECT, find_scenario, json_alias, project_option
+from seedbed.cli._scenario_options import DEFAULT_PROJECT, find_scenario, project_option
 from seedbed.cli._scenario_runs import fire, runs
 from seedbed.cli._scenario_settings import (
     add_trigger,
@@ -64,7 +64,6 @@ def _outcome(status: scenario_pb2.GetScenarioStatusResponse) -> str:
 
 @scenario.command("list")
 @project_option
-@json_alias
 def list_(project: str | None) -> None:
     """The scenarios of a project: active or not, who they run as, next run, last outcome.
 
@@ -184,7 +183,6 @@ def _script_text(script: str) -> Text:
 @click.argument("scenario_id", metavar="ID")
 @project_option
 @click.option("--script", "with_script", is_flag=True, help="print the script after the settings")
-@json_alias
 def show(scenario_id: str, project: str | None, with_script: bool) -> None:
     """A scenario ID: its settings, triggers, reporters and status (running, next run, last
     outcome); with --script, its script too.
@@ -311,7 +309,6 @@ def _settings(
     help="retry a failed attempt up to N attempts in all",
 )
 @click.option("--validate-only", is_flag=True, help="have the coordinator check everything and write nothing")
-@json_alias
 def create(
     scenario_id: str,
     script_file: str,
@@ -387,7 +384,6 @@ def _keep(scenario_id: str, text: str) -> str:
     metavar="FILE",
     help="save FILE's text instead of opening an editor (after merging a refused edit, or in scripts)",
 )
-@json_alias
 def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
     """Edit the script of scenario ID in $VISUAL or $EDITOR, and save it when the editor closes.
 
@@ -448,7 +444,6 @@ def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
 @click.argument("scenario_ids", nargs=-1, required=True, metavar="ID...")
 @project_option
 @click.option("--yes", "-y", is_flag=True, help="do not ask (required off a terminal, e.g. in scripts)")
-@json_alias
 def delete(scenario_ids: tuple[str, ...], project: str | None, yes: bool) -> None:
     """Delete scenarios (ID...): their script, settings and triggers go; runs already made stay.
 
