@@ -22,9 +22,19 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from seedbed.cli._context import CliError, Globals, SeedbedGroup, global_options, state
+from seedbed.cli._context import (
+    ENV_ADDRESS,
+    ENV_API_KEY,
+    CliError,
+    Globals,
+    SeedbedGroup,
+    global_options,
+    state,
+)
 from seedbed.cli._exits import ExitCode, for_status
-from seedbed.cli._profiles import DEFAULT_PROFILE, Profile, ProfileError, ProfileFile
+from seedbed.cli._output import printable
+from seedbed.cli._profiles import DEFAULT_PROFILE, ENV_PROFILE, Profile, ProfileError, ProfileFile
+from seedbed.cli._profiles import locked as profile_lock
 from seedbed.client import ClientError
 
 # name → "module:attribute" of the command, imported when the command is used.
@@ -135,34 +145,37 @@ def login(api_key_stdin: bool, make_current: bool) -> int:
       seedbed login --profile staging --address 10.0.0.5:50051 --api-key-stdin < key.txt
     """
     globals_ = state()
-    name = globals_.profile or DEFAULT_PROFILE
+    name = globals_.profile or os.environ.get(ENV_PROFILE, "") or DEFAULT_PROFILE
     key = globals_.api_key or ""
     if api_key_stdin:
         key = sys.stdin.readline().strip()
     elif not key:
-        key = os.environ.get("SEEDBED_API_KEY", "") or click.prompt("API key", hide_input=True)
+        key = os.environ.get(ENV_API_KEY, "") or click.prompt("API key", hide_input=True)
     if not key:
         raise CliError("no API key given: pass --api-key, --api-key-stdin, or type it at the prompt")
-    address = globals_.address or os.environ.get("SEEDBED_ADDRESS", "")
-    try:
-        profiles = ProfileFile.load()
-    except ProfileError as exc:
-        raise CliError(str(exc)) from None
-    previous = profiles.profiles.get(name, Profile())
-    address = address or previous.address
-    if not address:
-        raise CliError("no address given: pass --address HOST:PORT (https://HOST:PORT for TLS)")
-    # Check with exactly what will be saved, whatever the current profile says (the profile being
-    # made is not in the file yet).
-    profile = Profile(address=address, api_key=key, tls_ca_file=globals_.tls_ca_file or previous.tls_ca_file)
-    globals_.address, globals_.api_key, globals_.profile = address, key, name
-    globals_.use_profile(name, profile)
-    user = globals_.client().whoami().user.id
-    profiles.profiles[name] = profile
-    if make_current or not profiles.current:
-        profiles.current = name
-    where = profiles.save()
-    click.echo(f"signed in to {globals_.resolved_address()} as {user}; profile {name!r} saved in {where}")
+    with profile_lock():
+        try:
+            profiles = ProfileFile.load()
+        except ProfileError as exc:
+            raise CliError(str(exc)) from None
+        previous = profiles.profiles.get(name, Profile())
+        globals_.address = globals_.address or os.environ.get(ENV_ADDRESS, "") or previous.address
+        if not globals_.address:
+            raise CliError("no address given: pass --address HOST:PORT (https://HOST:PORT for TLS)")
+        # Check with exactly what will be saved (--tls made part of the address), whatever the
+        # current profile says: the profile being made is not in the file yet.
+        ca_file = globals_.tls_ca_file or previous.tls_ca_file
+        globals_.api_key, globals_.profile = key, name
+        globals_.use_profile(name, Profile(address=globals_.address, api_key=key, tls_ca_file=ca_file))
+        globals_.address = globals_.resolved_address()
+        profile = Profile(address=globals_.address, api_key=key, tls_ca_file=ca_file)
+        globals_.use_profile(name, profile)
+        user = globals_.client().whoami().user.id
+        profiles.profiles[name] = profile
+        if make_current or not profiles.current:
+            profiles.current = name
+        where = profiles.save()
+    click.echo(printable(f"signed in to {globals_.address} as {user}; profile {name!r} saved in {where}"))
     return 0
 
 
@@ -175,17 +188,18 @@ def logout() -> int:
       seedbed logout
       seedbed logout --profile staging
     """
-    try:
-        profiles = ProfileFile.load()
-        name, found = profiles.select(state().profile)
-    except ProfileError as exc:
-        raise CliError(str(exc), ExitCode.NOT_FOUND) from None
-    if found is None:
-        raise CliError("no profile to log out of: none is current; name one with --profile")
-    del profiles.profiles[name]
-    if profiles.current == name:
-        profiles.current = ""
-    where = profiles.save()
+    with profile_lock():
+        try:
+            profiles = ProfileFile.load()
+            name, found = profiles.select(state().profile)
+        except ProfileError as exc:
+            raise CliError(str(exc)) from None
+        if found is None:
+            raise CliError("no profile to log out of: none is current; name one with --profile")
+        del profiles.profiles[name]
+        if profiles.current == name:
+            profiles.current = ""
+        where = profiles.save()
     click.echo(f"profile {name!r} removed from {where}")
     return 0
 
@@ -193,7 +207,8 @@ def logout() -> int:
 def _report(exc: ClientError, globals_: Globals) -> int:
     """Say why the coordinator refused a call, with what to do; the exit code for its kind."""
     code = for_status(exc.code)
-    text = f"seedbed: {exc}"
+    # The coordinator's words may carry a script's or a tenant's text: nothing steers the terminal.
+    text = "seedbed: " + "\n".join(printable(line) for line in str(exc).splitlines())
     if exc.code.name == "UNAUTHENTICATED":
         with contextlib.suppress(CliError):  # a broken profiles file: the refusal says enough
             text += "\n" + globals_.missing_key_hint()

@@ -80,13 +80,25 @@ class Globals:
     def profile_name(self) -> str:
         return self._profile[0]
 
+    def _explicit_address(self) -> str:
+        return self.address or os.environ.get(ENV_ADDRESS, "")
+
+    def _trusted_profile(self) -> Profile | None:
+        """The profile whose key and CA file may be used: only for the profile's own address, so
+        a key never goes to another coordinator that --address or SEEDBED_ADDRESS names."""
+        _, profile = self._profile
+        if profile is None:
+            return None
+        explicit = self._explicit_address()
+        if explicit and explicit.removeprefix("https://") != profile.address.removeprefix("https://"):
+            return None
+        return profile
+
     def resolved_address(self) -> str:
         """--address, else SEEDBED_ADDRESS, else the profile's, else 127.0.0.1:50051; ``--tls``
         makes a bare host:port https://."""
         _, profile = self._profile
-        address = (
-            self.address or os.environ.get(ENV_ADDRESS, "") or (profile.address if profile else "")
-        ) or DEFAULT_ADDRESS
+        address = (self._explicit_address() or (profile.address if profile else "")) or DEFAULT_ADDRESS
         if self.tls and not address.startswith("https://"):
             if address.startswith("http://"):
                 raise CliError("--tls contradicts the http:// address (plaintext)")
@@ -94,14 +106,15 @@ class Globals:
         return address
 
     def resolved_api_key(self) -> str:
-        """--api-key, else SEEDBED_API_KEY, else the profile's; empty when none."""
-        _, profile = self._profile
+        """--api-key, else SEEDBED_API_KEY, else the profile's (for the profile's address only);
+        empty when none."""
+        profile = self._trusted_profile()
         return self.api_key or os.environ.get(ENV_API_KEY, "") or (profile.api_key if profile else "")
 
     def resolved_ca_file(self) -> str | None:
-        """--tls-ca-file, else (when SEEDBED_TLS_CA_FILE is unset) the profile's; None leaves the
-        client to read the environment."""
-        _, profile = self._profile
+        """--tls-ca-file, else (when SEEDBED_TLS_CA_FILE is unset) the profile's, for the profile's
+        address only; None leaves the client to read the environment."""
+        profile = self._trusted_profile()
         if self.tls_ca_file:
             return self.tls_ca_file
         if not os.environ.get("SEEDBED_TLS_CA_FILE") and profile and profile.tls_ca_file:
@@ -154,6 +167,12 @@ class Globals:
         """What to say when the coordinator wants a key and none was given."""
         if self.resolved_api_key():
             return "  the API key was not accepted: check it, or sign in again with `seedbed login`"
+        name, profile = self._profile
+        if profile is not None and profile.api_key and self._trusted_profile() is None:
+            return (
+                f"  profile {name!r} keeps a key for {profile.address}, not for this address: run "
+                f"`seedbed login --address ADDRESS`, or set {ENV_API_KEY} or --api-key"
+            )
         return (
             "  no API key was given: run `seedbed login` (keeps it in a profile), or set "
             f"{ENV_API_KEY} or --api-key"
@@ -277,7 +296,13 @@ def global_options(hidden: bool) -> Callable[[F], F]:
         ]
         # The old spelling of -o json, hidden everywhere, kept for one release.
         f = click.option(
-            "--json", is_flag=True, hidden=True, expose_value=False, callback=_old_json, help="-o json"
+            "--json",
+            is_flag=True,
+            is_eager=True,  # as -o is: of the two, the one given last wins
+            hidden=True,
+            expose_value=False,
+            callback=_old_json,
+            help="-o json",
         )(f)
         for decls, extra in reversed(specs):
             name = decls[-1].lstrip("-").replace("-", "_")

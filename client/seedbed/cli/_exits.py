@@ -20,8 +20,8 @@ code   meaning
 130    interrupted (Ctrl-C) while waiting; the run was left running unless you chose to abort it
 =====  =========================================================================================
 
-When several runs are waited for (``seedbed scenario fire --wait``), the worst outcome decides:
-FAILED over ABORTED over WARNING over SUCCESS.
+When several fires are waited for (``seedbed scenario fire A B --wait``), the worst outcome
+decides: FAILED (1) over a cancelled fire (8) over ABORTED (3) over WARNING (4) over SUCCESS (0).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ _RUN_STATES: dict[int, ExitCode] = {
     run_pb2.RUN_STATE_ABORTED: ExitCode.ABORTED,
     run_pb2.RUN_STATE_WARNING: ExitCode.WARNING,
 }
-# Worst first: the exit code of several runs is the worst of theirs.
-_SEVERITY = (ExitCode.FAILED, ExitCode.ABORTED, ExitCode.WARNING, ExitCode.SUCCESS)
+# Worst first: the exit code of several fires is the worst of theirs (a cancelled fire is REFUSED).
+_SEVERITY = (ExitCode.FAILED, ExitCode.REFUSED, ExitCode.ABORTED, ExitCode.WARNING, ExitCode.SUCCESS)
 
 _STATUS = {
     grpc.StatusCode.NOT_FOUND: ExitCode.NOT_FOUND,
@@ -79,7 +79,7 @@ def for_run_state(state: int) -> ExitCode:
 
 
 def worst(codes: list[ExitCode]) -> ExitCode:
-    """The exit code of several runs: the worst outcome among them."""
+    """The exit code of several fires: the worst outcome among them (see the module's note)."""
     for code in _SEVERITY:
         if code in codes:
             return code

@@ -15,9 +15,12 @@ What a profile gives yields to the command line and the environment: ``--address
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -104,7 +107,8 @@ class ProfileFile:
         return chosen, self.profiles[chosen]
 
     def save(self) -> Path:
-        """Write the file atomically with mode 0600 (its folder 0700)."""
+        """Write the file atomically (synced, then renamed over the old one) with mode 0600, its
+        folder 0700. Callers that read, change and save hold ``locked()`` around the three."""
         where = path()
         where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         document = {
@@ -115,11 +119,26 @@ class ProfileFile:
         }
         handle, temporary = tempfile.mkstemp(dir=where.parent, prefix=".profiles-", suffix=".yaml")
         try:
-            os.fchmod(handle, 0o600)
             with os.fdopen(handle, "w", encoding="utf-8") as out:
+                os.fchmod(out.fileno(), 0o600)
                 yaml.safe_dump(document, out, sort_keys=False)
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(temporary, where)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         return where
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    """Hold the profiles file's lock (a ``.lock`` file beside it): two logins at once both land."""
+    where = path()
+    where.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(where.with_name(where.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

@@ -192,15 +192,18 @@ class Client:
     def wait_until_ready(self, timeout: float) -> ClientError | None:
         """None when the coordinator's address accepts a connection within ``timeout`` seconds (the
         TLS handshake included); otherwise the UNAVAILABLE error a call gets there, with gRPC's
-        reason and what to check (a TLS mismatch, an untrusted certificate). Calls need not wait
-        for this: it lets a caller say "unreachable" at once instead of after its retries."""
+        reason and what to check (a TLS mismatch, an untrusted certificate), all within
+        ``timeout``. Calls need not wait for this: it lets a caller say "unreachable" at once
+        instead of after its retries."""
+        # Most of the time waits for the connection; the rest asks a call why there is none.
+        probe = min(0.5, timeout / 4)
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            grpc.channel_ready_future(self._channel).result(timeout=timeout - probe)
             return None
         except grpc.FutureTimeoutError:
             pass
         try:
-            self._access.WhoAmI(access_pb2.WhoAmIRequest(), timeout=0.5)
+            self._access.WhoAmI(access_pb2.WhoAmIRequest(), timeout=probe)
         except grpc.RpcError as exc:
             if exc.code() in _RETRYABLE:
                 return _wrap(exc, self._transport)
