@@ -236,6 +236,32 @@ def test_export_and_purge_usage(fake_coordinator: tuple[Any, Client], cli: Cli) 
     assert report["run_id"] == good.id and report["failures"] == []
 
 
+class Terminal(io.StringIO):
+    """Standard input as a person's keyboard: answers typed in advance."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_purge_asks_on_a_terminal_and_no_changes_nothing(
+    fake_coordinator: tuple[Any, Client], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = fake_coordinator
+    client.put_scenario("fine", script="print fine")
+    good = client.wait(client.run("fine").run_id)
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    code, _, err = cli("run", "purge", good.id)  # stderr is no terminal: nobody would see the question
+    assert code == 2 and "no terminal to ask on: add --yes" in err
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, out, err = cli("run", "purge", good.id)
+    assert code == 0 and f"delete the rows run {good.id} inserted?" in err
+    assert "nothing purged" in err and out == ""  # no purge was asked of the coordinator
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    code, out, err = cli("run", "purge", good.id)
+    assert code == 0 and f"run {good.id}: purged 0 row(s)" in out
+
+
 def test_parse_since() -> None:
     now = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
     assert parse_since("10m", now) == now - timedelta(minutes=10)

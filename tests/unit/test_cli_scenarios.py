@@ -222,6 +222,13 @@ def test_edit_saves_with_the_revision_it_read(
     kept.unlink()
 
 
+class Terminal(io.StringIO):
+    """Standard input as a person's keyboard: answers typed in advance."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_delete_asks_on_a_terminal_and_needs_yes_elsewhere(
     fake_coordinator: tuple[Any, Client], cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,18 +240,41 @@ def test_delete_asks_on_a_terminal_and_needs_yes_elsewhere(
     assert code == 2 and "--yes" in err
     assert cli.json("scenario", "delete", "one", "two", "--yes") == {"deleted": ["scn_one", "scn_two"]}
 
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    # A keyboard, but stderr is not a terminal: the question would go unseen, so it is not asked.
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     code, _, err = cli("scenario", "delete", "three")
-    assert code == 130 and "delete 1 scenario(s): scn_three?" in err
+    assert code == 2 and "no terminal to ask on: add --yes" in err
     assert [s.id for s in client.list_scenarios()] == ["scn_three"]
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # stderr reads as a terminal too
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, out, err = cli("scenario", "delete", "three")
+    assert code == 0 and "delete 1 scenario(s): scn_three?" in err  # no: not a failure
+    assert "nothing deleted" in err and out == ""
+    assert [s.id for s in client.list_scenarios()] == ["scn_three"]
+    monkeypatch.setattr(sys, "stdin", Terminal(""))  # the end of input at the question: a no
+    code, _, err = cli("scenario", "delete", "three")
+    assert code == 0 and "nothing deleted" in err
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     code, out, _ = cli("scenario", "delete", "three")
     assert code == 0 and "deleted 1 scenario(s): scn_three" in out
     assert client.list_scenarios() == []
+
+
+def test_one_line_answers_are_printed_as_written(
+    fake_coordinator: tuple[Any, Client], cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped, a sentence is one line however long (scripts grep it), and brackets are not markup."""
+    settings = _project(fake_coordinator).create_scenario("mailer", "Mailer", "print hi").get_settings()
+    settings.add_email_reporter(["team@example.com"], sender="old@example.com")
+    settings.save()
+    monkeypatch.setenv("COLUMNS", "40")
+    sender = '"[bold]The seeding robot of the data platform team[/bold]" <seedbed-robot@example.com>'
+    code, out, err = cli("scenario", "set-sender", "mailer", "--sender", sender)
+    assert code == 0, err
+    assert out == f"1 e-mail reporter(s) in 1 scenario(s) now send from {sender}\n"
+    code, out, _ = cli("scenario", "disable", "mailer")
+    assert code == 0 and out == "disabled 1 scenario(s): scn_mailer\n"
 
 
 def test_disable_all_saving_state_then_enable_exactly_those(

@@ -1,6 +1,6 @@
 """Options and helpers the catalog and access commands share: the project a new object belongs to,
-the project filter of lists, reading the files given, and sentences about what the coordinator
-named."""
+the project filter of lists, reading the files given; and ``tell``, the one-line answer every
+command that changed something gives (the scenario and run commands too)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from typing import Any, TypeVar
 import click
 
 from seedbed.cli._context import CliError, state
-from seedbed.cli._output import printable
+from seedbed.cli._output import say
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def tell(value: Any, sentence: str) -> None:
-    """Print ``value`` as -o json|yaml asks, else ``sentence`` for people: one line, never wrapped
-    (scripts look for its words), control characters from the coordinator's names shown as "?"."""
+    """Print ``value`` as -o json|yaml asks, else ``sentence`` for people (``say``: each line
+    as it is, never wrapped nor read as markup, control characters from the coordinator's names
+    shown as "?")."""
     g = state()
     if g.output == "table":
-        click.echo(printable(sentence))
+        say(sentence)
     else:
         g.emit(value, lambda: None)
 

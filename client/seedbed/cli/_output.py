@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import click
 import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -133,3 +134,10 @@ def consoles(*, no_color: bool = False) -> tuple[Console, Console]:
     terminal, ``NO_COLOR`` and ``TERM``; ``no_color`` turns colour off on a terminal too."""
     options: dict[str, Any] = {"no_color": True} if no_color else {}
     return Console(file=sys.stdout, **options), Console(file=sys.stderr, **options)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print a sentence for people as it is: each of its lines on one line (not wrapped at the
+    console's width, which would split the words a script looks for), never read as rich markup
+    (a name with "[bold]" in it prints as written), control characters shown as "?"."""
+    click.echo("\n".join(printable(line) for line in text.split("\n")), err=err)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from seedbed.cli._context import ENV_API_KEY, CliError, Globals
 from seedbed.cli._exits import ExitCode
+from seedbed.cli._output import say
 
 FEATURE = "seedbed run submit --local"
 
@@ -42,7 +43,7 @@ def local_coordinator(g: Globals) -> Iterator[None]:
         except (OSError, TlsSettingsError) as exc:
             raise CliError(f"the embedded coordinator did not start: {exc}") from None
         if coordinator.engine_problem:
-            g.err.print(f"seedbed: {coordinator.engine_problem}", markup=False, highlight=False)
+            say(f"seedbed: {coordinator.engine_problem}", err=True)
         key = g.api_key or os.environ.get(ENV_API_KEY, "")
         g.api_key = key or _admin_key(settings.admin_api_key, settings.data_dir)
         # The scheme says how to reach it, whatever TLS variables the shell has for others.

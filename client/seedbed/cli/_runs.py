@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ import click
 from rich.table import Table
 
 from seedbed.api.v1 import run_pb2
+from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import CliError, Globals, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode, for_run_state
 from seedbed.cli._follow import (
@@ -34,6 +34,7 @@ from seedbed.cli._follow import (
     state_name,
     wait_for_fire,
 )
+from seedbed.cli._input import confirm
 from seedbed.cli._output import Column, dump, printable, table, when
 from seedbed.client import Client, LogEvent, ScenarioRun
 
@@ -202,7 +203,7 @@ def _submit(
         view.say(f"[seedbed] fire {fire.id} → run {run_ids[0]}")
         if not follow:
             view.close()
-            g.emit(client.get_fire(fire.id), lambda: run_ids[0])
+            tell(client.get_fire(fire.id), run_ids[0])
             return 0
         ended = follow_run(client, run_ids[0], view)
     view.say(f"[seedbed] {describe(ended)}")
@@ -376,7 +377,7 @@ def abort(run_id: str, reason: str) -> int:
         text = f"run {run_id} had already ended ({state_name(response.run.state)}): nothing to abort"
     else:
         text = f"run {run_id} {state_name(response.run.state)}: abort requested"
-    g.emit(response, lambda: printable(text))
+    tell(response, text)
     return 0
 
 
@@ -388,8 +389,9 @@ def purge(run_id: str, dry_run: bool, yes: bool) -> int:
     """Delete the rows run RUN inserted into its SQL targets, newest batch first.
 
     RUN is a run id of a run that ended. Batches that cannot be purged (upserts, statements, keys
-    the database generated) are listed as skipped. On a terminal it asks first (--yes does not);
-    elsewhere --yes is required. The exit code is 1 when the purge stopped at a failure (run it
+    the database generated) are listed as skipped. On a terminal (stdin and stderr) it asks first
+    (--yes does not); answering no purges nothing, says so and exits 0. Elsewhere --yes is
+    required (exit 2 without it). The exit code is 1 when the purge stopped at a failure (run it
     again to resume). -o json|yaml: the contract's PurgeRunResponse with run_id added.
 
     \b
@@ -400,11 +402,10 @@ def purge(run_id: str, dry_run: bool, yes: bool) -> int:
     from seedbed.cli import _purge
 
     g = state()
-    if not (dry_run or yes):
-        if not (sys.stdin.isatty() and g.err.is_terminal):
-            raise CliError("run purge deletes rows: pass --yes to confirm (or --dry-run to count them)")
-        if not click.confirm(f"delete the rows run {run_id} inserted?", default=False, err=True):
-            raise CliError("nothing purged")
+    question = f"delete the rows run {run_id} inserted?"
+    why = "run purge deletes rows (--dry-run counts them)"
+    if not confirm(question, yes=yes or dry_run, why=why, declined="nothing purged"):
+        return int(ExitCode.SUCCESS)
     response = g.client().purge_run(run_id, dry_run=dry_run)
     g.emit(_purge.document(run_id, response), lambda: _purge.render(run_id, response))
     return int(ExitCode.FAILED) if response.failures else 0

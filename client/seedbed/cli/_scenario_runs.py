@@ -27,7 +27,7 @@ from rich.text import Text
 from seedbed.cli._context import CliError, Globals, SeedbedCommand, state
 from seedbed.cli._exits import ExitCode, for_run_state, worst
 from seedbed.cli._follow import OnInterrupt, ctrl_c, on_interrupt_option
-from seedbed.cli._output import Column, printable, table
+from seedbed.cli._output import Column, printable, say, table
 from seedbed.cli._runs import ENV_IDEMPOTENCY_KEY, runs_table
 from seedbed.cli._scenario_options import find_scenario, params_option, project_option
 from seedbed.client import ScenarioRun, TriggerFire
@@ -225,8 +225,8 @@ def fire(
     ]
     for item in fires:
         if item.cancelled:
-            reason = printable(item.cancel_reason) or "no reason given"
-            g.err.print(Text(f"fire {item.id} of {item.scenario_id} was cancelled, no run started: {reason}"))
+            reason = item.cancel_reason or "no reason given"
+            say(f"fire {item.id} of {item.scenario_id} was cancelled, no run started: {reason}", err=True)
     if not wait:
         g.emit([f.raw for f in fires], lambda: table(fires, _FIRE_COLUMNS))
         return int(ExitCode.REFUSED if any(f.cancelled for f in fires) else ExitCode.SUCCESS)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.text import Text
 
+from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import CliError, SeedbedCommand, state
 from seedbed.cli._exits import ExitCode
 from seedbed.cli._output import printable, when
@@ -32,10 +32,6 @@ from seedbed.cli._scenario_options import (
     targets,
 )
 from seedbed.client import Scenario
-
-
-def _say(text: str) -> Text:
-    return Text(printable(text))
 
 
 def _set_active(scenarios: Iterable[Scenario], active: bool) -> tuple[list[str], list[str]]:
@@ -89,17 +85,13 @@ def disable(scenario_ids: tuple[str, ...], all_: bool, save_state: str | None, p
         except OSError as exc:
             raise CliError(f"cannot write the state file {save_state}: {exc}") from None
     changed, were_active = _set_active(scenarios, False)
-
-    def render() -> Text:
-        text = f"disabled {len(changed)} scenario(s): {', '.join(changed) or 'none'}"
-        if save_state:
-            text += (
-                f"\nthe ones that were active are listed in {save_state}: "
-                f"`scenario enable --from-state {save_state}` restores them"
-            )
-        return _say(text)
-
-    g.emit({"project": key, "disabled": changed, "were_active": were_active}, render)
+    text = f"disabled {len(changed)} scenario(s): {', '.join(changed) or 'none'}"
+    if save_state:
+        text += (
+            f"\nthe ones that were active are listed in {save_state}: "
+            f"`scenario enable --from-state {save_state}` restores them"
+        )
+    tell({"project": key, "disabled": changed, "were_active": were_active}, text)
 
 
 @click.command(cls=SeedbedCommand)
@@ -136,9 +128,9 @@ def enable(scenario_ids: tuple[str, ...], all_: bool, from_state: str | None, pr
     scenarios = targets(g.client(), tuple(ids), all_, project) if ids or all_ else []
     changed, _ = _set_active(scenarios, True)
     key = project or DEFAULT_PROJECT
-    g.emit(
+    tell(
         {"project": key, "enabled": changed},
-        lambda: _say(f"enabled {len(changed)} scenario(s): {', '.join(changed) or 'none'}"),
+        f"enabled {len(changed)} scenario(s): {', '.join(changed) or 'none'}",
     )
 
 
@@ -184,9 +176,9 @@ def set_run_as(
         settings.run_as = new_user
         settings.save()
         changed.append(item.id)
-    g.emit(
+    tell(
         {"project": project or DEFAULT_PROJECT, "run_as": new_user, "changed": changed},
-        lambda: _say(f"{len(changed)} scenario(s) now run as {new_user}: {', '.join(changed) or 'none'}"),
+        f"{len(changed)} scenario(s) now run as {new_user}: {', '.join(changed) or 'none'}",
     )
 
 
@@ -220,9 +212,9 @@ def set_sender(scenario_ids: tuple[str, ...], sender: str, all_: bool, project: 
             settings.save()
             changed[item.id] = count
     total = sum(changed.values())
-    g.emit(
+    tell(
         {"sender": sender, "changed": changed},
-        lambda: _say(f"{total} e-mail reporter(s) in {len(changed)} scenario(s) now send from {sender}"),
+        f"{total} e-mail reporter(s) in {len(changed)} scenario(s) now send from {sender}",
     )
 
 
@@ -319,14 +311,11 @@ def add_trigger(
     added = settings.raw.triggers[-1]  # the message, with the id the coordinator gave it
     status = client.get_scenario_status(item.id)
     next_run = status.next_run_time.ToJsonString() if status.HasField("next_run_time") else None
-
-    def render() -> Text:
-        return _say(
-            f"added trigger {added.id} (cron {added.cron.expression} {added.cron.timezone}) to {item.id}\n"
-            f"next run: {when(status.next_run_time) or 'none (the scenario is off, or no active trigger)'}"
-        )
-
-    g.emit({"trigger": added, "next_run_time": next_run}, render)
+    tell(
+        {"trigger": added, "next_run_time": next_run},
+        f"added trigger {added.id} (cron {added.cron.expression} {added.cron.timezone}) to {item.id}\n"
+        f"next run: {when(status.next_run_time) or 'none (the scenario is off, or no active trigger)'}",
+    )
 
 
 @click.command("remove-trigger", cls=SeedbedCommand)
@@ -351,7 +340,7 @@ def remove_trigger(scenario_id: str, trigger: str, project: str | None) -> int:
     except KeyError as exc:
         raise CliError(printable(str(exc.args[0])), ExitCode.NOT_FOUND) from None
     settings.save()
-    g.emit({"removed": removed}, lambda: _say(f"removed trigger {removed.id} from {settings.scenario_id}"))
+    tell({"removed": removed}, f"removed trigger {removed.id} from {settings.scenario_id}")
     return int(ExitCode.SUCCESS)
 
 

@@ -22,9 +22,11 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode, for_status
-from seedbed.cli._output import Column, fields, printable, table, when
+from seedbed.cli._input import check_confirmable, confirm
+from seedbed.cli._output import Column, fields, printable, say, table, when
 from seedbed.cli._scenario_options import DEFAULT_PROJECT, find_scenario, project_option
 from seedbed.cli._scenario_runs import fire, runs
 from seedbed.cli._scenario_settings import (
@@ -358,12 +360,7 @@ def create(
             ExitCode.REFUSED,
         ) from None
     verb = "would create" if validate_only else "created"
-    g.emit(
-        made,
-        lambda: Text(
-            printable(f"{verb} scenario {made.id} in project {made.project_key} (revision {made.revision})")
-        ),
-    )
+    tell(made, f"{verb} scenario {made.id} in project {made.project_key} (revision {made.revision})")
 
 
 def _keep(scenario_id: str, text: str) -> str:
@@ -415,7 +412,7 @@ def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
     else:
         text = click.edit(found.script, extension=".py", require_save=True)
     if text is None or text == found.script:
-        g.err.print(Text(printable(f"no change: scenario {found.id} stays at revision {found.revision}")))
+        say(f"no change: scenario {found.id} stays at revision {found.revision}", err=True)
         return int(ExitCode.SUCCESS)
     try:
         saved = client.put_scenario(found.id, script=text, expected_revision=found.revision)
@@ -436,7 +433,7 @@ def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
                 f"--script {kept}`"
             )
         raise CliError(message, for_status(exc.code)) from None
-    g.emit(saved, lambda: Text(printable(f"saved scenario {saved.id} (revision {saved.revision})")))
+    tell(saved, f"saved scenario {saved.id} (revision {saved.revision})")
     return int(ExitCode.SUCCESS)
 
 
@@ -444,10 +441,11 @@ def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
 @click.argument("scenario_ids", nargs=-1, required=True, metavar="ID...")
 @project_option
 @click.option("--yes", "-y", is_flag=True, help="do not ask (required off a terminal, e.g. in scripts)")
-def delete(scenario_ids: tuple[str, ...], project: str | None, yes: bool) -> None:
+def delete(scenario_ids: tuple[str, ...], project: str | None, yes: bool) -> int:
     """Delete scenarios (ID...): their script, settings and triggers go; runs already made stay.
 
-    On a terminal it asks first; in scripts (no terminal) it refuses unless --yes is given.
+    On a terminal (stdin and stderr) it asks first; answering no deletes nothing, says so and exits
+    0. Elsewhere (scripts, CI) it refuses without --yes (exit 2).
 
     -o json|yaml: {"deleted": [scenario ids]}.
 
@@ -456,22 +454,21 @@ def delete(scenario_ids: tuple[str, ...], project: str | None, yes: bool) -> Non
       seedbed scenario delete nightly
       seedbed scenario delete old-a old-b --yes
     """
-    if not yes and not sys.stdin.isatty():
-        raise CliError("scenario delete asks before deleting, and there is no terminal to ask on: add --yes")
+    why = "scenario delete deletes scenarios"
+    check_confirmable(yes, why)
     g = state()
     client = g.client()
     found = [find_scenario(client, scenario_id, project) for scenario_id in scenario_ids]
-    if not yes:
-        names = ", ".join(printable(s.id) for s in found)
-        click.confirm(f"delete {len(found)} scenario(s): {names}?", abort=True, err=True)
+    names = ", ".join(printable(s.id) for s in found)
+    question = f"delete {len(found)} scenario(s): {names}?"
+    if not confirm(question, yes=yes, why=why, declined="nothing deleted"):
+        return int(ExitCode.SUCCESS)
     deleted = []
     for item in found:
         item.delete()
         deleted.append(item.id)
-    g.emit(
-        {"deleted": deleted},
-        lambda: Text(printable(f"deleted {len(deleted)} scenario(s): {', '.join(deleted)}")),
-    )
+    tell({"deleted": deleted}, f"deleted {len(deleted)} scenario(s): {', '.join(deleted)}")
+    return int(ExitCode.SUCCESS)
 
 
 for _command in (fire, runs, enable, disable, set_run_as, set_sender, add_trigger, remove_trigger):

@@ -1,0 +1,52 @@
+"""What the commands take from the person running them, read one way everywhere: a yes before
+something that cannot be undone.
+
+Confirmation (``scenario delete``, ``run purge``): a command asks only when a person can answer,
+stdin and stderr both terminals; off a terminal it needs ``--yes`` and refuses (exit 2, before any
+call) without it. Answering no (or Ctrl-C, or the end of input, at the question) is not an error:
+nothing changes, the command says so on stderr and exits 0.
+
+Rejected: ``click.confirm(abort=True)`` (a "no" ends in click's "Aborted!" and exit 1 or 130, as if
+something had failed); asking whenever stdin is a terminal (with stderr redirected, the question
+would be asked where nobody sees it).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from seedbed.cli._context import CliError, state
+from seedbed.cli._output import say
+
+
+def check_confirmable(yes: bool, why: str) -> None:
+    """Before any call: a command that asks first (``why``: what it would do, e.g. "scenario delete
+    deletes scenarios") needs --yes where nobody can answer; a usage error (exit 2) without it."""
+    if not yes and not _answerable():
+        raise CliError(f"{why}: it asks first, and there is no terminal to ask on: add --yes")
+
+
+def confirm(question: str, *, yes: bool, why: str, declined: str) -> bool:
+    """Whether to go on: True with --yes; else the person's answer to ``question`` (default no).
+    A "no" says ``declined`` on stderr (the caller then changes nothing and exits 0); off a
+    terminal without --yes, the usage error of ``check_confirmable``."""
+    if yes:
+        return True
+    check_confirmable(yes, why)
+    try:
+        answer = click.confirm(question, default=False, err=True)
+    except click.exceptions.Abort:  # Ctrl-C or the end of input at the question: a no
+        click.echo("", err=True)
+        answer = False
+    if not answer:
+        say(declined, err=True)
+    return answer
+
+
+def _answerable() -> bool:
+    return sys.stdin.isatty() and state().err.is_terminal
+
+
+__all__ = ["check_confirmable", "confirm"]
