@@ -296,6 +296,38 @@ def test_ctrl_c_answers(fake_coordinator: tuple[Any, Client]) -> None:
         asked = settle(client, [run_id], "ask")
     assert asked.kind == 130 and f"abort run {run_id}?" in err.getvalue().decode()
     assert client.wait(run_id).state == run_pb2.RUN_STATE_ABORTED
+    # An abort that fails is said with why; the command still ends interrupted (130).
+    failed = settle(client, ["run_nope"], "abort")
+    assert failed.kind == 130 and "the abort of run run_nope failed (NOT_FOUND" in failed.message
+    assert "seedbed run abort run_nope" in failed.message
+
+
+def _queue_one(client: Client, scenario_id: str, script: str) -> None:
+    from seedbed.api.v1 import scenario_pb2
+
+    client.put_scenario(scenario_id, script=script)
+    settings = client.get_scenario(scenario_id).settings
+    settings.overlap_policy = scenario_pb2.OVERLAP_POLICY_QUEUE_ONE
+    client.update_scenario_settings(scenario_id, settings)
+
+
+def test_ctrl_c_answers_for_queued_fires(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    _queue_one(client, "queue", "sleep 30")
+    first = client.run("queue")
+    queued = client.run("queue")
+    assert queued.state == run_pb2.TRIGGER_FIRE_STATE_PENDING
+    answer = settle(client, [], "abort", [queued])  # nothing to abort: the fire is not a run yet
+    assert answer.kind == 130 and "before a run started" not in answer.message
+    assert f"fire {queued.id} of scn_queue is still queued and will start a run" in answer.message
+    assert "seedbed scenario show scn_queue" in answer.message
+    # A fire last seen queued that has its run by now is one more run to settle.
+    left = settle(client, [], "leave", [first])
+    assert f"run {first.run_id} left running" in left.message
+    client.abort(first.run_id)
+    started = eventually(lambda: client.get_fire(queued.id).run_id)
+    client.abort(started)
+    client.wait(started)
 
 
 @pytest.mark.parametrize("choice", ["abort", "leave"])
@@ -326,3 +358,35 @@ def test_ctrl_c_during_a_wait(fake_coordinator: tuple[Any, Client], tmp_path: Pa
         time.sleep(0.2)
         assert client.get_run(run.id).state == run_pb2.RUN_STATE_RUNNING
         client.abort(run.id)
+
+
+def test_ctrl_c_while_the_fire_is_queued(fake_coordinator: tuple[Any, Client], tmp_path: Path) -> None:
+    coordinator, client = fake_coordinator
+    _queue_one(client, "queue", "sleep 30")
+    first = client.run("queue")
+    script = _script(tmp_path, "queue.py", "print second")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seedbed.cli", "--address", coordinator.address, "run", "submit", script]
+        + ["--on-interrupt", "abort"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stderr is not None
+    line = ""
+    deadline = time.monotonic() + 30
+    while "waiting for its run" not in line and time.monotonic() < deadline:
+        line = process.stderr.readline()
+    fire_id = re.search(r"fire (fire_\w+) queued", line)
+    assert fire_id is not None, line
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert f"fire {fire_id[1]} of scn_queue is still queued and will start a run" in err
+    assert "before a run started" not in err
+    assert client.get_fire(fire_id[1]).state == run_pb2.TRIGGER_FIRE_STATE_PENDING  # as said
+    client.abort(first.run_id)
+    assert client.wait(eventually(lambda: client.get_fire(fire_id[1]).run_id)).state == (
+        run_pb2.RUN_STATE_SUCCESS
+    )

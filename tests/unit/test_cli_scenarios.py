@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from seedbed.api.v1 import run_pb2
+from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.cli import main
 from seedbed.cli._app import cli as root
 from seedbed.cli._context import Globals
@@ -462,6 +462,39 @@ def test_ctrl_c_during_fire_wait_aborts_or_leaves_the_run(
         _eventually_in(client, run_id, run_pb2.RunState.Value(f"RUN_STATE_{state}"))
         if choice == "leave":
             client.abort(run_id)
+
+
+def test_ctrl_c_during_fire_wait_says_a_queued_fire_will_still_run(
+    fake_coordinator: tuple[Any, Client], tmp_path: Path
+) -> None:
+    coordinator, client = fake_coordinator
+    settings = _project(fake_coordinator).create_scenario("slow", "Slow", "sleep 30").get_settings()
+    settings.raw.overlap_policy = scenario_pb2.OVERLAP_POLICY_QUEUE_ONE  # the second fire waits
+    settings.save()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seedbed.cli", "--address", coordinator.address]
+        + ["scenario", "fire", "slow", "slow", "--wait", "--on-interrupt", "leave"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert process.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 30
+    while not ("QUEUED" in seen and "RUNNING" in seen) and time.monotonic() < deadline:
+        seen += process.stderr.readline()
+    fire_id = re.search(r"(fire_\S+) QUEUED", seen).group(1)  # type: ignore[union-attr]
+    run_id = re.search(r"(run_\S+) RUNNING", seen).group(1)  # type: ignore[union-attr]
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert f"run {run_id} left running" in err
+    assert f"fire {fire_id} of scn_slow is still queued and will start a run" in err
+    client.abort(run_id)
+    queued_run = eventually(lambda: client.get_fire(fire_id).run_id)
+    client.abort(queued_run)
+    client.wait(queued_run)
 
 
 def test_runs_of_a_scenario(fake_coordinator: tuple[Any, Client], cli: Cli) -> None:

@@ -8,9 +8,11 @@ Used by ``seedbed run submit|logs`` and ``seedbed scenario fire --wait``. The st
 - ``wait_for_fire(client, fire, g)`` waits for a queued fire's run (saying why it waits) and
   answers the run id, or raises ``CliError`` (REFUSED, 8) for a cancelled fire with its reason;
 - ``on_interrupt_option`` adds ``--on-interrupt ask|abort|leave`` to a command, and
-  ``ctrl_c(client, run_ids, choice)`` is the context to wait in: Ctrl-C inside it asks (on a
-  terminal) or decides (``choice``) whether to abort the runs, says how to follow them later when
-  they are left running, and ends the command with exit code 130 (``INTERRUPTED``);
+  ``ctrl_c(client, run_ids, choice, g, queued)`` is the context to wait in: Ctrl-C inside it asks
+  (on a terminal) or decides (``choice``) whether to abort the runs, says how to follow them later
+  when they are left running, says which fires are still queued (they will start runs: no call
+  takes a fire back) and how to find them, and ends the command with exit code 130
+  (``INTERRUPTED``), an abort that failed included;
 - ``describe(run)`` is the one-paragraph summary of an ended run.
 
 On a terminal (stderr), the view is a rich ``Live`` drawn on stderr: a spinner with the run's state
@@ -46,7 +48,7 @@ from seedbed.api.v1 import run_pb2
 from seedbed.cli._context import CliError, Globals
 from seedbed.cli._exits import ExitCode
 from seedbed.cli._output import printable
-from seedbed.client import Client, LogEvent, RunEnded, TriggerFire
+from seedbed.client import Client, ClientError, LogEvent, RunEnded, TriggerFire
 
 OnInterrupt = Literal["ask", "abort", "leave"]
 ON_INTERRUPT: tuple[OnInterrupt, ...] = ("ask", "abort", "leave")
@@ -303,22 +305,49 @@ def resolve_choice(choice: OnInterrupt | None, g: Globals) -> OnInterrupt:
 
 @contextlib.contextmanager
 def ctrl_c(
-    client: Client, run_ids: Callable[[], Sequence[str]], choice: OnInterrupt | None, g: Globals
+    client: Client,
+    run_ids: Callable[[], Sequence[str]],
+    choice: OnInterrupt | None,
+    g: Globals,
+    queued: Callable[[], Sequence[run_pb2.TriggerFire]] = tuple,
 ) -> Iterator[None]:
     """Wait inside this: Ctrl-C aborts ``run_ids()`` or leaves them running as ``choice`` (or the
-    person asked) decides, then ends the command with exit code 130 (CliError INTERRUPTED)."""
+    person asked) decides, says what becomes of the fires ``queued()`` (fires seen waiting for
+    their run), then ends the command with exit code 130 (CliError INTERRUPTED)."""
     try:
         yield
     except KeyboardInterrupt:
         ids = [r for r in run_ids() if r]
-        raise settle(client, ids, resolve_choice(choice, g)) from None
+        raise settle(client, ids, resolve_choice(choice, g), queued()) from None
 
 
-def settle(client: Client, run_ids: Sequence[str], choice: OnInterrupt) -> CliError:
-    """Act on Ctrl-C for ``run_ids``; the CliError (exit 130) that says what was done."""
-    if not run_ids:
-        return CliError("interrupted before a run started", ExitCode.INTERRUPTED)
-    names = ", ".join(run_ids)
+def settle(
+    client: Client,
+    run_ids: Sequence[str],
+    choice: OnInterrupt,
+    fires: Sequence[run_pb2.TriggerFire] = (),
+) -> CliError:
+    """Act on Ctrl-C for ``run_ids`` and the queued ``fires``; the CliError (exit 130) that says
+    what was done. A fire that got its run meanwhile is one more run; one still queued cannot be
+    taken back (no call cancels a fire), so it is said, with how to find and stop its run. An
+    abort that fails (the coordinator unreachable, a second Ctrl-C) is said with why, and the
+    exit code stays 130."""
+    ids = list(run_ids)
+    notes: list[str] = []
+    for fire in fires:
+        try:
+            fire = client.get_fire(fire.id)  # it may have got its run since it was last seen
+        except (ClientError, KeyboardInterrupt) as exc:
+            notes.append(_still_queued(fire, f"as last seen (reading it again failed: {_why(exc)})"))
+            continue
+        if fire.run_id:
+            ids.append(fire.run_id)
+        elif fire.state == run_pb2.TRIGGER_FIRE_STATE_PENDING:
+            notes.append(_still_queued(fire))
+    if not ids:
+        text = "\n".join(notes) or "interrupted before a run started"
+        return CliError(printable_lines(text), ExitCode.INTERRUPTED)
+    names = ", ".join(ids)
     abort = choice == "abort"
     if choice == "ask":
         click.echo("", err=True)
@@ -327,11 +356,37 @@ def settle(client: Client, run_ids: Sequence[str], choice: OnInterrupt) -> CliEr
         except click.exceptions.Abort:  # a second Ctrl-C, or no answer: leave the runs alone
             abort = False
     if abort:
-        for run_id in run_ids:
-            client.abort(run_id, "aborted with Ctrl-C from the command line")
-        return CliError(f"interrupted: run {names} aborted", ExitCode.INTERRUPTED)
-    how = "; ".join(f"follow: seedbed run logs {r} -f, abort: seedbed run abort {r}" for r in run_ids)
-    return CliError(f"interrupted: run {names} left running ({how})", ExitCode.INTERRUPTED)
+        aborted, failed = [], []
+        for run_id in ids:
+            try:
+                client.abort(run_id, "aborted with Ctrl-C from the command line")
+                aborted.append(run_id)
+            except (ClientError, KeyboardInterrupt) as exc:
+                failed.append(
+                    f"the abort of run {run_id} failed ({_why(exc)}): it may still be running; "
+                    f"abort it with `seedbed run abort {run_id}`"
+                )
+        lines = [f"interrupted: run {', '.join(aborted)} aborted"] if aborted else ["interrupted"]
+    else:
+        how = "; ".join(f"follow: seedbed run logs {r} -f, abort: seedbed run abort {r}" for r in ids)
+        lines, failed = [f"interrupted: run {names} left running ({how})"], []
+    return CliError(printable_lines("\n".join(lines + failed + notes)), ExitCode.INTERRUPTED)
+
+
+def _still_queued(fire: run_pb2.TriggerFire, seen: str = "") -> str:
+    scenario = fire.scenario_id
+    return (
+        f"fire {fire.id} of {scenario} is still queued{' ' + seen if seen else ''} and will start a "
+        f"run when the run ahead of it ends; `seedbed scenario show {scenario}` lists it among the "
+        f"queued fires, `seedbed run list --scenario {scenario}` shows its run once it started "
+        "(`seedbed run abort RUN` stops it); no command takes back a queued fire"
+    )
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted again"
+    return str(exc).partition("\n")[0]
 
 
 __all__ = [

@@ -198,7 +198,12 @@ def _submit(
     fire = client.run(scenario_id, params, idempotency_key=idempotency_key or "")
     run_ids: list[str] = []
     view = LogView(g, to_stdout=g.output == "table")
-    with ctrl_c(client, lambda: run_ids, on_interrupt, g), view:
+
+    def queued() -> list[run_pb2.TriggerFire]:
+        # Until the fire has its run, Ctrl-C leaves a fire that will start one: said, not hidden.
+        return [] if run_ids else [fire]
+
+    with ctrl_c(client, lambda: run_ids, on_interrupt, g, queued), view:
         run_ids.append(wait_for_fire(client, fire, view))
         view.say(f"[seedbed] fire {fire.id} → run {run_ids[0]}")
         if not follow:

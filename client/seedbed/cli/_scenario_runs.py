@@ -24,6 +24,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
+from seedbed.api.v1 import run_pb2
 from seedbed.cli._context import CliError, Globals, SeedbedCommand, state
 from seedbed.cli._exits import ExitCode, for_run_state, worst
 from seedbed.cli._follow import OnInterrupt, ctrl_c, on_interrupt_option
@@ -123,8 +124,13 @@ class _Board:
                 yield Text(f"  {printable(row.detail)}", no_wrap=True, overflow="ellipsis")
 
     def running_ids(self) -> list[str]:
-        """The runs Ctrl-C may abort: the ones not ended yet."""
-        return [r.run.id for r in self.rows if r.run is not None and r.running]
+        """The runs Ctrl-C may abort: the ones not ended yet (a fire's run not seen yet included)."""
+        starting = [r.fire.run_id for r in self.rows if r.run is None and r.fire.run_id]
+        return [r.run.id for r in self.rows if r.run is not None and r.running] + starting
+
+    def queued_fires(self) -> list[run_pb2.TriggerFire]:
+        """The fires still waiting for their run: Ctrl-C says they will start one."""
+        return [r.fire.raw for r in self.rows if r.run is None and not r.fire.run_id and not r.fire.cancelled]
 
     def update(self, index: int, item: TriggerFire | ScenarioRun) -> None:
         row = self.rows[index]
@@ -231,7 +237,7 @@ def fire(
         g.emit([f.raw for f in fires], lambda: table(fires, _FIRE_COLUMNS))
         return int(ExitCode.REFUSED if any(f.cancelled for f in fires) else ExitCode.SUCCESS)
     board = _Board(fires, g)
-    with ctrl_c(client, board.running_ids, on_interrupt, g), board.shown():
+    with ctrl_c(client, board.running_ids, on_interrupt, g, board.queued_fires), board.shown():
         runs = client.wait_for_runs(fires, no_fail=True, on_update=board.update)
     for row, run in zip(board.rows, runs, strict=True):
         row.run = run
