@@ -75,6 +75,31 @@ def test_submit_follows_and_exits_with_the_outcome(cli: Cli, tmp_path: Path) -> 
     assert code == 0 and document["state"] == "RUN_STATE_SUCCESS" and "to stderr" in err
 
 
+def test_submit_keeps_the_case_of_the_file_name_and_the_settings(
+    fake_coordinator: tuple[Any, Client], cli: Cli, tmp_path: Path
+) -> None:
+    _, client = fake_coordinator
+    document = cli.json("run", "submit", _script(tmp_path, "MYSCENARIO.py", "print upper"))
+    assert document["scenario_id"] == "scn_MYSCENARIO"
+    assert client.get_scenario("MYSCENARIO").script == "print upper"
+
+    # --timeout on a scenario that exists changes its timeout, and nothing else of its settings.
+    client.put_scenario("kept", script="print one")
+    kept = client.get_project("default").get_scenario("kept").get_settings()
+    kept.add_daily_trigger(2, 30, timezone="Europe/Paris")
+    kept.add_email_reporter(["team@example.com"])
+    kept.active = False
+    kept.save()
+    code, _, err = cli("run", "submit", _script(tmp_path, "kept.py", "print two"), "--timeout", "42")
+    assert code == 0, err
+    saved = client.get_scenario("kept")
+    assert saved.script == "print two" and saved.settings.timeout_seconds == 42
+    assert len(saved.settings.triggers) == 1 and len(saved.settings.reporters) == 1
+    assert saved.settings.HasField("active") and not saved.settings.active
+    fresh = cli.json("run", "submit", _script(tmp_path, "fresh.py", "print new"), "--timeout", "7")
+    assert client.get_scenario(fresh["scenario_id"]).settings.timeout_seconds == 7
+
+
 def test_submit_refusals_and_usage(cli: Cli, tmp_path: Path) -> None:
     code, _, err = cli("run", "submit", str(tmp_path / "missing.py"))
     assert code == 2 and "cannot read" in err

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
+import grpc
 from rich.table import Table
 
 from seedbed.api.v1 import run_pb2
@@ -36,7 +37,7 @@ from seedbed.cli._follow import (
 )
 from seedbed.cli._input import confirm
 from seedbed.cli._output import Column, dump, printable, table, when
-from seedbed.client import Client, LogEvent, ScenarioRun
+from seedbed.client import Client, ClientError, LogEvent, ScenarioRun
 
 ENV_IDEMPOTENCY_KEY = "SEEDBED_IDEMPOTENCY_KEY"
 _STATES = ("QUEUED", "RUNNING", "SUCCESS", "WARNING", "FAILED", "ABORTED")
@@ -115,7 +116,9 @@ def _params(items: Sequence[str]) -> dict[str, str]:
 
 
 def _scenario_id_for(path: Path) -> str:
-    slug = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-_") or "scenario"
+    """The scenario id of a file: its name, with what an id cannot hold as "-" (the case kept: the
+    coordinator's ids keep theirs, so MYSCENARIO.py is scenario MYSCENARIO)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem).strip("-_") or "scenario"
     return slug[:63]
 
 
@@ -123,7 +126,12 @@ def _scenario_id_for(path: Path) -> str:
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-p", "--param", "param", multiple=True, metavar="KEY=VALUE", help="a parameter of the run")
 @click.option("--scenario", metavar="ID", help="the scenario to save the file as (default: from its name)")
-@click.option("--timeout", type=click.IntRange(min=1), metavar="S", help="the run's deadline in seconds")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    metavar="S",
+    help="the scenario's deadline of a run, in seconds (saved with it; its other settings stay)",
+)
 @click.option(
     "--follow/--no-follow",
     default=True,
@@ -152,7 +160,8 @@ def submit(
 ) -> int:
     """Save FILE as a scenario and run it, following its logs until it ends.
 
-    FILE is the scenario's Python script. The scenario id is --scenario, else the file's name.
+    FILE is the scenario's Python script. The scenario id is --scenario, else the file's name
+    (its case kept, other characters than letters, digits, _ and - as -).
     The exit code is the run's outcome (0 SUCCESS, 1 FAILED, 3 ABORTED, 4 WARNING); a fire the
     coordinator cancelled (the scenario is inactive, or already running) exits 8 with its reason;
     a fire queued behind another run waits for its run. The script's stdout goes to stdout,
@@ -190,11 +199,11 @@ def _submit(
     idempotency_key: str | None,
     on_interrupt: OnInterrupt | None,
 ) -> int:
-    from seedbed.api.v1 import scenario_pb2
-
     client = g.client()
-    settings = scenario_pb2.ScenarioSettings(timeout_seconds=timeout) if timeout else None
-    client.put_scenario(scenario_id, script=script, settings=settings)
+    if timeout:
+        _save_with_timeout(client, scenario_id, script, timeout)
+    else:
+        client.put_scenario(scenario_id, script=script)  # a scenario that exists keeps its settings
     fire = client.run(scenario_id, params, idempotency_key=idempotency_key or "")
     run_ids: list[str] = []
     view = LogView(g, to_stdout=g.output == "table")
@@ -215,6 +224,26 @@ def _submit(
     if g.output != "table":
         g.emit(ended, lambda: "")
     return int(for_run_state(ended.state))
+
+
+def _save_with_timeout(client: Client, scenario_id: str, script: str, timeout: int) -> None:
+    """Save the script with --timeout: a new scenario gets it as its one setting; an existing one
+    changes only its timeout (triggers, reporters, run-as, active stay), saved with the revision
+    read so a change made meanwhile is refused (exit 8) rather than overwritten."""
+    from seedbed.api.v1 import scenario_pb2
+
+    try:
+        found = client.get_scenario(scenario_id)
+    except ClientError as exc:
+        if exc.code != grpc.StatusCode.NOT_FOUND:
+            raise
+        settings = scenario_pb2.ScenarioSettings(timeout_seconds=timeout)
+        client.put_scenario(scenario_id, script=script, settings=settings, expected_revision=0)
+        return
+    settings = scenario_pb2.ScenarioSettings()
+    settings.CopyFrom(found.settings)
+    settings.timeout_seconds = timeout
+    client.put_scenario(scenario_id, script=script, settings=settings, expected_revision=found.revision)
 
 
 @run.command(name="list")
