@@ -41,6 +41,18 @@ def test_a_setting_the_coordinator_cannot_take_is_said_in_one_line(
     assert "Traceback" not in err
 
 
+def test_a_store_that_cannot_be_reached_exits_1_not_usage(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SEEDBED_DATA_DIR", str(tmp_path / "data"))
+    nowhere = "postgresql+psycopg://seedbed:pw-hidden-42@127.0.0.1:9/seedbed"  # nothing listens on port 9
+    argv = ["server", "--store-url", nowhere, "--listen", "127.0.0.1:0"]
+    code, out, err = _run(capsys, *argv, "--metrics-listen", "", "--rest-listen", "")
+    assert code == ExitCode.FAILED and out == ""
+    assert err.startswith("seedbed: the coordinator did not start: cannot open the store at")
+    assert "pw-hidden-42" not in err  # the URL is said without its password
+
+
 def test_deploy_status_answers_json_and_yaml_from_docker(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

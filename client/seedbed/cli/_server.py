@@ -59,9 +59,10 @@ def server(
     to stderr; -o has nothing to format here (nothing is printed on stdout).
 
     Exit codes: 0 stopped on a signal (or, with --migrate-only, the store is up to date and the key
-    opens it); 1 --migrate-only found the store unusable or the key wrong; 2 the coordinator did
-    not start because of its settings (a TLS file, an address in use, a store it cannot open, a
-    secret key that does not open the store's secrets), said in one line.
+    opens it); 1 the store could not be opened or used (not reachable, a URL it cannot read; with
+    --migrate-only, a key that does not open it either); 2 the coordinator did not start because
+    of its other settings (a TLS file, an address in use, a secret key that does not open the
+    store's secrets, a value a setting cannot take). Either is said in one line.
 
     \b
     Examples:
@@ -99,11 +100,13 @@ def server(
         return ExitCode.SUCCESS if asyncio.run(migrate(settings)) else ExitCode.FAILED
     try:
         asyncio.run(serve(settings))
+    except StoreUnavailableError as exc:  # the store's fault (down, unreachable), as --migrate-only
+        click.echo(f"seedbed: the coordinator did not start: {exc}", err=True)
+        return ExitCode.FAILED
     except (
         TlsSettingsError,
         MetricsEndpointError,
         SecretKeyMismatchError,
-        StoreUnavailableError,
         OSError,  # a listen address in use or not available (names its setting)
     ) as exc:
         click.echo(f"seedbed: the coordinator did not start: {exc}", err=True)
