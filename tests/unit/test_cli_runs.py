@@ -109,6 +109,19 @@ def test_submit_refusals_and_usage(cli: Cli, tmp_path: Path) -> None:
     assert code == 8 and "INVALID_ARGUMENT" in err  # the coordinator refused it
 
 
+def test_key_value_options_are_read_one_way(capsys: pytest.CaptureFixture[str]) -> None:
+    """-p of run submit and scenario fire, and connection create's --header: the same check, made
+    before any call (nothing answers at this address)."""
+    for argv, metavar in (
+        (["run", "submit", "x.py", "-p", "novalue"], "KEY=VALUE"),
+        (["scenario", "fire", "a", "-p", "=value"], "KEY=VALUE"),
+        (["connection", "create", "c", "--kind", "rest", "--header", "no-equals-sign"], "NAME=VALUE"),
+    ):
+        capsys.readouterr()
+        assert main(["--address", "127.0.0.1:9", *argv]) == 2, argv
+        assert f"takes {metavar}, got" in capsys.readouterr().err, argv
+
+
 def test_the_same_idempotency_key_gets_the_same_run(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

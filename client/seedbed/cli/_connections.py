@@ -19,6 +19,7 @@ from seedbed.api.v1 import connection_pb2
 from seedbed.cli._catalog_options import owner, ownership, project_filter, tell
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode
+from seedbed.cli._input import key_values
 from seedbed.cli._output import Column, fields, table
 
 _KINDS = {
@@ -127,7 +128,12 @@ def _fields(c: connection_pb2.Connection) -> RenderableType:
 @click.option("--description", default="", help="what the connection is for")
 @click.option("--base-url", default="", help="rest: the base URL (requests may go only under it)")
 @click.option(
-    "--header", "headers", multiple=True, metavar="NAME=VALUE", help="rest: a non-secret header (repeat)"
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=key_values,
+    help="rest: a non-secret header (repeat)",
 )
 @click.option(
     "--auth-header", default="", help="rest: the header whose value is the secret, e.g. Authorization"
@@ -184,7 +190,7 @@ def connection_create(
     url: str,
     description: str,
     base_url: str,
-    headers: tuple[str, ...],
+    headers: dict[str, str],
     auth_header: str,
     batch_size: int,
     timeout: int,
@@ -225,7 +231,7 @@ def connection_create(
         request.rest.CopyFrom(
             connection_pb2.RestOptions(
                 base_url=base_url,
-                headers=_headers(headers),
+                headers=headers,
                 auth_header=auth_header,
                 batch_size=batch_size,
                 timeout_seconds=timeout,
@@ -249,16 +255,6 @@ def connection_create(
         f"{made.id} ({kind}) secret: {made.secret}; runs acting as: {users}; runs of: {projects}"
         + (f"; bulk: {bulk}" if bulk else ""),
     )
-
-
-def _headers(items: tuple[str, ...]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise CliError(f"--header takes NAME=VALUE, got {item!r}")
-        headers[name] = value
-    return headers
 
 
 def _secret(request: connection_pb2.CreateConnectionRequest, env: str, file: str, stdin: bool) -> None:

@@ -1,5 +1,8 @@
-"""What the commands take from the person running them, read one way everywhere: a yes before
-something that cannot be undone.
+"""What the commands take from the person running them, read one way everywhere: ``KEY=VALUE``
+options, and a yes before something that cannot be undone.
+
+``KEY=VALUE`` (``-p/--param``, ``--header``): ``key_values`` is the options' callback; the command
+receives a dict, and an item without "=" or without a key is a usage error naming the option.
 
 Confirmation (``scenario delete``, ``run purge``): a command asks only when a person can answer,
 stdin and stderr both terminals; off a terminal it needs ``--yes`` and refuses (exit 2, before any
@@ -19,6 +22,18 @@ import click
 
 from seedbed.cli._context import CliError, state
 from seedbed.cli._output import say
+
+
+def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """The callback of a repeatable ``KEY=VALUE`` option: a dict (the last of a key repeated wins);
+    click.BadParameter (exit 2) for an item that is not KEY=VALUE."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"takes {param.metavar or 'KEY=VALUE'}, got {item!r}", ctx, param)
+        out[key] = value
+    return out
 
 
 def check_confirmable(yes: bool, why: str) -> None:
@@ -49,4 +64,4 @@ def _answerable() -> bool:
     return sys.stdin.isatty() and state().err.is_terminal
 
 
-__all__ = ["check_confirmable", "confirm"]
+__all__ = ["check_confirmable", "confirm", "key_values"]

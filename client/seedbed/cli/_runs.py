@@ -37,6 +37,7 @@ from seedbed.cli._follow import (
 )
 from seedbed.cli._input import confirm
 from seedbed.cli._output import Column, dump, printable, table, when
+from seedbed.cli._scenario_options import params_option
 from seedbed.client import Client, ClientError, LogEvent, ScenarioRun
 
 ENV_IDEMPOTENCY_KEY = "SEEDBED_IDEMPOTENCY_KEY"
@@ -105,16 +106,6 @@ def run() -> None:
     """
 
 
-def _params(items: Sequence[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"--param takes KEY=VALUE, got {item!r}")
-        params[key] = value
-    return params
-
-
 def _scenario_id_for(path: Path) -> str:
     """The scenario id of a file: its name, with what an id cannot hold as "-" (the case kept: the
     coordinator's ids keep theirs, so MYSCENARIO.py is scenario MYSCENARIO)."""
@@ -124,7 +115,7 @@ def _scenario_id_for(path: Path) -> str:
 
 @run.command()
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-p", "--param", "param", multiple=True, metavar="KEY=VALUE", help="a parameter of the run")
+@params_option("a parameter of the run, KEY=VALUE (repeatable)")
 @click.option("--scenario", metavar="ID", help="the scenario to save the file as (default: from its name)")
 @click.option(
     "--timeout",
@@ -150,7 +141,7 @@ def _scenario_id_for(path: Path) -> str:
 @on_interrupt_option
 def submit(
     file: Path,
-    param: tuple[str, ...],
+    params: dict[str, str],
     scenario: str | None,
     timeout: int | None,
     follow: bool,
@@ -179,7 +170,6 @@ def submit(
         script = file.read_text()
     except OSError as exc:
         raise CliError(f"cannot read {file}: {exc.strerror}") from None
-    params = _params(param)
     scenario_id = scenario or _scenario_id_for(file)
     if local:
         from seedbed.cli._run_local import local_coordinator

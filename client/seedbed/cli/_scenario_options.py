@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from seedbed.cli._context import CliError
+from seedbed.cli._input import key_values
 from seedbed.client import Client, Scenario
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,20 +29,10 @@ def project_option(f: F) -> F:
     return click.option("--project", metavar="KEY", default=None, help=text)(f)
 
 
-def _params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"takes KEY=VALUE, got {item!r}", ctx, param)
-        out[key] = value
-    return out
-
-
 def params_option(text: str) -> Callable[[F], F]:
     """``-p/--param KEY=VALUE``, repeatable; the command receives a dict ``params``."""
     return click.option(
-        "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", callback=_params, help=text
+        "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", callback=key_values, help=text
     )
 
 
