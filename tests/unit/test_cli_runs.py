@@ -122,6 +122,24 @@ def test_key_value_options_are_read_one_way(capsys: pytest.CaptureFixture[str]) 
         assert f"takes {metavar}, got" in capsys.readouterr().err, argv
 
 
+def test_files_are_read_one_way(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A file that cannot be read: exit 2 naming it and why, before any call (nothing answers here)."""
+    missing = str(tmp_path / "missing.py")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    for argv, said in (
+        (["run", "submit", missing], f"cannot read {missing}: No such file or directory"),
+        (["scenario", "create", "a", "--script", missing], f"cannot read the script {missing}: No such"),
+        (["scenario", "enable", "--from-state", missing], f"cannot read the state file {missing}"),
+        (["template", "create", missing], f"cannot read {missing}: No such file or directory"),
+        (["template", "create", str(binary)], f"cannot read {binary}: not UTF-8 text"),
+        (["workspace", "upload", missing], f"cannot read {missing}: No such file or directory"),
+    ):
+        capsys.readouterr()
+        assert main(["--address", "127.0.0.1:9", *argv]) == 2, argv
+        assert said in capsys.readouterr().err, argv
+
+
 def test_the_same_idempotency_key_gets_the_same_run(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

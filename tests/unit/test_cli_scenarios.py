@@ -147,7 +147,7 @@ def test_usage_errors_are_found_before_any_call(
 
 
 def test_create_validate_only_settings_and_mixed_case_ids(
-    fake_coordinator: tuple[Any, Client], cli: Cli, tmp_path: Path
+    fake_coordinator: tuple[Any, Client], cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = tmp_path / "nightly.py"
     script.write_text("print nightly\n")
@@ -172,6 +172,9 @@ def test_create_validate_only_settings_and_mixed_case_ids(
 
     code, _, err = cli(*argv)
     assert code == 8 and "already exists" in err and "scenario edit" in err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("print from stdin\n"))  # --script - reads stdin
+    assert cli("scenario", "create", "piped", "--script", "-")[0] == 0
+    assert cli.json("scenario", "show", "piped")["scenario"]["script"] == "print from stdin\n"
     bad = tmp_path / "bad.yaml"
     bad.write_text("timeout: 5\n")
     code, _, err = cli("scenario", "create", "other", "--script", str(script), "--settings", str(bad))

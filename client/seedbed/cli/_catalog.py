@@ -18,10 +18,11 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from seedbed.cli._catalog_options import owner, ownership, project_filter, read_text, tell
+from seedbed.cli._catalog_options import owner, ownership, project_filter, tell
 from seedbed.cli._connections import connection
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode
+from seedbed.cli._input import read_bytes, read_text
 from seedbed.cli._output import Column, printable, table
 
 # -- templates ---------------------------------------------------------------------------------------
@@ -222,10 +223,7 @@ def workspace_upload(
       seedbed workspace upload prices.csv --project shop --shared --overwrite
     """
     g = state()
-    try:
-        data = Path(file).read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {file}: {exc.strerror}") from None
+    data = read_bytes(file)
     stored = g.client().upload_file(
         as_path or Path(file).name, data, overwrite=overwrite, project_key=project_key, shared=shared
     )

@@ -1,16 +1,15 @@
 """Options and helpers the catalog and access commands share: the project a new object belongs to,
-the project filter of lists, reading the files given; and ``tell``, the one-line answer every
+the project filter of lists; and ``tell``, the one-line answer every
 command that changed something gives (the scenario and run commands too)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from seedbed.cli._context import CliError, state
+from seedbed.cli._context import state
 from seedbed.cli._output import say
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,15 +24,6 @@ def tell(value: Any, sentence: str) -> None:
         say(sentence)
     else:
         g.emit(value, lambda: None)
-
-
-def read_text(path: str) -> str:
-    """A file's text, or a usage error (nothing sent) saying why it cannot be read."""
-    try:
-        return Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise CliError(f"cannot read {path}: {reason}") from None
 
 
 def owner(project_key: str, shared: bool) -> str:

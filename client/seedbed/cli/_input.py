@@ -1,5 +1,9 @@
-"""What the commands take from the person running them, read one way everywhere: ``KEY=VALUE``
-options, and a yes before something that cannot be undone.
+"""What the commands take from the person running them, read one way everywhere: files,
+``KEY=VALUE`` options, and a yes before something that cannot be undone.
+
+Files (``read_text``, ``read_bytes``): a file that cannot be read is a usage error (exit 2) naming
+it and why, raised before any call; ``-`` reads standard input where the command says so
+(``scenario create --script -``), and is a file name elsewhere.
 
 ``KEY=VALUE`` (``-p/--param``, ``--header``): ``key_values`` is the options' callback; the command
 receives a dict, and an item without "=" or without a key is a usage error naming the option.
@@ -17,11 +21,37 @@ would be asked where nobody sees it).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from seedbed.cli._context import CliError, state
 from seedbed.cli._output import say
+
+
+def read_text(path: str, what: str = "", *, stdin: bool = False) -> str:
+    """The UTF-8 text of file ``path`` (``what`` names it in the error: "the script"); with
+    ``stdin``, "-" reads standard input."""
+    if stdin and path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(_cannot(path, what, exc.strerror or str(exc))) from None
+    except UnicodeDecodeError as exc:
+        raise CliError(_cannot(path, what, f"not UTF-8 text (byte {exc.start})")) from None
+
+
+def read_bytes(path: str, what: str = "") -> bytes:
+    """The bytes of file ``path`` (``what`` names it in the error)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(_cannot(path, what, exc.strerror or str(exc))) from None
+
+
+def _cannot(path: str, what: str, reason: str) -> str:
+    return f"cannot read {what + ' ' if what else ''}{path}: {reason}"
 
 
 def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -64,4 +94,4 @@ def _answerable() -> bool:
     return sys.stdin.isatty() and state().err.is_terminal
 
 
-__all__ = ["check_confirmable", "confirm", "key_values"]
+__all__ = ["check_confirmable", "confirm", "key_values", "read_bytes", "read_text"]

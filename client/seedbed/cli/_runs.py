@@ -35,7 +35,7 @@ from seedbed.cli._follow import (
     state_name,
     wait_for_fire,
 )
-from seedbed.cli._input import confirm
+from seedbed.cli._input import confirm, read_text
 from seedbed.cli._output import Column, dump, printable, table, when
 from seedbed.cli._scenario_options import params_option
 from seedbed.client import Client, ClientError, LogEvent, ScenarioRun
@@ -166,10 +166,7 @@ def submit(
       seedbed run submit examples/hello.py --local
     """
     g = state()
-    try:
-        script = file.read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {file}: {exc.strerror}") from None
+    script = read_text(str(file))
     scenario_id = scenario or _scenario_id_for(file)
     if local:
         from seedbed.cli._run_local import local_coordinator

@@ -22,6 +22,7 @@ import click
 from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import CliError, SeedbedCommand, state
 from seedbed.cli._exits import ExitCode
+from seedbed.cli._input import read_text
 from seedbed.cli._output import printable, when
 from seedbed.cli._scenario_options import (
     DEFAULT_PROJECT,
@@ -114,7 +115,7 @@ def enable(scenario_ids: tuple[str, ...], all_: bool, from_state: str | None, pr
     ids = list(scenario_ids)
     if from_state:
         try:
-            recorded = json.loads(Path(from_state).read_text())
+            recorded = json.loads(read_text(from_state, "the state file"))
             ids += [str(i) for i in recorded["active"]]
             project = recorded.get("project", project)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import click
@@ -25,7 +24,7 @@ from seedbed.api.v1 import run_pb2, scenario_pb2
 from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode, for_status
-from seedbed.cli._input import check_confirmable, confirm
+from seedbed.cli._input import check_confirmable, confirm, read_text
 from seedbed.cli._output import Column, fields, printable, say, table, when
 from seedbed.cli._scenario_options import DEFAULT_PROJECT, find_scenario, project_option
 from seedbed.cli._scenario_runs import fire, runs
@@ -229,16 +228,6 @@ class _Bytes(click.ParamType[int]):
         return int(found.group(1)) * self._UNITS[(found.group(2) or "").lower()]
 
 
-def _read(path: str, what: str) -> str:
-    """A file's text (``-``: standard input); a usage error naming the file when it cannot be read."""
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"cannot read {what} {path}: {exc}") from None
-
-
 def _settings(
     settings_file: str | None,
     timeout: int | None,
@@ -253,7 +242,7 @@ def _settings(
 
     settings = scenario_pb2.ScenarioSettings()
     if settings_file:
-        text = _read(settings_file, "the settings file")
+        text = read_text(settings_file, "the settings file")
         try:
             json_format.ParseDict(yaml.safe_load(text) or {}, settings)
         except (yaml.YAMLError, json_format.ParseError, TypeError, AttributeError) as exc:
@@ -337,7 +326,7 @@ def create(
       seedbed scenario create nightly --script nightly.py --project shop --timeout 600 --memory-limit 1G
       seedbed scenario create nightly --script nightly.py --settings settings.yaml --validate-only
     """
-    script = _read(script_file, "the script")
+    script = read_text(script_file, "the script", stdin=True)
     settings = _settings(settings_file, timeout, memory, overlap, run_as, inactive, max_attempts)
     g = state()
     client = g.client()
@@ -379,7 +368,8 @@ def _keep(scenario_id: str, text: str) -> str:
     "--script",
     "script_file",
     metavar="FILE",
-    help="save FILE's text instead of opening an editor (after merging a refused edit, or in scripts)",
+    help="save FILE's text instead of opening an editor (after merging a refused edit, or in "
+    "scripts; - reads stdin)",
 )
 def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
     """Edit the script of scenario ID in $VISUAL or $EDITOR, and save it when the editor closes.
@@ -408,7 +398,7 @@ def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
     client = g.client()
     found = find_scenario(client, scenario_id, project).raw
     if script_file:
-        text: str | None = _read(script_file, "the script")
+        text: str | None = read_text(script_file, "the script", stdin=True)
     else:
         text = click.edit(found.script, extension=".py", require_save=True)
     if text is None or text == found.script:
@@ -417,7 +407,7 @@ def edit(scenario_id: str, project: str | None, script_file: str | None) -> int:
     try:
         saved = client.put_scenario(found.id, script=text, expected_revision=found.revision)
     except ClientError as exc:
-        kept = script_file or _keep(found.id, text)
+        kept = script_file if script_file and script_file != "-" else _keep(found.id, text)
         if exc.code.name == "ABORTED":
             message = (
                 f"scenario {found.id} was changed by someone else since you opened revision "
