@@ -24,6 +24,7 @@ from seedbed.api.v1 import run_pb2
 from seedbed.cli import main
 from seedbed.cli._follow import settle
 from seedbed.cli._runs import parse_since, runs_table
+from seedbed.cli._show import error_text, seconds, state_name, took
 from seedbed.client import Client
 from tests.conftest import ROOT, eventually
 
@@ -325,6 +326,21 @@ def test_parse_since() -> None:
     assert parse_since("2026-01-31T08:00") == datetime(2026, 1, 31, 8, 0, tzinfo=UTC)
     with pytest.raises(click.BadParameter):
         parse_since("10 parsecs")
+
+
+def test_run_fields_read_one_way() -> None:
+    """State names, durations and errors as every command shows them (one precision)."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    assert (state_name(run_pb2.RUN_STATE_SUCCESS), state_name(0)) == ("SUCCESS", "")
+    assert seconds(timedelta(seconds=1.26)) == "1.3s" and seconds(None) == ""
+    start, end = Timestamp(seconds=100), Timestamp(seconds=163, nanos=400_000_000)
+    assert took(start, end) == "63.4s" and took(start, Timestamp()) == ""
+    error = run_pb2.ErrorDetails(type="TimeoutError", message="slow", reason=run_pb2.FAILURE_REASON_TIMEOUT)
+    assert error_text(error) == "TIMEOUT: TimeoutError: slow"
+    assert (
+        error_text(error, reason=False) == "TimeoutError: slow" and error_text(run_pb2.ErrorDetails()) == ""
+    )
 
 
 # -- a narrow terminal ------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from seedbed.api.v1 import run_pb2
 from seedbed.cli._context import CliError, Globals
 from seedbed.cli._exits import ExitCode
 from seedbed.cli._output import printable
+from seedbed.cli._show import error_text, state_name, took
 from seedbed.client import Client, ClientError, LogEvent, RunEnded, TriggerFire
 
 OnInterrupt = Literal["ask", "abort", "leave"]
@@ -62,25 +63,15 @@ PROGRESS = re.compile(
 )
 
 
-def state_name(value: int) -> str:
-    return run_pb2.RunState.Name(value).removeprefix("RUN_STATE_")
-
-
-def _reason(value: int) -> str:
-    return run_pb2.FailureReason.Name(value).removeprefix("FAILURE_REASON_")
-
-
 def describe(run: run_pb2.Run) -> str:
     """An ended run in a few lines: its state and duration, its first error, dropped log lines."""
     text = f"run {run.id} {state_name(run.state)}"
-    if run.HasField("start_time") and run.HasField("end_time"):
-        seconds = (run.end_time.ToDatetime() - run.start_time.ToDatetime()).total_seconds()
-        text += f" in {seconds:.2f}s"
+    duration = took(run.start_time, run.end_time)
+    text += f" in {duration}" if duration else ""
     if run.HasField("first_error") and run.first_error.type:
         err = run.first_error
         where = f" (line {err.line})" if err.line else ""
-        reason = f"{_reason(err.reason)}: " if err.reason else ""
-        text += f"\n  {reason}{err.type}: {err.message}{where}"
+        text += f"\n  {error_text(err)}{where}"
         if err.traceback:
             text += "\n" + "\n".join("  " + t for t in err.traceback.rstrip().splitlines())
     if run.logs_truncated:
@@ -401,6 +392,5 @@ __all__ = [
     "resolve_choice",
     "run_status",
     "settle",
-    "state_name",
     "wait_for_fire",
 ]

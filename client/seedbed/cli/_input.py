@@ -1,5 +1,5 @@
 """What the commands take from the person running them, read one way everywhere: files,
-``KEY=VALUE`` options, and a yes before something that cannot be undone.
+``KEY=VALUE`` options, times, and a yes before something that cannot be undone.
 
 Files (``read_text``, ``read_bytes``): a file that cannot be read is a usage error (exit 2) naming
 it and why, raised before any call; ``-`` reads standard input where the command says so
@@ -21,6 +21,7 @@ would be asked where nobody sees it).
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -66,6 +67,13 @@ def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     return out
 
 
+def iso_time(text: str) -> datetime:
+    """An ISO 8601 date or date-time (``2026-11-01``, ``2026-11-01T08:00+01:00``); without an
+    offset it is UTC. ValueError when ``text`` is not one (the option says what it takes)."""
+    value = datetime.fromisoformat(text.strip())
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def check_confirmable(yes: bool, why: str) -> None:
     """Before any call: a command that asks first (``why``: what it would do, e.g. "scenario delete
     deletes scenarios") needs --yes where nobody can answer; a usage error (exit 2) without it."""
@@ -94,4 +102,4 @@ def _answerable() -> bool:
     return sys.stdin.isatty() and state().err.is_terminal
 
 
-__all__ = ["check_confirmable", "confirm", "key_values", "read_bytes", "read_text"]
+__all__ = ["check_confirmable", "confirm", "iso_time", "key_values", "read_bytes", "read_text"]

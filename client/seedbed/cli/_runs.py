@@ -32,26 +32,16 @@ from seedbed.cli._follow import (
     describe,
     follow_run,
     on_interrupt_option,
-    state_name,
     wait_for_fire,
 )
-from seedbed.cli._input import confirm, read_text
+from seedbed.cli._input import confirm, iso_time, read_text
 from seedbed.cli._output import Column, dump, printable, table, when
 from seedbed.cli._scenario_options import params_option
+from seedbed.cli._show import error_text, state_name, took
 from seedbed.client import Client, ClientError, LogEvent, ScenarioRun
 
 ENV_IDEMPOTENCY_KEY = "SEEDBED_IDEMPOTENCY_KEY"
 _STATES = ("QUEUED", "RUNNING", "SUCCESS", "WARNING", "FAILED", "ABORTED")
-
-
-def _duration(run: run_pb2.Run) -> str:
-    if not (run.HasField("start_time") and run.HasField("end_time")):
-        return ""
-    return f"{(run.end_time.ToDatetime() - run.start_time.ToDatetime()).total_seconds():.1f}s"
-
-
-def _error(run: run_pb2.Run) -> str:
-    return f"{run.first_error.type}: {run.first_error.message}" if run.first_error.type else ""
 
 
 # The runs table, shared with `seedbed scenario runs`: one row per contract Run message. Which
@@ -61,8 +51,8 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("SCENARIO", lambda r: r.scenario_id, max_width=24),
     Column("STATE", lambda r: state_name(r.state)),
     Column("CREATED", lambda r: when(r.create_time)),
-    Column("TOOK", lambda r: _duration(r), justify="right"),
-    Column("ERROR", _error, overflow="ellipsis"),
+    Column("TOOK", lambda r: took(r.start_time, r.end_time), justify="right"),
+    Column("ERROR", lambda r: error_text(r.first_error, reason=False), overflow="ellipsis"),
 )
 _NARROW = ("RUN", "STATE", "ERROR")  # below 60 columns
 _MEDIUM = ("RUN", "SCENARIO", "STATE", "CREATED", "ERROR")  # below 100
@@ -80,7 +70,7 @@ def runs_table(runs: Sequence[run_pb2.Run], *, width: int = 80, scenario: bool =
         if c.header != "ERROR"
     )
     room = max(8, width - used)
-    cut = Column("ERROR", lambda r: _cut(_error(r), room), overflow="ellipsis")
+    cut = Column("ERROR", lambda r: _cut(error_text(r.first_error, reason=False), room), overflow="ellipsis")
     columns = [cut if c.header == "ERROR" else c for c in columns]
     return table(runs, columns)
 
@@ -299,13 +289,12 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         delta = timedelta(**{_UNITS[found["unit"]]: float(found["n"])})
         return (now or datetime.now(UTC)) - delta
     try:
-        value = datetime.fromisoformat(text)
+        return iso_time(text)
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is neither a duration (30s, 10m, 2h, 1d) nor an ISO 8601 time "
             "(2026-11-01T08:00, 2026-11-01T08:00+01:00)"
         ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @run.command()

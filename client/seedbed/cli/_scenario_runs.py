@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import click
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -28,22 +28,15 @@ from seedbed.api.v1 import run_pb2
 from seedbed.cli._context import CliError, Globals, SeedbedCommand, state
 from seedbed.cli._exits import ExitCode, for_run_state, worst
 from seedbed.cli._follow import OnInterrupt, ctrl_c, on_interrupt_option
+from seedbed.cli._input import iso_time
 from seedbed.cli._output import Column, printable, say, table
 from seedbed.cli._runs import ENV_IDEMPOTENCY_KEY, runs_table
 from seedbed.cli._scenario_options import find_scenario, params_option, project_option
+from seedbed.cli._show import error_text, seconds
 from seedbed.client import ScenarioRun, TriggerFire
 
 # From this many columns the fires are a table; below, each fire's fields are stacked.
 WIDE = 80
-
-
-def _seconds(value: timedelta | None) -> str:
-    return "" if value is None else f"{value.total_seconds():.1f}s"
-
-
-def _error(run: ScenarioRun) -> str:
-    error = run.first_error
-    return f"{error.type}: {error.message}" if error is not None else ""
 
 
 @dataclass
@@ -71,14 +64,14 @@ class _Row:
 
     @property
     def time(self) -> str:
-        return _seconds(self.run.duration) if self.run is not None else ""
+        return seconds(self.run.duration) if self.run is not None else ""
 
     @property
     def detail(self) -> str:
         if self.run is not None:
             if self.run.running and self.run.raw.HasField("next_attempt_time"):
                 return f"retrying (attempt {self.run.raw.attempt_count + 1} next)"
-            return _error(self.run)
+            return error_text(self.run.raw.first_error, reason=False)
         return self.fire.cancel_reason if self.fire.cancelled else self.fire.queue_reason
 
     @property
@@ -253,14 +246,13 @@ def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> date
     if value is None:
         return None
     try:
-        found = datetime.fromisoformat(value)
+        return iso_time(value)
     except ValueError:
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T08:00+01:00",
             ctx,
             param,
         ) from None
-    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
 @click.command(cls=SeedbedCommand)

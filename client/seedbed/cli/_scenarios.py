@@ -36,6 +36,7 @@ from seedbed.cli._scenario_settings import (
     set_run_as,
     set_sender,
 )
+from seedbed.cli._show import state_name
 from seedbed.client import ClientError
 
 _OVERLAP = ("SKIP", "ALLOW_CONCURRENT", "QUEUE_ONE", "QUEUE_ALL", "CANCEL_RUNNING")
@@ -55,12 +56,6 @@ def scenario() -> None:
 
 def _active(s: scenario_pb2.Scenario) -> bool:
     return not s.settings.HasField("active") or s.settings.active
-
-
-def _outcome(status: scenario_pb2.GetScenarioStatusResponse) -> str:
-    if not status.last_outcome:
-        return ""
-    return run_pb2.RunState.Name(status.last_outcome).removeprefix("RUN_STATE_")
 
 
 @scenario.command("list")
@@ -86,7 +81,7 @@ def list_(project: str | None) -> None:
             Column("ACTIVE", _active),
             Column("RUN AS", lambda s: s.effective_run_as),
             Column("NEXT RUN", lambda s: statuses[s.id].next_run_time),
-            Column("LAST", lambda s: _outcome(statuses[s.id])),
+            Column("LAST", lambda s: state_name(statuses[s.id].last_outcome)),
             Column("NAME", lambda s: s.name, overflow="ellipsis"),
         ]
         return table(found, columns)
@@ -113,7 +108,7 @@ def _describe(s: scenario_pb2.Scenario, status: scenario_pb2.GetScenarioStatusRe
     next_run = when(status.next_run_time)
     if next_run and status.next_run_trigger_id:
         next_run += f" (trigger {status.next_run_trigger_id})"
-    last = f"{_outcome(status)} (run {status.last_run_id}, ended {when(status.last_end_time)})"
+    last = f"{state_name(status.last_outcome)} (run {status.last_run_id}, ended {when(status.last_end_time)})"
     rows: list[tuple[str, object]] = [
         ("scenario", s.id),
         ("name", s.name),

@@ -4,12 +4,17 @@ to each target, and its first error (today's ``run show`` and the old ``run deta
 With ``-o json|yaml`` it prints one object: the contract's ``Run`` message (attempts, steps, first
 error and reports are fields of it) plus ``write_batches``, the contract's ``WriteBatch`` messages
 of the run in order. The per-target totals the table shows are sums over those batches.
+
+How a run's fields read for people, wherever a command shows them (``run list``, ``run submit``'s
+summary, ``scenario fire --wait``, ``scenario show``): ``state_name``, ``seconds`` / ``took`` (one
+precision, a tenth of a second) and ``error_text``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -17,7 +22,6 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from seedbed.api.v1 import run_pb2
-from seedbed.cli._follow import state_name
 from seedbed.cli._output import Column, fields, printable, table, to_data, when
 
 
@@ -51,21 +55,31 @@ def document(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> dict[str, A
     return data
 
 
-def _duration(run: run_pb2.Run) -> str:
-    return _took(run.start_time, run.end_time)
+def state_name(value: int) -> str:
+    """A run state as people read it ("SUCCESS"); empty for none (a scenario that never ran)."""
+    return run_pb2.RunState.Name(value).removeprefix("RUN_STATE_") if value else ""
 
 
-def _took(start: Timestamp, end: Timestamp) -> str:
+def seconds(delta: timedelta | None) -> str:
+    """A duration to a tenth of a second ("12.3s"); empty for none."""
+    return "" if delta is None else f"{delta.total_seconds():.1f}s"
+
+
+def took(start: Timestamp, end: Timestamp) -> str:
+    """The time from ``start`` to ``end`` (``seconds``); empty unless both are set."""
     if not (start.seconds or start.nanos) or not (end.seconds or end.nanos):
         return ""
-    return f"{(end.ToDatetime() - start.ToDatetime()).total_seconds():.2f}s"
+    return seconds(end.ToDatetime() - start.ToDatetime())
 
 
-def _error(error: run_pb2.ErrorDetails) -> str:
+def error_text(error: run_pb2.ErrorDetails, *, reason: bool = True) -> str:
+    """An error in one line: its failure reason (unless ``reason`` is false: a table's column,
+    where the type matters more than the room), type and message ("TIMEOUT: TimeoutError: …");
+    empty when there is none."""
     if not error.type:
         return ""
-    reason = run_pb2.FailureReason.Name(error.reason).removeprefix("FAILURE_REASON_")
-    return (f"{reason}: " if error.reason else "") + f"{error.type}: {error.message}"
+    name = run_pb2.FailureReason.Name(error.reason).removeprefix("FAILURE_REASON_")
+    return (f"{name}: " if reason and error.reason else "") + f"{error.type}: {error.message}"
 
 
 _ATTEMPTS = (
@@ -74,7 +88,7 @@ _ATTEMPTS = (
     Column("NODE", lambda a: a.node, max_width=20),
     Column("PID", lambda a: str(a.worker_pid or ""), justify="right"),
     Column("STARTED", lambda a: when(a.start_time)),
-    Column("TOOK", lambda a: _took(a.start_time, a.end_time), justify="right"),
+    Column("TOOK", lambda a: took(a.start_time, a.end_time), justify="right"),
     # The attempt's outcome is its failure reason already.
     Column("ERROR", lambda a: f"{a.error.type}: {a.error.message}" if a.error.type else "", max_width=60),
 )
@@ -117,7 +131,7 @@ def render(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> RenderableTyp
         ("created", when(run.create_time)),
         ("started", when(run.start_time)),
         ("ended", when(run.end_time)),
-        ("duration", _duration(run)),
+        ("duration", took(run.start_time, run.end_time)),
         ("attempts", run.attempt_count),
     ]
     if run.HasField("next_attempt_time"):
@@ -142,6 +156,6 @@ def render(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> RenderableTyp
     if run.HasField("first_error") and error.type:
         where = f" in step {error.step!r}" if error.step else ""
         line = f" (line {error.line})" if error.line else ""
-        parts += [Text(), Text(printable(f"first error{where}: {_error(error)}{line}"), style="bold red")]
+        parts += [Text(), Text(printable(f"first error{where}: {error_text(error)}{line}"), style="bold red")]
         parts += [Text("  " + printable(t)) for t in error.traceback.rstrip().splitlines()]
     return Group(*parts)
