@@ -278,11 +278,8 @@ def _prepare(client: Client) -> Project:
     from seedbed.api.v1 import scenario_pb2
 
     for user in ("u1", "u2"):
-        client._call(client._access.CreateUser, access_pb2.CreateUserRequest(user_id=user))
-        membership = access_pb2.SetMembershipRequest(
-            user_id=user, project_key="default", role=access_pb2.ROLE_RUNNER
-        )
-        client._call(client._access.SetMembership, membership)
+        client.create_user(user)
+        client.set_membership(user, "default", access_pb2.ROLE_RUNNER)
     project = client.get_default_project()
     settings = ParseDict(NO_RETRY, scenario_pb2.ScenarioSettings())
     project.create_scenario("MYSCENARIO", "My scenario", STEPPED, settings=settings)

@@ -123,10 +123,12 @@ class Scenario:
         return self.refresh().raw.script
 
     def set_payload(self, script: str, extension: str = "py") -> None:
-        """Replace the scenario's Python script; its runs then act as you unless ``run_as`` is set."""
+        """Replace the scenario's Python script; its runs then act as you unless ``run_as`` is set.
+        Saved over the revision read just before, so a change someone makes in between is refused
+        (ClientError ABORTED) rather than lost; a scenario deleted meanwhile is NOT_FOUND."""
         _python(extension)
-        request = scenario_pb2.UpdateScenarioRequest(scenario_id=self.id, script=script)
-        self.raw = self._client._call(self._client._scenarios.UpdateScenario, request).scenario  # type: ignore[attr-defined]
+        revision = self.refresh().raw.revision
+        self.raw = self._client.put_scenario(self.id, script=script, expected_revision=revision)
 
     # -- firing ------------------------------------------------------------------------------------
 
@@ -243,10 +245,7 @@ class Scenario:
         return ScenarioSettings(self._client, self.refresh().raw)
 
     def get_status(self) -> ScenarioStatus:
-        request = scenario_pb2.GetScenarioStatusRequest(scenario_id=self.id)
-        status: scenario_pb2.GetScenarioStatusResponse = self._client._call(  # type: ignore[assignment]
-            self._client._scenarios.GetScenarioStatus, request
-        )
+        status = self._client.get_scenario_status(self.id)
         last = state_name(status.last_outcome) if status.last_outcome else None
         return ScenarioStatus(
             scenario_id=self.id,
