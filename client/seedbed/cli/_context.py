@@ -190,11 +190,12 @@ class Globals:
     def err(self) -> Console:
         return self.consoles[1]
 
-    def emit(self, value: Any, render: Callable[[], Any]) -> None:
+    def emit(self, value: Any, render: Callable[[], Any], *, sentences: bool = False) -> None:
         """Print ``value`` as -o asks: JSON or YAML of the value, else the table ``render()`` makes
-        (a rich renderable, printed to stdout)."""
+        (a rich renderable, printed to stdout). ``sentences``: the renderable's lines of text stay
+        whole however narrow the output (a script looks for their words); tables still fit."""
         if self.output == "table":
-            self.out.print(render())
+            self.out.print(render(), soft_wrap=sentences)
         else:
             click.echo(dump(value, self.output), nl=False)
 

@@ -36,13 +36,18 @@ def document(run_id: str, response: run_pb2.PurgeRunResponse) -> dict[str, Any]:
     return {"run_id": run_id, **to_data(response)}
 
 
+def _line(text: str, style: str = "") -> Text:
+    """A sentence, control characters masked (``emit(sentences=True)`` keeps it on one line)."""
+    return Text(printable(text), style=style)
+
+
 def render(run_id: str, response: run_pb2.PurgeRunResponse) -> RenderableType:
     total = sum(t.rows_deleted for t in response.targets)
     if response.dry_run:
         head = f"run {run_id}: dry run, nothing deleted; a purge would delete {total:,} row(s)"
     else:
         head = f"run {run_id}: purged {total:,} row(s)"
-    parts: list[RenderableType] = [Text(printable(head))]
+    parts: list[RenderableType] = [_line(head)]
     if response.targets:
         columns = list(_TARGETS)
         if response.dry_run:
@@ -51,23 +56,23 @@ def render(run_id: str, response: run_pb2.PurgeRunResponse) -> RenderableType:
         gone = sum(t.rows_recorded - t.rows_deleted for t in response.targets)
         if gone > 0:
             parts.append(
-                Text(f"{gone:,} recorded row(s) were not found: deleted since the run, not an error")
+                _line(f"{gone:,} recorded row(s) were not found: deleted since the run, not an error")
             )
     elif not response.failures:
-        parts.append(Text("nothing to purge: no batch of the run is left in its targets' write ledgers"))
+        parts.append(_line("nothing to purge: no batch of the run is left in its targets' write ledgers"))
     if response.skipped:
         # The batches of one call share their reason: one line per call.
         calls: dict[tuple[str, str, str, int, str], list[int]] = {}
         for s in response.skipped:
             calls.setdefault((s.connection_id, s.operation, s.target, s.call, s.reason), []).append(s.batch)
         rows = [(*key, f"{min(b)}-{max(b)}" if len(b) > 1 else str(b[0])) for key, b in calls.items()]
-        parts += [Text(), Text(f"skipped, not purgeable ({len(response.skipped)} batch(es)):")]
+        parts += [Text(), _line(f"skipped, not purgeable ({len(response.skipped)} batch(es)):")]
         parts.append(table(rows, _SKIPPED))
     if response.skipped_connections:
         parts += [Text(), Text("connections skipped:")]
-        parts += [Text(printable(f"  {c.connection_id}: {c.reason}")) for c in response.skipped_connections]
+        parts += [_line(f"  {c.connection_id}: {c.reason}") for c in response.skipped_connections]
     for f in response.failures:
         where = f", table {f.table}, call {f.call} batch {f.batch}" if f.table else ""
-        parts += [Text(), Text(printable(f"FAILED on {f.connection_id}{where}:"), style="bold red")]
-        parts.append(Text("  " + printable(f.message)))
+        parts += [Text(), _line(f"FAILED on {f.connection_id}{where}:", style="bold red")]
+        parts.append(_line("  " + f.message))
     return Group(*parts)

@@ -417,7 +417,7 @@ def purge(run_id: str, dry_run: bool, yes: bool) -> int:
     if not confirm(question, yes=yes or dry_run, why=why, declined="nothing purged"):
         return int(ExitCode.SUCCESS)
     response = g.client().purge_run(run_id, dry_run=dry_run)
-    g.emit(_purge.document(run_id, response), lambda: _purge.render(run_id, response))
+    g.emit(_purge.document(run_id, response), lambda: _purge.render(run_id, response), sentences=True)
     return int(ExitCode.FAILED) if response.failures else 0
 
 
