@@ -33,9 +33,10 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import click
 from rich.console import Console, Group, RenderableType
@@ -55,6 +56,7 @@ OnInterrupt = Literal["ask", "abort", "leave"]
 ON_INTERRUPT: tuple[OnInterrupt, ...] = ("ask", "abort", "leave")
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 # A bulk insert's progress as the worker words it (seedbed.worker.bulk._insert).
 PROGRESS = re.compile(
@@ -272,6 +274,29 @@ def wait_for_fire(client: Client, fire: run_pb2.TriggerFire, view: LogView) -> s
 
 
 # -- Ctrl-C ------------------------------------------------------------------------------------
+
+
+def interruptible(body: Callable[[], T]) -> T:
+    """``body()`` (a wait on the coordinator's streams) run on a daemon thread while this one waits
+    for it, so that Ctrl-C lands here, in plain Python, and never inside gRPC: a KeyboardInterrupt
+    raised in the middle of a call can leave one of the channel's locks held, and closing the
+    channel at the command's end then waits for ever. The abandoned wait ends when the command
+    closes its client (its calls are cancelled)."""
+    box: dict[str, Any] = {}
+
+    def wait() -> None:
+        try:
+            box["value"] = body()
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            box["error"] = exc
+
+    thread = threading.Thread(target=wait, name="seedbed-wait", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return cast(T, box["value"])
 
 
 def on_interrupt_option(f: F) -> F:

@@ -31,6 +31,7 @@ from seedbed.cli._follow import (
     ctrl_c,
     describe,
     follow_run,
+    interruptible,
     on_interrupt_option,
     wait_for_fire,
 )
@@ -190,13 +191,13 @@ def _submit(
         return [] if run_ids else [fire]
 
     with ctrl_c(client, lambda: run_ids, on_interrupt, g, queued), view:
-        run_ids.append(wait_for_fire(client, fire, view))
+        run_ids.append(interruptible(lambda: wait_for_fire(client, fire, view)))
         view.say(f"[seedbed] fire {fire.id} → run {run_ids[0]}")
         if not follow:
             view.close()
             tell(client.get_fire(fire.id), run_ids[0])
             return 0
-        ended = follow_run(client, run_ids[0], view)
+        ended = interruptible(lambda: follow_run(client, run_ids[0], view))
     view.say(f"[seedbed] {describe(ended)}")
     if g.output != "table":
         g.emit(ended, lambda: "")
@@ -359,7 +360,9 @@ def logs(
             view.line(event)
 
     with ctrl_c(client, lambda: [run_id] if follow else [], on_interrupt, g), view:
-        ended = follow_run(client, run_id, view, after=after, follow=follow, step=step or "", lines=line)
+        ended = interruptible(
+            lambda: follow_run(client, run_id, view, after=after, follow=follow, step=step or "", lines=line)
+        )
     if ended.state in (run_pb2.RUN_STATE_QUEUED, run_pb2.RUN_STATE_RUNNING):
         return 0
     view.say(f"[seedbed] {describe(ended)}")

@@ -27,7 +27,7 @@ from rich.text import Text
 from seedbed.api.v1 import run_pb2
 from seedbed.cli._context import CliError, Globals, SeedbedCommand, state
 from seedbed.cli._exits import ExitCode, for_run_state, worst
-from seedbed.cli._follow import OnInterrupt, ctrl_c, on_interrupt_option
+from seedbed.cli._follow import OnInterrupt, ctrl_c, interruptible, on_interrupt_option
 from seedbed.cli._input import iso_time
 from seedbed.cli._output import Column, printable, say, table
 from seedbed.cli._runs import ENV_IDEMPOTENCY_KEY, runs_table
@@ -231,7 +231,7 @@ def fire(
         return int(ExitCode.REFUSED if any(f.cancelled for f in fires) else ExitCode.SUCCESS)
     board = _Board(fires, g)
     with ctrl_c(client, board.running_ids, on_interrupt, g, board.queued_fires), board.shown():
-        runs = client.wait_for_runs(fires, no_fail=True, on_update=board.update)
+        runs = interruptible(lambda: client.wait_for_runs(fires, no_fail=True, on_update=board.update))
     for row, run in zip(board.rows, runs, strict=True):
         row.run = run
     answer = [

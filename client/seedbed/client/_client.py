@@ -195,19 +195,23 @@ class Client:
         reason and what to check (a TLS mismatch, an untrusted certificate), all within
         ``timeout``. Calls need not wait for this: it lets a caller say "unreachable" at once
         instead of after its retries."""
-        # Most of the time waits for the connection; the rest asks a call why there is none.
+        # Most of the time a call waits for the connection; the rest asks a call why there is
+        # none. Calls rather than channel_ready_future: its connectivity subscription leaves a
+        # polling thread whose lock a Ctrl-C could leave close() waiting on at exit.
         probe = min(0.5, timeout / 4)
+        request = access_pb2.WhoAmIRequest()
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout - probe)
+            self._access.WhoAmI(request, timeout=timeout - probe, wait_for_ready=True)
             return None
-        except grpc.FutureTimeoutError:
-            pass
+        except grpc.RpcError as exc:
+            if exc.code() not in _RETRYABLE:
+                return None  # it answered (a refusal is an answer)
         try:
-            self._access.WhoAmI(access_pb2.WhoAmIRequest(), timeout=probe)
+            self._access.WhoAmI(request, timeout=probe)
         except grpc.RpcError as exc:
             if exc.code() in _RETRYABLE:
                 return _wrap(exc, self._transport)
-        return None  # it answered meanwhile (a refusal is an answer)
+        return None
 
     def _call(
         self, method: object, request: object, *, retry: bool = True, timeout: float | None = None
