@@ -10,6 +10,7 @@ A test that needs one of them fails with a clear message when it is missing; non
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import time
@@ -145,3 +146,25 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
         time.sleep(interval)
+
+
+class Cli:
+    """The ``seedbed`` command called in this process against one coordinator: ``cli(*argv)``
+    answers (exit code, stdout, stderr); ``cli.json(*argv)`` the -o json answer of a success."""
+
+    def __init__(self, address: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.address = address
+        self._capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        from seedbed.cli import main
+
+        self._capsys.readouterr()
+        code = main(["--address", self.address, *argv])
+        out, err = self._capsys.readouterr()
+        return code, out, err
+
+    def json(self, *argv: str) -> Any:
+        code, out, err = self(*argv, "-o", "json")
+        assert code == 0, err
+        return json.loads(out)

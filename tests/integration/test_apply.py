@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from seedbed.api.v1 import access_pb2, scenario_pb2
-from seedbed.cli import main
 from seedbed.cli._apply_plan import ApplyConflict, _shown, apply_plan, folder_projects, plan_folder
 from seedbed.cli._exits import ExitCode
 from seedbed.cli._scenario_files import DEFAULT_MAX_SCRIPT_BYTES, HIDDEN, Folder, load_folder
 from seedbed.client import Client, ClientError
 from seedbed.coordinator.reporters import HIDDEN as COORDINATOR_HIDDEN
+from tests.conftest import Cli
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +45,6 @@ ORDERS_SCRIPT = "from seedbed.sdk import generate\nrows = generate('tmpl_custome
 BILLING = "id: billing\nscript: billing.py\n"
 CUSTOMER = "id: tmpl_customer\nversion: 1\nfields:\n  id: {sequence: {start: 1}}\n"
 TOKEN = "Bearer chat-token-7f3a"
-
-
-class Cli:
-    def __init__(self, address: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self._address = address
-        self._capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self._capsys.readouterr()
-        code = main(["--address", self._address, *argv])
-        out, err = self._capsys.readouterr()
-        return code, out, err
 
 
 @pytest.fixture

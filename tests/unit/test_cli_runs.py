@@ -26,26 +26,9 @@ from seedbed.cli._follow import settle
 from seedbed.cli._runs import parse_since, runs_table
 from seedbed.cli._show import error_text, seconds, state_name, took
 from seedbed.client import Client
-from tests.conftest import ROOT, eventually
+from tests.conftest import ROOT, Cli, eventually
 
 CONTROL = re.compile(r"\x1b|\r")
-
-
-class Cli:
-    def __init__(self, address: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self._address = address
-        self._capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self._capsys.readouterr()
-        code = main(["--address", self._address, *argv])
-        out, err = self._capsys.readouterr()
-        return code, out, err
-
-    def json(self, *argv: str) -> Any:
-        code, out, err = self(*argv, "-o", "json")
-        assert code == 0, err
-        return json.loads(out)
 
 
 @pytest.fixture

@@ -24,26 +24,9 @@ from seedbed.cli._app import cli as root
 from seedbed.cli._context import Globals
 from seedbed.cli._scenarios import scenario
 from seedbed.client import Client, Project
-from tests.conftest import eventually
+from tests.conftest import Cli, eventually
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-class Cli:
-    def __init__(self, address: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.address = address
-        self._capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self._capsys.readouterr()
-        code = main(["--address", self.address, *argv])
-        out, err = self._capsys.readouterr()
-        return code, out, err
-
-    def json(self, *argv: str) -> Any:
-        code, out, err = self(*argv, "-o", "json")
-        assert code == 0, err
-        return json.loads(out)
 
 
 @pytest.fixture
