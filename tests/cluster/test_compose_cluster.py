@@ -42,8 +42,11 @@ from seedbed.sdk import Seedbed, params
 dm = Seedbed()
 db = dm.connection("conn_postgres")
 customers = dm.template("tmpl_customer")
+# One set continued round after round (one seed, the next start): its emails are unique across
+# rounds. Forty sets of their own would each be unique only within itself, and the shop's email
+# column is UNIQUE (about one run in four would collide).
 for i in range(int(params.get("rounds", "40"))):
-    db.insert(table="customers", rows=customers.rows(10, start=i * 10))
+    db.insert(table="customers", rows=customers.rows(10, seed=11, start=i * 10))
     print(f"round {i} written")
     time.sleep(0.5)
 """
