@@ -31,7 +31,13 @@ from seedbed.api.v1 import (
     workspace_pb2,
     workspace_pb2_grpc,
 )
-from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
+from seedbed.coordinator.app import (
+    AccessUseCases,
+    ConnectionUseCases,
+    RunUseCases,
+    ScenarioUseCases,
+    TemplateUseCases,
+)
 from seedbed.coordinator.app.callers import caller_of
 from seedbed.coordinator.auth import bootstrap_admin
 from seedbed.coordinator.cluster_watch import ClusterWatch
@@ -106,6 +112,9 @@ class Coordinator:
         # The use cases every face calls (set by start()).
         self.scenarios: ScenarioUseCases | None = None
         self.runs: RunUseCases | None = None
+        self.templates: TemplateUseCases | None = None
+        self.connections: ConnectionUseCases | None = None
+        self.access: AccessUseCases | None = None
         self.server: grpc.aio.Server | None = None
         self.port = 0
         self.engine_problem: str | None = None
@@ -192,25 +201,27 @@ class Coordinator:
             limits,
             self.tracing,
         )
-        template_pb2_grpc.add_TemplateServiceServicer_to_server(
-            TemplateServicer(self.store, self.dispatcher, self.settings, limits), self.server
+        self.templates = TemplateUseCases(self.store, self.dispatcher, self.settings, limits)
+        self.connections = ConnectionUseCases(
+            self.store,
+            self.dispatcher,
+            secrets,
+            self.settings.data_dir,
+            secret_file_dir=self.settings.secret_file_dir,
         )
+        self.access = AccessUseCases(self.store)
+        template_pb2_grpc.add_TemplateServiceServicer_to_server(TemplateServicer(self.templates), self.server)
         connection_pb2_grpc.add_ConnectionServiceServicer_to_server(
-            ConnectionServicer(
-                self.store,
-                self.dispatcher,
-                secrets,
-                self.settings.data_dir,
-                secret_file_dir=self.settings.secret_file_dir,
-            ),
-            self.server,
+            ConnectionServicer(self.connections), self.server
         )
         workspace_pb2_grpc.add_WorkspaceServiceServicer_to_server(
             WorkspaceServicer(self.store, self.settings, limits), self.server
         )
         scenario_pb2_grpc.add_ScenarioServiceServicer_to_server(ScenarioServicer(self.scenarios), self.server)
         run_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runs), self.server)
-        access_pb2_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.store), self.server)
+        access_pb2_grpc.add_AccessServiceServicer_to_server(
+            AccessServicer(self.store, self.access), self.server
+        )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         reflection.enable_server_reflection(

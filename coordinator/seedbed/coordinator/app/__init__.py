@@ -3,6 +3,11 @@
     runs = RunUseCases(store, supervisor, hub, purger, fires, limits, tracing)
     fire = await runs.run_scenario("scn_orders", {"rows": "100"}, idempotency_key="ci-4711")
     async for event in await runs.stream_logs(fire.run_id, follow=True): ...
+    templates = TemplateUseCases(store, dispatcher, settings, limits)
+    rows = await templates.preview_template("tmpl_customer", count=5, seed=7)
+
+Runs (``runs``), scenarios (``scenarios``), the catalog's templates and connections (``catalog``) and
+who the caller is (``access``).
 
 The faces (``seedbed.coordinator.faces``: gRPC servicers, REST, MCP) authenticate the caller, make it
 the current principal, turn their request into these calls and their answers back into the protocol;
@@ -13,7 +18,16 @@ Import rules (``[tool.importlinter]`` in pyproject.toml, checked in CI): this pa
 neither grpc nor any web or MCP library, and no face.
 """
 
+from seedbed.coordinator.app.access import AccessUseCases
+from seedbed.coordinator.app.catalog import ConnectionUseCases, TemplateUseCases
 from seedbed.coordinator.app.runs import RunFilter, RunUseCases
 from seedbed.coordinator.app.scenarios import ScenarioUseCases
 
-__all__ = ["RunFilter", "RunUseCases", "ScenarioUseCases"]
+__all__ = [
+    "AccessUseCases",
+    "ConnectionUseCases",
+    "RunFilter",
+    "RunUseCases",
+    "ScenarioUseCases",
+    "TemplateUseCases",
+]

@@ -1,7 +1,8 @@
 """The AccessService servicer: who am I, projects, users, memberships and API keys.
 
 Who may do what is written in ``access.proto``; the checks are the caller's
-:class:`~seedbed.coordinator.access.Principal` methods.
+:class:`~seedbed.coordinator.access.Principal` methods. ``WhoAmI`` is the use case
+(``app.AccessUseCases``) the REST face answers too; the rest has only this face yet.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from seedbed.coordinator.access import (
     validate_project_key,
     validate_user_id,
 )
+from seedbed.coordinator.app import AccessUseCases
+from seedbed.coordinator.app.access import user_to_proto
 from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from seedbed.coordinator.faces.grpc.status import guard
 from seedbed.coordinator.model import validate_name
 from seedbed.coordinator.store import Store
-from seedbed.coordinator.store.access import ApiKeyRecord, ProjectRecord, UserRecord
+from seedbed.coordinator.store.access import ApiKeyRecord, ProjectRecord
 
 MAX_DESCRIPTION_CHARS = 1000
 
@@ -29,20 +32,6 @@ MAX_DESCRIPTION_CHARS = 1000
 def project_to_proto(rec: ProjectRecord) -> access_pb2.Project:
     return access_pb2.Project(
         key=rec.key, name=rec.name, description=rec.description, create_time=ts(rec.created_at)
-    )
-
-
-def user_to_proto(rec: UserRecord) -> access_pb2.User:
-    return access_pb2.User(
-        id=rec.id,
-        display_name=rec.display_name,
-        email=rec.email,
-        superuser=rec.superuser,
-        memberships=[
-            access_pb2.Membership(project_key=key, role=f"ROLE_{role.name}")
-            for key, role in sorted(rec.memberships.items())
-        ],
-        create_time=ts(rec.created_at),
     )
 
 
@@ -90,16 +79,15 @@ def _target_user(principal: Principal, raw: str, action: str) -> str:
 
 
 class AccessServicer(access_pb2_grpc.AccessServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, app: AccessUseCases) -> None:
         self._store = store
+        self._app = app
 
     @guard
     async def WhoAmI(
         self, request: access_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext
     ) -> access_pb2.WhoAmIResponse:
-        principal = current_principal()
-        user = await self._store.access.get_user(principal.user_id)
-        return access_pb2.WhoAmIResponse(user=user_to_proto(user), api_key_id=principal.api_key_id)
+        return await self._app.who_am_i()
 
     @guard
     async def CreateProject(
