@@ -15,7 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
+from seedbed.coordinator.app import (
+    AccessUseCases,
+    ConnectionUseCases,
+    RunUseCases,
+    ScenarioUseCases,
+    TemplateUseCases,
+)
 from seedbed.coordinator.faces.rest import build_app
 
 OUT = Path(__file__).resolve().parents[1] / "proto" / "openapi" / "seedbed-v1.json"
@@ -27,6 +33,9 @@ def document() -> str:
         cast(RunUseCases, None),
         cast(ScenarioUseCases, None),
         cast(Any, None),
+        templates=cast(TemplateUseCases, None),
+        connections=cast(ConnectionUseCases, None),
+        access=cast(AccessUseCases, None),
         max_body_bytes=1,
         closing=asyncio.Event(),
     )

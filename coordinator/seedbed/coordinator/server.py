@@ -249,6 +249,7 @@ class Coordinator:
 
     async def _start_rest(self) -> None:
         assert self.store is not None and self.runs is not None and self.scenarios is not None
+        assert self.templates is not None and self.connections is not None and self.access is not None
         closing = asyncio.Event()
         mcp = mcp_http_app(
             self.runs, self.scenarios, self.store, max_body_bytes=self.settings.max_message_bytes
@@ -257,6 +258,9 @@ class Coordinator:
             self.runs,
             self.scenarios,
             functools.partial(caller_of, self.store, face="the REST API"),
+            templates=self.templates,
+            connections=self.connections,
+            access=self.access,
             max_body_bytes=self.settings.max_message_bytes,
             closing=closing,
             count_call=self.metrics.api_call if self.metrics is not None else None,

@@ -5,7 +5,8 @@ Every ``/v1`` call is authenticated (``Authorization: Bearer <API key>``, as ove
 body is read (``_middleware``); each route calls one use case and answers the contract's message as
 JSON (``_json``). Routes decide nothing themselves: validation, roles, rate limits and idempotency
 are the use cases', so REST and gRPC cannot disagree. Errors are one envelope (``_errors``). Runs'
-routes are in ``_runs``, scenarios' in ``_scenarios``.
+routes are in ``_runs``, scenarios' in ``_scenarios``, templates' and connections' in ``_catalog``,
+who the caller is in ``_access``.
 
 Rejected: Swagger UI at ``/docs`` (it loads its scripts from a CDN; the document at
 ``/v1/openapi.json`` is what tools read).
@@ -23,11 +24,19 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.api.v1 import access_pb2, connection_pb2, run_pb2, scenario_pb2, template_pb2
 from seedbed.coordinator.access import Principal
-from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
+from seedbed.coordinator.app import (
+    AccessUseCases,
+    ConnectionUseCases,
+    RunUseCases,
+    ScenarioUseCases,
+    TemplateUseCases,
+)
 from seedbed.coordinator.faces.http_body import BodyLimit
 from seedbed.coordinator.faces.rest import _errors
+from seedbed.coordinator.faces.rest._access import access_routes
+from seedbed.coordinator.faces.rest._catalog import catalog_routes
 from seedbed.coordinator.faces.rest._json import message_schemas
 from seedbed.coordinator.faces.rest._middleware import AuthGate, CallCounter, CountCall
 from seedbed.coordinator.faces.rest._runs import run_routes
@@ -43,6 +52,9 @@ def build_app(
     scenarios: ScenarioUseCases,
     authenticate: Callable[[str | None], Awaitable[Principal]],
     *,
+    templates: TemplateUseCases,
+    connections: ConnectionUseCases,
+    access: AccessUseCases,
     max_body_bytes: int,
     closing: asyncio.Event,
     count_call: CountCall | None = None,
@@ -68,6 +80,8 @@ def build_app(
     api = APIRouter(prefix="/v1")
     run_routes(api, runs, closing)
     scenario_routes(api, scenarios)
+    catalog_routes(api, templates, connections)
+    access_routes(api, access)
     # Flat, not include_router: the call counter names a refused call's route by matching these.
     app.router.routes.extend(api.routes)
 
@@ -114,7 +128,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 run_pb2.TriggerFire.DESCRIPTOR,
                 run_pb2.LogLine.DESCRIPTOR,
                 run_pb2.StreamEnd.DESCRIPTOR,
+                run_pb2.WriteBatch.DESCRIPTOR,
+                run_pb2.PurgeRunResponse.DESCRIPTOR,
+                run_pb2.GetRunTraceResponse.DESCRIPTOR,
                 scenario_pb2.Scenario.DESCRIPTOR,
+                template_pb2.Template.DESCRIPTOR,
+                template_pb2.PreviewTemplateResponse.DESCRIPTOR,
+                connection_pb2.Connection.DESCRIPTOR,
+                connection_pb2.TestConnectionResponse.DESCRIPTOR,
+                access_pb2.WhoAmIResponse.DESCRIPTOR,
             )
         )
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

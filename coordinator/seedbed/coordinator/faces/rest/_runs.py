@@ -1,5 +1,5 @@
-"""The REST routes of runs: run a scenario (and optionally wait), read, list and abort runs, and
-follow a run's logs as Server-Sent Events.
+"""The REST routes of runs: run a scenario (and optionally wait), read, list and abort runs, follow
+a run's logs as Server-Sent Events, list its write batches, purge what it wrote, read its trace.
 
 Logs: one ``log`` event per line (``id`` = its sequence number), then one ``end`` event; a client that
 reconnects with ``Last-Event-ID`` resumes after that line, with no gap and no repeat. When the
@@ -200,6 +200,43 @@ def run_routes(api: APIRouter, runs: RunUseCases, closing: asyncio.Event) -> Non
     async def abort_run(run_id: str, body: AbortRequest | None = None) -> JSONResponse:
         run, already = await runs.abort_run(run_id, (body or AbortRequest()).reason)
         return JSONResponse({"run": to_json(run), "already_finished": already})
+
+    @api.get(
+        "/runs/{run_id}/batches",
+        tags=["runs"],
+        summary="List a run's write batches, in the order they were written",
+        responses={200: page_response("batches", run_pb2.WriteBatch)},
+    )
+    async def list_write_batches(
+        run_id: str,
+        page_size: Annotated[int, Query(ge=0, le=1000, description="at most 1000; 0: 100")] = 0,
+        page_token: Annotated[str, Query(max_length=20)] = "",
+    ) -> JSONResponse:
+        page, token = await runs.list_write_batches(run_id, page_size, page_token)
+        return JSONResponse({"batches": [to_json(b) for b in page], "next_page_token": token})
+
+    @api.post(
+        "/runs/{run_id}/purge",
+        tags=["runs"],
+        summary="Delete what a finished run inserted into its SQL targets",
+        responses={200: message_response(run_pb2.PurgeRunResponse)},
+    )
+    async def purge_run(
+        run_id: str,
+        dry_run: Annotated[bool, Query(description="count what would be deleted; delete nothing")] = False,
+    ) -> JSONResponse:
+        """Needs EDITOR. A run still going is 409 (abort it or wait for it to end). A failure on
+        one target stops the purge and is listed in `failures`; purging again resumes."""
+        return JSONResponse(to_json(await runs.purge_run(run_id, dry_run=dry_run)))
+
+    @api.get(
+        "/runs/{run_id}/trace",
+        tags=["runs"],
+        summary="A run's trace: its spans, by start time",
+        responses={200: message_response(run_pb2.GetRunTraceResponse)},
+    )
+    async def get_run_trace(run_id: str) -> JSONResponse:
+        return JSONResponse(to_json(await runs.get_run_trace(run_id)))
 
     @api.get(
         "/runs/{run_id}/logs",
