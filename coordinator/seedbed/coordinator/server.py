@@ -47,6 +47,7 @@ from seedbed.coordinator.errors import (
     SecretKeyMismatchError,
     StoreUnavailableError,
 )
+from seedbed.coordinator.faces.console import Sessions
 from seedbed.coordinator.faces.grpc import (
     AccessServicer,
     AuthInterceptor,
@@ -109,6 +110,8 @@ class Coordinator:
         self.metrics: CoordinatorMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
         self.rest: RestServer | None = None
+        # The web console's sessions (None: no console; set by start()).
+        self.console_sessions: Sessions | None = None
         # The use cases every face calls (set by start()).
         self.scenarios: ScenarioUseCases | None = None
         self.runs: RunUseCases | None = None
@@ -159,6 +162,12 @@ class Coordinator:
         # Checked before Ray starts: a wrong key refuses the start at once.
         secrets = SecretBox.from_key_or_file(self.settings.secret_key, self.settings.data_dir)
         await check_secret_key(self.store, secrets)
+        if self.settings.console and self.settings.rest_listen:
+            # From the secret key: a session outlives a restart and is read by every coordinator.
+            self.console_sessions = Sessions(
+                secrets.derive_key("seedbed console session"),
+                round(self.settings.console_session_hours * 3600),
+            )
         await self.dispatcher.start()
         self.engine_problem = await self.dispatcher.probe_engine()
         if self.engine_problem:
@@ -266,6 +275,7 @@ class Coordinator:
             count_call=self.metrics.api_call if self.metrics is not None else None,
             mounts={"/mcp": mcp.asgi_app},
             lifespan=lambda _app: mcp.lifespan(),
+            console=self.console_sessions,
         )
         self.rest = RestServer(app, self.settings.rest_listen, closing)
         await self.rest.start()
@@ -275,9 +285,10 @@ class Coordinator:
                 self.settings.rest_listen,
             )
         log.info(
-            "REST API on http://%s/v1 (OpenAPI: /v1/openapi.json), MCP on http://%s/mcp",
+            "REST API on http://%s/v1 (OpenAPI: /v1/openapi.json), MCP on http://%s/mcp%s",
             self.rest.address,
             self.rest.address,
+            f", web console on http://{self.rest.address}/console/" if self.console_sessions else "",
         )
 
     async def _probe_engine(self) -> None:

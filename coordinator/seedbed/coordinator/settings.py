@@ -278,6 +278,17 @@ class CoordinatorSettings(BaseSettings):
         description="host:port of the REST API (/v1/…, OpenAPI at /v1/openapi.json) and the MCP "
         "endpoint (/mcp); port 0 picks a free one; empty: neither is served",
     )
+    console: bool = Field(
+        True,
+        description="serve the web console at /console/ on the REST address (signed in with an API "
+        "key); false: the REST API and MCP only",
+    )
+    console_session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 30,
+        description="how long a console sign-in lasts before the page asks for the API key again",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="the coordinator's own log lines: text, or one JSON object per line (with run id, "

@@ -33,6 +33,7 @@ from seedbed.coordinator.app import (
     ScenarioUseCases,
     TemplateUseCases,
 )
+from seedbed.coordinator.faces.console import Sessions, console_routes
 from seedbed.coordinator.faces.http_body import BodyLimit
 from seedbed.coordinator.faces.rest import _errors
 from seedbed.coordinator.faces.rest._access import access_routes
@@ -60,11 +61,13 @@ def build_app(
     count_call: CountCall | None = None,
     mounts: Mapping[str, ASGIApp] | None = None,
     lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]] | None = None,
+    console: Sessions | None = None,
 ) -> FastAPI:
     """The REST app. ``authenticate`` turns an ``Authorization`` header into the caller;
     ``closing`` is set when the server stops (open log streams end); ``count_call(method, code)``
     counts each call; ``mounts`` are further ASGI apps by exact path (the MCP endpoint, which
-    authenticates its own calls), ``lifespan`` theirs."""
+    authenticates its own calls), ``lifespan`` theirs. With ``console`` (its sessions), the web
+    console is served at ``/console/`` and its session cookie stands for an API key."""
     app = FastAPI(
         title=API_TITLE,
         version=API_VERSION,
@@ -92,10 +95,12 @@ def build_app(
     for path, mounted in (mounts or {}).items():
         # A route, not app.mount: a mount answers its bare path with a redirect to path + "/".
         app.router.routes.append(Route(path, endpoint=mounted))
+    if console is not None:
+        console_routes(app, console, authenticate, _errors.error_response)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Added innermost first: the counter sees every call, the gate runs before the body is read.
     app.add_middleware(BodyLimit, limit=max_body_bytes, skip=frozenset(mounts or ()))
-    app.add_middleware(AuthGate, authenticate=authenticate)
+    app.add_middleware(AuthGate, authenticate=authenticate, sessions=console)
     app.add_middleware(CallCounter, count=count_call, routes=app.router.routes)
     return app
 
@@ -132,6 +137,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 run_pb2.PurgeRunResponse.DESCRIPTOR,
                 run_pb2.GetRunTraceResponse.DESCRIPTOR,
                 scenario_pb2.Scenario.DESCRIPTOR,
+                scenario_pb2.GetScenarioStatusResponse.DESCRIPTOR,
                 template_pb2.Template.DESCRIPTOR,
                 template_pb2.PreviewTemplateResponse.DESCRIPTOR,
                 connection_pb2.Connection.DESCRIPTOR,

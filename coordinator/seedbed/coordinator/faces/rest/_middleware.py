@@ -6,7 +6,9 @@
 2. :class:`AuthGate` authenticates ``/v1/…`` (all but the health check and the OpenAPI document)
    before anything reads the body: a caller without a valid key costs a header check, never an
    8 MiB buffer, and is answered 401 whatever its body holds. The principal is set for the rest of
-   the request (each request runs in its own task).
+   the request (each request runs in its own task). Without an ``Authorization`` header, the web
+   console's session cookie stands for the key it holds, and a change made with it must carry the
+   session's CSRF token (``seedbed.coordinator.faces.console``).
 3. :class:`~seedbed.coordinator.faces.http_body.BodyLimit` refuses a body over the limit with 413
    naming it (``/mcp`` has its own, behind its own key check).
 """
@@ -21,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedbed.coordinator.access import Principal, set_principal
 from seedbed.coordinator.errors import CoordinatorError
+from seedbed.coordinator.faces.console import Sessions, cookie_of
 from seedbed.coordinator.faces.http_body import CODE_KEY
 from seedbed.coordinator.faces.rest import _errors
 
@@ -32,21 +35,27 @@ CountCall = Callable[[str, str], None]
 
 
 class AuthGate:
-    def __init__(self, app: ASGIApp, authenticate: Authenticate) -> None:
+    def __init__(self, app: ASGIApp, authenticate: Authenticate, sessions: Sessions | None = None) -> None:
         self.app = app
         self.authenticate = authenticate
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith("/v1/") or path in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
+        headers = scope.get("headers", ())
         authorization = None
-        for key, value in scope.get("headers", ()):
+        for key, value in headers:
             if key == b"authorization":
                 authorization = value.decode("latin-1")
                 break
         try:
+            cookie = cookie_of(headers) if authorization is None and self.sessions is not None else None
+            if cookie is not None and self.sessions is not None:
+                authorization = f"Bearer {self.sessions.open(cookie)}"
+                self.sessions.check_change(scope.get("method", ""), cookie, headers)
             principal = await self.authenticate(authorization)
         except CoordinatorError as exc:
             _errors.mark(scope, exc.code.name)
