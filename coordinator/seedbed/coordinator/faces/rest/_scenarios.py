@@ -87,6 +87,15 @@ def scenario_routes(api: APIRouter, scenarios: ScenarioUseCases) -> None:
         scenario = await scenarios.get_scenario(scenario_id)
         return JSONResponse(to_json(scenario), headers={"ETag": f'"{scenario.revision}"'})
 
+    @api.get(
+        "/scenarios/{scenario_id}/status",
+        tags=["scenarios"],
+        summary="Whether a scenario runs now, its last outcome and its next run",
+        responses={200: message_response(scenario_pb2.GetScenarioStatusResponse)},
+    )
+    async def scenario_status(scenario_id: str) -> JSONResponse:
+        return JSONResponse(to_json(await scenarios.scenario_status(scenario_id)))
+
     @api.put(
         "/scenarios/{scenario_id}",
         tags=["scenarios"],
