@@ -230,11 +230,10 @@ def _serving(store_url: str, tmp_path: Path, dispatcher: FakeDispatcher | None) 
 
 
 @pytest.fixture
-def console(
-    ray_session: None, docker_client: docker.DockerClient, store_url: str, tmp_path: Path
-) -> Iterator[ConsoleServer]:
-    """The console of a real coordinator: real store (SQLite and PostgreSQL), local Ray, Docker sandboxes."""
-    with _serving(store_url, tmp_path, None) as served:
+def console(ray_session: None, docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[ConsoleServer]:
+    """The console of a real coordinator: a real store (SQLite: the pages do not depend on the
+    store, which the rest of the suite covers on both), local Ray, Docker sandboxes."""
+    with _serving(f"sqlite+aiosqlite:///{tmp_path / 'seedbed.db'}", tmp_path, None) as served:
         yield served
 
 
