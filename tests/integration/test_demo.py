@@ -6,6 +6,7 @@ the embedded defaults. Run from a scratch folder linked to this checkout, so a d
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -36,6 +37,8 @@ def test_the_demo_runs_on_a_first_start_and_again(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "holds 100 customers and 500 orders; orders without a customer: 0" in done.stdout
+        assert re.search(r"the web console: http://127\.0\.0\.1:\d+/console/", done.stdout), done.stdout
+        assert "GET /console/: 200" in done.stdout
         # The run's trace, from the call that started it down to each batch it wrote.
         waterfall = done.stdout.split("where the run spent its time", 1)[1]
         for span in ("RunService/RunS", "attempt 1", "script", "step orders", "INSERT"):
