@@ -104,7 +104,7 @@ class TemplateUseCases:
         self._rates.take(Limit.TEMPLATE_PUSHES, current_principal().user_id)
         result = await self._validate(source, fmt)
         template_id = result["id"]
-        existing = await _or_none(self._store.templates.get(template_id))
+        existing = await or_none(self._store.templates.get(template_id))
         if existing is not None and existing.project_key != project:
             raise authz.clash("template", template_id, existing.project_key)
         shared = authz.check_sharing(
@@ -141,7 +141,7 @@ class TemplateUseCases:
     ) -> tuple[list[template_pb2.Template], str]:
         """A page of the templates the caller may read (with ``project_key``: those that project's
         runs may use), and the next page's token ('' on the last)."""
-        _may_read("listing templates")
+        may_read("listing templates")
         scope = authz.catalog_scope(project_key)
         limit, offset = validate_page(page_size, page_token)
         recs = await self._store.templates.page(limit + 1, offset, scope)
@@ -254,7 +254,7 @@ class ConnectionUseCases:
         current_principal().require_superuser("creating a connection")
         connection_id = normalize_connection_id(definition.connection_id)
         project = await authz.project_for_new(self._store, definition.project_key, Role.ADMIN)
-        existing = await _or_none(self._store.connections.get(connection_id))
+        existing = await or_none(self._store.connections.get(connection_id))
         if existing is not None and existing.project_key != project:
             raise authz.clash("connection", connection_id, existing.project_key)
         allowed = await self._allowed_users(definition.allowed_users)
@@ -322,7 +322,7 @@ class ConnectionUseCases:
     ) -> tuple[list[connection_pb2.Connection], str]:
         """A page of the connections the caller may read (with ``project_key``: those that
         project's runs may use), and the next page's token ('' on the last)."""
-        _may_read("listing connections")
+        may_read("listing connections")
         scope = authz.catalog_scope(project_key)
         limit, offset = validate_page(page_size, page_token)
         recs = await self._store.connections.page(limit + 1, offset, scope)
@@ -458,13 +458,13 @@ def _check_preview(count: int, seed: int | None) -> None:
         raise InvalidArgumentError("seed", "must fit in a signed 64-bit integer")
 
 
-def _may_read(action: str) -> None:
+def may_read(action: str) -> None:
     """Lists: a role in some project (each object is then checked against its own)."""
     current_principal().require_any_role(Role.VIEWER, action)
 
 
-async def _or_none(lookup: Awaitable[_R]) -> _R | None:
-    """The object, or None when it does not exist (a clash check before a create)."""
+async def or_none(lookup: Awaitable[_R]) -> _R | None:
+    """The object, or None when it does not exist (a clash check before a create or an upload)."""
     try:
         return await lookup
     except NotFoundError:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -33,7 +32,7 @@ from seedbed.coordinator.access import (
     worker_attempt_refusal,
 )
 from seedbed.coordinator.app import ConnectionUseCases, TemplateUseCases
-from seedbed.coordinator.app.catalog import DEFAULT_PREVIEW_ROWS
+from seedbed.coordinator.app.catalog import DEFAULT_PREVIEW_ROWS, may_read, or_none
 from seedbed.coordinator.errors import (
     CoordinatorError,
     InvalidArgumentError,
@@ -49,8 +48,6 @@ from seedbed.coordinator.store import Store, now
 from seedbed.coordinator.store.catalog import OtherProjectError, WorkspaceFileRecord
 
 log = logging.getLogger(__name__)
-
-_R = TypeVar("_R")
 
 
 class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
@@ -150,20 +147,6 @@ class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
 
 # -- workspace -------------------------------------------------------------------------------------
 
-
-def _may_read(action: str) -> None:
-    """Lists: a role in some project (each object is then checked against its own)."""
-    current_principal().require_any_role(Role.VIEWER, action)
-
-
-async def _or_none(lookup: Awaitable[_R]) -> _R | None:
-    """The object, or None when it does not exist (a clash check before an upload)."""
-    try:
-        return await lookup
-    except NotFoundError:
-        return None
-
-
 _PATH_PART = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._ -]{0,127}$")
 
 
@@ -226,7 +209,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
                 header = message.header
                 project = await authz.project_for_new(self._store, header.project_key, Role.EDITOR)
                 validate_workspace_path(header.path)
-                existing = await _or_none(self._store.workspace.get(header.path))
+                existing = await or_none(self._store.workspace.get(header.path))
                 if existing is not None and existing.project_key != project:
                     raise authz.clash("workspace file", header.path, existing.project_key)
                 shared = authz.check_sharing(
@@ -334,7 +317,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
     async def ListFiles(
         self, request: workspace_pb2.ListFilesRequest, context: grpc.aio.ServicerContext
     ) -> workspace_pb2.ListFilesResponse:
-        _may_read("listing workspace files")
+        may_read("listing workspace files")
         scope = authz.catalog_scope(request.project_key)
         limit, offset = validate_page(request.page_size, request.page_token)
         recs = await self._store.workspace.page(request.prefix[:512], limit + 1, offset, scope)
