@@ -14,9 +14,9 @@ the use cases (``seedbed.coordinator.app``), and what the gRPC server needs arou
 - ``status``: the one table from the domain's error codes to gRPC status codes, and ``guard``, which
   ends a servicer method that raised with its status.
 
-A servicer turns a request into a call of a use case (or, for the catalog and access services not
-yet moved into ``app``, of the store) and the answer into a contract message; decisions belong to
-the use cases and the domain. The gRPC library stays in this package: the use cases and the other
+A servicer turns a request into a call of a use case (or, for the workspace and the access
+service's projects, users, memberships and keys, not yet moved into ``app``, of the store) and the
+answer into a contract message; decisions belong to the use cases and the domain. The gRPC library stays in this package: the use cases and the other
 faces (``faces.rest``, ``faces.mcp``) do not import it, and this package imports no other face
 (``[tool.importlinter]``).
 """
