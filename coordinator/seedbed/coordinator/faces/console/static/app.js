@@ -952,18 +952,35 @@
 
   // -- templates and connections -----------------------------------------------------------------
 
+  /** Fill `body` with a list's rows a page at a time (100 each, what every list route takes); the
+   * button `more` asks for the next page while there is one. */
+  function pagedRows(path, key, body, more, rowOf, empty) {
+    var token = "";
+    function load() {
+      more.disabled = true;
+      api(path + "?page_size=100" + (token ? "&page_token=" + enc(token) : "")).then(function (answer) {
+        var list = answer[key] || [];
+        if (!list.length && !body.firstChild) body.appendChild(empty);
+        list.forEach(function (item) { body.appendChild(rowOf(item)); });
+        token = answer.next_page_token;
+        more.hidden = !token;
+        more.disabled = false;
+      }, function (error) { more.disabled = false; failed(error); });
+    }
+    more.addEventListener("click", load);
+    load();
+  }
+
   function templatesPage() {
     var body = h("tbody");
+    var more = h("button", { type: "button", hidden: true }, "Load more");
     page("Templates", [h("h1", null, "Templates"), h("div", { class: "table-wrap" }, h("table", null,
-      h("thead", null, h("tr", null, h("th", null, "Template"), h("th", null, "Description"), h("th", { class: "hide-narrow" }, "Fields"), h("th", { class: "num" }, "Revision"))), body))]);
-    api("/v1/templates?page_size=200").then(function (answer) {
-      var list = answer.templates || [];
-      if (!list.length) body.appendChild(h("tr", null, h("td", { colspan: 4, class: "muted" }, "No templates yet (seedbed template create FILE).")));
-      list.forEach(function (t) {
-        body.appendChild(h("tr", null, h("td", null, h("a", { href: "#/templates/" + enc(t.id) }, printable(t.id))), h("td", null, printable(t.description)),
-          h("td", { class: "hide-narrow" }, printable((t.field_names || []).join(", "))), h("td", { class: "num" }, String(t.revision))));
-      });
-    }, failed);
+      h("thead", null, h("tr", null, h("th", null, "Template"), h("th", null, "Description"), h("th", { class: "hide-narrow" }, "Fields"), h("th", { class: "num" }, "Revision"))), body)),
+      h("p", null, more)]);
+    pagedRows("/v1/templates", "templates", body, more, function (t) {
+      return h("tr", null, h("td", null, h("a", { href: "#/templates/" + enc(t.id) }, printable(t.id))), h("td", null, printable(t.description)),
+        h("td", { class: "hide-narrow" }, printable((t.field_names || []).join(", "))), h("td", { class: "num" }, String(t.revision)));
+    }, h("tr", null, h("td", { colspan: 4, class: "muted" }, "No templates yet (seedbed template create FILE).")));
   }
 
   function templatePage(templateId) {
@@ -1007,28 +1024,29 @@
 
   function connectionsPage() {
     var body = h("tbody");
+    var more = h("button", { type: "button", hidden: true }, "Load more");
     page("Connections", [h("h1", null, "Connections"), h("div", { class: "table-wrap" }, h("table", null,
       h("thead", null, h("tr", null, h("th", null, "Connection"), h("th", null, "Kind"), h("th", { class: "hide-narrow" }, "Address"),
-        h("th", { class: "hide-narrow" }, "Project"), h("th", null, "Test"))), body))]);
-    api("/v1/connections?page_size=200").then(function (answer) {
-      var list = answer.connections || [];
-      if (!list.length) body.appendChild(h("tr", null, h("td", { colspan: 5, class: "muted" }, "No connections yet (seedbed connection create).")));
-      list.forEach(function (c) {
-        var outcome = h("span", { class: "muted", role: "status" });
-        var test = h("button", { type: "button", "aria-label": "Test " + c.id }, "Test");
-        test.addEventListener("click", function () {
-          test.disabled = true; outcome.textContent = "testing…";
-          api("/v1/connections/" + enc(c.id) + "/test", { method: "POST" }).then(function (r) {
-            test.disabled = false;
-            outcome.textContent = (r.ok ? "✓ reachable" : "✗ " + printable(r.message)) + (r.latency_seconds ? " (" + (num(r.latency_seconds) * 1000).toFixed(0) + " ms)" : "");
-          }, function (error) { test.disabled = false; outcome.textContent = "✗ " + printable(error.message); });
-        });
-        body.appendChild(h("tr", null, h("td", null, printable(c.id), c.description ? h("div", { class: "muted" }, printable(c.description)) : null),
-          h("td", null, printable(String(c.kind || "").replace(/^CONNECTION_KIND_/, "").toLowerCase())),
-          h("td", { class: "hide-narrow" }, printable(c.url || (c.rest && c.rest.base_url) || "")),
-          h("td", { class: "hide-narrow" }, printable(c.project_key)), h("td", null, test, " ", outcome)));
-      });
-    }, failed);
+        h("th", { class: "hide-narrow" }, "Project"), h("th", null, "Test"))), body)),
+      h("p", null, more)]);
+    pagedRows("/v1/connections", "connections", body, more, connectionRow,
+      h("tr", null, h("td", { colspan: 5, class: "muted" }, "No connections yet (seedbed connection create).")));
+  }
+
+  function connectionRow(c) {
+    var outcome = h("span", { class: "muted", role: "status" });
+    var test = h("button", { type: "button", "aria-label": "Test " + c.id }, "Test");
+    test.addEventListener("click", function () {
+      test.disabled = true; outcome.textContent = "testing…";
+      api("/v1/connections/" + enc(c.id) + "/test", { method: "POST" }).then(function (r) {
+        test.disabled = false;
+        outcome.textContent = (r.ok ? "✓ reachable" : "✗ " + printable(r.message)) + (r.latency_seconds ? " (" + (num(r.latency_seconds) * 1000).toFixed(0) + " ms)" : "");
+      }, function (error) { test.disabled = false; outcome.textContent = "✗ " + printable(error.message); });
+    });
+    return h("tr", null, h("td", null, printable(c.id), c.description ? h("div", { class: "muted" }, printable(c.description)) : null),
+      h("td", null, printable(String(c.kind || "").replace(/^CONNECTION_KIND_/, "").toLowerCase())),
+      h("td", { class: "hide-narrow" }, printable(c.url || (c.rest && c.rest.base_url) || "")),
+      h("td", { class: "hide-narrow" }, printable(c.project_key)), h("td", null, test, " ", outcome));
   }
 
   // -- start -------------------------------------------------------------------------------------
