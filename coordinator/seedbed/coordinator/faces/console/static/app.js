@@ -75,6 +75,12 @@
     });
   }
 
+  /** printable() of each line of a text that has several (a source, a traceback, a long message):
+   * its line breaks stay line breaks, where a log line shows a stray one as a symbol. */
+  function printableLines(text) {
+    return String(text === undefined || text === null ? "" : text).split(/\r?\n/).map(printable).join("\n");
+  }
+
   function enc(text) { return encodeURIComponent(text); }
   function short(name) { return String(name || "").replace(/^RUN_STATE_/, "").replace(/^FAILURE_REASON_/, ""); }
   function num(value) { var n = Number(value || 0); return isFinite(n) ? n : 0; }
@@ -103,7 +109,7 @@
 
   function toast(message, bad) {
     var box = document.getElementById("toast");
-    var item = h("div", { class: "msg" + (bad ? " bad" : "") }, printable(message));
+    var item = h("div", { class: "msg" + (bad ? " bad" : "") }, printableLines(message));
     box.appendChild(item);
     setTimeout(function () { if (item.parentNode) item.parentNode.removeChild(item); }, bad ? 9000 : 4000);
   }
@@ -723,9 +729,9 @@
   function errorView(run) {
     var e = run.first_error;
     var box = h("div", { class: "error-box", role: "region", "aria-label": "First error" },
-      h("strong", null, printable(e.type || short(e.reason))), ": ", printable(e.message),
+      h("strong", null, printable(e.type || short(e.reason))), ": ", printableLines(e.message),
       h("div", { class: "muted" }, short(e.reason) + (e.step ? " · step " + printable(e.step) : "") + (e.line ? " · line " + e.line : "")),
-      e.traceback ? h("details", null, h("summary", null, "Traceback"), h("pre", null, printable(e.traceback))) : null);
+      e.traceback ? h("details", null, h("summary", null, "Traceback"), h("pre", null, printableLines(e.traceback))) : null);
     if (e.line) {
       var script = h("div", null, h("p", { class: "muted" }, "Loading the script…"));
       box.appendChild(script);
@@ -995,7 +1001,7 @@
           h("div", { class: "field" }, h("label", { for: "preview-seed" }, "Seed"), seed),
           h("button", { type: "button", class: "primary", onclick: preview }, "Preview")), result)),
         h("div", null, h("div", { class: "panel" }, h("h2", null, "Source"), source)))]);
-    api("/v1/templates/" + enc(templateId)).then(function (t) { source.textContent = printable(t.source); preview(); }, function (error) {
+    api("/v1/templates/" + enc(templateId)).then(function (t) { source.textContent = printableLines(t.source); preview(); }, function (error) {
       if (error.status === 404) page("Not found", [h("h1", null, "No template " + printable(templateId)), h("p", null, printable(error.message))]);
       else failed(error);
     });
@@ -1040,7 +1046,7 @@
       test.disabled = true; outcome.textContent = "testing…";
       api("/v1/connections/" + enc(c.id) + "/test", { method: "POST" }).then(function (r) {
         test.disabled = false;
-        outcome.textContent = (r.ok ? "✓ reachable" : "✗ " + printable(r.message)) + (r.latency_seconds ? " (" + (num(r.latency_seconds) * 1000).toFixed(0) + " ms)" : "");
+        outcome.textContent = (r.ok ? "✓ reachable" : "✗ " + printableLines(r.message)) + (r.latency_seconds ? " (" + (num(r.latency_seconds) * 1000).toFixed(0) + " ms)" : "");
       }, function (error) { test.disabled = false; outcome.textContent = "✗ " + printable(error.message); });
     });
     return h("tr", null, h("td", null, printable(c.id), c.description ? h("div", { class: "muted" }, printable(c.description)) : null),
@@ -1051,7 +1057,7 @@
 
   // -- start -------------------------------------------------------------------------------------
 
-  window.SeedbedConsole = { printable: printable, diffLines: diffLines };
+  window.SeedbedConsole = { printable: printable, printableLines: printableLines, diffLines: diffLines };
   api("/console/session").then(function (me) {
     if (me.signed_in) started(me);
     else signIn(me.reason || "");
