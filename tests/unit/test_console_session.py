@@ -178,5 +178,59 @@ def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
             405,
         )
         # A cookie means nothing to a coordinator without a console.
-        cookie = Sessions(b"k" * 32, 3600).seal(ADMIN_API_KEY)
+        cookie = Sessions(b"k" * 32, b"c" * 32, 3600).seal(ADMIN_API_KEY)
         assert get(url, "/v1/scenarios", cookie).status_code == 401
+
+
+def test_a_cookie_of_the_same_name_set_by_another_app_does_not_shadow_the_session(
+    served: tuple[Any, str],
+) -> None:
+    coordinator, url = served
+    good = coordinator.console_sessions.seal(ADMIN_API_KEY)
+    for header in (f"{COOKIE}=planted; {COOKIE}={good}", f"{COOKIE}={good}; {COOKIE}=planted"):
+        answer = httpx.get(f"{url}/v1/scenarios", headers={"Cookie": header}, timeout=30)
+        assert answer.status_code == 200, (header, answer.text)
+
+
+def test_a_csrf_token_that_is_not_ascii_is_refused_not_a_crash(served: tuple[Any, str]) -> None:
+    _, url = served
+    with httpx.Client(base_url=url, timeout=30) as http:
+        sign_in(http)
+        answer = http.put(
+            "/v1/scenarios/scn_x",
+            json={"script": SCRIPT},
+            headers=[("X-CSRF-Token", "\xe9t\xe9".encode("latin-1"))],
+        )
+        assert answer.status_code == 403, answer.text
+
+
+def test_behind_a_proxy_the_configured_origin_is_the_console_s(tmp_path: Path) -> None:
+    settings = settings_for(
+        f"sqlite+aiosqlite:///{tmp_path / 'seedbed.db'}",
+        tmp_path,
+        rest_listen="127.0.0.1:0",
+        console_origin="https://seedbed.example.com/",
+    )
+    with running_in_thread(settings, FakeDispatcher()) as coordinator:
+        url = f"http://{coordinator.rest_address}"
+        with httpx.Client(base_url=url, timeout=30) as http:
+            # The proxy's Host is not the browser's: the configured origin decides.
+            refused = http.post("/console/session", json={"api_key": ADMIN_API_KEY}, headers={"Origin": url})
+            assert refused.status_code == 401
+            signed = http.post(
+                "/console/session",
+                json={"api_key": ADMIN_API_KEY},
+                headers={"Origin": "https://seedbed.example.com"},
+            )
+            assert signed.status_code == 200, signed.text
+            csrf = signed.json()["csrf_token"]
+            made = http.put(
+                "/v1/scenarios/scn_p",
+                json={"script": SCRIPT},
+                headers={"X-CSRF-Token": csrf, "Origin": "https://seedbed.example.com"},
+            )
+            assert made.status_code == 201, made.text
+    with pytest.raises(ValueError, match="console_origin"):
+        settings_for(
+            f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", tmp_path, console_origin="seedbed.example.com/x"
+        )

@@ -166,7 +166,9 @@ class Coordinator:
             # From the secret key: a session outlives a restart and is read by every coordinator.
             self.console_sessions = Sessions(
                 secrets.derive_key("seedbed console session"),
+                secrets.derive_key("seedbed console csrf"),
                 round(self.settings.console_session_hours * 3600),
+                self.settings.console_origin,
             )
         await self.dispatcher.start()
         self.engine_problem = await self.dispatcher.probe_engine()

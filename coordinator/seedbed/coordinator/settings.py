@@ -289,11 +289,27 @@ class CoordinatorSettings(BaseSettings):
         le=24 * 30,
         description="how long a console sign-in lasts before the page asks for the API key again",
     )
+    console_origin: str = Field(
+        "",
+        description="the console's origin as browsers see it (https://seedbed.example.com) when a "
+        "proxy in front rewrites the Host header; empty: the request's Host is the console's origin",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="the coordinator's own log lines: text, or one JSON object per line (with run id, "
         "attempt and trace id when a line concerns a run), for log collectors",
     )
+
+    @field_validator("console_origin")
+    @classmethod
+    def _console_origin_shape(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if value and (
+            parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query
+        ):
+            raise ValueError("console_origin must be http(s)://host[:port], e.g. https://seedbed.example.com")
+        return value
 
     @field_validator("smtp_url")
     @classmethod

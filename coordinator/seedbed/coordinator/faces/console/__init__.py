@@ -7,6 +7,6 @@ API: what a user may see and do is what their key may do through the API.
 """
 
 from seedbed.coordinator.faces.console._routes import console_routes
-from seedbed.coordinator.faces.console._session import COOKIE, CSRF_HEADER, Sessions, cookie_of
+from seedbed.coordinator.faces.console._session import COOKIE, CSRF_HEADER, Sessions, cookies_of
 
-__all__ = ["COOKIE", "CSRF_HEADER", "Sessions", "console_routes", "cookie_of"]
+__all__ = ["COOKIE", "CSRF_HEADER", "Sessions", "console_routes", "cookies_of"]

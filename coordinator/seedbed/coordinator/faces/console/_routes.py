@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from seedbed.coordinator.access import Principal
 from seedbed.coordinator.errors import CoordinatorError, InvalidArgumentError, UnauthenticatedError
-from seedbed.coordinator.faces.console._session import COOKIE, Sessions, cookie_of, same_origin
+from seedbed.coordinator.faces.console._session import COOKIE, Sessions, cookies_of
 
 Authenticate = Callable[[str | None], Awaitable[Principal]]
 ErrorResponse = Callable[[CoordinatorError], Response]
@@ -87,8 +87,9 @@ def console_routes(
             headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
         )
 
-    async def who(cookie: str) -> dict[str, Any]:
-        principal = await authenticate(f"Bearer {sessions.open(cookie)}")
+    async def who(cookies: list[str]) -> dict[str, Any]:
+        cookie, key = sessions.open(cookies)
+        principal = await authenticate(f"Bearer {key}")
         return {
             "signed_in": True,
             "user_id": principal.user_id,
@@ -101,7 +102,7 @@ def console_routes(
     async def sign_in(request: Request) -> Response:
         try:
             origin, host = request.headers.get("origin"), request.headers.get("host", "")
-            if origin is not None and not same_origin(origin.encode(), host.encode()):
+            if origin is not None and not sessions.same_origin(origin.encode(), host.encode()):
                 raise UnauthenticatedError("sign in from the console's own page")
             if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
                 raise InvalidArgumentError("body", 'must be JSON: {"api_key": "sbk_…"}')
@@ -120,7 +121,7 @@ def console_routes(
                 raise InvalidArgumentError("api_key", f"is longer than {MAX_KEY_CHARS} characters")
             await authenticate(f"Bearer {key}")
             cookie = sessions.seal(key)
-            answer = JSONResponse(await who(cookie), headers={"Cache-Control": "no-store"})
+            answer = JSONResponse(await who([cookie]), headers={"Cache-Control": "no-store"})
         except CoordinatorError as exc:
             return error_response(exc)
         secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
@@ -139,11 +140,11 @@ def console_routes(
     async def session(request: Request) -> Response:
         """Who the session is, or why there is none: answered 200 either way, as the page asks
         it on every load and not being signed in yet is no error."""
-        cookie = cookie_of(request.scope.get("headers", ()))
+        cookies = cookies_of(request.scope.get("headers", ()))
         try:
-            if cookie is None:
+            if not cookies:
                 raise UnauthenticatedError("")
-            answer = await who(cookie)
+            answer = await who(cookies)
         except UnauthenticatedError as exc:
             answer = {"signed_in": False, "reason": str(exc)}
         except CoordinatorError as exc:
@@ -152,6 +153,8 @@ def console_routes(
 
     @app.delete("/console/session", include_in_schema=False)
     async def sign_out() -> Response:
+        """Removes the cookie from this browser. A copy of it stays good until it expires: revoking
+        the API key ends every session of it at once."""
         answer = Response(status_code=204)
         answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return answer

@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -39,10 +39,15 @@ MAX_COOKIE_CHARS = 4096  # what browsers keep of one cookie; longer is not ours
 
 @dataclass(frozen=True)
 class Sessions:
-    """Makes and reads session cookies. ``key`` is 32 bytes (the secret box's key for the console)."""
+    """Makes and reads session cookies. ``key`` and ``csrf_key`` are 32 bytes each, derived for
+    these purposes alone from the coordinator's secret key. ``origin`` is the console's origin as a
+    browser names it (``https://seedbed.example.com``) when a proxy in front changes the ``Host``
+    header; empty: the request's own ``Host``."""
 
     key: bytes
+    csrf_key: bytes
     lifetime_seconds: int
+    origin: str = ""
 
     def _fernet(self) -> Fernet:
         return Fernet(base64.urlsafe_b64encode(self.key))
@@ -51,58 +56,70 @@ class Sessions:
         """The cookie's value for a session of ``api_key``."""
         return self._fernet().encrypt(api_key.encode()).decode("ascii")
 
-    def open(self, cookie: str) -> str:
-        """The API key a cookie holds; UnauthenticatedError when it is forged, damaged or expired."""
-        if not cookie or len(cookie) > MAX_COOKIE_CHARS:
-            raise UnauthenticatedError("the console session is not valid: sign in again")
-        try:
-            return self._fernet().decrypt(cookie.encode("ascii"), ttl=self.lifetime_seconds).decode()
-        except (InvalidToken, UnicodeError, ValueError):
-            raise UnauthenticatedError(
-                "the console session has expired or is not valid: sign in again"
-            ) from None
+    def open(self, cookies: Sequence[str]) -> tuple[str, str]:
+        """The cookie that holds a session and the API key in it; UnauthenticatedError when none
+        does (forged, damaged or expired). Every cookie of the name is tried: another site of the
+        same domain, or another web app on this host, may set one of the same name that the
+        browser sends first."""
+        fernet = self._fernet()
+        for cookie in cookies:
+            if not cookie or len(cookie) > MAX_COOKIE_CHARS:
+                continue
+            try:
+                return cookie, fernet.decrypt(cookie.encode("ascii"), ttl=self.lifetime_seconds).decode()
+            except (InvalidToken, UnicodeError, ValueError):
+                continue
+        raise UnauthenticatedError("the console session has expired or is not valid: sign in again")
 
     def csrf_token(self, cookie: str) -> str:
         """The token a page sends back in ``X-CSRF-Token`` with every change it asks for."""
-        return hmac.new(self.key, b"csrf\x00" + cookie.encode("ascii", "replace"), hashlib.sha256).hexdigest()
+        return hmac.new(self.csrf_key, cookie.encode("ascii", "replace"), hashlib.sha256).hexdigest()
+
+    def same_origin(self, origin: bytes, host: bytes | None) -> bool:
+        """Whether ``Origin`` is the console's own (the configured origin, else the request's host)."""
+        text = origin.decode("latin-1").strip().rstrip("/").lower()
+        if self.origin:
+            return text == self.origin.rstrip("/").lower()
+        return same_host(text, host)
 
     def check_change(self, method: str, cookie: str, headers: Iterable[tuple[bytes, bytes]]) -> None:
-        """Refuse a change made with a session that does not carry the session's CSRF token, or
-        that comes from another site (PermissionDeniedError, which says which)."""
+        """Refuse a change made with a session that does not carry the session's CSRF token, and
+        any request with it from another origin (PermissionDeniedError, which says which)."""
         found = dict(headers)
         origin = found.get(b"origin")
-        if origin is not None and not same_origin(origin, found.get(b"host")):
+        if origin is not None and not self.same_origin(origin, found.get(b"host")):
             raise PermissionDeniedError(
-                "a change made from another site with a console session is refused (CSRF): use the "
+                "a request from another site with a console session is refused (CSRF): use the "
                 "console's own pages, or send the API key in an Authorization header"
+                + ("" if self.origin else "; behind a proxy that changes Host, set SEEDBED_CONSOLE_ORIGIN")
             )
         if method.upper() in SAFE_METHODS:
             return
-        sent = found.get(CSRF_HEADER.encode(), b"").decode("latin-1")
-        if not sent or not hmac.compare_digest(sent, self.csrf_token(cookie)):
+        sent = found.get(CSRF_HEADER.encode(), b"")
+        if not sent or not hmac.compare_digest(sent, self.csrf_token(cookie).encode()):
             raise PermissionDeniedError(
                 "this change carries no valid X-CSRF-Token for the console session (CSRF protection): "
                 "reload the console page, or send the API key in an Authorization header"
             )
 
 
-def same_origin(origin: bytes, host: bytes | None) -> bool:
-    """Whether ``Origin`` names the host the request was sent to (any scheme: a TLS proxy in front
-    changes it)."""
-    text = origin.decode("latin-1").strip()
-    if text == "null" or host is None:
+def same_host(origin: str, host: bytes | None) -> bool:
+    """Whether an ``Origin`` (lower case, no trailing slash) names the host the request was sent to
+    (any scheme: a TLS proxy in front changes it)."""
+    if origin == "null" or host is None:
         return False
-    _, sep, rest = text.partition("://")
-    return bool(sep) and rest.rstrip("/").lower() == host.decode("latin-1").strip().lower()
+    _, sep, rest = origin.partition("://")
+    return bool(sep) and rest == host.decode("latin-1").strip().lower()
 
 
-def cookie_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The session cookie's value in a request's ``Cookie`` headers, if any."""
+def cookies_of(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """The values of every session cookie in a request's ``Cookie`` headers, in the order sent."""
+    found = []
     for name, value in headers:
         if name != b"cookie":
             continue
         for part in value.decode("latin-1").split(";"):
-            key, sep, found = part.strip().partition("=")
+            key, sep, text = part.strip().partition("=")
             if sep and key == COOKIE:
-                return found.strip().strip('"')
-    return None
+                found.append(text.strip().strip('"'))
+    return found

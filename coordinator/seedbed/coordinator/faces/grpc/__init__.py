@@ -16,9 +16,9 @@ the use cases (``seedbed.coordinator.app``), and what the gRPC server needs arou
 
 A servicer turns a request into a call of a use case (or, for the workspace and the access
 service's projects, users, memberships and keys, not yet moved into ``app``, of the store) and the
-answer into a contract message; decisions belong to the use cases and the domain. The gRPC library stays in this package: the use cases and the other
-faces (``faces.rest``, ``faces.mcp``) do not import it, and this package imports no other face
-(``[tool.importlinter]``).
+answer into a contract message; decisions belong to the use cases and the domain. The gRPC library
+stays in this package: the use cases and the other faces (``faces.rest``, ``faces.mcp``,
+``faces.console``) do not import it, and this package imports no other face (``[tool.importlinter]``).
 """
 
 from seedbed.coordinator.faces.grpc.access import AccessServicer

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedbed.coordinator.access import Principal, set_principal
 from seedbed.coordinator.errors import CoordinatorError
-from seedbed.coordinator.faces.console import Sessions, cookie_of
+from seedbed.coordinator.faces.console import Sessions, cookies_of
 from seedbed.coordinator.faces.http_body import CODE_KEY
 from seedbed.coordinator.faces.rest import _errors
 
@@ -52,10 +52,11 @@ class AuthGate:
                 authorization = value.decode("latin-1")
                 break
         try:
-            cookie = cookie_of(headers) if authorization is None and self.sessions is not None else None
-            if cookie is not None and self.sessions is not None:
-                authorization = f"Bearer {self.sessions.open(cookie)}"
+            cookies = cookies_of(headers) if authorization is None and self.sessions is not None else []
+            if cookies and self.sessions is not None:
+                cookie, key = self.sessions.open(cookies)
                 self.sessions.check_change(scope.get("method", ""), cookie, headers)
+                authorization = f"Bearer {key}"
             principal = await self.authenticate(authorization)
         except CoordinatorError as exc:
             _errors.mark(scope, exc.code.name)
