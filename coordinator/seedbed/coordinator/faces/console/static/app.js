@@ -11,7 +11,7 @@
 (function () {
   "use strict";
 
-  var state = { me: null, csrf: "", cleanup: [], editorAssets: null };
+  var state = { me: null, csrf: "", cleanup: [], editorAssets: null, logView: null };
   var main = document.getElementById("main");
   var ROW = 18; // px, the height of one log line (app.css --row)
   var MAX_LOG_LINES = 1000000; // kept in the page; older lines are dropped past it (and said so)
@@ -698,7 +698,8 @@
     }, function (status) { connection.textContent = status; });
     state.cleanup.push(stop);
     var timer = setInterval(function () { if (!ended) refresh(); else clearInterval(timer); }, 2000);
-    state.cleanup.push(function () { clearInterval(timer); logs.stop(); });
+    state.logView = logs;
+    state.cleanup.push(function () { clearInterval(timer); logs.stop(); state.logView = null; });
     refresh();
   }
 
@@ -945,7 +946,7 @@
       var text = printable(line.text);
       if (text.length > MAX_LINE_CHARS) text = text.slice(0, MAX_LINE_CHARS) + " … (" + fmt(text.length - MAX_LINE_CHARS) + " more characters)";
       var cls = line.stream === "LOG_STREAM_STDERR" ? "err" : line.stream === "LOG_STREAM_SYSTEM" ? "sys" : "";
-      var item = { seq: num(line.sequence), text: text, cls: cls };
+      var item = { seq: num(line.sequence), attempt: num(line.attempt), text: text, cls: cls };
       if (paused) pending.push(item); else lines.push(item);
       var found = PROGRESS.exec(line.text || "");
       if (found && self.onProgress) {
@@ -954,6 +955,10 @@
       schedule();
     };
     this.stop = function () { if (frame) cancelAnimationFrame(frame); };
+    /** Every line the page holds, those held back by Pause included, as the reader would see them. */
+    this.lines = function () {
+      return lines.concat(pending).map(function (l) { return { sequence: l.seq, attempt: l.attempt, text: l.text }; });
+    };
   }
 
   // -- templates and connections -----------------------------------------------------------------
@@ -1057,7 +1062,14 @@
 
   // -- start -------------------------------------------------------------------------------------
 
-  window.SeedbedConsole = { printable: printable, printableLines: printableLines, diffLines: diffLines };
+  // logLines: the open run page's log as data ({sequence, attempt, text} each), since the document
+  // holds only the lines in view; [] on other pages.
+  window.SeedbedConsole = {
+    printable: printable,
+    printableLines: printableLines,
+    diffLines: diffLines,
+    logLines: function () { return state.logView ? state.logView.lines() : []; },
+  };
   api("/console/session").then(function (me) {
     if (me.signed_in) started(me);
     else signIn(me.reason || "");
