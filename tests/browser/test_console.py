@@ -72,6 +72,25 @@ def test_sign_in_shows_the_scenarios_and_a_wrong_key_says_why(
     assert page.evaluate("document.cookie") == ""
 
 
+def test_the_scenario_list_narrows_to_a_project(page: Page, fake_console: ConsoleServer) -> None:
+    client = fake_console.client
+    client.create_project("shop")
+    client.put_scenario("scn_in_default", script="print('hi')\n")
+    client.put_scenario("scn_in_shop", script="print('hi')\n", project_key="shop")
+    sign_in(page, fake_console)
+    main = page.locator("main")
+    expect(main).to_contain_text("scn_in_shop")
+    expect(main).to_contain_text("scn_in_default")
+    page.get_by_label("Project").select_option("shop")
+    expect(main).not_to_contain_text("scn_in_default")
+    expect(main).to_contain_text("scn_in_shop")
+    # Kept for the session: back on the list, the same project.
+    page.get_by_role("link", name="Runs").click()
+    page.get_by_role("link", name="Scenarios").click()
+    expect(page.get_by_label("Project")).to_have_value("shop")
+    expect(main).not_to_contain_text("scn_in_default")
+
+
 def test_a_forged_session_cookie_leads_to_the_sign_in_page(page: Page, fake_console: ConsoleServer) -> None:
     host = fake_console.url.split("//")[1].split(":")[0]
     page.context.add_cookies([{"name": "seedbed_session", "value": "forged", "domain": host, "path": "/"}])

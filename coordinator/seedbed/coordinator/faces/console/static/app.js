@@ -67,11 +67,12 @@
     text = String(text === undefined || text === null ? "" : text);
     text = text.replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, "").replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)?/g, "");
     text = text.replace(/\t/g, "    ");
-    return text.replace(/[\x00-\x1f\x7f]|[\u202a-\u202e\u2066-\u2069]/g, function (c) {
+    // C0 controls as their symbols; DEL, C1 controls (8-bit CSI among them), direction marks and
+    // overrides, invisible separators and zero-width characters as \uXXXX.
+    return text.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g, function (c) {
       var code = c.charCodeAt(0);
       if (code < 0x20) return String.fromCharCode(0x2400 + code);
-      if (code === 0x7f) return "\u2421";
-      return "\\u" + code.toString(16);
+      return "\\u" + ("000" + code.toString(16)).slice(-4);
     });
   }
 
@@ -96,6 +97,7 @@
     if (!start) return "";
     var ms = (end ? new Date(end) : new Date()) - new Date(start);
     if (!(ms >= 0)) return "";
+    if (ms < 1000) return Math.round(ms) + " ms";
     var s = ms / 1000;
     if (s < 60) return s.toFixed(1) + " s";
     var m = Math.floor(s / 60);
@@ -109,7 +111,11 @@
 
   function toast(message, bad) {
     var box = document.getElementById("toast");
-    var item = h("div", { class: "msg" + (bad ? " bad" : "") }, printableLines(message));
+    var text = printableLines(message);
+    // The same message again (a refresh failing every 2 s while the coordinator restarts) is not
+    // shown twice.
+    if (Array.prototype.some.call(box.children, function (m) { return m.textContent === text; })) return;
+    var item = h("div", { class: "msg" + (bad ? " bad" : "") }, text);
     box.appendChild(item);
     setTimeout(function () { if (item.parentNode) item.parentNode.removeChild(item); }, bad ? 9000 : 4000);
   }
@@ -238,7 +244,9 @@
 
   function route() {
     if (!state.me) return;
-    var parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    var parts = location.hash.replace(/^#\/?/, "").split("/").map(function (part) {
+      try { return decodeURIComponent(part); } catch (e) { return part; } // a malformed link: its text
+    });
     var view = parts[0] || "scenarios";
     var id = parts.slice(1).join("/");
     var views = {
@@ -262,24 +270,42 @@
   function scenariosPage() {
     var body = h("tbody");
     var more = h("button", { type: "button", hidden: true }, "Load more");
+    var wanted = sessionStorage.getItem("seedbed.project") || "";
+    var known = Object.keys((state.me && state.me.roles) || {});
+    if (wanted && known.indexOf(wanted) < 0) known.push(wanted);
+    var project = h("select", { id: "project-filter" }, h("option", { value: "" }, "All projects"));
+    function addProject(key) {
+      if (!key || Array.prototype.some.call(project.options, function (o) { return o.value === key; })) return;
+      project.appendChild(h("option", { value: key }, key));
+    }
+    known.sort().forEach(addProject);
+    project.value = wanted;
     var table = h("div", { class: "table-wrap" }, h("table", null,
       h("thead", null, h("tr", null, h("th", null, "Scenario"), h("th", { class: "hide-narrow" }, "Project"),
         h("th", null, "Status"), h("th", null, "Last outcome"), h("th", { class: "hide-narrow" }, "Next run"),
         h("th", { class: "hide-narrow" }, "Changed by"))), body));
     page("Scenarios", [
       h("h1", null, "Scenarios", maxRole() >= ROLES.editor ? h("a", { class: "button", href: "#/scenarios/new" }, "New scenario") : null),
+      h("div", { class: "row", style: "margin-bottom:10px" }, h("label", { for: "project-filter" }, "Project"), project),
       table, h("p", null, more)]);
     var token = "";
     function load() {
-      api("/v1/scenarios?page_size=100" + (token ? "&page_token=" + enc(token) : "")).then(function (answer) {
+      var filter = project.value ? "&project_key=" + enc(project.value) : "";
+      api("/v1/scenarios?page_size=100" + filter + (token ? "&page_token=" + enc(token) : "")).then(function (answer) {
         if (!answer.scenarios.length && !body.firstChild) {
-          body.appendChild(h("tr", null, h("td", { colspan: 6, class: "muted" }, "No scenarios yet.")));
+          body.appendChild(h("tr", null, h("td", { colspan: 6, class: "muted" }, project.value ? "No scenarios in this project." : "No scenarios yet.")));
         }
-        answer.scenarios.forEach(function (s) { body.appendChild(scenarioRow(s)); });
+        answer.scenarios.forEach(function (s) { addProject(s.project_key); body.appendChild(scenarioRow(s)); });
         token = answer.next_page_token;
         more.hidden = !token;
       }, failed);
     }
+    project.addEventListener("change", function () {
+      sessionStorage.setItem("seedbed.project", project.value);
+      token = "";
+      clear(body);
+      load();
+    });
     more.addEventListener("click", load);
     load();
   }
@@ -425,7 +451,8 @@
               h("button", { type: "button", onclick: function () { dialog.close(); loaded = theirs; editor.setValue(theirs.script); name.value = theirs.name; settingsText.value = JSON.stringify(theirs.settings || {}, null, 2); showRevision(); resolve(false); } }, "Take theirs"),
               h("button", { type: "button", onclick: function () { dialog.close(); resolve(false); } }, "Cancel")));
           document.body.appendChild(dialog);
-          dialog.addEventListener("close", function () { dialog.remove(); });
+          // Escape closes it too: the save then did not happen (a button has resolved before).
+          dialog.addEventListener("close", function () { dialog.remove(); resolve(false); });
           dialog.showModal();
         });
       }, function (error) { failed(error); return false; });
@@ -618,7 +645,7 @@
     page("Run " + runId, [head, errorBox, h("div", { class: "panel" }, h("h2", null, "Steps"), bars, steps),
       h("div", { class: "panel" }, h("div", { class: "log-bar" }, h("h2", { style: "margin:0" }, "Log"), logs.controls, connection), logs.node),
       after]);
-    var run = null, ended = false, progress = {};
+    var run = null, ended = false, progress = new Map(); // table → progress (names come from scripts)
 
     function render() {
       var role = roleIn(run.project_key);
@@ -645,6 +672,7 @@
         if (ENDED[run.state] && !ended) { ended = true; finished(); }
       }, function (error) {
         if (error.status === 404) page("Not found", [h("h1", null, "No run " + printable(runId)), h("p", null, printable(error.message))]);
+        else if (error.status === 0) connection.textContent = "the coordinator cannot be reached; reconnecting…";
         else failed(error);
       });
     }
@@ -677,11 +705,10 @@
       }, failed);
     }
 
-    logs.onProgress = function (table, p) { progress[table] = p; renderBars(); };
+    logs.onProgress = function (table, p) { progress.set(table, p); renderBars(); };
     function renderBars() {
       clear(bars);
-      Object.keys(progress).forEach(function (table) {
-        var p = progress[table];
+      progress.forEach(function (p, table) {
         var pct = p.total ? Math.min(100, Math.round(100 * p.done / p.total)) : 0;
         bars.appendChild(h("div", { class: "row", style: "margin-bottom:6px" },
           h("span", { style: "min-width:10ch" }, "insert " + printable(table)),
@@ -693,8 +720,9 @@
 
     var stop = followLogs(runId, function (line) { logs.add(line); }, function () {
       connection.textContent = "ended";
-      Object.keys(progress).forEach(function (t) { progress[t].left = 0; });
-      refresh();
+      progress.forEach(function (p) { p.left = 0; });
+      renderBars();
+      if (!ended) refresh();
     }, function (status) { connection.textContent = status; });
     state.cleanup.push(stop);
     var timer = setInterval(function () { if (!ended) refresh(); else clearInterval(timer); }, 2000);
@@ -776,7 +804,8 @@
         var key = b.connection_id + "\u0000" + b.target;
         if (!groups[key]) { groups[key] = { connection: b.connection_id, target: b.target, batches: 0, rows: 0, replayed: 0 }; order.push(key); }
         var g = groups[key];
-        g.batches += 1; g.rows += num(b.rows);
+        g.batches += 1;
+        if (num(b.rows) >= 0) g.rows += num(b.rows); else g.statements = true; // a statement: no row count
         if (b.status === "WRITE_BATCH_STATUS_REPLAYED") g.replayed += 1;
       });
       box.removeChild(box.lastChild);
@@ -786,7 +815,7 @@
         h("tbody", null, order.map(function (key) {
           var g = groups[key];
           return h("tr", null, h("td", null, printable(g.connection)), h("td", null, printable(g.target)), h("td", { class: "num" }, fmt(g.batches)),
-            h("td", { class: "num" }, fmt(g.rows)), h("td", { class: "num" }, fmt(g.replayed)));
+            h("td", { class: "num" }, g.statements && !g.rows ? "—" : fmt(g.rows)), h("td", { class: "num" }, fmt(g.replayed)));
         })))));
       if (answer.next_page_token) box.appendChild(h("p", { class: "muted" }, "The first 1,000 batches are counted."));
     }, function (error) { box.removeChild(box.lastChild); box.appendChild(h("p", { class: "muted" }, printable(error.message))); });
@@ -924,6 +953,8 @@
       frame = 0;
       if (lines.length > MAX_LOG_LINES) { var cut = lines.length - MAX_LOG_LINES; lines.splice(0, cut); dropped += cut; }
       spacer.style.height = lines.length * ROW + "px";
+      // As tall as its lines, up to a screenful: a short log takes little room.
+      node.style.height = Math.min(420, Math.max(6, lines.length + 1) * ROW + 8) + "px";
       count.textContent = fmt(lines.length) + " lines" + (dropped ? " (" + fmt(dropped) + " earlier dropped from the page)" : "") + (pending.length ? " · " + fmt(pending.length) + " new while paused" : "");
       if (follow) { self._scrolling = true; node.scrollTop = node.scrollHeight; }
       var first = Math.max(0, Math.floor(node.scrollTop / ROW) - 20);
@@ -996,7 +1027,7 @@
 
   function templatePage(templateId) {
     var result = h("div");
-    var count = h("input", { id: "preview-count", type: "number", min: 1, max: 1000, value: 10, style: "width:8ch" });
+    var count = h("input", { id: "preview-count", type: "number", min: 1, max: 100, value: 10, style: "width:8ch" });
     var seed = h("input", { id: "preview-seed", type: "number", placeholder: "random", style: "width:12ch" });
     var source = h("pre", { class: "diff", style: "padding:8px 10px" });
     page("Template " + templateId, [h("h1", null, "Template " + printable(templateId)),
