@@ -173,7 +173,7 @@ def test_write_a_scenario_in_the_editor_run_it_and_see_its_log_live(
     expect(page.get_by_role("heading", name="scn_typed")).to_be_visible()
     saved = console.client.get_scenario("scn_typed").script
     assert 'print("typed first", flush=True)' in saved and "dm = Seedbed()" in saved
-    page.get_by_role("button", name="Run", exact=True).click()
+    page.keyboard.press("Control+Enter")  # the Run button's shortcut
     expect(page).to_have_url(re.compile(r"#/runs/run_"), timeout=60_000)
     log = page.get_by_role("log", name="Run log")
     # The first line shows while the run still runs (it sleeps 8 s before its last line).

@@ -322,6 +322,11 @@ def test_save_over_someone_elses_change_shows_the_diff_then_takes_theirs_or_save
 
     _type_script(page, MINE_AGAIN)
     client.put_scenario("scn_shared", script=THEIRS_AGAIN)
+    page.keyboard.press("Control+s")  # the Save button's shortcut, from inside the editor
+    expect(dialog).to_contain_text("since you opened it")
+    page.keyboard.press("Escape")  # closing the dialog saves nothing
+    expect(dialog).to_have_count(0)
+    assert client.get_scenario("scn_shared").script == THEIRS_AGAIN
     page.get_by_role("button", name="Save").click()
     expect(dialog.get_by_role("region", name="Differences").locator(".add")).to_have_text(
         ['+ print("one")', '+ print("mine again")']

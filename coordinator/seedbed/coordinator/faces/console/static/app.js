@@ -459,6 +459,18 @@
     }
 
     if (saveButton) saveButton.addEventListener("click", function () { save(loaded.revision); });
+    // Ctrl+S (⌘S) saves, Ctrl+Enter (⌘↩) runs: the buttons' own shortcuts, in the editor too.
+    function keys(event) {
+      if (!(event.ctrlKey || event.metaKey) || event.altKey) return;
+      var button = event.key === "s" || event.key === "S" ? saveButton : event.key === "Enter" ? runButton : null;
+      if (!button) return;
+      event.preventDefault();
+      if (!button.disabled) button.click();
+    }
+    document.addEventListener("keydown", keys, true);
+    state.cleanup.push(function () { document.removeEventListener("keydown", keys, true); });
+    if (saveButton) saveButton.setAttribute("aria-keyshortcuts", "Control+S");
+    if (runButton) runButton.setAttribute("aria-keyshortcuts", "Control+Enter");
     if (runButton) runButton.addEventListener("click", function () {
       var dirty = canEdit && (editor.getValue() !== loaded.script || name.value !== (loaded.name || ""));
       var first = dirty ? save(loaded.revision) : Promise.resolve(true);
@@ -657,6 +669,9 @@
           h("span", { class: "muted" }, "started " + when(run.start_time || run.create_time)),
           h("span", { class: "muted" }, took(run.start_time, run.end_time)),
           h("span", { class: "muted" }, "by " + printable(run.triggered_by)),
+          Object.keys(run.params || {}).length ? h("span", { class: "muted" }, "params " + Object.keys(run.params).sort().map(function (k) {
+            return printable(k) + "=" + printable(run.params[k]);
+          }).join(" ")) : null,
           h("span", { class: "grow" }),
           live && role >= ROLES.runner ? h("button", { type: "button", class: "danger", onclick: abort }, "Abort…") : null,
           !live && role >= ROLES.runner ? h("button", { type: "button", class: "danger", onclick: purge }, "Purge…") : null),
