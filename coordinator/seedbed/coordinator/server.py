@@ -167,7 +167,7 @@ class Coordinator:
             self.console_sessions = Sessions(
                 secrets.derive_key("seedbed console session"),
                 secrets.derive_key("seedbed console csrf"),
-                round(self.settings.console_session_hours * 3600),
+                round(self.settings.console_session_seconds),
                 self.settings.console_origin,
             )
         await self.dispatcher.start()

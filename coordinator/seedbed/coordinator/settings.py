@@ -283,11 +283,12 @@ class CoordinatorSettings(BaseSettings):
         description="serve the web console at /console/ on the REST address (signed in with an API "
         "key); false: the REST API and MCP only",
     )
-    console_session_hours: float = Field(
-        12.0,
+    console_session_seconds: float = Field(
+        12 * 3600.0,
         gt=0,
-        le=24 * 30,
-        description="how long a console sign-in lasts before the page asks for the API key again",
+        le=30 * 24 * 3600,
+        description="how long a console sign-in lasts, in seconds, before the page asks for the API "
+        "key again (default 12 hours)",
     )
     console_origin: str = Field(
         "",
