@@ -5,19 +5,25 @@ tests/browser."""
 from __future__ import annotations
 
 import base64
+import http.client
 import time
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 
 from seedbed.client import Client
+from seedbed.coordinator import CoordinatorSettings
 from seedbed.coordinator.access import Role
+from seedbed.coordinator.faces import console
 from seedbed.coordinator.faces.console import COOKIE, Sessions
 from seedbed.coordinator.fakes import FakeDispatcher
+from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.server import running_in_thread
 from tests.conftest import ADMIN_API_KEY, settings_for
 from tests.unit.test_access import make_user
@@ -161,7 +167,34 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(served: tuple[An
             for part in page.text.split(ref)[1:]:
                 target = part.split('"')[1]
                 assert not target.startswith(("http:", "https:", "//")), target
-        assert http.get("/console/static/../_session.py").status_code == 404
+    # httpx would resolve "../" before sending: these go out exactly as written, so the server sees
+    # each way of climbing out of the static folder.
+    for target in (
+        "/console/static/../_session.py",
+        "/console/static/%2e%2e/_session.py",
+        "/console/static/..%2f_session.py",
+        "/console/static/%2e%2e%2f_session.py",
+        "/console/static/vendor/%2e%2e/%2e%2e/_session.py",
+        "/console/static/%2e%2e/%2e%2e/console/_session.py",
+    ):
+        status, body = raw_get(url, target)
+        assert status == 404, (target, status)
+        assert b"import " not in body and b"COOKIE" not in body, target
+    # A dot segment that stays inside the folder is resolved, not refused: the 404s above are the
+    # folder's boundary, not a path the server failed to read.
+    status, body = raw_get(url, "/console/static/vendor/%2e%2e/app.js")
+    assert status == 200 and body == (resources.files(console) / "static" / "app.js").read_bytes()
+
+
+def raw_get(url: str, target: str) -> tuple[int, bytes]:
+    """GET ``target`` sent as written (no dot segments resolved, no escapes decoded)."""
+    connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=30)
+    try:
+        connection.request("GET", target)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
 
 
 def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
@@ -171,15 +204,27 @@ def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
     with running_in_thread(settings, FakeDispatcher()) as coordinator:
         url = f"http://{coordinator.rest_address}"
         assert httpx.get(f"{url}/console/", timeout=30).status_code == 404
-        assert httpx.post(
-            f"{url}/console/session", json={"api_key": ADMIN_API_KEY}, timeout=30
-        ).status_code in (
-            404,
-            405,
-        )
-        # A cookie means nothing to a coordinator without a console.
-        cookie = Sessions(b"k" * 32, b"c" * 32, 3600).seal(ADMIN_API_KEY)
+        signing_in = httpx.post(f"{url}/console/session", json={"api_key": ADMIN_API_KEY}, timeout=30)
+        assert signing_in.status_code in (404, 405)
+        # A genuine cookie, sealed with the key this coordinator's console would use (its secret
+        # key file exists once it has started), means nothing to a coordinator without a console.
+        cookie = sessions_of(settings).seal(ADMIN_API_KEY)
         assert get(url, "/v1/scenarios", cookie).status_code == 401
+    # The same cookie, the same data folder and store, the console on: it is a session.
+    again = settings_for(settings.store_url, tmp_path, rest_listen="127.0.0.1:0", console=True)
+    with running_in_thread(again, FakeDispatcher()) as coordinator:
+        assert get(f"http://{coordinator.rest_address}", "/v1/scenarios", cookie).status_code == 200
+
+
+def sessions_of(settings: CoordinatorSettings) -> Sessions:
+    """The sessions a coordinator with these settings makes, as its server builds them."""
+    secrets = SecretBox.from_key_or_file(settings.secret_key, settings.data_dir)
+    return Sessions(
+        secrets.derive_key("seedbed console session"),
+        secrets.derive_key("seedbed console csrf"),
+        round(settings.console_session_seconds),
+        settings.console_origin,
+    )
 
 
 def test_a_cookie_of_the_same_name_set_by_another_app_does_not_shadow_the_session(
