@@ -2,8 +2,8 @@
  *
  * Rules this file keeps:
  * - Text from the coordinator (log lines, errors, names, rows) only ever reaches the page through
- *   textContent (the `h` helper), never as HTML; control characters and ANSI escape sequences are
- *   shown as visible symbols (`printable`).
+ *   textContent (the `h` helper), never as HTML; ANSI escape sequences are removed and other
+ *   control characters shown as visible symbols (`printable`).
  * - Every change sends the session's CSRF token (X-CSRF-Token); the server checks the roles anyway,
  *   and the page hides what the user's role may not do.
  * - A run's log is windowed: only the lines in view are in the document, so a huge log stays fast.
@@ -11,14 +11,15 @@
 (function () {
   "use strict";
 
-  var state = { me: null, csrf: "", cleanup: [], editorAssets: null, logView: null };
+  var state = { me: null, csrf: "", cleanup: [], editorAssets: null, logView: null, view: 0 };
   var main = document.getElementById("main");
   var ROW = 18; // px, the height of one log line (app.css --row)
-  var MAX_LOG_LINES = 1000000; // kept in the page; older lines are dropped past it (and said so)
+  var MAX_LOG_LINES = 900000; // kept in the page (below browsers' tallest element); older ones are dropped, and said so
   var MAX_LINE_CHARS = 4000; // shown of one line; the rest is said to be cut
   var ENDED = { RUN_STATE_SUCCESS: 1, RUN_STATE_WARNING: 1, RUN_STATE_FAILED: 1, RUN_STATE_ABORTED: 1 };
   var ROLES = { viewer: 1, runner: 2, editor: 3, admin: 4 };
   var PROGRESS = /insert (\S+): ([\d,]+)\/([\d,]+) rows \((\d+)%\), ([\d,]+) rows\/s, about (\d+)s left/;
+  var INSERTED = /insert (\S+): ([\d,]+) rows in [\d.]+s \(([\d,]+) rows\/s\)/; // a bulk insert's summary
   var EDITOR_ASSETS = {
     css: ["static/vendor/codemirror/codemirror.css", "static/vendor/codemirror/addon/hint/show-hint.css"],
     js: [
@@ -65,7 +66,7 @@
   /** Text safe to show: ANSI escape sequences removed, other control characters as visible symbols. */
   function printable(text) {
     text = String(text === undefined || text === null ? "" : text);
-    text = text.replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, "").replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)?/g, "");
+    text = text.replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, "").replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)/g, "");
     text = text.replace(/\t/g, "    ");
     // C0 controls as their symbols; DEL, C1 controls (8-bit CSI among them), direction marks and
     // overrides, invisible separators and zero-width characters as \uXXXX.
@@ -83,6 +84,10 @@
   }
 
   function enc(text) { return encodeURIComponent(text); }
+
+  /** Whether the page shown when this was called is still the one shown: an answer arriving after
+   * the user went elsewhere must not draw over the page they are on. */
+  function live() { var view = state.view; return function () { return view === state.view; }; }
   function short(name) { return String(name || "").replace(/^RUN_STATE_/, "").replace(/^FAILURE_REASON_/, ""); }
   function num(value) { var n = Number(value || 0); return isFinite(n) ? n : 0; }
   function fmt(n) { return num(n).toLocaleString("en-US"); }
@@ -203,6 +208,7 @@
   }
 
   function signIn(message) {
+    state.view++;
     leave();
     state.me = null;
     showFrame(false);
@@ -244,6 +250,8 @@
 
   function route() {
     if (!state.me) return;
+    if (location.hash && location.hash.indexOf("#/") !== 0) return; // "Skip to content" and the like
+    state.view++;
     var parts = location.hash.replace(/^#\/?/, "").split("/").map(function (part) {
       try { return decodeURIComponent(part); } catch (e) { return part; } // a malformed link: its text
     });
@@ -288,20 +296,34 @@
       h("h1", null, "Scenarios", maxRole() >= ROLES.editor ? h("a", { class: "button", href: "#/scenarios/new" }, "New scenario") : null),
       h("div", { class: "row", style: "margin-bottom:10px" }, h("label", { for: "project-filter" }, "Project"), project),
       table, h("p", null, more)]);
-    var token = "";
+    var token = "", generation = 0, loading = false, ok = live();
     function load() {
+      if (loading) return;
+      loading = true;
+      more.disabled = true;
+      var mine = generation; // a change of project since makes this answer stale
       var filter = project.value ? "&project_key=" + enc(project.value) : "";
       api("/v1/scenarios?page_size=100" + filter + (token ? "&page_token=" + enc(token) : "")).then(function (answer) {
+        if (mine !== generation || !ok()) return;
+        loading = false;
+        more.disabled = false;
         if (!answer.scenarios.length && !body.firstChild) {
           body.appendChild(h("tr", null, h("td", { colspan: 6, class: "muted" }, project.value ? "No scenarios in this project." : "No scenarios yet.")));
         }
         answer.scenarios.forEach(function (s) { addProject(s.project_key); body.appendChild(scenarioRow(s)); });
         token = answer.next_page_token;
         more.hidden = !token;
-      }, failed);
+      }, function (error) {
+        if (mine !== generation) return;
+        loading = false;
+        more.disabled = false;
+        failed(error);
+      });
     }
     project.addEventListener("change", function () {
       sessionStorage.setItem("seedbed.project", project.value);
+      generation++;
+      loading = false;
       token = "";
       clear(body);
       load();
@@ -370,10 +392,19 @@
 
   function scenarioPage(scenarioId) {
     page("Scenario", [h("p", { class: "muted" }, "Loading…")]);
-    api("/v1/scenarios/" + enc(scenarioId)).then(function (scenario) { scenarioView(scenario); }, function (error) {
-      if (error.status === 404) page("Not found", [h("h1", null, "No scenario " + printable(scenarioId)), h("p", null, printable(error.message))]);
-      else failed(error);
+    var ok = live();
+    api("/v1/scenarios/" + enc(scenarioId)).then(function (scenario) { if (ok()) scenarioView(scenario); }, function (error) {
+      if (ok()) problemPage("scenario " + scenarioId, error);
     });
+  }
+
+  /** The page when what it shows cannot be read: not found, not allowed, or the coordinator away. */
+  function problemPage(what, error) {
+    if (error.status === 401) return; // the sign-in page is showing
+    page(error.status === 404 ? "Not found" : "Error", [
+      h("h1", null, (error.status === 404 ? "No " : "Cannot show ") + printable(what)),
+      h("p", { role: "alert" }, printableLines(error.message)),
+      h("p", null, h("button", { type: "button", onclick: route }, "Try again"))]);
   }
 
   function scenarioView(scenario) {
@@ -394,6 +425,15 @@
     }
     showRevision();
     var runsBody = h("tbody");
+    var summary = h("div", null, settingsSummary(scenario.settings || {}));
+    function showSettings(settings) {
+      clear(summary).appendChild(settingsSummary(settings || {}));
+      settingsText.value = JSON.stringify(settings || {}, null, 2);
+    }
+    /** What a save writes, as one text to compare: the script, then the name and the settings. */
+    function whole(x) {
+      return x.script + "\n# -- name --\n" + (x.name || "") + "\n# -- settings --\n" + JSON.stringify(x.settings || {}, null, 2);
+    }
     page(scenario.name || scenario.id, [
       h("h1", null, printable(scenario.name || scenario.id), h("span", { class: "muted" }, printable(scenario.project_key)), revision),
       canEdit ? null : h("p", { class: "notice" }, canRun ? "You may run this scenario, not change it." : "You may read this scenario; running and changing it need another role."),
@@ -404,7 +444,7 @@
           h("p", { class: "row" }, saveButton, runButton, h("span", { class: "muted grow" }, canRun ? "Run starts the saved script with the parameters on the right." : ""))),
         h("div", null,
           canRun ? h("div", { class: "panel" }, h("h2", null, "Parameters"), params.node) : null,
-          h("div", { class: "panel" }, h("h2", null, "Settings"), settingsSummary(scenario.settings || {}),
+          h("div", { class: "panel" }, h("h2", null, "Settings"), summary,
             h("details", null, h("summary", null, canEdit ? "Edit settings (JSON)" : "Settings as JSON"),
               h("div", { class: "field" }, h("label", { for: "scenario-settings" }, "Settings (JSON)"), settingsText))))),
       h("h2", null, "Recent runs"),
@@ -429,6 +469,7 @@
         saveButton.disabled = false;
         loaded = saved;
         showRevision();
+        showSettings(saved.settings);
         toast("Saved (revision " + saved.revision + ")");
         return true;
       }, function (error) {
@@ -445,10 +486,10 @@
           var dialog = h("dialog", { "aria-labelledby": "conflict-title" },
             h("h2", { id: "conflict-title" }, "Changed by " + printable(theirs.last_modified_by || "someone else") + " since you opened it"),
             h("p", null, "Revision " + theirs.revision + " is saved now; you started from revision " + loaded.revision + ". Lines only in theirs are red, lines only in yours are green."),
-            diffView(theirs.script, mine.script),
+            diffView(whole(theirs), whole(mine)),
             h("p", { class: "row" },
               h("button", { type: "button", class: "danger", onclick: function () { dialog.close(); loaded = theirs; resolve(save(theirs.revision)); } }, "Save mine over theirs"),
-              h("button", { type: "button", onclick: function () { dialog.close(); loaded = theirs; editor.setValue(theirs.script); name.value = theirs.name; settingsText.value = JSON.stringify(theirs.settings || {}, null, 2); showRevision(); resolve(false); } }, "Take theirs"),
+              h("button", { type: "button", onclick: function () { dialog.close(); loaded = theirs; editor.setValue(theirs.script); name.value = theirs.name; showSettings(theirs.settings); showRevision(); resolve(false); } }, "Take theirs"),
               h("button", { type: "button", onclick: function () { dialog.close(); resolve(false); } }, "Cancel")));
           document.body.appendChild(dialog);
           // Escape closes it too: the save then did not happen (a button has resolved before).
@@ -461,7 +502,7 @@
     if (saveButton) saveButton.addEventListener("click", function () { save(loaded.revision); });
     // Ctrl+S (⌘S) saves, Ctrl+Enter (⌘↩) runs: the buttons' own shortcuts, in the editor too.
     function keys(event) {
-      if (!(event.ctrlKey || event.metaKey) || event.altKey) return;
+      if (!(event.ctrlKey || event.metaKey) || event.altKey || document.querySelector("dialog[open]")) return;
       var button = event.key === "s" || event.key === "S" ? saveButton : event.key === "Enter" ? runButton : null;
       if (!button) return;
       event.preventDefault();
@@ -472,7 +513,8 @@
     if (saveButton) saveButton.setAttribute("aria-keyshortcuts", "Control+S");
     if (runButton) runButton.setAttribute("aria-keyshortcuts", "Control+Enter");
     if (runButton) runButton.addEventListener("click", function () {
-      var dirty = canEdit && (editor.getValue() !== loaded.script || name.value !== (loaded.name || ""));
+      var dirty = canEdit && (editor.getValue() !== loaded.script || name.value !== (loaded.name || "") ||
+        settingsText.value !== JSON.stringify(loaded.settings || {}, null, 2));
       var first = dirty ? save(loaded.revision) : Promise.resolve(true);
       first.then(function (ok) {
         if (!ok) return;
@@ -592,6 +634,7 @@
     }).then(function () {
       return fetch("static/sdk-completions.json", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; }, function () { return null; });
     });
+    state.editorAssets.catch(function () { state.editorAssets = null; }); // a failed load is tried again next time
     return state.editorAssets;
   }
 
@@ -658,6 +701,13 @@
       h("div", { class: "panel" }, h("div", { class: "log-bar" }, h("h2", { style: "margin:0" }, "Log"), logs.controls, connection), logs.node),
       after]);
     var run = null, ended = false, progress = new Map(); // table → progress (names come from scripts)
+    var shown = "", asking = false, script = null, ok = live();
+
+    /** The scenario's script, read once for the first error's excerpt. */
+    function scenarioScript() {
+      if (!script) script = api("/v1/scenarios/" + enc(run.scenario_id));
+      return script;
+    }
 
     function render() {
       var role = roleIn(run.project_key);
@@ -674,20 +724,29 @@
           }).join(" ")) : null,
           h("span", { class: "grow" }),
           live && role >= ROLES.runner ? h("button", { type: "button", class: "danger", onclick: abort }, "Abort…") : null,
-          !live && role >= ROLES.runner ? h("button", { type: "button", class: "danger", onclick: purge }, "Purge…") : null),
+          !live && role >= ROLES.editor ? h("button", { type: "button", class: "danger", onclick: purge }, "Purge…") : null),
         attemptsView(run)));
       clear(errorBox);
-      if (run.first_error && (run.first_error.type || run.first_error.message)) errorBox.appendChild(errorView(run));
+      if (run.first_error && (run.first_error.type || run.first_error.message)) errorBox.appendChild(errorView(run, scenarioScript));
       clear(steps).appendChild(stepsView(run));
     }
 
+    /** Read the run again: one question at a time (so answers cannot cross), never back from an
+     * ended state, and the page redrawn only when the run changed (focus and open details stay). */
     function refresh() {
-      return api("/v1/runs/" + enc(runId)).then(function (r) {
-        run = r; render();
+      if (asking || !ok()) return;
+      asking = true;
+      api("/v1/runs/" + enc(runId)).then(function (r) {
+        asking = false;
+        if (!ok() || (run && ENDED[run.state] && !ENDED[r.state])) return;
+        var text = JSON.stringify(r);
+        if (text !== shown) { shown = text; run = r; render(); }
         if (ENDED[run.state] && !ended) { ended = true; finished(); }
       }, function (error) {
-        if (error.status === 404) page("Not found", [h("h1", null, "No run " + printable(runId)), h("p", null, printable(error.message))]);
-        else if (error.status === 0) connection.textContent = "the coordinator cannot be reached; reconnecting…";
+        asking = false;
+        if (!ok()) return;
+        if (error.status === 0) connection.textContent = "the coordinator cannot be reached; reconnecting…";
+        else if (!run) problemPage("run " + runId, error);
         else failed(error);
       });
     }
@@ -701,7 +760,7 @@
     function abort() {
       confirmDialog("Abort run " + runId + "?", "The run stops; what it already wrote stays (purge it afterwards).", "Abort the run", true).then(function (reason) {
         if (reason === null) return;
-        api("/v1/runs/" + enc(runId) + "/abort", { method: "POST", body: { reason: reason } }).then(function () { toast("Abort asked"); refresh(); }, failed);
+        api("/v1/runs/" + enc(runId) + "/abort", { method: "POST", body: { reason: reason } }).then(function () { toast("Abort asked"); }, failed);
       });
     }
 
@@ -770,7 +829,7 @@
       }))));
   }
 
-  function errorView(run) {
+  function errorView(run, scenarioScript) {
     var e = run.first_error;
     var box = h("div", { class: "error-box", role: "region", "aria-label": "First error" },
       h("strong", null, printable(e.type || short(e.reason))), ": ", printableLines(e.message),
@@ -779,7 +838,7 @@
     if (e.line) {
       var script = h("div", null, h("p", { class: "muted" }, "Loading the script…"));
       box.appendChild(script);
-      api("/v1/scenarios/" + enc(run.scenario_id)).then(function (s) {
+      scenarioScript().then(function (s) {
         clear(script);
         if (String(s.revision) !== String(run.scenario_revision) && run.scenario_revision) {
           script.appendChild(h("p", { class: "muted" }, "The script has changed since this run (revision " + run.scenario_revision + " ran; " + s.revision + " is shown)."));
@@ -922,10 +981,18 @@
       };
     }
     function later() {
+      if (stopped) return;
       clearTimeout(timer);
       timer = setTimeout(function () {
-        // A refused stream may mean the session ended: asking the API shows the sign-in page then.
-        api("/v1/runs/" + enc(runId)).then(open, function () { later(); });
+        if (stopped) return;
+        // A refused stream may mean the session ended (asking the API shows the sign-in page then),
+        // or that there is no such run to follow: either way, no more tries.
+        api("/v1/runs/" + enc(runId)).then(open, function (error) {
+          if (error.status === 401 || error.status === 403 || error.status === 404) {
+            stopped = true;
+            onStatus("stopped: " + error.message);
+          } else later();
+        });
       }, delay);
       delay = Math.min(delay * 2, 10000);
     }
@@ -952,11 +1019,11 @@
       pauseButton.textContent = paused ? "Resume" : "Pause";
       if (!paused) { Array.prototype.push.apply(lines, pending.splice(0)); schedule(); }
     });
+    var placed = 0; // where following last put the view: the reader scrolling above it stops following
     node.addEventListener("scroll", function () {
       var atEnd = node.scrollTop + node.clientHeight >= node.scrollHeight - ROW * 2;
-      if (follow && !atEnd && !self._scrolling) setFollow(false);
+      if (follow && node.scrollTop < placed - 1) setFollow(false);
       else if (!follow && atEnd && !paused) setFollow(true);
-      self._scrolling = false;
       schedule();
     });
     function setFollow(on) {
@@ -971,7 +1038,7 @@
       // As tall as its lines, up to a screenful: a short log takes little room.
       node.style.height = Math.min(420, Math.max(6, lines.length + 1) * ROW + 8) + "px";
       count.textContent = fmt(lines.length) + " lines" + (dropped ? " (" + fmt(dropped) + " earlier dropped from the page)" : "") + (pending.length ? " · " + fmt(pending.length) + " new while paused" : "");
-      if (follow) { self._scrolling = true; node.scrollTop = node.scrollHeight; }
+      if (follow) { node.scrollTop = node.scrollHeight; placed = node.scrollTop; }
       var first = Math.max(0, Math.floor(node.scrollTop / ROW) - 20);
       var last = Math.min(lines.length, Math.ceil((node.scrollTop + node.clientHeight) / ROW) + 20);
       var used = 0;
@@ -994,9 +1061,12 @@
       var cls = line.stream === "LOG_STREAM_STDERR" ? "err" : line.stream === "LOG_STREAM_SYSTEM" ? "sys" : "";
       var item = { seq: num(line.sequence), attempt: num(line.attempt), text: text, cls: cls };
       if (paused) pending.push(item); else lines.push(item);
-      var found = PROGRESS.exec(line.text || "");
+      var found = PROGRESS.exec(line.text || ""), done = found ? null : INSERTED.exec(line.text || "");
       if (found && self.onProgress) {
         self.onProgress(found[1], { done: num(found[2].replace(/,/g, "")), total: num(found[3].replace(/,/g, "")), rate: num(found[5].replace(/,/g, "")), left: num(found[6]) });
+      } else if (done && self.onProgress) { // the insert's summary: all of it written
+        var rows = num(done[2].replace(/,/g, ""));
+        self.onProgress(done[1], { done: rows, total: rows, rate: num(done[3].replace(/,/g, "")), left: 0 });
       }
       schedule();
     };
@@ -1052,9 +1122,9 @@
           h("div", { class: "field" }, h("label", { for: "preview-seed" }, "Seed"), seed),
           h("button", { type: "button", class: "primary", onclick: preview }, "Preview")), result)),
         h("div", null, h("div", { class: "panel" }, h("h2", null, "Source"), source)))]);
-    api("/v1/templates/" + enc(templateId)).then(function (t) { source.textContent = printableLines(t.source); preview(); }, function (error) {
-      if (error.status === 404) page("Not found", [h("h1", null, "No template " + printable(templateId)), h("p", null, printable(error.message))]);
-      else failed(error);
+    var ok = live();
+    api("/v1/templates/" + enc(templateId)).then(function (t) { if (ok()) { source.textContent = printableLines(t.source); preview(); } }, function (error) {
+      if (ok()) problemPage("template " + templateId, error);
     });
     function preview() {
       var body = { count: Math.max(1, Math.floor(num(count.value)) || 10) };
@@ -1092,7 +1162,9 @@
 
   function connectionRow(c) {
     var outcome = h("span", { class: "muted", role: "status" });
-    var test = h("button", { type: "button", "aria-label": "Test " + c.id }, "Test");
+    // Testing reaches the target with the connection's secret: the API lets editors do it.
+    var test = roleIn(c.project_key || "default") >= ROLES.editor ? h("button", { type: "button", "aria-label": "Test " + c.id }, "Test") : null;
+    if (!test) return connectionCells(c, h("span", { class: "muted" }, "editors may test it"));
     test.addEventListener("click", function () {
       test.disabled = true; outcome.textContent = "testing…";
       api("/v1/connections/" + enc(c.id) + "/test", { method: "POST" }).then(function (r) {
@@ -1100,10 +1172,14 @@
         outcome.textContent = (r.ok ? "✓ reachable" : "✗ " + printableLines(r.message)) + (r.latency_seconds ? " (" + (num(r.latency_seconds) * 1000).toFixed(0) + " ms)" : "");
       }, function (error) { test.disabled = false; outcome.textContent = "✗ " + printable(error.message); });
     });
+    return connectionCells(c, [test, " ", outcome]);
+  }
+
+  function connectionCells(c, testCell) {
     return h("tr", null, h("td", null, printable(c.id), c.description ? h("div", { class: "muted" }, printable(c.description)) : null),
       h("td", null, printable(String(c.kind || "").replace(/^CONNECTION_KIND_/, "").toLowerCase())),
       h("td", { class: "hide-narrow" }, printable(c.url || (c.rest && c.rest.base_url) || "")),
-      h("td", { class: "hide-narrow" }, printable(c.project_key)), h("td", null, test, " ", outcome));
+      h("td", { class: "hide-narrow" }, printable(c.project_key)), h("td", null, testCell));
   }
 
   // -- start -------------------------------------------------------------------------------------
