@@ -347,11 +347,17 @@ def test_a_run_queued_behind_another_opens_its_page_when_it_starts(
 ) -> None:
     client = fake_console.client
     queue_one = scenario_pb2.ScenarioSettings(overlap_policy=scenario_pb2.OVERLAP_POLICY_QUEUE_ONE)
-    # The fake executor's script: a line, a wait, a line.
-    client.put_scenario("scn_queued", script="print started\nsleep 4\nprint finished\n", settings=queue_one)
+    # The fake executor's script: a line, a wait, a line. The first run waits far longer than signing
+    # in and opening the page can take, however loaded the machine; it is aborted once the page
+    # says the second waits behind it.
+    client.put_scenario("scn_queued", script="print started\nsleep 60\nprint finished\n", settings=queue_one)
     running = client.run("scn_queued").run_id
+    eventually(lambda: client.get_run(running).state == run_pb2.RUN_STATE_RUNNING)
+    # A run is the scenario as it was when the run began: the queued one waits a moment only.
+    client.put_scenario("scn_queued", script="print started\nsleep 1\nprint finished\n", settings=queue_one)
     sign_in(page, fake_console)
     page.goto(f"{fake_console.url}/console/#/scenarios/scn_queued")
+    # Recent runs load once with the page: the first run was RUNNING before it opened.
     expect(page.get_by_role("cell", name="RUNNING")).to_be_visible()
     page.get_by_role("button", name="Run", exact=True).click()
     # The page says what it waits behind, and waits.
@@ -361,10 +367,11 @@ def test_a_run_queued_behind_another_opens_its_page_when_it_starts(
     shot(page, "queued")
     assert "#/runs/" not in page.url
     # The first run ends; the queued one starts and its page opens on its own.
+    client.abort(running, "the test is done with it")
     expect(page).to_have_url(re.compile(r"#/runs/run_"), timeout=30_000)
     queued = page.url.rpartition("/")[2]
     assert queued != running
-    assert client.get_run(running).state == run_pb2.RUN_STATE_SUCCESS
+    assert client.get_run(running).state == run_pb2.RUN_STATE_ABORTED
     expect(page.locator("h1 .badge")).to_have_text("SUCCESS", timeout=30_000)
     assert [line["text"] for line in _log_lines(page) if line["text"] in ("started", "finished")] == [
         "started",
