@@ -1,6 +1,7 @@
 """More of the web console in a real browser: a run's page that outlives a restart of its
 coordinator, the templates' row preview, the connections' test (and their secrets kept out of the
-page), saving a script over someone else's change, and a run queued behind another.
+page), saving a script over someone else's change, a run queued behind another, and a session that ends
+while a page is open.
 
 The restart tests run on a real coordinator (Ray, Docker sandboxes) brought back on the same ports,
 data folder and store, as an operator restarting the service would: one stopped gracefully (in this
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,9 @@ from playwright.sync_api import Locator, Page, expect
 from seedbed.api.v1 import connection_pb2, run_pb2, scenario_pb2
 from seedbed.client import Client, LogEvent
 from seedbed.coordinator import CoordinatorSettings, running_in_thread
+from seedbed.coordinator.fakes import FakeDispatcher
 from tests.browser.conftest import ConsoleServer, errors_of, shot, sign_in
-from tests.conftest import ADMIN_API_KEY, ROOT, eventually, sandbox_runtime
+from tests.conftest import ADMIN_API_KEY, ROOT, eventually, sandbox_runtime, settings_for
 from tests.faults.server_process import CoordinatorProcess
 from tests.integration.conftest import containers_of
 
@@ -377,3 +380,41 @@ def test_a_run_queued_behind_another_opens_its_page_when_it_starts(
         "started",
         "finished",
     ]
+
+
+SHORT_SESSION_SECONDS = 6  # long enough for the scenario list to load on a loaded machine
+
+
+def test_a_session_that_ends_while_a_page_is_open_asks_to_sign_in_again(page: Page, tmp_path: Path) -> None:
+    settings = settings_for(
+        f"sqlite+aiosqlite:///{tmp_path / 'seedbed.db'}",
+        tmp_path,
+        rest_listen="127.0.0.1:0",
+        console_session_seconds=SHORT_SESSION_SECONDS,
+    )
+    with running_in_thread(settings, FakeDispatcher()) as coordinator, Client(coordinator.address) as client:
+        console = ConsoleServer(f"http://{coordinator.rest_address}", coordinator, client, ADMIN_API_KEY)
+        client.put_scenario("scn_later", script="print later\n")
+        sign_in(page, console)
+        signed_in = time.time()  # the cookie was made before this
+        expect(page).to_have_url(re.compile(r"#/scenarios$"))
+        row = page.get_by_role("row").filter(has_text="scn_later")
+        expect(row).to_contain_text("idle")  # every request of the page is answered
+        # The session ends (its cookie's time is whole seconds) while the list is on screen.
+        time.sleep(max(0.0, signed_in + SHORT_SESSION_SECONDS + 1.5 - time.time()))
+        row.get_by_role("link", name="scn_later").click()
+        key = page.get_by_label("API key")
+        expect(key).to_be_visible()
+        expect(page.get_by_role("alert").filter(has_text="session")).to_be_visible()
+        expect(key).to_have_value("")
+        shot(page, "session-ended")
+        # What a person types stays: nothing draws the form again behind their back.
+        key.press_sequentially(ADMIN_API_KEY)
+        page.wait_for_timeout(12_000)
+        expect(key).to_have_value(ADMIN_API_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        expect(key).to_have_count(0)
+        expect(page).to_have_url(re.compile(r"#/scenarios/scn_later$"))
+        expect(page.locator("h1")).to_contain_text("revision 1")
+        # The refusals were 401s the page answered with its sign-in form, not failures.
+        assert errors_of(page).failed_requests == []
