@@ -166,7 +166,7 @@
         var failure = new ApiError(answer.status, error.code || "http_" + answer.status,
           error.message || answer.statusText || "the coordinator answered " + answer.status, error.details);
         if (answer.status === 401 && path.indexOf("/console/session") !== 0) {
-          signIn("Your session has ended: " + failure.message);
+          signIn("Your session has ended: sign in again.");
         }
         throw failure;
       });
