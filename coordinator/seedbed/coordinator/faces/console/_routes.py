@@ -43,6 +43,14 @@ SECURITY_HEADERS = {
 }
 
 
+# What every static file is answered with, beside its own headers: the policy, and revalidation by
+# ETag (a new release shows at once).
+_STATIC_HEADERS = [
+    *((k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()),
+    (b"cache-control", b"no-cache"),
+]
+
+
 def static_dir() -> Path:
     return Path(str(resources.files("seedbed.coordinator.faces.console") / "static"))
 
@@ -56,10 +64,7 @@ class _Static:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def headed(message: Any) -> None:
             if message["type"] == "http.response.start":
-                extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-                # Revalidated (ETag): a new release shows at once.
-                extra.append((b"cache-control", b"no-cache"))
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                message = {**message, "headers": [*message.get("headers", []), *_STATIC_HEADERS]}
             await send(message)
 
         await self._files(scope, receive, headed)

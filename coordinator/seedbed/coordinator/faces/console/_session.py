@@ -25,7 +25,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -48,20 +48,22 @@ class Sessions:
     csrf_key: bytes
     lifetime_seconds: int
     origin: str = ""
+    _fernet: Fernet = field(init=False, repr=False, compare=False)
 
-    def _fernet(self) -> Fernet:
-        return Fernet(base64.urlsafe_b64encode(self.key))
+    def __post_init__(self) -> None:
+        # Made once: every request with a cookie opens it.
+        object.__setattr__(self, "_fernet", Fernet(base64.urlsafe_b64encode(self.key)))
 
     def seal(self, api_key: str) -> str:
         """The cookie's value for a session of ``api_key``."""
-        return self._fernet().encrypt(api_key.encode()).decode("ascii")
+        return self._fernet.encrypt(api_key.encode()).decode("ascii")
 
     def open(self, cookies: Sequence[str]) -> tuple[str, str]:
         """The cookie that holds a session and the API key in it; UnauthenticatedError when none
         does (forged, damaged or expired). Every cookie of the name is tried: another site of the
         same domain, or another web app on this host, may set one of the same name that the
         browser sends first."""
-        fernet = self._fernet()
+        fernet = self._fernet
         for cookie in cookies:
             if not cookie or len(cookie) > MAX_COOKIE_CHARS:
                 continue
