@@ -388,6 +388,9 @@ def test_fire_with_an_idempotency_key_starts_one_run(
     assert first[0]["id"] == again[0]["id"] and first[0]["run_id"] == again[0]["run_id"]
     monkeypatch.setenv("SEEDBED_IDEMPOTENCY_KEY", "ci-42")
     assert cli.json("scenario", "fire", "once")[0]["id"] == first[0]["id"]
+    # The first run ends before "once" is fired again under new keys: while it runs, the scenario's
+    # overlap policy (skip) would cancel that fire.
+    fake_coordinator[1].wait(first[0]["run_id"])
     both = cli.json("scenario", "fire", "once", "twice", "--wait")  # ci-42/1 and ci-42/2
     assert both[0]["fire"]["id"] != first[0]["id"] and len({b["fire"]["id"] for b in both}) == 2
     assert [f["id"] for f in cli.json("scenario", "fire", "once", "twice")] == [b["fire"]["id"] for b in both]
