@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from seedbed.api.v1 import asset_pb2 as _asset_pb2
 from seedbed.api.v1 import connection_pb2 as _connection_pb2
 from seedbed.api.v1 import dryrun_pb2 as _dryrun_pb2
 from seedbed.api.v1 import run_pb2 as _run_pb2
@@ -57,7 +58,7 @@ class SandboxLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ..., max_log_lines: _Optional[int] = ...) -> None: ...
 
 class AttemptSpec(_message.Message):
-    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token", "coordinator_tls", "sandbox_runtime", "ledger_key", "derived_images", "trace", "dry_run")
+    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token", "coordinator_tls", "sandbox_runtime", "ledger_key", "derived_images", "trace", "max_asset_bytes", "max_run_asset_bytes", "dry_run")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +86,8 @@ class AttemptSpec(_message.Message):
     LEDGER_KEY_FIELD_NUMBER: _ClassVar[int]
     DERIVED_IMAGES_FIELD_NUMBER: _ClassVar[int]
     TRACE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ASSET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUN_ASSET_BYTES_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
@@ -106,8 +109,10 @@ class AttemptSpec(_message.Message):
     ledger_key: bytes
     derived_images: DerivedImageLimits
     trace: AttemptTrace
+    max_asset_bytes: int
+    max_run_asset_bytes: int
     dry_run: bool
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ..., coordinator_tls: _Optional[_Union[CoordinatorTls, _Mapping]] = ..., sandbox_runtime: _Optional[str] = ..., ledger_key: _Optional[bytes] = ..., derived_images: _Optional[_Union[DerivedImageLimits, _Mapping]] = ..., trace: _Optional[_Union[AttemptTrace, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ..., coordinator_tls: _Optional[_Union[CoordinatorTls, _Mapping]] = ..., sandbox_runtime: _Optional[str] = ..., ledger_key: _Optional[bytes] = ..., derived_images: _Optional[_Union[DerivedImageLimits, _Mapping]] = ..., trace: _Optional[_Union[AttemptTrace, _Mapping]] = ..., max_asset_bytes: _Optional[int] = ..., max_run_asset_bytes: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class AttemptTrace(_message.Message):
     __slots__ = ("traceparent", "max_spans", "max_attribute_length", "dispatch_time")
@@ -249,15 +254,17 @@ class AttemptResult(_message.Message):
     def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[_run_pb2.RunStep, _Mapping]]] = ..., dry_run_report: _Optional[_Union[_dryrun_pb2.DryRunReport, _Mapping]] = ...) -> None: ...
 
 class AttemptEvent(_message.Message):
-    __slots__ = ("started", "output", "result", "batch", "spans")
+    __slots__ = ("started", "output", "result", "batch", "spans", "asset")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
+    ASSET_FIELD_NUMBER: _ClassVar[int]
     started: AttemptStarted
     output: AttemptOutput
     result: AttemptResult
     batch: _run_pb2.WriteBatch
     spans: AttemptSpans
-    def __init__(self, started: _Optional[_Union[AttemptStarted, _Mapping]] = ..., output: _Optional[_Union[AttemptOutput, _Mapping]] = ..., result: _Optional[_Union[AttemptResult, _Mapping]] = ..., batch: _Optional[_Union[_run_pb2.WriteBatch, _Mapping]] = ..., spans: _Optional[_Union[AttemptSpans, _Mapping]] = ...) -> None: ...
+    asset: _asset_pb2.AttemptAsset
+    def __init__(self, started: _Optional[_Union[AttemptStarted, _Mapping]] = ..., output: _Optional[_Union[AttemptOutput, _Mapping]] = ..., result: _Optional[_Union[AttemptResult, _Mapping]] = ..., batch: _Optional[_Union[_run_pb2.WriteBatch, _Mapping]] = ..., spans: _Optional[_Union[AttemptSpans, _Mapping]] = ..., asset: _Optional[_Union[_asset_pb2.AttemptAsset, _Mapping]] = ...) -> None: ...

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from seedbed.api.v1 import asset_pb2 as seedbed_dot_api_dot_v1_dot_asset__pb2
 from seedbed.api.v1 import run_pb2 as seedbed_dot_api_dot_v1_dot_run__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -85,6 +86,16 @@ class RunServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceResponse.FromString,
                 _registered_method=True)
+        self.ListRunAssets = channel.unary_unary(
+                '/seedbed.api.v1.RunService/ListRunAssets',
+                request_serializer=seedbed_dot_api_dot_v1_dot_asset__pb2.ListRunAssetsRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_asset__pb2.ListRunAssetsResponse.FromString,
+                _registered_method=True)
+        self.DownloadRunAsset = channel.unary_stream(
+                '/seedbed.api.v1.RunService/DownloadRunAsset',
+                request_serializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -160,6 +171,20 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRunAssets(self, request, context):
+        """The files the run kept (see asset.proto), by name. NOT_FOUND for an unknown run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadRunAsset(self, request, context):
+        """One asset's content in chunks, its metadata first. NOT_FOUND for an unknown run or name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +237,16 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.GetRunTrace,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceResponse.SerializeToString,
+            ),
+            'ListRunAssets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRunAssets,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_asset__pb2.ListRunAssetsRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_asset__pb2.ListRunAssetsResponse.SerializeToString,
+            ),
+            'DownloadRunAsset': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadRunAsset,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -485,6 +520,60 @@ class RunService:
             '/seedbed.api.v1.RunService/GetRunTrace',
             seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_run__pb2.GetRunTraceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRunAssets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/ListRunAssets',
+            seedbed_dot_api_dot_v1_dot_asset__pb2.ListRunAssetsRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_asset__pb2.ListRunAssetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadRunAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/DownloadRunAsset',
+            seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetResponse.FromString,
             options,
             channel_credentials,
             insecure,
