@@ -26,10 +26,11 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from seedbed.api.v1 import asset_pb2 as seedbed_dot_api_dot_v1_dot_asset__pb2
 from seedbed.api.v1 import connection_pb2 as seedbed_dot_api_dot_v1_dot_connection__pb2
 from seedbed.api.v1 import dryrun_pb2 as seedbed_dot_api_dot_v1_dot_dryrun__pb2
+from seedbed.api.v1 import replay_pb2 as seedbed_dot_api_dot_v1_dot_replay__pb2
 from seedbed.api.v1 import run_pb2 as seedbed_dot_api_dot_v1_dot_run__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cseedbed/api/v1/attempt.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aseedbed/api/v1/asset.proto\x1a\x1fseedbed/api/v1/connection.proto\x1a\x1bseedbed/api/v1/dryrun.proto\x1a\x18seedbed/api/v1/run.proto\"\xca\x01\n\rSandboxLimits\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\r\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x11\n\tnano_cpus\x18\x03 \x01(\x04\x12\x0c\n\x04pids\x18\x04 \x01(\r\x12\x0e\n\x06nofile\x18\x05 \x01(\r\x12\x13\n\x0btmpfs_bytes\x18\x06 \x01(\x04\x12\x15\n\rmax_log_bytes\x18\x07 \x01(\x04\x12\x16\n\x0emax_line_bytes\x18\x08 \x01(\r\x12\x15\n\rmax_log_lines\x18\t \x01(\x04\"\xc1\x06\n\x0b\x41ttemptSpec\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0f\n\x07run_key\x18\x03 \x01(\t\x12\x13\n\x0bscenario_id\x18\x04 \x01(\t\x12\x0e\n\x06script\x18\x05 \x01(\t\x12\x37\n\x06params\x18\x06 \x03(\x0b\x32\'.seedbed.api.v1.AttemptSpec.ParamsEntry\x12-\n\x06limits\x18\x07 \x01(\x0b\x32\x1d.seedbed.api.v1.SandboxLimits\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndocker_url\x18\t \x01(\t\x12\x15\n\rfencing_token\x18\n \x01(\x03\x12\x33\n\ttemplates\x18\x0b \x03(\x0b\x32 .seedbed.api.v1.TemplateSnapshot\x12\x37\n\x0b\x63onnections\x18\x0c \x03(\x0b\x32\".seedbed.api.v1.ConnectionSnapshot\x12\x1b\n\x13\x63oordinator_address\x18\r \x01(\t\x12/\n\x0b\x64\x61ta_limits\x18\x0e \x01(\x0b\x32\x1a.seedbed.api.v1.DataLimits\x12\x19\n\x11\x63oordinator_token\x18\x0f \x01(\t\x12\x37\n\x0f\x63oordinator_tls\x18\x10 \x01(\x0b\x32\x1e.seedbed.api.v1.CoordinatorTls\x12\x17\n\x0fsandbox_runtime\x18\x11 \x01(\t\x12\x12\n\nledger_key\x18\x12 \x01(\x0c\x12:\n\x0e\x64\x65rived_images\x18\x13 \x01(\x0b\x32\".seedbed.api.v1.DerivedImageLimits\x12+\n\x05trace\x18\x14 \x01(\x0b\x32\x1c.seedbed.api.v1.AttemptTrace\x12\x17\n\x0fmax_asset_bytes\x18\x17 \x01(\x04\x12\x1b\n\x13max_run_asset_bytes\x18\x18 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x1b \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x0c\x41ttemptTrace\x12\x13\n\x0btraceparent\x18\x01 \x01(\t\x12\x11\n\tmax_spans\x18\x02 \x01(\r\x12\x1c\n\x14max_attribute_length\x18\x03 \x01(\r\x12\x31\n\rdispatch_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x0c\x41ttemptSpans\x12#\n\x05spans\x18\x01 \x03(\x0b\x32\x14.seedbed.api.v1.Span\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"^\n\x12\x44\x65rivedImageLimits\x12\x17\n\x0fmax_image_bytes\x18\x01 \x01(\x04\x12\x13\n\x0b\x63\x61\x63he_bytes\x18\x02 \x01(\x04\x12\x1a\n\x12max_unused_seconds\x18\x03 \x01(\x04\" \n\x0e\x43oordinatorTls\x12\x0e\n\x06\x63\x61_pem\x18\x01 \x01(\x0c\"H\n\x10TemplateSnapshot\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61nonical_json\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"\xf7\x01\n\x12\x43onnectionSnapshot\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.ConnectionKind\x12\x0b\n\x03url\x18\x03 \x01(\t\x12)\n\x04rest\x18\x04 \x01(\x0b\x32\x1b.seedbed.api.v1.RestOptions\x12,\n\x06secret\x18\x05 \x01(\x0b\x32\x1c.seedbed.api.v1.SecretSource\x12\x16\n\x0erefused_reason\x18\x06 \x01(\t\x12)\n\x04\x62ulk\x18\x07 \x01(\x0b\x32\x1b.seedbed.api.v1.BulkOptions\"\x8e\x02\n\nDataLimits\x12\x19\n\x11max_generate_rows\x18\x01 \x01(\x04\x12\x16\n\x0emax_fetch_rows\x18\x02 \x01(\x04\x12\x17\n\x0fmax_reply_bytes\x18\x03 \x01(\x04\x12 \n\x18max_workspace_read_bytes\x18\x04 \x01(\x04\x12 \n\x18max_template_field_bytes\x18\x05 \x01(\x04\x12\x1e\n\x16max_template_row_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13max_file_sink_bytes\x18\x07 \x01(\x04\x12\x1a\n\x12\x61gent_memory_bytes\x18\x08 \x01(\x04\x12\x17\n\x0fmax_rowset_rows\x18\t \x01(\x04\"\x92\x01\n\x0e\x41ttemptStarted\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x12\n\nworker_pid\x18\x05 \x01(\x05\x12\x0f\n\x07task_id\x18\x06 \x01(\t\"7\n\rAttemptOutput\x12&\n\x05lines\x18\x01 \x03(\x0b\x32\x17.seedbed.api.v1.LogLine\"\xb9\x03\n\rAttemptResult\x12/\n\x07outcome\x18\x01 \x01(\x0e\x32\x1e.seedbed.api.v1.AttemptOutcome\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.seedbed.api.v1.ErrorDetails\x12\x16\n\x0elogs_truncated\x18\x04 \x01(\x08\x12\x15\n\rdropped_lines\x18\x05 \x01(\x03\x12\x10\n\x08warnings\x18\x06 \x01(\x05\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x08versions\x18\x08 \x03(\x0b\x32+.seedbed.api.v1.AttemptResult.VersionsEntry\x12&\n\x05steps\x18\t \x03(\x0b\x32\x17.seedbed.api.v1.RunStep\x12\x34\n\x0e\x64ry_run_report\x18\x0c \x01(\x0b\x32\x1c.seedbed.api.v1.DryRunReport\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb7\x02\n\x0c\x41ttemptEvent\x12\x31\n\x07started\x18\x01 \x01(\x0b\x32\x1e.seedbed.api.v1.AttemptStartedH\x00\x12/\n\x06output\x18\x02 \x01(\x0b\x32\x1d.seedbed.api.v1.AttemptOutputH\x00\x12/\n\x06result\x18\x03 \x01(\x0b\x32\x1d.seedbed.api.v1.AttemptResultH\x00\x12+\n\x05\x62\x61tch\x18\x04 \x01(\x0b\x32\x1a.seedbed.api.v1.WriteBatchH\x00\x12-\n\x05spans\x18\x05 \x01(\x0b\x32\x1c.seedbed.api.v1.AttemptSpansH\x00\x12-\n\x05\x61sset\x18\x06 \x01(\x0b\x32\x1c.seedbed.api.v1.AttemptAssetH\x00\x42\x07\n\x05\x65vent*\xab\x02\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41TTEMPT_OUTCOME_SUCCEEDED\x10\x01\x12 \n\x1c\x41TTEMPT_OUTCOME_SCRIPT_ERROR\x10\x02\x12\x1b\n\x17\x41TTEMPT_OUTCOME_TIMEOUT\x10\x03\x12\x17\n\x13\x41TTEMPT_OUTCOME_OOM\x10\x04\x12\x1a\n\x16\x41TTEMPT_OUTCOME_KILLED\x10\x05\x12\x1b\n\x17\x41TTEMPT_OUTCOME_ABORTED\x10\x06\x12\"\n\x1e\x41TTEMPT_OUTCOME_INFRASTRUCTURE\x10\x07\x12$\n ATTEMPT_OUTCOME_NONDETERMINISTIC\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cseedbed/api/v1/attempt.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aseedbed/api/v1/asset.proto\x1a\x1fseedbed/api/v1/connection.proto\x1a\x1bseedbed/api/v1/dryrun.proto\x1a\x1bseedbed/api/v1/replay.proto\x1a\x18seedbed/api/v1/run.proto\"\xca\x01\n\rSandboxLimits\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\r\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x11\n\tnano_cpus\x18\x03 \x01(\x04\x12\x0c\n\x04pids\x18\x04 \x01(\r\x12\x0e\n\x06nofile\x18\x05 \x01(\r\x12\x13\n\x0btmpfs_bytes\x18\x06 \x01(\x04\x12\x15\n\rmax_log_bytes\x18\x07 \x01(\x04\x12\x16\n\x0emax_line_bytes\x18\x08 \x01(\r\x12\x15\n\rmax_log_lines\x18\t \x01(\x04\"\xec\x06\n\x0b\x41ttemptSpec\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0f\n\x07run_key\x18\x03 \x01(\t\x12\x13\n\x0bscenario_id\x18\x04 \x01(\t\x12\x0e\n\x06script\x18\x05 \x01(\t\x12\x37\n\x06params\x18\x06 \x03(\x0b\x32\'.seedbed.api.v1.AttemptSpec.ParamsEntry\x12-\n\x06limits\x18\x07 \x01(\x0b\x32\x1d.seedbed.api.v1.SandboxLimits\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndocker_url\x18\t \x01(\t\x12\x15\n\rfencing_token\x18\n \x01(\x03\x12\x33\n\ttemplates\x18\x0b \x03(\x0b\x32 .seedbed.api.v1.TemplateSnapshot\x12\x37\n\x0b\x63onnections\x18\x0c \x03(\x0b\x32\".seedbed.api.v1.ConnectionSnapshot\x12\x1b\n\x13\x63oordinator_address\x18\r \x01(\t\x12/\n\x0b\x64\x61ta_limits\x18\x0e \x01(\x0b\x32\x1a.seedbed.api.v1.DataLimits\x12\x19\n\x11\x63oordinator_token\x18\x0f \x01(\t\x12\x37\n\x0f\x63oordinator_tls\x18\x10 \x01(\x0b\x32\x1e.seedbed.api.v1.CoordinatorTls\x12\x17\n\x0fsandbox_runtime\x18\x11 \x01(\t\x12\x12\n\nledger_key\x18\x12 \x01(\x0c\x12:\n\x0e\x64\x65rived_images\x18\x13 \x01(\x0b\x32\".seedbed.api.v1.DerivedImageLimits\x12+\n\x05trace\x18\x14 \x01(\x0b\x32\x1c.seedbed.api.v1.AttemptTrace\x12\x17\n\x0fmax_asset_bytes\x18\x17 \x01(\x04\x12\x1b\n\x13max_run_asset_bytes\x18\x18 \x01(\x04\x12\x0f\n\x07\x64ry_run\x18\x1b \x01(\x08\x12)\n\x06replay\x18\x1d \x01(\x0b\x32\x19.seedbed.api.v1.ReplayPin\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x87\x01\n\x0c\x41ttemptTrace\x12\x13\n\x0btraceparent\x18\x01 \x01(\t\x12\x11\n\tmax_spans\x18\x02 \x01(\r\x12\x1c\n\x14max_attribute_length\x18\x03 \x01(\r\x12\x31\n\rdispatch_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x0c\x41ttemptSpans\x12#\n\x05spans\x18\x01 \x03(\x0b\x32\x14.seedbed.api.v1.Span\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"^\n\x12\x44\x65rivedImageLimits\x12\x17\n\x0fmax_image_bytes\x18\x01 \x01(\x04\x12\x13\n\x0b\x63\x61\x63he_bytes\x18\x02 \x01(\x04\x12\x1a\n\x12max_unused_seconds\x18\x03 \x01(\x04\" \n\x0e\x43oordinatorTls\x12\x0e\n\x06\x63\x61_pem\x18\x01 \x01(\x0c\"H\n\x10TemplateSnapshot\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61nonical_json\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x03\"\xf7\x01\n\x12\x43onnectionSnapshot\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.ConnectionKind\x12\x0b\n\x03url\x18\x03 \x01(\t\x12)\n\x04rest\x18\x04 \x01(\x0b\x32\x1b.seedbed.api.v1.RestOptions\x12,\n\x06secret\x18\x05 \x01(\x0b\x32\x1c.seedbed.api.v1.SecretSource\x12\x16\n\x0erefused_reason\x18\x06 \x01(\t\x12)\n\x04\x62ulk\x18\x07 \x01(\x0b\x32\x1b.seedbed.api.v1.BulkOptions\"\x8e\x02\n\nDataLimits\x12\x19\n\x11max_generate_rows\x18\x01 \x01(\x04\x12\x16\n\x0emax_fetch_rows\x18\x02 \x01(\x04\x12\x17\n\x0fmax_reply_bytes\x18\x03 \x01(\x04\x12 \n\x18max_workspace_read_bytes\x18\x04 \x01(\x04\x12 \n\x18max_template_field_bytes\x18\x05 \x01(\x04\x12\x1e\n\x16max_template_row_bytes\x18\x06 \x01(\x04\x12\x1b\n\x13max_file_sink_bytes\x18\x07 \x01(\x04\x12\x1a\n\x12\x61gent_memory_bytes\x18\x08 \x01(\x04\x12\x17\n\x0fmax_rowset_rows\x18\t \x01(\x04\"\x92\x01\n\x0e\x41ttemptStarted\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x12\n\nworker_pid\x18\x05 \x01(\x05\x12\x0f\n\x07task_id\x18\x06 \x01(\t\"7\n\rAttemptOutput\x12&\n\x05lines\x18\x01 \x03(\x0b\x32\x17.seedbed.api.v1.LogLine\"\xb9\x03\n\rAttemptResult\x12/\n\x07outcome\x18\x01 \x01(\x0e\x32\x1e.seedbed.api.v1.AttemptOutcome\x12\x11\n\texit_code\x18\x02 \x01(\x05\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.seedbed.api.v1.ErrorDetails\x12\x16\n\x0elogs_truncated\x18\x04 \x01(\x08\x12\x15\n\rdropped_lines\x18\x05 \x01(\x03\x12\x10\n\x08warnings\x18\x06 \x01(\x05\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x08versions\x18\x08 \x03(\x0b\x32+.seedbed.api.v1.AttemptResult.VersionsEntry\x12&\n\x05steps\x18\t \x03(\x0b\x32\x17.seedbed.api.v1.RunStep\x12\x34\n\x0e\x64ry_run_report\x18\x0c \x01(\x0b\x32\x1c.seedbed.api.v1.DryRunReport\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb7\x02\n\x0c\x41ttemptEvent\x12\x31\n\x07started\x18\x01 \x01(\x0b\x32\x1e.seedbed.api.v1.AttemptStartedH\x00\x12/\n\x06output\x18\x02 \x01(\x0b\x32\x1d.seedbed.api.v1.AttemptOutputH\x00\x12/\n\x06result\x18\x03 \x01(\x0b\x32\x1d.seedbed.api.v1.AttemptResultH\x00\x12+\n\x05\x62\x61tch\x18\x04 \x01(\x0b\x32\x1a.seedbed.api.v1.WriteBatchH\x00\x12-\n\x05spans\x18\x05 \x01(\x0b\x32\x1c.seedbed.api.v1.AttemptSpansH\x00\x12-\n\x05\x61sset\x18\x06 \x01(\x0b\x32\x1c.seedbed.api.v1.AttemptAssetH\x00\x42\x07\n\x05\x65vent*\xab\x02\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41TTEMPT_OUTCOME_SUCCEEDED\x10\x01\x12 \n\x1c\x41TTEMPT_OUTCOME_SCRIPT_ERROR\x10\x02\x12\x1b\n\x17\x41TTEMPT_OUTCOME_TIMEOUT\x10\x03\x12\x17\n\x13\x41TTEMPT_OUTCOME_OOM\x10\x04\x12\x1a\n\x16\x41TTEMPT_OUTCOME_KILLED\x10\x05\x12\x1b\n\x17\x41TTEMPT_OUTCOME_ABORTED\x10\x06\x12\"\n\x1e\x41TTEMPT_OUTCOME_INFRASTRUCTURE\x10\x07\x12$\n ATTEMPT_OUTCOME_NONDETERMINISTIC\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,36 +41,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTEMPTSPEC_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_ATTEMPTRESULT_VERSIONSENTRY']._loaded_options = None
   _globals['_ATTEMPTRESULT_VERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_ATTEMPTOUTCOME']._serialized_start=3138
-  _globals['_ATTEMPTOUTCOME']._serialized_end=3437
-  _globals['_SANDBOXLIMITS']._serialized_start=198
-  _globals['_SANDBOXLIMITS']._serialized_end=400
-  _globals['_ATTEMPTSPEC']._serialized_start=403
-  _globals['_ATTEMPTSPEC']._serialized_end=1236
-  _globals['_ATTEMPTSPEC_PARAMSENTRY']._serialized_start=1191
-  _globals['_ATTEMPTSPEC_PARAMSENTRY']._serialized_end=1236
-  _globals['_ATTEMPTTRACE']._serialized_start=1239
-  _globals['_ATTEMPTTRACE']._serialized_end=1374
-  _globals['_ATTEMPTSPANS']._serialized_start=1376
-  _globals['_ATTEMPTSPANS']._serialized_end=1444
-  _globals['_DERIVEDIMAGELIMITS']._serialized_start=1446
-  _globals['_DERIVEDIMAGELIMITS']._serialized_end=1540
-  _globals['_COORDINATORTLS']._serialized_start=1542
-  _globals['_COORDINATORTLS']._serialized_end=1574
-  _globals['_TEMPLATESNAPSHOT']._serialized_start=1576
-  _globals['_TEMPLATESNAPSHOT']._serialized_end=1648
-  _globals['_CONNECTIONSNAPSHOT']._serialized_start=1651
-  _globals['_CONNECTIONSNAPSHOT']._serialized_end=1898
-  _globals['_DATALIMITS']._serialized_start=1901
-  _globals['_DATALIMITS']._serialized_end=2171
-  _globals['_ATTEMPTSTARTED']._serialized_start=2174
-  _globals['_ATTEMPTSTARTED']._serialized_end=2320
-  _globals['_ATTEMPTOUTPUT']._serialized_start=2322
-  _globals['_ATTEMPTOUTPUT']._serialized_end=2377
-  _globals['_ATTEMPTRESULT']._serialized_start=2380
-  _globals['_ATTEMPTRESULT']._serialized_end=2821
-  _globals['_ATTEMPTRESULT_VERSIONSENTRY']._serialized_start=2774
-  _globals['_ATTEMPTRESULT_VERSIONSENTRY']._serialized_end=2821
-  _globals['_ATTEMPTEVENT']._serialized_start=2824
-  _globals['_ATTEMPTEVENT']._serialized_end=3135
+  _globals['_ATTEMPTOUTCOME']._serialized_start=3210
+  _globals['_ATTEMPTOUTCOME']._serialized_end=3509
+  _globals['_SANDBOXLIMITS']._serialized_start=227
+  _globals['_SANDBOXLIMITS']._serialized_end=429
+  _globals['_ATTEMPTSPEC']._serialized_start=432
+  _globals['_ATTEMPTSPEC']._serialized_end=1308
+  _globals['_ATTEMPTSPEC_PARAMSENTRY']._serialized_start=1263
+  _globals['_ATTEMPTSPEC_PARAMSENTRY']._serialized_end=1308
+  _globals['_ATTEMPTTRACE']._serialized_start=1311
+  _globals['_ATTEMPTTRACE']._serialized_end=1446
+  _globals['_ATTEMPTSPANS']._serialized_start=1448
+  _globals['_ATTEMPTSPANS']._serialized_end=1516
+  _globals['_DERIVEDIMAGELIMITS']._serialized_start=1518
+  _globals['_DERIVEDIMAGELIMITS']._serialized_end=1612
+  _globals['_COORDINATORTLS']._serialized_start=1614
+  _globals['_COORDINATORTLS']._serialized_end=1646
+  _globals['_TEMPLATESNAPSHOT']._serialized_start=1648
+  _globals['_TEMPLATESNAPSHOT']._serialized_end=1720
+  _globals['_CONNECTIONSNAPSHOT']._serialized_start=1723
+  _globals['_CONNECTIONSNAPSHOT']._serialized_end=1970
+  _globals['_DATALIMITS']._serialized_start=1973
+  _globals['_DATALIMITS']._serialized_end=2243
+  _globals['_ATTEMPTSTARTED']._serialized_start=2246
+  _globals['_ATTEMPTSTARTED']._serialized_end=2392
+  _globals['_ATTEMPTOUTPUT']._serialized_start=2394
+  _globals['_ATTEMPTOUTPUT']._serialized_end=2449
+  _globals['_ATTEMPTRESULT']._serialized_start=2452
+  _globals['_ATTEMPTRESULT']._serialized_end=2893
+  _globals['_ATTEMPTRESULT_VERSIONSENTRY']._serialized_start=2846
+  _globals['_ATTEMPTRESULT_VERSIONSENTRY']._serialized_end=2893
+  _globals['_ATTEMPTEVENT']._serialized_start=2896
+  _globals['_ATTEMPTEVENT']._serialized_end=3207
 # @@protoc_insertion_point(module_scope)

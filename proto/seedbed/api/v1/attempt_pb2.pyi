@@ -4,6 +4,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from seedbed.api.v1 import asset_pb2 as _asset_pb2
 from seedbed.api.v1 import connection_pb2 as _connection_pb2
 from seedbed.api.v1 import dryrun_pb2 as _dryrun_pb2
+from seedbed.api.v1 import replay_pb2 as _replay_pb2
 from seedbed.api.v1 import run_pb2 as _run_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -58,7 +59,7 @@ class SandboxLimits(_message.Message):
     def __init__(self, timeout_seconds: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., pids: _Optional[int] = ..., nofile: _Optional[int] = ..., tmpfs_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_line_bytes: _Optional[int] = ..., max_log_lines: _Optional[int] = ...) -> None: ...
 
 class AttemptSpec(_message.Message):
-    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token", "coordinator_tls", "sandbox_runtime", "ledger_key", "derived_images", "trace", "max_asset_bytes", "max_run_asset_bytes", "dry_run")
+    __slots__ = ("run_id", "attempt", "run_key", "scenario_id", "script", "params", "limits", "deadline", "docker_url", "fencing_token", "templates", "connections", "coordinator_address", "data_limits", "coordinator_token", "coordinator_tls", "sandbox_runtime", "ledger_key", "derived_images", "trace", "max_asset_bytes", "max_run_asset_bytes", "dry_run", "replay")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +90,7 @@ class AttemptSpec(_message.Message):
     MAX_ASSET_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_RUN_ASSET_BYTES_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     run_key: str
@@ -112,7 +114,8 @@ class AttemptSpec(_message.Message):
     max_asset_bytes: int
     max_run_asset_bytes: int
     dry_run: bool
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ..., coordinator_tls: _Optional[_Union[CoordinatorTls, _Mapping]] = ..., sandbox_runtime: _Optional[str] = ..., ledger_key: _Optional[bytes] = ..., derived_images: _Optional[_Union[DerivedImageLimits, _Mapping]] = ..., trace: _Optional[_Union[AttemptTrace, _Mapping]] = ..., max_asset_bytes: _Optional[int] = ..., max_run_asset_bytes: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    replay: _replay_pb2.ReplayPin
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., run_key: _Optional[str] = ..., scenario_id: _Optional[str] = ..., script: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., limits: _Optional[_Union[SandboxLimits, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., docker_url: _Optional[str] = ..., fencing_token: _Optional[int] = ..., templates: _Optional[_Iterable[_Union[TemplateSnapshot, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[ConnectionSnapshot, _Mapping]]] = ..., coordinator_address: _Optional[str] = ..., data_limits: _Optional[_Union[DataLimits, _Mapping]] = ..., coordinator_token: _Optional[str] = ..., coordinator_tls: _Optional[_Union[CoordinatorTls, _Mapping]] = ..., sandbox_runtime: _Optional[str] = ..., ledger_key: _Optional[bytes] = ..., derived_images: _Optional[_Union[DerivedImageLimits, _Mapping]] = ..., trace: _Optional[_Union[AttemptTrace, _Mapping]] = ..., max_asset_bytes: _Optional[int] = ..., max_run_asset_bytes: _Optional[int] = ..., dry_run: _Optional[bool] = ..., replay: _Optional[_Union[_replay_pb2.ReplayPin, _Mapping]] = ...) -> None: ...
 
 class AttemptTrace(_message.Message):
     __slots__ = ("traceparent", "max_spans", "max_attribute_length", "dispatch_time")

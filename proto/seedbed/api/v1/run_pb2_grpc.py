@@ -96,6 +96,11 @@ class RunServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetResponse.FromString,
                 _registered_method=True)
+        self.ReplayRun = channel.unary_unary(
+                '/seedbed.api.v1.RunService/ReplayRun',
+                request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -185,6 +190,14 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplayRun(self, request, context):
+        """Starts a new run with a finished run's recorded inputs (script, params, run key, template
+        versions, image), its connections optionally mapped to others; answers its fire at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +260,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.DownloadRunAsset,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetResponse.SerializeToString,
+            ),
+            'ReplayRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayRun,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -574,6 +592,33 @@ class RunService:
             '/seedbed.api.v1.RunService/DownloadRunAsset',
             seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_asset__pb2.DownloadRunAssetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/ReplayRun',
+            seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
