@@ -6,6 +6,7 @@ from seedbed.api.v1 import connection_pb2 as _connection_pb2
 from seedbed.api.v1 import dryrun_pb2 as _dryrun_pb2
 from seedbed.api.v1 import replay_pb2 as _replay_pb2
 from seedbed.api.v1 import run_pb2 as _run_pb2
+from seedbed.api.v1 import template_pb2 as _template_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -226,7 +227,7 @@ class AttemptOutput(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[_Union[_run_pb2.LogLine, _Mapping]]] = ...) -> None: ...
 
 class AttemptResult(_message.Message):
-    __slots__ = ("outcome", "exit_code", "error", "logs_truncated", "dropped_lines", "warnings", "time", "versions", "steps", "dry_run_report")
+    __slots__ = ("outcome", "exit_code", "error", "logs_truncated", "dropped_lines", "warnings", "time", "versions", "steps", "templates_used", "dry_run_report")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +244,7 @@ class AttemptResult(_message.Message):
     TIME_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_USED_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_REPORT_FIELD_NUMBER: _ClassVar[int]
     outcome: AttemptOutcome
     exit_code: int
@@ -253,8 +255,9 @@ class AttemptResult(_message.Message):
     time: _timestamp_pb2.Timestamp
     versions: _containers.ScalarMap[str, str]
     steps: _containers.RepeatedCompositeFieldContainer[_run_pb2.RunStep]
+    templates_used: _containers.RepeatedCompositeFieldContainer[_template_pb2.TemplateVersionRef]
     dry_run_report: _dryrun_pb2.DryRunReport
-    def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[_run_pb2.RunStep, _Mapping]]] = ..., dry_run_report: _Optional[_Union[_dryrun_pb2.DryRunReport, _Mapping]] = ...) -> None: ...
+    def __init__(self, outcome: _Optional[_Union[AttemptOutcome, str]] = ..., exit_code: _Optional[int] = ..., error: _Optional[_Union[_run_pb2.ErrorDetails, _Mapping]] = ..., logs_truncated: _Optional[bool] = ..., dropped_lines: _Optional[int] = ..., warnings: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[_run_pb2.RunStep, _Mapping]]] = ..., templates_used: _Optional[_Iterable[_Union[_template_pb2.TemplateVersionRef, _Mapping]]] = ..., dry_run_report: _Optional[_Union[_dryrun_pb2.DryRunReport, _Mapping]] = ...) -> None: ...
 
 class AttemptEvent(_message.Message):
     __slots__ = ("started", "output", "result", "batch", "spans", "asset")

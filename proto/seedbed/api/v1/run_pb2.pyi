@@ -4,6 +4,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from seedbed.api.v1 import asset_pb2 as _asset_pb2
 from seedbed.api.v1 import dryrun_pb2 as _dryrun_pb2
 from seedbed.api.v1 import replay_pb2 as _replay_pb2
+from seedbed.api.v1 import template_pb2 as _template_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -165,7 +166,7 @@ class TriggerFire(_message.Message):
     def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., state: _Optional[_Union[TriggerFireState, str]] = ..., run_id: _Optional[str] = ..., cancel_reason: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trigger_id: _Optional[str] = ..., triggered_by: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_reason: _Optional[str] = ..., resolve_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps", "attempts", "next_attempt_time", "project_key", "run_as", "triggered_by", "trigger_id", "reports", "trace_id", "assets", "dry_run", "dry_run_report", "inputs", "replayed_from")
+    __slots__ = ("id", "scenario_id", "fire_id", "run_key", "state", "params", "create_time", "start_time", "end_time", "first_error", "attempt_count", "logs_truncated", "dropped_log_lines", "warning_count", "exit_code", "scenario_revision", "versions", "steps", "attempts", "next_attempt_time", "project_key", "run_as", "triggered_by", "trigger_id", "reports", "trace_id", "templates_used", "assets", "dry_run", "dry_run_report", "inputs", "replayed_from")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +207,7 @@ class Run(_message.Message):
     TRIGGER_ID_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_USED_FIELD_NUMBER: _ClassVar[int]
     ASSETS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_REPORT_FIELD_NUMBER: _ClassVar[int]
@@ -237,12 +239,13 @@ class Run(_message.Message):
     trigger_id: str
     reports: _containers.RepeatedCompositeFieldContainer[ReporterDelivery]
     trace_id: str
+    templates_used: _containers.RepeatedCompositeFieldContainer[_template_pb2.TemplateVersionRef]
     assets: _asset_pb2.RunAssetSummary
     dry_run: bool
     dry_run_report: _dryrun_pb2.DryRunReport
     inputs: _replay_pb2.RunInputs
     replayed_from: str
-    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., run_as: _Optional[str] = ..., triggered_by: _Optional[str] = ..., trigger_id: _Optional[str] = ..., reports: _Optional[_Iterable[_Union[ReporterDelivery, _Mapping]]] = ..., trace_id: _Optional[str] = ..., assets: _Optional[_Union[_asset_pb2.RunAssetSummary, _Mapping]] = ..., dry_run: _Optional[bool] = ..., dry_run_report: _Optional[_Union[_dryrun_pb2.DryRunReport, _Mapping]] = ..., inputs: _Optional[_Union[_replay_pb2.RunInputs, _Mapping]] = ..., replayed_from: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., fire_id: _Optional[str] = ..., run_key: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., params: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., attempt_count: _Optional[int] = ..., logs_truncated: _Optional[bool] = ..., dropped_log_lines: _Optional[int] = ..., warning_count: _Optional[int] = ..., exit_code: _Optional[int] = ..., scenario_revision: _Optional[int] = ..., versions: _Optional[_Mapping[str, str]] = ..., steps: _Optional[_Iterable[_Union[RunStep, _Mapping]]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_key: _Optional[str] = ..., run_as: _Optional[str] = ..., triggered_by: _Optional[str] = ..., trigger_id: _Optional[str] = ..., reports: _Optional[_Iterable[_Union[ReporterDelivery, _Mapping]]] = ..., trace_id: _Optional[str] = ..., templates_used: _Optional[_Iterable[_Union[_template_pb2.TemplateVersionRef, _Mapping]]] = ..., assets: _Optional[_Union[_asset_pb2.RunAssetSummary, _Mapping]] = ..., dry_run: _Optional[bool] = ..., dry_run_report: _Optional[_Union[_dryrun_pb2.DryRunReport, _Mapping]] = ..., inputs: _Optional[_Union[_replay_pb2.RunInputs, _Mapping]] = ..., replayed_from: _Optional[str] = ...) -> None: ...
 
 class ReporterDelivery(_message.Message):
     __slots__ = ("reporter_id", "event", "status", "tries", "error", "time")

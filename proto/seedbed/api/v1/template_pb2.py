@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dseedbed/api/v1/template.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x02\n\x08Template\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12.\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1e.seedbed.api.v1.TemplateFormat\x12\x16\n\x0e\x63\x61nonical_json\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x13\n\x0b\x66ield_names\x18\x08 \x03(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bproject_key\x18\x0b \x01(\t\x12\x0e\n\x06shared\x18\x0c \x01(\x08\"\xec\x01\n\x12PutTemplateRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12.\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.TemplateFormat\x12\x14\n\x0c\x61llow_update\x18\x03 \x01(\x08\x12\x13\n\x0bproject_key\x18\x04 \x01(\t\x12\x13\n\x06shared\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x1e\n\x11\x65xpected_revision\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\rvalidate_only\x18\x07 \x01(\x08\x42\t\n\x07_sharedB\x14\n\x12_expected_revision\"R\n\x13PutTemplateResponse\x12*\n\x08template\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Template\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\")\n\x12GetTemplateRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\"A\n\x13GetTemplateResponse\x12*\n\x08template\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Template\"R\n\x14ListTemplatesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bproject_key\x18\x03 \x01(\t\"]\n\x15ListTemplatesResponse\x12+\n\ttemplates\x18\x01 \x03(\x0b\x32\x18.seedbed.api.v1.Template\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x44\x65leteTemplateRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteTemplateResponse\"}\n\x16PreviewTemplateRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x0bproject_key\x18\x05 \x01(\tB\x07\n\x05_seed\"C\n\x17PreviewTemplateResponse\x12\x11\n\trows_json\x18\x01 \x03(\t\x12\x15\n\rfaker_version\x18\x02 \x01(\t*e\n\x0eTemplateFormat\x12\x1f\n\x1bTEMPLATE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14TEMPLATE_FORMAT_YAML\x10\x01\x12\x18\n\x14TEMPLATE_FORMAT_JSON\x10\x02\x32\xe4\x03\n\x0fTemplateService\x12V\n\x0bPutTemplate\x12\".seedbed.api.v1.PutTemplateRequest\x1a#.seedbed.api.v1.PutTemplateResponse\x12V\n\x0bGetTemplate\x12\".seedbed.api.v1.GetTemplateRequest\x1a#.seedbed.api.v1.GetTemplateResponse\x12\\\n\rListTemplates\x12$.seedbed.api.v1.ListTemplatesRequest\x1a%.seedbed.api.v1.ListTemplatesResponse\x12_\n\x0e\x44\x65leteTemplate\x12%.seedbed.api.v1.DeleteTemplateRequest\x1a&.seedbed.api.v1.DeleteTemplateResponse\x12\x62\n\x0fPreviewTemplate\x12&.seedbed.api.v1.PreviewTemplateRequest\x1a\'.seedbed.api.v1.PreviewTemplateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dseedbed/api/v1/template.proto\x12\x0eseedbed.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x02\n\x08Template\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12.\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1e.seedbed.api.v1.TemplateFormat\x12\x16\n\x0e\x63\x61nonical_json\x18\x04 \x01(\t\x12\x10\n\x08revision\x18\x05 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x13\n\x0b\x66ield_names\x18\x08 \x03(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bproject_key\x18\x0b \x01(\t\x12\x0e\n\x06shared\x18\x0c \x01(\x08\"\xec\x01\n\x12PutTemplateRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12.\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1e.seedbed.api.v1.TemplateFormat\x12\x14\n\x0c\x61llow_update\x18\x03 \x01(\x08\x12\x13\n\x0bproject_key\x18\x04 \x01(\t\x12\x13\n\x06shared\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x1e\n\x11\x65xpected_revision\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\rvalidate_only\x18\x07 \x01(\x08\x42\t\n\x07_sharedB\x14\n\x12_expected_revision\"R\n\x13PutTemplateResponse\x12*\n\x08template\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Template\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\":\n\x12GetTemplateRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"A\n\x13GetTemplateResponse\x12*\n\x08template\x18\x01 \x01(\x0b\x32\x18.seedbed.api.v1.Template\"R\n\x14ListTemplatesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0bproject_key\x18\x03 \x01(\t\"]\n\x15ListTemplatesResponse\x12+\n\ttemplates\x18\x01 \x03(\x0b\x32\x18.seedbed.api.v1.Template\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x15\x44\x65leteTemplateRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteTemplateResponse\"\x8e\x01\n\x16PreviewTemplateRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x0bproject_key\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x42\x07\n\x05_seed\"C\n\x17PreviewTemplateResponse\x12\x11\n\trows_json\x18\x01 \x03(\t\x12\x15\n\rfaker_version\x18\x02 \x01(\t\"\xcb\x01\n\x0fTemplateVersion\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x13\n\x0b\x66ield_names\x18\x05 \x03(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x07 \x01(\t\x12\x13\n\x0bproject_key\x18\x08 \x01(\t\":\n\x12TemplateVersionRef\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"Y\n\x1bListTemplateVersionsRequest\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x1cListTemplateVersionsResponse\x12\x31\n\x08versions\x18\x01 \x03(\x0b\x32\x1f.seedbed.api.v1.TemplateVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*e\n\x0eTemplateFormat\x12\x1f\n\x1bTEMPLATE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14TEMPLATE_FORMAT_YAML\x10\x01\x12\x18\n\x14TEMPLATE_FORMAT_JSON\x10\x02\x32\xd7\x04\n\x0fTemplateService\x12V\n\x0bPutTemplate\x12\".seedbed.api.v1.PutTemplateRequest\x1a#.seedbed.api.v1.PutTemplateResponse\x12V\n\x0bGetTemplate\x12\".seedbed.api.v1.GetTemplateRequest\x1a#.seedbed.api.v1.GetTemplateResponse\x12\\\n\rListTemplates\x12$.seedbed.api.v1.ListTemplatesRequest\x1a%.seedbed.api.v1.ListTemplatesResponse\x12_\n\x0e\x44\x65leteTemplate\x12%.seedbed.api.v1.DeleteTemplateRequest\x1a&.seedbed.api.v1.DeleteTemplateResponse\x12\x62\n\x0fPreviewTemplate\x12&.seedbed.api.v1.PreviewTemplateRequest\x1a\'.seedbed.api.v1.PreviewTemplateResponse\x12q\n\x14ListTemplateVersions\x12+.seedbed.api.v1.ListTemplateVersionsRequest\x1a,.seedbed.api.v1.ListTemplateVersionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'seedbed.api.v1.template_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TEMPLATEFORMAT']._serialized_start=1286
-  _globals['_TEMPLATEFORMAT']._serialized_end=1387
+  _globals['_TEMPLATEFORMAT']._serialized_start=1786
+  _globals['_TEMPLATEFORMAT']._serialized_end=1887
   _globals['_TEMPLATE']._serialized_start=83
   _globals['_TEMPLATE']._serialized_end=404
   _globals['_PUTTEMPLATEREQUEST']._serialized_start=407
@@ -41,21 +41,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTTEMPLATERESPONSE']._serialized_start=645
   _globals['_PUTTEMPLATERESPONSE']._serialized_end=727
   _globals['_GETTEMPLATEREQUEST']._serialized_start=729
-  _globals['_GETTEMPLATEREQUEST']._serialized_end=770
-  _globals['_GETTEMPLATERESPONSE']._serialized_start=772
-  _globals['_GETTEMPLATERESPONSE']._serialized_end=837
-  _globals['_LISTTEMPLATESREQUEST']._serialized_start=839
-  _globals['_LISTTEMPLATESREQUEST']._serialized_end=921
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=923
-  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=1016
-  _globals['_DELETETEMPLATEREQUEST']._serialized_start=1018
-  _globals['_DELETETEMPLATEREQUEST']._serialized_end=1062
-  _globals['_DELETETEMPLATERESPONSE']._serialized_start=1064
-  _globals['_DELETETEMPLATERESPONSE']._serialized_end=1088
-  _globals['_PREVIEWTEMPLATEREQUEST']._serialized_start=1090
-  _globals['_PREVIEWTEMPLATEREQUEST']._serialized_end=1215
-  _globals['_PREVIEWTEMPLATERESPONSE']._serialized_start=1217
-  _globals['_PREVIEWTEMPLATERESPONSE']._serialized_end=1284
-  _globals['_TEMPLATESERVICE']._serialized_start=1390
-  _globals['_TEMPLATESERVICE']._serialized_end=1874
+  _globals['_GETTEMPLATEREQUEST']._serialized_end=787
+  _globals['_GETTEMPLATERESPONSE']._serialized_start=789
+  _globals['_GETTEMPLATERESPONSE']._serialized_end=854
+  _globals['_LISTTEMPLATESREQUEST']._serialized_start=856
+  _globals['_LISTTEMPLATESREQUEST']._serialized_end=938
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=940
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=1033
+  _globals['_DELETETEMPLATEREQUEST']._serialized_start=1035
+  _globals['_DELETETEMPLATEREQUEST']._serialized_end=1079
+  _globals['_DELETETEMPLATERESPONSE']._serialized_start=1081
+  _globals['_DELETETEMPLATERESPONSE']._serialized_end=1105
+  _globals['_PREVIEWTEMPLATEREQUEST']._serialized_start=1108
+  _globals['_PREVIEWTEMPLATEREQUEST']._serialized_end=1250
+  _globals['_PREVIEWTEMPLATERESPONSE']._serialized_start=1252
+  _globals['_PREVIEWTEMPLATERESPONSE']._serialized_end=1319
+  _globals['_TEMPLATEVERSION']._serialized_start=1322
+  _globals['_TEMPLATEVERSION']._serialized_end=1525
+  _globals['_TEMPLATEVERSIONREF']._serialized_start=1527
+  _globals['_TEMPLATEVERSIONREF']._serialized_end=1585
+  _globals['_LISTTEMPLATEVERSIONSREQUEST']._serialized_start=1587
+  _globals['_LISTTEMPLATEVERSIONSREQUEST']._serialized_end=1676
+  _globals['_LISTTEMPLATEVERSIONSRESPONSE']._serialized_start=1678
+  _globals['_LISTTEMPLATEVERSIONSRESPONSE']._serialized_end=1784
+  _globals['_TEMPLATESERVICE']._serialized_start=1890
+  _globals['_TEMPLATESERVICE']._serialized_end=2489
 # @@protoc_insertion_point(module_scope)

@@ -74,10 +74,12 @@ class PutTemplateResponse(_message.Message):
     def __init__(self, template: _Optional[_Union[Template, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class GetTemplateRequest(_message.Message):
-    __slots__ = ("template_id",)
+    __slots__ = ("template_id", "version")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     template_id: str
-    def __init__(self, template_id: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetTemplateResponse(_message.Message):
     __slots__ = ("template",)
@@ -114,18 +116,20 @@ class DeleteTemplateResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PreviewTemplateRequest(_message.Message):
-    __slots__ = ("template_id", "source", "count", "seed", "project_key")
+    __slots__ = ("template_id", "source", "count", "seed", "project_key", "version")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     template_id: str
     source: str
     count: int
     seed: int
     project_key: str
-    def __init__(self, template_id: _Optional[str] = ..., source: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., project_key: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, template_id: _Optional[str] = ..., source: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., project_key: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class PreviewTemplateResponse(_message.Message):
     __slots__ = ("rows_json", "faker_version")
@@ -134,3 +138,49 @@ class PreviewTemplateResponse(_message.Message):
     rows_json: _containers.RepeatedScalarFieldContainer[str]
     faker_version: str
     def __init__(self, rows_json: _Optional[_Iterable[str]] = ..., faker_version: _Optional[str] = ...) -> None: ...
+
+class TemplateVersion(_message.Message):
+    __slots__ = ("template_id", "version", "digest", "description", "field_names", "create_time", "created_by", "project_key")
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_NAMES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_KEY_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    version: int
+    digest: str
+    description: str
+    field_names: _containers.RepeatedScalarFieldContainer[str]
+    create_time: _timestamp_pb2.Timestamp
+    created_by: str
+    project_key: str
+    def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ..., digest: _Optional[str] = ..., description: _Optional[str] = ..., field_names: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., project_key: _Optional[str] = ...) -> None: ...
+
+class TemplateVersionRef(_message.Message):
+    __slots__ = ("template_id", "version")
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    version: int
+    def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ListTemplateVersionsRequest(_message.Message):
+    __slots__ = ("template_id", "page_size", "page_token")
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, template_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTemplateVersionsResponse(_message.Message):
+    __slots__ = ("versions", "next_page_token")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[TemplateVersion]
+    next_page_token: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[TemplateVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,11 @@ class TemplateServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_template__pb2.PreviewTemplateRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_template__pb2.PreviewTemplateResponse.FromString,
                 _registered_method=True)
+        self.ListTemplateVersions = channel.unary_unary(
+                '/seedbed.api.v1.TemplateService/ListTemplateVersions',
+                request_serializer=seedbed_dot_api_dot_v1_dot_template__pb2.ListTemplateVersionsRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_template__pb2.ListTemplateVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class TemplateServiceServicer:
@@ -104,6 +109,13 @@ class TemplateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTemplateVersions(self, request, context):
+        """Every version of a template, newest first; a deleted template's versions too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TemplateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +143,11 @@ def add_TemplateServiceServicer_to_server(servicer, server):
                     servicer.PreviewTemplate,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_template__pb2.PreviewTemplateRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_template__pb2.PreviewTemplateResponse.SerializeToString,
+            ),
+            'ListTemplateVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTemplateVersions,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_template__pb2.ListTemplateVersionsRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_template__pb2.ListTemplateVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +290,33 @@ class TemplateService:
             '/seedbed.api.v1.TemplateService/PreviewTemplate',
             seedbed_dot_api_dot_v1_dot_template__pb2.PreviewTemplateRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_template__pb2.PreviewTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTemplateVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.TemplateService/ListTemplateVersions',
+            seedbed_dot_api_dot_v1_dot_template__pb2.ListTemplateVersionsRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_template__pb2.ListTemplateVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
