@@ -57,14 +57,27 @@ def test_a_plain_insert_with_its_key_records_the_keys_of_its_rows(
     attempt.close()
 
 
-def test_an_upsert_records_no_keys(target: tuple[str, str, str], tmp_path: Path) -> None:  # noqa: F811
+def test_an_upsert_records_prior_rows_on_postgresql_only(
+    target: tuple[str, str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
     attempt = Attempt(target, tmp_path, 1)
     attempt.ledger.execute(1, ITEMS)
     attempt.ledger.insert(2, "items", items(10))
     # Both may touch rows that existed before the run: deleting them would delete those too.
     attempt.ledger.insert(3, "items", items(20, tag=" v2"), on_conflict="update", key=["id"])
     attempt.ledger.insert(4, "items", items(5, start=30), on_conflict="ignore", key=["id"])
-    assert [k for _, _, k in row_keys(attempt)] == [None, id_keys(range(10)), None, None]
+    recorded = [k for _, _, k in row_keys(attempt)]
+    assert recorded[:2] == [None, id_keys(range(10))]
+    if target[0] != "postgresql":
+        assert recorded[2:] == [None, None]  # through SQLAlchemy: never purged
+    else:  # each row's prior state (see test_purge_upserts.py for the purge)
+        upsert = recorded[2]
+        assert upsert["values"] == [[i] for i in range(20)]
+        assert upsert["upsert"]["prior"][:1] == ['{"id":0,"name":"item 0","n":0}']
+        assert upsert["upsert"]["prior"][10:] == [None] * 10
+        assert all(len(h) == 64 for h in upsert["upsert"]["after"])
+        assert recorded[3]["upsert"]["prior"] == [None] * 5
     attempt.close()
 
 
@@ -238,7 +251,8 @@ def test_purge_deletes_orders_then_customers_and_leaves_the_rest(shop: Shop) -> 
     shop.sql("DELETE FROM orders WHERE id = 7")  # by hand: already gone at purge time
 
     dry = purge_run(shop.sink, shop.seal("rk"), dry_run=True)
-    expected = [("orders", 249, 250, 3), ("customers", 100, 100, 1)]
+    # The upsert created its row: deleted (test_purge_upserts.py has the rows it changed).
+    expected = [("tags", 1, 1, 1), ("orders", 249, 250, 3), ("customers", 100, 100, 1)]
     assert [(t.table, t.rows_deleted, t.rows_recorded, t.batches) for t in dry.tables] == expected
     assert len(shop.ids("orders")) == 250 and len(shop.ids("customers")) == 111
     assert shop.ledger_calls("rk") == [(1, 0), (2, 0), (2, 1), (2, 2), (3, 0), (4, 0)]
@@ -249,24 +263,24 @@ def test_purge_deletes_orders_then_customers_and_leaves_the_rest(shop: Shop) -> 
     assert [(t.table, t.rows_deleted, t.rows_recorded, t.batches) for t in done.tables] == expected
     assert [(s.operation, s.target, s.call) for s in done.skipped] == [
         ("execute", "UPDATE customers SET name = name || '!' WHERE id = 1000", 4),
-        ("insert", "tags", 3),
     ]
     assert "a statement (execute)" in done.skipped[0].reason
-    assert "an upsert (on_conflict)" in done.skipped[1].reason
     assert shop.ids("orders") == [9000]
     assert shop.ids("customers") == [*range(500, 510), 1000]
-    assert shop.sql("SELECT name, n FROM tags") == [("vip", 1)]
-    assert shop.ledger_calls("rk") == [(3, 0), (4, 0)]  # the skipped batches stay recorded
+    assert shop.sql("SELECT name, n FROM tags") == []
+    assert shop.ledger_calls("rk") == [(4, 0)]  # the skipped batch stays recorded
     assert shop.ledger_calls("other") == [(1, 0)]
-    assert done.to_json()["tables"][0] == {
+    assert done.to_json()["tables"][1] == {
         "table": "orders",
         "rows_deleted": 249,
         "rows_recorded": 250,
         "batches": 3,
+        "rows_restored": 0,
+        "rows_changed": 0,
     }
 
     again = purge_run(shop.sink, shop.seal("rk"), dry_run=False)
-    assert again.tables == [] and again.failure is None and len(again.skipped) == 2
+    assert again.tables == [] and again.failure is None and len(again.skipped) == 1
 
 
 def test_a_foreign_key_from_outside_the_run_stops_the_purge_with_what_was_done(shop: Shop) -> None:

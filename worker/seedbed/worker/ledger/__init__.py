@@ -18,7 +18,9 @@ lost connection the ledger is read before anything is written again.
 Every insert entry also records the primary keys of the rows its batch created, when they can be
 known (a plain insert whose rows carry the key, or `returning` naming it), so that a finished run
 can be undone: `purge_run(sink, LedgerSeal(run_key, run_id, ledger_key), dry_run=False)` deletes
-them, newest batch first.
+them, newest batch first. An upsert on PostgreSQL records each row's prior state and its hash as
+written (`_upserts`): the purge deletes the rows it created, puts back those it changed, and
+leaves alone (listed) those changed since by someone else.
 
 The ledger sits where scripts may write (any script with a SQL connection to that database), so
 every row carries an HMAC under a key the coordinator derives for the run (`LedgerSeal`): a row
@@ -49,7 +51,14 @@ from seedbed.worker.ledger._entries import (
     plain_json,
 )
 from seedbed.worker.ledger._keys import decode_keys
-from seedbed.worker.ledger._purge import PurgedTable, PurgeFailure, PurgeSummary, SkippedBatch, purge_run
+from seedbed.worker.ledger._purge import (
+    ChangedRow,
+    PurgedTable,
+    PurgeFailure,
+    PurgeSummary,
+    SkippedBatch,
+    purge_run,
+)
 from seedbed.worker.ledger._seal import LedgerSeal
 from seedbed.worker.ledger._tables import POSTGRESQL_LEDGER_DDL, POSTGRESQL_LEDGER_MAC_DDL
 from seedbed.worker.ledger._writer import BATCH_ROWS, AttemptStamp, LedgeredSql
@@ -61,6 +70,7 @@ __all__ = [
     "POSTGRESQL_LEDGER_MAC_DDL",
     "AttemptStamp",
     "BatchReport",
+    "ChangedRow",
     "ForgedLedgerEntryError",
     "LedgerEntry",
     "LedgerSeal",

@@ -6,8 +6,11 @@ Newest batch first (call, then batch, descending): rows that reference rows the 
 (orders, then the customers they name) go first, so the run's own foreign keys never block. Each
 batch is one transaction: its ledger entry is deleted (a concurrent purge then finds it gone and
 leaves the batch alone), then its rows, in chunks. Rows already gone (deleted by hand) are counted
-as recorded but not deleted, not as an error. A batch without keys (an upsert, a statement, keys the
-database generated that the insert did not ask back) is skipped and listed with why; its entry stays.
+as recorded but not deleted, not as an error. An upsert batch on PostgreSQL recorded each row's
+prior state (see `_upserts`): its new rows are deleted, the rows it changed put back, and rows
+changed since by someone else left alone and listed (`ChangedRow`). A batch without keys (an upsert
+through SQLAlchemy, a statement, keys the database generated that the insert did not ask back) is
+skipped and listed with why; its entry stays.
 So is an entry whose MAC does not verify (see `LedgerSeal`): Seedbed did not write it for this run,
 and nothing is deleted on its word; it is left in place for someone to look at.
 
@@ -22,6 +25,7 @@ written by someone else, would be deleted or missed).
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +33,7 @@ import psycopg
 from sqlalchemy import exc as sa_exc
 
 from seedbed.worker import templates
-from seedbed.worker.ledger._entries import LEDGER_TABLE
+from seedbed.worker.ledger._entries import LEDGER_TABLE, LedgerEntry
 from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys, decode_keys
 from seedbed.worker.ledger._seal import LedgerSeal
 from seedbed.worker.ledger._tables import (
@@ -38,9 +42,10 @@ from seedbed.worker.ledger._tables import (
     RecordedBatch,
     SqlAlchemyLedgerTable,
 )
+from seedbed.worker.ledger._upserts import PostgresUpserts, UpsertUndo, UpsertUndone
 from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, SqlSink, TargetError
 
-__all__ = ["PurgeFailure", "PurgeSummary", "PurgedTable", "SkippedBatch", "purge_run"]
+__all__ = ["ChangedRow", "PurgeFailure", "PurgeSummary", "PurgedTable", "SkippedBatch", "purge_run"]
 
 # Foreign-key violations on delete: PostgreSQL's SQLSTATE, MySQL's error numbers, SQLite's name.
 _FOREIGN_KEY_CODES = ("1451", "1217", "SQLITE_CONSTRAINT_FOREIGNKEY")
@@ -48,12 +53,27 @@ _FOREIGN_KEY_CODES = ("1451", "1217", "SQLITE_CONSTRAINT_FOREIGNKEY")
 
 @dataclass
 class PurgedTable:
-    """Per table: rows deleted (or, in a dry run, found), rows the ledger recorded, batches."""
+    """Per table: rows deleted (or, in a dry run, found), rows the ledger recorded, batches; rows an
+    upsert changed that were put back as they were (`rows_restored`), and rows left alone because
+    they were changed since the run wrote them (`rows_changed`)."""
 
     table: str
     rows_deleted: int = 0
     rows_recorded: int = 0
     batches: int = 0
+    rows_restored: int = 0
+    rows_changed: int = 0
+
+
+@dataclass(frozen=True)
+class ChangedRow:
+    """A row an upsert wrote that a purge left alone: its key (JSON) and why."""
+
+    table: str
+    call: int
+    batch: int
+    key: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,7 @@ class PurgeSummary:
     tables: list[PurgedTable] = field(default_factory=list)
     skipped: list[SkippedBatch] = field(default_factory=list)
     failure: PurgeFailure | None = None
+    changed: list[ChangedRow] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +109,7 @@ class PurgeSummary:
             "tables": [vars(t) for t in self.tables],
             "skipped": [vars(s) for s in self.skipped],
             "errors": [vars(self.failure)] if self.failure is not None else [],
+            "changed": [vars(c) for c in self.changed],
         }
 
 
@@ -123,9 +145,15 @@ def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSu
         return summary
     totals: dict[str, PurgedTable] = {}
     reasons = _Reasons(keys)
+    upserts = PostgresUpserts(sink) if isinstance(sink, PostgresSink) else None
+    simulated: dict[tuple[str, str], str | None] = {}  # a dry run's upserted rows, as it would leave them
     for entry in history:
         body = functools.partial(
-            _purge_batch, ledger=ledger, keys=keys, seal=seal, entry=entry, dry_run=dry_run
+            _purge_batch, ledger=ledger, keys=keys, upserts=upserts,
+            seal=seal,
+            entry=entry,
+            dry_run=dry_run,
+            simulated=simulated,
         )
         try:
             done = sink.transact(body, operation="purge")
@@ -145,20 +173,42 @@ def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSu
                 reason = reasons.of(listed)
             summary.skipped.append(SkippedBatch(done.operation, done.target, entry.call, entry.batch, reason))
             continue
-        deleted, recorded, table = done
-        total = totals.get(table)
+        total = totals.get(done.table)
         if total is None:
-            total = totals[table] = PurgedTable(table)
+            total = totals[done.table] = PurgedTable(done.table)
             summary.tables.append(total)
-        total.rows_deleted += deleted
-        total.rows_recorded += recorded
+        total.rows_deleted += done.deleted
+        total.rows_recorded += done.recorded
         total.batches += 1
+        if done.upsert is not None:
+            total.rows_restored += done.upsert.restored
+            total.rows_changed += done.upsert.changed
+            summary.changed.extend(
+                ChangedRow(done.table, entry.call, entry.batch, key, reason)
+                for key, reason in done.upsert.listed
+            )
     return summary
 
 
+@dataclass(frozen=True)
+class _Purged:
+    table: str
+    deleted: int
+    recorded: int
+    upsert: UpsertUndone | None = None
+
+
 def _purge_batch(
-    conn: Any, *, ledger: LedgerTable, keys: TableKeys, seal: LedgerSeal, entry: RecordedBatch, dry_run: bool
-) -> tuple[int, int, str] | _Unpurgeable | None:
+    conn: Any,
+    *,
+    ledger: LedgerTable,
+    keys: TableKeys,
+    upserts: PostgresUpserts | None,
+    seal: LedgerSeal,
+    entry: RecordedBatch,
+    dry_run: bool,
+    simulated: dict[tuple[str, str], str | None],
+) -> _Purged | _Unpurgeable | None:
     """(rows deleted or found, rows recorded, table) for one batch, in the caller's transaction; None when
     its entry is gone; _Unpurgeable when its entry names no keys or was not written by Seedbed. The
     entry is read again, whole, here: what the listing said is not what is acted on."""
@@ -171,16 +221,46 @@ def _purge_batch(
         return _Unpurgeable(entry.operation, entry.target, forged=problem)
     if found.row_keys is None:
         return _Unpurgeable(found.operation, found.target)
+    if '"upsert":' in found.row_keys:
+        return _undo_upsert(conn, ledger, upserts, seal, found, dry_run=dry_run, simulated=simulated)
     try:
         columns, values = decode_keys(found.row_keys)
     except (ValueError, KeyError, TypeError, templates.TemplateError) as exc:
         return _Unpurgeable(found.operation, found.target, undecodable=str(exc))
     if dry_run:
-        return keys.count(conn, found.target, columns, values), len(values), found.target
+        return _Purged(found.target, keys.count(conn, found.target, columns, values), len(values))
     # The entry first: a concurrent purge blocks on it, then finds it gone.
     if not ledger.forget(conn, run_key, entry.call, entry.batch):
         return None
-    return keys.delete(conn, found.target, columns, values), len(values), found.target
+    return _Purged(found.target, keys.delete(conn, found.target, columns, values), len(values))
+
+
+def _undo_upsert(
+    conn: Any,
+    ledger: LedgerTable,
+    upserts: PostgresUpserts | None,
+    seal: LedgerSeal,
+    found: LedgerEntry,
+    *,
+    dry_run: bool,
+    simulated: dict[tuple[str, str], str | None],
+) -> _Purged | _Unpurgeable | None:
+    """An upsert batch: its new rows deleted, the rows it changed put back, those changed since
+    left alone (see `_upserts`)."""
+    try:
+        undo = UpsertUndo.decode(json.loads(found.row_keys or ""))
+    except (ValueError, TypeError) as exc:
+        return _Unpurgeable(found.operation, found.target, undecodable=str(exc))
+    if upserts is None:
+        return _Unpurgeable(
+            found.operation,
+            found.target,
+            undecodable="an upsert recorded on PostgreSQL, purged through another kind of connection",
+        )
+    if not dry_run and not ledger.forget(conn, seal.run_key, found.call, found.batch):
+        return None
+    done = upserts.undo(conn, found.target, undo, dry_run=dry_run, simulated=simulated)
+    return _Purged(found.target, done.deleted, len(undo.values), done)
 
 
 def _forged(problem: str) -> str:
@@ -209,9 +289,10 @@ class _Reasons:
         if not self._has_key[entry.target]:
             return f"table {entry.target} has no primary key: its rows cannot be told apart"
         return (
-            "the ledger holds no keys for its rows: an upsert (on_conflict) may have changed rows "
-            "that existed before the run, or the database generated the keys and the insert did not "
-            "ask for them back with returning=[the key columns]"
+            "the ledger holds no keys for its rows: an upsert (on_conflict) outside PostgreSQL, or "
+            "whose rows do not carry their key, may have changed rows that existed before the run; "
+            "or the database generated the keys and the insert did not ask for them back with "
+            "returning=[the key columns]"
         )
 
 

@@ -33,6 +33,7 @@ from seedbed.worker.ledger._entries import (
 from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys, encode_keys
 from seedbed.worker.ledger._seal import MIN_KEY_BYTES, LedgerSeal
 from seedbed.worker.ledger._tables import LedgerTable, PostgresLedgerTable, SqlAlchemyLedgerTable
+from seedbed.worker.ledger._upserts import PostgresUpserts, UpsertUndo, row_hash
 from seedbed.worker.sinks import (
     ConfigurationError,
     InsertResult,
@@ -130,9 +131,11 @@ class LedgeredSql:
         """Write `rows` in batches, each applied once per run. The ledger entry of a batch records
         the primary keys of the rows it created (for `purge_run`) when they can be known: a plain
         insert whose rows carry the whole key (the keys from the rows), or one with `returning`
-        naming every key column (the keys the database answered). An upsert may have changed rows
-        that existed before the run, and rows whose key the database generated are unknown without
-        `returning`: their batches record none and are never purged."""
+        naming every key column (the keys the database answered). An upsert on PostgreSQL records
+        each row's prior state and its hash as written (see `_upserts`: a purge restores or deletes
+        it); elsewhere an upsert may have changed rows that existed before the run and records
+        none. Rows whose key the database generated are unknown without `returning`: their
+        batches record none and are never purged."""
         header = {
             "op": "insert",
             "table": table,
@@ -147,6 +150,8 @@ class LedgeredSql:
             chunk = rows[start : start + self._batch_rows]
 
             def write(hook: _Hook, chunk: Sequence[Row] = chunk) -> InsertResult:
+                if on_conflict is not None and isinstance(self.sink, PostgresSink):
+                    return self._upsert(self.sink, hook, table, chunk, on_conflict, key, returning)
                 # Only for a batch actually written: a replay needs no key.
                 keys = self._row_keys(table, chunk, on_conflict, returning)
 
@@ -314,6 +319,50 @@ class LedgeredSql:
         if returned:
             return lambda chunk, result: encode_keys(columns, result.rows_returned or [])
         return None
+
+    def _upsert(
+        self,
+        sink: PostgresSink,
+        hook: _Hook,
+        table: str,
+        chunk: Sequence[Row],
+        on_conflict: OnConflict,
+        key: Sequence[str] | None,
+        returning: Sequence[str] | None,
+    ) -> InsertResult:
+        """An upsert batch on PostgreSQL, recording each row's prior state and its hash after the
+        write (see `_upserts`) when the rows carry their identity (the upsert's key, else the
+        primary key), so that a purge can put them back."""
+        columns = list(key or []) or self._primary_key(table)
+        values: list[list[Any]] | None = None
+        if columns and chunk and all(isinstance(r, Mapping) for r in chunk):
+            values = [[r.get(c) for c in columns] for r in chunk]
+            if any(v is None for vs in values for v in vs):
+                values = None
+        upserts = PostgresUpserts(sink)
+        prior: list[str | None] = []
+
+        def before(conn: Any) -> None:
+            if values is not None:
+                prior.extend(upserts.rows(conn, table, columns, values))
+
+        def record(conn: Any, result: InsertResult) -> None:
+            keys = None
+            if values is not None:
+                now = upserts.rows(conn, table, columns, values)
+                after = [row_hash(r) if r is not None else None for r in now]
+                keys = UpsertUndo(columns, values, prior, after).encode()
+            hook(conn, result, keys)
+
+        return sink.insert(
+            table,
+            chunk,
+            on_conflict=on_conflict,
+            key=key,
+            returning=returning,
+            in_transaction=record,
+            before_write=before,
+        )
 
     def _primary_key(self, table: str) -> list[str]:
         """The table's primary key, read once per table. A transient failure propagates (the

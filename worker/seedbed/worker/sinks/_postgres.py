@@ -161,7 +161,10 @@ class PostgresSink(SqlSink[PgConnection]):
         key: Sequence[str] | None = None,
         returning: Sequence[str] | None = None,
         in_transaction: Callable[[PgConnection, InsertResult], None] | None = None,
+        before_write: Callable[[PgConnection], None] | None = None,
     ) -> InsertResult:
+        """`before_write` runs in the transaction before the rows (the ledger reads what an
+        upsert is about to change); `in_transaction` after them, before COMMIT."""
         cid = self.connection_id
         schema, name = split_table(table, cid)
         if on_conflict not in (None, "ignore", "update"):
@@ -184,6 +187,8 @@ class PostgresSink(SqlSink[PgConnection]):
         with self._lock:
             conn = self._connection()
             try:
+                if before_write is not None:
+                    before_write(conn)
                 if not prepared.values:
                     count, returned = 0, ([] if returns is not None else None)
                 elif on_conflict is None and returns is None:
