@@ -34,7 +34,7 @@ class SecretSource(_message.Message):
     def __init__(self, value: _Optional[str] = ..., env: _Optional[str] = ..., file: _Optional[str] = ...) -> None: ...
 
 class RestOptions(_message.Message):
-    __slots__ = ("base_url", "headers", "auth_header", "batch_size", "timeout_seconds", "idempotent")
+    __slots__ = ("base_url", "headers", "auth_header", "batch_size", "timeout_seconds", "idempotent", "undo", "undo_id_field")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,13 +48,17 @@ class RestOptions(_message.Message):
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
+    UNDO_FIELD_NUMBER: _ClassVar[int]
+    UNDO_ID_FIELD_FIELD_NUMBER: _ClassVar[int]
     base_url: str
     headers: _containers.ScalarMap[str, str]
     auth_header: str
     batch_size: int
     timeout_seconds: int
     idempotent: bool
-    def __init__(self, base_url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., auth_header: _Optional[str] = ..., batch_size: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., idempotent: _Optional[bool] = ...) -> None: ...
+    undo: str
+    undo_id_field: str
+    def __init__(self, base_url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., auth_header: _Optional[str] = ..., batch_size: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., idempotent: _Optional[bool] = ..., undo: _Optional[str] = ..., undo_id_field: _Optional[str] = ...) -> None: ...
 
 class BulkOptions(_message.Message):
     __slots__ = ("writers", "shard_rows", "max_writers")

@@ -74,6 +74,13 @@ class SpanStatusCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SPAN_STATUS_CODE_UNSPECIFIED: _ClassVar[SpanStatusCode]
     SPAN_STATUS_CODE_OK: _ClassVar[SpanStatusCode]
     SPAN_STATUS_CODE_ERROR: _ClassVar[SpanStatusCode]
+
+class PurgeState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PURGE_STATE_UNSPECIFIED: _ClassVar[PurgeState]
+    PURGE_STATE_RUNNING: _ClassVar[PurgeState]
+    PURGE_STATE_DONE: _ClassVar[PurgeState]
+    PURGE_STATE_FAILED: _ClassVar[PurgeState]
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_QUEUED: RunState
 RUN_STATE_RUNNING: RunState
@@ -111,6 +118,10 @@ SPAN_KIND_CONSUMER: SpanKind
 SPAN_STATUS_CODE_UNSPECIFIED: SpanStatusCode
 SPAN_STATUS_CODE_OK: SpanStatusCode
 SPAN_STATUS_CODE_ERROR: SpanStatusCode
+PURGE_STATE_UNSPECIFIED: PurgeState
+PURGE_STATE_RUNNING: PurgeState
+PURGE_STATE_DONE: PurgeState
+PURGE_STATE_FAILED: PurgeState
 
 class ErrorDetails(_message.Message):
     __slots__ = ("reason", "type", "message", "traceback", "line", "step")
@@ -314,7 +325,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., state: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[_Union[ErrorDetails, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node: _Optional[str] = ..., container_id: _Optional[str] = ..., worker_pid: _Optional[int] = ..., fencing_token: _Optional[int] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class WriteBatch(_message.Message):
-    __slots__ = ("connection_id", "operation", "target", "call", "batch", "rows", "content_hash", "attempt", "status", "time")
+    __slots__ = ("connection_id", "operation", "target", "call", "batch", "rows", "content_hash", "attempt", "status", "time", "created_ids")
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
@@ -325,6 +336,7 @@ class WriteBatch(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_IDS_FIELD_NUMBER: _ClassVar[int]
     connection_id: str
     operation: str
     target: str
@@ -335,7 +347,8 @@ class WriteBatch(_message.Message):
     attempt: int
     status: WriteBatchStatus
     time: _timestamp_pb2.Timestamp
-    def __init__(self, connection_id: _Optional[str] = ..., operation: _Optional[str] = ..., target: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., rows: _Optional[int] = ..., content_hash: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[WriteBatchStatus, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    created_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, connection_id: _Optional[str] = ..., operation: _Optional[str] = ..., target: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., rows: _Optional[int] = ..., content_hash: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[WriteBatchStatus, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("sequence", "attempt", "stream", "text", "time", "level", "fields", "trace_id", "span_id")
@@ -484,18 +497,22 @@ class PurgeRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class PurgedTarget(_message.Message):
-    __slots__ = ("connection_id", "table", "rows_deleted", "rows_recorded", "batches")
+    __slots__ = ("connection_id", "table", "rows_deleted", "rows_recorded", "batches", "rows_restored", "rows_changed")
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     ROWS_DELETED_FIELD_NUMBER: _ClassVar[int]
     ROWS_RECORDED_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    ROWS_RESTORED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     connection_id: str
     table: str
     rows_deleted: int
     rows_recorded: int
     batches: int
-    def __init__(self, connection_id: _Optional[str] = ..., table: _Optional[str] = ..., rows_deleted: _Optional[int] = ..., rows_recorded: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...
+    rows_restored: int
+    rows_changed: int
+    def __init__(self, connection_id: _Optional[str] = ..., table: _Optional[str] = ..., rows_deleted: _Optional[int] = ..., rows_recorded: _Optional[int] = ..., batches: _Optional[int] = ..., rows_restored: _Optional[int] = ..., rows_changed: _Optional[int] = ...) -> None: ...
 
 class SkippedBatch(_message.Message):
     __slots__ = ("connection_id", "operation", "target", "call", "batch", "reason")
@@ -536,18 +553,40 @@ class PurgeFailure(_message.Message):
     def __init__(self, connection_id: _Optional[str] = ..., table: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class PurgeRunResponse(_message.Message):
-    __slots__ = ("targets", "skipped", "skipped_connections", "failures", "dry_run")
+    __slots__ = ("targets", "skipped", "skipped_connections", "failures", "dry_run", "rows_left", "assets_deleted", "asset_bytes_deleted")
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    ROWS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    ASSET_BYTES_DELETED_FIELD_NUMBER: _ClassVar[int]
     targets: _containers.RepeatedCompositeFieldContainer[PurgedTarget]
     skipped: _containers.RepeatedCompositeFieldContainer[SkippedBatch]
     skipped_connections: _containers.RepeatedCompositeFieldContainer[SkippedConnection]
     failures: _containers.RepeatedCompositeFieldContainer[PurgeFailure]
     dry_run: bool
-    def __init__(self, targets: _Optional[_Iterable[_Union[PurgedTarget, _Mapping]]] = ..., skipped: _Optional[_Iterable[_Union[SkippedBatch, _Mapping]]] = ..., skipped_connections: _Optional[_Iterable[_Union[SkippedConnection, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[PurgeFailure, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    rows_left: _containers.RepeatedCompositeFieldContainer[LeftRow]
+    assets_deleted: int
+    asset_bytes_deleted: int
+    def __init__(self, targets: _Optional[_Iterable[_Union[PurgedTarget, _Mapping]]] = ..., skipped: _Optional[_Iterable[_Union[SkippedBatch, _Mapping]]] = ..., skipped_connections: _Optional[_Iterable[_Union[SkippedConnection, _Mapping]]] = ..., failures: _Optional[_Iterable[_Union[PurgeFailure, _Mapping]]] = ..., dry_run: _Optional[bool] = ..., rows_left: _Optional[_Iterable[_Union[LeftRow, _Mapping]]] = ..., assets_deleted: _Optional[int] = ..., asset_bytes_deleted: _Optional[int] = ...) -> None: ...
+
+class LeftRow(_message.Message):
+    __slots__ = ("connection_id", "table", "call", "batch", "key", "reason")
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    table: str
+    call: int
+    batch: int
+    key: str
+    reason: str
+    def __init__(self, connection_id: _Optional[str] = ..., table: _Optional[str] = ..., call: _Optional[int] = ..., batch: _Optional[int] = ..., key: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StreamRunLogsRequest(_message.Message):
     __slots__ = ("run_id", "after_sequence", "follow", "step")
@@ -681,3 +720,39 @@ class ReplayRunResponse(_message.Message):
     FIRE_FIELD_NUMBER: _ClassVar[int]
     fire: TriggerFire
     def __init__(self, fire: _Optional[_Union[TriggerFire, _Mapping]] = ...) -> None: ...
+
+class PurgeRecord(_message.Message):
+    __slots__ = ("run_id", "scenario_id", "trigger", "state", "attempts", "start_time", "end_time", "message", "result")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    scenario_id: str
+    trigger: str
+    state: PurgeState
+    attempts: int
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    message: str
+    result: PurgeRunResponse
+    def __init__(self, run_id: _Optional[str] = ..., scenario_id: _Optional[str] = ..., trigger: _Optional[str] = ..., state: _Optional[_Union[PurgeState, str]] = ..., attempts: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., result: _Optional[_Union[PurgeRunResponse, _Mapping]] = ...) -> None: ...
+
+class ListPurgesRequest(_message.Message):
+    __slots__ = ("run_id", "limit")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    limit: int
+    def __init__(self, run_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListPurgesResponse(_message.Message):
+    __slots__ = ("purges",)
+    PURGES_FIELD_NUMBER: _ClassVar[int]
+    purges: _containers.RepeatedCompositeFieldContainer[PurgeRecord]
+    def __init__(self, purges: _Optional[_Iterable[_Union[PurgeRecord, _Mapping]]] = ...) -> None: ...

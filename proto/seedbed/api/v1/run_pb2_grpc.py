@@ -101,6 +101,11 @@ class RunServiceStub:
                 request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunRequest.SerializeToString,
                 response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunResponse.FromString,
                 _registered_method=True)
+        self.ListPurges = channel.unary_unary(
+                '/seedbed.api.v1.RunService/ListPurges',
+                request_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListPurgesRequest.SerializeToString,
+                response_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListPurgesResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -198,6 +203,14 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPurges(self, request, context):
+        """The purges of runs, newest first: those the periodic pass made of runs past their scenario's
+        purge_after_seconds, and those asked for (PurgeRun, not dry runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +278,11 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.ReplayRun,
                     request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunRequest.FromString,
                     response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunResponse.SerializeToString,
+            ),
+            'ListPurges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPurges,
+                    request_deserializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListPurgesRequest.FromString,
+                    response_serializer=seedbed_dot_api_dot_v1_dot_run__pb2.ListPurgesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -619,6 +637,33 @@ class RunService:
             '/seedbed.api.v1.RunService/ReplayRun',
             seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunRequest.SerializeToString,
             seedbed_dot_api_dot_v1_dot_run__pb2.ReplayRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPurges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seedbed.api.v1.RunService/ListPurges',
+            seedbed_dot_api_dot_v1_dot_run__pb2.ListPurgesRequest.SerializeToString,
+            seedbed_dot_api_dot_v1_dot_run__pb2.ListPurgesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -116,7 +116,7 @@ class Reporter(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., active: _Optional[bool] = ..., events: _Optional[_Iterable[_Union[ReporterEvent, str]]] = ..., outcomes: _Optional[_Iterable[_Union[_run_pb2.RunState, str]]] = ..., webhook: _Optional[_Union[WebhookTarget, _Mapping]] = ..., email: _Optional[_Union[EmailTarget, _Mapping]] = ...) -> None: ...
 
 class ScenarioSettings(_message.Message):
-    __slots__ = ("active", "timeout_seconds", "memory_limit_bytes", "overlap_policy", "retry_policy", "triggers", "reporters", "run_as", "refuse_runs_when_inactive")
+    __slots__ = ("active", "timeout_seconds", "memory_limit_bytes", "overlap_policy", "retry_policy", "triggers", "reporters", "run_as", "refuse_runs_when_inactive", "purge_after_seconds")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,7 @@ class ScenarioSettings(_message.Message):
     REPORTERS_FIELD_NUMBER: _ClassVar[int]
     RUN_AS_FIELD_NUMBER: _ClassVar[int]
     REFUSE_RUNS_WHEN_INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PURGE_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     active: bool
     timeout_seconds: int
     memory_limit_bytes: int
@@ -135,7 +136,8 @@ class ScenarioSettings(_message.Message):
     reporters: _containers.RepeatedCompositeFieldContainer[Reporter]
     run_as: str
     refuse_runs_when_inactive: bool
-    def __init__(self, active: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., overlap_policy: _Optional[_Union[OverlapPolicy, str]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ..., reporters: _Optional[_Iterable[_Union[Reporter, _Mapping]]] = ..., run_as: _Optional[str] = ..., refuse_runs_when_inactive: _Optional[bool] = ...) -> None: ...
+    purge_after_seconds: int
+    def __init__(self, active: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., overlap_policy: _Optional[_Union[OverlapPolicy, str]] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., triggers: _Optional[_Iterable[_Union[Trigger, _Mapping]]] = ..., reporters: _Optional[_Iterable[_Union[Reporter, _Mapping]]] = ..., run_as: _Optional[str] = ..., refuse_runs_when_inactive: _Optional[bool] = ..., purge_after_seconds: _Optional[int] = ...) -> None: ...
 
 class RetryPolicy(_message.Message):
     __slots__ = ("maximum_attempts", "initial_backoff_seconds", "maximum_backoff_seconds", "backoff_coefficient", "jitter", "retry_on", "disabled")
