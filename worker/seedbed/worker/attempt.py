@@ -212,6 +212,8 @@ def execute(
                 yield from spans.due(final=True)
                 event.result.versions.update(agent.versions)
                 event.result.steps.extend(agent.step_records())
+                if agent.dry_run is not None:
+                    agent.dry_run.finish(event.result)
                 if agent.nondeterministic is not None and event.result.outcome in _REPLAYABLE:
                     _fail_nondeterministic(event.result, agent.nondeterministic)
                 if event.result.HasField("error") and not event.result.error.step:

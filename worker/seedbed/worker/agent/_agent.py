@@ -44,6 +44,7 @@ from seedbed.worker.agent._budget import DEFAULT_BYTES, MemoryBudget, resident_e
 from seedbed.worker.agent._buffers import Buffers
 from seedbed.worker.agent._bulkwrite import RowSetWriter, shard_options
 from seedbed.worker.agent._connections import to_spec
+from seedbed.worker.agent._dryrun import AgentSide, DryRunWrites
 from seedbed.worker.agent._errors import (
     AgentError,
     AttemptEnded,
@@ -202,6 +203,8 @@ class Agent:
         )
         self.steps: list[_Step] = []
         self._spans = CallSpans()
+        # A dry run swaps the write ops for checks against the live schema (see _dryrun).
+        self.dry_run: DryRunWrites | None = None
         self._ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "buffer.put": lambda a: self._buffers.put(a.get("handle"), a.get("items")),
             "buffer.take": lambda a: self._buffers.take(a.get("handle")),
@@ -223,6 +226,19 @@ class Agent:
             "step.start": self._step_start,
             "step.end": self._step_end,
         }
+        if spec.dry_run:
+            self.dry_run = DryRunWrites(
+                AgentSide(
+                    sink=self._sink,
+                    rows=self._rows,
+                    sample=self._rows_calls.sample,
+                    next_call=self._next_call,
+                    written=self._written,
+                    reply=lambda items, meta: self._buffers.reply(items, meta=meta or None),
+                    scrub=self.scrub,
+                )
+            )
+            self._ops.update(self.dry_run.ops())
 
     @property
     def versions(self) -> dict[str, str]:
@@ -661,6 +677,8 @@ class Agent:
                 except Exception:  # closing must not hide the attempt's own outcome
                     log.exception("closing connection %s failed", sink.connection_id)
             self._workspace.close()
+            if self.dry_run is not None:
+                self.dry_run.close()
 
         closer = threading.Thread(target=close_all, name="seedbed-agent-close", daemon=True)
         closer.start()

@@ -232,6 +232,21 @@ class RowSetCalls:
             self.memory.release(building)
         return rows, text
 
+    def sample(self, handle: Any, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The first `limit` rows of a row set (all when it is smaller) and the set's size: what a dry
+        run checks of an insert it does not make whole. Held against the budget while made."""
+        rowset = self.rowset(handle)
+        count = min(limit, rowset.count)
+        building = count * self._row_estimate(rowset.spec, rowset.overrides)
+        self.memory.hold(building, f"{count:,} sample rows being generated (estimated)")
+        try:
+            rows = rowset.generator.rows(count, overrides=rowset.overrides, start=rowset.start)
+        except templates.GenerationError as exc:
+            raise generation_error(exc) from None
+        finally:
+            self.memory.release(building)
+        return rows, rowset.count
+
     def read(self, args: Mapping[str, Any]) -> Any:
         rows, text = self.materialise(self.rowset(args.get("rows")))
         return self._buffers.reply(rows, encoded=text)

@@ -1,0 +1,349 @@
+"""Dry runs against real targets through the agent (no sandbox): every write intercepted and
+checked against the live schema, nothing written — not the rows, not the ledger table — and the
+real run afterwards writes what the dry run reported."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+import sqlalchemy as sa
+
+from seedbed.api.v1 import attempt_pb2, connection_pb2, dryrun_pb2
+from seedbed.worker import templates
+from seedbed.worker.agent import Agent
+from tests.conftest import ROOT, scratch_pg
+from tests.faults.rest_target import RestTarget
+
+pytestmark = pytest.mark.integration
+
+SHOP = ROOT / "examples" / "shop"
+PROBLEMS = """
+CREATE TABLE parents (id INTEGER PRIMARY KEY, code VARCHAR(5) NOT NULL UNIQUE);
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    parent_id INTEGER NOT NULL REFERENCES parents (id),
+    label VARCHAR(5) NOT NULL,
+    price NUMERIC(4, 2) NOT NULL,
+    qty INTEGER NOT NULL CHECK (qty > 0),
+    state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'old')),
+    made DATE,
+    note TEXT CHECK (note ~ '^[a-z]*$')
+);
+INSERT INTO parents VALUES (1, 'p1'), (2, 'p2');
+INSERT INTO items (id, parent_id, label, price, qty, made) VALUES (10, 1, 'old', 1.5, 1, '2024-01-01');
+"""
+
+
+def _snapshot(path: Path) -> attempt_pb2.TemplateSnapshot:
+    doc = templates.parse_template(path.read_text()).to_json()
+    return attempt_pb2.TemplateSnapshot(id=doc["id"], canonical_json=json.dumps(doc), revision=1)
+
+
+def _agent(tmp_path: Path, *, dry_run: bool, run_key: str = "rk-dry", **connections: Any) -> Agent:
+    snapshots = []
+    for name, target in connections.items():
+        if isinstance(target, RestTarget):
+            snapshots.append(
+                attempt_pb2.ConnectionSnapshot(
+                    id=name,
+                    kind=connection_pb2.CONNECTION_KIND_REST,
+                    rest=connection_pb2.RestOptions(base_url=target.url, idempotent=True, batch_size=2),
+                )
+            )
+        else:
+            kind = (
+                connection_pb2.CONNECTION_KIND_POSTGRESQL
+                if target.startswith("postgresql")
+                else (connection_pb2.CONNECTION_KIND_SQL)
+            )
+            snapshots.append(attempt_pb2.ConnectionSnapshot(id=name, kind=kind, url=target))
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_dry",
+        attempt=1,
+        run_key=run_key,
+        dry_run=dry_run,
+        ledger_key=b"k" * 32,
+        templates=[_snapshot(SHOP / "customer.yaml"), _snapshot(SHOP / "order.yaml")],
+        connections=snapshots,
+    )
+    return Agent(spec, artifacts_dir=tmp_path / "artifacts")
+
+
+def _report(agent: Agent) -> dryrun_pb2.DryRunReport:
+    assert agent.dry_run is not None
+    return agent.dry_run.to_proto()
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {r[0] for r in rows}
+
+
+def _count(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _seed_shop(agent: Agent, customers: int, orders: int) -> None:
+    """The shop seed's writes, as the SDK sends them: row sets that never enter the sandbox, orders
+    picking real customer ids."""
+    made = agent("generate", {"template_id": "tmpl_customer", "count": customers})
+    agent("insert", {"connection_id": "conn_shop", "table": "customers", "rows": {"$rows": made["$rows"]}})
+    picks = {"$pick": {"values": {"$column": {"rows": made["$rows"], "field": "id"}}}}
+    order_set = agent(
+        "generate", {"template_id": "tmpl_order", "count": orders, "overrides": {"customer_id": picks}}
+    )
+    agent("insert", {"connection_id": "conn_shop", "table": "orders", "rows": {"$rows": order_set["$rows"]}})
+
+
+@pytest.fixture
+def shop_pg() -> Iterator[str]:
+    with scratch_pg((SHOP / "schema.sql").read_text(), "seedbed_dry") as url:
+        yield url
+
+
+def test_a_clean_shop_dry_run_reports_rows_per_target_and_writes_nothing(
+    tmp_path: Path, shop_pg: str
+) -> None:
+    agent = _agent(tmp_path, dry_run=True, conn_shop=shop_pg)
+    try:
+        _seed_shop(agent, 100, 500)
+        assert agent(
+            "fetch", {"connection_id": "conn_shop", "query": "SELECT count(*) AS n FROM customers"}
+        ) == [{"n": 0}]  # reads read the real target
+        assert agent.drain_batches() == []  # no write batch to report
+        report = _report(agent)
+    finally:
+        agent.close()
+    assert [(t.connection_id, t.operation, t.target, t.rows, t.rows_checked) for t in report.targets] == [
+        ("conn_shop", "insert", "customers", 100, 100),
+        ("conn_shop", "insert", "orders", 500, 500),
+    ]
+    assert report.problem_count == 0, report
+    assert _tables(shop_pg) == {"customers", "orders"}  # no seedbed_ledger
+    assert _count(shop_pg, "customers") == _count(shop_pg, "orders") == 0
+
+    # The real run afterwards (same run key) writes exactly what the dry run reported.
+    real = _agent(tmp_path, dry_run=False, conn_shop=shop_pg)
+    try:
+        _seed_shop(real, 100, 500)
+    finally:
+        real.close()
+    assert {t.target: t.rows for t in report.targets} == {
+        "customers": _count(shop_pg, "customers"),
+        "orders": _count(shop_pg, "orders"),
+    }
+    # Now the same dry run finds every key already there.
+    again = _agent(tmp_path, dry_run=True, conn_shop=shop_pg)
+    try:
+        _seed_shop(again, 100, 500)
+        second = _report(again)
+    finally:
+        again.close()
+    kinds = {p.kind for t in second.targets for p in t.problems}
+    assert kinds == {dryrun_pb2.DRY_RUN_PROBLEM_KIND_DUPLICATE_KEY}
+    assert second.targets[0].problem_count == 200  # 100 ids and 100 e-mails
+    assert second.targets[0].problems[0].row == 0
+
+
+def test_a_dry_run_into_a_table_that_does_not_exist_reports_it_and_writes_nothing(tmp_path: Path) -> None:
+    with scratch_pg("", "seedbed_dry") as url:
+        agent = _agent(tmp_path, dry_run=True, conn_shop=url)
+        try:
+            made = agent("generate", {"template_id": "tmpl_customer", "count": 20})
+            agent(
+                "insert",
+                {"connection_id": "conn_shop", "table": "customers", "rows": {"$rows": made["$rows"]}},
+            )
+            # A statement is not run: the table it would create stays missing.
+            agent("execute", {"connection_id": "conn_shop", "sql": "CREATE TABLE made_here (id int)"})
+            rows = [{"id": 1}, {"id": 2}]
+            assert agent("insert", {"connection_id": "conn_shop", "table": "made_here", "rows": rows}) == {
+                "count": 2
+            }
+            report = _report(agent)
+        finally:
+            agent.close()
+        assert _tables(url) == set()  # no table, no ledger table
+    by_target = {t.target: t for t in report.targets}
+    missing = by_target["customers"]
+    assert missing.rows == 20 and missing.problem_count == 1
+    assert missing.problems[0].kind == dryrun_pb2.DRY_RUN_PROBLEM_KIND_MISSING_TABLE
+    assert missing.problems[0].row == -1 and "customers does not exist" in missing.problems[0].message
+    statement = by_target["CREATE TABLE made_here (id int)"]
+    assert statement.operation == "execute" and "not run" in statement.unchecked[0]
+    assert by_target["made_here"].problems[0].kind == dryrun_pb2.DRY_RUN_PROBLEM_KIND_MISSING_TABLE
+
+
+def _problem_rows() -> list[dict[str, Any]]:
+    ok = {
+        "parent_id": 1,
+        "label": "a",
+        "price": "9.99",
+        "qty": 2,
+        "state": "new",
+        "made": "2024-05-01",
+        "note": "ok",
+    }
+    return [
+        {"id": 1, **ok},
+        {"id": 2, **ok, "label": "too long"},  # varchar(5)
+        {"id": 3, **ok, "price": 123.45},  # numeric(4,2)
+        {"id": 4, **ok, "made": "yesterday"},  # not a date
+        {"id": 5, **ok, "qty": None},  # NOT NULL
+        {"id": 6, **ok, "qty": 0},  # CHECK (qty > 0)
+        {"id": 7, **ok, "state": "gone"},  # CHECK (state IN ...)
+        {"id": 8, **ok, "parent_id": 99},  # FK dangles
+        {"id": 1, **ok},  # duplicate within the run
+        {"id": 10, **ok},  # duplicate of the existing row
+        {"id": 11, **ok, "colour": "red"},  # no such column
+    ]
+
+
+EXPECTED = [
+    ("MISSING_COLUMN", 10, "colour"),
+    ("TYPE_MISMATCH", 1, "label"),
+    ("TYPE_MISMATCH", 2, "price"),
+    ("TYPE_MISMATCH", 3, "made"),
+    ("NOT_NULL", 4, "qty"),
+    ("CHECK", 5, "qty"),
+    ("CHECK", 6, "state"),
+    ("DUPLICATE_KEY", 8, "id"),
+    ("DUPLICATE_KEY", 9, "id"),
+    ("FOREIGN_KEY", 7, "parent_id"),
+]
+
+
+def _kinds(report: dryrun_pb2.DryRunReport) -> list[tuple[str, int, str]]:
+    return [
+        (dryrun_pb2.DryRunProblemKind.Name(p.kind).removeprefix("DRY_RUN_PROBLEM_KIND_"), p.row, p.field)
+        for t in report.targets
+        for p in t.problems
+    ]
+
+
+def test_each_problem_kind_against_postgresql(tmp_path: Path) -> None:
+    with scratch_pg(PROBLEMS, "seedbed_dry") as url:
+        agent = _agent(tmp_path, dry_run=True, conn_db=url)
+        try:
+            answer = agent("insert", {"connection_id": "conn_db", "table": "items", "rows": _problem_rows()})
+            report = _report(agent)
+            result = attempt_pb2.AttemptResult(outcome=attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED)
+            assert agent.dry_run is not None
+            agent.dry_run.finish(result)
+        finally:
+            agent.close()
+        assert _count(url, "items") == 1 and "seedbed_ledger" not in _tables(url)
+    assert answer == {"count": 11}
+    assert _kinds(report) == EXPECTED
+    target = report.targets[0]
+    assert target.rows == 11 and target.problem_count == len(EXPECTED)
+    # A regular expression check is not evaluated, and the report says so.
+    assert any("note" in u and "not evaluated" in u for u in target.unchecked)
+    assert next(p for p in target.problems if p.field == "price").value == "123.45"
+    # A dry run that found problems ends FAILED, naming the first.
+    assert result.outcome == attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR
+    assert result.error.type == "DryRunProblems" and "10 problem(s)" in result.error.message
+    assert result.dry_run_report == report
+
+
+def test_each_problem_kind_against_mariadb(tmp_path: Path, mysql_database: str) -> None:
+    schema = PROBLEMS.replace("TEXT NOT NULL DEFAULT 'new'", "VARCHAR(10) NOT NULL DEFAULT 'new'")
+    schema = schema.replace("CHECK (note ~ '^[a-z]*$')", "CHECK (note REGEXP '^[a-z]*$')")
+    engine = sa.create_engine(mysql_database)
+    with engine.begin() as conn:
+        for statement in schema.split(";"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    engine.dispose()
+    agent = _agent(tmp_path, dry_run=True, conn_db=mysql_database)
+    try:
+        agent("insert", {"connection_id": "conn_db", "table": "items", "rows": _problem_rows()})
+        report = _report(agent)
+    finally:
+        agent.close()
+    url = sa.make_url(mysql_database)
+    conn = pymysql.connect(
+        host=url.host, port=url.port or 3306, user=url.username, password=url.password or ""
+    )
+    try:
+        cursor = conn.cursor()
+        cursor.execute(
+            f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{url.database}'"
+        )
+        assert {r[0] for r in cursor.fetchall()} == {"parents", "items"}  # no ledger table
+        cursor.execute(f"SELECT count(*) FROM `{url.database}`.items")
+        assert cursor.fetchone() == (1,)
+    finally:
+        conn.close()
+    assert _kinds(report) == EXPECTED
+
+
+def test_a_bulk_row_set_is_checked_by_a_sample_in_a_fraction_of_the_insert(
+    tmp_path: Path, shop_pg: str
+) -> None:
+    agent = _agent(tmp_path, dry_run=True, conn_shop=shop_pg)
+    try:
+        started = time.monotonic()
+        _seed_shop(agent, 50_000, 60_000)
+        took = time.monotonic() - started
+        report = _report(agent)
+    finally:
+        agent.close()
+    assert [(t.target, t.rows, t.rows_checked) for t in report.targets] == [
+        ("customers", 50_000, 10_000),
+        ("orders", 60_000, 10_000),
+    ]
+    # Orders pick customers the sample did not make: said so, not reported as dangling.
+    assert report.problem_count == 0
+    assert any("only a sample" in u for u in report.targets[1].unchecked)
+    assert any("first 10,000 were made" in u for u in report.targets[0].unchecked)
+    assert _count(shop_pg, "customers") == 0 and "seedbed_ledger" not in _tables(shop_pg)
+    assert took < 60
+
+
+def test_rest_posts_and_file_writes_are_not_sent_and_answer_deterministic_ids(tmp_path: Path) -> None:
+    with RestTarget() as api:
+        agent = _agent(tmp_path, dry_run=True, conn_api=api)
+        spec_file = attempt_pb2.ConnectionSnapshot(id="conn_files", kind=connection_pb2.CONNECTION_KIND_FILE)
+        agent._connections["conn_files"] = spec_file
+        try:
+            single = agent(
+                "post",
+                {"connection_id": "conn_api", "path": "/customers", "rows": [{"name": "a"}, {"id": 7}]},
+            )
+            batch = agent(
+                "post",
+                {
+                    "connection_id": "conn_api",
+                    "path": "/customers",
+                    "rows": [{"name": "b"}] * 3,
+                    "mode": "batch",
+                },
+            )
+            wrote = agent("write", {"connection_id": "conn_files", "name": "out.csv", "rows": [{"a": 1}]})
+            report = _report(agent)
+        finally:
+            agent.close()
+        assert api.requests("/customers") == []
+    assert single == [{"name": "a", "id": 1, "dry_run": True}, {"id": 7, "dry_run": True}]
+    assert batch == [
+        [{"name": "b", "id": 3, "dry_run": True}, {"name": "b", "id": 4, "dry_run": True}],
+        [{"name": "b", "id": 5, "dry_run": True}],
+    ]
+    assert wrote == {"count": 1, "size_bytes": 0}
+    assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("out.csv"))
+    assert [(t.operation, t.target, t.rows) for t in report.targets] == [
+        ("post", "/customers", 5),
+        ("write", "out.csv", 1),
+    ]

@@ -1,0 +1,249 @@
+"""The agent's write calls in a dry run (`AttemptSpec.dry_run`): every write is intercepted, checked
+against the target's live schema and counted, and nothing is written — not the rows, not the write
+ledger (its table is never created), not a file, not a request.
+
+The agent swaps its write ops for these when the attempt is a dry run; reads (`fetch`, `get`,
+`generate`, the workspace) stay as they are, so a script sees the target as it is. Call numbers
+advance exactly as in a real run: a row set made in a dry run is the row set the real run makes
+(same run key), so what a dry run reports is what the run would write.
+
+What each write does here:
+
+- `insert` (rows, a row set, an upsert, `returning`) and the pieces of `insert.open/write/close`:
+  checked by `seedbed.worker.dryrun.SqlChecks`. A row set larger than `SAMPLE_ROWS` (the bulk path)
+  is not made whole: its first `SAMPLE_ROWS` rows are made and checked in full, the count is the set's
+  (a dry run of a 5M-row insert costs a sample, not the insert). `returning` answers the rows' own
+  values, and made-up ids (one past the table's largest) for a serial key the rows lack.
+- `execute`: not run; reported under the connection as a statement whose effect is unchecked, and
+  answers 0 rows. A scenario that creates its tables therefore reports them missing in a dry run
+  against an empty database: dry runs check against the schema as it is.
+- `post` (REST): not sent; counted per path. The script gets, per row (single mode), the row echoed
+  with `"dry_run": true` and an `id` (the row's own, else its 1-based position among the rows the run
+  posts to that path); in batch mode one such list per batch.
+- `write` (file connections): not written; counted per file name.
+
+Rejected: running `execute` statements in a transaction rolled back at the end (a dry run would take
+the locks a TRUNCATE or ALTER takes, and statements outside transactions — CREATE INDEX
+CONCURRENTLY, MariaDB's DDL — would commit); checking every row of a bulk row set (as slow as
+generating it, the insert's larger cost).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+
+from seedbed.api.v1 import attempt_pb2, dryrun_pb2, run_pb2
+from seedbed.worker import dryrun
+from seedbed.worker.agent._args import names as _names
+from seedbed.worker.agent._args import text as _text
+from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, TargetError
+
+__all__ = ["SAMPLE_ROWS", "AgentSide", "DryRunWrites"]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 10_000
+MAX_OPEN_INSERTS = 16
+
+
+@dataclass(frozen=True)
+class AgentSide:
+    """What the dry run borrows from the agent."""
+
+    sink: Callable[[Mapping[str, Any], tuple[str, ...], str], Any]
+    rows: Callable[[Mapping[str, Any]], list[dict[str, Any]]]
+    # (the row set's first rows, up to n; the set's size) for a `{"$rows": handle}` argument
+    sample: Callable[[Any, int], tuple[list[dict[str, Any]], int]]
+    next_call: Callable[[], int]
+    written: Callable[[int], None]
+    reply: Callable[[list[Any], dict[str, Any]], Any]
+    scrub: Callable[[str], str]
+
+
+@dataclass
+class _Open:
+    connection_id: str
+    table: str
+    call: int
+    count: int = 0
+
+
+class DryRunWrites:
+    def __init__(self, side: AgentSide) -> None:
+        self._side = side
+        self.report = dryrun.ReportBuilder(side.scrub)
+        self._sql: dict[str, dryrun.SqlChecks] = {}
+        self._posted: dict[tuple[str, str], int] = {}
+        self._inserts: dict[str, _Open] = {}
+
+    def ops(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+        return {
+            "insert": self._insert,
+            "insert.open": self._insert_open,
+            "insert.write": self._insert_write,
+            "insert.close": self._insert_close,
+            "execute": self._execute,
+            "post": self._post,
+            "write": self._write,
+        }
+
+    def to_proto(self) -> dryrun_pb2.DryRunReport:
+        return self.report.to_proto()
+
+    def close(self) -> None:
+        for checks in self._sql.values():
+            try:
+                checks.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the attempt's outcome
+                log.exception("closing the dry run's reader of %s failed", checks.connection_id)
+        self._sql = {}
+
+    def _checks(self, args: Mapping[str, Any], op: str) -> dryrun.SqlChecks:
+        sink = self._side.sink(args, ("postgresql", "sql"), op)
+        found = self._sql.get(sink.connection_id)
+        if found is None:
+            try:
+                catalog = dryrun.SqlCatalog(sink.spec.options["url"])
+            except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
+                raise TargetError(f"connection {sink.connection_id}: cannot read its schema: {exc}") from None
+            found = self._sql[sink.connection_id] = dryrun.SqlChecks(sink.connection_id, catalog, self.report)
+        return found
+
+    def _check(self, checks: dryrun.SqlChecks, call: int, table: str, rows: Any, **how: Any) -> None:
+        try:
+            checks.check(call, table, rows, **how)
+        except sa_exc.SQLAlchemyError as exc:
+            # The target went away under the dry run: say so in the report, not as the script's error.
+            target = self.report.target(checks.connection_id, "insert", table)
+            self.report.problem(
+                target,
+                dryrun_pb2.DRY_RUN_PROBLEM_KIND_TARGET_ERROR,
+                row=-1,
+                message=f"could not check {table}: {str(getattr(exc, 'orig', exc)).splitlines()[0][:300]}",
+                call=call,
+            )
+
+    def _insert(self, args: Mapping[str, Any]) -> Any:
+        checks = self._checks(args, "insert")
+        table = _text(args, "table", limit=300)
+        on_conflict = args.get("on_conflict")
+        if on_conflict not in (None, "ignore", "update"):
+            raise InvalidArgument(f"on_conflict must be None, 'ignore' or 'update', not {on_conflict!r}")
+        returning = _names(args, "returning")
+        _names(args, "key")
+        raw = args.get("rows")
+        if isinstance(raw, dict) and "$rows" in raw and on_conflict is None and returning is None:
+            rows, total = self._side.sample(raw["$rows"], SAMPLE_ROWS)
+            call = self._side.next_call()
+            self._check(checks, call, table, rows, sample_of=total)
+            self._side.written(total)
+            return {"count": total}
+        rows = self._side.rows(args)
+        call = self._side.next_call()
+        self._check(checks, call, table, rows, upsert=on_conflict is not None)
+        self._side.written(len(rows))
+        if returning is None:
+            return {"count": len(rows)}
+        return self._side.reply(checks.returning(table, rows, returning), {"count": len(rows)})
+
+    def _insert_open(self, args: Mapping[str, Any]) -> Any:
+        checks = self._checks(args, "insert")
+        table = _text(args, "table", limit=300)
+        if len(self._inserts) >= MAX_OPEN_INSERTS:
+            raise LimitExceeded(f"more than {MAX_OPEN_INSERTS} open inserts: close one first")
+        call = self._side.next_call()
+        handle = f"insert_{call}"
+        self._inserts[handle] = _Open(checks.connection_id, table, call)
+        return {"handle": handle}
+
+    def _insert_write(self, args: Mapping[str, Any]) -> Any:
+        handle = _text(args, "handle", limit=100)
+        entry = self._inserts.get(handle)
+        if entry is None:
+            raise InvalidArgument(f"unknown or closed insert {handle!r}")
+        rows = self._side.rows(args)
+        self._check(self._sql[entry.connection_id], entry.call, entry.table, rows, first_index=entry.count)
+        entry.count += len(rows)
+        self._side.written(len(rows))
+        return {"count": entry.count}
+
+    def _insert_close(self, args: Mapping[str, Any]) -> Any:
+        entry = self._inserts.pop(_text(args, "handle", limit=100), None)
+        if entry is None:
+            raise InvalidArgument(f"unknown or closed insert {args.get('handle')!r}")
+        return {"count": entry.count}
+
+    def _execute(self, args: Mapping[str, Any]) -> Any:
+        sink = self._side.sink(args, ("postgresql", "sql"), "execute")
+        sql = _text(args, "sql", limit=100_000)
+        self._side.next_call()
+        statement = " ".join(sql.split())
+        target = self.report.target(sink.connection_id, "execute", statement[:200])
+        self.report.unchecked(
+            target, "not run in a dry run: what it would change is not reflected in the checks"
+        )
+        return 0
+
+    def _post(self, args: Mapping[str, Any]) -> Any:
+        sink = self._side.sink(args, ("rest",), "post")
+        path = _text(args, "path", limit=2000)
+        mode = args.get("mode", "single")
+        if mode not in ("single", "batch"):
+            raise InvalidArgument(f"mode must be 'single' or 'batch', not {mode!r}")
+        rows = self._side.rows(args)
+        self._side.next_call()
+        target = self.report.target(sink.connection_id, "post", path)
+        target.rows += len(rows)
+        self.report.unchecked(target, "a REST target has no schema to check against: nothing was sent")
+        slot = (sink.connection_id, path)
+        first = self._posted.get(slot, 0)
+        self._posted[slot] = first + len(rows)
+        echoed = [{**row, "id": row.get("id", first + i + 1), "dry_run": True} for i, row in enumerate(rows)]
+        self._side.written(len(rows))
+        if mode == "single":
+            return self._side.reply(echoed, {})
+        size = max(1, int(sink.spec.options.get("batch_size") or 100))
+        return self._side.reply([echoed[i : i + size] for i in range(0, len(echoed), size)], {})
+
+    def _write(self, args: Mapping[str, Any]) -> Any:
+        sink = self._side.sink(args, ("file",), "write")
+        fmt = args.get("format", "csv")
+        if fmt not in ("csv", "jsonl"):
+            raise InvalidArgument(f"format must be 'csv' or 'jsonl', not {fmt!r}")
+        name = _text(args, "name", limit=200)
+        rows = self._side.rows(args)
+        self._side.next_call()
+        target = self.report.target(sink.connection_id, "write", name)
+        target.rows += len(rows)
+        self.report.unchecked(target, "file not written in a dry run")
+        self._side.written(len(rows))
+        return {"count": len(rows), "size_bytes": 0}
+
+    def finish(self, result: Any) -> None:
+        """Put the report on the attempt's result (an `AttemptResult`). A script that ran to its
+        end with problems found ends FAILED (`DryRunProblems`): a dry run that a CI job waits for
+        fails the job; with none it keeps its outcome (SUCCESS, or WARNING for logged warnings)."""
+        report = self.to_proto()
+        result.dry_run_report.CopyFrom(report)
+        if result.outcome != attempt_pb2.ATTEMPT_OUTCOME_SUCCEEDED or not report.problem_count:
+            return
+        worst = next(t for t in report.targets if t.problem_count)
+        first = worst.problems[0] if worst.problems else None
+        where = f"{worst.connection_id} {worst.target}"
+        detail = f": row {first.row} {first.field}: {first.message}" if first is not None else ""
+        result.outcome = attempt_pb2.ATTEMPT_OUTCOME_SCRIPT_ERROR
+        result.error.CopyFrom(
+            run_pb2.ErrorDetails(
+                reason=run_pb2.FAILURE_REASON_SCRIPT_ERROR,
+                type="DryRunProblems",
+                message=(
+                    f"the dry run found {report.problem_count} problem(s) in "
+                    f"{sum(1 for t in report.targets if t.problem_count)} target(s); first in {where}{detail}"
+                )[:2000],
+            )
+        )
