@@ -229,6 +229,8 @@ def run_to_proto(
     msg.reports.extend(report_to_proto(r) for r in reports)
     if rec.details:
         msg.versions.update(rec.details.get("versions", {}))
+        for used in rec.details.get("templates", []):
+            msg.templates_used.add(template_id=used["id"], version=used["version"])
         for step in rec.details.get("steps", []):
             msg.steps.append(ParseDict(step, run_pb2.RunStep(), ignore_unknown_fields=True))
     return msg

@@ -39,6 +39,9 @@ from seedbed.coordinator.tls import coordinator_tls
 
 log = logging.getLogger(__name__)
 
+# Template versions one run records as used (a worker's report is bounded like everything from it).
+MAX_TEMPLATES_USED = 1000
+
 
 def ledger_key(secrets: SecretBox, run_id: str) -> bytes:
     """The key of the MACs on run ``run_id``'s write-ledger rows: derived for that run alone, so a
@@ -304,9 +307,14 @@ class AttemptRunner:
         # Only what the run's project may use (its own and shared objects): another project's
         # connection is not even named, so a script using it fails as with an unknown id.
         scope = CatalogScope.of_project(run.project_key)
+        # The versions fixed for the run (its pins, else the latest when it was created): every
+        # attempt of the run generates from the same documents (see store.templates).
+        pins = await self._store.templates.run_pins(run.id)
         templates = [
-            attempt_pb2.TemplateSnapshot(id=t.id, canonical_json=json.dumps(t.canonical), revision=t.revision)
-            for t in await self._store.templates.all(scope)
+            attempt_pb2.TemplateSnapshot(
+                id=v.template_id, canonical_json=json.dumps(v.canonical), revision=v.version
+            )
+            for v in await self._store.templates.for_run(scope, run.created_at, pins)
         ]
         connections = []
         if self._secrets is not None:
@@ -399,7 +407,7 @@ def _batch(attempt: int, msg: run_pb2.WriteBatch) -> WriteBatchRecord:
 
 
 def _details(result: attempt_pb2.AttemptResult, task_id: str) -> dict[str, Any] | None:
-    if not result.versions and not result.steps:
+    if not result.versions and not result.steps and not result.templates_used:
         return None
     steps = []
     for number, step in enumerate(result.steps, start=1):
@@ -407,7 +415,11 @@ def _details(result: attempt_pb2.AttemptResult, task_id: str) -> dict[str, Any] 
         if task_id and task_id not in step.task_ids:
             step.task_ids.append(task_id)  # the worker task of the attempt that ran the step
         steps.append(MessageToDict(step, preserving_proto_field_name=True))
-    return {"versions": dict(result.versions), "steps": steps}
+    # The template versions the attempt generated from ("templates"): Run.templates_used.
+    used = [
+        {"id": u.template_id[:80], "version": u.version} for u in result.templates_used[:MAX_TEMPLATES_USED]
+    ]
+    return {"versions": dict(result.versions), "steps": steps, "templates": used}
 
 
 def _end_from_result(result: attempt_pb2.AttemptResult, task_id: str = "") -> RunEnd:

@@ -211,6 +211,7 @@ def execute(
                     yield attempt_pb2.AttemptEvent(batch=batch)
                 yield from spans.due(final=True)
                 event.result.versions.update(agent.versions)
+                event.result.templates_used.extend(agent.templates_used())
                 event.result.steps.extend(agent.step_records())
                 if agent.dry_run is not None:
                     agent.dry_run.finish(event.result)

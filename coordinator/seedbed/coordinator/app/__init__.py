@@ -6,8 +6,8 @@
     templates = TemplateUseCases(store, dispatcher, settings, limits)
     rows = await templates.preview_template("tmpl_customer", count=5, seed=7)
 
-Runs (``runs``), scenarios (``scenarios``), the catalog's templates and connections (``catalog``) and
-who the caller is (``access``).
+Runs (``runs``), scenarios (``scenarios``), the catalog's connections (``catalog``) and templates
+(``templates``), and who the caller is (``access``).
 
 The faces (``seedbed.coordinator.faces``: gRPC servicers, REST, MCP) authenticate the caller, make it
 the current principal, turn their request into these calls and their answers back into the protocol;
@@ -19,9 +19,10 @@ neither grpc nor any web or MCP library, and no face.
 """
 
 from seedbed.coordinator.app.access import AccessUseCases
-from seedbed.coordinator.app.catalog import ConnectionUseCases, TemplateUseCases
+from seedbed.coordinator.app.catalog import ConnectionUseCases
 from seedbed.coordinator.app.runs import RunFilter, RunUseCases
 from seedbed.coordinator.app.scenarios import ScenarioUseCases
+from seedbed.coordinator.app.templates import TemplateUseCases
 
 __all__ = [
     "AccessUseCases",

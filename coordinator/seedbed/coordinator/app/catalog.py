@@ -1,35 +1,35 @@
-"""Use cases of the catalog: templates (push, read, list, delete, preview) and connections (create,
-read, list, delete, test).
+"""Use cases of the catalog's connections (create, read, list, delete, test), and what the catalog's
+use cases share (templates: :mod:`.templates`).
 
 Like :mod:`.runs`: plain values and the contract's messages in, the contract's messages out,
 :class:`~seedbed.coordinator.errors.CoordinatorError` for every refusal, the caller being the current
-principal. Template validation, previews and connection tests run on a worker
-(``runs.ports.CatalogWorker``): the data plane owns template semantics and target drivers; the
-coordinator stores what they accept.
+principal. Connection tests run on a worker (``runs.ports.CatalogWorker``): the data plane owns the
+target drivers.
 
 Each object belongs to a project and may be shared with every project; who may read and change
 what is decided in ``authz`` (``catalog_object``, ``catalog_scope``, ``check_sharing``), as for
 scenarios: an object of a project the caller has no role in is NOT_FOUND unless it is shared.
 Secrets never leave: a connection answers how its secret is provided ("stored", "env:NAME"), and its
 URL without the password.
-
-``validate_only`` (a template push) is the scenarios' (see :mod:`.scenarios`): every check, then the
-template as it would be stored, built from the request and the current record instead of written.
-Unlike a scenario's, it takes the pushes rate limit, since a worker validates the document.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import logging
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from seedbed.api.v1 import attempt_pb2, connection_pb2, template_pb2
+from seedbed.api.v1 import connection_pb2
 from seedbed.coordinator import authz
 from seedbed.coordinator._convert import ts
-from seedbed.coordinator.access import Role, current_principal, validate_user_id
+from seedbed.coordinator.access import (
+    Role,
+    WorkerClaims,
+    current_principal,
+    validate_user_id,
+    worker_attempt_refusal,
+)
 from seedbed.coordinator.connections import (
     KINDS,
     UrlSecrets,
@@ -42,190 +42,24 @@ from seedbed.coordinator.connections import (
     validate_rest,
 )
 from seedbed.coordinator.errors import (
-    AlreadyExistsError,
-    ConflictError,
-    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
 )
-from seedbed.coordinator.model import MAX_INT64, page_of, validate_page
-from seedbed.coordinator.ratelimits import Limit, RateLimiter
+from seedbed.coordinator.model import page_of, validate_page
 from seedbed.coordinator.runs.ports import CatalogWorker
 from seedbed.coordinator.secrets import SecretBox
-from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store, now
-from seedbed.coordinator.store.catalog import (
-    CatalogScope,
-    ConnectionRecord,
-    OtherProjectError,
-    TemplateRecord,
-    template_digest,
-)
+from seedbed.coordinator.store.catalog import ConnectionRecord, OtherProjectError
 
-MAX_PREVIEW_ROWS = 100
-DEFAULT_PREVIEW_ROWS = 5
+log = logging.getLogger(__name__)
+
 MAX_ALLOWED_USERS = 1000
 MAX_DESCRIPTION_CHARS = 1000
 
-_FORMATS = {template_pb2.TEMPLATE_FORMAT_YAML: "yaml", template_pb2.TEMPLATE_FORMAT_JSON: "json"}
-_FORMATS_BACK = {v: k for k, v in _FORMATS.items()}
-_TEMPLATE_ID = re.compile(r"^tmpl_[a-z0-9][a-z0-9_-]{0,62}$")
 _KINDS = {getattr(connection_pb2, f"CONNECTION_KIND_{k.upper()}"): k for k in KINDS}
 _KINDS_BACK = {v: k for k, v in _KINDS.items()}
 _R = TypeVar("_R")
-
-
-class TemplateUseCases:
-    def __init__(
-        self, store: Store, worker: CatalogWorker, settings: CoordinatorSettings, limits: RateLimiter
-    ) -> None:
-        self._store = store
-        self._worker = worker
-        self._settings = settings
-        self._rates = limits
-
-    async def put_template(
-        self,
-        source: str,
-        fmt: template_pb2.TemplateFormat = template_pb2.TEMPLATE_FORMAT_UNSPECIFIED,
-        *,
-        project_key: str = "",
-        allow_update: bool = False,
-        shared: bool | None = None,
-        expected_revision: int | None = None,
-        validate_only: bool = False,
-    ) -> tuple[template_pb2.Template, bool]:
-        """Store the document (its id is the one it names); (the template, whether it was created).
-        ``shared`` None keeps the current value; ``expected_revision`` makes the put conditional (0:
-        only if it does not exist yet). ``validate_only``: check, answer it as it would be stored,
-        write nothing (see the module docstring)."""
-        project = await authz.project_for_new(self._store, project_key, Role.EDITOR)
-        self._rates.take(Limit.TEMPLATE_PUSHES, current_principal().user_id)
-        result = await self._validate(source, fmt)
-        template_id = result["id"]
-        existing = await or_none(self._store.templates.get(template_id))
-        if existing is not None and existing.project_key != project:
-            raise authz.clash("template", template_id, existing.project_key)
-        shared = authz.check_sharing(
-            "template", template_id, project, shared, existing.shared if existing else False
-        )
-        if validate_only:
-            rec, created = _would_put(
-                existing, source, project, shared, result, allow_update, expected_revision
-            )
-            return _template_to_proto(rec), created
-        try:
-            rec, created = await self._store.templates.put(
-                template_id,
-                project_key=project,
-                shared=shared,
-                source=source,
-                fmt=result["format"],
-                canonical=result["canonical"],
-                description=result["description"],
-                field_names=result["field_names"],
-                allow_update=allow_update,
-                at=now(),
-                expected_revision=expected_revision,
-            )
-        except OtherProjectError as exc:  # created in another project meanwhile
-            raise authz.clash("template", template_id, exc.project_key) from None
-        return _template_to_proto(rec), created
-
-    async def get_template(self, template_id: str) -> template_pb2.Template:
-        return _template_to_proto(await self._template(template_id, Role.VIEWER))
-
-    async def list_templates(
-        self, project_key: str = "", page_size: int = 0, page_token: str = ""
-    ) -> tuple[list[template_pb2.Template], str]:
-        """A page of the templates the caller may read (with ``project_key``: those that project's
-        runs may use), and the next page's token ('' on the last)."""
-        may_read("listing templates")
-        scope = authz.catalog_scope(project_key)
-        limit, offset = validate_page(page_size, page_token)
-        recs = await self._store.templates.page(limit + 1, offset, scope)
-        page, token = page_of(recs, limit, offset)
-        return [_template_to_proto(r) for r in page], token
-
-    async def delete_template(self, template_id: str) -> None:
-        rec = await self._template(template_id, Role.EDITOR)
-        await self._store.templates.delete(rec.id, rec.project_key)
-
-    async def preview_template(
-        self, template_id: str, *, count: int = DEFAULT_PREVIEW_ROWS, seed: int | None = None
-    ) -> template_pb2.PreviewTemplateResponse:
-        """``count`` rows of a stored template, generated as a run of its project would (the same
-        ``seed`` gives the same rows)."""
-        stored = await self._template(template_id, Role.VIEWER)
-        _check_preview(count, seed)
-        return await self._preview(stored.id, stored.canonical, stored.project_key, count, seed)
-
-    async def preview_draft(
-        self,
-        source: str,
-        fmt: template_pb2.TemplateFormat = template_pb2.TEMPLATE_FORMAT_UNSPECIFIED,
-        *,
-        project_key: str = "",
-        count: int = DEFAULT_PREVIEW_ROWS,
-        seed: int | None = None,
-    ) -> template_pb2.PreviewTemplateResponse:
-        """``count`` rows of an unsaved document, in the project whose templates it may refer to.
-        That is template authoring: it needs what a push needs (EDITOR there, the pushes rate
-        limit, the validating worker), and stores nothing."""
-        project = await authz.project_for_new(self._store, project_key, Role.EDITOR)
-        _check_preview(count, seed)
-        self._rates.take(Limit.TEMPLATE_PUSHES, current_principal().user_id)
-        result = await self._validate(source, fmt)
-        return await self._preview(result["id"], result["canonical"], project, count, seed)
-
-    async def _preview(
-        self, template_id: str, canonical: Any, project: str, count: int, seed: int | None
-    ) -> template_pb2.PreviewTemplateResponse:
-        # What a run of that project would see, the previewed document over a stored one of its id.
-        stored = await self._store.templates.all(CatalogScope.of_project(project))
-        templates = {r.id: r.canonical for r in stored}
-        templates[template_id] = canonical
-        result = await self._worker.preview_template(template_id, templates, count, seed, self._limits())
-        if not result["ok"]:
-            raise FailedPreconditionError(f"template {template_id!r} cannot produce rows: {result['error']}")
-        return template_pb2.PreviewTemplateResponse(
-            rows_json=[json.dumps(row) for row in result["rows"]], faker_version=result["faker_version"]
-        )
-
-    async def _template(self, raw_id: str, role: Role) -> TemplateRecord:
-        template_id = _known_template_id(raw_id)
-        rec = await self._store.templates.get(template_id)
-        authz.catalog_object("template", template_id, rec.project_key, rec.shared, role)
-        return rec
-
-    async def _validate(self, source: str, fmt: template_pb2.TemplateFormat) -> dict[str, Any]:
-        """The worker's reading of the document; INVALID_ARGUMENT on ``source`` listing every
-        problem with the path of the field it concerns."""
-        size = len(source.encode())
-        if not source.strip():
-            raise InvalidArgumentError("source", "must not be empty")
-        if size > self._settings.max_template_bytes:
-            raise InvalidArgumentError(
-                "source",
-                f"is {size} bytes; the limit is {self._settings.max_template_bytes} bytes "
-                "(SEEDBED_MAX_TEMPLATE_BYTES)",
-            )
-        result = await self._worker.validate_template(source, _FORMATS.get(fmt, "auto"), self._limits())
-        if not result["ok"]:
-            issues = result["issues"]
-            lines = "\n".join(f"  {i['path'] or '(document)'}: {i['message']}" for i in issues)
-            raise InvalidArgumentError(
-                "source", f"the template is invalid ({len(issues)} problem(s)):\n{lines}"
-            )
-        return result
-
-    def _limits(self) -> attempt_pb2.DataLimits:
-        """The caps a template's estimated and rendered sizes must respect."""
-        return attempt_pb2.DataLimits(
-            max_template_field_bytes=self._settings.max_template_field_bytes,
-            max_template_row_bytes=self._settings.max_template_row_bytes,
-        )
 
 
 class ConnectionUseCases:
@@ -372,23 +206,6 @@ class ConnectionUseCases:
         return tuple(users)
 
 
-def _template_to_proto(rec: TemplateRecord) -> template_pb2.Template:
-    return template_pb2.Template(
-        id=rec.id,
-        source=rec.source,
-        format=_FORMATS_BACK.get(rec.format, template_pb2.TEMPLATE_FORMAT_UNSPECIFIED),
-        canonical_json=json.dumps(rec.canonical),
-        revision=rec.revision,
-        digest=rec.digest,
-        description=rec.description,
-        field_names=rec.field_names,
-        create_time=ts(rec.created_at),
-        update_time=ts(rec.updated_at),
-        project_key=rec.project_key,
-        shared=rec.shared,
-    )
-
-
 def _connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
     """The connection without its secret: ``secret`` says how it is provided, ``url`` has no
     password."""
@@ -411,51 +228,25 @@ def _connection_to_proto(rec: ConnectionRecord) -> connection_pb2.Connection:
     return msg
 
 
-def _would_put(
-    existing: TemplateRecord | None,
-    source: str,
-    project: str,
-    shared: bool | None,
-    result: dict[str, Any],
-    allow_update: bool,
-    expected: int | None,
-) -> tuple[TemplateRecord, bool]:
-    """A validate-only put: the template ``TemplateRepository.put`` would store over ``existing``
-    (as read just before) and whether it would create it, with the refusals it would make. The
-    real put decides them again, atomically."""
-    template_id: str = result["id"]
-    found = existing.revision if existing is not None else None
-    if expected is not None and (found is not None if expected == 0 else found != expected):
-        raise ConflictError("template", template_id, expected, found)
-    if existing is not None and not allow_update:
-        raise AlreadyExistsError(
-            f"template {template_id!r} already exists: push it with update allowed to replace it"
-        )
-    at = now()
-    return (
-        TemplateRecord(
-            id=template_id,
-            source=source,
-            format=result["format"],
-            canonical=result["canonical"],
-            digest=template_digest(result["canonical"]),
-            description=result["description"],
-            field_names=result["field_names"],
-            revision=1 if existing is None else existing.revision + 1,
-            created_at=at if existing is None else existing.created_at,
-            updated_at=at,
-            project_key=project,
-            shared=bool(shared) if shared is not None or existing is None else existing.shared,
-        ),
-        existing is None,
+async def worker_run_project(store: Store, claims: WorkerClaims) -> str:
+    """The project of the run whose attempt holds a worker token (what its reads may see);
+    PermissionDeniedError when the attempt may read no more (see ``worker_attempt_refusal``)."""
+    current = await store.attempts.current([claims.run_id])
+    run_state, count = current.get(claims.run_id, (None, 0))
+    attempt = next(
+        (a for a in await store.attempts.for_run(claims.run_id) if a.number == claims.attempt), None
     )
-
-
-def _check_preview(count: int, seed: int | None) -> None:
-    if not 1 <= count <= MAX_PREVIEW_ROWS:
-        raise InvalidArgumentError("count", f"{count} is outside 1..{MAX_PREVIEW_ROWS}")
-    if seed is not None and not -MAX_INT64 - 1 <= seed <= MAX_INT64:
-        raise InvalidArgumentError("seed", "must fit in a signed 64-bit integer")
+    reason = worker_attempt_refusal(
+        claims,
+        run_state=str(run_state) if run_state is not None else None,
+        current_attempt=count,
+        attempt_state=attempt.state if attempt is not None else None,
+        started_at=attempt.started_at if attempt is not None else None,
+    )
+    if reason:
+        log.warning("a worker's read refused: %s", reason)
+        raise PermissionDeniedError(reason)
+    return (await store.get_run(claims.run_id)).project_key
 
 
 def may_read(action: str) -> None:
@@ -469,17 +260,6 @@ async def or_none(lookup: Awaitable[_R]) -> _R | None:
         return await lookup
     except NotFoundError:
         return None
-
-
-def _known_template_id(raw: str) -> str:
-    """Ids that cannot exist are NOT_FOUND, not INVALID_ARGUMENT: a lookup never tells them apart.
-    The ``tmpl_`` prefix may be left out."""
-    if not raw:
-        raise InvalidArgumentError("template_id", "is required")
-    ident = raw if raw.startswith("tmpl_") else "tmpl_" + raw
-    if not _TEMPLATE_ID.match(ident):
-        raise NotFoundError("template", raw[:100])
-    return ident
 
 
 def _known_connection_id(raw: str) -> str:

@@ -97,6 +97,9 @@ runs = Table(
     Column("trigger_id", String(80)),
     Column("traceparent", String(64)),  # the fire's span: the run's span is its child
     Column("dropped_spans", BigInteger, nullable=False, server_default="0"),
+    # JSON {template id: version}: versions the run was asked to use (a replay); NULL: the latest
+    # version of each template when the run was created.
+    Column("template_pins", Text),
     Index("ix_runs_scenario_created", "scenario_id", "created_at"),
     Index("ix_runs_project_created", "project_key", "created_at"),
     Index("ix_runs_state", "state"),
@@ -188,6 +191,24 @@ templates = Table(
     Column("project_key", String(63), nullable=False, server_default="default"),
     Column("shared", Boolean, nullable=False, server_default=false()),
     Index("ix_templates_project", "project_key"),
+)
+
+# Every version of every template, immutable (see migration 0011); kept when the template is deleted
+# so that the runs which used a version stay explainable.
+template_versions = Table(
+    "template_versions",
+    metadata,
+    Column("template_id", String(80), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("project_key", String(63), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("format", String(10), nullable=False),
+    Column("canonical", Text, nullable=False),  # JSON
+    Column("digest", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("field_names", Text, nullable=False),  # JSON list
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(100), nullable=False, server_default=""),
 )
 
 connections = Table(

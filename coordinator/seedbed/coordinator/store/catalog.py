@@ -1,4 +1,5 @@
-"""The catalog part of the store: templates, connections and workspace files.
+"""The catalog part of the store: connections and workspace files (templates and their versions:
+``store.templates``).
 
 Repositories share the ``Store``'s engine and write discipline (see ``store``). They store what
 they are given: validation, secret encryption, size limits and authorisation happen before, in the
@@ -20,11 +21,11 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Table, false, func, or_, select, true, update
 
-from seedbed.coordinator.errors import AlreadyExistsError, ConflictError, NotFoundError
+from seedbed.coordinator.errors import AlreadyExistsError, NotFoundError
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.records import as_utc
 
@@ -68,22 +69,6 @@ class OtherProjectError(AlreadyExistsError):
 
 
 @dataclass(frozen=True)
-class TemplateRecord:
-    id: str
-    source: str
-    format: str
-    canonical: dict[str, Any]
-    digest: str
-    description: str
-    field_names: list[str]
-    revision: int
-    created_at: datetime
-    updated_at: datetime
-    project_key: str = "default"
-    shared: bool = False
-
-
-@dataclass(frozen=True)
 class ConnectionRecord:
     id: str
     kind: str
@@ -117,120 +102,6 @@ class WorkspaceFileRecord:
     created_at: datetime
     project_key: str = "default"
     shared: bool = False
-
-
-class TemplateRepository:
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    async def put(
-        self,
-        template_id: str,
-        *,
-        project_key: str,
-        shared: bool | None,
-        source: str,
-        fmt: str,
-        canonical: dict[str, Any],
-        description: str,
-        field_names: list[str],
-        allow_update: bool,
-        at: datetime,
-        expected_revision: int | None = None,
-    ) -> tuple[TemplateRecord, bool]:
-        """Create the template in ``project_key`` or update it there (``shared`` None: unchanged).
-        OtherProjectError when another project holds the id.
-
-        ``expected_revision``: 0 creates it only if the id is free (a template created meanwhile
-        in the same project is ConflictError, not ALREADY_EXISTS: the caller read it as absent);
-        another number updates it only if its revision is still that one, a condition of the
-        UPDATE itself, and never creates it (gone: ConflictError without a revision)."""
-        body = _canonical_body(canonical)
-        values = {
-            "source": source,
-            "format": fmt,
-            "canonical": body,
-            "digest": template_digest(canonical),
-            "description": description,
-            "field_names": json.dumps(field_names),
-            "updated_at": at,
-        }
-        by_id = t.templates.c.id == template_id
-        async with self._store._write() as conn:
-            created = False
-            if expected_revision is None or expected_revision == 0:
-                inserted = await conn.execute(
-                    self._store._insert(t.templates)
-                    .values(
-                        id=template_id,
-                        revision=1,
-                        created_at=at,
-                        project_key=project_key,
-                        shared=bool(shared),
-                        **values,
-                    )
-                    .on_conflict_do_nothing(index_elements=["id"])
-                    .returning(t.templates.c.id)
-                )
-                created = inserted.scalar_one_or_none() is not None
-            if not created:
-                owner = await _same_project(conn, t.templates, by_id, "template", template_id, project_key)
-                if expected_revision == 0 or (expected_revision is not None and owner is None):
-                    await _conflict(conn, template_id, expected_revision)
-                if not allow_update:
-                    raise AlreadyExistsError(
-                        f"template {template_id!r} already exists: push it with update allowed to replace it"
-                    )
-                condition = by_id & (t.templates.c.project_key == project_key)
-                if expected_revision is not None:
-                    condition = condition & (t.templates.c.revision == expected_revision)
-                result = await conn.execute(
-                    update(t.templates)
-                    .where(condition)
-                    .values(revision=t.templates.c.revision + 1, **values, **_shared(shared))
-                )
-                if result.rowcount == 0 and expected_revision is not None:
-                    await _conflict(conn, template_id, expected_revision)
-            row = (await conn.execute(select(t.templates).where(by_id))).first()
-        if row is None:
-            raise NotFoundError("template", template_id)  # deleted meanwhile
-        return _template(row._mapping), created
-
-    async def get(self, template_id: str) -> TemplateRecord:
-        async with self._store._engine.connect() as conn:
-            row = (await conn.execute(select(t.templates).where(t.templates.c.id == template_id))).first()
-        if row is None:
-            raise NotFoundError("template", template_id)
-        return _template(row._mapping)
-
-    async def page(self, limit: int, offset: int, scope: CatalogScope) -> list[TemplateRecord]:
-        query = (
-            select(t.templates)
-            .where(scope.where(t.templates))
-            .order_by(t.templates.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        async with self._store._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_template(r._mapping) for r in rows]
-
-    async def all(self, scope: CatalogScope) -> list[TemplateRecord]:
-        query = select(t.templates).where(scope.where(t.templates)).order_by(t.templates.c.id)
-        async with self._store._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_template(r._mapping) for r in rows]
-
-    async def delete(self, template_id: str, project_key: str) -> None:
-        """Delete the template if it (still) belongs to ``project_key``."""
-        async with self._store._write() as conn:
-            result = await conn.execute(
-                t.templates.delete().where(
-                    t.templates.c.id == template_id, t.templates.c.project_key == project_key
-                )
-            )
-            if result.rowcount == 0:
-                raise NotFoundError("template", template_id)
 
 
 class ConnectionRepository:
@@ -449,24 +320,6 @@ async def _same_project(
     return owner
 
 
-async def _conflict(conn: Any, template_id: str, expected: int) -> NoReturn:
-    """Raise ConflictError for a put conditioned on ``expected``, naming the revision found now
-    (None: the template is gone). Read only to say why; nothing was written."""
-    found = select(t.templates.c.revision).where(t.templates.c.id == template_id)
-    actual = (await conn.execute(found)).scalar_one_or_none()
-    raise ConflictError("template", template_id, expected, actual)
-
-
-def _canonical_body(canonical: dict[str, Any]) -> str:
-    # Field order is part of a template (it is the rows' column order): keep it.
-    return json.dumps(canonical, separators=(",", ":"))
-
-
-def template_digest(canonical: dict[str, Any]) -> str:
-    """The digest a template with this canonical document is stored with."""
-    return hashlib.sha256(_canonical_body(canonical).encode()).hexdigest()
-
-
 def _shared(shared: bool | None) -> dict[str, bool]:
     """The ``shared`` value an update sets: none when unchanged."""
     return {} if shared is None else {"shared": shared}
@@ -475,23 +328,6 @@ def _shared(shared: bool | None) -> dict[str, bool]:
 def _file(row: Any) -> WorkspaceFileRecord:
     return WorkspaceFileRecord(
         row.path, row.size, row.sha256, as_utc(row.created_at), row.project_key, bool(row.shared)
-    )
-
-
-def _template(row: Any) -> TemplateRecord:
-    return TemplateRecord(
-        id=row["id"],
-        source=row["source"],
-        format=row["format"],
-        canonical=json.loads(row["canonical"]),
-        digest=row["digest"],
-        description=row["description"],
-        field_names=json.loads(row["field_names"]),
-        revision=row["revision"],
-        created_at=as_utc(row["created_at"]),
-        updated_at=as_utc(row["updated_at"]),
-        project_key=row["project_key"],
-        shared=bool(row["shared"]),
     )
 
 

@@ -48,7 +48,7 @@ from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.access import AccessRepository
 from seedbed.coordinator.store.attempts import AttemptRepository
-from seedbed.coordinator.store.catalog import ConnectionRepository, TemplateRepository, WorkspaceRepository
+from seedbed.coordinator.store.catalog import ConnectionRepository, WorkspaceRepository
 from seedbed.coordinator.store.fires import FireRepository
 from seedbed.coordinator.store.records import (
     LogRecord,
@@ -61,6 +61,7 @@ from seedbed.coordinator.store.records import (
 )
 from seedbed.coordinator.store.reports import ReportRepository
 from seedbed.coordinator.store.spans import SpanRepository
+from seedbed.coordinator.store.templates import TemplateRepository
 
 __all__ = ["Store", "normalize_url", "now"]
 

@@ -56,12 +56,12 @@ from seedbed.worker.agent._errors import (
     TargetError,
     TemplateError,
     UnknownConnection,
-    UnknownTemplate,
     WorkspaceError,
 )
 from seedbed.worker.agent._rowcalls import DEFAULT_MAX_ROWSET_ROWS, RowSetCalls
 from seedbed.worker.agent._scrub import Scrubber
 from seedbed.worker.agent._spans import CallSpans
+from seedbed.worker.agent._templates import TemplateVersions
 from seedbed.worker.agent._workspace import WorkspaceReader, text_encoding
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,11 @@ class Agent:
         self._sizes = templates.SizeLimits.of(limits.max_template_field_bytes, limits.max_template_row_bytes)
         self._max_fetch = limits.max_fetch_rows or 100_000
         self._timeout_seconds = spec.limits.timeout_seconds or None
-        self._template_docs = {t.id: t.canonical_json for t in spec.templates}
+        # The run's version of each template, and those a script pins (read when first used).
+        self._template_docs: dict[str, str] = {}
+        self._versions = TemplateVersions(
+            spec, self._template_docs, hold=lambda size, what: self.memory.hold(size, what)
+        )
         self._parsed: dict[str, Any] = {}
         self._connections = {c.id: c for c in spec.connections}
         self._sinks: dict[str, Any] = {}
@@ -269,29 +273,34 @@ class Agent:
     # -- templates ---------------------------------------------------------------------------------
 
     def _template(self, template_id: str) -> Any:
-        spec = self._parsed.get(template_id)
+        """The template a script names (``tmpl_x``: the run's version; ``tmpl_x@N``: version N),
+        recorded as used. UnknownTemplate names what exists."""
+        key = self._versions.resolve(template_id)
+        spec = self._parse(key)
+        self._versions.record_use(key)
+        return spec
+
+    def templates_used(self) -> list[Any]:
+        """Every (template, version) generated from, in the order first used (TemplateVersionRef)."""
+        return self._versions.used_refs()
+
+    def _parse(self, key: str) -> Any:
+        spec = self._parsed.get(key)
         if spec is not None:
             return spec
-        doc = self._template_docs.get(template_id)
-        if doc is None:
-            known = ", ".join(sorted(self._template_docs)) or "none"
-            raise UnknownTemplate(
-                f"template {template_id!r} is not defined (known: {known}); "
-                "create it with `seedbed template create FILE`"
-            )
         try:
-            spec = templates.validate_template(json.loads(doc))
+            spec = templates.validate_template(json.loads(self._template_docs[key]))
         except (templates.TemplateValidationError, ValueError) as exc:
-            raise TemplateError(f"template {template_id!r} is invalid: {exc}") from None
-        self._parsed[template_id] = spec
+            raise TemplateError(f"template {key!r} is invalid: {exc}") from None
+        self._parsed[key] = spec
         return spec
 
     def _referenced_fields(self) -> dict[str, frozenset[str]]:
         """Per template, the fields `ref`s of the run's templates point at."""
         wanted: dict[str, set[str]] = {}
-        for template_id in self._template_docs:
+        for template_id in list(self._template_docs):
             try:
-                spec = self._template(template_id)
+                spec = self._parse(template_id)
             except TemplateError:
                 continue  # refused when the script uses it, with the reason
             for field in spec.fields.values():
@@ -677,6 +686,7 @@ class Agent:
                 except Exception:  # closing must not hide the attempt's own outcome
                     log.exception("closing connection %s failed", sink.connection_id)
             self._workspace.close()
+            self._versions.close()
             if self.dry_run is not None:
                 self.dry_run.close()
 

@@ -104,7 +104,9 @@ class Sources:
 
     def record(self, rowset: RowSet, sizes: Mapping[str, int]) -> None:
         """Make `rowset`'s referenced columns available to `ref`s from now on."""
-        for name in sorted(self._referenced.get(rowset.template_id, frozenset())):
+        # Keyed by the template's id, not the name the script used: `ref`s draw from the rows of a
+        # template whichever version (`tmpl_x@2`) made them.
+        for name in sorted(self._referenced.get(rowset.spec.id, frozenset())):
             if name not in rowset.columns:
                 continue
             source = None
@@ -112,7 +114,7 @@ class Sources:
                 source = rowset.generator.derived(name, rowset.start, rowset.count, rowset.overrides)
             if source is None:
                 source = LazySource(rowset.count, self._loader(rowset, name, sizes.get(name, 64)))
-            self._parts.setdefault((rowset.template_id, name), []).append(
+            self._parts.setdefault((rowset.spec.id, name), []).append(
                 (f"{rowset.identity}:{name}", source)
             )
 

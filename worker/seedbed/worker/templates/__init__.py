@@ -66,6 +66,12 @@ from seedbed.worker.templates._errors import (
 from seedbed.worker.templates._faker import FAKER_VERSION
 from seedbed.worker.templates._generator import MAX_ROWS_PER_CALL, Generator, Row
 from seedbed.worker.templates._picks import Pick
+from seedbed.worker.templates._pins import (
+    MAX_TEMPLATE_VERSION,
+    TemplatePin,
+    TemplatePinError,
+    parse_template_pin,
+)
 from seedbed.worker.templates._refs import RefResolver, RunRefs
 from seedbed.worker.templates._seeds import BLOCK_ROWS, GENERATION_VERSION, derive_seed
 from seedbed.worker.templates._sizes import SizeLimits, check_sizes, estimate_pool_bytes, estimate_sizes
@@ -78,6 +84,7 @@ __all__ = [
     "FAKER_VERSION",
     "GENERATION_VERSION",
     "MAX_ROWS_PER_CALL",
+    "MAX_TEMPLATE_VERSION",
     "ConcatSource",
     "CountLimitError",
     "FieldSpec",
@@ -96,6 +103,8 @@ __all__ = [
     "SizeLimitError",
     "SizeLimits",
     "TemplateError",
+    "TemplatePin",
+    "TemplatePinError",
     "TemplateSpec",
     "TemplateValidationError",
     "UniqueExhaustedError",
@@ -104,6 +113,7 @@ __all__ = [
     "estimate_pool_bytes",
     "estimate_sizes",
     "parse_template",
+    "parse_template_pin",
     "parse_templates",
     "validate_template",
 ]

@@ -2,6 +2,7 @@
 
 TemplateError                  base of everything this package raises
 ├── TemplateValidationError    a template document is invalid (`problems`, every one of them)
+├── TemplatePinError           a template reference's version ('tmpl_x@N') is malformed (`text`)
 └── GenerationError            a generate call cannot be served (`template_id`, `field`)
     ├── CountLimitError        count outside 1..limit (`count`, `limit`)
     ├── OverrideError          an override is not a JSON value or a `Pick`, or a `Pick` is malformed

@@ -45,7 +45,11 @@ OPEN_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.",
 )
-WORKER_METHODS = frozenset({"/seedbed.api.v1.WorkspaceService/DownloadFile"})
+# What an attempt reads with its worker token: workspace files, and the template versions its script
+# pins (each use case checks the attempt still lasts and what its run's project may see).
+WORKER_METHODS = frozenset(
+    {"/seedbed.api.v1.WorkspaceService/DownloadFile", "/seedbed.api.v1.TemplateService/GetTemplate"}
+)
 
 
 def server_credentials(tls: ServerTls) -> grpc.ServerCredentials:
@@ -90,7 +94,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             principal = worker_principal(self._sealer, secret)
             if method not in WORKER_METHODS:
                 raise PermissionDeniedError(
-                    f"a worker token may only download workspace files, not call {method}"
+                    f"a worker token may only read workspace files and template versions, not call {method}"
                 )
             return principal
         return await self._store.access.authenticate(secret)

@@ -29,15 +29,14 @@ from seedbed.coordinator.access import (
     Role,
     WorkerClaims,
     current_principal,
-    worker_attempt_refusal,
 )
 from seedbed.coordinator.app import ConnectionUseCases, TemplateUseCases
-from seedbed.coordinator.app.catalog import DEFAULT_PREVIEW_ROWS, may_read, or_none
+from seedbed.coordinator.app.catalog import may_read, or_none, worker_run_project
+from seedbed.coordinator.app.templates import DEFAULT_PREVIEW_ROWS
 from seedbed.coordinator.errors import (
     CoordinatorError,
     InvalidArgumentError,
     NotFoundError,
-    PermissionDeniedError,
 )
 from seedbed.coordinator.faces.grpc import status
 from seedbed.coordinator.faces.grpc.status import guard
@@ -73,7 +72,18 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
     async def GetTemplate(
         self, request: template_pb2.GetTemplateRequest, context: grpc.aio.ServicerContext
     ) -> template_pb2.GetTemplateResponse:
-        return template_pb2.GetTemplateResponse(template=await self._app.get_template(request.template_id))
+        return template_pb2.GetTemplateResponse(
+            template=await self._app.get_template(request.template_id, request.version)
+        )
+
+    @guard
+    async def ListTemplateVersions(
+        self, request: template_pb2.ListTemplateVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> template_pb2.ListTemplateVersionsResponse:
+        versions, token = await self._app.list_template_versions(
+            request.template_id, request.page_size, request.page_token
+        )
+        return template_pb2.ListTemplateVersionsResponse(versions=versions, next_page_token=token)
 
     @guard
     async def ListTemplates(
@@ -101,7 +111,9 @@ class TemplateServicer(template_pb2_grpc.TemplateServiceServicer):
             return await self._app.preview_draft(
                 request.source, project_key=request.project_key, count=count, seed=seed
             )
-        return await self._app.preview_template(request.template_id, count=count, seed=seed)
+        return await self._app.preview_template(
+            request.template_id, count=count, seed=seed, version=request.version
+        )
 
 
 class ConnectionServicer(connection_pb2_grpc.ConnectionServiceServicer):
@@ -296,22 +308,7 @@ class WorkspaceServicer(workspace_pb2_grpc.WorkspaceServiceServicer):
     async def _check_worker(self, claims: WorkerClaims) -> str:
         """The project of the run whose attempt holds the token; PermissionDeniedError when the
         attempt may read no more."""
-        current = await self._store.attempts.current([claims.run_id])
-        run_state, count = current.get(claims.run_id, (None, 0))
-        attempt = next(
-            (a for a in await self._store.attempts.for_run(claims.run_id) if a.number == claims.attempt), None
-        )
-        reason = worker_attempt_refusal(
-            claims,
-            run_state=str(run_state) if run_state is not None else None,
-            current_attempt=count,
-            attempt_state=attempt.state if attempt is not None else None,
-            started_at=attempt.started_at if attempt is not None else None,
-        )
-        if reason:
-            log.warning("workspace read refused: %s", reason)
-            raise PermissionDeniedError(reason)
-        return (await self._store.get_run(claims.run_id)).project_key
+        return await worker_run_project(self._store, claims)
 
     @guard
     async def ListFiles(

@@ -1,5 +1,6 @@
-"""The REST routes of the catalog: read templates and connections, preview a template (stored, or a
-draft being written), test a connection.
+"""The REST routes of the catalog: read templates (any version: ``/templates/tmpl_x@3`` or
+``?version=3``, and their history) and connections, preview a template (stored, or a draft being
+written), test a connection.
 
 What the web console needs to show the catalog and help write templates; creating, changing and
 deleting catalog objects stays with the gRPC API and the command line (a template push is a file
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from seedbed.api.v1 import connection_pb2, template_pb2
 from seedbed.coordinator.app import ConnectionUseCases, TemplateUseCases
-from seedbed.coordinator.app.catalog import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS
+from seedbed.coordinator.app.templates import DEFAULT_PREVIEW_ROWS, MAX_PREVIEW_ROWS
 from seedbed.coordinator.errors import InvalidArgumentError
 from seedbed.coordinator.faces.rest._json import message_response, page_response, to_json
 
@@ -29,6 +30,12 @@ COUNT_FIELD = Field(
     DEFAULT_PREVIEW_ROWS, description=f"rows to generate, 1..{MAX_PREVIEW_ROWS}", examples=[5]
 )
 SEED_FIELD = Field(None, description="the same seed gives the same rows; absent: a new draw each time")
+MAX_VERSION = 2**63 - 1
+VERSION_QUERY = Query(
+    ge=0,
+    le=MAX_VERSION,
+    description="a version of the template (0: the latest, or the one the id names as tmpl_x@N)",
+)
 PAGE_TOKEN_QUERY = Query(max_length=20)
 PROJECT_QUERY = Query(
     max_length=100, description="only what this project's runs may use: its own and the shared ones"
@@ -39,6 +46,12 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     count: int = COUNT_FIELD
     seed: int | None = SEED_FIELD
+    version: int = Field(
+        0,
+        ge=0,
+        le=MAX_VERSION,
+        description="a version of the template (0: the latest, or tmpl_x@N in the path)",
+    )
 
 
 class DraftPreviewRequest(BaseModel):
@@ -81,9 +94,25 @@ def catalog_routes(api: APIRouter, templates: TemplateUseCases, connections: Con
         summary="Get a template (its document and canonical form)",
         responses={200: message_response(template_pb2.Template)},
     )
-    async def get_template(template_id: str) -> JSONResponse:
-        template = await templates.get_template(template_id)
+    async def get_template(template_id: str, version: Annotated[int, VERSION_QUERY] = 0) -> JSONResponse:
+        """The latest version, or the one ``tmpl_x@N`` or ``version`` names (``revision``: its
+        number). A deleted template's versions stay readable."""
+        template = await templates.get_template(template_id, version)
         return JSONResponse(to_json(template), headers={"ETag": f'"{template.revision}"'})
+
+    @api.get(
+        "/templates/{template_id}/versions",
+        tags=["templates"],
+        summary="List a template's versions, newest first",
+        responses={200: page_response("versions", template_pb2.TemplateVersion)},
+    )
+    async def list_template_versions(
+        template_id: str,
+        page_size: Annotated[int, Query(ge=0, le=1000, description="at most 1000; 0: 50")] = 0,
+        page_token: Annotated[str, PAGE_TOKEN_QUERY] = "",
+    ) -> JSONResponse:
+        page, token = await templates.list_template_versions(template_id, page_size or 50, page_token)
+        return JSONResponse({"versions": [to_json(v) for v in page], "next_page_token": token})
 
     @api.post(
         "/templates/preview",
@@ -112,7 +141,9 @@ def catalog_routes(api: APIRouter, templates: TemplateUseCases, connections: Con
     )
     async def preview_template(template_id: str, body: PreviewRequest | None = None) -> JSONResponse:
         body = body or PreviewRequest()
-        preview = await templates.preview_template(template_id, count=body.count, seed=body.seed)
+        preview = await templates.preview_template(
+            template_id, count=body.count, seed=body.seed, version=body.version
+        )
         return JSONResponse(to_json(preview))
 
     @api.get(
