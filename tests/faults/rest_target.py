@@ -4,7 +4,8 @@
 ``Idempotency-Key``: a repeated key gets the stored response back (with ``Idempotent-Replayed:
 true``) and stores nothing; the same key with a different body is refused with 422, as Stripe and the
 IETF idempotency-key draft do. Requests without the header are stored every time. ``GET`` of a path
-returns its stored rows as a JSON array.
+returns its stored rows as a JSON array. ``DELETE`` of ``{path}/{id}`` removes the rows stored under
+``path`` whose ``id`` reads ``id`` (204), or answers 404 when there is none (a purge's undo).
 
 Faults are programmed per path and consumed in order, one per ``POST``; the key is counted in
 ``keys_seen`` whatever the answer:
@@ -85,6 +86,7 @@ class RestTarget:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._paths: dict[str, _Path] = {}
+        self._seen: list[SeenRequest] = []  # every request, every path, in arrival order
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -168,6 +170,11 @@ class RestTarget:
         with self._lock:
             return list(self._path(path).requests)
 
+    def requests_made(self, method: str) -> list[SeenRequest]:
+        """Every ``method`` request received, on any path, in arrival order."""
+        with self._lock:
+            return [r for r in self._seen if r.method == method]
+
     def pending_faults(self, path: str) -> int:
         """How many programmed faulty answers ``path`` has yet to give."""
         with self._lock:
@@ -185,8 +192,12 @@ class RestTarget:
             body, problem = raw.decode("utf-8", "replace"), _error(400, "the body is not JSON")
         with self._lock:
             state = self._path(path)
+            if problem is None and method == "DELETE":
+                problem = self._delete(path)
             answer = problem or self._decide(state, method, headers, body)
-            state.requests.append(SeenRequest(method, path, headers, body, answer.status))
+            seen = SeenRequest(method, path, headers, body, answer.status)
+            state.requests.append(seen)
+            self._seen.append(seen)
         return answer
 
     def _decide(self, state: _Path, method: str, headers: dict[str, str], body: Any) -> _Answer:
@@ -213,6 +224,16 @@ class RestTarget:
         if fault is not None:  # apply_then_hang: the rows are in, the answer comes too late
             return _Answer(answer.status, answer.payload, answer.headers, fault.hang_seconds)
         return answer
+
+    def _delete(self, path: str) -> _Answer:
+        """DELETE {collection}/{id}: the rows of ``collection`` whose id reads ``id``."""
+        collection, _, wanted = path.rpartition("/")
+        rows = self._paths.get(collection, _Path()).rows
+        kept = [r for r in rows if not (isinstance(r, dict) and str(r.get("id")) == wanted)]
+        if len(kept) == len(rows):
+            return _error(404, f"no row {wanted!r} under {collection}")
+        rows[:] = kept
+        return _Answer(204, b"")
 
     def _store(self, state: _Path, key: str | None, body: dict[str, Any] | list[Any]) -> _Answer:
         """Insert if the key is absent; a duplicate gets the first response back."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from seedbed.worker import ledger, sinks, templates
 from seedbed.worker.agent import AgentError
 from seedbed.worker.agent._connections import to_spec
 from seedbed.worker.agent._scrub import Scrubber
+from seedbed.worker.settings import worker_settings
 from seedbed.worker.templates._spec import RefGen
 
 # The Ray resource a catalog task (validate, preview, connection test) holds while it runs.
@@ -113,21 +115,37 @@ def try_connection(snapshot_bytes: bytes) -> tuple[bool, str, float]:
 
 
 def purge_run(
-    snapshot_bytes: bytes, run_key: str, run_id: str, ledger_key: bytes, dry_run: bool
+    snapshot_bytes: bytes,
+    run_key: str,
+    run_id: str,
+    ledger_key: bytes,
+    dry_run: bool,
+    work: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Delete (with `dry_run`: count) the rows run `run_id` (key `run_key`) inserted through this SQL
-    connection, newest batch first, by the keys its write ledger recorded (see
-    `seedbed.worker.ledger`), trusting only ledger rows whose MAC `ledger_key` verifies.
+    """Undo (with `dry_run`: count) what run `run_id` (key `run_key`) wrote through this connection,
+    newest first. SQL: the rows its write ledger recorded (see `seedbed.worker.ledger`), trusting
+    only ledger rows whose MAC `ledger_key` verifies. REST: the resources `work["rest"]` names
+    ([{call, batch, path, ids}], newest first), through the connection's declared undo. File: the
+    files `work["files"]` names, in the run's artifacts folder.
 
-    {"dry_run", "tables": [{table, rows_deleted, rows_recorded, batches}], "skipped": [{operation,
-    target, call, batch, reason}], "errors": [{table, call, batch, message}]}: at most one error,
-    where the purge stopped.
+    {"dry_run", "tables": [{table, rows_deleted, rows_recorded, batches, rows_restored,
+    rows_changed}], "skipped": [{operation, target, call, batch, reason}], "errors": [{table, call,
+    batch, message}], "changed": [{table, call, batch, key, reason}]}: at most one error, where the
+    purge stopped.
     """
     snapshot = attempt_pb2.ConnectionSnapshot.FromString(snapshot_bytes)
     scrubber = Scrubber()
+    work = work or {}
     try:
         spec, scrubber = to_spec(snapshot)
+        if spec.kind == "file":
+            folder = worker_settings().artifacts_dir / run_id
+            names = [str(n) for n in work.get("files", [])]
+            return ledger.purge_files(folder, names, dry_run=dry_run).to_json()
         with tempfile.TemporaryDirectory() as tmp, sinks.open_sink(spec, artifacts_dir=Path(tmp)) as sink:
+            if isinstance(sink, sinks.RestSink):
+                summary = ledger.purge_rest(sink, list(work.get("rest", [])), dry_run=dry_run)
+                return _scrubbed(summary, scrubber).to_json()
             if not isinstance(sink, sinks.PostgresSink | sinks.SqlAlchemySink):
                 raise sinks.ConfigurationError(
                     f"a {spec.kind} connection has no write ledger to purge from", connection_id=spec.id
@@ -138,6 +156,16 @@ def purge_run(
         text = scrubber.text(str(exc))
         failure = ledger.PurgeFailure("", 0, 0, f"cannot purge through connection {snapshot.id}: {text}")
         return ledger.PurgeSummary(dry_run, failure=failure).to_json()
+
+
+def _scrubbed(summary: ledger.PurgeSummary, scrubber: Scrubber) -> ledger.PurgeSummary:
+    """A target's answer may echo the credentials it got: never in what goes back."""
+    if summary.failure is not None:
+        failure = summary.failure
+        summary.failure = ledger.PurgeFailure(
+            failure.table, failure.call, failure.batch, scrubber.text(failure.message)
+        )
+    return summary
 
 
 def _probe(sink: Any) -> str:

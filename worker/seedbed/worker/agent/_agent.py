@@ -394,6 +394,7 @@ class Agent:
                     attempt=self._stamp.attempt,
                     status=replayed if b.replayed else applied,
                     time=_ts(datetime.now(UTC)),
+                    created_ids=b.created_ids or (),
                 )
             )
         return out
@@ -518,7 +519,7 @@ class Agent:
         prefix = f"{self._key_for_http}:{call}"
         result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix, deadline=self._deadline())
         self._written(result.count)
-        self._report(sink, "post", path, call, rows, result.count)
+        self._report(sink, "post", path, call, rows, result.count, sink.created_ids(result.responses))
         # A target may echo the credentials it got: the script sees them masked.
         return self._buffers.reply(self._scrubber.value(list(result.responses)))
 
@@ -547,10 +548,30 @@ class Agent:
         self._report(sink, "write", name, call, rows, result.count)
         return {"count": result.count, "size_bytes": result.size_bytes}
 
-    def _report(self, sink: Any, operation: str, target: str, call: int, rows: Any, count: int) -> None:
+    def _report(
+        self,
+        sink: Any,
+        operation: str,
+        target: str,
+        call: int,
+        rows: Any,
+        count: int,
+        created_ids: list[str] | None = None,
+    ) -> None:
         digest = ledger.content_hash({"op": operation, "target": target}, rows)
+        created = tuple(created_ids) if created_ids is not None else None
         self._note_batch(
-            ledger.BatchReport(sink.connection_id, operation, target, call, 0, count, digest, replayed=False)
+            ledger.BatchReport(
+                sink.connection_id,
+                operation,
+                target,
+                call,
+                0,
+                count,
+                digest,
+                replayed=False,
+                created_ids=created,
+            )
         )
 
     # -- workspace and steps -------------------------------------------------------------------------

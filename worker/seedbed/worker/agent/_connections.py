@@ -190,4 +190,6 @@ def to_spec(
             timeout_seconds=rest.timeout_seconds or 30,
             idempotent=rest.idempotent,
         )
+        if rest.undo:  # how a purge undoes what the run posts
+            options.update(undo=rest.undo, undo_id_field=rest.undo_id_field or "id")
     return ConnectionSpec(id=snapshot.id, kind=kind, options=options), scrubber  # type: ignore[arg-type]

@@ -33,6 +33,9 @@ recorded as a derivation (key fields, seed, row range, generation and Faker vers
 `decode_keys` computes again for a purge. `insert_batch` writes one piece of an insert whose rows
 arrive in pieces.
 
+A run's REST posts and file writes are undone by `purge_rest` (through a connection's declared
+undo, the ids the responses named) and `purge_files` (the files it wrote in its artifacts folder).
+
 REST targets get the same guarantee from the target (an `Idempotency-Key` identical on every retry,
 see `seedbed.worker.sinks.RestSink`), files from an atomic rename of a complete file.
 
@@ -61,6 +64,7 @@ from seedbed.worker.ledger._purge import (
 )
 from seedbed.worker.ledger._seal import LedgerSeal
 from seedbed.worker.ledger._tables import POSTGRESQL_LEDGER_DDL, POSTGRESQL_LEDGER_MAC_DDL
+from seedbed.worker.ledger._undo import purge_files, purge_rest
 from seedbed.worker.ledger._writer import BATCH_ROWS, AttemptStamp, LedgeredSql
 
 __all__ = [
@@ -83,5 +87,7 @@ __all__ = [
     "content_hash",
     "decode_keys",
     "plain_json",
+    "purge_files",
+    "purge_rest",
     "purge_run",
 ]

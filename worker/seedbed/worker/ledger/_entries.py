@@ -73,6 +73,8 @@ class BatchReport:
     rows: int
     content_hash: str
     replayed: bool
+    # A REST post through a connection with a declared undo: the id each response named.
+    created_ids: tuple[str, ...] | None = None
 
 
 class NondeterministicWriteError(Exception):

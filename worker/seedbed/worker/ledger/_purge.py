@@ -149,7 +149,10 @@ def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSu
     simulated: dict[tuple[str, str], str | None] = {}  # a dry run's upserted rows, as it would leave them
     for entry in history:
         body = functools.partial(
-            _purge_batch, ledger=ledger, keys=keys, upserts=upserts,
+            _purge_batch,
+            ledger=ledger,
+            keys=keys,
+            upserts=upserts,
             seal=seal,
             entry=entry,
             dry_run=dry_run,

@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
@@ -113,6 +113,10 @@ class RestSettings:
     idempotent: bool = False
     retry: RetryPolicy = RetryPolicy()
     max_response_bytes: int = 10 * 2**20
+    # How a purge undoes a post: "DELETE /things/{id}" ({id}: the id a response names at
+    # `undo_id_field`, {path}: the path posted to); "" when it cannot be undone.
+    undo: str = ""
+    undo_id_field: str = "id"
 
     @classmethod
     def from_spec(cls, spec: ConnectionSpec) -> Self:
@@ -151,6 +155,8 @@ class RestSettings:
             max_response_bytes=read.integer(
                 "max_response_bytes", default=cls.max_response_bytes, maximum=2**31
             ),
+            undo=_check_undo(read.text("undo"), spec.id),
+            undo_id_field=read.text("undo_id_field", default=cls.undo_id_field),
         )
         read.done()
         return settings
@@ -252,6 +258,39 @@ class RestSink(Sink):
                 status=200,
                 body=_excerpt(body),
             ) from None
+
+    def created_ids(self, responses: Sequence[Any]) -> list[str] | None:
+        """The ids the responses to a post name at `undo_id_field` (an array answer: one per
+        element), "" where one names none; None when the connection declares no undo."""
+        if not self.settings.undo:
+            return None
+        ids: list[str] = []
+        for response in responses:
+            for item in response if isinstance(response, list) else [response]:
+                found = _field_at(item, self.settings.undo_id_field)
+                ids.append(found if found is not None else "")
+        return ids
+
+    def undo_path(self, posted_to: str, created_id: str) -> str:
+        """The path a purge requests to undo the post of `created_id` to `posted_to`: the id
+        percent-encoded whole (an id holding '/' or '..' cannot leave the resource), the result
+        checked like every path (InvalidRequestError)."""
+        _, _, template = self.settings.undo.partition(" ")
+        path = template.replace("{path}", posted_to.strip("/")).replace("{id}", quote(created_id, safe=""))
+        return _check_path(path, self.connection_id)
+
+    def delete(self, path: str, *, deadline: float | None = None) -> bool:
+        """DELETE `path` (retried like a GET: deleting twice is deleting once). True when deleted,
+        False when the target answered 404 or 410 (already gone); RestError otherwise."""
+        path = _check_path(path, self.connection_id)
+        with self._lock:
+            try:
+                self._send("DELETE", path, retry_ambiguous=True, deadline=deadline)
+            except RestError as exc:
+                if exc.status in (404, 410):
+                    return False
+                raise
+        return True
 
     def close(self) -> None:
         self._watchdog.close()
@@ -433,6 +472,35 @@ def _span_attributes(request: httpx.Request, *, index: int | None, rows: int | N
     if request.content:
         attributes["seedbed.bytes"] = len(request.content)
     return attributes
+
+
+_ID_CHARS = 200
+
+
+def _field_at(item: Any, dotted: str) -> str | None:
+    """The scalar at a dotted path of a JSON object, as text; None when absent or not a scalar
+    (or longer than 200 characters: not an id)."""
+    for name in dotted.split("."):
+        if not isinstance(item, Mapping) or name not in item:
+            return None
+        item = item[name]
+    if isinstance(item, bool) or not isinstance(item, str | int):
+        return None
+    text = str(item)
+    return text if 0 < len(text) <= _ID_CHARS else None
+
+
+def _check_undo(undo: str, connection_id: str) -> str:
+    """A declared undo, "METHOD /path with {id}": only DELETE, with {id} in the path."""
+    if not undo:
+        return ""
+    method, _, path = undo.partition(" ")
+    if method != "DELETE" or "{id}" not in path or " " in path.strip():
+        raise ConfigurationError(
+            f"option 'undo' must read 'DELETE /path/{{id}}' (may use {{path}}), not {undo[:100]!r}",
+            connection_id=connection_id,
+        )
+    return undo
 
 
 def _check_path(path: object, connection_id: str) -> str:

@@ -48,7 +48,8 @@ class ConnectionSpec:
     - "sql": url (any SQLAlchemy URL), password (as above), batch_size, fetch_max_rows,
       fetch_max_bytes;
     - "rest": base_url (required), headers, batch_size, timeout_seconds, idempotent, max_retries,
-      backoff_base_seconds, backoff_max_seconds, retry_after_max_seconds, max_response_bytes;
+      backoff_base_seconds, backoff_max_seconds, retry_after_max_seconds, max_response_bytes, undo,
+      undo_id_field;
     - "file": none.
 
     The repr shows option names only, never values: URLs and headers hold secrets.
