@@ -1,4 +1,4 @@
-"""``seedbed run submit|list|show|logs|abort|purge|export|trace``: submit a scenario file and follow
+"""``seedbed run submit|list|show|logs|abort|purge|export|trace|replay``: submit a scenario file and follow
 its run, and read, stop and clean up runs.
 
 Old spellings kept for one release, each saying its new name: ``seedbed run FILE`` (→ ``run submit
@@ -37,6 +37,7 @@ from seedbed.cli._follow import (
 )
 from seedbed.cli._input import confirm, iso_time, read_text
 from seedbed.cli._output import Column, dump, printable, table, when
+from seedbed.cli._replay import replay
 from seedbed.cli._scenario_options import params_option
 from seedbed.cli._show import error_text, state_name, took
 from seedbed.client import Client, ClientError, LogEvent, ScenarioRun
@@ -509,5 +510,7 @@ def trace(run_id: str, depth: int | None, min_ms: float) -> int:
     )
     return 0
 
+
+run.add_command(replay)  # `seedbed run replay` (_replay)
 
 __all__ = ["ENV_IDEMPOTENCY_KEY", "RUN_COLUMNS", "parse_since", "run", "runs_table"]

@@ -138,6 +138,9 @@ def render(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> RenderableTyp
         rows.append(("next attempt", when(run.next_attempt_time)))
     if run.params:
         rows.append(("params", ", ".join(f"{k}={v}" for k, v in sorted(run.params.items()))))
+    from seedbed.cli._replay import input_rows  # here: _replay follows runs, which needs this module
+
+    rows.extend(input_rows(run))  # what it recorded for a replay
     if run.logs_truncated:
         rows.append(("logs truncated", f"{run.dropped_log_lines:,} lines dropped over the per-run cap"))
     parts: list[RenderableType] = [fields(rows)]

@@ -338,6 +338,18 @@ class Client:
         )
         return self._call(self._runs.RunScenario, request).fire  # type: ignore[attr-defined,no-any-return]
 
+    def replay_run(
+        self, run_id: str, connections: Mapping[str, str] | None = None, *, idempotency_key: str = ""
+    ) -> run_pb2.TriggerFire:
+        """Replay a finished run (RunService.ReplayRun); the key goes with every retry of the call,
+        as for :meth:`run`."""
+        request = run_pb2.ReplayRunRequest(
+            run_id=run_id,
+            connections=dict(connections or {}),
+            idempotency_key=idempotency_key or f"cli-{uuid.uuid4()}",
+        )
+        return self._call(self._runs.ReplayRun, request).fire  # type: ignore[attr-defined,no-any-return]
+
     def get_fire(self, fire_id: str) -> run_pb2.TriggerFire:
         response = self._call(self._runs.GetTriggerFire, run_pb2.GetTriggerFireRequest(fire_id=fire_id))
         return response.fire  # type: ignore[attr-defined,no-any-return]

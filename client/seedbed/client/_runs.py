@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -301,6 +301,16 @@ class ScenarioRun:
         response = self._client.abort(self.id, reason or "aborted from the Python client")
         self.raw = response.run
         return bool(response.already_finished)
+
+    def replay(
+        self, connections: Mapping[str, str] | None = None, *, idempotency_key: str = ""
+    ) -> TriggerFire:
+        """Start a new run with this run's recorded inputs (script, params, run key, template
+        versions, image), its connections mapped ``{old: new}`` (same kind); the fire answers at
+        once (``wait_for_scenario_run()`` for its run). Into the same connections nothing is
+        written again: their write ledger already holds every batch."""
+        fire = self._client.replay_run(self.id, connections or {}, idempotency_key=idempotency_key)
+        return TriggerFire(self._client, fire)
 
     def get_details(self) -> RunDetails:
         """The run fetched again, with its steps (and the job ids each ran) and its first error."""

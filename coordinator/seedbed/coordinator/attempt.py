@@ -21,7 +21,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.api.v1 import attempt_pb2, replay_pb2, run_pb2
 from seedbed.coordinator.access import worker_token
 from seedbed.coordinator.connections import run_snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError, LeaseLost
@@ -35,6 +35,7 @@ from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import ErrorInfo, LogRecord, RunEnd, RunRecord, Store, WriteBatchRecord, now
 from seedbed.coordinator.store.catalog import CatalogScope
+from seedbed.coordinator.store.replays import ReplayPin
 from seedbed.coordinator.tls import coordinator_tls
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,8 @@ class AttemptRunner:
                         task_id = event.started.task_id
                         timer.started(event.started)
                         await self._started(run_id, attempt, token, event.started)
+                        # What a replay of the run will ask for (store.replays).
+                        await self._store.replays.record_image(run_id, event.started.image)
                         if seen is not None:
                             seen.update(_started_attributes(event.started))
                     elif kind == "output":
@@ -307,6 +310,9 @@ class AttemptRunner:
         # Only what the run's project may use (its own and shared objects): another project's
         # connection is not even named, so a script using it fails as with an unknown id.
         scope = CatalogScope.of_project(run.project_key)
+        # A replay: what its attempts reproduce, and its ledger rows signed for the run it replays.
+        pin = (await self._store.replays.inputs_of(run.id)).pin
+        ledger_run = pin.ledger_run_id if pin is not None and pin.ledger_run_id else run.id
         # The versions fixed for the run (its pins, else the latest when it was created): every
         # attempt of the run generates from the same documents (see store.templates).
         pins = await self._store.templates.run_pins(run.id)
@@ -352,7 +358,8 @@ class AttemptRunner:
             sandbox_runtime=cfg.sandbox_runtime,
             derived_images=derived_image_limits(cfg),
             fencing_token=token,
-            ledger_key=ledger_key(self._secrets, run.id) if self._secrets is not None else b"",
+            ledger_key=ledger_key(self._secrets, ledger_run) if self._secrets is not None else b"",
+            replay=_replay_pin(pin) if pin is not None else None,
             limits=attempt_pb2.SandboxLimits(
                 # Ceilings may have been lowered since the scenario was saved: they still win.
                 timeout_seconds=min(timeout, cfg.max_timeout_seconds),
@@ -366,6 +373,16 @@ class AttemptRunner:
                 max_log_lines=cfg.max_log_lines,
             ),
         )
+
+
+def _replay_pin(pin: ReplayPin) -> replay_pb2.ReplayPin:
+    return replay_pb2.ReplayPin(
+        connection_aliases=pin.connection_aliases,
+        ledger_run_id=pin.ledger_run_id,
+        image=pin.image,
+        versions=pin.versions,
+        replayed_from=pin.replayed_from,
+    )
 
 
 def _outcome_without_result(end: RunEnd | None) -> str:

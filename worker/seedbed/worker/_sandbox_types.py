@@ -83,6 +83,9 @@ class SandboxRequest:
     # W3C traceparent of the attempt's span: the driver records its spans (image check, sandbox,
     # container create and start, script) under it; empty: no spans.
     traceparent: str = ""
+    # The image the attempt must run in (a replay's recorded tag, see `_replay`); empty: the image
+    # the current inputs give.
+    image: str = ""
 
     def __post_init__(self) -> None:
         if self.deadline.tzinfo is None or self.deadline.utcoffset() is None:

@@ -29,6 +29,7 @@ from seedbed.api.spans import QUEUE_WAIT
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.worker import tracing
 from seedbed.worker._image_cache import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UNUSED, DerivedImagePolicy
+from seedbed.worker._replay import version_refusal
 from seedbed.worker._sandbox_janitor import sweep_images
 from seedbed.worker.agent import Agent
 from seedbed.worker.sandbox import (
@@ -114,6 +115,7 @@ def request_from_spec(spec: attempt_pb2.AttemptSpec) -> SandboxRequest:
         deadline=deadline,
         labels={"seedbed.scenario": spec.scenario_id, "seedbed.fencing": str(spec.fencing_token)},
         traceparent=spec.trace.traceparent if spec.HasField("trace") else "",
+        image=spec.replay.image if spec.HasField("replay") else "",
     )
 
 
@@ -179,6 +181,12 @@ def execute(
     # what was set up is undone in reverse: the agent settles and closes, then the recorder leaves
     # the process-wide router (a Ray worker runs many attempts; a recorder left registered would
     # keep recording spans of this trace for as long as the process lives).
+    refusal = version_refusal(spec.replay) if spec.HasField("replay") else None
+    if refusal is not None:
+        # Before any sandbox: this worker would not give the replayed run's rows.
+        log.warning("attempt %d of run %s: refused: %s", spec.attempt, spec.run_id, refusal)
+        yield attempt_pb2.AttemptEvent(result=_refused(refusal))
+        return
     with ExitStack() as cleanup:
         recorder = _recorder(spec, began=time.time_ns())
         if recorder is not None:
@@ -220,6 +228,18 @@ def execute(
                 if event.result.HasField("error") and not event.result.error.step:
                     event.result.error.step = agent.failing_step()
             yield event
+
+
+def _refused(message: str) -> attempt_pb2.AttemptResult:
+    """The result of an attempt this worker refused before starting it (a replay it cannot give)."""
+    return attempt_pb2.AttemptResult(
+        outcome=attempt_pb2.ATTEMPT_OUTCOME_INFRASTRUCTURE,
+        exit_code=-1,
+        error=run_pb2.ErrorDetails(
+            reason=run_pb2.FAILURE_REASON_INFRASTRUCTURE, type="ReplayRefused", message=message
+        ),
+        time=_ts(datetime.now(UTC)),
+    )
 
 
 def _recorder(spec: attempt_pb2.AttemptSpec, *, began: int) -> tracing.SpanRecorder | None:

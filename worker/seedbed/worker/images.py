@@ -267,6 +267,14 @@ def _image_exists(client: docker.DockerClient, tag: str) -> bool:
     return True
 
 
+def image_present(client: docker.DockerClient, tag: str, cache_dir: Path | None = None) -> bool:
+    """Whether the engine has the image `tag` (a replay's recorded image); records its use."""
+    if not _image_exists(client, tag):
+        return False
+    ImageUseIndex(Path(cache_dir) if cache_dir is not None else _default_cache_dir()).record_safely(tag)
+    return True
+
+
 @contextlib.contextmanager
 def _build_lock(
     cache_dir: Path,

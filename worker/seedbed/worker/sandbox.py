@@ -62,6 +62,7 @@ import docker.types
 import requests.exceptions
 
 from seedbed.worker._channel import StreamDemuxer, encode_start
+from seedbed.worker._replay import check_image
 from seedbed.worker._requirements import HeaderRequirement, RequirementsError, header_requirements
 from seedbed.worker._sandbox_errors import (
     EngineUnavailableError,
@@ -101,7 +102,7 @@ from seedbed.worker._sandbox_types import (
     ScriptError,
     Started,
 )
-from seedbed.worker.images import DerivedImagePolicy, ensure_derived_image, ensure_image
+from seedbed.worker.images import DerivedImagePolicy, ensure_derived_image, ensure_image, image_present
 
 __all__ = [
     "DockerSandboxDriver",
@@ -297,6 +298,7 @@ class DockerSandboxDriver:
                     yield picked
                     return
                 image = picked
+                check_image(request.image, image)  # a replay's image, or PinnedImageError
                 spans.image_picked(image)
                 spans.sandbox(image, runtime)
                 # The first line after Started (image builds report before it).
@@ -418,6 +420,8 @@ class DockerSandboxDriver:
         engine's errors."""
         header = header_requirements(request.script)
         pins = tuple(requirement.spec for requirement in header)
+        if request.image and image_present(client, request.image, self._cache_dir):
+            return request.image  # a replay's image, still here: nothing to build
         if self._image is not None and not pins:
             return self._image
         pinned = self._image

@@ -100,6 +100,11 @@ runs = Table(
     # JSON {template id: version}: versions the run was asked to use (a replay); NULL: the latest
     # version of each template when the run was created.
     Column("template_pins", Text),
+    # Replayable runs: the image the script ran in (the first attempt that started), the run a replay
+    # replays, and (a replay) what its attempts pin, JSON: see store.replays.
+    Column("image", String(255)),
+    Column("replayed_from", String(40)),
+    Column("replay", Text),
     Index("ix_runs_scenario_created", "scenario_id", "created_at"),
     Index("ix_runs_project_created", "project_key", "created_at"),
     Index("ix_runs_state", "state"),

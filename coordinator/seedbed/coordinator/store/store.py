@@ -59,6 +59,7 @@ from seedbed.coordinator.store.records import (
     as_utc,
     now,
 )
+from seedbed.coordinator.store.replays import ReplayRepository
 from seedbed.coordinator.store.reports import ReportRepository
 from seedbed.coordinator.store.spans import SpanRepository
 from seedbed.coordinator.store.templates import TemplateRepository
@@ -105,6 +106,7 @@ class Store:
         self.spans = SpanRepository(self)
         self.access = AccessRepository(self)
         self.fires = FireRepository(self)
+        self.replays = ReplayRepository(self)
 
     @classmethod
     async def open(cls, url: str) -> Store:

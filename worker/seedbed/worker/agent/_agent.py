@@ -43,7 +43,7 @@ from seedbed.worker.agent._args import text as _text
 from seedbed.worker.agent._budget import DEFAULT_BYTES, MemoryBudget, resident_estimate
 from seedbed.worker.agent._buffers import Buffers
 from seedbed.worker.agent._bulkwrite import RowSetWriter, shard_options
-from seedbed.worker.agent._connections import to_spec
+from seedbed.worker.agent._connections import aliased_connections, to_spec
 from seedbed.worker.agent._dryrun import AgentSide, DryRunWrites
 from seedbed.worker.agent._errors import (
     AgentError,
@@ -131,7 +131,8 @@ class Agent:
             spec, self._template_docs, hold=lambda size, what: self.memory.hold(size, what)
         )
         self._parsed: dict[str, Any] = {}
-        self._connections = {c.id: c for c in spec.connections}
+        # A replay's script names map to the connections it writes to (see aliased_connections).
+        self._connections = aliased_connections(spec.connections, spec.replay.connection_aliases)
         self._sinks: dict[str, Any] = {}
         # Every form of every secret opened so far: nothing reaches the script unscrubbed.
         self._scrubber = Scrubber()
@@ -155,7 +156,8 @@ class Agent:
         self._calls = 0
         self._stamp = ledger.AttemptStamp(
             run_key=self._run_key,
-            run_id=spec.run_id,
+            # A replay signs its ledger rows for the run it replays (spec.ledger_key is derived for it).
+            run_id=spec.replay.ledger_run_id or spec.run_id,
             attempt=spec.attempt,
             fencing_token=spec.fencing_token,
             ledger_key=spec.ledger_key,

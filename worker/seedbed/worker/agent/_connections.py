@@ -6,6 +6,13 @@ secret-like query parameters out of a SQL URL (``?password=``, ``?sslpassword=``
 small document: ``seedbed-secret-v1:`` followed by JSON ``{"password": str | null, "query": {name:
 value or [values]}}``. The query parameters are put back into the URL here, just before connecting.
 
+A replay maps the script's connection names to others (``AttemptSpec.replay.connection_aliases``,
+checked by the coordinator): :func:`aliased_connections` makes ``connection("old")`` resolve to the
+snapshot of ``new``, so the sink, its ledger and every batch it reports carry ``new``'s id (what
+the run's purge and its write batches must name), while the script keeps the names it was written
+with. An alias whose target the attempt was not given (deleted, another project's) resolves to a
+refusal naming both, never to the old connection.
+
 A ``file`` secret is read only from inside ``SEEDBED_SECRET_FILE_DIR`` (symlinks resolved first); with
 no folder set, file secrets are refused: otherwise a connection could name any file the worker can
 read (the coordinator's keys) and send it to a REST target.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +143,25 @@ def resolve_secret(
         folder = secret_file_dir if secret_file_dir is not None else worker_settings().secret_file_dir
         return Secret(password=_secret_file(snapshot.id, snapshot.secret.file, folder))
     return Secret()
+
+
+def aliased_connections(
+    snapshots: Iterable[attempt_pb2.ConnectionSnapshot], aliases: Mapping[str, str]
+) -> dict[str, attempt_pb2.ConnectionSnapshot]:
+    """The attempt's connections by the names the script uses: each id, and each alias ``old`` as
+    the snapshot of its ``new``."""
+    found = {c.id: c for c in snapshots}
+    named = dict(found)
+    for old, new in aliases.items():
+        target = found.get(new)
+        if target is None:
+            target = attempt_pb2.ConnectionSnapshot(
+                id=new,
+                refused_reason=f"connection {old!r} is replayed into {new!r}, which this run may not use "
+                "or which no longer exists",
+            )
+        named[old] = target
+    return named
 
 
 def to_spec(

@@ -90,6 +90,13 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         return run_pb2.RunScenarioResponse(fire=fire)
 
     @guard
+    async def ReplayRun(
+        self, request: run_pb2.ReplayRunRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.ReplayRunResponse:
+        fire = await self._app.replay_run(request.run_id, request.connections, request.idempotency_key)
+        return run_pb2.ReplayRunResponse(fire=fire)
+
+    @guard
     async def GetTriggerFire(
         self, request: run_pb2.GetTriggerFireRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.GetTriggerFireResponse:

@@ -46,6 +46,15 @@ class RunRequest(BaseModel):
     params: dict[str, str | bool | int | float] = Field(default_factory=dict, description="the run's params")
 
 
+class ReplayRequest(BaseModel):
+    """How to replay a run: the script's connection ids mapped to the ones to write to instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    connections: dict[str, str] = Field(
+        default_factory=dict, description="old connection id -> new connection id (same kind)"
+    )
+
+
 class AbortRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("", description="kept with the run; at most 1000 characters are kept")
@@ -85,6 +94,12 @@ def run_routes(api: APIRouter, runs: RunUseCases, closing: asyncio.Event) -> Non
         fire = await runs.run_scenario(
             scenario_id, _param_strings(body.params), idempotency_key, project_key=project
         )
+        return await answer(request, fire, wait, timeout_seconds)
+
+    async def answer(
+        request: Request, fire: run_pb2.TriggerFire, wait: bool, timeout_seconds: float
+    ) -> JSONResponse:
+        """202 with the fire (and its run); with ``wait``, 200 once the run has ended."""
         run = await runs.get_run(fire.run_id) if fire.run_id else None
         if wait:
             waited = await _unless_gone(request, _wait(runs, fire, timeout_seconds))
@@ -141,6 +156,28 @@ def run_routes(api: APIRouter, runs: RunUseCases, closing: asyncio.Event) -> Non
         return await run_in_project(
             request, DEFAULT_PROJECT, scenario_id, body, idempotency_key, wait, timeout_seconds
         )
+
+    @api.post(
+        "/runs/{run_id}/replay",
+        tags=["runs"],
+        summary="Replay a finished run: the same inputs, optionally into other connections",
+        responses={200: FIRE_AND_RUN, 202: FIRE_AND_RUN},
+        response_model=None,
+    )
+    async def replay_run(
+        request: Request,
+        run_id: str,
+        body: ReplayRequest | None = None,
+        idempotency_key: Annotated[str, IDEMPOTENCY_KEY_HEADER] = "",
+        wait: Annotated[bool, WAIT_QUERY] = False,
+        timeout_seconds: Annotated[float, TIMEOUT_QUERY] = 600.0,
+    ) -> JSONResponse:
+        """Needs RUNNER on the run's project. A new run with the run's recorded script, params, run
+        key, template versions and image; `connections` maps the script's connection ids to others
+        (same kind). Unmapped targets already hold the run's batches: nothing is written to them
+        again. 202 with the fire and its run; with `wait=true`, 200 once the run has ended."""
+        fire = await runs.replay_run(run_id, (body or ReplayRequest()).connections, idempotency_key)
+        return await answer(request, fire, wait, timeout_seconds)
 
     @api.get(
         "/runs/{run_id}", tags=["runs"], summary="Get a run", responses={200: message_response(run_pb2.Run)}

@@ -1,0 +1,220 @@
+"""Replaying a run: a new run with the same inputs, its writes optionally sent to other connections.
+
+    replays = ReplayUseCases(store, fires, tracing)
+    fire = await replays.replay_run("run_…", {"shop": "shop_b"}, idempotency_key="ci-4711-b")
+
+What decides a run's data, and where each piece is kept:
+
+| input | recorded in |
+|---|---|
+| script | the run's snapshot (``runs.script``, with ``scenario_revision``) |
+| params, run key | the run (every seed derives from the run key and the SDK call's number) |
+| sandbox image | ``runs.image``, from every attempt's ``AttemptStarted.image`` |
+| Faker and generation versions | ``runs.details.versions``, from the attempt's result |
+| template versions | ``runs.details.templates``, from the attempt's result (``templates_used``) |
+
+A replay copies the script, params and run key of the original, pins the image and the template
+versions (as ``runs.template_pins``: a replay generates from the versions the original used, not
+the latest), and maps connections (``{old: new}``: the script's ``connection("old")`` writes to
+``new``). Its ledger rows are signed for the original run (``ReplayPin.ledger_run_id``, the first
+run of a chain of replays): a replay into the original's own targets finds every batch already
+written and writes nothing; into fresh targets it writes the same rows.
+
+The mapping is checked here, before anything starts (:func:`check_mapping`, pure): every old name is
+one the original used (wrote through, or named in its script), every new one exists for the
+scenario's project, has the old one's kind, and may be used by the caller and by the runs' run_as.
+A worker whose Faker release differs from the recorded one refuses the attempt (the same seeds would
+give other rows): refused, not warned, since a replay promises the same rows.
+
+Rejected: warning on another Faker release (a replay that silently writes other rows is worse than
+none); replaying only the scenario's current script (the data would follow later edits); a replay
+signing its ledger rows for itself (a replay into the same targets would find rows it cannot verify
+and fail instead of skipping them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+
+from seedbed.api.v1 import replay_pb2, run_pb2
+from seedbed.coordinator import _convert as cv
+from seedbed.coordinator import authz
+from seedbed.coordinator.access import Role, current_principal
+from seedbed.coordinator.app.ids import required_id
+from seedbed.coordinator.connections import normalize_connection_id, refusal
+from seedbed.coordinator.errors import FailedPreconditionError, InvalidArgumentError
+from seedbed.coordinator.model import validate_idempotency_key
+from seedbed.coordinator.observability.tracing import RunTracing
+from seedbed.coordinator.overlap import FireLauncher
+from seedbed.coordinator.store import RunRecord, Store
+from seedbed.coordinator.store.catalog import CatalogScope, ConnectionRecord
+from seedbed.coordinator.store.replays import RecordedInputs, ReplayPin
+
+__all__ = ["MAX_MAPPED_CONNECTIONS", "ConnectionUse", "ReplayUseCases", "check_mapping", "run_inputs"]
+
+MAX_MAPPED_CONNECTIONS = 100
+_MAX_ID_CHARS = 100
+_BATCH_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class ConnectionUse:
+    """What a mapping is checked against: the connection names the original's script used, the
+    connections its project may use now (by id), who asks, and whom the runs act as."""
+
+    used: Set[str]
+    catalog: Mapping[str, ConnectionRecord]
+    caller: str
+    run_as: str
+
+
+def check_mapping(mapping: Mapping[str, str], use: ConnectionUse) -> dict[str, str]:
+    """The mapping, checked; raises InvalidArgumentError naming the first bad entry and what to do."""
+    if len(mapping) > MAX_MAPPED_CONNECTIONS:
+        raise InvalidArgumentError(
+            "connections",
+            f"{len(mapping)} entries: at most {MAX_MAPPED_CONNECTIONS} connections can be mapped",
+        )
+    used = ", ".join(sorted(use.used)) or "none"
+    checked: dict[str, str] = {}
+    for old, new in mapping.items():
+        where = f"connections[{old[:_MAX_ID_CHARS]!r}]"
+        if not old or not new:
+            raise InvalidArgumentError("connections", "each entry maps a connection id to another: old=new")
+        if len(old) > _MAX_ID_CHARS or len(new) > _MAX_ID_CHARS:
+            raise InvalidArgumentError(where, f"connection ids have at most {_MAX_ID_CHARS} characters")
+        try:  # "shop" is conn_shop, as everywhere a connection id is taken
+            old, new = normalize_connection_id(old), normalize_connection_id(new)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(where, str(exc)) from None
+        if old not in use.used:
+            raise InvalidArgumentError(
+                where, f"the run never used a connection {old!r} (it used: {used}): map one of those"
+            )
+        target = use.catalog.get(new)
+        if target is None:
+            raise InvalidArgumentError(
+                where, f"connection {new!r} does not exist for this scenario's project: create it first"
+            )
+        source = use.catalog.get(old)
+        kind = source.kind if source is not None else ""  # deleted since: nothing to compare with
+        if kind and target.kind != kind:
+            raise InvalidArgumentError(
+                where,
+                f"{old!r} is a {kind} connection and {new!r} a {target.kind} one: map to a {kind} connection",
+            )
+        for who in dict.fromkeys((use.caller, use.run_as)):
+            reason = refusal(target, who)
+            if reason:
+                raise InvalidArgumentError(where, reason)
+        checked[old] = new
+    return checked
+
+
+def _used_names(run: RunRecord, written: Set[str], aliases: Mapping[str, str]) -> set[str]:
+    """The connection names the original's script used: those its batches went through (for a
+    replay, the script's names for them), and every quoted id in its script a connection could have."""
+    names = {old for old, new in aliases.items() if new in written}
+    names |= {c for c in written if c not in aliases.values()}
+    names |= set(aliases)
+    names |= {m.group(2) for m in re.finditer(r"(['\"])([A-Za-z0-9_.:-]{1,100})\1", run.script)}
+    return names
+
+
+def _template_versions(run: RunRecord) -> dict[str, int]:
+    """The template versions the run generated from (``details.templates``: [{"id", "version"}],
+    recorded from its attempt's result), by template id."""
+    found = (run.details or {}).get("templates") or []
+    if not isinstance(found, list):
+        return {}
+    return {
+        str(used["id"]): int(used["version"])
+        for used in found
+        if isinstance(used, dict) and isinstance(used.get("id"), str) and isinstance(used.get("version"), int)
+    }
+
+
+def run_inputs(run: RunRecord, recorded: RecordedInputs) -> replay_pb2.RunInputs:
+    """What the run recorded of its inputs (Run.inputs)."""
+    pin = recorded.pin
+    versions = (run.details or {}).get("versions") or {}
+    return replay_pb2.RunInputs(
+        image=recorded.image,
+        versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
+        template_versions=_template_versions(run) or (pin.template_versions if pin else {}),
+        connection_aliases=pin.connection_aliases if pin else {},
+        ledger_run_id=pin.ledger_run_id if pin else run.id,
+        scenario_revision=run.scenario_revision,
+    )
+
+
+class ReplayUseCases:
+    def __init__(self, store: Store, fires: FireLauncher, tracing: RunTracing) -> None:
+        self._store = store
+        self._fires = fires
+        self._tracing = tracing
+
+    async def replay_run(
+        self, run_id: str, connections: Mapping[str, str], idempotency_key: str = ""
+    ) -> run_pb2.TriggerFire:
+        """Fire a replay of a finished run. Needs the runner role on its project."""
+        run_id = required_id("run_id", run_id)
+        key = validate_idempotency_key(idempotency_key)
+        original = await authz.run_for(self._store, run_id, Role.RUNNER)
+        scenario = await authz.scenario_for(self._store, original.scenario_id, Role.RUNNER)
+        if not original.state.is_terminal:
+            raise FailedPreconditionError(
+                f"run {run_id} is {original.state.value}: a run can be replayed once it has ended"
+            )
+        recorded = await self._store.replays.inputs_of(run_id)
+        if not recorded.image:
+            raise FailedPreconditionError(
+                f"run {run_id} recorded no sandbox image (no attempt of it started, or it ran before runs "
+                "recorded their inputs): it cannot be replayed"
+            )
+        previous = recorded.pin.connection_aliases if recorded.pin else {}
+        written = await self._written(run_id)
+        use = ConnectionUse(
+            used=_used_names(original, written, previous),
+            catalog={
+                c.id: c
+                for c in await self._store.connections.all(CatalogScope.of_project(original.project_key))
+            },
+            caller=current_principal().user_id,
+            run_as=scenario.effective_run_as,
+        )
+        mapping = check_mapping(connections, use)
+        versions = (original.details or {}).get("versions") or {}
+        pin = ReplayPin(
+            replayed_from=original.id,
+            ledger_run_id=recorded.pin.ledger_run_id if recorded.pin else original.id,
+            image=recorded.image,
+            connection_aliases={**previous, **mapping},
+            versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
+            template_versions=_template_versions(original)
+            or (recorded.pin.template_versions if recorded.pin else {}),
+        )
+        caller = current_principal().user_id
+        with self._tracing.fire_span(original.scenario_id, None) as span:
+            fire, run, created = await self._store.replays.replay(
+                original, pin, key, triggered_by=caller, traceparent=self._tracing.traceparent(span)
+            )
+            if created:
+                self._tracing.name_fire(span, fire.id, fire.run_id)
+        if created:
+            self._tracing.name_call(fire.id, fire.run_id)
+            await self._fires.launch(fire, run)
+        return cv.fire_to_proto(fire)
+
+    async def _written(self, run_id: str) -> set[str]:
+        """The connections the run's batches went through."""
+        seen: set[str] = set()
+        offset = 0
+        while True:
+            page = await self._store.attempts.list_batches(run_id, _BATCH_PAGE, offset)
+            seen.update(b.connection_id for b in page)
+            if len(page) < _BATCH_PAGE:
+                return seen
+            offset += len(page)

@@ -1,0 +1,264 @@
+"""The replay part of the store: what a run recorded beyond its snapshot (the image its script ran
+in), and the creation of a replay's fire and run.
+
+Columns of ``runs`` this repository alone reads and writes (migration 0015): ``image`` (set by every
+attempt that started: the latest is the one whose writes the run kept), ``replayed_from`` and
+``replay`` (JSON of :class:`ReplayPin`: what a replay's attempts must reproduce).
+
+A replay is a fire like RunScenario's, resolved in one transaction under the scenario's lock by the
+same overlap policy (``runs.decide_overlap``), with the same "insert if absent, then compare the
+request hash" idempotency on its key. Its run copies the original's script, scenario revision,
+params and run key instead of the scenario's current ones. A policy that would queue the fire
+cancels it instead: a queued fire is later given a run from the scenario as it is then
+(``FireRepository.release_pending``), which is not what a replay asks for.
+
+Rejected: extra columns on ``fires`` carrying the replay's overrides through the queue (every
+reader of fires would have to know them); creating the run without a fire (waits, watches and
+idempotency all go through fires).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from seedbed.coordinator.errors import AlreadyExistsError, FailedPreconditionError
+from seedbed.coordinator.model import ACTIVE_STATES, FireState, new_id
+from seedbed.coordinator.runs import decide_overlap, superseded_reason
+from seedbed.coordinator.store import _rows
+from seedbed.coordinator.store import _schema as t
+from seedbed.coordinator.store.fires import _new_run
+from seedbed.coordinator.store.records import FireRecord, RunRecord, now
+
+if TYPE_CHECKING:
+    from seedbed.coordinator.store.store import Store
+
+__all__ = ["RecordedInputs", "ReplayPin", "ReplayRepository", "replay_request_hash"]
+
+
+@dataclass(frozen=True)
+class ReplayPin:
+    """What the attempts of a replay reproduce (AttemptSpec.replay)."""
+
+    replayed_from: str
+    ledger_run_id: str
+    image: str
+    connection_aliases: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    template_versions: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "replayed_from": self.replayed_from,
+                "ledger_run_id": self.ledger_run_id,
+                "image": self.image,
+                "connection_aliases": self.connection_aliases,
+                "versions": self.versions,
+                "template_versions": self.template_versions,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ReplayPin:
+        doc = json.loads(text)
+        return cls(
+            replayed_from=str(doc.get("replayed_from") or ""),
+            ledger_run_id=str(doc.get("ledger_run_id") or ""),
+            image=str(doc.get("image") or ""),
+            connection_aliases={str(k): str(v) for k, v in (doc.get("connection_aliases") or {}).items()},
+            versions={str(k): str(v) for k, v in (doc.get("versions") or {}).items()},
+            template_versions={str(k): int(v) for k, v in (doc.get("template_versions") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class RecordedInputs:
+    """A run's replay columns: the image it ran in, and for a replay the run it replays and its pin."""
+
+    image: str = ""
+    replayed_from: str = ""
+    pin: ReplayPin | None = None
+
+
+def replay_request_hash(run_id: str, connections: Mapping[str, str]) -> str:
+    """The request hash of a replay's fire: the same key with another request is refused."""
+    body = json.dumps({"replay_of": run_id, "connections": dict(connections)}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class ReplayRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def record_image(self, run_id: str, image: str) -> None:
+        """The image an attempt of the run started in (the latest attempt's wins: its writes are
+        the ones the run kept). Only while the run is active: a late event changes nothing."""
+        if not image:
+            return
+        async with self._store._write() as conn:
+            await conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
+                .values(image=image[:255])
+            )
+
+    async def inputs_of(self, run_id: str) -> RecordedInputs:
+        query = select(t.runs.c.image, t.runs.c.replayed_from, t.runs.c.replay).where(t.runs.c.id == run_id)
+        async with self._store._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return RecordedInputs()
+        return RecordedInputs(
+            image=row.image or "",
+            replayed_from=row.replayed_from or "",
+            pin=ReplayPin.from_json(row.replay) if row.replay else None,
+        )
+
+    async def inputs_of_runs(self, run_ids: list[str]) -> dict[str, RecordedInputs]:
+        if not run_ids:
+            return {}
+        query = select(t.runs.c.id, t.runs.c.image, t.runs.c.replayed_from, t.runs.c.replay).where(
+            t.runs.c.id.in_(run_ids)
+        )
+        async with self._store._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            r.id: RecordedInputs(
+                image=r.image or "",
+                replayed_from=r.replayed_from or "",
+                pin=ReplayPin.from_json(r.replay) if r.replay else None,
+            )
+            for r in rows
+        }
+
+    async def replay(
+        self,
+        original: RunRecord,
+        pin: ReplayPin,
+        idempotency_key: str,
+        *,
+        triggered_by: str,
+        traceparent: str = "",
+    ) -> tuple[FireRecord, RunRecord | None, bool]:
+        """Record the replay's fire and resolve it: (fire, run or None, created). The same key with
+        the same request answers the stored fire (created=False); with another, AlreadyExistsError."""
+        digest = replay_request_hash(original.id, pin.connection_aliases)
+        try:
+            return await self._replay(original, pin, idempotency_key, digest, triggered_by, traceparent)
+        except IntegrityError:
+            pass  # a concurrent call with the same key won the insert
+        return await self._answer_stored(idempotency_key, digest), None, False
+
+    async def _answer_stored(self, idempotency_key: str, digest: str) -> FireRecord:
+        async with self._store._engine.connect() as conn:
+            row = (
+                await conn.execute(select(t.fires).where(t.fires.c.idempotency_key == idempotency_key))
+            ).one()
+        if row.request_hash != digest:
+            raise AlreadyExistsError(
+                f"idempotency key {idempotency_key!r} was already used with a different request "
+                "(another run or connection mapping, or a scenario run): use a new key for a new request"
+            )
+        return _rows.to_fire(row._mapping)
+
+    async def _replay(
+        self,
+        original: RunRecord,
+        pin: ReplayPin,
+        idempotency_key: str,
+        digest: str,
+        triggered_by: str,
+        traceparent: str,
+    ) -> tuple[FireRecord, RunRecord | None, bool]:
+        at = now()
+        async with self._store._write() as conn:
+            if idempotency_key:
+                existing = (
+                    await conn.execute(
+                        select(t.fires.c.id).where(t.fires.c.idempotency_key == idempotency_key)
+                    )
+                ).first()
+                if existing is not None:
+                    return await self._answer_stored(idempotency_key, digest), None, False
+            scenario = await self._store._lock_scenario(conn, original.scenario_id)
+            if scenario.settings.refuses_fire(from_trigger=False):
+                raise FailedPreconditionError(
+                    f"scenario {scenario.id!r} is inactive and set to refuse runs while inactive "
+                    "(settings.refuse_runs_when_inactive): activate it before replaying its runs"
+                )
+            fire_values: dict[str, Any] = {
+                "id": new_id("fire"),
+                "scenario_id": scenario.id,
+                "params": json.dumps(original.params),
+                "idempotency_key": idempotency_key or None,
+                "request_hash": digest,
+                "created_at": at,
+                "run_id": None,
+                "cancel_reason": None,
+                "trigger_id": None,
+                "triggered_by": triggered_by,
+                "scheduled_at": None,
+                "queue_reason": None,
+                "resolved_at": at,
+                "traceparent": traceparent or None,
+            }
+            active = list(
+                (
+                    await conn.execute(
+                        select(t.runs.c.id)
+                        .where(
+                            t.runs.c.scenario_id == scenario.id,
+                            t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
+                        )
+                        .order_by(t.runs.c.created_at, t.runs.c.id)
+                    )
+                ).scalars()
+            )
+            decision = decide_overlap(scenario.settings.overlap_policy, scenario.id, active, [])
+            run_values: dict[str, Any] | None = None
+            if decision.cancel_reason is not None or decision.queue_reason is not None:
+                fire_values["state"] = FireState.CANCELLED.value
+                fire_values["cancel_reason"] = decision.cancel_reason or (
+                    f"{decision.queue_reason}; a replay does not wait its turn: replay again once it ends"
+                )
+            else:
+                run_values = _new_run(scenario, fire_values, original.run_key, at)
+                run_values.update(
+                    script=original.script,
+                    scenario_revision=original.scenario_revision,
+                    replayed_from=original.id,
+                    replay=pin.to_json(),
+                )
+                if pin.template_versions and "template_pins" in t.runs.c:
+                    run_values["template_pins"] = json.dumps(pin.template_versions, sort_keys=True)
+                fire_values["state"] = FireState.RUN_CREATED.value
+                fire_values["run_id"] = run_values["id"]
+            inserted = await conn.execute(
+                self._store._insert(t.fires)
+                .values(**fire_values)
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(t.fires.c.id)
+            )
+            if inserted.scalar_one_or_none() is None:
+                return await self._answer_stored(idempotency_key, digest), None, False
+            if run_values is not None:
+                await conn.execute(t.runs.insert().values(**run_values))
+            if run_values is not None and decision.supersede:
+                await conn.execute(
+                    update(t.runs)
+                    .where(
+                        t.runs.c.id.in_(decision.supersede),
+                        t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
+                        t.runs.c.abort_reason.is_(None),
+                    )
+                    .values(abort_reason=superseded_reason(fire_values["id"]))
+                )
+        return _rows.to_fire(fire_values), (_rows.to_run(run_values) if run_values else None), True

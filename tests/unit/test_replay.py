@@ -1,0 +1,295 @@
+"""Replaying runs: the mapping's checks (pure), the worker's side (aliases, Faker release, the pinned
+image), and ReplayRun over the API with the fake executor (what the replay's spec carries, what
+its run records, idempotency, refusals). Real databases and the real stack:
+tests/integration/test_replay.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from seedbed.api.v1 import attempt_pb2, connection_pb2, replay_pb2, run_pb2
+from seedbed.cli import main
+from seedbed.client import Client, ClientError, ScenarioRun
+from seedbed.coordinator.app.replay import MAX_MAPPED_CONNECTIONS, ConnectionUse, check_mapping
+from seedbed.coordinator.attempt import ledger_key
+from seedbed.coordinator.errors import InvalidArgumentError
+from seedbed.coordinator.secrets import SecretBox
+from seedbed.coordinator.store.catalog import ConnectionRecord
+from seedbed.coordinator.store.replays import ReplayPin
+from seedbed.worker import templates
+from seedbed.worker._replay import PinnedImageError, check_image, version_refusal
+from seedbed.worker.agent._connections import aliased_connections, to_spec
+from seedbed.worker.agent._errors import UnknownConnection
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _conn(connection_id: str, kind: str = "postgresql", allowed: tuple[str, ...] = ()) -> ConnectionRecord:
+    return ConnectionRecord(
+        id=connection_id,
+        kind=kind,
+        description="",
+        url=f"postgresql://u@db/{connection_id}" if kind != "rest" else "",
+        rest={},
+        secret_kind="none",
+        secret_ref="",
+        secret_cipher=None,
+        created_at=AT,
+        updated_at=AT,
+        allowed_users=allowed,
+    )
+
+
+def _use(**catalog: ConnectionRecord) -> ConnectionUse:
+    return ConnectionUse(used={"conn_shop", "conn_api"}, catalog=catalog, caller="alice", run_as="robot")
+
+
+CATALOG = {
+    "conn_shop": _conn("conn_shop"),
+    "conn_shop_b": _conn("conn_shop_b"),
+    "conn_api": _conn("conn_api", "rest"),
+    "conn_locked": _conn("conn_locked", allowed=("robot",)),
+    "conn_robots_no": _conn("conn_robots_no", allowed=("alice",)),
+}
+
+
+def test_a_mapping_of_used_connections_to_ones_of_the_same_kind_passes() -> None:
+    # Ids as everywhere: "shop" is conn_shop.
+    assert check_mapping({"shop": "conn_shop_b"}, _use(**CATALOG)) == {"conn_shop": "conn_shop_b"}
+    assert check_mapping({}, _use(**CATALOG)) == {}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "field", "words"),
+    [
+        (
+            {"orders": "shop_b"},
+            "connections['orders']",
+            "never used a connection 'conn_orders' (it used: conn_api, conn_shop)",
+        ),
+        ({"shop": "nowhere"}, "connections['shop']", "connection 'conn_nowhere' does not exist"),
+        (
+            {"shop": "api"},
+            "connections['shop']",
+            "'conn_shop' is a postgresql connection and 'conn_api' a rest",
+        ),
+        ({"shop": "locked"}, "connections['shop']", "may not be used by runs acting as 'alice'"),
+        ({"shop": "robots_no"}, "connections['shop']", "may not be used by runs acting as 'robot'"),
+        ({"shop": ""}, "connections", "old=new"),
+        ({"": "shop_b"}, "connections", "old=new"),
+        ({"shop": "x" * 101}, "connections['shop']", "at most 100 characters"),
+        ({"shop": "Bad Id!"}, "connections['shop']", "is not a valid id"),
+    ],
+)
+def test_a_bad_mapping_is_refused_naming_the_entry(mapping: dict[str, str], field: str, words: str) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        check_mapping(mapping, _use(**CATALOG))
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_too_many_mapped_connections_are_refused_naming_the_cap() -> None:
+    mapping = {f"c{i}": "shop_b" for i in range(MAX_MAPPED_CONNECTIONS + 1)}
+    with pytest.raises(InvalidArgumentError, match=f"at most {MAX_MAPPED_CONNECTIONS} connections"):
+        check_mapping(mapping, _use(**CATALOG))
+
+
+def test_a_used_connection_deleted_since_may_be_mapped_to_any_kind() -> None:
+    catalog = {k: v for k, v in CATALOG.items() if k != "conn_shop"}
+    assert check_mapping({"shop": "shop_b"}, _use(**catalog)) == {"conn_shop": "conn_shop_b"}
+
+
+def test_the_pin_survives_its_json() -> None:
+    pin = ReplayPin("run_a", "run_0", "seedbed-python:abc", {"shop": "shop_b"}, {"faker": "1.0"}, {"t": 3})
+    assert ReplayPin.from_json(pin.to_json()) == pin
+
+
+# -- the worker's side -------------------------------------------------------------------------------
+
+
+def _snapshot(connection_id: str, database: str) -> attempt_pb2.ConnectionSnapshot:
+    return attempt_pb2.ConnectionSnapshot(
+        id=connection_id, kind=connection_pb2.CONNECTION_KIND_POSTGRESQL, url=f"postgresql://u@db/{database}"
+    )
+
+
+def test_an_alias_resolves_the_old_name_to_the_new_connection() -> None:
+    named = aliased_connections([_snapshot("shop", "a"), _snapshot("shop_b", "b")], {"shop": "shop_b"})
+    spec, _ = to_spec(named["shop"])
+    # The sink (and every batch it reports) carries the new connection's id and database.
+    assert spec.id == "shop_b"
+    assert spec.options["url"].endswith("/b")
+    assert to_spec(named["shop_b"])[0].options["url"].endswith("/b")
+
+
+def test_an_alias_to_a_connection_the_attempt_was_not_given_is_refused_not_the_old_one() -> None:
+    named = aliased_connections([_snapshot("shop", "a")], {"shop": "gone"})
+    with pytest.raises(UnknownConnection, match="'shop' is replayed into 'gone'"):
+        to_spec(named["shop"])
+
+
+def test_another_faker_release_refuses_the_replay_naming_both() -> None:
+    recorded = replay_pb2.ReplayPin(replayed_from="run_a", versions={"faker": "0.0.1"})
+    refusal = version_refusal(recorded)
+    assert refusal is not None
+    assert "run run_a was generated with Faker release 0.0.1" in refusal
+    assert f"this worker has {templates.FAKER_VERSION}" in refusal
+    same = replay_pb2.ReplayPin(
+        versions={"faker": templates.FAKER_VERSION, "generation": str(templates.GENERATION_VERSION)}
+    )
+    assert version_refusal(same) is None
+    other = replay_pb2.ReplayPin(versions={"generation": "999"})
+    assert "generation version 999" in (version_refusal(other) or "")
+
+
+def test_an_image_other_than_the_recorded_one_fails_naming_both() -> None:
+    check_image("", "seedbed-python:new")
+    check_image("seedbed-python:old", "seedbed-python:old")
+    with pytest.raises(PinnedImageError) as info:
+        check_image("seedbed-python:old", "seedbed-python:new", "run_a")
+    assert "run run_a ran in image seedbed-python:old" in str(info.value)
+    assert "now give seedbed-python:new" in str(info.value)
+
+
+# -- over the API, with the fake executor ------------------------------------------------------------
+
+SCRIPT = "batch conn_shop customers 1 0 5\nbatch conn_shop orders 2 0 7\n"
+
+
+def _pg(client: Client, connection_id: str, **extra: Any) -> None:
+    client.create_connection(
+        connection_pb2.CreateConnectionRequest(
+            connection_id=connection_id,
+            kind=connection_pb2.CONNECTION_KIND_POSTGRESQL,
+            url=f"postgresql://u@db/{connection_id}",
+            **extra,
+        )
+    )
+
+
+def _finished(client: Client) -> run_pb2.Run:
+    _pg(client, "shop")
+    _pg(client, "shop_b")
+    client.create_connection(
+        connection_pb2.CreateConnectionRequest(
+            connection_id="files", kind=connection_pb2.CONNECTION_KIND_FILE
+        )
+    )
+    client.put_scenario("seeding", script=SCRIPT)
+    run = client.wait(client.run("seeding", {"rows": "5"}).run_id)
+    assert run.state == run_pb2.RUN_STATE_SUCCESS
+    return run
+
+
+def test_replay_runs_the_recorded_script_and_key_into_the_mapped_connection(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    coordinator, client = fake_coordinator
+    original = _finished(client)
+    assert original.inputs.image == "fake" and original.inputs.ledger_run_id == original.id
+    assert not original.replayed_from
+    # The scenario changes after the run: the replay still runs the script the run ran.
+    client.put_scenario("seeding", script="print changed\n")
+
+    fire = client.replay_run(original.id, {"shop": "shop_b"}, idempotency_key="replay-1")
+    replayed = client.wait(fire.run_id)
+    assert replayed.state == run_pb2.RUN_STATE_SUCCESS
+    assert replayed.replayed_from == original.id
+    assert (replayed.run_key, dict(replayed.params)) == (original.run_key, {"rows": "5"})
+    assert replayed.scenario_revision == original.scenario_revision
+    assert dict(replayed.inputs.connection_aliases) == {"conn_shop": "conn_shop_b"}
+    assert replayed.inputs.ledger_run_id == original.id
+
+    spec = coordinator.dispatcher.specs[-1]
+    assert spec.run_id == replayed.id and spec.script == SCRIPT
+    assert dict(spec.replay.connection_aliases) == {"conn_shop": "conn_shop_b"}
+    assert (spec.replay.ledger_run_id, spec.replay.image, spec.replay.replayed_from) == (
+        original.id,
+        "fake",
+        original.id,
+    )
+    # Its ledger rows are signed for the original: a replay into the same targets skips them.
+    settings = coordinator.settings
+    box = SecretBox.from_key_or_file(settings.secret_key, settings.data_dir)
+    assert spec.ledger_key == ledger_key(box, original.id)
+
+    # The same key and request: the same fire; another request: ALREADY_EXISTS.
+    assert client.replay_run(original.id, {"shop": "shop_b"}, idempotency_key="replay-1").id == fire.id
+    with pytest.raises(ClientError) as info:
+        client.replay_run(original.id, {}, idempotency_key="replay-1")
+    assert info.value.code == grpc.StatusCode.ALREADY_EXISTS
+
+    # A replay of the replay keeps the ledger identity of the first run and its mapping.
+    again = client.wait(client.replay_run(replayed.id).run_id)
+    assert again.inputs.ledger_run_id == original.id
+    assert dict(again.inputs.connection_aliases) == {"conn_shop": "conn_shop_b"}
+
+
+def test_replay_refuses_bad_mappings_active_and_unknown_runs(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    original = _finished(client)
+    cases = [
+        ({"orders": "shop_b"}, grpc.StatusCode.INVALID_ARGUMENT, "never used a connection 'conn_orders'"),
+        ({"shop": "nowhere"}, grpc.StatusCode.INVALID_ARGUMENT, "'conn_nowhere' does not exist"),
+        (
+            {"shop": "files"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "postgresql connection and 'conn_files' a file one",
+        ),
+    ]
+    for mapping, code, words in cases:
+        with pytest.raises(ClientError) as info:
+            client.replay_run(original.id, mapping)
+        assert info.value.code == code and words in info.value.details
+    with pytest.raises(ClientError) as info:
+        client.replay_run("run_doesnotexist")
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+
+    client.put_scenario("slow", script="sleep 30\n")
+    slow = client.run("slow").run_id
+    with pytest.raises(ClientError) as info:
+        client.replay_run(slow)
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "can be replayed once it has ended" in info.value.details
+    client.abort(slow)
+    client.wait(slow)
+    # Nothing was started by the refusals: the original and the slow run only.
+    assert len(client.list_runs("seeding", 10)) == 1
+
+
+def test_a_connection_the_caller_may_not_use_is_refused(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    original = _finished(client)
+    client.create_user("somebody-else")
+    _pg(client, "staff_only", allowed_users=["somebody-else"])
+    with pytest.raises(ClientError) as info:
+        client.replay_run(original.id, {"shop": "staff_only"})
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "may not be used by runs acting as" in info.value.details
+
+
+def test_seedbed_run_replay_and_show(
+    fake_coordinator: tuple[Any, Client], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    coordinator, client = fake_coordinator
+    address = ["--address", coordinator.address]
+    original = _finished(client)
+    assert main([*address, "run", "replay", original.id, "--connection", "shop=shop_b"]) == 0
+    replayed = client.list_runs("seeding", 10)[0]
+    assert replayed.replayed_from == original.id
+    capsys.readouterr()
+    assert main([*address, "run", "show", replayed.id]) == 0
+    out = capsys.readouterr().out
+    assert "replay of" in out and original.id in out
+    assert "conn_shop → conn_shop_b" in out and "fake" in out
+    assert main([*address, "run", "replay", original.id, "-c", "shop"]) == 2
+    assert main([*address, "run", "replay", original.id, "-c", "nope=shop_b"]) != 0
+    # The Python client's run object replays too.
+    fire = ScenarioRun(client, client.get_run(original.id)).replay({"shop": "shop_b"})
+    assert client.wait(fire.run_id).replayed_from == original.id
+    assert isinstance(replayed.inputs, replay_pb2.RunInputs)
