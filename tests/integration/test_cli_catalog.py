@@ -47,7 +47,7 @@ def test_classic_scenario_set_up_through_the_cli(coordinator: tuple[Any, Client]
             *address, "template", "create", str(shop / "customer.yaml"), str(shop / "order.yaml")
         )
         assert pushed.returncode == 0, pushed.stderr
-        assert "tmpl_customer revision 1" in pushed.stdout
+        assert "tmpl_customer@1" in pushed.stdout
         preview = seedbed(
             *address, "template", "preview", "tmpl_customer", "-n", "5", "--seed", "3", "-o", "json"
         )
@@ -188,7 +188,7 @@ def test_old_catalog_spellings_still_work_and_say_the_new_one(
     template = tmp_path / "tmpl.yaml"
     template.write_text((ROOT / "examples" / "shop" / "customer.yaml").read_text())
     pushed = seedbed(*address, "template", "push", str(template))
-    assert pushed.returncode == 0 and "tmpl_customer revision 1" in pushed.stdout
+    assert pushed.returncode == 0 and "tmpl_customer@1" in pushed.stdout
     assert "`seedbed template push` is now `seedbed template create`" in pushed.stderr
     listed = seedbed(*address, "template", "list", "--json")
     assert [t["id"] for t in json.loads(listed.stdout)] == ["tmpl_customer"]

@@ -24,6 +24,7 @@ from seedbed.cli._context import CliError, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode
 from seedbed.cli._input import read_bytes, read_text
 from seedbed.cli._output import Column, printable, table
+from seedbed.cli._template_versions import template_diff, template_history
 
 # -- templates ---------------------------------------------------------------------------------------
 
@@ -33,11 +34,21 @@ def template() -> None:
     """Data templates: the fields of generated rows, in YAML or JSON.
 
     \b
+    Every change is a new version: TEMPLATE@N names version N (show, preview, diff, and a script's
+    dm.generate("tmpl_x@3")); without @N, the latest.
+
+    \b
     Examples:
       seedbed template create examples/shop/customer.yaml examples/shop/order.yaml
       seedbed template preview tmpl_customer -n 3
       seedbed template list --project shop
+      seedbed template history tmpl_order
+      seedbed template diff tmpl_order@2 tmpl_order@3
     """
+
+
+template.add_command(template_history)
+template.add_command(template_diff)
 
 
 @template.command("list")
@@ -55,7 +66,7 @@ def template_list(project_key: str) -> None:
     columns = (
         Column("TEMPLATE", lambda t: t.id),
         Column("PROJECT", lambda t: owner(t.project_key, t.shared)),
-        Column("REV", lambda t: t.revision, justify="right"),
+        Column("VERSION", lambda t: t.revision, justify="right"),
         Column("FIELDS", lambda t: ", ".join(t.field_names), overflow="ellipsis", max_width=40),
         Column("DESCRIPTION", lambda t: t.description, overflow="ellipsis"),
     )
@@ -65,12 +76,13 @@ def template_list(project_key: str) -> None:
 @template.command("show")
 @click.argument("template_id", metavar="TEMPLATE")
 def template_show(template_id: str) -> None:
-    """Print template TEMPLATE's source as it was created (so `> file.yaml` saves it); -o json|yaml
-    prints the Template (source, fields, revision, project…).
+    """Print template TEMPLATE's source as it was created (so `> file.yaml` saves it); TEMPLATE@N:
+    version N's. -o json|yaml prints the Template (source, fields, revision: its version, project…).
 
     \b
     Examples:
       seedbed template show tmpl_customer > customer.yaml
+      seedbed template show tmpl_customer@2
       seedbed template show tmpl_customer -o yaml
     """
     g = state()
@@ -88,7 +100,8 @@ def template_show(template_id: str) -> None:
 @ownership("the templates")
 def template_create(files: tuple[str, ...], no_update: bool, project_key: str, shared: bool | None) -> None:
     """Create the templates in the YAML or JSON files FILE..., or update those that exist (a new
-    revision; --no-update refuses instead). Was `template push`.
+    version, unless the file is the latest version's source; --no-update refuses instead). Was
+    `template push`.
 
     -o json prints the list of Templates as saved, one per FILE.
 
@@ -108,7 +121,7 @@ def template_create(files: tuple[str, ...], no_update: bool, project_key: str, s
             shared_note = ", shared" if made.shared else ""
             click.echo(
                 printable(
-                    f"{made.id} revision {made.revision} ({len(made.field_names)} fields) "
+                    f"{made.id}@{made.revision} ({len(made.field_names)} fields) "
                     f"in project {made.project_key}{shared_note}"
                 )
             )
@@ -119,7 +132,8 @@ def template_create(files: tuple[str, ...], no_update: bool, project_key: str, s
 @template.command("delete")
 @click.argument("template_id", metavar="TEMPLATE")
 def template_delete(template_id: str) -> None:
-    """Delete template TEMPLATE (scenarios that use it fail at their next run).
+    """Delete template TEMPLATE (scenarios that use it fail at their next run). Its versions stay
+    readable (history, show TEMPLATE@N): the runs that used them stay explainable.
 
     -o json prints {"deleted": TEMPLATE}.
 
@@ -144,8 +158,9 @@ def template_delete(template_id: str) -> None:
     help="a file: preview it as a run of this project would (its templates and files)",
 )
 def template_preview(template: str, count: int, seed: int | None, project_key: str) -> None:
-    """Print sample rows of TEMPLATE: a stored template's id, or a YAML/JSON template file (not
-    saved). -o json prints the rows as a JSON array of objects, field name → value.
+    """Print sample rows of TEMPLATE: a stored template's id (TEMPLATE@N: version N), or a
+    YAML/JSON template file (not saved). -o json prints the rows as a JSON array of objects, field
+    name → value.
 
     \b
     Examples:

@@ -475,9 +475,16 @@ class Client:
         )
         return self._call(self._templates.PutTemplate, request).template  # type: ignore[attr-defined,no-any-return]
 
-    def get_template(self, template_id: str) -> template_pb2.Template:
-        request = template_pb2.GetTemplateRequest(template_id=template_id)
+    def get_template(self, template_id: str, version: int = 0) -> template_pb2.Template:
+        """The template's latest version, or version ``version`` (or the one ``tmpl_x@N`` names):
+        ``revision`` is its number."""
+        request = template_pb2.GetTemplateRequest(template_id=template_id, version=version)
         return self._call(self._templates.GetTemplate, request).template  # type: ignore[attr-defined,no-any-return]
+
+    def list_template_versions(self, template_id: str) -> list[template_pb2.TemplateVersion]:
+        """Every version of the template, newest first (a deleted template's too)."""
+        request = template_pb2.ListTemplateVersionsRequest(template_id=template_id)
+        return self._every(self._templates.ListTemplateVersions, request, "versions")
 
     def list_templates(self, project_key: str = "") -> list[template_pb2.Template]:
         """Every template the caller may read; with ``project_key``, those its runs may use."""
@@ -497,11 +504,12 @@ class Client:
         count: int = 5,
         seed: int | None = None,
         project_key: str = "",
+        version: int = 0,
     ) -> list[dict[str, object]]:
-        """Sample rows of a stored template, or of ``source`` as a run of ``project_key`` (empty:
-        "default") would generate them."""
+        """Sample rows of a stored template (of one version with ``version`` or ``tmpl_x@N``), or of
+        ``source`` as a run of ``project_key`` (empty: "default") would generate them."""
         request = template_pb2.PreviewTemplateRequest(
-            template_id=template_id, source=source, count=count, project_key=project_key
+            template_id=template_id, source=source, count=count, project_key=project_key, version=version
         )
         if seed is not None:
             request.seed = seed
