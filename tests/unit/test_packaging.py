@@ -71,6 +71,7 @@ def test_public_surfaces_are_pinned() -> None:
     import seedbed.coordinator
 
     assert sorted(seedbed.client.__all__) == [
+        "AssetIntegrityError",
         "Client",
         "ClientError",
         "ErrorInfo",
@@ -79,6 +80,7 @@ def test_public_surfaces_are_pinned() -> None:
         "NoRunError",
         "OutcomeError",
         "Project",
+        "RunAsset",
         "RunDetails",
         "RunEnded",
         "RunFailedError",

@@ -189,7 +189,8 @@ def test_sdk_outside_a_sandbox_says_so() -> None:
 def test_sdk_public_surface() -> None:
     out = run_python("import seedbed.sdk, seedbed; print(sorted(seedbed.sdk.__all__), seedbed.__file__)")
     assert out.strip() == (
-        "['CallError', 'ChannelClosedError', 'Column', 'Connection', 'InvalidArgument', 'LimitExceeded', "
+        "['Assets', 'CallError', 'ChannelClosedError', 'Column', 'Connection', 'InvalidArgument', "
+        "'LimitExceeded', "
         "'NondeterministicWrite', 'Pick', "
         "'RestError', 'RowSet', 'Seedbed', 'SeedbedError', 'SerializationError', 'TargetError', 'Template', "
         "'TemplateError', 'UnknownConnection', 'UnknownTemplate', 'Workspace', 'WorkspaceError', 'log', "

@@ -5,7 +5,8 @@ Old spellings kept for one release, each saying its new name: ``seedbed run FILE
 FILE``), ``run details`` (→ ``run show``), ``run log`` (→ ``run logs``), and at the root ``runs``,
 ``logs``, ``abort`` (``_app``). ``RUN_COLUMNS`` / ``runs_table`` are the runs table ``scenario runs``
 shares. Following (log lines, the live status, Ctrl-C) is ``_follow``; ``run show`` is drawn by
-``_show``, ``run purge`` by ``_purge``, ``run trace`` by ``_trace``.
+``_show``, ``run purge`` by ``_purge``, ``run trace`` by ``_trace``; ``run assets`` and ``run download``
+are ``_assets``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import grpc
 from rich.table import Table
 
 from seedbed.api.v1 import run_pb2
+from seedbed.cli import _assets
 from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import CliError, Globals, SeedbedGroup, state
 from seedbed.cli._exits import ExitCode, for_run_state
@@ -96,6 +98,11 @@ def run() -> None:
       seedbed run list --scenario hello --state FAILED
       seedbed run logs RUN --follow --sequence
     """
+
+
+# `run assets` and `run download` (the files a run kept) live in their own module.
+run.add_command(_assets.assets)
+run.add_command(_assets.download)
 
 
 def _scenario_id_for(path: Path) -> str:

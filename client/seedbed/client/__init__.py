@@ -32,6 +32,8 @@ A run's trace (spans from the RunScenario call down to each batch written) and i
         print("  " * depth + span.name, span.duration, span.attributes)
     document = trace.to_otlp_json()
 
+A run's assets (files it kept): ``run.assets()``, each with ``.download(path)`` and ``.read()``.
+
 Log events carry the script's log fields as Python values and the ids of the span they were written
 in: ``event.fields``, ``event.trace_id``, ``event.span_id``.
 
@@ -45,6 +47,7 @@ FireCancelledError and RunFailedError for outcomes, ValueError for values checke
 for a last run that does not exist).
 """
 
+from seedbed.client._assets import AssetIntegrityError, RunAsset
 from seedbed.client._client import Client, ClientError
 from seedbed.client._errors import FireCancelledError, NoRunError, OutcomeError, RunFailedError
 from seedbed.client._logs import LogEvent, RunEnded
@@ -55,6 +58,7 @@ from seedbed.client._settings import ScenarioSettings
 from seedbed.client._traces import RunTrace, TraceSpan
 
 __all__ = [
+    "AssetIntegrityError",
     "Client",
     "ClientError",
     "ErrorInfo",
@@ -66,6 +70,7 @@ __all__ = [
     "RunDetails",
     "RunEnded",
     "RunFailedError",
+    "RunAsset",
     "RunTrace",
     "Scenario",
     "ScenarioListItem",

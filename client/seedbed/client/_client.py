@@ -22,6 +22,7 @@ import grpc
 from seedbed.api.v1 import (
     access_pb2,
     access_pb2_grpc,
+    asset_pb2,
     connection_pb2,
     connection_pb2_grpc,
     run_pb2,
@@ -393,6 +394,35 @@ class Client:
         an unknown run, PERMISSION_DENIED as for ``get_run``."""
         response = self._call(self._runs.GetRunTrace, run_pb2.GetRunTraceRequest(run_id=run_id))
         return RunTrace(run_id, response)  # type: ignore[arg-type]
+
+    def run_assets(self, run_id: str) -> list[asset_pb2.RunAsset]:
+        """The files run ``run_id`` kept (its assets), by name; empty when it kept none."""
+        response = self._call(self._runs.ListRunAssets, asset_pb2.ListRunAssetsRequest(run_id=run_id))
+        return list(response.assets)  # type: ignore[attr-defined]
+
+    def download_run_asset(self, run_id: str, name: str) -> tuple[asset_pb2.RunAsset, Iterator[bytes]]:
+        """One asset's metadata and its content in chunks (read the chunks before the next call).
+        NOT_FOUND (ClientError) for an unknown run or name, raised here, before any chunk."""
+        request = asset_pb2.DownloadRunAssetRequest(run_id=run_id, name=name)
+        try:
+            stream = self._runs.DownloadRunAsset(request, timeout=max(self._timeout, 600))
+            first = next(stream)
+        except grpc.RpcError as exc:
+            raise _wrap(exc, self._transport) from None
+        except StopIteration:
+            message = f"the download of {name!r} ended before it began"
+            raise ClientError(grpc.StatusCode.UNKNOWN, message) from None
+
+        def chunks() -> Iterator[bytes]:
+            if first.chunk:
+                yield first.chunk
+            try:
+                for message in stream:
+                    yield message.chunk
+            except grpc.RpcError as exc:
+                raise _wrap(exc, self._transport) from None
+
+        return first.asset, chunks()
 
     def abort(self, run_id: str, reason: str = "") -> run_pb2.AbortRunResponse:
         return self._call(self._runs.AbortRun, run_pb2.AbortRunRequest(run_id=run_id, reason=reason))  # type: ignore[return-value]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from seedbed.api.v1 import run_pb2
+from seedbed.client._assets import RunAsset
 from seedbed.client._client import _RETRYABLE, ClientError, _wrap
 from seedbed.client._errors import FireCancelledError, RunFailedError
 from seedbed.client._logs import LogEvent, RunEnded
@@ -337,6 +338,11 @@ class ScenarioRun:
         """The run's trace: the spans kept from the RunScenario call through each attempt, its
         steps, every SDK call and every batch written (empty when tracing was off)."""
         return self._client.get_run_trace(self.id)
+
+    def assets(self) -> list[RunAsset]:
+        """The files the run kept (``dm.assets.write_*`` and its file connections' files), by
+        name; each downloads itself (``asset.download(path)``, ``asset.read()``)."""
+        return [RunAsset(self._client, self.id, raw) for raw in self._client.run_assets(self.id)]
 
     def stream_logs(self, follow: bool = True) -> Iterator[LogEvent]:
         """Log lines as they come (resuming after a dropped connection); with ``follow``, until

@@ -2,8 +2,8 @@
 
 ``AttemptRunner.run`` builds the ``AttemptSpec``, hands it to the executor (``runs.ports``) and writes
 what comes back: RUNNING on ``started`` (with node, container and worker pid), log lines renumbered per run,
-write batches, and the attempt's end. It answers a ``RunEnd`` (what the run would end as if no
-further attempt followed); whether one follows is the supervisor's decision.
+write batches, run assets (``AssetReceiver``), and the attempt's end. It answers a ``RunEnd`` (what
+the run would end as if no further attempt followed); whether one follows is the supervisor's decision.
 
 Every write is fenced: the attempt's own rows by its token, log lines by the run's attempt count.
 A write that finds the attempt superseded raises ``LeaseLost`` and the runner stops.
@@ -23,6 +23,7 @@ from google.protobuf.json_format import MessageToDict
 
 from seedbed.api.v1 import attempt_pb2, replay_pb2, run_pb2
 from seedbed.coordinator.access import worker_token
+from seedbed.coordinator.assets import AssetReceiver
 from seedbed.coordinator.connections import run_snapshot
 from seedbed.coordinator.errors import CoordinatorError, DispatchCancelled, DispatchError, LeaseLost
 from seedbed.coordinator.logs import LogHub
@@ -193,6 +194,14 @@ class AttemptRunner:
             spec.trace.CopyFrom(where)
         logs = LogWriter(self._store, self._hub, run, attempt)
         await logs.system(f"attempt {attempt} dispatched")
+        assets = AssetReceiver(
+            self._store.assets,
+            run_id,
+            attempt,
+            max_asset_bytes=self._settings.max_asset_bytes,
+            max_run_bytes=self._settings.max_run_asset_bytes,
+            say=logs.system,
+        )
         result: attempt_pb2.AttemptResult | None = None
         task_id = ""
         timer = self._metrics.attempt_dispatched()
@@ -206,6 +215,7 @@ class AttemptRunner:
                         task_id = event.started.task_id
                         timer.started(event.started)
                         await self._started(run_id, attempt, token, event.started)
+                        await assets.begin()
                         # What a replay of the run will ask for (store.replays).
                         await self._store.replays.record_image(run_id, event.started.image)
                         if seen is not None:
@@ -215,6 +225,8 @@ class AttemptRunner:
                     elif kind == "batch":
                         await self._store.attempts.add_batches(run_id, [_batch(attempt, event.batch)])
                         self._metrics.batch_written(event.batch)
+                    elif kind == "asset":
+                        await assets.piece(event.asset)
                     elif kind == "spans":
                         timer.spans(event.spans.spans)
                         if self._tracing is not None:
@@ -357,6 +369,8 @@ class AttemptRunner:
             docker_url=cfg.docker_url,
             sandbox_runtime=cfg.sandbox_runtime,
             derived_images=derived_image_limits(cfg),
+            max_asset_bytes=cfg.max_asset_bytes,
+            max_run_asset_bytes=cfg.max_run_asset_bytes,
             fencing_token=token,
             ledger_key=ledger_key(self._secrets, ledger_run) if self._secrets is not None else b"",
             replay=_replay_pin(pin) if pin is not None else None,

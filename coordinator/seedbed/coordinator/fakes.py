@@ -16,6 +16,8 @@ It "runs" a tiny line language instead of Python, so tests can script what an at
     batch CONN TARGET CALL BATCH ROWS [replayed]
                         report a write batch (an insert into TARGET), APPLIED unless "replayed";
                         its id "CONN/CALL/BATCH" goes to every open step
+    asset NAME TEXT     keep run asset NAME holding TEXT (UTF-8), sent in pieces of 4 bytes as a
+                        worker sends its pieces (see ``AttemptEvent.asset``)
     step NAME           open a step (steps nest); a failure inside it names the innermost one
     end                 close the innermost open step (SUCCESS)
     spans N [DROPPED]   report N worker spans "call K", children of the attempt's span (when the
@@ -44,7 +46,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.api.v1 import asset_pb2, attempt_pb2, run_pb2
 from seedbed.coordinator.errors import DispatchCancelled, DispatchError
 
 _PREFIX = re.compile(r"^attempt(<|>=|=)(\d+):\s*(.*)$")
@@ -186,6 +188,9 @@ class FakeDispatcher:
                     batch = _batch(arg)
                     steps.note_batch(f"{batch.connection_id}/{batch.call}/{batch.batch}")
                     yield attempt_pb2.AttemptEvent(batch=batch)
+                elif op == "asset":
+                    for piece in _asset_pieces(arg):
+                        yield attempt_pb2.AttemptEvent(asset=piece)
                 elif op in ("spans", "foreign-span"):
                     if spec.HasField("trace"):
                         yield _spans(spec.trace.traceparent, op, arg)
@@ -273,6 +278,19 @@ def _spans(traceparent: str, op: str, arg: str) -> attempt_pb2.AttemptEvent:
         for k in range(int(count))
     ]
     return attempt_pb2.AttemptEvent(spans=attempt_pb2.AttemptSpans(spans=spans, dropped=int(dropped or 0)))
+
+
+def _asset_pieces(arg: str) -> list[asset_pb2.AttemptAsset]:
+    name, _, text = arg.partition(" ")
+    data = text.encode()
+    pieces = []
+    for offset in range(0, max(len(data), 1), 4):
+        pieces.append(asset_pb2.AttemptAsset(name=name, offset=offset, chunk=data[offset : offset + 4]))
+    pieces[0].content_type = "text/plain; charset=utf-8"
+    pieces[-1].last = True
+    pieces[-1].size_bytes = len(data)
+    pieces[-1].sha256 = hashlib.sha256(data).hexdigest()
+    return pieces
 
 
 def _batch(arg: str) -> run_pb2.WriteBatch:

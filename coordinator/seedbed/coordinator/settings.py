@@ -151,6 +151,18 @@ class CoordinatorSettings(BaseSettings):
         description="bytes one attempt may write through its file connections, all files together; a write "
         "past it fails with LimitExceeded and leaves no partial file",
     )
+    max_asset_bytes: int = Field(
+        16 * MiB,
+        ge=1024,
+        description="bytes one run asset may hold (dm.assets.write_*, or a file a file connection wrote); "
+        "a script's write past it fails with LimitExceeded naming the asset, a file past it is not kept",
+    )
+    max_run_asset_bytes: int = Field(
+        64 * MiB,
+        ge=1024,
+        description="bytes all the assets of one run may hold together (the last attempt's); past it a "
+        "write fails with LimitExceeded, a file connection's file is not kept",
+    )
     secret_file_dir: Path | None = Field(
         None,
         description="the only folder connection secrets of kind `file` may lie in (symlinks resolved), "

@@ -1,10 +1,10 @@
 """The worker's single entry point: one attempt of one run, as Ray executes it.
 
 ``run_attempt`` takes a serialized ``AttemptSpec`` and yields serialized ``AttemptEvent`` messages
-(started, output batches, result). The coordinator wraps it as a streaming Ray task; nothing here
-imports the coordinator. Cancellation arrives as ``KeyboardInterrupt`` (Ray's ``cancel``): the
-sandbox driver's ``finally`` removes the container, then the interrupt propagates so Ray reports the
-task as cancelled.
+(started, output batches, write batches, run assets in pieces, result). The coordinator wraps it
+as a streaming Ray task; nothing here imports the coordinator. Cancellation arrives as
+``KeyboardInterrupt`` (Ray's ``cancel``): the sandbox driver's ``finally`` removes the container, then
+the interrupt propagates so Ray reports the task as cancelled.
 
 With ``AttemptSpec.trace`` set, the attempt's spans (see `seedbed.worker.tracing`) are recorded under
 the coordinator's span for the attempt and go back as ``AttemptEvent.spans``: those finished so far
@@ -26,7 +26,7 @@ from pathlib import Path
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.spans import QUEUE_WAIT
-from seedbed.api.v1 import attempt_pb2, run_pb2
+from seedbed.api.v1 import asset_pb2, attempt_pb2, run_pb2
 from seedbed.worker import tracing
 from seedbed.worker._image_cache import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_UNUSED, DerivedImagePolicy
 from seedbed.worker._replay import version_refusal
@@ -210,6 +210,7 @@ def execute(
             # and so do the spans finished meanwhile, now and then.
             for batch in agent.drain_batches():
                 yield attempt_pb2.AttemptEvent(batch=batch)
+            yield from _assets(agent.assets.drain())
             yield from spans.due()
             if event.HasField("result"):
                 # The sandbox is gone: stop what its calls started (a bulk insert's shards, steps
@@ -217,6 +218,9 @@ def execute(
                 agent.settle()
                 for batch in agent.drain_batches():
                     yield attempt_pb2.AttemptEvent(batch=batch)
+                # Every asset reaches the coordinator before the end it belongs to.
+                yield from _assets(agent.assets.drain())
+                yield from _assets(agent.assets.drain_files())
                 yield from spans.due(final=True)
                 event.result.versions.update(agent.versions)
                 event.result.templates_used.extend(agent.templates_used())
@@ -228,6 +232,11 @@ def execute(
                 if event.result.HasField("error") and not event.result.error.step:
                     event.result.error.step = agent.failing_step()
             yield event
+
+
+def _assets(pieces: Iterator[asset_pb2.AttemptAsset]) -> Iterator[attempt_pb2.AttemptEvent]:
+    for piece in pieces:
+        yield attempt_pb2.AttemptEvent(asset=piece)
 
 
 def _refused(message: str) -> attempt_pb2.AttemptResult:

@@ -110,6 +110,7 @@ class AsyncClient(Facade[Client]):
     write_batches = threaded(Client.write_batches)
     purge_run = threaded(Client.purge_run)
     get_run_trace = threaded(Client.get_run_trace)
+    run_assets = threaded(Client.run_assets)
     abort = threaded(Client.abort)
     stream_logs = streamed(Client.stream_logs)
     wait = threaded(Client.wait)

@@ -17,6 +17,7 @@ from seedbed.api.v1 import run_pb2
 from seedbed.coordinator import _convert as cv
 from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
+from seedbed.coordinator.app.assets import RunAssetUseCases
 from seedbed.coordinator.app.ids import known_scenario_id, required_id
 from seedbed.coordinator.app.replay import ReplayUseCases, run_inputs
 from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
@@ -70,6 +71,8 @@ class RunUseCases:
         self._supervisor = supervisor
         self._hub = hub
         self._purger = purger
+        # The files runs kept (their own use cases; the faces reach them as ``runs.assets``).
+        self.assets = RunAssetUseCases(store)
         self._replays = ReplayUseCases(store, fires, tracing)
 
     async def run_scenario(
@@ -114,7 +117,9 @@ class RunUseCases:
 
     async def get_run(self, run_id: str) -> run_pb2.Run:
         run = await authz.run_for(self._store, required_id("run_id", run_id), Role.VIEWER)
-        return await self._run(run)
+        found = await self._run(run)
+        found.assets.CopyFrom(await self.assets.summary(run.id))
+        return found
 
     async def list_runs(
         self, where: RunFilter, page_size: int = 0, page_token: str = ""

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -249,6 +250,35 @@ workspace_files = Table(
     Column("project_key", String(63), nullable=False, server_default="default"),
     Column("shared", Boolean, nullable=False, server_default=false()),
     Index("ix_workspace_files_project", "project_key"),
+)
+
+# Run assets (migration 0012): the files a run kept, per attempt; listed once complete.
+run_assets = Table(
+    "run_assets",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("complete", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+run_asset_chunks = Table(
+    "run_asset_chunks",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    ForeignKeyConstraint(
+        ["run_id", "attempt", "name"],
+        ["run_assets.run_id", "run_assets.attempt", "run_assets.name"],
+        ondelete="CASCADE",
+    ),
 )
 
 workspace_chunks = Table(

@@ -4,7 +4,7 @@ This module holds scenarios, runs and log lines. Fires, their overlap resolution
 behind a run and the cron triggers' states live in ``fires`` (``Store.fires``); attempts, their
 leases and the write batches they report in ``attempts`` (``Store.attempts``); templates,
 connections and workspace files in ``catalog``; users, projects and API keys in ``access``; report
-deliveries in ``reports``.
+deliveries in ``reports``; the files runs kept in ``assets``.
 
 SQLAlchemy 2 (async) over a SQLite file by default or PostgreSQL through psycopg 3. Every state
 transition is one conditional ``UPDATE … WHERE state IN (…)``; a transition that finds the row in
@@ -47,6 +47,7 @@ from seedbed.coordinator.model import ACTIVE_STATES, RunState, folded_scenario_i
 from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.access import AccessRepository
+from seedbed.coordinator.store.assets import AssetRepository
 from seedbed.coordinator.store.attempts import AttemptRepository
 from seedbed.coordinator.store.catalog import ConnectionRepository, WorkspaceRepository
 from seedbed.coordinator.store.fires import FireRepository
@@ -106,6 +107,7 @@ class Store:
         self.spans = SpanRepository(self)
         self.access = AccessRepository(self)
         self.fires = FireRepository(self)
+        self.assets = AssetRepository(engine, self._write)
         self.replays = ReplayRepository(self)
 
     @classmethod

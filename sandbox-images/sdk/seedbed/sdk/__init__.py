@@ -18,7 +18,8 @@ dicts (a generator is sent in pieces).
 
 Also at module level: `params` (a read-only mapping of the run's parameters), `log`
 (`log.info/warning/error(message, **fields)`; a warning makes the run's outcome WARNING),
-`run_id`, and `pick_from`. Every call travels over the agent channel to the trusted worker, which
+`run_id`, and `pick_from`. `dm.assets.write_text/json/csv/bytes(name, …)` keeps a file with the
+run (see `Assets`). Every call travels over the agent channel to the trusted worker, which
 generates the rows and writes them; the sandbox has no network and never sees a credential.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from seedbed.sdk import _context
+from seedbed.sdk._assets import Assets
 from seedbed.sdk._data import Connection, Pick, Seedbed, Template, Workspace, pick_from
 from seedbed.sdk._errors import (
     CallError,
@@ -47,6 +49,7 @@ from seedbed.sdk._log import Log
 from seedbed.sdk._rows import Column, RowSet
 
 __all__ = [
+    "Assets",
     "CallError",
     "ChannelClosedError",
     "Column",

@@ -1,4 +1,5 @@
-"""The data API of the SDK: templates, picks, connections, workspace files and steps.
+"""The data API of the SDK: templates, picks, connections, workspace files and steps (run assets:
+``_assets``).
 
 Every call goes over the agent channel to trusted code in the worker, which generates rows and
 writes them; credentials never reach the sandbox. Frames on the channel are size-capped, so large
@@ -21,6 +22,7 @@ from itertools import islice
 from typing import Any
 
 from seedbed.sdk import _context
+from seedbed.sdk._assets import Assets
 from seedbed.sdk._errors import SerializationError
 from seedbed.sdk._rows import Column, RowSet
 
@@ -333,6 +335,7 @@ class Seedbed:
 
     def __init__(self) -> None:
         self.workspace = Workspace()
+        self.assets = Assets()
 
     @property
     def params(self) -> Mapping[str, str]:

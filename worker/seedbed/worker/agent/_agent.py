@@ -40,6 +40,7 @@ from seedbed.worker import ledger, sinks, templates
 from seedbed.worker.agent._args import integer as _int
 from seedbed.worker.agent._args import names as _names
 from seedbed.worker.agent._args import text as _text
+from seedbed.worker.agent._assets import AssetCollector
 from seedbed.worker.agent._budget import DEFAULT_BYTES, MemoryBudget, resident_estimate
 from seedbed.worker.agent._buffers import Buffers
 from seedbed.worker.agent._bulkwrite import RowSetWriter, shard_options
@@ -145,6 +146,10 @@ class Agent:
         # Everything held on the script's behalf, queued call frames included (see hold_call).
         self.memory = MemoryBudget(limits.agent_memory_bytes or DEFAULT_BYTES)
         self._buffers = Buffers(max_items=max(self._max_rows, 1_000_000), budget=self.memory)
+        # Run assets (dm.assets and the file connections' files), shipped by the attempt (drain).
+        self.assets = AssetCollector(
+            memory=self.memory, max_asset_bytes=spec.max_asset_bytes, max_run_bytes=spec.max_run_asset_bytes
+        )
         self._ended = False
         self._sinks_lock = threading.Lock()
         self._workspace = WorkspaceReader(
@@ -231,6 +236,7 @@ class Agent:
             "workspace.read": self._workspace_read,
             "step.start": self._step_start,
             "step.end": self._step_end,
+            **self.assets.ops,
         }
         if spec.dry_run:
             self.dry_run = DryRunWrites(
@@ -547,6 +553,9 @@ class Agent:
         # A whole file under a temporary name, fsynced, then renamed: a replay writes it again whole.
         result = sink.write(name, rows, fmt=fmt)
         self._written(result.count)
+        unkept = self.assets.file_written(sink.connection_id, name, result.path, result.size_bytes)
+        if unkept is not None:
+            self._note(unkept, "warning")
         self._report(sink, "write", name, call, rows, result.count)
         return {"count": result.count, "size_bytes": result.size_bytes}
 

@@ -9,7 +9,7 @@ from datetime import UTC
 
 import grpc
 
-from seedbed.api.v1 import run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
+from seedbed.api.v1 import asset_pb2, run_pb2, run_pb2_grpc, scenario_pb2, scenario_pb2_grpc
 from seedbed.coordinator.app import RunFilter, RunUseCases, ScenarioUseCases
 from seedbed.coordinator.errors import CoordinatorError, InvalidArgumentError
 from seedbed.coordinator.faces.grpc import status
@@ -142,6 +142,23 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     ) -> run_pb2.AbortRunResponse:
         run, already = await self._app.abort_run(request.run_id, request.reason)
         return run_pb2.AbortRunResponse(run=run, already_finished=already)
+
+    @guard
+    async def ListRunAssets(
+        self, request: asset_pb2.ListRunAssetsRequest, context: grpc.aio.ServicerContext
+    ) -> asset_pb2.ListRunAssetsResponse:
+        return asset_pb2.ListRunAssetsResponse(assets=await self._app.assets.list_assets(request.run_id))
+
+    async def DownloadRunAsset(
+        self, request: asset_pb2.DownloadRunAssetRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[asset_pb2.DownloadRunAssetResponse]:
+        try:
+            asset, chunks = await self._app.assets.download(request.run_id, request.name)
+        except CoordinatorError as exc:
+            await status.abort(context, exc)
+        yield asset_pb2.DownloadRunAssetResponse(asset=asset)
+        async for chunk in chunks:
+            yield asset_pb2.DownloadRunAssetResponse(chunk=chunk)
 
     async def WatchRuns(
         self, request: run_pb2.WatchRunsRequest, context: grpc.aio.ServicerContext

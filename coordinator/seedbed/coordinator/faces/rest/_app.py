@@ -24,7 +24,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from seedbed.api.v1 import access_pb2, connection_pb2, run_pb2, scenario_pb2, template_pb2
+from seedbed.api.v1 import access_pb2, asset_pb2, connection_pb2, run_pb2, scenario_pb2, template_pb2
 from seedbed.coordinator.access import Principal
 from seedbed.coordinator.app import (
     AccessUseCases,
@@ -37,6 +37,7 @@ from seedbed.coordinator.faces.console import Sessions, console_routes
 from seedbed.coordinator.faces.http_body import BodyLimit
 from seedbed.coordinator.faces.rest import _errors
 from seedbed.coordinator.faces.rest._access import access_routes
+from seedbed.coordinator.faces.rest._assets import asset_routes
 from seedbed.coordinator.faces.rest._catalog import catalog_routes
 from seedbed.coordinator.faces.rest._json import message_schemas
 from seedbed.coordinator.faces.rest._middleware import AuthGate, CallCounter, CountCall
@@ -82,6 +83,7 @@ def build_app(
     _errors.install(app)
     api = APIRouter(prefix="/v1")
     run_routes(api, runs, closing)
+    asset_routes(api, runs)
     scenario_routes(api, scenarios)
     catalog_routes(api, templates, connections)
     access_routes(api, access)
@@ -136,6 +138,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 run_pb2.WriteBatch.DESCRIPTOR,
                 run_pb2.PurgeRunResponse.DESCRIPTOR,
                 run_pb2.GetRunTraceResponse.DESCRIPTOR,
+                asset_pb2.RunAsset.DESCRIPTOR,
                 scenario_pb2.Scenario.DESCRIPTOR,
                 scenario_pb2.GetScenarioStatusResponse.DESCRIPTOR,
                 template_pb2.Template.DESCRIPTOR,
