@@ -18,12 +18,12 @@ import pytest
 
 from seedbed.api.v1 import asset_pb2, run_pb2, scenario_pb2
 from seedbed.cli import main
+from seedbed.client import Client, ClientError
 from seedbed.coordinator.assets import AssetReceiver
 from seedbed.coordinator.faces.rest._assets import content_disposition, served_type
 from seedbed.coordinator.fakes import FakeDispatcher
 from seedbed.coordinator.server import running_in_thread
 from seedbed.coordinator.store import Store
-from seedbed.client import Client, ClientError
 from seedbed.worker.agent._assets import PIECE_BYTES, AssetCollector, name_problem
 from seedbed.worker.agent._budget import MemoryBudget
 from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded
@@ -86,7 +86,8 @@ def test_names_with_folders_are_accepted() -> None:
 def test_an_asset_is_shipped_in_pieces_and_leaves_the_budget() -> None:
     collector, budget = _collector()
     data = bytes(range(256)) * (PIECE_BYTES // 256 * 2 + 7)  # two pieces and a bit
-    answer = _write(collector, "big.bin", *(data[i : i + PIECE_BYTES] for i in range(0, len(data), PIECE_BYTES)))
+    parts = [data[i : i + PIECE_BYTES] for i in range(0, len(data), PIECE_BYTES)]
+    answer = _write(collector, "big.bin", *parts)
     assert answer == {"name": "big.bin", "size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert budget.held == len(data)
     pieces = list(collector.drain())
@@ -358,7 +359,9 @@ def test_assets_over_rest_have_safe_headers(assets_run: Any) -> None:
     assert answer.headers["content-type"] == "text/plain; charset=utf-8"
     assert answer.headers["x-content-type-options"] == "nosniff"
     disposition = answer.headers["content-disposition"]
-    assert disposition == "attachment; filename=\"we_ird_name__.csv\"; filename*=UTF-8''we%22ird%3Bname%2C%C3%A9.csv"
+    assert disposition == (
+        "attachment; filename=\"we_ird_name__.csv\"; filename*=UTF-8''we%22ird%3Bname%2C%C3%A9.csv"
+    )
     assert answer.headers["etag"] == f'"{hashlib.sha256(b"id,name").hexdigest()}"'
     text = http.get(f"/v1/runs/{run_id}/assets/report.txt")
     assert text.headers["content-type"] == "text/plain; charset=utf-8" and text.text == "second-attempt-text"
@@ -384,7 +387,7 @@ def test_cli_lists_and_downloads_assets(
     assert main(["--address", coordinator.address, "run", "assets", run_id]) == 0
     out = capsys.readouterr().out
     assert "report.txt" in out and hashlib.sha256(b"second-attempt-text").hexdigest()[:16] in out
-    assert WEIRD in out.replace("\n", "").replace(" ", "") or "we\"ird" in out
+    assert WEIRD in out.replace("\n", "").replace(" ", "") or 'we"ird' in out
     code = main(["--address", coordinator.address, "run", "assets", run_id, "-o", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
