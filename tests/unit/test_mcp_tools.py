@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.api.v1 import dryrun_pb2, run_pb2, scenario_pb2
 from seedbed.coordinator.faces.mcp import (
     MAX_LISTED_SCENARIOS,
     LogPage,
+    RunInfo,
     ScenarioPage,
     build_mcp_server,
     refusal,
@@ -53,6 +54,7 @@ class FakeBackend:
         ]
         self.calls: list[tuple[Any, ...]] = []
         self.log = [run_pb2.LogLine(sequence=n, text=f"line {n}") for n in range(1, 6)]
+        self.dry_runs: list[bool] = []
 
     @contextlib.asynccontextmanager
     async def as_caller(self, headers: Mapping[str, str] | None) -> AsyncIterator[None]:
@@ -60,9 +62,10 @@ class FakeBackend:
         yield
 
     async def run_scenario(
-        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str
+        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str, *, dry_run: bool = False
     ) -> run_pb2.TriggerFire:
         self.calls.append(("run_scenario", scenario_id, dict(params), idempotency_key))
+        self.dry_runs.append(dry_run)
         if self.cancelled:
             return run_pb2.TriggerFire(
                 id="fire_1",
@@ -307,3 +310,34 @@ def test_a_refusal_names_when_to_retry() -> None:
     assert str(refusal("resource_exhausted", "too many fires", 2.4)) == (
         "resource_exhausted: too many fires (retry after 3 s)"
     )
+
+
+async def test_a_dry_run_goes_to_the_backend_and_its_report_comes_back() -> None:
+    backend = FakeBackend()
+    async with Client(build_mcp_server(backend)) as mcp:
+        await mcp.call_tool("execute_scenario", {"scenario_id": "a", "dry_run": True})
+        await mcp.call_tool("execute_scenario", {"scenario_id": "a"})
+    assert backend.dry_runs == [True, False]
+    problem = dryrun_pb2.DryRunProblem(
+        kind=dryrun_pb2.DRY_RUN_PROBLEM_KIND_NOT_NULL, row=3, field="name", message="NULL into customers.name"
+    )
+    target = dryrun_pb2.DryRunTarget(
+        connection_id="conn_pg",
+        operation="insert",
+        target="customers",
+        rows=10,
+        problem_count=1,
+        problems=[problem],
+    )
+    run = run_pb2.Run(
+        id="run_1", dry_run=True, dry_run_report=dryrun_pb2.DryRunReport(targets=[target], problem_count=1)
+    )
+    info = RunInfo.of(run)
+    assert info.dry_run and info.dry_run_report is not None
+    listed = info.dry_run_report["targets"][0]
+    assert (listed["rows"], listed["problems"][0]["kind"], listed["problems"][0]["row"]) == (
+        "10",
+        "DRY_RUN_PROBLEM_KIND_NOT_NULL",
+        "3",
+    )
+    assert RunInfo.of(run_pb2.Run(id="run_2")).dry_run_report is None

@@ -46,9 +46,11 @@ class ClientBackend:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
     async def run_scenario(
-        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str
+        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str, *, dry_run: bool = False
     ) -> run_pb2.TriggerFire:
-        return await self._call(self._client.run, scenario_id, params, idempotency_key=idempotency_key)
+        return await self._call(
+            self._client.run, scenario_id, params, idempotency_key=idempotency_key, dry_run=dry_run
+        )
 
     async def watch_fire(self, fire_id: str) -> AsyncIterator[run_pb2.WatchRunsResponse]:
         fire = await self._call(self._client.get_fire, fire_id)  # errors surface here

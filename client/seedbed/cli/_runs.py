@@ -137,6 +137,12 @@ def _scenario_id_for(path: Path) -> str:
     help=f"the same key submits once: a retried command gets the first run ({ENV_IDEMPOTENCY_KEY}; "
     "default: a new key per command)",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="check every write against the targets' live schema and write nothing; prints what would be "
+    "written per target and the problems found (exit 1 when there are problems)",
+)
 @on_interrupt_option
 def submit(
     file: Path,
@@ -147,6 +153,7 @@ def submit(
     local: bool,
     idempotency_key: str | None,
     on_interrupt: OnInterrupt | None,
+    dry_run: bool,
 ) -> int:
     """Save FILE as a scenario and run it, following its logs until it ends.
 
@@ -163,6 +170,11 @@ def submit(
       seedbed run submit examples/hello.py -p customers=4
       seedbed run submit seed.py --idempotency-key "ci-$CI_PIPELINE_ID" -o json
       seedbed run submit examples/hello.py --local
+      seedbed run submit examples/shop/seed.py --dry-run
+
+    With --dry-run the run writes nothing: inserts are checked against each table's columns, types,
+    NOT NULL, keys, foreign keys and simple check constraints, statements are not run, REST posts
+    are not sent, files are not written. A dry run with problems ends FAILED (exit 1).
     """
     g = state()
     script = read_text(str(file))
@@ -171,8 +183,10 @@ def submit(
         from seedbed.cli._run_local import local_coordinator
 
         with local_coordinator(g):
-            return _submit(g, scenario_id, script, params, timeout, follow, idempotency_key, on_interrupt)
-    return _submit(g, scenario_id, script, params, timeout, follow, idempotency_key, on_interrupt)
+            return _submit(
+                g, scenario_id, script, params, timeout, follow, idempotency_key, on_interrupt, dry_run
+            )
+    return _submit(g, scenario_id, script, params, timeout, follow, idempotency_key, on_interrupt, dry_run)
 
 
 def _submit(
@@ -184,13 +198,14 @@ def _submit(
     follow: bool,
     idempotency_key: str | None,
     on_interrupt: OnInterrupt | None,
+    dry_run: bool = False,
 ) -> int:
     client = g.client()
     if timeout:
         _save_with_timeout(client, scenario_id, script, timeout)
     else:
         client.put_scenario(scenario_id, script=script)  # a scenario that exists keeps its settings
-    fire = client.run(scenario_id, params, idempotency_key=idempotency_key or "")
+    fire = client.run(scenario_id, params, idempotency_key=idempotency_key or "", dry_run=dry_run)
     run_ids: list[str] = []
     view = LogView(g, to_stdout=g.output == "table")
 
@@ -207,6 +222,10 @@ def _submit(
             return 0
         ended = interruptible(lambda: follow_run(client, run_ids[0], view))
     view.say(f"[seedbed] {describe(ended)}")
+    if ended.dry_run and g.output == "table":
+        from seedbed.cli._dryrun import render_report
+
+        g.err.print(render_report(ended.dry_run_report))
     if g.output != "table":
         g.emit(ended, lambda: "")
     return int(for_run_state(ended.state))

@@ -151,7 +151,11 @@ def render(run: run_pb2.Run, batches: list[run_pb2.WriteBatch]) -> RenderableTyp
     if run.reports:
         parts += [Text(), table(run.reports, _REPORTS)]
     parts.append(Text())
-    if batches:
+    if run.dry_run:
+        from seedbed.cli._dryrun import render_report
+
+        parts.append(render_report(run.dry_run_report))
+    elif batches:
         parts.append(table(per_target(batches), _TARGETS))
     else:
         parts.append(Text("no write batches reported"))

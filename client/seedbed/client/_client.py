@@ -322,7 +322,12 @@ class Client:
     # -- runs ----------------------------------------------------------------------------------
 
     def run(
-        self, scenario_id: str, params: Mapping[str, str] | None = None, *, idempotency_key: str = ""
+        self,
+        scenario_id: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        idempotency_key: str = "",
+        dry_run: bool = False,
     ) -> run_pb2.TriggerFire:
         """Fire the scenario; the fire (with its run id, unless it was cancelled).
 
@@ -331,11 +336,15 @@ class Client:
         starts two runs. The coordinator remembers a key at least 24 hours (currently for the life
         of its store): the same key with the same request answers the first fire; with another
         request, ALREADY_EXISTS.
+
+        ``dry_run``: the run checks every write against the targets' live schema and writes nothing;
+        its ``dry_run_report`` says what it would have written and the problems found.
         """
         request = run_pb2.RunScenarioRequest(
             scenario_id=scenario_id,
             params=dict(params or {}),
             idempotency_key=idempotency_key or f"cli-{uuid.uuid4()}",
+            dry_run=dry_run,
         )
         return self._call(self._runs.RunScenario, request).fire  # type: ignore[attr-defined,no-any-return]
 

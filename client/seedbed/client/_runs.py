@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from seedbed.api.v1 import run_pb2
+from seedbed.api.v1 import dryrun_pb2, run_pb2
 from seedbed.client._assets import RunAsset
 from seedbed.client._client import _RETRYABLE, ClientError, _wrap
 from seedbed.client._errors import FireCancelledError, RunFailedError
@@ -282,6 +282,16 @@ class ScenarioRun:
         if self.raw.HasField("first_error") and self.raw.first_error.type:
             return ErrorInfo.of(self.raw.first_error)
         return None
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether the run was a dry run (it wrote nothing)."""
+        return bool(self.raw.dry_run)
+
+    @property
+    def dry_run_report(self) -> dryrun_pb2.DryRunReport | None:
+        """A dry run's report (rows per target, problems found), once its attempt brought one."""
+        return self.raw.dry_run_report if self.raw.HasField("dry_run_report") else None
 
     def refresh(self) -> ScenarioRun:
         self.raw = self._client.get_run(self.id)

@@ -132,12 +132,18 @@ class Scenario:
 
     # -- firing ------------------------------------------------------------------------------------
 
-    def run(self, params: Mapping[str, str] | None = None, idempotency_key: str | None = None) -> TriggerFire:
+    def run(
+        self,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> TriggerFire:
         """Fire the scenario; the fire answers at once (``wait_for_scenario_run()`` for its run).
-        The same ``idempotency_key`` with the same params answers the same fire."""
-        return TriggerFire(
-            self._client, self._client.run(self.id, params, idempotency_key=idempotency_key or "")
-        )
+        The same ``idempotency_key`` with the same params answers the same fire. ``dry_run``: write
+        nothing, check every write against the targets (the run's ``dry_run_report``)."""
+        fire = self._client.run(self.id, params, idempotency_key=idempotency_key or "", dry_run=dry_run)
+        return TriggerFire(self._client, fire)
 
     def run_and_wait(
         self, params: Mapping[str, str] | None = None, no_fail: bool = False

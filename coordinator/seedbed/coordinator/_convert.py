@@ -227,6 +227,9 @@ def run_to_proto(
     if rec.error is not None:
         msg.first_error.CopyFrom(error_to_proto(rec.error))
     msg.reports.extend(report_to_proto(r) for r in reports)
+    msg.dry_run = rec.dry_run
+    if rec.dry_run_report:
+        msg.dry_run_report.ParseFromString(rec.dry_run_report)
     if rec.details:
         msg.versions.update(rec.details.get("versions", {}))
         for used in rec.details.get("templates", []):

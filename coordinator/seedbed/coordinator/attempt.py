@@ -233,6 +233,9 @@ class AttemptRunner:
                             self._tracing.keep_worker_spans(run, attempt, event.spans)
                     elif kind == "result":
                         result = event.result
+                        if run.dry_run and result.HasField("dry_run_report"):
+                            report = result.dry_run_report.SerializeToString()
+                            await self._store.dry_runs.keep_report(run_id, attempt, report)
                         self._metrics.lines_dropped(result.dropped_lines)
         except DispatchCancelled:
             notice.cancel()
@@ -363,6 +366,7 @@ class AttemptRunner:
             run_id=run.id,
             attempt=attempt,
             run_key=run.run_key,
+            dry_run=run.dry_run,
             scenario_id=run.scenario_id,
             script=run.script,
             params=run.params,

@@ -49,6 +49,7 @@ class FireLauncher:
         triggered_by: str = "",
         trigger_id: str | None = None,
         scheduled_at: datetime | None = None,
+        dry_run: bool = False,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
         """``Store.fires.fire`` (in the fire's span, when tracing), then :meth:`launch`."""
         tracing = self._tracing
@@ -61,6 +62,7 @@ class FireLauncher:
                 trigger_id=trigger_id,
                 scheduled_at=scheduled_at,
                 traceparent=tracing.traceparent(span),
+                dry_run=dry_run,
             )
             if created:  # a retried call answered with the fire it made: its spans are not kept
                 tracing.name_fire(span, fire.id, fire.run_id)

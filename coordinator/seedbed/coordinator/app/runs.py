@@ -20,7 +20,12 @@ from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.app.assets import RunAssetUseCases
 from seedbed.coordinator.app.ids import known_scenario_id, required_id
 from seedbed.coordinator.app.replay import ReplayUseCases, run_inputs
-from seedbed.coordinator.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
+from seedbed.coordinator.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from seedbed.coordinator.logs import LogHub, StepFilter, step_filter
 from seedbed.coordinator.model import (
     RunState,
@@ -82,10 +87,12 @@ class RunUseCases:
         idempotency_key: str = "",
         *,
         project_key: str = "",
+        dry_run: bool = False,
     ) -> run_pb2.TriggerFire:
         """Fire the scenario (of ``project_key`` when given: another project's is NOT_FOUND). The
         same key with the same request answers the same fire; with another request it is
-        ALREADY_EXISTS."""
+        ALREADY_EXISTS. A dry run checks every write against the targets and writes nothing (the
+        flag is part of what the key identifies)."""
         scenario_id = known_scenario_id(scenario_id)
         checked = validate_params(params)
         key = validate_idempotency_key(idempotency_key)
@@ -100,7 +107,9 @@ class RunUseCases:
             if not key or not await self._store.fires.key_used(key):
                 raise
             charge = None
-        fire, _run, created = await self._fires.fire(scenario_id, checked, key, triggered_by=caller)
+        fire, _run, created = await self._fires.fire(
+            scenario_id, checked, key, triggered_by=caller, dry_run=dry_run
+        )
         if charge is not None and not created:
             charge.refund()
         return cv.fire_to_proto(fire)
@@ -166,7 +175,11 @@ class RunUseCases:
 
     async def purge_run(self, run_id: str, *, dry_run: bool = False) -> run_pb2.PurgeRunResponse:
         run_id = required_id("run_id", run_id)
-        await authz.run_for(self._store, run_id, Role.EDITOR)
+        run = await authz.run_for(self._store, run_id, Role.EDITOR)
+        if run.dry_run:
+            raise FailedPreconditionError(
+                f"run {run_id} is a dry run: it wrote nothing, so there is nothing to purge"
+            )
         return await self._purger.purge(run_id, dry_run=dry_run)
 
     async def get_run_trace(self, run_id: str) -> run_pb2.GetRunTraceResponse:

@@ -48,6 +48,7 @@ def to_fire(row: Any) -> FireRecord:
         queue_reason=row.get("queue_reason"),
         resolved_at=as_utc(row.get("resolved_at")),
         traceparent=row.get("traceparent") or "",
+        dry_run=bool(row.get("dry_run")),
     )
 
 
@@ -81,4 +82,6 @@ def to_run(row: Any) -> RunRecord:
         trigger_id=row.get("trigger_id"),
         traceparent=row.get("traceparent") or "",
         dropped_spans=row.get("dropped_spans") or 0,
+        dry_run=bool(row.get("dry_run")),
+        dry_run_report=row.get("dry_run_report"),
     )

@@ -63,6 +63,8 @@ fires = Table(
     Column("resolved_at", DateTime(timezone=True)),
     # W3C traceparent of the fire's span: the run it gets is recorded under it.
     Column("traceparent", String(64)),
+    # A dry run (migration 0014): part of the request an idempotency key identifies.
+    Column("dry_run", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("idempotency_key", name="uq_fires_idempotency_key"),
     Index("ix_fires_scenario_state", "scenario_id", "state", "created_at"),
 )
@@ -98,6 +100,9 @@ runs = Table(
     Column("trigger_id", String(80)),
     Column("traceparent", String(64)),  # the fire's span: the run's span is its child
     Column("dropped_spans", BigInteger, nullable=False, server_default="0"),
+    # A dry run writes nothing; its report (a serialized DryRunReport) is kept here (store.dryruns).
+    Column("dry_run", Boolean, nullable=False, server_default=false()),
+    Column("dry_run_report", LargeBinary),
     # JSON {template id: version}: versions the run was asked to use (a replay); NULL: the latest
     # version of each template when the run was created.
     Column("template_pins", Text),

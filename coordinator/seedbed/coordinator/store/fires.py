@@ -50,8 +50,11 @@ def _inactive_refusal(scenario_id: str, trigger_id: str | None) -> str:
     )
 
 
-def request_hash(scenario_id: str, params: dict[str, str]) -> str:
-    body = json.dumps({"scenario_id": scenario_id, "params": params}, sort_keys=True)
+def request_hash(scenario_id: str, params: dict[str, str], *, dry_run: bool = False) -> str:
+    request: dict[str, Any] = {"scenario_id": scenario_id, "params": params}
+    if dry_run:  # only when set: the hashes of fires recorded before dry runs existed still match
+        request["dry_run"] = True
+    body = json.dumps(request, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -71,6 +74,7 @@ class FireRepository:
         trigger_id: str | None = None,
         scheduled_at: datetime | None = None,
         traceparent: str = "",
+        dry_run: bool = False,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
         """Record a fire and resolve it by the scenario's overlap policy. Returns (fire, run or None,
         created).
@@ -82,8 +86,8 @@ class FireRepository:
         same request answers the stored fire (created=False); a different request raises
         AlreadyExistsError.
         """
-        digest = request_hash(scenario_id, params)
-        origin = _Origin(triggered_by, trigger_id, scheduled_at, traceparent)
+        digest = request_hash(scenario_id, params, dry_run=dry_run)
+        origin = _Origin(triggered_by, trigger_id, scheduled_at, traceparent, dry_run)
         try:
             return await self._fire(scenario_id, params, idempotency_key, digest, origin)
         except IntegrityError:
@@ -149,6 +153,7 @@ class FireRepository:
                 "queue_reason": None,
                 "resolved_at": at,
                 "traceparent": origin.traceparent or None,
+                "dry_run": origin.dry_run,
             }
             # The policy decides on what the scenario is doing, read under its lock.
             decision = decide_overlap(
@@ -247,6 +252,7 @@ class FireRepository:
                     "trigger_id": fire.trigger_id,
                     "triggered_by": fire.triggered_by,
                     "traceparent": fire.traceparent or None,
+                    "dry_run": fire.dry_run,
                 }
                 run_values = _new_run(scenario, values, fire.idempotency_key or new_id("rk"), at)
                 changes["state"] = FireState.RUN_CREATED.value
@@ -353,6 +359,8 @@ class FireRepository:
             .where(
                 t.runs.c.scenario_id == scenario_id,
                 t.runs.c.state.in_([s.value for s in TERMINAL_STATES]),
+                # A dry run is never the scenario's last outcome: it wrote nothing.
+                t.runs.c.dry_run.is_(False),
             )
             .order_by(t.runs.c.ended_at.desc(), t.runs.c.id.desc())
             .limit(1)
@@ -381,6 +389,7 @@ class _Origin:
     trigger_id: str | None = None
     scheduled_at: datetime | None = None
     traceparent: str = ""
+    dry_run: bool = False
 
 
 def _new_run(scenario: ScenarioRecord, fire: dict[str, Any], run_key: str, at: datetime) -> dict[str, Any]:
@@ -412,4 +421,5 @@ def _new_run(scenario: ScenarioRecord, fire: dict[str, Any], run_key: str, at: d
         "triggered_by": fire["triggered_by"],
         "trigger_id": fire["trigger_id"],
         "traceparent": fire["traceparent"],
+        "dry_run": fire["dry_run"],
     }

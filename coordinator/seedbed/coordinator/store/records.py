@@ -146,6 +146,7 @@ class FireRecord:
     queue_reason: str | None = None  # set while the fire waits behind an active run
     resolved_at: datetime | None = None
     traceparent: str = ""  # the fire's span (W3C traceparent); empty when tracing is off
+    dry_run: bool = False  # its run checks every write against the targets and writes nothing
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ class RunRecord:
     trigger_id: str | None = None
     traceparent: str = ""  # the fire's span, the parent of the run's; empty when tracing is off
     dropped_spans: int = 0  # spans of the run not kept (past the cap, or lost with a worker)
+    dry_run: bool = False  # nothing written: every write was checked against the live schema
+    dry_run_report: bytes | None = None  # a serialized DryRunReport, once an attempt brought one
 
     @property
     def trace_id(self) -> str:

@@ -50,6 +50,7 @@ from seedbed.coordinator.store.access import AccessRepository
 from seedbed.coordinator.store.assets import AssetRepository
 from seedbed.coordinator.store.attempts import AttemptRepository
 from seedbed.coordinator.store.catalog import ConnectionRepository, WorkspaceRepository
+from seedbed.coordinator.store.dryruns import DryRunRepository
 from seedbed.coordinator.store.fires import FireRepository
 from seedbed.coordinator.store.records import (
     LogRecord,
@@ -107,6 +108,7 @@ class Store:
         self.spans = SpanRepository(self)
         self.access = AccessRepository(self)
         self.fires = FireRepository(self)
+        self.dry_runs = DryRunRepository(self._write)
         self.assets = AssetRepository(engine, self._write)
         self.replays = ReplayRepository(self)
 

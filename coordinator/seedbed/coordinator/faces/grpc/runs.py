@@ -86,7 +86,9 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
     async def RunScenario(
         self, request: run_pb2.RunScenarioRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.RunScenarioResponse:
-        fire = await self._app.run_scenario(request.scenario_id, request.params, request.idempotency_key)
+        fire = await self._app.run_scenario(
+            request.scenario_id, request.params, request.idempotency_key, dry_run=request.dry_run
+        )
         return run_pb2.RunScenarioResponse(fire=fire)
 
     @guard

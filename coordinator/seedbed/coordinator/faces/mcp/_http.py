@@ -134,9 +134,9 @@ class UseCaseBackend:
                 raise as_refusal(exc) from exc
 
     async def run_scenario(
-        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str
+        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str, *, dry_run: bool = False
     ) -> run_pb2.TriggerFire:
-        return await self._runs.run_scenario(scenario_id, params, idempotency_key)
+        return await self._runs.run_scenario(scenario_id, params, idempotency_key, dry_run=dry_run)
 
     async def watch_fire(self, fire_id: str) -> AsyncIterator[run_pb2.WatchRunsResponse]:
         return await self._runs.watch_runs([fire_id], [])

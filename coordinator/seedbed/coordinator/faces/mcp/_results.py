@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from pydantic import BaseModel, Field
 
@@ -104,6 +105,12 @@ class RunInfo(BaseModel):
     steps: list[StepInfo]
     logs_truncated: bool = Field(description="the script wrote more than the per-run log cap")
     dropped_log_lines: int
+    dry_run: bool = Field(False, description="a dry run: nothing was written (see dry_run_report)")
+    dry_run_report: dict[str, Any] | None = Field(
+        None,
+        description="a dry run's report: per target, rows that would be written and the problems found "
+        "against the live schema (row, field, kind, value, message)",
+    )
 
     @classmethod
     def of(cls, run: run_pb2.Run) -> RunInfo:
@@ -138,6 +145,12 @@ class RunInfo(BaseModel):
             ],
             logs_truncated=run.logs_truncated,
             dropped_log_lines=run.dropped_log_lines,
+            dry_run=run.dry_run,
+            dry_run_report=(
+                MessageToDict(run.dry_run_report, preserving_proto_field_name=True)
+                if run.HasField("dry_run_report")
+                else None
+            ),
         )
 
 

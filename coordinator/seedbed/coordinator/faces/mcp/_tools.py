@@ -114,7 +114,7 @@ class McpBackend(Protocol):
         ...
 
     async def run_scenario(
-        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str
+        self, scenario_id: str, params: Mapping[str, str], idempotency_key: str, *, dry_run: bool = False
     ) -> run_pb2.TriggerFire: ...
 
     async def watch_fire(self, fire_id: str) -> AsyncIterator[run_pb2.WatchRunsResponse]:
@@ -208,6 +208,13 @@ ProjectArg = Annotated[
     ),
 ]
 ReasonArg = Annotated[str, Field(description="kept with the run (its first 1000 characters)")]
+DryRunArg = Annotated[
+    bool,
+    Field(
+        description="write nothing: check every write against the targets' live schema; the run's "
+        "dry_run_report (get_scenario_run) lists rows per target and the problems found"
+    ),
+]
 
 
 def build_mcp_server(backend: McpBackend) -> MCPServer:
@@ -221,6 +228,7 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
         wait: WaitArg = False,
         timeout_seconds: TimeoutArg = 300.0,
         idempotency_key: KeyArg = "",
+        dry_run: DryRunArg = False,
     ) -> ExecuteResult:
         """Run a scenario with params. Answers at once with the fire and its run id (state QUEUED),
         or with wait=true once the run has ended: its outcome (SUCCESS, WARNING, FAILED or ABORTED)
@@ -229,7 +237,7 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
         with get_scenario_run_logs. Needs the RUNNER role in the scenario's project."""
         async with backend.as_caller(_headers(ctx)):
             values = {k: param_text(v) for k, v in (params or {}).items()}
-            fire = await backend.run_scenario(scenario_id, values, idempotency_key)
+            fire = await backend.run_scenario(scenario_id, values, idempotency_key, dry_run=dry_run)
             if wait:
                 fire, run, timed_out = await _wait(backend, fire, timeout_seconds, ctx)
                 return ExecuteResult.of(fire, run, waited=True, timed_out=timed_out)

@@ -44,6 +44,11 @@ class RunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     params: dict[str, str | bool | int | float] = Field(default_factory=dict, description="the run's params")
+    dry_run: bool = Field(
+        False,
+        description="check every write against the targets' live schema and write nothing; the run's "
+        "dry_run_report says what it would have written and the problems found",
+    )
 
 
 class ReplayRequest(BaseModel):
@@ -92,7 +97,11 @@ def run_routes(api: APIRouter, runs: RunUseCases, closing: asyncio.Event) -> Non
         timeout_seconds: float,
     ) -> JSONResponse:
         fire = await runs.run_scenario(
-            scenario_id, _param_strings(body.params), idempotency_key, project_key=project
+            scenario_id,
+            _param_strings(body.params),
+            idempotency_key,
+            project_key=project,
+            dry_run=body.dry_run,
         )
         return await answer(request, fire, wait, timeout_seconds)
 
