@@ -1,0 +1,69 @@
+"""The agent's template names: ``tmpl_x`` is the run's version, ``tmpl_x@N`` that version (the run's
+own served from the spec, another read from the coordinator), malformed and unknown names refused,
+`ref`s drawing from a template's rows whichever version made them, and every version used recorded
+once, in order. (Reading another version from a real coordinator: tests/integration.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seedbed.api.v1 import attempt_pb2
+from seedbed.worker.agent import Agent
+from seedbed.worker.agent._errors import InvalidArgument, TemplateError, UnknownTemplate
+
+CUSTOMER = {"id": "tmpl_customer", "version": 1, "fields": {"id": {"sequence": {"start": 1}}}}
+ORDER = {
+    "id": "tmpl_order",
+    "version": 1,
+    "fields": {"id": {"sequence": {}}, "customer_id": {"ref": {"template": "tmpl_customer", "field": "id"}}},
+}
+
+
+def _snapshot(doc: dict[str, Any], version: int) -> attempt_pb2.TemplateSnapshot:
+    return attempt_pb2.TemplateSnapshot(id=doc["id"], canonical_json=json.dumps(doc), revision=version)
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Any:
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_pins", attempt=1, templates=[_snapshot(CUSTOMER, 2), _snapshot(ORDER, 1)]
+    )
+    made = Agent(spec, artifacts_dir=tmp_path)
+    yield made
+    made.close()
+
+
+def test_the_runs_version_by_either_name_and_refs_across_names(agent: Any) -> None:
+    customers = agent("generate", {"template_id": "tmpl_customer@2", "count": 5})
+    assert customers["columns"] == ["id"]
+    orders = agent("generate", {"template_id": "tmpl_order", "count": 20})
+    rows = agent("rows.read", {"rows": orders["$rows"]})
+    assert {row["customer_id"] for row in rows} <= {1, 2, 3, 4, 5}  # drawn from tmpl_customer@2's rows
+    agent("generate", {"template_id": "tmpl_customer", "count": 1})
+    used = [(u.template_id, u.version) for u in agent.templates_used()]
+    assert used == [("tmpl_customer", 2), ("tmpl_order", 1)]
+
+
+def test_another_version_needs_the_coordinator(agent: Any) -> None:
+    with pytest.raises(
+        TemplateError, match="tmpl_customer@1: this worker was not told where the coordinator is"
+    ):
+        agent("generate", {"template_id": "tmpl_customer@1", "count": 1})
+    assert agent.templates_used() == []
+
+
+@pytest.mark.parametrize("name", ["tmpl_customer@", "tmpl_customer@0", "tmpl_customer@-1", "tmpl_customer@x"])
+def test_a_malformed_pin_is_an_invalid_argument(agent: Any, name: str) -> None:
+    with pytest.raises(InvalidArgument, match="pin a version as 'tmpl_x@3'"):
+        agent("generate", {"template_id": name, "count": 1})
+
+
+def test_an_unknown_template_names_those_the_run_has(agent: Any) -> None:
+    with pytest.raises(
+        UnknownTemplate, match=r"'tmpl_nobody' is not defined \(known: tmpl_customer, tmpl_order\)"
+    ):
+        agent("generate", {"template_id": "tmpl_nobody", "count": 1})
