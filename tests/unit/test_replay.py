@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from seedbed.api.v1 import attempt_pb2, connection_pb2, replay_pb2, run_pb2
 from seedbed.cli import main
 from seedbed.client import Client, ClientError, ScenarioRun
+from seedbed.coordinator.access import Role
 from seedbed.coordinator.app.replay import MAX_MAPPED_CONNECTIONS, ConnectionUse, check_mapping
 from seedbed.coordinator.attempt import ledger_key
 from seedbed.coordinator.errors import InvalidArgumentError
@@ -25,6 +27,7 @@ from seedbed.worker import templates
 from seedbed.worker._replay import PinnedImageError, check_image, version_refusal
 from seedbed.worker.agent._connections import aliased_connections, to_spec
 from seedbed.worker.agent._errors import UnknownConnection
+from tests.unit.test_access import make_user
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -293,3 +296,42 @@ def test_seedbed_run_replay_and_show(
     fire = ScenarioRun(client, client.get_run(original.id)).replay({"shop": "shop_b"})
     assert client.wait(fire.run_id).replayed_from == original.id
     assert isinstance(replayed.inputs, replay_pb2.RunInputs)
+
+
+def test_replay_needs_the_runner_role_and_answers_over_rest(fake_coordinator: tuple[Any, Client]) -> None:
+    coordinator, client = fake_coordinator
+    original = _finished(client)
+    viewer_key = make_user(client, "vera", "default", Role.VIEWER)
+    runner_key = make_user(client, "rudy", "default", Role.RUNNER)
+    with Client(coordinator.address, api_key=viewer_key) as viewer:
+        assert viewer.get_run(original.id).inputs.image == "fake"  # viewers see what it recorded
+        with pytest.raises(ClientError) as info:
+            viewer.replay_run(original.id, {"shop": "shop_b"})
+        assert info.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+    with httpx.Client(
+        base_url=f"http://{coordinator.rest_address}",
+        headers={"Authorization": f"Bearer {runner_key}"},
+        timeout=30,
+    ) as http:
+        answer = http.post(
+            f"/v1/runs/{original.id}/replay?wait=true",
+            json={"connections": {"shop": "shop_b"}},
+            headers={"Idempotency-Key": "rest-replay-1"},
+        )
+        assert answer.status_code == 200, answer.text
+        run = answer.json()["run"]
+        assert run["replayed_from"] == original.id and run["state"] == "RUN_STATE_SUCCESS"
+        assert run["inputs"]["connection_aliases"] == {"conn_shop": "conn_shop_b"}
+        again = http.post(
+            f"/v1/runs/{original.id}/replay",
+            json={"connections": {"shop": "shop_b"}},
+            headers={"Idempotency-Key": "rest-replay-1"},
+        )
+        assert again.json()["fire"]["id"] == answer.json()["fire"]["id"]
+        bad = http.post(f"/v1/runs/{original.id}/replay", json={"connections": {"shop": "nowhere"}})
+        assert bad.status_code == 400 and "conn_nowhere" in bad.json()["error"]["message"]
+        extra = http.post(f"/v1/runs/{original.id}/replay", json={"connection": {}})
+        assert extra.status_code == 400 and "connection" in extra.text
+        wrong = http.post(f"/v1/runs/{original.id}/replay", json={"connections": {"shop": 5}})
+        assert wrong.status_code == 400

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.api.v1 import replay_pb2, run_pb2, scenario_pb2
 from seedbed.coordinator.errors import InvalidArgumentError
 from seedbed.coordinator.model import FailureReason, FireState, OverlapPolicy, RunState
 from seedbed.coordinator.retry import DEFAULT_RETRY_ON, RetryPolicy
@@ -227,6 +227,8 @@ def run_to_proto(
     if rec.error is not None:
         msg.first_error.CopyFrom(error_to_proto(rec.error))
     msg.reports.extend(report_to_proto(r) for r in reports)
+    msg.inputs.CopyFrom(inputs_to_proto(rec))
+    msg.replayed_from = rec.replayed_from
     msg.dry_run = rec.dry_run
     if rec.dry_run_report:
         msg.dry_run_report.ParseFromString(rec.dry_run_report)
@@ -237,6 +239,22 @@ def run_to_proto(
         for step in rec.details.get("steps", []):
             msg.steps.append(ParseDict(step, run_pb2.RunStep(), ignore_unknown_fields=True))
     return msg
+
+
+def inputs_to_proto(rec: RunRecord) -> replay_pb2.RunInputs:
+    """What the run recorded of everything that decides its data (Run.inputs; see app.replay)."""
+    pin = rec.replay
+    details = rec.details or {}
+    versions = details.get("versions") or {}
+    used = {str(u["id"]): int(u["version"]) for u in details.get("templates") or [] if isinstance(u, dict)}
+    return replay_pb2.RunInputs(
+        image=rec.image,
+        versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
+        template_versions=used or (pin.template_versions if pin is not None else {}),
+        connection_aliases=pin.connection_aliases if pin is not None else {},
+        ledger_run_id=rec.ledger_run_id,
+        scenario_revision=rec.scenario_revision,
+    )
 
 
 def report_to_proto(rec: DeliveryRecord) -> run_pb2.ReporterDelivery:

@@ -325,9 +325,6 @@ class AttemptRunner:
         # Only what the run's project may use (its own and shared objects): another project's
         # connection is not even named, so a script using it fails as with an unknown id.
         scope = CatalogScope.of_project(run.project_key)
-        # A replay: what its attempts reproduce, and its ledger rows signed for the run it replays.
-        pin = (await self._store.replays.inputs_of(run.id)).pin
-        ledger_run = pin.ledger_run_id if pin is not None and pin.ledger_run_id else run.id
         # The versions fixed for the run (its pins, else the latest when it was created): every
         # attempt of the run generates from the same documents (see store.templates).
         pins = await self._store.templates.run_pins(run.id)
@@ -376,8 +373,9 @@ class AttemptRunner:
             max_asset_bytes=cfg.max_asset_bytes,
             max_run_asset_bytes=cfg.max_run_asset_bytes,
             fencing_token=token,
-            ledger_key=ledger_key(self._secrets, ledger_run) if self._secrets is not None else b"",
-            replay=_replay_pin(pin) if pin is not None else None,
+            ledger_key=ledger_key(self._secrets, run.ledger_run_id) if self._secrets is not None else b"",
+            # A replay: what its attempts reproduce (its ledger rows are signed for run.ledger_run_id).
+            replay=_replay_pin(run.replay) if run.replay is not None else None,
             limits=attempt_pb2.SandboxLimits(
                 # Ceilings may have been lowered since the scenario was saved: they still win.
                 timeout_seconds=min(timeout, cfg.max_timeout_seconds),

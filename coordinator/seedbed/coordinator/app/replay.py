@@ -38,7 +38,7 @@ import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
-from seedbed.api.v1 import replay_pb2, run_pb2
+from seedbed.api.v1 import run_pb2
 from seedbed.coordinator import _convert as cv
 from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
@@ -50,9 +50,9 @@ from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.store import RunRecord, Store
 from seedbed.coordinator.store.catalog import CatalogScope, ConnectionRecord
-from seedbed.coordinator.store.replays import RecordedInputs, ReplayPin
+from seedbed.coordinator.store.replays import ReplayPin
 
-__all__ = ["MAX_MAPPED_CONNECTIONS", "ConnectionUse", "ReplayUseCases", "check_mapping", "run_inputs"]
+__all__ = ["MAX_MAPPED_CONNECTIONS", "ConnectionUse", "ReplayUseCases", "check_mapping"]
 
 MAX_MAPPED_CONNECTIONS = 100
 _MAX_ID_CHARS = 100
@@ -136,20 +136,6 @@ def _template_versions(run: RunRecord) -> dict[str, int]:
     }
 
 
-def run_inputs(run: RunRecord, recorded: RecordedInputs) -> replay_pb2.RunInputs:
-    """What the run recorded of its inputs (Run.inputs)."""
-    pin = recorded.pin
-    versions = (run.details or {}).get("versions") or {}
-    return replay_pb2.RunInputs(
-        image=recorded.image,
-        versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
-        template_versions=_template_versions(run) or (pin.template_versions if pin else {}),
-        connection_aliases=pin.connection_aliases if pin else {},
-        ledger_run_id=pin.ledger_run_id if pin else run.id,
-        scenario_revision=run.scenario_revision,
-    )
-
-
 class ReplayUseCases:
     def __init__(self, store: Store, fires: FireLauncher, tracing: RunTracing) -> None:
         self._store = store
@@ -168,13 +154,13 @@ class ReplayUseCases:
             raise FailedPreconditionError(
                 f"run {run_id} is {original.state.value}: a run can be replayed once it has ended"
             )
-        recorded = await self._store.replays.inputs_of(run_id)
-        if not recorded.image:
+        if not original.image:
             raise FailedPreconditionError(
                 f"run {run_id} recorded no sandbox image (no attempt of it started, or it ran before runs "
                 "recorded their inputs): it cannot be replayed"
             )
-        previous = recorded.pin.connection_aliases if recorded.pin else {}
+        earlier = original.replay  # a replay of a replay keeps the first run's identity and mapping
+        previous = earlier.connection_aliases if earlier is not None else {}
         written = await self._written(run_id)
         use = ConnectionUse(
             used=_used_names(original, written, previous),
@@ -189,12 +175,11 @@ class ReplayUseCases:
         versions = (original.details or {}).get("versions") or {}
         pin = ReplayPin(
             replayed_from=original.id,
-            ledger_run_id=recorded.pin.ledger_run_id if recorded.pin else original.id,
-            image=recorded.image,
+            ledger_run_id=earlier.ledger_run_id if earlier is not None else original.id,
+            image=original.image,
             connection_aliases={**previous, **mapping},
             versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
-            template_versions=_template_versions(original)
-            or (recorded.pin.template_versions if recorded.pin else {}),
+            template_versions=_template_versions(original) or (earlier.template_versions if earlier else {}),
         )
         caller = current_principal().user_id
         with self._tracing.fire_span(original.scenario_id, None) as span:

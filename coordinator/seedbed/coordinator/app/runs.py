@@ -19,7 +19,7 @@ from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.app.assets import RunAssetUseCases
 from seedbed.coordinator.app.ids import known_scenario_id, required_id
-from seedbed.coordinator.app.replay import ReplayUseCases, run_inputs
+from seedbed.coordinator.app.replay import ReplayUseCases
 from seedbed.coordinator.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -39,7 +39,6 @@ from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.ratelimits import Limit, RateLimiter
 from seedbed.coordinator.store import RunRecord, Store
-from seedbed.coordinator.store.replays import RecordedInputs
 from seedbed.coordinator.supervisor import RunSupervisor
 from seedbed.coordinator.watch import RunWatch
 
@@ -157,11 +156,7 @@ class RunUseCases:
         page, token = page_of(recs, limit, offset)
         attempts = await self._store.attempts.for_runs([r.id for r in page])
         reports = await self._store.reports.for_runs([r.id for r in page])
-        inputs = await self._store.replays.inputs_of_runs([r.id for r in page])
-        answer = [cv.run_to_proto(r, attempts.get(r.id, ()), reports.get(r.id, ())) for r in page]
-        for rec, msg in zip(page, answer, strict=True):
-            _with_inputs(msg, rec, inputs.get(rec.id))
-        return answer, token
+        return [cv.run_to_proto(r, attempts.get(r.id, ()), reports.get(r.id, ())) for r in page], token
 
     async def list_write_batches(
         self, run_id: str, page_size: int = 0, page_token: str = ""
@@ -240,18 +235,10 @@ class RunUseCases:
             await self._hub.wait(wake, _POLL_SECONDS)
 
     async def _run(self, run: RunRecord) -> run_pb2.Run:
-        """The run with its attempts, reports and recorded inputs."""
-        msg = cv.run_to_proto(
+        """The run with its attempts and reports."""
+        return cv.run_to_proto(
             run, await self._store.attempts.for_run(run.id), await self._store.reports.for_run(run.id)
         )
-        return _with_inputs(msg, run, await self._store.replays.inputs_of(run.id))
-
-
-def _with_inputs(msg: run_pb2.Run, run: RunRecord, recorded: RecordedInputs | None) -> run_pb2.Run:
-    """The run's message with what it recorded of its inputs, and the run it replays."""
-    msg.inputs.CopyFrom(run_inputs(run, recorded or RecordedInputs()))
-    msg.replayed_from = recorded.replayed_from if recorded is not None else ""
-    return msg
 
 
 def _end(reason: run_pb2.StreamEndReason, run: run_pb2.Run, last: int) -> run_pb2.StreamRunLogsResponse:

@@ -9,6 +9,7 @@ from seedbed.coordinator.model import FireState, RunState
 from seedbed.coordinator.store.records import (
     ErrorInfo,
     FireRecord,
+    ReplayPin,
     RunRecord,
     ScenarioRecord,
     ScenarioSettingsValue,
@@ -82,6 +83,9 @@ def to_run(row: Any) -> RunRecord:
         trigger_id=row.get("trigger_id"),
         traceparent=row.get("traceparent") or "",
         dropped_spans=row.get("dropped_spans") or 0,
+        image=row.get("image") or "",
+        replayed_from=row.get("replayed_from") or "",
+        replay=ReplayPin.from_json(row["replay"]) if row.get("replay") else None,
         dry_run=bool(row.get("dry_run")),
         dry_run_report=row.get("dry_run_report"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -150,6 +151,45 @@ class FireRecord:
 
 
 @dataclass(frozen=True)
+class ReplayPin:
+    """What the attempts of a replay reproduce (AttemptSpec.replay; ``runs.replay`` as JSON): the
+    run it replays, the run its ledger rows are signed for, the image, the connection mapping, the
+    library versions and template versions the original used."""
+
+    replayed_from: str
+    ledger_run_id: str
+    image: str
+    connection_aliases: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    template_versions: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "replayed_from": self.replayed_from,
+                "ledger_run_id": self.ledger_run_id,
+                "image": self.image,
+                "connection_aliases": self.connection_aliases,
+                "versions": self.versions,
+                "template_versions": self.template_versions,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ReplayPin:
+        doc = json.loads(text)
+        return cls(
+            replayed_from=str(doc.get("replayed_from") or ""),
+            ledger_run_id=str(doc.get("ledger_run_id") or ""),
+            image=str(doc.get("image") or ""),
+            connection_aliases={str(k): str(v) for k, v in (doc.get("connection_aliases") or {}).items()},
+            versions={str(k): str(v) for k, v in (doc.get("versions") or {}).items()},
+            template_versions={str(k): int(v) for k, v in (doc.get("template_versions") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     id: str
     scenario_id: str
@@ -180,8 +220,18 @@ class RunRecord:
     trigger_id: str | None = None
     traceparent: str = ""  # the fire's span, the parent of the run's; empty when tracing is off
     dropped_spans: int = 0  # spans of the run not kept (past the cap, or lost with a worker)
+    image: str = ""  # the sandbox image its script ran in (the latest attempt's); empty before one
+    replayed_from: str = ""  # the run it replays (RunService.ReplayRun); empty: not a replay
+    replay: ReplayPin | None = None  # what a replay's attempts reproduce
     dry_run: bool = False  # nothing written: every write was checked against the live schema
     dry_run_report: bytes | None = None  # a serialized DryRunReport, once an attempt brought one
+
+    @property
+    def ledger_run_id(self) -> str:
+        """The run id its write-ledger rows are signed for (and the key derived for): its own, or for
+        a replay the run first replayed, so that a replay into the same targets finds every batch
+        already written. A purge of the run reads its rows with this id too."""
+        return self.replay.ledger_run_id if self.replay is not None and self.replay.ledger_run_id else self.id
 
     @property
     def trace_id(self) -> str:

@@ -1,9 +1,9 @@
-"""The replay part of the store: what a run recorded beyond its snapshot (the image its script ran
-in), and the creation of a replay's fire and run.
+"""The replay part of the store: the image each run's script ran in, and the creation of a replay's
+fire and run.
 
-Columns of ``runs`` this repository alone reads and writes (migration 0015): ``image`` (set by every
-attempt that started: the latest is the one whose writes the run kept), ``replayed_from`` and
-``replay`` (JSON of :class:`ReplayPin`: what a replay's attempts must reproduce).
+Columns of ``runs`` (migration 0015, read into ``RunRecord``): ``image`` (set by every attempt that
+started: the latest is the one whose writes the run kept), ``replayed_from`` and ``replay`` (JSON of
+``records.ReplayPin``: what a replay's attempts must reproduce), written here.
 
 A replay is a fire like RunScenario's, resolved in one transaction under the scenario's lock by the
 same overlap policy (``runs.decide_overlap``), with the same "insert if absent, then compare the
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -34,58 +33,12 @@ from seedbed.coordinator.runs import decide_overlap, superseded_reason
 from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.fires import _new_run
-from seedbed.coordinator.store.records import FireRecord, RunRecord, now
+from seedbed.coordinator.store.records import FireRecord, ReplayPin, RunRecord, now
 
 if TYPE_CHECKING:
     from seedbed.coordinator.store.store import Store
 
-__all__ = ["RecordedInputs", "ReplayPin", "ReplayRepository", "replay_request_hash"]
-
-
-@dataclass(frozen=True)
-class ReplayPin:
-    """What the attempts of a replay reproduce (AttemptSpec.replay)."""
-
-    replayed_from: str
-    ledger_run_id: str
-    image: str
-    connection_aliases: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    template_versions: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "replayed_from": self.replayed_from,
-                "ledger_run_id": self.ledger_run_id,
-                "image": self.image,
-                "connection_aliases": self.connection_aliases,
-                "versions": self.versions,
-                "template_versions": self.template_versions,
-            },
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> ReplayPin:
-        doc = json.loads(text)
-        return cls(
-            replayed_from=str(doc.get("replayed_from") or ""),
-            ledger_run_id=str(doc.get("ledger_run_id") or ""),
-            image=str(doc.get("image") or ""),
-            connection_aliases={str(k): str(v) for k, v in (doc.get("connection_aliases") or {}).items()},
-            versions={str(k): str(v) for k, v in (doc.get("versions") or {}).items()},
-            template_versions={str(k): int(v) for k, v in (doc.get("template_versions") or {}).items()},
-        )
-
-
-@dataclass(frozen=True)
-class RecordedInputs:
-    """A run's replay columns: the image it ran in, and for a replay the run it replays and its pin."""
-
-    image: str = ""
-    replayed_from: str = ""
-    pin: ReplayPin | None = None
+__all__ = ["ReplayPin", "ReplayRepository", "replay_request_hash"]
 
 
 def replay_request_hash(run_id: str, connections: Mapping[str, str]) -> str:
@@ -109,35 +62,6 @@ class ReplayRepository:
                 .where(t.runs.c.id == run_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
                 .values(image=image[:255])
             )
-
-    async def inputs_of(self, run_id: str) -> RecordedInputs:
-        query = select(t.runs.c.image, t.runs.c.replayed_from, t.runs.c.replay).where(t.runs.c.id == run_id)
-        async with self._store._engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return RecordedInputs()
-        return RecordedInputs(
-            image=row.image or "",
-            replayed_from=row.replayed_from or "",
-            pin=ReplayPin.from_json(row.replay) if row.replay else None,
-        )
-
-    async def inputs_of_runs(self, run_ids: list[str]) -> dict[str, RecordedInputs]:
-        if not run_ids:
-            return {}
-        query = select(t.runs.c.id, t.runs.c.image, t.runs.c.replayed_from, t.runs.c.replay).where(
-            t.runs.c.id.in_(run_ids)
-        )
-        async with self._store._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return {
-            r.id: RecordedInputs(
-                image=r.image or "",
-                replayed_from=r.replayed_from or "",
-                pin=ReplayPin.from_json(r.replay) if r.replay else None,
-            )
-            for r in rows
-        }
 
     async def replay(
         self,
@@ -210,6 +134,8 @@ class ReplayRepository:
                 "resolved_at": at,
                 "traceparent": traceparent or None,
             }
+            if "dry_run" in t.fires.c:
+                fire_values["dry_run"] = False  # a replay writes: it is never a dry run
             active = list(
                 (
                     await conn.execute(
