@@ -403,3 +403,24 @@ def test_cli_lists_and_downloads_assets(
     assert main(["--address", coordinator.address, "run", "download", run_id, "nope.txt"]) != 0
     assert "nope.txt" in capsys.readouterr().err
     assert not (tmp_path / "nope.txt").exists()
+
+
+def test_reading_assets_takes_a_role_in_the_runs_project(assets_run: Any) -> None:
+    from seedbed.coordinator.access import Role
+    from tests.unit.test_access import make_user
+
+    coordinator, client, http, run_id = assets_run
+    with Client(coordinator.address, api_key=ADMIN_API_KEY) as admin:
+        outsider = make_user(admin, "otto")  # no role anywhere
+        viewer = make_user(admin, "vera", "default", Role.VIEWER)
+    with Client(coordinator.address, api_key=outsider) as other:
+        with pytest.raises(ClientError) as listing:
+            other.run_assets(run_id)
+        with pytest.raises(ClientError) as download:
+            other.download_run_asset(run_id, "report.txt")
+    # As for the run itself: a run outside the caller's projects is not found.
+    assert listing.value.code.name == download.value.code.name == "NOT_FOUND"
+    headers = {"Authorization": f"Bearer {outsider}"}
+    assert http.get(f"/v1/runs/{run_id}/assets/report.txt", headers=headers).status_code == 404
+    with Client(coordinator.address, api_key=viewer) as reader:
+        assert [a.name for a in reader.run_assets(run_id)] == [WEIRD, "report.txt"]
