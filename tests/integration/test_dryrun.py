@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from seedbed.api.v1 import attempt_pb2, connection_pb2, dryrun_pb2
 from seedbed.worker import templates
-from seedbed.worker.agent import Agent
+from seedbed.worker.agent import Agent, AgentError
 from tests.conftest import ROOT, scratch_pg
 from tests.faults.rest_target import RestTarget
 
@@ -46,7 +46,9 @@ def _snapshot(path: Path) -> attempt_pb2.TemplateSnapshot:
     return attempt_pb2.TemplateSnapshot(id=doc["id"], canonical_json=json.dumps(doc), revision=1)
 
 
-def _agent(tmp_path: Path, *, dry_run: bool, run_key: str = "rk-dry", **connections: Any) -> Agent:
+def _agent(
+    tmp_path: Path, *, dry_run: bool, run_key: str = "rk-dry", memory: int = 0, **connections: Any
+) -> Agent:
     snapshots = []
     for name, target in connections.items():
         if isinstance(target, RestTarget):
@@ -72,6 +74,7 @@ def _agent(tmp_path: Path, *, dry_run: bool, run_key: str = "rk-dry", **connecti
         ledger_key=b"k" * 32,
         templates=[_snapshot(SHOP / "customer.yaml"), _snapshot(SHOP / "order.yaml")],
         connections=snapshots,
+        data_limits=attempt_pb2.DataLimits(agent_memory_bytes=memory),
     )
     return Agent(spec, artifacts_dir=tmp_path / "artifacts")
 
@@ -347,3 +350,28 @@ def test_rest_posts_and_file_writes_are_not_sent_and_answer_deterministic_ids(tm
         ("post", "/customers", 5),
         ("write", "out.csv", 1),
     ]
+
+
+def test_hostile_calls_are_refused_as_a_real_run_refuses_them(tmp_path: Path, shop_pg: str) -> None:
+    agent = _agent(tmp_path, dry_run=True, memory=4 * 2**20, conn_shop=shop_pg)
+    try:
+        for table in ("customers; DROP TABLE orders", "a.b.c", ""):
+            with pytest.raises(AgentError, match="table"):
+                agent("insert", {"connection_id": "conn_shop", "table": table, "rows": [{"id": 1}]})
+        with pytest.raises(AgentError, match="on_conflict"):
+            agent(
+                "insert",
+                {"connection_id": "conn_shop", "table": "customers", "rows": [{"id": 1}], "on_conflict": "x"},
+            )
+        with pytest.raises(AgentError, match="not defined"):
+            agent("insert", {"connection_id": "conn_nope", "table": "customers", "rows": [{"id": 1}]})
+        # The keys a dry run remembers count against the attempt's memory: past it, LimitExceeded.
+        rows = [{"id": i, "name": "n", "email": f"{i}@x"} for i in range(20_000)]
+        with pytest.raises(AgentError) as over:
+            agent("insert", {"connection_id": "conn_shop", "table": "customers", "rows": rows})
+        assert type(over.value).__name__ == "LimitExceeded" and "SEEDBED_AGENT_MEMORY_BYTES" in str(
+            over.value
+        )
+    finally:
+        agent.close()
+    assert _count(shop_pg, "customers") == 0 and "seedbed_ledger" not in _tables(shop_pg)

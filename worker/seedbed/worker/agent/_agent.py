@@ -248,6 +248,8 @@ class Agent:
                     written=self._written,
                     reply=lambda items, meta: self._buffers.reply(items, meta=meta or None),
                     scrub=self.scrub,
+                    hold=self.memory.hold,
+                    statement_timeout_seconds=self._timeout_seconds,
                 )
             )
             self._ops.update(self.dry_run.ops())

@@ -42,6 +42,7 @@ from seedbed.worker import dryrun
 from seedbed.worker.agent._args import names as _names
 from seedbed.worker.agent._args import text as _text
 from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, TargetError
+from seedbed.worker.sinks._rows import split_table  # the sinks' own rule for table names
 
 __all__ = ["SAMPLE_ROWS", "AgentSide", "DryRunWrites"]
 
@@ -63,6 +64,10 @@ class AgentSide:
     written: Callable[[int], None]
     reply: Callable[[list[Any], dict[str, Any]], Any]
     scrub: Callable[[str], str]
+    # The attempt's memory budget: the keys a dry run remembers are held against it.
+    hold: Callable[[int, str], None] = lambda size, what: None
+    # How long one of the dry run's own statements may take (None: no limit).
+    statement_timeout_seconds: int | None = None
 
 
 @dataclass
@@ -71,6 +76,14 @@ class _Open:
     table: str
     call: int
     count: int = 0
+
+
+def _table(args: Mapping[str, Any], connection_id: str) -> str:
+    """The table argument, refused as the sinks refuse it (not `table` or `schema.table` of plain
+    identifiers): a dry run answers a bad name as the real run would."""
+    table = _text(args, "table", limit=300)
+    split_table(table, connection_id)
+    return table
 
 
 class DryRunWrites:
@@ -108,10 +121,14 @@ class DryRunWrites:
         found = self._sql.get(sink.connection_id)
         if found is None:
             try:
-                catalog = dryrun.SqlCatalog(sink.spec.options["url"])
+                catalog = dryrun.SqlCatalog(
+                    sink.spec.options["url"], statement_timeout_seconds=self._side.statement_timeout_seconds
+                )
             except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
                 raise TargetError(f"connection {sink.connection_id}: cannot read its schema: {exc}") from None
-            found = self._sql[sink.connection_id] = dryrun.SqlChecks(sink.connection_id, catalog, self.report)
+            found = self._sql[sink.connection_id] = dryrun.SqlChecks(
+                sink.connection_id, catalog, self.report, hold=self._side.hold
+            )
         return found
 
     def _check(self, checks: dryrun.SqlChecks, call: int, table: str, rows: Any, **how: Any) -> None:
@@ -130,7 +147,7 @@ class DryRunWrites:
 
     def _insert(self, args: Mapping[str, Any]) -> Any:
         checks = self._checks(args, "insert")
-        table = _text(args, "table", limit=300)
+        table = _table(args, checks.connection_id)
         on_conflict = args.get("on_conflict")
         if on_conflict not in (None, "ignore", "update"):
             raise InvalidArgument(f"on_conflict must be None, 'ignore' or 'update', not {on_conflict!r}")
@@ -153,7 +170,7 @@ class DryRunWrites:
 
     def _insert_open(self, args: Mapping[str, Any]) -> Any:
         checks = self._checks(args, "insert")
-        table = _text(args, "table", limit=300)
+        table = _table(args, checks.connection_id)
         if len(self._inserts) >= MAX_OPEN_INSERTS:
             raise LimitExceeded(f"more than {MAX_OPEN_INSERTS} open inserts: close one first")
         call = self._side.next_call()
@@ -182,7 +199,8 @@ class DryRunWrites:
         sink = self._side.sink(args, ("postgresql", "sql"), "execute")
         sql = _text(args, "sql", limit=100_000)
         self._side.next_call()
-        statement = " ".join(sql.split())
+        # A statement may name a password (CREATE USER …): its text is masked like every message.
+        statement = self._side.scrub(" ".join(sql.split()))
         target = self.report.target(sink.connection_id, "execute", statement[:200])
         self.report.unchecked(
             target, "not run in a dry run: what it would change is not reflected in the checks"

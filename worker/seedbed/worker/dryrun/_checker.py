@@ -3,7 +3,7 @@ and what the run itself wrote before (see the package's docstring for what is ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,13 +17,24 @@ from seedbed.worker.dryrun._values import Check, Mismatch, compile_check, conver
 __all__ = ["SqlChecks"]
 
 _INVALID = object()  # a value that did not convert: it takes part in no key
+# What one remembered key costs in memory, estimated (a tuple, its value, a set slot).
+KEY_BYTES = 160
 
 
 class SqlChecks:
     """Checks for one SQL connection of the run: its catalog, and the keys the run wrote so far."""
 
-    def __init__(self, connection_id: str, catalog: Catalog, report: ReportBuilder) -> None:
+    def __init__(
+        self,
+        connection_id: str,
+        catalog: Catalog,
+        report: ReportBuilder,
+        *,
+        hold: Callable[[int, str], None] = lambda size, what: None,
+    ) -> None:
         self.connection_id = connection_id
+        # Counts the keys remembered against the attempt's memory (raises past its budget).
+        self._hold = hold
         self._catalog = catalog
         self._report = report
         # Per table, per unique column set: the keys the run's earlier rows hold.
@@ -166,6 +177,10 @@ class SqlChecks:
                 if key is not None and key not in pending:
                     pending[key] = index
         self._existing_duplicates(target, table, new_keys, upsert, call)
+        remembered = sum(len(found) for found in new_keys.values())
+        self._hold(
+            remembered * KEY_BYTES, f"keys of {remembered:,} rows the dry run checks later rows against"
+        )
         for cols, found in new_keys.items():
             written.setdefault(cols, set()).update(found)
         for fk, pending in zip(schema.foreign_keys, references, strict=True):

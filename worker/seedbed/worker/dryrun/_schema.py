@@ -96,13 +96,17 @@ class Catalog(Protocol):
 class SqlCatalog:
     """A `Catalog` over one SQLAlchemy URL, read-only, one connection for the attempt."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, statement_timeout_seconds: int | None = None) -> None:
         parsed = sa.make_url(url)
         connect_args: dict[str, Any] = {}
         if parsed.get_backend_name() == "postgresql":
             # psycopg 3, as the sinks: the URL may name no driver.
             parsed = parsed.set(drivername="postgresql+psycopg")
-            connect_args["options"] = "-c default_transaction_read_only=on"
+            options = "-c default_transaction_read_only=on"
+            if statement_timeout_seconds:
+                # No lookup of the dry run outlives the attempt.
+                options += f" -c statement_timeout={int(statement_timeout_seconds) * 1000}"
+            connect_args["options"] = options
         self._engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
         self._conn: sa.Connection | None = None
         self._meta = sa.MetaData()
