@@ -11,7 +11,7 @@ import click
 
 from seedbed.api.v1 import run_pb2
 from seedbed.cli._catalog_options import tell
-from seedbed.cli._context import state
+from seedbed.cli._context import SeedbedCommand, state
 from seedbed.cli._exits import for_run_state
 from seedbed.cli._follow import (
     LogView,
@@ -29,7 +29,7 @@ from seedbed.cli._input import key_values
 ENV_IDEMPOTENCY_KEY = "SEEDBED_IDEMPOTENCY_KEY"
 
 
-@click.command()
+@click.command(cls=SeedbedCommand)
 @click.argument("run_id", metavar="RUN")
 @click.option(
     "-c",
