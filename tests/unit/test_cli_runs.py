@@ -295,7 +295,7 @@ def test_purge_asks_on_a_terminal_and_no_changes_nothing(
     monkeypatch.setenv("TTY_COMPATIBLE", "1")
     monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
     code, out, err = cli("run", "purge", good.id)
-    assert code == 0 and f"delete the rows run {good.id} inserted?" in err
+    assert code == 0 and f"undo what run {good.id} wrote?" in err
     assert "nothing purged" in err and out == ""  # no purge was asked of the coordinator
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     code, out, err = cli("run", "purge", good.id)

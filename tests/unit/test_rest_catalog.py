@@ -294,7 +294,16 @@ def test_purging_a_run_without_writes_answers_an_empty_plan(rest: tuple[Any, htt
     put(http, "scn_quiet", "print nothing written")
     run = ok(http.post("/v1/scenarios/scn_quiet/run", params={"wait": "true"}, json={}))["run"]
     plan = ok(http.post(f"/v1/runs/{run['id']}/purge", params={"dry_run": "true"}))
-    assert plan == {"targets": [], "skipped": [], "skipped_connections": [], "failures": [], "dry_run": True}
+    assert plan == {
+        "targets": [],
+        "skipped": [],
+        "skipped_connections": [],
+        "failures": [],
+        "dry_run": True,
+        "rows_left": [],
+        "assets_deleted": 0,
+        "asset_bytes_deleted": "0",
+    }
     done = ok(http.post(f"/v1/runs/{run['id']}/purge"))
     assert done["dry_run"] is False and done["targets"] == [] and done["failures"] == []
 

@@ -110,6 +110,10 @@ def _fields(c: connection_pb2.Connection) -> RenderableType:
             ("batch size", rest.batch_size or ""),
             ("timeout", f"{rest.timeout_seconds} s" if rest.timeout_seconds else ""),
             ("idempotent", rest.idempotent),
+            (
+                "undo",
+                f"{rest.undo} (id: {rest.undo_id_field or 'id'})" if rest.undo else "none: purge lists posts",
+            ),
         ]
     rows += [
         ("secret", c.secret),
@@ -144,6 +148,19 @@ def _fields(c: connection_pb2.Connection) -> RenderableType:
 @click.option("--timeout", type=int, default=0, help="rest: seconds per request")
 @click.option(
     "--idempotent", is_flag=True, help="rest: the target honours Idempotency-Key (retries are safe)"
+)
+@click.option(
+    "--rest-undo",
+    default="",
+    metavar="'DELETE PATH'",
+    help="rest: how a purge undoes a post, e.g. 'DELETE {path}/{id}' ({id}: the id each response names, "
+    "{path}: the path posted to); without it, what runs post is listed as not undoable",
+)
+@click.option(
+    "--rest-undo-id-field",
+    default="",
+    metavar="FIELD",
+    help="rest: where a response names the created id, a field or dotted path (default: id)",
 )
 @click.option(
     "--writers",
@@ -195,6 +212,8 @@ def connection_create(
     batch_size: int,
     timeout: int,
     idempotent: bool,
+    rest_undo: str,
+    rest_undo_id_field: str,
     writers: int | None,
     shard_rows: int | None,
     max_writers: int | None,
@@ -215,7 +234,8 @@ def connection_create(
       seedbed connection create conn_postgres --kind postgresql --url postgresql://app@db:5432/shop \\
           --secret-stdin --writers 4 < password.txt
       seedbed connection create conn_api --kind rest --base-url https://api.example/v1 \\
-          --auth-header Authorization --secret-env API_TOKEN --idempotent
+          --auth-header Authorization --secret-env API_TOKEN --idempotent \\
+          --rest-undo 'DELETE {path}/{id}'
     """
     request = connection_pb2.CreateConnectionRequest(
         connection_id=connection_id,
@@ -236,6 +256,8 @@ def connection_create(
                 batch_size=batch_size,
                 timeout_seconds=timeout,
                 idempotent=idempotent,
+                undo=rest_undo,
+                undo_id_field=rest_undo_id_field,
             )
         )
     for name, value in zip(_BULK_OPTIONS, (writers, shard_rows, max_writers), strict=True):

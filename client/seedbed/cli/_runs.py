@@ -39,6 +39,7 @@ from seedbed.cli._follow import (
 )
 from seedbed.cli._input import confirm, iso_time, read_text
 from seedbed.cli._output import Column, dump, printable, table, when
+from seedbed.cli._purge import purges as _purge_list
 from seedbed.cli._replay import replay
 from seedbed.cli._scenario_options import params_option
 from seedbed.cli._show import error_text, state_name, took
@@ -426,10 +427,12 @@ def abort(run_id: str, reason: str) -> int:
 @click.option("--dry-run", is_flag=True, help="count what would be deleted, delete nothing")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation (required off a terminal)")
 def purge(run_id: str, dry_run: bool, yes: bool) -> int:
-    """Delete the rows run RUN inserted into its SQL targets, newest batch first.
+    """Undo what run RUN wrote, newest first: rows deleted, upserted rows put back, REST resources
+    deleted, files and assets removed.
 
-    RUN is a run id of a run that ended. Batches that cannot be purged (upserts, statements, keys
-    the database generated) are listed as skipped. On a terminal (stdin and stderr) it asks first
+    RUN is a run id of a run that ended. What cannot be undone (statements, keys the database
+    generated, a REST connection without --rest-undo, rows changed since the run) is listed with
+    why. On a terminal (stdin and stderr) it asks first
     (--yes does not); answering no purges nothing, says so and exits 0. Elsewhere --yes is
     required (exit 2 without it). The exit code is 1 when the purge stopped at a failure (run it
     again to resume). -o json|yaml: the contract's PurgeRunResponse with run_id added.
@@ -442,7 +445,7 @@ def purge(run_id: str, dry_run: bool, yes: bool) -> int:
     from seedbed.cli import _purge
 
     g = state()
-    question = f"delete the rows run {run_id} inserted?"
+    question = f"undo what run {run_id} wrote?"
     why = "run purge deletes rows (--dry-run counts them)"
     if not confirm(question, yes=yes or dry_run, why=why, declined="nothing purged"):
         return int(ExitCode.SUCCESS)
@@ -538,5 +541,6 @@ def trace(run_id: str, depth: int | None, min_ms: float) -> int:
 
 
 run.add_command(replay)  # `seedbed run replay` (_replay)
+run.add_command(_purge_list)  # `seedbed run purges` (_purge)
 
 __all__ = ["ENV_IDEMPOTENCY_KEY", "RUN_COLUMNS", "parse_since", "run", "runs_table"]

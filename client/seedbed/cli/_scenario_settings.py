@@ -13,7 +13,9 @@ JSON shape.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -345,4 +347,64 @@ def remove_trigger(scenario_id: str, trigger: str, project: str | None) -> int:
     return int(ExitCode.SUCCESS)
 
 
-__all__ = ["add_trigger", "disable", "enable", "remove_trigger", "set_run_as", "set_sender"]
+_DURATION = re.compile(r"(?P<n>\d+)\s*(?P<unit>s|m|h|d)")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _purge_after(text: str) -> timedelta | None:
+    """``7d``, ``12h``, ``30m``, ``90s``, or ``never``."""
+    if text.strip().lower() == "never":
+        return None
+    found = _DURATION.fullmatch(text.strip())
+    if found is None or int(found["n"]) == 0:
+        raise click.BadParameter(f"{text!r} is not a duration such as 7d, 12h, 30m or 90s, nor 'never'")
+    return timedelta(seconds=int(found["n"]) * _SECONDS[found["unit"]])
+
+
+@click.command("set-purge-after", cls=SeedbedCommand)
+@click.argument("scenario_ids", nargs=-1, metavar="ID...")
+@click.option(
+    "--after",
+    "after",
+    required=True,
+    metavar="DURATION",
+    help="7d, 12h, 30m, 90s: purge each run this long after it ended; never: keep runs",
+)
+@project_option
+def set_purge_after(scenario_ids: tuple[str, ...], after: str, project: str | None) -> None:
+    """Set how long after a run ends the coordinator purges it (its periodic purge pass: rows
+    deleted or put back, REST resources and files removed, as `seedbed run purge` does; listed by
+    `seedbed run purges`). Applies to the runs already there too.
+
+    -o json|yaml: {"project": KEY, "purge_after_seconds": N (0: never), "changed": [ids]}.
+
+    \b
+    Examples:
+      seedbed scenario set-purge-after nightly --after 7d
+      seedbed scenario set-purge-after nightly --after never
+    """
+    if not scenario_ids:
+        raise CliError("scenario set-purge-after needs the ids of the scenarios to change")
+    value = _purge_after(after)
+    g = state()
+    changed = []
+    for item in targets(g.client(), scenario_ids, False, project):
+        settings = item.get_settings()
+        if settings.purge_after != value:
+            settings.purge_after = value
+            settings.save()
+            changed.append(item.id)
+    seconds = int(value.total_seconds()) if value is not None else 0
+    text = f"purge after {after}: {len(changed)} scenario(s) changed: {', '.join(changed) or 'none'}"
+    tell({"project": project or DEFAULT_PROJECT, "purge_after_seconds": seconds, "changed": changed}, text)
+
+
+__all__ = [
+    "add_trigger",
+    "disable",
+    "enable",
+    "remove_trigger",
+    "set_purge_after",
+    "set_run_as",
+    "set_sender",
+]

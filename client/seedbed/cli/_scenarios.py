@@ -33,6 +33,7 @@ from seedbed.cli._scenario_settings import (
     disable,
     enable,
     remove_trigger,
+    set_purge_after,
     set_run_as,
     set_sender,
 )
@@ -116,6 +117,7 @@ def _describe(s: scenario_pb2.Scenario, status: scenario_pb2.GetScenarioStatusRe
         ("revision", f"{s.revision} (changed {when(s.update_time)} by {s.last_modified_by})"),
         ("active", _active(s)),
         ("refuse runs when inactive", settings.refuse_runs_when_inactive),
+        ("purge after", f"{settings.purge_after_seconds:,} s" if settings.purge_after_seconds else "never"),
         ("run as", run_as),
         ("overlap policy", overlap.removeprefix("OVERLAP_POLICY_")),
         ("timeout", f"{settings.timeout_seconds} s" if settings.timeout_seconds else "operator default"),
@@ -456,7 +458,17 @@ def delete(scenario_ids: tuple[str, ...], project: str | None, yes: bool) -> int
     return int(ExitCode.SUCCESS)
 
 
-for _command in (fire, runs, enable, disable, set_run_as, set_sender, add_trigger, remove_trigger):
+for _command in (
+    fire,
+    runs,
+    enable,
+    disable,
+    set_run_as,
+    set_sender,
+    add_trigger,
+    remove_trigger,
+    set_purge_after,
+):
     scenario.add_command(_command)
 
 __all__ = ["scenario"]

@@ -390,13 +390,21 @@ class Client:
         return self._every(self._runs.ListWriteBatches, request, "batches")
 
     def purge_run(self, run_id: str, *, dry_run: bool = False) -> run_pb2.PurgeRunResponse:
-        """Delete what a finished run inserted into its SQL targets, newest batch first (with
-        ``dry_run``: count it). Batches that cannot be purged (upserts, statements, keys the
-        database generated) are listed in ``skipped``; ``failures`` is empty when everything
-        purgeable was purged. A purge cut short resumes when called again."""
+        """Undo what a finished run wrote, newest first (with ``dry_run``: count it): rows it
+        inserted deleted, rows its upserts changed put back (``rows_left``: changed since, left
+        alone), REST resources deleted through the connection's declared undo, files and assets
+        removed. What cannot be undone (statements, a REST connection without an undo) is listed
+        in ``skipped`` and ``skipped_connections``; ``failures`` is empty when everything undoable
+        was undone. A purge cut short resumes when called again."""
         request = run_pb2.PurgeRunRequest(run_id=run_id, dry_run=dry_run)
         # A large run takes a while; a retry after a lost answer only finds less to purge.
         return self._call(self._runs.PurgeRun, request, timeout=max(self._timeout, 3600))  # type: ignore[return-value]
+
+    def list_purges(self, run_id: str = "", *, limit: int = 0) -> list[run_pb2.PurgeRecord]:
+        """The purges of runs, newest first (the periodic pass's and those asked for); with
+        ``run_id``, that run's. ``limit``: at most 500 (0: 50)."""
+        request = run_pb2.ListPurgesRequest(run_id=run_id, limit=limit)
+        return list(self._call(self._runs.ListPurges, request).purges)  # type: ignore[attr-defined]
 
     def get_run_trace(self, run_id: str) -> RunTrace:
         """The spans kept for the run (see ``RunTrace``): empty when tracing was off. NOT_FOUND for

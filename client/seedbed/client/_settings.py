@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -180,6 +181,20 @@ class ScenarioSettings:
     @active.setter
     def active(self, value: bool) -> None:
         self.raw.active = bool(value)
+
+    @property
+    def purge_after(self) -> timedelta | None:
+        """How long after a run ends the coordinator purges it (its periodic purge pass), or None:
+        never (the default)."""
+        seconds = self.raw.purge_after_seconds
+        return timedelta(seconds=seconds) if seconds else None
+
+    @purge_after.setter
+    def purge_after(self, value: timedelta | None) -> None:
+        seconds = 0 if value is None else int(value.total_seconds())
+        if value is not None and seconds < 1:
+            raise ValueError("purge_after must be at least one second, or None (never)")
+        self.raw.purge_after_seconds = seconds
 
     @property
     def refuse_runs_when_inactive(self) -> bool:

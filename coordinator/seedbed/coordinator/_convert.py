@@ -62,6 +62,7 @@ def settings_to_proto(value: ScenarioSettingsValue) -> scenario_pb2.ScenarioSett
         ],
         run_as=value.run_as,
         refuse_runs_when_inactive=value.refuse_runs_when_inactive,
+        purge_after_seconds=value.purge_after_seconds,
     )
 
 

@@ -224,6 +224,16 @@ class AttemptRunner:
                         await logs.output(event.output.lines)
                     elif kind == "batch":
                         await self._store.attempts.add_batches(run_id, [_batch(attempt, event.batch)])
+                        if event.batch.created_ids:  # what a purge deletes (RestOptions.undo)
+                            await self._store.purges.add_created(
+                                run_id,
+                                attempt,
+                                event.batch.connection_id,
+                                event.batch.call,
+                                event.batch.batch,
+                                event.batch.target,
+                                list(event.batch.created_ids),
+                            )
                         self._metrics.batch_written(event.batch)
                     elif kind == "asset":
                         await assets.piece(event.asset)

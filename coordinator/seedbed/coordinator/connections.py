@@ -171,6 +171,9 @@ def validate_rest(options: dict[str, Any]) -> dict[str, Any]:
         raise InvalidArgumentError("rest.batch_size", f"{batch} is outside 1..10000")
     if not 1 <= timeout <= 300:
         raise InvalidArgumentError("rest.timeout_seconds", f"{timeout} is outside 1..300")
+    undo, undo_id_field = validate_rest_undo(
+        str(options.get("undo", "")), str(options.get("undo_id_field", ""))
+    )
     return {
         "base_url": base.rstrip("/"),
         "headers": headers,
@@ -178,7 +181,41 @@ def validate_rest(options: dict[str, Any]) -> dict[str, Any]:
         "batch_size": batch,
         "timeout_seconds": timeout,
         "idempotent": bool(options.get("idempotent", False)),
+        "undo": undo,
+        "undo_id_field": undo_id_field,
     }
+
+
+_UNDO_TOKEN = r"(?:[A-Za-z0-9._~%!$&'()*+,=:@-]|\{id\}|\{path\})+"
+_UNDO_PATH = re.compile(f"/?{_UNDO_TOKEN}(?:/{_UNDO_TOKEN})*")
+_ID_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}(?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){0,7}")
+
+
+def validate_rest_undo(undo: str, id_field: str) -> tuple[str, str]:
+    """A REST connection's declared undo: "" (none), or "DELETE /path" relative to the base URL with
+    ``{id}`` (the created resource's id) and optionally ``{path}`` (the path the run posted to);
+    and the response field naming the id (a dotted path; empty: "id")."""
+    if id_field and not _ID_FIELD.fullmatch(id_field):
+        raise InvalidArgumentError(
+            "rest.undo_id_field", f"{id_field[:80]!r} is not a field name or dotted path such as 'data.id'"
+        )
+    if not undo:
+        if id_field:
+            raise InvalidArgumentError("rest.undo_id_field", "is set without rest.undo: declare the undo too")
+        return "", ""
+    method, _, path = undo.partition(" ")
+    example = "e.g. 'DELETE {path}/{id}' or 'DELETE /things/{id}'"
+    if method != "DELETE":
+        raise InvalidArgumentError("rest.undo", f"must start with DELETE ({example}), not {undo[:80]!r}")
+    if len(path) > 500 or "{id}" not in path or not _UNDO_PATH.fullmatch(path):
+        raise InvalidArgumentError(
+            "rest.undo",
+            f"{path[:80]!r} is not a path relative to the base URL holding {{id}} ({example}); "
+            "no scheme, host, query, spaces or other placeholders",
+        )
+    if any(segment in (".", "..") for segment in path.split("/")) or "//" in path:
+        raise InvalidArgumentError("rest.undo", f"{path[:80]!r} has an empty, '.' or '..' segment")
+    return undo, id_field or "id"
 
 
 def validate_bulk(kind: str, options: connection_pb2.BulkOptions) -> dict[str, int]:

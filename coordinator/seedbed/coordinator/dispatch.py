@@ -29,7 +29,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,8 +265,9 @@ class RayDispatcher:
         run_id: str,
         ledger_key: bytes,
         dry_run: bool,
+        work: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Delete what a run inserted through one SQL connection (see `catalog.purge_run`)."""
+        """Undo what a run wrote through one connection (see `catalog.purge_run`)."""
         result: dict[str, Any] = await self._call(
             catalog.purge_run,
             connection.SerializeToString(),
@@ -274,6 +275,7 @@ class RayDispatcher:
             run_id,
             ledger_key,
             dry_run,
+            dict(work or {}),
             timeout=_PURGE_SECONDS,
         )
         return result

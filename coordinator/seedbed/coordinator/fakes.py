@@ -40,7 +40,7 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -130,11 +130,12 @@ class FakeDispatcher:
         run_id: str,
         ledger_key: bytes,
         dry_run: bool,
+        work: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         from seedbed.worker import catalog
 
         return await asyncio.to_thread(
-            catalog.purge_run, connection.SerializeToString(), run_key, run_id, ledger_key, dry_run
+            catalog.purge_run, connection.SerializeToString(), run_key, run_id, ledger_key, dry_run, work
         )
 
     async def waiting_reason(self) -> str | None:

@@ -1,11 +1,20 @@
-"""Purging a finished run: what it inserted into its SQL targets is deleted, target by target.
+"""Purging a finished run: what it wrote is undone, connection by connection, and its assets go.
 
-`RunPurger.purge` checks that the run has ended, finds the SQL connections it wrote through (from
-the write batches its attempts reported) and asks a worker to purge each (`catalog.purge_run`: the
-worker opens the connection and deletes by the row keys the target's write ledger recorded, newest
-batch first). Connections go in the reverse order of the run's first write to each, as batches do
-within one: what was written last may reference what was written first. The first failure stops
-the purge; what was purged before it stays purged, and purging again resumes where it stopped.
+`RunPurger.purge` checks that the run has ended, finds the connections it wrote through (from the
+write batches its attempts reported) and asks a worker to undo what it wrote through each
+(`catalog.purge_run`): SQL rows by the keys the target's write ledger recorded (an upsert's rows
+put back as they were, or left and listed when changed since), REST resources by the ids their
+responses named through the connection's declared undo, files from the run's artifacts folder.
+Connections go in the reverse order of the run's first write to each, as batches do within one:
+what was written last may reference what was written first. The first failure stops the purge;
+what was purged before it stays purged, and purging again resumes where it stopped. What cannot be
+undone (a statement, a REST connection without an undo, a row changed since) is listed with why.
+The run's assets (files it kept) are removed with it.
+
+A purge that is not a dry run is recorded (`store.purges`): claimed with a lease before it starts,
+so that one coordinator purges a run at a time, renewed while it runs, and ended DONE or FAILED
+with what it did. The periodic pass (`seedbed.coordinator.purge_pass`) purges through the same
+claim; a purge asked for while another holds the run is refused.
 
 The ledger is kept per database, not per connection: a purge through one connection removes the
 run's batches written through any connection to the same database. Connections whose URLs name the
@@ -13,15 +22,22 @@ same database (ignoring the user) are therefore purged once, through the first o
 listed as skipped, so that a dry run does not count the same rows twice.
 
 Rejected: purging the connections concurrently (the order is what keeps foreign keys between
-them satisfied), and reading what to delete from the coordinator's store (it knows batches, not
-rows; the ledger in the target commits with the rows it describes).
+them satisfied); reading what to delete from the coordinator's store (it knows batches, not
+rows; the ledger in the target commits with the rows it describes); calling REST targets from the
+coordinator (a worker opens the connection, with its egress and credentials, as for SQL).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
+from google.protobuf import json_format
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -33,30 +49,122 @@ from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.runs.ports import RunPurgeWorker
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.store import LogRecord, RunRecord, Store, now
+from seedbed.coordinator.store.purges import PurgeRecord
 
 log = logging.getLogger(__name__)
 
 _SQL_KINDS = ("postgresql", "sql")
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+# A failed purge is tried again by the periodic pass after this long.
+RETRY_FAILED = timedelta(minutes=10)
 
 
 class RunPurger:
-    def __init__(self, store: Store, worker: RunPurgeWorker, hub: LogHub, secrets: SecretBox) -> None:
+    def __init__(
+        self,
+        store: Store,
+        worker: RunPurgeWorker,
+        hub: LogHub,
+        secrets: SecretBox,
+        *,
+        holder: str = "coordinator",
+        lease: timedelta = timedelta(seconds=120),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self._store = store
         self._worker = worker
         self._hub = hub
         self._secrets = secrets
+        self.holder = holder
+        self.lease = lease
+        self._ended = Counter(
+            "seedbed_purges",
+            "Run purges that ended (not dry runs), by what started them (ttl, request) and how",
+            ["trigger", "outcome"],
+            registry=registry,
+        )
 
     async def purge(self, run_id: str, *, dry_run: bool) -> run_pb2.PurgeRunResponse:
-        """Purge (or with `dry_run` count) what run `run_id` inserted. Raises NotFoundError, and
-        FailedPreconditionError while the run is active."""
+        """Purge (or with `dry_run` count) what run `run_id` wrote. Raises NotFoundError, and
+        FailedPreconditionError while the run is active or another purge of it is under way."""
         run = await self._store.get_run(run_id)
         if not run.state.is_terminal:
             raise FailedPreconditionError(
                 f"run {run_id} is {run.state.value}: abort it first or wait for it to end, then purge"
             )
+        if dry_run:
+            return await self.undo(run, dry_run=True)
+        holder = f"{self.holder} (request)"
+        claimed = await self._store.purges.claim(
+            run.id,
+            scenario_id=run.scenario_id,
+            project_key=run.project_key,
+            trigger="request",
+            holder=holder,
+            at=now(),
+            lease=self.lease,
+            again=True,
+        )
+        if not claimed:
+            raise FailedPreconditionError(
+                f"run {run_id} is being purged now (by the periodic purge pass, or another request): "
+                f"wait for it to end (seedbed run purges {run_id}), then purge again if needed"
+            )
+        return await self.held(run, holder, trigger="request")
+
+    async def held(self, run: RunRecord, holder: str, *, trigger: str) -> run_pb2.PurgeRunResponse:
+        """Purge a run whose purge `holder` has claimed: its lease renewed meanwhile, its record
+        ended DONE (or FAILED, with the first failure) with what was done."""
+        async with self._renewing(run.id, holder):
+            try:
+                response = await self.undo(run, dry_run=False)
+            except Exception as exc:
+                await self._store.purges.finish(
+                    run.id,
+                    holder,
+                    failed=True,
+                    message=f"the purge failed: {exc}",
+                    result="{}",
+                    at=now(),
+                    retry_after=RETRY_FAILED,
+                )
+                self._ended.labels(trigger, "failed").inc()
+                raise
+        finished = await self._store.purges.finish(
+            run.id,
+            holder,
+            failed=bool(response.failures),
+            message=describe(response),
+            result=json_format.MessageToJson(response, indent=None),
+            at=now(),
+            retry_after=RETRY_FAILED,
+        )
+        self._ended.labels(trigger, "failed" if response.failures else "done").inc()
+        if not finished:
+            log.warning("run %s: the purge ended after its claim was taken over (lease passed)", run.id)
+        return response
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, run_id: str, holder: str) -> AsyncIterator[None]:
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.lease.total_seconds() / 3)
+                try:
+                    await self._store.purges.renew(run_id, holder, now() + self.lease)
+                except SQLAlchemyError as exc:  # the next renewal may get through
+                    log.warning("run %s: the purge's lease was not renewed: %s", run_id, exc)
+
+        task = asyncio.create_task(renew(), name=f"purge lease {run_id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def undo(self, run: RunRecord, *, dry_run: bool) -> run_pb2.PurgeRunResponse:
+        """What the purge does, unrecorded: every connection, then the run's assets."""
         response = run_pb2.PurgeRunResponse(dry_run=dry_run)
-        order = list(reversed(await self._store.attempts.sql_connections(run_id)))
+        order = list(reversed(await self._store.purges.connections(run.id)))
         databases: dict[tuple[Any, ...], str] = {}
         for index, connection_id in enumerate(order):
             summary = await self._purge_one(run, connection_id, dry_run, response, databases)
@@ -70,11 +178,21 @@ class RunPurger:
                         reason=f"not reached: the purge stopped at a failure on {connection_id}",
                     )
                 break
+        count, size = await self._assets(run.id, dry_run)
+        response.assets_deleted, response.asset_bytes_deleted = count, size
         text = describe(response)
-        log.info("run %s: %s", run_id, text)
-        if not dry_run and (response.targets or response.failures):
-            await self._log(run_id, text)
+        log.info("run %s: %s", run.id, text)
+        if not dry_run and (response.targets or response.failures or count):
+            await self._log(run.id, text)
         return response
+
+    async def _assets(self, run_id: str, dry_run: bool) -> tuple[int, int]:
+        """(count, bytes) of the run's assets removed (with `dry_run`: there)."""
+        assets = getattr(self._store, "assets", None)  # the store's run assets, once it keeps them
+        if assets is None:
+            return 0, 0
+        found: tuple[int, int] = await (assets.summary(run_id) if dry_run else assets.delete_run(run_id))
+        return found
 
     async def _purge_one(
         self,
@@ -91,7 +209,7 @@ class RunPurger:
         except NotFoundError:
             response.skipped_connections.add(
                 connection_id=connection_id,
-                reason="deleted since the run: create it again (same id, same database) to purge "
+                reason="deleted since the run: create it again (same id, same target) to purge "
                 "what the run wrote through it",
             )
             return None
@@ -101,29 +219,41 @@ class RunPurger:
                 reason=f"now a connection of another project than the run's ({run.project_key!r})",
             )
             return None
-        if record.kind not in _SQL_KINDS:
+        work: dict[str, Any] = {}
+        if record.kind == "rest":
+            created = await self._store.purges.created(run.id, connection_id)
+            if not created:
+                response.skipped_connections.add(connection_id=connection_id, reason=_no_undo(record.rest))
+                return None
+            work["rest"] = [vars(c) for c in created]
+        elif record.kind == "file":
+            work["files"] = await self._store.purges.files(run.id, connection_id)
+            if not work["files"]:
+                return None  # nothing written through it
+        elif record.kind in _SQL_KINDS:
+            database = _database(record.url)
+            if database is not None:
+                if database in databases:
+                    response.skipped_connections.add(
+                        connection_id=connection_id,
+                        reason=f"same database as {databases[database]}: the run's batches written "
+                        "through either are handled through that one (the write ledger is kept per "
+                        "database)",
+                    )
+                    return None
+                databases[database] = connection_id
+        else:
             response.skipped_connections.add(
-                connection_id=connection_id,
-                reason=f"now a {record.kind} connection: the run wrote through it as a SQL one",
+                connection_id=connection_id, reason=f"a {record.kind} connection: nothing to undo through it"
             )
             return None
-        database = _database(record.url)
-        if database is not None:
-            if database in databases:
-                response.skipped_connections.add(
-                    connection_id=connection_id,
-                    reason=f"same database as {databases[database]}: the run's batches written through "
-                    "either are handled through that one (the write ledger is kept per database)",
-                )
-                return None
-            databases[database] = connection_id
         try:
             connection = snapshot(record, self._secrets)
         except CoordinatorError as exc:  # its secret cannot be decrypted
             return _failed(f"cannot open connection {connection_id}: {exc}")
         try:
             key = ledger_key(self._secrets, run.id)
-            return await self._worker.purge_run(connection, run.run_key, run.id, key, dry_run)
+            return await self._worker.purge_run(connection, run.run_key, run.id, key, dry_run, work)
         except DispatchError as exc:
             return _failed(f"no worker could purge through connection {connection_id}: {exc}")
 
@@ -137,6 +267,19 @@ class RunPurger:
             log.warning("run %s: the purge's log line was not written: %s", run_id, exc)
             return
         self._hub.notify(run_id)
+
+
+def _no_undo(rest: dict[str, Any]) -> str:
+    """Why what a run posted through a REST connection cannot be undone."""
+    if not rest.get("undo"):
+        return (
+            "what the run posted cannot be undone: the connection declares no undo (create it with "
+            "--rest-undo 'DELETE {path}/{id}', or delete the resources by hand)"
+        )
+    return (
+        "what the run posted cannot be undone: no ids were recorded (the undo was declared after "
+        "the run, or the responses named none at the undo's id field)"
+    )
 
 
 def _database(url: str) -> tuple[Any, ...] | None:
@@ -162,15 +305,20 @@ def _add(response: run_pb2.PurgeRunResponse, connection_id: str, summary: dict[s
             rows_deleted=table["rows_deleted"],
             rows_recorded=table["rows_recorded"],
             batches=table["batches"],
+            rows_restored=table.get("rows_restored", 0),
+            rows_changed=table.get("rows_changed", 0),
         )
     for batch in summary["skipped"]:
         response.skipped.add(connection_id=connection_id, **batch)
     for error in summary["errors"]:
         response.failures.add(connection_id=connection_id, **error)
+    for row in summary.get("changed", []):
+        response.rows_left.add(connection_id=connection_id, **row)
 
 
 def describe(response: run_pb2.PurgeRunResponse) -> str:
-    """The purge in one line: rows per table, batches skipped, where it stopped."""
+    """The purge in one line: rows per table, rows put back and left, what was skipped, where it
+    stopped."""
     verb = "would delete" if response.dry_run else "purged"
     total = sum(t.rows_deleted for t in response.targets)
     if response.targets:
@@ -178,6 +326,15 @@ def describe(response: run_pb2.PurgeRunResponse) -> str:
         text = f"{verb} {total} row{'s' if total != 1 else ''}: {parts}"
     else:
         text = f"{verb} nothing: no batch of the run is left to purge"
+    restored = sum(t.rows_restored for t in response.targets)
+    if restored:
+        put = "would put" if response.dry_run else "put"
+        text += f"; {put} back {restored} row{'s' if restored != 1 else ''} an upsert changed"
+    changed = sum(t.rows_changed for t in response.targets)
+    if changed:
+        text += f"; {changed} row{'s' if changed != 1 else ''} left as they are (changed since the run)"
+    if response.assets_deleted:
+        text += f"; {response.assets_deleted} asset{'s' if response.assets_deleted != 1 else ''}"
     if response.skipped:
         count = len(response.skipped)
         text += f"; {count} batch{'es' if count != 1 else ''} skipped (not purgeable)"
@@ -186,3 +343,27 @@ def describe(response: run_pb2.PurgeRunResponse) -> str:
     if response.failures:
         text += f"; stopped: {response.failures[0].message}"
     return text
+
+
+_STATES = {
+    "RUNNING": run_pb2.PURGE_STATE_RUNNING,
+    "DONE": run_pb2.PURGE_STATE_DONE,
+    "FAILED": run_pb2.PURGE_STATE_FAILED,
+}
+
+
+def record_to_proto(record: PurgeRecord) -> run_pb2.PurgeRecord:
+    msg = run_pb2.PurgeRecord(
+        run_id=record.run_id,
+        scenario_id=record.scenario_id,
+        trigger=record.trigger,
+        state=_STATES.get(record.state, run_pb2.PURGE_STATE_UNSPECIFIED),
+        attempts=record.attempts,
+        message=record.message,
+    )
+    msg.start_time.FromDatetime(record.started_at)
+    if record.ended_at is not None:
+        msg.end_time.FromDatetime(record.ended_at)
+    if record.result:
+        json_format.Parse(record.result, msg.result, ignore_unknown_fields=True)
+    return msg

@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -66,6 +67,7 @@ from seedbed.coordinator.observability.metrics import CoordinatorMetrics, Metric
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
+from seedbed.coordinator.purge_pass import PurgePass
 from seedbed.coordinator.ratelimits import RateLimiter
 from seedbed.coordinator.reporting import ReportSender
 from seedbed.coordinator.runs import Dispatcher
@@ -108,6 +110,7 @@ class Coordinator:
         self.cluster_watch: ClusterWatch | None = None
         self.tracing: RunTracing | None = None
         self.metrics: CoordinatorMetrics | None = None
+        self.purge_pass: PurgePass | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
         self.rest: RestServer | None = None
         # The web console's sessions (None: no console; set by start()).
@@ -202,12 +205,22 @@ class Coordinator:
             ],
         )
         limits = RateLimiter.from_settings(self.settings)  # per caller, shared by every face
+        purger = RunPurger(
+            self.store,
+            self.dispatcher,
+            self.hub,
+            secrets,
+            holder=self.settings.resolved_coordinator_id(),
+            lease=timedelta(seconds=self.settings.purge_lease_seconds),
+            registry=self.metrics.registry,
+        )
+        self.purge_pass = PurgePass(self.store, purger, interval_seconds=self.settings.purge_interval_seconds)
         self.scenarios = ScenarioUseCases(self.store, self.settings, limits)
         self.runs = RunUseCases(
             self.store,
             self.supervisor,
             self.hub,
-            RunPurger(self.store, self.dispatcher, self.hub, secrets),
+            purger,
             self.fires,
             limits,
             self.tracing,
@@ -249,6 +262,7 @@ class Coordinator:
         self.metrics.start()
         await self.supervisor.start()
         self.scheduler.start()
+        self.purge_pass.start()
         cluster = getattr(self.dispatcher, "cluster", None)  # a Ray dispatcher's view of its nodes
         if cluster is not None:
             self.cluster_watch = ClusterWatch(cluster, self.metrics, on_join=self._probe_engine)
@@ -322,6 +336,8 @@ class Coordinator:
             await self.server.stop(grace)
         if self.scheduler is not None:
             await self.scheduler.aclose()
+        if self.purge_pass is not None:
+            await self.purge_pass.aclose()
         if self.cluster_watch is not None:
             await self.cluster_watch.aclose()
         if self.supervisor is not None:

@@ -233,6 +233,19 @@ class CoordinatorSettings(BaseSettings):
         description="how often cron triggers are checked for due times (and waiting fires for their "
         "turn); a trigger fires at most this late",
     )
+    purge_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description="how often runs past their scenario's purge_after_seconds are looked for and purged",
+    )
+    purge_lease_seconds: float = Field(
+        120.0,
+        ge=1,
+        le=3600,
+        description="lease of a coordinator on a run it purges, renewed every third of it; once it "
+        "passed (the coordinator stopped mid-purge) the next purge pass resumes the purge",
+    )
     coordinator_id: str = Field(
         "",
         max_length=255,

@@ -109,6 +109,7 @@ class AsyncClient(Facade[Client]):
     list_runs = threaded(Client.list_runs)
     write_batches = threaded(Client.write_batches)
     purge_run = threaded(Client.purge_run)
+    list_purges = threaded(Client.list_purges)
     get_run_trace = threaded(Client.get_run_trace)
     run_assets = threaded(Client.run_assets)
     abort = threaded(Client.abort)

@@ -198,6 +198,7 @@ class AsyncScenarioSettings(Facade[ScenarioSettings], wraps=ScenarioSettings):
     reporters = attribute(ScenarioSettings.reporters)
     active = editable(ScenarioSettings.active)
     refuse_runs_when_inactive = editable(ScenarioSettings.refuse_runs_when_inactive)
+    purge_after = editable(ScenarioSettings.purge_after)
     run_as = editable(ScenarioSettings.run_as)
     overlap_policy = editable(ScenarioSettings.overlap_policy)
     retry_policy = editable(ScenarioSettings.retry_policy)

@@ -111,6 +111,8 @@ class ConnectionUseCases:
                     "batch_size": definition.rest.batch_size,
                     "timeout_seconds": definition.rest.timeout_seconds,
                     "idempotent": definition.rest.idempotent,
+                    "undo": definition.rest.undo,
+                    "undo_id_field": definition.rest.undo_id_field,
                 }
             )
         bulk = validate_bulk(kind, definition.bulk)

@@ -37,6 +37,7 @@ from seedbed.coordinator.model import (
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
 from seedbed.coordinator.purge import RunPurger
+from seedbed.coordinator.purge import record_to_proto as purge_record_to_proto
 from seedbed.coordinator.ratelimits import Limit, RateLimiter
 from seedbed.coordinator.store import RunRecord, Store
 from seedbed.coordinator.supervisor import RunSupervisor
@@ -176,6 +177,18 @@ class RunUseCases:
                 f"run {run_id} is a dry run: it wrote nothing, so there is nothing to purge"
             )
         return await self._purger.purge(run_id, dry_run=dry_run)
+
+    async def list_purges(self, run_id: str, limit: int) -> list[run_pb2.PurgeRecord]:
+        """The purges of runs (periodic and asked for), newest first, of the caller's projects; of
+        one run with ``run_id``."""
+        if run_id:
+            run_id = (await authz.run_for(self._store, required_id("run_id", run_id), Role.VIEWER)).id
+        if limit > 500:
+            raise InvalidArgumentError("limit", f"{limit} is over 500")
+        found = await self._store.purges.list(
+            run_id=run_id, project_keys=authz.visible_projects(), limit=limit or 50
+        )
+        return [purge_record_to_proto(r) for r in found]
 
     async def get_run_trace(self, run_id: str) -> run_pb2.GetRunTraceResponse:
         run = await authz.run_for(self._store, required_id("run_id", run_id), Role.VIEWER)

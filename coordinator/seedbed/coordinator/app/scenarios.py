@@ -202,6 +202,11 @@ class ScenarioUseCases:
                 f"{msg.memory_limit_bytes} is outside 16 MiB..{cfg.max_memory_bytes} bytes "
                 "(SEEDBED_MAX_MEMORY_BYTES)",
             )
+        if msg.purge_after_seconds > MAX_PURGE_AFTER_SECONDS:
+            raise InvalidArgumentError(
+                "settings.purge_after_seconds",
+                f"{msg.purge_after_seconds} is over {MAX_PURGE_AFTER_SECONDS} (10 years); 0: never purge",
+            )
         try:
             overlap = cv.overlap_from_proto(msg.overlap_policy)
         except KeyError:
@@ -222,7 +227,12 @@ class ScenarioUseCases:
             reporters=validate_reporters(msg.reporters, self._egress, current=base.reporters),
             run_as=msg.run_as,
             refuse_runs_when_inactive=msg.refuse_runs_when_inactive,
+            purge_after_seconds=msg.purge_after_seconds,
         )
+
+
+# A scenario's runs' time to live (settings.purge_after_seconds), at most.
+MAX_PURGE_AFTER_SECONDS = 10 * 366 * 86_400
 
 
 def _scenario_for_caller(rec: ScenarioRecord) -> scenario_pb2.Scenario:

@@ -23,7 +23,7 @@ test double would too).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Protocol
 
 from seedbed.api.v1 import attempt_pb2
@@ -87,7 +87,8 @@ class CatalogWorker(Protocol):
 
 
 class RunPurgeWorker(Protocol):
-    """Deletes what a run inserted through one connection, by its write ledger."""
+    """Undoes what a run wrote through one connection: SQL by its write ledger, REST by the ids in
+    ``work["rest"]``, files by the names in ``work["files"]`` (see ``catalog.purge_run``)."""
 
     async def purge_run(
         self,
@@ -96,6 +97,7 @@ class RunPurgeWorker(Protocol):
         run_id: str,
         ledger_key: bytes,
         dry_run: bool,
+        work: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]: ...
 
 

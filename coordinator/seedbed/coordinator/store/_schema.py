@@ -356,3 +356,36 @@ reporter_deliveries = Table(
     Column("error", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+# Purges of runs (see store.purges): one row per run, claimed with a lease by the coordinator
+# purging it; DONE rows are never purged again.
+run_purges = Table(
+    "run_purges",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("scenario_id", String(80), nullable=False),
+    Column("project_key", String(63), nullable=False),
+    Column("trigger", String(20), nullable=False),  # ttl | request
+    Column("state", String(20), nullable=False),  # RUNNING | DONE | FAILED
+    Column("attempts", Integer, nullable=False),
+    Column("holder", String(255), nullable=False),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("message", Text, nullable=False),
+    Column("result", Text),  # JSON PurgeRunResponse
+    Index("ix_run_purges_started", "started_at"),
+)
+
+# The ids a run's REST posts created, per batch (through connections with a declared undo).
+rest_created = Table(
+    "rest_created",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("connection_id", String(80), primary_key=True),
+    Column("call", Integer, primary_key=True),
+    Column("batch", Integer, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("ids", Text, nullable=False),  # JSON list of strings, one per request
+)

@@ -39,6 +39,8 @@ class ScenarioSettingsValue:
     run_as: str = ""
     # Inactive stops the triggers only (as in Dataiku); with this set, explicit runs are refused too.
     refuse_runs_when_inactive: bool = False
+    # Runs are purged this long after they ended (the periodic purge pass); 0: never.
+    purge_after_seconds: int = 0
 
     def refuses_fire(self, *, from_trigger: bool) -> bool:
         """Whether a fire is refused now: a trigger's while the scenario is inactive, an explicit one
@@ -56,6 +58,7 @@ class ScenarioSettingsValue:
             "reporters": list(self.reporters),
             "run_as": self.run_as,
             "refuse_runs_when_inactive": self.refuse_runs_when_inactive,
+            "purge_after_seconds": self.purge_after_seconds,
         }
 
     @classmethod
@@ -71,6 +74,7 @@ class ScenarioSettingsValue:
             reporters=tuple(data.get("reporters") or ()),
             run_as=str(data.get("run_as") or ""),
             refuse_runs_when_inactive=bool(data.get("refuse_runs_when_inactive", False)),
+            purge_after_seconds=int(data.get("purge_after_seconds", 0)),
         )
 
 

@@ -52,6 +52,7 @@ from seedbed.coordinator.store.attempts import AttemptRepository
 from seedbed.coordinator.store.catalog import ConnectionRepository, WorkspaceRepository
 from seedbed.coordinator.store.dryruns import DryRunRepository
 from seedbed.coordinator.store.fires import FireRepository
+from seedbed.coordinator.store.purges import PurgeRepository
 from seedbed.coordinator.store.records import (
     LogRecord,
     RunEnd,
@@ -108,6 +109,7 @@ class Store:
         self.spans = SpanRepository(self)
         self.access = AccessRepository(self)
         self.fires = FireRepository(self)
+        self.purges = PurgeRepository(engine, self._write, self._insert)
         self.dry_runs = DryRunRepository(self._write)
         self.assets = AssetRepository(engine, self._write)
         self.replays = ReplayRepository(self)

@@ -133,6 +133,12 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         return await self._app.purge_run(request.run_id, dry_run=request.dry_run)
 
     @guard
+    async def ListPurges(
+        self, request: run_pb2.ListPurgesRequest, context: grpc.aio.ServicerContext
+    ) -> run_pb2.ListPurgesResponse:
+        return run_pb2.ListPurgesResponse(purges=await self._app.list_purges(request.run_id, request.limit))
+
+    @guard
     async def GetRunTrace(
         self, request: run_pb2.GetRunTraceRequest, context: grpc.aio.ServicerContext
     ) -> run_pb2.GetRunTraceResponse:

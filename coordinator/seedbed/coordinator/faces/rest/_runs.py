@@ -264,16 +264,34 @@ def run_routes(api: APIRouter, runs: RunUseCases, closing: asyncio.Event) -> Non
     @api.post(
         "/runs/{run_id}/purge",
         tags=["runs"],
-        summary="Delete what a finished run inserted into its SQL targets",
+        summary="Undo what a finished run wrote: rows, upserts, REST resources, files, assets",
         responses={200: message_response(run_pb2.PurgeRunResponse)},
     )
     async def purge_run(
         run_id: str,
         dry_run: Annotated[bool, Query(description="count what would be deleted; delete nothing")] = False,
     ) -> JSONResponse:
-        """Needs EDITOR. A run still going is 409 (abort it or wait for it to end). A failure on
-        one target stops the purge and is listed in `failures`; purging again resumes."""
+        """Needs EDITOR. A run still going, or being purged, is 409. Inserted rows are deleted,
+        rows an upsert changed put back (unless changed since: `rows_left`), REST resources
+        deleted through the connection's undo, files and assets removed; what cannot be undone is
+        listed in `skipped` and `skipped_connections` with why. A failure on one target stops the
+        purge and is listed in `failures`; purging again resumes."""
         return JSONResponse(to_json(await runs.purge_run(run_id, dry_run=dry_run)))
+
+    @api.get(
+        "/purges",
+        tags=["runs"],
+        summary="The purges of runs, newest first (periodic and asked for)",
+        responses={200: message_response(run_pb2.ListPurgesResponse)},
+    )
+    async def list_purges(
+        run_id: Annotated[str, Query(max_length=40, description="only this run's")] = "",
+        limit: Annotated[int, Query(ge=0, le=500, description="at most 500; 0: 50")] = 0,
+    ) -> JSONResponse:
+        """Each run's purge: its trigger (ttl: the scenario's purge_after_seconds; request), state,
+        attempts (more than 1: resumed), and what it did (`result`)."""
+        answer = run_pb2.ListPurgesResponse(purges=await runs.list_purges(run_id, limit))
+        return JSONResponse(to_json(answer))
 
     @api.get(
         "/runs/{run_id}/trace",
