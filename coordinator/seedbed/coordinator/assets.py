@@ -10,7 +10,10 @@ store hold more than the operator allows or an asset whose content differs from 
   ``files/<connection>/``, so this rule is wider than the SDK's);
 - pieces in order: the first at offset 0 (it starts the asset), each next one where the previous
   ended; a piece out of order drops the asset;
-- caps: one asset ``max_asset_bytes``, the attempt's assets together ``max_run_asset_bytes``;
+- caps: one asset ``max_asset_bytes``, the attempt's assets together ``max_run_asset_bytes``, at most
+  ``MAX_ASSETS`` assets per attempt (the worker's number: empty assets cost no bytes, but each is a
+  row and a line in every listing, whose answer must stay one message);
+- pieces of a superseded attempt: the store refuses them (``LeaseLost``, the runner stops);
 - the last piece's size and SHA-256 must match what arrived, or the asset is dropped.
 
 A dropped asset is said in the run's log (a system line) and never listed. Rejected: failing the
@@ -29,9 +32,11 @@ from seedbed.api.v1 import asset_pb2
 from seedbed.coordinator.store import now
 from seedbed.coordinator.store.assets import AssetRepository
 
-__all__ = ["MAX_NAME_CHARS", "AssetReceiver", "name_problem"]
+__all__ = ["MAX_ASSETS", "MAX_NAME_CHARS", "AssetReceiver", "name_problem"]
 
 MAX_NAME_CHARS = 512
+# Assets of one attempt (the worker refuses the next one with LimitExceeded: agent._assets.MAX_ASSETS).
+MAX_ASSETS = 1_000
 MAX_CONTENT_TYPE_CHARS = 100
 
 
@@ -78,6 +83,8 @@ class AssetReceiver:
         self._say = say
         self._arriving: _Arriving | None = None
         self._kept = 0  # bytes of this attempt's assets, kept or arriving
+        self._names: set[str] = set()  # every name begun in this attempt
+        self._said_too_many = False
 
     async def begin(self) -> None:
         """The attempt started: earlier attempts' assets go (this one writes them again)."""
@@ -92,6 +99,16 @@ class AssetReceiver:
             if problem is not None:
                 await self._say(f"asset {piece.name[:80]!r} not kept: {problem}")
                 return
+            if piece.name not in self._names:
+                if len(self._names) >= MAX_ASSETS:
+                    if not self._said_too_many:  # said once, not once per asset
+                        self._said_too_many = True
+                        await self._say(
+                            f"asset {piece.name[:80]!r} and any after it not kept: an attempt keeps at "
+                            f"most {MAX_ASSETS} assets"
+                        )
+                    return
+                self._names.add(piece.name)
             content_type = piece.content_type[:MAX_CONTENT_TYPE_CHARS] or "application/octet-stream"
             arriving = self._arriving = _Arriving(piece.name)
             await self._assets.start(self._run_id, self._attempt, piece.name, content_type, now())

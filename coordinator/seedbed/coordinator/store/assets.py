@@ -5,7 +5,9 @@ An asset arrives from the worker in pieces (``AssetReceiver``): ``start`` makes 
 ``complete``), ``add_chunk`` keeps each piece, ``complete`` marks it whole once its size and digest
 matched; an asset never completed is not listed. A run's assets are those of its current attempt
 (``runs.attempt_count``): ``begin_attempt`` drops what earlier attempts kept when the next one starts,
-and listing reads the current attempt only, so a late piece of a superseded attempt is never shown.
+and listing reads the current attempt only; a piece of a superseded attempt (``start``, ``add_chunk``,
+``complete`` for an attempt that is no longer ``attempt_count``) raises ``LeaseLost`` and writes
+nothing, so a stale attempt can neither show nor leave behind what no later attempt would clear.
 Each call is one short transaction; content is read back one chunk per query, so neither side holds
 a whole asset.
 """
@@ -20,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from seedbed.coordinator.errors import NotFoundError
+from seedbed.coordinator.errors import LeaseLost, NotFoundError
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.records import as_utc
 
@@ -59,6 +61,15 @@ def _current(run_id: str) -> ColumnElement[bool]:
     return and_(_a.run_id == run_id, _a.complete, _a.attempt == attempt)
 
 
+async def _fence(conn: AsyncConnection, run_id: str, attempt: int) -> None:
+    """LeaseLost unless ``attempt`` is the run's current one (checked in the write's transaction)."""
+    current = (
+        await conn.execute(select(t.runs.c.attempt_count).where(t.runs.c.id == run_id))
+    ).scalar_one_or_none()
+    if current != attempt:
+        raise LeaseLost(run_id, f"attempt {attempt} was superseded while sending its assets")
+
+
 class AssetRepository:
     """Over the store's engine (reads) and its write transaction (``write``: SQLite's writes are
     serialized in-process, see ``Store``)."""
@@ -78,6 +89,7 @@ class AssetRepository:
     async def start(self, run_id: str, attempt: int, name: str, content_type: str, at: datetime) -> None:
         """An asset's first piece came: (re)make its row, incomplete, with no content."""
         async with self._write() as conn:
+            await _fence(conn, run_id, attempt)
             where = (_k.run_id == run_id, _k.attempt == attempt, _k.name == name)
             await conn.execute(t.run_asset_chunks.delete().where(*where))
             await conn.execute(
@@ -98,6 +110,7 @@ class AssetRepository:
 
     async def add_chunk(self, run_id: str, attempt: int, name: str, idx: int, data: bytes) -> None:
         async with self._write() as conn:
+            await _fence(conn, run_id, attempt)
             await conn.execute(
                 t.run_asset_chunks.insert().values(
                     run_id=run_id, attempt=attempt, name=name, idx=idx, data=data
@@ -106,6 +119,7 @@ class AssetRepository:
 
     async def complete(self, run_id: str, attempt: int, name: str, size: int, sha256: str) -> None:
         async with self._write() as conn:
+            await _fence(conn, run_id, attempt)
             await conn.execute(
                 update(t.run_assets)
                 .where(_a.run_id == run_id, _a.attempt == attempt, _a.name == name)

@@ -18,7 +18,9 @@ re-runs the script writes the same set again rather than adding to the first.
 Caps: one asset may hold ``max_asset_bytes`` (``SEEDBED_MAX_ASSET_BYTES``), all the assets of the
 attempt ``max_run_bytes`` (``SEEDBED_MAX_RUN_ASSET_BYTES``); an asset is charged while it arrives, so
 a piece that takes it past a cap is refused with LimitExceeded naming the asset, the size it would
-reach, the cap and the setting, and the asset is dropped whole. The bytes held until they are
+reach, the cap and the setting, and the asset is dropped whole. An attempt keeps at most
+``MAX_ASSETS`` assets (files included): empty assets cost no bytes, but each is a row in the store
+and a line in every listing. The bytes held until they are
 shipped count against the attempt's memory budget (``MemoryBudget``), and leave it once
 ``drain`` has handed them to the attempt's event stream in pieces of ``PIECE_BYTES``.
 
@@ -56,6 +58,7 @@ from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded
 __all__ = [
     "DEFAULT_MAX_ASSET_BYTES",
     "DEFAULT_MAX_RUN_ASSET_BYTES",
+    "MAX_ASSETS",
     "PIECE_BYTES",
     "AssetCollector",
     "name_problem",
@@ -72,6 +75,8 @@ _MAX_PIECE_CHARS = 1_400_000
 MAX_NAME_CHARS = 200
 MAX_NAME_PARTS = 8
 MAX_OPEN = 16
+# Assets of one attempt, files included (the coordinator holds the same number: assets.MAX_ASSETS).
+MAX_ASSETS = 1_000
 FILES_PREFIX = "files/"
 _PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CONTENT_TYPES = frozenset(
@@ -154,7 +159,7 @@ class AssetCollector:
         if problem is not None:
             raise InvalidArgument(f"asset {name[:80]!r}: {problem}")
         content_type = args.get("content_type") or "application/octet-stream"
-        if content_type not in _CONTENT_TYPES:
+        if not isinstance(content_type, str) or content_type not in _CONTENT_TYPES:
             raise InvalidArgument(
                 f"asset {name!r}: content_type {str(content_type)[:60]!r} is not one the SDK sends"
             )
@@ -166,6 +171,11 @@ class AssetCollector:
                 )
             if len(self._open) >= MAX_OPEN:
                 raise LimitExceeded(f"more than {MAX_OPEN} assets open at once: close one first")
+            if len(self._names) + len(self._files) >= MAX_ASSETS:
+                raise LimitExceeded(
+                    f"asset {name!r} would be the run's asset number {MAX_ASSETS + 1}; a run keeps at most "
+                    f"{MAX_ASSETS} assets (its file connections' files included): put more in one asset"
+                )
             self._next += 1
             handle = f"asset_{self._next}"
             self._names.add(name)
@@ -257,6 +267,11 @@ class AssetCollector:
         with self._lock:
             earlier = self._files.get(name)
             base = self._charged - (earlier.size if earlier is not None else 0)
+            if earlier is None and len(self._names) + len(self._files) >= MAX_ASSETS:
+                return (
+                    f"file {file_name!r} of connection {connection_id!r} is not kept with the run: a run "
+                    f"keeps at most {MAX_ASSETS} assets, its file connections' files included"
+                )
             if size > self.max_asset_bytes or base + size > self.max_run_bytes:
                 if earlier is not None:
                     del self._files[name]
