@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from seedbed.api.v1 import asset_pb2, run_pb2, scenario_pb2
+from seedbed.api.v1 import asset_pb2, attempt_pb2, run_pb2, scenario_pb2
 from seedbed.cli import main
 from seedbed.client import Client, ClientError
 from seedbed.coordinator.assets import AssetReceiver
@@ -24,6 +24,8 @@ from seedbed.coordinator.faces.rest._assets import content_disposition, served_t
 from seedbed.coordinator.fakes import FakeDispatcher
 from seedbed.coordinator.server import running_in_thread
 from seedbed.coordinator.store import Store
+from seedbed.worker import tracing
+from seedbed.worker.agent import Agent
 from seedbed.worker.agent._assets import PIECE_BYTES, AssetCollector, name_problem
 from seedbed.worker.agent._budget import MemoryBudget
 from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded
@@ -189,6 +191,24 @@ def test_a_file_replaced_by_a_symlink_is_not_read(tmp_path: Path) -> None:
     link.symlink_to(secret)
     collector.file_written("conn_files", "out.csv", link, 4)
     assert list(collector.drain_files()) == []
+
+
+def test_an_asset_makes_one_span_per_open_and_close_not_per_piece(tmp_path: Path) -> None:
+    spec = attempt_pb2.AttemptSpec(run_id="run_spans", attempt=1, ledger_key=b"k" * 32)
+    agent = Agent(spec, artifacts_dir=tmp_path)
+    parent = f"00-{'a' * 32}-{'b' * 16}-01"
+    with tracing.SpanRecorder(parent, max_spans=100, max_attribute_length=256) as recorder:
+        script = tracing.start_span("script", parent=recorder.context, structural=True)
+        with tracing.activated(tracing.context_of(script)):
+            handle = agent("asset.open", {"name": "big.bin", "content_type": "application/octet-stream"})
+            for _ in range(5):
+                agent("asset.append", {"handle": handle["handle"], "data": _b64(b"x" * 1000)})
+            agent("asset.close", handle)
+        agent.settle()
+        agent.close()
+        script.end()
+        spans, _ = recorder.take()
+    assert sorted(s.name for s in spans) == ["asset.close", "asset.open", "script"]
 
 
 # -- the coordinator's receiver -------------------------------------------------------------------------

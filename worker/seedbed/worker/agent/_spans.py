@@ -14,7 +14,9 @@ parent. A call's attributes are taken from its arguments before they are checked
 the tracer cuts it at the attempt's attribute length); its rows from its result.
 
 Not spans: `buffer.put`/`buffer.take` (the transport of a call's arguments and reply, not calls of
-the script), `log` (served by the session: a log line, which carries the open step's ids).
+the script), `asset.append` (one piece of at most 1 MiB of a `dm.assets.write_*`: a 64 MiB asset
+would make 64 spans; its `asset.open` and `asset.close` are spans), `log` (served by the session: a
+log line, which carries the open step's ids).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from seedbed.worker import tracing
 
 __all__ = ["CallSpans"]
 
-_UNTRACED = frozenset({"buffer.put", "buffer.take", "step.start", "step.end"})
+_UNTRACED = frozenset({"buffer.put", "buffer.take", "asset.append", "step.start", "step.end"})
 # A call's arguments shown on its span (when they are strings).
 _ARGUMENTS = (
     ("connection_id", "seedbed.connection"),
