@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from seedbed.api.v1 import asset_pb2, attempt_pb2, run_pb2, scenario_pb2
 from seedbed.cli import main
-from seedbed.client import Client, ClientError
+from seedbed.client import AssetIntegrityError, Client, ClientError, RunAsset
 from seedbed.coordinator.assets import AssetReceiver
 from seedbed.coordinator.faces.rest._assets import content_disposition, served_type
 from seedbed.coordinator.fakes import FakeDispatcher
@@ -444,3 +445,24 @@ def test_reading_assets_takes_a_role_in_the_runs_project(assets_run: Any) -> Non
     assert http.get(f"/v1/runs/{run_id}/assets/report.txt", headers=headers).status_code == 404
     with Client(coordinator.address, api_key=viewer) as reader:
         assert [a.name for a in reader.run_assets(run_id)] == [WEIRD, "report.txt"]
+
+
+class _CutShort:
+    """A client whose download ends early (the asset was purged or replaced while it streamed)."""
+
+    def download_run_asset(self, run_id: str, name: str) -> tuple[asset_pb2.RunAsset, Iterator[bytes]]:
+        meta = asset_pb2.RunAsset(name=name, size_bytes=10, sha256=hashlib.sha256(b"0123456789").hexdigest())
+        return meta, iter([b"01234"])
+
+
+def test_a_download_cut_short_is_an_integrity_error_everywhere(tmp_path: Path) -> None:
+    asset = RunAsset(_CutShort(), "run_x", asset_pb2.RunAsset(name="a.txt"))  # type: ignore[arg-type]
+    out = io.BytesIO()
+    with pytest.raises(AssetIntegrityError, match="downloaded 5 bytes"):
+        asset.write_to(out)
+    assert out.getvalue() == b"01234"
+    with pytest.raises(AssetIntegrityError):
+        asset.read()
+    with pytest.raises(AssetIntegrityError):
+        asset.download(tmp_path / "a.txt")
+    assert list(tmp_path.iterdir()) == []

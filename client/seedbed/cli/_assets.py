@@ -3,7 +3,8 @@
 ``run assets`` lists them (name, size, SHA-256, the attempt that wrote them); ``-o json|yaml``: the
 contract's RunAsset messages. ``run download`` writes one to DEST (default: the last part of its name,
 in the current folder; ``-``: standard output), through a temporary file checked against the
-asset's size and SHA-256 before it takes DEST's name, so a failed download leaves nothing behind.
+asset's size and SHA-256 before it takes DEST's name, so a failed download leaves nothing behind
+(to ``-``, the same check after the bytes went out: a download cut short exits FAILED).
 As elsewhere, ``-o`` is the output format, not a file: DEST is the second argument (``workspace
 download`` does the same).
 """
@@ -73,17 +74,17 @@ def download(run_id: str, name: str, dest: str | None) -> int:
     g = state()
     if dest == "-" and g.output != "table":
         raise CliError("-o json|yaml describes the asset downloaded: give DEST, not -")
-    client = g.client()
+    asset = RunAsset(g.client(), run_id, asset_pb2.RunAsset(name=name))
     if dest == "-":
-        _, chunks = client.download_run_asset(run_id, name)
-        for chunk in chunks:
-            sys.stdout.buffer.write(chunk)
-        sys.stdout.flush()
+        # Checked too: a download cut short exits FAILED, not 0 with a truncated stream.
+        try:
+            asset.write_to(sys.stdout.buffer)
+        except AssetIntegrityError as exc:
+            raise CliError(str(exc), ExitCode.FAILED) from None
         return 0
     target = Path(dest) if dest else Path(_local_name(name))
     if target.is_dir():
         target = target / _local_name(name)
-    asset = RunAsset(client, run_id, asset_pb2.RunAsset(name=name))
     try:
         asset.download(target)
     except OSError as exc:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from seedbed.api.v1 import asset_pb2
 
@@ -68,29 +69,34 @@ class RunAsset:
 
     def read(self) -> bytes:
         """The whole content, checked against its size and SHA-256."""
+        out = io.BytesIO()
+        self.write_to(out)
+        return out.getvalue()
+
+    def write_to(self, out: BinaryIO) -> None:
+        """Stream the content into ``out`` (standard output, a socket…), then check it against its
+        size and SHA-256: AssetIntegrityError when a download was cut short (``out`` holds what came).
+        ``raw`` is then the metadata the download came with."""
         meta, chunks = self._client.download_run_asset(self.run_id, self.name)
-        data = b"".join(chunks)
-        _check(meta, len(data), hashlib.sha256(data).hexdigest())
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in chunks:
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        out.flush()
+        _check(meta, size, digest.hexdigest())
         self.raw = meta
-        return data
 
     def download(self, path: str | os.PathLike[str]) -> Path:
         """Write the content to ``path`` (a file; its folder must exist), atomically; the path.
         ``raw`` is then the metadata the download came with."""
         target = Path(path)
-        meta, chunks = self._client.download_run_asset(self.run_id, self.name)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         try:
-            digest = hashlib.sha256()
-            size = 0
             with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-            _check(meta, size, digest.hexdigest())
+                self.write_to(out)
             os.replace(temporary, target)
-            self.raw = meta
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
