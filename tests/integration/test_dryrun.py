@@ -375,3 +375,39 @@ def test_hostile_calls_are_refused_as_a_real_run_refuses_them(tmp_path: Path, sh
     finally:
         agent.close()
     assert _count(shop_pg, "customers") == 0 and "seedbed_ledger" not in _tables(shop_pg)
+
+
+def test_returning_and_schema_qualified_names_feed_later_foreign_key_checks(
+    tmp_path: Path, shop_pg: str
+) -> None:
+    agent = _agent(tmp_path, dry_run=True, conn_shop=shop_pg)
+    try:
+        customers = [{"id": 7, "name": "a", "email": "a@x"}]
+        agent("step.start", {"name": "seed"})
+        returned = agent(
+            "insert",
+            {
+                "connection_id": "conn_shop",
+                "table": "public.customers",
+                "rows": customers,
+                "returning": ["id"],
+            },
+        )
+        orders = [{"customer_id": 7, "amount": 1, "status": "paid", "ordered_at": "2024-01-01T00:00:00"}]
+        ids = agent(
+            "insert", {"connection_id": "conn_shop", "table": "orders", "rows": orders, "returning": ["id"]}
+        )
+        agent("step.end", {"name": "seed"})
+        report = _report(agent)
+        steps = agent.step_records()
+    finally:
+        agent.close()
+    assert returned == {"count": 1, "rows": [{"id": 7}]}
+    assert ids == {
+        "count": 1,
+        "rows": [{"id": None}],
+    }  # orders.id has no default: the real insert would say so too
+    assert [(t.target, t.problem_count) for t in report.targets] == [("public.customers", 0), ("orders", 1)]
+    assert report.targets[1].problems[0].kind == dryrun_pb2.DRY_RUN_PROBLEM_KIND_NOT_NULL
+    assert report.targets[1].problems[0].field == "id"
+    assert [(s.name, s.rows_written) for s in steps] == [("seed", 0)]  # nothing was written

@@ -34,6 +34,9 @@ class FakeCatalog:
         held = {tuple(r[c] for c in columns) for r in self.rows.get(table, [])}
         return {k for k in keys if k in held}
 
+    def canonical(self, table: str) -> str:
+        return table.removeprefix("public.")
+
     def next_value(self, table: str, column: str) -> int:
         return max((r[column] for r in self.rows.get(table, [])), default=0) + 1
 
@@ -281,3 +284,12 @@ def test_check_constraints_that_are_evaluated() -> None:
     assert flipped({"price": 1})[0] and not flipped({"price": 0})[0]
     assert dryrun.compile_check("(price > cost)") is None
     assert dryrun.compile_check("lower(email) = email") is None
+
+
+def test_a_table_named_with_its_default_schema_is_the_one_foreign_keys_name() -> None:
+    checks, report, _ = _checks()
+    checks.check(1, "public.customers", [_customer(3)])
+    checks.check(2, "orders", [{"customer_id": 3, "amount": 1, "status": "new"}])
+    proto = report.to_proto()
+    assert proto.problem_count == 0
+    assert [t.target for t in proto.targets] == ["public.customers", "orders"]  # as the script named it

@@ -245,7 +245,6 @@ class Agent:
                     rows=self._rows,
                     sample=self._rows_calls.sample,
                     next_call=self._next_call,
-                    written=self._written,
                     reply=lambda items, meta: self._buffers.reply(items, meta=meta or None),
                     scrub=self.scrub,
                     hold=self.memory.hold,

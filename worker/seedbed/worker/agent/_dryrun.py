@@ -5,7 +5,8 @@ ledger (its table is never created), not a file, not a request.
 The agent swaps its write ops for these when the attempt is a dry run; reads (`fetch`, `get`,
 `generate`, the workspace) stay as they are, so a script sees the target as it is. Call numbers
 advance exactly as in a real run: a row set made in a dry run is the row set the real run makes
-(same run key), so what a dry run reports is what the run would write.
+(same run key), so what a dry run reports is what the run would write. Steps count no row as
+written (none was): the report holds what would have been.
 
 What each write does here:
 
@@ -61,7 +62,6 @@ class AgentSide:
     # (the row set's first rows, up to n; the set's size) for a `{"$rows": handle}` argument
     sample: Callable[[Any, int], tuple[list[dict[str, Any]], int]]
     next_call: Callable[[], int]
-    written: Callable[[int], None]
     reply: Callable[[list[Any], dict[str, Any]], Any]
     scrub: Callable[[str], str]
     # The attempt's memory budget: the keys a dry run remembers are held against it.
@@ -158,12 +158,10 @@ class DryRunWrites:
             rows, total = self._side.sample(raw["$rows"], SAMPLE_ROWS)
             call = self._side.next_call()
             self._check(checks, call, table, rows, sample_of=total)
-            self._side.written(total)
             return {"count": total}
         rows = self._side.rows(args)
         call = self._side.next_call()
         self._check(checks, call, table, rows, upsert=on_conflict is not None)
-        self._side.written(len(rows))
         if returning is None:
             return {"count": len(rows)}
         return self._side.reply(checks.returning(table, rows, returning), {"count": len(rows)})
@@ -186,7 +184,6 @@ class DryRunWrites:
         rows = self._side.rows(args)
         self._check(self._sql[entry.connection_id], entry.call, entry.table, rows, first_index=entry.count)
         entry.count += len(rows)
-        self._side.written(len(rows))
         return {"count": entry.count}
 
     def _insert_close(self, args: Mapping[str, Any]) -> Any:
@@ -222,7 +219,6 @@ class DryRunWrites:
         first = self._posted.get(slot, 0)
         self._posted[slot] = first + len(rows)
         echoed = [{**row, "id": row.get("id", first + i + 1), "dry_run": True} for i, row in enumerate(rows)]
-        self._side.written(len(rows))
         if mode == "single":
             return self._side.reply(echoed, {})
         size = max(1, int(sink.spec.options.get("batch_size") or 100))
@@ -239,7 +235,6 @@ class DryRunWrites:
         target = self.report.target(sink.connection_id, "write", name)
         target.rows += len(rows)
         self.report.unchecked(target, "file not written in a dry run")
-        self._side.written(len(rows))
         return {"count": len(rows), "size_bytes": 0}
 
     def finish(self, result: Any) -> None:

@@ -48,6 +48,12 @@ class SqlChecks:
     def close(self) -> None:
         self._catalog.close()
 
+    def _canonical(self, table: str) -> str:
+        try:
+            return self._catalog.canonical(table)
+        except sa_exc.SQLAlchemyError:
+            return table  # the schema read that follows reports the target's trouble
+
     def _schema(self, table: str, target: pb.DryRunTarget, call: int) -> TableSchema | None:
         try:
             if table not in self._schemas:
@@ -107,6 +113,7 @@ class SqlChecks:
         call updates or skips, not duplicates; `sample_of`: the rows are the first of a row set of
         that many (the rest are not made)."""
         target = self._report.target(self.connection_id, "insert", table)
+        table = self._canonical(table)  # as foreign keys name it
         target.rows += sample_of if sample_of is not None else len(rows)
         target.rows_checked += len(rows)
         if sample_of is not None and sample_of > len(rows):
@@ -311,6 +318,7 @@ class SqlChecks:
         """What `returning` answers in a dry run: the rows' own values, and for an absent integer
         column the database fills (a serial key), made-up values from one past the table's largest,
         counted per table: deterministic for a given database, and known to later checks."""
+        table = self._canonical(table)
         if table not in self._schemas:
             self._schemas[table] = self._catalog.table(table)
         schema = self._schemas[table]

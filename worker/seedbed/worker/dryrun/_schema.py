@@ -90,6 +90,9 @@ class Catalog(Protocol):
     def next_value(self, table: str, column: str) -> int:
         """One past the largest integer in the column (1 when empty): where made-up ids start."""
 
+    def canonical(self, table: str) -> str:
+        """The name foreign keys use for `table`: without the default schema (`public.t` → `t`)."""
+
     def close(self) -> None: ...
 
 
@@ -110,6 +113,15 @@ class SqlCatalog:
         self._engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
         self._conn: sa.Connection | None = None
         self._meta = sa.MetaData()
+        self._default_schema: str | None = None
+
+    def canonical(self, table: str) -> str:
+        schema, name = split_name(table)
+        if schema is None:
+            return table
+        if self._default_schema is None:
+            self._default_schema = sa.inspect(self.conn).default_schema_name or ""
+        return name if schema == self._default_schema else table
 
     @property
     def conn(self) -> sa.Connection:
