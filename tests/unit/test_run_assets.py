@@ -466,3 +466,12 @@ def test_a_download_cut_short_is_an_integrity_error_everywhere(tmp_path: Path) -
     with pytest.raises(AssetIntegrityError):
         asset.download(tmp_path / "a.txt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_encoding_write_text_cannot_declare_is_named_as_such() -> None:
+    collector, _ = _collector()
+    with pytest.raises(
+        InvalidArgument, match="write_text takes encoding 'utf-8', 'latin-1' or 'ascii', not 'utf-16'"
+    ):
+        collector.open({"name": "a.txt", "content_type": "text/plain; charset=utf-16"})
+    assert collector.open({"name": "a.txt", "content_type": "text/plain; charset=latin-1"})["handle"]

@@ -159,6 +159,12 @@ class AssetCollector:
         if problem is not None:
             raise InvalidArgument(f"asset {name[:80]!r}: {problem}")
         content_type = args.get("content_type") or "application/octet-stream"
+        charset = content_type.partition("; charset=")[2] if isinstance(content_type, str) else ""
+        if charset and content_type not in _CONTENT_TYPES:
+            raise InvalidArgument(
+                f"asset {name!r}: write_text takes encoding 'utf-8', 'latin-1' or 'ascii', not "
+                f"{charset[:40]!r} (encode the text yourself and use write_bytes for another one)"
+            )
         if not isinstance(content_type, str) or content_type not in _CONTENT_TYPES:
             raise InvalidArgument(
                 f"asset {name!r}: content_type {str(content_type)[:60]!r} is not one the SDK sends"
