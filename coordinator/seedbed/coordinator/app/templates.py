@@ -127,7 +127,9 @@ class TemplateUseCases:
         self, template_id: str, page_size: int = 0, page_token: str = ""
     ) -> tuple[list[template_pb2.TemplateVersion], str]:
         """A page of the template's versions, newest first, and the next page's token ('' on the
-        last). A deleted template's versions too (a role in the project of its latest version)."""
+        last). A deleted template's versions too (a role in the project of its latest version).
+        Only the versions pushed in that project: an id reused by another project after a delete
+        does not open the earlier owner's history."""
         ident, number = parse_template_ref(template_id)
         if number is not None:
             raise InvalidArgumentError("template_id", f"name the template without a version ('{ident}')")
@@ -135,11 +137,16 @@ class TemplateUseCases:
         current = await or_none(self._store.templates.get(ident))
         if current is not None:
             authz.catalog_object("template", ident, current.project_key, current.shared, Role.VIEWER)
-        recs = await self._store.templates.versions(ident, limit=limit + 1, offset=offset)
-        if current is None:
-            if not recs:
+            project = current.project_key
+        else:
+            latest = await self._store.templates.versions(ident, limit=1)
+            if not latest:
                 raise NotFoundError("template", ident)
-            authz.catalog_object("template", ident, recs[0].project_key, False, Role.VIEWER)
+            project = latest[0].project_key
+            authz.catalog_object("template", ident, project, False, Role.VIEWER)
+        recs = await self._store.templates.versions(
+            ident, limit=limit + 1, offset=offset, project_key=project
+        )
         page, token = page_of(recs, limit, offset)
         return [_version_summary(r) for r in page], token
 
@@ -214,13 +221,16 @@ class TemplateUseCases:
     async def _version(
         self, template_id: str, version: int
     ) -> tuple[TemplateRecord | None, TemplateVersionRecord]:
-        """(the template now, None once deleted; version ``version`` of it), for a reader: a role
-        in the template's project (or it is shared), or once deleted in the version's project."""
+        """(the template now, or None when the version is not one of it: deleted, or pushed in
+        another project before the id was reused; version ``version``), for a reader: a role in
+        the template's project (or it is shared), else a role in the project the version was
+        pushed in. A template's sharing never opens the versions an earlier owner pushed."""
         current = await or_none(self._store.templates.get(template_id))
         if current is not None:
             authz.catalog_object("template", template_id, current.project_key, current.shared, Role.VIEWER)
-            return current, await self._store.templates.version(template_id, version)
         found = await self._store.templates.version(template_id, version)
+        if current is not None and found.project_key == current.project_key:
+            return current, found
         authz.catalog_object("template", template_id, found.project_key, False, Role.VIEWER)
         return None, found
 
@@ -235,7 +245,11 @@ class TemplateUseCases:
         current = await or_none(self._store.templates.get(template_id))
         if current is None or not (current.project_key == project or current.shared):
             raise NotFoundError("template", template_id)  # unknown to the run, as a missing one is
-        return _version_to_proto(await self._store.templates.version(template_id, version), current)
+        found = await self._store.templates.version(template_id, version)
+        if found.project_key != current.project_key:
+            # Pushed in another project before the id was reused: not a version of this template.
+            raise NotFoundError("template version", f"{template_id}@{version}")
+        return _version_to_proto(found, current)
 
     async def _template(self, raw_id: str, role: Role) -> TemplateRecord:
         template_id = _known_template_id(raw_id)

@@ -251,16 +251,16 @@ class TemplateRepository:
                 raise TemplateVersionNotFound(template_id, version, [int(v) for v in numbers.scalars()])
         return _version(row._mapping)
 
-    async def versions(self, template_id: str, *, limit: int, offset: int = 0) -> list[TemplateVersionRecord]:
-        """The template's versions, newest first (empty: it never existed)."""
+    async def versions(
+        self, template_id: str, *, limit: int, offset: int = 0, project_key: str | None = None
+    ) -> list[TemplateVersionRecord]:
+        """The template's versions, newest first (empty: it never existed); with ``project_key``
+        only those pushed in that project."""
         tv = t.template_versions
-        query = (
-            select(tv)
-            .where(tv.c.template_id == template_id)
-            .order_by(tv.c.version.desc())
-            .limit(limit)
-            .offset(offset)
-        )
+        where = tv.c.template_id == template_id
+        if project_key is not None:
+            where = where & (tv.c.project_key == project_key)
+        query = select(tv).where(where).order_by(tv.c.version.desc()).limit(limit).offset(offset)
         async with self._store._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_version(r._mapping) for r in rows]
@@ -279,8 +279,9 @@ class TemplateRepository:
         """The version of each template in ``scope`` a run created at ``created_at`` uses: its pin,
         else the latest version created at or before the run. A template created after the run is
         not the run's; one whose versions before the run were overwritten before versions were
-        kept uses its oldest kept version. A pin of a version that does not exist is left out (the
-        script's use of the template then fails, naming it)."""
+        kept uses its oldest kept version; the versions of an earlier, deleted template of the same
+        id (maybe another project's) are never the current one's. A pin of a version that does not
+        exist is left out (the script's use of the template then fails, naming it)."""
         tv = t.template_versions
         async with self._store._engine.connect() as conn:
             current = (
@@ -302,6 +303,10 @@ class TemplateRepository:
             oldest: dict[str, int] = {}
             for row in dated:
                 tid, number, at = row.template_id, int(row.version), as_utc(row.created_at)
+                if at < born[tid]:
+                    # A version of an earlier template of this id (deleted, maybe in another
+                    # project): never the current one's, whatever its date.
+                    continue
                 oldest[tid] = min(oldest.get(tid, number), number)
                 if at <= created_at and number > chosen.get(tid, 0):
                     chosen[tid] = number
