@@ -13,7 +13,8 @@ import pytest
 
 from seedbed.api.v1 import attempt_pb2
 from seedbed.worker.agent import Agent
-from seedbed.worker.agent._errors import InvalidArgument, TemplateError, UnknownTemplate
+from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, TemplateError, UnknownTemplate
+from seedbed.worker.agent._templates import MAX_PINNED_VERSIONS
 
 CUSTOMER = {"id": "tmpl_customer", "version": 1, "fields": {"id": {"sequence": {"start": 1}}}}
 ORDER = {
@@ -67,3 +68,19 @@ def test_an_unknown_template_names_those_the_run_has(agent: Any) -> None:
         UnknownTemplate, match=r"'tmpl_nobody' is not defined \(known: tmpl_customer, tmpl_order\)"
     ):
         agent("generate", {"template_id": "tmpl_nobody", "count": 1})
+
+
+def test_refused_reads_of_pinned_versions_count_against_the_attempts_cap(tmp_path: Path) -> None:
+    # A script catching each refusal must not loop the coordinator through reads without end.
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_pins", attempt=1, templates=[_snapshot(CUSTOMER, 2)], coordinator_address="127.0.0.1:1"
+    )
+    made = Agent(spec, artifacts_dir=tmp_path)
+    try:
+        for version in range(3, 3 + MAX_PINNED_VERSIONS):
+            with pytest.raises(TemplateError, match="could not be read from the coordinator"):
+                made("generate", {"template_id": f"tmpl_customer@{version}", "count": 1})
+        with pytest.raises(LimitExceeded, match=f"at most {MAX_PINNED_VERSIONS} pinned template versions"):
+            made("generate", {"template_id": "tmpl_customer@1", "count": 1})
+    finally:
+        made.close()

@@ -26,7 +26,7 @@ from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, Templat
 from seedbed.worker.agent._workspace import coordinator_credentials
 from seedbed.worker.settings import worker_settings
 
-# Distinct pinned versions one attempt may read from the coordinator.
+# Reads of pinned versions one attempt may make of the coordinator (refused ones included).
 MAX_PINNED_VERSIONS = 100
 _FETCH_TIMEOUT_SECONDS = 30
 
@@ -109,6 +109,9 @@ class TemplateVersions:
                 credentials = coordinator_credentials(self._tls, worker_settings())
                 self._channel = grpc.secure_channel(self._address, credentials, options=options)
         stub = template_pb2_grpc.TemplateServiceStub(self._channel)
+        # Every read counts, a refused one too: a script catching UnknownTemplate must not loop
+        # the coordinator through reads of versions that do not exist.
+        self._fetched += 1
         request = template_pb2.GetTemplateRequest(template_id=pin.template_id, version=pin.version or 0)
         try:
             answer = stub.GetTemplate(request, timeout=_FETCH_TIMEOUT_SECONDS, metadata=self._metadata)
@@ -124,7 +127,6 @@ class TemplateVersions:
         if got.id != pin.template_id or got.revision != pin.version:
             raise TemplateError(f"template {pin}: the coordinator answered {got.id}@{got.revision}")
         self._hold(len(got.canonical_json), f"template {pin}")
-        self._fetched += 1
         return str(got.canonical_json)
 
     def close(self) -> None:
