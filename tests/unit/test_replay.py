@@ -293,9 +293,10 @@ def test_seedbed_run_replay_and_show(
     assert main([*address, "run", "replay", original.id, "-c", "shop"]) == 2
     assert main([*address, "run", "replay", original.id, "-c", "nope=shop_b"]) != 0
     # The Python client's run object replays too.
-    fire = ScenarioRun(client, client.get_run(original.id)).replay({"shop": "shop_b"})
-    assert client.wait(fire.run_id).replayed_from == original.id
-    assert isinstance(replayed.inputs, replay_pb2.RunInputs)
+    again = (
+        ScenarioRun(client, client.get_run(original.id)).replay({"shop": "shop_b"}).wait_for_scenario_run()
+    )
+    assert again is not None and again.raw.replayed_from == original.id
 
 
 def test_replay_needs_the_runner_role_and_answers_over_rest(fake_coordinator: tuple[Any, Client]) -> None:
