@@ -57,27 +57,25 @@ def test_a_plain_insert_with_its_key_records_the_keys_of_its_rows(
     attempt.close()
 
 
-def test_an_upsert_records_prior_rows_on_postgresql_only(
+def test_an_upsert_records_the_prior_state_of_its_rows(
     target: tuple[str, str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:
     attempt = Attempt(target, tmp_path, 1)
     attempt.ledger.execute(1, ITEMS)
     attempt.ledger.insert(2, "items", items(10))
-    # Both may touch rows that existed before the run: deleting them would delete those too.
+    # Both may touch rows that existed before the run: their prior state is kept for a purge.
     attempt.ledger.insert(3, "items", items(20, tag=" v2"), on_conflict="update", key=["id"])
     attempt.ledger.insert(4, "items", items(5, start=30), on_conflict="ignore", key=["id"])
     recorded = [k for _, _, k in row_keys(attempt)]
     assert recorded[:2] == [None, id_keys(range(10))]
-    if target[0] != "postgresql":
-        assert recorded[2:] == [None, None]  # through SQLAlchemy: never purged
-    else:  # each row's prior state (see test_purge_upserts.py for the purge)
-        upsert = recorded[2]
-        assert upsert["values"] == [[i] for i in range(20)]
-        assert upsert["upsert"]["prior"][:1] == ['{"id":0,"name":"item 0","n":0}']
-        assert upsert["upsert"]["prior"][10:] == [None] * 10
-        assert all(len(h) == 64 for h in upsert["upsert"]["after"])
-        assert recorded[3]["upsert"]["prior"] == [None] * 5
+    upsert = recorded[2]  # see test_purge_upserts.py for the purge
+    assert upsert["values"] == [[i] for i in range(20)]
+    assert upsert["upsert"]["by"] == ("postgresql" if target[0] == "postgresql" else "sqlalchemy")
+    assert json.loads(upsert["upsert"]["prior"][0]) == {"id": 0, "name": "item 0", "n": 0}
+    assert upsert["upsert"]["prior"][10:] == [None] * 10
+    assert all(len(h) == 64 for h in upsert["upsert"]["after"])
+    assert recorded[3]["upsert"]["prior"] == [None] * 5
     attempt.close()
 
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from seedbed.worker.ledger import purge_run
-from tests.integration.test_ledger import Attempt
+from tests.integration.test_ledger import Attempt, target  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -106,12 +106,54 @@ def test_an_upsert_whose_rows_lack_their_key_is_listed_not_purged(things: str, t
     attempt.close()
 
 
-def test_an_upsert_through_sqlalchemy_stays_listed(tmp_path: Path) -> None:
-    attempt = Attempt(("sql", "sqlite", f"sqlite:///{tmp_path / 't.db'}"), tmp_path, 1)
-    attempt.ledger.execute(1, "CREATE TABLE items (id integer PRIMARY KEY, name text)")
-    attempt.ledger.insert(2, "items", [{"id": 1, "name": "a"}], on_conflict="update", key=["id"])
+TYPED_SA = {
+    "sqlite": "CREATE TABLE things (id integer PRIMARY KEY, name text NOT NULL, price numeric(12, 4),"
+    " born date, payload blob)",
+    "mysql": "CREATE TABLE things (id integer PRIMARY KEY, name varchar(100) NOT NULL, price decimal(12, 4),"
+    " born date, payload varbinary(20), twice integer AS (id * 2) STORED)",
+    "postgresql": "CREATE TABLE things (id integer PRIMARY KEY, name text NOT NULL, price numeric(12, 4),"
+    " born date, payload bytea, twice integer GENERATED ALWAYS AS (id * 2) STORED)",
+}
+
+
+@pytest.mark.parametrize("target", ["sql-sqlite", "sql-mysql", "sql-postgresql"], indirect=True)
+def test_an_upsert_through_sqlalchemy_is_undone_too(target: tuple[str, str, str], tmp_path: Path) -> None:  # noqa: F811
+    attempt = Attempt(target, tmp_path, 1)
+    dialect = target[1]
+    attempt.ledger.execute(1, TYPED_SA[dialect])
+    blob = "'\\x00ff'" if dialect == "postgresql" else "x'00ff'"
+    attempt.sink.execute(
+        "INSERT INTO things (id, name, price, born, payload) VALUES"
+        f" (1, 'one', 1.2345, '2001-02-03', {blob}),"
+        " (2, 'two', NULL, NULL, NULL)"
+    )
+    before = attempt.sink.fetch("SELECT * FROM things ORDER BY id")
+    rows = [{"id": i, "name": f"run {i}", "price": i / 8, "born": "2020-01-01"} for i in (1, 2, 3)]
+    attempt.ledger.insert(2, "things", rows, on_conflict="update", key=["id"])
+    attempt.sink.execute("UPDATE things SET name = 'by hand' WHERE id = 2")
+
+    dry = purge_run(attempt.sink, attempt.seal, dry_run=True)
+    assert [(t.rows_deleted, t.rows_restored, t.rows_changed) for t in dry.tables] == [(1, 1, 1)]
     summary = purge_run(attempt.sink, attempt.seal, dry_run=False)
-    assert [(s.operation, s.call) for s in summary.skipped] == [("insert", 2), ("execute", 1)]
-    assert "upsert (on_conflict) outside PostgreSQL" in summary.skipped[0].reason
-    assert attempt.count() == 1
+    assert summary.failure is None and [s.operation for s in summary.skipped] == ["execute"]
+    assert [(t.rows_deleted, t.rows_restored, t.rows_changed) for t in summary.tables] == [(1, 1, 1)]
+    assert [(c.key, c.reason.split(" ")[0]) for c in summary.changed] == [("[2]", "changed")]
+    after = attempt.sink.fetch("SELECT * FROM things ORDER BY id")
+    assert after[0] == before[0]  # exactly: decimal, date, bytes
+    assert [r["id"] for r in after] == [1, 2] and after[1]["name"] == "by hand"
     attempt.close()
+
+
+def test_an_upsert_is_purged_only_through_the_kind_of_connection_that_read_it(
+    pg_database: str, tmp_path: Path
+) -> None:
+    written = Attempt(("postgresql", "postgresql", pg_database), tmp_path, 1)
+    written.ledger.execute(1, "CREATE TABLE items (id integer PRIMARY KEY, name text)")
+    written.ledger.insert(2, "items", [{"id": 1, "name": "a"}], on_conflict="update", key=["id"])
+    written.close()
+    other = Attempt(("sql", "postgresql", pg_database), tmp_path, 2)
+    summary = purge_run(other.sink, other.seal, dry_run=False)
+    assert [s.call for s in summary.skipped] == [2, 1]
+    assert "read through a postgresql connection" in summary.skipped[0].reason
+    assert other.count() == 1
+    other.close()

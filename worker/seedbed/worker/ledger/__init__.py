@@ -18,7 +18,7 @@ lost connection the ledger is read before anything is written again.
 Every insert entry also records the primary keys of the rows its batch created, when they can be
 known (a plain insert whose rows carry the key, or `returning` naming it), so that a finished run
 can be undone: `purge_run(sink, LedgerSeal(run_key, run_id, ledger_key), dry_run=False)` deletes
-them, newest batch first. An upsert on PostgreSQL records each row's prior state and its hash as
+them, newest batch first. An upsert records each row's prior state and its hash as
 written (`_upserts`): the purge deletes the rows it created, puts back those it changed, and
 leaves alone (listed) those changed since by someone else.
 

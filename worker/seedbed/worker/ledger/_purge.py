@@ -9,8 +9,8 @@ leaves the batch alone), then its rows, in chunks. Rows already gone (deleted by
 as recorded but not deleted, not as an error. An upsert batch on PostgreSQL recorded each row's
 prior state (see `_upserts`): its new rows are deleted, the rows it changed put back, and rows
 changed since by someone else left alone and listed (`ChangedRow`). A batch without keys (an upsert
-through SQLAlchemy, a statement, keys the database generated that the insert did not ask back) is
-skipped and listed with why; its entry stays.
+whose rows do not carry their key, a statement, keys the database generated that the insert did
+not ask back) is skipped and listed with why; its entry stays.
 So is an entry whose MAC does not verify (see `LedgerSeal`): Seedbed did not write it for this run,
 and nothing is deleted on its word; it is left in place for someone to look at.
 
@@ -42,7 +42,7 @@ from seedbed.worker.ledger._tables import (
     RecordedBatch,
     SqlAlchemyLedgerTable,
 )
-from seedbed.worker.ledger._upserts import PostgresUpserts, UpsertUndo, UpsertUndone
+from seedbed.worker.ledger._upserts import PostgresUpserts, SqlAlchemyUpserts, UpsertUndo, UpsertUndone
 from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, SqlSink, TargetError
 
 __all__ = ["ChangedRow", "PurgeFailure", "PurgeSummary", "PurgedTable", "SkippedBatch", "purge_run"]
@@ -145,7 +145,7 @@ def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSu
         return summary
     totals: dict[str, PurgedTable] = {}
     reasons = _Reasons(keys)
-    upserts = PostgresUpserts(sink) if isinstance(sink, PostgresSink) else None
+    upserts = PostgresUpserts(sink) if isinstance(sink, PostgresSink) else SqlAlchemyUpserts(sink)
     simulated: dict[tuple[str, str], str | None] = {}  # a dry run's upserted rows, as it would leave them
     for entry in history:
         body = functools.partial(
@@ -206,7 +206,7 @@ def _purge_batch(
     *,
     ledger: LedgerTable,
     keys: TableKeys,
-    upserts: PostgresUpserts | None,
+    upserts: PostgresUpserts | SqlAlchemyUpserts,
     seal: LedgerSeal,
     entry: RecordedBatch,
     dry_run: bool,
@@ -241,7 +241,7 @@ def _purge_batch(
 def _undo_upsert(
     conn: Any,
     ledger: LedgerTable,
-    upserts: PostgresUpserts | None,
+    upserts: PostgresUpserts | SqlAlchemyUpserts,
     seal: LedgerSeal,
     found: LedgerEntry,
     *,
@@ -254,11 +254,12 @@ def _undo_upsert(
         undo = UpsertUndo.decode(json.loads(found.row_keys or ""))
     except (ValueError, TypeError) as exc:
         return _Unpurgeable(found.operation, found.target, undecodable=str(exc))
-    if upserts is None:
+    if undo.by != upserts.by:
         return _Unpurgeable(
             found.operation,
             found.target,
-            undecodable="an upsert recorded on PostgreSQL, purged through another kind of connection",
+            undecodable=f"its rows were read through a {undo.by} connection: purge the run through one "
+            "of that kind to the same database",
         )
     if not dry_run and not ledger.forget(conn, seal.run_key, found.call, found.batch):
         return None
@@ -292,10 +293,9 @@ class _Reasons:
         if not self._has_key[entry.target]:
             return f"table {entry.target} has no primary key: its rows cannot be told apart"
         return (
-            "the ledger holds no keys for its rows: an upsert (on_conflict) outside PostgreSQL, or "
-            "whose rows do not carry their key, may have changed rows that existed before the run; "
-            "or the database generated the keys and the insert did not ask for them back with "
-            "returning=[the key columns]"
+            "the ledger holds no keys for its rows: an upsert (on_conflict) whose rows do not carry "
+            "their key may have changed rows that existed before the run; or the database generated "
+            "the keys and the insert did not ask for them back with returning=[the key columns]"
         )
 
 

@@ -1,44 +1,58 @@
-"""Undoing an upsert on PostgreSQL: what each row was before the batch, and what the batch made it.
+"""Undoing an upsert: what each row was before the batch, and what the batch made it.
 
 An upsert (`on_conflict="update"` or `"ignore"`) may change rows that existed before the run, so
 deleting its rows by key would delete data the run did not create. In the batch's own transaction,
 before the rows are written, the ledger locks and reads the rows the batch names by its identity
-columns (the upsert's `key`, else the table's primary key), each as PostgreSQL's own JSON of the
-whole row (`row_to_json`), or NULL when there is none; after the write it reads them again and keeps
-a SHA-256 of each. Both go into the entry's `row_keys` (so the ledger's MAC covers them):
+columns (the upsert's `key`, else the table's primary key), each whole, or NULL when there is none;
+after the write it reads them again and keeps a SHA-256 of each. Both go into the entry's
+`row_keys` (so the ledger's MAC covers them):
 
     {"columns": [...], "values": [[...], ...],
-     "upsert": {"prior": [row JSON or null, ...], "after": [sha256 hex or null, ...]}}
+     "upsert": {"by": "postgresql", "prior": [row JSON or null, ...], "after": [sha256 hex or null, ...]}}
+
+PostgreSQL (`PostgresUpserts`) reads a row as its own JSON (`row_to_json`) and puts it back with
+`json_populate_record`, every value converted by PostgreSQL itself, so numerics, dates, bytea and
+arrays come back exactly. Through SQLAlchemy (`SqlAlchemyUpserts`: SQLite, MySQL/MariaDB) a row is
+read by its key as Python values, kept as JSON with a type tag where JSON has none (decimals, dates,
+bytes…), and put back by an UPDATE of those values.
 
 A purge then, per row and in the batch's transaction: a row that is no longer exactly as the batch
 left it (its hash differs, or it is gone while a prior row existed) was changed since by someone
 else and is left alone, listed with why; a row the batch created is deleted; a row it changed is
-put back as it was (`UPDATE … SET (columns) = (SELECT … FROM json_populate_record(NULL::table,
-prior))`, every value converted by PostgreSQL from its own JSON, so numerics, dates, bytea and
-arrays come back exactly); a row an `ignore` left as it was needs nothing.
+put back as it was (an UPDATE of its columns that are not generated); a row an `ignore` left as it
+was needs nothing. A dry run changes nothing and carries what each row would become from newer
+batches to older ones.
 
-Rejected: prior rows as Python values (decimals, bytea, arrays do not survive a JSON round trip in
-Python unchanged); DELETE then INSERT of the prior row (an ON DELETE CASCADE would take the rows
-that reference it); a side table of prior rows (a second thing to seal and to keep in step with
-the ledger, when the ledger row already commits with the batch).
+Rejected: on PostgreSQL, prior rows as Python values (arrays, ranges and the like do not all
+survive a round trip through psycopg's Python types and back); DELETE then INSERT of the prior
+row (an ON DELETE CASCADE would take the rows that reference it); a side table of prior rows (a
+second thing to seal and to keep in step with the ledger, when the ledger row already commits
+with the batch).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
+import sqlalchemy as sa
 from psycopg import sql
 
-from seedbed.worker.ledger._keys import _TYPES, _key_value
-from seedbed.worker.sinks import PostgresSink, TargetError
+from seedbed.worker.ledger._keys import _TYPES, _bare, _cast, _key_value
+from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, TargetError
 from seedbed.worker.sinks._rows import split_table
 
-__all__ = ["PostgresUpserts", "UpsertUndo", "UpsertUndone", "row_hash"]
+__all__ = ["PostgresUpserts", "SqlAlchemyUpserts", "UpsertUndo", "UpsertUndone", "row_hash"]
 
 # Rows a purge lists by key when they were changed since (the rest are counted).
 LISTED_ROWS = 20
@@ -60,13 +74,15 @@ class UpsertUndo:
     values: list[list[Any]]
     prior: list[str | None]
     after: list[str | None]
+    # Who read the rows: "postgresql" (row_to_json) or "sqlalchemy" (typed JSON of Python values).
+    by: str = "postgresql"
 
     def encode(self) -> str:
         return json.dumps(
             {
                 "columns": self.columns,
                 "values": self.values,
-                "upsert": {"prior": self.prior, "after": self.after},
+                "upsert": {"by": self.by, "prior": self.prior, "after": self.after},
             },
             separators=(",", ":"),
             default=_key_value,
@@ -84,7 +100,7 @@ class UpsertUndo:
             raise ValueError("an upsert's record without its prior and after lists")
         if not len(prior) == len(after) == len(values):
             raise ValueError("an upsert's record whose lists do not match")
-        return cls(columns, values, prior, after)
+        return cls(columns, values, prior, after, str(upsert.get("by", "postgresql")))
 
 
 @dataclass
@@ -102,6 +118,8 @@ class UpsertUndone:
 
 class PostgresUpserts:
     """The reads before and after an upsert batch, and its undo, on one PostgreSQL sink."""
+
+    by = "postgresql"
 
     def __init__(self, sink: PostgresSink) -> None:
         self._sink = sink
@@ -167,38 +185,19 @@ class PostgresUpserts:
         settable = {str(r[0]) for r in conn.execute(_GENERATED, [regclass]).fetchall()}
         where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in undo.columns)
         for index in reversed(range(len(undo.values))):
-            key, prior, after, current = undo.values[index], undo.prior[index], undo.after[index], now[index]
-            name = (table, json.dumps(key, default=_key_value))
-            if simulated is not None and name in simulated:
-                current = simulated[name]
-            if current is None:
-                if prior is None:
-                    done.gone += 1
-                else:
-                    _changed(done, key, "deleted since the run wrote it: not put back")
-                continue
-            if after is None or row_hash(current) != after:
-                _changed(
-                    done,
-                    key,
-                    "changed since the run wrote it (by someone else, or the table's columns changed): "
-                    "left as it is, not overwritten",
-                )
-                continue
-            if prior is not None and row_hash(prior) == after:
-                done.untouched += 1  # the batch left it as it was (on_conflict="ignore")
+            key, prior = undo.values[index], undo.prior[index]
+            current = _simulated(simulated, table, key, now[index])
+            action = _decide(done, key, prior, undo.after[index], current)
+            if action is None:
                 continue
             if dry_run:
-                done.deleted += prior is None
-                done.restored += prior is not None
-                if simulated is not None:
-                    simulated[name] = prior
+                _count(done, prior, simulated, table, key)
                 continue
-            if prior is None:
+            if action == "delete":
                 conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.SQL(regclass), where), key)
                 done.deleted += 1
                 continue
-            columns = [c for c in json.loads(prior) if c in settable]
+            columns = [c for c in json.loads(prior or "{}") if c in settable]
             names = sql.SQL(", ").join(map(sql.Identifier, columns))
             conn.execute(
                 sql.SQL(
@@ -215,3 +214,217 @@ def _changed(done: UpsertUndone, key: list[Any], reason: str) -> None:
     done.changed += 1
     if len(done.listed) < LISTED_ROWS:
         done.listed.append((json.dumps(key, default=_key_value), reason))
+
+
+class SqlAlchemyUpserts:
+    """The same through SQLAlchemy (SQLite, MySQL/MariaDB, PostgreSQL by a "sql" connection): each
+    row read by its key (locked with FOR UPDATE where the database has it; SQLite's write
+    transaction holds the whole file), as JSON of its Python values, each typed where JSON has no
+    type of its own (`_tagged`: decimals, dates and times, bytes, uuids, JSON documents), and put
+    back from them by an UPDATE of the columns that are not generated. One statement per row: a
+    purge or an upsert batch of 10,000 rows costs 10,000 small queries more, where the batch's own
+    rows are matched exactly whatever the types."""
+
+    by = "sqlalchemy"
+
+    def __init__(self, sink: SqlAlchemySink) -> None:
+        self._sink = sink
+
+    def _shape(
+        self, conn: sa.Connection, table: str
+    ) -> tuple[sa.TableClause, list[str], set[str], dict[str, Any]] | None:
+        """(table, its columns, those an UPDATE may set, column types); None when it is gone."""
+        schema, name = split_table(table, self._sink.connection_id)
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(name, schema=schema):
+            return None
+        described = inspector.get_columns(name, schema=schema)
+        names = [str(c["name"]) for c in described]
+        settable = {str(c["name"]) for c in described if not c.get("computed")}
+        types = {str(c["name"]): c["type"] for c in described}
+        return sa.table(name, *(sa.column(c) for c in names), schema=schema), names, settable, types
+
+    def _where(
+        self,
+        conn: sa.Connection,
+        lite: sa.TableClause,
+        types: dict[str, Any],
+        columns: list[str],
+        key: Sequence[Any],
+    ) -> Any:
+        # As `SqlAlchemyTableKeys`: PostgreSQL binds text as varchar, so cast to the column's type.
+        pg = conn.dialect.name == "postgresql"
+        return sa.and_(
+            *(
+                lite.c[c] == (_cast(v, types[c]) if pg else _bare(v))
+                for c, v in zip(columns, key, strict=True)
+            )
+        )
+
+    def rows(
+        self, conn: sa.Connection, table: str, columns: list[str], values: Sequence[Sequence[Any]]
+    ) -> list[str | None]:
+        shape = self._shape(conn, table)
+        if shape is None:
+            if not values:
+                return []
+            raise TargetError(
+                connection_id=self._sink.connection_id,
+                operation="upsert",
+                table=table,
+                db_message=f"no table {table}",
+            )
+        lite, names, _, types = shape
+        missing = [c for c in columns if c not in types]
+        if missing:
+            raise TargetError(
+                connection_id=self._sink.connection_id,
+                operation="upsert",
+                table=table,
+                db_message=f"table {table} has no column {missing[0]!r} (a key of the upsert)",
+            )
+        lock = conn.dialect.name != "sqlite"
+        out: list[str | None] = []
+        for key in values:
+            query = sa.select(lite).where(self._where(conn, lite, types, columns, key))
+            found = conn.execute(query.with_for_update() if lock else query).mappings().first()
+            out.append(None if found is None else _row_json(names, found))
+        return out
+
+    def undo(
+        self,
+        conn: sa.Connection,
+        table: str,
+        undo: UpsertUndo,
+        *,
+        dry_run: bool,
+        simulated: dict[tuple[str, str], str | None] | None = None,
+    ) -> UpsertUndone:
+        """As `PostgresUpserts.undo`."""
+        done = UpsertUndone()
+        shape = self._shape(conn, table)
+        if shape is None:
+            done.gone = len(undo.values)
+            return done
+        lite, _, settable, types = shape
+        now = self.rows(conn, table, undo.columns, undo.values)
+        for index in reversed(range(len(undo.values))):
+            key, prior = undo.values[index], undo.prior[index]
+            current = _simulated(simulated, table, key, now[index])
+            action = _decide(done, key, prior, undo.after[index], current)
+            if action is None:
+                continue
+            if dry_run:
+                _count(done, prior, simulated, table, key)
+                continue
+            where = self._where(conn, lite, types, undo.columns, key)
+            if action == "delete":
+                conn.execute(sa.delete(lite).where(where))
+                done.deleted += 1
+                continue
+            values = {c: _untagged(v) for c, v in json.loads(prior or "{}").items() if c in settable}
+            values = {c: v for c, v in values.items() if c not in undo.columns}
+            if values:
+                conn.execute(sa.update(lite).where(where).values(values))
+            done.restored += 1
+        return done
+
+
+def _simulated(
+    simulated: dict[tuple[str, str], str | None] | None, table: str, key: list[Any], current: str | None
+) -> str | None:
+    name = (table, json.dumps(key, default=_key_value))
+    if simulated is not None and name in simulated:
+        return simulated[name]
+    return current
+
+
+def _count(
+    done: UpsertUndone,
+    prior: str | None,
+    simulated: dict[tuple[str, str], str | None] | None,
+    table: str,
+    key: list[Any],
+) -> None:
+    """A dry run's row: counted, and what it would be after the purge kept for older batches."""
+    done.deleted += prior is None
+    done.restored += prior is not None
+    if simulated is not None:
+        simulated[(table, json.dumps(key, default=_key_value))] = prior
+
+
+def _decide(
+    done: UpsertUndone, key: list[Any], prior: str | None, after: str | None, current: str | None
+) -> str | None:
+    """What to do with a row: "delete", "restore", or None when it is left as it is (counted as
+    gone, untouched or changed)."""
+    if current is None:
+        if prior is None:
+            done.gone += 1
+        else:
+            _changed(done, key, "deleted since the run wrote it: not put back")
+        return None
+    if after is None or row_hash(current) != after:
+        _changed(
+            done,
+            key,
+            "changed since the run wrote it (by someone else, or the table's columns changed): "
+            "left as it is, not overwritten",
+        )
+        return None
+    if prior is not None and row_hash(prior) == after:
+        done.untouched += 1  # the batch left it as it was (on_conflict="ignore")
+        return None
+    return "delete" if prior is None else "restore"
+
+
+def _tagged(value: Any) -> Any:
+    """A database value as JSON that gives the same Python value back (`_untagged`)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, time_of_day):
+        return {"$time": value.isoformat()}
+    if isinstance(value, timedelta):
+        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, UUID):
+        return {"$uuid": str(value)}
+    if isinstance(value, dict | list):
+        return {"$json": value}
+    return {"$text": str(value)}
+
+
+_UNTAG: dict[str, Callable[[Any], Any]] = {
+    "$float": float,
+    "$decimal": Decimal,
+    "$datetime": datetime.fromisoformat,
+    "$date": date.fromisoformat,
+    "$time": time_of_day.fromisoformat,
+    "$timedelta": lambda v: timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+    "$bytes": base64.b64decode,
+    "$uuid": UUID,
+    "$json": lambda v: v,
+    "$text": str,
+}
+
+
+def _untagged(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        tag, inner = next(iter(value.items()))
+        convert = _UNTAG.get(tag)
+        if convert is not None:
+            return convert(inner)
+    return value
+
+
+def _row_json(names: list[str], row: Any) -> str:
+    return json.dumps({name: _tagged(row[name]) for name in names}, separators=(",", ":"))

@@ -33,7 +33,7 @@ from seedbed.worker.ledger._entries import (
 from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys, encode_keys
 from seedbed.worker.ledger._seal import MIN_KEY_BYTES, LedgerSeal
 from seedbed.worker.ledger._tables import LedgerTable, PostgresLedgerTable, SqlAlchemyLedgerTable
-from seedbed.worker.ledger._upserts import PostgresUpserts, UpsertUndo, row_hash
+from seedbed.worker.ledger._upserts import PostgresUpserts, SqlAlchemyUpserts, UpsertUndo, row_hash
 from seedbed.worker.sinks import (
     ConfigurationError,
     InsertResult,
@@ -101,10 +101,13 @@ class LedgeredSql:
         self._batch_rows = batch_rows
         self._table: LedgerTable
         self._keys: TableKeys
+        self._upserts: PostgresUpserts | SqlAlchemyUpserts
         if isinstance(sink, PostgresSink):
             self._table, self._keys = PostgresLedgerTable(sink), PostgresTableKeys(sink)
+            self._upserts = PostgresUpserts(sink)
         elif isinstance(sink, SqlAlchemySink):
             self._table, self._keys = SqlAlchemyLedgerTable(sink), SqlAlchemyTableKeys(sink)
+            self._upserts = SqlAlchemyUpserts(sink)
         else:
             raise TypeError(f"no ledger for {type(sink).__name__}")
         self._primary_keys: dict[str, list[str]] = {}
@@ -131,11 +134,10 @@ class LedgeredSql:
         """Write `rows` in batches, each applied once per run. The ledger entry of a batch records
         the primary keys of the rows it created (for `purge_run`) when they can be known: a plain
         insert whose rows carry the whole key (the keys from the rows), or one with `returning`
-        naming every key column (the keys the database answered). An upsert on PostgreSQL records
-        each row's prior state and its hash as written (see `_upserts`: a purge restores or deletes
-        it); elsewhere an upsert may have changed rows that existed before the run and records
-        none. Rows whose key the database generated are unknown without `returning`: their
-        batches record none and are never purged."""
+        naming every key column (the keys the database answered). An upsert records each row's
+        prior state and its hash as written (see `_upserts`: a purge restores or deletes it) when
+        its rows carry their key. Rows whose key the database generated are unknown without
+        `returning`: their batches record none and are never purged."""
         header = {
             "op": "insert",
             "table": table,
@@ -150,8 +152,8 @@ class LedgeredSql:
             chunk = rows[start : start + self._batch_rows]
 
             def write(hook: _Hook, chunk: Sequence[Row] = chunk) -> InsertResult:
-                if on_conflict is not None and isinstance(self.sink, PostgresSink):
-                    return self._upsert(self.sink, hook, table, chunk, on_conflict, key, returning)
+                if on_conflict is not None:
+                    return self._upsert(hook, table, chunk, on_conflict, key, returning)
                 # Only for a batch actually written: a replay needs no key.
                 keys = self._row_keys(table, chunk, on_conflict, returning)
 
@@ -322,7 +324,6 @@ class LedgeredSql:
 
     def _upsert(
         self,
-        sink: PostgresSink,
         hook: _Hook,
         table: str,
         chunk: Sequence[Row],
@@ -330,16 +331,16 @@ class LedgeredSql:
         key: Sequence[str] | None,
         returning: Sequence[str] | None,
     ) -> InsertResult:
-        """An upsert batch on PostgreSQL, recording each row's prior state and its hash after the
-        write (see `_upserts`) when the rows carry their identity (the upsert's key, else the
-        primary key), so that a purge can put them back."""
+        """An upsert batch, recording each row's prior state and its hash after the write (see
+        `_upserts`) when the rows carry their identity (the upsert's key, else the primary key), so
+        that a purge can put them back."""
         columns = list(key or []) or self._primary_key(table)
         values: list[list[Any]] | None = None
         if columns and chunk and all(isinstance(r, Mapping) for r in chunk):
             values = [[r.get(c) for c in columns] for r in chunk]
             if any(v is None for vs in values for v in vs):
                 values = None
-        upserts = PostgresUpserts(sink)
+        upserts = self._upserts
         prior: list[str | None] = []
 
         def before(conn: Any) -> None:
@@ -351,9 +352,11 @@ class LedgeredSql:
             if values is not None:
                 now = upserts.rows(conn, table, columns, values)
                 after = [row_hash(r) if r is not None else None for r in now]
-                keys = UpsertUndo(columns, values, prior, after).encode()
+                keys = UpsertUndo(columns, values, prior, after, upserts.by).encode()
             hook(conn, result, keys)
 
+        sink = self.sink
+        assert isinstance(sink, PostgresSink | SqlAlchemySink)  # noqa: S101 - checked in __init__
         return sink.insert(
             table,
             chunk,

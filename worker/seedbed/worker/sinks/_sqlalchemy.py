@@ -152,7 +152,10 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
         key: Sequence[str] | None = None,
         returning: Sequence[str] | None = None,
         in_transaction: Callable[[sa.Connection, InsertResult], None] | None = None,
+        before_write: Callable[[sa.Connection], None] | None = None,
     ) -> InsertResult:
+        """`before_write` runs in the transaction before the rows (the ledger reads what an
+        upsert is about to change); `in_transaction` after them, before COMMIT."""
         cid = self.connection_id
         schema, name = split_table(table, cid)
         if on_conflict not in (None, "ignore", "update"):
@@ -176,6 +179,8 @@ class SqlAlchemySink(SqlSink[sa.Connection]):
         with self._lock, self._connect() as conn:
             transaction = conn.begin()
             try:
+                if before_write is not None:
+                    before_write(conn)
                 if prepared.values:
                     count, returned = self._write(
                         conn, table, schema, name, prepared, on_conflict, keys, returns
