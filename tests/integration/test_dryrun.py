@@ -411,3 +411,31 @@ def test_returning_and_schema_qualified_names_feed_later_foreign_key_checks(
     assert report.targets[1].problems[0].kind == dryrun_pb2.DRY_RUN_PROBLEM_KIND_NOT_NULL
     assert report.targets[1].problems[0].field == "id"
     assert [(s.name, s.rows_written) for s in steps] == [("seed", 0)]  # nothing was written
+
+
+def test_keys_of_enum_and_inet_columns_are_looked_up_and_a_failed_lookup_spoils_no_later_check() -> None:
+    """Key lookups bind values as their columns' types (an enum is not compared with a varchar); a
+    lookup PostgreSQL refuses is noted as not checked and rolled back, so the next check still reads."""
+    from seedbed.worker.dryrun import ReportBuilder, SqlCatalog, SqlChecks
+
+    schema = (
+        "CREATE TYPE st AS ENUM ('a', 'b'); CREATE TABLE hosts (ip inet PRIMARY KEY, s st UNIQUE); "
+        "INSERT INTO hosts VALUES ('10.0.0.1', 'a'); "
+        "CREATE TABLE t (id int PRIMARY KEY, h inet REFERENCES hosts (ip))"
+    )
+    with scratch_pg(schema, "seedbed_dryrun_types") as url:
+        report = ReportBuilder()
+        checks = SqlChecks("conn_pg", SqlCatalog(url), report)
+        try:
+            checks.check(1, "hosts", [{"ip": "10.0.0.2", "s": "a"}, {"ip": "not-an-ip", "s": "b"}])
+            checks.check(2, "t", [{"id": 1, "h": "10.0.0.1"}, {"id": 2, "h": "10.0.0.9"}])
+        finally:
+            checks.close()
+    hosts, t = report.to_proto().targets
+    assert [(p.row, p.field, p.kind) for p in hosts.problems] == [
+        (0, "s", dryrun_pb2.DRY_RUN_PROBLEM_KIND_DUPLICATE_KEY)
+    ]
+    assert any("existing keys (ip) not read" in note for note in hosts.unchecked)
+    assert [(p.row, p.field, p.kind) for p in t.problems] == [
+        (1, "h", dryrun_pb2.DRY_RUN_PROBLEM_KIND_FOREIGN_KEY)
+    ]

@@ -249,6 +249,9 @@ def test_values_are_masked_and_truncated() -> None:
         ),
         (sa.String(3), 123, "123"),
         (sa.JSON(), {"a": [1]}, {"a": [1]}),
+        (sa.Numeric(40, 2), "1" * 38, Decimal("1" * 38)),  # wider than Python's default context
+        (sa.Numeric(4, 2), "-0.005", Decimal("-0.01")),  # half away from zero, as PostgreSQL
+        (sa.Numeric(2, 2), "0", Decimal("0.00")),
     ],
 )
 def test_values_convert_as_the_database_would(type_: Any, value: Any, expected: Any) -> None:
@@ -266,6 +269,10 @@ def test_values_convert_as_the_database_would(type_: Any, value: Any, expected: 
         (sa.Float(), [1]),
         (sa.Numeric(4, 2), 100),
         (sa.Enum("a", "b"), "c"),
+        (sa.Numeric(10, 2), "1e30"),  # not an InvalidOperation out of the 28-digit context
+        (sa.Numeric(10, 2), 1e300),
+        (sa.Numeric(4, 2), "99.995"),  # rounds up to 100.00
+        (sa.Numeric(2, 2), "0.999"),
     ],
 )
 def test_values_that_do_not_fit_are_refused_with_a_reason(type_: Any, value: Any) -> None:
@@ -293,3 +300,38 @@ def test_a_table_named_with_its_default_schema_is_the_one_foreign_keys_name() ->
     proto = report.to_proto()
     assert proto.problem_count == 0
     assert [t.target for t in proto.targets] == ["public.customers", "orders"]  # as the script named it
+
+
+def test_a_secret_cut_by_the_value_cap_is_masked_whole() -> None:
+    """Masked before the 200-character cut: a secret across it leaves no prefix behind, and a
+    mismatch's message never repeats the value."""
+    report = ReportBuilder(lambda text: text.replace("s3cretpass", "***"))
+    checks = SqlChecks("conn_pg", FakeCatalog(_shop()), report)
+    checks.check(1, "customers", [_customer(1, vip="x" * 195 + "s3cretpass", **{"s3cretpass" * 100: 1})])
+    problems = report.to_proto().targets[0].problems
+    value = next(p for p in problems if p.field == "vip").value
+    assert "s3cr" not in value and value.startswith("x" * 195)
+    assert all("s3cr" not in p.message and "s3cr" not in p.field for p in problems)
+    assert all(len(p.field) <= 300 for p in problems)
+
+
+def test_the_report_fits_what_the_coordinator_keeps() -> None:
+    report = ReportBuilder()
+    tables = {f"t{i}": _shop()["customers"] for i in range(dryrun.MAX_TARGETS)}
+    checks = SqlChecks("conn_pg", FakeCatalog(tables), report)
+    row = {**_customer(1), **{f"{n}{'é' * 3000}": "é" * 3000 for n in range(30)}}
+    for i in range(dryrun.MAX_TARGETS):
+        checks.check(i, f"t{i}", [row])
+    proto = report.to_proto()
+    assert proto.ByteSize() <= 2**20 and proto.problem_count == 30 * dryrun.MAX_TARGETS  # counted whole
+    assert len(proto.targets[0].problems) == dryrun.MAX_PROBLEMS and len(proto.targets[-1].problems) == 1
+    assert sum(len(t.problems) for t in report.to_proto().targets) == len(
+        [p for t in proto.targets for p in t.problems]
+    )  # trimming is the same every time: the builder itself is left whole
+
+
+def test_no_rows_read_no_table() -> None:
+    """A real run does not touch the table of an empty insert: no MISSING_TABLE for one either."""
+    checks, report, catalog = _checks()
+    checks.check(1, "nowhere", [])
+    assert report.to_proto().problem_count == 0 and catalog.introspected == []

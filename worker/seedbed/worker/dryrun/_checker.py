@@ -3,6 +3,7 @@ and what the run itself wrote before (see the package's docstring for what is ch
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ from seedbed.worker.dryrun._values import Check, Mismatch, compile_check, conver
 __all__ = ["SqlChecks"]
 
 _INVALID = object()  # a value that did not convert: it takes part in no key
-# What one remembered key costs in memory, estimated (a tuple, its value, a set slot).
+# What one remembered key costs in memory besides its text, estimated (a tuple, its value, a set
+# slot); text and bytes values count their length too, or long keys would pass the budget cheap.
 KEY_BYTES = 160
 
 
@@ -123,8 +125,10 @@ class SqlChecks:
                 f"a row set of {sample_of:,} rows: its first {len(rows):,} were made and checked in full "
                 "(the same templates make the rest); keys beyond them are not checked",
             )
+        if not rows:
+            return  # a real run does not touch the table for no rows: neither is it read here
         schema = self._schema(table, target, call)
-        if schema is None or not rows:
+        if schema is None:
             return
         fields = list(dict.fromkeys(name for row in rows for name in row))
         for name in fields:
@@ -154,6 +158,7 @@ class SqlChecks:
         keys = schema.keys()
         written = self._written.setdefault(table, {})
         new_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {cols: {} for cols in keys}
+        remembered = 0  # bytes the new keys will hold
         references: list[dict[tuple[Any, ...], int]] = [{} for _ in schema.foreign_keys]
         for offset, row in enumerate(rows):
             index = first_index + offset
@@ -179,15 +184,14 @@ class SqlChecks:
                         self._duplicate(target, table, cols, key, index, call, "earlier in this run")
                     continue
                 new_keys[cols][key] = index
+                remembered += _key_bytes(key)
             for fk, pending in zip(schema.foreign_keys, references, strict=True):
                 key = _key(values, fk.columns)
                 if key is not None and key not in pending:
                     pending[key] = index
         self._existing_duplicates(target, table, new_keys, upsert, call)
-        remembered = sum(len(found) for found in new_keys.values())
-        self._hold(
-            remembered * KEY_BYTES, f"keys of {remembered:,} rows the dry run checks later rows against"
-        )
+        count = sum(len(found) for found in new_keys.values())
+        self._hold(remembered, f"keys of {count:,} rows the dry run checks later rows against")
         for cols, found in new_keys.items():
             written.setdefault(cols, set()).update(found)
         for fk, pending in zip(schema.foreign_keys, references, strict=True):
@@ -320,8 +324,10 @@ class SqlChecks:
         counted per table: deterministic for a given database, and known to later checks."""
         table = self._canonical(table)
         if table not in self._schemas:
-            self._schemas[table] = self._catalog.table(table)
-        schema = self._schemas[table]
+            # `check` reported the target's trouble: no made-up ids then.
+            with contextlib.suppress(sa_exc.SQLAlchemyError):
+                self._schemas[table] = self._catalog.table(table)
+        schema = self._schemas.get(table)
         out = []
         for row in rows:
             returned = {}
@@ -353,6 +359,10 @@ def _key(values: Mapping[str, Any], cols: Sequence[str]) -> tuple[Any, ...] | No
             return None
         out.append(value)
     return tuple(out)
+
+
+def _key_bytes(key: tuple[Any, ...]) -> int:
+    return KEY_BYTES + sum(len(v) for v in key if isinstance(v, str | bytes))
 
 
 def _type_name(type_: Any) -> str:

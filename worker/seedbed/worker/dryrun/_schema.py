@@ -13,7 +13,8 @@ SQLAlchemy, and a sink may hold a transaction of the script's).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ __all__ = ["Catalog", "ColumnInfo", "ForeignKeyInfo", "SqlCatalog", "TableSchema
 
 # Keys looked up per statement (a `IN (...)` list).
 LOOKUP_CHUNK = 1000
+# As the PostgreSQL sink's default: an unreachable target fails the check, not the attempt's time.
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class SqlCatalog:
             # psycopg 3, as the sinks: the URL may name no driver.
             parsed = parsed.set(drivername="postgresql+psycopg")
             options = "-c default_transaction_read_only=on"
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
             if statement_timeout_seconds:
                 # No lookup of the dry run outlives the attempt.
                 options += f" -c statement_timeout={int(statement_timeout_seconds) * 1000}"
@@ -114,6 +118,9 @@ class SqlCatalog:
         self._conn: sa.Connection | None = None
         self._meta = sa.MetaData()
         self._default_schema: str | None = None
+        # The tables read so far: key lookups bind their values as the columns' types (a PostgreSQL
+        # enum or inet column is not compared with a varchar).
+        self._read: dict[str, TableSchema] = {}
 
     def canonical(self, table: str) -> str:
         schema, name = split_name(table)
@@ -129,7 +136,29 @@ class SqlCatalog:
             self._conn = self._engine.connect()
         return self._conn
 
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """The connection for one read; a failed read rolls its transaction back, or PostgreSQL
+        would refuse every later read of the dry run (`current transaction is aborted`)."""
+        try:
+            yield self.conn
+        except sa_exc.DBAPIError:
+            if self._conn is not None:
+                try:
+                    self._conn.rollback()
+                except sa_exc.DBAPIError:
+                    self._conn.invalidate()
+                    self._conn = None
+            raise
+
     def table(self, name: str) -> TableSchema | None:
+        with self._reading():
+            found = self._read_table(name)
+        if found is not None:
+            self._read[name] = found
+        return found
+
+    def _read_table(self, name: str) -> TableSchema | None:
         schema, table = split_name(name)
         inspector = sa.inspect(self.conn)
         if not inspector.has_table(table, schema=schema):
@@ -217,12 +246,20 @@ class SqlCatalog:
         wanted = list(dict.fromkeys(keys))
         found: set[tuple[Any, ...]] = set()
         t = self._table(table)
-        cols: list[sa.ColumnClause[Any]] = [sa.column(c) for c in columns]
+        known = self._read.get(table)
+        types = {c: known.columns[c].type for c in columns if known and c in known.columns}
+        cols: list[sa.ColumnClause[Any]] = [sa.column(c, types.get(c)) for c in columns]
         for first in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[first : first + LOOKUP_CHUNK]
             where = cols[0].in_([k[0] for k in chunk]) if len(cols) == 1 else sa.tuple_(*cols).in_(chunk)
             query: sa.Select[Any] = sa.select(*cols).select_from(t).where(where)
-            found.update(tuple(row) for row in self.conn.execute(query))
+            # A value read back may be another Python type than the one asked with (an inet column
+            # answers an IPv4Address for '10.0.0.1'): answered as the key asked, matched by text.
+            asked = {tuple(str(v) for v in k): k for k in chunk}
+            with self._reading() as conn:
+                for row in conn.execute(query):
+                    key = tuple(row)
+                    found.add(asked.get(tuple(str(v) for v in key), key))
         return found
 
     def next_value(self, table: str, column: str) -> int:

@@ -4,7 +4,9 @@ passes the simple check constraints (comparisons with a literal, IN lists, joine
 
 `convert` answers the value as the database would store it (so keys compare with what a lookup
 reads back) or raises `Mismatch` with the reason. A type this module does not know is accepted as
-it is: a dry run reports what it can prove, never a guess.
+it is: a dry run reports what it can prove, never a guess. A reason never repeats the value: the
+problem carries it (masked before it is cut to its 200 characters, which a value cut inside a
+message could not be).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Mismatch", "compile_check", "convert", "shown"]
+__all__ = ["Mismatch", "compile_check", "convert"]
 
 _INT_RANGES = {
     sa.SmallInteger: (-(2**15), 2**15 - 1),
@@ -28,17 +30,10 @@ _INT_RANGES = {
 }
 _TRUE = {"t", "true", "y", "yes", "on", "1"}
 _FALSE = {"f", "false", "n", "no", "off", "0"}
-VALUE_CHARS = 200
 
 
 class Mismatch(ValueError):
     """The value does not fit the column: the message says why."""
-
-
-def shown(value: Any) -> str:
-    """A value as a report shows it: text, at most 200 characters."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
 
 
 def _int_range(type_: Any) -> tuple[int, int]:
@@ -61,21 +56,21 @@ def convert(type_: Any, value: Any) -> Any:
             return bool(value)
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
-        raise Mismatch(f"{shown(value)} is not a boolean")
+        raise Mismatch("not a boolean")
     if isinstance(type_, sa.Integer):
         return _integer(type_, value)
     if isinstance(type_, sa.Float):
         if isinstance(value, (bool, dict | list)):
-            raise Mismatch(f"{shown(value)} is not a number")
+            raise Mismatch("not a number")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise Mismatch(f"{shown(value)} is not a number") from None
+            raise Mismatch("not a number") from None
     if isinstance(type_, sa.Numeric):
         return _numeric(type_, value)
     if isinstance(type_, sa.Enum) and type_.enums:
         if str(value) not in type_.enums:
-            raise Mismatch(f"{shown(value)} is not one of {', '.join(type_.enums)}")
+            raise Mismatch(f"not one of {', '.join(type_.enums)}")
         return str(value)
     if isinstance(type_, sa.String):
         if isinstance(value, dict | list):
@@ -102,27 +97,27 @@ def convert(type_: Any, value: Any) -> Any:
         try:
             return uuid.UUID(str(value))
         except ValueError:
-            raise Mismatch(f"{shown(value)} is not a UUID") from None
+            raise Mismatch("not a UUID") from None
     if isinstance(type_, sa.JSON):
         try:
             json.dumps(value)
         except (TypeError, ValueError):
-            raise Mismatch(f"{shown(value)} is not JSON") from None
+            raise Mismatch("not JSON") from None
         return value
     if isinstance(type_, sa.LargeBinary):
         if not isinstance(value, bytes | bytearray | str):
-            raise Mismatch(f"{shown(value)} is not binary data")
+            raise Mismatch("not binary data")
         return value
     if isinstance(type_, sa.ARRAY):
         if not isinstance(value, list):
-            raise Mismatch(f"{shown(value)} is not a list")
+            raise Mismatch("not a list")
         return value
     return value
 
 
 def _integer(type_: Any, value: Any) -> int:
     if isinstance(value, bool):
-        raise Mismatch(f"{value} is a boolean, not an integer")
+        raise Mismatch("a boolean, not an integer")
     if isinstance(value, int):
         number = value
     elif isinstance(value, float) and value.is_integer():
@@ -131,33 +126,38 @@ def _integer(type_: Any, value: Any) -> int:
         try:
             number = int(str(value).strip())
         except ValueError:
-            raise Mismatch(f"{shown(value)} is not an integer") from None
+            raise Mismatch("not an integer") from None
     else:
-        raise Mismatch(f"{shown(value)} is not an integer")
+        raise Mismatch("not an integer")
     low, high = _int_range(type_)
     if not low <= number <= high:
-        raise Mismatch(f"{number} is out of range for {type(type_).__name__.lower()} ({low}..{high})")
+        raise Mismatch(f"out of range for {type(type_).__name__.lower()} ({low}..{high})")
     return number
 
 
 def _numeric(type_: Any, value: Any) -> Decimal:
     if isinstance(value, (bool, dict | list)):
-        raise Mismatch(f"{shown(value)} is not a number")
+        raise Mismatch("not a number")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise Mismatch(f"{shown(value)} is not a number") from None
+        raise Mismatch("not a number") from None
     if not number.is_finite():
         return number
     precision, scale = getattr(type_, "precision", None), getattr(type_, "scale", None) or 0
     if precision:
-        rounded = round(number, scale)
-        whole = len(str(abs(int(rounded)))) if abs(rounded) >= 1 else 0
-        if whole > precision - scale:
-            raise Mismatch(
-                f"{shown(value)} overflows numeric({precision},{scale}): at most "
-                f"{precision - scale} digits before the point"
-            )
+        overflow = Mismatch(
+            f"overflows numeric({precision},{scale}): at most {precision - scale} digits before the point"
+        )
+        # Digits before the point, read off the exponent: 1e30 is not made into a 31-digit integer,
+        # and quantizing it under the default 28-digit context would raise InvalidOperation.
+        if number and number.adjusted() >= precision - scale:
+            raise overflow
+        # As PostgreSQL rounds (half away from zero), with room for a carry (99.995 → 100.00).
+        context = Context(prec=precision + 2, rounding=ROUND_HALF_UP)
+        rounded = number.quantize(Decimal(1).scaleb(-scale), context=context)
+        if rounded and rounded.adjusted() >= precision - scale:
+            raise overflow
         return rounded
     return number
 
@@ -170,7 +170,7 @@ def _parsed(value: Any, cls: type, parse: Callable[[str], Any], what: str) -> An
             return parse(value.strip().replace("Z", "+00:00") if value.endswith("Z") else value.strip())
         except ValueError:
             pass
-    raise Mismatch(f"{shown(value)} is not {what}")
+    raise Mismatch(f"not {what}")
 
 
 # -- check constraints ---------------------------------------------------------------------------------
