@@ -335,14 +335,13 @@ class AttemptRunner:
         # Only what the run's project may use (its own and shared objects): another project's
         # connection is not even named, so a script using it fails as with an unknown id.
         scope = CatalogScope.of_project(run.project_key)
-        # The versions fixed for the run (its pins, else the latest when it was created): every
-        # attempt of the run generates from the same documents (see store.templates).
-        pins = await self._store.templates.run_pins(run.id)
+        # The versions fixed for the run (its pins, else the latest when it was created), written
+        # down on its first dispatch: every attempt generates from the same documents.
         templates = [
             attempt_pb2.TemplateSnapshot(
                 id=v.template_id, canonical_json=json.dumps(v.canonical), revision=v.version
             )
-            for v in await self._store.templates.for_run(scope, run.created_at, pins)
+            for v in await self._store.templates.fix_for_run(run.id, scope, run.created_at)
         ]
         connections = []
         if self._secrets is not None:

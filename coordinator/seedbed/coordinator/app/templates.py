@@ -42,7 +42,12 @@ from seedbed.coordinator.runs.ports import CatalogWorker
 from seedbed.coordinator.settings import CoordinatorSettings
 from seedbed.coordinator.store import Store, now
 from seedbed.coordinator.store.catalog import CatalogScope, OtherProjectError
-from seedbed.coordinator.store.templates import TemplateRecord, TemplateVersionRecord, template_digest
+from seedbed.coordinator.store.templates import (
+    TemplateRecord,
+    TemplateVersionNotFound,
+    TemplateVersionRecord,
+    template_digest,
+)
 
 MAX_PREVIEW_ROWS = 100
 DEFAULT_PREVIEW_ROWS = 5
@@ -50,6 +55,8 @@ DEFAULT_PREVIEW_ROWS = 5
 _FORMATS = {template_pb2.TEMPLATE_FORMAT_YAML: "yaml", template_pb2.TEMPLATE_FORMAT_JSON: "json"}
 _FORMATS_BACK = {v: k for k, v in _FORMATS.items()}
 _TEMPLATE_ID = re.compile(r"^tmpl_[a-z0-9][a-z0-9_-]{0,62}$")
+# The versions a NOT_FOUND of a missing version names at most (the newest).
+_LISTED_VERSIONS = 50
 _VERSION_HINT = "pin a version as 'tmpl_x@3' (versions count from 1; `seedbed template history` lists them)"
 
 
@@ -228,11 +235,35 @@ class TemplateUseCases:
         current = await or_none(self._store.templates.get(template_id))
         if current is not None:
             authz.catalog_object("template", template_id, current.project_key, current.shared, Role.VIEWER)
-        found = await self._store.templates.version(template_id, version)
+        try:
+            found = await self._store.templates.version(template_id, version)
+        except TemplateVersionNotFound:
+            # The role comes before the versions are named: a caller without one in the project
+            # of the template (or, deleted, of its latest version) learns nothing of them.
+            raise await self._missing_version(template_id, version, current) from None
         if current is not None and found.project_key == current.project_key:
             return current, found
         authz.catalog_object("template", template_id, found.project_key, False, Role.VIEWER)
         return None, found
+
+    async def _missing_version(
+        self, template_id: str, version: int, current: TemplateRecord | None
+    ) -> NotFoundError:
+        """NOT_FOUND for a version that does not exist, naming the versions the caller may see:
+        those pushed in the project the caller was checked against (the template's, or for a
+        deleted one its latest version's, checked here); an unknown id is a plain NOT_FOUND."""
+        if current is not None:
+            project = current.project_key
+        else:
+            latest = await self._store.templates.versions(template_id, limit=1)
+            if not latest:
+                return NotFoundError("template", template_id)
+            project = latest[0].project_key
+            authz.catalog_object("template", template_id, project, False, Role.VIEWER)
+        numbers = await self._store.templates.versions(
+            template_id, limit=_LISTED_VERSIONS, project_key=project
+        )
+        return TemplateVersionNotFound(template_id, version, sorted(v.version for v in numbers))
 
     async def _for_worker(
         self, claims: WorkerClaims, template_id: str, version: int | None
@@ -245,7 +276,10 @@ class TemplateUseCases:
         current = await or_none(self._store.templates.get(template_id))
         if current is None or not (current.project_key == project or current.shared):
             raise NotFoundError("template", template_id)  # unknown to the run, as a missing one is
-        found = await self._store.templates.version(template_id, version)
+        try:
+            found = await self._store.templates.version(template_id, version)
+        except TemplateVersionNotFound:
+            raise await self._missing_version(template_id, version, current) from None
         if found.project_key != current.project_key:
             # Pushed in another project before the id was reused: not a version of this template.
             raise NotFoundError("template version", f"{template_id}@{version}")

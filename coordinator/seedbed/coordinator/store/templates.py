@@ -16,9 +16,12 @@ catalog query would have to skip it).
 
 A run uses versions fixed when it was created, whatever happens to the templates until its last
 attempt: for each template in its project's scope, the version pinned on the run (a replay's
-``runs.template_pins``) or else the latest version created at or before the run. Rejected: copying
-the version map into every run at creation (one write per template per run, on the fire's path);
-versions are immutable and dated, so the run's creation time decides them as well.
+``runs.template_pins``) or else the latest version created at or before the run. The run's first
+dispatch writes that choice into ``runs.template_pins`` (one conditional UPDATE, see
+``fix_for_run``) and later attempts read it back: a push dates its version before it commits, so
+the creation time alone could give a retry a version its first attempt did not see. Rejected:
+copying the version map into every run at creation (a write on the fire's path, for runs that may
+never start); the creation time alone (the race above).
 """
 
 from __future__ import annotations
@@ -266,44 +269,85 @@ class TemplateRepository:
         return [_version(r._mapping) for r in rows]
 
     async def run_pins(self, run_id: str) -> dict[str, int]:
-        """The versions run ``run_id`` was asked to use (``runs.template_pins``; empty: none)."""
+        """The versions run ``run_id`` was asked to use or was fixed to (``runs.template_pins``;
+        empty: none)."""
+        return _pins(await self._raw_pins(run_id))[0]
+
+    async def _raw_pins(self, run_id: str) -> str | None:
         query = select(t.runs.c.template_pins).where(t.runs.c.id == run_id)
         async with self._store._engine.connect() as conn:
-            raw = (await conn.execute(query)).scalar_one_or_none()
-        pins = json.loads(raw) if raw else {}
-        return {str(k): int(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
+            return (await conn.execute(query)).scalar_one_or_none()
+
+    async def fix_for_run(
+        self, run_id: str, scope: CatalogScope, created_at: datetime
+    ) -> list[TemplateVersionRecord]:
+        """The versions every attempt of run ``run_id`` generates from: on its first dispatch
+        those of :meth:`for_run` (its pins, else the latest at its creation), written into
+        ``runs.template_pins`` as fixed by one conditional UPDATE; on later ones exactly the
+        fixed ones. A version committed after the run's creation with an earlier date (a push
+        takes its time before its transaction commits) is then either every attempt's or none's."""
+        for _ in range(2):
+            raw = await self._raw_pins(run_id)
+            pins, fixed = _pins(raw)
+            if fixed:
+                return await self.for_run(scope, created_at, pins, only_pins=True)
+            versions = await self.for_run(scope, created_at, pins)
+            body = json.dumps({_FIXED: {v.template_id: v.version for v in versions}}, sort_keys=True)
+            unchanged = t.runs.c.template_pins.is_(None) if raw is None else t.runs.c.template_pins == raw
+            async with self._store._write() as conn:
+                hit = await conn.execute(
+                    update(t.runs).where(t.runs.c.id == run_id, unchanged).values(template_pins=body)
+                )
+            if hit.rowcount:
+                return versions
+            # Another dispatch fixed them first (or the run is gone): read what it fixed.
+        return versions
 
     async def for_run(
-        self, scope: CatalogScope, created_at: datetime, pins: Mapping[str, int]
+        self,
+        scope: CatalogScope,
+        created_at: datetime,
+        pins: Mapping[str, int],
+        *,
+        only_pins: bool = False,
     ) -> list[TemplateVersionRecord]:
         """The version of each template in ``scope`` a run created at ``created_at`` uses: its pin,
-        else the latest version created at or before the run. A template created after the run is
-        not the run's; one whose versions before the run were overwritten before versions were
-        kept uses its oldest kept version; the versions of an earlier, deleted template of the same
-        id (maybe another project's) are never the current one's. A pin of a version that does not
-        exist is left out (the script's use of the template then fails, naming it)."""
+        else (unless ``only_pins``) the latest version created at or before the run. A template
+        created after the run is not the run's; one whose versions before the run were
+        overwritten before versions were kept uses its oldest kept version; the versions of an
+        earlier, deleted template of the same id (maybe another project's) are never the current
+        one's. A pin counts only for a version pushed in the project that holds the template now
+        (a replay never reaches another project's document); a pin of a version that does not
+        exist, or of another project's, leaves the template out (the script's use of it then
+        fails, naming it)."""
         tv = t.template_versions
         async with self._store._engine.connect() as conn:
             current = (
                 await conn.execute(
-                    select(t.templates.c.id, t.templates.c.created_at).where(scope.where(t.templates))
+                    select(t.templates.c.id, t.templates.c.created_at, t.templates.c.project_key).where(
+                        scope.where(t.templates)
+                    )
                 )
             ).all()
             born = {r.id: as_utc(r.created_at) for r in current}
+            owner = {r.id: r.project_key for r in current}
             if not born:
                 return []
             dated = (
                 await conn.execute(
-                    select(tv.c.template_id, tv.c.version, tv.c.created_at).where(
+                    select(tv.c.template_id, tv.c.version, tv.c.created_at, tv.c.project_key).where(
                         tv.c.template_id.in_(sorted(born))
                     )
                 )
             ).all()
             chosen: dict[str, int] = {}
             oldest: dict[str, int] = {}
+            pinnable: set[tuple[str, int]] = set()
             for row in dated:
                 tid, number, at = row.template_id, int(row.version), as_utc(row.created_at)
-                if at < born[tid]:
+                if row.project_key == owner[tid]:
+                    pinnable.add((tid, number))
+                if only_pins or at < born[tid]:
                     # A version of an earlier template of this id (deleted, maybe in another
                     # project): never the current one's, whatever its date.
                     continue
@@ -314,8 +358,12 @@ class TemplateRepository:
                 if tid not in chosen and born[tid] <= created_at:
                     chosen[tid] = first
             for tid, number in pins.items():
-                if tid in born:
+                if tid not in born:
+                    continue
+                if (tid, number) in pinnable:
                     chosen[tid] = number
+                else:
+                    chosen.pop(tid, None)
             if not chosen:
                 return []
             wanted = [(tid, n) for tid, n in chosen.items()]
@@ -334,6 +382,25 @@ class TemplateRepository:
         return sorted(
             (v for v in found if chosen.get(v.template_id) == v.version), key=lambda v: v.template_id
         )
+
+
+# ``runs.template_pins`` holds a replay's pins as {id: version}; once the run's first dispatch fixed
+# its versions, {"fixed": {id: version}} (no template id is "fixed": ids start with "tmpl_").
+_FIXED = "fixed"
+
+
+def _pins(raw: str | None) -> tuple[dict[str, int], bool]:
+    """(the pins in ``runs.template_pins``, whether they are the run's fixed versions)."""
+    try:
+        pins = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}, False
+    if not isinstance(pins, dict):
+        return {}, False
+    fixed = isinstance(pins.get(_FIXED), dict)
+    if fixed:
+        pins = pins[_FIXED]
+    return {str(k): int(v) for k, v in pins.items() if isinstance(v, int)}, fixed
 
 
 async def _last_version(conn: Any, template_id: str) -> int:
