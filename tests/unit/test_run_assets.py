@@ -178,7 +178,7 @@ def test_file_connection_files_are_kept_in_their_last_form(tmp_path: Path) -> No
     big.write_bytes(b"x" * 120)
     warning = collector.file_written("conn_files", "big.csv", big, 120)
     assert warning is not None and "big.csv" in warning and "SEEDBED_MAX_ASSET_BYTES" in warning
-    pieces = list(collector.drain_files())
+    pieces = list(collector.drain_files(pytest.fail))
     assert [(p.name, p.chunk, p.content_type) for p in pieces] == [
         ("files/conn_files/out.csv", b"a\n1\n2\n", "text/csv; charset=utf-8")
     ]
@@ -191,7 +191,9 @@ def test_a_file_replaced_by_a_symlink_is_not_read(tmp_path: Path) -> None:
     link = tmp_path / "out.csv"
     link.symlink_to(secret)
     collector.file_written("conn_files", "out.csv", link, 4)
-    assert list(collector.drain_files()) == []
+    said: list[str] = []
+    assert list(collector.drain_files(said.append)) == []
+    assert said and "symbolic link" in said[0]
 
 
 def test_an_asset_makes_one_span_per_open_and_close_not_per_piece(tmp_path: Path) -> None:
@@ -226,7 +228,9 @@ def _pieces(name: str, data: bytes, size: int = 3) -> list[asset_pb2.AttemptAsse
     return out
 
 
-async def _receive(store: Store, run_id: str, pieces: list[asset_pb2.AttemptAsset], **caps: int) -> list[str]:
+async def _receive(
+    store: Store, run_id: str, pieces: list[asset_pb2.AttemptAsset], *, end: bool = False, **caps: int
+) -> list[str]:
     said: list[str] = []
 
     async def say(text: str) -> None:
@@ -242,6 +246,8 @@ async def _receive(store: Store, run_id: str, pieces: list[asset_pb2.AttemptAsse
     )
     for piece in pieces:
         await receiver.piece(piece)
+    if end:
+        await receiver.end()
     return said
 
 
@@ -442,7 +448,12 @@ def test_reading_assets_takes_a_role_in_the_runs_project(assets_run: Any) -> Non
     # As for the run itself: a run outside the caller's projects is not found.
     assert listing.value.code.name == download.value.code.name == "NOT_FOUND"
     headers = {"Authorization": f"Bearer {outsider}"}
-    assert http.get(f"/v1/runs/{run_id}/assets/report.txt", headers=headers).status_code == 404
+    assert http.get(f"/v1/runs/{run_id}", headers=headers).status_code == 404  # like the run itself
+    listing_404 = http.get(f"/v1/runs/{run_id}/assets", headers=headers)
+    assert listing_404.status_code == 404 and "assets" not in listing_404.json()
+    download_404 = http.get(f"/v1/runs/{run_id}/assets/report.txt", headers=headers)
+    assert download_404.status_code == 404 and download_404.content != b"second-attempt-text"
+    assert run_id in listing_404.json()["error"]["message"]
     with Client(coordinator.address, api_key=viewer) as reader:
         assert [a.name for a in reader.run_assets(run_id)] == [WEIRD, "report.txt"]
 

@@ -14,7 +14,8 @@ store hold more than the operator allows or an asset whose content differs from 
   ``MAX_ASSETS`` assets per attempt (the worker's number: empty assets cost no bytes, but each is a
   row and a line in every listing, whose answer must stay one message);
 - pieces of a superseded attempt: the store refuses them (``LeaseLost``, the runner stops);
-- the last piece's size and SHA-256 must match what arrived, or the asset is dropped.
+- the last piece's size and SHA-256 must match what arrived, or the asset is dropped;
+- the attempt's end (``end``: its result, an abort, a lost worker) drops an asset still arriving.
 
 A dropped asset is said in the run's log (a system line) and never listed. Rejected: failing the
 attempt for a broken asset (the data the run wrote is what matters; a missing report file is
@@ -138,6 +139,12 @@ class AssetReceiver:
                 await self._drop(arriving, "its size or digest does not match what arrived")
                 return
             await self._assets.complete(self._run_id, self._attempt, piece.name, size, digest)
+
+    async def end(self, why: str = "the attempt ended before its last piece") -> None:
+        """The attempt ended: an asset still arriving never will be whole, so its row and the
+        chunks it has are discarded now rather than left until a purge."""
+        if self._arriving is not None:
+            await self._drop(self._arriving, why)
 
     async def _drop(self, arriving: _Arriving, why: str) -> None:
         self._arriving = None

@@ -243,6 +243,7 @@ class AttemptRunner:
                             self._tracing.keep_worker_spans(run, attempt, event.spans)
                     elif kind == "result":
                         result = event.result
+                        await assets.end()  # an asset without its last piece by now never gets it
                         if run.dry_run and result.HasField("dry_run_report"):
                             report = result.dry_run_report.SerializeToString()
                             await self._store.dry_runs.keep_report(run_id, attempt, report)
@@ -251,18 +252,21 @@ class AttemptRunner:
             notice.cancel()
             latest = await self._store.get_run(run_id)
             reason = latest.abort_reason or "cancelled"
+            await assets.end("the attempt was aborted before its last piece")
             await self._end(run_id, attempt, token, "ABORTED", None)
             timer.ended("ABORTED")
             await logs.system(f"aborted: {reason}")
             return RunEnd(RunState.ABORTED, aborted(reason))
         except DispatchError as exc:
             timer.ended("INFRASTRUCTURE")
+            await assets.end("the worker was lost before its last piece")
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", str(exc))
         finally:
             notice.cancel()
             await asyncio.gather(notice, return_exceptions=True)
         if result is None:
             timer.ended("INFRASTRUCTURE")
+            await assets.end("the worker ended without a result before its last piece")
             message = "the worker ended without a result"
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", message)
         end = _end_from_result(result, task_id)

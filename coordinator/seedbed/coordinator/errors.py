@@ -11,7 +11,8 @@ CoordinatorError
 ├── UnauthenticatedError   no API key, or one that is unknown or revoked
 ├── PermissionDeniedError  a known caller without the role (or superuser right) the call needs
 ├── ResourceExhaustedError a caller past a per-caller rate limit (names it; ``retry-after`` trailer)
-└── StoreUnavailableError  the store could not be reached
+├── StoreUnavailableError  the store could not be reached
+└── DataLossError          stored content ended short of what its record says (read while removed)
 
 SandboxRuntimeError        at start: the engine lacks the sandboxes' container runtime
 SecretKeyMismatchError     at start: the secret key does not open the store's secrets
@@ -43,6 +44,7 @@ class ErrorCode(enum.StrEnum):
     RESOURCE_EXHAUSTED = "resource_exhausted"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    DATA_LOSS = "data_loss"
 
 
 class CoordinatorError(Exception):
@@ -120,6 +122,13 @@ class ResourceExhaustedError(CoordinatorError):
 
 class StoreUnavailableError(CoordinatorError):
     code = ErrorCode.UNAVAILABLE
+
+
+class DataLossError(CoordinatorError):
+    """Content streamed to a caller ended short of (or past) the size its record says, because it
+    was removed while it was read (a purge, a run's next attempt): what was sent is incomplete."""
+
+    code = ErrorCode.DATA_LOSS
 
 
 class SandboxRuntimeError(Exception):

@@ -18,6 +18,7 @@ It "runs" a tiny line language instead of Python, so tests can script what an at
                         its id "CONN/CALL/BATCH" goes to every open step
     asset NAME TEXT     keep run asset NAME holding TEXT (UTF-8), sent in pieces of 4 bytes as a
                         worker sends its pieces (see ``AttemptEvent.asset``)
+    asset-cut NAME TEXT every piece of such an asset but its last (the attempt ends mid-asset)
     step NAME           open a step (steps nest); a failure inside it names the innermost one
     end                 close the innermost open step (SUCCESS)
     spans N [DROPPED]   report N worker spans "call K", children of the attempt's span (when the
@@ -189,8 +190,9 @@ class FakeDispatcher:
                     batch = _batch(arg)
                     steps.note_batch(f"{batch.connection_id}/{batch.call}/{batch.batch}")
                     yield attempt_pb2.AttemptEvent(batch=batch)
-                elif op == "asset":
-                    for piece in _asset_pieces(arg):
+                elif op in ("asset", "asset-cut"):
+                    pieces = _asset_pieces(arg)
+                    for piece in pieces[:-1] if op == "asset-cut" else pieces:
                         yield attempt_pb2.AttemptEvent(asset=piece)
                 elif op in ("spans", "foreign-span"):
                     if spec.HasField("trace"):

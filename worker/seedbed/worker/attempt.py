@@ -220,7 +220,10 @@ def execute(
                     yield attempt_pb2.AttemptEvent(batch=batch)
                 # Every asset reaches the coordinator before the end it belongs to.
                 yield from _assets(agent.assets.drain())
-                yield from _assets(agent.assets.drain_files())
+                unkept: list[str] = []
+                yield from _assets(agent.assets.drain_files(unkept.append))
+                if unkept:
+                    yield _system_lines(unkept, "warning")
                 yield from spans.due(final=True)
                 event.result.versions.update(agent.versions)
                 event.result.templates_used.extend(agent.templates_used())
@@ -237,6 +240,14 @@ def execute(
 def _assets(pieces: Iterator[asset_pb2.AttemptAsset]) -> Iterator[attempt_pb2.AttemptEvent]:
     for piece in pieces:
         yield attempt_pb2.AttemptEvent(asset=piece)
+
+
+def _system_lines(texts: list[str], level: str) -> attempt_pb2.AttemptEvent:
+    """Lines of the worker's own for the run's log, once the sandbox is gone (the coordinator
+    numbers every line it stores)."""
+    at = _ts(datetime.now(UTC))
+    lines = [run_pb2.LogLine(stream=run_pb2.LOG_STREAM_SYSTEM, text=t, time=at, level=level) for t in texts]
+    return attempt_pb2.AttemptEvent(output=attempt_pb2.AttemptOutput(lines=lines))
 
 
 def _refused(message: str) -> attempt_pb2.AttemptResult:

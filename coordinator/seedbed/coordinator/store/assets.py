@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from seedbed.coordinator.errors import LeaseLost, NotFoundError
+from seedbed.coordinator.errors import DataLossError, LeaseLost, NotFoundError
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.records import as_utc
 
@@ -151,8 +151,11 @@ class AssetRepository:
         return _record(row)
 
     async def chunks(self, asset: AssetRecord) -> AsyncIterator[bytes]:
-        """The asset's content, one chunk per query."""
+        """The asset's content, one chunk per query. DataLossError when the chunks end short of
+        (or would pass) the asset's size: it was removed while it was read (a purge, or the run's
+        next attempt began), and what was yielded so far is not the asset."""
         idx = 0
+        read = 0
         while True:
             async with self._engine.connect() as conn:
                 data = (
@@ -165,8 +168,15 @@ class AssetRepository:
                         )
                     )
                 ).scalar_one_or_none()
-            if data is None:
+            if data is None and read == asset.size:
                 return
+            if data is None or read + len(data) > asset.size:
+                raise DataLossError(
+                    f"run asset {asset.run_id}/{asset.name[:200]!r}: only {read} of its {asset.size} "
+                    "bytes could be read; it was removed while it was downloaded (the run was purged, "
+                    "or its next attempt began): list the run's assets again"
+                )
+            read += len(data)
             yield bytes(data)
             idx += 1
 

@@ -26,8 +26,9 @@ shipped count against the attempt's memory budget (``MemoryBudget``), and leave 
 
 File connections: after each file write the agent calls ``file_written``; the file is kept as asset
 ``files/<connection>/<file name>`` in its final form (read when the attempt ends: a file written
-twice is kept once, as last written). A file over a cap is not kept, and the write itself stands:
-``file_written`` answers a warning for the run's log instead (a file connection's own quota is
+twice is kept once, as last written; one that can no longer be read then, or changed size since its
+write, is not kept, said in the run's log). A file over a cap is not kept, and the write itself
+stands: ``file_written`` answers a warning for the run's log instead (a file connection's own quota is
 ``SEEDBED_MAX_FILE_SINK_BYTES``; refusing a write the file quota allows because the asset cap does
 not would change what file connections do).
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import os
 import re
@@ -313,14 +315,18 @@ class AssetCollector:
                 asset.parts.clear()
                 self._memory.release(asset.size)
 
-    def drain_files(self) -> Iterator[asset_pb2.AttemptAsset]:
+    def drain_files(self, unkept: Callable[[str], None]) -> Iterator[asset_pb2.AttemptAsset]:
         """The pieces of the file connections' files, as they are now (call once the attempt's
-        calls are over). A file that changed size since its write, or cannot be read, is skipped."""
+        calls are over). A file that cannot be read, or is no longer the size it was written with,
+        is not kept: ``unkept`` gets a line for the run's log saying so (as ``file_written``
+        answers one for a file over a cap)."""
         with self._lock:
             files, self._files = list(self._files.values()), {}
         for asset in files:
-            data = _read_file(asset.path, asset.size) if asset.path is not None else None
+            data, problem = _read_file(asset.path, asset.size) if asset.path is not None else (None, "")
             if data is None:
+                connection, _, file_name = asset.name.removeprefix(FILES_PREFIX).partition("/")
+                unkept(f"file {file_name!r} of connection {connection!r} is not kept with the run: {problem}")
                 continue
             yield from _pieces(asset.name, asset.content_type, data, hashlib.sha256(data).hexdigest())
 
@@ -343,16 +349,23 @@ def _pieces(name: str, content_type: str, data: bytes, sha256: str) -> Iterator[
             return
 
 
-def _read_file(path: Path, expected: int) -> bytes | None:
-    """The file's content, read without following a symlink, or None when it is no longer the
-    size it was written with."""
+def _read_file(path: Path, expected: int) -> tuple[bytes | None, str]:
+    """The file's content, read without following a symlink, or None and why not (it cannot be
+    read, or is no longer the size it was written with)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as source:
-        data = source.read(expected + 1)
-    return data if len(data) == expected else None
+        with os.fdopen(fd, "rb") as source:
+            data = source.read(expected + 1)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "it was replaced by a symbolic link, which is never followed"
+        return None, f"it could not be read when the attempt ended ({exc.strerror or type(exc).__name__})"
+    if len(data) != expected:
+        return None, (
+            f"it changed after its write ({_mib(expected)} when written, "
+            f"{'more' if len(data) > expected else _mib(len(data))} when the attempt ended)"
+        )
+    return data, ""
 
 
 def _file_type(file_name: str) -> str:

@@ -165,8 +165,11 @@ class RunServicer(run_pb2_grpc.RunServiceServicer):
         except CoordinatorError as exc:
             await status.abort(context, exc)
         yield asset_pb2.DownloadRunAssetResponse(asset=asset)
-        async for chunk in chunks:
-            yield asset_pb2.DownloadRunAssetResponse(chunk=chunk)
+        try:
+            async for chunk in chunks:
+                yield asset_pb2.DownloadRunAssetResponse(chunk=chunk)
+        except CoordinatorError as exc:  # DATA_LOSS: removed while it streamed
+            await status.abort(context, exc)
 
     async def WatchRuns(
         self, request: run_pb2.WatchRunsRequest, context: grpc.aio.ServicerContext

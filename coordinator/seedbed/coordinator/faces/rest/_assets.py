@@ -6,11 +6,13 @@ name unescaped: ``Content-Disposition`` is always ``attachment`` with the last p
 an ASCII fallback (anything but letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``) and the
 exact name RFC 5987-encoded (``filename*=UTF-8''…``); ``Content-Type`` is the asset's only when it
 is one of the types the SDK declares, else ``application/octet-stream``; ``X-Content-Type-Options:
-nosniff`` keeps a browser from guessing otherwise. ``ETag`` is the content's SHA-256.
+nosniff`` keeps a browser from guessing otherwise. ``ETag`` is the content's SHA-256. An asset
+removed while it streams (a purge) ends the connection before the announced ``Content-Length``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -21,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from seedbed.api.v1 import asset_pb2
 from seedbed.coordinator.app import RunUseCases
+from seedbed.coordinator.errors import DataLossError
 from seedbed.coordinator.faces.rest._json import ref, to_json
 
 _SERVED_TYPES = frozenset(
@@ -35,6 +38,8 @@ _SERVED_TYPES = frozenset(
     }
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+log = logging.getLogger(__name__)
 
 
 def content_disposition(name: str) -> str:
@@ -95,5 +100,11 @@ def asset_routes(api: APIRouter, runs: RunUseCases) -> None:
 
 
 async def _stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        yield chunk
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except DataLossError as exc:
+        # The status and Content-Length are sent: raising aborts the connection, so the client
+        # sees a body shorter than announced instead of a complete-looking truncated file.
+        log.warning("a download ended short: %s", exc)
+        raise

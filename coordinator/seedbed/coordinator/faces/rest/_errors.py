@@ -44,6 +44,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.FAILED_PRECONDITION: 409,
     ErrorCode.RESOURCE_EXHAUSTED: 429,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.DATA_LOSS: 500,
     ErrorCode.UNAVAILABLE: 503,
 }
 # Statuses the HTTP layer itself answers (routing, methods, the body's size).
