@@ -127,3 +127,47 @@ def test_a_refusal_from_the_worker_is_raised_and_the_asset_abandoned() -> None:
     assert outs(frames) == ["LimitExceeded asset 'big.txt' would hold …"]
     ops = [f["op"] for f in frames if f.get("t") == "call"]
     assert ops == ["asset.open", "asset.append", "asset.abandon"]
+
+
+def test_a_close_the_worker_refuses_abandons_the_asset() -> None:
+    def refuse(frame: dict[str, Any]) -> dict[str, Any]:
+        if frame["op"] == "asset.close":
+            return {"ok": False, "error": {"type": "LimitExceeded", "message": "no room"}}
+        return _worker(frame)
+
+    code, frames = run_runtime(
+        "from seedbed.sdk import Seedbed, LimitExceeded\n"
+        "try:\n"
+        "    Seedbed().assets.write_text('a.txt', 'x')\n"
+        "except LimitExceeded as exc:\n"
+        "    print('raised', exc.message)\n",
+        reply=refuse,
+    )
+    assert code == 0, outs(frames, "stderr")
+    assert outs(frames) == ["raised no room"]
+    ops = [f["op"] for f in frames if f.get("t") == "call"]
+    assert ops == ["asset.open", "asset.append", "asset.close", "asset.abandon"]
+
+
+def test_an_encoding_is_declared_by_its_one_name_whatever_its_spelling() -> None:
+    code, frames = run_runtime(
+        "from seedbed.sdk import Seedbed\n"
+        "dm = Seedbed()\n"
+        "for i, enc in enumerate(['utf8', 'UTF-8', 'latin1', 'ISO-8859-1', 'us-ascii', 'utf-16']):\n"
+        "    dm.assets.write_text(f'{i}.txt', 'e', encoding=enc)\n"
+        "try:\n"
+        "    dm.assets.write_text('x.txt', 'e', encoding='no-such-codec')\n"
+        "except LookupError as exc:\n"
+        "    print('refused', exc)\n",
+        reply=_worker,
+    )
+    assert code == 0, outs(frames, "stderr")
+    assert [content_type for _, content_type, _ in _assets(frames)] == [
+        "text/plain; charset=utf-8",
+        "text/plain; charset=utf-8",
+        "text/plain; charset=latin-1",
+        "text/plain; charset=latin-1",
+        "text/plain; charset=ascii",
+        "text/plain; charset=utf-16",  # the worker refuses it, naming the three it takes
+    ]
+    assert outs(frames) == ["refused unknown encoding: no-such-codec"]

@@ -25,6 +25,7 @@ run keeps what its last attempt wrote, never both).
 from __future__ import annotations
 
 import base64
+import codecs
 import contextlib
 import csv
 import io
@@ -44,6 +45,8 @@ MAX_NAME_PARTS = 8
 RESERVED_PREFIX = "files/"
 _PIECE_BYTES = 1 * 2**20
 _PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# codecs.lookup's names of the encodings the worker declares, and how an asset names them.
+_CHARSETS = {"utf-8": "utf-8", "iso8859-1": "latin-1", "ascii": "ascii"}
 
 
 def name_problem(name: object) -> str | None:
@@ -92,8 +95,9 @@ class _Writer:
         if self._pending:
             self._send(bytes(self._pending))
             self._pending.clear()
-        self._closed = True
         answer: dict[str, Any] = _context.call("asset.close", {"handle": self._handle})
+        # Only once the worker holds it whole: a close that failed leaves it to ``abandon``.
+        self._closed = True
         return answer
 
     def abandon(self) -> None:
@@ -130,10 +134,11 @@ class Assets:
     def write_text(self, name: str, text: str, *, encoding: str = "utf-8") -> dict[str, Any]:
         if not isinstance(text, str):
             raise TypeError(f"write_text takes a str, not {type(text).__name__}")
+        charset = _charset(encoding)
         # Encoded a piece at a time: a large text is never held twice over.
         step = _PIECE_BYTES // 4
-        pieces = (text[i : i + step].encode(encoding) for i in range(0, len(text), step))
-        return _write(name, f"text/plain; charset={encoding}", pieces)
+        pieces = (text[i : i + step].encode(charset) for i in range(0, len(text), step))
+        return _write(name, f"text/plain; charset={charset}", pieces)
 
     def write_json(self, name: str, value: Any, *, indent: int | None = 2) -> dict[str, Any]:
         encoder = json.JSONEncoder(ensure_ascii=False, indent=indent, allow_nan=False, default=_plain)
@@ -150,6 +155,16 @@ class Assets:
         else the first row's keys (a row set's columns). A row set is read in batches, never held
         whole in the script."""
         return _write(name, "text/csv; charset=utf-8", _csv_pieces(rows, fieldnames))
+
+
+def _charset(encoding: str) -> str:
+    """The name an asset declares for ``encoding``: any spelling of UTF-8, Latin-1 or ASCII
+    (``utf8``, ``UTF-8``, ``latin1``, ``iso-8859-1``, ``us-ascii``) as the worker takes it; another
+    codec keeps its own name (the worker refuses it, naming the three)."""
+    if not isinstance(encoding, str):
+        raise TypeError(f"write_text's encoding is a str, not {type(encoding).__name__}")
+    name = codecs.lookup(encoding).name  # LookupError for a codec Python does not know
+    return _CHARSETS.get(name, name)
 
 
 def _csv_pieces(rows: Any, fieldnames: Sequence[str] | None) -> Iterable[bytes]:
