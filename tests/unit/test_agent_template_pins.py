@@ -45,8 +45,9 @@ def test_the_runs_version_by_either_name_and_refs_across_names(agent: Any) -> No
     rows = agent("rows.read", {"rows": orders["$rows"]})
     assert {row["customer_id"] for row in rows} <= {1, 2, 3, 4, 5}  # drawn from tmpl_customer@2's rows
     agent("generate", {"template_id": "tmpl_customer", "count": 1})
-    used = [(u.template_id, u.version) for u in agent.templates_used()]
-    assert used == [("tmpl_customer", 2), ("tmpl_order", 1)]
+    # Each use once, with whether it named its version: a replay pins only the plain ones.
+    used = [(u.template_id, u.version, u.pinned) for u in agent.templates_used()]
+    assert used == [("tmpl_customer", 2, True), ("tmpl_order", 1, False), ("tmpl_customer", 2, False)]
 
 
 def test_another_version_needs_the_coordinator(agent: Any) -> None:

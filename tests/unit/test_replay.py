@@ -5,6 +5,7 @@ tests/integration/test_replay.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,22 @@ import pytest
 
 from seedbed.api.v1 import attempt_pb2, connection_pb2, replay_pb2, run_pb2
 from seedbed.cli import main
+from seedbed.cli._replay import input_rows
 from seedbed.client import Client, ClientError, ScenarioRun
+from seedbed.coordinator._convert import replay_template_pins, run_to_proto
 from seedbed.coordinator.access import Role
 from seedbed.coordinator.app.replay import MAX_MAPPED_CONNECTIONS, ConnectionUse, check_mapping
 from seedbed.coordinator.attempt import ledger_key
 from seedbed.coordinator.errors import InvalidArgumentError
+from seedbed.coordinator.model import RunState
 from seedbed.coordinator.secrets import SecretBox
+from seedbed.coordinator.store import RunRecord
 from seedbed.coordinator.store.catalog import ConnectionRecord
+from seedbed.coordinator.store.records import ScenarioSettingsValue
 from seedbed.coordinator.store.replays import ReplayPin
 from seedbed.worker import templates
 from seedbed.worker._replay import PinnedImageError, check_image, version_refusal
+from seedbed.worker.agent import Agent
 from seedbed.worker.agent._connections import aliased_connections, to_spec
 from seedbed.worker.agent._errors import UnknownConnection
 from tests.unit.test_access import make_user
@@ -336,3 +343,81 @@ def test_replay_needs_the_runner_role_and_answers_over_rest(fake_coordinator: tu
         assert extra.status_code == 400 and "connection" in extra.text
         wrong = http.post(f"/v1/runs/{original.id}/replay", json={"connections": {"shop": 5}})
         assert wrong.status_code == 400
+
+
+# -- template versions: a replay pins only the uses that named no version ----------------------------
+
+
+def _run_record(templates_used: list[dict[str, Any]], replay: ReplayPin | None = None) -> RunRecord:
+    return RunRecord(
+        id="run_orig",
+        scenario_id="seeding",
+        fire_id="fire_orig",
+        run_key="k",
+        state=RunState.SUCCESS,
+        params={},
+        script="",
+        settings=ScenarioSettingsValue(),
+        scenario_revision=1,
+        created_at=AT,
+        started_at=AT,
+        ended_at=AT,
+        error=None,
+        attempt_count=1,
+        logs_truncated=False,
+        dropped_log_lines=0,
+        warning_count=0,
+        exit_code=0,
+        last_sequence=0,
+        abort_reason=None,
+        details={"versions": {}, "steps": [], "templates": templates_used},
+        replay=replay,
+    )
+
+
+def test_a_replay_pins_the_runs_version_of_a_plain_use_not_a_named_one() -> None:
+    # The original generated from plain tmpl_x (its run's version 3) and from tmpl_x@1. Its replay
+    # must give plain tmpl_x version 3 again; @1 names its own version and is no pin.
+    original = _run_record(
+        [
+            {"id": "tmpl_x", "version": 3, "pinned": False},
+            {"id": "tmpl_x", "version": 1, "pinned": True},
+            {"id": "tmpl_y", "version": 2, "pinned": True},
+        ]
+    )
+    assert replay_template_pins(original) == {"tmpl_x": 3}
+    run = run_to_proto(original)
+    assert [(u.template_id, u.version, u.pinned) for u in run.templates_used] == [
+        ("tmpl_x", 3, False),
+        ("tmpl_x", 1, True),
+        ("tmpl_y", 2, True),
+    ]
+    assert dict(run.inputs.template_versions) == {"tmpl_x": 3}
+    # `run show` lists every use, and which named its version.
+    assert ("templates", "tmpl_x@3, tmpl_x@1 (pinned), tmpl_y@2 (pinned)") in input_rows(run)
+    # Hostile or damaged records are skipped, never a crash; a replay without uses passes its pins on.
+    assert (
+        replay_template_pins(_run_record([{"id": 5, "version": 1}, {"id": "tmpl_z", "version": "2"}])) == {}
+    )
+    pin = ReplayPin(replayed_from="run_a", ledger_run_id="run_a", image="i", template_versions={"tmpl_x": 3})
+    assert replay_template_pins(_run_record([], replay=pin)) == {"tmpl_x": 3}
+
+
+def test_the_agent_records_a_plain_and_a_named_use_of_the_same_version_apart(tmp_path: Path) -> None:
+    doc = {"id": "tmpl_x", "version": 1, "fields": {"id": {"sequence": {"start": 1}}}}
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_uses",
+        attempt=1,
+        templates=[attempt_pb2.TemplateSnapshot(id="tmpl_x", canonical_json=json.dumps(doc), revision=1)],
+    )
+    agent = Agent(spec, artifacts_dir=tmp_path)
+    try:
+        agent("generate", {"template_id": "tmpl_x", "count": 1})
+        agent("generate", {"template_id": "tmpl_x@1", "count": 1})
+        agent("generate", {"template_id": "tmpl_x", "count": 1})
+        assert [(u.template_id, u.version, u.pinned) for u in agent.templates_used()] == [
+            ("tmpl_x", 1, False),
+            ("tmpl_x", 1, True),
+        ]
+    finally:
+        agent.close()

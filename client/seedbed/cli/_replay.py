@@ -104,7 +104,10 @@ def input_rows(run: run_pb2.Run) -> list[tuple[str, object]]:
         rows.append(("image", inputs.image))
     if inputs.versions:
         rows.append(("versions", ", ".join(f"{k} {v}" for k, v in sorted(inputs.versions.items()))))
-    if inputs.template_versions:
+    if run.templates_used:  # every use, in order: "tmpl_x@3" (the run's version), "tmpl_x@1 (pinned)"
+        uses = (f"{u.template_id}@{u.version}{' (pinned)' if u.pinned else ''}" for u in run.templates_used)
+        rows.append(("templates", ", ".join(uses)))
+    elif inputs.template_versions:  # none recorded (yet): the versions a replay was pinned to
         rows.append(("templates", ", ".join(f"{k}@{v}" for k, v in sorted(inputs.template_versions.items()))))
     if inputs.connection_aliases:
         rows.append(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from seedbed.api.v1 import replay_pb2, run_pb2, scenario_pb2
+from seedbed.api.v1 import replay_pb2, run_pb2, scenario_pb2, template_pb2
 from seedbed.coordinator.errors import InvalidArgumentError
 from seedbed.coordinator.model import FailureReason, FireState, OverlapPolicy, RunState
 from seedbed.coordinator.retry import DEFAULT_RETRY_ON, RetryPolicy
@@ -235,8 +235,7 @@ def run_to_proto(
         msg.dry_run_report.ParseFromString(rec.dry_run_report)
     if rec.details:
         msg.versions.update(rec.details.get("versions", {}))
-        for used in rec.details.get("templates", []):
-            msg.templates_used.add(template_id=used["id"], version=used["version"])
+        msg.templates_used.extend(template_uses(rec))
         for step in rec.details.get("steps", []):
             msg.steps.append(ParseDict(step, run_pb2.RunStep(), ignore_unknown_fields=True))
     return msg
@@ -247,15 +246,44 @@ def inputs_to_proto(rec: RunRecord) -> replay_pb2.RunInputs:
     pin = rec.replay
     details = rec.details or {}
     versions = details.get("versions") or {}
-    used = {str(u["id"]): int(u["version"]) for u in details.get("templates") or [] if isinstance(u, dict)}
     return replay_pb2.RunInputs(
         image=rec.image,
         versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
-        template_versions=used or (pin.template_versions if pin is not None else {}),
+        template_versions=replay_template_pins(rec),
         connection_aliases=pin.connection_aliases if pin is not None else {},
         ledger_run_id=rec.ledger_run_id,
         scenario_revision=rec.scenario_revision,
     )
+
+
+def template_uses(rec: RunRecord) -> list[template_pb2.TemplateVersionRef]:
+    """The template versions the run generated from, in the order first used (``details.templates``:
+    [{"id", "version", "pinned"}], recorded from its last attempt's result). The one reader of
+    that record: Run.templates_used, RunInputs and replays take it from here."""
+    found = (rec.details or {}).get("templates") or []
+    if not isinstance(found, list):
+        return []
+    return [
+        template_pb2.TemplateVersionRef(
+            template_id=u["id"], version=u["version"], pinned=u.get("pinned") is True
+        )
+        for u in found
+        if isinstance(u, dict) and isinstance(u.get("id"), str) and type(u.get("version")) is int
+    ]
+
+
+def replay_template_pins(rec: RunRecord) -> dict[str, int]:
+    """The versions a replay of the run pins: the run's version of each template its script named
+    without one (a use of ``tmpl_x@1`` needs no pin, and must not become the version of a plain
+    ``tmpl_x``). A run without uses (none recorded yet) passes on its own replay's pins."""
+    uses = template_uses(rec)
+    if not uses and rec.replay is not None:
+        return dict(rec.replay.template_versions)
+    pins: dict[str, int] = {}
+    for use in uses:
+        if not use.pinned:
+            pins.setdefault(use.template_id, use.version)  # one fixed version per run
+    return pins
 
 
 def report_to_proto(rec: DeliveryRecord) -> run_pb2.ReporterDelivery:

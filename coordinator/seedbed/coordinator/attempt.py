@@ -461,9 +461,11 @@ def _details(result: attempt_pb2.AttemptResult, task_id: str) -> dict[str, Any] 
         if task_id and task_id not in step.task_ids:
             step.task_ids.append(task_id)  # the worker task of the attempt that ran the step
         steps.append(MessageToDict(step, preserving_proto_field_name=True))
-    # The template versions the attempt generated from ("templates"): Run.templates_used.
+    # The template versions the attempt generated from ("templates"): Run.templates_used, read by
+    # _convert.template_uses; "pinned": the script named the version (a replay does not pin it).
     used = [
-        {"id": u.template_id[:80], "version": u.version} for u in result.templates_used[:MAX_TEMPLATES_USED]
+        {"id": u.template_id[:80], "version": u.version, "pinned": u.pinned}
+        for u in result.templates_used[:MAX_TEMPLATES_USED]
     ]
     return {"versions": dict(result.versions), "steps": steps, "templates": used}
 

@@ -14,9 +14,10 @@ What decides a run's data, and where each piece is kept:
 | template versions | ``runs.details.templates``, from the attempt's result (``templates_used``) |
 
 A replay copies the script, params and run key of the original, pins the image and the template
-versions (as ``runs.template_pins``: a replay generates from the versions the original used, not
-the latest), and maps connections (``{old: new}``: the script's ``connection("old")`` writes to
-``new``). Its ledger rows are signed for the original run (``ReplayPin.ledger_run_id``, the first
+versions of the uses that named none (as ``runs.template_pins``: a plain ``tmpl_x`` generates from
+the version the original's plain ``tmpl_x`` did, not the latest; a use of ``tmpl_x@1`` names its
+own and pins nothing), and maps connections (``{old: new}``: the script's ``connection("old")``
+writes to ``new``). Its ledger rows are signed for the original run (``ReplayPin.ledger_run_id``, the first
 run of a chain of replays): a replay into the original's own targets finds every batch already
 written and writes nothing; into fresh targets it writes the same rows.
 
@@ -123,19 +124,6 @@ def _used_names(run: RunRecord, written: Set[str], aliases: Mapping[str, str]) -
     return names
 
 
-def _template_versions(run: RunRecord) -> dict[str, int]:
-    """The template versions the run generated from (``details.templates``: [{"id", "version"}],
-    recorded from its attempt's result), by template id."""
-    found = (run.details or {}).get("templates") or []
-    if not isinstance(found, list):
-        return {}
-    return {
-        str(used["id"]): int(used["version"])
-        for used in found
-        if isinstance(used, dict) and isinstance(used.get("id"), str) and isinstance(used.get("version"), int)
-    }
-
-
 class ReplayUseCases:
     def __init__(self, store: Store, fires: FireLauncher, tracing: RunTracing) -> None:
         self._store = store
@@ -179,7 +167,7 @@ class ReplayUseCases:
             image=original.image,
             connection_aliases={**previous, **mapping},
             versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
-            template_versions=_template_versions(original) or (earlier.template_versions if earlier else {}),
+            template_versions=cv.replay_template_pins(original),
         )
         caller = current_principal().user_id
         with self._tracing.fire_span(original.scenario_id, None) as span:

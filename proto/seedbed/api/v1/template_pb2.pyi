@@ -160,12 +160,14 @@ class TemplateVersion(_message.Message):
     def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ..., digest: _Optional[str] = ..., description: _Optional[str] = ..., field_names: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., project_key: _Optional[str] = ...) -> None: ...
 
 class TemplateVersionRef(_message.Message):
-    __slots__ = ("template_id", "version")
+    __slots__ = ("template_id", "version", "pinned")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     template_id: str
     version: int
-    def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    pinned: bool
+    def __init__(self, template_id: _Optional[str] = ..., version: _Optional[int] = ..., pinned: _Optional[bool] = ...) -> None: ...
 
 class ListTemplateVersionsRequest(_message.Message):
     __slots__ = ("template_id", "page_size", "page_token")

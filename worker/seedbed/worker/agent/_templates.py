@@ -10,8 +10,10 @@ push, for pins few scripts make).
 
 Documents are kept under the name the script used (``tmpl_x``, ``tmpl_x@2``), the keys the row sets
 look them up by; the rows themselves belong to the template (``ref`` fields draw from them whatever
-version made them). Every (template, version) a generate call used is recorded once, in order
-(``used``): the attempt's result carries it to the run's record.
+version made them). Every (template, version, named with a version or not) a generate call used is
+recorded once, in order (``used``): the attempt's result carries it to the run's record, and a
+replay pins the versions of the uses that named none (``tmpl_x`` with the run's version 3 and
+``tmpl_x@1`` in one run are two uses; only the first is the run's to pin).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class TemplateVersions:
         self._tls = spec.coordinator_tls if spec.HasField("coordinator_tls") else None
         self._channel: grpc.Channel | None = None
         self._fetched = 0
-        self.used: dict[tuple[str, int], None] = {}  # ordered set
+        self.used: dict[tuple[str, int, bool], None] = {}  # ordered set: (id, version, pinned)
 
     def fixed(self) -> dict[str, int]:
         """The run's version of each template (unpinned names)."""
@@ -84,11 +86,12 @@ class TemplateVersions:
 
     def record_use(self, name: str) -> None:
         pin = templates.parse_template_pin(name)
+        pinned = pin.version is not None
         version = pin.version if pin.version is not None else self._fixed[pin.template_id]
-        self.used.setdefault((pin.template_id, version), None)
+        self.used.setdefault((pin.template_id, version, pinned), None)
 
     def used_refs(self) -> list[template_pb2.TemplateVersionRef]:
-        return [template_pb2.TemplateVersionRef(template_id=t, version=v) for t, v in self.used]
+        return [template_pb2.TemplateVersionRef(template_id=t, version=v, pinned=p) for t, v, p in self.used]
 
     def _fetch(self, pin: templates.TemplatePin) -> str:
         if self._fetched >= MAX_PINNED_VERSIONS:
