@@ -188,11 +188,9 @@ class RunPurger:
 
     async def _assets(self, run_id: str, dry_run: bool) -> tuple[int, int]:
         """(count, bytes) of the run's assets removed (with `dry_run`: there)."""
-        assets = getattr(self._store, "assets", None)  # the store's run assets, once it keeps them
-        if assets is None:
-            return 0, 0
-        found: tuple[int, int] = await (assets.summary(run_id) if dry_run else assets.delete_run(run_id))
-        return found
+        if dry_run:
+            return await self._store.assets.summary(run_id)
+        return await self._store.assets.delete_run(run_id)
 
     async def _purge_one(
         self,
