@@ -6,12 +6,14 @@ once, in order. (Reading another version from a real coordinator: tests/integrat
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
-from seedbed.api.v1 import attempt_pb2
+from seedbed.api.v1 import attempt_pb2, template_pb2, template_pb2_grpc
 from seedbed.worker.agent import Agent
 from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, TemplateError, UnknownTemplate
 from seedbed.worker.agent._templates import MAX_PINNED_VERSIONS
@@ -85,3 +87,40 @@ def test_refused_reads_of_pinned_versions_count_against_the_attempts_cap(tmp_pat
             made("generate", {"template_id": "tmpl_customer@1", "count": 1})
     finally:
         made.close()
+
+
+def test_a_name_without_the_tmpl_prefix_is_the_template_it_names(tmp_path: Path) -> None:
+    # As everywhere a template id is taken: "customer" is tmpl_customer, "customer@1" its version 1
+    # (read from the coordinator, which answers with the prefixed id).
+    class Templates(template_pb2_grpc.TemplateServiceServicer):
+        def GetTemplate(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+            doc = {**CUSTOMER, "fields": {"id": {"sequence": {"start": 100}}}}
+            return template_pb2.GetTemplateResponse(
+                template=template_pb2.Template(
+                    id=request.template_id, revision=request.version, canonical_json=json.dumps(doc)
+                )
+            )
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    template_pb2_grpc.add_TemplateServiceServicer_to_server(Templates(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_pins",
+        attempt=1,
+        templates=[_snapshot(CUSTOMER, 2), _snapshot(ORDER, 1)],
+        coordinator_address=f"127.0.0.1:{port}",
+    )
+    made = Agent(spec, artifacts_dir=tmp_path)
+    try:
+        assert made("generate", {"template_id": "customer", "count": 2})["columns"] == ["id"]
+        made("generate", {"template_id": "customer@2", "count": 1})
+        old = made("generate", {"template_id": "customer@1", "count": 2})
+        assert [r["id"] for r in made("rows.read", {"rows": old["$rows"]})] == [100, 101]
+        used = [(u.template_id, u.version, u.pinned) for u in made.templates_used()]
+        assert used == [("tmpl_customer", 2, False), ("tmpl_customer", 2, True), ("tmpl_customer", 1, True)]
+        with pytest.raises(UnknownTemplate, match=r"template 'nobody' is not defined"):
+            made("generate", {"template_id": "nobody", "count": 1})
+    finally:
+        made.close()
+        server.stop(None)

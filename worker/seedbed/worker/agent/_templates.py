@@ -30,6 +30,8 @@ from seedbed.worker.settings import worker_settings
 
 # Reads of pinned versions one attempt may make of the coordinator (refused ones included).
 MAX_PINNED_VERSIONS = 100
+# Template ids carry it; a script may leave it out, as the API, the CLI and the coordinator take them.
+_PREFIX = "tmpl_"
 _FETCH_TIMEOUT_SECONDS = 30
 
 
@@ -63,11 +65,16 @@ class TemplateVersions:
         return dict(self._fixed)
 
     def resolve(self, name: str) -> str:
-        """The key of ``name``'s document in ``docs``; UnknownTemplate or InvalidArgument."""
+        """The key of ``name``'s document in ``docs`` (``tmpl_x`` or ``tmpl_x@N``: the ``tmpl_``
+        prefix may be left out, as wherever a template id is taken); UnknownTemplate or
+        InvalidArgument naming what the script wrote."""
         try:
             pin = templates.parse_template_pin(name)
         except templates.TemplatePinError as exc:
             raise InvalidArgument(str(exc)) from None
+        if not pin.template_id.startswith(_PREFIX):
+            pin = templates.TemplatePin(_PREFIX + pin.template_id, pin.version)
+        key = str(pin)
         fixed = self._fixed.get(pin.template_id)
         if pin.version is None:
             if fixed is None:
@@ -76,13 +83,14 @@ class TemplateVersions:
                     f"template {name!r} is not defined (known: {known}); "
                     "create it with `seedbed template create FILE`"
                 )
-            return name
-        if name not in self.docs:
+        elif key not in self.docs:
             if fixed == pin.version:
-                self.docs[name] = self.docs[pin.template_id]
+                self.docs[key] = self.docs[pin.template_id]
             else:
-                self.docs[name] = self._fetch(pin)
-        return name
+                self.docs[key] = self._fetch(pin, name)
+        # Row sets look their document up by the name the script wrote (and name it in messages).
+        self.docs.setdefault(name, self.docs[key])
+        return key
 
     def record_use(self, name: str) -> None:
         pin = templates.parse_template_pin(name)
@@ -93,7 +101,7 @@ class TemplateVersions:
     def used_refs(self) -> list[template_pb2.TemplateVersionRef]:
         return [template_pb2.TemplateVersionRef(template_id=t, version=v, pinned=p) for t, v, p in self.used]
 
-    def _fetch(self, pin: templates.TemplatePin) -> str:
+    def _fetch(self, pin: templates.TemplatePin, name: str) -> str:
         if self._fetched >= MAX_PINNED_VERSIONS:
             raise LimitExceeded(
                 f"template {pin}: an attempt may read at most {MAX_PINNED_VERSIONS} pinned template "
@@ -128,7 +136,7 @@ class TemplateVersions:
             ) from None
         got = answer.template
         if got.id != pin.template_id or got.revision != pin.version:
-            raise TemplateError(f"template {pin}: the coordinator answered {got.id}@{got.revision}")
+            raise TemplateError(f"template {name!r}: the coordinator answered {got.id}@{got.revision}")
         self._hold(len(got.canonical_json), f"template {pin}")
         return str(got.canonical_json)
 
