@@ -39,6 +39,7 @@ TOOLS = {
     "get_scenario_run_logs",
     "list_scenarios",
     "abort_scenario_run",
+    "get_scenario_run_assets",
 }
 HELLO = (
     "from seedbed.sdk import log, params\n"
@@ -347,3 +348,30 @@ def test_readme_example_runs(mcp_url: str) -> None:
     output = result.stdout.splitlines()
     assert output[0].startswith("SUCCESS run_")
     assert output[1:3] == ["hello readme", "line 0"]
+
+
+@pytest.fixture
+def with_assets(store_url: str, tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    """A coordinator (its dispatcher the fake one) with a run that kept two assets, and its id."""
+    settings = settings_for(store_url, tmp_path)
+    with running_in_thread(settings, FakeDispatcher()) as coord, SeedbedClient(coord.address) as client:
+        client.put_scenario("kept", script="asset report/summary.txt 12 customers\nasset b.txt bbbbbbbbbb")
+        run_id = client.run("kept").run_id
+        client.wait(run_id)
+        yield coord, run_id
+
+
+async def test_a_runs_assets_over_http_and_stdio_alike(with_assets: tuple[Any, str], tmp_path: Path) -> None:
+    coord, run_id = with_assets
+    read = {"run_id": run_id, "name": "report/summary.txt", "max_bytes": 5}
+    answers = []
+    async with over_http(f"http://{coord.rest_address}/mcp", ADMIN_API_KEY) as mcp:
+        answers.append((await mcp.call_tool("get_scenario_run_assets", read)).structured_content)
+        missing = error_text(await mcp.call_tool("get_scenario_run_assets", {"run_id": "run_nosuchrun"}))
+    async with over_stdio(coord.address, ADMIN_API_KEY, tmp_path / "stderr") as mcp:
+        answers.append((await mcp.call_tool("get_scenario_run_assets", read)).structured_content)
+    assert answers[0] == answers[1]
+    answer = answers[0]
+    assert answer is not None and [a["name"] for a in answer["assets"]] == ["b.txt", "report/summary.txt"]
+    assert answer["content"]["text"] == "12 cu" and answer["content"]["truncated"] is True
+    assert "not_found" in missing and "run_nosuchrun" in missing

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from seedbed.api.v1 import dryrun_pb2, run_pb2, scenario_pb2
+from seedbed.api.v1 import asset_pb2, dryrun_pb2, run_pb2, scenario_pb2
 from seedbed.coordinator.faces.mcp import (
+    MAX_ASSET_READ_BYTES,
     MAX_LISTED_SCENARIOS,
     LogPage,
     RunInfo,
@@ -115,6 +116,25 @@ class FakeBackend:
         self.calls.append(("abort_run", run_id, reason))
         return FAILED, True
 
+    async def list_assets(self, run_id: str) -> list[asset_pb2.RunAsset]:
+        if run_id != "run_1":
+            raise refusal("not_found", f"run {run_id!r} not found")
+        return [
+            asset_pb2.RunAsset(name=name, size_bytes=len(data), content_type=kind, attempt=1)
+            for name, (kind, data) in sorted(ASSETS.items())
+        ]
+
+    async def read_asset(self, run_id: str, name: str, max_bytes: int) -> bytes:
+        self.calls.append(("read_asset", run_id, name, max_bytes))
+        return ASSETS[name][1][:max_bytes]
+
+
+ASSETS = {
+    "report/summary.txt": ("text/plain; charset=utf-8", "héllo wörld\n".encode()),
+    "old.txt": ("text/plain; charset=latin-1", "café".encode("latin-1")),
+    "fixture.bin": ("application/octet-stream", b"\x00\xff" * 10),
+}
+
 
 def text_of(result: Any) -> str:
     assert result.is_error
@@ -130,6 +150,7 @@ async def test_tools_are_described_and_annotated() -> None:
         "get_scenario_run_logs",
         "list_scenarios",
         "abort_scenario_run",
+        "get_scenario_run_assets",
     }
     for tool in tools.values():
         assert tool.description and tool.output_schema
@@ -137,6 +158,7 @@ async def test_tools_are_described_and_annotated() -> None:
             assert schema.get("description"), f"{tool.name}.{name} has no description"
     assert tools["get_scenario_run"].annotations.read_only_hint
     assert tools["abort_scenario_run"].annotations.destructive_hint
+    assert tools["get_scenario_run_assets"].annotations.read_only_hint
 
 
 async def test_params_become_strings_and_the_wait_follows_the_run() -> None:
@@ -341,3 +363,53 @@ async def test_a_dry_run_goes_to_the_backend_and_its_report_comes_back() -> None
         "3",
     )
     assert RunInfo.of(run_pb2.Run(id="run_2")).dry_run_report is None
+
+
+async def test_a_runs_assets_are_listed_and_a_text_one_read_within_its_bound() -> None:
+    backend = FakeBackend()
+    async with Client(build_mcp_server(backend)) as mcp:
+        tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
+        bound = tools["get_scenario_run_assets"].input_schema["properties"]["max_bytes"]
+        assert (bound["minimum"], bound["maximum"]) == (1, MAX_ASSET_READ_BYTES)
+        listed = (await mcp.call_tool("get_scenario_run_assets", {"run_id": "run_1"})).structured_content
+        whole = (
+            await mcp.call_tool("get_scenario_run_assets", {"run_id": "run_1", "name": "report/summary.txt"})
+        ).structured_content
+        # 'héllo' is 6 bytes in UTF-8: a cut inside 'ö' leaves the half character out.
+        cut = {"run_id": "run_1", "name": "report/summary.txt", "max_bytes": 9}
+        start = (await mcp.call_tool("get_scenario_run_assets", cut)).structured_content
+        latin = {"run_id": "run_1", "name": "old.txt"}
+        old = (await mcp.call_tool("get_scenario_run_assets", latin)).structured_content
+        binary = {"run_id": "run_1", "name": "fixture.bin"}
+        raw = (await mcp.call_tool("get_scenario_run_assets", binary)).structured_content
+        missing = text_of(
+            await mcp.call_tool("get_scenario_run_assets", {"run_id": "run_1", "name": "no.txt"})
+        )
+        too_much = {"run_id": "run_1", "name": "old.txt", "max_bytes": MAX_ASSET_READ_BYTES + 1}
+        over = text_of(await mcp.call_tool("get_scenario_run_assets", too_much))
+        unknown_run = text_of(await mcp.call_tool("get_scenario_run_assets", {"run_id": "run_2"}))
+    assert listed is not None and listed["content"] is None
+    assert [a["name"] for a in listed["assets"]] == ["fixture.bin", "old.txt", "report/summary.txt"]
+    assert whole is not None and whole["content"] == {
+        "name": "report/summary.txt",
+        "text": "héllo wörld\n",
+        "truncated": False,
+        "note": None,
+    }
+    assert start is not None and start["content"]["text"] == "héllo w" and start["content"]["truncated"]
+    assert (
+        "the first 9 of 14 bytes" in start["content"]["note"]
+        and "seedbed run download" in start["content"]["note"]
+    )
+    assert old is not None and old["content"]["text"] == "café"
+    assert raw is not None and raw["content"]["text"] is None and "not text" in raw["content"]["note"]
+    assert "not_found" in missing and "no.txt" in missing
+    assert "less than or equal to 1048576" in over
+    assert "not_found: run 'run_2' not found" in unknown_run
+    # Only the text assets were read, each no further than asked.
+    reads = [call for call in backend.calls if call[0] == "read_asset"]
+    assert reads == [
+        ("read_asset", "run_1", "report/summary.txt", 65536),
+        ("read_asset", "run_1", "report/summary.txt", 9),
+        ("read_asset", "run_1", "old.txt", 65536),
+    ]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.to_thread
 
-from seedbed.api.v1 import run_pb2
+from seedbed.api.v1 import asset_pb2, run_pb2
 from seedbed.client import Client, ClientError, LogEvent, RunEnded
 from seedbed.coordinator.faces.mcp import DEFAULT_ABORT_REASON, LogPage, ScenarioPage, is_finished, refusal
 
@@ -107,3 +107,20 @@ class ClientBackend:
     async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
         response = await self._call(self._client.abort, run_id, reason or DEFAULT_ABORT_REASON)
         return response.run, response.already_finished
+
+    async def list_assets(self, run_id: str) -> list[asset_pb2.RunAsset]:
+        return await self._call(self._client.run_assets, run_id)
+
+    async def read_asset(self, run_id: str, name: str, max_bytes: int) -> bytes:
+        def read() -> bytes:
+            _, chunks = self._client.download_run_asset(run_id, name)
+            data = bytearray()
+            # A generator: closing it stops reading once enough has come.
+            with contextlib.closing(cast("Generator[bytes, None, None]", chunks)):
+                for chunk in chunks:
+                    data += chunk[: max_bytes - len(data)]
+                    if len(data) >= max_bytes:
+                        break
+            return bytes(data)
+
+        return await anyio.to_thread.run_sync(read)

@@ -1,12 +1,14 @@
 """The MCP face: Seedbed's runs as tools for AI agents (mcp 2.x), over streamable HTTP and stdio.
 
-Five tools, defined once (``_tools``) over a small backend (:class:`McpBackend`):
+Six tools, defined once (``_tools``) over a small backend (:class:`McpBackend`):
 
 - ``execute_scenario(scenario_id, params, wait, timeout_seconds, idempotency_key)``
 - ``get_scenario_run(run_id)``
 - ``get_scenario_run_logs(run_id, after_sequence, limit)``
 - ``list_scenarios(project_key)`` (at most 200)
 - ``abort_scenario_run(run_id, reason)``
+- ``get_scenario_run_assets(run_id, name, max_bytes)`` (the run's assets; with ``name``, the start
+  of a text asset, at most 1 MiB)
 
 Two backends, the same tools, answers and error texts:
 
@@ -41,6 +43,9 @@ are what every agent host calls).
 from seedbed.coordinator.faces.mcp._http import McpHttpApp, UseCaseBackend, authenticate, mcp_http_app
 from seedbed.coordinator.faces.mcp._results import (
     AbortResult,
+    AssetContent,
+    AssetInfo,
+    AssetsResult,
     ErrorInfo,
     ExecuteResult,
     LogLineInfo,
@@ -52,6 +57,7 @@ from seedbed.coordinator.faces.mcp._results import (
 )
 from seedbed.coordinator.faces.mcp._tools import (
     DEFAULT_ABORT_REASON,
+    MAX_ASSET_READ_BYTES,
     MAX_LISTED_SCENARIOS,
     LogPage,
     McpBackend,
@@ -63,8 +69,12 @@ from seedbed.coordinator.faces.mcp._tools import (
 
 __all__ = [
     "DEFAULT_ABORT_REASON",
+    "MAX_ASSET_READ_BYTES",
     "MAX_LISTED_SCENARIOS",
     "AbortResult",
+    "AssetContent",
+    "AssetInfo",
+    "AssetsResult",
     "ErrorInfo",
     "ExecuteResult",
     "LogLineInfo",

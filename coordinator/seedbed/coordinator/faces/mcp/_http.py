@@ -38,7 +38,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from seedbed.api.v1 import run_pb2
+from seedbed.api.v1 import asset_pb2, run_pb2
 from seedbed.coordinator.access import Principal, acting_as
 from seedbed.coordinator.app import RunUseCases, ScenarioUseCases
 from seedbed.coordinator.app.callers import caller_of
@@ -167,6 +167,23 @@ class UseCaseBackend:
 
     async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
         return await self._runs.abort_run(run_id, reason or DEFAULT_ABORT_REASON)
+
+    async def list_assets(self, run_id: str) -> list[asset_pb2.RunAsset]:
+        return await self._runs.assets.list_assets(run_id)
+
+    async def read_asset(self, run_id: str, name: str, max_bytes: int) -> bytes:
+        _, chunks = await self._runs.assets.download(run_id, name)
+        data = bytearray()
+        try:
+            async for chunk in chunks:
+                data += chunk[: max_bytes - len(data)]
+                if len(data) >= max_bytes:
+                    break
+        finally:
+            closing: Any = getattr(chunks, "aclose", None)
+            if closing is not None:
+                await closing()
+        return bytes(data)
 
 
 class _ApiKeyGate:

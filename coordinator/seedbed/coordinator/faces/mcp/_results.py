@@ -20,7 +20,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from pydantic import BaseModel, Field
 
-from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.api.v1 import asset_pb2, run_pb2, scenario_pb2
 
 TERMINAL_STATES = frozenset(
     {
@@ -289,3 +289,40 @@ class ScenarioList(BaseModel):
 class AbortResult(BaseModel):
     already_finished: bool = Field(description="the run had ended before: nothing was aborted")
     run: RunInfo
+
+
+class AssetInfo(BaseModel):
+    name: str = Field(description="'/'-separated, e.g. report/summary.json or files/<connection>/<file>")
+    size_bytes: int
+    sha256: str
+    content_type: str = Field(description="as the script declared it, e.g. text/csv; charset=utf-8")
+    attempt: int = Field(description="the attempt that wrote it")
+    create_time: str | None
+
+    @classmethod
+    def of(cls, asset: asset_pb2.RunAsset) -> AssetInfo:
+        return cls(
+            name=asset.name,
+            size_bytes=asset.size_bytes,
+            sha256=asset.sha256,
+            content_type=asset.content_type,
+            attempt=asset.attempt,
+            create_time=_time(asset, "create_time"),
+        )
+
+
+class AssetContent(BaseModel):
+    """The start of one text asset."""
+
+    name: str
+    text: str | None = Field(description="its first max_bytes bytes as text; null when it is not text")
+    truncated: bool = Field(description="the asset holds more than the text here")
+    note: str | None = Field(description="when text is null or truncated: how to get the whole asset")
+
+
+class AssetsResult(BaseModel):
+    """The files a run kept (those of its latest attempt), and one of them when asked."""
+
+    run_id: str
+    assets: list[AssetInfo] = Field(description="by name")
+    content: AssetContent | None = Field(description="the asset named in the call, else null")

@@ -1,4 +1,4 @@
-"""The five tools, defined once over a backend: what each tool takes, checks, does and answers.
+"""The six tools, defined once over a backend: what each tool takes, checks, does and answers.
 
 A backend (:class:`McpBackend`) does the calls and answers the contract's messages; the tools
 turn arguments into those calls and the messages into ``_results`` models. Backends report a
@@ -27,6 +27,7 @@ so a call outside it is refused before it reaches a backend, naming the argument
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import time
@@ -44,9 +45,12 @@ from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from seedbed.api.v1 import run_pb2, scenario_pb2
+from seedbed.api.v1 import asset_pb2, run_pb2, scenario_pb2
 from seedbed.coordinator.faces.mcp._results import (
     AbortResult,
+    AssetContent,
+    AssetInfo,
+    AssetsResult,
     ExecuteResult,
     LogLineInfo,
     LogsResult,
@@ -73,6 +77,11 @@ MAX_SEQUENCE = MAX_INT64
 # scenarios does not make the coordinator read them all (with their scripts) for one call.
 MAX_LISTED_SCENARIOS = 200
 DEFAULT_ABORT_REASON = "aborted by an MCP client"
+# What get_scenario_run_assets reads of one asset: an agent's answer stays small.
+MAX_ASSET_READ_BYTES = 2**20
+DEFAULT_ASSET_READ_BYTES = 64 * 1024
+# Assets read as text (the types the SDK declares, and a file connection's JSON lines).
+_TEXT_TYPES = ("text/", "application/json", "application/x-ndjson")
 # While a wait lasts, a client that asked for progress hears from it at least this often (its HTTP
 # read timeout must not run out on a long run).
 HEARTBEAT_SECONDS = 15.0
@@ -81,7 +90,8 @@ INSTRUCTIONS = (
     "Seedbed runs scenarios: Python scripts that generate test data and seed it into databases, "
     "APIs and files. list_scenarios shows what you may run; execute_scenario starts one (wait=true "
     "answers when it has ended); get_scenario_run_logs reads its output page by page; "
-    "abort_scenario_run stops it. Every call acts as the API key's user: a role too low for a call "
+    "abort_scenario_run stops it; get_scenario_run_assets lists the files a run kept and reads a "
+    "text one. Every call acts as the API key's user: a role too low for a call "
     "is a permission_denied error naming the role needed."
 )
 
@@ -134,6 +144,14 @@ class McpBackend(Protocol):
 
     async def abort_run(self, run_id: str, reason: str) -> tuple[run_pb2.Run, bool]:
         """(the run, whether it had already ended)."""
+        ...
+
+    async def list_assets(self, run_id: str) -> list[asset_pb2.RunAsset]:
+        """The run's assets, by name."""
+        ...
+
+    async def read_asset(self, run_id: str, name: str, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` bytes of one asset (the rest is not read)."""
         ...
 
 
@@ -208,6 +226,21 @@ ProjectArg = Annotated[
     ),
 ]
 ReasonArg = Annotated[str, Field(description="kept with the run (its first 1000 characters)")]
+AssetNameArg = Annotated[
+    str,
+    Field(
+        max_length=512,
+        description="also read this asset (a name as listed): its start as text, when it is text",
+    ),
+]
+MaxBytesArg = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_ASSET_READ_BYTES,
+        description=f"read at most this many bytes of the asset (1..{MAX_ASSET_READ_BYTES})",
+    ),
+]
 DryRunArg = Annotated[
     bool,
     Field(
@@ -218,7 +251,7 @@ DryRunArg = Annotated[
 
 
 def build_mcp_server(backend: McpBackend) -> MCPServer:
-    """The MCP server with the five tools over ``backend``. Configure logging before calling it:
+    """The MCP server with the six tools over ``backend``. Configure logging before calling it:
     the SDK's constructor calls ``logging.basicConfig`` (a no-op once logging has handlers)."""
 
     async def execute_scenario(
@@ -288,11 +321,34 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
             run, already = await backend.abort_run(run_id, reason)
         return AbortResult(already_finished=already, run=RunInfo.of(run))
 
+    async def get_scenario_run_assets(
+        run_id: RunIdArg,
+        ctx: Context,
+        name: AssetNameArg = "",
+        max_bytes: MaxBytesArg = DEFAULT_ASSET_READ_BYTES,
+    ) -> AssetsResult:
+        """The files a run kept (its assets: what the script wrote with dm.assets and its file
+        connections' files), those of its latest attempt: name, size, SHA-256, content type. With
+        name, also that asset's first max_bytes bytes as text (text, CSV, JSON); a binary asset is
+        not read. Needs the VIEWER role."""
+        async with backend.as_caller(_headers(ctx)):
+            assets = [AssetInfo.of(a) for a in await backend.list_assets(run_id)]
+            content = None
+            if name:
+                asset = next((a for a in assets if a.name == name), None)
+                if asset is None:
+                    raise refusal(
+                        "not_found", f"run asset {run_id}/{name!r} not found (see the assets listed)"
+                    )
+                content = await _read_text(backend, run_id, asset, max_bytes)
+        return AssetsResult(run_id=run_id, assets=assets, content=content)
+
     tools = [
         _tool(execute_scenario, ToolAnnotations(title="Run a scenario", open_world_hint=True)),
         _tool(get_scenario_run, ToolAnnotations(title="Show a run", read_only_hint=True)),
         _tool(get_scenario_run_logs, ToolAnnotations(title="Read a run's log", read_only_hint=True)),
         _tool(list_scenarios, ToolAnnotations(title="List scenarios", read_only_hint=True)),
+        _tool(get_scenario_run_assets, ToolAnnotations(title="A run's files", read_only_hint=True)),
         _tool(
             abort_scenario_run,
             ToolAnnotations(
@@ -303,6 +359,28 @@ def build_mcp_server(backend: McpBackend) -> MCPServer:
     # The SDK configures the root logger when nothing has yet (an embedding process, a test):
     # WARNING keeps its per-request INFO lines out of the host's output.
     return MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING", tools=tools)
+
+
+async def _read_text(backend: McpBackend, run_id: str, asset: AssetInfo, max_bytes: int) -> AssetContent:
+    """The start of ``asset`` decoded with the charset it declares (a character cut at the end is
+    left out), or why it is not read."""
+    whole = (
+        f"for the whole asset: seedbed run download {run_id} {asset.name} "
+        f"(or REST: GET /v1/runs/{run_id}/assets/{asset.name})"
+    )
+    if not asset.content_type.startswith(_TEXT_TYPES):
+        why = f"not text ({asset.content_type}): {whole}"
+        return AssetContent(name=asset.name, text=None, truncated=asset.size_bytes > 0, note=why)
+    charset = asset.content_type.partition("charset=")[2].strip() or "utf-8"
+    try:
+        decoder = codecs.getincrementaldecoder(charset)(errors="replace")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    data = await backend.read_asset(run_id, asset.name, max_bytes)
+    truncated = asset.size_bytes > len(data)
+    text = decoder.decode(data, final=not truncated)
+    note = f"the first {len(data)} of {asset.size_bytes} bytes; {whole}" if truncated else None
+    return AssetContent(name=asset.name, text=text, truncated=truncated, note=note)
 
 
 def _tool(fn: Callable[..., Awaitable[Any]], annotations: ToolAnnotations) -> Tool:
