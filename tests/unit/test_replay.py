@@ -421,3 +421,12 @@ def test_the_agent_records_a_plain_and_a_named_use_of_the_same_version_apart(tmp
         ]
     finally:
         agent.close()
+
+
+def test_a_replay_of_a_dry_run_is_a_dry_run(fake_coordinator: tuple[Any, Client]) -> None:
+    _, client = fake_coordinator
+    _finished(client)
+    dry = client.wait(client.run("seeding", {"rows": "5"}, dry_run=True).run_id)
+    assert dry.dry_run and dry.inputs.image
+    replayed = client.wait(client.replay_run(dry.id, {"shop": "shop_b"}).run_id)
+    assert replayed.replayed_from == dry.id and replayed.dry_run

@@ -134,8 +134,10 @@ class ReplayRepository:
                 "resolved_at": at,
                 "traceparent": traceparent or None,
             }
-            if "dry_run" in t.fires.c:
-                fire_values["dry_run"] = False  # a replay writes: it is never a dry run
+            # A replay of a dry run is a dry run: the same inputs, checked against the mapped
+            # targets, writing nothing (a dry run's replay turning into writes would be a surprise;
+            # run the scenario itself to write).
+            fire_values["dry_run"] = original.dry_run
             active = list(
                 (
                     await conn.execute(
