@@ -311,3 +311,21 @@ def test_every_request_of_the_console_stays_on_the_coordinator(
     assert len(seen) > 10 and all(
         url.startswith(fake_console.url) or url.startswith("data:") for url in seen
     ), seen
+
+
+def test_a_runs_page_lists_its_assets_to_download(page: Page, fake_console: ConsoleServer) -> None:
+    script = "asset report/summary.txt 12 customers\nprint done\n"
+    fake_console.client.put_scenario("scn_assets", script=script)
+    sign_in(page, fake_console)
+    run_id = fake_console.client.run("scn_assets").run_id
+    fake_console.client.wait(run_id)
+    page.goto(f"{fake_console.url}/console/#/runs/{run_id}")
+    link = page.get_by_role("link", name="report/summary.txt")
+    expect(link).to_be_visible()
+    expect(page.locator("#run-assets")).to_contain_text("text/plain; charset=utf-8")
+    with page.expect_download() as caught:
+        link.click()  # with the session cookie: a GET needs nothing else
+    download = caught.value
+    assert download.suggested_filename == "summary.txt"
+    assert download.path().read_bytes() == b"12 customers"
+    shot(page, "run-assets")

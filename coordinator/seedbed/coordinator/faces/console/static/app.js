@@ -754,6 +754,7 @@
     function finished() {
       clear(after);
       after.appendChild(batchesView(runId));
+      after.appendChild(assetsView(runId));
       after.appendChild(traceView(runId));
     }
 
@@ -892,6 +893,26 @@
             h("td", { class: "num" }, g.statements && !g.rows ? "—" : fmt(g.rows)), h("td", { class: "num" }, fmt(g.replayed)));
         })))));
       if (answer.next_page_token) box.appendChild(h("p", { class: "muted" }, "The first 1,000 batches are counted."));
+    }, function (error) { box.removeChild(box.lastChild); box.appendChild(h("p", { class: "muted" }, printable(error.message))); });
+    return box;
+  }
+
+  /** The files the run kept, each a download link (a GET: the session cookie is its key; the
+   * coordinator serves it as an attachment, so the browser saves it and never renders it). */
+  function assetsView(runId) {
+    var box = h("div", { class: "panel" }, h("h2", null, "Assets"), h("p", { class: "muted" }, "Loading…"));
+    api("/v1/runs/" + enc(runId) + "/assets").then(function (answer) {
+      box.removeChild(box.lastChild);
+      var assets = answer.assets || [];
+      if (!assets.length) { box.appendChild(h("p", { class: "muted" }, "This run kept no files.")); return; }
+      box.appendChild(h("div", { class: "table-wrap" }, h("table", { id: "run-assets" }, h("thead", null, h("tr", null, h("th", null, "Name"),
+        h("th", { class: "num" }, "Size"), h("th", null, "Type"), h("th", null, "SHA-256"))),
+        h("tbody", null, assets.map(function (a) {
+          var href = "/v1/runs/" + enc(runId) + "/assets/" + String(a.name).split("/").map(enc).join("/");
+          return h("tr", null, h("td", null, h("a", { href: href, download: String(a.name).split("/").pop() }, printable(a.name))),
+            h("td", { class: "num" }, fmt(a.size_bytes) + " B"), h("td", null, printable(a.content_type)),
+            h("td", { class: "muted", title: printable(a.sha256) }, printable(String(a.sha256).slice(0, 16)) + "…"));
+        })))));
     }, function (error) { box.removeChild(box.lastChild); box.appendChild(h("p", { class: "muted" }, printable(error.message))); });
     return box;
   }
