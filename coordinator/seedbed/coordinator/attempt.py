@@ -264,9 +264,10 @@ class AttemptRunner:
         finally:
             notice.cancel()
             await asyncio.gather(notice, return_exceptions=True)
+        # Also an asset begun after the result (a broken worker): nothing is left half kept.
+        await assets.end("the worker ended before its last piece")
         if result is None:
             timer.ended("INFRASTRUCTURE")
-            await assets.end("the worker ended without a result before its last piece")
             message = "the worker ended without a result"
             return await self._failed(run_id, attempt, token, "INFRASTRUCTURE", "WorkerLost", message)
         end = _end_from_result(result, task_id)
