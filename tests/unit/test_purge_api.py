@@ -156,5 +156,6 @@ def test_seedbed_run_purge_prints_tables_and_keeps_files_named_purge_runnable(
     (tmp_path / "purge").write_text("print from a file named purge\n")
     assert main([*address, "run", "submit", "purge", "--no-follow"]) == 0
     assert capsys.readouterr().out.strip().startswith("run_")
-    assert main([*address, "run", "submit", "./purge", "--dry-run"]) == 2
-    assert "No such option '--dry-run'" in capsys.readouterr().err
+    # A file named purge is submitted, never taken for `run purge` (whose --yes submit lacks).
+    assert main([*address, "run", "submit", "./purge", "--yes"]) == 2
+    assert "No such option '--yes'" in capsys.readouterr().err
