@@ -46,7 +46,15 @@ def template_history(template_id: str) -> None:
 @click.command("diff", cls=SeedbedCommand)
 @click.argument("old", metavar="TEMPLATE@N")
 @click.argument("new", metavar="[TEMPLATE@M]", required=False)
-@click.option("-U", "--context", "context", type=click.IntRange(0, 1000), default=3, show_default=True)
+@click.option(
+    "-U",
+    "--context",
+    "context",
+    type=click.IntRange(0, 1000),
+    default=3,
+    show_default=True,
+    help="lines of context around each change",
+)
 def template_diff(old: str, new: str | None, context: int) -> None:
     """A unified diff of two versions' sources: TEMPLATE@N against TEMPLATE@M, or against the
     latest version without TEMPLATE@M. -o json prints {"from", "to", "diff"}.
