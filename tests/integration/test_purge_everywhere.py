@@ -266,3 +266,45 @@ def _count(url: str, table: str) -> int:
         row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def test_a_replay_is_purged_where_it_wrote_and_leaves_the_original_s_rows(
+    coordinator: tuple[Any, Client], target: str
+) -> None:
+    """A replay signs its ledger rows for the run it replays: its purge reads them so, and through
+    the original's own database (where it wrote nothing) it removes nothing."""
+    _, client = coordinator
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE " + f'"{target.rpartition("/")[2]}_b"')
+    other = f"{target}_b"
+    try:
+        with psycopg.connect(other, autocommit=True) as conn:
+            conn.execute(THINGS)
+        _connections(client, target, None)
+        client.create_connection(
+            connection_pb2.CreateConnectionRequest(
+                connection_id="conn_pg_b", kind=connection_pb2.CONNECTION_KIND_POSTGRESQL, url=other
+            )
+        )
+        script = (
+            "from seedbed.sdk import Seedbed\n"
+            "dm = Seedbed()\n"
+            "dm.connection('conn_pg').insert('things', [{'id': 700 + i, 'name': 'r'} for i in range(5)])\n"
+        )
+        client.put_scenario("replayed", script=script, settings=_settings())
+        original = client.wait(client.run("replayed").run_id)
+        assert original.state == run_pb2.RUN_STATE_SUCCESS, _logs(client, original.id)
+        moved = client.wait(client.replay_run(original.id, {"pg": "pg_b"}).run_id)
+        same = client.wait(client.replay_run(original.id).run_id)
+        assert moved.state == same.state == run_pb2.RUN_STATE_SUCCESS
+
+        into_same = client.purge_run(same.id)
+        assert not into_same.targets and not into_same.failures
+        assert ["wrote nothing through it" in c.reason for c in into_same.skipped_connections] == [True]
+        moved_purge = client.purge_run(moved.id)
+        assert [(t.connection_id, t.rows_deleted) for t in moved_purge.targets] == [("conn_pg_b", 5)]
+        assert _count(other, "things") == 0 and _count(target, "things") == 9  # the original's stay
+    finally:
+        admin = pg_admin_url()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{other.rpartition("/")[2]}" WITH (FORCE)')

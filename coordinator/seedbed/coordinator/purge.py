@@ -229,6 +229,15 @@ class RunPurger:
             if not work["files"]:
                 return None  # nothing written through it
         elif record.kind in _SQL_KINDS:
+            if run.ledger_run_id != run.id and not await self._store.purges.wrote_through(
+                run.id, connection_id
+            ):
+                response.skipped_connections.add(
+                    connection_id=connection_id,
+                    reason=f"the replay wrote nothing through it: the rows there are run "
+                    f"{run.ledger_run_id}'s (purge that run to remove them)",
+                )
+                return None
             database = _database(record.url)
             if database is not None:
                 if database in databases:
@@ -249,9 +258,11 @@ class RunPurger:
             connection = snapshot(record, self._secrets)
         except CoordinatorError as exc:  # its secret cannot be decrypted
             return _failed(f"cannot open connection {connection_id}: {exc}")
+        # A replay's ledger rows are signed for the run it replays; its files are its own.
+        signed_for = run.id if record.kind == "file" else run.ledger_run_id
         try:
-            key = ledger_key(self._secrets, run.id)
-            return await self._worker.purge_run(connection, run.run_key, run.id, key, dry_run, work)
+            key = ledger_key(self._secrets, signed_for)
+            return await self._worker.purge_run(connection, run.run_key, signed_for, key, dry_run, work)
         except DispatchError as exc:
             return _failed(f"no worker could purge through connection {connection_id}: {exc}")
 

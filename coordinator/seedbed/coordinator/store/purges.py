@@ -153,6 +153,18 @@ class PurgeRepository:
         async with self._engine.connect() as conn:
             return [str(row.connection_id) for row in (await conn.execute(query)).all()]
 
+    async def wrote_through(self, run_id: str, connection_id: str) -> bool:
+        """Whether the run applied any batch through the connection (not only found them in the
+        ledger already, as a replay into the targets of the run it replays does)."""
+        c = t.write_batches.c
+        query = (
+            select(c.run_id)
+            .where(c.run_id == run_id, c.connection_id == connection_id, c.status == "APPLIED")
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def files(self, run_id: str, connection_id: str) -> list[str]:
         """The names of the files the run wrote through a file connection, in the order written."""
         c = t.write_batches.c
