@@ -439,3 +439,137 @@ def test_keys_of_enum_and_inet_columns_are_looked_up_and_a_failed_lookup_spoils_
     assert [(p.row, p.field, p.kind) for p in t.problems] == [
         (1, "h", dryrun_pb2.DRY_RUN_PROBLEM_KIND_FOREIGN_KEY)
     ]
+
+
+def _mysql_tables(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_ddl_through_fetch_in_a_dry_run_changes_nothing_on_mariadb_and_sqlite(
+    tmp_path: Path, mysql_database: str
+) -> None:
+    """MariaDB commits DDL implicitly and Python's sqlite3 runs it outside a transaction: the sink's
+    rollback after a fetch would keep the table. A dry run's fetch is read-only in the database."""
+    sqlite_url = f"sqlite:///{tmp_path / 'target.db'}"
+    sa.create_engine(sqlite_url).dispose()
+    agent = _agent(tmp_path, dry_run=True, conn_my=mysql_database, conn_lite=sqlite_url)
+    try:
+        for connection_id in ("conn_my", "conn_lite"):
+            with pytest.raises(AgentError, match="(?i)read.only|readonly"):
+                agent("fetch", {"connection_id": connection_id, "query": "CREATE TABLE made (a INTEGER)"})
+        # A script that sets its session back to READ WRITE is read-only again in its next fetch.
+        # (It runs, then the fetch fails: it returns no rows.)
+        with pytest.raises(AgentError, match="does not return rows"):
+            agent("fetch", {"connection_id": "conn_my", "query": "SET SESSION TRANSACTION READ WRITE"})
+        with pytest.raises(AgentError, match="(?i)read.only"):
+            agent("fetch", {"connection_id": "conn_my", "query": "CREATE TABLE made2 (a INTEGER)"})
+        with pytest.raises(AgentError, match="query_only"):
+            agent("fetch", {"connection_id": "conn_lite", "query": "PRAGMA query_only = OFF"})
+        # Reads still read.
+        assert agent("fetch", {"connection_id": "conn_my", "query": "SELECT 1 AS one"}) == [{"one": 1}]
+        assert agent("fetch", {"connection_id": "conn_lite", "query": "SELECT 1 AS one"}) == [{"one": 1}]
+    finally:
+        agent.close()
+    assert _mysql_tables(mysql_database) == set()
+    assert _mysql_tables(sqlite_url) == set()
+    # A real run's fetch is as it was (the listener is on the dry run's sinks only).
+    real = _agent(tmp_path, dry_run=False, conn_lite=sqlite_url)
+    try:
+        with pytest.raises(AgentError, match="does not return rows"):
+            real("fetch", {"connection_id": "conn_lite", "query": "CREATE TABLE real_made (a INTEGER)"})
+    finally:
+        real.close()
+    assert _mysql_tables(sqlite_url) == {"real_made"}
+
+
+UPSERTS = """
+CREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT);
+INSERT INTO accounts VALUES (1, 'a@x', 'a');
+"""
+
+
+def test_upserts_report_what_postgresql_refuses(tmp_path: Path) -> None:
+    """Checked against the real sink: each call the dry run reports fails the real run."""
+    calls = {
+        # id 2 is new, so the row is inserted, and its email is account 1's: a unique violation.
+        "other_key": [{"id": 2, "email": "a@x", "name": "b"}],
+        # id 3 twice in one INSERT … ON CONFLICT DO UPDATE statement.
+        "twice": [{"id": 3, "email": "c@x", "name": "c"}, {"id": 3, "email": "c@x", "name": "c2"}],
+    }
+    with scratch_pg(UPSERTS, "seedbed_dry") as url:
+        dry = _agent(tmp_path, dry_run=True, conn_db=url)
+        try:
+            for rows in calls.values():
+                args = {"connection_id": "conn_db", "table": "accounts", "rows": rows}
+                dry("insert", {**args, "on_conflict": "update", "key": ["id"]})
+            # An existing id updates its row (its email is no duplicate); a key that is no unique key.
+            ok = [{"id": 1, "email": "a@x", "name": "a2"}]
+            dry(
+                "insert",
+                {
+                    "connection_id": "conn_db",
+                    "table": "accounts",
+                    "rows": ok,
+                    "on_conflict": "update",
+                    "key": ["id"],
+                },
+            )
+            dry(
+                "insert",
+                {
+                    "connection_id": "conn_db",
+                    "table": "accounts",
+                    "rows": ok,
+                    "on_conflict": "update",
+                    "key": ["name"],
+                },
+            )
+            with pytest.raises(AgentError, match="needs key"):
+                dry(
+                    "insert",
+                    {"connection_id": "conn_db", "table": "accounts", "rows": ok, "on_conflict": "update"},
+                )
+            with pytest.raises(AgentError, match="only meaningful with on_conflict"):
+                dry("insert", {"connection_id": "conn_db", "table": "accounts", "rows": ok, "key": ["id"]})
+            report = _report(dry)
+        finally:
+            dry.close()
+        assert [(kind, row, field) for kind, row, field in _kinds(report)] == [
+            ("DUPLICATE_KEY", 0, "email"),
+            ("DUPLICATE_KEY", 1, "id"),
+            ("DUPLICATE_KEY", -1, "name"),
+        ]
+        messages = [p.message for t in report.targets for p in t.problems]
+        assert "in the table" in messages[0] and "cannot affect row a second time" in messages[1]
+        real = _agent(tmp_path, dry_run=False, run_key="rk-real", conn_db=url)
+        try:
+            for name, rows in [*calls.items(), ("name", [{"id": 1, "email": "a@x", "name": "a"}])]:
+                key = ["name"] if name == "name" else ["id"]
+                args = {"connection_id": "conn_db", "table": "accounts", "rows": rows}
+                with pytest.raises(AgentError) as refused:
+                    real("insert", {**args, "on_conflict": "update", "key": key})
+                expected = {
+                    "other_key": "duplicate key value violates unique constraint",
+                    "twice": "cannot affect row a second time",
+                    "name": "no unique or exclusion constraint matching",
+                }[name]
+                assert expected in str(refused.value)
+        finally:
+            real.close()
+
+
+def test_paths_posted_to_count_against_the_attempt_memory(tmp_path: Path) -> None:
+    with RestTarget() as api:
+        agent = _agent(tmp_path, dry_run=True, memory=256 * 2**10, conn_api=api)
+        try:
+            with pytest.raises(AgentError) as over:
+                for i in range(1_000):  # 1,000 distinct paths of 1,900 characters: ~2 MB held
+                    agent("post", {"connection_id": "conn_api", "path": f"/{i:04}" + "p" * 1_895, "rows": []})
+        finally:
+            agent.close()
+    assert type(over.value).__name__ == "LimitExceeded" and "posts to path" in str(over.value)

@@ -3,6 +3,7 @@ what a check constraint evaluates."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -18,8 +19,12 @@ from seedbed.worker.dryrun._schema import CheckInfo
 
 class FakeCatalog:
     def __init__(
-        self, tables: dict[str, TableSchema], rows: dict[str, list[dict[str, Any]]] | None = None
+        self,
+        tables: dict[str, TableSchema],
+        rows: dict[str, list[dict[str, Any]]] | None = None,
+        dialect: str = "postgresql",
     ) -> None:
+        self.dialect = dialect
         self.tables = tables
         self.rows = rows or {}
         self.introspected: list[str] = []
@@ -78,10 +83,10 @@ def _shop() -> dict[str, TableSchema]:
 
 
 def _checks(
-    rows: dict[str, list[dict[str, Any]]] | None = None,
+    rows: dict[str, list[dict[str, Any]]] | None = None, dialect: str = "postgresql"
 ) -> tuple[SqlChecks, ReportBuilder, FakeCatalog]:
     report = ReportBuilder()
-    catalog = FakeCatalog(_shop(), rows)
+    catalog = FakeCatalog(_shop(), rows, dialect)
     return SqlChecks("conn_pg", catalog, report), report, catalog
 
 
@@ -200,7 +205,7 @@ def test_a_not_null_column_the_rows_leave_out_needs_a_default() -> None:
 
 def test_upserts_are_no_duplicates_and_problems_are_capped_but_counted() -> None:
     checks, report, _ = _checks(rows={"customers": [_customer(1)]})
-    checks.check(1, "customers", [_customer(1)], upsert=True)
+    checks.check(1, "customers", [_customer(1)], upsert=dryrun.Upsert("update", ("id",)))
     assert report.to_proto().problem_count == 0
     checks.check(2, "customers", [_customer(i, vip="?") for i in range(10, 60)])
     target = report.to_proto().targets[0]
@@ -335,3 +340,104 @@ def test_no_rows_read_no_table() -> None:
     checks, report, catalog = _checks()
     checks.check(1, "nowhere", [])
     assert report.to_proto().problem_count == 0 and catalog.introspected == []
+
+
+def _messages(report: ReportBuilder) -> list[tuple[str, int, str]]:
+    return [
+        (pb.DryRunProblemKind.Name(p.kind).removeprefix("DRY_RUN_PROBLEM_KIND_"), p.row, p.message)
+        for t in report.to_proto().targets
+        for p in t.problems
+    ]
+
+
+def test_an_upsert_inserting_a_row_checks_its_other_unique_keys_on_postgresql() -> None:
+    checks, report, _ = _checks(rows={"customers": [_customer(1)]})
+    upsert = dryrun.Upsert("update", ("id",))
+    # id 1 exists: an update (its email is not checked); id 2 is new: an insert whose email is taken.
+    checks.check(1, "customers", [_customer(1), _customer(2, email="c1@example.com")], upsert=upsert)
+    assert _problems(report) == [("customers", "DUPLICATE_KEY", 1, "email")]
+    checks, report, _ = _checks(rows={"customers": [_customer(1)]})
+    checks.check(1, "customers", [_customer(2, email="c1@example.com")], upsert=upsert)
+    assert _problems(report) == [("customers", "DUPLICATE_KEY", 0, "email")]
+    assert "in the table" in _messages(report)[0][2]
+
+
+def test_an_upsert_on_mariadb_takes_every_unique_key_as_its_conflict() -> None:
+    checks, report, _ = _checks(rows={"customers": [_customer(1)]}, dialect="mariadb")
+    upsert = dryrun.Upsert("update", ("id",))
+    checks.check(1, "customers", [_customer(1), _customer(2, email="c1@example.com")], upsert=upsert)
+    assert _problems(report) == []
+
+
+def test_an_ignore_without_key_skips_every_conflict() -> None:
+    checks, report, _ = _checks(rows={"customers": [_customer(1)]})
+    checks.check(1, "customers", [_customer(2, email="c1@example.com")], upsert=dryrun.Upsert("ignore"))
+    assert _problems(report) == []
+
+
+def test_an_upsert_key_twice_in_one_postgresql_statement_is_a_problem() -> None:
+    checks, report, _ = _checks()
+    rows = [_customer(1), _customer(1), _customer(3), _customer(3)]
+    # Rows 0-1 go in one statement, rows 2-3 in two (a statement of two rows).
+    statements = {0: 0, 1: 0, 2: 1, 3: 2}
+    checks.check(1, "customers", rows, upsert=dryrun.Upsert("update", ("id",), statements.__getitem__))
+    assert _problems(report) == [("customers", "DUPLICATE_KEY", 1, "id")]
+    assert "cannot affect row a second time" in _messages(report)[0][2]
+    # DO NOTHING skips the second row; SQLite updates twice: neither fails.
+    for dialect, how in (("postgresql", "ignore"), ("sqlite", "update")):
+        checks, report, _ = _checks(dialect=dialect)
+        checks.check(1, "customers", rows, upsert=dryrun.Upsert(how, ("id",)))
+        assert _problems(report) == []
+
+
+def test_an_upsert_key_that_is_no_unique_key_of_the_table_is_a_problem() -> None:
+    checks, report, _ = _checks()
+    checks.check(1, "customers", [_customer(1)], upsert=dryrun.Upsert("update", ("name",)))
+    assert _problems(report) == [("customers", "DUPLICATE_KEY", -1, "name")]
+    assert "exactly (name)" in _messages(report)[0][2]
+    # The columns of a unique key in another order are that key.
+    checks, report, _ = _checks()
+    checks.check(1, "customers", [_customer(1)], upsert=dryrun.Upsert("update", ("email",)))
+    assert _problems(report) == []
+
+
+def test_messages_say_what_to_do() -> None:
+    checks, report, _ = _checks(rows={"customers": [_customer(1)]})
+    checks.check(1, "nowhere", [{"a": 1}])
+    checks.check(2, "customers", [_customer(1, extra=1)])
+    checks.check(3, "orders", [{"customer_id": 9, "amount": 1, "status": "new"}])
+    messages = {kind: message for kind, _, message in _messages(report)}
+    assert "create it first" in messages["MISSING_TABLE"]
+    assert "`execute` statements are not run in a dry run" in messages["MISSING_TABLE"]
+    assert "add the column" in messages["MISSING_COLUMN"]
+    assert "make the key unique" in messages["DUPLICATE_KEY"]
+    assert "insert the customers row first" in messages["FOREIGN_KEY"]
+
+
+def test_timestamptz_keys_compare_as_instants() -> None:
+    at = ColumnInfo("at", sa.DateTime(timezone=True), nullable=False)
+    events = TableSchema("events", {"at": at}, primary_key=("at",))
+    report = ReportBuilder()
+    checks = SqlChecks("conn_pg", FakeCatalog({"events": events}), report)
+    # A naive value is read in UTC (the session's time zone the dry run assumes).
+    checks.check(1, "events", [{"at": "2024-01-01T00:00:00"}, {"at": "2024-01-01T01:00:00+01:00"}])
+    checks.check(2, "events", [{"at": dt.datetime(2024, 1, 1, 0, 0, tzinfo=dt.UTC)}])
+    assert [(p[1], p[2]) for p in _problems(report)] == [("DUPLICATE_KEY", 1), ("DUPLICATE_KEY", 0)]
+    assert dryrun.convert(sa.DateTime(timezone=True), "2024-01-01T02:00:00+02:00") == dt.datetime(
+        2024, 1, 1, tzinfo=dt.UTC
+    )
+    # Without a time zone the value is kept as given.
+    assert dryrun.convert(sa.DateTime(), "2024-01-01T00:00:00").tzinfo is None
+
+
+def test_schemas_read_are_held_against_the_memory_budget() -> None:
+    held: list[tuple[int, str]] = []
+    checks = SqlChecks(
+        "conn_pg", FakeCatalog(_shop()), ReportBuilder(), hold=lambda n, w: held.append((n, w))
+    )
+    checks.check(1, "customers", [_customer(1)])
+    checks.check(2, "customers", [_customer(2)])
+    checks.check(3, "missing_1", [{"a": 1}])
+    schemas = [(n, w) for n, w in held if "schema" in w]
+    assert [w for _, w in schemas] == ["the schema of table customers", "the schema of table missing_1"]
+    assert schemas[0][0] > schemas[1][0] > 0  # five columns and a check cost more than a name

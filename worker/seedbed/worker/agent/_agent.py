@@ -249,6 +249,7 @@ class Agent:
                     scrub=self.scrub,
                     hold=self.memory.hold,
                     statement_timeout_seconds=self._timeout_seconds,
+                    fetch=self._fetch,
                 )
             )
             self._ops.update(self.dry_run.ops())

@@ -2,19 +2,23 @@
 against the target's live schema and counted, and nothing is written — not the rows, not the write
 ledger (its table is never created), not a file, not a request.
 
-The agent swaps its write ops for these when the attempt is a dry run; reads (`fetch`, `get`,
-`generate`, the workspace) stay as they are, so a script sees the target as it is. Call numbers
-advance exactly as in a real run: a row set made in a dry run is the row set the real run makes
-(same run key), so what a dry run reports is what the run would write. Steps count no row as
-written (none was): the report holds what would have been.
+The agent swaps its write ops for these when the attempt is a dry run; reads (`get`, `generate`,
+the workspace) stay as they are, so a script sees the target as it is, and `fetch` runs on a
+connection made read-only in the database (`seedbed.worker.dryrun.read_only`: MariaDB's DDL would
+commit however the sink rolls back). Call numbers advance exactly as in a real run, so the rows are
+those of the dry run's run key: a replay of the dry run (same script, params, run key) makes them
+again; a new run has a run key of its own and other values. Steps count no row as written (none
+was): the report holds what would have been.
 
 What each write does here:
 
 - `insert` (rows, a row set, an upsert, `returning`) and the pieces of `insert.open/write/close`:
-  checked by `seedbed.worker.dryrun.SqlChecks`. A row set larger than `SAMPLE_ROWS` (the bulk path)
-  is not made whole: its first `SAMPLE_ROWS` rows are made and checked in full, the count is the set's
-  (a dry run of a 5M-row insert costs a sample, not the insert). `returning` answers the rows' own
-  values, and made-up ids (one past the table's largest) for a serial key the rows lack.
+  checked by `seedbed.worker.dryrun.SqlChecks`; an upsert as its target meets it (`dryrun.Upsert`:
+  the conflict key, the other unique keys, a key twice in one PostgreSQL statement). A row set
+  larger than `SAMPLE_ROWS` (the bulk path) is not made whole: its first `SAMPLE_ROWS` rows are made
+  and checked in full, the count is the set's (a dry run of a 5M-row insert costs a sample, not the
+  insert). `returning` answers the rows' own values, and made-up ids (one past the table's largest)
+  for a serial key the rows lack.
 - `execute`: not run; reported under the connection as a statement whose effect is unchecked, and
   answers 0 rows. A scenario that creates its tables therefore reports them missing in a dry run
   against an empty database: dry runs check against the schema as it is.
@@ -36,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from seedbed.api.v1 import attempt_pb2, dryrun_pb2, run_pb2
@@ -43,6 +48,7 @@ from seedbed.worker import dryrun
 from seedbed.worker.agent._args import names as _names
 from seedbed.worker.agent._args import text as _text
 from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, TargetError
+from seedbed.worker.ledger import BATCH_ROWS
 from seedbed.worker.sinks._rows import split_table  # the sinks' own rule for table names
 
 __all__ = ["SAMPLE_ROWS", "AgentSide", "DryRunWrites"]
@@ -51,6 +57,13 @@ log = logging.getLogger(__name__)
 
 SAMPLE_ROWS = 10_000
 MAX_OPEN_INSERTS = 16
+# What one path counted for `post` costs besides its text (a tuple, a dict slot, a counter).
+PATH_BYTES = 200
+# Bind parameters one statement may carry: PostgreSQL's protocol, and SQLAlchemy's insertmanyvalues
+# for PostgreSQL (whose pages hold at most 1,000 rows).
+PG_MAX_PARAMS = 65_535
+SA_PG_MAX_PARAMS = 32_767
+SA_PAGE_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,8 @@ class AgentSide:
     hold: Callable[[int, str], None] = lambda size, what: None
     # How long one of the dry run's own statements may take (None: no limit).
     statement_timeout_seconds: int | None = None
+    # The agent's own `fetch` op: run after the dry run made the connection read-only.
+    fetch: Callable[[Mapping[str, Any]], Any] | None = None
 
 
 @dataclass
@@ -95,7 +110,7 @@ class DryRunWrites:
         self._inserts: dict[str, _Open] = {}
 
     def ops(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
-        return {
+        ops: dict[str, Callable[[Mapping[str, Any]], Any]] = {
             "insert": self._insert,
             "insert.open": self._insert_open,
             "insert.write": self._insert_write,
@@ -104,6 +119,9 @@ class DryRunWrites:
             "post": self._post,
             "write": self._write,
         }
+        if self._side.fetch is not None:
+            ops["fetch"] = self._fetch
+        return ops
 
     def to_proto(self) -> dryrun_pb2.DryRunReport:
         return self.report.to_proto()
@@ -152,7 +170,12 @@ class DryRunWrites:
         if on_conflict not in (None, "ignore", "update"):
             raise InvalidArgument(f"on_conflict must be None, 'ignore' or 'update', not {on_conflict!r}")
         returning = _names(args, "returning")
-        _names(args, "key")
+        key = _names(args, "key")
+        # As the sinks refuse them (a dry run answers a bad call as the real run would).
+        if on_conflict == "update" and not key:
+            raise InvalidArgument("on_conflict='update' needs key=[...] (the unique columns)")
+        if key and on_conflict is None:
+            raise InvalidArgument("key is only meaningful with on_conflict")
         raw = args.get("rows")
         if isinstance(raw, dict) and "$rows" in raw and on_conflict is None and returning is None:
             rows, total = self._side.sample(raw["$rows"], SAMPLE_ROWS)
@@ -161,10 +184,26 @@ class DryRunWrites:
             return {"count": total}
         rows = self._side.rows(args)
         call = self._side.next_call()
-        self._check(checks, call, table, rows, upsert=on_conflict is not None)
+        upsert = None
+        if on_conflict is not None:
+            sink = self._side.sink(args, ("postgresql", "sql"), "insert")
+            width = len(dict.fromkeys(name for row in rows for name in row))
+            upsert = dryrun.Upsert(on_conflict, tuple(key) if key else None, _statements(sink, width))
+        self._check(checks, call, table, rows, upsert=upsert)
         if returning is None:
             return {"count": len(rows)}
         return self._side.reply(checks.returning(table, rows, returning), {"count": len(rows)})
+
+    def _fetch(self, args: Mapping[str, Any]) -> Any:
+        """The agent's `fetch`, on a connection the database keeps read-only (see the module)."""
+        sink = self._side.sink(args, ("postgresql", "sql"), "fetch")
+        # The SQL sink's engine: the sinks serve real runs and know nothing of dry runs, so the
+        # dry run sets its own listener on the engine (PostgreSQL's sink reads read-only itself).
+        engine = getattr(sink, "_engine", None)
+        if isinstance(engine, sa.Engine):
+            dryrun.read_only(engine)
+        assert self._side.fetch is not None  # noqa: S101 - ops() offers fetch only then
+        return self._side.fetch(args)
 
     def _insert_open(self, args: Mapping[str, Any]) -> Any:
         checks = self._checks(args, "insert")
@@ -200,7 +239,9 @@ class DryRunWrites:
         statement = self._side.scrub(" ".join(sql.split()))
         target = self.report.target(sink.connection_id, "execute", statement[:200])
         self.report.unchecked(
-            target, "not run in a dry run: what it would change is not reflected in the checks"
+            target,
+            "not run in a dry run: what it would change is not reflected in the checks (a table it "
+            "creates is reported missing: create it before the dry run to check rows against it)",
         )
         return 0
 
@@ -216,6 +257,9 @@ class DryRunWrites:
         target.rows += len(rows)
         self.report.unchecked(target, "a REST target has no schema to check against: nothing was sent")
         slot = (sink.connection_id, path)
+        if slot not in self._posted:
+            # One counter per distinct path, kept to the attempt's end: held against its memory.
+            self._side.hold(PATH_BYTES + len(path), f"the count of posts to path {path[:100]}")
         first = self._posted.get(slot, 0)
         self._posted[slot] = first + len(rows)
         echoed = [{**row, "id": row.get("id", first + i + 1), "dry_run": True} for i, row in enumerate(rows)]
@@ -260,3 +304,17 @@ class DryRunWrites:
                 )[:2000],
             )
         )
+
+
+def _statements(sink: Any, width: int) -> Callable[[int], Any]:
+    """Which statement of a real upsert call row `i` goes in: the ledger's batches of BATCH_ROWS,
+    each split into multi-row INSERTs (the PostgreSQL sink: `batch_size` rows, fewer when its
+    parameters would pass PostgreSQL's limit; the SQL sink: `batch_size`, then SQLAlchemy's pages)."""
+    width = max(1, width)
+    batch = int(getattr(getattr(sink, "settings", None), "batch_size", 0) or 1)
+    if sink.spec.kind == "postgresql":
+        size = min(batch, PG_MAX_PARAMS // width)
+    else:
+        size = min(batch, SA_PAGE_ROWS, SA_PG_MAX_PARAMS // width)
+    size = max(1, size)
+    return lambda i: (i // BATCH_ROWS, (i % BATCH_ROWS) // size)

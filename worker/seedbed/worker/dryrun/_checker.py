@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +16,32 @@ from seedbed.worker.dryrun._report import ReportBuilder
 from seedbed.worker.dryrun._schema import Catalog, TableSchema
 from seedbed.worker.dryrun._values import Check, Mismatch, compile_check, convert
 
-__all__ = ["SqlChecks"]
+__all__ = ["SqlChecks", "Upsert"]
 
 _INVALID = object()  # a value that did not convert: it takes part in no key
 # What one remembered key costs in memory besides its text, estimated (a tuple, its value, a set
 # slot); text and bytes values count their length too, or long keys would pass the budget cheap.
 KEY_BYTES = 160
+# What one introspected table costs besides its names and constraints' text, estimated (the
+# TableSchema, its ColumnInfo objects and SQLAlchemy types, the catalog's Table): per table, per column.
+SCHEMA_BYTES = 2_000
+COLUMN_BYTES = 600
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """How an insert with `on_conflict` meets existing keys, as the target database does.
+
+    `key` is the conflict target (`ON CONFLICT (key)`); without it (`on_conflict="ignore"` only) a
+    conflict on any unique key is skipped. MySQL and MariaDB (`ON DUPLICATE KEY UPDATE`) take any
+    unique key's conflict as the upsert's, whatever `key` names. PostgreSQL and SQLite take only
+    `key`'s: a row whose `key` is new is inserted, and a duplicate of another unique key fails the
+    statement. `statement(i)` names the statement row `i` of the call goes in (PostgreSQL refuses
+    `DO UPDATE` of one row twice in one statement); None: the call is one statement."""
+
+    on_conflict: str
+    key: tuple[str, ...] | None = None
+    statement: Callable[[int], Any] | None = None
 
 
 class SqlChecks:
@@ -59,7 +80,7 @@ class SqlChecks:
     def _schema(self, table: str, target: pb.DryRunTarget, call: int) -> TableSchema | None:
         try:
             if table not in self._schemas:
-                self._schemas[table] = self._catalog.table(table)
+                self._schemas[table] = self._read_schema(table)
             schema = self._schemas[table]
         except sa_exc.SQLAlchemyError as exc:
             if not target.problem_count:
@@ -67,7 +88,8 @@ class SqlChecks:
                     target,
                     pb.DRY_RUN_PROBLEM_KIND_TARGET_ERROR,
                     row=-1,
-                    message=f"could not read the schema of {table}: {_reason(exc)}",
+                    message=f"could not read the schema of {table}: {_reason(exc)}; check that the "
+                    "connection's user may read the table and its catalog",
                     call=call,
                 )
             return None
@@ -77,9 +99,22 @@ class SqlChecks:
                 target,
                 missing,
                 row=-1,
-                message=f"table {table} does not exist in connection {self.connection_id}",
+                message=f"table {table} does not exist in connection {self.connection_id}: create it "
+                "first (`execute` statements are not run in a dry run, so a table the script creates "
+                "is missing here too)",
                 call=call,
             )
+        return schema
+
+    def _read_schema(self, table: str) -> TableSchema | None:
+        """The table's schema, read once and held against the attempt's memory (a script naming
+        many tables would otherwise make the dry run keep one schema each for free)."""
+        schema = self._catalog.table(table)
+        size = SCHEMA_BYTES + len(table)
+        if schema is not None:
+            size += sum(COLUMN_BYTES + len(name) for name in schema.columns)
+            size += sum(len(check.sqltext) + len(check.name) for check in schema.checks)
+        self._hold(size, f"the schema of table {table[:100]}")
         return schema
 
     def _compiled(self, schema: TableSchema, target: pb.DryRunTarget) -> list[tuple[str, Check]]:
@@ -108,12 +143,12 @@ class SqlChecks:
         rows: Sequence[Mapping[str, Any]],
         *,
         first_index: int = 0,
-        upsert: bool = False,
+        upsert: Upsert | None = None,
         sample_of: int | None = None,
     ) -> None:
-        """Check `rows` (the call's rows from `first_index`); `upsert`: existing keys are what the
-        call updates or skips, not duplicates; `sample_of`: the rows are the first of a row set of
-        that many (the rest are not made)."""
+        """Check `rows` (the call's rows from `first_index`); `upsert`: the call's `on_conflict`
+        (see `Upsert`); `sample_of`: the rows are the first of a row set of that many (the rest are
+        not made)."""
         target = self._report.target(self.connection_id, "insert", table)
         table = self._canonical(table)  # as foreign keys name it
         target.rows += sample_of if sample_of is not None else len(rows)
@@ -131,33 +166,20 @@ class SqlChecks:
         if schema is None:
             return
         fields = list(dict.fromkeys(name for row in rows for name in row))
-        for name in fields:
-            if name not in schema.columns:
-                first = next(i for i, row in enumerate(rows) if name in row)
-                self._report.problem(
-                    target,
-                    pb.DRY_RUN_PROBLEM_KIND_MISSING_COLUMN,
-                    row=first_index + first,
-                    field=name,
-                    value=rows[first][name],
-                    message=f"table {table} has no column {name}",
-                    call=call,
-                )
-        for column in schema.columns.values():
-            if column.name not in fields and not column.nullable and not column.has_default:
-                self._report.problem(
-                    target,
-                    pb.DRY_RUN_PROBLEM_KIND_NOT_NULL,
-                    row=first_index,
-                    field=column.name,
-                    message=f"{table}.{column.name} is NOT NULL without a default and the rows give it "
-                    "no value",
-                    call=call,
-                )
+        self._fields(schema, table, target, rows, fields, first_index, call)
         checks = self._compiled(schema, target)
         keys = schema.keys()
         written = self._written.setdefault(table, {})
+        arbiter = self._arbiter(schema, table, target, upsert, call)
+        # Rows whose conflict key is taken (they update or skip a row): no duplicate of theirs.
+        updates: set[int] | None = None  # None: every row's every key (MySQL; ignore without key)
+        if upsert is None:
+            updates = set()
+        elif arbiter is not None:
+            updates = self._updates(schema, table, target, arbiter, rows, first_index, upsert, call)
         new_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {cols: {} for cols in keys}
+        # The keys of rows that are inserted, to look up in the table (an arbiter's were).
+        inserted: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {cols: {} for cols in keys}
         remembered = 0  # bytes the new keys will hold
         references: list[dict[tuple[Any, ...], int]] = [{} for _ in schema.foreign_keys]
         for offset, row in enumerate(rows):
@@ -172,30 +194,151 @@ class SqlChecks:
                         row=index,
                         field=failed,
                         value=row.get(failed),
-                        message=f"violates check constraint {name}",
+                        message=f"violates check constraint {name}: change the value or the constraint",
                         call=call,
                     )
+            checked = updates is not None and offset not in updates
             for cols in keys:
                 key = _key(values, cols)
                 if key is None:
                     continue
                 if key in new_keys[cols] or key in written.get(cols, ()):
-                    if not upsert:
+                    if checked and cols != arbiter:
                         self._duplicate(target, table, cols, key, index, call, "earlier in this run")
                     continue
                 new_keys[cols][key] = index
+                if checked and cols != arbiter:
+                    inserted[cols][key] = index
                 remembered += _key_bytes(key)
             for fk, pending in zip(schema.foreign_keys, references, strict=True):
                 key = _key(values, fk.columns)
                 if key is not None and key not in pending:
                     pending[key] = index
-        self._existing_duplicates(target, table, new_keys, upsert, call)
+        self._existing_duplicates(target, table, inserted, call)
         count = sum(len(found) for found in new_keys.values())
         self._hold(remembered, f"keys of {count:,} rows the dry run checks later rows against")
         for cols, found in new_keys.items():
             written.setdefault(cols, set()).update(found)
         for fk, pending in zip(schema.foreign_keys, references, strict=True):
             self._dangling(target, table, fk, pending, call)
+
+    def _fields(
+        self,
+        schema: TableSchema,
+        table: str,
+        target: pb.DryRunTarget,
+        rows: Sequence[Mapping[str, Any]],
+        fields: Sequence[str],
+        first_index: int,
+        call: int,
+    ) -> None:
+        """Fields without a column, and NOT NULL columns without a default the rows leave out."""
+        for name in fields:
+            if name not in schema.columns:
+                first = next(i for i, row in enumerate(rows) if name in row)
+                self._report.problem(
+                    target,
+                    pb.DRY_RUN_PROBLEM_KIND_MISSING_COLUMN,
+                    row=first_index + first,
+                    field=name,
+                    value=rows[first][name],
+                    message=f"table {table} has no column {name}: add the column, or drop or rename "
+                    "the field",
+                    call=call,
+                )
+        for column in schema.columns.values():
+            if column.name not in fields and not column.nullable and not column.has_default:
+                self._report.problem(
+                    target,
+                    pb.DRY_RUN_PROBLEM_KIND_NOT_NULL,
+                    row=first_index,
+                    field=column.name,
+                    message=f"{table}.{column.name} is NOT NULL without a default and the rows give it "
+                    "no value: give the field a value, or the column a default",
+                    call=call,
+                )
+
+    def _arbiter(
+        self, schema: TableSchema, table: str, target: pb.DryRunTarget, upsert: Upsert | None, call: int
+    ) -> tuple[str, ...] | None:
+        """The unique key an upsert's conflicts are decided on, as the table lists it; None when
+        every unique key's conflict is the upsert's (no duplicate to report) or for a plain insert."""
+        if upsert is None or not upsert.key or self._catalog.dialect in ("mysql", "mariadb"):
+            return None
+        wanted = set(upsert.key)
+        unique = schema.keys()
+        found = next((cols for cols in unique if set(cols) == wanted), None)
+        if found is None:
+            self._report.problem(
+                target,
+                pb.DRY_RUN_PROBLEM_KIND_DUPLICATE_KEY,
+                row=-1,
+                field=",".join(upsert.key),
+                message=f"no primary key, unique constraint or unique index of {table} is exactly "
+                f"({', '.join(upsert.key)}): the database refuses ON CONFLICT on it; name such a key "
+                "in key=[...]",
+                call=call,
+            )
+        return found
+
+    def _updates(
+        self,
+        schema: TableSchema,
+        table: str,
+        target: pb.DryRunTarget,
+        arbiter: tuple[str, ...],
+        rows: Sequence[Mapping[str, Any]],
+        first_index: int,
+        upsert: Upsert,
+        call: int,
+    ) -> set[int]:
+        """The rows (offsets) whose conflict key the table, the run or an earlier row of the call
+        holds: the upsert updates or skips a row for them. A key twice in one statement of a
+        `DO UPDATE` is reported: PostgreSQL refuses to update one row twice in a statement."""
+        written = self._written.get(table, {}).get(arbiter, set())
+        # The conflict keys as the database holds them (a value that does not convert is reported
+        # with its row, and decides nothing here).
+        all_keys = [_key(_quiet(schema, row, arbiter), arbiter) for row in rows]
+        fresh: dict[tuple[Any, ...], int] = {}
+        for offset, key in enumerate(all_keys):
+            if key is not None and key not in written and key not in fresh:
+                fresh[key] = offset
+        try:
+            in_table = self._catalog.existing(table, arbiter, fresh) if fresh else set()
+        except sa_exc.SQLAlchemyError as exc:
+            self._report.unchecked(
+                target,
+                f"existing keys ({', '.join(arbiter)}) not read: {_reason(exc)}; the upsert's "
+                "other unique keys are not checked",
+            )
+            return set(range(len(rows)))
+        refuses_twice = upsert.on_conflict == "update" and self._catalog.dialect == "postgresql"
+        statement = upsert.statement or (lambda index: 0)
+        updates: set[int] = set()
+        last: dict[tuple[Any, ...], int] = {}
+        for offset, key in enumerate(all_keys):
+            if key is None:
+                continue  # NULL never conflicts: an insert
+            index = first_index + offset
+            earlier = last.get(key)
+            if earlier is not None:
+                updates.add(offset)
+                if refuses_twice and statement(first_index + earlier) == statement(index):
+                    self._report.problem(
+                        target,
+                        pb.DRY_RUN_PROBLEM_KIND_DUPLICATE_KEY,
+                        row=index,
+                        field=",".join(arbiter),
+                        value=key[0] if len(key) == 1 else list(key),
+                        message=f"key ({', '.join(arbiter)}) of {table} also in row {first_index + earlier} "
+                        "of the same upsert statement: PostgreSQL refuses it (ON CONFLICT DO UPDATE "
+                        "command cannot affect row a second time); give each key once per call",
+                        call=call,
+                    )
+            elif key in written or key in in_table:
+                updates.add(offset)
+            last[key] = offset
+        return updates
 
     def _row_values(
         self,
@@ -256,7 +399,8 @@ class SqlChecks:
             row=index,
             field=",".join(cols),
             value=key[0] if len(key) == 1 else list(key),
-            message=f"duplicate key ({', '.join(cols)}) of {table}: already written {where}",
+            message=f"duplicate key ({', '.join(cols)}) of {table}: already written {where}; make the "
+            "key unique (a template's unique field), or upsert with on_conflict",
             call=call,
         )
 
@@ -265,11 +409,8 @@ class SqlChecks:
         target: pb.DryRunTarget,
         table: str,
         new_keys: Mapping[tuple[str, ...], Mapping[tuple[Any, ...], int]],
-        upsert: bool,
         call: int,
     ) -> None:
-        if upsert:
-            return
         for cols, found in new_keys.items():
             if not found:
                 continue
@@ -312,7 +453,8 @@ class SqlChecks:
                 row=index,
                 field=",".join(fk.columns),
                 value=key[0] if len(key) == 1 else list(key),
-                message=f"foreign key {what} would dangle: no such row in the table or earlier in this run",
+                message=f"foreign key {what} would dangle: no such row in the table or earlier in this "
+                f"run; insert the {fk.referred_table} row first, or pick the value from its rows",
                 call=call,
             )
 
@@ -326,7 +468,7 @@ class SqlChecks:
         if table not in self._schemas:
             # `check` reported the target's trouble: no made-up ids then.
             with contextlib.suppress(sa_exc.SQLAlchemyError):
-                self._schemas[table] = self._catalog.table(table)
+                self._schemas[table] = self._read_schema(table)
         schema = self._schemas.get(table)
         out = []
         for row in rows:
@@ -359,6 +501,18 @@ def _key(values: Mapping[str, Any], cols: Sequence[str]) -> tuple[Any, ...] | No
             return None
         out.append(value)
     return tuple(out)
+
+
+def _quiet(schema: TableSchema, row: Mapping[str, Any], cols: Sequence[str]) -> dict[str, Any]:
+    """The row's values of `cols` converted to their columns' types; `_INVALID` where one does not."""
+    out: dict[str, Any] = {}
+    for col in cols:
+        column = schema.columns.get(col)
+        try:
+            out[col] = convert(column.type, row.get(col)) if column is not None else _INVALID
+        except Mismatch:
+            out[col] = _INVALID
+    return out
 
 
 def _key_bytes(key: tuple[Any, ...]) -> int:

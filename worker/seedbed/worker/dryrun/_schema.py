@@ -2,9 +2,10 @@
 database once per table, and the few reads a check needs (which keys already exist).
 
 `SqlCatalog` reads through SQLAlchemy's inspector (PostgreSQL's catalog, MariaDB's and SQLite's
-alike) on a connection of its own that is read-only where the database allows it (PostgreSQL:
-`default_transaction_read_only`), so no bug of a dry run can write. `Catalog` is the port the
-checks use; the unit tests give them a fake.
+alike) on a connection of its own that is read-only in the database (PostgreSQL:
+`default_transaction_read_only`; MariaDB, MySQL and SQLite: see `_readonly`), so no bug of a dry run
+can write. PostgreSQL sessions use the time zone UTC (as `convert` assumes for timestamptz).
+`Catalog` is the port the checks use; the unit tests give them a fake.
 
 Rejected: PostgreSQL catalog queries by hand (the inspector reads the same catalogs, and the other
 dialects come free); reusing the sink's connection (the PostgreSQL sink is psycopg without
@@ -21,6 +22,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
+
+from seedbed.worker.dryrun._readonly import read_only
 
 __all__ = ["Catalog", "ColumnInfo", "ForeignKeyInfo", "SqlCatalog", "TableSchema", "split_name"]
 
@@ -82,6 +85,10 @@ def split_name(table: str) -> tuple[str | None, str]:
 class Catalog(Protocol):
     """What the checks read from a database target."""
 
+    # SQLAlchemy's name of the database's dialect ("postgresql", "mysql", "mariadb", "sqlite"):
+    # how an upsert meets unique keys differs between them.
+    dialect: str
+
     def table(self, name: str) -> TableSchema | None:
         """The table's schema, None when it does not exist (read once per table)."""
 
@@ -108,13 +115,16 @@ class SqlCatalog:
         if parsed.get_backend_name() == "postgresql":
             # psycopg 3, as the sinks: the URL may name no driver.
             parsed = parsed.set(drivername="postgresql+psycopg")
-            options = "-c default_transaction_read_only=on"
+            # UTC: timestamptz keys read back compare with the values asked (see `convert`).
+            options = "-c default_transaction_read_only=on -c TimeZone=UTC"
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
             if statement_timeout_seconds:
                 # No lookup of the dry run outlives the attempt.
                 options += f" -c statement_timeout={int(statement_timeout_seconds) * 1000}"
             connect_args["options"] = options
         self._engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+        read_only(self._engine)  # MariaDB, MySQL, SQLite (PostgreSQL: the option above)
+        self.dialect = self._engine.dialect.name
         self._conn: sa.Connection | None = None
         self._meta = sa.MetaData()
         self._default_schema: str | None = None

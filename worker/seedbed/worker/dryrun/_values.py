@@ -3,7 +3,10 @@ type, not too long for varchar(n), within an integer's or a numeric's range; and
 passes the simple check constraints (comparisons with a literal, IN lists, joined by AND).
 
 `convert` answers the value as the database would store it (so keys compare with what a lookup
-reads back) or raises `Mismatch` with the reason. A type this module does not know is accepted as
+reads back) or raises `Mismatch` with the reason. A timestamp with time zone is an instant in UTC;
+a naive value given for one is taken to be in UTC, as a session whose time zone is UTC reads it (a
+target whose sessions use another time zone stores naive values shifted by its offset: give such a
+column aware values). A type this module does not know is accepted as
 it is: a dry run reports what it can prove, never a guess. A reason never repeats the value: the
 problem carries it (masked before it is cut to its 200 characters, which a value cut inside a
 message could not be).
@@ -84,7 +87,15 @@ def convert(type_: Any, value: Any) -> Any:
             raise Mismatch(f"{len(text)} characters are too long for {kind}({length})")
         return text
     if isinstance(type_, sa.DateTime):
-        return _parsed(value, dt.datetime, dt.datetime.fromisoformat, "a timestamp")
+        stamp = _parsed(value, dt.datetime, dt.datetime.fromisoformat, "a timestamp")
+        if getattr(type_, "timezone", False):
+            # timestamptz holds an instant: a naive value is read in the session's time zone, taken
+            # to be UTC (the server's default; the dry run's own sessions set it), so that
+            # '2024-01-01T00:00:00' and '2024-01-01T01:00:00+01:00' are one key, as in PostgreSQL.
+            if stamp.tzinfo is None:
+                return stamp.replace(tzinfo=dt.UTC)
+            return stamp.astimezone(dt.UTC)
+        return stamp
     if isinstance(type_, sa.Date):
         if isinstance(value, dt.datetime):
             return value.date()
