@@ -103,8 +103,8 @@ runs = Table(
     # A dry run writes nothing; its report (a serialized DryRunReport) is kept here (store.dryruns).
     Column("dry_run", Boolean, nullable=False, server_default=false()),
     Column("dry_run_report", LargeBinary),
-    # JSON {template id: version}: versions the run was asked to use (a replay); NULL: the latest
-    # version of each template when the run was created.
+    # JSON: a replay's pins {template id: version} (else NULL) until the first dispatch replaces them by
+    # {"fixed": {template id: version}}, what every attempt uses (store.templates: _pins, fix_for_run).
     Column("template_pins", Text),
     # Replayable runs: the image the script ran in (the first attempt that started), the run a replay
     # replays, and (a replay) what its attempts pin, JSON: see store.replays.
