@@ -372,9 +372,9 @@ def _purge_after(text: str) -> timedelta | None:
 )
 @project_option
 def set_purge_after(scenario_ids: tuple[str, ...], after: str, project: str | None) -> None:
-    """Set how long after a run ends the coordinator purges it (its periodic purge pass: rows
-    deleted or put back, REST resources and files removed, as `seedbed run purge` does; listed by
-    `seedbed run purges`). Applies to the runs already there too.
+    """Set how long after a run ends the coordinator purges it, for each scenario ID... (its
+    periodic purge pass: rows deleted or put back, REST resources and files removed, as `seedbed run
+    purge` does; listed by `seedbed run purges`). Applies to the runs already there too.
 
     -o json|yaml: {"project": KEY, "purge_after_seconds": N (0: never), "changed": [ids]}.
 
