@@ -1,6 +1,6 @@
 """Versioned templates in real runs (real coordinator, store, Ray and Docker sandboxes): a script's pin
 of an old version generates that version's rows (read by the agent from the coordinator with the
-attempt's token), a retry generates from the versions fixed when the run was created even after a
+attempt's token) and its `ref`s draw from the rows made before it, a retry generates from the versions fixed when the run was created even after a
 push, a pin of a version that does not exist fails the run naming it, and the run records every
 version it used."""
 
@@ -71,6 +71,38 @@ def test_a_pinned_old_version_generates_its_rows_beside_the_latest(coordinator: 
         "True",  # the same seed: the fields the versions share are the same
     ]
     assert _used(run) == ["tmpl_customer@1", "tmpl_customer@2"]
+
+
+ORDER_BY_NAME = """
+id: tmpl_order
+version: 1
+fields:
+  id: {sequence: {}}
+  customer_name: {ref: {template: tmpl_customer, field: name}}
+"""
+ORDER_BY_ID = ORDER_BY_NAME.replace(
+    "customer_name: {ref: {template: tmpl_customer, field: name}}",
+    "customer_id: {ref: {template: tmpl_customer, field: id}}",
+)
+
+
+def test_a_ref_only_a_pinned_version_makes_draws_from_the_rows_made_before_it(
+    coordinator: tuple[Any, Client],
+) -> None:
+    # Only tmpl_order@1 refs tmpl_customer.name (the run's version 2 refs the id).
+    _, client = coordinator
+    client.put_template(CUSTOMER)
+    client.put_template(ORDER_BY_NAME)
+    client.put_template(ORDER_BY_ID)
+    script = SDK + (
+        "names = {r['name'] for r in generate('tmpl_customer', 5)}\n"
+        "orders = list(generate('tmpl_order@1', 20))\n"
+        "print(len(orders), {r['customer_name'] for r in orders} <= names)\n"
+    )
+    run = client.wait(_fire(client, "pinned-ref", script))
+    assert run.state == run_pb2.RUN_STATE_SUCCESS, run.first_error.message
+    assert [text for _, text in _stdout(client, run.id)] == ["20 True"]
+    assert _used(run) == ["tmpl_customer@1", "tmpl_order@1"]
 
 
 def test_a_pin_of_a_missing_version_fails_the_run_naming_it(coordinator: tuple[Any, Client]) -> None:

@@ -52,6 +52,86 @@ def test_the_runs_version_by_either_name_and_refs_across_names(agent: Any) -> No
     assert used == [("tmpl_customer", 2, True), ("tmpl_order", 1, False), ("tmpl_customer", 2, False)]
 
 
+class _Versions(template_pb2_grpc.TemplateServiceServicer):
+    """A coordinator answering any version of a template from ``docs`` (id → document)."""
+
+    def __init__(self, docs: dict[str, dict[str, Any]]) -> None:
+        self._docs = docs
+
+    def GetTemplate(self, request: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        return template_pb2.GetTemplateResponse(
+            template=template_pb2.Template(
+                id=request.template_id,
+                revision=request.version,
+                canonical_json=json.dumps(self._docs[request.template_id]),
+            )
+        )
+
+
+@pytest.fixture
+def coordinator() -> Any:
+    """Starts a fake coordinator answering versions from the given documents: its address."""
+    servers: list[Any] = []
+
+    def start(docs: dict[str, dict[str, Any]]) -> str:
+        server = grpc.server(ThreadPoolExecutor(max_workers=2))
+        template_pb2_grpc.add_TemplateServiceServicer_to_server(_Versions(docs), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.stop(None)
+
+
+# tmpl_order@1 refs tmpl_customer.email; the run's own version (2) refs tmpl_customer.id only.
+CUSTOMER_WITH_EMAIL = {
+    "id": "tmpl_customer",
+    "version": 1,
+    "fields": {"id": {"sequence": {"start": 1}}, "email": {"faker": "email"}},
+}
+ORDER_BY_EMAIL = {
+    "id": "tmpl_order",
+    "version": 1,
+    "fields": {"id": {"sequence": {}}, "email": {"ref": {"template": "tmpl_customer", "field": "email"}}},
+}
+
+
+def _orders_of_pinned_version(tmp_path: Path, spec: attempt_pb2.AttemptSpec, name: str) -> list[Any]:
+    made = Agent(spec, artifacts_dir=tmp_path)
+    try:
+        customers = made("generate", {"template_id": "tmpl_customer", "count": 5})
+        emails = [r["email"] for r in made("rows.read", {"rows": customers["$rows"]})]
+        orders = made("generate", {"template_id": name, "count": 20})
+        rows = made("rows.read", {"rows": orders["$rows"]})
+        assert {r["email"] for r in rows} <= set(emails)
+        return rows
+    finally:
+        made.close()
+
+
+def test_a_ref_of_a_pinned_version_draws_from_rows_made_before_it(tmp_path: Path, coordinator: Any) -> None:
+    # No version of the run's refs tmpl_customer.email: the pinned tmpl_order@1 still finds the
+    # customers made before it, and draws what it would had the run's own version referred to it.
+    order_v2 = {**ORDER, "version": 2}
+    spec = attempt_pb2.AttemptSpec(
+        run_id="run_pins",
+        attempt=1,
+        templates=[_snapshot(CUSTOMER_WITH_EMAIL, 1), _snapshot(order_v2, 2)],
+        coordinator_address=coordinator({"tmpl_order": ORDER_BY_EMAIL}),
+    )
+    pinned = _orders_of_pinned_version(tmp_path, spec, "tmpl_order@1")
+    retried = _orders_of_pinned_version(tmp_path, spec, "tmpl_order@1")
+    own = attempt_pb2.AttemptSpec(
+        run_id="run_pins",
+        attempt=1,
+        templates=[_snapshot(CUSTOMER_WITH_EMAIL, 1), _snapshot(ORDER_BY_EMAIL, 1)],
+    )
+    assert pinned == retried == _orders_of_pinned_version(tmp_path, own, "tmpl_order")
+
+
 def test_another_version_needs_the_coordinator(agent: Any) -> None:
     with pytest.raises(
         TemplateError, match="tmpl_customer@1: this worker was not told where the coordinator is"

@@ -178,12 +178,11 @@ class Agent:
         self._batches: deque[ledger.BatchReport] = deque()
         # Set once a replayed write differed: the run fails NONDETERMINISTIC whatever the script does.
         self.nondeterministic: str | None = None
-        # Only columns some template of the run refers to are kept (and held against the budget):
-        # a million customers cost their ids, not every column of every row.
+        # Only columns some `ref` draws from are kept (and held against the budget): a million
+        # customers cost their ids, not every column of every row.
         self._rows_calls = RowSetCalls(
             template=self._template,
             template_docs=self._template_docs,
-            referenced=self._referenced_fields(),
             buffers=self._buffers,
             memory=self.memory,
             run_key=self._run_key,
@@ -304,20 +303,6 @@ class Agent:
             raise TemplateError(f"template {key!r} is invalid: {exc}") from None
         self._parsed[key] = spec
         return spec
-
-    def _referenced_fields(self) -> dict[str, frozenset[str]]:
-        """Per template, the fields `ref`s of the run's templates point at."""
-        wanted: dict[str, set[str]] = {}
-        for template_id in list(self._template_docs):
-            try:
-                spec = self._parse(template_id)
-            except TemplateError:
-                continue  # refused when the script uses it, with the reason
-            for field in spec.fields.values():
-                if field.kind == "ref":
-                    ref = field.generator
-                    wanted.setdefault(ref.template, set()).add(ref.field)
-        return {t: frozenset(f) for t, f in wanted.items()}
 
     # -- connections -------------------------------------------------------------------------------
 

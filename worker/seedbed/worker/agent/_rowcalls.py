@@ -36,7 +36,6 @@ class RowSetCalls:
         *,
         template: Callable[[str], Any],
         template_docs: Mapping[str, str],
-        referenced: Mapping[str, frozenset[str]],
         buffers: Buffers,
         memory: MemoryBudget,
         run_key: str,
@@ -57,7 +56,7 @@ class RowSetCalls:
         self._count_call = count_call  # the attempt's call counter: a row set's seed follows it
         self._generated = generated  # rows described, for the open step
         self._rowsets: dict[str, RowSet] = {}
-        self._sources = Sources(referenced, memory.hold)
+        self._sources = Sources(memory.hold)
         self._field_size_cache: dict[str, dict[str, int]] = {}
         self._streams: dict[str, Iterator[list[dict[str, Any]]]] = {}
         self._stream_count = 0

@@ -13,10 +13,10 @@ they are at that moment) and answers a handle. The rows are made later, where th
 Each is the same rows: a row set is a pure function of its description, whose digest (`identity`)
 is also what the ledger's content hash of a bulk batch stands for.
 
-`Sources` keeps, per referenced (template, field), the row sets made so far, as sources a `ref`
-draws from: derived ones (a `uuid` or `sequence` key is recomputed from the row index, never held)
-or lazy columns made on the worker the first time something draws from them (held against the
-attempt's memory budget from then on).
+`Sources` keeps, per template, the row sets made so far; a `ref` to (template, field) draws from
+their columns, in order: derived ones (a `uuid` or `sequence` key is recomputed from the row index,
+never held) or lazy columns made on the worker the first time something draws from them (held
+against the attempt's memory budget from then on).
 """
 
 from __future__ import annotations
@@ -95,28 +95,38 @@ class RowSet:
 
 
 class Sources:
-    """Per (template, field), the sources `ref`s of later row sets draw from, in the run's order."""
+    """Per (template, field), the sources `ref`s of later row sets draw from, in the run's order.
 
-    def __init__(self, referenced: Mapping[str, frozenset[str]], hold: Callable[[int, str], None]) -> None:
-        self._referenced = referenced
+    Every row set is kept per template (the row set itself, which the attempt holds anyway); the
+    sources of a (template, field) are made from them the first time a `ref` to it is frozen, and
+    extended with the row sets made since on each later one. Which fields are referenced is not
+    known ahead: a version the script pins (`tmpl_order@1`) may `ref` a field no version of the
+    run's does. A source made late is the one an early one would have been (the same row sets, in
+    order, the same identities), so retries and replays draw the same values.
+    """
+
+    def __init__(self, hold: Callable[[int, str], None]) -> None:
         self._hold = hold
-        self._parts: dict[tuple[str, str], list[tuple[str, Any]]] = {}
-
-    def record(self, rowset: RowSet, sizes: Mapping[str, int]) -> None:
-        """Make `rowset`'s referenced columns available to `ref`s from now on."""
         # Keyed by the template's id, not the name the script used: `ref`s draw from the rows of a
         # template whichever version (`tmpl_x@2`) made them.
-        for name in sorted(self._referenced.get(rowset.spec.id, frozenset())):
-            if name not in rowset.columns:
-                continue
-            source = None
-            if name not in rowset.overrides:
-                source = rowset.generator.derived(name, rowset.start, rowset.count, rowset.overrides)
-            if source is None:
-                source = LazySource(rowset.count, self._loader(rowset, name, sizes.get(name, 64)))
-            self._parts.setdefault((rowset.spec.id, name), []).append(
-                (f"{rowset.identity}:{name}", source)
-            )
+        self._seen: dict[str, list[tuple[RowSet, Mapping[str, int]]]] = {}
+        # Per (template, field): its sources, and how many of the template's row sets they cover.
+        self._parts: dict[tuple[str, str], tuple[list[tuple[Any, str]], int]] = {}
+        self._columns: dict[tuple[str, str], tuple[Any, str]] = {}  # (row set, field): source, identity
+
+    def record(self, rowset: RowSet, sizes: Mapping[str, int]) -> None:
+        """Make `rowset`'s columns available to `ref`s from now on (nothing is made until one draws)."""
+        self._seen.setdefault(rowset.spec.id, []).append((rowset, sizes))
+
+    def _sources_of(self, template_id: str, name: str) -> list[tuple[Any, str]]:
+        """The sources of (template, field), made up to the latest row set of the template."""
+        parts, covered = self._parts.get((template_id, name), ([], 0))
+        seen = self._seen.get(template_id, [])
+        for rowset, sizes in seen[covered:]:
+            if name in rowset.columns:
+                parts.append(self.column(rowset, name, sizes))
+        self._parts[(template_id, name)] = (parts, len(seen))
+        return parts
 
     def _loader(self, rowset: RowSet, name: str, size: int) -> Callable[[], list[Any]]:
         def load() -> list[Any]:
@@ -134,20 +144,25 @@ class Sources:
             if f.kind != "ref":
                 continue
             key = (f.generator.template, f.generator.field)
-            parts = self._parts.get(key)
+            parts = self._sources_of(*key)
             if parts:
-                sources[key] = templates.ConcatSource([source for _, source in parts])
-                ids[f"{key[0]}.{key[1]}"] = [identity for identity, _ in parts]
+                sources[key] = templates.ConcatSource([source for source, _ in parts])
+                ids[f"{key[0]}.{key[1]}"] = [identity for _, identity in parts]
         return FrozenRefs(sources), ids
 
     def column(self, rowset: RowSet, name: str, sizes: Mapping[str, int]) -> tuple[Any, str]:
-        """A column of a row set as a source for `pick_from`, and its identity."""
+        """A column of a row set as a source (for `ref`s and `pick_from`), and its identity. One
+        per column: made once however many draw from it, and held once."""
+        found = self._columns.get((rowset.handle, name))
+        if found is not None:
+            return found
         source = None
         if name not in rowset.overrides:
             source = rowset.generator.derived(name, rowset.start, rowset.count, rowset.overrides)
         if source is None:
             source = LazySource(rowset.count, self._loader(rowset, name, sizes.get(name, 64)))
-        return source, f"{rowset.identity}:{name}"
+        found = self._columns[(rowset.handle, name)] = (source, f"{rowset.identity}:{name}")
+        return found
 
 
 def describe(
