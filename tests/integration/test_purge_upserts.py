@@ -1,6 +1,8 @@
 """Purging upserts on a real PostgreSQL: rows the run created are deleted, rows it changed are put
 back exactly (numeric, date, bytea, arrays, json), rows changed since by someone else are left alone
-and listed, and a dry run changes nothing. Through SQLAlchemy an upsert stays unpurgeable, listed."""
+and listed, a row someone else inserts while an upsert is written is not taken for the run's, and a
+dry run changes nothing. Through SQLAlchemy (SQLite, MySQL/MariaDB, PostgreSQL) upserts are undone
+too, and only through the kind of connection that read them."""
 
 from __future__ import annotations
 
@@ -157,3 +159,49 @@ def test_an_upsert_is_purged_only_through_the_kind_of_connection_that_read_it(
     assert "read through a postgresql connection" in summary.skipped[0].reason
     assert other.count() == 1
     other.close()
+
+
+@pytest.mark.parametrize("target", ["pg", "sql-postgresql"], indirect=True)
+def test_a_row_inserted_by_someone_else_between_the_lock_and_the_upsert_is_not_deleted(
+    target: tuple[str, str, str],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    attempt = Attempt(target, tmp_path, 1)
+    attempt.ledger.execute(1, "CREATE TABLE items (id integer PRIMARY KEY, name text)")
+    upserts = attempt.ledger._upserts
+    read = upserts.rows
+    theirs: list[str] = []
+
+    def rows(conn: Any, table: str, columns: list[str], values: Any) -> list[str | None]:
+        found = read(conn, table, columns, values)
+        if theirs:  # the read before the write: FOR UPDATE cannot lock a row that is not there
+            with psycopg.connect(_libpq(target[2]), autocommit=True) as other:
+                other.execute("INSERT INTO items (id, name) VALUES (%s, 'theirs')", [theirs.pop()])
+        return found
+
+    monkeypatch.setattr(upserts, "rows", rows)
+    theirs.append("2")
+    attempt.ledger.insert(
+        2, "items", [{"id": i, "name": f"run {i}"} for i in (1, 2)], on_conflict="update", key=["id"]
+    )
+    theirs.append("4")
+    attempt.ledger.insert(
+        3, "items", [{"id": i, "name": f"ign {i}"} for i in (3, 4)], on_conflict="ignore", key=["id"]
+    )
+    monkeypatch.undo()
+    assert dict(r for r in _items(target[2])) == {1: "run 1", 2: "run 2", 3: "ign 3", 4: "theirs"}
+
+    summary = purge_run(attempt.sink, attempt.seal, dry_run=False)
+    assert summary.failure is None
+    (table,) = summary.tables
+    # 1 and 3: the run's, deleted; 4: the ignore left it as it was; 2: updated from a state nobody read.
+    assert (table.rows_deleted, table.rows_restored, table.rows_changed) == (2, 0, 1)
+    assert [(c.key, c.reason.split(":")[0]) for c in summary.changed] == [("[2]", "prior unknown")]
+    assert dict(r for r in _items(target[2])) == {2: "run 2", 4: "theirs"}
+    attempt.close()
+
+
+def _items(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(_libpq(url)) as conn:
+        return conn.execute("SELECT id, name FROM items ORDER BY id").fetchall()

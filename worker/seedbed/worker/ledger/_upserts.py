@@ -8,7 +8,21 @@ after the write it reads them again and keeps a SHA-256 of each. Both go into th
 `row_keys` (so the ledger's MAC covers them):
 
     {"columns": [...], "values": [[...], ...],
-     "upsert": {"by": "postgresql", "prior": [row JSON or null, ...], "after": [sha256 hex or null, ...]}}
+     "upsert": {"by": "postgresql", "prior": [row JSON or null, ...], "after": [sha256 hex or null, ...],
+                "unknown": [index, ...]}}
+
+The lock before the write cannot hold a row that is not there yet: a row someone else inserts
+between the read and the upsert was read as "none", and the upsert then updates it. Deleting it on
+a purge would delete their row. So after the write, before anything else locks them, the ledger
+asks PostgreSQL which rows this transaction inserted (`inserted`: the row version's `xmin` is the
+transaction's own id and its `xmax` is 0; an ON CONFLICT DO UPDATE leaves the transaction's id in
+`xmax`, as `RETURNING (xmax = 0)` shows, PostgreSQL 13 to 17). A row read as "none" that the batch
+did not insert is, for `ignore`, a row the batch left as it was (its prior is what it is now), and
+for `update` a row whose prior state is unknown: its index goes into `unknown`, and a purge leaves
+it, listed with why. Through SQLAlchemy the same check is made on PostgreSQL; SQLite's write
+transaction holds the whole file, and MySQL/MariaDB's FOR UPDATE read takes next-key (gap) locks
+under their default REPEATABLE READ, so no row can arrive in between; under READ COMMITTED, which
+takes no gap locks, the race stays open there (`inserted` answers None: nothing is known).
 
 PostgreSQL (`PostgresUpserts`) reads a row as its own JSON (`row_to_json`) and puts it back with
 `json_populate_record`, every value converted by PostgreSQL itself, so numerics, dates, bytea and
@@ -52,7 +66,7 @@ from seedbed.worker.ledger._keys import _TYPES, _bare, _cast, _key_value
 from seedbed.worker.sinks import PostgresSink, SqlAlchemySink, TargetError
 from seedbed.worker.sinks._rows import split_table
 
-__all__ = ["PostgresUpserts", "SqlAlchemyUpserts", "UpsertUndo", "UpsertUndone", "row_hash"]
+__all__ = ["PostgresUpserts", "SqlAlchemyUpserts", "UpsertUndo", "UpsertUndone", "row_hash", "settle"]
 
 # Rows a purge lists by key when they were changed since (the rest are counted).
 LISTED_ROWS = 20
@@ -76,13 +90,18 @@ class UpsertUndo:
     after: list[str | None]
     # Who read the rows: "postgresql" (row_to_json) or "sqlalchemy" (typed JSON of Python values).
     by: str = "postgresql"
+    # Rows the batch updated whose prior state is unknown (inserted by someone else meanwhile).
+    unknown: list[int] = field(default_factory=list)
 
     def encode(self) -> str:
+        upsert: dict[str, Any] = {"by": self.by, "prior": self.prior, "after": self.after}
+        if self.unknown:
+            upsert["unknown"] = self.unknown
         return json.dumps(
             {
                 "columns": self.columns,
                 "values": self.values,
-                "upsert": {"by": self.by, "prior": self.prior, "after": self.after},
+                "upsert": upsert,
             },
             separators=(",", ":"),
             default=_key_value,
@@ -100,7 +119,32 @@ class UpsertUndo:
             raise ValueError("an upsert's record without its prior and after lists")
         if not len(prior) == len(after) == len(values):
             raise ValueError("an upsert's record whose lists do not match")
-        return cls(columns, values, prior, after, str(upsert.get("by", "postgresql")))
+        unknown = upsert.get("unknown", [])
+        if not isinstance(unknown, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(values) for i in unknown
+        ):
+            raise ValueError("an upsert's record whose unknown rows are not indexes of its rows")
+        return cls(columns, values, prior, after, str(upsert.get("by", "postgresql")), unknown)
+
+
+def settle(
+    prior: Sequence[str | None], now: Sequence[str | None], inserted: Sequence[bool] | None, *, ignore: bool
+) -> tuple[list[str | None], list[int]]:
+    """The prior rows to record and the indexes of those unknown, from the rows read before the
+    write (`prior`), after it (`now`), and which of them the batch inserted (None: not known). A
+    row read as none that the batch did not insert was inserted by someone else meanwhile (see the
+    module's note): an `ignore` left it as it is, an `update` changed it from a state nobody read."""
+    settled: list[str | None] = list(prior)
+    unknown: list[int] = []
+    if inserted is None:
+        return settled, unknown
+    for index, (was, row, fresh) in enumerate(zip(prior, now, inserted, strict=True)):
+        if was is None and row is not None and not fresh:
+            if ignore:
+                settled[index] = row
+            else:
+                unknown.append(index)
+    return settled, unknown
 
 
 @dataclass
@@ -128,13 +172,27 @@ class PostgresUpserts:
         schema, name = split_table(table, self._sink.connection_id)
         return (sql.Identifier(schema, name) if schema else sql.Identifier(name)).as_string(conn)
 
-    def rows(
+    def inserted(
         self, conn: psycopg.Connection[Any], table: str, columns: list[str], values: Sequence[Sequence[Any]]
-    ) -> list[str | None]:
-        """Each keyed row as JSON (None: there is none), in the order of `values`, locked for the
-        rest of the transaction."""
+    ) -> list[bool] | None:
+        """Whether this transaction inserted each keyed row (not updated it, nor left someone
+        else's), in the order of `values`. Read right after the write, before anything locks the
+        rows again (a lock of this transaction would set `xmax`)."""
         if not values:
             return []
+        regclass, arrays, names, params = self._keyed(conn, table, columns, values)
+        joined = sql.SQL(" AND ").join(sql.SQL("t.{0} = u.{0}").format(sql.Identifier(c)) for c in columns)
+        statement = sql.SQL(
+            "SELECT COALESCE(t.xmin = pg_current_xact_id()::xid AND t.xmax = '0'::xid, false)"
+            " FROM unnest({arrays}) WITH ORDINALITY AS u({names}, seedbed_ord)"
+            " LEFT JOIN {target} t ON {joined} ORDER BY u.seedbed_ord"
+        ).format(arrays=arrays, names=names, target=sql.SQL(regclass), joined=joined)
+        return [bool(r[0]) for r in conn.execute(statement, params).fetchall()]
+
+    def _keyed(
+        self, conn: psycopg.Connection[Any], table: str, columns: list[str], values: Sequence[Sequence[Any]]
+    ) -> tuple[str, sql.Composable, sql.Composable, list[list[Any]]]:
+        """(the table's regclass, the keys as typed arrays, their column names, the arrays' values)."""
         regclass = self._regclass(conn, table)
         types = dict(conn.execute(_TYPES, [regclass, columns]).fetchall())
         missing = [c for c in columns if c not in types]
@@ -147,8 +205,17 @@ class PostgresUpserts:
             )
         arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(types[c])) for c in columns)
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        return regclass, arrays, names, [list(column) for column in zip(*values, strict=True)]
+
+    def rows(
+        self, conn: psycopg.Connection[Any], table: str, columns: list[str], values: Sequence[Sequence[Any]]
+    ) -> list[str | None]:
+        """Each keyed row as JSON (None: there is none), in the order of `values`, locked for the
+        rest of the transaction."""
+        if not values:
+            return []
+        regclass, arrays, names, params = self._keyed(conn, table, columns, values)
         target = sql.SQL(regclass)
-        params = [list(column) for column in zip(*values, strict=True)]
         conn.execute(
             sql.SQL("SELECT 1 FROM {} WHERE ({}) IN (SELECT * FROM unnest({})) FOR UPDATE").format(
                 target, names, arrays
@@ -181,13 +248,14 @@ class PostgresUpserts:
             done.gone = len(undo.values)  # the table is gone, its rows with it
             return done
         now = self.rows(conn, table, undo.columns, undo.values)
+        unknown = set(undo.unknown)
         regclass = self._regclass(conn, table)
         settable = {str(r[0]) for r in conn.execute(_GENERATED, [regclass]).fetchall()}
         where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in undo.columns)
         for index in reversed(range(len(undo.values))):
             key, prior = undo.values[index], undo.prior[index]
             current = _simulated(simulated, table, key, now[index])
-            action = _decide(done, key, prior, undo.after[index], current)
+            action = _decide(done, key, prior, undo.after[index], current, index in unknown)
             if action is None:
                 continue
             if dry_run:
@@ -291,6 +359,26 @@ class SqlAlchemyUpserts:
             out.append(None if found is None else _row_json(names, found))
         return out
 
+    def inserted(
+        self, conn: sa.Connection, table: str, columns: list[str], values: Sequence[Sequence[Any]]
+    ) -> list[bool] | None:
+        """As `PostgresUpserts.inserted` on PostgreSQL; None elsewhere (SQLite and MySQL/MariaDB
+        need it not: see the module's note)."""
+        if conn.dialect.name != "postgresql" or not values:
+            return None
+        shape = self._shape(conn, table)
+        if shape is None:
+            return None
+        lite, _, _, types = shape
+        mine: sa.ColumnClause[Any] = sa.literal_column("xmin = pg_current_xact_id()::xid AND xmax = '0'::xid")
+        out: list[bool] = []
+        for key in values:
+            found = conn.execute(
+                sa.select(mine).select_from(lite).where(self._where(conn, lite, types, columns, key))
+            )
+            out.append(bool(found.scalar()))
+        return out
+
     def undo(
         self,
         conn: sa.Connection,
@@ -308,10 +396,11 @@ class SqlAlchemyUpserts:
             return done
         lite, _, settable, types = shape
         now = self.rows(conn, table, undo.columns, undo.values)
+        unknown = set(undo.unknown)
         for index in reversed(range(len(undo.values))):
             key, prior = undo.values[index], undo.prior[index]
             current = _simulated(simulated, table, key, now[index])
-            action = _decide(done, key, prior, undo.after[index], current)
+            action = _decide(done, key, prior, undo.after[index], current, index in unknown)
             if action is None:
                 continue
             if dry_run:
@@ -354,10 +443,23 @@ def _count(
 
 
 def _decide(
-    done: UpsertUndone, key: list[Any], prior: str | None, after: str | None, current: str | None
+    done: UpsertUndone,
+    key: list[Any],
+    prior: str | None,
+    after: str | None,
+    current: str | None,
+    unknown: bool = False,
 ) -> str | None:
     """What to do with a row: "delete", "restore", or None when it is left as it is (counted as
     gone, untouched or changed)."""
+    if unknown:
+        _changed(
+            done,
+            key,
+            "prior unknown: someone else inserted it while the run's upsert was written, and the "
+            "upsert updated it; left as it is (not deleted, not put back)",
+        )
+        return None
     if current is None:
         if prior is None:
             done.gone += 1

@@ -33,7 +33,7 @@ from seedbed.worker.ledger._entries import (
 from seedbed.worker.ledger._keys import PostgresTableKeys, SqlAlchemyTableKeys, TableKeys, encode_keys
 from seedbed.worker.ledger._seal import MIN_KEY_BYTES, LedgerSeal
 from seedbed.worker.ledger._tables import LedgerTable, PostgresLedgerTable, SqlAlchemyLedgerTable
-from seedbed.worker.ledger._upserts import PostgresUpserts, SqlAlchemyUpserts, UpsertUndo, row_hash
+from seedbed.worker.ledger._upserts import PostgresUpserts, SqlAlchemyUpserts, UpsertUndo, row_hash, settle
 from seedbed.worker.sinks import (
     ConfigurationError,
     InsertResult,
@@ -350,9 +350,11 @@ class LedgeredSql:
         def record(conn: Any, result: InsertResult) -> None:
             keys = None
             if values is not None:
+                inserted = upserts.inserted(conn, table, columns, values)  # before rows() locks them
                 now = upserts.rows(conn, table, columns, values)
                 after = [row_hash(r) if r is not None else None for r in now]
-                keys = UpsertUndo(columns, values, prior, after, upserts.by).encode()
+                known, unknown = settle(prior, now, inserted, ignore=on_conflict == "ignore")
+                keys = UpsertUndo(columns, values, known, after, upserts.by, unknown).encode()
             hook(conn, result, keys)
 
         sink = self.sink
