@@ -6,7 +6,7 @@ connection over REST, never a short body that looks whole)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import pytest
 
 from seedbed.api.v1 import attempt_pb2, run_pb2, scenario_pb2
 from seedbed.client import Client, ClientError
-from seedbed.coordinator.errors import DataLossError
+from seedbed.coordinator.errors import DataLossError, DispatchError
 from seedbed.coordinator.fakes import FakeDispatcher
 from seedbed.coordinator.server import running_in_thread
 from seedbed.coordinator.store import Store
@@ -122,6 +122,37 @@ def test_an_attempt_that_ends_mid_asset_leaves_nothing_of_it(tmp_path: Path, scr
     # whole.txt's row, complete, and its two chunks; nothing of half.txt
     assert _asset_rows(db, run_id) == [("whole.txt", 1), ("whole.txt",), ("whole.txt",)]
     assert f"asset 'half.txt' not kept: {said}" in lines
+
+
+class _NeverStartsAfterTheFirst(FakeDispatcher):
+    """Attempt 1 runs its script; every later attempt's worker is lost before it starts."""
+
+    async def execute(self, spec: attempt_pb2.AttemptSpec) -> AsyncGenerator[attempt_pb2.AttemptEvent, None]:
+        if spec.attempt > 1:
+            raise DispatchError(f"attempt {spec.attempt}: no worker took it")
+        async for event in super().execute(spec):
+            yield event
+
+
+def test_an_attempt_that_never_starts_still_clears_the_earlier_attempts_assets(tmp_path: Path) -> None:
+    db = tmp_path / "seedbed.db"
+    settings = settings_for(f"sqlite+aiosqlite:///{db}", tmp_path)
+    twice = scenario_pb2.ScenarioSettings(
+        retry_policy=scenario_pb2.RetryPolicy(
+            maximum_attempts=2, initial_backoff_seconds=0.05, maximum_backoff_seconds=0.1
+        )
+    )
+    with (
+        running_in_thread(settings, _NeverStartsAfterTheFirst()) as coordinator,
+        Client(coordinator.address) as client,
+    ):
+        client.put_scenario("unstarted", script="asset first.txt from-attempt-1\nlost gone", settings=twice)
+        run_id = client.run("unstarted").run_id
+        run = client.wait(run_id)
+        assert run.state == run_pb2.RUN_STATE_FAILED and run.attempt_count == 2
+        # Attempt 1's asset is not listed (attempt 2 is the run's) and nothing of it is left behind.
+        assert client.run_assets(run_id) == []
+    assert _asset_rows(db, run_id) == []
 
 
 def test_the_receiver_drops_what_is_still_arriving_at_the_end(

@@ -87,10 +87,6 @@ class AssetReceiver:
         self._names: set[str] = set()  # every name begun in this attempt
         self._said_too_many = False
 
-    async def begin(self) -> None:
-        """The attempt started: earlier attempts' assets go (this one writes them again)."""
-        await self._assets.begin_attempt(self._run_id, self._attempt)
-
     async def piece(self, piece: asset_pb2.AttemptAsset) -> None:
         arriving = self._arriving
         if piece.offset == 0:

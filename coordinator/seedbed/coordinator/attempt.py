@@ -185,6 +185,9 @@ class AttemptRunner:
     ) -> RunEnd:
         """What ``run`` does; ``seen`` (when tracing) collects what the attempt's span says."""
         run_id = run.id
+        # The attempt is begun: the listing shows its assets only (runs.attempt_count), so earlier
+        # attempts' go now, whether or not this one ever starts (a lost worker, an abort, a bad spec).
+        await self._store.assets.begin_attempt(run_id, attempt)
         try:
             spec = await self._spec(run, attempt, token, coordinator_address)
         except CoordinatorError as exc:
@@ -215,7 +218,6 @@ class AttemptRunner:
                         task_id = event.started.task_id
                         timer.started(event.started)
                         await self._started(run_id, attempt, token, event.started)
-                        await assets.begin()
                         # What a replay of the run will ask for (store.replays).
                         await self._store.replays.record_image(run_id, event.started.image)
                         if seen is not None:

@@ -4,10 +4,13 @@
 An asset arrives from the worker in pieces (``AssetReceiver``): ``start`` makes its row (not yet
 ``complete``), ``add_chunk`` keeps each piece, ``complete`` marks it whole once its size and digest
 matched; an asset never completed is not listed. A run's assets are those of its current attempt
-(``runs.attempt_count``): ``begin_attempt`` drops what earlier attempts kept when the next one starts,
-and listing reads the current attempt only; a piece of a superseded attempt (``start``, ``add_chunk``,
-``complete`` for an attempt that is no longer ``attempt_count``) raises ``LeaseLost`` and writes
-nothing, so a stale attempt can neither show nor leave behind what no later attempt would clear.
+(``runs.attempt_count``): listing reads the current attempt only, and ``begin_attempt`` drops what
+earlier attempts kept as soon as the next one is begun (before its dispatch, so also when it never
+starts), which is when the listing stops showing them. A piece of a superseded attempt (``start``,
+``add_chunk``, ``complete`` for an attempt that is no longer ``attempt_count``) raises ``LeaseLost``
+and writes nothing, so a stale attempt can neither show nor leave behind what no later attempt would
+clear: the check share-locks the run's row (PostgreSQL), so the next attempt's begin waits for a
+piece being written under the old count, and its ``begin_attempt`` then removes that piece too.
 Each call is one short transaction; content is read back one chunk per query, so neither side holds
 a whole asset.
 """
@@ -63,9 +66,10 @@ def _current(run_id: str) -> ColumnElement[bool]:
 
 async def _fence(conn: AsyncConnection, run_id: str, attempt: int) -> None:
     """LeaseLost unless ``attempt`` is the run's current one (checked in the write's transaction)."""
-    current = (
-        await conn.execute(select(t.runs.c.attempt_count).where(t.runs.c.id == run_id))
-    ).scalar_one_or_none()
+    # FOR SHARE: a begin (UPDATE runs) waits until this piece is committed, or this read waits for
+    # the begin and sees the new count; SQLite has one writer and renders no lock clause.
+    query = select(t.runs.c.attempt_count).where(t.runs.c.id == run_id).with_for_update(read=True)
+    current = (await conn.execute(query)).scalar_one_or_none()
     if current != attempt:
         raise LeaseLost(run_id, f"attempt {attempt} was superseded while sending its assets")
 
@@ -81,7 +85,8 @@ class AssetRepository:
         self._write = write
 
     async def begin_attempt(self, run_id: str, attempt: int) -> None:
-        """Attempt ``attempt`` started: drop what earlier attempts kept (it writes them again)."""
+        """Attempt ``attempt`` was begun (``runs.attempt_count`` is it): drop what earlier attempts
+        kept, no longer listed (it writes them again if it runs)."""
         async with self._write() as conn:
             await conn.execute(t.run_asset_chunks.delete().where(_k.run_id == run_id, _k.attempt < attempt))
             await conn.execute(t.run_assets.delete().where(_a.run_id == run_id, _a.attempt < attempt))
