@@ -158,6 +158,37 @@ def test_malformed_pieces_are_refused_and_drop_the_asset(data: Any) -> None:
         collector.close({"handle": handle})
 
 
+def test_a_close_waits_for_an_append_under_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A close arriving while a piece is decoded and charged sees the piece: it was one lock
+    section (a close between two sections answered the size without the piece, which was then
+    added to an asset already shipped)."""
+    import threading
+
+    from seedbed.worker.agent import _assets
+
+    collector, budget = _collector()
+    handle = collector.open({"name": "a.txt", "content_type": "text/plain; charset=utf-8"})["handle"]
+    closed: list[Any] = []
+    decode = base64.b64decode
+
+    def decode_while_closing(raw: str, validate: bool = False) -> bytes:
+        closer = threading.Thread(target=lambda: closed.append(collector.close({"handle": handle})))
+        closer.start()
+        closer.join(timeout=0.5)  # blocked on the lock until this append is done
+        return decode(raw, validate=validate)
+
+    monkeypatch.setattr(_assets.base64, "b64decode", decode_while_closing)
+    collector.append({"handle": handle, "data": _b64(b"abc")})
+    monkeypatch.undo()
+    for _ in range(100):
+        if closed:
+            break
+        threading.Event().wait(0.01)
+    assert closed[0]["size_bytes"] == 3 and closed[0]["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    assert [p.chunk for p in collector.drain()] == [b"abc"]
+    assert budget.held == 0
+
+
 def test_unknown_content_types_and_handles_are_refused() -> None:
     collector, _ = _collector()
     with pytest.raises(InvalidArgument, match="content_type"):

@@ -198,20 +198,21 @@ class AssetCollector:
         return handle, asset
 
     def append(self, args: Mapping[str, Any]) -> Any:
+        # One lock section from the handle's lookup to the charge: a close (or abandon) between
+        # them would add bytes to an asset already shipped and charge the budget for nothing.
         with self._lock:
             handle, asset = self._asset(args)
-        raw = args.get("data")
-        if not isinstance(raw, str) or len(raw) > _MAX_PIECE_CHARS:
-            self._drop(handle)
-            raise InvalidArgument(
-                f"asset {asset.name!r}: data must be base64 text of at most {PIECE_BYTES} bytes"
-            )
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            self._drop(handle)
-            raise InvalidArgument(f"asset {asset.name!r}: data is not base64") from None
-        with self._lock:
+            raw = args.get("data")
+            if not isinstance(raw, str) or len(raw) > _MAX_PIECE_CHARS:
+                self._drop_locked(handle)
+                raise InvalidArgument(
+                    f"asset {asset.name!r}: data must be base64 text of at most {PIECE_BYTES} bytes"
+                )
+            try:
+                data = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                self._drop_locked(handle)
+                raise InvalidArgument(f"asset {asset.name!r}: data is not base64") from None
             size = asset.size + len(data)
             if size > self.max_asset_bytes:
                 self._drop_locked(handle)
@@ -252,10 +253,6 @@ class AssetCollector:
             if handle in self._open:
                 self._drop_locked(handle)
         return None
-
-    def _drop(self, handle: str) -> None:
-        with self._lock:
-            self._drop_locked(handle)
 
     def _drop_locked(self, handle: str) -> None:
         """Forget an asset that will not be kept (its name is free again: the script may write a
