@@ -20,7 +20,13 @@ from seedbed.cli._replay import input_rows
 from seedbed.client import Client, ClientError, ScenarioRun
 from seedbed.coordinator._convert import replay_template_pins, run_to_proto
 from seedbed.coordinator.access import Role
-from seedbed.coordinator.app.replay import MAX_MAPPED_CONNECTIONS, ConnectionUse, check_mapping
+from seedbed.coordinator.app.replay import (
+    MAX_MAPPED_CONNECTIONS,
+    ConnectionUse,
+    _used_names,
+    check_mapping,
+    script_connections,
+)
 from seedbed.coordinator.attempt import ledger_key
 from seedbed.coordinator.errors import InvalidArgumentError
 from seedbed.coordinator.model import RunState
@@ -430,3 +436,53 @@ def test_a_replay_of_a_dry_run_is_a_dry_run(fake_coordinator: tuple[Any, Client]
     assert dry.dry_run and dry.inputs.image
     replayed = client.wait(client.replay_run(dry.id, {"shop": "shop_b"}).run_id)
     assert replayed.replayed_from == dry.id and replayed.dry_run
+
+
+def test_the_connections_a_script_used_are_its_literal_connection_arguments() -> None:
+    # Only what it passes to connection(...): an id mentioned in text (a print, a comment, a dict
+    # key) is no connection the run used, so a mapping may not name it.
+    script = (
+        "from seedbed.sdk import Seedbed\n"
+        "dm = Seedbed()\n"
+        "dm.connection('conn_shop').insert('t', [])\n"
+        "Seedbed().connection(connection_id=\"conn_api\").post('/x', [])\n"
+        "connection('conn_files')\n"
+        "name = 'conn_mentioned'\n"
+        "dm.connection(name)\n"
+        "print('conn_text', {'conn_key': 1})  # conn_comment\n"
+        "dm.template('conn_not_a_connection')\n"
+    )
+    assert script_connections(script) == {"conn_shop", "conn_api", "conn_files"}
+    assert script_connections("batch conn_shop customers 1 0 5\n") == set()  # not Python
+    assert script_connections("(" * 10_000) == set()
+    # Batches count (through their aliases for a replay of a replay), and the mapping already made.
+    used = _used_names({"conn_shop"}, {"conn_b", "conn_log"}, {"conn_old": "conn_b", "conn_x": "conn_y"})
+    assert used == {"conn_shop", "conn_old", "conn_log", "conn_x"}
+    with pytest.raises(InvalidArgumentError, match="never used a connection 'conn_text'"):
+        check_mapping(
+            {"text": "shop_b"},
+            ConnectionUse(
+                used=script_connections(script),
+                catalog={"conn_shop_b": _conn("conn_shop_b")},
+                caller="a",
+                run_as="a",
+            ),
+        )
+
+
+def test_a_run_whose_scenario_was_deleted_is_not_replayed_saying_why(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    _, client = fake_coordinator
+    original = _finished(client)
+    client.delete_scenario("seeding")
+    words = f"run {original.id}'s scenario 'scn_seeding' was deleted; a replay needs its scenario"
+    with pytest.raises(ClientError) as info:
+        client.replay_run(original.id)
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and words in info.value.details
+    # A scenario given its id since is not the run's: its run-as and settings never were.
+    client.put_scenario("seeding", script=SCRIPT)
+    with pytest.raises(ClientError) as info:
+        client.replay_run(original.id, {"shop": "shop_b"})
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and words in info.value.details
+    assert [r.id for r in client.list_runs("seeding", 10)] == [original.id]

@@ -22,20 +22,28 @@ run of a chain of replays): a replay into the original's own targets finds every
 written and writes nothing; into fresh targets it writes the same rows.
 
 The mapping is checked here, before anything starts (:func:`check_mapping`, pure): every old name is
-one the original used (wrote through, or named in its script), every new one exists for the
-scenario's project, has the old one's kind, and may be used by the caller and by the runs' run_as.
+one the original used (its write batches went through it, or its script passes it to
+``connection("…")`` as a literal: a dry run writes no batches, a read-only use none either), every new
+one exists for the scenario's project, has the old one's kind, and may be used by the caller and by
+the runs' run_as. A replay needs the run's scenario (its project, run-as and settings): once it is
+deleted (or its id given to a later scenario) a replay is refused, saying so.
 A worker whose Faker release differs from the recorded one refuses the attempt (the same seeds would
 give other rows): refused, not warned, since a replay promises the same rows.
 
-Rejected: warning on another Faker release (a replay that silently writes other rows is worse than
-none); replaying only the scenario's current script (the data would follow later edits); a replay
-signing its ledger rows for itself (a replay into the same targets would find rows it cannot verify
-and fail instead of skipping them).
+Rejected: any quoted string of the script as a used connection (a mapping key could then be an id
+only mentioned in text); the agent reporting the connections an attempt opened (a change of the
+attempt's contract for what batches and ``connection("…")`` calls already tell); replaying a run of a
+deleted scenario with the run's own snapshot of its settings (its project and run-as would be taken
+from a run, not from anything an admin still controls); warning on another Faker release (a replay
+that silently writes other rows is worse than none); replaying only the scenario's current script
+(the data would follow later edits); a replay signing its ledger rows for itself (a replay into the
+same targets would find rows it cannot verify and fail instead of skipping them).
 """
 
 from __future__ import annotations
 
-import re
+import ast
+import asyncio
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
@@ -45,13 +53,13 @@ from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.app.ids import required_id
 from seedbed.coordinator.connections import normalize_connection_id, refusal
-from seedbed.coordinator.errors import FailedPreconditionError, InvalidArgumentError
+from seedbed.coordinator.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from seedbed.coordinator.model import validate_idempotency_key
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
-from seedbed.coordinator.store import RunRecord, Store
+from seedbed.coordinator.store import RunRecord, ScenarioRecord, Store
 from seedbed.coordinator.store.catalog import CatalogScope, ConnectionRecord
-from seedbed.coordinator.store.replays import ReplayPin
+from seedbed.coordinator.store.replays import ReplayPin, check_scenario_of
 
 __all__ = ["MAX_MAPPED_CONNECTIONS", "ConnectionUse", "ReplayUseCases", "check_mapping"]
 
@@ -114,13 +122,37 @@ def check_mapping(mapping: Mapping[str, str], use: ConnectionUse) -> dict[str, s
     return checked
 
 
-def _used_names(run: RunRecord, written: Set[str], aliases: Mapping[str, str]) -> set[str]:
+def _used_names(script_names: Set[str], written: Set[str], aliases: Mapping[str, str]) -> set[str]:
     """The connection names the original's script used: those its batches went through (for a
-    replay, the script's names for them), and every quoted id in its script a connection could have."""
+    replay, the script's names for them), the names it maps already, and ``script_names``."""
     names = {old for old, new in aliases.items() if new in written}
     names |= {c for c in written if c not in aliases.values()}
     names |= set(aliases)
-    names |= {m.group(2) for m in re.finditer(r"(['\"])([A-Za-z0-9_.:-]{1,100})\1", run.script)}
+    return names | set(script_names)
+
+
+def script_connections(script: str) -> set[str]:
+    """The ids a script passes to ``connection(...)`` (``dm.connection``, a bare ``connection``)
+    as a literal string, positional or ``connection_id=``. A script that does not parse (or is
+    not Python) names none: its batches still count."""
+    try:
+        tree = ast.parse(script)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        callee = node.func
+        name = callee.attr if isinstance(callee, ast.Attribute) else getattr(callee, "id", None)
+        if name != "connection":
+            continue
+        args = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "connection_id")]
+        names |= {
+            a.value
+            for a in args
+            if isinstance(a, ast.Constant) and isinstance(a.value, str) and 0 < len(a.value) <= _MAX_ID_CHARS
+        }
     return names
 
 
@@ -137,7 +169,7 @@ class ReplayUseCases:
         run_id = required_id("run_id", run_id)
         key = validate_idempotency_key(idempotency_key)
         original = await authz.run_for(self._store, run_id, Role.RUNNER)
-        scenario = await authz.scenario_for(self._store, original.scenario_id, Role.RUNNER)
+        scenario = await self._scenario_of(original)
         if not original.state.is_terminal:
             raise FailedPreconditionError(
                 f"run {run_id} is {original.state.value}: a run can be replayed once it has ended"
@@ -150,8 +182,10 @@ class ReplayUseCases:
         earlier = original.replay  # a replay of a replay keeps the first run's identity and mapping
         previous = earlier.connection_aliases if earlier is not None else {}
         written = await self._written(run_id)
+        # Parsed off the event loop: a script may be megabytes.
+        in_script = await asyncio.to_thread(script_connections, original.script)
         use = ConnectionUse(
-            used=_used_names(original, written, previous),
+            used=_used_names(in_script, written, previous),
             catalog={
                 c.id: c
                 for c in await self._store.connections.all(CatalogScope.of_project(original.project_key))
@@ -180,6 +214,17 @@ class ReplayUseCases:
             self._tracing.name_call(fire.id, fire.run_id)
             await self._fires.launch(fire, run)
         return cv.fire_to_proto(fire)
+
+    async def _scenario_of(self, run: RunRecord) -> ScenarioRecord:
+        """The run's scenario (the caller holds RUNNER in the run's project, hence in its own);
+        FailedPreconditionError once it was deleted, or its id names a later scenario."""
+        try:
+            found = await self._store.get_scenario(run.scenario_id)
+        except NotFoundError:
+            found = None
+        scenario = check_scenario_of(run, found)
+        current_principal().require(scenario.project_key, Role.RUNNER, "scenario", scenario.id)
+        return scenario
 
     async def _written(self, run_id: str) -> set[str]:
         """The connections the run's batches went through."""

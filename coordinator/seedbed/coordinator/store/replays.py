@@ -27,18 +27,31 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from seedbed.coordinator.errors import AlreadyExistsError, FailedPreconditionError
+from seedbed.coordinator.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
 from seedbed.coordinator.model import ACTIVE_STATES, FireState, new_id
 from seedbed.coordinator.runs import decide_overlap, superseded_reason
 from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.fires import _new_run
-from seedbed.coordinator.store.records import FireRecord, ReplayPin, RunRecord, now
+from seedbed.coordinator.store.records import FireRecord, ReplayPin, RunRecord, ScenarioRecord, now
 
 if TYPE_CHECKING:
     from seedbed.coordinator.store.store import Store
 
-__all__ = ["ReplayPin", "ReplayRepository", "replay_request_hash"]
+__all__ = ["ReplayPin", "ReplayRepository", "check_scenario_of", "replay_request_hash"]
+
+
+def check_scenario_of(run: RunRecord, scenario: ScenarioRecord | None) -> ScenarioRecord:
+    """``scenario`` (the one now holding ``run``'s scenario id, None: none does), if it is the one
+    the run was made from; else FailedPreconditionError. A scenario given the id after a delete
+    (created after the run, maybe in another project) is not: its run-as and settings were never
+    the run's, and its project may not be."""
+    if scenario is None or scenario.project_key != run.project_key or scenario.created_at > run.created_at:
+        raise FailedPreconditionError(
+            f"run {run.id}'s scenario {run.scenario_id!r} was deleted; a replay needs its scenario "
+            "(for its project, run-as and settings)"
+        )
+    return scenario
 
 
 def replay_request_hash(run_id: str, connections: Mapping[str, str]) -> str:
@@ -112,7 +125,11 @@ class ReplayRepository:
                 ).first()
                 if existing is not None:
                     return await self._answer_stored(idempotency_key, digest), None, False
-            scenario = await self._store._lock_scenario(conn, original.scenario_id)
+            try:
+                found = await self._store._lock_scenario(conn, original.scenario_id)
+            except NotFoundError:
+                found = None  # deleted since the caller's check
+            scenario = check_scenario_of(original, found)
             if scenario.settings.refuses_fire(from_trigger=False):
                 raise FailedPreconditionError(
                     f"scenario {scenario.id!r} is inactive and set to refuse runs while inactive "
