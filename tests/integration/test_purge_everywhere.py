@@ -107,7 +107,7 @@ def test_a_run_is_undone_everywhere_it_can_be_and_the_rest_is_listed(
         client.put_scenario("everywhere", script=SCRIPT, settings=_settings())
         run = client.wait(client.run("everywhere").run_id)
         assert run.state == run_pb2.RUN_STATE_SUCCESS, (run.first_error, _logs(client, run.id))
-        report = worker_settings().artifacts_dir / run.id / "report.csv"
+        report = worker_settings().artifacts_dir / run.id / "conn_files" / "report.csv"
         assert report.is_file()
         assert len(api.rows("/things")) == 3 and len(api.rows("/batches")) == 4
         # Someone changes a row the run upserted, after the run.
@@ -128,6 +128,7 @@ def test_a_run_is_undone_everywhere_it_can_be_and_the_rest_is_listed(
         assert by_target[("conn_api", "/things")].rows_deleted == 3
         assert by_target[("conn_api", "/batches")].rows_deleted == 4
         assert by_target[("conn_files", "report.csv")].rows_deleted == 1
+        assert not report.parent.parent.exists()  # the connection's folder and the run's, once empty
         assert [(c.connection_id, "declares no undo" in c.reason) for c in done.skipped_connections] == [
             ("conn_plain", True)
         ]

@@ -1,5 +1,6 @@
 """Run assets on the real stack (PostgreSQL store, Ray, Docker sandboxes): a scenario writes text,
-JSON, CSV and bytes with ``dm.assets`` and a file through a file connection; they list and download
+JSON, CSV and bytes with ``dm.assets`` and a file of the same name through each of two file
+connections (each kept as its connection wrote it); they list and download
 byte for byte over gRPC, REST and the CLI; an asset over the cap fails with LimitExceeded naming it;
 hostile names are refused; a retried run keeps its last attempt's assets, once; purging removes
 them (``AssetRepository.delete_run``)."""
@@ -37,6 +38,7 @@ dm.assets.write_json("report/summary.json", {"customers": 5, "ids": [r["id"] for
 dm.assets.write_csv("customers.csv", rows)
 dm.assets.write_bytes("raw.bin", bytes(range(256)) * 3)
 dm.connection("conn_files").write("export.csv", rows, format="csv")
+dm.connection("conn_other").write("export.csv", rows[:2], format="csv")
 for name in ["../escape.txt", "/etc/passwd", "a b.txt", ".hidden", "files/conn_files/x.csv"]:
     try:
         dm.assets.write_text(name, "x")
@@ -69,11 +71,12 @@ if attempt == 1:
 def stack(ray_session: None, pg_database: str, tmp_path: Path) -> Iterator[tuple[Any, Client, str]]:
     settings = settings_for(pg_database, tmp_path, max_asset_bytes=CAP, max_run_asset_bytes=4 * CAP)
     with running_in_thread(settings) as coordinator, Client(coordinator.address) as client:
-        client.create_connection(
-            connection_pb2.CreateConnectionRequest(
-                connection_id="conn_files", kind=connection_pb2.CONNECTION_KIND_FILE
+        for connection_id in ("conn_files", "conn_other"):
+            client.create_connection(
+                connection_pb2.CreateConnectionRequest(
+                    connection_id=connection_id, kind=connection_pb2.CONNECTION_KIND_FILE
+                )
             )
-        )
         yield coordinator, client, pg_database
 
 
@@ -86,17 +89,21 @@ def _logs(client: Client, run_id: str) -> str:
     return "\n".join(e.line.text for e in client.stream_logs(run_id, follow=False) if isinstance(e, LogEvent))
 
 
-def _expected() -> dict[str, bytes]:
-    rows = [{"id": i, "name": f"n{i}", "vip": i % 2 == 0, "note": None} for i in range(1, 6)]
+def _table(rows: int) -> bytes:
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["id", "name", "vip", "note"])
-    for r in rows:
-        writer.writerow([r["id"], r["name"], "true" if r["vip"] else "false", ""])
+    for i in range(1, rows + 1):
+        writer.writerow([i, f"n{i}", "true" if i % 2 == 0 else "false", ""])
+    return table.getvalue().encode()
+
+
+def _expected() -> dict[str, bytes]:
     summary = {"customers": 5, "ids": [1, 2, 3, 4, 5]}
     return {
-        "customers.csv": table.getvalue().encode(),
-        "files/conn_files/export.csv": table.getvalue().encode(),
+        "customers.csv": _table(5),
+        "files/conn_files/export.csv": _table(5),
+        "files/conn_other/export.csv": _table(2),  # the same file name, its own file
         "raw.bin": bytes(range(256)) * 3,
         "report/summary.json": json.dumps(summary, ensure_ascii=False, indent=2).encode(),
         "report/summary.txt": "5 customers\nné\n".encode(),
@@ -125,7 +132,7 @@ def test_assets_are_kept_listed_and_downloaded_everywhere(
         name: (len(data), hashlib.sha256(data).hexdigest(), 1) for name, data in expected.items()
     }
     found = client.get_run(run.id)
-    assert (found.assets.count, found.assets.size_bytes) == (5, sum(map(len, expected.values())))
+    assert (found.assets.count, found.assets.size_bytes) == (6, sum(map(len, expected.values())))
     for asset in ScenarioRun(client, found).assets():
         assert asset.read() == expected[asset.name]
 
@@ -165,7 +172,7 @@ def test_assets_are_kept_listed_and_downloaded_everywhere(
         finally:
             await store.aclose()
 
-    assert asyncio.run(delete()) == (5, sum(map(len, expected.values())))
+    assert asyncio.run(delete()) == (6, sum(map(len, expected.values())))
     assert client.run_assets(run.id) == []
 
 

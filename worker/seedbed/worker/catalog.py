@@ -10,7 +10,9 @@ every Ray worker (a local Ray started by the coordinator declares the slots; see
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -126,7 +128,8 @@ def purge_run(
     newest first. SQL: the rows its write ledger recorded (see `seedbed.worker.ledger`), trusting
     only ledger rows whose MAC `ledger_key` verifies. REST: the resources `work["rest"]` names
     ([{call, batch, path, ids}], newest first), through the connection's declared undo. File: the
-    files `work["files"]` names, in the run's artifacts folder.
+    files `work["files"]` names, in the connection's folder of the run's artifacts folder (then
+    the run's folder itself once it is empty).
 
     {"dry_run", "tables": [{table, rows_deleted, rows_recorded, batches, rows_restored,
     rows_changed}], "skipped": [{operation, target, call, batch, reason}], "errors": [{table, call,
@@ -139,9 +142,13 @@ def purge_run(
     try:
         spec, scrubber = to_spec(snapshot)
         if spec.kind == "file":
-            folder = worker_settings().artifacts_dir / run_id
+            run_folder = worker_settings().artifacts_dir / run_id
             names = [str(n) for n in work.get("files", [])]
-            return ledger.purge_files(folder, names, dry_run=dry_run).to_json()
+            summary = ledger.purge_files(sinks.connection_folder(run_folder, spec.id), names, dry_run=dry_run)
+            if not dry_run:
+                with contextlib.suppress(OSError):  # other connections' folders in it: it stays
+                    os.rmdir(run_folder)
+            return summary.to_json()
         with tempfile.TemporaryDirectory() as tmp, sinks.open_sink(spec, artifacts_dir=Path(tmp)) as sink:
             if isinstance(sink, sinks.RestSink):
                 summary = ledger.purge_rest(sink, list(work.get("rest", [])), dry_run=dry_run)

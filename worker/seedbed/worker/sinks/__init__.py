@@ -10,7 +10,8 @@ them with secrets already resolved; nothing here reaches the sandbox.
 Sinks: `PostgresSink` ("postgresql": psycopg 3, COPY for plain inserts, multi-row INSERT for
 upserts and RETURNING), `SqlAlchemySink` ("sql": any SQLAlchemy URL through Core), `RestSink`
 ("rest": httpx, Idempotency-Key on every request, retries only where they are safe), `FileSink`
-("file": CSV / JSON Lines in the artifacts directory, atomic rename). One database call is one
+("file": CSV / JSON Lines in its connection's folder of the run's artifacts directory,
+`connection_folder`; atomic rename). One database call is one
 transaction; its `in_transaction` hook runs inside it, after the rows and before COMMIT, so a
 ledger row commits or rolls back with them. Query parameters follow the driver: psycopg's `%s` /
 `%(name)s` on "postgresql", SQLAlchemy's `:name` (a mapping) on "sql".
@@ -44,7 +45,7 @@ from seedbed.worker.sinks._errors import (
     SinkError,
     TargetError,
 )
-from seedbed.worker.sinks._files import FileFormat, FileQuota, FileSink
+from seedbed.worker.sinks._files import FileFormat, FileQuota, FileSink, connection_folder
 from seedbed.worker.sinks._open import open_sink
 from seedbed.worker.sinks._postgres import PostgresSettings, PostgresSink
 from seedbed.worker.sinks._rest import PostMode, RestSettings, RestSink, RetryPolicy
@@ -68,6 +69,7 @@ __all__ = [
     "FileFormat",
     "FileQuota",
     "FileSink",
+    "connection_folder",
     "InsertResult",
     "InvalidRequestError",
     "OnConflict",

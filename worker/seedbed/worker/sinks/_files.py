@@ -1,5 +1,10 @@
 """The file sink: CSV or JSON Lines files in the attempt's artifacts directory, written atomically.
 
+Each file connection writes into a folder of its own under the run's artifacts folder
+(`connection_folder`: `<run folder>/<connection id>/`), so two connections writing the same file
+name keep two files (a run's assets name them `files/<connection>/<name>`, and a purge removes a
+connection's files from its folder).
+
 A write goes to a temporary file in the same directory (`.{name}.XXXX.tmp`), is flushed and
 fsync'd, then renamed over the final name with `os.replace`, and the directory is fsync'd so the
 rename survives a crash: a reader sees the old file or the new one, never a partial one. Appending
@@ -41,7 +46,7 @@ from seedbed.worker.sinks._errors import (
 from seedbed.worker.sinks._rows import encode_json_row, prepare_rows
 from seedbed.worker.sinks._spec import ConnectionSpec, OptionReader, Row, Sink, WriteResult
 
-__all__ = ["FileFormat", "FileQuota", "FileSink"]
+__all__ = ["FileFormat", "FileQuota", "FileSink", "connection_folder"]
 
 FileFormat = Literal["csv", "jsonl"]
 _MAX_NAME = 200
@@ -93,8 +98,18 @@ class _Metered(io.RawIOBase):
         return self._out.fileno()
 
 
+def connection_folder(run_folder: Path, connection_id: str) -> Path:
+    """The folder file connection `connection_id` writes into, in the run's artifacts folder."""
+    if connection_id in (".", ".."):  # letters, digits and _.:- otherwise: one plain path part
+        raise ConfigurationError(
+            f"connection id {connection_id!r} cannot name a folder", connection_id=connection_id
+        )
+    return run_folder / connection_id
+
+
 class FileSink(Sink):
-    """Writes row files into one directory. Calls are serialised by a lock."""
+    """Writes row files into its connection's folder of `artifacts_dir` (`connection_folder`).
+    Calls are serialised by a lock."""
 
     kind = "file"
 
@@ -102,13 +117,14 @@ class FileSink(Sink):
         super().__init__(spec)
         self.quota = quota if quota is not None else FileQuota(2**63)
         OptionReader(spec).done()  # a file connection has no options
+        folder = connection_folder(artifacts_dir, spec.id)
         try:
-            artifacts_dir.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(
-                f"artifacts directory {artifacts_dir} is not usable: {exc.strerror}", connection_id=spec.id
+                f"artifacts directory {folder} is not usable: {exc.strerror}", connection_id=spec.id
             ) from exc
-        self.directory = artifacts_dir.resolve()
+        self.directory = folder.resolve()
         self._lock = threading.Lock()
 
     def write(

@@ -16,9 +16,10 @@ __all__ = ["open_sink"]
 def open_sink(spec: ConnectionSpec, *, artifacts_dir: Path, file_quota: FileQuota | None = None) -> Sink:
     """The sink for `spec`. Nothing is contacted yet: database connections open on first use.
 
-    Raises ConfigurationError when the spec's options are unusable. `artifacts_dir` is where file
-    connections write (created when missing), `file_quota` the bytes they may write together; the
-    other kinds ignore both.
+    Raises ConfigurationError when the spec's options are unusable. `artifacts_dir` is the run's
+    folder, where each file connection writes into a folder of its own (`connection_folder`,
+    created when missing), `file_quota` the bytes they may write together; the other kinds ignore
+    both.
     """
     if spec.kind == "postgresql":
         return PostgresSink(spec)
