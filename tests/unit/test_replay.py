@@ -5,6 +5,7 @@ tests/integration/test_replay.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import grpc
 import httpx
 import pytest
 
-from seedbed.api.v1 import attempt_pb2, connection_pb2, replay_pb2, run_pb2
+from seedbed.api.v1 import attempt_pb2, connection_pb2, replay_pb2, run_pb2, scenario_pb2
 from seedbed.cli import main
 from seedbed.cli._replay import input_rows
 from seedbed.client import Client, ClientError, ScenarioRun
@@ -28,7 +29,7 @@ from seedbed.coordinator.app.replay import (
     script_connections,
 )
 from seedbed.coordinator.attempt import ledger_key
-from seedbed.coordinator.errors import InvalidArgumentError
+from seedbed.coordinator.errors import FailedPreconditionError, InvalidArgumentError
 from seedbed.coordinator.model import RunState
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.store import RunRecord
@@ -486,3 +487,59 @@ def test_a_run_whose_scenario_was_deleted_is_not_replayed_saying_why(
         client.replay_run(original.id, {"shop": "shop_b"})
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and words in info.value.details
     assert [r.id for r in client.list_runs("seeding", 10)] == [original.id]
+
+
+# -- whom a replay acts as ---------------------------------------------------------------------------
+
+
+def test_a_replay_never_runs_an_old_script_as_an_identity_it_was_not_approved_for(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    """The attack: an editor runs script v1 while the scenario acts as themselves, changes it to an
+    innocent v2, then an admin sets run_as=carol (approving v2 to act as her). Replaying the v1 run
+    would run v1 with carol's rights (her connections)."""
+    coordinator, client = fake_coordinator
+    _pg(client, "shop")
+    carol_key = make_user(client, "carol", "default", Role.RUNNER)
+    with (
+        Client(coordinator.address, api_key=make_user(client, "ed", "default", Role.EDITOR)) as ed,
+        Client(coordinator.address, api_key=make_user(client, "pam", "default", Role.ADMIN)) as pam,
+    ):
+        ed.put_scenario("seeding", script=SCRIPT)
+        v1 = ed.wait(ed.run("seeding").run_id)
+        assert (v1.state, v1.run_as) == (run_pb2.RUN_STATE_SUCCESS, "ed")
+        ed.put_scenario("seeding", script="print innocent\n")
+        pam.put_scenario(
+            "seeding", script="print innocent\n", settings=scenario_pb2.ScenarioSettings(run_as="carol")
+        )
+
+        with pytest.raises(ClientError) as info:
+            ed.replay_run(v1.id)
+        assert info.value.code == grpc.StatusCode.PERMISSION_DENIED
+        words = ("'ed'", "'carol'", "ask an admin of project 'default' to replay it", "run the scenario anew")
+        assert all(w in info.value.details for w in words), info.value.details
+        # The store checks it again under the scenario's lock: a run-as changed after the use
+        # case's check (here: an identity the scenario no longer has) is refused too.
+        store = coordinator.store
+
+        async def late() -> Any:
+            record = await store.get_run(v1.id)
+            pin = ReplayPin(v1.id, v1.id, "fake", {}, {}, {})
+            return await store.replays.replay(record, pin, "", run_as="ed", triggered_by="ed")
+
+        with pytest.raises(FailedPreconditionError, match="now acts as 'carol', not 'ed'"):
+            asyncio.run_coroutine_threadsafe(late(), coordinator.loop).result(30)
+        assert [r.id for r in client.list_runs("seeding", 10)] == [v1.id]  # nothing started
+
+        # A project admin may (they could set run_as anyway): the replay acts as the scenario's
+        # run-as now, with the run's own script.
+        replayed = pam.wait(pam.replay_run(v1.id).run_id)
+        assert (replayed.run_as, replayed.replayed_from) == ("carol", v1.id)
+        assert coordinator.dispatcher.specs[-1].script == SCRIPT
+        # The same identity as the run had needs no more than RUNNER: a replay of the admin's
+        # replay (it acted as carol, as the scenario does now).
+        again = ed.wait(ed.replay_run(replayed.id).run_id)
+        assert again.run_as == "carol"
+    # carol herself may lend her own identity (as she may set run_as to herself).
+    with Client(coordinator.address, api_key=carol_key) as carol:
+        assert carol.wait(carol.replay_run(v1.id).run_id).run_as == "carol"

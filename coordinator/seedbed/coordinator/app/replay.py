@@ -26,7 +26,9 @@ one the original used (its write batches went through it, or its script passes i
 ``connection("…")`` as a literal: a dry run writes no batches, a read-only use none either), every new
 one exists for the scenario's project, has the old one's kind, and may be used by the caller and by
 the runs' run_as. A replay needs the run's scenario (its project, run-as and settings): once it is
-deleted (or its id given to a later scenario) a replay is refused, saying so.
+deleted (or its id given to a later scenario) a replay is refused, saying so. It acts as the
+scenario's run-as now (:func:`replay_identity`): when that is not the run's own, the old script was
+never approved to act as it, so only that user or a project ADMIN may replay it.
 A worker whose Faker release differs from the recorded one refuses the attempt (the same seeds would
 give other rows): refused, not warned, since a replay promises the same rows.
 
@@ -34,7 +36,8 @@ Rejected: any quoted string of the script as a used connection (a mapping key co
 only mentioned in text); the agent reporting the connections an attempt opened (a change of the
 attempt's contract for what batches and ``connection("…")`` calls already tell); replaying a run of a
 deleted scenario with the run's own snapshot of its settings (its project and run-as would be taken
-from a run, not from anything an admin still controls); warning on another Faker release (a replay
+from a run, not from anything an admin still controls); a replay acting as the run's own run-as (an
+identity an admin may have withdrawn since); warning on another Faker release (a replay
 that silently writes other rows is worse than none); replaying only the scenario's current script
 (the data would follow later edits); a replay signing its ledger rows for itself (a replay into the
 same targets would find rows it cannot verify and fail instead of skipping them).
@@ -53,7 +56,12 @@ from seedbed.coordinator import authz
 from seedbed.coordinator.access import Role, current_principal
 from seedbed.coordinator.app.ids import required_id
 from seedbed.coordinator.connections import normalize_connection_id, refusal
-from seedbed.coordinator.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from seedbed.coordinator.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from seedbed.coordinator.model import validate_idempotency_key
 from seedbed.coordinator.observability.tracing import RunTracing
 from seedbed.coordinator.overlap import FireLauncher
@@ -61,7 +69,7 @@ from seedbed.coordinator.store import RunRecord, ScenarioRecord, Store
 from seedbed.coordinator.store.catalog import CatalogScope, ConnectionRecord
 from seedbed.coordinator.store.replays import ReplayPin, check_scenario_of
 
-__all__ = ["MAX_MAPPED_CONNECTIONS", "ConnectionUse", "ReplayUseCases", "check_mapping"]
+__all__ = ["MAX_MAPPED_CONNECTIONS", "ConnectionUse", "ReplayUseCases", "check_mapping", "replay_identity"]
 
 MAX_MAPPED_CONNECTIONS = 100
 _MAX_ID_CHARS = 100
@@ -122,6 +130,27 @@ def check_mapping(mapping: Mapping[str, str], use: ConnectionUse) -> dict[str, s
     return checked
 
 
+def replay_identity(run: RunRecord, scenario: ScenarioRecord) -> str:
+    """Whom a replay of ``run`` acts as: the scenario's run-as now (the store checks it again under
+    the scenario's lock). A replay runs the run's own script, which was approved to act as the run's
+    ``run_as`` only; acting as another user needs the caller to be that user or an ADMIN of the
+    project (who could set run_as anyway). Else PermissionDeniedError naming both identities."""
+    now_as = scenario.effective_run_as
+    principal = current_principal()
+    if now_as in (run.run_as, principal.user_id):
+        return now_as  # the identity the script already ran as, or the caller's own
+    held = principal.role_in(scenario.project_key)
+    if held is not None and held >= Role.ADMIN:
+        return now_as
+    project = scenario.project_key
+    raise PermissionDeniedError(
+        f"run {run.id} acted as {run.run_as!r} and scenario {scenario.id!r} now acts as {now_as!r}: a "
+        f"replay runs the run's own script, which was never approved to act as {now_as!r}, so it needs "
+        f"role ADMIN in project {project!r} ({principal.user_id!r} has {held.name if held else 'none'}); "
+        f"ask an admin of project {project!r} to replay it, or run the scenario anew"
+    )
+
+
 def _used_names(script_names: Set[str], written: Set[str], aliases: Mapping[str, str]) -> set[str]:
     """The connection names the original's script used: those its batches went through (for a
     replay, the script's names for them), the names it maps already, and ``script_names``."""
@@ -179,7 +208,8 @@ class ReplayUseCases:
                 f"run {run_id} recorded no sandbox image (no attempt of it started, or it ran before runs "
                 "recorded their inputs): it cannot be replayed"
             )
-        earlier = original.replay  # a replay of a replay keeps the first run's identity and mapping
+        run_as = replay_identity(original, scenario)
+        earlier = original.replay  # a replay of a replay keeps the first run's ledger identity and mapping
         previous = earlier.connection_aliases if earlier is not None else {}
         written = await self._written(run_id)
         # Parsed off the event loop: a script may be megabytes.
@@ -191,7 +221,7 @@ class ReplayUseCases:
                 for c in await self._store.connections.all(CatalogScope.of_project(original.project_key))
             },
             caller=current_principal().user_id,
-            run_as=scenario.effective_run_as,
+            run_as=run_as,
         )
         mapping = check_mapping(connections, use)
         versions = (original.details or {}).get("versions") or {}
@@ -206,7 +236,12 @@ class ReplayUseCases:
         caller = current_principal().user_id
         with self._tracing.fire_span(original.scenario_id, None) as span:
             fire, run, created = await self._store.replays.replay(
-                original, pin, key, triggered_by=caller, traceparent=self._tracing.traceparent(span)
+                original,
+                pin,
+                key,
+                run_as=run_as,
+                triggered_by=caller,
+                traceparent=self._tracing.traceparent(span),
             )
             if created:
                 self._tracing.name_fire(span, fire.id, fire.run_id)

@@ -106,7 +106,8 @@ runs = Table(
     # JSON: a replay's pins {template id: version} (else NULL) until the first dispatch replaces them by
     # {"fixed": {template id: version}}, what every attempt uses (store.templates: _pins, fix_for_run).
     Column("template_pins", Text),
-    # Replayable runs: the image the script ran in (the first attempt that started), the run a replay
+    # Replayable runs: the image the script ran in (every attempt that starts records its own: the
+    # latest one's, whose writes the run kept, wins; store.replays.record_image), the run a replay
     # replays, and (a replay) what its attempts pin, JSON: see store.replays.
     Column("image", String(255)),
     Column("replayed_from", String(40)),

@@ -8,7 +8,10 @@ started: the latest is the one whose writes the run kept), ``replayed_from`` and
 A replay is a fire like RunScenario's, resolved in one transaction under the scenario's lock by the
 same overlap policy (``runs.decide_overlap``), with the same "insert if absent, then compare the
 request hash" idempotency on its key. Its run copies the original's script, scenario revision,
-params and run key instead of the scenario's current ones. A policy that would queue the fire
+params and run key instead of the scenario's current ones; it acts as the scenario's run-as now,
+which must still be the one the caller was allowed to replay as (``run_as``: the use case refuses a
+run-as other than the run's own to anyone but that user or a project ADMIN, since the old script
+was never approved to act as it). A policy that would queue the fire
 cancels it instead: a queued fire is later given a run from the scenario as it is then
 (``FireRepository.release_pending``), which is not what a replay asks for.
 
@@ -82,14 +85,20 @@ class ReplayRepository:
         pin: ReplayPin,
         idempotency_key: str,
         *,
+        run_as: str,
         triggered_by: str,
         traceparent: str = "",
     ) -> tuple[FireRecord, RunRecord | None, bool]:
         """Record the replay's fire and resolve it: (fire, run or None, created). The same key with
-        the same request answers the stored fire (created=False); with another, AlreadyExistsError."""
+        the same request answers the stored fire (created=False); with another, AlreadyExistsError.
+
+        ``run_as``: the identity the caller was allowed to replay as (``app.replay.replay_identity``)
+        and the mapping was checked for; once the scenario acts as another, FailedPreconditionError."""
         digest = replay_request_hash(original.id, pin.connection_aliases)
         try:
-            return await self._replay(original, pin, idempotency_key, digest, triggered_by, traceparent)
+            return await self._replay(
+                original, pin, idempotency_key, digest, run_as, triggered_by, traceparent
+            )
         except IntegrityError:
             pass  # a concurrent call with the same key won the insert
         return await self._answer_stored(idempotency_key, digest), None, False
@@ -112,6 +121,7 @@ class ReplayRepository:
         pin: ReplayPin,
         idempotency_key: str,
         digest: str,
+        run_as: str,
         triggered_by: str,
         traceparent: str,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
@@ -130,6 +140,11 @@ class ReplayRepository:
             except NotFoundError:
                 found = None  # deleted since the caller's check
             scenario = check_scenario_of(original, found)
+            if scenario.effective_run_as != run_as:  # its run_as or script changed since the check
+                raise FailedPreconditionError(
+                    f"scenario {scenario.id!r} now acts as {scenario.effective_run_as!r}, not {run_as!r} "
+                    f"as when this replay of run {original.id} was checked: replay again"
+                )
             if scenario.settings.refuses_fire(from_trigger=False):
                 raise FailedPreconditionError(
                     f"scenario {scenario.id!r} is inactive and set to refuse runs while inactive "
