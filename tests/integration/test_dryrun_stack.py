@@ -1,6 +1,7 @@
 """Dry runs through the real stack (gRPC, REST and the CLI → Ray → Docker sandbox → agent → a real
 PostgreSQL): the report comes back with the run, nothing is written, the flag is part of what an
-idempotency key identifies, a dry run cannot be purged and is never the scenario's last outcome."""
+idempotency key identifies, a dry run's purge removes only its assets, and it is never the
+scenario's last outcome."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ db.insert("customers", customers)
 ids = dm.pick_from([c["id"] for c in customers])
 orders = dm.generate("tmpl_order", count=200, overrides={"customer_id": ids})
 print("inserted", db.insert("orders", orders))
+dm.assets.write_text("plan.txt", "50 customers, 200 orders")
 """
 
 
@@ -86,15 +88,16 @@ def test_a_dry_run_through_the_stack_then_the_real_run(coordinator: tuple[Any, C
     assert _db(shop_pg) == ({"customers", "orders"}, 0, 0)  # no row, no ledger, no `extra`
     assert client.write_batches(run.id) == []
 
-    # The flag is part of the request a key identifies; a dry run has nothing to purge.
+    # The flag is part of the request a key identifies; a dry run's purge removes only its assets.
     with pytest.raises(ClientError) as refused:
         client.run("shop", idempotency_key="dry-1")
     assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS
     assert client.run("shop", idempotency_key="dry-1", dry_run=True).run_id == run.id
-    with pytest.raises(ClientError) as not_purged:
-        client.purge_run(run.id)
-    assert not_purged.value.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "dry run" in not_purged.value.details
+    assert [a.name for a in client.run_assets(run.id)] == ["plan.txt"]
+    purged = client.purge_run(run.id)
+    assert not purged.failures and list(purged.targets) == [] and purged.assets_deleted == 1
+    assert client.run_assets(run.id) == []
+    assert _db(shop_pg) == ({"customers", "orders"}, 0, 0)
 
     real = client.wait(client.run("shop").run_id)
     assert real.state == run_pb2.RUN_STATE_SUCCESS and not real.dry_run
