@@ -214,13 +214,14 @@ class ReplayUseCases:
         written = await self._written(run_id)
         # Parsed off the event loop: a script may be megabytes.
         in_script = await asyncio.to_thread(script_connections, original.script)
+        caller = current_principal().user_id
         use = ConnectionUse(
             used=_used_names(in_script, written, previous),
             catalog={
                 c.id: c
                 for c in await self._store.connections.all(CatalogScope.of_project(original.project_key))
             },
-            caller=current_principal().user_id,
+            caller=caller,
             run_as=run_as,
         )
         mapping = check_mapping(connections, use)
@@ -233,7 +234,6 @@ class ReplayUseCases:
             versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
             template_versions=cv.replay_template_pins(original),
         )
-        caller = current_principal().user_id
         with self._tracing.fire_span(original.scenario_id, None) as span:
             fire, run, created = await self._store.replays.replay(
                 original,

@@ -197,7 +197,7 @@ class ReplayRepository:
                     replayed_from=original.id,
                     replay=pin.to_json(),
                 )
-                if pin.template_versions and "template_pins" in t.runs.c:
+                if pin.template_versions:
                     run_values["template_pins"] = json.dumps(pin.template_versions, sort_keys=True)
                 fire_values["state"] = FireState.RUN_CREATED.value
                 fire_values["run_id"] = run_values["id"]

@@ -198,6 +198,12 @@ class RunServiceServicer:
     def ReplayRun(self, request, context):
         """Starts a new run with a finished run's recorded inputs (script, params, run key, template
         versions, image), its connections optionally mapped to others; answers its fire at once.
+        NOT_FOUND for an unknown run; PERMISSION_DENIED without RUNNER on the run's project, or when
+        the scenario now acts as a user the run did not (only that user or an ADMIN may then replay);
+        FAILED_PRECONDITION while the run is active, when it recorded no image, or once its scenario was
+        deleted; INVALID_ARGUMENT for a mapping entry the run did not use, unknown, of another kind, or
+        one the caller or the run-as may not use; ALREADY_EXISTS for an idempotency key used by another
+        request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
