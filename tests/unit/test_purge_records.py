@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
 from seedbed.api.v1 import connection_pb2, run_pb2, scenario_pb2
 from seedbed.cli import main
 from seedbed.client import Client, ClientError
 from seedbed.coordinator import running_in_thread
 from seedbed.coordinator.fakes import FakeDispatcher
+from seedbed.coordinator.purge import RunPurger
+from seedbed.coordinator.purge_pass import PurgePass
 from seedbed.coordinator.store import Store, now
 from tests.conftest import eventually, settings_for
 from tests.unit.test_purge_api import _count, _seeded_run
@@ -93,6 +97,78 @@ def test_a_purge_is_claimed_once_resumed_after_its_lease_and_never_again_once_do
         True,
         ("e", 4, "ttl"),
     ]
+
+
+def test_one_runs_failed_purge_stops_no_other_and_each_claim_is_fenced(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    coordinator, client = fake_coordinator
+    runs = [_ran(client, "expiring").id, _ran(client, "expiring").id]
+    settings = client.get_project("default").get_scenario("expiring").get_settings()
+    settings.purge_after = timedelta(seconds=1)
+    settings.save()
+    time.sleep(1.2)
+    url = coordinator.settings.resolved_store_url()
+
+    class BrokenOnce:
+        """Purges as a purger whose first run fails with what no one expected."""
+
+        holder, lease = "coord-1", timedelta(seconds=60)
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def claimant(self, trigger: str) -> str:
+            return f"{self.holder} ({trigger} {len(self.seen)})"
+
+        async def held(self, run: Any, holder: str, *, trigger: str) -> run_pb2.PurgeRunResponse:
+            self.seen.append(run.id)
+            if len(self.seen) == 1:
+                raise RuntimeError("a bug in one run's purge")
+            return run_pb2.PurgeRunResponse()
+
+    async def story() -> tuple[list[str], list[str], list[bool]]:
+        store = await Store.open(url)
+        try:
+            broken = BrokenOnce()
+            swept = await PurgePass(store, cast(RunPurger, broken), interval_seconds=60).sweep()
+            # The same coordinator claims a run again once a claim's lease passed (its renewals
+            # failed): the first claim can neither renew nor end the one that replaced it.
+            purger = RunPurger(
+                store,
+                cast(Any, None),
+                cast(Any, None),
+                cast(Any, None),
+                holder="coord-1",
+                registry=CollectorRegistry(),
+            )
+            first, second = purger.claimant("request"), purger.claimant("request")
+            t0, lease = now() + timedelta(seconds=61), timedelta(seconds=60)  # the pass's claims passed
+            fenced = []
+            for holder, at in ((first, t0), (second, t0 + timedelta(seconds=61))):
+                fenced.append(
+                    await store.purges.claim(
+                        runs[0],
+                        scenario_id="expiring",
+                        project_key="default",
+                        trigger="request",
+                        holder=holder,
+                        at=at,
+                        lease=lease,
+                        again=True,
+                    )
+                )
+            fenced.append(await store.purges.renew(runs[0], first, t0 + timedelta(seconds=200)))
+            ended = {"failed": False, "message": "m", "result": "{}", "retry_after": lease}
+            fenced.append(await store.purges.finish(runs[0], first, at=t0 + timedelta(seconds=62), **ended))
+            fenced.append(await store.purges.finish(runs[0], second, at=t0 + timedelta(seconds=63), **ended))
+        finally:
+            await store.aclose()
+        return swept, broken.seen, fenced
+
+    swept, seen, fenced = asyncio.run(story())
+    assert sorted(seen) == sorted(runs) and sorted(swept) == sorted(runs)
+    assert fenced == [True, True, False, False, True]
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

@@ -13,8 +13,11 @@ The run's assets (files it kept) are removed with it.
 
 A purge that is not a dry run is recorded (`store.purges`): claimed with a lease before it starts,
 so that one coordinator purges a run at a time, renewed while it runs, and ended DONE or FAILED
-with what it did. The periodic pass (`seedbed.coordinator.purge_pass`) purges through the same
-claim; a purge asked for while another holds the run is refused.
+with what it did. Each claim has a holder of its own (`claimant`: the coordinator's id, what
+started it, and a random tag), so a purge whose lease passed (its renewals failed) and was claimed
+again, even by the same coordinator, can neither renew nor end the claim that replaced it. The
+periodic pass (`seedbed.coordinator.purge_pass`) purges through the same claim; a purge asked for
+while another holds the run is refused.
 
 The ledger is kept per database, not per connection: a purge through one connection removes the
 run's batches written through any connection to the same database. Connections whose URLs name the
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -84,6 +88,10 @@ class RunPurger:
             registry=registry,
         )
 
+    def claimant(self, trigger: str) -> str:
+        """The holder of one claim: this coordinator, what started the purge, a tag of its own."""
+        return f"{self.holder} ({trigger} {uuid.uuid4().hex[:8]})"
+
     async def purge(self, run_id: str, *, dry_run: bool) -> run_pb2.PurgeRunResponse:
         """Purge (or with `dry_run` count) what run `run_id` wrote. Raises NotFoundError, and
         FailedPreconditionError while the run is active or another purge of it is under way."""
@@ -94,7 +102,7 @@ class RunPurger:
             )
         if dry_run:
             return await self.undo(run, dry_run=True)
-        holder = f"{self.holder} (request)"
+        holder = self.claimant("request")
         claimed = await self._store.purges.claim(
             run.id,
             scenario_id=run.scenario_id,

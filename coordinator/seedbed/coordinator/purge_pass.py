@@ -15,6 +15,7 @@ batch's entry is deleted with its rows), REST deletes of what is gone answer 404
 purged twice. Several coordinators: each claim is one conditional statement, so one of them
 purges a run.
 
+One run's failure, whatever it is, is recorded FAILED and the pass goes on to the next run.
 Counted in `seedbed_purges{trigger, outcome}` (Prometheus).
 
 Rejected: a purge per run scheduled at its end (lost with the coordinator, and not changed when
@@ -87,7 +88,7 @@ class PurgePass:
             run = await self._store.get_run(run_id)
         except NotFoundError:
             return False  # deleted meanwhile
-        holder = self._purger.holder
+        holder = self._purger.claimant("ttl")
         claimed = await self._store.purges.claim(
             run.id,
             scenario_id=run.scenario_id,
@@ -104,4 +105,6 @@ class PurgePass:
             await self._purger.held(run, holder, trigger="ttl")
         except CoordinatorError as exc:  # recorded FAILED: the pass goes on
             log.warning("run %s: the periodic purge failed: %s", run.id, exc)
+        except Exception:  # recorded FAILED too (`held`); one run's bug or outage stops no other
+            log.exception("run %s: the periodic purge failed", run.id)
         return True
