@@ -1,7 +1,7 @@
 """Purging what a run wrote outside SQL: the resources its REST posts created, the files it wrote.
 
     summary = purge_rest(sink, created, dry_run=False)   # created: [{call, batch, path, ids}], newest first
-    summary = purge_files(folder, names, dry_run=False)  # the run's artifacts folder, the names written
+    summary = purge_files(folder, names, dry_run=False)  # the connection's folder, the names written
 
 REST: a connection declares how a post is undone (`RestOptions.undo`, "DELETE /things/{id}"); the
 coordinator keeps the ids each response named (see `RestSink.created_ids`) and hands them back here,
@@ -11,8 +11,8 @@ interrupted and run again deletes nothing twice. An id the response did not name
 the sink refuses, is listed (`changed`) with why. The first failure stops the purge, like a SQL one;
 what was deleted before it stays deleted.
 
-Files: a `file` connection writes into the run's folder of the worker's artifacts directory, flat
-names only. Each name the run wrote is removed if it is a regular file directly in that folder: a
+Files: a `file` connection writes into its own folder in the run's folder of the worker's artifacts
+directory (`sinks.connection_folder`), flat names only. Each name the run wrote is removed if it is a regular file directly in that folder: a
 name with a separator, a symlink, a folder, anything the folder's real path does not contain is left
 and listed. The folder goes too once empty.
 
@@ -82,8 +82,8 @@ def purge_rest(sink: RestSink, created: Sequence[Mapping[str, Any]], *, dry_run:
 
 
 def purge_files(folder: Path, names: Sequence[str], *, dry_run: bool) -> PurgeSummary:
-    """Remove the files `names` from `folder` (the run's artifacts folder), never following a
-    symlink and never leaving the folder."""
+    """Remove the files `names` from `folder` (the connection's folder of the run's artifacts
+    folder), never following a symlink and never leaving the folder."""
     summary = PurgeSummary(dry_run)
     if not names:
         return summary
