@@ -207,6 +207,31 @@ def test_a_download_of_an_asset_removed_midway_ends_with_data_loss(kept: Any) ->
         http.get(f"/v1/runs/{run_id}/assets/report.txt")
 
 
+def test_closing_a_downloads_chunks_cancels_its_call(tmp_path: Path) -> None:
+    """A reader that stops early (the MCP backend past max_bytes) closes the chunks: the call is
+    cancelled then, not left streaming until the generator is collected."""
+    settings = settings_for(f"sqlite+aiosqlite:///{tmp_path / 'seedbed.db'}", tmp_path)
+    with running_in_thread(settings, FakeDispatcher()) as coordinator, Client(coordinator.address) as client:
+        client.put_scenario("big", script="asset big.txt " + "x" * 2_000)  # 500 chunks
+        run_id = client.run("big").run_id
+        assert client.wait(run_id).state == run_pb2.RUN_STATE_SUCCESS
+        calls: list[Any] = []
+        download = client._runs.DownloadRunAsset
+
+        def kept_call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(download(*args, **kwargs))
+            return calls[-1]
+
+        client._runs.DownloadRunAsset = kept_call
+        meta, chunks = client.download_run_asset(run_id, "big.txt")
+        assert meta.size_bytes == 2_000 and next(chunks) == b"xxxx"
+        chunks.close()
+        assert not calls[0].is_active() and calls[0].code() == grpc.StatusCode.CANCELLED
+        # Read to its end, a download's call ends OK.
+        _, whole = client.download_run_asset(run_id, "big.txt")
+        assert b"".join(whole) == b"x" * 2_000 and calls[1].code() == grpc.StatusCode.OK
+
+
 def test_the_store_says_data_loss_instead_of_ending_short(kept: Any) -> None:
     _, _, run_id, db = kept
     _lose_a_chunk(db, run_id)

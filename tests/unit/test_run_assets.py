@@ -10,7 +10,7 @@ import base64
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +164,6 @@ def test_a_close_waits_for_an_append_under_way(monkeypatch: pytest.MonkeyPatch) 
     added to an asset already shipped)."""
     import threading
 
-    from seedbed.worker.agent import _assets
-
     collector, budget = _collector()
     handle = collector.open({"name": "a.txt", "content_type": "text/plain; charset=utf-8"})["handle"]
     closed: list[Any] = []
@@ -177,7 +175,7 @@ def test_a_close_waits_for_an_append_under_way(monkeypatch: pytest.MonkeyPatch) 
         closer.join(timeout=0.5)  # blocked on the lock until this append is done
         return decode(raw, validate=validate)
 
-    monkeypatch.setattr(_assets.base64, "b64decode", decode_while_closing)
+    monkeypatch.setattr(base64, "b64decode", decode_while_closing)
     collector.append({"handle": handle, "data": _b64(b"abc")})
     monkeypatch.undo()
     for _ in range(100):
@@ -492,9 +490,11 @@ def test_reading_assets_takes_a_role_in_the_runs_project(assets_run: Any) -> Non
 class _CutShort:
     """A client whose download ends early (the asset was purged or replaced while it streamed)."""
 
-    def download_run_asset(self, run_id: str, name: str) -> tuple[asset_pb2.RunAsset, Iterator[bytes]]:
+    def download_run_asset(
+        self, run_id: str, name: str
+    ) -> tuple[asset_pb2.RunAsset, Generator[bytes, None, None]]:
         meta = asset_pb2.RunAsset(name=name, size_bytes=10, sha256=hashlib.sha256(b"0123456789").hexdigest())
-        return meta, iter([b"01234"])
+        return meta, (chunk for chunk in [b"01234"])
 
 
 def test_a_download_cut_short_is_an_integrity_error_everywhere(tmp_path: Path) -> None:

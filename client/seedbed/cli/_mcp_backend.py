@@ -115,8 +115,8 @@ class ClientBackend:
         def read() -> bytes:
             _, chunks = self._client.download_run_asset(run_id, name)
             data = bytearray()
-            # A generator: closing it stops reading once enough has come.
-            with contextlib.closing(cast("Generator[bytes, None, None]", chunks)):
+            # Closing the chunks cancels the download once enough has come.
+            with contextlib.closing(chunks):
                 for chunk in chunks:
                     data += chunk[: max_bytes - len(data)]
                     if len(data) >= max_bytes:

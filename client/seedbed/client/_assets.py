@@ -80,10 +80,11 @@ class RunAsset:
         meta, chunks = self._client.download_run_asset(self.run_id, self.name)
         digest = hashlib.sha256()
         size = 0
-        for chunk in chunks:
-            out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
+        with contextlib.closing(chunks):  # ``out`` failing cancels the download at once
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
         out.flush()
         _check(meta, size, digest.hexdigest())
         self.raw = meta

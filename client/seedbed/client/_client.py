@@ -13,7 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -417,9 +417,13 @@ class Client:
         response = self._call(self._runs.ListRunAssets, asset_pb2.ListRunAssetsRequest(run_id=run_id))
         return list(response.assets)  # type: ignore[attr-defined]
 
-    def download_run_asset(self, run_id: str, name: str) -> tuple[asset_pb2.RunAsset, Iterator[bytes]]:
-        """One asset's metadata and its content in chunks (read the chunks before the next call).
-        NOT_FOUND (ClientError) for an unknown run or name, raised here, before any chunk."""
+    def download_run_asset(
+        self, run_id: str, name: str
+    ) -> tuple[asset_pb2.RunAsset, Generator[bytes, None, None]]:
+        """One asset's metadata and its content in chunks (read the chunks before the next call;
+        ``close()`` them to stop early: that cancels the call, which would otherwise stay open
+        until the generator is collected). NOT_FOUND (ClientError) for an unknown run or name,
+        raised here, before any chunk."""
         request = asset_pb2.DownloadRunAssetRequest(run_id=run_id, name=name)
         try:
             stream = self._runs.DownloadRunAsset(request, timeout=max(self._timeout, 600))
@@ -430,14 +434,16 @@ class Client:
             message = f"the download of {name!r} ended before it began"
             raise ClientError(grpc.StatusCode.UNKNOWN, message) from None
 
-        def chunks() -> Iterator[bytes]:
-            if first.chunk:
-                yield first.chunk
+        def chunks() -> Generator[bytes, None, None]:
             try:
+                if first.chunk:
+                    yield first.chunk
                 for message in stream:
                     yield message.chunk
             except grpc.RpcError as exc:
                 raise _wrap(exc, self._transport) from None
+            finally:
+                stream.cancel()  # a no-op once the stream has ended
 
         return first.asset, chunks()
 
