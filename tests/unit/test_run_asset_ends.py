@@ -5,6 +5,7 @@ connection over REST, never a short body that looks whole)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncGenerator, Iterator
 from datetime import UTC, datetime
@@ -203,8 +204,18 @@ def test_a_download_of_an_asset_removed_midway_ends_with_data_loss(kept: Any) ->
             got += chunk
     assert caught.value.code == grpc.StatusCode.DATA_LOSS
     assert "only 8 of its 20 bytes could be read" in str(caught.value) and got == b"01234567"
-    with pytest.raises(httpx.RemoteProtocolError):  # REST: the connection ends before Content-Length
-        http.get(f"/v1/runs/{run_id}/assets/report.txt")
+    server_log: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = server_log.append  # type: ignore[method-assign]
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):  # REST: the connection ends before Content-Length
+            http.get(f"/v1/runs/{run_id}/assets/report.txt")
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    # Ended as an aborted stream, not as an exception uvicorn logs with a traceback.
+    assert server_log and all(r.exc_info is None for r in server_log)
+    assert not any("Exception in ASGI application" in r.getMessage() for r in server_log)
 
 
 def test_closing_a_downloads_chunks_cancels_its_call(tmp_path: Path) -> None:

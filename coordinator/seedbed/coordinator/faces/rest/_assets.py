@@ -7,23 +7,25 @@ an ASCII fallback (anything but letters, digits, ``.``, ``_`` and ``-`` replaced
 exact name RFC 5987-encoded (``filename*=UTF-8''…``); ``Content-Type`` is the asset's only when it
 is one of the types the SDK declares, else ``application/octet-stream``; ``X-Content-Type-Options:
 nosniff`` keeps a browser from guessing otherwise. ``ETag`` is the content's SHA-256. An asset
-removed while it streams (a purge) ends the connection before the announced ``Content-Length``.
+removed while it streams (a purge) ends the connection before the announced ``Content-Length``
+(``_AssetResponse``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from seedbed.api.v1 import asset_pb2
 from seedbed.coordinator.app import RunUseCases
 from seedbed.coordinator.errors import DataLossError
+from seedbed.coordinator.faces.rest import _errors
 from seedbed.coordinator.faces.rest._json import ref, to_json
 
 _SERVED_TYPES = frozenset(
@@ -86,8 +88,8 @@ def asset_routes(api: APIRouter, runs: RunUseCases) -> None:
         name: Annotated[str, Path(description="the asset's name as listed, e.g. report/summary.json")],
     ) -> StreamingResponse:
         asset, chunks = await runs.assets.download(run_id, name)
-        return StreamingResponse(
-            _stream(chunks),
+        return _AssetResponse(
+            chunks,
             media_type=served_type(asset.content_type),
             headers={
                 "Content-Disposition": content_disposition(asset.name),
@@ -99,12 +101,28 @@ def asset_routes(api: APIRouter, runs: RunUseCases) -> None:
         )
 
 
-async def _stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except DataLossError as exc:
-        # The status and Content-Length are sent: raising aborts the connection, so the client
-        # sees a body shorter than announced instead of a complete-looking truncated file.
-        log.warning("a download ended short: %s", exc)
-        raise
+class _AssetResponse(StreamingResponse):
+    """A download. An asset removed while it streams (``DataLossError``) ends the answer without its
+    last message: the server then closes the connection short of the ``Content-Length`` already
+    sent, so the client sees an incomplete body, never a complete-looking truncated file. Returning
+    (rather than raising, which Starlette passes on and uvicorn logs as "Exception in ASGI
+    application" with a traceback) leaves one warning here and uvicorn's one line "ASGI callable
+    returned without completing response"; the call is counted as DATA_LOSS."""
+
+    cut: DataLossError | None = None
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except DataLossError as exc:
+            self.cut = exc
+            log.warning("a download ended short: %s", exc)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+        if self.cut is not None:
+            _errors.mark(scope, self.cut.code.name)
