@@ -329,3 +329,30 @@ def test_a_runs_page_lists_its_assets_to_download(page: Page, fake_console: Cons
     assert download.suggested_filename == "summary.txt"
     assert download.path().read_bytes() == b"12 customers"
     shot(page, "run-assets")
+
+
+def test_a_purge_shows_what_it_would_do_then_what_it_did(page: Page, fake_console: ConsoleServer) -> None:
+    # The fake run writes through a connection that does not exist (skipped, with why) and keeps an
+    # asset; the connection's id comes from the script: it must reach the page as text.
+    script = "asset report.txt hello\nbatch conn_<img/src=x> customers 1 1 5\nprint done\n"
+    fake_console.client.put_scenario("scn_purge", script=script)
+    sign_in(page, fake_console)
+    run_id = fake_console.client.run("scn_purge").run_id
+    fake_console.client.wait(run_id)
+    page.goto(f"{fake_console.url}/console/#/runs/{run_id}")
+    page.get_by_role("button", name="Purge…").click()
+    preview = page.get_by_role("dialog")
+    expect(preview).to_contain_text("1 asset(s), 5 bytes, would be removed with the run")
+    skipped = preview.get_by_role("group", name="Connections skipped")
+    expect(skipped).to_contain_text("Connections it would not look at:")
+    expect(skipped).to_contain_text("conn_<img/src=x>: deleted since the run")
+    expect(preview.locator("img")).to_have_count(0)
+    preview.get_by_role("button", name="Purge 0 rows").click()
+    report = page.get_by_role("dialog")
+    expect(report).to_contain_text(f"Purged what run {run_id} wrote")
+    expect(report).to_contain_text("1 asset(s), 5 bytes, were removed with the run")
+    expect(report.get_by_role("group", name="Connections skipped")).to_contain_text("conn_<img/src=x>")
+    shot(page, "run-purged")
+    report.get_by_role("button", name="Close").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert fake_console.client.run_assets(run_id) == []

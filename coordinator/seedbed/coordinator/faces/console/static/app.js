@@ -765,15 +765,17 @@
       });
     }
 
+    /** Ask what a purge would do (a dry run), show it, then purge and show what it did. */
     function purge() {
       api("/v1/runs/" + enc(runId) + "/purge?dry_run=true", { method: "POST" }).then(function (plan) {
-        var rows = (plan.targets || []).reduce(function (sum, t) { return sum + num(t.rows_recorded); }, 0);
-        var detail = h("div", null, purgeTable(plan), (plan.skipped || []).length ? h("p", { class: "muted" }, plan.skipped.length + " batch(es) cannot be undone: " + printable(plan.skipped[0].reason)) : null);
-        confirmDialog("Purge what run " + runId + " wrote?", detail, "Purge " + fmt(rows) + " rows", false).then(function (ok) {
+        var counts = purgeCounts(plan);
+        var action = "Purge " + fmt(counts.deleted) + " rows" + (counts.restored ? ", put back " + fmt(counts.restored) : "");
+        confirmDialog("Purge what run " + runId + " wrote?", purgeReport(plan), action, false).then(function (ok) {
           if (ok === null) return;
           api("/v1/runs/" + enc(runId) + "/purge", { method: "POST" }).then(function (done) {
-            var deleted = (done.targets || []).reduce(function (sum, t) { return sum + num(t.rows_deleted); }, 0);
-            toast("Purged " + fmt(deleted) + " rows" + ((done.failures || []).length ? "; " + done.failures.length + " failed: " + done.failures[0].message : ""));
+            var failures = done.failures || [];
+            toast("Purged " + fmt(purgeCounts(done).deleted) + " rows" + (failures.length ? "; " + failures.length + " failed: " + failures[0].message : ""), failures.length > 0);
+            noticeDialog("Purged what run " + runId + " wrote", purgeReport(done));
             finished();
           }, failed);
         });
@@ -862,13 +864,71 @@
     return h("div", { class: "diff", role: "region", "aria-label": "Script around line " + line }, rows);
   }
 
-  function purgeTable(plan) {
-    var targets = plan.targets || [];
-    if (!targets.length) return h("p", { class: "muted" }, "This run recorded no rows that can be purged.");
-    return h("table", null, h("thead", null, h("tr", null, h("th", null, "Connection"), h("th", null, "Table"), h("th", { class: "num" }, "Rows"))),
+  function purgeCounts(answer) {
+    return (answer.targets || []).reduce(function (sum, t) {
+      sum.deleted += num(t.rows_deleted);
+      sum.restored += num(t.rows_restored);
+      sum.changed += num(t.rows_changed);
+      sum.gone += Math.max(0, num(t.rows_recorded) - num(t.rows_deleted) - num(t.rows_restored) - num(t.rows_changed));
+      return sum;
+    }, { deleted: 0, restored: 0, changed: 0, gone: 0 });
+  }
+
+  var PURGE_LISTED = 20; // of each list in a purge's report; the rest are counted
+
+  /** One list of a purge's report: a heading and each item as text, the first PURGE_LISTED. */
+  function purgeList(label, heading, items, line) {
+    if (!items.length) return null;
+    var shown = items.slice(0, PURGE_LISTED).map(function (item) { return h("li", null, printable(line(item))); });
+    if (items.length > PURGE_LISTED) shown.push(h("li", { class: "muted" }, "and " + fmt(items.length - PURGE_LISTED) + " more (seedbed run purge RUN --dry-run -o json lists them all)"));
+    return h("div", { role: "group", "aria-label": label }, h("p", null, heading), h("ul", { class: "purge-list" }, shown));
+  }
+
+  /** What a purge did, or with dry_run would do (PurgeRunResponse): per table the rows deleted,
+   * put back and left; the assets removed; what it cannot undo and why; the connections it did not
+   * look at; where it failed. Everything from the answer is text. */
+  function purgeReport(answer) {
+    var dry = !!answer.dry_run, counts = purgeCounts(answer), rowsLeft = answer.rows_left || [];
+    var assets = num(answer.assets_deleted);
+    return h("div", { class: "purge-report" },
+      purgeTable(answer),
+      counts.gone ? h("p", { class: "muted" }, fmt(counts.gone) + " recorded row(s) were not found: deleted since the run, not an error.") : null,
+      assets ? h("p", null, fmt(assets) + " asset(s), " + fmt(answer.asset_bytes_deleted) + " bytes, " + (dry ? "would be" : "were") + " removed with the run.") : null,
+      purgeList("Not undone", (dry ? "Cannot be undone" : "Not undone") + " (" + fmt((answer.skipped || []).length) + " batch(es)):", answer.skipped || [], function (b) {
+        return b.connection_id + " · " + b.operation + " " + b.target + " · call " + b.call + " batch " + b.batch + ": " + b.reason;
+      }),
+      purgeList("Rows left", "Left as they are (" + fmt(counts.changed || rowsLeft.length) + " row(s) changed since the run" + (rowsLeft.length < counts.changed ? "; the first listed" : "") + "):", rowsLeft, function (r) {
+        return r.connection_id + " · " + r.table + " · key " + r.key + ": " + r.reason;
+      }),
+      purgeList("Connections skipped", "Connections " + (dry ? "it would not look at" : "not looked at") + ":", answer.skipped_connections || [], function (c) {
+        return c.connection_id + ": " + c.reason;
+      }),
+      (answer.failures || []).length ? h("div", { class: "error-box", role: "alert" }, (answer.failures || []).map(function (f) {
+        var where = f.table ? ", table " + f.table + ", call " + f.call + " batch " + f.batch : "";
+        return h("p", null, printable("Failed on " + f.connection_id + where + ": " + f.message));
+      }), h("p", { class: "muted" }, "What was purged before stays purged; purging again resumes there.")) : null);
+  }
+
+  function purgeTable(answer) {
+    var targets = answer.targets || [], dry = !!answer.dry_run;
+    if (!targets.length) {
+      var why = (answer.failures || []).length ? "No rows were purged."
+        : (answer.skipped_connections || []).length ? "No rows to purge through the connections it could look at."
+          : "Nothing to purge: no batch of the run is left in its targets' write ledgers.";
+      return h("p", { class: "muted" }, why);
+    }
+    var upserts = targets.some(function (t) { return num(t.rows_restored) || num(t.rows_changed); });
+    return h("div", { class: "table-wrap" }, h("table", null, h("thead", null, h("tr", null, h("th", null, "Connection"), h("th", null, "Table"),
+      h("th", { class: "num" }, dry ? "Would delete" : "Deleted"),
+      upserts ? h("th", { class: "num" }, dry ? "Would put back" : "Put back") : null,
+      upserts ? h("th", { class: "num" }, "Left (changed since)") : null,
+      h("th", { class: "num" }, "Recorded"))),
       h("tbody", null, targets.map(function (t) {
-        return h("tr", null, h("td", null, printable(t.connection_id)), h("td", null, printable(t.table)), h("td", { class: "num" }, fmt(t.rows_recorded)));
-      })));
+        return h("tr", null, h("td", null, printable(t.connection_id)), h("td", null, printable(t.table)), h("td", { class: "num" }, fmt(t.rows_deleted)),
+          upserts ? h("td", { class: "num" }, fmt(t.rows_restored)) : null,
+          upserts ? h("td", { class: "num" }, fmt(t.rows_changed)) : null,
+          h("td", { class: "num" }, fmt(t.rows_recorded)));
+      }))));
   }
 
   function batchesView(runId) {
@@ -976,6 +1036,17 @@
       document.body.appendChild(dialog);
       dialog.showModal();
     });
+  }
+
+  /** A dialog that only tells (what a purge did): its detail and a Close button. */
+  function noticeDialog(title, detail) {
+    var dialog = h("dialog", { "aria-labelledby": "notice-title" },
+      h("h2", { id: "notice-title" }, title),
+      detail,
+      h("p", { class: "row" }, h("button", { type: "button", onclick: function () { dialog.close(); } }, "Close")));
+    dialog.addEventListener("close", function () { dialog.remove(); });
+    document.body.appendChild(dialog);
+    dialog.showModal();
   }
 
   /** Follow a run's log over Server-Sent Events; resumes after the last line seen when the
