@@ -30,7 +30,7 @@ def _sink(api: RestTarget, **options: Any) -> RestSink:
 
 def _post(sink: RestSink, path: str, rows: list[dict[str, Any]], call: int) -> dict[str, Any]:
     result = sink.post(path, rows, idempotency_key_prefix=f"rk:{call}")
-    ids = sink.created_ids(result.responses)
+    ids = sink.created_ids(result.responses, rows=result.count, mode="single")
     assert ids is not None
     return {"call": call, "batch": 0, "path": path, "ids": ids}
 
@@ -91,7 +91,7 @@ def test_a_declared_undo_is_checked_when_the_sink_opens(api: RestTarget) -> None
         with pytest.raises(ConfigurationError, match="option 'undo' must read"):
             _sink(api, undo=bad)
     plain = _sink(api)
-    assert plain.created_ids([{"id": 1}]) is None  # no undo: nothing recorded
+    assert plain.created_ids([{"id": 1}], rows=1, mode="single") is None  # no undo: nothing recorded
     plain.close()
 
 

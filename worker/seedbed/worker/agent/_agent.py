@@ -514,7 +514,8 @@ class Agent:
         prefix = f"{self._key_for_http}:{call}"
         result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix, deadline=self._deadline())
         self._written(result.count)
-        self._report(sink, "post", path, call, rows, result.count, sink.created_ids(result.responses))
+        created = sink.created_ids(result.responses, rows=result.count, mode=mode)
+        self._report(sink, "post", path, call, rows, result.count, created)
         # A target may echo the credentials it got: the script sees them masked.
         return self._buffers.reply(self._scrubber.value(list(result.responses)))
 

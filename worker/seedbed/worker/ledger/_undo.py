@@ -8,13 +8,15 @@ coordinator keeps the ids each response named (see `RestSink.created_ids`) and h
 newest batch first. Each is deleted newest first through the sink (so its base URL stays the
 allow-list, and its retries and deadlines apply), a 404 or 410 counting as already gone: a purge
 interrupted and run again deletes nothing twice. An id the response did not name, or one whose path
-the sink refuses, is listed (`changed`) with why. The first failure stops the purge, like a SQL one;
+the sink refuses, is listed (`changed`) with why; so is a request whose response named what it
+cannot have created (more ids than rows posted, an id twice or not an id: `RestSink.unrecorded`),
+for which no id was recorded at all. The first failure stops the purge, like a SQL one;
 what was deleted before it stays deleted.
 
 Files: a `file` connection writes into its own folder in the run's folder of the worker's artifacts
-directory (`sinks.connection_folder`), flat names only. Each name the run wrote is removed if it is a regular file directly in that folder: a
-name with a separator, a symlink, a folder, anything the folder's real path does not contain is left
-and listed. The folder goes too once empty.
+directory (`sinks.connection_folder`), flat names only. Each name the run wrote is removed if it is
+a regular file directly in that folder: a name with a separator, a symlink, a folder, anything the
+folder's real path does not contain is left and listed. The folder goes too once empty.
 
 Rejected: the coordinator calling REST targets itself (its network is not the workers', and the
 connection's credentials are opened only where a sink runs); DELETE by the posted body's content
@@ -48,6 +50,13 @@ def purge_rest(sink: RestSink, created: Sequence[Mapping[str, Any]], *, dry_run:
             summary.tables.append(total)
         total.batches += 1
         for created_id in reversed(ids):
+            unrecorded = sink.unrecorded(created_id)
+            if unrecorded is not None:  # the response named what the request cannot have created
+                rows, why = unrecorded
+                total.rows_recorded += rows
+                total.rows_changed += rows
+                summary.changed.append(ChangedRow(path, call, number, "", why))
+                continue
             total.rows_recorded += 1
             if not created_id:
                 total.rows_changed += 1

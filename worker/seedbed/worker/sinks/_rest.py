@@ -259,17 +259,62 @@ class RestSink(Sink):
                 body=_excerpt(body),
             ) from None
 
-    def created_ids(self, responses: Sequence[Any]) -> list[str] | None:
-        """The ids the responses to a post name at `undo_id_field` (an array answer: one per
-        element), "" where one names none; None when the connection declares no undo."""
+    def created_ids(self, responses: Sequence[Any], *, rows: int, mode: PostMode) -> list[str] | None:
+        """What a purge may delete for a post of `rows` rows in `mode` whose requests were answered
+        `responses` (one per request): per request, the ids its response names at `undo_id_field`
+        (an array answer: one per element), "" for each row posted that none names; None when the
+        connection declares no undo.
+
+        A response can only name what its request created: one naming more ids than rows posted
+        (a target answering with its whole collection), an id twice, or an id that is not a
+        non-empty string or integer of at most 200 characters without control characters records
+        no id for that request, but one entry `unrecorded(...)` reads back as (rows, why), so a
+        purge lists the request instead of deleting what the target named."""
         if not self.settings.undo:
             return None
+        size = 1 if mode == "single" else self.settings.batch_size
+        posted = [min(size, rows - start) for start in range(0, rows, size)]
+        answers = list(responses[: len(posted)])
+        answers += [None] * (len(posted) - len(answers))  # an answer missing names no id
         ids: list[str] = []
-        for response in responses:
-            for item in response if isinstance(response, list) else [response]:
-                found = _field_at(item, self.settings.undo_id_field)
-                ids.append(found if found is not None else "")
+        for count, response in zip(posted, answers, strict=True):
+            named, why = self._named_ids(response, count)
+            if why is not None:
+                ids.append(f"{_UNRECORDED}{count}{_UNRECORDED}cannot undo: the response {why}")
+            else:
+                ids.extend(named + [""] * (count - len(named)))
         return ids
+
+    @staticmethod
+    def unrecorded(entry: str) -> tuple[int, str] | None:
+        """For an entry of `created_ids` that stands for a request whose ids were not recorded: the
+        rows it posted and why; None for an id (or "")."""
+        if not entry.startswith(_UNRECORDED):
+            return None
+        count, _, why = entry[1:].partition(_UNRECORDED)
+        return (int(count) if count.isdigit() else 1), why
+
+    def _named_ids(self, response: Any, rows: int) -> tuple[list[str], str | None]:
+        """The ids one response names (one per element of an array answer, "" where an element
+        names none), or why they cannot be the `rows` rows its request posted."""
+        items = response if isinstance(response, list) else [response]
+        if len(items) > rows:
+            return [], (
+                f"named {len(items)} ids for {rows} row{'s' if rows != 1 else ''} posted (the target "
+                "answered with more than it created?): delete those resources by hand"
+            )
+        ids: list[str] = []
+        seen: set[str] = set()
+        for item in items:
+            found, why = _field_at(item, self.settings.undo_id_field)
+            if why is not None:
+                return [], f"named {why}: delete the resources it created by hand"
+            if found in seen:
+                return [], f"named id {found!r} twice: delete the resources it created by hand"
+            if found:
+                seen.add(found)
+            ids.append(found)
+        return ids, None
 
     def undo_path(self, posted_to: str, created_id: str) -> str:
         """The path a purge requests to undo the post of `created_id` to `posted_to`: the id
@@ -475,19 +520,30 @@ def _span_attributes(request: httpx.Request, *, index: int | None, rows: int | N
 
 
 _ID_CHARS = 200
+# Starts an entry of created_ids that stands for a request whose ids were not recorded: an id never
+# holds a control character, so no id reads as one.
+_UNRECORDED = "\x00"
 
 
-def _field_at(item: Any, dotted: str) -> str | None:
-    """The scalar at a dotted path of a JSON object, as text; None when absent or not a scalar
-    (or longer than 200 characters: not an id)."""
+def _field_at(item: Any, dotted: str) -> tuple[str, str | None]:
+    """The id at a dotted path of a JSON object, as text ("" when absent or null), or why what is
+    there is not an id."""
     for name in dotted.split("."):
         if not isinstance(item, Mapping) or name not in item:
-            return None
+            return "", None
         item = item[name]
+    if item is None:
+        return "", None
     if isinstance(item, bool) or not isinstance(item, str | int):
-        return None
+        return "", "an id that is not a string or an integer"
     text = str(item)
-    return text if 0 < len(text) <= _ID_CHARS else None
+    if not text:
+        return "", "an empty id"
+    if len(text) > _ID_CHARS:
+        return "", f"an id longer than {_ID_CHARS} characters"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+        return "", "an id holding a control character"
+    return text, None
 
 
 def _check_undo(undo: str, connection_id: str) -> str:
