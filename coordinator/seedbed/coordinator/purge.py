@@ -9,7 +9,8 @@ Connections go in the reverse order of the run's first write to each, as batches
 what was written last may reference what was written first. The first failure stops the purge;
 what was purged before it stays purged, and purging again resumes where it stopped. What cannot be
 undone (a statement, a REST connection without an undo, a row changed since) is listed with why.
-The run's assets (files it kept) are removed with it.
+The run's assets (files it kept) are removed once every connection is done: a purge that stopped
+at a failure keeps them, so they can still be downloaded until purging again completes it.
 
 A purge that is not a dry run is recorded (`store.purges`): claimed with a lease before it starts,
 so that one coordinator purges a run at a time, renewed while it runs, and ended DONE or FAILED
@@ -186,7 +187,9 @@ class RunPurger:
                         reason=f"not reached: the purge stopped at a failure on {connection_id}",
                     )
                 break
-        count, size = await self._assets(run.id, dry_run)
+        # A purge that stopped keeps the run's assets: what explains the run stays downloadable
+        # until purging again finishes the job, and removes them then.
+        count, size = (0, 0) if response.failures else await self._assets(run.id, dry_run)
         response.assets_deleted, response.asset_bytes_deleted = count, size
         text = describe(response)
         log.info("run %s: %s", run.id, text)
@@ -358,7 +361,9 @@ def describe(response: run_pb2.PurgeRunResponse) -> str:
     if response.skipped_connections:
         text += "; connections skipped: " + ", ".join(c.connection_id for c in response.skipped_connections)
     if response.failures:
-        text += f"; stopped: {response.failures[0].message}"
+        text += (
+            f"; stopped: {response.failures[0].message}; the run's assets are kept until a purge completes"
+        )
     return text
 
 
