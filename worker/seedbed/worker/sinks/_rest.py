@@ -47,11 +47,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from seedbed.worker import tracing
+from seedbed.worker.sinks import _rest_undo
 from seedbed.worker.sinks._errors import ConfigurationError, InvalidRequestError, RestError
 from seedbed.worker.sinks._rows import encode_json_row
 from seedbed.worker.sinks._spec import ConnectionSpec, OptionReader, PostResult, Row, Sink
@@ -155,7 +156,7 @@ class RestSettings:
             max_response_bytes=read.integer(
                 "max_response_bytes", default=cls.max_response_bytes, maximum=2**31
             ),
-            undo=_check_undo(read.text("undo"), spec.id),
+            undo=_rest_undo.check_undo(read.text("undo"), spec.id),
             undo_id_field=read.text("undo_id_field", default=cls.undo_id_field),
         )
         read.done()
@@ -269,59 +270,20 @@ class RestSink(Sink):
         (a target answering with its whole collection), an id twice, or an id that is not a
         non-empty string or integer of at most 200 characters without control characters records
         no id for that request, but one entry `unrecorded(...)` reads back as (rows, why), so a
-        purge lists the request instead of deleting what the target named."""
-        if not self.settings.undo:
-            return None
-        size = 1 if mode == "single" else self.settings.batch_size
-        posted = [min(size, rows - start) for start in range(0, rows, size)]
-        answers = list(responses[: len(posted)])
-        answers += [None] * (len(posted) - len(answers))  # an answer missing names no id
-        ids: list[str] = []
-        for count, response in zip(posted, answers, strict=True):
-            named, why = self._named_ids(response, count)
-            if why is not None:
-                ids.append(f"{_UNRECORDED}{count}{_UNRECORDED}cannot undo: the response {why}")
-            else:
-                ids.extend(named + [""] * (count - len(named)))
-        return ids
+        purge lists the request instead of deleting what the target named (see `_rest_undo`)."""
+        return _rest_undo.created_ids(self.settings, responses, rows=rows, mode=mode)
 
     @staticmethod
     def unrecorded(entry: str) -> tuple[int, str] | None:
         """For an entry of `created_ids` that stands for a request whose ids were not recorded: the
         rows it posted and why; None for an id (or "")."""
-        if not entry.startswith(_UNRECORDED):
-            return None
-        count, _, why = entry[1:].partition(_UNRECORDED)
-        return (int(count) if count.isdigit() else 1), why
-
-    def _named_ids(self, response: Any, rows: int) -> tuple[list[str], str | None]:
-        """The ids one response names (one per element of an array answer, "" where an element
-        names none), or why they cannot be the `rows` rows its request posted."""
-        items = response if isinstance(response, list) else [response]
-        if len(items) > rows:
-            return [], (
-                f"named {len(items)} ids for {rows} row{'s' if rows != 1 else ''} posted (the target "
-                "answered with more than it created?): delete those resources by hand"
-            )
-        ids: list[str] = []
-        seen: set[str] = set()
-        for item in items:
-            found, why = _field_at(item, self.settings.undo_id_field)
-            if why is not None:
-                return [], f"named {why}: delete the resources it created by hand"
-            if found in seen:
-                return [], f"named id {found!r} twice: delete the resources it created by hand"
-            if found:
-                seen.add(found)
-            ids.append(found)
-        return ids, None
+        return _rest_undo.unrecorded(entry)
 
     def undo_path(self, posted_to: str, created_id: str) -> str:
         """The path a purge requests to undo the post of `created_id` to `posted_to`: the id
         percent-encoded whole (an id holding '/' or '..' cannot leave the resource), the result
         checked like every path (InvalidRequestError)."""
-        _, _, template = self.settings.undo.partition(" ")
-        path = template.replace("{path}", posted_to.strip("/")).replace("{id}", quote(created_id, safe=""))
+        path = _rest_undo.undo_target(self.settings.undo, posted_to, created_id)
         return _check_path(path, self.connection_id)
 
     def delete(self, path: str, *, deadline: float | None = None) -> bool:
@@ -517,46 +479,6 @@ def _span_attributes(request: httpx.Request, *, index: int | None, rows: int | N
     if request.content:
         attributes["seedbed.bytes"] = len(request.content)
     return attributes
-
-
-_ID_CHARS = 200
-# Starts an entry of created_ids that stands for a request whose ids were not recorded: an id never
-# holds a control character, so no id reads as one.
-_UNRECORDED = "\x00"
-
-
-def _field_at(item: Any, dotted: str) -> tuple[str, str | None]:
-    """The id at a dotted path of a JSON object, as text ("" when absent or null), or why what is
-    there is not an id."""
-    for name in dotted.split("."):
-        if not isinstance(item, Mapping) or name not in item:
-            return "", None
-        item = item[name]
-    if item is None:
-        return "", None
-    if isinstance(item, bool) or not isinstance(item, str | int):
-        return "", "an id that is not a string or an integer"
-    text = str(item)
-    if not text:
-        return "", "an empty id"
-    if len(text) > _ID_CHARS:
-        return "", f"an id longer than {_ID_CHARS} characters"
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
-        return "", "an id holding a control character"
-    return text, None
-
-
-def _check_undo(undo: str, connection_id: str) -> str:
-    """A declared undo, "METHOD /path with {id}": only DELETE, with {id} in the path."""
-    if not undo:
-        return ""
-    method, _, path = undo.partition(" ")
-    if method != "DELETE" or "{id}" not in path or " " in path.strip():
-        raise ConfigurationError(
-            f"option 'undo' must read 'DELETE /path/{{id}}' (may use {{path}}), not {undo[:100]!r}",
-            connection_id=connection_id,
-        )
-    return undo
 
 
 def _check_path(path: object, connection_id: str) -> str:
