@@ -5,7 +5,8 @@ otherwise none are recorded for that request and the purge lists it as "cannot u
 
 Against a real loopback HTTP target (tests/faults/rest_target.py) taught to answer a POST with
 its whole collection, as a list endpoint reused for creation might; the worker's own `created_ids`
-and `purge_rest`. Fails on a Seedbed that records one id per element of any array answer."""
+and `purge_rest`. Fails on a Seedbed that records one id per element of any array answer, the id
+of one object answering a batch of several rows, or an id that several requests of a post named."""
 
 from __future__ import annotations
 
@@ -113,4 +114,73 @@ def test_fewer_ids_than_rows_posted_are_kept_and_the_rest_listed(echo: Collectio
     sink = _sink(echo, batch_size=3)
     ids = sink.created_ids([[{"id": 1}, {"id": 2}], [{"id": 4}]], rows=4, mode="batch")
     assert ids == ["1", "2", "", "4"]  # the first request's third row: named by nothing
+    sink.close()
+
+
+class SameAnswer(RestTarget):
+    """Stores what is posted, then answers every POST with the same object: a batch job's id, or
+    a resource that is not the run's."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def _store(self, state: _Path, key: str | None, body: dict[str, Any] | list[Any]) -> _Answer:
+        super()._store(state, key, body)
+        return _Answer(201, _json(self.answer))
+
+
+def test_a_batch_answered_with_one_object_records_no_id_for_it() -> None:
+    """`{"id": "job_1"}` for a batch of 2 rows names a batch job, not a row: a purge deleting
+    `/things/job_1` would delete someone else's resource. A batch of one row may name its row."""
+    with SameAnswer({"id": "job_1"}) as target:
+        sink = _sink(target, batch_size=2)
+        sink.post("/things", [{"id": "job_1"}], mode="single", idempotency_key_prefix="someone-else")
+        created = _created(sink, [{"id": "a"}, {"id": "b"}], mode="batch")
+        assert len(created["ids"]) == 1 and sink.unrecorded(created["ids"][0]) is not None
+
+        done = purge_rest(sink, [created], dry_run=False)
+        assert target.requests_made("DELETE") == []
+        assert [c.reason for c in done.changed] == [
+            "cannot undo: the response named one object for 2 rows posted (a batch job or a summary, "
+            "not the rows?): delete those resources by hand"
+        ]
+        table = done.tables[0]
+        assert (table.rows_recorded, table.rows_changed, table.rows_deleted) == (2, 2, 0)
+        assert sink.created_ids([{"id": "job_1"}], rows=1, mode="batch") == ["job_1"]
+        sink.close()
+
+
+def test_an_id_named_by_two_requests_of_one_post_is_deleted_by_neither() -> None:
+    """Every single-row POST answered `{"id": "victim"}`: no request of the post can be trusted
+    with it, the first included."""
+    with SameAnswer({"id": "victim"}) as target:
+        sink = _sink(target)
+        sink.post("/things", [{"id": "victim"}], mode="single", idempotency_key_prefix="someone-else")
+        created = _created(sink, [{"id": "a"}, {"id": "b"}, {"id": "c"}], mode="single")
+
+        done = purge_rest(sink, [created], dry_run=False)
+        assert target.requests_made("DELETE") == []
+        assert {"id": "victim"} in target.rows("/things")
+        assert [c.reason.split(" (")[0] for c in done.changed] == [
+            "cannot undo: the response named id 'victim', as request 0 of the same post did",
+            "cannot undo: the response named id 'victim', as request 0 of the same post did",
+            "cannot undo: the response named id 'victim', as request 1 of the same post did",
+        ]  # newest first: requests 2, 1, 0
+        assert done.tables[0].rows_deleted == 0 and done.tables[0].rows_changed == 3
+        sink.close()
+
+
+def test_only_the_requests_sharing_an_id_are_refused(echo: CollectionEcho) -> None:
+    sink = _sink(echo, batch_size=2)
+    single = sink.created_ids([{"id": 1}, {"id": 2}, {"id": 1}], rows=3, mode="single")
+    assert single is not None
+    assert [sink.unrecorded(i) is not None for i in single] == [True, False, True]
+    assert single[1] == "2"
+    batch = sink.created_ids(
+        [[{"id": 1}, {"id": 2}], [{"id": 3}, {"id": 2}], [{"id": 5}]], rows=5, mode="batch"
+    )
+    assert batch is not None
+    assert [sink.unrecorded(i) is not None for i in batch] == [True, True, False]
+    assert batch[2] == "5"
     sink.close()

@@ -9,8 +9,9 @@ newest batch first. Each is deleted newest first through the sink (so its base U
 allow-list, and its retries and deadlines apply), a 404 or 410 counting as already gone: a purge
 interrupted and run again deletes nothing twice. An id the response did not name, or one whose path
 the sink refuses, is listed (`changed`) with why; so is a request whose response named what it
-cannot have created (more ids than rows posted, an id twice or not an id: `RestSink.unrecorded`),
-for which no id was recorded at all. The first failure stops the purge, like a SQL one;
+cannot have created (more ids than rows posted, an id twice or not an id, an id another request
+of the post named, one object for a batch of several rows: `RestSink.unrecorded`), for which no id
+was recorded at all. The first failure stops the purge, like a SQL one;
 what was deleted before it stays deleted.
 
 Files: a `file` connection writes into its own folder in the run's folder of the worker's artifacts

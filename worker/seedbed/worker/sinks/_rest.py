@@ -267,10 +267,12 @@ class RestSink(Sink):
         connection declares no undo.
 
         A response can only name what its request created: one naming more ids than rows posted
-        (a target answering with its whole collection), an id twice, or an id that is not a
-        non-empty string or integer of at most 200 characters without control characters records
-        no id for that request, but one entry `unrecorded(...)` reads back as (rows, why), so a
-        purge lists the request instead of deleting what the target named (see `_rest_undo`)."""
+        (a target answering with its whole collection), an id twice, an id another request of the
+        post named too, or an id that is not a non-empty string or integer of at most 200
+        characters without control characters, records no id for that request, and neither does
+        one object answering a batch request of several rows; one entry `unrecorded(...)` reads
+        back as (rows, why) stands for it, so a purge lists the request instead of deleting what
+        the target named (see `_rest_undo`)."""
         return _rest_undo.created_ids(self.settings, responses, rows=rows, mode=mode)
 
     @staticmethod

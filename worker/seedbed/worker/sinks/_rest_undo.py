@@ -7,7 +7,10 @@ A response can only name what its request created. A target answering with more 
 whole collection, a list endpoint reused for creation) must not make a purge delete the rest, so
 a request whose response names more ids than rows posted, an id twice, or an id that is not a
 non-empty string or integer of at most 200 characters without control characters records no id:
-one entry stands for it instead, which a purge lists as "cannot undo" with why.
+one entry stands for it instead, which a purge lists as "cannot undo" with why. So does a batch
+request of several rows answered with one object (it names a batch job or a summary, not a row),
+and every request of a post whose response names an id another request of that post named too
+(a target answering every post with the same resource).
 
 Rejected: a separate list of the unrecorded requests beside the ids (the coordinator keeps one JSON
 list per batch, and a purge must meet them in the order they were posted, newest first).
@@ -55,13 +58,17 @@ def created_ids(
     posted = [min(size, rows - start) for start in range(0, rows, size)]
     answers = list(responses[: len(posted)])
     answers += [None] * (len(posted) - len(answers))  # an answer missing names no id
+    named = [
+        _named_ids(response, count, settings.undo_id_field, batch=mode == "batch")
+        for count, response in zip(posted, answers, strict=True)
+    ]
+    named = _refuse_shared(named)
     ids: list[str] = []
-    for count, response in zip(posted, answers, strict=True):
-        named, why = _named_ids(response, count, settings.undo_id_field)
+    for count, (found, why) in zip(posted, named, strict=True):
         if why is not None:
             ids.append(f"{_UNRECORDED}{count}{_UNRECORDED}cannot undo: the response {why}")
         else:
-            ids.extend(named + [""] * (count - len(named)))
+            ids.extend(found + [""] * (count - len(found)))
     return ids
 
 
@@ -80,9 +87,44 @@ def undo_target(undo: str, posted_to: str, created_id: str) -> str:
     return template.replace("{path}", posted_to.strip("/")).replace("{id}", quote(created_id, safe=""))
 
 
-def _named_ids(response: Any, rows: int, id_field: str) -> tuple[list[str], str | None]:
+def _refuse_shared(named: list[tuple[list[str], str | None]]) -> list[tuple[list[str], str | None]]:
+    """`named` (per request: its ids, or why none) with every request that names an id another
+    request of the same post named too refused, the first one included: two requests cannot
+    both have created one resource (a target answering every post with the same one)."""
+    first: dict[str, int] = {}
+    shared: dict[int, tuple[str, int]] = {}  # request -> (an id it shares, the other request)
+    for index, (ids, why) in enumerate(named):
+        if why is not None:
+            continue
+        for created in ids:
+            if not created:
+                continue
+            other = first.setdefault(created, index)
+            if other != index:
+                shared.setdefault(index, (created, other))
+                shared.setdefault(other, (created, index))
+    out = list(named)
+    for index, (created, other) in shared.items():
+        out[index] = (
+            [],
+            (
+                f"named id {created!r}, as request {other} of the same post did (the target answers "
+                "several posts with one resource?): delete the resources it created by hand"
+            ),
+        )
+    return out
+
+
+def _named_ids(response: Any, rows: int, id_field: str, *, batch: bool) -> tuple[list[str], str | None]:
     """The ids one response names (one per element of an array answer, "" where an element
-    names none), or why they cannot be the `rows` rows its request posted."""
+    names none), or why they cannot be the `rows` rows its request posted. In batch mode only an
+    array names ids, unless the request posted one row: an object answering several rows names
+    something else (a batch job, a summary), not one of them."""
+    if batch and rows > 1 and isinstance(response, Mapping):
+        return [], (
+            f"named one object for {rows} rows posted (a batch job or a summary, not the rows?): "
+            "delete those resources by hand"
+        )
     items = response if isinstance(response, list) else [response]
     if len(items) > rows:
         return [], (
