@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from seedbed.api.v1 import attempt_pb2, connection_pb2
+from seedbed.worker.agent import Agent
+from seedbed.worker.agent._errors import RestError as AgentRestError
 from seedbed.worker.ledger import purge_files, purge_rest
 from seedbed.worker.sinks import ConfigurationError, ConnectionSpec, RestSink
-from tests.faults.rest_target import RestTarget
+from tests.faults.rest_target import RestTarget, _Answer, _error, _Path
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +96,66 @@ def test_a_declared_undo_is_checked_when_the_sink_opens(api: RestTarget) -> None
     plain = _sink(api)
     assert plain.created_ids([{"id": 1}], rows=1, mode="single") is None  # no undo: nothing recorded
     plain.close()
+
+
+class FailsFrom(RestTarget):
+    """Refuses every POST from the `k`-th on (1-based) with 422, for good: not retried."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.posts = 0
+
+    def _decide(self, state: _Path, method: str, headers: dict[str, str], body: Any) -> _Answer:
+        if method == "POST":
+            self.posts += 1
+            if self.posts >= self.k:
+                return _error(422, "refused for good")
+        return super()._decide(state, method, headers, body)
+
+
+@pytest.mark.parametrize(("mode", "created"), [("single", ["0", "1"]), ("batch", ["0", "1", "2", "3"])])
+def test_a_post_failing_partway_reports_what_it_created_and_a_purge_undoes_it(
+    tmp_path: Path, mode: str, created: list[str]
+) -> None:
+    """Request 3 of a post fails for good: the requests before it created their rows, which the
+    agent reports (a write batch with their ids) before the call fails, so a purge deletes them."""
+    with FailsFrom(3) as api:
+        spec = attempt_pb2.AttemptSpec(
+            run_id="run_1",
+            attempt=1,
+            run_key="rk",
+            connections=[
+                attempt_pb2.ConnectionSnapshot(
+                    id="conn_api",
+                    kind=connection_pb2.CONNECTION_KIND_REST,
+                    rest=connection_pb2.RestOptions(
+                        base_url=api.url, batch_size=2, timeout_seconds=5, undo="DELETE {path}/{id}"
+                    ),
+                )
+            ],
+        )
+        agent = Agent(spec, artifacts_dir=tmp_path)
+        rows = [{"id": str(i)} for i in range(6)]
+        try:
+            with pytest.raises(AgentRestError, match="answered 422"):
+                agent("post", {"connection_id": "conn_api", "path": "/things", "rows": rows, "mode": mode})
+            batches = agent.drain_batches()
+        finally:
+            agent.close()
+        assert [(b.target, b.call, b.rows, list(b.created_ids)) for b in batches] == [
+            ("/things", 1, len(created), created)
+        ]
+        assert len(api.rows("/things")) == len(created)
+
+        sink = RestSink(
+            ConnectionSpec("conn_api", "rest", {"base_url": api.url, "undo": "DELETE {path}/{id}"})
+        )
+        recorded = [{"call": 1, "batch": 0, "path": "/things", "ids": list(batches[0].created_ids)}]
+        done = purge_rest(sink, recorded, dry_run=False)
+        sink.close()
+        assert done.failure is None and done.changed == []
+        assert api.rows("/things") == []
 
 
 def test_files_the_run_wrote_are_removed_never_through_a_symlink(tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def test_batch_mode_posts_arrays_of_batch_size(server: ScriptedServer, tmp_path:
 
 
 def test_a_4xx_fails_at_once_with_a_clear_error(server: ScriptedServer, tmp_path: Path) -> None:
-    server.script("/api/v1/customers", Reply(201), Reply(422, {"error": "email is invalid"}))
+    server.script("/api/v1/customers", Reply(201, {"id": 7}), Reply(422, {"error": "email is invalid"}))
     with (
         rest(server.url, tmp_path, idempotent=True, max_retries=5) as sink,
         pytest.raises(RestError) as caught,
@@ -172,6 +172,8 @@ def test_a_4xx_fails_at_once_with_a_clear_error(server: ScriptedServer, tmp_path
     error = caught.value
     assert (error.status, error.method, error.path) == (422, "POST", "/api/v1/customers")
     assert (error.index, error.completed, error.attempts, error.ambiguous) == (1, 1, 1, False)
+    # What the requests before it created, for the caller to record (a purge undoes it).
+    assert error.partial is not None and (error.partial.count, error.partial.responses) == (1, [{"id": 7}])
     assert json.loads(error.body) == {"error": "email is invalid"}
     assert "email is invalid" in str(error) and "conn_api" in str(error)
     assert "s3cret" not in str(error)

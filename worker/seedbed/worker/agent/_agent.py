@@ -512,12 +512,27 @@ class Agent:
         call = self._next_call()
         # The same on every retry of this attempt and of a replayed attempt: the target can dedupe.
         prefix = f"{self._key_for_http}:{call}"
-        result = sink.post(path, rows, mode=mode, idempotency_key_prefix=prefix, deadline=self._deadline())
-        self._written(result.count)
-        created = sink.created_ids(result.responses, rows=result.count, mode=mode)
-        self._report(sink, "post", path, call, rows, result.count, created)
+        try:
+            result = sink.post(
+                path, rows, mode=mode, idempotency_key_prefix=prefix, deadline=self._deadline()
+            )
+        except sinks.RestError as exc:
+            # The requests before the failing one created their rows: reported, a purge undoes them.
+            if exc.partial is not None and exc.partial.count:
+                self._posted(sink, path, call, rows, mode, exc.partial)
+            raise
+        self._posted(sink, path, call, rows, mode, result)
         # A target may echo the credentials it got: the script sees them masked.
         return self._buffers.reply(self._scrubber.value(list(result.responses)))
+
+    def _posted(
+        self, sink: Any, path: str, call: int, rows: list[dict[str, Any]], mode: str, result: sinks.PostResult
+    ) -> None:
+        """Count and report the rows a post created (the first `result.count` of `rows`), with the
+        ids a purge deletes."""
+        self._written(result.count)
+        created = sink.created_ids(result.responses, rows=result.count, mode=mode)
+        self._report(sink, "post", path, call, rows[: result.count], result.count, created)
 
     def _get(self, args: Mapping[str, Any]) -> Any:
         sink = self._sink(args, ("rest",), "get")

@@ -8,6 +8,10 @@ messages are built from the database's or the server's own words, never from the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seedbed.worker.sinks._spec import PostResult
 
 __all__ = [
     "ConfigurationError",
@@ -164,7 +168,9 @@ class RestError(SinkError):
     (the URL path, never the query or headers), `body` (an excerpt of the response, at most 1 KiB),
     `index` (the row in single mode or batch in batch mode that failed), `completed` (rows accepted
     before it), `attempts`, and `ambiguous` when the request may have been applied (a timeout or 5xx
-    after it was sent) and was not retried because the target is not idempotent.
+    after it was sent) and was not retried because the target is not idempotent. `partial`, for a
+    post: the requests before the failing one, which did create their rows (`PostResult`: their
+    rows and responses), so the caller can record what a purge must undo; None for other calls.
     """
 
     def __init__(
@@ -189,6 +195,7 @@ class RestError(SinkError):
         self.completed = completed
         self.attempts = attempts
         self.ambiguous = ambiguous
+        self.partial: PostResult | None = None
         head = f"{method} {path}"
         if status is not None:
             head += f" answered {status}"

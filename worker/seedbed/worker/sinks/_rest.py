@@ -198,8 +198,9 @@ class RestSink(Sink):
         deadline: float | None = None,
     ) -> PostResult:
         """POST `rows` as JSON: one object per request ("single") or an array of up to `batch_size`
-        objects per request ("batch"). Stops at the first request that fails for good. `deadline`
-        (a `time.monotonic()` value) bounds the whole call, retries included."""
+        objects per request ("batch"). Stops at the first request that fails for good: its
+        RestError's `partial` holds what the requests before it created. `deadline` (a
+        `time.monotonic()` value) bounds the whole call, retries included."""
         cid = self.connection_id
         path = _check_path(path, cid)
         if mode not in ("single", "batch"):
@@ -220,17 +221,21 @@ class RestSink(Sink):
             for index, start in enumerate(range(0, len(bodies), size)):
                 chunk = bodies[start : start + size]
                 content = chunk[0] if mode == "single" else b"[" + b",".join(chunk) + b"]"
-                status, body = self._send(
-                    "POST",
-                    path,
-                    content=content,
-                    key=f"{idempotency_key_prefix}:{index}",
-                    retry_ambiguous=self.settings.idempotent,
-                    index=index,
-                    completed=completed,
-                    deadline=deadline,
-                    rows=len(chunk),
-                )
+                try:
+                    status, body = self._send(
+                        "POST",
+                        path,
+                        content=content,
+                        key=f"{idempotency_key_prefix}:{index}",
+                        retry_ambiguous=self.settings.idempotent,
+                        index=index,
+                        completed=completed,
+                        deadline=deadline,
+                        rows=len(chunk),
+                    )
+                except RestError as exc:
+                    exc.partial = PostResult(completed, responses)  # what requests 0..index-1 created
+                    raise
                 responses.append(_parse_json(body))
                 completed += len(chunk)
         return PostResult(completed, responses)
