@@ -388,5 +388,7 @@ rest_created = Table(
     Column("call", Integer, primary_key=True),
     Column("batch", Integer, primary_key=True),
     Column("path", Text, nullable=False),
-    Column("ids", Text, nullable=False),  # JSON list of strings, one per request
+    # JSON list of strings: one per row posted (its id, "" when none was named), or one
+    # "cannot undo" entry for all of a request's rows (RestSink.created_ids, .unrecorded)
+    Column("ids", Text, nullable=False),
 )

@@ -56,7 +56,10 @@ class PurgeRecord:
 
 @dataclass(frozen=True)
 class CreatedIds:
-    """The ids one REST batch created (one per request, "" where a response named none)."""
+    """What one REST post (one write batch) created, in the order posted: one entry per row
+    posted, its id ("" where the response named none), except that a request whose response
+    named what it cannot have created has one entry for all its rows, which
+    ``RestSink.unrecorded`` reads back as (rows, why): a "cannot undo" the purge lists."""
 
     call: int
     batch: int
