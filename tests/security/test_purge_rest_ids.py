@@ -184,3 +184,23 @@ def test_only_the_requests_sharing_an_id_are_refused(echo: CollectionEcho) -> No
     assert [sink.unrecorded(i) is not None for i in batch] == [True, True, False]
     assert batch[2] == "5"
     sink.close()
+
+
+def test_an_id_named_by_two_posts_of_a_run_is_deleted_by_neither() -> None:
+    """A script posting one row per call, every call answered `{"id": "victim"}`: each post's ids
+    look fine on their own; the purge sees that two posts named one resource and deletes neither."""
+    with SameAnswer({"id": "victim"}) as target:
+        sink = _sink(target)
+        sink.post("/things", [{"id": "victim"}], mode="single", idempotency_key_prefix="someone-else")
+        first = _created(sink, [{"id": "a"}], mode="single", call=1)
+        second = _created(sink, [{"id": "b"}], mode="single", call=2)
+        assert first["ids"] == second["ids"] == ["victim"]
+
+        done = purge_rest(sink, [second, first], dry_run=False)
+        assert done.failure is None and target.requests_made("DELETE") == []
+        assert [(c.call, c.reason.split(" (")[0]) for c in done.changed] == [
+            (2, "cannot undo: call 1"),
+            (1, "cannot undo: call 2"),
+        ]
+        assert done.tables[0].rows_changed == 2 and done.tables[0].rows_deleted == 0
+        sink.close()

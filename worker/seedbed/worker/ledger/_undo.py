@@ -11,8 +11,9 @@ interrupted and run again deletes nothing twice. An id the response did not name
 the sink refuses, is listed (`changed`) with why; so is a request whose response named what it
 cannot have created (more ids than rows posted, an id twice or not an id, an id another request
 of the post named, one object for a batch of several rows: `RestSink.unrecorded`), for which no id
-was recorded at all. The first failure stops the purge, like a SQL one;
-what was deleted before it stays deleted.
+was recorded at all. An id that two posts of the run named (one resource for both: a target
+answering every post with the same one) is listed, deleted by neither. The first failure stops
+the purge, like a SQL one; what was deleted before it stays deleted.
 
 Files: a `file` connection writes into its own folder in the run's folder of the worker's artifacts
 directory (`sinks.connection_folder`), flat names only. Each name the run wrote is removed if it is
@@ -42,6 +43,7 @@ __all__ = ["purge_files", "purge_rest"]
 def purge_rest(sink: RestSink, created: Sequence[Mapping[str, Any]], *, dry_run: bool) -> PurgeSummary:
     summary = PurgeSummary(dry_run)
     totals: dict[str, PurgedTable] = {}
+    shared = _shared_targets(sink, created)
     for batch in created:
         call, number, path = int(batch["call"]), int(batch["batch"]), str(batch["path"])
         ids = [str(i) for i in batch["ids"]]
@@ -71,6 +73,21 @@ def purge_rest(sink: RestSink, created: Sequence[Mapping[str, Any]], *, dry_run:
                 total.rows_changed += 1
                 summary.changed.append(ChangedRow(path, call, number, created_id, f"not deleted: {exc}"))
                 continue
+            others = shared.get(target, set()) - {(call, number)}
+            if others:
+                other_call, other_batch = min(others)
+                total.rows_changed += 1
+                summary.changed.append(
+                    ChangedRow(
+                        path,
+                        call,
+                        number,
+                        created_id,
+                        f"cannot undo: call {other_call} (batch {other_batch}) named it too (the target "
+                        "answers several posts with one resource?): delete it by hand",
+                    )
+                )
+                continue
             if dry_run:
                 total.rows_deleted += 1
                 continue
@@ -89,6 +106,21 @@ def purge_rest(sink: RestSink, created: Sequence[Mapping[str, Any]], *, dry_run:
                 )
                 return summary
     return summary
+
+
+def _shared_targets(sink: RestSink, created: Sequence[Mapping[str, Any]]) -> dict[str, set[tuple[int, int]]]:
+    """The undo paths that more than one batch (call, batch) named, and which: two posts cannot
+    both have created one resource, so neither is trusted with it."""
+    named: dict[str, set[tuple[int, int]]] = {}
+    for batch in created:
+        key = (int(batch["call"]), int(batch["batch"]))
+        for created_id in batch["ids"]:
+            created_id = str(created_id)
+            if not created_id or sink.unrecorded(created_id) is not None:
+                continue
+            with contextlib.suppress(InvalidRequestError):  # listed as not deleted, on its own
+                named.setdefault(sink.undo_path(str(batch["path"]), created_id), set()).add(key)
+    return {target: batches for target, batches in named.items() if len(batches) > 1}
 
 
 def purge_files(folder: Path, names: Sequence[str], *, dry_run: bool) -> PurgeSummary:
