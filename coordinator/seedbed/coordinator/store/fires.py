@@ -30,7 +30,7 @@ from seedbed.coordinator.model import (
     RunState,
     new_id,
 )
-from seedbed.coordinator.runs import decide_overlap, superseded_reason
+from seedbed.coordinator.runs import OverlapDecision, decide_overlap, superseded_reason
 from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.records import FireRecord, RunRecord, ScenarioRecord, as_utc, now
@@ -93,28 +93,15 @@ class FireRepository:
         except IntegrityError:
             # A concurrent call with the same key won the insert (PostgreSQL, several coordinators).
             pass
-        return await self._replay_fire(idempotency_key, digest), None, False
+        return await self._stored(idempotency_key, digest), None, False
 
     async def key_used(self, idempotency_key: str) -> bool:
         """Whether a fire with this idempotency key exists (a retry of it starts nothing)."""
         async with self._store._engine.connect() as conn:
-            found = await conn.execute(
-                select(t.fires.c.id).where(t.fires.c.idempotency_key == idempotency_key)
-            )
-            return found.first() is not None
+            return await _key_taken(conn, idempotency_key)
 
-    async def _replay_fire(self, idempotency_key: str, digest: str) -> FireRecord:
-        async with self._store._engine.connect() as conn:
-            row = (
-                await conn.execute(select(t.fires).where(t.fires.c.idempotency_key == idempotency_key))
-            ).one()
-        if row.request_hash != digest:
-            raise AlreadyExistsError(
-                # Keys are unique across projects: the other fire is not named, it may be hidden.
-                f"idempotency key {idempotency_key!r} was already used with a different request "
-                "(scenario or params differ): use a new key for a new request"
-            )
-        return _rows.to_fire(row._mapping)
+    async def _stored(self, idempotency_key: str, digest: str) -> FireRecord:
+        return await _stored_fire(self._store, idempotency_key, digest, differs="scenario or params differ")
 
     async def _fire(
         self,
@@ -125,42 +112,19 @@ class FireRepository:
         origin: _Origin,
     ) -> tuple[FireRecord, RunRecord | None, bool]:
         at = now()
-        fire_id = new_id("fire")
         async with self._store._write() as conn:
-            if idempotency_key:
-                existing = (
-                    await conn.execute(
-                        select(t.fires.c.id).where(t.fires.c.idempotency_key == idempotency_key)
-                    )
-                ).first()
-                if existing is not None:
-                    return await self._replay_fire(idempotency_key, digest), None, False
+            if idempotency_key and await _key_taken(conn, idempotency_key):
+                return await self._stored(idempotency_key, digest), None, False
             scenario = await self._store._lock_scenario(conn, scenario_id)
             if scenario.settings.refuses_fire(from_trigger=origin.trigger_id is not None):
                 raise FailedPreconditionError(_inactive_refusal(scenario_id, origin.trigger_id))
-            fire_values: dict[str, Any] = {
-                "id": fire_id,
-                "scenario_id": scenario_id,
-                "params": json.dumps(params),
-                "idempotency_key": idempotency_key or None,
-                "request_hash": digest,
-                "created_at": at,
-                "run_id": None,
-                "cancel_reason": None,
-                "trigger_id": origin.trigger_id,
-                "triggered_by": origin.triggered_by,
-                "scheduled_at": origin.scheduled_at,
-                "queue_reason": None,
-                "resolved_at": at,
-                "traceparent": origin.traceparent or None,
-                "dry_run": origin.dry_run,
-            }
+            fire_values = _new_fire(scenario_id, params, idempotency_key, digest, origin, at)
             # The policy decides on what the scenario is doing, read under its lock.
             decision = decide_overlap(
                 scenario.settings.overlap_policy,
                 scenario.id,
-                await self._active_runs(conn, scenario.id),
-                await self._pending_fire_ids(conn, scenario.id),
+                await _active_runs(conn, scenario.id),
+                await _pending_fire_ids(conn, scenario.id),
             )
             run_values: dict[str, Any] | None = None
             if decision.cancel_reason is not None:
@@ -174,44 +138,10 @@ class FireRepository:
                 run_values = _new_run(scenario, fire_values, idempotency_key or new_id("rk"), at)
                 fire_values["state"] = FireState.RUN_CREATED.value
                 fire_values["run_id"] = run_values["id"]
-            inserted = await conn.execute(
-                self._store._insert(t.fires)
-                .values(**fire_values)
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(t.fires.c.id)
-            )
-            if inserted.scalar_one_or_none() is None:
+            if not await _insert_fire(self._store, conn, fire_values, run_values, decision):
                 # The key was taken between the read above and this insert: answer the winner's fire.
-                return await self._replay_fire(idempotency_key, digest), None, False
-            if run_values is not None:
-                await conn.execute(t.runs.insert().values(**run_values))
-            if decision.supersede:
-                await conn.execute(
-                    update(t.runs)
-                    .where(
-                        t.runs.c.id.in_(decision.supersede),
-                        t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
-                        t.runs.c.abort_reason.is_(None),
-                    )
-                    .values(abort_reason=superseded_reason(fire_id))
-                )
+                return await self._stored(idempotency_key, digest), None, False
         return _rows.to_fire(fire_values), (_rows.to_run(run_values) if run_values else None), True
-
-    async def _active_runs(self, conn: AsyncConnection, scenario_id: str) -> list[str]:
-        query = (
-            select(t.runs.c.id)
-            .where(t.runs.c.scenario_id == scenario_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
-            .order_by(t.runs.c.created_at, t.runs.c.id)
-        )
-        return list((await conn.execute(query)).scalars())
-
-    async def _pending_fire_ids(self, conn: AsyncConnection, scenario_id: str) -> list[str]:
-        query = (
-            select(t.fires.c.id)
-            .where(t.fires.c.scenario_id == scenario_id, t.fires.c.state == FireState.PENDING.value)
-            .order_by(t.fires.c.created_at, t.fires.c.id)
-        )
-        return list((await conn.execute(query)).scalars())
 
     # -- the queue: fires waiting behind an active run ---------------------------------------------
 
@@ -225,14 +155,14 @@ class FireRepository:
         """
         at = now()
         async with self._store._write() as conn:
-            pending = await self._pending_fire_ids(conn, scenario_id)
+            pending = await _pending_fire_ids(conn, scenario_id)
             if not pending:
                 return None
             try:
                 scenario: ScenarioRecord | None = await self._store._lock_scenario(conn, scenario_id)
             except NotFoundError:
                 scenario = None
-            if scenario is not None and await self._active_runs(conn, scenario_id):
+            if scenario is not None and await _active_runs(conn, scenario_id):
                 return None
             row = (await conn.execute(select(t.fires).where(t.fires.c.id == pending[0]))).one()
             fire = _rows.to_fire(row._mapping)
@@ -366,8 +296,8 @@ class FireRepository:
             .limit(1)
         )
         async with self._store._engine.connect() as conn:
-            active = await self._active_runs(conn, scenario_id)
-            pending = await self._pending_fire_ids(conn, scenario_id)
+            active = await _active_runs(conn, scenario_id)
+            pending = await _pending_fire_ids(conn, scenario_id)
             row = (await conn.execute(last)).first()
         return ScenarioActivity(tuple(active), tuple(pending), _rows.to_run(row._mapping) if row else None)
 
@@ -390,6 +320,102 @@ class _Origin:
     scheduled_at: datetime | None = None
     traceparent: str = ""
     dry_run: bool = False
+
+
+# -- what a scenario run and a replay record alike (``store.replays`` uses these) --------------------
+
+
+async def _key_taken(conn: AsyncConnection, idempotency_key: str) -> bool:
+    """Whether a fire with this idempotency key exists."""
+    query = select(t.fires.c.id).where(t.fires.c.idempotency_key == idempotency_key)
+    return (await conn.execute(query)).first() is not None
+
+
+async def _stored_fire(store: Store, idempotency_key: str, digest: str, *, differs: str) -> FireRecord:
+    """The fire recorded with this idempotency key, when its request hash is ``digest``; else
+    AlreadyExistsError, saying in ``differs`` what another request with the key may have changed."""
+    async with store._engine.connect() as conn:
+        row = (await conn.execute(select(t.fires).where(t.fires.c.idempotency_key == idempotency_key))).one()
+    if row.request_hash != digest:
+        raise AlreadyExistsError(
+            # Keys are unique across projects: the other fire is not named, it may be hidden.
+            f"idempotency key {idempotency_key!r} was already used with a different request "
+            f"({differs}): use a new key for a new request"
+        )
+    return _rows.to_fire(row._mapping)
+
+
+async def _active_runs(conn: AsyncConnection, scenario_id: str) -> list[str]:
+    query = (
+        select(t.runs.c.id)
+        .where(t.runs.c.scenario_id == scenario_id, t.runs.c.state.in_([s.value for s in ACTIVE_STATES]))
+        .order_by(t.runs.c.created_at, t.runs.c.id)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def _pending_fire_ids(conn: AsyncConnection, scenario_id: str) -> list[str]:
+    query = (
+        select(t.fires.c.id)
+        .where(t.fires.c.scenario_id == scenario_id, t.fires.c.state == FireState.PENDING.value)
+        .order_by(t.fires.c.created_at, t.fires.c.id)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def _insert_fire(
+    store: Store,
+    conn: AsyncConnection,
+    fire_values: dict[str, Any],
+    run_values: dict[str, Any] | None,
+    decision: OverlapDecision,
+) -> bool:
+    """Insert the fire unless its idempotency key is taken (False: answer the stored fire), then
+    its run, and mark the runs ``decision`` supersedes with an abort reason naming the fire."""
+    inserted = await conn.execute(
+        store._insert(t.fires)
+        .values(**fire_values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(t.fires.c.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return False
+    if run_values is not None:
+        await conn.execute(t.runs.insert().values(**run_values))
+    if decision.supersede:
+        await conn.execute(
+            update(t.runs)
+            .where(
+                t.runs.c.id.in_(decision.supersede),
+                t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
+                t.runs.c.abort_reason.is_(None),
+            )
+            .values(abort_reason=superseded_reason(fire_values["id"]))
+        )
+    return True
+
+
+def _new_fire(
+    scenario_id: str, params: dict[str, str], idempotency_key: str, digest: str, origin: _Origin, at: datetime
+) -> dict[str, Any]:
+    """The row of a fire, resolved at ``at`` (the caller sets its state and what it led to)."""
+    return {
+        "id": new_id("fire"),
+        "scenario_id": scenario_id,
+        "params": json.dumps(params),
+        "idempotency_key": idempotency_key or None,
+        "request_hash": digest,
+        "created_at": at,
+        "run_id": None,
+        "cancel_reason": None,
+        "trigger_id": origin.trigger_id,
+        "triggered_by": origin.triggered_by,
+        "scheduled_at": origin.scheduled_at,
+        "queue_reason": None,
+        "resolved_at": at,
+        "traceparent": origin.traceparent or None,
+        "dry_run": origin.dry_run,
+    }
 
 
 def _new_run(scenario: ScenarioRecord, fire: dict[str, Any], run_key: str, at: datetime) -> dict[str, Any]:

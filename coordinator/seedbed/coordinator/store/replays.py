@@ -27,15 +27,23 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from seedbed.coordinator.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
-from seedbed.coordinator.model import ACTIVE_STATES, FireState, new_id
-from seedbed.coordinator.runs import decide_overlap, superseded_reason
+from seedbed.coordinator.errors import FailedPreconditionError, NotFoundError
+from seedbed.coordinator.model import ACTIVE_STATES, FireState
+from seedbed.coordinator.runs import decide_overlap
 from seedbed.coordinator.store import _rows
 from seedbed.coordinator.store import _schema as t
-from seedbed.coordinator.store.fires import _new_run
+from seedbed.coordinator.store.fires import (
+    _active_runs,
+    _insert_fire,
+    _key_taken,
+    _new_fire,
+    _new_run,
+    _Origin,
+    _stored_fire,
+)
 from seedbed.coordinator.store.records import FireRecord, ReplayPin, RunRecord, ScenarioRecord, now
 
 if TYPE_CHECKING:
@@ -101,19 +109,15 @@ class ReplayRepository:
             )
         except IntegrityError:
             pass  # a concurrent call with the same key won the insert
-        return await self._answer_stored(idempotency_key, digest), None, False
+        return await self._stored(idempotency_key, digest), None, False
 
-    async def _answer_stored(self, idempotency_key: str, digest: str) -> FireRecord:
-        async with self._store._engine.connect() as conn:
-            row = (
-                await conn.execute(select(t.fires).where(t.fires.c.idempotency_key == idempotency_key))
-            ).one()
-        if row.request_hash != digest:
-            raise AlreadyExistsError(
-                f"idempotency key {idempotency_key!r} was already used with a different request "
-                "(another run or connection mapping, or a scenario run): use a new key for a new request"
-            )
-        return _rows.to_fire(row._mapping)
+    async def _stored(self, idempotency_key: str, digest: str) -> FireRecord:
+        return await _stored_fire(
+            self._store,
+            idempotency_key,
+            digest,
+            differs="another run or connection mapping, or a scenario run",
+        )
 
     async def _replay(
         self,
@@ -127,14 +131,8 @@ class ReplayRepository:
     ) -> tuple[FireRecord, RunRecord | None, bool]:
         at = now()
         async with self._store._write() as conn:
-            if idempotency_key:
-                existing = (
-                    await conn.execute(
-                        select(t.fires.c.id).where(t.fires.c.idempotency_key == idempotency_key)
-                    )
-                ).first()
-                if existing is not None:
-                    return await self._answer_stored(idempotency_key, digest), None, False
+            if idempotency_key and await _key_taken(conn, idempotency_key):
+                return await self._stored(idempotency_key, digest), None, False
             try:
                 found = await self._store._lock_scenario(conn, original.scenario_id)
             except NotFoundError:
@@ -150,38 +148,12 @@ class ReplayRepository:
                     f"scenario {scenario.id!r} is inactive and set to refuse runs while inactive "
                     "(settings.refuse_runs_when_inactive): activate it before replaying its runs"
                 )
-            fire_values: dict[str, Any] = {
-                "id": new_id("fire"),
-                "scenario_id": scenario.id,
-                "params": json.dumps(original.params),
-                "idempotency_key": idempotency_key or None,
-                "request_hash": digest,
-                "created_at": at,
-                "run_id": None,
-                "cancel_reason": None,
-                "trigger_id": None,
-                "triggered_by": triggered_by,
-                "scheduled_at": None,
-                "queue_reason": None,
-                "resolved_at": at,
-                "traceparent": traceparent or None,
-            }
             # A replay of a dry run is a dry run: the same inputs, checked against the mapped
             # targets, writing nothing (a dry run's replay turning into writes would be a surprise;
             # run the scenario itself to write).
-            fire_values["dry_run"] = original.dry_run
-            active = list(
-                (
-                    await conn.execute(
-                        select(t.runs.c.id)
-                        .where(
-                            t.runs.c.scenario_id == scenario.id,
-                            t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
-                        )
-                        .order_by(t.runs.c.created_at, t.runs.c.id)
-                    )
-                ).scalars()
-            )
+            origin = _Origin(triggered_by=triggered_by, traceparent=traceparent, dry_run=original.dry_run)
+            fire_values = _new_fire(scenario.id, original.params, idempotency_key, digest, origin, at)
+            active = await _active_runs(conn, scenario.id)
             decision = decide_overlap(scenario.settings.overlap_policy, scenario.id, active, [])
             run_values: dict[str, Any] | None = None
             if decision.cancel_reason is not None or decision.queue_reason is not None:
@@ -201,24 +173,6 @@ class ReplayRepository:
                     run_values["template_pins"] = json.dumps(pin.template_versions, sort_keys=True)
                 fire_values["state"] = FireState.RUN_CREATED.value
                 fire_values["run_id"] = run_values["id"]
-            inserted = await conn.execute(
-                self._store._insert(t.fires)
-                .values(**fire_values)
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(t.fires.c.id)
-            )
-            if inserted.scalar_one_or_none() is None:
-                return await self._answer_stored(idempotency_key, digest), None, False
-            if run_values is not None:
-                await conn.execute(t.runs.insert().values(**run_values))
-            if run_values is not None and decision.supersede:
-                await conn.execute(
-                    update(t.runs)
-                    .where(
-                        t.runs.c.id.in_(decision.supersede),
-                        t.runs.c.state.in_([s.value for s in ACTIVE_STATES]),
-                        t.runs.c.abort_reason.is_(None),
-                    )
-                    .values(abort_reason=superseded_reason(fire_values["id"]))
-                )
+            if not await _insert_fire(self._store, conn, fire_values, run_values, decision):
+                return await self._stored(idempotency_key, digest), None, False
         return _rows.to_fire(fire_values), (_rows.to_run(run_values) if run_values else None), True
