@@ -1,12 +1,14 @@
 """Following runs from the command line: their log lines, a live line saying what the run is doing,
 bulk inserts as progress bars, and what Ctrl-C does to a wait.
 
-Used by ``seedbed run submit|logs`` and ``seedbed scenario fire --wait``. The stable surface:
+Used by ``seedbed run submit|replay|logs`` and ``seedbed scenario fire --wait``. The stable surface:
 
 - ``follow_run(client, run_id, g, after=0, follow=True, step="")`` prints the run's log lines (a
   ``LogView``) and answers the run as it was when the stream ended;
 - ``wait_for_fire(client, fire, g)`` waits for a queued fire's run (saying why it waits) and
   answers the run id, or raises ``CliError`` (REFUSED, 8) for a cancelled fire with its reason;
+- ``follow_fire(g, client, fire, …)`` is what ``run submit`` and ``run replay`` do with their fire:
+  wait for its run, then follow it to its end (or print the fire) and answer the exit code;
 - ``on_interrupt_option`` adds ``--on-interrupt ask|abort|leave`` to a command, and
   ``ctrl_c(client, run_ids, choice, g, queued)`` is the context to wait in: Ctrl-C inside it asks
   (on a terminal) or decides (``choice``) whether to abort the runs, says how to follow them later
@@ -46,8 +48,9 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from seedbed.api.v1 import run_pb2
+from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import CliError, Globals
-from seedbed.cli._exits import ExitCode
+from seedbed.cli._exits import ExitCode, for_run_state
 from seedbed.cli._output import printable
 from seedbed.cli._show import error_text, state_name, took
 from seedbed.client import Client, ClientError, LogEvent, RunEnded, TriggerFire
@@ -273,6 +276,44 @@ def wait_for_fire(client: Client, fire: run_pb2.TriggerFire, view: LogView) -> s
     return fire.run_id
 
 
+def follow_fire(
+    g: Globals,
+    client: Client,
+    fire: run_pb2.TriggerFire,
+    *,
+    follow: bool,
+    on_interrupt: OnInterrupt | None,
+    what: str = "",
+) -> int:
+    """Wait for ``fire``'s run (Ctrl-C as ``on_interrupt`` says), then follow it until it ends and
+    answer the run's exit code (with -o json|yaml, stdout gets the ended Run; a dry run's report is
+    printed); with ``follow`` False print the fire once it has its run and answer 0. ``what`` opens
+    the line that names the run ("replay of run_…: ")."""
+    run_ids: list[str] = []
+    view = LogView(g, to_stdout=g.output == "table")
+
+    def queued() -> list[run_pb2.TriggerFire]:
+        # Until the fire has its run, Ctrl-C leaves a fire that will start one: said, not hidden.
+        return [] if run_ids else [fire]
+
+    with ctrl_c(client, lambda: run_ids, on_interrupt, g, queued), view:
+        run_ids.append(interruptible(lambda: wait_for_fire(client, fire, view)))
+        view.say(f"[seedbed] {what}fire {fire.id} → run {run_ids[0]}")
+        if not follow:
+            view.close()
+            tell(client.get_fire(fire.id), run_ids[0])
+            return 0
+        ended = interruptible(lambda: follow_run(client, run_ids[0], view))
+    view.say(f"[seedbed] {describe(ended)}")
+    if ended.dry_run and g.output == "table":
+        from seedbed.cli._dryrun import render_report
+
+        g.err.print(render_report(ended.dry_run_report))
+    if g.output != "table":
+        g.emit(ended, lambda: "")
+    return int(for_run_state(ended.state))
+
+
 # -- Ctrl-C ------------------------------------------------------------------------------------
 
 
@@ -412,6 +453,7 @@ __all__ = [
     "OnInterrupt",
     "ctrl_c",
     "describe",
+    "follow_fire",
     "follow_run",
     "on_interrupt_option",
     "resolve_choice",

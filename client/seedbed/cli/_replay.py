@@ -1,8 +1,9 @@
 """``seedbed run replay RUN [--connection old=new …]``: a new run with a finished run's recorded
 inputs, optionally into other connections; and the recorded inputs as ``run show`` prints them.
 
-The replay is followed like ``run submit`` follows its run (log lines, the live status, Ctrl-C),
-with the same exit codes; ``--no-follow`` prints the run's id once it exists.
+The replay is followed like ``run submit`` follows its run (``_follow.follow_fire``: log lines, the
+live status, Ctrl-C, a dry run's report), with the same exit codes; ``--no-follow`` prints the
+run's id once it exists.
 """
 
 from __future__ import annotations
@@ -10,19 +11,8 @@ from __future__ import annotations
 import click
 
 from seedbed.api.v1 import run_pb2
-from seedbed.cli._catalog_options import tell
 from seedbed.cli._context import SeedbedCommand, state
-from seedbed.cli._exits import for_run_state
-from seedbed.cli._follow import (
-    LogView,
-    OnInterrupt,
-    ctrl_c,
-    describe,
-    follow_run,
-    interruptible,
-    on_interrupt_option,
-    wait_for_fire,
-)
+from seedbed.cli._follow import OnInterrupt, follow_fire, on_interrupt_option
 from seedbed.cli._input import key_values
 
 # The same variable as `run submit`'s (`_runs.ENV_IDEMPOTENCY_KEY`).
@@ -74,24 +64,9 @@ def replay(
     g = state()
     client = g.client()
     fire = client.replay_run(run_id, connections, idempotency_key=idempotency_key or "")
-    run_ids: list[str] = []
-    view = LogView(g, to_stdout=g.output == "table")
-
-    def queued() -> list[run_pb2.TriggerFire]:
-        return [] if run_ids else [fire]
-
-    with ctrl_c(client, lambda: run_ids, on_interrupt, g, queued), view:
-        run_ids.append(interruptible(lambda: wait_for_fire(client, fire, view)))
-        view.say(f"[seedbed] replay of {run_id}: fire {fire.id} → run {run_ids[0]}")
-        if not follow:
-            view.close()
-            tell(client.get_fire(fire.id), run_ids[0])
-            return 0
-        ended = interruptible(lambda: follow_run(client, run_ids[0], view))
-    view.say(f"[seedbed] {describe(ended)}")
-    if g.output != "table":
-        g.emit(ended, lambda: "")
-    return int(for_run_state(ended.state))
+    return follow_fire(
+        g, client, fire, follow=follow, on_interrupt=on_interrupt, what=f"replay of {run_id}: "
+    )
 
 
 def input_rows(run: run_pb2.Run) -> list[tuple[str, object]]:

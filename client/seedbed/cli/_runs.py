@@ -32,10 +32,10 @@ from seedbed.cli._follow import (
     OnInterrupt,
     ctrl_c,
     describe,
+    follow_fire,
     follow_run,
     interruptible,
     on_interrupt_option,
-    wait_for_fire,
 )
 from seedbed.cli._input import confirm, iso_time, read_text
 from seedbed.cli._output import Column, dump, printable, table, when
@@ -207,29 +207,7 @@ def _submit(
     else:
         client.put_scenario(scenario_id, script=script)  # a scenario that exists keeps its settings
     fire = client.run(scenario_id, params, idempotency_key=idempotency_key or "", dry_run=dry_run)
-    run_ids: list[str] = []
-    view = LogView(g, to_stdout=g.output == "table")
-
-    def queued() -> list[run_pb2.TriggerFire]:
-        # Until the fire has its run, Ctrl-C leaves a fire that will start one: said, not hidden.
-        return [] if run_ids else [fire]
-
-    with ctrl_c(client, lambda: run_ids, on_interrupt, g, queued), view:
-        run_ids.append(interruptible(lambda: wait_for_fire(client, fire, view)))
-        view.say(f"[seedbed] fire {fire.id} → run {run_ids[0]}")
-        if not follow:
-            view.close()
-            tell(client.get_fire(fire.id), run_ids[0])
-            return 0
-        ended = interruptible(lambda: follow_run(client, run_ids[0], view))
-    view.say(f"[seedbed] {describe(ended)}")
-    if ended.dry_run and g.output == "table":
-        from seedbed.cli._dryrun import render_report
-
-        g.err.print(render_report(ended.dry_run_report))
-    if g.output != "table":
-        g.emit(ended, lambda: "")
-    return int(for_run_state(ended.state))
+    return follow_fire(g, client, fire, follow=follow, on_interrupt=on_interrupt)
 
 
 def _save_with_timeout(client: Client, scenario_id: str, script: str, timeout: int) -> None:
