@@ -3,6 +3,7 @@ Docker engine, real coordinators on loopback with SQLite and PostgreSQL stores."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,24 @@ from seedbed.worker.attempt import SANDBOX_RESOURCE, WORKER_NODE_RESOURCE
 from seedbed.worker.catalog import CATALOG_RESOURCE
 from tests.conftest import settings_for
 
+_REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     # Ray takes seconds to start: one instance for the whole session, shared by every coordinator.
     if not ray.is_initialized():
-        ray.init(
-            address="local",  # always a new instance: parallel test processes each start their own
-            num_cpus=2,
-            resources={SANDBOX_RESOURCE: 8.0, CATALOG_RESOURCE: 2.0, WORKER_NODE_RESOURCE: 1000.0},
-            include_dashboard=False,
-            namespace="seedbed-tests",
-            log_to_driver=False,
-        )
+        # Ray puts the driver's working directory at ray.init on its workers' sys.path: started
+        # while a test had chdir'ed to its tmp_path, functions from `tests` failed to import there.
+        with contextlib.chdir(_REPO):
+            ray.init(
+                address="local",  # always a new instance: parallel test processes each start their own
+                num_cpus=2,
+                resources={SANDBOX_RESOURCE: 8.0, CATALOG_RESOURCE: 2.0, WORKER_NODE_RESOURCE: 1000.0},
+                include_dashboard=False,
+                namespace="seedbed-tests",
+                log_to_driver=False,
+            )
     yield
     ray.shutdown()
 

@@ -72,7 +72,7 @@ def test_json_logs_name_the_run_and_metrics_are_served(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         rest = server.communicate(timeout=60)[1]
-    assert server.returncode == 0
+    assert server.returncode == 0, rest[-4000:]
     # Ray's core (C++) writes a few raw lines of its own when the process is signalled.
     lines += [json.loads(raw) for raw in rest.splitlines() if raw.startswith("{")]
     about_runs = [line for line in lines if "run_id" in line]

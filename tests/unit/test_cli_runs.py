@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -212,8 +211,10 @@ def test_list_show_abort_and_the_old_spellings(
     assert code == 2 and "RUN" in err
 
 
-def test_a_file_named_like_a_verb_and_the_old_run_file(cli: Cli, tmp_path: Path) -> None:
-    os.chdir(tmp_path)
+def test_a_file_named_like_a_verb_and_the_old_run_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     Path("show").write_text("print shown")
     code, out, err = cli("run", "./show")  # the old `seedbed run FILE`
     assert code == 0 and out == "shown\n" and "is now `seedbed run submit ./show`" in err
