@@ -173,7 +173,10 @@ def test_file_quota_is_shared_and_leaves_no_partial_file(tmp_path: Path) -> None
     a.write("one.jsonl", [{"x": "y" * 500}], fmt="jsonl")
     with pytest.raises(sinks.QuotaExceededError, match="at most 1000 bytes.*SEEDBED_MAX_FILE_SINK_BYTES"):
         b.write("two.csv", [{"x": "y" * 600}])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl"]
+    # Each connection writes in a folder of its own; no file of conn_b, not even a temporary one.
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "conn_a/one.jsonl"
+    ]
 
 
 def _file_snapshot(path: Path) -> attempt_pb2.ConnectionSnapshot:
