@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("call", sa.Integer, primary_key=True),
         sa.Column("batch", sa.Integer, primary_key=True),
         sa.Column("path", sa.Text, nullable=False),
-        sa.Column("ids", sa.Text, nullable=False),  # JSON list of strings, one per request
+        sa.Column("ids", sa.Text, nullable=False),  # JSON list, one per row posted (WriteBatch.created_ids)
     )
 
 
