@@ -37,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from seedbed.api.v1 import attempt_pb2, run_pb2
 from seedbed.worker import ledger, sinks, templates
+from seedbed.worker.agent._args import handle as _handle
 from seedbed.worker.agent._args import integer as _int
 from seedbed.worker.agent._args import names as _names
 from seedbed.worker.agent._args import text as _text
@@ -451,10 +452,7 @@ class Agent:
         return {"handle": handle}
 
     def _insert_write(self, args: Mapping[str, Any]) -> Any:
-        handle = _text(args, "handle", limit=100)
-        entry = self._inserts.get(handle)
-        if entry is None:
-            raise InvalidArgument(f"unknown or closed insert {handle!r}")
+        _, entry = _handle(args, self._inserts, "insert")
         if self.nondeterministic is not None:
             raise NondeterministicWrite(
                 f"no more writes after a nondeterministic one: {self.nondeterministic}"
@@ -469,10 +467,8 @@ class Agent:
         return {"count": entry.count}
 
     def _insert_close(self, args: Mapping[str, Any]) -> Any:
-        handle = _text(args, "handle", limit=100)
-        entry = self._inserts.pop(handle, None)
-        if entry is None:
-            raise InvalidArgument(f"unknown or closed insert {handle!r}")
+        handle, entry = _handle(args, self._inserts, "insert")
+        del self._inserts[handle]
         return {"count": entry.count}
 
     def _note(self, text: str, level: str = "info") -> None:

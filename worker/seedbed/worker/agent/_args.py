@@ -4,11 +4,13 @@ before use, with an error that names it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from seedbed.worker.agent._errors import InvalidArgument
 
-__all__ = ["integer", "names", "text"]
+__all__ = ["handle", "integer", "names", "text"]
+
+T = TypeVar("T")
 
 
 def text(args: Mapping[str, Any], name: str, *, limit: int = 1000, required: bool = True) -> str:
@@ -20,6 +22,18 @@ def text(args: Mapping[str, Any], name: str, *, limit: int = 1000, required: boo
     if len(value) > limit:
         raise InvalidArgument(f"{name} is longer than {limit} characters")
     return value
+
+
+def handle(
+    args: Mapping[str, Any], entries: Mapping[str, T], what: str, *, limit: int = 100
+) -> tuple[str, T]:
+    """The call's ``handle`` and the open ``what`` (an insert, an asset) it names in ``entries``;
+    InvalidArgument naming the handle when none is open under it (never opened, or closed)."""
+    key = text(args, "handle", limit=limit)
+    entry = entries.get(key)
+    if entry is None:
+        raise InvalidArgument(f"unknown or closed {what} {key!r}")
+    return key, entry
 
 
 def integer(args: Mapping[str, Any], name: str, *, required: bool = True) -> int | None:

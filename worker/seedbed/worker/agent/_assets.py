@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from seedbed.api.v1 import asset_pb2
+from seedbed.worker.agent._args import handle as _handle
 from seedbed.worker.agent._args import text as _text
 from seedbed.worker.agent._budget import MemoryBudget
 from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded
@@ -191,11 +192,7 @@ class AssetCollector:
         return {"handle": handle}
 
     def _asset(self, args: Mapping[str, Any]) -> tuple[str, _Asset]:
-        handle = _text(args, "handle", limit=40)
-        asset = self._open.get(handle)
-        if asset is None:
-            raise InvalidArgument(f"unknown or closed asset handle {handle!r}")
-        return handle, asset
+        return _handle(args, self._open, "asset handle", limit=40)
 
     def append(self, args: Mapping[str, Any]) -> Any:
         # One lock section from the handle's lookup to the charge: a close (or abandon) between

@@ -45,6 +45,7 @@ from sqlalchemy import exc as sa_exc
 
 from seedbed.api.v1 import attempt_pb2, dryrun_pb2, run_pb2
 from seedbed.worker import dryrun
+from seedbed.worker.agent._args import handle as _handle
 from seedbed.worker.agent._args import names as _names
 from seedbed.worker.agent._args import text as _text
 from seedbed.worker.agent._errors import InvalidArgument, LimitExceeded, TargetError
@@ -216,19 +217,15 @@ class DryRunWrites:
         return {"handle": handle}
 
     def _insert_write(self, args: Mapping[str, Any]) -> Any:
-        handle = _text(args, "handle", limit=100)
-        entry = self._inserts.get(handle)
-        if entry is None:
-            raise InvalidArgument(f"unknown or closed insert {handle!r}")
+        _, entry = _handle(args, self._inserts, "insert")
         rows = self._side.rows(args)
         self._check(self._sql[entry.connection_id], entry.call, entry.table, rows, first_index=entry.count)
         entry.count += len(rows)
         return {"count": entry.count}
 
     def _insert_close(self, args: Mapping[str, Any]) -> Any:
-        entry = self._inserts.pop(_text(args, "handle", limit=100), None)
-        if entry is None:
-            raise InvalidArgument(f"unknown or closed insert {args.get('handle')!r}")
+        handle, entry = _handle(args, self._inserts, "insert")
+        del self._inserts[handle]
         return {"count": entry.count}
 
     def _execute(self, args: Mapping[str, Any]) -> Any:
