@@ -1,8 +1,8 @@
 """Versioned templates in real runs (real coordinator, store, Ray and Docker sandboxes): a script's pin
 of an old version generates that version's rows (read by the agent from the coordinator with the
-attempt's token) and its `ref`s draw from the rows made before it, a retry generates from the versions fixed when the run was created even after a
-push, a pin of a version that does not exist fails the run naming it, and the run records every
-version it used."""
+attempt's token) and its `ref`s draw from the rows made before it, a retry generates from the
+versions fixed when the run was created even after a push, a pin of a version that does not exist
+fails the run naming it, and the run records every version it used."""
 
 from __future__ import annotations
 

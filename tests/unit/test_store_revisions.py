@@ -14,8 +14,8 @@ import pytest
 from seedbed.coordinator.errors import ConflictError, NotFoundError
 from seedbed.coordinator.store import Store
 from seedbed.coordinator.store.catalog import OtherProjectError
-from seedbed.coordinator.store.templates import TemplateRecord
 from seedbed.coordinator.store.records import ScenarioSettingsValue
+from seedbed.coordinator.store.templates import TemplateRecord
 
 
 @pytest.fixture

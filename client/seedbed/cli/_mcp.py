@@ -28,10 +28,11 @@ def mcp() -> int:
     """Serve Seedbed's MCP tools over stdin and stdout, for AI agents (an agent host starts it).
 
     The tools (execute_scenario, get_scenario_run, get_scenario_run_logs, list_scenarios,
-    abort_scenario_run, get_scenario_run_assets) call the coordinator at --address (SEEDBED_ADDRESS, else the profile's) as
-    the key in --api-key (SEEDBED_API_KEY, else the profile's). stdout carries the protocol, so -o
-    has nothing to format; warnings go to stderr. A coordinator serves the same tools over HTTP too
-    (/mcp on its REST address). It exits 7 when no coordinator answers at start.
+    abort_scenario_run, get_scenario_run_assets) call the coordinator at --address
+    (SEEDBED_ADDRESS, else the profile's) as the key in --api-key (SEEDBED_API_KEY, else the
+    profile's). stdout carries the protocol, so -o has nothing to format; warnings go to stderr. A
+    coordinator serves the same tools over HTTP too (/mcp on its REST address). It exits 7 when no
+    coordinator answers at start.
 
     \b
     Examples:
