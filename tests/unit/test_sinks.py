@@ -56,6 +56,7 @@ def test_public_surface() -> None:
         "SqlSink",
         "TargetError",
         "WriteResult",
+        "connection_folder",
         "open_sink",
     ]
     for name in sinks.__all__:
