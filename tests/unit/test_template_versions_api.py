@@ -94,6 +94,10 @@ def test_a_deleted_templates_versions_stay_readable(rest: tuple[Any, httpx.Clien
     assert gone.value.code == grpc.StatusCode.NOT_FOUND
     assert client.get_template("tmpl_customer@2").source == CUSTOMER_V2
     assert [v.version for v in client.list_template_versions("tmpl_customer")] == [2, 1]
+    # A validate-only push answers the version the real push would make, not a fresh 1.
+    checked = client.put_template(CUSTOMER, validate_only=True)
+    assert checked.revision == 3
+    assert [v.version for v in client.list_template_versions("tmpl_customer")] == [2, 1]  # wrote nothing
     assert client.put_template(CUSTOMER).revision == 3  # numbering goes on: @2 keeps its meaning
 
 

@@ -95,8 +95,11 @@ class TemplateUseCases:
             "template", template_id, project, shared, existing.shared if existing else False
         )
         if validate_only:
+            # A template deleted then pushed again numbers on from its last version (kept).
+            last = await self._store.templates.versions(template_id, limit=1) if existing is None else []
+            first = last[0].version + 1 if last else 1
             rec, created = _would_put(
-                existing, source, project, shared, result, allow_update, expected_revision
+                existing, source, project, shared, result, allow_update, expected_revision, first
             )
             return _template_to_proto(rec), created
         try:
@@ -412,10 +415,12 @@ def _would_put(
     result: dict[str, Any],
     allow_update: bool,
     expected: int | None,
+    first: int = 1,
 ) -> tuple[TemplateRecord, bool]:
     """A validate-only put: the template ``TemplateRepository.put`` would store over ``existing``
     (as read just before) and whether it would create it, with the refusals it would make. The
-    real put decides them again, atomically."""
+    real put decides them again, atomically. ``first``: the version a create would get (after
+    the last version of a deleted template of the same id)."""
     template_id: str = result["id"]
     found = existing.revision if existing is not None else None
     if expected is not None and (found is not None if expected == 0 else found != expected):
@@ -439,7 +444,7 @@ def _would_put(
             digest=template_digest(result["canonical"]),
             description=result["description"],
             field_names=result["field_names"],
-            revision=1 if existing is None else existing.revision + (0 if unchanged else 1),
+            revision=first if existing is None else existing.revision + (0 if unchanged else 1),
             created_at=at if existing is None else existing.created_at,
             updated_at=at,
             project_key=project,
