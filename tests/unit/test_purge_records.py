@@ -26,6 +26,7 @@ from seedbed.coordinator.fakes import FakeDispatcher
 from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.purge_pass import PurgePass
 from seedbed.coordinator.store import Store, now
+from seedbed.coordinator.store.records import ScenarioSettingsValue
 from tests.conftest import eventually, settings_for
 from tests.unit.test_purge_api import _count, _seeded_run
 
@@ -169,6 +170,72 @@ def test_one_runs_failed_purge_stops_no_other_and_each_claim_is_fenced(
     swept, seen, fenced = asyncio.run(story())
     assert sorted(seen) == sorted(runs) and sorted(swept) == sorted(runs)
     assert fenced == [True, True, False, False, True]
+
+
+class _Recording:
+    """A purger that records the runs the pass hands it and purges nothing."""
+
+    holder, lease = "coord-1", timedelta(seconds=60)
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def claimant(self, trigger: str) -> str:
+        return f"{self.holder} ({trigger} {len(self.seen)})"
+
+    async def held(self, run: Any, holder: str, *, trigger: str) -> run_pb2.PurgeRunResponse:
+        self.seen.append(run.id)
+        return run_pb2.PurgeRunResponse()
+
+
+def _swept(url: str, before: Any = None) -> list[str]:
+    """One pass over the store at ``url`` (after ``before(store)``): the runs it would purge."""
+
+    async def story() -> list[str]:
+        store = await Store.open(url)
+        try:
+            if before is not None:
+                await before(store)
+            purger = _Recording()
+            await PurgePass(store, cast(RunPurger, purger), interval_seconds=60).sweep()
+            return purger.seen
+        finally:
+            await store.aclose()
+
+    return asyncio.run(story())
+
+
+def test_a_scenario_id_taken_again_in_another_project_purges_none_of_the_old_runs(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    """Project A deletes scenario `nightly`; project B creates `nightly` with a time to live of a
+    second: the pass must not purge A's runs (B's editor holds no role in A)."""
+    coordinator, client = fake_coordinator
+    old = _ran(client, "nightly")
+    client.delete_scenario(old.scenario_id)
+
+    async def taken_in_b(store: Store) -> None:
+        await store.access.create_project("tenant-b", "B", "")
+        settings = ScenarioSettingsValue(purge_after_seconds=1)
+        await store.create_scenario(old.scenario_id, "nightly", "print hi", settings, project_key="tenant-b")
+        await asyncio.sleep(1.2)
+
+    assert _swept(coordinator.settings.resolved_store_url(), taken_in_b) == []
+
+
+def test_a_scenario_deleted_and_created_again_purges_only_its_own_runs(
+    fake_coordinator: tuple[Any, Client],
+) -> None:
+    coordinator, client = fake_coordinator
+    old = _ran(client, "nightly")
+    client.delete_scenario(old.scenario_id)
+    new = _ran(client, "nightly")
+    assert new.scenario_id == old.scenario_id
+    settings = client.get_project("default").get_scenario("nightly").get_settings()
+    settings.purge_after = timedelta(seconds=1)
+    settings.save()
+    time.sleep(1.2)
+    assert _swept(coordinator.settings.resolved_store_url()) == [new.id]
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

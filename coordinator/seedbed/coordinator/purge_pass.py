@@ -32,6 +32,7 @@ from seedbed.coordinator.errors import CoordinatorError, NotFoundError
 from seedbed.coordinator.periodic import PeriodicTask
 from seedbed.coordinator.purge import RunPurger
 from seedbed.coordinator.store import Store, now
+from seedbed.coordinator.store.purges import TimeToLive
 
 __all__ = ["PurgePass"]
 
@@ -71,7 +72,8 @@ class PurgePass:
             for scenario in page:
                 seconds = scenario.settings.purge_after_seconds
                 if seconds > 0:
-                    ttls.append((scenario.id, timedelta(seconds=seconds)))
+                    after = timedelta(seconds=seconds)
+                    ttls.append(TimeToLive(scenario.id, scenario.project_key, scenario.created_at, after))
             if len(page) < _PAGE:
                 break
             offset += _PAGE

@@ -29,7 +29,7 @@ from seedbed.coordinator.model import TERMINAL_STATES
 from seedbed.coordinator.store import _schema as t
 from seedbed.coordinator.store.records import as_utc
 
-__all__ = ["CreatedIds", "PurgeRecord", "PurgeRepository"]
+__all__ = ["CreatedIds", "PurgeRecord", "PurgeRepository", "TimeToLive"]
 
 _p = t.run_purges.c
 _c = t.rest_created.c
@@ -52,6 +52,17 @@ class PurgeRecord:
     ended_at: datetime | None
     message: str
     result: str | None  # JSON PurgeRunResponse
+
+
+@dataclass(frozen=True)
+class TimeToLive:
+    """A scenario's time to live, with what names the runs made from it: its id, its project and
+    when it was created (a run older than the scenario was made from an earlier one of that id)."""
+
+    scenario_id: str
+    project_key: str
+    created_at: datetime
+    after: timedelta
 
 
 @dataclass(frozen=True)
@@ -182,20 +193,26 @@ class PurgeRepository:
 
     # -- purges of runs ------------------------------------------------------------------------
 
-    async def due(self, ttls: Iterable[tuple[str, timedelta]], at: datetime, limit: int) -> list[str]:
+    async def due(self, ttls: Iterable[TimeToLive], at: datetime, limit: int) -> list[str]:
         """Ended runs of these scenarios older than their time to live, not purged yet and not
-        being purged now (a claim whose lease has passed counts as not being purged), oldest first."""
+        being purged now (a claim whose lease has passed counts as not being purged), oldest first.
+
+        Only the runs made from the scenario itself: of its project, created at or after it. A
+        scenario id given again after a delete (maybe in another project) is another scenario; its
+        time to live is not that of the runs the deleted one left (as ``check_scenario_of``)."""
         found: list[str] = []
-        for scenario_id, ttl in ttls:
+        for ttl in ttls:
             if len(found) >= limit:
                 break
             claimed = exists().where(_p.run_id == _r.id, or_(_p.state == DONE, _p.lease_expires_at > at))
             query = (
                 select(_r.id)
                 .where(
-                    _r.scenario_id == scenario_id,
+                    _r.scenario_id == ttl.scenario_id,
+                    _r.project_key == ttl.project_key,
+                    _r.created_at >= ttl.created_at,
                     _r.state.in_([s.value for s in TERMINAL_STATES]),
-                    _r.ended_at < at - ttl,
+                    _r.ended_at < at - ttl.after,
                     ~claimed,
                 )
                 .order_by(_r.ended_at)
