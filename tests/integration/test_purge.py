@@ -338,9 +338,10 @@ def test_purge_of_a_classic_run_through_the_coordinator(
     assert dry.dry_run and _targets(dry) == expected and not dry.failures and not dry.skipped
     assert _counts(target_pg) == (100, 500)
 
-    # A connection deleted since the run: its batches cannot be reached, and it says so.
+    # A connection deleted since the run: its batches cannot be reached, and it says so (a dry
+    # run: a purge that ended DONE is not done again, even once the connection is back).
     client.delete_connection("conn_postgres")
-    unreachable = client.purge_run(run.id)
+    unreachable = client.purge_run(run.id, dry_run=True)
     assert [(c.connection_id, c.reason[:22]) for c in unreachable.skipped_connections] == [
         ("conn_postgres", "deleted since the run:")
     ]
@@ -355,8 +356,8 @@ def test_purge_of_a_classic_run_through_the_coordinator(
         assert conn.execute(f"SELECT count(*) FROM {LEDGER_TABLE}").fetchone() == (0,)
     eventually(lambda: "purged 600 rows: 500 from orders (conn_postgres)" in _logs(client, run.id))
 
-    again = client.purge_run(run.id)
-    assert not again.targets and not again.skipped and not again.failures
+    # DONE: asked again, its record answers and nothing is purged again.
+    assert client.purge_run(run.id) == purged
 
 
 def test_purge_refuses_an_active_run_and_an_unknown_one(coordinator: tuple[Any, Client]) -> None:
@@ -422,8 +423,9 @@ def test_seedbed_run_purge_command(
     ]
     assert _counts(target_pg) == (0, 0)
 
+    # DONE: asked again, the purge answers its record (the resumed purge's) and does nothing.
     done = seedbed(*address, "run", "purge", run.id, "--yes")
-    assert done.returncode == 0 and "nothing to purge" in done.stdout
+    assert done.returncode == 0 and f"run {run.id}: purged 100 row(s)" in done.stdout
 
     unknown = seedbed(*address, "run", "purge", "run_0123456789abcdef", "--yes")
     assert unknown.returncode == 5 and "NOT_FOUND" in unknown.stderr

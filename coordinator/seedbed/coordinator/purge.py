@@ -25,6 +25,18 @@ run's batches written through any connection to the same database. Connections w
 same database (ignoring the user) are therefore purged once, through the first one, and the others
 listed as skipped, so that a dry run does not count the same rows twice.
 
+A replay signs its ledger rows for the run it replays (`RunRecord.ledger_run_id`), so the original
+and its replays share one ledger identity in a target: the ledger cannot tell whose a batch is.
+The coordinator can (`write_batches`: APPLIED by the run that wrote it, REPLAYED by one that found
+it there), so a SQL purge deletes only the (call, batch) pairs the run APPLIED through the
+database (every attempt, every connection to it), handed to the worker as `work["batches"]`; the
+original also keeps the pairs it only found there (an attempt's report lost) that no other run of
+its identity applied. The rest are listed as another run's. REST: a replay posts with the
+original's Idempotency-Keys, so a target honouring them answers with the original's resources;
+an id that an earlier run of the identity recorded for the same connection and path is that
+run's, and is listed, not deleted. A DONE purge is never done again (`PurgeRepository.claim`): a
+request for it answers its record.
+
 Rejected: purging the connections concurrently (the order is what keeps foreign keys between
 them satisfied); reading what to delete from the coordinator's store (it knows batches, not
 rows; the ledger in the target commits with the rows it describes); calling REST targets from the
@@ -54,7 +66,8 @@ from seedbed.coordinator.logs import LogHub
 from seedbed.coordinator.runs.ports import RunPurgeWorker
 from seedbed.coordinator.secrets import SecretBox
 from seedbed.coordinator.store import LogRecord, RunRecord, Store, now
-from seedbed.coordinator.store.purges import PurgeRecord
+from seedbed.coordinator.store.purges import DONE, CreatedIds, PurgeRecord
+from seedbed.coordinator.store.records import WriteBatchRecord
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +75,7 @@ _SQL_KINDS = ("postgresql", "sql")
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 # A failed purge is tried again by the periodic pass after this long.
 RETRY_FAILED = timedelta(minutes=10)
+_PAGE = 1000
 
 
 class RunPurger:
@@ -115,6 +129,11 @@ class RunPurger:
             again=True,
         )
         if not claimed:
+            done = await self._store.purges.get(run.id)
+            if done is not None and done.state == DONE:
+                # Never purged twice: what the run wrote is gone, and what its targets hold under
+                # its ledger identity now may be a replay's (README: replay after a purge).
+                return _recorded(done)
             raise FailedPreconditionError(
                 f"run {run_id} is being purged now (by the periodic purge pass, or another request): "
                 f"wait for it to end (seedbed run purges {run_id}), then purge again if needed"
@@ -175,8 +194,9 @@ class RunPurger:
         response = run_pb2.PurgeRunResponse(dry_run=dry_run)
         order = list(reversed(await self._store.purges.connections(run.id)))
         databases: dict[tuple[Any, ...], str] = {}
+        scope = _Scope(self._store, run)
         for index, connection_id in enumerate(order):
-            summary = await self._purge_one(run, connection_id, dry_run, response, databases)
+            summary = await self._purge_one(run, connection_id, dry_run, response, databases, scope)
             if summary is None:
                 continue
             _add(response, connection_id, summary)
@@ -210,16 +230,22 @@ class RunPurger:
         dry_run: bool,
         response: run_pb2.PurgeRunResponse,
         databases: dict[tuple[Any, ...], str],
+        scope: _Scope,
     ) -> dict[str, Any] | None:
         """The worker's summary for one connection; None when it was skipped (and listed so).
         `databases`: the databases purged so far, and through which connection."""
         try:
             record = await self._store.connections.get(connection_id)
         except NotFoundError:
+            again = (
+                "create it again (same id, same target) before purging, to purge what the run wrote "
+                "through it"
+                if dry_run
+                else "what the run wrote through it is left (a DONE purge is not done again: delete it "
+                "by hand)"
+            )
             response.skipped_connections.add(
-                connection_id=connection_id,
-                reason="deleted since the run: create it again (same id, same target) to purge "
-                "what the run wrote through it",
+                connection_id=connection_id, reason=f"deleted since the run: {again}"
             )
             return None
         if record.project_key != run.project_key and not record.shared:
@@ -234,6 +260,7 @@ class RunPurger:
             if not created:
                 response.skipped_connections.add(connection_id=connection_id, reason=_no_undo(record.rest))
                 return None
+            created = await self._others_rest(run, connection_id, created, response, scope)
             work["rest"] = [vars(c) for c in created]
         elif record.kind == "file":
             work["files"] = await self._store.purges.files(run.id, connection_id)
@@ -260,6 +287,7 @@ class RunPurger:
                     )
                     return None
                 databases[database] = connection_id
+            work["batches"] = sorted(await scope.own_batches(connection_id, database))
         else:
             response.skipped_connections.add(
                 connection_id=connection_id, reason=f"a {record.kind} connection: nothing to undo through it"
@@ -277,6 +305,46 @@ class RunPurger:
         except DispatchError as exc:
             return _failed(f"no worker could purge through connection {connection_id}: {exc}")
 
+    async def _others_rest(
+        self,
+        run: RunRecord,
+        connection_id: str,
+        created: list[CreatedIds],
+        response: run_pb2.PurgeRunResponse,
+        scope: _Scope,
+    ) -> list[CreatedIds]:
+        """`created` without the ids an earlier run of the same ledger identity recorded for the
+        connection and path (a replay's Idempotency-Keys are the original's: a target honouring
+        them answers with the original's resources), each listed in `rows_left`."""
+        owners: dict[tuple[str, str], str] = {}
+        for other in await scope.earlier():
+            for batch in await self._store.purges.created(other.id, connection_id):
+                for created_id in batch.ids:
+                    if created_id:
+                        owners.setdefault((batch.path, created_id), other.id)
+        if not owners:
+            return created
+        kept: list[CreatedIds] = []
+        for batch in created:
+            ids: list[str] = []
+            for created_id in batch.ids:
+                owner = owners.get((batch.path, created_id)) if created_id else None
+                if owner is None:
+                    ids.append(created_id)
+                    continue
+                response.rows_left.add(
+                    connection_id=connection_id,
+                    table=batch.path,
+                    call=batch.call,
+                    batch=batch.batch,
+                    key=created_id,
+                    reason=f"created by run {owner}: the target answered this run's idempotency key "
+                    f"with the original's resource; purge {owner}",
+                )
+            if ids:
+                kept.append(CreatedIds(batch.call, batch.batch, batch.path, ids))
+        return kept
+
     async def _log(self, run_id: str, text: str) -> None:
         """One system line in the run's log, after its last line."""
         latest = await self._store.get_run(run_id)
@@ -287,6 +355,101 @@ class RunPurger:
             log.warning("run %s: the purge's log line was not written: %s", run_id, exc)
             return
         self._hub.notify(run_id)
+
+
+class _Scope:
+    """What one purge of `run` reads once: its write batches, the other runs of its ledger
+    identity (the original and its replays) and theirs, the databases of their connections."""
+
+    def __init__(self, store: Store, run: RunRecord) -> None:
+        self._store = store
+        self._run = run
+        self._runs: list[RunRecord] | None = None
+        self._batches: dict[str, list[WriteBatchRecord]] = {}
+        self._databases: dict[str, tuple[Any, ...] | None] = {}
+
+    async def others(self) -> list[RunRecord]:
+        """The other runs signed for the same ledger run: replays are runs of the same scenario,
+        created after the run they replay."""
+        if self._runs is None:
+            run, found = self._run, list[RunRecord]()
+            try:
+                first = await self._store.get_run(run.ledger_run_id)
+                since = min(first.created_at, run.created_at)
+            except NotFoundError:
+                since = None
+            offset = 0
+            while True:
+                page = await self._store.list_runs(run.scenario_id, _PAGE, offset, created_after=since)
+                found.extend(r for r in page if r.id != run.id and r.ledger_run_id == run.ledger_run_id)
+                if len(page) < _PAGE:
+                    break
+                offset += _PAGE
+            self._runs = found
+        return self._runs
+
+    async def earlier(self) -> list[RunRecord]:
+        """The other runs of the identity created before this one, oldest first."""
+        run = self._run
+        before = [r for r in await self.others() if (r.created_at, r.id) < (run.created_at, run.id)]
+        return sorted(before, key=lambda r: (r.created_at, r.id))
+
+    async def batches(self, run_id: str) -> list[WriteBatchRecord]:
+        if run_id not in self._batches:
+            found: list[WriteBatchRecord] = []
+            while True:
+                page = await self._store.attempts.list_batches(run_id, _PAGE, len(found))
+                found.extend(page)
+                if len(page) < _PAGE:
+                    break
+            self._batches[run_id] = found
+        return self._batches[run_id]
+
+    async def _database(self, connection_id: str) -> tuple[Any, ...] | None:
+        if connection_id not in self._databases:
+            try:
+                record = await self._store.connections.get(connection_id)
+            except NotFoundError:
+                self._databases[connection_id] = None
+            else:
+                sql = record.kind in _SQL_KINDS
+                self._databases[connection_id] = _database(record.url) if sql else None
+        return self._databases[connection_id]
+
+    async def _through(
+        self, run_id: str, connection_id: str, database: tuple[Any, ...] | None
+    ) -> set[tuple[int, int, str]]:
+        """(call, batch, status) of the run's batches through the connection or any to `database`."""
+        out: set[tuple[int, int, str]] = set()
+        for b in await self.batches(run_id):
+            if b.connection_id == connection_id or (
+                database is not None and await self._database(b.connection_id) == database
+            ):
+                out.add((b.call, b.batch, b.status))
+        return out
+
+    async def own_batches(self, connection_id: str, database: tuple[Any, ...] | None) -> set[tuple[int, int]]:
+        """The (call, batch) pairs this run wrote to the connection's database: those it APPLIED
+        (any attempt); for the original, also those it only found there (an earlier attempt's
+        report lost) that no other run of its identity applied there."""
+        run = self._run
+        mine = await self._through(run.id, connection_id, database)
+        own = {(call, batch) for call, batch, status in mine if status == "APPLIED"}
+        if run.id == run.ledger_run_id:
+            found = {(call, batch) for call, batch, status in mine if status != "APPLIED"} - own
+            for other in await self.others() if found else []:
+                theirs = await self._through(other.id, connection_id, database)
+                found -= {(call, batch) for call, batch, status in theirs if status == "APPLIED"}
+            own |= found
+        return own
+
+
+def _recorded(record: PurgeRecord) -> run_pb2.PurgeRunResponse:
+    """A DONE purge's answer, from its record."""
+    response = run_pb2.PurgeRunResponse()
+    if record.result:
+        json_format.Parse(record.result, response, ignore_unknown_fields=True)
+    return response
 
 
 def _no_undo(rest: dict[str, Any]) -> str:

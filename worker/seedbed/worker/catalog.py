@@ -126,7 +126,9 @@ def purge_run(
 ) -> dict[str, Any]:
     """Undo (with `dry_run`: count) what run `run_id` (key `run_key`) wrote through this connection,
     newest first. SQL: the rows its write ledger recorded (see `seedbed.worker.ledger`), trusting
-    only ledger rows whose MAC `ledger_key` verifies. REST: the resources `work["rest"]` names
+    only ledger rows whose MAC `ledger_key` verifies, and of those only the (call, batch) pairs
+    `work["batches"]` names when it is given (the batches this run applied: a replay shares its
+    original's ledger identity, see `ledger.purge_run`). REST: the resources `work["rest"]` names
     ([{call, batch, path, ids}], newest first), through the connection's declared undo. File: the
     files `work["files"]` names, in the connection's folder of the run's artifacts folder (then
     the run's folder itself once it is empty).
@@ -158,7 +160,9 @@ def purge_run(
                     f"a {spec.kind} connection has no write ledger to purge from", connection_id=spec.id
                 )
             seal = ledger.LedgerSeal(run_key, run_id, ledger_key)
-            return ledger.purge_run(sink, seal, dry_run=dry_run).to_json()
+            only = work.get("batches")
+            batches = None if only is None else {(int(call), int(batch)) for call, batch in only}
+            return ledger.purge_run(sink, seal, dry_run=dry_run, only=batches).to_json()
     except (AgentError, sinks.SinkError, OSError) as exc:
         text = scrubber.text(str(exc))
         failure = ledger.PurgeFailure("", 0, 0, f"cannot purge through connection {snapshot.id}: {text}")

@@ -235,8 +235,10 @@ class PurgeRepository:
         again: bool = False,
     ) -> bool:
         """Take the purge of the run: True when this holder now has it (a new row, or one that is
-        not DONE and whose lease or retry time has passed; with ``again``, a purge asked for, any
-        that is not under way); False when it is DONE (without ``again``) or another holds it."""
+        not DONE and whose lease or retry time has passed; with ``again``, a purge asked for, a
+        FAILED one without waiting for its retry time); False when it is DONE (with ``again`` too:
+        what a DONE purge removed may be another run's since, a replay's into the same targets) or
+        another holds it."""
         values = {
             "run_id": run_id,
             "scenario_id": scenario_id,
@@ -258,8 +260,12 @@ class PurgeRepository:
             )
             if inserted.scalar_one_or_none() is not None:
                 return True
-            if again:  # anything but a purge under way (its lease not passed)
-                conditions = [_p.run_id == run_id, or_(_p.state != RUNNING, _p.lease_expires_at <= at)]
+            if again:  # not DONE, and not a purge under way (its lease not passed)
+                conditions = [
+                    _p.run_id == run_id,
+                    _p.state != DONE,
+                    or_(_p.state != RUNNING, _p.lease_expires_at <= at),
+                ]
             else:  # not DONE, and a FAILED one once its retry time came
                 conditions = [_p.run_id == run_id, _p.state != DONE, _p.lease_expires_at <= at]
             taken = await conn.execute(

@@ -14,6 +14,11 @@ not ask back) is skipped and listed with why; its entry stays.
 So is an entry whose MAC does not verify (see `LedgerSeal`): Seedbed did not write it for this run,
 and nothing is deleted on its word; it is left in place for someone to look at.
 
+A replay signs its ledger entries for the run it replays: the original and its replays share one
+ledger identity, and the ledger cannot tell whose an entry is. The coordinator can (which run
+APPLIED which batch): with `only`, the purge acts on those (call, batch) pairs alone, and lists the
+other entries once per table as another run's (the original or a replay), not as failures.
+
 A failure (a foreign key from rows the purge does not delete) stops the purge: the batches purged
 before it stay committed, and purging again resumes where it stopped.
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,9 +131,12 @@ class _Unpurgeable:
     undecodable: str | None = None
 
 
-def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSummary:
+def purge_run(
+    sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool, only: Collection[tuple[int, int]] | None = None
+) -> PurgeSummary:
     """Delete (or with `dry_run` count) what run `seal.run_key` inserted into this target, by the
-    ledger entries whose MAC `seal` verifies."""
+    ledger entries whose MAC `seal` verifies; with `only`, of those the (call, batch) pairs it
+    names (the batches the run being purged applied), the others listed once per table."""
     run_key = seal.run_key
     ledger: LedgerTable
     keys: TableKeys
@@ -147,7 +156,12 @@ def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSu
     reasons = _Reasons(keys)
     upserts = PostgresUpserts(sink) if isinstance(sink, PostgresSink) else SqlAlchemyUpserts(sink)
     simulated: dict[tuple[str, str], str | None] = {}  # a dry run's upserted rows, as it would leave them
+    allowed = None if only is None else set(only)
+    others: dict[str, list[RecordedBatch]] = {}  # per table, entries another run of the identity wrote
     for entry in history:
+        if allowed is not None and (entry.call, entry.batch) not in allowed:
+            others.setdefault(entry.target, []).append(entry)
+            continue
         body = functools.partial(
             _purge_batch,
             ledger=ledger,
@@ -190,6 +204,19 @@ def purge_run(sink: SqlSink[Any], seal: LedgerSeal, *, dry_run: bool) -> PurgeSu
                 ChangedRow(done.table, entry.call, entry.batch, key, reason)
                 for key, reason in done.upsert.listed
             )
+    for target, entries in others.items():
+        first = entries[0]
+        count = len(entries)
+        summary.skipped.append(
+            SkippedBatch(
+                first.operation,
+                target,
+                first.call,
+                first.batch,
+                f"{count} batch{'es' if count != 1 else ''} written by another run of the same data set "
+                "(the original or a replay): purge that run",
+            )
+        )
     return summary
 
 
