@@ -129,9 +129,9 @@ def _assert_the_page_carried_on(
         ticks = _ticks(shown, attempt)
         assert ticks == list(range(1, len(ticks) + 1)), (attempt, ticks)
     assert _ticks(shown, run.attempts[-1].number) == list(range(1, TICKS + 1))
-    # What went wrong in the page is the coordinator's absence (a stream cut by a crash, requests
-    # refused until it was back), nothing else.
-    absent = re.compile(r"net::(ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED_ENCODING) ")
+    # What went wrong in the page is the coordinator's absence (a stream cut or a request reset by
+    # the crash, requests refused until it was back), nothing else.
+    absent = re.compile(r"net::(ERR_CONNECTION_(REFUSED|RESET)|ERR_INCOMPLETE_CHUNKED_ENCODING) ")
     errors = errors_of(page)
     assert all(absent.search(e) for e in errors.console_errors), errors.console_errors
 

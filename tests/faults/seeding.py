@@ -29,6 +29,7 @@ import psycopg.errors
 from seedbed.api.v1 import connection_pb2, run_pb2, scenario_pb2
 from seedbed.client import Client, LogEvent
 from seedbed.worker.settings import worker_settings
+from seedbed.worker.sinks import connection_folder
 from tests.conftest import ROOT, eventually
 from tests.faults.proxy import TcpProxy
 from tests.faults.rest_target import RestTarget
@@ -250,7 +251,7 @@ class SeedingHarness:
             if rest_path is not None:
                 rows = self.api.rows(rest_path)
                 assert len(rows) == 20 and len({r["id"] for r in rows}) == 20, len(rows)
-            artifact = worker_settings().artifacts_dir / run.id / f"{ns}-orders.jsonl"
+            artifact = artifacts_of(run.id) / f"{ns}-orders.jsonl"
             lines = artifact.read_text().splitlines()
             assert len(lines) == 2 * customers and len({json.loads(x)["id"] for x in lines}) == len(lines)
         eventually(lambda: not self.containers(run.id), timeout=30, interval=0.2)
@@ -269,7 +270,7 @@ class SeedingHarness:
             ids = [r["id"] for r in self.api.rows(rest_path)]
             duplicated += len(ids) - len(set(ids))
             lost += max(0, 20 - len(set(ids)))
-        artifact = worker_settings().artifacts_dir / run.id / f"{ns}-orders.jsonl"
+        artifact = artifacts_of(run.id) / f"{ns}-orders.jsonl"
         ids = (
             [json.loads(line)["id"] for line in artifact.read_text().splitlines()]
             if artifact.exists()
@@ -288,7 +289,8 @@ class SeedingHarness:
 
 
 def artifacts_of(run_id: str) -> Path:
-    return worker_settings().artifacts_dir / run_id
+    """Where the run's `conn_files` connection wrote (each file connection has a folder of its own)."""
+    return connection_folder(worker_settings().artifacts_dir / run_id, "conn_files")
 
 
 def settle(seconds: float) -> None:

@@ -467,7 +467,7 @@ def test_rest_requests_and_file_writes_are_spans(tmp_path: Path) -> None:
     (file_span,) = [s for s in spans if s.parent_span_id == write.span_id]
     assert file_span.name == "write people.csv"
     assert attributes(file_span)["file.name"] == "people.csv" and attributes(file_span)["seedbed.rows"] == 3
-    assert (tmp_path / "people.csv").exists()
+    assert (tmp_path / "conn_files" / "people.csv").exists()  # the connection's own folder
 
 
 # -- targets that echo the secret ------------------------------------------------------------------------
