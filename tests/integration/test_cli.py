@@ -138,5 +138,6 @@ def test_server_command_serves_and_reports_an_unreachable_engine(tmp_path: Path)
         assert "INFRASTRUCTURE" in result.stderr and "unreachable" in result.stderr
     finally:
         server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
+        rest = server.communicate(timeout=60)[1]
+    assert server.returncode == 0, rest[-4000:]
     assert (tmp_path / "seedbed.db").exists()
