@@ -160,7 +160,21 @@ def purge_run(
     others: dict[str, list[RecordedBatch]] = {}  # per table, entries another run of the identity wrote
     for entry in history:
         if allowed is not None and (entry.call, entry.batch) not in allowed:
-            others.setdefault(entry.target, []).append(entry)
+            # Another run's only when Seedbed wrote it: a forged or edited entry is listed as such.
+            try:
+                forged = sink.transact(
+                    functools.partial(_seal_problem, ledger=ledger, seal=seal, entry=entry), operation="purge"
+                )
+            except TargetError as exc:
+                summary.failure = PurgeFailure(entry.target, entry.call, entry.batch, str(exc))
+                break
+            if forged is not None:
+                reason = _forged(forged)
+                summary.skipped.append(
+                    SkippedBatch(entry.operation, entry.target, entry.call, entry.batch, reason)
+                )
+            else:
+                others.setdefault(entry.target, []).append(entry)
             continue
         body = functools.partial(
             _purge_batch,
@@ -226,6 +240,13 @@ class _Purged:
     deleted: int
     recorded: int
     upsert: UpsertUndone | None = None
+
+
+def _seal_problem(conn: Any, *, ledger: LedgerTable, seal: LedgerSeal, entry: RecordedBatch) -> str | None:
+    """What is wrong with `entry`'s ledger row (see `LedgerSeal.problem`); None when Seedbed wrote it
+    for this run, or it is gone."""
+    found = ledger.entry_of(conn, seal.run_key, entry.call, entry.batch)
+    return None if found is None else seal.problem(found)
 
 
 def _purge_batch(
